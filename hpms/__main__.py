@@ -1,0 +1,3 @@
+from hpms.cli import main
+
+main()

@@ -1,0 +1,110 @@
+"""The `hpms` command: registers the command groups and turns errors into exit codes.
+
+Start-up budget: nothing here (or in the command modules' top level) imports sqlmodel,
+sqlalchemy, textual, pendulum or tablib; tests/cli/test_import_hygiene.py checks it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from hpms import __version__
+from hpms.errors import ExitCode, HpmsError
+
+
+class HpmsGroup(TyperGroup):
+    """Root group: one line on stderr and the documented exit code for every error."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HpmsError as exc:
+            if _debug(ctx):
+                raise
+            typer.echo(f"hpms: error: {exc}", err=True)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            typer.echo("hpms: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if _debug(ctx) or type(exc).__module__.startswith(("click", "typer")):
+                raise
+            typer.echo(f"hpms: internal error: {type(exc).__name__}: {_short(exc)} "
+                       "(rerun with --debug for the traceback)", err=True)
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _debug(ctx: typer.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("debug"))
+
+
+app = typer.Typer(
+    cls=HpmsGroup,
+    name="hpms",
+    help="hpms: practice management for outpatient clinics, from the terminal.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hpms {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (never local variables).")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """hpms: practice management for outpatient clinics, from the terminal.
+
+    Start with `hpms init` (or `hpms demo` for a demo clinic), then see `hpms patients --help`.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    from hpms.commands import audit, config, coverage, db, demo, init, keys, locations, patients, payers, users
+
+    init.register(app)
+    demo.register(app)
+    users.register_whoami(app)
+    app.add_typer(config.app, name="config")
+    app.add_typer(db.app, name="db")
+    app.add_typer(locations.app, name="locations")
+    app.add_typer(users.app, name="users")
+    app.add_typer(patients.app, name="patients")
+    app.add_typer(payers.app, name="payers")
+    app.add_typer(coverage.app, name="coverage")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(keys.app, name="keys")
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="hpms")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

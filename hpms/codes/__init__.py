@@ -1,0 +1,1 @@
+"""Code sets and identifier validators."""

@@ -1,0 +1,119 @@
+"""Shared CLI pieces: option aliases, the service context, output (JSON / table / plain),
+and confirmation of destructive commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
+
+
+def settings():
+    from hpms.config import load_settings
+
+    return load_settings()
+
+
+@contextmanager
+def service_context(*, readonly: bool = False) -> Iterator[Any]:
+    """One transaction as the authenticated user (see hpms.services.context.open_context)."""
+    from hpms.services.context import open_context  # deferred: sqlmodel costs ~400 ms to import
+
+    with open_context(settings(), readonly=readonly) as ctx:
+        yield ctx
+
+
+def to_jsonable(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, dt.datetime):
+        return obj.isoformat()
+    if isinstance(obj, dt.date):
+        return obj.isoformat()
+    if isinstance(obj, decimal.Decimal):
+        return f"{obj:.2f}"
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def info(message: str) -> None:
+    """Talk for humans: stderr, so stdout stays data."""
+    sys.stderr.write(message + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cell(v) for v in value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def emit_table(rows: Sequence[Any], columns: Sequence[tuple[str, str]], *, as_json: bool,
+               title: str | None = None) -> None:
+    """A list: JSON array, a rich table on a TTY, or tab-separated lines (with a header)."""
+    if as_json:
+        print_json(list(rows))
+        return
+    data = [to_jsonable(r) for r in rows]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for _, label in columns:
+            table.add_column(label)
+        for r in data:
+            table.add_row(*(_cell(r.get(key)) for key, _ in columns))
+        Console().print(table)
+        if not data:
+            info("(none)")
+        return
+    sys.stdout.write("\t".join(label for _, label in columns) + "\n")
+    for r in data:
+        sys.stdout.write("\t".join(_cell(r.get(key)).replace("\t", " ") for key, _ in columns) + "\n")
+
+
+def emit_object(obj: Any, *, as_json: bool, fields: Sequence[str] | None = None) -> None:
+    """One object: JSON, or `key: value` lines."""
+    if as_json:
+        print_json(obj)
+        return
+    data = to_jsonable(obj)
+    keys = fields or list(data)
+    width = max((len(k) for k in keys), default=0)
+    for k in keys:
+        sys.stdout.write(f"{k.ljust(width)}  {_cell(data.get(k))}\n")
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Go on when --yes was given or a TTY user agrees; never prompt without a TTY."""
+    if yes:
+        return
+    from hpms.errors import UsageError
+
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        if typer.confirm(question, default=False):
+            return
+        raise UsageError("cancelled")
+    raise UsageError(f"{question.rstrip('?')} refused without --yes", hint="add --yes to confirm")

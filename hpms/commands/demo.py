@@ -1,0 +1,57 @@
+"""`hpms demo`: build a demo practice with synthetic patients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hpms.commands._common import JsonOpt, emit_object, info
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    home: Annotated[Path | None, typer.Option("--home", help="Build it in this directory instead of HPMS_HOME.")] = None,
+    patients: Annotated[int, typer.Option("--patients", min=1, max=100000, help="How many synthetic patients.")] = 300,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed builds the same clinic).")] = 2026,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a demo clinic: 2 locations, staff of every role, payers and synthetic patients.
+
+    Runs `hpms init` first when needed; rerunning it on a demo database changes nothing.
+
+    Example: hpms demo --home /tmp/demo-clinic
+    """
+    from hpms.config import load_settings
+    from hpms.services import demo as demo_service  # deferred: sqlmodel
+
+    cfg = load_settings(home=home)
+    result = demo_service.build(cfg, patient_count=patients, seed=seed, progress=_progress())
+    if as_json:
+        emit_object(result, as_json=True)
+        return
+    prefix = f"HPMS_HOME={cfg.home} " if home else ""
+    if result["created"]:
+        info(f"demo clinic {result['organization']!r} built in {result['database']}: "
+             f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "
+             f"{result['patients']} patients")
+    else:
+        info(f"demo clinic {result['organization']!r} already present in {result['database']}")
+    info("try next:")
+    for cmd in ("hpms patients list --limit 10", "hpms patients search smi", "hpms patients duplicates",
+                "hpms coverage list 0100001", "hpms audit log --limit 5", "hpms audit verify"):
+        info(f"  {prefix}{cmd}")
+
+
+def _progress():
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    from hpms.commands._progress import RichProgress
+
+    return RichProgress("building demo clinic")

@@ -1,0 +1,131 @@
+"""Effective settings: environment first, then the config file, then defaults.
+
+Kept free of heavy imports: every CLI start reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_HOME = "HPMS_HOME"
+ENV_DATABASE_URL = "HPMS_DATABASE_URL"
+ENV_CONFIG = "HPMS_CONFIG"
+ENV_KEY = "HPMS_KEY"
+ENV_KEY_FILE = "HPMS_KEY_FILE"
+ENV_USER = "HPMS_USER"
+ENV_TOKEN = "HPMS_TOKEN"
+
+CONFIG_KEYS = ("database_url", "key_file", "default_location")
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hpms", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    config_file: Path
+    config_file_exists: bool
+    key_file: Path
+    key_from_env: bool
+    default_location: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        path = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+        return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
+
+    def public_dict(self) -> dict[str, object]:
+        """Settings as shown by `hpms config show`: never a password or a key."""
+        return {
+            "home": str(self.home),
+            "database_url": redact_url(self.database_url),
+            "backend": "sqlite" if self.is_sqlite else "postgresql",
+            "config_file": str(self.config_file),
+            "config_file_exists": self.config_file_exists,
+            "key_source": "environment (HPMS_KEY)" if self.key_from_env else str(self.key_file),
+            "default_location": self.default_location,
+            "sources": dict(self.sources),
+        }
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def load_settings(env: dict[str, str] | None = None, home: Path | str | None = None) -> Settings:
+    """Resolve the settings; `home` (from `--home`) beats HPMS_HOME."""
+    from hpms.errors import UsageError
+
+    env = dict(os.environ if env is None else env)
+    sources: dict[str, str] = {}
+    if home is not None:
+        home_path, sources["home"] = Path(home), "option --home"
+    elif env.get(ENV_HOME):
+        home_path, sources["home"] = Path(env[ENV_HOME]), ENV_HOME
+    else:
+        home_path, sources["home"] = default_home(), "default"
+    home_path = home_path.expanduser()
+
+    if env.get(ENV_CONFIG):
+        config_file = Path(env[ENV_CONFIG]).expanduser()
+    else:
+        config_file = home_path / "config.toml"
+    file_values: dict[str, object] = {}
+    if config_file.is_file():
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"config file {config_file}: {exc}") from None
+        unknown = sorted(set(file_values) - set(CONFIG_KEYS))
+        if unknown:
+            raise UsageError(f"config file {config_file}: unknown setting {unknown[0]!r}")
+
+    def pick(name: str, env_name: str | None, default: str | None) -> str | None:
+        if env_name and env.get(env_name):
+            sources[name] = env_name
+            return env[env_name]
+        if name in file_values:
+            sources[name] = str(config_file)
+            return str(file_values[name])
+        sources[name] = "default"
+        return default
+
+    db_default = f"sqlite:///{home_path / 'hpms.db'}"
+    database_url = pick("database_url", ENV_DATABASE_URL, db_default) or db_default
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    key_file = Path(pick("key_file", ENV_KEY_FILE, str(home_path / "hpms.key")) or "").expanduser()
+    default_location = pick("default_location", None, None)
+    return Settings(
+        home=home_path,
+        database_url=database_url,
+        config_file=config_file,
+        config_file_exists=config_file.is_file(),
+        key_file=key_file,
+        key_from_env=bool(env.get(ENV_KEY)),
+        default_location=default_location,
+        sources=sources,
+    )

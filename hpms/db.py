@@ -1,0 +1,197 @@
+"""Engines, sessions and schema state for SQLite (WAL) and PostgreSQL.
+
+SQLite writers are serialized with BEGIN IMMEDIATE (the SQLAlchemy recipe for pysqlite) so
+that a check-then-insert inside one transaction cannot race another process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hpms.config import Settings, redact_url
+from hpms.errors import DatabaseUnavailable, NotInitializedError, SchemaMismatch
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BUSY_TIMEOUT_MS = 10_000
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware UTC datetime is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQLite text
+            value = dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def known_revisions() -> list[str]:
+    """Revision ids shipped with this code, oldest first (file names start with the id)."""
+    revs = sorted(
+        p.name.split("_", 1)[0]
+        for p in (MIGRATIONS_DIR / "versions").glob("*.py")
+        if re.match(r"\d{4}_", p.name)
+    )
+    return revs
+
+
+def head_revision() -> str:
+    return known_revisions()[-1]
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _sqlite_listeners(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every test
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below be the only one
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("hpms_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """A new engine for `url` with the hpms connection settings."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        _sqlite_listeners(engine)
+    else:
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+        )
+    return engine
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The cached engine of these settings; refuses a SQLite file that does not exist yet."""
+    url = settings.database_url
+    path = settings.sqlite_path
+    if path is not None and not path.exists():
+        raise NotInitializedError(f"no hpms database at {path}", hint="run `hpms init` first")
+    if url not in _engines:
+        _engines[url] = make_engine(url)
+    return _engines[url]
+
+
+def dispose_engines() -> None:
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
+def connect_error(url: str, exc: Exception) -> DatabaseUnavailable:
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    return DatabaseUnavailable(f"cannot connect to database {redact_url(url)}: {reason}")
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def check_schema(engine: Engine) -> str:
+    """Refuse a database that is not initialized, older or newer than this code."""
+    try:
+        with engine.connect() as conn:
+            rev = current_revision(conn)
+    except sa.exc.OperationalError as exc:
+        raise connect_error(str(engine.url), exc) from None
+    head = head_revision()
+    if rev is None:
+        raise NotInitializedError(
+            f"database {redact_url(engine.url.render_as_string(hide_password=True))} has no hpms schema",
+            hint="run `hpms init` first",
+        )
+    if rev == head:
+        return rev
+    if rev in known_revisions():
+        raise SchemaMismatch(
+            f"database schema {rev} is older than this hpms ({head})", hint="run `hpms db upgrade`"
+        )
+    raise SchemaMismatch(
+        f"database schema {rev} is newer than this hpms knows (head {head})",
+        hint="upgrade hpms before using this database",
+    )
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Upgrade the schema; returns (before, after). Refuses a schema newer than the code."""
+    from alembic import command
+
+    try:
+        with engine.connect() as conn:
+            before = current_revision(conn)
+    except sa.exc.OperationalError as exc:
+        raise connect_error(str(engine.url), exc) from None
+    if before is not None and before not in known_revisions():
+        raise SchemaMismatch(
+            f"database schema {before} is newer than this hpms knows (head {head_revision()})",
+            hint="upgrade hpms before using this database",
+        )
+    command.upgrade(_alembic_config(engine), revision)
+    return before, head_revision() if revision == "head" else revision
+
+
+@contextmanager
+def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception."""
+    bind = engine.execution_options(hpms_readonly=True) if readonly else engine
+    try:
+        session = Session(bind, expire_on_commit=False)
+    except sa.exc.OperationalError as exc:  # pragma: no cover
+        raise connect_error(str(engine.url), exc) from None
+    try:
+        yield session
+        session.commit()
+    except sa.exc.OperationalError as exc:
+        session.rollback()
+        if "could not connect" in str(exc) or "Connection refused" in str(exc):
+            raise connect_error(str(engine.url), exc) from None
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,26 @@
+"""Shared column helpers: aware UTC datetimes and the organization key every table carries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlmodel import Field
+
+from hpms.db import UTCDateTime
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def UTCField(*, nullable: bool = False, index: bool = False, default: Any = None, **kw: Any) -> Any:
+    if default is None and not nullable:
+        kw["default_factory"] = utcnow
+    else:
+        kw["default"] = default
+    return Field(sa_type=UTCDateTime, nullable=nullable, index=index, **kw)
+
+
+def OrgField() -> Any:
+    return Field(foreign_key="organization.id", index=True)

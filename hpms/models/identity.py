@@ -1,0 +1,49 @@
+"""Users, their roles and service-account tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hpms.models.base import OrgField, UTCField
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "hpms_user"
+    __table_args__ = (sa.UniqueConstraint("username", name="uq_user_username"),)
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField()
+    username: str = Field(max_length=64)
+    full_name: str | None = Field(default=None, max_length=200)
+    disabled: bool = False
+    token_hash: str | None = Field(default=None, max_length=200)
+    token_created_at: dt.datetime | None = UTCField(nullable=True)
+    created_at: dt.datetime = UTCField()
+
+
+class UserRole(SQLModel, table=True):
+    __tablename__ = "user_role"
+    user_id: int = Field(foreign_key="hpms_user.id", primary_key=True)
+    role: str = Field(max_length=32, primary_key=True)
+
+
+class UserOut(SQLModel):
+    id: int
+    username: str
+    full_name: str | None
+    roles: list[str]
+    disabled: bool
+    has_token: bool
+    created_at: dt.datetime
+
+
+class Actor(SQLModel):
+    """The user a service call runs as."""
+
+    user_id: int
+    username: str
+    org_id: int
+    roles: frozenset[str]
+    auth_method: str = "os"

@@ -1,0 +1,52 @@
+"""Organization (the practice) and its locations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from hpms.models.base import OrgField, UTCField
+
+
+class Organization(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    is_demo: bool = False
+    created_at: dt.datetime = UTCField()
+
+
+class LocationBase(SQLModel):
+    name: str = Field(max_length=200)
+    address_line1: str | None = Field(default=None, max_length=200)
+    address_line2: str | None = Field(default=None, max_length=200)
+    city: str | None = Field(default=None, max_length=100)
+    state: str | None = Field(default=None, max_length=50)
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str | None = Field(default=None, max_length=2)
+    tz: str = Field(max_length=64)
+    phone: str | None = Field(default=None, max_length=32)
+    npi: str | None = Field(default=None, max_length=10)
+
+
+class Location(LocationBase, table=True):
+    __tablename__ = "location"
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField()
+    created_at: dt.datetime = UTCField()
+
+
+class LocationCreate(LocationBase):
+    pass
+
+
+class LocationOut(LocationBase):
+    id: int
+    created_at: dt.datetime
+
+
+class OrganizationOut(SQLModel):
+    id: int
+    name: str
+    is_demo: bool
+    created_at: dt.datetime

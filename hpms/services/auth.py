@@ -1,0 +1,86 @@
+"""Who is acting: the OS login mapped to an hpms user, or HPMS_USER + HPMS_TOKEN.
+
+Unknown or disabled users are refused before any other data is read.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import sqlalchemy as sa
+
+from hpms.errors import AuthError
+from hpms.models import Actor, User, UserRole
+
+
+def os_login() -> str:
+    """The login name of the effective OS user (not spoofable through $USER)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # pragma: no cover - non-POSIX
+        import getpass
+
+        return getpass.getuser()
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+def hash_token(token: str) -> str:
+    return _hasher().hash(token)
+
+
+def new_token(username: str) -> str:
+    return f"hpms_{secrets.token_urlsafe(32)}"
+
+
+def verify_token(token_hash: str | None, token: str) -> bool:
+    if not token_hash:
+        return False
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return _hasher().verify(token_hash, token)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
+    """The actor for `username`; AuthError when unknown or disabled."""
+    user = session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise AuthError(
+            f"unknown hpms user {username!r}",
+            hint=f"an admin can add it with `hpms users add {username} --role ROLE`",
+        )
+    if user.disabled:
+        raise AuthError(f"hpms user {username!r} is disabled")
+    roles = session.scalars(sa.select(UserRole.role).where(UserRole.user_id == user.id)).all()
+    return Actor(user_id=user.id, username=user.username, org_id=user.org_id,
+                 roles=frozenset(roles), auth_method=auth_method)
+
+
+def authenticate(session, env: dict[str, str] | None = None) -> Actor:
+    """Resolve the acting user from the environment; AuthError on any doubt."""
+    env = os.environ if env is None else env
+    login = os_login()
+    username = env.get("HPMS_USER") or login
+    token = env.get("HPMS_TOKEN")
+    if token:
+        user = session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None or user.disabled or not verify_token(user.token_hash, token):
+            # One message for all three: do not reveal which user names exist.
+            raise AuthError(f"authentication failed for hpms user {username!r}")
+        return load_actor(session, username, auth_method="token")
+    if username != login:
+        raise AuthError(
+            f"HPMS_USER={username} is not the OS login {login!r}",
+            hint="set HPMS_TOKEN to a token from `hpms users token NAME`",
+        )
+    return load_actor(session, username, auth_method="os")

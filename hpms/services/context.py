@@ -1,0 +1,65 @@
+"""The context a service call runs in: session, acting user, clock, settings, crypto."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from hpms.config import Settings, load_settings
+from hpms.models import Actor
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Ctx:
+    session: object
+    actor: Actor
+    settings: Settings
+    clock: Callable[[], dt.datetime] = system_clock
+    _crypto: object | None = field(default=None, repr=False)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def org_id(self) -> int:
+        return self.actor.org_id
+
+    @property
+    def crypto(self):
+        """Field encryption, loaded on first use (only commands that need the key pay for it)."""
+        if self._crypto is None:
+            from hpms.services.crypto import FieldCrypto, load_keyring
+
+            self._crypto = FieldCrypto(load_keyring(self.settings))
+        return self._crypto
+
+
+@contextmanager
+def open_context(
+    settings: Settings | None = None, *, readonly: bool = False,
+    clock: Callable[[], dt.datetime] = system_clock, env: dict[str, str] | None = None,
+) -> Iterator[Ctx]:
+    """One transaction as the authenticated user: checks the schema, authenticates before
+    reading anything else, commits on success and rolls back on error."""
+    from hpms.db import check_schema, get_engine, session_scope
+    from hpms.services.auth import authenticate
+
+    settings = settings or load_settings()
+    engine = get_engine(settings)
+    check_schema(engine)
+    with session_scope(engine, readonly=readonly) as session:
+        actor = authenticate(session, env)
+        yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
+
+
+def context_for(session, settings: Settings, username: str, *, clock=system_clock) -> Ctx:
+    """A context for a known user name (tests, the TUI after it authenticated once)."""
+    from hpms.services.auth import load_actor
+
+    return Ctx(session=session, actor=load_actor(session, username), settings=settings, clock=clock)

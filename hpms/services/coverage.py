@@ -1,0 +1,167 @@
+"""Payers (insurance companies) and patients' insurance coverage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import sqlalchemy as sa
+
+from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.models import Coverage, CoverageOut, Payer, PayerOut
+from hpms.models.patients import PRIORITIES, RELATIONSHIPS
+from hpms.services import audit, validation as v
+from hpms.services.patients import find as find_patient
+from hpms.services.permissions import require
+
+
+def add_payer(ctx, *, name: str, payer_id: str, address_line1: str | None = None,
+              address_line2: str | None = None, city: str | None = None, state: str | None = None,
+              postal_code: str | None = None, phone: str | None = None) -> PayerOut:
+    """Add a payer. Raises ValidationError, ConflictError (payer id taken), PermissionDenied."""
+    require(ctx.actor, "payer.write")
+    name = v.require_text("--name", name, 200)
+    code = v.require_text("--payer-id", payer_id, 80)
+    if not re.fullmatch(r"[A-Za-z0-9]{2,80}", code):
+        raise ValidationError("--payer-id", f"{code!r} is not an X12 payer id (2-80 letters or digits)")
+    if ctx.session.execute(sa.select(Payer.id).where(Payer.org_id == ctx.org_id, Payer.payer_id == code)).first():
+        raise ConflictError(f"--payer-id: a payer with id {code!r} already exists")
+    payer = Payer(
+        org_id=ctx.org_id, name=name, payer_id=code,
+        address_line1=v.optional_text("--address-line1", address_line1),
+        address_line2=v.optional_text("--address-line2", address_line2),
+        city=v.optional_text("--city", city, 100), state=v.optional_text("--state", state, 50),
+        postal_code=v.optional_text("--postal-code", postal_code, 20),
+        phone=v.parse_phone("--phone", phone),
+    )
+    ctx.session.add(payer)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("create", "payer", payer.id, fields=["name", "payer_id"]))
+    return PayerOut.model_validate(payer, from_attributes=True)
+
+
+def list_payers(ctx) -> list[PayerOut]:
+    require(ctx.actor, "payer.read")
+    rows = ctx.session.scalars(sa.select(Payer).where(Payer.org_id == ctx.org_id).order_by(Payer.name))
+    return [PayerOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+def find_payer(ctx, ref: str | int) -> Payer:
+    """A payer by X12 payer id, internal id or exact name. Raises NotFoundError."""
+    text = str(ref).strip()
+    s = ctx.session
+    row = s.execute(sa.select(Payer).where(Payer.org_id == ctx.org_id, Payer.payer_id == text)).scalar_one_or_none()
+    if row is None and text.isdigit():
+        row = s.get(Payer, int(text))
+        row = row if row is not None and row.org_id == ctx.org_id else None
+    if row is None:
+        row = s.execute(sa.select(Payer).where(Payer.org_id == ctx.org_id,
+                                               sa.func.lower(Payer.name) == text.lower())).scalars().first()
+    if row is None:
+        raise NotFoundError(f"no payer {text!r}", hint="see `hpms payers list`")
+    return row
+
+
+def show_payer(ctx, ref: str | int) -> PayerOut:
+    require(ctx.actor, "payer.read")
+    return PayerOut.model_validate(find_payer(ctx, ref), from_attributes=True)
+
+
+def _out(ctx, c: Coverage, payer: Payer) -> CoverageOut:
+    return CoverageOut(
+        id=c.id, patient_id=c.patient_id, payer_id=payer.id, payer_name=payer.name, payer_code=payer.payer_id,
+        member_id=ctx.crypto.decrypt(c.member_id_enc, "member_id"), group_number=c.group_number,
+        relationship=c.relationship, subscriber_first_name=c.subscriber_first_name,
+        subscriber_last_name=c.subscriber_last_name, subscriber_dob=c.subscriber_dob, priority=c.priority,
+        valid_from=c.valid_from, valid_to=c.valid_to, active=c.active, created_at=c.created_at,
+    )
+
+
+def _overlaps(a_from, a_to, b_from, b_to) -> bool:
+    lo, hi = dt.date.min, dt.date.max
+    return (a_from or lo) <= (b_to or hi) and (b_from or lo) <= (a_to or hi)
+
+
+def add_coverage(ctx, *, patient: str | int, payer: str | int, member_id: str, group_number: str | None = None,
+                 relationship: str = "self", subscriber: str | None = None, subscriber_dob: str | None = None,
+                 priority: str = "primary", valid_from: str | dt.date | None = None,
+                 valid_to: str | dt.date | None = None) -> CoverageOut:
+    """Add an insurance coverage to a patient. The member id is stored encrypted.
+    Raises ValidationError, NotFoundError, ConflictError (same priority overlapping)."""
+    require(ctx.actor, "coverage.write")
+    member = v.require_text("--member-id", member_id, 80)
+    if not re.fullmatch(r"[A-Za-z0-9-]{2,80}", member):
+        raise ValidationError("--member-id", "must be 2-80 letters, digits or '-'")
+    relationship = v.parse_choice("--relationship", relationship, RELATIONSHIPS) or "self"
+    priority = v.parse_choice("--priority", priority, PRIORITIES) or "primary"
+    start = v.parse_date("--from", valid_from)
+    end = v.parse_date("--to", valid_to)
+    if start and end and end < start:
+        raise ValidationError("--to", f"{end} is before --from {start}")
+    group = v.optional_text("--group", group_number, 50)
+    sub_first = sub_last = None
+    sub_dob = None
+    if relationship != "self":
+        name = v.require_text("--subscriber", subscriber, 200)
+        if "," in name:
+            sub_last, _, sub_first = (x.strip() for x in name.partition(","))
+        else:
+            *firsts, sub_last = name.split()
+            sub_first = " ".join(firsts) or None
+        sub_dob = v.parse_dob("--subscriber-dob", subscriber_dob, today=ctx.now().date()) if subscriber_dob else None
+    elif subscriber:
+        raise ValidationError("--subscriber", "only for --relationship spouse, child or other")
+    pat = find_patient(ctx, patient)
+    pay = find_payer(ctx, payer)
+    existing = ctx.session.scalars(sa.select(Coverage).where(
+        Coverage.patient_id == pat.id, Coverage.priority == priority, Coverage.active.is_(True)))
+    for c in existing:
+        if _overlaps(c.valid_from, c.valid_to, start, end):
+            raise ConflictError(f"--priority: patient {pat.mrn} already has {priority} coverage {c.id} for these dates",
+                                hint=f"end it with `hpms coverage end {c.id} --on DATE`")
+    cov = Coverage(
+        org_id=ctx.org_id, patient_id=pat.id, payer_id=pay.id,
+        member_id_enc=ctx.crypto.encrypt(member, "member_id"),
+        member_id_bidx=ctx.crypto.blind_index(member, "member_id"),
+        group_number=group, relationship=relationship, subscriber_first_name=sub_first,
+        subscriber_last_name=sub_last, subscriber_dob=sub_dob, priority=priority,
+        valid_from=start, valid_to=end, created_at=ctx.now(),
+    )
+    ctx.session.add(cov)
+    ctx.session.flush()
+    fields = ["payer_id", "member_id", "relationship", "priority"] + [
+        f for f, val in (("group_number", group), ("subscriber", sub_last), ("valid_from", start), ("valid_to", end)) if val]
+    audit.record(ctx, audit.Event("create", "coverage", cov.id, patient_id=pat.id, fields=fields))
+    return _out(ctx, cov, pay)
+
+
+def list_coverage(ctx, patient: str | int, *, include_inactive: bool = False) -> list[CoverageOut]:
+    """A patient's coverages by priority. Raises NotFoundError, PermissionDenied."""
+    require(ctx.actor, "coverage.read")
+    pat = find_patient(ctx, patient, include_merged=True)
+    stmt = sa.select(Coverage, Payer).join(Payer, Payer.id == Coverage.payer_id).where(Coverage.patient_id == pat.id)
+    if not include_inactive:
+        stmt = stmt.where(Coverage.active.is_(True))
+    order = sa.case({p: i for i, p in enumerate(PRIORITIES)}, value=Coverage.priority)
+    rows = ctx.session.execute(stmt.order_by(order, Coverage.id)).all()
+    audit.record(ctx, audit.Event("read", "coverage", patient_id=pat.id,
+                                  fields=["payer_id", "member_id", "group_number", "subscriber", "priority"],
+                                  detail=f"{len(rows)} coverage(s)"))
+    return [_out(ctx, c, p) for c, p in rows]
+
+
+def end_coverage(ctx, coverage_id: int, *, on: str | dt.date | None = None) -> CoverageOut:
+    """End a coverage on a date (default today); it stays on file. Raises NotFoundError."""
+    require(ctx.actor, "coverage.write")
+    cov = ctx.session.get(Coverage, coverage_id)
+    if cov is None or cov.org_id != ctx.org_id:
+        raise NotFoundError(f"no coverage {coverage_id}")
+    end = v.parse_date("--on", on) or ctx.now().date()
+    if cov.valid_from and end < cov.valid_from:
+        raise ValidationError("--on", f"{end} is before the coverage starts ({cov.valid_from})")
+    cov.valid_to = end
+    if end <= ctx.now().date():
+        cov.active = False
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("update", "coverage", cov.id, patient_id=cov.patient_id, fields=["valid_to", "active"]))
+    return _out(ctx, cov, ctx.session.get(Payer, cov.payer_id))

@@ -1,0 +1,153 @@
+"""Field-level encryption (AES-GCM) and HMAC blind indexes for exact-match search.
+
+The key ring lives in a 0600 JSON file in HPMS_HOME (or one key in HPMS_KEY). Each
+ciphertext and blind index carries the id of the key that made it, so a rotation that
+stopped half-way leaves every value readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpms.errors import EncryptionKeyError
+
+KEY_BYTES = 32
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def decode_key(text: str, source: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode())
+    except (ValueError, TypeError):
+        raise EncryptionKeyError(f"{source}: not a base64 key") from None
+    if len(key) != KEY_BYTES:
+        raise EncryptionKeyError(f"{source}: key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"hpms-key-id" + key).hexdigest()[:8]
+
+
+def _derive(key: bytes, purpose: bytes) -> bytes:
+    return hmac.new(key, b"hpms v1 " + purpose, hashlib.sha256).digest()
+
+
+@dataclass
+class KeyRing:
+    active: str
+    keys: dict[str, bytes]
+    source: str
+
+    @classmethod
+    def single(cls, key: bytes, source: str) -> KeyRing:
+        kid = key_id(key)
+        return cls(active=kid, keys={kid: key}, source=source)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"version": 1, "active": self.active,
+             "keys": {k: encode_key(v) for k, v in self.keys.items()}},
+            indent=2,
+        )
+
+
+def write_keyring(path: Path, ring: KeyRing) -> None:
+    """Write the key file atomically with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(ring.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.chmod(path, 0o600)
+
+
+def create_key_file(path: Path) -> bool:
+    """Create a new key file unless one exists; True when created."""
+    if path.exists():
+        return False
+    write_keyring(path, KeyRing.single(new_key(), str(path)))
+    return True
+
+
+def load_keyring(settings) -> KeyRing:
+    """The key ring from HPMS_KEY or the key file; EncryptionKeyError when there is none."""
+    env_key = os.environ.get("HPMS_KEY")
+    if env_key:
+        return KeyRing.single(decode_key(env_key, "HPMS_KEY"), "HPMS_KEY")
+    path: Path = settings.key_file
+    if not path.exists():
+        raise EncryptionKeyError(
+            f"no encryption key: {path} does not exist",
+            hint="copy the key file from the machine that ran `hpms init`, or set HPMS_KEY",
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        keys = {kid: decode_key(v, str(path)) for kid, v in data["keys"].items()}
+        active = data["active"]
+        if active not in keys:
+            raise KeyError(active)
+    except (ValueError, KeyError, TypeError):
+        raise EncryptionKeyError(f"key file {path} is damaged") from None
+    return KeyRing(active=active, keys=keys, source=str(path))
+
+
+class FieldCrypto:
+    """Encrypt, decrypt and blind-index sensitive fields with a key ring."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only when needed
+
+        self.ring = ring
+        self._aead = {kid: AESGCM(_derive(k, b"field encryption")) for kid, k in ring.keys.items()}
+        self._bidx = {kid: _derive(k, b"blind index") for kid, k in ring.keys.items()}
+
+    def encrypt(self, value: str, kind: str) -> str:
+        nonce = secrets.token_bytes(12)
+        ct = self._aead[self.ring.active].encrypt(nonce, value.encode(), kind.encode())
+        return f"{self.ring.active}:{base64.b64encode(nonce + ct).decode()}"
+
+    def decrypt(self, token: str, kind: str) -> str:
+        from cryptography.exceptions import InvalidTag
+
+        kid, _, body = token.partition(":")
+        aead = self._aead.get(kid)
+        if aead is None:
+            raise EncryptionKeyError(
+                f"value was encrypted with key {kid}, which {self.ring.source} does not hold"
+            )
+        raw = base64.b64decode(body)
+        try:
+            return aead.decrypt(raw[:12], raw[12:], kind.encode()).decode()
+        except InvalidTag:
+            raise EncryptionKeyError(f"key {kid} from {self.ring.source} does not decrypt this value") from None
+
+    def blind_index(self, value: str, kind: str, kid: str | None = None) -> str:
+        kid = kid or self.ring.active
+        mac = hmac.new(self._bidx[kid], f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kid}:{mac[:40]}"
+
+    def blind_indexes(self, value: str, kind: str) -> list[str]:
+        """The index under every key held, for searches during a rotation."""
+        return [self.blind_index(value, kind, kid) for kid in self.ring.keys]

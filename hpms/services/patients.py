@@ -1,0 +1,433 @@
+"""Patient registration, lookup, search, update, duplicate detection and merge.
+
+Every read or write of a patient appends an audit event in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
+from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
+from hpms.services import audit, counters, validation as v
+from hpms.services.permissions import allowed, require
+
+MRN_COUNTER = "patient_mrn"
+MRN_START = 100000
+
+# Tables that point at a patient; a merge moves their rows. Later modules append to this.
+PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
+
+_SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
+                 Patient.preferred_name, Patient.dob, Patient.phone, Patient.active)
+
+
+def format_mrn(n: int) -> str:
+    return f"{n:07d}"
+
+
+def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
+    """Check and normalize patient fields (names as in the CSV columns); returns the clean
+    values. Raises ValidationError naming the first bad field."""
+    out: dict = {}
+
+    def has(f: str) -> bool:
+        return f in data and (not partial or data[f] is not None)
+
+    for f in ("first_name", "last_name"):
+        if not partial or has(f):
+            out[f] = v.require_text(f, data.get(f), 100)
+    for f in ("middle_name", "preferred_name"):
+        if has(f):
+            out[f] = v.optional_text(f, data[f], 100)
+    if not partial or has("dob"):
+        out["dob"] = v.parse_dob("dob", data.get("dob"), today=today)
+    if has("sex_at_birth"):
+        out["sex_at_birth"] = v.parse_choice("sex_at_birth", data["sex_at_birth"], SEX_AT_BIRTH)
+    if has("gender_identity"):
+        out["gender_identity"] = v.optional_text("gender_identity", data["gender_identity"], 64)
+    for f in ("phone", "phone_alt"):
+        if has(f):
+            out[f] = v.parse_phone(f, data[f])
+    if has("email"):
+        out["email"] = v.parse_email("email", data["email"])
+    for f in ("address_line1", "address_line2", "city"):
+        if has(f):
+            out[f] = v.optional_text(f, data[f], 200 if f.startswith("address") else 100)
+    if has("state"):
+        out["state"] = v.optional_text("state", data["state"], 50)
+    if has("postal_code"):
+        out["postal_code"] = v.optional_text("postal_code", data["postal_code"], 20)
+    if has("country"):
+        out["country"] = v.parse_country("country", data["country"])
+    if has("preferred_channel"):
+        out["preferred_channel"] = v.parse_choice("preferred_channel", data["preferred_channel"], CONTACT_CHANNELS)
+    for f in ("consent_sms", "consent_email"):
+        if has(f):
+            out[f] = v.parse_bool(f, data[f])
+    if has("ssn"):
+        out["ssn"] = v.parse_ssn("ssn", data["ssn"])
+    if has("mrn"):
+        mrn = v.optional_text("mrn", data["mrn"], 32)
+        if mrn is not None and not re.fullmatch(r"[A-Za-z0-9-]+", mrn):
+            raise ValidationError("mrn", f"{mrn!r} may hold only letters, digits and '-'")
+        out["mrn"] = mrn
+    if out.get("preferred_channel") == "sms" and not (out.get("phone") or data.get("_has_phone")):
+        raise ValidationError("preferred_channel", "sms needs a phone number")
+    if out.get("preferred_channel") == "email" and not (out.get("email") or data.get("_has_email")):
+        raise ValidationError("preferred_channel", "email needs an e-mail address")
+    return out
+
+
+def derived_columns(values: dict) -> dict:
+    """The search columns kept alongside the demographics."""
+    out = {}
+    if "first_name" in values:
+        out["first_norm"] = v.fold(values["first_name"])[:100]
+    if "last_name" in values:
+        out["last_norm"] = v.fold(values["last_name"])[:100]
+    if "phone" in values:
+        out["phone_digits"] = v.phone_digits(values["phone"])
+    if "phone_alt" in values:
+        out["phone_alt_digits"] = v.phone_digits(values["phone_alt"])
+    if "email" in values:
+        out["email_norm"] = values["email"].lower() if values["email"] else None
+    return out
+
+
+def _today(ctx) -> dt.date:
+    return ctx.now().date()
+
+
+def mrn_taken(session, org_id: int, mrns: Iterable[str]) -> set[str]:
+    mrns = list(mrns)
+    taken: set[str] = set()
+    for i in range(0, len(mrns), 500):
+        taken.update(session.scalars(
+            sa.select(Patient.mrn).where(Patient.org_id == org_id, Patient.mrn.in_(mrns[i:i + 500]))
+        ))
+    return taken
+
+
+def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None) -> list[str]:
+    """Reserve `count` MRNs from the counter, skipping any already used by imported MRNs."""
+    result: list[str] = []
+    while len(result) < count:
+        need = count - len(result)
+        first = counters.reserve(session, MRN_COUNTER, need, start=MRN_START)
+        batch = [format_mrn(n) for n in range(first, first + need)]
+        clash = mrn_taken(session, org_id, batch) | (set(batch) & (avoid or set()))
+        result.extend(m for m in batch if m not in clash)
+    return result
+
+
+def _to_out(ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
+    out = PatientOut.model_validate(p, from_attributes=True)
+    if p.ssn_enc:
+        ssn = ctx.crypto.decrypt(p.ssn_enc, "ssn")
+        out.ssn_masked = f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}" if reveal_ssn else f"***-**-{ssn[5:]}"
+    return out
+
+
+def register(ctx, **data) -> PatientOut:
+    """Register a patient; assigns the next MRN unless one is given. Raises ValidationError,
+    ConflictError (MRN taken), PermissionDenied."""
+    require(ctx.actor, "patient.create")
+    values = validate_fields(data, today=_today(ctx))
+    ssn = values.pop("ssn", None)
+    mrn = values.pop("mrn", None)
+    session = ctx.session
+    if mrn is not None:
+        if mrn_taken(session, ctx.org_id, [mrn]):
+            raise ConflictError(f"mrn: {mrn!r} is already assigned to another patient")
+    else:
+        mrn = next_mrns(session, 1, ctx.org_id)[0]
+    row = Patient(org_id=ctx.org_id, mrn=mrn, **values, **derived_columns(values))
+    if ssn:
+        row.ssn_enc = ctx.crypto.encrypt(ssn, "ssn")
+        row.ssn_bidx = ctx.crypto.blind_index(ssn, "ssn")
+    row.created_at = row.updated_at = ctx.now()
+    session.add(row)
+    session.flush()
+    fields = sorted(k for k, val in values.items() if val not in (None, False)) + (["ssn"] if ssn else [])
+    audit.record(ctx, audit.Event("create", "patient", row.id, patient_id=row.id, fields=fields + ["mrn"]))
+    return _to_out(ctx, row)
+
+
+def find(ctx, ref: str | int, *, include_merged: bool = False) -> Patient:
+    """A patient by MRN or numeric id (MRN wins). Raises NotFoundError."""
+    text = str(ref).strip()
+    session = ctx.session
+    row = session.execute(
+        sa.select(Patient).where(Patient.org_id == ctx.org_id, Patient.mrn == text)
+    ).scalar_one_or_none()
+    if row is None and text.isdigit():
+        row = session.get(Patient, int(text))
+        if row is not None and row.org_id != ctx.org_id:
+            row = None
+    if row is None:
+        raise NotFoundError(f"no patient {text!r}", hint="find one with `hpms patients search QUERY`")
+    if row.merged_into_id and not include_merged:
+        keep = session.get(Patient, row.merged_into_id)
+        raise NotFoundError(f"patient {text!r} was merged into MRN {keep.mrn}",
+                            hint=f"use `hpms patients show {keep.mrn}`")
+    return row
+
+
+def show(ctx, ref: str | int, *, reveal_ssn: bool = False) -> PatientOut:
+    """One patient's demographics. Raises NotFoundError, PermissionDenied."""
+    require(ctx.actor, "patient.read")
+    if reveal_ssn:
+        require(ctx.actor, "patient.reveal_ssn")
+    row = find(ctx, ref, include_merged=True)
+    fields = list(PATIENT_FIELDS) + ["mrn"] + (["ssn"] if reveal_ssn and row.ssn_enc else [])
+    audit.record(ctx, audit.Event("read", "patient", row.id, patient_id=row.id, fields=fields))
+    return _to_out(ctx, row, reveal_ssn=reveal_ssn)
+
+
+def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummary]:
+    rows = ctx.session.execute(stmt).all()
+    out = [PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
+                          preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
+           for r in rows]
+    audit.record(ctx, audit.Event(action, "patient", patient_ids=[p.id for p in out],
+                                  fields=["mrn", "first_name", "last_name", "preferred_name", "dob", "phone"],
+                                  detail=detail))
+    return out
+
+
+def list_patients(ctx, *, limit: int = 50, offset: int = 0, include_inactive: bool = False) -> list[PatientSummary]:
+    """Patients by name, a page at a time. Raises PermissionDenied, ValidationError."""
+    require(ctx.actor, "patient.read")
+    if limit < 1 or limit > 10000:
+        raise ValidationError("--limit", "must be between 1 and 10000")
+    if offset < 0:
+        raise ValidationError("--offset", "must not be negative")
+    stmt = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id)
+    if not include_inactive:
+        stmt = stmt.where(Patient.active.is_(True))
+    stmt = stmt.order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit).offset(offset)
+    return _summaries(ctx, stmt, "list", f"limit={limit} offset={offset}")
+
+
+def _prefix(col, prefix: str):
+    """A prefix match that uses the (byte-ordered) index: col >= p AND col < p'."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return sa.and_(col >= prefix, col < upper)
+
+
+_DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})$")
+
+
+def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) -> list[PatientSummary]:
+    """Find patients by name prefix ("smi", "smith jo", "Smith, John"; accent- and
+    case-insensitive), date of birth, phone, MRN or (exact) SSN. Raises ValidationError."""
+    require(ctx.actor, "patient.read")
+    q = (query or "").strip()
+    if not q:
+        raise ValidationError("QUERY", "is empty")
+    if limit < 1 or limit > 1000:
+        raise ValidationError("--limit", "must be between 1 and 1000")
+    base = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id)
+    if not include_inactive:
+        base = base.where(Patient.active.is_(True))
+    conds = [Patient.mrn == q]
+    digits = re.sub(r"\D", "", q)
+    if _DATE_LIKE.match(q):
+        conds.append(Patient.dob == v.parse_date("QUERY", q))
+        kind = "dob"
+    elif re.fullmatch(r"\d{3}-\d{2}-\d{4}", q):
+        require(ctx.actor, "patient.reveal_ssn")
+        conds.append(Patient.ssn_bidx.in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        kind = "ssn"
+    elif re.fullmatch(r"[+\d\s().-]+", q) and len(digits) >= 7:
+        pd = v.phone_digits(q)
+        conds += [Patient.phone_digits == pd, Patient.phone_alt_digits == pd]
+        kind = "phone"
+    elif digits == q:
+        kind = "mrn"
+    else:
+        kind = "name"
+        if "," in q:
+            last, _, first = q.partition(",")
+            parts = [(v.fold(last), v.fold(first))]
+        else:
+            words = v.fold(q).split(" ")
+            if len(words) == 1:
+                parts = [(words[0], ""), ("", words[0])]
+            else:
+                a, b = words[0], " ".join(words[1:])
+                c, d = " ".join(words[:-1]), words[-1]
+                parts = [(b, a), (a, b), (d, c), (c, d)]  # first last / last first
+        for last, first in parts:
+            clause = []
+            if last:
+                clause.append(_prefix(Patient.last_norm, last))
+            if first:
+                clause.append(_prefix(Patient.first_norm, first))
+            if clause:
+                conds.append(sa.and_(*clause))
+    stmt = base.where(sa.or_(*conds)).order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit)
+    return _summaries(ctx, stmt, "search", f"by {kind}")
+
+
+def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) -> PatientOut:
+    """Change demographics; `None` leaves a field alone, "" clears an optional one.
+    Raises NotFoundError, ValidationError, ConflictError (stale version), PermissionDenied."""
+    require(ctx.actor, "patient.update")
+    row = find(ctx, ref)
+    if expected_version is not None and expected_version != row.version:
+        raise ConflictError(f"patient {row.mrn} changed meanwhile (version {row.version}, "
+                            f"you had {expected_version})", hint=f"reload with `hpms patients show {row.mrn}`")
+    given = {k: val for k, val in data.items() if val is not None}
+    if not given:
+        raise ValidationError("options", "nothing to change")
+    given["_has_phone"] = bool(row.phone)
+    given["_has_email"] = bool(row.email)
+    values = validate_fields(given, today=_today(ctx), partial=True)
+    if "mrn" in values:
+        raise ValidationError("mrn", "cannot be changed")
+    ssn = values.pop("ssn", "__unset__")
+    changed = [k for k, val in values.items() if getattr(row, k) != val]
+    for k in changed:
+        setattr(row, k, values[k])
+    for k, val in derived_columns({k: values[k] for k in changed}).items():
+        setattr(row, k, val)
+    if ssn != "__unset__":
+        if ssn is None:
+            row.ssn_enc = row.ssn_bidx = None
+        else:
+            row.ssn_enc = ctx.crypto.encrypt(ssn, "ssn")
+            row.ssn_bidx = ctx.crypto.blind_index(ssn, "ssn")
+        changed.append("ssn")
+    if changed:
+        row.version += 1
+        row.updated_at = ctx.now()
+        ctx.session.flush()
+        audit.record(ctx, audit.Event("update", "patient", row.id, patient_id=row.id, fields=changed))
+    return _to_out(ctx, row)
+
+
+def _name_similarity(a: Patient | sa.Row, b: Patient | sa.Row) -> float:
+    ka = f"{a.last_norm} {a.first_norm}"
+    kb = f"{b.last_norm} {b.first_norm}"
+    return difflib.SequenceMatcher(None, ka, kb).ratio()
+
+
+def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateCandidate]:
+    """Likely duplicate pairs, best first: same DOB with a similar name, same phone, e-mail or
+    SSN. Raises PermissionDenied."""
+    require(ctx.actor, "patient.read")
+    session = ctx.session
+    cols = (*_SUMMARY_COLS, Patient.first_norm, Patient.last_norm, Patient.phone_digits,
+            Patient.email_norm, Patient.ssn_bidx)
+    active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
+    pairs: dict[tuple[int, int], dict] = {}
+
+    def groups(col):
+        keys = sa.select(col).where(active, col.is_not(None)).group_by(col).having(sa.func.count() > 1)
+        rows = session.execute(sa.select(*cols).where(active, col.in_(keys)).order_by(col, Patient.id)).all()
+        current, bucket = object(), []
+        for r in rows:
+            key = getattr(r, col.key)
+            if key != current and bucket:
+                yield bucket
+                bucket = []
+            current = key
+            bucket.append(r)
+        if bucket:
+            yield bucket
+
+    def note(a, b, points: int, reason: str):
+        if a.id > b.id:
+            a, b = b, a
+        entry = pairs.setdefault((a.id, b.id), {"a": a, "b": b, "score": 0, "reasons": []})
+        if reason not in entry["reasons"]:
+            entry["score"] += points
+            entry["reasons"].append(reason)
+
+    for bucket in groups(Patient.dob):
+        for i, a in enumerate(bucket):
+            for b in bucket[i + 1:]:
+                sim = _name_similarity(a, b)
+                if a.last_norm == b.last_norm and a.first_norm == b.first_norm:
+                    note(a, b, 70, "same name and date of birth")
+                elif sim >= 0.75 or a.last_norm == b.last_norm and a.first_norm[:1] == b.first_norm[:1]:
+                    note(a, b, 50, f"same date of birth, similar name ({int(sim * 100)}%)")
+    for col, points, reason in ((Patient.ssn_bidx, 80, "same SSN"), (Patient.phone_digits, 25, "same phone"),
+                                (Patient.email_norm, 25, "same e-mail")):
+        for bucket in groups(col):
+            if len(bucket) > 20:  # a shared clinic or family number, not evidence of anything
+                continue
+            for i, a in enumerate(bucket):
+                for b in bucket[i + 1:]:
+                    if reason != "same SSN" and _name_similarity(a, b) < 0.5 and a.dob != b.dob:
+                        continue
+                    note(a, b, points, reason)
+
+    def summary(r) -> PatientSummary:
+        return PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
+                              preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
+
+    found = sorted((e for e in pairs.values() if e["score"] >= min_score),
+                   key=lambda e: (-e["score"], e["a"].id, e["b"].id))[:limit]
+    result = [DuplicateCandidate(keep=summary(e["a"]), duplicate=summary(e["b"]), score=min(e["score"], 100),
+                                 reasons=e["reasons"]) for e in found]
+    ids = {c.keep.id for c in result} | {c.duplicate.id for c in result}
+    audit.record(ctx, audit.Event("duplicates", "patient", patient_ids=sorted(ids),
+                                  fields=["mrn", "first_name", "last_name", "dob", "phone"]))
+    return result
+
+
+def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
+    """Move everything of DUPLICATE to KEEP, fill KEEP's empty fields from it, and retire
+    DUPLICATE (kept, inactive, pointing at KEEP). Raises NotFoundError, ConflictError."""
+    require(ctx.actor, "patient.merge")
+    keep = find(ctx, keep_ref)
+    dup = find(ctx, duplicate_ref)
+    if keep.id == dup.id:
+        raise ConflictError("KEEP and DUPLICATE are the same patient")
+    if not keep.active or not dup.active:
+        raise ConflictError("both patients must be active to merge")
+    session = ctx.session
+    moved: dict[str, int] = {}
+    for model, column in PATIENT_REFERENCES:
+        col = getattr(model, column)
+        res = session.execute(sa.update(model).where(col == dup.id).values({column: keep.id}))
+        moved[model.__tablename__] = res.rowcount or 0
+    filled = []
+    for f in PATIENT_FIELDS:
+        if getattr(keep, f) in (None, "") and getattr(dup, f) not in (None, ""):
+            setattr(keep, f, getattr(dup, f))
+            filled.append(f)
+    for k, val in derived_columns({f: getattr(keep, f) for f in filled}).items():
+        setattr(keep, k, val)
+    if keep.ssn_enc is None and dup.ssn_enc is not None:
+        keep.ssn_enc, keep.ssn_bidx = dup.ssn_enc, dup.ssn_bidx
+        filled.append("ssn")
+    now = ctx.now()
+    keep.version += 1
+    keep.updated_at = now
+    dup.active = False
+    dup.merged_into_id = keep.id
+    dup.version += 1
+    dup.updated_at = now
+    session.flush()
+    detail = "moved " + ", ".join(f"{k}={n}" for k, n in moved.items())
+    audit.record_many(ctx, [
+        audit.Event("merge", "patient", keep.id, patient_id=keep.id, fields=filled,
+                    detail=f"kept; merged in MRN {dup.mrn}; {detail}"),
+        audit.Event("merge", "patient", dup.id, patient_id=dup.id, fields=["active", "merged_into_id"],
+                    detail=f"merged into MRN {keep.mrn}"),
+    ])
+    return _to_out(ctx, keep)
+
+
+def can_reveal_ssn(ctx) -> bool:
+    return allowed(ctx.actor.roles, "patient.reveal_ssn")

@@ -1,0 +1,57 @@
+"""Who may do what: the role x action table, in one place (tested as a whole matrix)."""
+
+from __future__ import annotations
+
+from hpms.errors import PermissionDenied, ValidationError
+
+ROLES = ("admin", "front_desk", "biller", "provider", "auditor", "service")
+
+_CLINICAL = frozenset({"admin", "front_desk", "biller", "provider"})
+_ALL = frozenset(ROLES)
+
+# action -> roles allowed. Anything not listed here is refused.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "org.read": _ALL,
+    "location.read": _ALL,
+    "location.write": frozenset({"admin"}),
+    "user.self": _ALL,
+    "user.read": frozenset({"admin", "auditor"}),
+    "user.write": frozenset({"admin"}),
+    "patient.read": _CLINICAL,
+    "patient.create": frozenset({"admin", "front_desk"}),
+    "patient.update": frozenset({"admin", "front_desk"}),
+    "patient.import": frozenset({"admin", "front_desk"}),
+    "patient.merge": frozenset({"admin", "front_desk"}),
+    "patient.reveal_ssn": frozenset({"admin", "biller"}),
+    "coverage.read": _CLINICAL,
+    "coverage.write": frozenset({"admin", "front_desk", "biller"}),
+    "payer.read": _CLINICAL | {"service"},
+    "payer.write": frozenset({"admin", "biller"}),
+    "audit.read": frozenset({"admin", "auditor"}),
+    "audit.verify": frozenset({"admin", "auditor", "service"}),
+    "keys.rotate": frozenset({"admin"}),
+    "db.check": frozenset({"admin", "auditor", "service"}),
+    "db.backup": frozenset({"admin", "service"}),
+    "db.admin": frozenset({"admin"}),
+    "demo.build": frozenset({"admin"}),
+}
+
+
+def allowed(roles: frozenset[str] | set[str], action: str) -> bool:
+    return bool(PERMISSIONS.get(action, frozenset()) & set(roles))
+
+
+def require(actor, action: str) -> None:
+    """Raise PermissionDenied unless one of the actor's roles may perform `action`."""
+    if action not in PERMISSIONS:
+        raise KeyError(f"unknown action {action!r}")
+    if not allowed(actor.roles, action):
+        roles = ", ".join(sorted(actor.roles)) or "no role"
+        raise PermissionDenied(f"user {actor.username!r} ({roles}) may not {action}")
+
+
+def validate_role(role: str, field: str = "role") -> str:
+    value = role.strip().lower().replace("-", "_")
+    if value not in ROLES:
+        raise ValidationError(field, f"unknown role {role!r} (one of: {', '.join(ROLES)})")
+    return value

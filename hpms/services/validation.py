@@ -1,0 +1,188 @@
+"""Input validators shared by every face; each raises ValidationError naming the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from hpms.errors import ValidationError
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()./-]+$")
+_DATE_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DATE_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+TRUE_WORDS = {"1", "true", "yes", "y", "t", "on"}
+FALSE_WORDS = {"0", "false", "no", "n", "f", "off", ""}
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form used by name search (Müller -> muller)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"\s+", " ", stripped.casefold().replace("ß", "ss")).strip()
+
+
+def clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def require_text(field: str, value: str | None, max_len: int = 100) -> str:
+    value = clean(value)
+    if not value:
+        raise ValidationError(field, "is required")
+    return optional_text(field, value, max_len)  # type: ignore[return-value]
+
+
+def optional_text(field: str, value: str | None, max_len: int = 200) -> str | None:
+    value = clean(value)
+    if value is None:
+        return None
+    if len(value) > max_len:
+        raise ValidationError(field, f"is longer than {max_len} characters")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValidationError(field, "contains control characters")
+    return value
+
+
+def parse_date(field: str, value: str | dt.date | None, *, required: bool = False) -> dt.date | None:
+    """YYYY-MM-DD (or MM/DD/YYYY); refuses impossible dates such as 2026-02-30."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    value = clean(value)
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    m = _DATE_ISO.match(value)
+    if m:
+        y, mo, d = (int(x) for x in m.groups())
+    else:
+        m = _DATE_US.match(value)
+        if not m:
+            raise ValidationError(field, f"{value!r} is not a date (use YYYY-MM-DD)")
+        mo, d, y = (int(x) for x in m.groups())
+    try:
+        return dt.date(y, mo, d)
+    except ValueError as exc:
+        raise ValidationError(field, f"{value!r} is not a valid date ({exc})") from None
+
+
+def parse_dob(field: str, value: str | dt.date | None, *, today: dt.date) -> dt.date:
+    dob = parse_date(field, value, required=True)
+    assert dob is not None
+    if dob > today:
+        raise ValidationError(field, f"{dob.isoformat()} is in the future")
+    if dob.year < today.year - 130:
+        raise ValidationError(field, f"{dob.isoformat()} is more than 130 years ago")
+    return dob
+
+
+def parse_email(field: str, value: str | None) -> str | None:
+    value = clean(value)
+    if value is None:
+        return None
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValidationError(field, f"{value!r} is not a valid e-mail address")
+    return value
+
+
+def parse_phone(field: str, value: str | None) -> str | None:
+    """A phone number of 7 to 15 digits, optionally starting with '+', stored as typed
+    without surrounding spaces."""
+    value = clean(value)
+    if value is None:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if not _PHONE_CHARS.match(value) or not 7 <= len(digits) <= 15:
+        raise ValidationError(field, f"{value!r} is not a valid phone number (7 to 15 digits)")
+    return value
+
+
+def phone_digits(value: str | None) -> str | None:
+    """Digits used to match phone numbers; a US 11-digit number drops its leading 1."""
+    if not value:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    return digits or None
+
+
+def parse_ssn(field: str, value: str | None) -> str | None:
+    """A US Social Security number: 9 digits, dashes or spaces allowed; returns digits only."""
+    value = clean(value)
+    if value is None:
+        return None
+    digits = re.sub(r"[\s-]", "", value)
+    if not re.fullmatch(r"\d{9}", digits):
+        raise ValidationError(field, "must be 9 digits (e.g. 123-45-6789)")
+    if digits[:3] in ("000", "666") or digits[0] == "9" or digits[3:5] == "00" or digits[5:] == "0000":
+        raise ValidationError(field, "is not a valid SSN (impossible area, group or serial)")
+    return digits
+
+
+def parse_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    value = clean(value)
+    if value is None:
+        return None
+    norm = value.lower().replace("-", "_")
+    if norm not in choices:
+        raise ValidationError(field, f"{value!r} is not one of: {', '.join(choices)}")
+    return norm
+
+
+def parse_bool(field: str, value: str | bool | None) -> bool:
+    if isinstance(value, bool):
+        return value
+    norm = (value or "").strip().lower()
+    if norm in TRUE_WORDS:
+        return True
+    if norm in FALSE_WORDS:
+        return False
+    raise ValidationError(field, f"{value!r} is not yes/no")
+
+
+def parse_tz(field: str, value: str | None) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = clean(value)
+    if not value:
+        raise ValidationError(field, "is required (an IANA time zone such as Europe/Berlin)")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(field, f"unknown time zone {value!r} (use an IANA name such as America/New_York)") from None
+    return value
+
+
+def parse_npi(field: str, value: str | None) -> str | None:
+    from hpms.codes.npi import is_valid_npi
+
+    value = clean(value)
+    if value is None:
+        return None
+    if not is_valid_npi(value):
+        raise ValidationError(field, f"{value!r} is not a valid NPI (10 digits with a valid check digit)")
+    return value
+
+
+def parse_country(field: str, value: str | None) -> str | None:
+    value = clean(value)
+    if value is None:
+        return None
+    if not re.fullmatch(r"[A-Za-z]{2}", value):
+        raise ValidationError(field, f"{value!r} is not a two-letter country code")
+    return value.upper()
+
+
+def parse_username(field: str, value: str) -> str:
+    value = (value or "").strip()
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,63}", value):
+        raise ValidationError(field, f"{value!r} is not a valid user name (lower case letters, digits, _ . -)")
+    return value
