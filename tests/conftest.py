@@ -1,0 +1,206 @@
+"""Fixtures: every test that takes `settings` runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL comes from HPMS_TEST_POSTGRES_URL (default: the local server's `test` database);
+each xdist worker gets its own database, migrated once and truncated between tests.
+When no server is reachable the PostgreSQL half is skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_URL = os.environ.get("HPMS_TEST_POSTGRES_URL", PG_DEFAULT)
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+ENV_VARS = ("HPMS_HOME", "HPMS_DATABASE_URL", "HPMS_CONFIG", "HPMS_KEY", "HPMS_KEY_FILE", "HPMS_USER",
+            "HPMS_TOKEN", "HPMS_NEW_KEY")
+
+_pg_state: dict[str, object] = {}
+
+
+def _pg_reason() -> str | None:
+    """None when PostgreSQL is reachable, else why not (cached)."""
+    if "reason" not in _pg_state:
+        try:
+            import sqlalchemy as sa
+
+            eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with eng.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            eng.dispose()
+            _pg_state["reason"] = None
+        except Exception as exc:  # noqa: BLE001
+            _pg_state["reason"] = f"PostgreSQL not reachable at {PG_URL}: {str(exc).splitlines()[0]}"
+    return _pg_state["reason"]  # type: ignore[return-value]
+
+
+def pytest_report_header(config):
+    reason = _pg_reason()
+    return f"hpms: PostgreSQL tests {'SKIPPED: ' + reason if reason else 'enabled at ' + PG_URL}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A migrated, empty SQLite database, copied for each test."""
+    from hpms.db import make_engine, migrate
+
+    path = tmp_path_factory.mktemp("template") / "hpms.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    reason = _pg_reason()
+    if reason:
+        if os.environ.get("HPMS_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"HPMS_TEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    import sqlalchemy as sa
+
+    from hpms.db import make_engine, migrate
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"hpms_test_{worker}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    from hpms.db import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+def _truncate_pg(url: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        tables = [r[0] for r in conn.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '%s')" % ("0" * 64))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path) -> Path:
+    """No HPMS_* variable leaks in from the developer's shell; HPMS_HOME is a temp dir."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HPMS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def settings(request, backend, clean_env, monkeypatch, sqlite_template):
+    """An initialized practice ('Test Clinic', location 'Main' in America/New_York) whose first
+    admin is the OS user running the tests."""
+    from hpms.config import load_settings
+    from hpms.db import dispose_engines
+    from hpms.services import admin
+
+    home = clean_env
+    home.mkdir(parents=True)
+    if backend == "sqlite":
+        shutil.copy(sqlite_template, home / "hpms.db")
+    else:
+        url = request.getfixturevalue("pg_database")
+        _truncate_pg(url)
+        monkeypatch.setenv("HPMS_DATABASE_URL", url)
+    cfg = load_settings()
+    admin.init(cfg, practice="Test Clinic", tz="America/New_York", location="Main")
+    yield cfg
+    dispose_engines()
+
+
+@pytest.fixture
+def ctx_for(settings):
+    """ctx_for(username=None) -> context manager yielding a Ctx in one committed transaction."""
+    from hpms.db import get_engine, session_scope
+    from hpms.services.auth import os_login
+    from hpms.services.context import context_for
+
+    @contextmanager
+    def make(username: str | None = None, clock=None):
+        with session_scope(get_engine(settings)) as session:
+            kwargs = {"clock": clock} if clock else {}
+            yield context_for(session, settings, username or os_login(), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_user(ctx_for):
+    """make_user(name, *roles) creates a user as the admin and returns its name."""
+    from hpms.services import users
+
+    def make(username: str, *roles: str) -> str:
+        with ctx_for() as ctx:
+            users.add_user(ctx, username=username, roles=list(roles) or ["front_desk"])
+        return username
+
+    return make
+
+
+@pytest.fixture
+def token_for(ctx_for):
+    """token_for(name) -> an API token for that user (the user must exist)."""
+    from hpms.services import users
+
+    def make(username: str) -> str:
+        with ctx_for() as ctx:
+            return users.issue_token(ctx, username)
+
+    return make
+
+
+@pytest.fixture
+def cli(settings):
+    """cli(*args, env={...}) runs the hpms CLI in-process against the test database."""
+    from typer.testing import CliRunner
+
+    from hpms.cli import app
+
+    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None):
+        runner = CliRunner()
+        full_env = {"HPMS_HOME": str(settings.home)}
+        if not settings.is_sqlite:
+            full_env["HPMS_DATABASE_URL"] = settings.database_url
+        full_env.update(env or {})
+        return runner.invoke(app, list(args), env=full_env, input=input)
+
+    return run
+
+
+def count_rows(settings, table: str) -> int:
+    """Rows in a table, read directly (for 'nothing was written' checks)."""
+    import sqlalchemy as sa
+
+    from hpms.db import get_engine
+
+    with get_engine(settings).connect() as conn:
+        return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
