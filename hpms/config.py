@@ -6,6 +6,7 @@ Kept free of heavy imports: every CLI start reads it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,8 +65,11 @@ class Settings:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a database URL."""
-    if "://" not in url or "@" not in url:
+    """Hide the password of a database URL, in the user part or a `password=` query parameter."""
+    if "://" not in url:
+        return url
+    url = re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    if "@" not in url:
         return url
     scheme, rest = url.split("://", 1)
     creds, host = rest.rsplit("@", 1)

@@ -53,9 +53,19 @@ def open_context(
     settings = settings or load_settings()
     engine = get_engine(settings)
     check_schema(engine)
-    with session_scope(engine, readonly=readonly) as session:
-        actor = authenticate(session, env)
-        yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
+    import sqlalchemy as sa
+
+    from hpms.errors import ConflictError
+
+    try:
+        with session_scope(engine, readonly=readonly) as session:
+            actor = authenticate(session, env)
+            yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
+    except sa.exc.IntegrityError as exc:
+        # A concurrent writer got there first (unique key, foreign key): a conflict, not a crash.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "constraint violated"
+        raise ConflictError(f"the change conflicts with data already stored ({reason})",
+                            hint="reload and try again") from None
 
 
 def context_for(session, settings: Settings, username: str, *, clock=system_clock) -> Ctx:

@@ -36,6 +36,10 @@ def bootstrap(session, settings, *, practice: str, tz: str, location_name: str |
     session.flush()
     session.add(UserRole(user_id=user.id, role="admin"))
     session.flush()
+    from hpms.services.counters import reserve
+    from hpms.services.patients import MRN_COUNTER, MRN_START
+
+    reserve(session, MRN_COUNTER, 0, start=MRN_START)  # the row exists before concurrent registrations
     from hpms.services.context import context_for
 
     ctx = context_for(session, settings, admin_username)

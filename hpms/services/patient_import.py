@@ -166,7 +166,9 @@ def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bo
         if not chunk:
             return
         fields = [c.pop("_fields") for c in chunk]
-        ctx.session.execute(sa.insert(Patient), chunk)
+        # render_nulls: every row has the same columns, so the chunk goes in one executemany
+        # (without it the ORM drops None values and splits the chunk into one INSERT per row).
+        ctx.session.execute(sa.insert(Patient).execution_options(render_nulls=True), chunk)
         mrns = [c["mrn"] for c in chunk]
         ids = dict(ctx.session.execute(
             sa.select(Patient.mrn, Patient.id).where(Patient.org_id == ctx.org_id, Patient.mrn.in_(mrns))).all())
