@@ -23,21 +23,44 @@ class HpmsGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except HpmsError as exc:
-            if _debug(ctx):
-                raise
+            _traceback(ctx)
             typer.echo(f"hpms: error: {exc}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("hpms: interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`hpms patients list | head`): stop quietly.
+            _silence_stdout()
+            raise typer.Exit(int(ExitCode.OK)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            if _debug(ctx) or type(exc).__module__.startswith(("click", "typer")):
+            if type(exc).__module__.startswith(("click", "typer")):
                 raise
+            _traceback(ctx)
             typer.echo(f"hpms: internal error: {type(exc).__name__}: {_short(exc)} "
                        "(rerun with --debug for the traceback)", err=True)
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _traceback(ctx: typer.Context) -> None:
+    """With --debug, the traceback (never local variables) before the one-line error; the
+    exit code stays the documented one."""
+    if _debug(ctx):
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _short(exc: Exception) -> str:

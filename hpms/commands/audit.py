@@ -11,7 +11,16 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 app = typer.Typer(help="The audit trail of every touch of patient data.", no_args_is_help=True)
 
 COLUMNS = [("seq", "#"), ("at", "When (UTC)"), ("username", "User"), ("action", "Action"), ("entity", "Entity"),
-           ("entity_id", "Id"), ("patient_id", "Patient"), ("fields", "Fields"), ("detail", "Detail")]
+           ("entity_id", "Id"), ("patients", "Patient(s)"), ("fields", "Fields"), ("detail", "Detail")]
+
+
+def _patients_cell(row) -> str:
+    """One patient id, or the ids a list/search returned (shortened past ten)."""
+    if row.patient_id is not None:
+        return str(row.patient_id)
+    ids = row.patient_ids or []
+    text = ",".join(str(i) for i in ids[:10])
+    return f"{text},... ({len(ids)})" if len(ids) > 10 else text
 
 
 @app.command("log")
@@ -30,7 +39,11 @@ def log(
 
     with service_context() as ctx:
         rows = audit_query.log(ctx, patient=patient, username=user, since=since, limit=limit)
-    emit_table(rows, COLUMNS, as_json=as_json, title="Audit log")
+    if as_json:
+        emit_table(rows, COLUMNS, as_json=True)
+        return
+    flat = [{**r.model_dump(), "patients": _patients_cell(r)} for r in rows]
+    emit_table(flat, COLUMNS, as_json=False, title="Audit log")
 
 
 @app.command("verify")

@@ -23,18 +23,25 @@ def demo(
     """Build a demo clinic: 2 locations, staff of every role, payers and synthetic patients.
 
     Runs `hpms init` first when needed; rerunning it on a demo database changes nothing.
+    With --home the demo is an SQLite database in DIR, even when HPMS_DATABASE_URL is set.
 
     Example: hpms demo --home /tmp/demo-clinic
     """
     from hpms.config import load_settings
     from hpms.services import demo as demo_service  # deferred: sqlmodel
 
-    cfg = load_settings(home=home)
+    import os
+
+    # --home means "a separate embedded demo there", whatever database HPMS_DATABASE_URL names.
+    env = {k: v for k, v in os.environ.items() if not (home and k == "HPMS_DATABASE_URL")}
+    cfg = load_settings(env=env, home=home)
     result = demo_service.build(cfg, patient_count=patients, seed=seed, progress=_progress())
     if as_json:
         emit_object(result, as_json=True)
         return
     prefix = f"HPMS_HOME={cfg.home} " if home else ""
+    if home and os.environ.get("HPMS_DATABASE_URL"):
+        prefix = f"HPMS_DATABASE_URL= {prefix}"
     if result["created"]:
         info(f"demo clinic {result['organization']!r} built in {result['database']}: "
              f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "

@@ -107,20 +107,29 @@ def list_(
 
 @app.command("search")
 def search(
-    query: Annotated[str, typer.Argument(help="Name prefix ('mül', 'smith jo', 'Smith, John'), DOB, phone or MRN.")],
-    limit: Annotated[int, typer.Option("--limit")] = 50,
-    include_inactive: Annotated[bool, typer.Option("--include-inactive")] = False,
+    query: Annotated[str | None, typer.Argument(help="Name prefix ('mül', 'smith jo', 'Smith, John'), DOB, phone or MRN.")] = None,
+    ssn: Annotated[str | None, typer.Option("--ssn", help="Exact SSN instead of QUERY (admin, biller).")] = None,
+    member_id: Annotated[str | None, typer.Option("--member-id", help="Exact insurance member id instead of QUERY.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    include_inactive: Annotated[bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find patients by name (accent- and case-insensitive prefix), date of birth, phone or MRN.
+    """Find patients by name (accent- and case-insensitive prefix), date of birth, phone or MRN,
+    or by exact SSN (123-45-6789, admin and biller) or insurance member id.
 
     Example: hpms patients search "muller an"
     """
+    from hpms.errors import UsageError
     from hpms.services import patients
 
+    if (query is None) == (ssn is None and member_id is None):
+        raise UsageError("give QUERY, or one of --ssn and --member-id")
     with service_context() as ctx:
-        rows = patients.search(ctx, query, limit=limit, include_inactive=include_inactive)
-    emit_table(rows, COLUMNS, as_json=as_json, title=f"Patients matching {query!r}")
+        if query is None:
+            rows = patients.search_identifier(ctx, ssn=ssn, member_id=member_id, limit=limit)
+        else:
+            rows = patients.search(ctx, query, limit=limit, include_inactive=include_inactive)
+    emit_table(rows, COLUMNS, as_json=as_json, title="Patients found")
 
 
 @app.command("update")
@@ -219,6 +228,9 @@ def import_(
             result = patient_import.import_csv(ctx, file, skip_invalid=skip_invalid, dry_run=dry_run,
                                                progress=progress_for("importing patients"))
     except patient_import.InvalidRows as exc:
+        if as_json:
+            emit_object({"imported": 0, "rows": None, "skipped": 0, "errors": [e.as_dict() for e in exc.errors],
+                         "first_mrn": None, "last_mrn": None, "dry_run": dry_run}, as_json=True)
         for err in exc.errors[:200]:
             info(f"{file}:{err.line}: {err.field}: {err.message}")
         if len(exc.errors) > 200:

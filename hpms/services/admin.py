@@ -55,6 +55,8 @@ def init(settings: Settings, *, practice: str | None, tz: str | None, location: 
     engine = _engine_for(settings, create=True)
     try:
         before, after = migrate(engine)
+        if settings.sqlite_path is not None:
+            os.chmod(settings.sqlite_path, 0o600)  # patient data: readable by its owner only
         from hpms.services.org import bootstrap
 
         with session_scope(engine) as session:

@@ -127,11 +127,13 @@ def parse_ssn(field: str, value: str | None) -> str | None:
     return digits
 
 
-def parse_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+def parse_choice(field: str, value: str | None, choices: tuple[str, ...],
+                 aliases: dict[str, str] | None = None) -> str | None:
     value = clean(value)
     if value is None:
         return None
     norm = value.lower().replace("-", "_")
+    norm = (aliases or {}).get(norm, norm)
     if norm not in choices:
         raise ValidationError(field, f"{value!r} is not one of: {', '.join(choices)}")
     return norm
