@@ -48,14 +48,23 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
-    """A migrated, empty SQLite database, copied for each test."""
-    from hpms.db import make_engine, migrate
+    """A migrated SQLite database holding the bootstrapped 'Test Clinic', copied for each test
+    (running the migrations for every test would dominate the suite's time)."""
+    from hpms.config import load_settings
+    from hpms.db import dispose_engines
+    from hpms.services import admin
 
-    path = tmp_path_factory.mktemp("template") / "hpms.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()
-    return path
+    home = tmp_path_factory.mktemp("template")
+    cfg = load_settings(env={"HPMS_HOME": str(home)})
+    admin.init(cfg, practice="Test Clinic", tz="America/New_York", location="Main")
+    dispose_engines()
+    return home / "hpms.db"
+
+
+def _run_id() -> str:
+    """Shared by the xdist workers of one run, different between runs (so two runs on one
+    PostgreSQL server never drop each other's databases)."""
+    return (os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"p{os.getpid()}")[:12]
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +79,7 @@ def pg_database() -> Iterator[str]:
     from hpms.db import make_engine, migrate
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"hpms_test_{worker}"
+    name = f"hpms_test_{worker}_{_run_id()}".lower()
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -97,6 +106,7 @@ def _truncate_pg(url: str) -> None:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
         conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         conn.exec_driver_sql("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '%s')" % ("0" * 64))
+        conn.exec_driver_sql("INSERT INTO key_state (id, active_kid) VALUES (1, NULL)")
     eng.dispose()
 
 
@@ -120,19 +130,31 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
     """An initialized practice ('Test Clinic', location 'Main' in America/New_York) whose first
     admin is the OS user running the tests."""
     from hpms.config import load_settings
-    from hpms.db import dispose_engines
-    from hpms.services import admin
+    from hpms.db import dispose_engines, get_engine, session_scope
+    from hpms.services.auth import os_login
+    from hpms.services.crypto import create_key_file
+    from hpms.services.admin import _adopt_key
+    from hpms.services.org import bootstrap
+    import sqlalchemy as sa
 
     home = clean_env
-    home.mkdir(parents=True)
+    home.mkdir(parents=True, mode=0o700)
     if backend == "sqlite":
         shutil.copy(sqlite_template, home / "hpms.db")
+        os.chmod(home / "hpms.db", 0o600)
+        cfg = load_settings()
     else:
         url = request.getfixturevalue("pg_database")
         _truncate_pg(url)
         monkeypatch.setenv("HPMS_DATABASE_URL", url)
-    cfg = load_settings()
-    admin.init(cfg, practice="Test Clinic", tz="America/New_York", location="Main")
+        cfg = load_settings()
+        with session_scope(get_engine(cfg)) as session:
+            bootstrap(session, cfg, practice="Test Clinic", tz="America/New_York", location_name="Main",
+                      admin_username=os_login())
+    create_key_file(cfg.key_file)
+    with session_scope(get_engine(cfg)) as session:  # this test's key is the database's key
+        session.execute(sa.text("UPDATE key_state SET active_kid = NULL"))
+        _adopt_key(session, cfg, key_created=False)
     yield cfg
     dispose_engines()
 

@@ -1,7 +1,7 @@
 """SQLModel tables and their Create/Out models, by domain. Importing this registers every table."""
 
 from hpms.models.audit import AuditEvent, AuditEventOut, AuditHead
-from hpms.models.counters import Counter
+from hpms.models.counters import Counter, KeyState
 from hpms.models.identity import Actor, User, UserOut, UserRole
 from hpms.models.org import Location, LocationCreate, LocationOut, Organization, OrganizationOut
 from hpms.models.patients import (
@@ -17,7 +17,7 @@ from hpms.models.patients import (
 )
 
 __all__ = [
-    "Actor", "AuditEvent", "AuditEventOut", "AuditHead", "Counter", "Coverage", "CoverageOut",
+    "Actor", "AuditEvent", "AuditEventOut", "AuditHead", "Counter", "Coverage", "KeyState", "CoverageOut",
     "DuplicateCandidate", "Location", "LocationCreate", "LocationOut", "Organization",
     "OrganizationOut", "Patient", "PatientCreate", "PatientOut", "PatientSummary", "Payer",
     "PayerOut", "User", "UserOut", "UserRole",

@@ -63,6 +63,7 @@ def init(settings: Settings, *, practice: str | None, tz: str | None, location: 
             org, created = bootstrap(session, settings, practice=practice or "My Practice", tz=tz,
                                      location_name=location, admin_username=admin or os_login(),
                                      is_demo=is_demo)
+            _adopt_key(session, settings, key_created)
     finally:
         engine.dispose()
     return {
@@ -71,6 +72,25 @@ def init(settings: Settings, *, practice: str | None, tz: str | None, location: 
         "created": created, "admin": admin or os_login() if created else None,
         "key_file": None if settings.key_from_env else str(settings.key_file), "key_created": key_created,
     }
+
+
+def _adopt_key(session, settings: Settings, key_created: bool) -> None:
+    """Record the key of a new database; refuse a key that does not open an existing one
+    (a second workstation must get the first one's key file, not a new key)."""
+    from hpms.errors import EncryptionKeyError
+    from hpms.models import KeyState
+    from hpms.services.crypto import load_keyring
+
+    state = session.get(KeyState, 1)
+    ring = load_keyring(settings)
+    if state.active_kid is None:
+        state.active_kid = ring.active
+    elif state.active_kid not in ring.keys:
+        if key_created:
+            settings.key_file.unlink(missing_ok=True)
+        raise EncryptionKeyError(
+            f"this database is encrypted under key {state.active_kid}, which {ring.source} does not hold",
+            hint=f"copy the key file of the machine that ran `hpms init` to {settings.key_file}, or set HPMS_KEY")
 
 
 def _ctx(session, settings) -> Ctx:
@@ -244,8 +264,14 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     from hpms.services.crypto import FieldCrypto, KeyRing, key_id, load_keyring, write_keyring
     from hpms.services.crypto import new_key as make_key
 
+    from hpms.models import KeyState
+
     require(ctx.actor, "keys.rotate")
     settings = ctx.settings
+    s = ctx.session
+    # Lock out writers until this commits; transactions that already hold the key (FOR SHARE)
+    # finish first, so their values are among those re-encrypted below.
+    s.execute(sa.select(KeyState.active_kid).where(KeyState.id == 1).with_for_update())
     old = load_keyring(settings)
     if settings.key_from_env and new_key is None:
         raise UsageError("the key comes from HPMS_KEY",
@@ -258,7 +284,6 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     if not settings.key_from_env:
         write_keyring(settings.key_file, both)
     crypto_old, crypto_new = FieldCrypto(old), FieldCrypto(both)
-    s = ctx.session
     counts = {"ssn": 0, "member_id": 0}
     for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(Patient.ssn_enc.is_not(None))).all():
         value = crypto_old.decrypt(enc, "ssn")
@@ -271,7 +296,8 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
             member_id_enc=crypto_new.encrypt(value, "member_id"),
             member_id_bidx=crypto_new.blind_index(value, "member_id")))
         counts["member_id"] += 1
-    ctx._crypto = crypto_new
+    s.execute(sa.update(KeyState).where(KeyState.id == 1).values(active_kid=kid))
+    ctx._crypto, ctx._key_checked = crypto_new, True
     audit.record(ctx, audit.Event("rotate", "keys", kid, detail=f"ssn={counts['ssn']} member_id={counts['member_id']}"))
     return {"key_id": kid, "previous_key_id": old.active, "reencrypted": counts,
             "key_file": None if settings.key_from_env else str(settings.key_file)}

@@ -29,7 +29,10 @@ def os_login() -> str:
 def _hasher():
     from argon2 import PasswordHasher
 
-    return PasswordHasher()
+    # Tokens carry 256 random bits, so guessing is hopeless whatever the cost; a light argon2id
+    # setting keeps each token-authenticated command (every cron call) fast. The parameters are
+    # stored in each hash, so verify() also reads hashes made with other settings.
+    return PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1)
 
 
 def hash_token(token: str) -> str:

@@ -22,6 +22,7 @@ class Ctx:
     settings: Settings
     clock: Callable[[], dt.datetime] = system_clock
     _crypto: object | None = field(default=None, repr=False)
+    _key_checked: bool = field(default=False, repr=False)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -33,10 +34,11 @@ class Ctx:
     @property
     def crypto(self):
         """Field encryption, loaded on first use (only commands that need the key pay for it)."""
-        if self._crypto is None:
-            from hpms.services.crypto import FieldCrypto, load_keyring
+        if not self._key_checked:
+            from hpms.services.crypto import bind_to_database
 
-            self._crypto = FieldCrypto(load_keyring(self.settings))
+            self._crypto = bind_to_database(self.session, self._crypto, self.settings)
+            self._key_checked = True
         return self._crypto
 
 

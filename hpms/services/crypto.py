@@ -151,3 +151,30 @@ class FieldCrypto:
     def blind_indexes(self, value: str, kind: str) -> list[str]:
         """The index under every key held, for searches during a rotation."""
         return [self.blind_index(value, kind, kid) for kid in self.ring.keys]
+
+
+def bind_to_database(session, crypto: FieldCrypto | None, settings) -> FieldCrypto:
+    """The crypto to use in this transaction, agreeing with the database's active key.
+
+    Reads `key_state` FOR SHARE, so a rotation (which locks it FOR UPDATE) waits for this
+    transaction, and this one waits for a rotation in progress. A process whose keys predate
+    a rotation reloads the key file; one without the database's key gets EncryptionKeyError
+    instead of writing values nobody else could read."""
+    import sqlalchemy as sa
+
+    from hpms.models import KeyState
+
+    kid = session.execute(
+        sa.select(KeyState.active_kid).where(KeyState.id == 1).with_for_update(read=True)
+    ).scalar_one_or_none()
+    if crypto is None:
+        crypto = FieldCrypto(load_keyring(settings))
+    if kid is None or kid == crypto.ring.active:
+        return crypto
+    ring = load_keyring(settings)
+    if kid not in ring.keys:
+        raise EncryptionKeyError(
+            f"the database's values are encrypted under key {kid}, which {ring.source} does not hold",
+            hint="copy the key file from the machine that ran `hpms init` (or `hpms keys rotate`), or set HPMS_KEY",
+        )
+    return FieldCrypto(KeyRing(active=kid, keys=ring.keys, source=ring.source))

@@ -54,6 +54,11 @@ def upgrade() -> None:
     sa.Column('value', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    op.create_table('key_state',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('active_kid', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('organization',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -200,6 +205,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('user_id', 'role')
     )
     op.execute("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '%s')" % ("0" * 64))
+    op.execute("INSERT INTO key_state (id, active_kid) VALUES (1, NULL)")
     if op.get_bind().dialect.name == "sqlite":
         for verb in ("UPDATE", "DELETE"):
             op.execute(
@@ -256,6 +262,7 @@ def downgrade() -> None:
     op.drop_table('hpms_user')
     op.drop_table('organization')
     op.drop_table('counter')
+    op.drop_table('key_state')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_event_username'))

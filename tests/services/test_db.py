@@ -1,0 +1,298 @@
+"""The database layer: migrations, schema checks, SQLite settings, backup/restore, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+
+from hpms.db import (check_schema, dispose_engines, get_engine, head_revision, known_revisions, make_engine, migrate,
+                     session_scope)
+from hpms.errors import (ConflictError, ExitCode, NotFoundError, NotInitializedError, SchemaMismatch, UsageError,
+                         ValidationError)
+from tests.services.helpers import counts, query, snapshot
+
+TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "payer", "coverage", "counter",
+          "audit_event", "audit_head", "key_state", "alembic_version"}
+
+
+def _triggers(engine) -> set[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars())
+        return set(conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'audit_event'::regclass").scalars())
+
+
+def test_migrations_run_from_empty_to_head_and_back(settings, scratch_url):
+    from alembic import command
+
+    from hpms.db import _alembic_config
+
+    engine = make_engine(scratch_url)
+    try:
+        assert migrate(engine) == (None, head_revision())
+        assert set(sa.inspect(engine).get_table_names()) == TABLES
+        assert check_schema(engine) == head_revision()
+        assert len(_triggers(engine)) == (2 if settings.is_sqlite else 1)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT last_seq, last_hash FROM audit_head").one() == (0, "0" * 64)
+        assert migrate(engine) == (head_revision(), head_revision())  # rerun: nothing to do
+        command.downgrade(_alembic_config(engine), "base")
+        assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert migrate(engine) == (None, head_revision())
+        assert set(sa.inspect(engine).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
+
+
+def test_revisions_are_known_and_ordered():
+    revs = known_revisions()
+    assert revs == sorted(revs) and revs[0] == "0001"
+    assert head_revision() == revs[-1]
+
+
+def test_the_test_database_is_at_head(settings):
+    assert check_schema(get_engine(settings)) == head_revision()
+
+
+def test_a_newer_schema_is_refused(settings, scratch_url):
+    engine = make_engine(scratch_url)
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        with pytest.raises(SchemaMismatch) as err:
+            check_schema(engine)
+        assert "newer" in err.value.message and "9999" in err.value.message
+        assert err.value.exit_code == ExitCode.INTERNAL
+        with pytest.raises(SchemaMismatch):
+            migrate(engine)  # and the code does not try to "upgrade" it either
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "9999"
+    finally:
+        engine.dispose()
+
+
+def test_a_database_without_schema_is_not_initialized(settings, scratch_url):
+    if settings.is_sqlite:
+        sqlite3.connect(scratch_url.split("///", 1)[1]).close()  # an empty file
+    engine = make_engine(scratch_url)
+    try:
+        with pytest.raises(NotInitializedError) as err:
+            check_schema(engine)
+        assert "hpms init" in err.value.hint
+        assert err.value.exit_code == ExitCode.USAGE
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_sqlite_file_is_not_initialized(settings, tmp_path):
+    from hpms.config import load_settings
+
+    other = load_settings(env={"HPMS_HOME": str(tmp_path / "nothing-here")})
+    with pytest.raises(NotInitializedError):
+        get_engine(other)
+    assert not (tmp_path / "nothing-here").exists()  # nothing was created on the way
+
+
+def test_open_context_checks_the_schema_first(settings, scratch_url, monkeypatch):
+    from hpms.config import load_settings
+    from hpms.services.context import open_context
+
+    if settings.is_sqlite:
+        sqlite3.connect(scratch_url.split("///", 1)[1]).close()
+    monkeypatch.setenv("HPMS_DATABASE_URL", scratch_url)
+    with pytest.raises(NotInitializedError):
+        with open_context(load_settings()):
+            pass
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout(settings):
+    if not settings.is_sqlite:
+        pytest.skip("journal mode, foreign keys and busy timeout are SQLite pragmas")
+    with get_engine(settings).connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+    raw = sqlite3.connect(settings.sqlite_path)  # WAL is a property of the file itself
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        raw.close()
+
+
+def test_foreign_keys_are_enforced(settings, register, payer):
+    from hpms.models import Coverage
+
+    before = snapshot(settings)
+    with pytest.raises(sa.exc.IntegrityError):
+        with session_scope(get_engine(settings)) as session:
+            session.add(Coverage(org_id=1, patient_id=987654, payer_id=payer.id, member_id_enc="x",
+                                 member_id_bidx="y"))
+    assert snapshot(settings) == before
+
+
+def test_mrns_are_unique_in_the_database(settings, register):
+    """The unique key holds even when the service check is bypassed."""
+    register(mrn="CH-1")
+    with pytest.raises(sa.exc.IntegrityError):
+        with get_engine(settings).begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO patient (org_id, mrn, first_name, last_name, dob, last_norm, first_norm, consent_sms, "
+                "consent_email, active, version, created_at, updated_at) VALUES (1, 'CH-1', 'A', 'B', '1980-01-01', "
+                "'b', 'a', false, false, true, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    assert counts(settings, "patient") == {"patient": 1}
+
+
+def test_a_session_scope_that_raises_rolls_everything_back(settings, ctx_for):
+    from hpms.services import coverage, patients, users
+
+    before = snapshot(settings)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with ctx_for() as ctx:
+            p = patients.register(ctx, first_name="Ida", last_name="Quill", dob="1980-01-01", ssn="287-65-4321")
+            coverage.add_payer(ctx, name="Acme", payer_id="ACME1")
+            coverage.add_coverage(ctx, patient=p.mrn, payer="ACME1", member_id="M1")
+            users.add_user(ctx, username="dana", roles=["biller"])
+            raise Boom
+    assert snapshot(settings) == before
+    # The MRN counter went back too: the next patient gets the first number.
+    with ctx_for() as ctx:
+        assert patients.register(ctx, first_name="A", last_name="B", dob="1990-01-01").mrn == "0100001"
+
+
+def test_a_session_scope_commits_on_success(settings):
+    from hpms.models import Payer
+
+    with session_scope(get_engine(settings)) as session:
+        session.add(Payer(org_id=1, name="Direct", payer_id="DIR1"))
+    assert query(settings, "SELECT payer_id FROM payer") == [{"payer_id": "DIR1"}]
+
+
+def test_a_readonly_session_reads(settings, register):
+    register()
+    with session_scope(get_engine(settings), readonly=True) as session:
+        assert session.execute(sa.text("SELECT count(*) FROM patient")).scalar() == 1
+
+
+# --- backup and restore (SQLite; PostgreSQL points to pg_dump / pg_restore) ---
+
+
+def test_backup_and_restore(settings, ctx_for, register, tmp_path):
+    from hpms.services import admin, audit, patients
+
+    dest = tmp_path / "backup.db"
+    if not settings.is_sqlite:
+        with pytest.raises(UsageError) as err:
+            admin.backup(settings, dest)
+        assert "pg_dump" in err.value.hint
+        with pytest.raises(UsageError) as err:
+            admin.restore(settings, dest, yes=True)
+        assert "pg_restore" in err.value.hint
+        assert not dest.exists()
+        return
+    kept = register(first_name="Ida", last_name="Quill", ssn="287-65-4321")
+    info = admin.backup(settings, dest)
+    assert info["backup"] == str(dest) and info["bytes"] == dest.stat().st_size > 0
+    assert dest.read_bytes()[:16] == b"SQLite format 3\x00"
+    assert oct(dest.stat().st_mode & 0o777) == oct(0o600)
+    with pytest.raises(ConflictError):
+        admin.backup(settings, dest)  # exists
+    assert admin.backup(settings, dest, overwrite=True)["backup"] == str(dest)
+    lost = register(first_name="Otis", last_name="Vance")
+    # Refused without yes=True, and nothing changes.
+    with pytest.raises(ConflictError) as err:
+        admin.restore(settings, dest)
+    assert "--yes" in err.value.hint
+    assert counts(settings, "patient") == {"patient": 2}
+    result = admin.restore(settings, dest, yes=True)
+    assert result["schema"] == head_revision() and result["schema_ok"] is True
+    assert [r["id"] for r in query(settings, "SELECT id FROM patient")] == [kept.id]
+    with ctx_for() as ctx:
+        assert patients.show(ctx, kept.mrn, reveal_ssn=True).ssn_masked == "287-65-4321"
+        with pytest.raises(NotFoundError):
+            patients.show(ctx, lost.mrn)
+        assert audit.verify(ctx).ok
+    with ctx_for() as ctx:
+        actions = [e.action for e in audit.log(ctx, limit=3)]
+    assert "restore" in actions
+    with get_engine(settings).connect() as conn:  # the restored file is a WAL database again
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_restore_refuses_bad_sources(settings, tmp_path):
+    from hpms.services import admin
+
+    before = snapshot(settings)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all, just text")
+    if not settings.is_sqlite:
+        with pytest.raises(UsageError):
+            admin.restore(settings, junk, yes=True)
+        assert snapshot(settings) == before
+        return
+    with pytest.raises(ValidationError):
+        admin.restore(settings, junk, yes=True)
+    with pytest.raises(NotFoundError):
+        admin.restore(settings, tmp_path / "missing.db", yes=True)
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValidationError) as err:
+        admin.restore(settings, foreign, yes=True)
+    assert "not an hpms database" in err.value.message
+    newer = tmp_path / "newer.db"
+    dispose_engines()
+    admin.backup(settings, newer)
+    conn = sqlite3.connect(newer)
+    conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ValidationError) as err:
+        admin.restore(settings, newer, yes=True)
+    assert "9999" in err.value.message
+    snap = snapshot(settings)
+    assert snap["patient"] == before["patient"] and snap["payer"] == before["payer"]
+
+
+def test_backup_refuses_to_overwrite_the_live_database(settings):
+    from hpms.services import admin
+
+    if not settings.is_sqlite:
+        with pytest.raises(UsageError):
+            admin.backup(settings, settings.home / "hpms.db")
+        assert not (settings.home / "hpms.db").exists()
+        return
+    with pytest.raises((ConflictError, ValidationError)):
+        admin.backup(settings, settings.sqlite_path)
+    with pytest.raises(ValidationError):
+        admin.backup(settings, settings.sqlite_path, overwrite=True)
+    assert check_schema(get_engine(settings)) == head_revision()
+
+
+def test_check_reports_ok(settings):
+    from hpms.services import admin
+
+    report = admin.check(settings)
+    assert report["ok"] is True and report["schema_ok"] is True and report["schema"] == head_revision()
+
+
+def test_models_and_migrations_agree(settings):
+    """Autogenerate finds nothing to do: the shipped migrations build exactly the models' schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import hpms.models  # noqa: F401
+
+    with get_engine(settings).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
