@@ -7,6 +7,7 @@ appender, holds the last sequence number so that concurrent writers cannot fork 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from hpms.db import bulk_insert
 from hpms.models import AuditEvent, AuditEventOut, AuditHead
 from hpms.services.permissions import require
 
@@ -45,6 +47,12 @@ def event_hash(row: dict) -> str:
     return hashlib.sha256(_canonical(row)).hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
+def _fields_json(fields: tuple[str, ...]) -> str:
+    """Field-name lists repeat (an import's rows share a handful): encode each once."""
+    return json.dumps(sorted(set(fields)), separators=(",", ":"))
+
+
 def _lock_head(session) -> tuple[int, str]:
     stmt = sa.select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
     row = session.execute(stmt).one()
@@ -71,16 +79,16 @@ def record_many(ctx, events: Iterable[Event]) -> int:
             "entity_id": None if ev.entity_id is None else str(ev.entity_id),
             "patient_id": ev.patient_id,
             "patient_ids": None if ev.patient_ids is None else json.dumps(sorted(set(ev.patient_ids)), separators=(",", ":")),
-            "fields": None if ev.fields is None else json.dumps(sorted(set(ev.fields)), separators=(",", ":")),
+            "fields": None if ev.fields is None else _fields_json(tuple(ev.fields)),
             "detail": ev.detail, "prev_hash": prev,
         }
         row["hash"] = prev = event_hash(row)
         rows.append(row)
         if len(rows) >= 5000:
-            session.execute(sa.insert(AuditEvent), rows)
+            bulk_insert(session, AuditEvent.__table__, rows)
             rows = []
     if rows:
-        session.execute(sa.insert(AuditEvent), rows)
+        bulk_insert(session, AuditEvent.__table__, rows)
     session.execute(
         sa.update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev)
     )

@@ -117,12 +117,22 @@ def show_location(ctx, ref: str | int) -> LocationOut:
 
 
 def update_location(ctx, ref: str | int, **data) -> LocationOut:
-    """Change a location's fields. Raises NotFoundError, ValidationError, PermissionDenied."""
+    """Change a location's fields. Raises NotFoundError, ValidationError, ConflictError (name
+    taken), PermissionDenied."""
     require(ctx.actor, "location.write")
     loc = find_location(ctx, ref)
     values = _location_values({k: val for k, val in data.items() if val is not None}, partial=True)
     if not values:
         raise ValidationError("options", "nothing to change")
+    if "name" in values:
+        from hpms.errors import ConflictError
+
+        clash = ctx.session.execute(
+            sa.select(Location.id).where(Location.org_id == ctx.org_id, Location.id != loc.id,
+                                         sa.func.lower(Location.name) == values["name"].lower())
+        ).first()
+        if clash:
+            raise ConflictError(f"--name: a location named {values['name']!r} already exists")
     for k, val in values.items():
         setattr(loc, k, val)
     ctx.session.flush()

@@ -132,7 +132,12 @@ def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None
         need = count - len(result)
         first = counters.reserve(session, MRN_COUNTER, need, start=MRN_START)
         batch = [format_mrn(n) for n in range(first, first + need)]
-        clash = mrn_taken(session, org_id, batch) | (set(batch) & (avoid or set()))
+        if len(batch[0]) == len(batch[-1]):  # same width: one index range scan finds any clash
+            taken = set(session.scalars(sa.select(Patient.mrn).where(
+                Patient.org_id == org_id, Patient.mrn >= batch[0], Patient.mrn <= batch[-1])))
+        else:
+            taken = mrn_taken(session, org_id, batch)
+        clash = (taken & set(batch)) | (set(batch) & (avoid or set()))
         result.extend(m for m in batch if m not in clash)
     return result
 
