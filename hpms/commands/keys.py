@@ -22,8 +22,13 @@ def rotate(as_json: JsonOpt = False) -> None:
     from hpms.services import admin
     from hpms.services.crypto import decode_key
 
+    from hpms.errors import EncryptionKeyError, ValidationError
+
     env_new = os.environ.get("HPMS_NEW_KEY")
-    new_key = decode_key(env_new, "HPMS_NEW_KEY") if env_new else None
+    try:
+        new_key = decode_key(env_new, "HPMS_NEW_KEY") if env_new else None
+    except EncryptionKeyError as exc:
+        raise ValidationError("HPMS_NEW_KEY", exc.message.split(": ", 1)[-1]) from None
     with service_context() as ctx:
         result = admin.rotate_keys(ctx, new_key=new_key)
     admin.finish_rotation(ctx.settings, result["key_id"])

@@ -39,7 +39,8 @@ class RowError:
 class InvalidRows(ValidationError):
     """Some rows are invalid and --skip-invalid was not given: nothing was written."""
 
-    def __init__(self, errors: list[RowError]) -> None:
+    def __init__(self, errors: list[RowError], rows: int | None = None) -> None:
+        self.rows = rows
         first = errors[0]
         super().__init__("FILE", f"{len(errors)} invalid row(s), the first at line {first.line} "
                                  f"({first.field}: {first.message}); nothing imported",
@@ -228,7 +229,7 @@ def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bo
                 flush()
         if result.errors and not skip_invalid:
             savepoint.rollback()
-            raise InvalidRows(result.errors)
+            raise InvalidRows(result.errors, rows=result.rows)
         flush()
         if dry_run:
             savepoint.rollback()
