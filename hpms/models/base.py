@@ -22,5 +22,6 @@ def UTCField(*, nullable: bool = False, index: bool = False, default: Any = None
     return Field(sa_type=UTCDateTime, nullable=nullable, index=index, **kw)
 
 
-def OrgField() -> Any:
-    return Field(foreign_key="organization.id", index=True)
+def OrgField(*, index: bool = True) -> Any:
+    """The organization key (sharding key). `index=False` where composite indexes lead with it."""
+    return Field(foreign_key="organization.id", index=index)

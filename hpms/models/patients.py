@@ -59,7 +59,7 @@ class Patient(PatientBase, table=True):
         sa.Index("ix_patient_ssn_bidx", "org_id", "ssn_bidx"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    org_id: int = OrgField()
+    org_id: int = OrgField(index=False)  # the indexes below all lead with it
     mrn: str = Field(max_length=32)
     # Folded (case/accent-free) names; byte-ordered on PostgreSQL so prefix ranges use the index.
     last_norm: str = Field(sa_type=NORM_TYPE)

@@ -32,53 +32,54 @@ def format_mrn(n: int) -> str:
     return f"{n:07d}"
 
 
+def _text(n: int):
+    return lambda f, x: v.optional_text(f, x, n)
+
+
+def _mrn(f: str, x: str) -> str | None:
+    mrn = v.optional_text(f, x, 32)
+    if mrn is not None and not _MRN_CHARS.fullmatch(mrn):
+        raise ValidationError(f, f"{mrn!r} may hold only letters, digits and '-'")
+    return mrn
+
+
+_MRN_CHARS = re.compile(r"[A-Za-z0-9-]+")
+_SEX_ALIASES = {"f": "female", "m": "male", "u": "unknown", "unk": "unknown"}
+# Optional fields in the order their errors are reported, each with its check (field, value).
+_OPTIONAL_BEFORE_DOB = (("middle_name", _text(100)), ("preferred_name", _text(100)))
+_OPTIONAL = (
+    ("sex_at_birth", lambda f, x: v.parse_choice(f, x, SEX_AT_BIRTH, _SEX_ALIASES)),
+    ("gender_identity", _text(64)), ("phone", v.parse_phone), ("phone_alt", v.parse_phone),
+    ("email", v.parse_email), ("address_line1", _text(200)), ("address_line2", _text(200)),
+    ("city", _text(100)), ("state", _text(50)), ("postal_code", _text(20)), ("country", v.parse_country),
+    ("preferred_channel", lambda f, x: v.parse_choice(f, x, CONTACT_CHANNELS)),
+    ("consent_sms", v.parse_bool), ("consent_email", v.parse_bool), ("ssn", v.parse_ssn), ("mrn", _mrn),
+)
+_WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
+
+
 def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
     """Check and normalize patient fields (names as in the CSV columns); returns the clean
-    values. Raises ValidationError naming the first bad field."""
+    values. With `partial` (an update) a None value leaves the field alone; otherwise it means
+    empty. Raises ValidationError naming the first bad field."""
     out: dict = {}
 
-    def has(f: str) -> bool:
-        return f in data and (not partial or data[f] is not None)
+    def optional(checks) -> None:
+        for f, check in checks:
+            if f in data:
+                x = data[f]
+                if x is not None:
+                    out[f] = check(f, x)
+                elif not partial:
+                    out[f] = _WHEN_EMPTY.get(f)
 
     for f in ("first_name", "last_name"):
-        if not partial or has(f):
+        if not partial or data.get(f) is not None:
             out[f] = v.require_text(f, data.get(f), 100)
-    for f in ("middle_name", "preferred_name"):
-        if has(f):
-            out[f] = v.optional_text(f, data[f], 100)
-    if not partial or has("dob"):
+    optional(_OPTIONAL_BEFORE_DOB)
+    if not partial or data.get("dob") is not None:
         out["dob"] = v.parse_dob("dob", data.get("dob"), today=today)
-    if has("sex_at_birth"):
-        out["sex_at_birth"] = v.parse_choice("sex_at_birth", data["sex_at_birth"], SEX_AT_BIRTH,
-                                               {"f": "female", "m": "male", "u": "unknown", "unk": "unknown"})
-    if has("gender_identity"):
-        out["gender_identity"] = v.optional_text("gender_identity", data["gender_identity"], 64)
-    for f in ("phone", "phone_alt"):
-        if has(f):
-            out[f] = v.parse_phone(f, data[f])
-    if has("email"):
-        out["email"] = v.parse_email("email", data["email"])
-    for f in ("address_line1", "address_line2", "city"):
-        if has(f):
-            out[f] = v.optional_text(f, data[f], 200 if f.startswith("address") else 100)
-    if has("state"):
-        out["state"] = v.optional_text("state", data["state"], 50)
-    if has("postal_code"):
-        out["postal_code"] = v.optional_text("postal_code", data["postal_code"], 20)
-    if has("country"):
-        out["country"] = v.parse_country("country", data["country"])
-    if has("preferred_channel"):
-        out["preferred_channel"] = v.parse_choice("preferred_channel", data["preferred_channel"], CONTACT_CHANNELS)
-    for f in ("consent_sms", "consent_email"):
-        if has(f):
-            out[f] = v.parse_bool(f, data[f])
-    if has("ssn"):
-        out["ssn"] = v.parse_ssn("ssn", data["ssn"])
-    if has("mrn"):
-        mrn = v.optional_text("mrn", data["mrn"], 32)
-        if mrn is not None and not re.fullmatch(r"[A-Za-z0-9-]+", mrn):
-            raise ValidationError("mrn", f"{mrn!r} may hold only letters, digits and '-'")
-        out["mrn"] = mrn
+    optional(_OPTIONAL)
     # On update, `_channel`, `_has_phone` and `_has_email` describe the stored record, so that
     # clearing the phone (or e-mail) the preferred channel relies on is refused too.
     channel = out["preferred_channel"] if "preferred_channel" in out else data.get("_channel")

@@ -12,6 +12,7 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()./-]+$")
 _DATE_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DATE_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_NON_DIGIT = re.compile(r"\D")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 TRUE_WORDS = {"1", "true", "yes", "y", "t", "on"}
 FALSE_WORDS = {"0", "false", "no", "n", "f", "off", ""}
@@ -19,9 +20,11 @@ FALSE_WORDS = {"0", "false", "no", "n", "f", "off", ""}
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form used by name search (Müller -> muller)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", stripped.casefold().replace("ß", "ss")).strip()
+    return " ".join(stripped.casefold().replace("ß", "ss").split())
 
 
 def clean(value: str | None) -> str | None:
@@ -99,7 +102,7 @@ def parse_phone(field: str, value: str | None) -> str | None:
     value = clean(value)
     if value is None:
         return None
-    digits = re.sub(r"\D", "", value)
+    digits = _NON_DIGIT.sub("", value)
     if not _PHONE_CHARS.match(value) or not 7 <= len(digits) <= 15:
         raise ValidationError(field, f"{value!r} is not a valid phone number (7 to 15 digits)")
     return value
@@ -109,7 +112,7 @@ def phone_digits(value: str | None) -> str | None:
     """Digits used to match phone numbers; a US 11-digit number drops its leading 1."""
     if not value:
         return None
-    digits = re.sub(r"\D", "", value)
+    digits = _NON_DIGIT.sub("", value)
     if len(digits) == 11 and digits.startswith("1"):
         digits = digits[1:]
     return digits or None
