@@ -73,16 +73,7 @@ def _debug(ctx: typer.Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
-app = typer.Typer(
-    cls=HpmsGroup,
-    name="hpms",
-    help="hpms: practice management for outpatient clinics, from the terminal.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage", "audit", "keys")
 
 
 def _version(value: bool) -> None:
@@ -91,7 +82,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (never local variables).")] = False,
@@ -105,28 +95,46 @@ def root(
     ctx.obj = {"debug": debug}
 
 
-def _register() -> None:
-    from hpms.commands import audit, config, coverage, db, demo, init, keys, locations, patients, payers, users
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root app with every command group, or with just `only` (what `main` runs for
+    `hpms GROUP ...`: Typer converts every registered command on each call, so a slim tree
+    saves that work for all the groups not used)."""
+    import importlib
 
-    init.register(app)
-    demo.register(app)
-    users.register_whoami(app)
-    app.add_typer(config.app, name="config")
-    app.add_typer(db.app, name="db")
-    app.add_typer(locations.app, name="locations")
-    app.add_typer(users.app, name="users")
-    app.add_typer(patients.app, name="patients")
-    app.add_typer(payers.app, name="payers")
-    app.add_typer(coverage.app, name="coverage")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(keys.app, name="keys")
+    new = typer.Typer(
+        cls=HpmsGroup,
+        name="hpms",
+        help="hpms: practice management for outpatient clinics, from the terminal.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    new.callback()(root)
+    if only is None:
+        from hpms.commands import demo, init, users
+
+        init.register(new)
+        demo.register(new)
+        users.register_whoami(new)
+    for name in GROUPS if only is None else (only,):
+        new.add_typer(importlib.import_module(f"hpms.commands.{name}").app, name=name)
+    return new
 
 
-_register()
+app = build_app()
 
 
 def main() -> None:
-    app(prog_name="hpms")
+    import os
+
+    # Pydantic scans every installed package's entry points for plugins on first use (~40 ms
+    # of each command here); hpms uses none. A value set by the user still wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    group = words[0] if words and words[0] in GROUPS else None
+    (build_app(group) if group else app)(prog_name="hpms")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,7 +117,14 @@ def connect_error(url: str, exc: Exception) -> DatabaseUnavailable:
 
 
 def current_revision(conn: sa.Connection) -> str | None:
-    if not sa.inspect(conn).has_table("alembic_version"):
+    """The schema revision, None for a database without the hpms schema."""
+    # Asking the catalog directly is cheaper than building an Inspector on every command.
+    if conn.dialect.name == "sqlite":
+        found = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").first()
+    else:
+        found = conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar()
+    if not found:
         return None
     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 

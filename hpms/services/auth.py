@@ -56,17 +56,19 @@ def verify_token(token_hash: str | None, token: str) -> bool:
 
 def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
     """The actor for `username`; AuthError when unknown or disabled."""
-    user = session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None:
+    rows = session.execute(
+        sa.select(User.id, User.org_id, User.disabled, UserRole.role)
+        .outerjoin(UserRole, UserRole.user_id == User.id).where(User.username == username)
+    ).all()
+    if not rows:
         raise AuthError(
             f"unknown hpms user {username!r}",
             hint=f"an admin can add it with `hpms users add {username} --role ROLE`",
         )
-    if user.disabled:
+    if rows[0].disabled:
         raise AuthError(f"hpms user {username!r} is disabled")
-    roles = session.scalars(sa.select(UserRole.role).where(UserRole.user_id == user.id)).all()
-    return Actor(user_id=user.id, username=user.username, org_id=user.org_id,
-                 roles=frozenset(roles), auth_method=auth_method)
+    return Actor(user_id=rows[0].id, username=username, org_id=rows[0].org_id,
+                 roles=frozenset(r.role for r in rows if r.role), auth_method=auth_method)
 
 
 def authenticate(session, env: dict[str, str] | None = None) -> Actor:
