@@ -135,6 +135,18 @@ def _check(row: dict, line: int, today, seen_mrns: dict[str, int]) -> tuple[dict
     return values, None
 
 
+def new_ids(session, count: int) -> list[int]:
+    """Ids for `count` new patients, known before the insert (so no read-back is needed):
+    from the id sequence on PostgreSQL; on SQLite past the largest id, which is safe because
+    the transaction holds the write lock (BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.execute(sa.text(
+            "SELECT nextval(pg_get_serial_sequence('patient', 'id')) FROM generate_series(1, :n)"),
+            {"n": count}).scalars())
+    top = session.execute(sa.select(sa.func.coalesce(sa.func.max(Patient.id), 0))).scalar_one()
+    return list(range(top + 1, top + 1 + count))
+
+
 def _prescan(path: Path) -> tuple[int, dict[str, int]]:
     """Cheap first read (no validation): how many rows, and the MRNs the file brings along
     (so that MRNs assigned to earlier rows never collide with one given further down). Without
@@ -187,12 +199,13 @@ def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bo
                               strict=True):
                 c["mrn"] = mrn
         fields = [c.pop("_fields") for c in chunk]
-        # One DBAPI executemany per chunk (the ORM's bulk insert drops None values and splits a
-        # chunk into one INSERT per row; Core's per-row processing costs more than SQLite's insert).
+        for c, pid in zip(chunk, new_ids(session, len(chunk)), strict=True):
+            c["id"] = pid
+        ids = {c["mrn"]: c["id"] for c in chunk}
+        # One DBAPI executemany (COPY on PostgreSQL) per chunk: the ORM's bulk insert drops None
+        # values and splits a chunk into one INSERT per row, and Core's per-row processing costs
+        # more than SQLite's insert itself.
         bulk_insert(session, table, chunk)
-        mrns = [c["mrn"] for c in chunk]
-        ids = dict(session.execute(
-            sa.select(table.c.mrn, table.c.id).where(table.c.org_id == ctx.org_id, table.c.mrn.in_(mrns))).all())
         # One event per chunk naming every patient it created (as a list or search names the
         # patients it returned): a chained event per row would cost as much as the rows.
         touched = sorted({name for f in fields for name in f})
