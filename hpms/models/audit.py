@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hpms.models.base import UTCField
+from hpms.models.base import DEFERRED, UTCField
 
 
 class AuditEvent(SQLModel, table=True):
@@ -40,6 +40,7 @@ class AuditHead(SQLModel, table=True):
 
 
 class AuditEventOut(SQLModel):
+    model_config = DEFERRED
     seq: int
     at: dt.datetime
     username: str

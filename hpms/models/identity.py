@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hpms.models.base import OrgField, UTCField
+from hpms.models.base import DEFERRED, OrgField, UTCField
 
 
 class User(SQLModel, table=True):
@@ -30,6 +30,7 @@ class UserRole(SQLModel, table=True):
 
 
 class UserOut(SQLModel):
+    model_config = DEFERRED
     id: int
     username: str
     full_name: str | None
@@ -41,6 +42,8 @@ class UserOut(SQLModel):
 
 class Actor(SQLModel):
     """The user a service call runs as."""
+
+    model_config = DEFERRED
 
     user_id: int
     username: str

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlmodel import Field, SQLModel
 
-from hpms.models.base import OrgField, UTCField
+from hpms.models.base import DEFERRED, OrgField, UTCField
 
 
 class Organization(SQLModel, table=True):
@@ -37,15 +37,18 @@ class Location(LocationBase, table=True):
 
 
 class LocationCreate(LocationBase):
+    model_config = DEFERRED
     pass
 
 
 class LocationOut(LocationBase):
+    model_config = DEFERRED
     id: int
     created_at: dt.datetime
 
 
 class OrganizationOut(SQLModel):
+    model_config = DEFERRED
     id: int
     name: str
     is_demo: bool

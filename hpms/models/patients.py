@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hpms.models.base import OrgField, UTCField
+from hpms.models.base import DEFERRED, OrgField, UTCField
 
 SEX_AT_BIRTH = ("female", "male", "intersex", "unknown")
 CONTACT_CHANNELS = ("phone", "sms", "email", "mail", "portal")
@@ -77,11 +77,13 @@ class Patient(PatientBase, table=True):
 
 
 class PatientCreate(PatientBase):
+    model_config = DEFERRED
     ssn: str | None = None
     mrn: str | None = None
 
 
 class PatientOut(PatientBase):
+    model_config = DEFERRED
     id: int
     mrn: str
     ssn_masked: str | None = None
@@ -95,6 +97,8 @@ class PatientOut(PatientBase):
 class PatientSummary(SQLModel):
     """One row of a list or search."""
 
+    model_config = DEFERRED
+
     id: int
     mrn: str
     first_name: str
@@ -106,6 +110,7 @@ class PatientSummary(SQLModel):
 
 
 class DuplicateCandidate(SQLModel):
+    model_config = DEFERRED
     keep: PatientSummary
     duplicate: PatientSummary
     score: int
@@ -131,6 +136,7 @@ class Payer(PayerBase, table=True):
 
 
 class PayerOut(PayerBase):
+    model_config = DEFERRED
     id: int
     created_at: dt.datetime
 
@@ -159,6 +165,7 @@ class Coverage(SQLModel, table=True):
 
 
 class CoverageOut(SQLModel):
+    model_config = DEFERRED
     id: int
     patient_id: int
     payer_id: int
