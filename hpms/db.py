@@ -190,8 +190,11 @@ def bulk_insert(session, table: sa.Table, rows: list[dict]) -> None:
     conn = session.connection()
     dialect = conn.dialect
     cols = list(rows[0])
+    # sqlite3 stores a Python bool as the integer SQLAlchemy would write: no processing needed.
+    native = (sa.Boolean,) if dialect.name == "sqlite" else ()
     typed = [(i, proc) for i, c in enumerate(cols)
-             if (proc := table.c[c].type._cached_bind_processor(dialect)) is not None]
+             if not isinstance(table.c[c].type, native)
+             and (proc := table.c[c].type._cached_bind_processor(dialect)) is not None]
     params = []
     last = [(object(), None)] * len(cols)  # (value, converted): a batch repeats timestamps
     for r in rows:

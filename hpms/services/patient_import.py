@@ -72,8 +72,8 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
         raise ValidationError("FILE", f"{path} is a directory") from None
     with fh:
         try:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames
+            reader = csv.reader(fh)
+            header = next(reader, None)
             if not header:
                 raise ValidationError("FILE", f"{path} is empty (expected a header line)")
             names = [h.strip().lower() for h in header]
@@ -86,15 +86,19 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
                 raise ValidationError(unknown[0], f"unknown column in {path.name} (see docs/import.md)")
             if len(set(names)) != len(names):
                 raise ValidationError("FILE", "a column appears twice in the header")
-            reader.fieldnames = names
-            for row in reader:
+            width = len(names)
+            # (position, column) of the columns hpms reads; an unnamed column is ignored.
+            wanted = [(i, name) for i, name in enumerate(names) if name]
+            for raw in reader:
                 line = reader.line_num
-                if None in row:
+                if len(raw) > width:
                     yield line, {"__error__": "more fields than columns"}
                     continue
-                if all(not (val or "").strip() for val in row.values()):
+                if not any(v.strip() for v in raw):
                     continue
-                yield line, row
+                n = len(raw)
+                # Empty cells (and cells missing from a short row) are None.
+                yield line, {name: (raw[i] or None) if i < n else None for i, name in wanted}
         except UnicodeDecodeError as exc:
             raise ValidationError("FILE", f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
                                           f"near line {_line_of_offset(path, exc)}); save it as UTF-8 CSV") from None
@@ -118,13 +122,8 @@ def _line_of_offset(path: Path, exc: UnicodeDecodeError) -> int:
 def _check(row: dict, line: int, today, seen_mrns: dict[str, int]) -> tuple[dict | None, RowError | None]:
     if "__error__" in row:
         return None, RowError(line, "row", row["__error__"])
-    data = {k: (row.get(k) or None) for k in COLUMNS if k in row}
-    for flag in ("consent_sms", "consent_email"):
-        data.setdefault(flag, None)
-        if data[flag] is None:
-            data[flag] = False
     try:
-        values = patients.validate_fields(data, today=today)
+        values = patients.validate_fields(row, today=today)
     except ValidationError as exc:
         return None, RowError(line, exc.field, exc.reason)
     mrn = values.get("mrn")

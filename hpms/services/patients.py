@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import re
 from collections.abc import Iterable
 
@@ -33,7 +34,7 @@ def format_mrn(n: int) -> str:
 
 
 def _text(n: int):
-    return lambda f, x: v.optional_text(f, x, n)
+    return functools.partial(v.optional_text, max_len=n)
 
 
 def _mrn(f: str, x: str) -> str | None:
@@ -48,14 +49,24 @@ _SEX_ALIASES = {"f": "female", "m": "male", "u": "unknown", "unk": "unknown"}
 # Optional fields in the order their errors are reported, each with its check (field, value).
 _OPTIONAL_BEFORE_DOB = (("middle_name", _text(100)), ("preferred_name", _text(100)))
 _OPTIONAL = (
-    ("sex_at_birth", lambda f, x: v.parse_choice(f, x, SEX_AT_BIRTH, _SEX_ALIASES)),
+    ("sex_at_birth", functools.partial(v.parse_choice, choices=SEX_AT_BIRTH, aliases=_SEX_ALIASES)),
     ("gender_identity", _text(64)), ("phone", v.parse_phone), ("phone_alt", v.parse_phone),
     ("email", v.parse_email), ("address_line1", _text(200)), ("address_line2", _text(200)),
     ("city", _text(100)), ("state", _text(50)), ("postal_code", _text(20)), ("country", v.parse_country),
-    ("preferred_channel", lambda f, x: v.parse_choice(f, x, CONTACT_CHANNELS)),
+    ("preferred_channel", functools.partial(v.parse_choice, choices=CONTACT_CHANNELS)),
     ("consent_sms", v.parse_bool), ("consent_email", v.parse_bool), ("ssn", v.parse_ssn), ("mrn", _mrn),
 )
 _WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
+
+
+def _optional(data: dict, out: dict, checks, partial: bool) -> None:
+    for f, check in checks:
+        if f in data:
+            x = data[f]
+            if x is not None:
+                out[f] = check(f, x)
+            elif not partial:
+                out[f] = _WHEN_EMPTY.get(f)
 
 
 def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
@@ -63,23 +74,13 @@ def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dic
     values. With `partial` (an update) a None value leaves the field alone; otherwise it means
     empty. Raises ValidationError naming the first bad field."""
     out: dict = {}
-
-    def optional(checks) -> None:
-        for f, check in checks:
-            if f in data:
-                x = data[f]
-                if x is not None:
-                    out[f] = check(f, x)
-                elif not partial:
-                    out[f] = _WHEN_EMPTY.get(f)
-
     for f in ("first_name", "last_name"):
         if not partial or data.get(f) is not None:
             out[f] = v.require_text(f, data.get(f), 100)
-    optional(_OPTIONAL_BEFORE_DOB)
+    _optional(data, out, _OPTIONAL_BEFORE_DOB, partial)
     if not partial or data.get("dob") is not None:
         out["dob"] = v.parse_dob("dob", data.get("dob"), today=today)
-    optional(_OPTIONAL)
+    _optional(data, out, _OPTIONAL, partial)
     # On update, `_channel`, `_has_phone` and `_has_email` describe the stored record, so that
     # clearing the phone (or e-mail) the preferred channel relies on is refused too.
     channel = out["preferred_channel"] if "preferred_channel" in out else data.get("_channel")
