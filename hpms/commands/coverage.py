@@ -32,11 +32,8 @@ def add(
 
     Example: hpms coverage add 0100001 --payer 60054 --member-id XJH123456789 --group G100 --priority primary
     """
-    from hpms.errors import ValidationError
     from hpms.services import coverage
 
-    if payer is None:
-        raise ValidationError("--payer", "is required")
     with service_context() as ctx:
         out = coverage.add_coverage(ctx, patient=patient, payer=payer, member_id=member_id, group_number=group,
                                     relationship=relationship, subscriber=subscriber, subscriber_dob=subscriber_dob,

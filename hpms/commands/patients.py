@@ -229,7 +229,8 @@ def import_(
                                                progress=progress_for("importing patients"))
     except patient_import.InvalidRows as exc:
         if as_json:
-            emit_object({"imported": 0, "rows": exc.rows, "skipped": 0, "rejected": True,
+            # The shape of a successful import's --json, with nothing imported.
+            emit_object({"imported": 0, "rows": exc.rows, "skipped": 0,
                          "errors": [e.as_dict() for e in exc.errors],
                          "first_mrn": None, "last_mrn": None, "dry_run": dry_run}, as_json=True)
         for err in exc.errors[:200]:

@@ -82,13 +82,15 @@ def _overlaps(a_from, a_to, b_from, b_to) -> bool:
     return (a_from or lo) <= (b_to or hi) and (b_from or lo) <= (a_to or hi)
 
 
-def add_coverage(ctx, *, patient: str | int, payer: str | int, member_id: str, group_number: str | None = None,
+def add_coverage(ctx, *, patient: str | int, payer: str | int | None, member_id: str, group_number: str | None = None,
                  relationship: str = "self", subscriber: str | None = None, subscriber_dob: str | None = None,
                  priority: str = "primary", valid_from: str | dt.date | None = None,
                  valid_to: str | dt.date | None = None) -> CoverageOut:
     """Add an insurance coverage to a patient. The member id is stored encrypted.
     Raises ValidationError, NotFoundError, ConflictError (same priority overlapping)."""
     require(ctx.actor, "coverage.write")
+    if payer is None or not str(payer).strip():
+        raise ValidationError("--payer", "is required")
     member = v.require_text("--member-id", member_id, 80)
     if not re.fullmatch(r"[A-Za-z0-9-]{2,80}", member):
         raise ValidationError("--member-id", "must be 2-80 letters, digits or '-'")

@@ -111,3 +111,12 @@ def test_coverage_subprocess(cli, hpms_proc, patient, payer):
     header, rows = tsv(r.stdout)
     assert header[:4] == ["ID", "Priority", "Payer", "Member id"]
     assert rows[0][1:4] == ["primary", "Acme Health Plan", "XJH123456789"]
+
+
+def test_coverage_without_a_payer_is_refused(cli, counts):
+    from tests.cli.helpers import error_line
+
+    mrn = cli("patients", "register", "--first-name", "Ida", "--last-name", "Nova", "--dob", "1970-05-05").stdout.strip()
+    before = counts("coverage", "audit_event")
+    error_line(cli("coverage", "add", mrn, "--member-id", "M123"), 2, "--payer", "required")
+    assert counts("coverage", "audit_event") == before

@@ -98,3 +98,11 @@ def test_keys_subprocess(hpms_proc, covered_patient):
     r = hpms_proc("keys", "rotate", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["reencrypted"] == {"ssn": 1, "member_id": 1}
+
+
+def test_a_malformed_new_key_is_a_usage_error(cli, counts):
+    from tests.cli.helpers import error_line
+
+    before = counts("audit_event", "patient")
+    error_line(cli("keys", "rotate", env={"HPMS_NEW_KEY": "not-a-key"}), 2, "HPMS_NEW_KEY")
+    assert counts("audit_event", "patient") == before

@@ -248,3 +248,13 @@ def test_patients_subprocess(hpms_proc):
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == LIST_HEADER and rows[0][:3] == ["0100001", "Müller", "Ana"]
+
+
+def test_search_needs_exactly_one_query_kind(cli, counts):
+    """No QUERY and no --ssn/--member-id, or both: a usage error, and no audit event."""
+    from tests.cli.helpers import error_line
+
+    before = counts("audit_event")
+    error_line(cli("patients", "search"), 2, "QUERY", "--member-id")
+    error_line(cli("patients", "search", "smith", "--member-id", "X123"), 2, "QUERY")
+    assert counts("audit_event") == before

@@ -408,3 +408,20 @@ def test_a_workstation_with_another_key_cannot_write(settings, ctx_for, insured,
         with _ctx_with(settings) as ctx:
             patients.register(ctx, first_name="Wrong", last_name="Key", dob="1990-01-01", ssn="345-67-8901")
     assert query(settings, "SELECT count(*) AS n FROM patient WHERE last_name = 'Key'")[0]["n"] == 0
+
+
+def test_init_on_a_second_machine_refuses_a_new_key_and_removes_it(settings, insured, tmp_path, monkeypatch):
+    """`hpms init` with a fresh home pointing at an existing database: the key it would create
+    does not open the data, so init refuses and leaves no stray key file behind."""
+    from hpms.config import load_settings
+    from hpms.services import admin
+
+    other_home = tmp_path / "workstation2"
+    env = {"HPMS_HOME": str(other_home), "HPMS_DATABASE_URL": settings.database_url}
+    other = load_settings(env=env)
+    before = query(settings, "SELECT count(*) AS n FROM audit_event")[0]["n"]
+    with pytest.raises(EncryptionKeyError, match="does not hold") as err:
+        admin.init(other, practice=None, tz="UTC")
+    assert "copy the key file" in str(err.value)
+    assert not other.key_file.exists()
+    assert query(settings, "SELECT count(*) AS n FROM audit_event")[0]["n"] == before
