@@ -15,10 +15,35 @@ from hpms.models.patients import (
     Payer,
     PayerOut,
 )
+from hpms.models.scheduling import (
+    Appointment,
+    AppointmentOut,
+    AppointmentSeries,
+    AppointmentType,
+    AppointmentTypeOut,
+    FreedSlot,
+    OfferOut,
+    Provider,
+    ProviderLocation,
+    ProviderOut,
+    Room,
+    RoomOut,
+    SlotOut,
+    TimeOff,
+    TimeOffOut,
+    WaitlistEntry,
+    WaitlistOut,
+    WorkingHours,
+    WorkingHoursOut,
+)
 
 __all__ = [
     "Actor", "AuditEvent", "AuditEventOut", "AuditHead", "Counter", "Coverage", "KeyState", "CoverageOut",
     "DuplicateCandidate", "Location", "LocationCreate", "LocationOut", "Organization",
     "OrganizationOut", "Patient", "PatientCreate", "PatientOut", "PatientSummary", "Payer",
     "PayerOut", "User", "UserOut", "UserRole",
+    "Appointment", "AppointmentOut", "AppointmentSeries", "AppointmentType", "AppointmentTypeOut",
+    "FreedSlot", "OfferOut", "Provider", "ProviderLocation", "ProviderOut", "Room", "RoomOut",
+    "SlotOut", "TimeOff", "TimeOffOut", "WaitlistEntry", "WaitlistOut", "WorkingHours",
+    "WorkingHoursOut",
 ]

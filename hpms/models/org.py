@@ -13,6 +13,10 @@ class Organization(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     is_demo: bool = False
+    # Scheduling policy: a cancellation this close to the visit is flagged late; free slots are
+    # offered on this grid (minutes past the hour).
+    late_cancel_hours: int = Field(default=24, sa_column_kwargs={"server_default": "24"})
+    slot_step_min: int = Field(default=15, sa_column_kwargs={"server_default": "15"})
     created_at: dt.datetime = UTCField()
 
 
@@ -52,4 +56,6 @@ class OrganizationOut(SQLModel):
     id: int
     name: str
     is_demo: bool
+    late_cancel_hours: int = 24
+    slot_step_min: int = 15
     created_at: dt.datetime

@@ -14,7 +14,9 @@ from hpms.errors import (ConflictError, ExitCode, NotFoundError, NotInitializedE
 from tests.services.helpers import counts, query, snapshot
 
 TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "payer", "coverage", "counter",
-          "audit_event", "audit_head", "key_state", "alembic_version"}
+          "audit_event", "audit_head", "key_state", "alembic_version", "provider", "provider_location", "room",
+          "appointment_type", "working_hours", "time_off", "appointment_series", "appointment", "freed_slot",
+          "waitlist_entry"}
 
 
 def _triggers(engine) -> set[str]:
@@ -35,7 +37,7 @@ def test_migrations_run_from_empty_to_head_and_back(settings, scratch_url):
         assert migrate(engine) == (None, head_revision())
         assert set(sa.inspect(engine).get_table_names()) == TABLES
         assert check_schema(engine) == head_revision()
-        assert len(_triggers(engine)) == (2 if settings.is_sqlite else 1)
+        assert len(_triggers(engine)) == (4 if settings.is_sqlite else 1)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT last_seq, last_hash FROM audit_head").one() == (0, "0" * 64)
         assert migrate(engine) == (head_revision(), head_revision())  # rerun: nothing to do
