@@ -101,8 +101,9 @@ class TimeOff(SQLModel, table=True):
     org_id: int = OrgField(index=False)
     provider_id: int | None = Field(default=None, foreign_key="provider.id")
     location_id: int | None = Field(default=None, foreign_key="location.id")
-    starts_local: dt.datetime
-    ends_local: dt.datetime
+    # naive on purpose: wall-clock time, resolved in each location's zone
+    starts_local: dt.datetime = Field(sa_type=sa.DateTime(timezone=False))
+    ends_local: dt.datetime = Field(sa_type=sa.DateTime(timezone=False))
     reason: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = UTCField()
 

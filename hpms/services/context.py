@@ -65,6 +65,11 @@ def open_context(
             yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
     except sa.exc.IntegrityError as exc:
         # A concurrent writer got there first (unique key, foreign key): a conflict, not a crash.
+        from hpms.services.appointments import overlap_error
+
+        err = overlap_error(exc)
+        if err is not None:
+            raise err from None
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "constraint violated"
         raise ConflictError(f"the change conflicts with data already stored ({reason})",
                             hint="reload and try again") from None

@@ -25,6 +25,15 @@ MRN_START = 100000
 # Tables that point at a patient; a merge moves their rows. Later modules append to this.
 PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
 
+
+def _scheduling_references() -> None:
+    from hpms.models import Appointment, WaitlistEntry
+
+    PATIENT_REFERENCES.extend([(Appointment, "patient_id"), (WaitlistEntry, "patient_id")])
+
+
+_scheduling_references()
+
 _SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
                  Patient.preferred_name, Patient.dob, Patient.phone, Patient.active)
 

@@ -34,6 +34,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "db.backup": frozenset({"admin", "service"}),
     "db.admin": frozenset({"admin"}),
     "demo.build": frozenset({"admin"}),
+    "provider.read": _CLINICAL | {"service"},
+    "provider.write": frozenset({"admin"}),
+    "schedule.read": _CLINICAL | {"service"},
+    "schedule.setup": frozenset({"admin"}),
+    "schedule.write": frozenset({"admin", "front_desk"}),
+    "appointment.read": _CLINICAL | {"service"},
+    "appointment.book": frozenset({"admin", "front_desk", "provider"}),
+    "appointment.update": frozenset({"admin", "front_desk", "provider"}),
+    "appointment.override": frozenset({"admin", "provider"}),
+    "appointment.export": frozenset({"admin", "front_desk", "provider", "service"}),
+    "waitlist.read": _CLINICAL,
+    "waitlist.write": frozenset({"admin", "front_desk"}),
 }
 
 
