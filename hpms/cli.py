@@ -73,7 +73,8 @@ def _debug(ctx: typer.Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
-GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage", "audit", "keys")
+GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage", "audit", "keys",
+          "providers", "rooms", "appointment-types", "schedule", "appointments", "waitlist")
 
 
 def _version(value: bool) -> None:
@@ -119,7 +120,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         demo.register(new)
         users.register_whoami(new)
     for name in GROUPS if only is None else (only,):
-        new.add_typer(importlib.import_module(f"hpms.commands.{name}").app, name=name)
+        new.add_typer(importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app, name=name)
     return new
 
 

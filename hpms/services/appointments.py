@@ -59,6 +59,16 @@ class BookingOut(SQLModel):
     skipped: list[SkippedOut]
 
 
+_INSERT = sa.insert(Appointment.__table__).returning(Appointment.__table__.c.id)
+
+
+class _Row:
+    """An inserted appointment's values, read like the ORM object by _out()."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
 @dataclass
 class _Plan:
     index: int
@@ -151,18 +161,40 @@ def _overlap(session, col, value, start, end, end_col, exclude: tuple[int, ...])
     return session.execute(q).first()
 
 
+# One statement for the three guards (provider and room blocks, the patient's visits): built once,
+# run with parameters; each arm of the OR uses its (column, start_utc) index.
+_GUARD = (
+    sa.select(Appointment.id, Appointment.provider_id, Appointment.room_id, Appointment.patient_id,
+              Appointment.start_utc, Appointment.end_utc, Appointment.block_end_utc)
+    .where(Appointment.status.in_(BLOCKING_STATUSES),
+           Appointment.start_utc >= sa.bindparam("lookback"), Appointment.start_utc < sa.bindparam("block_end"),
+           sa.or_(sa.and_(Appointment.provider_id == sa.bindparam("provider_id"),
+                          Appointment.block_end_utc > sa.bindparam("start")),
+                  sa.and_(Appointment.room_id == sa.bindparam("room_id"),
+                          Appointment.block_end_utc > sa.bindparam("start")),
+                  sa.and_(Appointment.patient_id == sa.bindparam("patient_id"),
+                          Appointment.end_utc > sa.bindparam("start"), Appointment.start_utc < sa.bindparam("end"))),
+           Appointment.id.not_in(sa.bindparam("exclude", expanding=True)))
+    .order_by(Appointment.start_utc)
+)
+
+
 def conflict_reason(session, *, provider: Provider, patient_id: int, room: Room | None, start, end, block_end,
                     tz: str, exclude: tuple[int, ...] = ()) -> str | None:
-    hit = _overlap(session, Appointment.provider_id, provider.id, start, block_end, Appointment.block_end_utc, exclude)
-    if hit:
-        return f"{provider_name(provider)} already has appointment {hit.id} at {_span(hit, tz)}"
-    if room is not None:
-        hit = _overlap(session, Appointment.room_id, room.id, start, block_end, Appointment.block_end_utc, exclude)
-        if hit:
+    rows = session.connection().execute(_GUARD, {
+        "lookback": start - LOOKBACK, "block_end": block_end, "start": start, "end": end, "provider_id": provider.id,
+        "room_id": room.id if room is not None else -1, "patient_id": patient_id, "exclude": list(exclude) or [-1],
+    }).all()
+    hits = [r for r in rows if r.block_end_utc > start]
+    for hit in hits:
+        if hit.provider_id == provider.id:
+            return f"{provider_name(provider)} already has appointment {hit.id} at {_span(hit, tz)}"
+    for hit in hits:
+        if room is not None and hit.room_id == room.id:
             return f"room {room.name!r} is taken by appointment {hit.id} at {_span(hit, tz)}"
-    hit = _overlap(session, Appointment.patient_id, patient_id, start, end, Appointment.end_utc, exclude)
-    if hit:
-        return f"the patient already has appointment {hit.id} at {_span(hit, tz)}"
+    for hit in rows:
+        if hit.patient_id == patient_id and hit.end_utc > start and hit.start_utc < end:
+            return f"the patient already has appointment {hit.id} at {_span(hit, tz)}"
     return None
 
 
@@ -237,7 +269,8 @@ def _check_plan(ctx, plan: _Plan, *, provider, patient, location, atype, room_re
 
 
 def _occurrences(start_utc: dt.datetime, tz: str, repeat: str) -> list[tuple[int, dt.datetime | None, str | None]]:
-    """(index, UTC start or None, problem) of each occurrence, expanded in local wall time."""
+    """(index, UTC start, problem) of each occurrence, expanded in local wall time (one in the
+    spring-forward gap carries the instant after the gap, to be listed on its own day)."""
     from dateutil.rrule import rrulestr
 
     text = repeat.strip()
@@ -269,7 +302,8 @@ def _occurrences(start_utc: dt.datetime, tz: str, repeat: str) -> list[tuple[int
         if i == 1:
             out.append((i, start_utc, None))
         elif not lt.exists(naive, tz):
-            out.append((i, None, f"{naive:%Y-%m-%d %H:%M} does not exist in {tz} (clocks spring forward)"))
+            out.append((i, lt.wall_to_utc(naive, tz),
+                        f"{naive:%Y-%m-%d %H:%M} does not exist in {tz} (clocks spring forward)"))
         else:
             out.append((i, lt.wall_to_utc(naive, tz), None))
     return out, text.upper()
@@ -303,8 +337,8 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
     plans: list[_Plan] = []
     overridden: list[str] = []
     for index, s, problem in occurrences:
-        if s is None:
-            plans.append(_Plan(index, start, start, start, problem=problem))
+        if problem:
+            plans.append(_Plan(index, s, s, s, problem=problem))
             continue
         plan = _Plan(index, s, s + duration, s + block)
         overridden += _check_plan(ctx, plan, provider=prov, patient=pat, location=loc, atype=atype,
@@ -339,16 +373,23 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
         session.add(series)
         session.flush()
     now = ctx.now()
-    rows = []
-    for p in good:
-        a = Appointment(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov.id, location_id=loc.id,
-                        room_id=p.room.id if p.room else None, type_id=atype.id,
-                        series_id=series.id if series else None, series_index=p.index if series else None,
-                        start_utc=p.start, end_utc=p.end, block_end_utc=p.block_end, reason=reason,
-                        override=bool(overridden), booked_by=ctx.actor.user_id, booked_at=now, updated_at=now)
-        session.add(a)
-        rows.append(a)
-    _flush(session)
+    values = [dict(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov.id, location_id=loc.id,
+                   room_id=p.room.id if p.room else None, type_id=atype.id,
+                   series_id=series.id if series else None, series_index=p.index if series else None,
+                   start_utc=p.start, end_utc=p.end, block_end_utc=p.block_end, status="booked", reason=reason,
+                   override=bool(overridden), late_cancel=False, cancel_reason=None, booked_by=ctx.actor.user_id,
+                   booked_at=now, confirmed_at=None, arrived_at=None, roomed_at=None, completed_at=None,
+                   no_show_at=None, cancelled_at=None, version=1, updated_at=now) for p in good]
+    # Core insert (no ORM unit of work: a booking is on the hot path of the front desk)
+    conn = session.connection()
+    try:
+        ids = [conn.execute(_INSERT, v).scalar_one() for v in values]
+    except sa.exc.IntegrityError as exc:
+        err = overlap_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    rows = [_Row(id=i, **v) for i, v in zip(ids, values)]
     detail = ("override: " + "; ".join(sorted(set(overridden)))) if overridden else None
     audit.record_many(ctx, [audit.Event("create", "appointment", a.id, patient_id=pat.id,
                                         fields=["patient", "provider", "start", "type"], detail=detail) for a in rows])

@@ -53,9 +53,14 @@ def _fields_json(fields: tuple[str, ...]) -> str:
     return json.dumps(sorted(set(fields)), separators=(",", ":"))
 
 
+# Built once: every write of the application appends to the chain.
+_HEAD = AuditHead.__table__
+_LOCK_HEAD = sa.select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = sa.update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=sa.bindparam("seq"), last_hash=sa.bindparam("hash"))
+
+
 def _lock_head(session) -> tuple[int, str]:
-    stmt = sa.select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-    row = session.execute(stmt).one()
+    row = session.connection().execute(_LOCK_HEAD).one()
     return row.last_seq, row.last_hash
 
 
@@ -89,9 +94,7 @@ def record_many(ctx, events: Iterable[Event]) -> int:
             rows = []
     if rows:
         bulk_insert(session, AuditEvent.__table__, rows)
-    session.execute(
-        sa.update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq, last_hash=prev)
-    )
+    session.connection().execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
     return seq
 
 

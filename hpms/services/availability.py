@@ -21,7 +21,7 @@ from hpms.models.scheduling import BLOCKING_STATUSES
 from hpms.services import audit, localtime as lt, validation as v
 from hpms.services.org import find_location
 from hpms.services.permissions import require
-from hpms.services.resources import find_provider, provider_location_ids, provider_name
+from hpms.services.resources import _locations, find_provider, provider_location_ids, provider_name
 
 Interval = tuple[dt.datetime, dt.datetime]
 
@@ -122,14 +122,39 @@ def time_off_intervals(rows: list[TimeOff], tz: str) -> list[Interval]:
     return merge((lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)) for r in rows)
 
 
+# The hot path (every booking, every slot search window) runs these two prepared statements on
+# the session's connection: Core rows carry the same attribute names as the ORM objects.
+_WH = WorkingHours.__table__
+_RULES = sa.select(_WH).where(
+    _WH.c.provider_id == sa.bindparam("provider_id"), _WH.c.location_id == sa.bindparam("location_id"),
+    _WH.c.effective_from <= sa.bindparam("day_to"),
+    sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")))
+_TO = TimeOff.__table__
+_TIME_OFF = sa.select(_TO).where(
+    _TO.c.org_id == sa.bindparam("org_id"), _TO.c.starts_local < sa.bindparam("hi"), _TO.c.ends_local > sa.bindparam("lo"),
+    sa.or_(_TO.c.provider_id == sa.bindparam("provider_id"), _TO.c.provider_id.is_(None)),
+    sa.or_(_TO.c.location_id == sa.bindparam("location_id"), _TO.c.location_id.is_(None))).order_by(_TO.c.starts_local)
+
+
+def rule_rows(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list:
+    return session.connection().execute(_RULES, {"provider_id": provider_id, "location_id": location_id,
+                                                 "day_from": day_from, "day_to": day_to}).all()
+
+
+def time_off_rows(session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime,
+                  hi_local: dt.datetime) -> list:
+    return session.connection().execute(_TIME_OFF, {"org_id": org_id, "provider_id": provider_id,
+                                                    "location_id": location_id, "lo": lo_local, "hi": hi_local}).all()
+
+
 def open_time(session, org_id: int, provider_id: int, location: Location, day_from: dt.date,
               day_to: dt.date) -> list[Interval]:
     """Working hours minus time off of one provider at one location, local days day_from..day_to."""
-    rules = load_rules(session, provider_id, location.id, day_from, day_to)
+    rules = rule_rows(session, provider_id, location.id, day_from, day_to)
     if not rules:
         return []
     hours = hours_intervals(rules, location.tz, day_from, day_to)
-    off = load_time_off(session, org_id, provider_id, location.id, dt.datetime.combine(day_from, dt.time()),
+    off = time_off_rows(session, org_id, provider_id, location.id, dt.datetime.combine(day_from, dt.time()),
                         dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time()))
     return subtract(hours, time_off_intervals(off, location.tz))
 
@@ -140,7 +165,7 @@ def why_closed(session, org_id: int, provider_id: int, location: Location, start
     tz = location.tz
     d0 = lt.to_local(start, tz).date()
     d1 = lt.to_local(end, tz).date()
-    rules = load_rules(session, provider_id, location.id, d0, d1)
+    rules = rule_rows(session, provider_id, location.id, d0, d1)
     hours = hours_intervals(rules, tz, d0, d1)
     if not any(s <= start and end <= e for s, e in hours):
         day = lt.to_local(start, tz)
@@ -148,7 +173,7 @@ def why_closed(session, org_id: int, provider_id: int, location: Location, start
                   if lt.to_local(s, tz).date() == day.date()]
         when = f"{day:%a %Y-%m-%d}: " + (", ".join(todays) if todays else "not working")
         return f"outside working hours at {location.name} ({when})"
-    off = load_time_off(session, org_id, provider_id, location.id, lt.to_local(start, tz).replace(tzinfo=None),
+    off = time_off_rows(session, org_id, provider_id, location.id, lt.to_local(start, tz).replace(tzinfo=None),
                         lt.to_local(end, tz).replace(tzinfo=None))
     for r in off:
         s, e = lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)
@@ -254,16 +279,28 @@ def set_hours(ctx, provider, *, location=None, days: str | None = None, start=No
             if not old_days & chosen:
                 continue
             keep = old_days - chosen
+            resumes = to is not None and (old.effective_to is None or old.effective_to > to)
             if keep and not old.rrule:
+                # the other days keep their hours until the old rule resumes whole
                 session.add(WorkingHours(
                     org_id=ctx.org_id, provider_id=p.id, location_id=loc.id,
                     days=",".join(c for c in lt.DAY_CODES if c in keep), start_time=old.start_time,
-                    end_time=old.end_time, effective_from=max(frm, old.effective_from), effective_to=old.effective_to))
-            if to is not None and (old.effective_to is None or old.effective_to > to):
+                    end_time=old.end_time, effective_from=max(frm, old.effective_from),
+                    effective_to=to if resumes else old.effective_to))
+            resume_from = to + dt.timedelta(days=1) if resumes else None
+            if resume_from and old.rrule:
+                # restart on its next occurrence: an RRULE counts from effective_from, so any
+                # other restart date could shift an every-other-week rhythm by a week
+                from dateutil.rrule import rrulestr
+
+                nxt = rrulestr(old.rrule, dtstart=dt.datetime.combine(old.effective_from, dt.time())).after(
+                    dt.datetime.combine(to, dt.time.max))
+                resume_from = nxt.date() if nxt and (old.effective_to is None or nxt.date() <= old.effective_to) else None
+            if resume_from:
                 # the old rule resumes after the new one ends
                 session.add(WorkingHours(
                     org_id=ctx.org_id, provider_id=p.id, location_id=loc.id, days=old.days, rrule=old.rrule,
-                    start_time=old.start_time, end_time=old.end_time, effective_from=to + dt.timedelta(days=1),
+                    start_time=old.start_time, end_time=old.end_time, effective_from=resume_from,
                     effective_to=old.effective_to))
             if old.effective_from >= frm:
                 session.delete(old)
@@ -285,9 +322,9 @@ def list_hours(ctx, *, provider=None, location=None, on=None, _checked: bool = F
         require(ctx.actor, "schedule.read")
     q = sa.select(WorkingHours).where(WorkingHours.org_id == ctx.org_id)
     if provider is not None:
-        q = q.where(WorkingHours.provider_id == find_provider(ctx, provider, field="provider").id)
+        q = q.where(WorkingHours.provider_id == find_provider(ctx, provider, field="--provider").id)
     if location is not None:
-        q = q.where(WorkingHours.location_id == find_location(ctx, location).id)
+        q = q.where(WorkingHours.location_id == _locations(ctx, [location])[0].id)
     if on is not None:
         day = lt.parse_day("--on", on, today=ctx.now().date())
         q = q.where(WorkingHours.effective_from <= day,
@@ -382,7 +419,7 @@ def list_time_off(ctx, *, provider=None, location=None, start=None, end=None) ->
     s = _parse_bound("--from", start, today, end=False) if start else dt.datetime.combine(today, dt.time())
     e = _parse_bound("--to", end, today, end=True) if end else dt.datetime.max
     pid = find_provider(ctx, provider, field="--provider").id if provider else None
-    lid = find_location(ctx, location).id if location else None
+    lid = _locations(ctx, [location])[0].id if location else None
     rows = load_time_off(ctx.session, ctx.org_id, pid, lid, s, e)
     return [_timeoff_out(ctx.session, r) for r in rows]
 

@@ -447,6 +447,20 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
     return result
 
 
+def _check_no_double_booking(session, keep: Patient, dup: Patient) -> None:
+    """One person cannot hold two visits at once (the database refuses it too): name them."""
+    from hpms.models import Appointment
+    from hpms.models.scheduling import BLOCKING_STATUSES
+
+    a, b = sa.orm.aliased(Appointment), sa.orm.aliased(Appointment)
+    clash = session.execute(sa.select(a.id, b.id).where(
+        a.patient_id == keep.id, b.patient_id == dup.id, a.status.in_(BLOCKING_STATUSES),
+        b.status.in_(BLOCKING_STATUSES), a.start_utc < b.end_utc, b.start_utc < a.end_utc).limit(1)).first()
+    if clash:
+        raise ConflictError(f"both patients have a visit at the same time (appointments {clash[0]} and {clash[1]})",
+                            hint="cancel or move one of them, then merge")
+
+
 def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     """Move everything of DUPLICATE to KEEP, fill KEEP's empty fields from it, and retire
     DUPLICATE (kept, inactive, pointing at KEEP). Raises NotFoundError, ConflictError."""
@@ -458,6 +472,7 @@ def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     if not keep.active or not dup.active:
         raise ConflictError("both patients must be active to merge")
     session = ctx.session
+    _check_no_double_booking(session, keep, dup)
     moved: dict[str, int] = {}
     for model, column in PATIENT_REFERENCES:
         col = getattr(model, column)

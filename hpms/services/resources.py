@@ -192,7 +192,7 @@ def list_providers(ctx, *, location=None, include_inactive: bool = False) -> lis
     if not include_inactive:
         q = q.where(Provider.active.is_(True))
     if location is not None:
-        loc = find_location(ctx, location)
+        loc = _locations(ctx, [location])[0]
         q = q.where(Provider.id.in_(sa.select(ProviderLocation.provider_id).where(ProviderLocation.location_id == loc.id)))
     return [_provider_out(ctx, p) for p in ctx.session.execute(q).scalars()]
 
@@ -202,10 +202,13 @@ def show_provider(ctx, ref) -> ProviderOut:
     return _provider_out(ctx, find_provider(ctx, ref, field="provider"))
 
 
+_PL = ProviderLocation.__table__
+_PROVIDER_LOCATIONS = (sa.select(_PL.c.location_id).where(_PL.c.provider_id == sa.bindparam("provider_id"))
+                       .order_by(_PL.c.location_id))
+
+
 def provider_location_ids(session, provider_id: int) -> list[int]:
-    return list(session.execute(sa.select(ProviderLocation.location_id)
-                                .where(ProviderLocation.provider_id == provider_id)
-                                .order_by(ProviderLocation.location_id)).scalars())
+    return list(session.connection().execute(_PROVIDER_LOCATIONS, {"provider_id": provider_id}).scalars())
 
 
 # ---- rooms ---------------------------------------------------------------------------------
@@ -235,7 +238,7 @@ def list_rooms(ctx, *, location=None) -> list[RoomOut]:
     q = (sa.select(Room, Location).join(Location, Location.id == Room.location_id)
          .where(Room.org_id == ctx.org_id).order_by(Location.id, Room.name))
     if location is not None:
-        q = q.where(Room.location_id == find_location(ctx, location).id)
+        q = q.where(Room.location_id == _locations(ctx, [location])[0].id)
     return [_room_out(r, loc) for r, loc in ctx.session.execute(q)]
 
 
