@@ -1,4 +1,4 @@
-"""`hpms demo`: build a demo practice with synthetic patients."""
+"""`hpms demo`: build a demo practice with synthetic patients and a schedule."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed builds the same clinic).")] = 2026,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build a demo clinic: 2 locations, staff of every role, payers and synthetic patients.
+    """Build a demo clinic: 2 locations, staff of every role, payers, synthetic patients and a schedule.
 
+    The schedule has three providers, rooms, appointment types, working hours and a holiday,
+    four weeks of past visits (completed, no-shows, cancellations) and four weeks of bookings
+    ahead of today, a weekly series and a waitlist.
     Runs `hpms init` first when needed; rerunning it on a demo database changes nothing.
     With --home the demo is an SQLite database in DIR, even when HPMS_DATABASE_URL is set.
 
@@ -45,12 +48,15 @@ def demo(
     if result["created"]:
         info(f"demo clinic {result['organization']!r} built in {result['database']}: "
              f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "
-             f"{result['patients']} patients")
+             f"{result['patients']} patients, {result['providers']} providers, "
+             f"{result['appointments']} appointments")
     else:
         info(f"demo clinic {result['organization']!r} already present in {result['database']}")
     info("try next:")
     for cmd in ("hpms patients list --limit 10", "hpms patients search smi", "hpms patients duplicates",
-                "hpms coverage list 0100001", "hpms audit log --limit 5", "hpms audit verify"):
+                "hpms coverage list 0100001", "hpms appointments list --date tomorrow --location 'Riverside Main'",
+                "hpms schedule show Patel --week next", "hpms waitlist offers", "hpms audit log --limit 5",
+                "hpms audit verify"):
         info(f"  {prefix}{cmd}")
 
 

@@ -1,10 +1,18 @@
-"""`hpms demo`: a demo clinic in its own home; reruns change nothing; a real practice is refused."""
+"""`hpms demo`: a demo clinic in its own home; reruns change nothing; a real practice is refused;
+its schedule keeps the rules a clinic's own bookings keep, on both backends."""
 
 from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.cli.helpers import error_line, ok
+from tests.conftest import PG_URL, _run_id
+
+BLOCKING = ("booked", "confirmed", "arrived", "in_room", "completed")
 
 
 def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
@@ -16,6 +24,7 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert data["locations"] == 2 and data["payers"] == 4
     assert data["users"] >= 7  # the admin and staff of every role
     assert data["patients"] >= 60 and data["coverages"] > 0
+    assert data["providers"] == 3 and data["appointments"] > 200 and data["waitlist"] == 4
     assert (home / "hpms.db").is_file()
     assert not (clean_env / "hpms.db").exists()
 
@@ -34,8 +43,8 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert f"HPMS_HOME={home} hpms patients list" in r.stderr
     again = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
     assert again["created"] is False
-    assert {k: again[k] for k in ("patients", "users", "payers", "coverages")} == \
-        {k: data[k] for k in ("patients", "users", "payers", "coverages")}
+    kept = ("patients", "users", "payers", "coverages", "providers", "appointments", "waitlist")
+    assert {k: again[k] for k in kept} == {k: data[k] for k in kept}
 
 
 def test_demo_refuses_a_real_practice(cli, counts):
@@ -60,3 +69,123 @@ def test_demo_subprocess(hpms_proc, counts):
     error_line(r, 4, "'Test Clinic'")
     assert r.stdout == ""
     assert counts("patient", "audit_event") == before
+
+
+# ---- the schedule --------------------------------------------------------------------------
+
+@pytest.fixture
+def empty_pg_database():
+    """A PostgreSQL database of its own with no schema at all (the demo initializes it)."""
+    import sqlalchemy as sa
+
+    from tests.conftest import _pg_reason
+
+    reason = _pg_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"hpms_demo_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{_run_id()}".lower()
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    from hpms.db import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+def _overlaps(conn, column: str, end: str) -> list:
+    """Pairs of blocking appointments sharing a provider, room or patient whose times overlap."""
+    import sqlalchemy as sa
+
+    blocking = ", ".join(f"'{s}'" for s in BLOCKING)
+    return conn.execute(sa.text(
+        f"SELECT a.id, b.id FROM appointment a JOIN appointment b ON a.{column} = b.{column} AND a.id < b.id "
+        f"AND a.start_utc < b.{end} AND b.start_utc < a.{end} "
+        f"WHERE a.status IN ({blocking}) AND b.status IN ({blocking})")).all()
+
+
+def test_demo_schedule_is_consistent(backend, request, fresh_cli, clean_env, tmp_path):
+    import sqlalchemy as sa
+
+    from hpms.db import make_engine
+    from hpms.models import Appointment
+
+    if backend == "sqlite":
+        home = tmp_path / "demo-clinic"
+        args, env, url = ("--home", str(home)), None, f"sqlite:///{home / 'hpms.db'}"
+    else:
+        url = request.getfixturevalue("empty_pg_database")
+        args, env = (), {"HPMS_DATABASE_URL": url}
+    before = dt.datetime.now(dt.UTC)
+    data = ok(fresh_cli("demo", *args, "--patients", "60", "--json", env=env))
+    after = dt.datetime.now(dt.UTC)
+    assert data["created"] is True and data["appointments"] > 200
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            # the database guards agree, but check the rows themselves
+            assert _overlaps(conn, "provider_id", "block_end_utc") == []
+            assert _overlaps(conn, "room_id", "block_end_utc") == []
+            assert _overlaps(conn, "patient_id", "end_utc") == []
+            providers = conn.execute(sa.text("SELECT u.username, p.npi FROM provider p "
+                                             "JOIN hpms_user u ON u.id = p.user_id ORDER BY u.username")).all()
+            assert [u for u, _ in providers] == ["drnguyen", "drpatel", "drsmith"]
+            from hpms.codes.npi import is_valid_npi
+
+            assert all(is_valid_npi(npi) for _, npi in providers)
+            sites = conn.execute(sa.text(
+                "SELECT count(*) FROM provider_location GROUP BY provider_id ORDER BY 1")).scalars().all()
+            assert sites == [1, 1, 2]
+            assert conn.execute(sa.text("SELECT count(*) FROM working_hours WHERE rrule IS NOT NULL")).scalar_one() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM time_off WHERE provider_id IS NULL")).scalar_one() >= 1
+            assert conn.execute(sa.text("SELECT count(*) FROM room")).scalar_one() >= 6
+            types = dict(conn.execute(sa.text("SELECT name, needs_room FROM appointment_type")).all())
+            assert {"New patient", "Follow-up", "Annual physical", "Telehealth", "Procedure"} <= set(types)
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM waitlist_entry WHERE status = 'open'")).scalar_one() == 4
+            series = conn.execute(sa.text(
+                "SELECT count(*) FROM appointment WHERE series_id IS NOT NULL")).scalar_one()
+            assert series >= 4
+            tz = dict(conn.execute(sa.text("SELECT id, tz FROM location")).all())
+            needs_room = {i for i, n in conn.execute(sa.text("SELECT id, needs_room FROM appointment_type")) if n}
+            freed = set(conn.execute(sa.text("SELECT appointment_id FROM freed_slot")).scalars())
+            t = Appointment.__table__
+            rows = conn.execute(sa.select(t)).all()  # through the column types: aware UTC datetimes
+            events = conn.execute(sa.text(
+                "SELECT count(*) FROM audit_event WHERE entity = 'appointment' AND action = 'create'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert events >= 1  # recorded in bulk, one event per chunk naming the patients
+
+    past = [r for r in rows if r.end_utc <= before]
+    future = [r for r in rows if r.start_utc > after + dt.timedelta(minutes=15)]
+    assert len(past) > 100 and len(future) > 50
+    status = lambda rs, s: sum(r.status == s for r in rs)  # noqa: E731
+    assert {r.status for r in past} <= {"completed", "no_show", "cancelled"}
+    assert 0.02 < status(past, "no_show") / len(past) < 0.16
+    assert 0.04 < status(past, "cancelled") / len(past) < 0.18
+    assert any(r.late_cancel for r in past) and not all(r.late_cancel for r in past if r.status == "cancelled")
+    assert {r.status for r in future} <= {"booked", "confirmed", "cancelled"}
+    assert status(future, "cancelled") < 0.1 * len(future)
+    for r in rows:
+        local = r.start_utc.astimezone(ZoneInfo(tz[r.location_id]))
+        # stored in UTC from wall-clock times: every visit starts on the local quarter hour in hours
+        assert 8 <= local.hour < 17 and local.minute % 15 == 0 and local.weekday() < 5, (r.id, local)
+        assert r.booked_at <= min(r.start_utc, after)
+        assert r.updated_at <= after
+        if r.status == "completed":
+            assert r.arrived_at <= r.roomed_at <= r.completed_at and r.room_id is not None
+        if r.status == "no_show":
+            assert r.no_show_at >= r.start_utc and r.arrived_at is None
+        if r.status == "cancelled":
+            assert r.cancelled_at >= r.booked_at and r.cancel_reason
+            assert r.cancelled_at < r.start_utc
+            if r.start_utc > after:
+                assert r.id in freed
+        if r.type_id in needs_room:
+            assert r.room_id is not None
