@@ -784,7 +784,7 @@ def find_slot(ctx, *, type, provider=None, any_provider: bool = False, location=
              .where(Provider.org_id == ctx.org_id, Provider.active.is_(True)).order_by(Provider.id, Location.id))
         if loc_filter is not None:
             q = q.where(Location.id == loc_filter.id)
-        pairs = list(session.execute(q).tuples())
+        pairs = [tuple(r) for r in session.execute(q)]
     pat = find_patient(ctx, patient) if patient else None
     now = ctx.now()
     tz = (loc_filter or (pairs[0][1] if pairs else None) or session.execute(

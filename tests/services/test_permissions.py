@@ -8,7 +8,7 @@ from hpms.errors import ExitCode, PermissionDenied
 from hpms.models import Actor
 from hpms.services.permissions import PERMISSIONS, ROLES, allowed, require
 from tests.services.conftest import fixed_clock
-from tests.services.helpers import snapshot
+from tests.services.helpers import query, snapshot
 
 ROLE_COLUMNS = ("admin", "front_desk", "biller", "provider", "auditor", "service")
 
@@ -38,6 +38,18 @@ db.check              x       .        .       .        x       x
 db.backup             x       .        .       .        .       x
 db.admin              x       .        .       .        .       .
 demo.build            x       .        .       .        .       .
+provider.read         x       x        x       x        .       x
+provider.write        x       .        .       .        .       .
+schedule.read         x       x        x       x        .       x
+schedule.setup        x       .        .       .        .       .
+schedule.write        x       x        .       .        .       .
+appointment.read      x       x        x       x        .       x
+appointment.book      x       x        .       x        .       .
+appointment.update    x       x        .       x        .       .
+appointment.override  x       .        .       x        .       .
+appointment.export    x       x        .       x        .       x
+waitlist.read         x       x        x       x        .       .
+waitlist.write        x       x        .       .        .       .
 """
 
 
@@ -243,3 +255,85 @@ def test_payers_and_coverage_by_role(settings, ctx_for, make_user, register):
     assert snapshot(settings) == before
     with ctx_for("doc") as ctx:
         assert [c.member_id for c in coverage.list_coverage(ctx, p.mrn)] == ["M100"]
+
+
+# --- scheduling ---
+
+
+def _sched(ctx_for, register):
+    from tests.services.sched import clinic
+
+    return clinic(ctx_for, register)
+
+
+def test_biller_cannot_book_or_move_visits(settings, ctx_for, make_user, register):
+    from hpms.services import appointments, waitlist
+    from tests.services.sched import book_one
+
+    c = _sched(ctx_for, register)
+    a = book_one(ctx_for, c, "2026-06-16 09:00")
+    make_user("bill", "biller")
+    before = snapshot(settings)
+    rows = query(settings, "SELECT id, status, start_utc FROM appointment")
+    err = _denied(ctx_for, "bill", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider,
+                                                                type=c.type, at="2026-06-16 10:00"))
+    assert "appointment.book" in err.message
+    _denied(ctx_for, "bill", lambda ctx: appointments.cancel(ctx, a.id, reason="x"))
+    _denied(ctx_for, "bill", lambda ctx: appointments.reschedule(ctx, a.id, at="2026-06-16 11:00"))
+    _denied(ctx_for, "bill", lambda ctx: waitlist.add(ctx, patient=c.mrn, type=c.type))
+    assert snapshot(settings) == before
+    assert query(settings, "SELECT id, status, start_utc FROM appointment") == rows
+    with ctx_for("bill", clock=fixed_clock) as ctx:  # billers see the day sheet
+        assert [x.id for x in appointments.list_appointments(ctx, day="2026-06-16")] == [a.id]
+
+
+def test_auditor_cannot_read_appointments(settings, ctx_for, make_user, register):
+    from hpms.services import appointments, waitlist
+    from tests.services.sched import book_one
+
+    c = _sched(ctx_for, register)
+    a = book_one(ctx_for, c, "2026-06-16 09:00")
+    make_user("audrey", "auditor")
+    before = snapshot(settings)
+    err = _denied(ctx_for, "audrey", lambda ctx: appointments.list_appointments(ctx, day="2026-06-16"))
+    assert "appointment.read" in err.message
+    _denied(ctx_for, "audrey", lambda ctx: appointments.show(ctx, a.id))
+    _denied(ctx_for, "audrey", lambda ctx: appointments.history(ctx, c.mrn))
+    _denied(ctx_for, "audrey", lambda ctx: appointments.find_slot(ctx, type=c.type))
+    _denied(ctx_for, "audrey", lambda ctx: waitlist.offers(ctx))
+    assert snapshot(settings) == before
+
+
+def test_front_desk_schedules_but_does_not_set_up(settings, ctx_for, make_user, register):
+    from hpms.services import appointments, availability, resources
+
+    c = _sched(ctx_for, register)
+    make_user("desk", "front_desk")
+    before = snapshot(settings)
+    _denied(ctx_for, "desk", lambda ctx: resources.add_provider(ctx, first_name="A", last_name="B"))
+    _denied(ctx_for, "desk", lambda ctx: resources.add_type(ctx, name="X", duration_min=15))
+    _denied(ctx_for, "desk", lambda ctx: resources.add_room(ctx, location="Main", name="Exam 9"))
+    _denied(ctx_for, "desk", lambda ctx: availability.set_policy(ctx, slot_step_min=30))
+    _denied(ctx_for, "desk", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
+                                                          at="2026-06-16 07:00", override=True))
+    assert snapshot(settings) == before
+    with ctx_for("desk", clock=fixed_clock) as ctx:
+        availability.add_time_off(ctx, provider=c.provider, start="2026-06-19")
+        availability.set_hours(ctx, c.provider, days="SA", start="9", end="12")
+        assert appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
+                                 at="2026-06-20 09:00").booked[0].status == "booked"
+
+
+def test_service_account_reads_the_schedule_but_books_nothing(settings, ctx_for, make_user, register):
+    from hpms.services import appointments, waitlist
+
+    c = _sched(ctx_for, register)
+    make_user("cron", "service")
+    before = snapshot(settings)
+    _denied(ctx_for, "cron", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
+                                                          at="2026-06-16 09:00"))
+    _denied(ctx_for, "cron", lambda ctx: waitlist.list_entries(ctx))
+    assert snapshot(settings) == before
+    with ctx_for("cron", clock=fixed_clock) as ctx:
+        assert len(appointments.find_slot(ctx, type=c.type, count=2)) == 2
+        assert b"BEGIN:VCALENDAR" in appointments.ical(ctx, provider=c.provider)
