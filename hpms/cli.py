@@ -114,11 +114,12 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     new.callback()(root)
     if only is None:
-        from hpms.commands import demo, init, users
+        from hpms.commands import demo, init, tui, users
 
         init.register(new)
         demo.register(new)
         users.register_whoami(new)
+        tui.register(new)
     for name in GROUPS if only is None else (only,):
         new.add_typer(importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app, name=name)
     return new

@@ -1,0 +1,311 @@
+"""Modal dialogs: a line of text, a choice, booking (with patient search and registration),
+and an appointment's actions."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+
+class TextDialog(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "") -> None:
+        super().__init__()
+        self.title_text, self.placeholder, self.value = title, placeholder, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(value=self.value, placeholder=self.placeholder, id="text")
+            yield Static("Enter to accept · Esc to cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submit(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceDialog(ModalScreen):
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, options: list[tuple[object, str]]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = options
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield OptionList(*[Option(label, id=str(i)) for i, (_, label) in enumerate(self.options)])
+            yield Static("Enter to choose · Esc to cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.options[int(event.option.id)][0])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RegisterDialog(ModalScreen):
+    """A short registration form; returns the new patient (PatientOut) or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+
+    def __init__(self, name_hint: str = "") -> None:
+        super().__init__()
+        words = name_hint.replace(",", " ").split()
+        self.last = words[0].title() if words else ""
+        self.first = words[1].title() if len(words) > 1 else ""
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("New patient", classes="dialog-title")
+            yield Input(value=self.last, placeholder="last name", id="last_name")
+            yield Input(value=self.first, placeholder="first name", id="first_name")
+            yield Input(placeholder="date of birth YYYY-MM-DD", id="dob")
+            yield Input(placeholder="phone (optional)", id="phone")
+            yield Static("", id="error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Register", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#last_name" if not self.last else "#dob", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        if event.input.id == "phone":
+            self.action_save()
+        else:
+            self.focus_next()
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        from hpms.services import patients
+
+        data = {k: self.query_one(f"#{k}", Input).value for k in ("last_name", "first_name", "dob", "phone")}
+
+        def failed(exc) -> None:
+            self.query_one("#error", Static).update(str(exc))
+
+        self.app.service(patients.register, done=self.dismiss, failed=failed, **data)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class BookingDialog(ModalScreen):
+    """Book at a given provider and time: search a patient as you type (name, DOB, phone,
+    MRN), pick a type, a reason and (when the type needs one) a room. The service checks the
+    slot on save; a conflict is shown here and the day view reloads."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+n", "register", "New patient"),
+    ]
+
+    def __init__(self, *, provider_id: int, provider_label: str, location_id: int, at: str) -> None:
+        super().__init__()
+        self.provider_id = provider_id
+        self.provider_label = provider_label
+        self.location_id = location_id
+        self.at = at
+        self.patient = None  # PatientSummary / PatientOut
+        self.types: list = []
+        self.rooms: list = []
+        self._results: list = []
+        self._query_seq = 0
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(f"Book {self.at} · {self.provider_label}", classes="dialog-title")
+            yield Input(placeholder="patient: name, DOB, phone or MRN", id="search")
+            yield OptionList(id="results")
+            yield Static("No patient chosen · r in the list or Ctrl+N registers a new one", id="chosen")
+            yield Select([], prompt="appointment type", id="type")
+            yield Input(placeholder="reason (optional)", id="reason")
+            yield Select([], prompt="room (if the type needs one)", id="room")
+            yield Static("", id="error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Book", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        from hpms.services import resources
+
+        self.query_one("#search", Input).focus()
+
+        def loaded(result) -> None:
+            self.types, self.rooms = result
+            self.query_one("#type", Select).set_options([(f"{t.name} ({t.duration_min} min)", t.id) for t in self.types])
+            self.query_one("#room", Select).set_options(
+                [(r.name, r.id) for r in self.rooms if r.location_id == self.location_id])
+
+        self.app.service(lambda ctx: (resources.list_types(ctx), resources.list_rooms(ctx)), done=loaded)
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        from hpms.services import patients
+
+        text = event.value.strip()
+        self._query_seq += 1
+        seq = self._query_seq
+        if len(text) < 2:
+            self.query_one("#results", OptionList).clear_options()
+            return
+
+        def done(rows) -> None:
+            if seq != self._query_seq:
+                return  # an older query answered late
+            self._results = rows
+            lst = self.query_one("#results", OptionList)
+            lst.clear_options()
+            lst.add_options([Option(f"{p.last_name}, {p.first_name} · {p.dob} · MRN {p.mrn}"
+                                    + (f" · {p.phone}" if p.phone else ""), id=str(i)) for i, p in enumerate(rows)])
+
+        self.app.service(patients.search, text, limit=20, done=done, failed=lambda _e: None, group="search")
+
+    @on(Input.Submitted, "#search")
+    def _to_results(self, _event) -> None:
+        lst = self.query_one("#results", OptionList)
+        if lst.option_count:
+            lst.focus()
+            lst.highlighted = 0
+
+    @on(OptionList.OptionSelected, "#results")
+    def _pick(self, event: OptionList.OptionSelected) -> None:
+        self.choose(self._results[int(event.option.id)])
+
+    def choose(self, patient) -> None:
+        self.patient = patient
+        self.query_one("#chosen", Static).update(
+            f"Patient: {patient.last_name}, {patient.first_name} · {patient.dob} · MRN {patient.mrn}")
+        self.query_one("#type", Select).focus()
+
+    def on_key(self, event) -> None:
+        if event.key == "r" and self.focused is self.query_one("#results", OptionList):
+            event.stop()
+            self.action_register()
+
+    def action_register(self) -> None:
+        text = self.query_one("#search", Input).value
+
+        def registered(p) -> None:
+            if p is not None:
+                self.app.notify(f"registered {p.first_name} {p.last_name}, MRN {p.mrn}")
+                self.choose(p)
+
+        self.app.push_screen(RegisterDialog(text), registered)
+
+    @on(Select.Changed, "#type")
+    def _type(self, event: Select.Changed) -> None:
+        t = next((t for t in self.types if t.id == event.value), None)
+        if t is not None and t.needs_room:
+            self.query_one("#room", Select).focus()
+        elif t is not None:
+            self.query_one("#reason", Input).focus()
+
+    @on(Select.Changed, "#room")
+    def _room(self, _event: Select.Changed) -> None:
+        self.query_one("#reason", Input).focus()
+
+    @on(Input.Submitted, "#reason")
+    def _reason_done(self, _event) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        from hpms.services import appointments
+
+        error = self.query_one("#error", Static)
+        if self.patient is None:
+            error.update("choose a patient first")
+            self.query_one("#search", Input).focus()
+            return
+        type_id = self.query_one("#type", Select).value
+        if type_id is Select.BLANK or type_id is None:
+            error.update("choose an appointment type")
+            self.query_one("#type", Select).focus()
+            return
+        room = self.query_one("#room", Select).value
+        room = None if room is Select.BLANK else str(room)
+        reason = self.query_one("#reason", Input).value.strip() or None
+        error.update("booking…")
+
+        def failed(exc) -> None:
+            from hpms.errors import ConflictError
+
+            if isinstance(exc, ConflictError):
+                error.update(f"Taken: {exc}. The day view is refreshed; pick another time.")
+            else:
+                error.update(str(exc))
+
+        self.app.service(appointments.book, patient=self.patient.mrn, provider=str(self.provider_id),
+                         type=str(type_id), at=self.at, location=str(self.location_id), room=room, reason=reason,
+                         done=self.dismiss, failed=failed)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AppointmentDialog(ModalScreen):
+    """An appointment's details and its actions (single keys as in the day view)."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("c", "pick('confirm')", "Confirm"),
+        Binding("i", "pick('checkin')", "Check in"),
+        Binding("m", "pick('room')", "To room"),
+        Binding("d", "pick('complete')", "Complete"),
+        Binding("N", "pick('noshow')", "No-show"),
+        Binding("x", "pick('cancel')", "Cancel visit"),
+        Binding("r", "pick('move')", "Reschedule"),
+        Binding("p", "pick('patient')", "Patient"),
+    ]
+
+    def __init__(self, block) -> None:
+        super().__init__()
+        self.block = block
+
+    def compose(self) -> ComposeResult:
+        b = self.block
+        lines = [
+            f"#{b.id}  {b.start:%a %d %b %Y %H:%M}-{b.end:%H:%M}",
+            f"Patient   {b.patient} (MRN {b.mrn})",
+            f"Provider  {b.provider}",
+            f"Type      {b.type}",
+            f"Status    {b.status.replace('_', ' ')}",
+            f"Room      {b.room or '-'}",
+            f"Reason    {b.reason or '-'}",
+        ]
+        if b.arrived_at:
+            lines.append(f"Arrived   {b.arrived_at.astimezone(b.start.tzinfo):%H:%M}")
+        with Vertical(classes="dialog wide"):
+            yield Label("Appointment", classes="dialog-title")
+            yield Static("\n".join(lines))
+            yield Static("c confirm · i check in · m to room · d complete · N no-show · x cancel · "
+                         "r reschedule · p patient · Esc close", classes="hint")
+
+    def action_pick(self, action: str) -> None:
+        self.dismiss(action)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,317 @@
+"""Full screens over the day view: a provider's week, the patient flow board, slot search,
+the waitlist, a patient's details, and the key help."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Label, Select, Static
+
+from hpms.tui.widgets.daygrid import STATUS_MARK
+
+
+class Panel(Screen):
+    BINDINGS = [Binding("escape,q", "close", "Back")]
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class WeekScreen(Panel):
+    """One provider's week: hours, free time and bookings per day."""
+
+    BINDINGS = [Binding("left_square_bracket", "shift(-7)", "Prev week"),
+                Binding("right_square_bracket", "shift(7)", "Next week")]
+
+    def __init__(self, provider_id: int, day: dt.date, location_id: int) -> None:
+        super().__init__()
+        self.provider_id, self.day, self.location_id = provider_id, day, location_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("", id="title", classes="panel-title")
+            yield DataTable(id="week", cursor_type="row")
+            yield Static("[ ] previous/next week · Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_columns("Day", "Location", "Hours", "Free", "Booked", "Min booked")
+        t.focus()
+        self.load()
+
+    def load(self) -> None:
+        from hpms.services import availability
+
+        def done(week) -> None:
+            self.query_one("#title", Static).update(f" {week['provider']} · week {week['week']}")
+            t = self.query_one(DataTable)
+            t.clear()
+            for d in week["days"]:
+                hours = ", ".join(d["hours"]) or ("time off" if d["time_off"] else "-")
+                t.add_row(f"{d['weekday']} {d['date']:%d %b}", d["location"], hours, ", ".join(d["free"]) or "-",
+                          str(d["booked"]), str(d["booked_min"]))
+
+        self.app.service(availability.week, str(self.provider_id), week_of=self.day.isoformat(), done=done)
+
+    def action_shift(self, days: int) -> None:
+        self.day += dt.timedelta(days=days)
+        self.load()
+
+
+class FlowScreen(Panel):
+    """Today's patients by stage with waiting times; refreshed every few seconds."""
+
+    def __init__(self, location_id: int) -> None:
+        super().__init__()
+        self.location_id = location_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(" Patient flow · today", classes="panel-title")
+            yield DataTable(id="flow", cursor_type="row")
+            yield Static("refreshes every 2 s · Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        t.add_columns("Stage", "Time", "Patient", "Provider", "Type", "Room", "Waited", "In room")
+        t.focus()
+        self.load()
+        self.set_interval(2.0, self.load)
+
+    def load(self) -> None:
+        from hpms.services import schedule_view
+
+        def done(board) -> None:
+            t = self.query_one(DataTable)
+            t.clear()
+            for stage in ("waiting", "in room", "expected", "done", "no-show"):
+                for e in board[stage]:
+                    t.add_row(stage, e["time"], e["patient"], e["provider"], e["type"], e["room"] or "",
+                              "" if e["waited_min"] is None else f"{e['waited_min']} min",
+                              "" if e["in_room_min"] is None else f"{e['in_room_min']} min")
+
+        self.app.service(schedule_view.flow_board, location=str(self.location_id), done=done, group="flow")
+
+
+class FindSlotScreen(ModalScreen):
+    """The next free slots for a type, at the current provider or any; Enter books one."""
+
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("a", "scope", "Any/this provider")]
+
+    def __init__(self, location_id: int, provider_id: int | None) -> None:
+        super().__init__()
+        self.location_id = location_id
+        self.provider_id = provider_id
+        self.any_provider = provider_id is None
+        self.slots: list = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Find a slot", classes="dialog-title")
+            yield Select([], prompt="appointment type", id="type")
+            yield Static("", id="scope")
+            yield DataTable(id="slots", cursor_type="row")
+            yield Static("a: any provider / this provider · Enter book · Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        from hpms.services import resources
+
+        self.query_one(DataTable).add_columns("When", "Provider", "Location", "Room")
+        self.show_scope()
+
+        def loaded(types) -> None:
+            self.query_one("#type", Select).set_options([(f"{t.name} ({t.duration_min} min)", t.id) for t in types])
+            self.query_one("#type", Select).focus()
+
+        self.app.service(resources.list_types, done=loaded)
+
+    def show_scope(self) -> None:
+        self.query_one("#scope", Static).update("any provider" if self.any_provider else "this provider")
+
+    def action_scope(self) -> None:
+        if self.provider_id is not None:
+            self.any_provider = not self.any_provider
+            self.show_scope()
+            self.search()
+
+    @on(Select.Changed, "#type")
+    def _type(self, _event) -> None:
+        self.search()
+
+    def search(self) -> None:
+        from hpms.services import appointments
+
+        type_id = self.query_one("#type", Select).value
+        if type_id is Select.BLANK or type_id is None:
+            return
+
+        def done(slots) -> None:
+            self.slots = slots
+            t = self.query_one(DataTable)
+            t.clear()
+            for s in slots:
+                t.add_row(f"{s.start:%a %d %b %H:%M}", s.provider, s.location, s.room or "")
+            t.focus()
+
+        kw = {"any_provider": True} if self.any_provider else {"provider": str(self.provider_id)}
+        self.app.service(appointments.find_slot, type=str(type_id), location=str(self.location_id), count=12,
+                         done=done, **kw)
+
+    @on(DataTable.RowSelected, "#slots")
+    def _chosen(self, event: DataTable.RowSelected) -> None:
+        if 0 <= event.cursor_row < len(self.slots):
+            self.dismiss(self.slots[event.cursor_row])
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class WaitlistScreen(Panel):
+    """Waiting patients and the offers freed slots make them; b books the chosen offer."""
+
+    BINDINGS = [Binding("b", "book_offer", "Book offer"), Binding("f5", "load", "Refresh")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offers: list = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(" Offers: freed slots that fit a waiting patient (best first)", classes="panel-title")
+            yield DataTable(id="offers", cursor_type="row")
+            yield Static(" Waitlist", classes="panel-title")
+            yield DataTable(id="entries", cursor_type="row")
+            yield Static("b book the highlighted offer · Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#offers", DataTable).add_columns("When", "Patient", "Type", "Provider", "Location",
+                                                          "Waiting since")
+        self.query_one("#entries", DataTable).add_columns("#", "Patient", "Type", "Provider", "Window", "Note")
+        self.query_one("#offers", DataTable).focus()
+        self.action_load()
+
+    def action_load(self) -> None:
+        from hpms.services import waitlist
+
+        def done(result) -> None:
+            offers, entries = result
+            self.offers = offers
+            t = self.query_one("#offers", DataTable)
+            t.clear()
+            for o in offers:
+                t.add_row(f"{o.start:%a %d %b %H:%M}", o.patient, o.type, o.provider, o.location,
+                          f"{o.waiting_since:%Y-%m-%d}")
+            e = self.query_one("#entries", DataTable)
+            e.clear()
+            for w in entries:
+                window = f"{w.earliest or ''}..{w.latest or ''}" if (w.earliest or w.latest) else "any time"
+                e.add_row(str(w.id), w.patient, w.type, w.provider or "any", window, w.note or "")
+
+        self.app.service(lambda ctx: (waitlist.offers(ctx), waitlist.list_entries(ctx)), done=done)
+
+    def action_book_offer(self) -> None:
+        from hpms.services import waitlist
+
+        t = self.query_one("#offers", DataTable)
+        if not self.offers or t.cursor_row is None or t.cursor_row >= len(self.offers):
+            self.app.notify("no offer chosen", severity="warning")
+            return
+        offer = self.offers[t.cursor_row]
+
+        def done(result) -> None:
+            a = result.booked[0]
+            self.app.notify(f"booked #{a.id} {a.start:%a %d %b %H:%M} {a.patient}")
+            self.action_load()
+
+        self.app.service(waitlist.fill, offer.entry_id, slot=offer.slot_id, done=done,
+                         failed=lambda _e: self.action_load())
+
+
+class PatientScreen(Panel):
+    """Demographics, coverage, upcoming and past visits."""
+
+    def __init__(self, patient_id: int) -> None:
+        super().__init__()
+        self.patient_id = patient_id
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("", id="demographics")
+            yield Static(" Coverage", classes="panel-title")
+            yield Static("", id="coverage")
+            yield Static(" Upcoming visits", classes="panel-title")
+            yield DataTable(id="upcoming", cursor_type="row")
+            yield Static(" Past visits", classes="panel-title")
+            yield DataTable(id="past", cursor_type="row")
+            yield Static("Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        from hpms.services import schedule_view
+
+        for tid in ("#upcoming", "#past"):
+            self.query_one(tid, DataTable).add_columns("When", "Provider", "Type", "Status", "Location")
+
+        def done(d) -> None:
+            p = d["patient"]
+            lines = [f" {p.last_name}, {p.first_name}" + (f" ({p.preferred_name})" if p.preferred_name else "")
+                     + f" · MRN {p.mrn}",
+                     f" Born {p.dob} · {p.sex_at_birth or '-'} · phone {p.phone or '-'} · {p.email or '-'}",
+                     f" {', '.join(x for x in (p.address_line1, p.city, p.state, p.postal_code) if x) or 'no address'}"]
+            self.query_one("#demographics", Static).update("\n".join(lines))
+            cov = d["coverage"]
+            self.query_one("#coverage", Static).update(
+                "\n".join(f" {c.priority}: {c.payer_name} · member {c.member_id} · from {c.valid_from or '-'}"
+                          for c in cov) or " none on file")
+            for tid, rows in (("#upcoming", d["upcoming"]), ("#past", d["past"])):
+                t = self.query_one(tid, DataTable)
+                for v in rows:
+                    t.add_row(f"{v.start:%a %d %b %Y %H:%M}", v.provider, v.type,
+                              f"{STATUS_MARK.get(v.status, '')} {v.status.replace('_', ' ')}", v.location)
+
+        self.app.service(schedule_view.patient_details, str(self.patient_id), done=done)
+
+
+HELP = """\
+ Day view
+   ← ↓ ↑ → / h j k l   move           PgUp PgDn Home End   scroll
+   t  today            [ ]  previous / next day          g  go to date
+   L  switch location  o  providers / rooms columns      + -  finer / coarser time step
+   F5 refresh now (changes by others show within 2 s anyway)
+
+ Appointments
+   Enter / n  book a free cell, or open the appointment under the cursor
+   c  confirm     i  check in     m  to room     d  complete     N  no-show
+   x  cancel (asks the reason)    r  reschedule: move with the arrows, Enter confirms, Esc aborts
+   p  patient details
+
+ Panels
+   w  the provider's week    f  patient flow board    s  find a slot    v  waitlist and offers
+
+ In the booking dialog
+   type to search patients (name, DOB, phone, MRN) · Enter goes to the results · Enter picks
+   r in the results (or Ctrl+N) registers a new patient · Ctrl+S books · Esc cancels
+
+ Markers:  · booked  ✓ confirmed  A arrived  R in room  ■ completed  N no-show
+ q quits · ? this help · Esc closes it
+"""
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog wide help"):
+            yield Label("Keys", classes="dialog-title")
+            yield Static(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+__all__ = ["FindSlotScreen", "FlowScreen", "HelpScreen", "PatientScreen", "WaitlistScreen", "WeekScreen",
+           "Horizontal"]
