@@ -96,6 +96,20 @@ def root(
     ctx.obj = {"debug": debug}
 
 
+def tui(
+    location: Annotated[str | None, typer.Option("--location", help="Location id or name (default: the configured one, else the first).")] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Day to open: YYYY-MM-DD, today, tomorrow, +N.")] = None,
+    step: Annotated[int, typer.Option("--step", help="Minutes per row: 5, 10, 15 or 30.")] = 15,
+) -> None:
+    """Open the full-screen scheduler (day view, booking, check-in, waitlist); ? inside shows the keys.
+
+    Example: hpms tui --location "Lakeside Clinic" --date tomorrow
+    """
+    from hpms.tui.app import launch  # the face next to this one; imported only when used
+
+    launch(location=location, date=date, step=step)
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """The root app with every command group, or with just `only` (what `main` runs for
     `hpms GROUP ...`: Typer converts every registered command on each call, so a slim tree
@@ -114,12 +128,12 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     new.callback()(root)
     if only is None:
-        from hpms.commands import demo, init, tui, users
+        from hpms.commands import demo, init, users
 
         init.register(new)
         demo.register(new)
         users.register_whoami(new)
-        tui.register(new)
+        new.command("tui")(tui)
     for name in GROUPS if only is None else (only,):
         new.add_typer(importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app, name=name)
     return new

@@ -295,10 +295,12 @@ class DayScreen(Screen):
             if not text:
                 return
             from hpms.errors import ValidationError
-            from hpms.services.localtime import parse_day
+            from hpms.services.localtime import local_now, parse_day
 
+            # today, tomorrow, +N: from the clinic's today (the service clock), not the day shown
+            today = local_now(self.hpms.now(), self.view.tz).date() if self.view else self.day
             try:
-                self.day = parse_day("date", text, today=self.day or dt.date.today())
+                self.day = parse_day("date", text, today=today or dt.date.today())
             except ValidationError as exc:
                 self.notify(str(exc), severity="error")
                 return
@@ -457,7 +459,7 @@ class DayScreen(Screen):
         if g.moving is not None:
             blk = g.moving[0]
             g.moving = None
-            g.goto(blk.start_min)
+            g.goto(blk.start_min, blk.column)
             self.show_detail()
             self.notify("move aborted")
 
@@ -554,5 +556,23 @@ class DayScreen(Screen):
         self.app.push_screen(HelpScreen())
 
 
-def run(location: str | None = None, day: dt.date | None = None) -> None:
-    HpmsApp(location=location, day=day).run()
+def launch(*, location: str | None = None, date: str | None = None, step: int = 15) -> None:
+    """`hpms tui`: check what can be checked with the CLI's one-line errors (a terminal, the
+    schema, the user, the location), then open the screen."""
+    import sys
+
+    from hpms.config import load_settings
+    from hpms.errors import UsageError, ValidationError
+    from hpms.services.context import open_context
+    from hpms.services.localtime import local_now, parse_day
+    from hpms.services.schedule_view import resolve_location
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("hpms tui needs a terminal", hint="use `hpms appointments list` in scripts")
+    if step not in STEPS:
+        raise ValidationError("--step", f"must be one of {', '.join(map(str, STEPS))}")
+    settings = load_settings()
+    with open_context(settings, readonly=True) as ctx:
+        loc = resolve_location(ctx, location)
+        day = parse_day("--date", date, today=local_now(ctx.now(), loc.tz).date()) if date else None
+    HpmsApp(settings, location=str(loc.id), day=day, step=step).run()
