@@ -8,17 +8,20 @@ repaints two lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from hpms.services.schedule_view import Block, DayView
+if TYPE_CHECKING:  # the service layer (SQLAlchemy) loads in the first worker, after the first frame
+    from hpms.services.schedule_view import Block, DayView
 
 TIME_W = 6
 MIN_COL_W = 16
@@ -174,22 +177,31 @@ class DayGrid(Widget, can_focus=True):
             by_col.setdefault(b.column, []).append(b)
         self.cells = []
         for col in view.columns:
+            # one pass: each block fills the rows it covers (first wins where blocks overlap)
+            owner: list[Block | None] = [None] * rows
+            count = [0] * rows
+            for b in by_col.get(col.key, []):
+                r0 = max(0, (b.start_min - view.first_min) // step)
+                r1 = min(rows, (max(b.end_min, b.start_min + 1) - view.first_min + step - 1) // step)
+                for r in range(r0, r1):
+                    count[r] += 1
+                    if owner[r] is None:
+                        owner[r] = b
             cells = []
-            blocks = by_col.get(col.key, [])
             for r in range(rows):
                 lo = view.first_min + r * step
                 hi = lo + step
-                hit = [b for b in blocks if b.start_min < hi and max(b.end_min, b.start_min + 1) > lo]
-                if hit:
-                    b = hit[0]
-                    first_row = b.start_min >= lo
-                    extra = f" +{len(hit) - 1}" if len(hit) > 1 else ""
-                    if first_row:
+                b = owner[r]
+                if b is not None:
+                    extra = f" +{count[r] - 1}" if count[r] > 1 else ""
+                    if b.start_min >= lo:
                         text = f"{STATUS_MARK.get(b.status, '?')} {b.start:%H:%M} {b.patient}{extra}"
-                    elif lo < b.start_min + step * 2 and lo >= b.start_min + step:
+                    elif b.start_min + step <= lo < b.start_min + step * 2:
                         text = f"  {b.type}"
+                    elif lo < b.start_min + step * 3:
+                        text = "  " + b.status.replace("_", " ")
                     else:
-                        text = "  " + b.status.replace("_", " ") if lo < b.start_min + step * 3 else ""
+                        text = ""
                     cells.append(Cell(text, STATUS_STYLE.get(b.status, OPEN), b))
                     continue
                 offs = [o for o in col.off if o[0] < hi and o[1] > lo]
@@ -296,11 +308,25 @@ class DayGrid(Widget, can_focus=True):
             self.moving = (blk, mmin, mcol)
             self.goto(mmin, self.view.columns[mcol].key if self.view else None)
             return
+        before = (self.row, self.col, self.row_offset, self.col_offset)
         self.row += drow
         self.col += dcol
         self._clamp()
-        self.refresh()
+        self._repaint_cursor(before)
         self.post_message(self.CursorMoved(self))
+
+    def _repaint_cursor(self, before: tuple[int, int, int, int]) -> None:
+        """Repaint the old and the new cursor line (and the header when the column changed);
+        everything when the view scrolled."""
+        row, col, row_offset, col_offset = before
+        if (row_offset, col_offset) != (self.row_offset, self.col_offset):
+            self.refresh()
+            return
+        width = self.size.width
+        for r in {row, self.row}:
+            self.refresh(Region(0, r - self.row_offset + 1, width, 1))
+        if col != self.col:
+            self.refresh(Region(0, 0, width, 1))
 
     def action_edge(self, end: int) -> None:
         self.row = self.rows - 1 if end else 0
