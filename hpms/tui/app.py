@@ -128,7 +128,7 @@ class DayScreen(Screen):
         Binding("f5,ctrl+r", "reload", "Refresh", show=False),
         Binding("escape", "abort_move", "Abort move", show=False),
         Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self) -> None:

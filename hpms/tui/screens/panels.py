@@ -146,8 +146,9 @@ class FindSlotScreen(ModalScreen):
     def search(self) -> None:
         from hpms.services import appointments
 
-        type_id = self.query_one("#type", Select).value
-        if type_id is Select.BLANK or type_id is None:
+        type_select = self.query_one("#type", Select)
+        type_id = type_select.value
+        if type_select.is_blank() or type_id is None:
             return
 
         def done(slots) -> None:
@@ -278,23 +279,26 @@ class PatientScreen(Panel):
 
 HELP = """\
  Day view
-   ← ↓ ↑ → / h j k l   move           PgUp PgDn Home End   scroll
-   t  today            [ ]  previous / next day          g  go to date
-   L  switch location  o  providers / rooms columns      + -  finer / coarser time step
-   F5 refresh now (changes by others show within 2 s anyway)
+   ← ↓ ↑ → / h j k l  move        PgUp PgDn Home End  scroll
+   t  today       [ ]  previous / next day     g  go to date
+   L  location    o  providers / rooms columns
+   + -  finer / coarser time step (5, 10, 15, 30 min)
+   F5  refresh now (changes by others show within 2 s anyway)
 
  Appointments
-   Enter / n  book a free cell, or open the appointment under the cursor
-   c  confirm     i  check in     m  to room     d  complete     N  no-show
-   x  cancel (asks the reason)    r  reschedule: move with the arrows, Enter confirms, Esc aborts
-   p  patient details
+   Enter / n  book the free cell, or open the appointment under the cursor
+   c  confirm     i  check in     m  to room     d  complete
+   N  no-show     x  cancel (asks the reason)     p  patient details
+   r  reschedule: move with the arrows, Enter confirms, Esc aborts
 
  Panels
-   w  the provider's week    f  patient flow board    s  find a slot    v  waitlist and offers
+   w  the provider's week     f  patient flow board
+   s  find a slot             v  waitlist and offers
 
  In the booking dialog
-   type to search patients (name, DOB, phone, MRN) · Enter goes to the results · Enter picks
-   r in the results (or Ctrl+N) registers a new patient · Ctrl+S books · Esc cancels
+   type to search patients (name, DOB, phone, MRN); Enter goes to the
+   results, Enter picks one; r in the results or Ctrl+N registers a new
+   patient; Ctrl+S books; Esc cancels
 
  Markers:  · booked  ✓ confirmed  A arrived  R in room  ■ completed  N no-show
  q quits · ? this help · Esc closes it
