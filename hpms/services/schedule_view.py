@@ -108,13 +108,16 @@ def change_marker(ctx, location_id: int, day: dt.date) -> tuple:
     require(ctx.actor, "schedule.read")
     tz = ctx.session.get(Location, location_id).tz
     lo, hi = lt.day_bounds_utc(day, tz)
-    a = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(Appointment.updated_at)).where(
+    # every change of an appointment bumps its version: the sum moves even when two changes
+    # carry the same timestamp
+    a = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(Appointment.updated_at),
+                                      sa.func.sum(Appointment.version)).where(
         Appointment.location_id == location_id, Appointment.start_utc >= lo, Appointment.start_utc < hi)).one()
     t = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(TimeOff.id)).where(
         TimeOff.org_id == ctx.org_id)).one()
     w = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(WorkingHours.id)).where(
         WorkingHours.location_id == location_id)).one()
-    return (a[0], str(a[1]), t[0], t[1], w[0], w[1])
+    return (a[0], str(a[1]), a[2], t[0], t[1], w[0], w[1])
 
 
 def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "provider",

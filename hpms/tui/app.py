@@ -268,7 +268,7 @@ class DayScreen(Screen):
             fresh = "loading…"
         else:
             fresh = f"refreshed {self.refreshed_at:%H:%M:%S}"
-            if self.last_poll_ok and time.monotonic() - self.last_poll_ok > 5:
+            if self.last_poll_ok and time.monotonic() - self.last_poll_ok > max(5.0, 3 * self.hpms.poll_seconds):
                 fresh = f"⚠ STALE: no answer from the database for {time.monotonic() - self.last_poll_ok:.0f} s"
         self.query_one("#status", Static).update(f" {who} · {where} · {fresh} · ? help")
 

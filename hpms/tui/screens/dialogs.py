@@ -239,13 +239,14 @@ class BookingDialog(ModalScreen):
             error.update("choose a patient first")
             self.query_one("#search", Input).focus()
             return
-        type_id = self.query_one("#type", Select).value
-        if type_id is Select.BLANK or type_id is None:
+        type_select = self.query_one("#type", Select)
+        type_id = type_select.value
+        if type_select.is_blank() or type_id is None:
             error.update("choose an appointment type")
             self.query_one("#type", Select).focus()
             return
-        room = self.query_one("#room", Select).value
-        room = None if room is Select.BLANK else str(room)
+        room_select = self.query_one("#room", Select)
+        room = None if room_select.is_blank() else str(room_select.value)
         reason = self.query_one("#reason", Input).value.strip() or None
         error.update("booking…")
 
