@@ -1,0 +1,1 @@
+"""Interchange formats: writers and readers for the files hpms exchanges with others."""
