@@ -46,6 +46,22 @@ def pytest_report_header(config):
     return f"hpms: PostgreSQL tests {'SKIPPED: ' + reason if reason else 'enabled at ' + PG_URL}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def code_cache_dir(tmp_path_factory) -> Iterator[Path]:
+    """One HPMS_CACHE_DIR for the whole run, shared by the xdist workers: the ICD-10-CM table
+    is built at most once (its builder takes a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "hpms-cache"
+    path.mkdir(exist_ok=True)
+    before = os.environ.get("HPMS_CACHE_DIR")
+    os.environ["HPMS_CACHE_DIR"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("HPMS_CACHE_DIR", None)
+    else:
+        os.environ["HPMS_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
     """A migrated SQLite database holding the bootstrapped 'Test Clinic', copied for each test

@@ -31,6 +31,8 @@ class LocationBase(SQLModel):
     tz: str = Field(max_length=64)
     phone: str | None = Field(default=None, max_length=32)
     npi: str | None = Field(default=None, max_length=10)
+    # CMS place-of-service code of the visits billed from here (11 office, 02 telehealth...)
+    place_of_service: str = Field(default="11", max_length=2, sa_column_kwargs={"server_default": "11"})
 
 
 class Location(LocationBase, table=True):

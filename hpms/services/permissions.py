@@ -46,6 +46,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "appointment.export": frozenset({"admin", "front_desk", "provider", "service"}),
     "waitlist.read": _CLINICAL,
     "waitlist.write": frozenset({"admin", "front_desk"}),
+    "codes.read": _CLINICAL | {"service"},
+    "codes.import": frozenset({"admin", "biller"}),
+    "fee.read": _CLINICAL,
+    "fee.write": frozenset({"admin", "biller"}),
+    "encounter.read": _CLINICAL,
+    "encounter.write": frozenset({"admin", "biller", "provider"}),
+    "encounter.sign": frozenset({"admin", "biller", "provider"}),
+    "billing.read": frozenset({"admin", "biller", "service"}),
+    "billing.setup": frozenset({"admin", "biller"}),
+    "billing.run": frozenset({"admin", "biller", "service"}),
+    "claims.read": frozenset({"admin", "biller"}),
+    "claims.write": frozenset({"admin", "biller"}),
 }
 
 

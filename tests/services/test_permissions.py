@@ -50,6 +50,23 @@ appointment.override  x       .        .       x        .       .
 appointment.export    x       x        .       x        .       x
 waitlist.read         x       x        x       x        .       .
 waitlist.write        x       x        .       .        .       .
+codes.read            x       x        x       x        .       x
+codes.import          x       .        x       .        .       .
+fee.read              x       x        x       x        .       .
+fee.write             x       .        x       .        .       .
+encounter.read        x       x        x       x        .       .
+encounter.write       x       .        x       x        .       .
+encounter.sign        x       .        x       x        .       .
+billing.read          x       .        x       .        .       x
+billing.setup         x       .        x       .        .       .
+billing.run           x       .        x       .        .       x
+claims.read           x       .        x       .        .       .
+claims.write          x       .        x       .        .       .
+billing.read          x       .        x       .        .       x
+billing.setup         x       .        x       .        .       .
+billing.run           x       .        x       .        .       x
+claims.read           x       .        x       .        .       .
+claims.write          x       .        x       .        .       .
 """
 
 

@@ -1,0 +1,633 @@
+"""The billing run: signed encounters -> scrubbed, priced claims -> one 837P file per payer and
+billing location, safe to run from cron.
+
+- A lock (`job_lock` row) keeps two runs apart: exit 75 while another live run holds it; the
+  lock of a run that died (same host, process gone, or no heartbeat for 10 minutes) is taken over.
+- Claims are created in chunks, each one transaction that also marks its encounters billed; a
+  partial unique index allows one original claim per encounter and payer. A rerun, or a run
+  after a crash, finds no signed encounter twice.
+- Files: a short transaction records the file (its control numbers) and assigns its claims;
+  the file is then written from a read, to a temp name, fsynced and renamed. A recorded file
+  whose name is missing (a crash in between) is written again, identically, by the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hpms.errors import LockHeldError, NotFoundError, ValidationError
+from hpms.models import (
+    BillingProfile, BillingRun, Claim, ClaimEvent, ClaimLine, Coverage, Encounter, EncounterDiagnosis,
+    EncounterLine, Fee, JobLock, Location, Organization, Patient, Payer, Provider, WorklistItem, X12File,
+)
+from hpms.services import audit, validation as v
+from hpms.services.permissions import require
+from hpms.services.scrubber import ClaimDraft, DraftLine, Finding, scrub
+
+LOCK_NAME = "billing_run"
+STALE_AFTER = dt.timedelta(minutes=10)
+CHUNK = 2000
+FILE_CHUNK = 1000
+CLAIM_COUNTER = "claim_control"
+ISA_COUNTER = "x12_isa"
+GS_COUNTER = "x12_gs"
+
+
+def cents(value: int | None) -> Decimal | None:
+    return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+@dataclass
+class RunSummary:
+    run_id: int | None
+    dry_run: bool
+    encounters: int = 0
+    claims: int = 0
+    failed: int = 0
+    skipped: int = 0
+    total: Decimal = Decimal("0.00")
+    files: list[dict] = field(default_factory=list)
+    recovered_files: int = 0
+    findings: list[dict] = field(default_factory=list)  # dry run: what would fail
+
+
+# ---- billing profile -----------------------------------------------------------------------
+
+PROFILE_FIELDS = ("tax_id", "submitter_id", "submitter_name", "receiver_id", "receiver_name", "contact_name",
+                  "contact_phone", "production")
+
+
+def get_profile(ctx) -> dict:
+    require(ctx.actor, "billing.read")
+    p = ctx.session.get(BillingProfile, ctx.org_id)
+    return {f: getattr(p, f) if p else (False if f == "production" else None) for f in PROFILE_FIELDS}
+
+
+def set_profile(ctx, **data) -> dict:
+    """The practice's tax id and X12 identities (submitter, receiver = clearinghouse)."""
+    require(ctx.actor, "billing.setup")
+    p = ctx.session.get(BillingProfile, ctx.org_id)
+    if p is None:
+        p = BillingProfile(org_id=ctx.org_id)
+        ctx.session.add(p)
+    changed = []
+    for f, val in data.items():
+        if val is None:
+            continue
+        if f == "tax_id":
+            digits = "".join(ch for ch in str(val) if ch.isdigit())
+            if len(digits) != 9 or not all(ch.isdigit() or ch in "- " for ch in str(val).strip()):
+                raise ValidationError("--tax-id", "must be a 9-digit EIN (12-3456789)")
+            val = digits
+        elif f in ("submitter_id", "receiver_id"):
+            val = v.require_text(f"--{f.replace('_', '-')}", val, 15)
+            if not all(ch.isalnum() for ch in val):
+                raise ValidationError(f"--{f.replace('_', '-')}", "letters and digits only")
+        elif f == "production":
+            val = bool(val)
+        elif f == "contact_phone":
+            val = v.parse_phone("--contact-phone", val)
+        else:
+            val = v.require_text(f"--{f.replace('_', '-')}", val, 60)
+        setattr(p, f, val)
+        changed.append(f)
+    if not changed:
+        raise ValidationError("options", "nothing to change")
+    p.updated_at = ctx.now()
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("update", "billing_profile", ctx.org_id, fields=changed))
+    return get_profile(ctx)
+
+
+# ---- the lock ------------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(ctx, name: str = LOCK_NAME) -> None:
+    """Take the named lock in the caller's transaction (commit it to hold it)."""
+    session = ctx.session
+    now = ctx.now()
+    host, pid = socket.gethostname(), os.getpid()
+    table = JobLock.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    res = session.execute(insert(table).values(name=name, holder=ctx.actor.username, host=host, pid=pid,
+                                               acquired_at=now, heartbeat_at=now).on_conflict_do_nothing())
+    if res.rowcount == 1:
+        return
+    held = session.execute(sa.select(JobLock).where(JobLock.name == name).with_for_update()).scalar_one()
+    dead = (held.host == host and not _alive(held.pid)) or now - held.heartbeat_at > STALE_AFTER
+    if not dead:
+        raise LockHeldError(
+            f"another billing run holds the lock ({held.holder}, pid {held.pid} on {held.host}, "
+            f"since {held.acquired_at:%Y-%m-%d %H:%M:%S} UTC)", hint="cron may retry later")
+    held.holder, held.host, held.pid, held.acquired_at, held.heartbeat_at = ctx.actor.username, host, pid, now, now
+    session.flush()
+
+
+def heartbeat(ctx, name: str = LOCK_NAME) -> None:
+    ctx.session.execute(sa.update(JobLock).where(JobLock.name == name, JobLock.pid == os.getpid())
+                        .values(heartbeat_at=ctx.now()))
+
+
+def release_lock(ctx, name: str = LOCK_NAME) -> None:
+    ctx.session.execute(sa.delete(JobLock).where(JobLock.name == name, JobLock.pid == os.getpid(),
+                                                 JobLock.host == socket.gethostname()))
+
+
+# ---- drafts --------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Meta:
+    patient_id: int
+    payer_id: int | None
+    coverage_id: int | None
+    location_id: int
+
+
+def _split(text: str) -> tuple:
+    return tuple(x for x in text.split(",") if x) if text else ()
+
+
+def load_fees(session, org_id: int) -> dict[tuple[int, str, str], int]:
+    return {(r.payer_key, r.code, r.modifier): r.amount_cents for r in session.execute(
+        sa.select(Fee.payer_key, Fee.code, Fee.modifier, Fee.amount_cents).where(Fee.org_id == org_id))}
+
+
+def price(fees: dict, payer_id: int | None, code: str, modifiers: tuple[str, ...]) -> int | None:
+    first = modifiers[0] if modifiers else ""
+    for key in ((payer_id or 0, code, first), (payer_id or 0, code, ""), (0, code, first), (0, code, "")):
+        if key in fees:
+            return fees[key]
+    return None
+
+
+def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
+                 profile: BillingProfile | None = None) -> list[tuple[ClaimDraft, _Meta]]:
+    """Drafts for encounters, read in bulk (a handful of queries per chunk)."""
+    session = ctx.session
+    if not encounter_ids:
+        return []
+    fees = load_fees(session, ctx.org_id) if fees is None else fees
+    profile = session.get(BillingProfile, ctx.org_id) if profile is None else profile
+    encs = session.execute(sa.select(Encounter.id, Encounter.patient_id, Encounter.provider_id, Encounter.location_id,
+                                     Encounter.service_date, Encounter.place_of_service)
+                           .where(Encounter.id.in_(encounter_ids)).order_by(Encounter.id)).all()
+    dx: dict[int, list[str]] = {}
+    for r in session.execute(sa.select(EncounterDiagnosis.encounter_id, EncounterDiagnosis.code)
+                             .where(EncounterDiagnosis.encounter_id.in_(encounter_ids))
+                             .order_by(EncounterDiagnosis.encounter_id, EncounterDiagnosis.seq)):
+        dx.setdefault(r.encounter_id, []).append(r.code)
+    lines: dict[int, list] = {}
+    for r in session.execute(sa.select(EncounterLine.encounter_id, EncounterLine.seq, EncounterLine.code,
+                                       EncounterLine.modifiers, EncounterLine.units, EncounterLine.pointers,
+                                       EncounterLine.service_date)
+                             .where(EncounterLine.encounter_id.in_(encounter_ids))
+                             .order_by(EncounterLine.encounter_id, EncounterLine.seq)):
+        lines.setdefault(r.encounter_id, []).append(r)
+    pids = {e.patient_id for e in encs}
+    provs = {r.id: r.npi for r in session.execute(sa.select(Provider.id, Provider.npi).where(
+        Provider.id.in_({e.provider_id for e in encs})))}
+    locs = {r.id: r for r in session.execute(sa.select(Location.id, Location.npi, Location.postal_code).where(
+        Location.id.in_({e.location_id for e in encs})))}
+    pats = {r.id: r for r in session.execute(sa.select(Patient.id, Patient.first_name, Patient.last_name, Patient.dob)
+                                             .where(Patient.id.in_(pids)))}
+    covs: dict[int, list] = {}
+    for r in session.execute(sa.select(Coverage.id, Coverage.patient_id, Coverage.payer_id, Coverage.member_id_enc,
+                                       Coverage.relationship, Coverage.subscriber_first_name,
+                                       Coverage.subscriber_last_name, Coverage.subscriber_dob, Coverage.valid_from,
+                                       Coverage.valid_to)
+                             .where(Coverage.patient_id.in_(pids), Coverage.priority == "primary",
+                                    Coverage.active.is_(True)).order_by(Coverage.id)):
+        covs.setdefault(r.patient_id, []).append(r)
+    payer_codes = {r.id: r.payer_id for r in session.execute(sa.select(Payer.id, Payer.payer_id)
+                                                             .where(Payer.org_id == ctx.org_id))}
+    today = ctx.now().date()
+    out = []
+    for e in encs:
+        cov = next((c for c in covs.get(e.patient_id, ())
+                    if (c.valid_from is None or c.valid_from <= e.service_date)
+                    and (c.valid_to is None or e.service_date <= c.valid_to)), None)
+        pat = pats[e.patient_id]
+        payer_id = cov.payer_id if cov else None
+        dlines = []
+        for ln in lines.get(e.id, ()):
+            mods = _split(ln.modifiers)
+            unit_price = price(fees, payer_id, ln.code, mods)
+            dlines.append(DraftLine(seq=ln.seq, code=ln.code, modifiers=mods, units=ln.units,
+                                    pointers=tuple(int(p) for p in _split(ln.pointers)),
+                                    charge_cents=None if unit_price is None else unit_price * ln.units,
+                                    service_date=ln.service_date))
+        total = sum(dl.charge_cents or 0 for dl in dlines)
+        self_ = cov is not None and cov.relationship == "self"
+        loc = locs[e.location_id]
+        draft = ClaimDraft(
+            encounter_id=e.id, service_date=e.service_date, place_of_service=e.place_of_service,
+            diagnoses=tuple(dx.get(e.id, ())), lines=dlines, total_cents=total, billing_npi=loc.npi,
+            billing_zip=loc.postal_code, tax_id=profile.tax_id if profile else None,
+            rendering_npi=provs.get(e.provider_id), payer_id=payer_id,
+            payer_code=payer_codes.get(payer_id) if payer_id else None,
+            subscriber_member_id=cov.member_id_enc if cov else None,
+            subscriber_last=(pat.last_name if self_ else cov.subscriber_last_name) if cov else None,
+            subscriber_first=(pat.first_name if self_ else cov.subscriber_first_name) if cov else None,
+            subscriber_dob=(pat.dob if self_ else cov.subscriber_dob) if cov else None, today=today)
+        out.append((draft, _Meta(patient_id=e.patient_id, payer_id=payer_id, coverage_id=cov.id if cov else None,
+                                 location_id=e.location_id)))
+    return out
+
+
+def scrub_encounters(ctx, encounter_ids: list[int] | None = None) -> list[tuple[int, list[Finding]]]:
+    """`hpms claims scrub`: the findings of each encounter (default: every signed one); no write
+    but the audit event."""
+    require(ctx.actor, "claims.read")
+    if encounter_ids is None:
+        encounter_ids = list(ctx.session.execute(sa.select(Encounter.id).where(
+            Encounter.org_id == ctx.org_id, Encounter.status == "signed").order_by(Encounter.id)).scalars())
+    drafts = build_drafts(ctx, encounter_ids)
+    found = {d.encounter_id for d, _ in drafts}
+    missing = [i for i in encounter_ids if i not in found]
+    if missing:
+        raise NotFoundError(f"no encounter {missing[0]}", hint="see `hpms encounters list`")
+    if drafts:
+        audit.record(ctx, audit.Event("read", "encounter", None, patient_ids=sorted({m.patient_id for _, m in drafts}),
+                                      detail=f"scrub of {len(drafts)}"))
+    return [(d.encounter_id, scrub(d)) for d, _ in drafts]
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+def _check_out_dir(out_dir) -> Path:
+    if out_dir is None or not str(out_dir).strip():
+        raise ValidationError("--out", "is required (the directory the 837P files are written to)")
+    path = Path(out_dir).expanduser()
+    if not path.is_dir():
+        raise ValidationError("--out", f"{path} is not a directory")
+    probe = path / f".hpms-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValidationError("--out", f"{path} is not writable ({exc.strerror or exc})") from None
+    return path.resolve()
+
+
+def run(settings, *, through=None, payer=None, out_dir=None, dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None, env: dict | None = None,
+        clock=None, chunk: int = CHUNK) -> RunSummary:
+    """One billing run (see the module docstring). Raises ValidationError (bad options, no
+    billing profile), LockHeldError (exit 75), PermissionDenied."""
+    from hpms.services.context import open_context, system_clock
+
+    clock = clock or system_clock
+
+    def context(readonly: bool = False):
+        return open_context(settings, env=env, clock=clock, readonly=readonly)
+
+    out = None if dry_run else _check_out_dir(out_dir)
+    with context() as ctx:
+        require(ctx.actor, "billing.run")
+        from hpms.services.localtime import parse_day
+
+        through_d = parse_day("--through", through, today=ctx.now().date()) if through else ctx.now().date()
+        payer_obj = None
+        if payer:
+            from hpms.services.coverage import find_payer
+
+            try:
+                payer_obj = find_payer(ctx, payer)
+            except NotFoundError as exc:
+                raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
+        profile = ctx.session.get(BillingProfile, ctx.org_id)
+        if not dry_run and (profile is None or not profile.submitter_id or not profile.receiver_id):
+            raise ValidationError("billing profile", "no submitter/receiver ids: run `hpms billing setup` first")
+        if not dry_run:
+            acquire_lock(ctx)
+            brun = BillingRun(org_id=ctx.org_id, started_at=ctx.now(), through=through_d,
+                              payer_id=payer_obj.id if payer_obj else None, dry_run=False, user_id=ctx.actor.user_id)
+            ctx.session.add(brun)
+            ctx.session.flush()
+            run_id = brun.id
+        else:
+            run_id = None
+    summary = RunSummary(run_id=run_id, dry_run=dry_run)
+    payer_id = payer_obj.id if payer_obj else None
+    try:
+        with context() as ctx:
+            todo = ctx.session.execute(sa.select(sa.func.count()).select_from(Encounter).where(
+                Encounter.org_id == ctx.org_id, Encounter.status == "signed",
+                Encounter.service_date <= through_d)).scalar_one()
+        last_id = 0
+        done = 0
+        while True:
+            with context() as ctx:
+                ids = list(ctx.session.execute(
+                    sa.select(Encounter.id).where(Encounter.org_id == ctx.org_id, Encounter.status == "signed",
+                                                  Encounter.service_date <= through_d, Encounter.id > last_id)
+                    .order_by(Encounter.id).limit(chunk)).scalars())
+                if not ids:
+                    break
+                last_id = ids[-1]
+                _bill_chunk(ctx, ids, run_id, payer_id, summary, dry_run=dry_run)
+                if not dry_run:
+                    heartbeat(ctx)
+            done += len(ids)
+            if progress:
+                progress(done, todo)
+        if not dry_run:
+            summary.recovered_files = _recover_files(context, summary)
+            _write_new_files(context, run_id, out, payer_id, summary)
+    except BaseException:
+        if not dry_run:
+            _finish(context, run_id, summary, "failed")
+        raise
+    if not dry_run:
+        _finish(context, run_id, summary, "done")
+    return summary
+
+
+def _finish(context, run_id: int, summary: RunSummary, status: str) -> None:
+    try:
+        with context() as ctx:
+            r = ctx.session.get(BillingRun, run_id)
+            r.status, r.finished_at = status, ctx.now()
+            r.encounters, r.claims, r.failed = summary.encounters, summary.claims, summary.failed
+            r.total_cents = int(summary.total * 100)
+            audit.record(ctx, audit.Event("run", "billing_run", run_id, detail=(
+                f"{status}: {summary.claims} claims, {summary.failed} failed, {len(summary.files)} files")))
+            release_lock(ctx)
+    except Exception:  # noqa: BLE001 - never hide the original error; a stale lock is taken over later
+        if status == "done":
+            raise
+
+
+def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, *, dry_run: bool) -> None:
+    session = ctx.session
+    now = ctx.now()
+    drafts = build_drafts(ctx, ids)
+    good, bad = [], []
+    for draft, meta in drafts:
+        if payer_filter is not None and meta.payer_id != payer_filter:
+            summary.skipped += 1
+            continue
+        findings = [f for f in scrub(draft) if f.severity == "error"]
+        (bad if findings else good).append((draft, meta, findings))
+    summary.encounters += len(good) + len(bad)
+    summary.failed += len(bad)
+    if dry_run:
+        summary.claims += len(good)
+        summary.total += sum((cents(d.total_cents) for d, _, _ in good), Decimal("0.00"))
+        summary.findings.extend({"encounter_id": d.encounter_id, "rule_id": f.rule_id, "field": f.field,
+                                 "message": f.message} for d, _, fs in bad for f in fs)
+        return
+    # the work list: this run's findings replace the encounter's open ones
+    bad_ids = [d.encounter_id for d, _, _ in bad]
+    touched = bad_ids + [d.encounter_id for d, _, _ in good]
+    if touched:
+        session.execute(sa.update(WorklistItem).where(WorklistItem.encounter_id.in_(touched),
+                                                      WorklistItem.resolved_at.is_(None)).values(resolved_at=now))
+    if bad:
+        from hpms.db import bulk_insert
+
+        bulk_insert(session, WorklistItem.__table__, [
+            dict(org_id=ctx.org_id, encounter_id=d.encounter_id, claim_id=None, rule_id=f.rule_id,
+                 severity=f.severity, field=f.field, message=f.message[:500], created_at=now, resolved_at=None)
+            for d, _, fs in bad for f in fs])
+    if good:
+        from hpms.db import bulk_insert
+        from hpms.services.counters import reserve
+
+        first = reserve(session, CLAIM_COUNTER, len(good))
+        claim_rows = [dict(org_id=ctx.org_id, encounter_id=d.encounter_id, patient_id=m.patient_id,
+                           payer_id=m.payer_id, coverage_id=m.coverage_id, control_number=f"{first + i:09d}",
+                           frequency="1", original_claim_id=None, payer_claim_number=None, status="ready",
+                           total_cents=d.total_cents, billing_run_id=run_id, x12_file_id=None, created_at=now,
+                           updated_at=now)
+                      for i, (d, m, _) in enumerate(good)]
+        conn = session.connection()
+        result = conn.execute(sa.insert(Claim.__table__).returning(Claim.__table__.c.id, sort_by_parameter_order=True),
+                              claim_rows)
+        claim_ids = [r[0] for r in result]
+        bulk_insert(session, ClaimLine.__table__, [
+            dict(claim_id=cid, seq=ln.seq, code=ln.code, modifiers=",".join(ln.modifiers), units=ln.units,
+                 pointers=",".join(str(p) for p in ln.pointers), charge_cents=ln.charge_cents,
+                 service_date=ln.service_date)
+            for cid, (d, _, _) in zip(claim_ids, good) for ln in d.lines])
+        bulk_insert(session, ClaimEvent.__table__, [
+            dict(claim_id=cid, at=now, status="ready", note=f"billing run {run_id}", user_id=ctx.actor.user_id)
+            for cid in claim_ids])
+        good_ids = [d.encounter_id for d, _, _ in good]
+        session.execute(sa.update(Encounter).where(Encounter.id.in_(good_ids), Encounter.status == "signed")
+                        .values(status="billed", billed_at=now, updated_at=now, version=Encounter.version + 1))
+        summary.claims += len(good)
+        summary.total += sum((cents(d.total_cents) for d, _, _ in good), Decimal("0.00"))
+    patients = sorted({m.patient_id for _, m, _ in good + bad})
+    if patients:
+        audit.record(ctx, audit.Event("bill", "encounter", None, patient_ids=patients,
+                                      detail=f"billing run {run_id}: {len(good)} claims, {len(bad)} to the work list"))
+
+
+# ---- files ---------------------------------------------------------------------------------
+
+def _file_groups(ctx, payer_filter) -> list[tuple[int, int]]:
+    """(payer id, billing location id) pairs with claims waiting for a file."""
+    q = (sa.select(Claim.payer_id, Encounter.location_id).join(Encounter, Encounter.id == Claim.encounter_id)
+         .where(Claim.org_id == ctx.org_id, Claim.status == "ready", Claim.x12_file_id.is_(None))
+         .group_by(Claim.payer_id, Encounter.location_id).order_by(Claim.payer_id, Encounter.location_id))
+    if payer_filter is not None:
+        q = q.where(Claim.payer_id == payer_filter)
+    return [(r[0], r[1]) for r in ctx.session.execute(q)]
+
+
+def _write_new_files(context, run_id, out: Path, payer_filter, summary: RunSummary) -> None:
+    from hpms.services.counters import reserve
+
+    with context() as ctx:
+        groups = _file_groups(ctx, payer_filter)
+    for payer_id, location_id in groups:
+        with context() as ctx:
+            session = ctx.session
+            isa = reserve(session, ISA_COUNTER, 1)
+            gs = reserve(session, GS_COUNTER, 1)
+            code = session.get(Payer, payer_id).payer_id
+            safe = "".join(ch for ch in code if ch.isalnum())[:20] or str(payer_id)
+            f = X12File(org_id=ctx.org_id, run_id=run_id, payer_id=payer_id, kind="837P",
+                        filename=f"837P-{safe}-L{location_id}-{isa:09d}.x12", directory=str(out),
+                        isa_control=isa, gs_control=gs, status="pending", created_at=ctx.now())
+            session.add(f)
+            session.flush()
+            res = session.execute(
+                sa.update(Claim).where(Claim.org_id == ctx.org_id, Claim.payer_id == payer_id,
+                                       Claim.status == "ready", Claim.x12_file_id.is_(None),
+                                       Claim.encounter_id.in_(sa.select(Encounter.id).where(
+                                           Encounter.location_id == location_id)))
+                .values(x12_file_id=f.id, updated_at=ctx.now()))
+            file_id = f.id
+            f.claims = res.rowcount
+        info = _materialize(context, file_id)
+        summary.files.append(info)
+
+
+def _recover_files(context, summary: RunSummary) -> int:
+    """Files recorded but not (fully) on disk after a crash: finish or rewrite them."""
+    with context() as ctx:
+        pending = list(ctx.session.execute(sa.select(X12File.id, X12File.directory, X12File.filename, X12File.status)
+                                           .where(X12File.org_id == ctx.org_id, X12File.status != "void")))
+    count = 0
+    for fid, directory, filename, status in pending:
+        path = Path(directory) / filename
+        if path.exists() and status != "pending":
+            continue
+        if path.exists():  # renamed, then the process died before it was marked
+            with context() as ctx:
+                ctx.session.get(X12File, fid).status = "written"
+            count += 1
+            continue
+        info = _materialize(context, fid)
+        info["recovered"] = True
+        summary.files.append(info)
+        count += 1
+    return count
+
+
+def _materialize(context, file_id: int) -> dict:
+    """Write a recorded file: temp name, fsync, rename; then mark it written."""
+    from hpms.interop.x12 import x837p
+
+    # written from a read transaction: the database stays open to other writers meanwhile
+    with context(readonly=True) as ctx:
+        f = ctx.session.get(X12File, file_id)
+        directory, filename = Path(f.directory), f.filename
+        final = directory / filename
+        tmp = directory / f".{filename}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w", encoding="ascii", newline="") as out:
+                written = x837p.write_837p(out, **_file_parties(ctx, f), claims=_claims_of_file(ctx, f),
+                                           created=f.created_at, isa_control=f.isa_control,
+                                           gs_control=f.gs_control, max_claims_per_st=5000)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        payer_code = ctx.session.get(Payer, f.payer_id).payer_id
+        isa = f.isa_control
+    with context() as ctx:
+        f = ctx.session.get(X12File, file_id)
+        f.status, f.claims, f.total_cents = "written", written.claims, written.total_cents
+        audit.record(ctx, audit.Event("export", "x12_file", f.id, detail=f"{filename}: {written.claims} claims"))
+    return {"id": file_id, "path": str(final), "payer": payer_code, "claims": written.claims,
+            "total": cents(written.total_cents), "isa_control": isa}
+
+
+def _file_parties(ctx, f: X12File) -> dict:
+    from hpms.interop.x12 import x837p
+
+    session = ctx.session
+    profile = session.get(BillingProfile, ctx.org_id)
+    org = session.get(Organization, ctx.org_id)
+    loc_id = session.execute(sa.select(Encounter.location_id).join(Claim, Claim.encounter_id == Encounter.id)
+                             .where(Claim.x12_file_id == f.id).limit(1)).scalar_one_or_none()
+    loc = session.get(Location, loc_id) if loc_id else session.execute(
+        sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)).scalars().first()
+    payer = session.get(Payer, f.payer_id)
+    return dict(
+        submitter=x837p.Submitter(name=profile.submitter_name or org.name, id=profile.submitter_id,
+                                  contact_name=profile.contact_name or org.name,
+                                  contact_phone="".join(ch for ch in (profile.contact_phone or loc.phone or "0000000000")
+                                                        if ch.isdigit())),
+        receiver=x837p.Receiver(name=profile.receiver_name or "CLEARINGHOUSE", id=profile.receiver_id),
+        billing_provider=x837p.BillingProvider(
+            name=org.name, npi=loc.npi or "", tax_id=profile.tax_id or "", address1=loc.address_line1 or "",
+            address2=loc.address_line2, city=loc.city or "", state=loc.state or "",
+            zip="".join(ch for ch in (loc.postal_code or "") if ch.isdigit())),
+        payer=x837p.Payer(name=payer.name, payer_id=payer.payer_id),
+        production=bool(profile.production),
+    )
+
+
+def _claims_of_file(ctx, f: X12File) -> Iterator:
+    """The claims of a file as writer input, read FILE_CHUNK at a time (memory stays flat)."""
+    from hpms.interop.x12 import x837p
+
+    session = ctx.session
+    crypto = ctx.crypto
+    last = 0
+    while True:
+        rows = session.execute(
+            sa.select(Claim.id, Claim.control_number, Claim.total_cents, Claim.frequency, Claim.payer_claim_number,
+                      Claim.encounter_id, Claim.coverage_id, Encounter.service_date, Encounter.place_of_service,
+                      Encounter.provider_id, Patient.first_name, Patient.last_name, Patient.dob,
+                      Patient.sex_at_birth, Patient.address_line1, Patient.address_line2, Patient.city,
+                      Patient.state, Patient.postal_code)
+            .join(Encounter, Encounter.id == Claim.encounter_id).join(Patient, Patient.id == Claim.patient_id)
+            .where(Claim.x12_file_id == f.id, Claim.id > last).order_by(Claim.id).limit(FILE_CHUNK)).all()
+        if not rows:
+            return
+        last = rows[-1].id
+        cids = [r.id for r in rows]
+        eids = [r.encounter_id for r in rows]
+        lines: dict[int, list] = {}
+        for ln in session.execute(sa.select(ClaimLine.claim_id, ClaimLine.code, ClaimLine.modifiers, ClaimLine.units,
+                                            ClaimLine.pointers, ClaimLine.charge_cents, ClaimLine.service_date)
+                                  .where(ClaimLine.claim_id.in_(cids)).order_by(ClaimLine.claim_id, ClaimLine.seq)):
+            lines.setdefault(ln.claim_id, []).append(ln)
+        dx: dict[int, list[str]] = {}
+        for r in session.execute(sa.select(EncounterDiagnosis.encounter_id, EncounterDiagnosis.code)
+                                 .where(EncounterDiagnosis.encounter_id.in_(eids))
+                                 .order_by(EncounterDiagnosis.encounter_id, EncounterDiagnosis.seq)):
+            dx.setdefault(r.encounter_id, []).append(r.code)
+        covs = {c.id: c for c in session.execute(sa.select(
+            Coverage.id, Coverage.member_id_enc, Coverage.relationship, Coverage.group_number,
+            Coverage.subscriber_first_name, Coverage.subscriber_last_name, Coverage.subscriber_dob).where(
+            Coverage.id.in_({r.coverage_id for r in rows if r.coverage_id})))}
+        provs = {p.id: p for p in session.execute(sa.select(Provider).where(
+            Provider.id.in_({r.provider_id for r in rows}))).scalars()}
+        for r in rows:
+            cov = covs.get(r.coverage_id)
+            sex = {"female": "F", "male": "M"}.get(r.sex_at_birth or "", "U")
+            addr = dict(address1=r.address_line1 or "", address2=r.address_line2, city=r.city or "",
+                        state=r.state or "", zip="".join(ch for ch in (r.postal_code or "") if ch.isdigit()))
+            member = crypto.decrypt(cov.member_id_enc, "member_id") if cov else ""
+            if cov is None or cov.relationship == "self":
+                subscriber = x837p.Subscriber(last=r.last_name, first=r.first_name, member_id=member, dob=r.dob,
+                                              sex=sex, relationship="18", group_number=cov.group_number if cov else None,
+                                              **addr)
+                patient = None
+            else:
+                subscriber = x837p.Subscriber(last=cov.subscriber_last_name or r.last_name,
+                                              first=cov.subscriber_first_name or "", member_id=member,
+                                              dob=cov.subscriber_dob, sex="U", relationship="",
+                                              group_number=cov.group_number, **addr)
+                rel = {"spouse": "01", "child": "19"}.get(cov.relationship, "G8")
+                patient = x837p.Patient(last=r.last_name, first=r.first_name, dob=r.dob, sex=sex, relationship=rel,
+                                        **addr)
+            prov = provs[r.provider_id]
+            yield x837p.Claim(
+                control_number=r.control_number, total_cents=r.total_cents, place_of_service=r.place_of_service,
+                frequency=r.frequency, payer_claim_number=r.payer_claim_number,
+                diagnoses=tuple(dx.get(r.encounter_id, ())), service_date=r.service_date,
+                rendering=x837p.RenderingProvider(last=prov.last_name, first=prov.first_name, npi=prov.npi or "",
+                                          taxonomy=prov.taxonomy),
+                subscriber=subscriber, patient=patient,
+                lines=tuple(x837p.Line(code=ln.code, modifiers=_split(ln.modifiers), charge_cents=ln.charge_cents,
+                                       units=ln.units, pointers=tuple(int(p) for p in _split(ln.pointers)),
+                                       service_date=ln.service_date) for ln in lines.get(r.id, ())))
