@@ -27,7 +27,8 @@ class Proc:
 
 def subprocess_env(home: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     """The parent's environment without any HPMS_* variable, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPMS_")}
+    # (the code-set cache is shared: it is built once per test run, not once per subprocess)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPMS_") or k == "HPMS_CACHE_DIR"}
     env["HPMS_HOME"] = str(home)
     if database_url:
         env["HPMS_DATABASE_URL"] = database_url
