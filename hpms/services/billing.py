@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from hpms.errors import LockHeldError, NotFoundError, ValidationError
 from hpms.models import (
     BillingProfile, BillingRun, Claim, ClaimEvent, ClaimLine, Coverage, Encounter, EncounterDiagnosis,
-    EncounterLine, Fee, JobLock, Location, Organization, Patient, Payer, Provider, WorklistItem, X12File,
+    EncounterLine, JobLock, Location, Organization, Patient, Payer, Provider, WorklistItem, X12File,
 )
 from hpms.services import audit, validation as v
 from hpms.services.permissions import require
@@ -167,26 +167,15 @@ def _split(text: str) -> tuple:
     return tuple(x for x in text.split(",") if x) if text else ()
 
 
-def load_fees(session, org_id: int) -> dict[tuple[int, str, str], int]:
-    return {(r.payer_key, r.code, r.modifier): r.amount_cents for r in session.execute(
-        sa.select(Fee.payer_key, Fee.code, Fee.modifier, Fee.amount_cents).where(Fee.org_id == org_id))}
-
-
-def price(fees: dict, payer_id: int | None, code: str, modifiers: tuple[str, ...]) -> int | None:
-    first = modifiers[0] if modifiers else ""
-    for key in ((payer_id or 0, code, first), (payer_id or 0, code, ""), (0, code, first), (0, code, "")):
-        if key in fees:
-            return fees[key]
-    return None
-
-
 def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
                  profile: BillingProfile | None = None) -> list[tuple[ClaimDraft, _Meta]]:
     """Drafts for encounters, read in bulk (a handful of queries per chunk)."""
     session = ctx.session
     if not encounter_ids:
         return []
-    fees = load_fees(session, ctx.org_id) if fees is None else fees
+    from hpms.services.fees import load_schedule, price_in
+
+    fees = load_schedule(session, ctx.org_id) if fees is None else fees
     profile = session.get(BillingProfile, ctx.org_id) if profile is None else profile
     encs = session.execute(sa.select(Encounter.id, Encounter.patient_id, Encounter.provider_id, Encounter.location_id,
                                      Encounter.service_date, Encounter.place_of_service)
@@ -231,7 +220,7 @@ def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
         dlines = []
         for ln in lines.get(e.id, ()):
             mods = _split(ln.modifiers)
-            unit_price = price(fees, payer_id, ln.code, mods)
+            unit_price = price_in(fees, ln.code, mods, payer_id)
             dlines.append(DraftLine(seq=ln.seq, code=ln.code, modifiers=mods, units=ln.units,
                                     pointers=tuple(int(p) for p in _split(ln.pointers)),
                                     charge_cents=None if unit_price is None else unit_price * ln.units,

@@ -10,7 +10,7 @@ from hpms.services import audit, validation as v
 from hpms.services.permissions import require
 
 LOCATION_FIELDS = ("name", "address_line1", "address_line2", "city", "state", "postal_code",
-                   "country", "tz", "phone", "npi")
+                   "country", "tz", "phone", "npi", "place_of_service")
 
 
 def get_organization(session) -> Organization | None:
@@ -68,6 +68,13 @@ def _location_values(data: dict, *, partial: bool = False) -> dict:
         out["phone"] = v.parse_phone("--phone", data["phone"])
     if "npi" in data:
         out["npi"] = v.parse_npi("--npi", data["npi"])
+    if data.get("place_of_service") is not None:
+        from hpms.services.scrubber import PLACES_OF_SERVICE
+
+        pos = str(data["place_of_service"]).strip().zfill(2)
+        if pos not in PLACES_OF_SERVICE:
+            raise ValidationError("--place-of-service", f"{data['place_of_service']!r} is not a CMS place-of-service code")
+        out["place_of_service"] = pos
     return out
 
 

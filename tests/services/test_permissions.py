@@ -62,11 +62,6 @@ billing.setup         x       .        x       .        .       .
 billing.run           x       .        x       .        .       x
 claims.read           x       .        x       .        .       .
 claims.write          x       .        x       .        .       .
-billing.read          x       .        x       .        .       x
-billing.setup         x       .        x       .        .       .
-billing.run           x       .        x       .        .       x
-claims.read           x       .        x       .        .       .
-claims.write          x       .        x       .        .       .
 """
 
 
