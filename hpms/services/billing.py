@@ -386,19 +386,25 @@ def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, 
         summary.findings.extend({"encounter_id": d.encounter_id, "rule_id": f.rule_id, "field": f.field,
                                  "message": f.message} for d, _, fs in bad for f in fs)
         return
-    # the work list: this run's findings replace the encounter's open ones
-    bad_ids = [d.encounter_id for d, _, _ in bad]
-    touched = bad_ids + [d.encounter_id for d, _, _ in good]
+    # the work list: a finding still there keeps its item (and its age); one gone is resolved
+    touched = [d.encounter_id for d, _, _ in bad] + [d.encounter_id for d, _, _ in good]
+    open_items: dict[tuple, int] = {}
     if touched:
-        session.execute(sa.update(WorklistItem).where(WorklistItem.encounter_id.in_(touched),
-                                                      WorklistItem.resolved_at.is_(None)).values(resolved_at=now))
-    if bad:
+        for item in session.execute(sa.select(WorklistItem.id, WorklistItem.encounter_id, WorklistItem.rule_id,
+                                              WorklistItem.field, WorklistItem.message)
+                                    .where(WorklistItem.encounter_id.in_(touched), WorklistItem.resolved_at.is_(None))):
+            open_items[(item.encounter_id, item.rule_id, item.field, item.message)] = item.id
+    current = {(d.encounter_id, f.rule_id, f.field, f.message[:500]): (d, f) for d, _, fs in bad for f in fs}
+    gone = [i for key, i in open_items.items() if key not in current]
+    if gone:
+        session.execute(sa.update(WorklistItem).where(WorklistItem.id.in_(gone)).values(resolved_at=now))
+    new_items = [dict(org_id=ctx.org_id, encounter_id=key[0], claim_id=None, rule_id=f.rule_id, severity=f.severity,
+                      field=f.field, message=key[3], created_at=now, resolved_at=None)
+                 for key, (d, f) in current.items() if key not in open_items]
+    if new_items:
         from hpms.db import bulk_insert
 
-        bulk_insert(session, WorklistItem.__table__, [
-            dict(org_id=ctx.org_id, encounter_id=d.encounter_id, claim_id=None, rule_id=f.rule_id,
-                 severity=f.severity, field=f.field, message=f.message[:500], created_at=now, resolved_at=None)
-            for d, _, fs in bad for f in fs])
+        bulk_insert(session, WorklistItem.__table__, new_items)
     if good:
         from hpms.db import bulk_insert
         from hpms.services.counters import reserve
@@ -475,15 +481,16 @@ def _write_new_files(context, run_id, out: Path, payer_filter, summary: RunSumma
 
 
 def _recover_files(context, summary: RunSummary) -> int:
-    """Files recorded but not (fully) on disk after a crash: finish or rewrite them."""
+    """Files a crashed run recorded but did not finish (status pending): mark the ones renamed
+    into place, write the others again (same control numbers, same claims). A written file that
+    is gone later was moved by someone (e.g. after upload) and is never written again."""
     with context() as ctx:
-        pending = list(ctx.session.execute(sa.select(X12File.id, X12File.directory, X12File.filename, X12File.status)
-                                           .where(X12File.org_id == ctx.org_id, X12File.status != "void")))
+        pending = list(ctx.session.execute(sa.select(X12File.id, X12File.directory, X12File.filename)
+                                           .where(X12File.org_id == ctx.org_id, X12File.status == "pending")
+                                           .order_by(X12File.id)))
     count = 0
-    for fid, directory, filename, status in pending:
+    for fid, directory, filename in pending:
         path = Path(directory) / filename
-        if path.exists() and status != "pending":
-            continue
         if path.exists():  # renamed, then the process died before it was marked
             with context() as ctx:
                 ctx.session.get(X12File, fid).status = "written"
