@@ -1,13 +1,12 @@
 """Alembic environment: runs on the engine hpms hands over (hpms.db.migrate)."""
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import hpms.models  # noqa: F401  (registers the tables for autogenerate)
+import hpms.models
 from hpms.db import make_engine
 
 config = context.config
-target_metadata = SQLModel.metadata
+target_metadata = hpms.models.load_all()  # every table, for autogenerate (some load lazily)
 
 
 def run_migrations_online() -> None:

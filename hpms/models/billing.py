@@ -12,6 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+import hpms.models.scheduling  # noqa: F401  (foreign keys below name provider and appointment)
 from hpms.models.base import OrgField, UTCField
 
 ENCOUNTER_STATUSES = ("draft", "signed", "billed", "void")

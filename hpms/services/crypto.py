@@ -145,8 +145,9 @@ class FieldCrypto:
 
     def blind_index(self, value: str, kind: str, kid: str | None = None) -> str:
         kid = kid or self.ring.active
-        mac = hmac.new(self._bidx[kid], f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return f"{kid}:{mac[:40]}"
+        # hmac.digest: the one-shot form, same MAC without building an HMAC object per value.
+        mac = hmac.digest(self._bidx[kid], f"{kind}:{value}".encode(), "sha256")
+        return f"{kid}:{mac.hex()[:40]}"
 
     def blind_indexes(self, value: str, kind: str) -> list[str]:
         """The index under every key held, for searches during a rotation."""

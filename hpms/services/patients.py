@@ -27,12 +27,13 @@ PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
 
 
 def _scheduling_references() -> None:
+    """Add the scheduling tables, at the first merge: importing their models at the top would
+    add their cost to every patients command."""
     from hpms.models import Appointment, WaitlistEntry
 
-    PATIENT_REFERENCES.extend([(Appointment, "patient_id"), (WaitlistEntry, "patient_id")])
-
-
-_scheduling_references()
+    for ref in ((Appointment, "patient_id"), (WaitlistEntry, "patient_id")):
+        if ref not in PATIENT_REFERENCES:
+            PATIENT_REFERENCES.append(ref)
 
 _SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
                  Patient.preferred_name, Patient.dob, Patient.phone, Patient.active)
@@ -40,10 +41,6 @@ _SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
 
 def format_mrn(n: int) -> str:
     return f"{n:07d}"
-
-
-def _text(n: int):
-    return functools.partial(v.optional_text, max_len=n)
 
 
 def _mrn(f: str, x: str) -> str | None:
@@ -55,27 +52,43 @@ def _mrn(f: str, x: str) -> str | None:
 
 _MRN_CHARS = re.compile(r"[A-Za-z0-9-]+")
 _SEX_ALIASES = {"f": "female", "m": "male", "u": "unknown", "unk": "unknown"}
-# Optional fields in the order their errors are reported, each with its check (field, value).
-_OPTIONAL_BEFORE_DOB = (("middle_name", _text(100)), ("preferred_name", _text(100)))
+# Optional fields in the order their errors are reported: (field, n, check). A plain text field
+# has its maximum length as n (the check is v.optional_text, inlined below); any other has n = 0
+# and its check (field, value).
+_OPTIONAL_BEFORE_DOB = (("middle_name", 100, None), ("preferred_name", 100, None))
+# The checks of fields with few distinct values keep their results (they are pure functions of the
+# field and value; an error is raised again each time): an import meets the same few values on every row.
+_few = functools.lru_cache(maxsize=1024, typed=True)
 _OPTIONAL = (
-    ("sex_at_birth", functools.partial(v.parse_choice, choices=SEX_AT_BIRTH, aliases=_SEX_ALIASES)),
-    ("gender_identity", _text(64)), ("phone", v.parse_phone), ("phone_alt", v.parse_phone),
-    ("email", v.parse_email), ("address_line1", _text(200)), ("address_line2", _text(200)),
-    ("city", _text(100)), ("state", _text(50)), ("postal_code", _text(20)), ("country", v.parse_country),
-    ("preferred_channel", functools.partial(v.parse_choice, choices=CONTACT_CHANNELS)),
-    ("consent_sms", v.parse_bool), ("consent_email", v.parse_bool), ("ssn", v.parse_ssn), ("mrn", _mrn),
+    ("sex_at_birth", 0, _few(functools.partial(v.parse_choice, choices=SEX_AT_BIRTH, aliases=_SEX_ALIASES))),
+    ("gender_identity", 64, None), ("phone", 0, v.parse_phone), ("phone_alt", 0, v.parse_phone),
+    ("email", 0, v.parse_email), ("address_line1", 200, None), ("address_line2", 200, None),
+    ("city", 100, None), ("state", 50, None), ("postal_code", 20, None), ("country", 0, _few(v.parse_country)),
+    ("preferred_channel", 0, _few(functools.partial(v.parse_choice, choices=CONTACT_CHANNELS))),
+    ("consent_sms", 0, _few(v.parse_bool)), ("consent_email", 0, _few(v.parse_bool)), ("ssn", 0, v.parse_ssn),
+    ("mrn", 0, _mrn),
 )
 _WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
 
 
-def _optional(data: dict, out: dict, checks, partial: bool) -> None:
-    for f, check in checks:
-        if f in data:
-            x = data[f]
-            if x is not None:
+_ABSENT = object()
+
+
+def _optional(data: dict, out: dict, checks, partial: bool, _control=v.CONTROL_CHARS.search) -> None:
+    get = data.get
+    for f, n, check in checks:
+        x = get(f, _ABSENT)
+        if x is not _ABSENT:
+            if x is None:
+                if not partial:
+                    out[f] = _WHEN_EMPTY.get(f)
+            elif n:
+                # v.optional_text, inlined (this runs for most fields of every imported row); it
+                # is called to raise the error when the value is too long or holds a control character.
+                x = x.strip()
+                out[f] = (x or None) if len(x) <= n and not _control(x) else v.optional_text(f, x, n)
+            else:
                 out[f] = check(f, x)
-            elif not partial:
-                out[f] = _WHEN_EMPTY.get(f)
 
 
 def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
@@ -473,6 +486,7 @@ def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
         raise ConflictError("both patients must be active to merge")
     session = ctx.session
     _check_no_double_booking(session, keep, dup)
+    _scheduling_references()
     moved: dict[str, int] = {}
     for model, column in PATIENT_REFERENCES:
         col = getattr(model, column)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 
-LOCATION_KEYS = {"id", "name", "tz", "address_line1", "address_line2", "city", "state", "postal_code", "country",
+LOCATION_KEYS = {"place_of_service", "id", "name", "tz", "address_line1", "address_line2", "city", "state", "postal_code", "country",
                  "phone", "npi", "created_at"}
 
 
@@ -107,3 +107,14 @@ def test_locations_subprocess(hpms_proc):
     assert header == ["ID", "Name", "Time zone", "City", "Phone", "NPI"]
     assert rows == [["1", "Main", "America/New_York", "", "", ""]]
     assert r.stderr == ""
+
+
+def test_place_of_service_defaults_to_office_and_is_validated(cli, counts):
+    added = ok(cli("locations", "add", "--name", "Tele", "--tz", "America/New_York", "--json"))
+    assert added["place_of_service"] == "11"
+    changed = ok(cli("locations", "update", "Tele", "--place-of-service", "2", "--json"))
+    assert changed["place_of_service"] == "02"
+    before = counts("location", "audit_event")
+    error_line(cli("locations", "update", "Tele", "--place-of-service", "98"), 2, "--place-of-service", "98")
+    assert counts("location", "audit_event") == before
+    assert ok(cli("locations", "show", "Tele", "--json"))["place_of_service"] == "02"
