@@ -48,7 +48,7 @@ def show(claim: ClaimArg, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(out)
         return
-    emit_object(out, as_json=False, fields=[f for f in out.model_fields if f not in ("lines", "history")])
+    emit_object(out, as_json=False, fields=[f for f in type(out).model_fields if f not in ("lines", "history")])
     for ln in out.lines or []:
         print(f"  line {ln.seq}: {ln.code}{':' + ','.join(ln.modifiers) if ln.modifiers else ''} x{ln.units} "
               f"dx {','.join(map(str, ln.pointers))} {ln.charge:.2f} on {ln.service_date}")

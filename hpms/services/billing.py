@@ -14,6 +14,7 @@ billing location, safe to run from cron.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -129,9 +130,11 @@ def acquire_lock(ctx, name: str = LOCK_NAME) -> None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING
     res = session.execute(insert(table).values(name=name, holder=ctx.actor.username, host=host, pid=pid,
-                                               acquired_at=now, heartbeat_at=now).on_conflict_do_nothing())
-    if res.rowcount == 1:
+                                               acquired_at=now, heartbeat_at=now).on_conflict_do_nothing()
+                          .returning(table.c.name))
+    if res.first() is not None:
         return
     held = session.execute(sa.select(JobLock).where(JobLock.name == name).with_for_update()).scalar_one()
     dead = (held.host == host and not _alive(held.pid)) or now - held.heartbeat_at > STALE_AFTER
@@ -140,6 +143,9 @@ def acquire_lock(ctx, name: str = LOCK_NAME) -> None:
             f"another billing run holds the lock ({held.holder}, pid {held.pid} on {held.host}, "
             f"since {held.acquired_at:%Y-%m-%d %H:%M:%S} UTC)", hint="cron may retry later")
     held.holder, held.host, held.pid, held.acquired_at, held.heartbeat_at = ctx.actor.username, host, pid, now, now
+    if name == LOCK_NAME:  # the run that died is no longer running
+        session.execute(sa.update(BillingRun).where(BillingRun.org_id == ctx.org_id, BillingRun.status == "running")
+                        .values(status="abandoned", finished_at=now))
     session.flush()
 
 
@@ -290,9 +296,10 @@ def run(settings, *, through=None, payer=None, out_dir=None, dry_run: bool = Fal
     def context(readonly: bool = False):
         return open_context(settings, env=env, clock=clock, readonly=readonly)
 
-    out = None if dry_run else _check_out_dir(out_dir)
+    out = None
     with context() as ctx:
         require(ctx.actor, "billing.run")
+        out = None if dry_run else _check_out_dir(out_dir)
         from hpms.services.localtime import parse_day
 
         through_d = parse_day("--through", through, today=ctx.now().date()) if through else ctx.now().date()
@@ -381,6 +388,10 @@ def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, 
     summary.encounters += len(good) + len(bad)
     summary.failed += len(bad)
     if dry_run:
+        patients = sorted({m.patient_id for _, m, _ in good + bad})
+        if patients:
+            audit.record(ctx, audit.Event("read", "encounter", None, patient_ids=patients,
+                                          detail=f"billing dry run: {len(good)} would bill, {len(bad)} would fail"))
         summary.claims += len(good)
         summary.total += sum((cents(d.total_cents) for d, _, _ in good), Decimal("0.00"))
         summary.findings.extend({"encounter_id": d.encounter_id, "rule_id": f.rule_id, "field": f.field,
@@ -491,9 +502,14 @@ def _recover_files(context, summary: RunSummary) -> int:
     count = 0
     for fid, directory, filename in pending:
         path = Path(directory) / filename
+        for tmp in Path(directory).glob(f".{glob.escape(filename)}.*.tmp"):  # the dead run's (we hold the lock)
+            tmp.unlink(missing_ok=True)
         if path.exists():  # renamed, then the process died before it was marked
             with context() as ctx:
-                ctx.session.get(X12File, fid).status = "written"
+                f = ctx.session.get(X12File, fid)
+                f.status = "written"
+                f.total_cents = ctx.session.execute(sa.select(sa.func.coalesce(sa.func.sum(Claim.total_cents), 0))
+                                                    .where(Claim.x12_file_id == fid)).scalar_one()
             count += 1
             continue
         info = _materialize(context, fid)

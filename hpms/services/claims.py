@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
@@ -229,6 +230,14 @@ def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Clai
     return new
 
 
+def _live_original(ctx, c: Claim) -> int | None:
+    """The id of the encounter's live original claim to this payer (the one the partial unique
+    index allows), if any."""
+    return ctx.session.execute(sa.select(Claim.id).where(
+        Claim.encounter_id == c.encounter_id, Claim.payer_id == c.payer_id, Claim.frequency == "1",
+        Claim.status.not_in(("rejected", "void")))).scalar_one_or_none()
+
+
 def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | None = None) -> ClaimOut:
     """After a correction: a rejected claim gets a new original; an adjudicated one a
     replacement (frequency 7) naming the payer's claim number. The next billing run writes it."""
@@ -236,6 +245,9 @@ def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str 
     c = _load(ctx, claim_id)
     pcn = v.optional_text("--payer-claim-number", payer_claim_number, 50) or c.payer_claim_number
     if c.status == "rejected":
+        live = _live_original(ctx, c)
+        if live is not None:
+            raise ConflictError(f"claim {c.id} was already resubmitted: claim {live} is the encounter's live original")
         new = _copy(ctx, c, "1", None)
     elif c.status in ADJUDICATED and c.status != "closed":
         if not pcn:
@@ -266,8 +278,9 @@ def void(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | No
                                       detail="void"))
         return show(ctx, c.id)
     pcn = v.optional_text("--payer-claim-number", payer_claim_number, 50) or c.payer_claim_number
-    if c.status in ADJUDICATED and not pcn:
-        raise ValidationError("--payer-claim-number", "is required to void an adjudicated claim (REF*F8)")
+    if not pcn:
+        raise ValidationError("--payer-claim-number", "is required to void a claim the payer has (REF*F8); "
+                                                      "wait for its acceptance if it has none yet")
     new = _copy(ctx, c, "8", pcn)
     c.status = "void"
     c.updated_at = ctx.now()
@@ -291,8 +304,13 @@ def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
                        patient=f"{first} {last}" if first else None, service_date=dos, rule_id=w.rule_id,
                        severity=w.severity, field=w.field, message=w.message, created_at=w.created_at)
            for w, first, last, dos, _ in rows]
-    rejected = ctx.session.execute(_select().where(Claim.org_id == ctx.org_id, Claim.status == "rejected")
-                                   .order_by(Claim.updated_at)).all()
+    # a rejected claim already followed by a new original is dealt with
+    newer = aliased(Claim)
+    rejected = ctx.session.execute(_select().where(
+        Claim.org_id == ctx.org_id, Claim.status == "rejected",
+        ~sa.exists().where(newer.encounter_id == Claim.encounter_id, newer.payer_id == Claim.payer_id,
+                           newer.frequency == "1", newer.status.not_in(("rejected", "void"))))
+        .order_by(Claim.updated_at)).all()
     for r in rejected:
         c = r[0]
         out.append(WorklistOut(id=0, encounter_id=c.encounter_id, claim_id=c.id, patient=f"{r.first_name} {r.last_name}",
