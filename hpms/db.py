@@ -246,3 +246,17 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
         raise
     finally:
         session.close()
+
+
+def new_ids(session, table: sa.Table, count: int) -> list[int]:
+    """Primary keys for `count` rows about to be inserted in bulk (so no read-back is needed):
+    from the id sequence on PostgreSQL; on SQLite past the largest id, which is safe because
+    the transaction holds the write lock (BEGIN IMMEDIATE)."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.execute(sa.text(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+            {"n": count}).scalars())
+    top = session.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
+    return list(range(top + 1, top + 1 + count))

@@ -1,4 +1,4 @@
-"""`hpms demo`: build a demo practice with synthetic patients and a schedule."""
+"""`hpms demo`: build a demo practice with synthetic patients, a schedule and a first billing run."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def demo(
 
     The schedule has three providers, rooms, appointment types, working hours and a holiday,
     four weeks of past visits (completed, no-shows, cancellations) and four weeks of bookings
-    ahead of today, a weekly series and a waitlist.
+    ahead of today, a weekly series and a waitlist. The completed visits have signed encounters
+    (fees, a billing profile), billed by one billing run: claims, 837P files in HOME/claims/, and
+    the visits of patients without coverage on the work list.
     Runs `hpms init` first when needed; rerunning it on a demo database changes nothing.
     With --home the demo is an SQLite database in DIR, even when HPMS_DATABASE_URL is set.
 
@@ -49,13 +51,15 @@ def demo(
         info(f"demo clinic {result['organization']!r} built in {result['database']}: "
              f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "
              f"{result['patients']} patients, {result['providers']} providers, "
-             f"{result['appointments']} appointments")
+             f"{result['appointments']} appointments, {result['claims']} claims in {result['claim_files']} "
+             f"837P files under {result['claims_dir']}")
     else:
         info(f"demo clinic {result['organization']!r} already present in {result['database']}")
     info("try next:")
     for cmd in ("hpms patients list --limit 10", "hpms patients search smi", "hpms patients duplicates",
                 "hpms coverage list 0100001", "hpms appointments list --date tomorrow --location 'Riverside Main'",
-                "hpms schedule show Patel --week next", "hpms waitlist offers", "hpms audit log --limit 5",
+                "hpms schedule show Patel --week next", "hpms waitlist offers", "hpms claims list --status ready",
+                "hpms claims worklist", "hpms billing files", "hpms audit log --limit 5",
                 "hpms audit verify"):
         info(f"  {prefix}{cmd}")
 

@@ -14,6 +14,7 @@ billing location, safe to run from cron.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import os
 import socket
@@ -36,7 +37,7 @@ from hpms.services.scrubber import ClaimDraft, DraftLine, Finding, scrub
 LOCK_NAME = "billing_run"
 STALE_AFTER = dt.timedelta(minutes=10)
 CHUNK = 2000
-FILE_CHUNK = 1000
+FILE_CHUNK = 2000
 CLAIM_COUNTER = "claim_control"
 ISA_COUNTER = "x12_isa"
 GS_COUNTER = "x12_gs"
@@ -162,6 +163,19 @@ def release_lock(ctx, name: str = LOCK_NAME) -> None:
 # ---- drafts --------------------------------------------------------------------------------
 
 @dataclass(slots=True)
+class _Enc:
+    id: int
+    patient_id: int
+    provider_id: int
+    location_id: int
+    service_date: dt.date
+    place_of_service: str
+
+    def __post_init__(self) -> None:
+        self.service_date = _date(self.service_date)
+
+
+@dataclass(slots=True)
 class _Meta:
     patient_id: int
     payer_id: int | None
@@ -173,47 +187,56 @@ def _split(text: str) -> tuple:
     return tuple(x for x in text.split(",") if x) if text else ()
 
 
+@functools.lru_cache(maxsize=4096)
+def _mods(text: str) -> tuple[str, ...]:
+    """Stored modifiers ("25,59") as a tuple; a night's claims repeat a few dozen strings."""
+    return _split(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ptrs(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in _split(text))
+
+
 def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
                  profile: BillingProfile | None = None) -> list[tuple[ClaimDraft, _Meta]]:
     """Drafts for encounters, read in bulk (a handful of queries per chunk)."""
     session = ctx.session
     if not encounter_ids:
         return []
+    conn = session.connection()  # column reads: no ORM row machinery
     from hpms.services.fees import load_schedule, price_in
 
     fees = load_schedule(session, ctx.org_id) if fees is None else fees
     profile = session.get(BillingProfile, ctx.org_id) if profile is None else profile
-    encs = session.execute(sa.select(Encounter.id, Encounter.patient_id, Encounter.provider_id, Encounter.location_id,
-                                     Encounter.service_date, Encounter.place_of_service)
-                           .where(Encounter.id.in_(encounter_ids)).order_by(Encounter.id)).all()
+    encs = [_Enc(*row) for row in _raw(
+        conn, "SELECT id, patient_id, provider_id, location_id, service_date, place_of_service FROM encounter "
+              "WHERE id IN ({}) ORDER BY id", encounter_ids)]
     dx: dict[int, list[str]] = {}
-    for r in session.execute(sa.select(EncounterDiagnosis.encounter_id, EncounterDiagnosis.code)
-                             .where(EncounterDiagnosis.encounter_id.in_(encounter_ids))
-                             .order_by(EncounterDiagnosis.encounter_id, EncounterDiagnosis.seq)):
-        dx.setdefault(r.encounter_id, []).append(r.code)
+    for encounter_id, code in _raw(conn, "SELECT encounter_id, code FROM encounter_diagnosis "
+                                         "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq", encounter_ids):
+        dx.setdefault(encounter_id, []).append(code)
     lines: dict[int, list] = {}
-    for r in session.execute(sa.select(EncounterLine.encounter_id, EncounterLine.seq, EncounterLine.code,
-                                       EncounterLine.modifiers, EncounterLine.units, EncounterLine.pointers,
-                                       EncounterLine.service_date)
-                             .where(EncounterLine.encounter_id.in_(encounter_ids))
-                             .order_by(EncounterLine.encounter_id, EncounterLine.seq)):
-        lines.setdefault(r.encounter_id, []).append(r)
+    for encounter_id, seq, code, mods, units, ptrs, dos in _raw(
+            conn, "SELECT encounter_id, seq, code, modifiers, units, pointers, service_date FROM encounter_line "
+                  "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq", encounter_ids):
+        lines.setdefault(encounter_id, []).append((seq, code, mods, units, ptrs, dos))
     pids = {e.patient_id for e in encs}
-    provs = {r.id: r.npi for r in session.execute(sa.select(Provider.id, Provider.npi).where(
+    provs = {r.id: r.npi for r in conn.execute(sa.select(Provider.id, Provider.npi).where(
         Provider.id.in_({e.provider_id for e in encs})))}
-    locs = {r.id: r for r in session.execute(sa.select(Location.id, Location.npi, Location.postal_code).where(
+    locs = {r.id: r for r in conn.execute(sa.select(Location.id, Location.npi, Location.postal_code).where(
         Location.id.in_({e.location_id for e in encs})))}
-    pats = {r.id: r for r in session.execute(sa.select(Patient.id, Patient.first_name, Patient.last_name, Patient.dob)
+    pats = {r.id: r for r in conn.execute(sa.select(Patient.id, Patient.first_name, Patient.last_name, Patient.dob)
                                              .where(Patient.id.in_(pids)))}
     covs: dict[int, list] = {}
-    for r in session.execute(sa.select(Coverage.id, Coverage.patient_id, Coverage.payer_id, Coverage.member_id_enc,
+    for r in conn.execute(sa.select(Coverage.id, Coverage.patient_id, Coverage.payer_id, Coverage.member_id_enc,
                                        Coverage.relationship, Coverage.subscriber_first_name,
                                        Coverage.subscriber_last_name, Coverage.subscriber_dob, Coverage.valid_from,
                                        Coverage.valid_to)
                              .where(Coverage.patient_id.in_(pids), Coverage.priority == "primary",
                                     Coverage.active.is_(True)).order_by(Coverage.id)):
         covs.setdefault(r.patient_id, []).append(r)
-    payer_codes = {r.id: r.payer_id for r in session.execute(sa.select(Payer.id, Payer.payer_id)
+    payer_codes = {r.id: r.payer_id for r in conn.execute(sa.select(Payer.id, Payer.payer_id)
                                                              .where(Payer.org_id == ctx.org_id))}
     today = ctx.now().date()
     out = []
@@ -224,13 +247,12 @@ def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
         pat = pats[e.patient_id]
         payer_id = cov.payer_id if cov else None
         dlines = []
-        for ln in lines.get(e.id, ()):
-            mods = _split(ln.modifiers)
-            unit_price = price_in(fees, ln.code, mods, payer_id)
-            dlines.append(DraftLine(seq=ln.seq, code=ln.code, modifiers=mods, units=ln.units,
-                                    pointers=tuple(int(p) for p in _split(ln.pointers)),
-                                    charge_cents=None if unit_price is None else unit_price * ln.units,
-                                    service_date=ln.service_date))
+        for seq, code, mods_text, units, ptrs, dos in lines.get(e.id, ()):
+            mods = _mods(mods_text)
+            unit_price = price_in(fees, code, mods, payer_id)
+            dlines.append(DraftLine(seq=seq, code=code, modifiers=mods, units=units, pointers=_ptrs(ptrs),
+                                    charge_cents=None if unit_price is None else unit_price * units,
+                                    service_date=_date(dos)))
         total = sum(dl.charge_cents or 0 for dl in dlines)
         self_ = cov is not None and cov.relationship == "self"
         loc = locs[e.location_id]
@@ -427,10 +449,12 @@ def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, 
                            total_cents=d.total_cents, billing_run_id=run_id, x12_file_id=None, created_at=now,
                            updated_at=now)
                       for i, (d, m, _) in enumerate(good)]
-        conn = session.connection()
-        result = conn.execute(sa.insert(Claim.__table__).returning(Claim.__table__.c.id, sort_by_parameter_order=True),
-                              claim_rows)
-        claim_ids = [r[0] for r in result]
+        from hpms.db import new_ids
+
+        claim_ids = new_ids(session, Claim.__table__, len(claim_rows))
+        for cid, row in zip(claim_ids, claim_rows):
+            row["id"] = cid
+        bulk_insert(session, Claim.__table__, claim_rows)
         bulk_insert(session, ClaimLine.__table__, [
             dict(claim_id=cid, seq=ln.seq, code=ln.code, modifiers=",".join(ln.modifiers), units=ln.units,
                  pointers=",".join(str(p) for p in ln.pointers), charge_cents=ln.charge_cents,
@@ -576,15 +600,37 @@ def _file_parties(ctx, f: X12File) -> dict:
     )
 
 
+def _raw(conn, sql: str, ids: list[int]) -> list[tuple]:
+    """Rows of `sql` (one IN list of integer ids) through the DBAPI cursor: no per-row work."""
+    dbapi = conn.connection.driver_connection
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cur = dbapi.cursor()
+    try:
+        cur.execute(sql.format(", ".join([mark] * len(ids))), ids)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(value) -> dt.date:
+    """A DATE as the driver returns it (text on SQLite, a date on PostgreSQL)."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
 def _claims_of_file(ctx, f: X12File) -> Iterator:
     """The claims of a file as writer input, read FILE_CHUNK at a time (memory stays flat)."""
     from hpms.interop.x12 import x837p
 
     session = ctx.session
+    conn = session.connection()
     crypto = ctx.crypto
+    members: dict[int, str] = {}
+    renderings: dict[int, object] = {}
+
     last = 0
     while True:
-        rows = session.execute(
+        rows = conn.execute(
             sa.select(Claim.id, Claim.control_number, Claim.total_cents, Claim.frequency, Claim.payer_claim_number,
                       Claim.encounter_id, Claim.coverage_id, Encounter.service_date, Encounter.place_of_service,
                       Encounter.provider_id, Patient.first_name, Patient.last_name, Patient.dob,
@@ -597,28 +643,36 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
         last = rows[-1].id
         cids = [r.id for r in rows]
         eids = [r.encounter_id for r in rows]
+        # the two biggest reads (every line, every diagnosis) straight from the driver
         lines: dict[int, list] = {}
-        for ln in session.execute(sa.select(ClaimLine.claim_id, ClaimLine.code, ClaimLine.modifiers, ClaimLine.units,
-                                            ClaimLine.pointers, ClaimLine.charge_cents, ClaimLine.service_date)
-                                  .where(ClaimLine.claim_id.in_(cids)).order_by(ClaimLine.claim_id, ClaimLine.seq)):
-            lines.setdefault(ln.claim_id, []).append(ln)
+        for claim_id, code, mods, units, ptrs, charge, dos in _raw(
+                conn, "SELECT claim_id, code, modifiers, units, pointers, charge_cents, service_date FROM claim_line "
+                      "WHERE claim_id IN ({}) ORDER BY claim_id, seq", cids):
+            lines.setdefault(claim_id, []).append(
+                x837p.Line(code=code, modifiers=_mods(mods), charge_cents=charge, units=units, pointers=_ptrs(ptrs),
+                           service_date=_date(dos)))
         dx: dict[int, list[str]] = {}
-        for r in session.execute(sa.select(EncounterDiagnosis.encounter_id, EncounterDiagnosis.code)
-                                 .where(EncounterDiagnosis.encounter_id.in_(eids))
-                                 .order_by(EncounterDiagnosis.encounter_id, EncounterDiagnosis.seq)):
-            dx.setdefault(r.encounter_id, []).append(r.code)
-        covs = {c.id: c for c in session.execute(sa.select(
+        for encounter_id, code in _raw(conn, "SELECT encounter_id, code FROM encounter_diagnosis "
+                                             "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq", eids):
+            dx.setdefault(encounter_id, []).append(code)
+        covs = {c.id: c for c in conn.execute(sa.select(
             Coverage.id, Coverage.member_id_enc, Coverage.relationship, Coverage.group_number,
             Coverage.subscriber_first_name, Coverage.subscriber_last_name, Coverage.subscriber_dob).where(
             Coverage.id.in_({r.coverage_id for r in rows if r.coverage_id})))}
-        provs = {p.id: p for p in session.execute(sa.select(Provider).where(
-            Provider.id.in_({r.provider_id for r in rows}))).scalars()}
+        need = {r.provider_id for r in rows} - renderings.keys()
+        provs = {p.id: p for p in conn.execute(sa.select(Provider.id, Provider.last_name, Provider.first_name,
+                                                         Provider.npi, Provider.taxonomy).where(
+            Provider.id.in_(need)))} if need else {}
         for r in rows:
             cov = covs.get(r.coverage_id)
             sex = {"female": "F", "male": "M"}.get(r.sex_at_birth or "", "U")
             addr = dict(address1=r.address_line1 or "", address2=r.address_line2, city=r.city or "",
                         state=r.state or "", zip="".join(ch for ch in (r.postal_code or "") if ch.isdigit()))
-            member = crypto.decrypt(cov.member_id_enc, "member_id") if cov else ""
+            member = ""
+            if cov is not None:
+                member = members.get(cov.id)
+                if member is None:
+                    member = members[cov.id] = crypto.decrypt(cov.member_id_enc, "member_id")
             if cov is None or cov.relationship == "self":
                 subscriber = x837p.Subscriber(last=r.last_name, first=r.first_name, member_id=member, dob=r.dob,
                                               sex=sex, relationship="18", group_number=cov.group_number if cov else None,
@@ -632,14 +686,15 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
                 rel = {"spouse": "01", "child": "19"}.get(cov.relationship, "G8")
                 patient = x837p.Patient(last=r.last_name, first=r.first_name, dob=r.dob, sex=sex, relationship=rel,
                                         **addr)
-            prov = provs[r.provider_id]
+            rendering = renderings.get(r.provider_id)
+            if rendering is None:
+                prov = provs[r.provider_id]
+                rendering = renderings[r.provider_id] = x837p.RenderingProvider(
+                    last=prov.last_name, first=prov.first_name, npi=prov.npi or "", taxonomy=prov.taxonomy)
             yield x837p.Claim(
                 control_number=r.control_number, total_cents=r.total_cents, place_of_service=r.place_of_service,
                 frequency=r.frequency, payer_claim_number=r.payer_claim_number,
                 diagnoses=tuple(dx.get(r.encounter_id, ())), service_date=r.service_date,
-                rendering=x837p.RenderingProvider(last=prov.last_name, first=prov.first_name, npi=prov.npi or "",
-                                          taxonomy=prov.taxonomy),
+                rendering=rendering,
                 subscriber=subscriber, patient=patient,
-                lines=tuple(x837p.Line(code=ln.code, modifiers=_split(ln.modifiers), charge_cents=ln.charge_cents,
-                                       units=ln.units, pointers=tuple(int(p) for p in _split(ln.pointers)),
-                                       service_date=ln.service_date) for ln in lines.get(r.id, ())))
+                lines=tuple(lines.get(r.id, ())))

@@ -1,6 +1,9 @@
 """The demo clinic: two locations, staff of every role, payers, synthetic patients and a
 schedule of eight weeks around today, built through the same services a clinic uses
-(patients arrive through the CSV import, appointments in bulk under the same overlap guards).
+(patients arrive through the CSV import, appointments in bulk under the same overlap guards);
+then the billing side: a billing profile, fee schedules, an encounter for every completed
+visit (signed, but today's left as drafts) and one billing run, whose 837P files go to
+`<HPMS_HOME>/claims/`.
 
 Every person in it is made up; phone numbers use the fictional 555-01xx range.
 """
@@ -30,7 +33,7 @@ LOCATIONS = [
     {"name": "Riverside Main", "tz": "America/New_York", "address_line1": "100 River Rd", "city": "Hartford",
      "state": "CT", "postal_code": "061031234", "country": "US", "phone": "860-555-0100", "npi": "1234567893"},
     {"name": "Lakeside Clinic", "tz": "America/Chicago", "address_line1": "42 Lake Shore Dr", "city": "Chicago",
-     "state": "IL", "postal_code": "606111234", "country": "US", "phone": "312-555-0100"},
+     "state": "IL", "postal_code": "606111234", "country": "US", "phone": "312-555-0100", "npi": "1245319599"},
 ]
 STAFF = [
     ("frontdesk", "Maria Lopez", ["front_desk"]),
@@ -186,6 +189,9 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
                                           member_id=f"S{rng.randint(10**8, 10**9 - 1)}", relationship="spouse",
                                           subscriber=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
         _schedule(ctx, rng, ctx.now())
+        _billing_setup(ctx)
+        _encounters(ctx, rng, ctx.now())
+    _bill(settings)
     return _summary(settings, created=True)
 
 
@@ -487,6 +493,141 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
                      earliest=earliest, latest=latest, note=note)
 
 
+# ---- billing ---------------------------------------------------------------------------------
+
+CLAIMS_DIR = "claims"  # under HPMS_HOME: where the demo's billing run writes its 837P files
+FEES = {  # the default schedule (USD)
+    "99202": "95.00", "99203": "140.00", "99204": "210.00", "99205": "275.00", "99211": "30.00",
+    "99212": "65.00", "99213": "110.00", "99214": "165.00", "99215": "225.00", "99396": "220.00",
+    "11102": "145.00", "17110": "120.00", "36415": "12.00", "80053": "24.00", "85025": "15.00",
+    "83036": "20.00", "93000": "38.00", "90471": "28.00", "90686": "42.00", "81002": "9.50",
+}
+PAYER_FEES = ("60054", {"99213": "98.00", "99214": "148.00", "99215": "201.00", "99396": "195.00",
+                        "36415": "10.00"})  # Acme Health Plan pays less for these
+# appointment type -> E/M codes drawn from, and diagnoses (ICD-10-CM) drawn from
+VISITS = {
+    "New patient": (["99202", "99203", "99203", "99204", "99204", "99205"],
+                    ["E11.9", "I10", "E78.5", "K21.9", "F41.9", "E03.9", "R73.03", "J30.9"]),
+    "Follow-up": (["99212", "99213", "99213", "99213", "99214", "99214", "99215"],
+                  ["E11.9", "I10", "E78.5", "M54.50", "K21.9", "F41.9", "E03.9", "R73.03"]),
+    "Annual physical": (["99396"], ["Z00.00"]),
+    "Telehealth": (["99212", "99213", "99213"], ["J06.9", "J02.9", "R05.9", "J30.9", "F41.9"]),
+    "Procedure": (["11102", "17110"], ["L82.1", "D48.5", "L57.0", "B07.9"]),
+}
+
+
+def _billing_setup(ctx) -> None:
+    """The practice's X12 identities and its fee schedules (default and one payer's)."""
+    from hpms.services import billing, fees
+
+    billing.set_profile(ctx, tax_id="06-1234567", submitter_id="RIVERSIDE01", submitter_name=PRACTICE,
+                        receiver_id="DEMOCLEAR", receiver_name="Demo Clearinghouse", contact_name="Priya Nair",
+                        contact_phone="860-555-0100")
+    for code, amount in FEES.items():
+        fees.set_fee(ctx, code, amount)
+    payer, prices = PAYER_FEES
+    for code, amount in prices.items():
+        fees.set_fee(ctx, code, amount, payer=payer)
+
+
+def _encounter_lines(rng: random.Random, type_name: str) -> tuple[list[str], list[tuple], str]:
+    """(diagnoses, lines as (code, modifiers, units, pointers), place of service) of one visit."""
+    em, pool = VISITS[type_name]
+    dx = rng.sample(pool, min(len(pool), rng.choice((1, 1, 2, 2, 3))))
+    pos = "11"
+    lines: list[tuple] = []
+    n = len(dx)
+    all_dx = ",".join(str(i) for i in range(1, min(n, 4) + 1))
+    if type_name == "Annual physical":
+        lines.append(("99396", "", 1, "1"))
+        if rng.random() < 0.5:  # a flu shot with the physical
+            dx.append("Z23")
+            lines += [("90686", "", 1, str(len(dx))), ("90471", "", 1, str(len(dx)))]
+        if rng.random() < 0.4:
+            lines.append(("36415", "", 1, "1"))
+    elif type_name == "Procedure":
+        code = rng.choice(em)
+        if rng.random() < 0.3:  # a separate problem seen the same day: E/M with modifier 25
+            dx.append(rng.choice(["I10", "E11.9", "M54.50"]))
+            lines.append(("99213", "25", 1, str(len(dx))))
+        lines.append((code, "", 1, "1"))
+    elif type_name == "Telehealth":
+        pos = "10"  # telehealth in the patient's home
+        lines.append((rng.choice(em), "95", 1, all_dx))
+    else:
+        code = rng.choice(em)
+        extra = []
+        if "E11.9" in dx and rng.random() < 0.6:
+            extra.append(("83036", "", 1, str(dx.index("E11.9") + 1)))  # HbA1c
+        if rng.random() < 0.25:
+            extra.append(("93000", "", 1, "1"))  # ECG: the E/M is a separate service
+        if extra or rng.random() < 0.2:
+            extra.append(("36415", "", 1, "1"))
+        lines.append((code, "25" if any(c == "93000" for c, *_ in extra) else "", 1, all_dx))
+        lines += extra
+    return dx, lines, pos
+
+
+def _encounters(ctx, rng: random.Random, now: dt.datetime) -> None:
+    """An encounter for every completed visit, in bulk: signed by its provider the same
+    evening, except today's, which wait as drafts for the provider to sign."""
+    from hpms.models import Appointment, AppointmentType, Encounter, EncounterDiagnosis, EncounterLine, Location
+
+    session = ctx.session
+    tz = dict(session.execute(sa.select(Location.id, Location.tz).where(Location.org_id == ctx.org_id)).all())
+    signer = dict(session.execute(sa.text("SELECT id, user_id FROM provider")).all())
+    visits = session.execute(
+        sa.select(Appointment.id, Appointment.patient_id, Appointment.provider_id, Appointment.location_id,
+                  Appointment.start_utc, Appointment.completed_at, AppointmentType.name)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
+        .order_by(Appointment.start_utc, Appointment.id)).all()
+    if not visits:
+        return
+    t = Encounter.__table__
+    ids = _new_ids(session, "encounter", len(visits))
+    encs, dxs, lines = [], [], []
+    today = {}
+    for (appt, pid, prov, loc, start, completed, type_name), eid in zip(visits, ids, strict=True):
+        completed = completed or start
+        day = lt.to_local(start, tz[loc]).date()
+        if loc not in today:
+            today[loc] = lt.local_now(now, tz[loc]).date()
+        dx, procs, pos = _encounter_lines(rng, type_name)
+        codes = [c.replace(".", "") for c in dx]
+        total = 0
+        for seq, (code, mods, units, pointers) in enumerate(procs, 1):
+            charge = int(FEES[code].replace(".", "")) * units
+            total += charge
+            lines.append({"encounter_id": eid, "seq": seq, "code": code, "modifiers": mods, "units": units,
+                          "pointers": pointers, "charge_cents": charge, "service_date": day})
+        dxs += [{"encounter_id": eid, "seq": seq, "code": code} for seq, code in enumerate(codes, 1)]
+        signed = day < today[loc]
+        signed_at = min(completed + dt.timedelta(hours=rng.uniform(1, 6)), now) if signed else None
+        encs.append({"id": eid, "org_id": ctx.org_id, "patient_id": pid, "provider_id": prov, "location_id": loc,
+                     "appointment_id": appt, "service_date": day, "place_of_service": pos,
+                     "status": "signed" if signed else "draft", "total_cents": total, "signed_at": signed_at,
+                     "signed_by": signer.get(prov) if signed else None, "billed_at": None,
+                     "version": 2 if signed else 1, "created_by": signer.get(prov), "created_at": completed,
+                     "updated_at": signed_at or completed})
+    bulk_insert(session, t, encs)
+    bulk_insert(session, EncounterDiagnosis.__table__, dxs)
+    bulk_insert(session, EncounterLine.__table__, lines)
+    audit.record(ctx, audit.Event("create", "encounter", patient_ids=sorted({e["patient_id"] for e in encs}),
+                                  fields=["diagnoses", "lines", "status"],
+                                  detail=f"demo charge capture: encounters {ids[0]}-{ids[-1]}"))
+
+
+def _bill(settings: Settings) -> None:
+    """One billing run, as the nightly job would: claims for the signed encounters, the files in
+    <HPMS_HOME>/claims/, the patients without coverage on the work list."""
+    from hpms.services import billing
+
+    out = Path(settings.home) / CLAIMS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    billing.run(settings, out_dir=out)
+
+
 def _summary(settings: Settings, *, created: bool) -> dict:
     with open_context(settings) as ctx:
         s = ctx.session
@@ -495,5 +636,8 @@ def _summary(settings: Settings, *, created: bool) -> dict:
                 "organization": org.organization(ctx).name, "locations": count("location"),
                 "users": count("hpms_user"), "payers": count("payer"), "patients": count("patient"),
                 "coverages": count("coverage"), "providers": count("provider"),
-                "appointments": count("appointment"), "waitlist": count("waitlist_entry")}
+                "appointments": count("appointment"), "waitlist": count("waitlist_entry"),
+                "encounters": count("encounter"), "claims": count("claim"), "claim_files": count("x12_file"),
+                "worklist": s.execute(sa.text("SELECT count(*) FROM worklist_item WHERE resolved_at IS NULL"))
+                .scalar_one(), "claims_dir": str(Path(settings.home) / CLAIMS_DIR)}
 

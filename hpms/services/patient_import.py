@@ -168,15 +168,10 @@ def _check(row: dict, line: int, today, seen_mrns: dict[str, int]) -> tuple[dict
 
 
 def new_ids(session, count: int) -> list[int]:
-    """Ids for `count` new patients, known before the insert (so no read-back is needed):
-    from the id sequence on PostgreSQL; on SQLite past the largest id, which is safe because
-    the transaction holds the write lock (BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return list(session.execute(sa.text(
-            "SELECT nextval(pg_get_serial_sequence('patient', 'id')) FROM generate_series(1, :n)"),
-            {"n": count}).scalars())
-    top = session.execute(sa.select(sa.func.coalesce(sa.func.max(Patient.id), 0))).scalar_one()
-    return list(range(top + 1, top + 1 + count))
+    """Ids for `count` new patients, known before the insert (see hpms.db.new_ids)."""
+    from hpms.db import new_ids as reserve_ids
+
+    return reserve_ids(session, Patient.__table__, count)
 
 
 def _prescan(path: Path) -> tuple[int, dict[str, int]]:

@@ -9,6 +9,7 @@ The rules read a plain `ClaimDraft` (built in bulk by the billing run, or for on
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -76,10 +77,47 @@ def rule(rule_id: str, description: str):
     return register
 
 
+@functools.lru_cache(maxsize=4096)
 def _npi_ok(npi: str | None) -> bool:
     from hpms.codes.npi import is_valid_npi
 
     return bool(npi) and is_valid_npi(npi)
+
+
+@functools.lru_cache(maxsize=1024)
+def _zip9_ok(value: str | None) -> bool:
+    return len("".join(ch for ch in (value or "") if ch.isdigit())) == 9
+
+
+@functools.lru_cache(maxsize=65536)
+def _icd(code: str):
+    """(exists, billable, dotted) of a diagnosis as written: claims repeat a few hundred codes."""
+    from hpms.codes import icd10
+
+    found = icd10.lookup(code.replace(".", ""))
+    return (found is not None, bool(found and found.billable), found.dotted if found else code)
+
+
+@functools.lru_cache(maxsize=16384)
+def _proc_problem(code: str) -> str | None:
+    from hpms.codes.procedures import check_procedure
+
+    try:
+        check_procedure(code)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _modifier_problem(mod: str) -> str | None:
+    from hpms.codes.procedures import check_modifier
+
+    try:
+        check_modifier(mod)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @rule("NPI-BILLING", "The billing provider (location) NPI is present and passes the Luhn check (prefix 80840).")
@@ -129,22 +167,18 @@ def _dx_nodot(c: ClaimDraft):
 
 @rule("DX-EXISTS", "Every diagnosis is an ICD-10-CM code of the current release.")
 def _dx_exists(c: ClaimDraft):
-    from hpms.codes import icd10
-
     for i, code in enumerate(c.diagnoses, 1):
-        if icd10.lookup(code.replace(".", "")) is None:
+        if not _icd(code)[0]:
             yield Finding("DX-EXISTS", "error", f"diagnosis {i}", f"{code} is not an ICD-10-CM code")
 
 
 @rule("DX-BILLABLE", "Every diagnosis is billable (a leaf code, not a category).")
 def _dx_billable(c: ClaimDraft):
-    from hpms.codes import icd10
-
     for i, code in enumerate(c.diagnoses, 1):
-        found = icd10.lookup(code.replace(".", ""))
-        if found is not None and not found.billable:
+        exists, billable, dotted = _icd(code)
+        if exists and not billable:
             yield Finding("DX-BILLABLE", "error", f"diagnosis {i}",
-                          f"{found.dotted} is a category, not a billable code: use a more specific one")
+                          f"{dotted} is a category, not a billable code: use a more specific one")
 
 
 @rule("DX-POINTER", "Each line points at 1 to 4 existing diagnoses.")
@@ -170,27 +204,21 @@ def _lines(c: ClaimDraft):
 
 @rule("PROC-VALID", "Procedure codes are well-formed CPT or HCPCS Level II codes.")
 def _proc(c: ClaimDraft):
-    from hpms.codes.procedures import check_procedure
-
     for line in c.lines:
-        try:
-            check_procedure(line.code)
-        except ValueError as exc:
-            yield Finding("PROC-VALID", "error", f"line {line.seq}", str(exc))
+        problem = _proc_problem(line.code)
+        if problem:
+            yield Finding("PROC-VALID", "error", f"line {line.seq}", problem)
 
 
 @rule("MODIFIER-VALID", "Modifiers are known, at most 4 per line.")
 def _modifiers(c: ClaimDraft):
-    from hpms.codes.procedures import check_modifier
-
     for line in c.lines:
         if len(line.modifiers) > 4:
             yield Finding("MODIFIER-VALID", "error", f"line {line.seq}", "more than 4 modifiers")
         for m in line.modifiers:
-            try:
-                check_modifier(m)
-            except ValueError as exc:
-                yield Finding("MODIFIER-VALID", "error", f"line {line.seq}", str(exc))
+            problem = _modifier_problem(m)
+            if problem:
+                yield Finding("MODIFIER-VALID", "error", f"line {line.seq}", problem)
 
 
 @rule("UNITS-POSITIVE", "Units are greater than zero.")
@@ -262,8 +290,51 @@ def _total(c: ClaimDraft):
         yield Finding("CLAIM-TOTAL", "error", "total", f"total {c.total_cents / 100:.2f} != sum of lines {s / 100:.2f}")
 
 
+def _clean(c: ClaimDraft) -> bool:
+    """True when no rule can fire: the same checks as the rules, inline and without building
+    findings (most claims are clean; the rules then run only for the others)."""
+    if not (_npi_ok(c.billing_npi) and _npi_ok(c.rendering_npi)):
+        return False
+    if not c.tax_id or len(c.tax_id) != 9 or not c.tax_id.isdigit():
+        return False
+    if not _zip9_ok(c.billing_zip):
+        return False
+    n = len(c.diagnoses)
+    if not 1 <= n <= 12 or not 1 <= len(c.lines) <= 50:
+        return False
+    for code in c.diagnoses:
+        if "." in code:
+            return False
+        exists, billable, _ = _icd(code)
+        if not billable:
+            return False
+    if c.place_of_service not in PLACES_OF_SERVICE or c.payer_id is None or not c.payer_code:
+        return False
+    if not (c.subscriber_member_id and c.subscriber_last and c.subscriber_first and c.subscriber_dob):
+        return False
+    if c.service_date > c.today:
+        return False
+    seen = set()
+    total = 0
+    for line in c.lines:
+        if line.units <= 0 or line.charge_cents is None or line.charge_cents <= 0 or line.service_date > c.today:
+            return False
+        if not line.pointers or len(line.pointers) > 4 or any(not 1 <= p <= n for p in line.pointers):
+            return False
+        if len(line.modifiers) > 4 or _proc_problem(line.code) or any(_modifier_problem(m) for m in line.modifiers):
+            return False
+        key = (line.code, line.modifiers, line.service_date)
+        if key in seen:
+            return False
+        seen.add(key)
+        total += line.charge_cents
+    return total == c.total_cents
+
+
 def scrub(draft: ClaimDraft) -> list[Finding]:
     """All findings for one draft, in rule order."""
+    if _clean(draft):
+        return []
     out: list[Finding] = []
     for _, _, fn in RULES:
         out.extend(fn(draft))

@@ -281,3 +281,20 @@ def test_rule_ids_are_stable_and_unique():
     assert listed == ALL_RULES
     assert all(desc for _, desc in rules())
 
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"billing_npi": "1234567890"}, {"rendering_npi": None}, {"tax_id": "12345"}, {"billing_zip": "12345"},
+    {"diagnoses": ()}, {"diagnoses": ("E11.9",)}, {"diagnoses": ("E11",)}, {"diagnoses": ("Q99999",)},
+    {"place_of_service": "98"}, {"payer_id": None}, {"payer_code": ""}, {"subscriber_dob": None},
+    {"service_date": DOS + dt.timedelta(days=400)}, {"total_cents": 1},
+    {"lines": [line(units=0)]}, {"lines": [line(pointers=(2,))]}, {"lines": [line(modifiers=("ZZ",))]},
+    {"lines": [line(code="9921")]}, {"lines": [line(charge=None)]}, {"lines": [line(), line(seq=2)]},
+])
+def test_the_fast_path_agrees_with_the_rules(changes):
+    """scrub() skips the rules for a draft its inline check finds clean: both must agree."""
+    from hpms.services.scrubber import RULES
+
+    d = draft(**changes)
+    full = [f for _, _, fn in RULES for f in fn(d)]
+    assert scrub(d) == full
