@@ -27,6 +27,13 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert data["providers"] == 3 and data["appointments"] > 200 and data["waitlist"] == 4
     assert (home / "hpms.db").is_file()
     assert not (clean_env / "hpms.db").exists()
+    # the billing side: encounters for the completed visits, one billing run, its files
+    assert data["encounters"] > 100 and data["claims"] > 50 and data["claim_files"] >= 2
+    assert data["worklist"] > 0  # visits of patients without coverage
+    assert data["claims_dir"] == str(home / "claims")
+    files = sorted((home / "claims").glob("837P-*.x12"))
+    assert len(files) == data["claim_files"]
+    _assert_valid_837p(min(files, key=lambda p: p.stat().st_size))
 
     demo_env = {"HPMS_HOME": str(home)}
     locations = ok(fresh_cli("locations", "list", "--json", env=demo_env))
@@ -35,6 +42,11 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert roles == {"admin", "front_desk", "biller", "provider", "auditor", "service"}
     assert ok(fresh_cli("audit", "verify", "--json", env=demo_env))["ok"] is True
     assert ok(fresh_cli("patients", "duplicates", "--json", env=demo_env))
+    claims = ok(fresh_cli("claims", "list", "--json", env=demo_env))
+    assert len(claims) == min(data["claims"], 500) and {c["status"] for c in claims} == {"ready"}  # newest 500
+    assert {f["file"] for f in ok(fresh_cli("billing", "files", "--json", env=demo_env))} == {p.name for p in files}
+    work = ok(fresh_cli("claims", "worklist", "--json", env=demo_env))
+    assert work and {w["rule_id"] for w in work} == {"PAYER-ID"}
 
     r = fresh_cli("demo", "--home", str(home), "--patients", "60")
     assert r.exit_code == 0, r.stderr
@@ -43,8 +55,25 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert f"HPMS_HOME={home} hpms patients list" in r.stderr
     again = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
     assert again["created"] is False
-    kept = ("patients", "users", "payers", "coverages", "providers", "appointments", "waitlist")
+    kept = ("patients", "users", "payers", "coverages", "providers", "appointments", "waitlist", "encounters",
+            "claims", "claim_files", "worklist")
     assert {k: again[k] for k in kept} == {k: data[k] for k in kept}
+
+
+def _assert_valid_837p(path) -> None:
+    """pyx12 reads the whole interchange and finds no error."""
+    import io
+    import logging
+
+    import pyx12.params
+    import pyx12.x12n_document
+
+    logging.getLogger("pyx12").setLevel(logging.CRITICAL)
+    text = path.read_text(encoding="ascii")
+    assert text.startswith("ISA*") and "~\nCLM*" in text
+    assert pyx12.x12n_document.x12n_document(
+        param=pyx12.params.params(), src_file=io.StringIO(text), fd_997=None, fd_html=None, fd_xmldoc=None,
+        fd_json=io.StringIO()), path.name
 
 
 def test_demo_refuses_a_real_practice(cli, counts):
