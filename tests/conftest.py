@@ -18,7 +18,7 @@ import pytest
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("HPMS_TEST_POSTGRES_URL", PG_DEFAULT)
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"  # sample files the tests read (see its README.md)
 ENV_VARS = ("HPMS_HOME", "HPMS_DATABASE_URL", "HPMS_CONFIG", "HPMS_KEY", "HPMS_KEY_FILE", "HPMS_USER",
             "HPMS_TOKEN", "HPMS_NEW_KEY")
 

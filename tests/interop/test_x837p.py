@@ -25,12 +25,12 @@ from hpms.interop.x12 import (
     format_amount,
     write_837p,
 )
-from tests.conftest import SHARED_DATA
+from tests.conftest import TEST_DATA
 
 pyx12_doc = pytest.importorskip("pyx12.x12n_document")
 pyx12_params = pytest.importorskip("pyx12.params")
 
-X12_DIR = SHARED_DATA / "x12"
+X12_DIR = TEST_DATA / "x12"
 CREATED = datetime(2026, 1, 15, 12, 0)
 SUBMITTER = Submitter("HPMS Demo Clinic", "HPMSSUBMIT", "Billing Office", "5555550100")
 RECEIVER = Receiver("Demo Payer", "PAYERRECV")
