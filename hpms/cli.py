@@ -111,6 +111,7 @@ GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage"
           "providers", "rooms", "appointment-types", "schedule", "appointments", "waitlist", "fees",
           "encounters")
 GROUPS += ("billing", "claims")
+GROUPS += ("reports",)
 GROUPS += ("codes",)
 
 

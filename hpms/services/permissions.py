@@ -58,6 +58,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "billing.run": frozenset({"admin", "biller", "service"}),
     "claims.read": frozenset({"admin", "biller"}),
     "claims.write": frozenset({"admin", "biller"}),
+    "reports.run": frozenset({"admin", "biller", "front_desk", "provider", "service"}),
+    "reports.revenue": frozenset({"admin", "biller", "service"}),
+    "surveys.write": frozenset({"admin", "front_desk"}),
 }
 
 

@@ -62,6 +62,9 @@ billing.setup         x       .        x       .        .       .
 billing.run           x       .        x       .        .       x
 claims.read           x       .        x       .        .       .
 claims.write          x       .        x       .        .       .
+reports.run           x       x        x       x        .       x
+reports.revenue       x       .        x       .        .       x
+surveys.write         x       x        .       .        .       .
 """
 
 

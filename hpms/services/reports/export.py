@@ -1,0 +1,212 @@
+"""Writers for report rows: csv, tsv, json and html stream row by row; xlsx (openpyxl
+write-only) and ods (tablib) hold one sheet. Cells keep their kind: numbers are numbers and
+dates are dates in xlsx/ods, money has two decimals. Files are written to a temp name in the
+target directory and renamed, so a failed export leaves no partial file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import json
+import os
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TextIO
+
+from hpms.errors import ValidationError
+from hpms.services.reports import Column, Params, Report
+
+FORMATS = ("csv", "tsv", "json", "xlsx", "ods", "html")
+BINARY = ("xlsx", "ods")
+
+
+def text_value(value, kind: str) -> str:
+    if value is None:
+        return ""
+    if kind == "money":
+        return f"{Decimal(value):.2f}"
+    if kind == "percent":
+        return f"{float(value):.1f}"
+    if kind == "number":
+        return f"{float(value):.2f}"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def json_value(value, kind: str):
+    if value is None:
+        return None
+    if kind == "money":
+        return f"{Decimal(value):.2f}"
+    if kind in ("percent", "number"):
+        return round(float(value), 2)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return value
+
+
+def write_delimited(out: TextIO, columns: tuple[Column, ...], rows: Iterable[tuple], delimiter: str = ",") -> int:
+    w = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    w.writerow([c.header for c in columns])
+    kinds = [c.kind for c in columns]
+    n = 0
+    for row in rows:
+        w.writerow([text_value(v, k) for v, k in zip(row, kinds)])
+        n += 1
+    return n
+
+
+def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[tuple]) -> int:
+    """A JSON array of objects keyed by column key, written one row at a time."""
+    keys = [c.key for c in columns]
+    kinds = [c.kind for c in columns]
+    out.write("[")
+    n = 0
+    for row in rows:
+        out.write(",\n  " if n else "\n  ")
+        out.write(json.dumps({k: json_value(v, kind) for k, v, kind in zip(keys, row, kinds)}, ensure_ascii=False))
+        n += 1
+    out.write("\n]\n" if n else "]\n")
+    return n
+
+
+def write_html(out: TextIO, rep: Report, params: Params, rows: Iterable[tuple]) -> int:
+    out.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(rep.title) + "</title>"
+              "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+              "padding:2px 6px}td.n{text-align:right}</style></head><body>\n")
+    out.write(f"<h1>{html.escape(rep.title)}</h1>\n<p>{params.start} to {params.end}"
+              + (f" · {html.escape(params.location)}" if params.location else "") + "</p>\n<table>\n<tr>")
+    out.write("".join(f"<th>{html.escape(c.header)}</th>" for c in rep.columns) + "</tr>\n")
+    n = 0
+    for row in rows:
+        cells = []
+        for v, c in zip(row, rep.columns):
+            cls = ' class="n"' if c.kind in ("int", "money", "percent", "number") else ""
+            cells.append(f"<td{cls}>{html.escape(text_value(v, c.kind))}</td>")
+        out.write("<tr>" + "".join(cells) + "</tr>\n")
+        n += 1
+    out.write("</table>\n</body></html>\n")
+    return n
+
+
+def _typed(value, kind: str):
+    if value is None:
+        return None
+    if kind == "money":
+        return float(Decimal(value).quantize(Decimal("0.01")))
+    if kind in ("percent", "number"):
+        return round(float(value), 2)
+    if kind == "int":
+        return int(value)
+    return value
+
+
+def write_xlsx(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(rep.name[:31])
+    bold = Font(bold=True)
+    header = []
+    for c in rep.columns:
+        cell = WriteOnlyCell(ws, value=c.header)
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    formats = {"money": "#,##0.00", "date": "yyyy-mm-dd", "percent": "0.0", "number": "0.00", "int": "0"}
+    n = 0
+    for row in rows:
+        out = []
+        for v, c in zip(row, rep.columns):
+            cell = WriteOnlyCell(ws, value=_typed(v, c.kind))
+            if c.kind in formats:
+                cell.number_format = formats[c.kind]
+            out.append(cell)
+        ws.append(out)
+        n += 1
+    wb.save(path)
+    return n
+
+
+def write_ods(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
+    import tablib
+
+    data = tablib.Dataset(headers=[c.header for c in rep.columns], title=rep.name[:31])
+    n = 0
+    for row in rows:
+        data.append([_typed(v, c.kind) for v, c in zip(row, rep.columns)])
+        n += 1
+    path.write_bytes(data.export("ods"))
+    return n
+
+
+def write(out_path: Path | None, fmt: str, rep: Report, params: Params, rows: Iterator[tuple], stdout: TextIO) -> int:
+    """Write rows in `fmt` to out_path atomically (temp + rename) or to stdout; returns rows."""
+    if fmt in BINARY and out_path is None:
+        raise ValidationError("-o", f"{fmt} needs an output file")
+    if out_path is None:
+        return _text(stdout, fmt, rep, params, rows)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "xlsx":
+            n = write_xlsx(tmp, rep, rows)
+        elif fmt == "ods":
+            n = write_ods(tmp, rep, rows)
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                n = _text(f, fmt, rep, params, rows)
+        os.replace(tmp, out_path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return n
+
+
+def _text(out: TextIO, fmt: str, rep: Report, params: Params, rows: Iterator[tuple]) -> int:
+    if fmt == "csv":
+        return write_delimited(out, rep.columns, rows)
+    if fmt == "tsv":
+        return write_delimited(out, rep.columns, rows, "\t")
+    if fmt == "json":
+        return write_json(out, rep.columns, rows)
+    if fmt == "html":
+        return write_html(out, rep, params, rows)
+    raise ValidationError("--format", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
+
+
+def resolve_output(field: str, template: str | None, fmt: str, params: Params, today: dt.date) -> Path | None:
+    """-o with {date}/{from}/{to} filled in; '-' or none means stdout. The directory must exist
+    and be writable."""
+    if template is None or template == "-":
+        return None
+    try:
+        name = template.format(**params.placeholders(today))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValidationError(field, f"unknown placeholder in {template!r} ({exc}); use {{date}}, {{from}}, {{to}}") from None
+    path = Path(name).expanduser()
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValidationError(field, f"directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValidationError(field, f"directory {parent} is not writable")
+    return path
+
+
+def guess_format(fmt: str | None, out: str | None) -> str:
+    if fmt:
+        f = fmt.strip().lower()
+        if f not in FORMATS:
+            raise ValidationError("--format", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
+        return f
+    if out and out != "-":
+        suffix = Path(out).suffix.lower().lstrip(".")
+        if suffix in FORMATS:
+            return suffix
+    return "csv"
