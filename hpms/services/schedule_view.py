@@ -242,3 +242,31 @@ def patient_details(ctx, patient) -> dict:
     return {"patient": p, "coverage": cov,
             "upcoming": sorted((v for v in visits if v.start > now), key=lambda v: v.start),
             "past": [v for v in visits if v.start <= now]}
+
+
+def dashboard(ctx, *, location=None, day: dt.date | None = None, days: int = 14) -> dict:
+    """Today's figures at a location (the day view's counts by status, no-shows, utilization of
+    the open time) and the last `days` days of the appointments-by-day report for two charts."""
+    from hpms.services import reports
+
+    view = day_view(ctx, location=location, day=day, include_cancelled=True)
+    by: dict[str, int] = {}
+    for b in view.blocks:
+        by[b.status] = by.get(b.status, 0) + 1
+    open_min = sum(e - s for c in view.columns for s, e in c.open)
+    booked_min = sum(b.end_min - b.start_min for b in view.blocks if b.status not in ("cancelled", "no_show"))
+    start = view.day - dt.timedelta(days=days - 1)
+    _, _, rows = reports.run(ctx, "appointments-by-day", start=start.isoformat(), end=view.day.isoformat(),
+                             location=str(view.location_id))
+    series = [{"day": r[0], "booked": r[1], "completed": r[2], "no_show": r[3], "cancelled": r[4]} for r in rows]
+    active = sum(v for k, v in by.items() if k != "cancelled")
+    return {
+        "location": view.location, "day": view.day,
+        "kpis": {
+            "appointments": active, "waiting": by.get("arrived", 0), "in_room": by.get("in_room", 0),
+            "completed": by.get("completed", 0), "no_shows": by.get("no_show", 0),
+            "cancelled": by.get("cancelled", 0),
+            "utilization_pct": round(100 * booked_min / open_min, 1) if open_min else None,
+        },
+        "series": series,
+    }

@@ -125,6 +125,7 @@ class DayScreen(Screen):
         Binding("f", "flow", "Flow board"),
         Binding("s", "find_slot", "Find slot"),
         Binding("v", "waitlist", "Waitlist"),
+        Binding("D", "dashboard", "Dashboard"),
         Binding("f5,ctrl+r", "reload", "Refresh", show=False),
         Binding("escape", "abort_move", "Abort move", show=False),
         Binding("question_mark", "help", "Help"),
@@ -549,6 +550,12 @@ class DayScreen(Screen):
         from hpms.tui.screens.panels import WaitlistScreen
 
         self.app.push_screen(WaitlistScreen(), lambda _r: self.reload())
+
+    def action_dashboard(self) -> None:
+        if self.view is not None:
+            from hpms.tui.screens.panels import DashboardScreen
+
+            self.app.push_screen(DashboardScreen(self.view.location_id, self.view.day))
 
     def action_help(self) -> None:
         from hpms.tui.screens.panels import HelpScreen

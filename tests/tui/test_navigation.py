@@ -226,3 +226,23 @@ async def test_room_columns_and_time_step(settings, clinic, ctx_for):
         assert row_text(s, "11:30").startswith("   :30")
         await pilot.press("plus", "plus")
         assert s.grid.step == 10 and " · 10 min · " in static_text(s, "#topbar")
+
+
+@pilot_test
+async def test_dashboard_shows_todays_figures_and_charts(settings, clinic):
+    from textual_plotext import PlotextPlot
+
+    from hpms.tui.screens.panels import DashboardScreen
+
+    app = make_app(settings)
+    async with app.run_test(size=(120, 36)) as pilot:
+        s = await loaded(pilot)
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
+        dash = app.screen
+        await wait_for(pilot, lambda: "Appointments" in static_text(dash, "#kpis"), what="the figures")
+        kpis = static_text(dash, "#kpis")
+        # the clinic's day: two booked visits (09:00, 11:00), nothing arrived or done yet
+        assert "Appointments 2 " in kpis and "completed 0" in kpis and "no-shows 0" in kpis
+        assert len(dash.query(PlotextPlot)) == 2
+        await back_with_escape(pilot, s)

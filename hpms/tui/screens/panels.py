@@ -294,6 +294,7 @@ HELP = """\
  Panels
    w  the provider's week     f  patient flow board
    s  find a slot             v  waitlist and offers
+   D  dashboard: today's figures and two weeks of charts
 
  In the booking dialog
    type to search patients (name, DOB, phone, MRN); Enter goes to the
@@ -319,3 +320,53 @@ class HelpScreen(ModalScreen):
 
 __all__ = ["FindSlotScreen", "FlowScreen", "HelpScreen", "PatientScreen", "WaitlistScreen", "WeekScreen",
            "Horizontal"]
+
+
+class DashboardScreen(Panel):
+    """Today's figures at the location and two small charts of the last two weeks."""
+
+    def __init__(self, location_id: int, day: dt.date) -> None:
+        super().__init__()
+        self.location_id, self.day = location_id, day
+
+    def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        with Vertical():
+            yield Static("", id="title", classes="panel-title")
+            yield Static("", id="kpis")
+            with Horizontal(id="charts"):
+                yield PlotextPlot(id="volume")
+                yield PlotextPlot(id="noshows")
+            yield Static("refreshes every 10 s · Esc back", classes="hint")
+
+    def on_mount(self) -> None:
+        self.load()
+        self.set_interval(10.0, self.load)
+
+    def load(self) -> None:
+        from hpms.services import schedule_view
+
+        def done(d) -> None:
+            k = d["kpis"]
+            util = "-" if k["utilization_pct"] is None else f"{k['utilization_pct']:.0f}%"
+            self.query_one("#title", Static).update(f" Dashboard · {d['location']} · {d['day']:%a %d %b %Y}")
+            self.query_one("#kpis", Static).update(
+                f" Appointments {k['appointments']}   waiting {k['waiting']}   in room {k['in_room']}   "
+                f"completed {k['completed']}   no-shows {k['no_shows']}   cancelled {k['cancelled']}   "
+                f"utilization {util}")
+            labels = [f"{s['day']:%d}" for s in d["series"]]
+            xs = list(range(len(labels)))
+            for wid, key, title in (("#volume", "booked", "Appointments per day"),
+                                    ("#noshows", "no_show", "No-shows per day")):
+                plot = self.query_one(wid)
+                plt = plot.plt
+                plt.clear_data()
+                plt.clear_figure()
+                plt.bar(xs, [s[key] for s in d["series"]])
+                plt.xticks(xs[:: max(1, len(xs) // 7)], labels[:: max(1, len(xs) // 7)])
+                plt.title(title)
+                plot.refresh()
+
+        self.app.service(schedule_view.dashboard, location=str(self.location_id), day=self.day, done=done,
+                         group="dashboard")
