@@ -113,6 +113,7 @@ GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage"
 GROUPS += ("billing", "claims")
 GROUPS += ("reports",)
 GROUPS += ("codes",)
+GROUPS += ("surveys",)
 
 
 def _version(value: bool) -> None:

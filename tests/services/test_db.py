@@ -18,7 +18,7 @@ TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "paye
           "appointment_type", "working_hours", "time_off", "appointment_series", "appointment", "freed_slot",
           "waitlist_entry", "billing_profile", "procedure_code", "fee", "encounter", "encounter_diagnosis",
           "encounter_line", "billing_run", "x12_file", "claim", "claim_line", "claim_event", "worklist_item",
-          "job_lock"}
+          "job_lock", "survey_response"}
 
 
 def _triggers(engine) -> set[str]:

@@ -60,3 +60,6 @@ def appointments_by_day(ctx, params: Params):
         c = counts.get(day, [0, 0, 0, 0])
         yield (day, *c)
         day += dt.timedelta(days=1)
+
+from hpms.services.reports import revenue  # noqa: E402,F401  (registers the money reports)
+from hpms.services.reports import scheduling  # noqa: E402,F401  (registers the scheduling reports)

@@ -1,0 +1,350 @@
+"""Money and productivity reports: charges, claims, A/R aging, provider productivity, the day
+sheet, and the appointment list (one row per appointment, for exports).
+
+There are no payments yet: until remittance advice (835) is imported, a claim's outstanding
+amount is its billed total, and denials are only those entered by hand with `hpms
+claims set-status`. The formulas are documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
+from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
+from hpms.services import localtime as lt
+from hpms.services.reports import Column, Params, report
+from hpms.services.reports.definitions import utc_bounds
+
+BILLABLE = ("signed", "billed")  # encounters whose lines are charges
+# statuses a claim has only after it was sent, and those that mean the payer took it in
+SENT = ("submitted", "accepted", "rejected", "paid", "partially_paid", "denied", "closed")
+ACCEPTED = ("accepted", "paid", "partially_paid", "denied")
+SETTLED = ("void", "closed", "paid")  # no longer outstanding
+BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 120), (121, None))
+
+
+def money(cents) -> Decimal:
+    return Decimal(int(cents or 0)).scaleb(-2)
+
+
+def provider_name(last: str, first: str, credentials: str | None = None) -> str:
+    return f"{last}, {first}" + (f" {credentials}" if credentials else "")
+
+
+def _encounter_filter(q, params: Params):
+    q = q.where(Encounter.status.in_(BILLABLE), Encounter.service_date >= params.start,
+                Encounter.service_date <= params.end)
+    if params.location_id:
+        q = q.where(Encounter.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Encounter.provider_id == params.provider_id)
+    return q
+
+
+# ---- charges -------------------------------------------------------------------------------
+
+@report("charges", "Charges",
+        "Charges by service month and provider: signed and billed encounters, lines, charges.",
+        [Column("month", "Month", "date"), Column("provider", "Provider"),
+         Column("signed", "Encounters signed", "int"), Column("billed", "Encounters billed", "int"),
+         Column("lines", "Lines", "int"), Column("charges", "Charges", "money")],
+        permission="reports.revenue", chart=("month", "charges"))
+def charges(ctx, params: Params):
+    q = (sa.select(Encounter.service_date, Provider.last_name, Provider.first_name, Provider.credentials,
+                   Encounter.status, sa.func.count(sa.distinct(Encounter.id)), sa.func.count(EncounterLine.id),
+                   sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0))
+         .select_from(Encounter)
+         .join(Provider, Provider.id == Encounter.provider_id)
+         .outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
+         .where(Encounter.org_id == ctx.org_id)
+         .group_by(Encounter.service_date, Provider.id, Provider.last_name, Provider.first_name,
+                   Provider.credentials, Encounter.status))
+    totals: dict[tuple[dt.date, str], list[int]] = {}
+    for day, last, first, cred, status, encounters, lines, cents in ctx.session.execute(_encounter_filter(q, params)):
+        t = totals.setdefault((day.replace(day=1), provider_name(last, first, cred)), [0, 0, 0, 0])
+        t[0 if status == "signed" else 1] += encounters
+        t[2] += lines
+        t[3] += int(cents)
+    for (month, prov), (signed_n, billed_n, lines, cents) in sorted(totals.items()):
+        yield month, prov, signed_n, billed_n, lines, money(cents)
+
+
+@report("charges-by-code", "Charges by procedure code",
+        "Charges per procedure code (signed and billed encounters): units, lines, charges.",
+        [Column("code", "Code"), Column("units", "Units", "int"), Column("lines", "Lines", "int"),
+         Column("charges", "Charges", "money")],
+        permission="reports.revenue")
+def charges_by_code(ctx, params: Params):
+    q = (sa.select(EncounterLine.code, sa.func.sum(EncounterLine.units), sa.func.count(EncounterLine.id),
+                   sa.func.sum(EncounterLine.charge_cents))
+         .select_from(EncounterLine).join(Encounter, Encounter.id == EncounterLine.encounter_id)
+         .where(Encounter.org_id == ctx.org_id)
+         .group_by(EncounterLine.code).order_by(EncounterLine.code))
+    for code, units, lines, cents in ctx.session.execute(_encounter_filter(q, params)):
+        yield code, int(units or 0), int(lines), money(cents)
+
+
+# ---- claims --------------------------------------------------------------------------------
+
+def _claims_query(ctx, params: Params, *cols):
+    q = (sa.select(*cols).select_from(Claim).join(Encounter, Encounter.id == Claim.encounter_id)
+         .where(Claim.org_id == ctx.org_id))
+    if params.payer_id:
+        q = q.where(Claim.payer_id == params.payer_id)
+    if params.location_id:
+        q = q.where(Encounter.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Encounter.provider_id == params.provider_id)
+    return q
+
+
+@report("claims-summary", "Claims summary",
+        "Claims created in the range by payer: billed, submitted, accepted, rejected, denied, clean-claim rate.",
+        [Column("payer", "Payer"), Column("claims", "Claims", "int"), Column("billed", "Total billed", "money"),
+         Column("submitted", "Submitted", "int"), Column("accepted", "Accepted", "int"),
+         Column("rejected", "Rejected", "int"), Column("denied", "Denied", "int"),
+         Column("clean_rate", "Clean-claim rate %", "percent")],
+        params=("from", "to", "period", "location", "provider", "payer"), permission="reports.revenue")
+def claims_summary(ctx, params: Params):
+    """Void claims (frequency 8) are not counted: they cancel a claim, they bill nothing. A claim
+    was submitted, accepted, rejected or denied if its history (or its status) ever says so;
+    the clean-claim rate is the share of submitted claims that were never rejected."""
+    lo, hi = utc_bounds(ctx, params)
+    base = _claims_query(ctx, params, Claim.id).where(Claim.created_at >= lo, Claim.created_at < hi,
+                                                      Claim.frequency != "8")
+    seen: dict[int, set[str]] = {}
+    for claim_id, status in ctx.session.execute(
+            sa.select(ClaimEvent.claim_id, ClaimEvent.status).where(ClaimEvent.claim_id.in_(base.scalar_subquery()))):
+        seen.setdefault(claim_id, set()).add(status)
+    q = _claims_query(ctx, params, Claim.id, Claim.status, Claim.total_cents, Payer.name).join(
+        Payer, Payer.id == Claim.payer_id).where(Claim.created_at >= lo, Claim.created_at < hi, Claim.frequency != "8")
+    per: dict[str, list[int]] = {}
+    for claim_id, status, cents, payer in ctx.session.execute(q):
+        history = seen.get(claim_id, set()) | {status}
+        p = per.setdefault(payer, [0, 0, 0, 0, 0, 0, 0])
+        p[0] += 1
+        p[1] += int(cents)
+        sent = bool(history & set(SENT))
+        rejected = "rejected" in history
+        p[2] += sent
+        p[3] += bool(history & set(ACCEPTED))
+        p[4] += rejected
+        p[5] += "denied" in history
+        p[6] += sent and not rejected
+    for payer, (n, cents, sent, accepted, rejected, denied, clean) in sorted(per.items()):
+        yield payer, n, money(cents), sent, accepted, rejected, denied, (100.0 * clean / sent if sent else None)
+
+
+def _as_of(ctx, params: Params) -> dt.date:
+    value = params.extra.get("as_of")
+    if not value:
+        return params.end
+    today = lt.local_now(ctx.now(), params.tz).date()
+    return lt.parse_day("--as-of", value, today=today)
+
+
+def _bucket(age: int) -> int:
+    for i, (low, high) in enumerate(BUCKETS):
+        if high is None or age <= high:
+            return i
+    return len(BUCKETS) - 1
+
+
+@report("ar-aging", "A/R aging",
+        "Outstanding claims by payer as of a day (--as-of, default the end of the range), aged by date of service.",
+        [Column("payer", "Payer"), Column("claims", "Claims", "int"), Column("d0_30", "0-30", "money"),
+         Column("d31_60", "31-60", "money"), Column("d61_90", "61-90", "money"), Column("d91_120", "91-120", "money"),
+         Column("d120", "120+", "money"), Column("total", "Total", "money")],
+        params=("as-of", "from", "to", "period", "location", "provider", "payer"), permission="reports.revenue")
+def ar_aging(ctx, params: Params):
+    """The claims as they stood at the end of the as-of day (from their history, so a later
+    change does not alter a past as-of date): created by then, not void, closed or paid by then,
+    and not superseded by then by a newer claim of the same encounter and payer (a new original
+    after a rejection, a replacement). Void claims (frequency 8) bill nothing and are skipped.
+    The outstanding amount is the claim total: payments are not recorded yet."""
+    as_of = _as_of(ctx, params)
+    _, cutoff = lt.day_bounds_utc(as_of, params.tz)
+    q = (_claims_query(ctx, params, Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.total_cents,
+                       Claim.created_at, Encounter.service_date)
+         .where(Claim.created_at < cutoff, Claim.frequency != "8").order_by(Claim.created_at, Claim.id))
+    claims = ctx.session.execute(q).all()
+    ids = [c.id for c in claims]
+    last: dict[int, str] = {}  # status at the cut-off
+    any_event: set[int] = set()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        for claim_id, at, status in ctx.session.execute(
+                sa.select(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.status)
+                .where(ClaimEvent.claim_id.in_(chunk)).order_by(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.id)):
+            any_event.add(claim_id)
+            if at < cutoff:
+                last[claim_id] = status
+    latest: dict[tuple[int, int], tuple] = {}  # (encounter, payer) -> newest claim by then
+    for c in claims:
+        latest[(c.encounter_id, c.payer_id)] = c
+    names = dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
+    per: dict[str, list[int]] = {}
+    for c in latest.values():
+        status = last.get(c.id) or ("ready" if c.id in any_event else c.status)
+        if status in SETTLED:
+            continue
+        p = per.setdefault(names.get(c.payer_id, str(c.payer_id)), [0] * (len(BUCKETS) + 2))
+        p[0] += 1
+        p[1 + _bucket((as_of - c.service_date).days)] += int(c.total_cents)
+        p[-1] += int(c.total_cents)
+    for payer, p in sorted(per.items()):
+        yield payer, p[0], *(money(v) for v in p[1:])
+
+
+# ---- providers -----------------------------------------------------------------------------
+
+@report("provider-productivity", "Provider productivity",
+        "Per provider: completed visits, new and established patients, encounters, charges.",
+        [Column("provider", "Provider"), Column("completed", "Completed visits", "int"),
+         Column("new", "New patients", "int"), Column("established", "Established", "int"),
+         Column("encounters", "Encounters", "int"), Column("charges", "Charges", "money")],
+        permission="reports.revenue")
+def provider_productivity(ctx, params: Params):
+    """A completed visit is a new-patient visit when it is the patient's first completed visit
+    ever (with any provider); the others are established-patient visits."""
+    lo, hi = utc_bounds(ctx, params)
+    first = (sa.select(Appointment.patient_id, sa.func.min(Appointment.start_utc).label("first_start"))
+             .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
+             .group_by(Appointment.patient_id).subquery())
+    q = (sa.select(Appointment.provider_id, Appointment.start_utc, Location.tz, first.c.first_start)
+         .join(Location, Location.id == Appointment.location_id)
+         .join(first, first.c.patient_id == Appointment.patient_id)
+         .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed",
+                Appointment.start_utc >= lo - dt.timedelta(days=1), Appointment.start_utc < hi + dt.timedelta(days=1)))
+    if params.location_id:
+        q = q.where(Appointment.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Appointment.provider_id == params.provider_id)
+    per: dict[int, list[int]] = {}
+    for provider_id, start, tz, first_start in ctx.session.execute(q.execution_options(yield_per=5000)):
+        if not params.start <= lt.to_local(start, tz).date() <= params.end:
+            continue
+        p = per.setdefault(provider_id, [0, 0, 0, 0, 0])
+        p[0] += 1
+        if start == first_start:
+            p[1] += 1
+        else:
+            p[2] += 1
+    eq = (sa.select(Encounter.provider_id, sa.func.count(sa.distinct(Encounter.id)),
+                    sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0))
+          .select_from(Encounter).outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
+          .where(Encounter.org_id == ctx.org_id).group_by(Encounter.provider_id))
+    for provider_id, encounters, cents in ctx.session.execute(_encounter_filter(eq, params)):
+        p = per.setdefault(provider_id, [0, 0, 0, 0, 0])
+        p[3], p[4] = int(encounters), int(cents)
+    if not per:
+        return
+    names = {r.id: provider_name(r.last_name, r.first_name, r.credentials) for r in ctx.session.execute(
+        sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials)
+        .where(Provider.id.in_(list(per))))}
+    for provider_id, p in sorted(per.items(), key=lambda kv: names.get(kv[0], "")):
+        yield names.get(provider_id, str(provider_id)), *p[:4], money(p[4])
+
+
+_ENCOUNTER_CHARGES = (sa.select(EncounterLine.encounter_id, sa.func.sum(EncounterLine.charge_cents).label("cents"))
+                      .group_by(EncounterLine.encounter_id).subquery())
+
+
+@report("day-sheet", "Day sheet",
+        "One day (--from) per provider: each appointment's time, patient, type, status and encounter charges.",
+        [Column("provider", "Provider"), Column("time", "Time"), Column("patient", "Patient"), Column("mrn", "MRN"),
+         Column("type", "Type"), Column("status", "Status"), Column("charges", "Charges", "money")],
+        params=("from", "location", "provider"), patient_data=True)
+def day_sheet(ctx, params: Params):
+    """Charges are those of the appointment's encounter when it is signed or billed; encounters
+    of the day without an appointment are listed after the provider's appointments."""
+    day = params.start
+    lo, hi = lt.day_bounds_utc(day, params.tz)
+    enc = sa.orm.aliased(Encounter)
+    q = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Appointment.start_utc, Location.tz,
+                   Patient.last_name, Patient.first_name, Patient.mrn, AppointmentType.name, Appointment.status,
+                   _ENCOUNTER_CHARGES.c.cents)
+         .select_from(Appointment)
+         .join(Provider, Provider.id == Appointment.provider_id)
+         .join(Location, Location.id == Appointment.location_id)
+         .join(Patient, Patient.id == Appointment.patient_id)
+         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+         .outerjoin(enc, sa.and_(enc.appointment_id == Appointment.id, enc.status.in_(BILLABLE)))
+         .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == enc.id)
+         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
+                Appointment.start_utc < hi + dt.timedelta(days=1)))
+    if params.location_id:
+        q = q.where(Appointment.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Appointment.provider_id == params.provider_id)
+    rows = []
+    for plast, pfirst, cred, start, tz, last, first, mrn, type_name, status, cents in ctx.session.execute(q):
+        local = lt.to_local(start, tz)
+        if local.date() != day:
+            continue
+        rows.append((provider_name(plast, pfirst, cred), local.strftime("%H:%M"), f"{last}, {first}", mrn, type_name,
+                     status, money(cents) if cents is not None else None))
+    wq = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Patient.last_name,
+                    Patient.first_name, Patient.mrn, _ENCOUNTER_CHARGES.c.cents)
+          .select_from(Encounter)
+          .join(Provider, Provider.id == Encounter.provider_id)
+          .join(Patient, Patient.id == Encounter.patient_id)
+          .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == Encounter.id)
+          .where(Encounter.org_id == ctx.org_id, Encounter.appointment_id.is_(None), Encounter.service_date == day,
+                 Encounter.status.in_(BILLABLE)))
+    if params.location_id:
+        wq = wq.where(Encounter.location_id == params.location_id)
+    if params.provider_id:
+        wq = wq.where(Encounter.provider_id == params.provider_id)
+    for plast, pfirst, cred, last, first, mrn, cents in ctx.session.execute(wq):
+        rows.append((provider_name(plast, pfirst, cred), "", f"{last}, {first}", mrn, "", "encounter", money(cents)))
+    rows.sort(key=lambda r: (r[0], r[1] == "", r[1], r[2]))
+    yield from rows
+
+
+# ---- appointment list ----------------------------------------------------------------------
+
+@report("appointments-list", "Appointment list",
+        "One row per appointment: local day and time, location, provider, patient, MRN, type, status.",
+        [Column("day", "Day", "date"), Column("time", "Start"), Column("location", "Location"),
+         Column("provider", "Provider"), Column("patient", "Patient"), Column("mrn", "MRN"), Column("type", "Type"),
+         Column("status", "Status")],
+        patient_data=True)
+def appointments_list(ctx, params: Params):
+    """Streams (yield_per): a million rows do not sit in memory."""
+    lo, hi = utc_bounds(ctx, params)
+    conn = ctx.session.connection()  # Core rows: no ORM row processing
+    sqlite = conn.dialect.name == "sqlite"
+    # SQLite keeps naive UTC text: parsed below, cheaper than the column type's per-row hook
+    start_col = sa.type_coerce(Appointment.start_utc, sa.String) if sqlite else Appointment.start_utc
+    q = (sa.select(start_col, Location.tz, Location.name, Provider.last_name, Provider.first_name,
+                   Patient.last_name, Patient.first_name, Patient.mrn, AppointmentType.name, Appointment.status)
+         .select_from(Appointment)
+         .join(Location, Location.id == Appointment.location_id)
+         .join(Provider, Provider.id == Appointment.provider_id)
+         .join(Patient, Patient.id == Appointment.patient_id)
+         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
+                Appointment.start_utc < hi + dt.timedelta(days=1))
+         .order_by(Appointment.start_utc, Appointment.id))
+    if params.location_id:
+        q = q.where(Appointment.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Appointment.provider_id == params.provider_id)
+    first, last_day = params.start, params.end
+    zones: dict[str, object] = {}
+    utc = dt.UTC
+    fromiso = dt.datetime.fromisoformat
+    result = conn.execute(q.execution_options(yield_per=10000))
+    for start, tz, loc, plast, pfirst, last, first_name, mrn, type_name, status in result:
+        z = zones.get(tz) or zones.setdefault(tz, lt.zone(tz))
+        local = (fromiso(start).replace(tzinfo=utc) if sqlite else start).astimezone(z)
+        day = local.date()
+        if day < first or day > last_day:
+            continue
+        yield day, f"{local.hour:02d}:{local.minute:02d}", loc, f"{plast}, {pfirst}", f"{last}, {first_name}", mrn, \
+            type_name, status
