@@ -21,12 +21,14 @@ Location = Annotated[str | None, typer.Option("--location", help="Location id or
 Provider = Annotated[str | None, typer.Option("--provider", help="Provider id, NPI or name.")]
 Payer = Annotated[str | None, typer.Option("--payer", help="X12 payer id or name.")]
 Months = Annotated[int | None, typer.Option("--months", help="Recall list: not seen for this many months.")]
+By = Annotated[str | None, typer.Option("--by", help="Appointment volume: group by day, week, month (default), "
+                                                        "provider, type or location.")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="A/R aging: as of this day (default: the end of the range).")]
 
 
-def _params(start, end, period, location, provider, payer, months=None, as_of=None) -> dict:
+def _params(start, end, period, location, provider, payer, months=None, as_of=None, by=None) -> dict:
     return dict(start=start, end=end, period=period, location=location, provider=provider, payer=payer,
-                months=months, as_of=as_of)
+                months=months, as_of=as_of, by=by)
 
 
 @app.command("list")
@@ -47,6 +49,7 @@ def list_(as_json: JsonOpt = False) -> None:
 @app.command("show")
 def show(name: NameArg, start: From = None, end: To = None, period: Period = None, location: Location = None,
          provider: Provider = None, payer: Payer = None, months: Months = None, as_of: AsOf = None,
+         by: By = None,
          chart: Annotated[bool, typer.Option("--chart", help="Also draw the trend in the terminal.")] = False,
          as_json: JsonOpt = False) -> None:
     """Show a report in the terminal (a table on a TTY, tab-separated otherwise).
@@ -57,7 +60,8 @@ def show(name: NameArg, start: From = None, end: To = None, period: Period = Non
     from hpms.services.reports.export import json_value, text_value
 
     with service_context() as ctx:
-        rep, params, rows = reports.run(ctx, name, **_params(start, end, period, location, provider, payer, months, as_of))
+        rep, params, rows = reports.run(ctx, name, **_params(start, end, period, location, provider, payer, months, as_of,
+                                                             by))
         data = list(rows)
     if as_json:
         import json
@@ -90,7 +94,7 @@ def export(name: NameArg, fmt: Annotated[str | None, typer.Option("--format", he
                                                                           "{to}. csv/tsv/json/html go to stdout without it.")] = None,
            start: From = None, end: To = None, period: Period = None, location: Location = None,
            provider: Provider = None, payer: Payer = None, months: Months = None, as_of: AsOf = None,
-           as_json: JsonOpt = False) -> None:
+           by: By = None, as_json: JsonOpt = False) -> None:
     """Export a report (written to a temp name and renamed: a failed export leaves no file).
 
     Example: hpms reports export appointments-by-day --period last-month --format xlsx -o "appointments-{from}-{to}.xlsx"
@@ -101,7 +105,8 @@ def export(name: NameArg, fmt: Annotated[str | None, typer.Option("--format", he
 
     f = guess_format(fmt, out)
     with service_context() as ctx:
-        rep, params, rows = reports.run(ctx, name, **_params(start, end, period, location, provider, payer, months, as_of))
+        rep, params, rows = reports.run(ctx, name, **_params(start, end, period, location, provider, payer, months, as_of,
+                                                             by))
         path = resolve_output("-o", out, f, params, local_now(ctx.now(), params.tz).date())
         n = write(path, f, rep, params, rows, sys.stdout)
     if path is not None:

@@ -53,10 +53,20 @@ def json_value(value, kind: str):
 def write_delimited(out: TextIO, columns: tuple[Column, ...], rows: Iterable[tuple], delimiter: str = ",") -> int:
     w = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     w.writerow([c.header for c in columns])
-    kinds = [c.kind for c in columns]
+    # one converter per column, chosen once: text and integers go to csv as they are (None is
+    # written empty), the others through text_value
+    convert = [(i, c.kind) for i, c in enumerate(columns) if c.kind not in ("text", "int")]
     n = 0
+    if not convert:
+        for row in rows:
+            w.writerow(row)
+            n += 1
+        return n
     for row in rows:
-        w.writerow([text_value(v, k) for v, k in zip(row, kinds)])
+        cells = list(row)
+        for i, kind in convert:
+            cells[i] = text_value(cells[i], kind)
+        w.writerow(cells)
         n += 1
     return n
 

@@ -1,4 +1,4 @@
-"""Scheduling reports: no-shows and cancellations, provider utilization, patient flow,
+"""Scheduling reports: appointment volume, no-shows and cancellations, provider utilization, patient flow,
 booking lead time, the recall list and patient satisfaction.
 
 Every report reads appointments whose start falls on a local day of the range (the day in the
@@ -64,11 +64,12 @@ def _rates(counts: list[int]) -> tuple:
     return (total, no_show, pct(no_show, total - cancelled), cancelled, pct(cancelled, total), late)
 
 
-def _rate_counts(ctx, params: Params, key) -> dict:
+def _rate_counts(ctx, params: Params, key, *cols) -> dict:
+    """Counts [appointments, no-shows, cancelled, late cancelled] per key(day, provider_id, *cols)."""
     out: dict = {}
-    for day, provider_id, status, late in _in_range(ctx, params, Appointment.provider_id, Appointment.status,
-                                                    Appointment.late_cancel):
-        c = out.setdefault(key(day, provider_id), [0, 0, 0, 0])
+    for day, provider_id, status, late, *more in _in_range(ctx, params, Appointment.provider_id, Appointment.status,
+                                                           Appointment.late_cancel, *cols):
+        c = out.setdefault(key(day, provider_id, *more), [0, 0, 0, 0])
         c[0] += 1
         c[1] += status == "no_show"
         c[2] += status == "cancelled"
@@ -105,6 +106,105 @@ def no_shows_by_weekday(ctx, params: Params):
     counts = _rate_counts(ctx, params, lambda day, provider_id: day.isoweekday())
     for wd in sorted(counts):
         yield (f"{wd} {WEEKDAYS[wd - 1]}", *_rates(counts[wd]))
+
+
+def _types(ctx) -> dict[int, str]:
+    return {t.id: t.name for t in ctx.session.execute(
+        sa.select(AppointmentType).where(AppointmentType.org_id == ctx.org_id)).scalars()}
+
+
+@report("no-shows-by-type", "No-shows and cancellations by appointment type",
+        "Per appointment type: appointments, no-shows, cancellations and their rates.",
+        [Column("type", "Appointment type"), *RATE_COLUMNS], params=RANGE)
+def no_shows_by_type(ctx, params: Params):
+    """One row per appointment type (by name) with an appointment starting in the range; the
+    columns are those of `no-shows`, counted over the appointments of that type:
+    no-show rate % = 100 * no-shows / (appointments - cancellations) (None when that is 0);
+    cancellation rate % = 100 * cancellations / appointments."""
+    names = _types(ctx)
+    counts = _rate_counts(ctx, params, lambda day, provider_id, type_id: type_id, Appointment.type_id)
+    for tid in sorted(counts, key=lambda t: (names[t].lower(), t)):
+        yield (names[tid], *_rates(counts[tid]))
+
+
+@report("no-shows-by-hour", "No-shows and cancellations by hour",
+        "Per local start hour (00:00-23:00): appointments, no-shows, cancellations and their rates.",
+        [Column("hour", "Hour"), *RATE_COLUMNS], params=RANGE, chart=("hour", "no_show_rate"))
+def no_shows_by_hour(ctx, params: Params):
+    """One row per local hour of the visits' start (0-23, in the zone of the visit's location,
+    only hours with an appointment), labelled '08:00' for 08:00-08:59; the columns are those of
+    `no-shows`, counted over the appointments starting in that hour:
+    no-show rate % = 100 * no-shows / (appointments - cancellations) (None when that is 0);
+    cancellation rate % = 100 * cancellations / appointments."""
+    counts = _rate_counts(ctx, params, lambda day, provider_id, start, tz: lt.to_local(start, tz).hour,
+                          Appointment.start_utc, Location.tz)
+    for hour in sorted(counts):
+        yield (f"{hour:02d}:00", *_rates(counts[hour]))
+
+
+VOLUME_BY = ("day", "week", "month", "provider", "type", "location")
+
+
+def parse_by(value) -> str:
+    if value is None or value == "":
+        return "month"
+    text = str(value).strip().lower()
+    if text not in VOLUME_BY:
+        raise ValidationError("--by", f"{value!r} is not a grouping ({', '.join(VOLUME_BY)})")
+    return text
+
+
+@report("appointments-volume", "Appointment volume",
+        "Appointments grouped --by day, week, month (default), provider, type or location: booked, "
+        "completed, no-shows, cancelled, average lead time.",
+        [Column("group", "Group"), Column("booked", "Booked", "int"), Column("completed", "Completed", "int"),
+         Column("no_show", "No-shows", "int"), Column("cancelled", "Cancelled", "int"),
+         Column("avg_lead_days", "Average lead days", "number")],
+        params=(*RANGE, "by"), chart=("group", "booked"))
+def appointments_volume(ctx, params: Params):
+    """One row per group with an appointment starting in the range. The group (--by) is the
+    visit's local start day (YYYY-MM-DD), its ISO week (labelled with that week's Monday,
+    YYYY-MM-DD), its month (YYYY-MM; the default), its provider, appointment type or location
+    (by name); dates in the zone of the visit's location. Date groups are in calendar order,
+    names alphabetical.
+
+    booked = appointments not cancelled (whatever their other status); completed = status
+    completed; no-shows = status no_show; cancelled = status cancelled; lead time of one booked
+    appointment = local date of its start - local date of its booked_at, in whole days;
+    average lead days = their arithmetic mean (None without booked appointments)."""
+    by = parse_by(params.extra.get("by"))
+    return _volume(ctx, params, by)
+
+
+def _volume(ctx, params: Params, by: str) -> Iterator[tuple]:
+    names = {"provider": _providers, "type": _types}.get(by, lambda ctx: {})(ctx)
+    group = {"day": lambda day, pid, tid, loc: day.isoformat(),
+             "week": lambda day, pid, tid, loc: (day - dt.timedelta(days=day.weekday())).isoformat(),
+             "month": lambda day, pid, tid, loc: f"{day:%Y-%m}", "provider": lambda day, pid, tid, loc: pid,
+             "type": lambda day, pid, tid, loc: tid, "location": lambda day, pid, tid, loc: loc}[by]
+    per: dict = {}
+    for day, pid, tid, loc_name, status, booked_at, tz in _in_range(
+            ctx, params, Appointment.provider_id, Appointment.type_id, Location.name, Appointment.status,
+            Appointment.booked_at, Location.tz):
+        c = per.setdefault(group(day, pid, tid, loc_name), [0, 0, 0, 0, []])
+        if status == "cancelled":
+            c[3] += 1
+            continue
+        c[0] += 1
+        c[1] += status == "completed"
+        c[2] += status == "no_show"
+        if booked_at is not None:
+            c[4].append((day - local_day(booked_at, tz)).days)
+    if by in ("provider", "type"):
+        order = sorted(per, key=lambda k: (names[k].lower(), k))
+    elif by == "location":
+        order = sorted(per, key=lambda k: (k.lower(), k))
+    else:
+        order = sorted(per)
+    for key in order:
+        booked, completed, no_show, cancelled, leads = per[key]
+        label = names[key] if by in ("provider", "type") else key
+        yield (label, booked, completed, no_show, cancelled, _r1(statistics.fmean(leads)) if leads else None)
 
 
 def _minutes(intervals) -> float:
