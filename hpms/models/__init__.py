@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         WorkingHours,
         WorkingHoursOut,
     )
+    from hpms.models.ledger import LedgerEntry
     from hpms.models.surveys import SurveyImportOut, SurveyResponse, SurveyResponseOut
 
 # Domains loaded on first use, in dependency order: each may reference the tables of the ones above.
@@ -81,6 +82,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "EncounterDiagnosis", "EncounterLine", "Fee", "JobLock", "ProcedureCode", "WorklistItem", "X12File",
     ),
     "surveys": ("SurveyImportOut", "SurveyResponse", "SurveyResponseOut"),
+    "ledger": ("LedgerEntry",),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -61,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reports.run": frozenset({"admin", "biller", "front_desk", "provider", "service"}),
     "reports.revenue": frozenset({"admin", "biller", "service"}),
     "surveys.write": frozenset({"admin", "front_desk"}),
+    "ledger.read": frozenset({"admin", "biller", "front_desk"}),
+    "ledger.post": frozenset({"admin", "biller"}),
 }
 
 

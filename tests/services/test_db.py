@@ -18,7 +18,7 @@ TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "paye
           "appointment_type", "working_hours", "time_off", "appointment_series", "appointment", "freed_slot",
           "waitlist_entry", "billing_profile", "procedure_code", "fee", "encounter", "encounter_diagnosis",
           "encounter_line", "billing_run", "x12_file", "claim", "claim_line", "claim_event", "worklist_item",
-          "job_lock", "survey_response"}
+          "job_lock", "survey_response", "ledger_entry"}
 
 
 def _triggers(engine) -> set[str]:
@@ -26,7 +26,8 @@ def _triggers(engine) -> set[str]:
         if engine.dialect.name == "sqlite":
             return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars())
         return set(conn.exec_driver_sql(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = 'audit_event'::regclass").scalars())
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "AND tgrelid IN ('audit_event'::regclass, 'ledger_entry'::regclass)").scalars())
 
 
 def test_migrations_run_from_empty_to_head_and_back(settings, scratch_url):
@@ -39,7 +40,7 @@ def test_migrations_run_from_empty_to_head_and_back(settings, scratch_url):
         assert migrate(engine) == (None, head_revision())
         assert set(sa.inspect(engine).get_table_names()) == TABLES
         assert check_schema(engine) == head_revision()
-        assert len(_triggers(engine)) == (4 if settings.is_sqlite else 1)
+        assert len(_triggers(engine)) == (6 if settings.is_sqlite else 2)  # audit_event and ledger_entry
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT last_seq, last_hash FROM audit_head").one() == (0, "0" * 64)
         assert migrate(engine) == (head_revision(), head_revision())  # rerun: nothing to do

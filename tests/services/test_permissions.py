@@ -65,6 +65,8 @@ claims.write          x       .        x       .        .       .
 reports.run           x       x        x       x        .       x
 reports.revenue       x       .        x       .        .       x
 surveys.write         x       x        .       .        .       .
+ledger.read           x       x        x       .        .       .
+ledger.post           x       .        x       .        .       .
 """
 
 
