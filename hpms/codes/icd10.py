@@ -13,7 +13,6 @@ import bisect
 import gzip
 import os
 import re
-import tempfile
 import threading
 import zlib
 from array import array
@@ -104,20 +103,11 @@ def _render() -> str:
 def build_cache(path: Path | None = None) -> Path:
     """Write the table from the package to `path` (default: cache_path()) atomically."""
     path = path or cache_path()
-    data = _render().encode("utf-8")
+    data = gzip.compress(_render().encode("utf-8"), compresslevel=6, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz:
-            gz.write(data)
-        os.chmod(tmp, 0o644)  # public data: other users of a shared cache dir may read it
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from hpms.fileio import write_atomically
+
+    write_atomically(path, data, field="HPMS_CACHE_DIR", mode=0o644)  # public data: a shared cache dir
     return path
 
 

@@ -307,35 +307,6 @@ def find_slot(
     emit_table(rows, SLOT_COLUMNS, as_json=False, title="Free slots")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file next to `path`, then rename it over `path`: a reader sees the
-    old file or the new one, never half of one. A replaced file keeps its mode; a new one is
-    private (0600)."""
-    import os
-    import tempfile
-
-    from hpms.errors import NotFoundError
-
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NotFoundError(f"-o: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @app.command("ical")
 def ical(
     provider: Provider = None,
@@ -357,7 +328,9 @@ def ical(
         data = appointments.ical(ctx, provider=provider, start=start, end=end, with_names=with_names)
     events = data.count(b"BEGIN:VEVENT")
     if output is not None:
-        _write_atomically(output, data)
+        from hpms.fileio import write_atomically
+
+        write_atomically(output, data)
         if as_json:
             print_json({"path": str(output), "events": events, "bytes": len(data)})
         else:

@@ -171,35 +171,6 @@ def list_(
     emit_table(rows, LIST_COLUMNS, as_json=False, title="Encounters")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file next to `path`, then rename it over `path`: a reader sees the
-    old file or the new one, never half of one. A replaced file keeps its mode; a new one is
-    private (0600)."""
-    import os
-    import tempfile
-
-    from hpms.errors import NotFoundError
-
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NotFoundError(f"-o: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 @app.command("superbill")
 def superbill(
     encounter: IdArg,
@@ -227,7 +198,9 @@ def superbill(
     with service_context() as ctx:
         data = encounters.superbill(ctx, encounter, fmt=kind)
     if output is not None:
-        _write_atomically(output, data)
+        from hpms.fileio import write_atomically
+
+        write_atomically(output, data)
         if as_json:
             print_json({"path": str(output), "format": kind, "bytes": len(data)})
         else:
