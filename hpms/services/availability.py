@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import (
-    Appointment, AppointmentType, Location, Organization, Provider, ProviderLocation, TimeOff, TimeOffOut,
+    Appointment, AppointmentType, Location, Organization, Provider, TimeOff, TimeOffOut,
     WorkingHours, WorkingHoursOut,
 )
 from hpms.models.scheduling import BLOCKING_STATUSES

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from hpms.errors import LockHeldError, NotFoundError, ValidationError
 from hpms.models import (
-    BillingProfile, BillingRun, Claim, ClaimEvent, ClaimLine, Coverage, Encounter, EncounterDiagnosis,
-    EncounterLine, JobLock, Location, Organization, Patient, Payer, Provider, WorklistItem, X12File,
+    BillingProfile, BillingRun, Claim, ClaimEvent, ClaimLine, Coverage, Encounter,
+    JobLock, Location, Organization, Patient, Payer, Provider, WorklistItem, X12File,
 )
 from hpms.services import audit, validation as v
 from hpms.services.permissions import require

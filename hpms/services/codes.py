@@ -24,6 +24,7 @@ from hpms.db import bulk_insert
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models.billing import ProcedureCode
 from hpms.services import audit
+from hpms.services.csvrows import InvalidRows as BaseInvalidRows, RowError
 from hpms.services.permissions import require
 
 ICD10 = "ICD-10-CM"
@@ -205,25 +206,11 @@ def search(ctx, text: str, limit: int = 20, system: str | None = None) -> list[C
 
 # --- imports ----------------------------------------------------------------------------------
 
-@dataclass
-class RowError:
-    line: int
-    field: str
-    message: str
-
-    def as_dict(self) -> dict:
-        return {"line": self.line, "field": self.field, "message": self.message}
-
-
-class InvalidRows(ValidationError):
-    """Some rows are invalid: nothing was written."""
+class InvalidRows(BaseInvalidRows):
+    """Some rows of a code file are invalid: nothing was written."""
 
     def __init__(self, errors: list[RowError], rows: int) -> None:
-        first = errors[0]
-        super().__init__("FILE", f"{len(errors)} invalid row(s), the first at line {first.line} "
-                                 f"({first.field}: {first.message}); nothing imported", hint="fix them and retry")
-        self.errors = errors
-        self.rows = rows
+        super().__init__(errors, rows, hint="fix them and retry")
 
 
 @dataclass

@@ -15,9 +15,8 @@ of lines from one read (the billing run prices 100,000 encounters).
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Payer
 from hpms.models.billing import Fee
+from hpms.services.csvrows import InvalidRows, read_rows
 from hpms.models.billing_out import FeeImportOut, FeeOut, FeeRowError, money
 from hpms.services import audit
 from hpms.services.permissions import require
@@ -154,55 +154,12 @@ def set_fee(ctx, code, amount, payer=None, modifier=None) -> FeeOut:
     return _out(fee, p)
 
 
-class InvalidFeeRows(ValidationError):
+class InvalidFeeRows(InvalidRows):
     """Some rows of a fee schedule file are invalid: nothing was written."""
 
-    def __init__(self, errors: list[FeeRowError], rows: int) -> None:
-        first = errors[0]
-        super().__init__("FILE", f"{len(errors)} invalid row(s), the first at line {first.line} "
-                                 f"({first.field}: {first.message}); nothing imported")
-        self.errors = errors
-        self.rows = rows
 
-
-def _read_rows(path: Path) -> Iterable[tuple[int, dict[str, str]]]:
-    try:
-        fh = Path(path).open("r", encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise NotFoundError(f"FILE: no file {path}") from None
-    except IsADirectoryError:
-        raise ValidationError("FILE", f"{path} is a directory") from None
-    with fh:
-        try:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header or not any(h.strip() for h in header):
-                raise ValidationError("FILE", f"{path} is empty (expected the header code,amount[,modifier][,payer])")
-            names = [h.strip().lower() for h in header]
-            unknown = [h for h in names if h not in COLUMNS]
-            if unknown:
-                raise ValidationError("FILE", f"unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
-            missing = [c for c in REQUIRED if c not in names]
-            if missing:
-                raise ValidationError("FILE", f"the header lacks the column {missing[0]!r} "
-                                              "(expected code,amount[,modifier][,payer])")
-            twice = sorted({h for h in names if names.count(h) > 1})
-            if twice:
-                raise ValidationError("FILE", f"the column {twice[0]!r} is given twice")
-            rows = []
-            for cells in reader:
-                if not any(c.strip() for c in cells):
-                    continue
-                line = reader.line_num
-                if len(cells) > len(names):
-                    rows.append((line, None))
-                    continue
-                rows.append((line, {n: (cells[i] if i < len(cells) else "") for i, n in enumerate(names)}))
-            return rows
-        except UnicodeDecodeError:
-            raise ValidationError("FILE", f"{path} is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise ValidationError("FILE", f"{path} is not valid CSV ({exc})") from None
+def _read_rows(path: Path) -> list[tuple[int, dict[str, str] | None]]:
+    return read_rows(path, columns=COLUMNS, required=REQUIRED, expected="code,amount[,modifier][,payer]")
 
 
 def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:

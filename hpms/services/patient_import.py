@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from hpms.db import insert_rows
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Patient
 from hpms.models.patients import PATIENT_FIELDS
 from hpms.services import audit, patients
+from hpms.services.csvrows import InvalidRows as BaseInvalidRows, RowError
 from hpms.services.permissions import require
 
 REQUIRED = ("first_name", "last_name", "dob")
@@ -32,26 +31,11 @@ INSERT_COLUMNS = [*PATIENT_FIELDS, *DERIVED, "ssn_enc", "ssn_bidx", "org_id", "a
 IMPORT_CACHE_KIB = 64 * 1024
 
 
-@dataclass
-class RowError:
-    line: int
-    field: str
-    message: str
-
-    def as_dict(self) -> dict:
-        return {"line": self.line, "field": self.field, "message": self.message}
-
-
-class InvalidRows(ValidationError):
+class InvalidRows(BaseInvalidRows):
     """Some rows are invalid and --skip-invalid was not given: nothing was written."""
 
     def __init__(self, errors: list[RowError], rows: int | None = None) -> None:
-        self.rows = rows
-        first = errors[0]
-        super().__init__("FILE", f"{len(errors)} invalid row(s), the first at line {first.line} "
-                                 f"({first.field}: {first.message}); nothing imported",
-                         hint="fix them or use --skip-invalid")
-        self.errors = errors
+        super().__init__(errors, rows, hint="fix them or use --skip-invalid")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from hpms.models import (
     Appointment, AppointmentType, Location, Patient, Provider, ProviderLocation, Room, TimeOff, WorkingHours,
 )
 from hpms.services import audit, localtime as lt
-from hpms.services.availability import hours_intervals, merge, subtract, time_off_intervals
+from hpms.services.availability import hours_intervals, subtract, time_off_intervals
 from hpms.services.org import find_location
 from hpms.services.permissions import allowed, require
 from hpms.services.resources import provider_name

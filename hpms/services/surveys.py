@@ -4,7 +4,6 @@ visit, recorded one at a time or imported from a CSV file. The `satisfaction` re
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hpms.db import bulk_insert
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Appointment, Location, Patient, Provider, SurveyImportOut, SurveyResponse, SurveyResponseOut
 from hpms.services import audit, localtime as lt, validation as v
+from hpms.services.csvrows import read_rows
 from hpms.services.appointments import load
 from hpms.services.permissions import require
 from hpms.services.resources import provider_name
@@ -89,42 +89,7 @@ def record(ctx, *, appointment, score, comment: str | None = None) -> SurveyResp
 
 
 def _read(path: Path) -> list[tuple[int, dict[str, str] | None]]:
-    try:
-        fh = Path(path).open("r", encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise NotFoundError(f"FILE: no file {path}") from None
-    except IsADirectoryError:
-        raise ValidationError("FILE", f"{path} is a directory") from None
-    expected = "appointment_id,score[,comment][,responded_at]"
-    with fh:
-        try:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if not header or not any(h.strip() for h in header):
-                raise ValidationError("FILE", f"{path} is empty (expected the header {expected})")
-            names = [h.strip().lower() for h in header]
-            unknown = [h for h in names if h not in COLUMNS]
-            if unknown:
-                raise ValidationError("FILE", f"unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
-            missing = [c for c in REQUIRED if c not in names]
-            if missing:
-                raise ValidationError("FILE", f"the header lacks the column {missing[0]!r} (expected {expected})")
-            twice = sorted({h for h in names if names.count(h) > 1})
-            if twice:
-                raise ValidationError("FILE", f"the column {twice[0]!r} is given twice")
-            rows: list[tuple[int, dict[str, str] | None]] = []
-            for cells in reader:
-                if not any(c.strip() for c in cells):
-                    continue
-                if len(cells) > len(names):
-                    rows.append((reader.line_num, None))
-                    continue
-                rows.append((reader.line_num, {n: (cells[i] if i < len(cells) else "") for i, n in enumerate(names)}))
-            return rows
-        except UnicodeDecodeError:
-            raise ValidationError("FILE", f"{path} is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise ValidationError("FILE", f"{path} is not valid CSV ({exc})") from None
+    return read_rows(path, columns=COLUMNS, required=REQUIRED, expected="appointment_id,score[,comment][,responded_at]")
 
 
 def _responded_at(text: str, tz: str, now: dt.datetime) -> dt.datetime:
