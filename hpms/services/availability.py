@@ -386,10 +386,7 @@ def add_time_off(ctx, *, provider=None, location=None, start=None, end=None, rea
     p = find_provider(ctx, provider, field="--provider") if provider else None
     loc = None
     if location:
-        try:
-            loc = find_location(ctx, location)
-        except NotFoundError as exc:
-            raise NotFoundError(f"--location: {exc.message}", hint=exc.hint) from None
+        loc = find_location(ctx, location, field="--location")
     today = ctx.now().date()
     s = _parse_bound("--from", start, today, end=False)
     e = _parse_bound("--to", end if end else start, today, end=True)

@@ -43,8 +43,7 @@ ISA_COUNTER = "x12_isa"
 GS_COUNTER = "x12_gs"
 
 
-def cents(value: int | None) -> Decimal | None:
-    return None if value is None else (Decimal(value) / 100).quantize(Decimal("0.01"))
+from hpms.models.billing_out import money as cents  # noqa: E402  (integer cents -> two-place Decimal)
 
 
 @dataclass

@@ -102,8 +102,9 @@ def list_locations(ctx) -> list[LocationOut]:
     return [LocationOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-def find_location(ctx, ref: str | int) -> Location:
-    """A location by id or (case-insensitive) name. Raises NotFoundError."""
+def find_location(ctx, ref: str | int, *, field: str | None = None) -> Location:
+    """A location by id or (case-insensitive) name. Raises NotFoundError (naming `field`, the
+    option it came from, when given)."""
     session = ctx.session
     loc = None
     text = str(ref).strip()
@@ -114,7 +115,7 @@ def find_location(ctx, ref: str | int) -> Location:
             sa.select(Location).where(Location.org_id == ctx.org_id, sa.func.lower(Location.name) == text.lower())
         ).scalar_one_or_none()
     if loc is None or loc.org_id != ctx.org_id:
-        raise NotFoundError(f"no location {text!r}", hint="see `hpms locations list`")
+        raise NotFoundError(f"{field + ': ' if field else ''}no location {text!r}", hint="see `hpms locations list`")
     return loc
 
 

@@ -51,10 +51,7 @@ def add(ctx, *, patient, type, provider=None, location=None, earliest=None, late
     prov = find_provider(ctx, provider) if provider else None
     loc = None
     if location:
-        try:
-            loc = find_location(ctx, location)
-        except NotFoundError as exc:
-            raise NotFoundError(f"--location: {exc.message}", hint=exc.hint) from None
+        loc = find_location(ctx, location, field="--location")
     today = ctx.now().date()
     e0 = lt.parse_day("--earliest", earliest, today=today) if earliest else None
     e1 = lt.parse_day("--latest", latest, today=today) if latest else None

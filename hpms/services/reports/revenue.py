@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from hpms.models.billing_out import money as to_money
+
 import sqlalchemy as sa
 
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
@@ -28,7 +30,8 @@ BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 120), (121, None))
 
 
 def money(cents) -> Decimal:
-    return Decimal(int(cents or 0)).scaleb(-2)
+    """Summed cents (None when nothing was summed) as a two-place Decimal."""
+    return to_money(int(cents or 0))
 
 
 def provider_name(last: str, first: str, credentials: str | None = None) -> str:
