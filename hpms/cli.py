@@ -114,6 +114,7 @@ GROUPS += ("billing", "claims")
 GROUPS += ("reports",)
 GROUPS += ("codes",)
 GROUPS += ("surveys",)
+GROUPS += ("remits", "payments", "statements", "eligibility")
 
 
 def _version(value: bool) -> None:

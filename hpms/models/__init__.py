@@ -67,6 +67,15 @@ if TYPE_CHECKING:
         WorkingHoursOut,
     )
     from hpms.models.ledger import LedgerEntry
+    from hpms.models.receivables import (
+        EligibilityCheck,
+        PaymentApplication,
+        RemitAdjustment,
+        RemitClaim,
+        RemitFile,
+        Remittance,
+        Statement,
+    )
     from hpms.models.surveys import SurveyImportOut, SurveyResponse, SurveyResponseOut
 
 # Domains loaded on first use, in dependency order: each may reference the tables of the ones above.
@@ -83,6 +92,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
     ),
     "surveys": ("SurveyImportOut", "SurveyResponse", "SurveyResponseOut"),
     "ledger": ("LedgerEntry",),
+    "receivables": ("EligibilityCheck", "PaymentApplication", "RemitAdjustment", "RemitClaim", "RemitFile",
+                    "Remittance", "Statement"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -51,5 +51,6 @@ class LedgerEntry(SQLModel, table=True):
     reverses_id: int | None = Field(default=None, foreign_key="ledger_entry.id")
     pair_id: int | None = Field(default=None, foreign_key="ledger_entry.id")
     reference: str | None = Field(default=None, max_length=200)
+    method: str | None = Field(default=None, max_length=8)  # patient payments and refunds: cash, card, check, other
     batch: str | None = Field(default=None, max_length=50)
     created_by: int | None = Field(default=None, foreign_key="hpms_user.id")

@@ -454,11 +454,15 @@ def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, 
         for cid, row in zip(claim_ids, claim_rows):
             row["id"] = cid
         bulk_insert(session, Claim.__table__, claim_rows)
-        bulk_insert(session, ClaimLine.__table__, [
+        line_rows = [
             dict(claim_id=cid, seq=ln.seq, code=ln.code, modifiers=",".join(ln.modifiers), units=ln.units,
                  pointers=",".join(str(p) for p in ln.pointers), charge_cents=ln.charge_cents,
                  service_date=ln.service_date)
-            for cid, (d, _, _) in zip(claim_ids, good) for ln in d.lines])
+            for cid, (d, _, _) in zip(claim_ids, good) for ln in d.lines]
+        for lid, row in zip(new_ids(session, ClaimLine.__table__, len(line_rows)), line_rows):
+            row["id"] = lid
+        bulk_insert(session, ClaimLine.__table__, line_rows)
+        post_charges(ctx, _by_claim(claim_rows, line_rows), batch=f"billing run {run_id}")
         bulk_insert(session, ClaimEvent.__table__, [
             dict(claim_id=cid, at=now, status="ready", note=f"billing run {run_id}", user_id=ctx.actor.user_id)
             for cid in claim_ids])
@@ -471,6 +475,30 @@ def _bill_chunk(ctx, ids: list[int], run_id, payer_filter, summary: RunSummary, 
     if patients:
         audit.record(ctx, audit.Event("bill", "encounter", None, patient_ids=patients,
                                       detail=f"billing run {run_id}: {len(good)} claims, {len(bad)} to the work list"))
+
+
+def _by_claim(claim_rows: list[dict], line_rows: list[dict]):
+    lines: dict[int, list[dict]] = {}
+    for ln in line_rows:
+        lines.setdefault(ln["claim_id"], []).append(ln)
+    return [(c, lines.get(c["id"], [])) for c in claim_rows]
+
+
+def post_charges(ctx, claims: list[tuple[dict, list[dict]]], *, batch: str) -> None:
+    """The charges of new claims go to the ledger: one entry per claim line, owed by the
+    payer billed (the claim's payer), dated the line's date of service. `claims` pairs a claim
+    row (id, encounter_id, patient_id, payer_id) with its line rows (id, charge_cents,
+    service_date). Lines charged nothing post nothing (the ledger holds no zero entries)."""
+    from hpms.db import bulk_insert
+    from hpms.models import LedgerEntry
+
+    now = ctx.now()
+    bulk_insert(ctx.session, LedgerEntry.__table__, [
+        dict(org_id=ctx.org_id, kind="charge", amount_cents=ln["charge_cents"], responsibility="insurance",
+             patient_id=c["patient_id"], encounter_id=c["encounter_id"], claim_id=c["id"], claim_line_id=ln["id"],
+             payer_id=c["payer_id"], posted_at=now, effective_date=ln["service_date"], reverses_id=None,
+             pair_id=None, reference=None, batch=batch, created_by=ctx.actor.user_id)
+        for c, lines in claims for ln in lines if ln["charge_cents"]])
 
 
 # ---- files ---------------------------------------------------------------------------------

@@ -209,8 +209,33 @@ def mark_submitted(ctx, file_ref) -> dict:
     return {"file": f.filename, "claims": len(ids)}
 
 
+def _move_charges(ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
+    """A new original (after a rejection) or a replacement claim bills the same charges: they
+    leave the old claim's lines (reversing entries) and are posted on the new claim's, so the
+    encounter's balance does not change and each claim's balance is its own."""
+    from hpms.models import LedgerEntry
+    from hpms.services.billing import post_charges
+
+    rev = sa.orm.aliased(LedgerEntry)
+    charged = ctx.session.execute(
+        sa.select(LedgerEntry).where(LedgerEntry.claim_id == old.id, LedgerEntry.kind == "charge",
+                                     LedgerEntry.reverses_id.is_(None))
+        .where(~sa.exists().where(rev.reverses_id == LedgerEntry.id))).scalars().all()
+    now = ctx.now()
+    for e in charged:
+        ctx.session.add(LedgerEntry(
+            org_id=e.org_id, kind="charge", amount_cents=-e.amount_cents, responsibility=e.responsibility,
+            patient_id=e.patient_id, encounter_id=e.encounter_id, claim_id=e.claim_id, claim_line_id=e.claim_line_id,
+            payer_id=e.payer_id, posted_at=now, effective_date=e.effective_date, reverses_id=e.id,
+            reference=f"moved to claim {new.id}", batch=e.batch, created_by=ctx.actor.user_id))
+    if charged:
+        post_charges(ctx, [(dict(id=new.id, encounter_id=new.encounter_id, patient_id=new.patient_id,
+                                 payer_id=new.payer_id), new_lines)], batch=f"claim {new.id}")
+    ctx.session.flush()
+
+
 def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Claim:
-    from hpms.db import bulk_insert
+    from hpms.db import bulk_insert, new_ids
     from hpms.services.counters import reserve
 
     now = ctx.now()
@@ -221,10 +246,14 @@ def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Clai
                 status="ready", total_cents=c.total_cents, created_at=now, updated_at=now)
     ctx.session.add(new)
     ctx.session.flush()
-    bulk_insert(ctx.session, ClaimLine.__table__, [
-        dict(claim_id=new.id, seq=ln.seq, code=ln.code, modifiers=ln.modifiers, units=ln.units, pointers=ln.pointers,
-             charge_cents=ln.charge_cents, service_date=ln.service_date)
-        for ln in ctx.session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == c.id)).scalars()])
+    old_lines = list(ctx.session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == c.id)
+                                         .order_by(ClaimLine.seq)).scalars())
+    new_lines = [dict(id=lid, claim_id=new.id, seq=ln.seq, code=ln.code, modifiers=ln.modifiers, units=ln.units,
+                      pointers=ln.pointers, charge_cents=ln.charge_cents, service_date=ln.service_date)
+                 for lid, ln in zip(new_ids(ctx.session, ClaimLine.__table__, len(old_lines)), old_lines)]
+    bulk_insert(ctx.session, ClaimLine.__table__, new_lines)
+    if frequency != "8":
+        _move_charges(ctx, c, new, new_lines)
     _event(ctx, new, "ready", f"{'replacement' if frequency == '7' else 'void' if frequency == '8' else 'new original'}"
                               f" of claim {c.id}")
     return new

@@ -63,6 +63,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "surveys.write": frozenset({"admin", "front_desk"}),
     "ledger.read": frozenset({"admin", "biller", "front_desk"}),
     "ledger.post": frozenset({"admin", "biller"}),
+    "remits.import": frozenset({"admin", "biller", "service"}),
+    "payments.record": frozenset({"admin", "biller", "front_desk"}),
+    "payments.refund": frozenset({"admin", "biller"}),
+    "statements.run": frozenset({"admin", "biller", "service"}),
+    "eligibility.read": frozenset({"admin", "biller", "front_desk", "provider"}),
+    "eligibility.write": frozenset({"admin", "biller", "front_desk", "service"}),
 }
 
 

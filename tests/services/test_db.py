@@ -18,7 +18,8 @@ TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "paye
           "appointment_type", "working_hours", "time_off", "appointment_series", "appointment", "freed_slot",
           "waitlist_entry", "billing_profile", "procedure_code", "fee", "encounter", "encounter_diagnosis",
           "encounter_line", "billing_run", "x12_file", "claim", "claim_line", "claim_event", "worklist_item",
-          "job_lock", "survey_response", "ledger_entry"}
+          "job_lock", "survey_response", "ledger_entry", "remit_file", "remittance", "remit_claim",
+          "remit_adjustment", "payment_application", "statement", "eligibility_check"}
 
 
 def _triggers(engine) -> set[str]:

@@ -67,6 +67,12 @@ reports.revenue       x       .        x       .        .       x
 surveys.write         x       x        .       .        .       .
 ledger.read           x       x        x       .        .       .
 ledger.post           x       .        x       .        .       .
+remits.import         x       .        x       .        .       x
+payments.record       x       x        x       .        .       .
+payments.refund       x       .        x       .        .       .
+statements.run        x       .        x       .        .       x
+eligibility.read      x       x        x       x        .       .
+eligibility.write     x       x        x       .        .       x
 """
 
 
