@@ -161,3 +161,45 @@ def worklist(as_json: JsonOpt = False) -> None:
     with service_context() as ctx:
         rows = claims.worklist(ctx)
     emit_table(rows, WORK_COLUMNS, as_json=as_json, title="Work list")
+
+
+DENIAL_COLUMNS = [("claim_id", "Claim"), ("control_number", "Control #"), ("service_date", "DOS"),
+                  ("patient", "Patient"), ("mrn", "MRN"), ("payer_code", "Payer"), ("total", "Total"),
+                  ("reason", "CARC"), ("reason_text", "Reason"), ("denied_at", "Denied"), ("appeals", "Appeals"),
+                  ("last_follow_up", "Last follow-up")]
+
+
+@app.command("denied")
+def denied(reason: Annotated[str | None, typer.Option("--reason", help="A claim adjustment reason code (CARC), "
+                                                                        "e.g. 50.")] = None,
+           payer: Annotated[str | None, typer.Option("--payer", help="X12 payer id or name.")] = None,
+           all_: Annotated[bool, typer.Option("--all", help="Include denials already settled.")] = False,
+           as_json: JsonOpt = False) -> None:
+    """The denial work list: claims a payer paid nothing for, oldest first, with the reason.
+
+    Example: hpms claims denied --reason 50 --payer ACME1
+    """
+    from hpms.services import denials
+
+    with service_context() as ctx:
+        rows = denials.denied(ctx, reason=reason, payer=payer, include_settled=all_)
+    emit_table(rows, DENIAL_COLUMNS, as_json=as_json, title="Denied claims")
+
+
+@app.command("appeal")
+def appeal(claim: ClaimArg,
+           note: Annotated[str | None, typer.Option("--note", help="What was done (appeal sent, payer called...).")]
+           = None,
+           as_json: JsonOpt = False) -> None:
+    """Record a follow-up on a denied claim (kept in its history and shown in the denial list).
+
+    Example: hpms claims appeal 000000042 --note "appeal letter with records sent"
+    """
+    from hpms.services import denials
+
+    with service_context() as ctx:
+        out = denials.appeal(ctx, claim, note=note)
+    if as_json:
+        print_json(out)
+    else:
+        info(f"claim {out.claim_id}: follow-up {out.appeals} recorded")

@@ -169,6 +169,10 @@ def set_status(ctx, claim_id, status: str, *, note: str | None = None,
         allowed = ", ".join(sorted(TRANSITIONS.get(c.status, set()))) or "none"
         raise ConflictError(f"claim {c.id} is {c.status}; it cannot become {new} (allowed: {allowed})")
     c.status = new
+    if new == "closed":
+        from hpms.services.denials import settle
+
+        settle(ctx, c.id)
     if payer_claim_number:
         c.payer_claim_number = v.require_text("--payer-claim-number", payer_claim_number, 50)
     c.updated_at = ctx.now()
@@ -285,6 +289,9 @@ def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str 
         c.payer_claim_number = pcn
     else:
         raise ConflictError(f"claim {c.id} is {c.status}; only rejected or adjudicated claims are resubmitted")
+    from hpms.services.denials import settle
+
+    settle(ctx, c.id)
     _event(ctx, c, c.status, v.optional_text("--note", note, 500) or f"resubmitted as claim {new.id}")
     ctx.session.flush()
     audit.record(ctx, audit.Event("create", "claim", new.id, patient_id=c.patient_id,

@@ -1,0 +1,336 @@
+"""835 posting (SQLite and PostgreSQL): payments, adjustments and patient responsibility to the
+ledger line by line, denials to the work list, reversals, idempotency, unmatched claims and
+manual matching, the published samples, and every refusal writing nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from hpms.errors import ConflictError, NotFoundError, ValidationError
+from tests.billing_fixtures import DOS, setup_practice, signed
+from tests.remit_fixtures import claim, interchange, line, payment
+from tests.services.helpers import counts, query, scalar
+
+TABLES = ("ledger_entry", "remit_file", "remittance", "remit_claim", "remit_adjustment", "claim_event",
+          "worklist_item", "payment_application")
+D = Decimal
+
+
+@pytest.fixture
+def billed(settings, ctx_for, tmp_path):
+    """Bob's visit billed to ACME1 (99213-25 100.00 + 36415 15.00) and Kid's to BETA2 (99214
+    180.00): returns {payer code: (claim id, control number)} and the practice."""
+    from hpms.services import billing
+
+    p = setup_practice(ctx_for)
+    signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
+    signed(ctx_for, p.kid, "J06.9", "99214:1")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert billing.run(settings, out_dir=str(out)).claims == 2
+    rows = query(settings, "SELECT id, payer_id, control_number FROM claim")
+    by_payer = {r["payer_id"]: (r["id"], r["control_number"]) for r in rows}
+    return {"ACME1": by_payer[p.acme], "BETA2": by_payer[p.beta]}, p
+
+
+def call(ctx_for, fn, *a, **kw):
+    with ctx_for() as ctx:
+        return fn(ctx, *a, **kw)
+
+
+def write(tmp_path, text: str, name: str = "era.835"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def post(ctx_for, path, **kw):
+    from hpms.services import remits
+
+    return call(ctx_for, remits.import_file, path, **kw)
+
+
+def balance(ctx_for, **kw) -> Decimal:
+    from hpms.services import ledger
+
+    return call(ctx_for, ledger.balance, **kw)
+
+
+def refused(settings, ctx_for, tmp_path, text, exc, words, **kw):
+    before = counts(settings, *TABLES)
+    with pytest.raises(exc) as info:
+        post(ctx_for, write(tmp_path, text, "bad.835"), **kw)
+    assert words in str(info.value), str(info.value)
+    assert counts(settings, *TABLES) == before
+    return info.value
+
+
+def bob_paid(control, **kw):
+    """ACME pays Bob's claim: 99213 72.00 (CO-45 18.00, PR-2 10.00), 36415 10.00 (CO-45 5.00)."""
+    return claim(control, [line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
+                           line("36415", "15", "10", ("CO", "45", "5"), date=DOS)], **kw)
+
+
+def test_the_billing_run_posts_each_claim_lines_charge(settings, ctx_for, billed):
+    ids, p = billed
+    rows = query(settings, "SELECT kind, amount_cents, responsibility, claim_id, claim_line_id, payer_id "
+                           "FROM ledger_entry ORDER BY id")
+    assert [(r["kind"], r["amount_cents"], r["responsibility"]) for r in rows] == [
+        ("charge", 10000, "insurance"), ("charge", 1500, "insurance"), ("charge", 18000, "insurance")]
+    assert all(r["claim_line_id"] is not None for r in rows)
+    assert balance(ctx_for, claim=ids["ACME1"][0]) == D("115.00")
+    assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("0.00")
+
+
+def test_a_payment_posts_line_by_line_and_moves_patient_responsibility(settings, ctx_for, billed, tmp_path):
+    ids, p = billed
+    claim_id, control = ids["ACME1"]
+    out = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(control)]))))
+    assert (out.posted, out.claims, out.unmatched, out.denied) == (1, 1, [], 0)
+    assert (out.paid, out.adjusted, out.patient_responsibility) == (D("82.00"), D("23.00"), D("10.00"))
+    assert out.payment == D("82")
+    # the claim is settled on the insurance side; the patient owes the coinsurance
+    assert balance(ctx_for, claim=claim_id, responsibility="insurance") == D("0.00")
+    assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("10.00")
+    assert balance(ctx_for, patient=p.bob) == D("10.00")
+    lines = {r["code"]: r["id"] for r in query(settings, "SELECT id, code FROM claim_line WHERE claim_id = :c",
+                                                c=claim_id)}
+    assert balance(ctx_for, claim_line=lines["99213"]) == D("10.00")  # 100 - 72 - 18 (the 10 moved to the patient)
+    assert balance(ctx_for, claim_line=lines["36415"]) == D("0.00")
+    kinds = query(settings, "SELECT kind, amount_cents, responsibility, reference FROM ledger_entry "
+                            "WHERE claim_line_id = :l AND kind <> 'charge' ORDER BY id", l=lines["99213"])
+    assert [(k["kind"], k["amount_cents"], k["responsibility"], k["reference"]) for k in kinds] == [
+        ("insurance_payment", -7200, "insurance", "TRN TRACE1"),
+        ("contractual_adjustment", -1800, "insurance", "CO-45"),
+        ("transfer_to_patient", -1000, "insurance", "PR-2"),
+        ("transfer_to_patient", 1000, "patient", "PR-2")]
+    adj = query(settings, "SELECT group_code, reason_code, amount_cents, claim_line_id FROM remit_adjustment "
+                          "ORDER BY id")
+    assert [(a["group_code"], a["reason_code"], a["amount_cents"]) for a in adj] == [
+        ("CO", "45", 1800), ("PR", "2", 1000), ("CO", "45", 500)]
+    c = query(settings, "SELECT status, payer_claim_number FROM claim WHERE id = :c", c=claim_id)[0]
+    assert (c["status"], c["payer_claim_number"]) == ("paid", "PCN1")
+    rc = query(settings, "SELECT claim_id, posted_at, status_code, paid_cents FROM remit_claim")[0]
+    assert rc["claim_id"] == claim_id and rc["posted_at"] is not None and rc["paid_cents"] == 8200
+    assert scalar(settings, "SELECT count(*) FROM audit_event WHERE action = 'post' AND entity = 'remittance'") == 1
+
+
+def test_the_same_file_or_the_same_payment_posts_nothing_the_second_time(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    text = interchange(payment([bob_paid(ids["ACME1"][1])]))
+    path = write(tmp_path, text)
+    post(ctx_for, path)
+    before = counts(settings, *TABLES)
+    again = post(ctx_for, path)
+    assert again.duplicate and again.posted == 0 and "already imported" in again.warnings[0]
+    # the same payment (interchange, payer, trace) in other bytes
+    other = post(ctx_for, write(tmp_path, text.replace("~\n", "~"), "copy.835"))
+    assert (other.duplicate, other.already_imported, other.posted) == (False, 1, 0)
+    after = counts(settings, *TABLES)
+    assert after["ledger_entry"] == before["ledger_entry"] and after["remit_claim"] == before["remit_claim"]
+
+
+def test_a_denial_goes_to_the_work_list_and_follow_up_is_recorded(settings, ctx_for, billed, tmp_path):
+    from hpms.services import claims, denials
+
+    ids, _ = billed
+    claim_id, control = ids["BETA2"]
+    denial = claim(control, [line("99214", "180", "0", ("CO", "50", "180"), remarks=["N115"])], status="4",
+                   pcn="BETA-77", patient=("JONES", "KID", "M999"))
+    out = post(ctx_for, write(tmp_path, interchange(payment([denial], payer=("BETA CARE", "BETA2"), trace="T9"))))
+    assert out.denied == 1 and out.paid == D("0")
+    assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "denied"
+    rows = call(ctx_for, denials.denied)
+    assert len(rows) == 1
+    d = rows[0]
+    assert (d.claim_id, d.reason, d.payer_code, d.total) == (claim_id, "50", "BETA2", D("180.00"))
+    assert "medical necessity" in d.reason_text.lower() or "medically necessary" in d.reason_text.lower()
+    assert "N115" in d.message and d.appeals == 0
+    assert call(ctx_for, denials.denied, reason="45") == []
+    assert len(call(ctx_for, denials.denied, reason="CO-50", payer="BETA2")) == 1
+    assert call(ctx_for, denials.denied, payer="ACME1") == []
+    # the insurance side still owes the whole charge after a denial (CO-50 is posted as an adjustment)
+    assert balance(ctx_for, claim=claim_id) == D("0.00")
+    d2 = call(ctx_for, denials.appeal, control, note="appeal letter sent")
+    assert d2.appeals == 1 and "appeal letter sent" in d2.last_follow_up
+    with pytest.raises(ValidationError, match="--note"):
+        call(ctx_for, denials.appeal, control, note="  ")
+    # a replacement claim settles the denial
+    new = call(ctx_for, claims.resubmit, claim_id)
+    assert new.frequency == "7" and new.payer_claim_number == "BETA-77"
+    assert call(ctx_for, denials.denied) == []
+    assert len(call(ctx_for, denials.denied, include_settled=True)) == 1
+    with pytest.raises(ConflictError, match="no open denial"):
+        call(ctx_for, denials.appeal, claim_id, note="again")
+    with pytest.raises(ValidationError, match="--reason"):
+        call(ctx_for, denials.denied, reason="not a code!")
+    with pytest.raises(NotFoundError, match="--payer"):
+        call(ctx_for, denials.denied, payer="NOPE")
+
+
+def test_a_reversal_takes_the_payment_back_with_reversing_entries(settings, ctx_for, billed, tmp_path):
+    ids, p = billed
+    claim_id, control = ids["ACME1"]
+    post(ctx_for, write(tmp_path, interchange(payment([bob_paid(control)]))))
+    undo = claim(control, [line("99213", "-100", "-72", ("CO", "45", "-18"), ("PR", "2", "-10"), mods=["25"],
+                                date=DOS),
+                           line("36415", "-15", "-10", ("CO", "45", "-5"), date=DOS)], status="22")
+    out = post(ctx_for, write(tmp_path, interchange(payment([undo], trace="TRACE2"), isa="000000124"), "undo.835"))
+    assert (out.posted, out.reversals) == (1, 1)
+    assert balance(ctx_for, claim=claim_id) == D("115.00")
+    assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("0.00")
+    reversed_ = scalar(settings, "SELECT count(*) FROM ledger_entry WHERE reverses_id IS NOT NULL")
+    assert reversed_ == 6  # payment, adjustment and transfer pair of line 1; payment and adjustment of line 2
+    assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "accepted"
+    # a second reversal finds nothing left to take back: kept unposted, reported
+    out2 = post(ctx_for, write(tmp_path, interchange(payment([undo], trace="TRACE3"), isa="000000125"), "u2.835"))
+    assert out2.posted == 0 and any("reversal" in w for w in out2.warnings)
+
+
+def test_claims_hpms_did_not_bill_are_kept_and_matched_by_hand(settings, ctx_for, billed, tmp_path):
+    from hpms.services import remits
+
+    ids, p = billed
+    stranger = claim("X-404", [line("99213", "90", "60", ("CO", "45", "30"))], pcn="P9",
+                     patient=("DOE", "JANE", "Z1"))
+    out = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1]), stranger]))))
+    assert out.posted == 1 and [u["control_number"] for u in out.unmatched] == ["X-404"]
+    rows = call(ctx_for, remits.unmatched)
+    assert [(r["control_number"], r["paid"], r["patient"]) for r in rows] == [("X-404", D("60.00"), "DOE, JANE")]
+    row = rows[0]["row"]
+    before = counts(settings, *TABLES)
+    with pytest.raises(NotFoundError, match="CLAIM_ID"):
+        call(ctx_for, remits.match, row, "999999")
+    with pytest.raises(ValidationError, match="CLAIM_ROW"):
+        call(ctx_for, remits.match, "x", ids["BETA2"][0])
+    with pytest.raises(NotFoundError, match="no claim payment row"):
+        call(ctx_for, remits.match, 987654, ids["BETA2"][0])
+    assert counts(settings, *TABLES) == before
+    done = call(ctx_for, remits.match, row, ids["BETA2"][1])
+    assert done.posted == 1 and done.paid == D("60.00")
+    assert any("matches no claim line" in w for w in done.warnings)  # 99213 is not on Kid's claim
+    assert call(ctx_for, remits.unmatched) == []
+    assert balance(ctx_for, claim=ids["BETA2"][0]) == D("90.00")  # 180 - 60 - 30
+    with pytest.raises(ConflictError, match="was posted"):
+        call(ctx_for, remits.match, row, ids["BETA2"][0])
+    listed = call(ctx_for, remits.list_remittances)
+    assert [(r["claims"], r["posted"], r["unmatched"]) for r in listed] == [(2, 2, 0)]
+
+
+def test_a_dry_run_posts_nothing(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    before = counts(settings, *TABLES)
+    out = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])]))), dry_run=True)
+    assert out.dry_run and out.posted == 1 and out.paid == D("82.00")
+    after = counts(settings, *TABLES)
+    assert {k: after[k] for k in TABLES} == {k: before[k] for k in TABLES}
+
+
+def test_provider_level_adjustments_are_part_of_the_balance(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    text = interchange(payment([bob_paid(ids["ACME1"][1])], plb=[("L6", "-1.50"), ("WO", "20")]))
+    out = post(ctx_for, write(tmp_path, text))
+    assert out.payment == D("63.5") and out.provider_adjustments == D("18.5")
+    assert query(settings, "SELECT payment_cents, provider_adjustment_cents FROM remittance")[0] == {
+        "payment_cents": 6350, "provider_adjustment_cents": 1850}
+
+
+# ---- refusals: a clear message and nothing written --------------------------------------------
+
+def test_a_bpr_total_that_does_not_add_up_is_refused(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    text = interchange(payment([bob_paid(ids["ACME1"][1])], bpr="99.99"))
+    refused(settings, ctx_for, tmp_path, text, ValidationError, "does not balance")
+
+
+def test_a_truncated_file_is_refused(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    text = interchange(payment([bob_paid(ids["ACME1"][1])]))
+    refused(settings, ctx_for, tmp_path, text[: len(text) // 2], ValidationError, "not a valid 835")
+
+
+def test_wrong_segment_terminators_are_refused(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    good = interchange(payment([bob_paid(ids["ACME1"][1])]))
+    isa, rest = good.split("~", 1)
+    # the ISA names "~" but the segments after it end with "|"
+    err = refused(settings, ctx_for, tmp_path, isa + "~" + rest.replace("~", "|"), ValidationError, "not a valid 835")
+    assert "segment 2" in str(err)
+    # a terminator that is a letter
+    refused(settings, ctx_for, tmp_path, good.replace("*:~", "*:A", 1), ValidationError, "segment terminator")
+
+
+def test_a_file_that_is_not_x12_is_refused(settings, ctx_for, billed, tmp_path):
+    refused(settings, ctx_for, tmp_path, "patient,amount\nbob,12.00\n", ValidationError, "not a valid 835")
+    refused(settings, ctx_for, tmp_path, "   \n", ValidationError, "is empty")
+
+
+def test_a_file_for_claims_hpms_never_billed_is_refused(settings, ctx_for, billed, tmp_path):
+    stranger = claim("NOT-OURS", [line("99213", "90", "60", ("CO", "45", "30"))])
+    text = interchange(payment([stranger]))
+    refused(settings, ctx_for, tmp_path, text, NotFoundError, "none of the 1 claims")
+    kept = post(ctx_for, write(tmp_path, text), keep_unmatched=True)
+    assert kept.posted == 0 and len(kept.unmatched) == 1
+
+
+def test_a_missing_file_is_refused(ctx_for, billed, tmp_path):
+    with pytest.raises(ValidationError, match="cannot read"):
+        post(ctx_for, tmp_path / "nope.835")
+
+
+def test_only_billers_import_remittances(settings, ctx_for, billed, tmp_path, make_user):
+    from hpms.errors import PermissionDenied
+    from hpms.services import remits
+
+    ids, _ = billed
+    path = write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])])))
+    desk = make_user("desk", "front_desk")
+    before = counts(settings, *TABLES)
+    with ctx_for(desk) as ctx, pytest.raises(PermissionDenied):
+        remits.import_file(ctx, path)
+    assert counts(settings, *TABLES) == before
+
+
+# ---- the published samples -----------------------------------------------------------------
+
+SAMPLES = ["835_005010X221A1__cob-contractural-adjustment.835", "835_005010X221A1__managed-care.835",
+           "835_005010X221A1__medicare-part-a.835", "835_005010X221A1__secondary-payment.835",
+           "835_005010X221A1__tertiary-payment.835", "835_mult_loops.txt"]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_sample_parses_and_is_kept_for_matching(settings, ctx_for, billed, name):
+    from pathlib import Path
+
+    from hpms.interop.x12.x835 import parse_835
+
+    path = Path(__file__).resolve().parents[1] / "data" / "x12" / name
+    expected = sum(len(r.claims) for r in parse_835(path.read_text()))
+    with pytest.raises(NotFoundError):
+        post(ctx_for, path)
+    out = post(ctx_for, path, keep_unmatched=True)
+    assert len(out.unmatched) == expected and out.posted == 0
+    assert scalar(settings, "SELECT count(*) FROM remit_claim WHERE posted_at IS NULL") == expected
+
+
+def test_a_sample_posts_once_its_claims_are_ours(settings, ctx_for, billed):
+    """The managed-care sample pays two claims (CLP01 5554555444 and 8765432112): give Bob's and
+    Kid's claims those control numbers and the sample posts against them."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from hpms.db import get_engine
+
+    ids, p = billed
+    with get_engine(settings).begin() as conn:
+        for number, key in (("5554555444", "ACME1"), ("8765432112", "BETA2")):
+            conn.execute(sa.text("UPDATE claim SET control_number = :n WHERE id = :c"), {"n": number, "c": ids[key][0]})
+    path = Path(__file__).resolve().parents[1] / "data" / "x12" / "835_005010X221A1__managed-care.835"
+    out = post(ctx_for, path)
+    assert out.posted == 2 and out.paid == D("945.00") and out.unmatched == []
+    assert out.payment == D("945.00")
+    paid = scalar(settings, "SELECT -sum(amount_cents) FROM ledger_entry WHERE kind = 'insurance_payment'")
+    assert paid == 94500
