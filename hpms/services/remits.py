@@ -322,32 +322,45 @@ def denial_reason(d: dict) -> tuple[str, str]:
     return reason, text
 
 
-def _settle(ctx, claim: _ClaimInfo, d: dict, trace: str, payer_name: str, summary: ImportSummary) -> None:
-    """Claim status, payer claim number, history and the denial work list after a payment."""
+def _settle(ctx, settled: list[tuple[_ClaimInfo, dict]], trace: str, payer_name: str, summary: ImportSummary) -> None:
+    """Claim statuses, payer claim numbers, history and the denial work list after the payments
+    (in bulk: an 835 may pay thousands of claims)."""
+    from hpms.db import bulk_insert
     from hpms.models import Claim, ClaimEvent, WorklistItem
 
+    if not settled:
+        return
     s = ctx.session
     now = ctx.now()
-    status = _outcome(d)
-    c = s.get(Claim, claim.id)
-    if d["pcn"] and not c.payer_claim_number:
-        c.payer_claim_number = d["pcn"][:50]
-    note = (f"835 {trace}: reversal of a payment" if d["status"] == "22"
-            else f"835 {trace}: paid {_money(d['paid'])}")
-    if c.status not in ("void", "closed"):
-        c.status = status
-    c.updated_at = now
-    s.add(ClaimEvent(claim_id=c.id, at=now, status=c.status, note=note[:500], user_id=ctx.actor.user_id))
-    if status == "denied":
-        summary.denied += 1
-        reason, text = denial_reason(d)
-        s.add(WorklistItem(org_id=ctx.org_id, encounter_id=c.encounter_id, claim_id=c.id, rule_id=DENIAL_RULE,
-                           severity="error", field=reason or None, message=f"denied by {payer_name}: {text}"[:500],
-                           created_at=now))
-    elif d["status"] != "22":
-        # paid after all (e.g. on appeal): the denial is settled
-        s.execute(sa.update(WorklistItem).where(WorklistItem.claim_id == c.id, WorklistItem.rule_id == DENIAL_RULE,
+    updates, events, denials, paid = [], [], [], []
+    for info, d in settled:
+        outcome = _outcome(d)
+        status = info.status if info.status in ("void", "closed") else outcome
+        updates.append({"b_id": info.id, "b_status": status, "b_pcn": (d["pcn"] or None) and d["pcn"][:50]})
+        note = (f"835 {trace}: reversal of a payment" if d["status"] == "22"
+                else f"835 {trace}: paid {_money(d['paid'])}")
+        events.append(dict(claim_id=info.id, at=now, status=status, note=note[:500], user_id=ctx.actor.user_id))
+        if outcome == "denied":
+            reason, text = denial_reason(d)
+            denials.append(dict(org_id=ctx.org_id, encounter_id=info.encounter_id, claim_id=info.id,
+                                rule_id=DENIAL_RULE, severity="error", field=reason or None,
+                                message=f"denied by {payer_name}: {text}"[:500], created_at=now, resolved_at=None))
+        elif d["status"] != "22":
+            paid.append(info.id)  # paid after all (e.g. on appeal): its denial is settled
+        info.status = status
+    summary.denied += len(denials)
+    s.flush()
+    s.connection().execute(
+        sa.update(Claim.__table__).where(Claim.__table__.c.id == sa.bindparam("b_id"))
+        .values(status=sa.bindparam("b_status"), updated_at=now,
+                payer_claim_number=sa.func.coalesce(Claim.__table__.c.payer_claim_number, sa.bindparam("b_pcn"))),
+        updates)
+    bulk_insert(s, ClaimEvent.__table__, events)
+    for i in range(0, len(paid), CHUNK):
+        s.execute(sa.update(WorklistItem).where(WorklistItem.claim_id.in_(paid[i:i + CHUNK]),
+                                                WorklistItem.rule_id == DENIAL_RULE,
                                                 WorklistItem.resolved_at.is_(None)).values(resolved_at=now))
+    bulk_insert(s, WorklistItem.__table__, denials)
 
 
 # ---- import ----------------------------------------------------------------------------------
@@ -509,9 +522,8 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
             if _plan_one(ctx, plan, rc_id, d, info, r.trace_number, summary):
                 row["posted"] = True
         plan.write()
-        for rc_id, d, info, row in matched:
-            if row.get("posted"):
-                _settle(ctx, info, d, r.trace_number, r.payer_name or payer_ident, summary)
+        _settle(ctx, [(info, d) for _, d, info, row in matched if row.get("posted")], r.trace_number,
+                r.payer_name or payer_ident, summary)
         posted_ids = [rc_id for rc_id, _, _, row in matched if row.get("posted")]
         for i in range(0, len(posted_ids), CHUNK):
             s.execute(sa.update(RemitClaim).where(RemitClaim.id.in_(posted_ids[i:i + CHUNK])).values(posted_at=now))
@@ -614,7 +626,7 @@ def match(ctx, row_id, claim_ref) -> ImportSummary:
     plan.write()
     rc.claim_id = claim.id
     rc.posted_at = ctx.now()
-    _settle(ctx, info, d, rem.trace_number, rem.payer_name or rem.payer_identifier, summary)
+    _settle(ctx, [(info, d)], rem.trace_number, rem.payer_name or rem.payer_identifier, summary)
     s.flush()
     _apply_credit(ctx, plan.transferred)
     audit.record(ctx, audit.Event("post", "remit_claim", rc.id, patient_id=claim.patient_id,
