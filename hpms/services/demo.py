@@ -3,7 +3,8 @@ schedule of eight weeks around today, built through the same services a clinic u
 (patients arrive through the CSV import, appointments in bulk under the same overlap guards);
 then the billing side: a billing profile, fee schedules, an encounter for every completed
 visit (signed, but today's left as drafts) and one billing run, whose 837P files go to
-`<HPMS_HOME>/claims/`.
+`<HPMS_HOME>/claims/`; the payers' 835 answers for the older visits (in `<HPMS_HOME>/era/`),
+posted, and some patients' payments.
 
 Every person in it is made up; phone numbers use the fictional 555-01xx range.
 """
@@ -192,6 +193,7 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
         _billing_setup(ctx)
         _encounters(ctx, rng, ctx.now())
     _bill(settings)
+    _remittances(settings, rng)
     return _summary(settings, created=True)
 
 
@@ -628,6 +630,98 @@ def _bill(settings: Settings) -> None:
     billing.run(settings, out_dir=out)
 
 
+ERA_DIR = "era"  # under HPMS_HOME: the demo payers' remittance files
+PAID_AFTER = 14  # days: claims for visits older than this have been paid (or denied)
+DENIALS = (("CO", "50"), ("CO", "197"), ("CO", "16"), ("CO", "97"))
+
+
+def _remittances(settings: Settings, rng: random.Random) -> None:
+    """The clearinghouse has the files and the payers answered for the older visits: every
+    file is marked submitted, each payer sends one 835 (80% of the charge allowed, a
+    coinsurance or copay for most patients, one claim in twelve denied), posted as a biller
+    would with `hpms remits import`; then some patients pay what they owe."""
+    from decimal import Decimal
+
+    from hpms.interop.x12.x835 import Adjustment, ClaimPayment, NamedEntity, Procedure, Remittance, ServicePayment
+    from hpms.interop.x12.x835_writer import write_835
+    from hpms.fileio import write_atomically
+    from hpms.services import claims, payments, remits
+
+    cent = Decimal("0.01")
+    with open_context(settings) as ctx:
+        s = ctx.session
+        for file_id in s.execute(sa.text("SELECT id FROM x12_file ORDER BY id")).scalars().all():
+            claims.mark_submitted(ctx, file_id)
+        today = ctx.now().date()
+        rows = s.execute(sa.text(
+            "SELECT c.id, c.control_number, c.payer_id, p.first_name, p.last_name, py.name, py.payer_id "
+            "FROM claim c JOIN encounter e ON e.id = c.encounter_id JOIN patient p ON p.id = c.patient_id "
+            "JOIN payer py ON py.id = c.payer_id WHERE e.service_date <= :cutoff ORDER BY c.id"),
+            {"cutoff": today - dt.timedelta(days=PAID_AFTER)}).all()
+        lines: dict[int, list] = {}
+        for ln in s.execute(sa.text("SELECT claim_id, code, modifiers, units, charge_cents, service_date "
+                                    "FROM claim_line ORDER BY claim_id, seq")):
+            lines.setdefault(ln.claim_id, []).append(ln)
+    by_payer: dict[tuple[str, str], list] = {}
+    for cid, control, _, first, last, payer_name, payer_code in rows:
+        paid_lines = []
+        denied = rng.random() < 1 / 12
+        reason = rng.choice(DENIALS)
+        share = rng.choice(("coinsurance", "copay", "none", "coinsurance"))
+        for i, ln in enumerate(lines.get(cid, [])):
+            charge = Decimal(ln.charge_cents).scaleb(-2)
+            if denied:
+                adj, paid = [Adjustment(*reason, charge)], Decimal("0")
+            else:
+                allowed = (charge * Decimal("0.8")).quantize(cent)
+                patient = Decimal("0")
+                if i == 0 and share == "coinsurance":
+                    patient = (allowed * Decimal("0.2")).quantize(cent)
+                elif i == 0 and share == "copay":
+                    patient = min(allowed, Decimal("25.00"))
+                adj = [Adjustment("CO", "45", charge - allowed)]
+                if patient:
+                    adj.append(Adjustment("PR", "2" if share == "coinsurance" else "3", patient))
+                paid = allowed - patient
+            mods = tuple(m for m in ln.modifiers.split(",") if m)
+            paid_lines.append(ServicePayment(procedure=Procedure("HC", ln.code, mods), charge_amount=charge,
+                                             paid_amount=paid, units=Decimal(ln.units),
+                                             service_date_from=dt.date.fromisoformat(str(ln.service_date)),
+                                             adjustments=tuple(adj)))
+        total = sum((ln.charge_amount for ln in paid_lines), Decimal("0"))
+        paid = sum((ln.paid_amount for ln in paid_lines), Decimal("0"))
+        owed = sum((a.amount for ln in paid_lines for a in ln.adjustments if a.group == "PR"), Decimal("0"))
+        by_payer.setdefault((payer_name, payer_code), []).append(ClaimPayment(
+            patient_control_number=control, status_code="4" if denied else "1", charge_amount=total,
+            paid_amount=paid, patient_responsibility=owed, filing_indicator="12",
+            payer_claim_control_number=f"{payer_code}{cid:08d}",
+            patient=NamedEntity("QC", last.upper(), first.upper()), lines=tuple(paid_lines)))
+    era = Path(settings.home) / ERA_DIR
+    era.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    for n, ((payer_name, payer_code), paid_claims) in enumerate(sorted(by_payer.items()), 1):
+        remittance = Remittance(
+            isa_control=f"{n:09d}", gs_control=str(n), st_control="0001", handling_code="I",
+            payment_amount=sum((c.paid_amount for c in paid_claims), Decimal("0")), credit_debit="C",
+            payment_method="ACH", payment_date=today - dt.timedelta(days=3), trace_number=f"EFT{now:%y%m%d}{n:04d}",
+            trace_originator="1512345678", payer_name=payer_name.upper(), payer_id=payer_code,
+            payee_name=PRACTICE.upper(), payee_npi=LOCATIONS[0]["npi"], claims=tuple(paid_claims))
+        path = era / f"{payer_code}-{today:%Y%m%d}.835"
+        write_atomically(path, write_835([remittance], sender_id=payer_code, receiver_id="RIVERSIDE01",
+                                         isa_control=n, created=now).encode())
+        with open_context(settings) as ctx:
+            remits.import_file(ctx, path)
+    with open_context(settings) as ctx:
+        owing = ctx.session.execute(sa.text(
+            "SELECT patient_id, sum(amount_cents) FROM ledger_entry WHERE responsibility = 'patient' "
+            "GROUP BY patient_id HAVING sum(amount_cents) > 0 ORDER BY patient_id")).all()
+        for pid, cents in owing:
+            if rng.random() < 0.5:
+                amount = Decimal(cents).scaleb(-2) if rng.random() < 0.7 else Decimal(min(cents, 2000)).scaleb(-2)
+                payments.record(ctx, patient=pid, amount=amount, method=rng.choice(("card", "card", "cash", "check")),
+                                reference="demo", date=today - dt.timedelta(days=rng.randint(0, 2)))
+
+
 def _summary(settings: Settings, *, created: bool) -> dict:
     with open_context(settings) as ctx:
         s = ctx.session
@@ -639,5 +733,7 @@ def _summary(settings: Settings, *, created: bool) -> dict:
                 "appointments": count("appointment"), "waitlist": count("waitlist_entry"),
                 "encounters": count("encounter"), "claims": count("claim"), "claim_files": count("x12_file"),
                 "worklist": s.execute(sa.text("SELECT count(*) FROM worklist_item WHERE resolved_at IS NULL"))
-                .scalar_one(), "claims_dir": str(Path(settings.home) / CLAIMS_DIR)}
+                .scalar_one(), "claims_dir": str(Path(settings.home) / CLAIMS_DIR),
+                "remittances": count("remittance"), "ledger_entries": count("ledger_entry"),
+                "era_dir": str(Path(settings.home) / ERA_DIR)}
 

@@ -43,10 +43,18 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert ok(fresh_cli("audit", "verify", "--json", env=demo_env))["ok"] is True
     assert ok(fresh_cli("patients", "duplicates", "--json", env=demo_env))
     claims = ok(fresh_cli("claims", "list", "--json", env=demo_env))
-    assert len(claims) == min(data["claims"], 500) and {c["status"] for c in claims} == {"ready"}  # newest 500
+    # the files were uploaded; the payers answered for the older visits (paid or denied)
+    assert len(claims) == min(data["claims"], 500)
+    statuses = {c["status"] for c in claims}
+    assert {"submitted", "paid", "denied"} <= statuses <= {"submitted", "paid", "partially_paid", "denied"}
     assert {f["file"] for f in ok(fresh_cli("billing", "files", "--json", env=demo_env))} == {p.name for p in files}
     work = ok(fresh_cli("claims", "worklist", "--json", env=demo_env))
-    assert work and {w["rule_id"] for w in work} == {"PAYER-ID"}
+    assert work and {w["rule_id"] for w in work} == {"PAYER-ID", "DENIAL"}
+    assert data["remittances"] == 4 and data["era_dir"] == str(home / "era")
+    assert len(list((home / "era").glob("*.835"))) == 4
+    remits = ok(fresh_cli("remits", "list", "--json", env=demo_env))
+    assert all(r["unmatched"] == 0 and r["posted"] == r["claims"] > 0 for r in remits)
+    assert ok(fresh_cli("claims", "denied", "--json", env=demo_env))
 
     r = fresh_cli("demo", "--home", str(home), "--patients", "60")
     assert r.exit_code == 0, r.stderr
@@ -56,7 +64,7 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     again = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
     assert again["created"] is False
     kept = ("patients", "users", "payers", "coverages", "providers", "appointments", "waitlist", "encounters",
-            "claims", "claim_files", "worklist")
+            "claims", "claim_files", "worklist", "remittances", "ledger_entries")
     assert {k: again[k] for k in kept} == {k: data[k] for k in kept}
 
 
