@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context
+from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context, to_jsonable
 
 app = typer.Typer(help="Appointments: booking, rescheduling, the visit lifecycle and the day sheet.",
                   no_args_is_help=True)
@@ -232,6 +232,9 @@ def list_(
 ) -> None:
     """The day sheet: visits of a day (or week, or date range), times in each location's zone.
 
+    Each patient's latest insurance eligibility answer is shown too (active, inactive, error:
+    reason, pending, not checked) to users who may read it.
+
     Example: hpms appointments list --date tomorrow --provider Okafor
     """
     from hpms.services import appointments
@@ -240,6 +243,15 @@ def list_(
         rows = appointments.list_appointments(ctx, day=date, week=week, start=start, end=end, provider=provider,
                                               location=location, patient=patient, status=status,
                                               include_cancelled=all_)
+        from hpms.services import eligibility as elig
+
+        statuses = elig.for_appointments(ctx, rows)
+    if statuses is not None:
+        sheet = [to_jsonable(x) for x in rows] if as_json else _sheet(rows, with_date=bool(week or start or end))
+        for line, x in zip(sheet, rows):
+            line["eligibility"] = statuses[x.patient_id]
+        emit_table(sheet, SHEET_COLUMNS + [("eligibility", "Eligibility")], as_json=as_json, title="Appointments")
+        return
     if as_json:
         emit_table(rows, [], as_json=True)
         return

@@ -56,6 +56,7 @@ class Block:
     arrived_at: dt.datetime | None
     roomed_at: dt.datetime | None
     completed_at: dt.datetime | None
+    eligibility: str | None = None  # latest insurance check ("active", "error: ...", "not checked"); None: not shown
 
 
 @dataclass
@@ -194,6 +195,13 @@ def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "pro
             provider=f"{r.p_first} {r.p_last}" + (f", {r.credentials}" if r.credentials else ""),
             room_id=r.room_id, room=r.room_name, reason=r.reason, version=r.version, arrived_at=r.arrived_at,
             roomed_at=r.roomed_at, completed_at=r.completed_at))
+    if blocks and allowed(ctx.actor.roles, "eligibility.read"):
+        from hpms.services import eligibility
+
+        # one query for the whole day; covered by the day view's audited read of these patients
+        found = eligibility.statuses(ctx, [b.patient_id for b in blocks], day)
+        for b in blocks:
+            b.eligibility = found[b.patient_id].text
     if blocks:
         audit.record(ctx, audit.Event("read", "appointment", None, patient_ids=sorted({b.patient_id for b in blocks}),
                                       detail=f"day view {loc.name} {day}"))
@@ -238,8 +246,13 @@ def patient_details(ctx, patient) -> dict:
     p = patients.show(ctx, patient)
     cov = coverage.list_coverage(ctx, p.id) if allowed(ctx.actor.roles, "coverage.read") else []
     visits = appointments.history(ctx, p.mrn, limit=100)
+    elig = None
+    if allowed(ctx.actor.roles, "eligibility.read"):
+        from hpms.services import eligibility
+
+        elig = eligibility.latest(ctx, [p.id])[p.id]
     now = ctx.now()
-    return {"patient": p, "coverage": cov,
+    return {"patient": p, "coverage": cov, "eligibility": elig,
             "upcoming": sorted((v for v in visits if v.start > now), key=lambda v: v.start),
             "past": [v for v in visits if v.start <= now]}
 

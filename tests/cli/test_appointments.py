@@ -35,6 +35,7 @@ APPOINTMENT_KEYS = {"id", "status", "start", "end", "duration_min", "patient_id"
                     "confirmed_at", "arrived_at", "roomed_at", "completed_at", "no_show_at", "cancelled_at",
                     "version"}
 SHEET_HEADER = ["ID", "Time", "Until", "Location", "Provider", "Patient", "MRN", "Type", "Status", "Room"]
+LIST_HEADER = SHEET_HEADER + ["Eligibility"]  # the day sheet adds the latest eligibility answer
 WRITE_TABLES = ("appointment", "appointment_series", "audit_event")
 
 
@@ -436,15 +437,16 @@ def test_list_day_sheet(cli, clinic):
     c = book_json(cli, clinic[2], at(MONDAY + dt.timedelta(days=1), "10:00"))
     day = ok(cli("appointments", "list", "--date", MONDAY.isoformat(), "--json"))
     assert [x["id"] for x in day] == [b["id"], a["id"]]
-    assert set(day[0]) == APPOINTMENT_KEYS
+    assert set(day[0]) == APPOINTMENT_KEYS | {"eligibility"} and day[0]["eligibility"] == "not checked"
     r = cli("appointments", "list", "--date", MONDAY.isoformat())
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
-    assert header == SHEET_HEADER
+    assert header == LIST_HEADER
     assert rows == [
-        [str(b["id"]), "08:00", "09:00", "Main", "Sara Ito, DO", "Pat2 Tester", clinic[1], "New patient", "booked", ""],
+        [str(b["id"]), "08:00", "09:00", "Main", "Sara Ito, DO", "Pat2 Tester", clinic[1], "New patient", "booked", "",
+         "not checked"],
         [str(a["id"]), "09:30", "10:00", "Main", "Liam Okafor, MD", "Pat1 Tester", clinic[0], "Follow-up", "booked",
-         "Exam 1"]]
+         "Exam 1", "not checked"]]
     week = ok(cli("appointments", "list", "--date", (MONDAY + dt.timedelta(days=3)).isoformat(), "--week", "--json"))
     assert [x["id"] for x in week] == [b["id"], a["id"], c["id"]]
     r = cli("appointments", "list", "--date", MONDAY.isoformat(), "--week", "--provider", "Okafor")
@@ -467,7 +469,7 @@ def test_list_day_sheet(cli, clinic):
 def test_list_empty_today_plain_has_the_header(cli, clinic):
     r = cli("appointments", "list")
     assert r.exit_code == 0, r.stderr
-    assert r.stdout == "\t".join(SHEET_HEADER) + "\n"
+    assert r.stdout == "\t".join(LIST_HEADER) + "\n"
     assert ok(cli("appointments", "list", "--date", "tomorrow", "--json")) == []
 
 

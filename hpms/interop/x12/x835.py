@@ -25,10 +25,11 @@ value that does not contain the ISA16 separator but does contain ``>`` is split 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from hpms.interop.x12.segments import X12Error, _Segment, _segments
 
 __all__ = [
     "Adjustment",
@@ -45,19 +46,6 @@ __all__ = [
 
 VERSION = "005010X221A1"
 ZERO = Decimal("0")
-
-
-class X12Error(ValueError):
-    """Malformed X12 input. ``segment_number`` is the 1-based position of the offending
-    segment in the text (0 when the problem is not tied to one segment)."""
-
-    def __init__(self, message: str, segment_number: int = 0, segment_id: str | None = None):
-        self.segment_number = segment_number
-        self.segment_id = segment_id
-        if segment_number:
-            where = f"segment {segment_number}" + (f" ({segment_id})" if segment_id else "")
-            message = f"{where}: {message}"
-        super().__init__(message)
 
 
 # --------------------------------------------------------------------------- result data
@@ -234,114 +222,6 @@ def balance_problems(r: Remittance) -> list[str]:
                 f"ST {r.st_control} claim {n} ({c.patient_control_number}): charge {c.charge_amount} "
                 f"- paid {c.paid_amount} = {difference} but adjustments total {adjusted}")
     return problems
-
-
-# --------------------------------------------------------------------------- tokenising
-
-
-@dataclass(frozen=True, slots=True)
-class _Segment:
-    number: int
-    elements: tuple[str, ...]   # elements[0] is the segment id
-    component: str
-
-    @property
-    def id(self) -> str:
-        return self.elements[0]
-
-    def get(self, i: int) -> str:
-        return self.elements[i].strip() if i < len(self.elements) else ""
-
-    def opt(self, i: int) -> str | None:
-        return self.get(i) or None
-
-    def error(self, message: str) -> X12Error:
-        return X12Error(message, self.number, self.id)
-
-    def amount(self, i: int, required: bool = True) -> Decimal | None:
-        text = self.get(i)
-        if not text:
-            if required:
-                raise self.error(f"element {i:02d} (amount) is missing")
-            return None
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise self.error(f"element {i:02d} is not a number: {text!r}") from None
-        if not value.is_finite():
-            raise self.error(f"element {i:02d} is not a number: {text!r}")
-        return value
-
-    def date(self, i: int) -> date | None:
-        text = self.get(i)
-        if not text:
-            return None
-        if len(text) != 8 or not text.isdigit():
-            raise self.error(f"element {i:02d} is not a CCYYMMDD date: {text!r}")
-        try:
-            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-        except ValueError:
-            raise self.error(f"element {i:02d} is not a valid date: {text!r}") from None
-
-    def components(self, i: int, fallback: str | None = None) -> list[str]:
-        text = self.get(i)
-        sep = self.component
-        if fallback and sep not in text and fallback in text:
-            sep = fallback
-        return text.split(sep) if sep else [text]
-
-
-def _segments(text: str) -> Iterator[_Segment]:
-    """Split the text into segments, interchange by interchange, reading the separators
-    from each ISA."""
-    pos = 0
-    number = 0
-    n = len(text)
-    while True:
-        while pos < n and text[pos].isspace():
-            pos += 1
-        if pos >= n:
-            if number == 0:
-                raise X12Error("empty input: no ISA segment", 1)
-            return
-        if text[pos:pos + 3] != "ISA" or pos + 3 >= n:
-            found = "".join(c for c in text[pos:pos + 3] if c.isalnum())
-            raise X12Error("expected an ISA segment (interchange header)", number + 1, found or None)
-        element = text[pos + 3]
-        # ISA16 follows the 16th element separator; the terminator follows ISA16.
-        i = pos + 3
-        for _ in range(15):
-            i = text.find(element, i + 1)
-            if i < 0:
-                raise X12Error("ISA segment is truncated", number + 1, "ISA")
-        component_at = i + 1
-        if component_at + 1 >= n:
-            raise X12Error("ISA segment is truncated", number + 1, "ISA")
-        component = text[component_at]
-        terminator = text[component_at + 1]
-        if terminator in (element, component) or terminator.isalnum():
-            raise X12Error(f"invalid segment terminator {terminator!r} after ISA16", number + 1, "ISA")
-        number += 1
-        yield _Segment(number, tuple(text[pos:component_at + 1].split(element)), component)
-        pos = component_at + 2
-        while True:
-            end = text.find(terminator, pos)
-            raw = text[pos:] if end < 0 else text[pos:end]
-            pos = n if end < 0 else end + 1
-            raw = raw.strip()
-            if raw:
-                number += 1
-                seg = _Segment(number, tuple(raw.split(element)), component)
-                yield seg
-                if seg.id == "IEA":
-                    break
-            if pos >= n:
-                return
-            # the next segment of this interchange starts after optional white space
-            while pos < n and text[pos].isspace():
-                pos += 1
-            if pos >= n:
-                return
 
 
 # --------------------------------------------------------------------------- parsing

@@ -297,6 +297,8 @@ class AppointmentDialog(ModalScreen):
             f"Room      {b.room or '-'}",
             f"Reason    {b.reason or '-'}",
         ]
+        if b.eligibility:
+            lines.append(f"Insurance {b.eligibility}")
         if b.arrived_at:
             lines.append(f"Arrived   {b.arrived_at.astimezone(b.start.tzinfo):%H:%M}")
         with Vertical(classes="dialog wide"):

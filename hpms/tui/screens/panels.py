@@ -265,9 +265,12 @@ class PatientScreen(Panel):
                      f" {', '.join(x for x in (p.address_line1, p.city, p.state, p.postal_code) if x) or 'no address'}"]
             self.query_one("#demographics", Static).update("\n".join(lines))
             cov = d["coverage"]
-            self.query_one("#coverage", Static).update(
-                "\n".join(f" {c.priority}: {c.payer_name} · member {c.member_id} · from {c.valid_from or '-'}"
-                          for c in cov) or " none on file")
+            lines = [f" {c.priority}: {c.payer_name} · member {c.member_id} · from {c.valid_from or '-'}"
+                     for c in cov] or [" none on file"]
+            elig = d.get("eligibility")
+            if elig is not None:
+                lines.append(f" eligibility: {elig.text}" + (f" (for {elig.service_date})" if elig.service_date else ""))
+            self.query_one("#coverage", Static).update("\n".join(lines))
             for tid, rows in (("#upcoming", d["upcoming"]), ("#past", d["past"])):
                 t = self.query_one(tid, DataTable)
                 for v in rows:
