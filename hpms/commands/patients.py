@@ -16,7 +16,10 @@ COLUMNS = [("mrn", "MRN"), ("last_name", "Last"), ("first_name", "First"), ("pre
 SHOW_FIELDS = ["id", "mrn", "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
                "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2", "city", "state",
                "postal_code", "country", "preferred_channel", "consent_sms", "consent_email", "ssn_masked",
-               "active", "merged_into_id", "version", "created_at", "updated_at"]
+               "active", "merged_into_id", "version", "created_at", "updated_at", "balance", "credit"]
+LEDGER_COLUMNS = [("date", "Date"), ("kind", "Kind"), ("description", "Description"), ("payer", "Payer"),
+                  ("insurance", "Insurance"), ("patient", "Patient"), ("balance", "Balance"),
+                  ("insurance_balance", "Ins. balance"), ("patient_balance", "Pat. balance")]
 
 PatientArg = Annotated[str, typer.Argument(help="MRN or numeric id of the patient.")]
 First = Annotated[str | None, typer.Option("--first-name", help="Given name.")]
@@ -76,15 +79,29 @@ def register(
 def show(patient: PatientArg,
          reveal_ssn: Annotated[bool, typer.Option("--reveal-ssn", help="Show the whole SSN (admin, biller; audited).")] = False,
          as_json: JsonOpt = False) -> None:
-    """Show a patient's demographics.
+    """Show a patient's demographics and balance (with the unapplied credit).
 
     Example: hpms patients show 0100001 --json
     """
     from hpms.services import patients
 
     with service_context() as ctx:
-        out = patients.show(ctx, patient, reveal_ssn=reveal_ssn)
+        out = patients.show(ctx, patient, reveal_ssn=reveal_ssn, account=True)
     emit_object(out, as_json=as_json, fields=SHOW_FIELDS)
+
+
+@app.command("ledger")
+def ledger(patient: PatientArg, as_json: JsonOpt = False) -> None:
+    """Itemise a patient's account: every charge, payment, adjustment and transfer with the
+    insurance and patient sides and the running balances (reading it is audited).
+
+    Example: hpms patients ledger 0100001 --json
+    """
+    from hpms.services import ledger as ledger_service
+
+    with service_context() as ctx:
+        rows = ledger_service.entries(ctx, patient)
+    emit_table(rows, LEDGER_COLUMNS, as_json=as_json, title="Patient ledger")
 
 
 @app.command("list")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from hpms.models import Coverage, Location, Organization, Patient, Payer, Provid
 from hpms.models.billing import ENCOUNTER_STATUSES, BillingProfile, Encounter, EncounterDiagnosis, EncounterLine
 from hpms.models.billing_out import DiagnosisOut, EncounterOut, EncounterSummary, LineOut, money
 from hpms.models.scheduling import FREE_STATUSES
+from hpms.pdf import Document, latin1
 from hpms.services import audit, fees, localtime as lt, validation as v
 from hpms.services.permissions import require
 
@@ -618,42 +618,13 @@ def _text_superbill(d: dict) -> str:
     return "\n".join(w) + "\n"
 
 
-# Letters without a decomposition to an ASCII base (NFKD leaves them whole).
-_FOLD = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Œ": "OE", "œ": "oe",
-                       "ŀ": "l", "Ŀ": "L", "ŋ": "n", "Ŋ": "N", "ſ": "s", "‘": "'", "’": "'", "“": '"', "”": '"',
-                       "–": "-", "—": "-", "…": "..."})
-
-
-def _latin1(text) -> str:
-    """The PDF core fonts cover Latin-1: keep those characters, fold the others to ASCII."""
-    out = []
-    for ch in str(text).translate(_FOLD):
-        try:
-            ch.encode("latin-1")
-            out.append(ch)
-        except UnicodeEncodeError:
-            base = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-            out.append(base or "?")
-    return "".join(out)
+_latin1 = latin1
 
 
 def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
-    from fpdf import FPDF
-
     e: EncounterOut = d["out"]
-    pdf = FPDF(format="letter")
-    pdf.set_creation_date(now)
-    pdf.set_title(_latin1(f"Superbill {e.id}"))
-    pdf.set_creator("hpms")
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def line(text: str = "", *, size: int = 10, bold: bool = False, h: float = 5.5) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", size)
-        pdf.set_x(pdf.l_margin)
-        pdf.multi_cell(width, h, _latin1(text))
-
+    doc = Document(f"Superbill {e.id}", now)
+    line = doc.line
     line("SUPERBILL", size=16, bold=True, h=8)
     line(d["practice"], size=12, bold=True)
     if d["tax_id"]:
@@ -663,11 +634,11 @@ def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
         line(f"Phone {d['location_phone']}")
     if d["location_npi"]:
         line(f"Group NPI {d['location_npi']}")
-    pdf.ln(3)
+    doc.gap()
     line(f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
          f"Encounter {e.id} ({e.status})", bold=True)
     line(f"Provider: {e.provider}" + (f"    NPI {e.provider_npi}" if e.provider_npi else ""))
-    pdf.ln(3)
+    doc.gap()
     line(f"Patient: {e.patient}    DOB {e.dob.isoformat() if e.dob else '-'}    MRN {e.mrn}", bold=True)
     if d["patient_address"]:
         line(f"Address: {d['patient_address']}")
@@ -675,36 +646,25 @@ def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
     for c in d["coverage"]:
         line(f"    {c['priority']}: {c['payer']} ({c['payer_code']}), member {c['member_id']}"
              + (f", group {c['group']}" if c["group"] else ""))
-    pdf.ln(3)
+    doc.gap()
     line("Diagnoses (ICD-10-CM)", size=11, bold=True)
     for dx in e.diagnoses:
         line(f"  {dx.seq}.  {dx.dotted}   {dx.description or ''}")
     if not e.diagnoses:
         line("  (none)")
-    pdf.ln(3)
+    doc.gap()
     line("Services", size=11, bold=True)
     cols = [("#", 10, "R"), ("Code", 22, "L"), ("Modifiers", 35, "L"), ("Units", 18, "R"), ("Dx", 30, "L"),
             ("Charge", 35, "R")]
-    pdf.set_font("Helvetica", "B", 10)
-    for label, wdt, align in cols:
-        pdf.cell(wdt, 6, label, border="B", align=align)
-    pdf.ln()
-    pdf.set_font("Helvetica", "", 10)
-    for ln in e.lines:
-        values = [str(ln.seq), ln.code, ",".join(ln.modifiers), str(ln.units), ",".join(str(p) for p in ln.pointers),
-                  _money_text(ln.charge)]
-        for (label, wdt, align), value in zip(cols, values, strict=True):
-            pdf.cell(wdt, 6, _latin1(value), align=align)
-        pdf.ln()
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(sum(c[1] for c in cols[:-1]), 7, "Total", border="T", align="R")
-    pdf.cell(cols[-1][1], 7, _money_text(e.total), border="T", align="R")
-    pdf.ln(10)
+    rows = [[str(ln.seq), ln.code, ",".join(ln.modifiers), str(ln.units), ",".join(str(p) for p in ln.pointers),
+             _money_text(ln.charge)] for ln in e.lines]
+    doc.table(cols, rows, total=("Total", _money_text(e.total)))
+    doc.gap(3)
     if e.signed_at:
         line(f"Signed by {e.signed_by} on {e.signed_at:%Y-%m-%d %H:%M %Z}")
     else:
         line("Not signed (draft)")
-    return bytes(pdf.output())
+    return doc.output()
 
 
 def superbill(ctx, encounter_id, fmt: str = "text") -> bytes:

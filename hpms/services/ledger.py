@@ -14,6 +14,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Claim, ClaimLine, Encounter, Patient, Payer
@@ -161,7 +162,7 @@ def _text(field: str, value, limit: int) -> str | None:
 
 
 def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=None, payer=None,
-         responsibility=None, effective_date=None, reference=None, batch=None) -> int:
+         responsibility=None, effective_date=None, reference=None, batch=None, method=None) -> int:
     """Post one money movement; returns the new entry's id (for a transfer, the patient side's).
 
     `responsibility` defaults to 'insurance' when a payer is given or implied by the claim, else
@@ -186,7 +187,7 @@ def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=N
         raise ValidationError("responsibility", "a transfer moves the amount to patient responsibility")
     common = dict(org_id=ctx.org_id, kind=k, posted_at=ctx.now(), effective_date=_date(effective_date, ctx),
                   reference=_text("reference", reference, 200), batch=_text("batch", batch, 50),
-                  created_by=ctx.actor.user_id, **links)
+                  method=_text("method", method, 8), created_by=ctx.actor.user_id, **links)
     s = ctx.session
     if k == "transfer_to_patient":
         out = LedgerEntry(amount_cents=-cents, responsibility="insurance", **common)
@@ -279,3 +280,126 @@ def balance(ctx, *, patient=None, encounter=None, claim=None, claim_line=None, p
     if as_of is not None:
         q = q.where(LedgerEntry.effective_date <= _date(as_of, ctx))
     return money(ctx.session.execute(q).scalar_one())
+
+
+# ---- the patient's account ---------------------------------------------------------------
+
+PAYMENT_KINDS = ("patient_payment", "refund")  # patient money in and out: credit, not owed on a visit
+
+
+def patient_totals(session, org_id: int, patient_id: int) -> tuple[int, int]:
+    """(patient balance, unapplied credit) in cents, in one query; no permission check or audit
+    (the caller does both). Balance: every patient-responsibility entry (negative is credit);
+    credit: patient payments less refunds less what was applied to visits."""
+    from hpms.models.receivables import PaymentApplication
+
+    e = LedgerEntry
+    applied = (sa.select(sa.func.coalesce(sa.func.sum(PaymentApplication.amount_cents), 0))
+               .join(e, e.id == PaymentApplication.payment_entry_id)
+               .where(e.org_id == org_id, e.patient_id == patient_id).scalar_subquery())
+    q = sa.select(
+        sa.func.coalesce(sa.func.sum(sa.case((e.responsibility == "patient", e.amount_cents), else_=0)), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((e.kind.in_(PAYMENT_KINDS), -e.amount_cents), else_=0)), 0),
+        applied,
+    ).where(e.org_id == org_id, e.patient_id == patient_id)
+    bal, paid, used = session.execute(q).one()
+    return int(bal), int(paid) - int(used or 0)
+
+
+class LedgerLine(BaseModel):
+    """One entry of a patient's ledger with the running balances after it."""
+
+    id: int
+    date: dt.date
+    kind: str
+    description: str
+    encounter_id: int | None
+    service_date: dt.date | None
+    claim: str | None  # the claim's control number
+    code: str | None  # the claim line's procedure code
+    payer: str | None
+    method: str | None
+    reference: str | None
+    amount: Decimal
+    insurance: Decimal | None  # the amount when insurance owes it
+    patient: Decimal | None  # the amount when the patient owes it
+    balance: Decimal
+    insurance_balance: Decimal
+    patient_balance: Decimal
+
+
+_KIND_TEXT = {"charge": "Charge", "insurance_payment": "Insurance payment",
+              "contractual_adjustment": "Contractual adjustment", "other_adjustment": "Adjustment",
+              "patient_payment": "Patient payment", "refund": "Refund", "write_off": "Write-off",
+              "transfer_to_patient": "Transfer to patient"}
+
+
+def describe(kind: str, *, reversal: bool, service_date=None, encounter_id=None, claim=None, code=None,
+             payer=None, method=None, brief: bool = False) -> str:
+    """A one-line description of an entry for ledgers and (`brief`: without the encounter id
+    and the claim number) statements."""
+    text = _KIND_TEXT.get(kind, kind)
+    if reversal:
+        text = f"Reversal of {text[0].lower()}{text[1:]}"
+    parts = []
+    if code:
+        parts.append(code)
+    if encounter_id is not None:
+        if brief:
+            parts.append(f"visit {service_date.isoformat()}" if service_date else "visit")
+        else:
+            parts.append(f"visit {service_date.isoformat()} (encounter {encounter_id})" if service_date
+                         else f"encounter {encounter_id}")
+    if claim and not brief:
+        parts.append(f"claim {claim}")
+    if payer:
+        parts.append(payer)
+    if method:
+        parts.append(method)
+    return text + (": " + ", ".join(parts) if parts else "")
+
+
+def entry_rows(ctx, patient_id: int, *, posted_after: dt.datetime | None = None):
+    """The patient's entries (posted after `posted_after`) with their links resolved,
+    oldest first: (entry, service date, claim number, code, payer name) rows. No permission
+    check or audit (the caller does both)."""
+    e = LedgerEntry
+    q = (sa.select(e, Encounter.service_date, Claim.control_number, ClaimLine.code, Payer.name)
+         .outerjoin(Encounter, Encounter.id == e.encounter_id)
+         .outerjoin(Claim, Claim.id == e.claim_id)
+         .outerjoin(ClaimLine, ClaimLine.id == e.claim_line_id)
+         .outerjoin(Payer, Payer.id == e.payer_id)
+         .where(e.org_id == ctx.org_id, e.patient_id == patient_id)
+         .order_by(e.effective_date, e.id))
+    if posted_after is not None:
+        q = q.where(e.posted_at > posted_after)
+    return ctx.session.execute(q).all()
+
+
+def entries(ctx, patient) -> list[LedgerLine]:
+    """Every ledger entry of a patient, oldest first, with a description (claim, visit, code,
+    payer), the insurance and patient sides and the running balances. Audited. Raises
+    NotFoundError, PermissionDenied."""
+    require(ctx.actor, "ledger.read")
+    pat = _patient(ctx, patient)
+    total = ins = own = 0
+    out = []
+    for entry, dos, claim_no, code, payer_name in entry_rows(ctx, pat.id):
+        total += entry.amount_cents
+        if entry.responsibility == "insurance":
+            ins += entry.amount_cents
+        else:
+            own += entry.amount_cents
+        out.append(LedgerLine(
+            id=entry.id, date=entry.effective_date, kind=entry.kind,
+            description=describe(entry.kind, reversal=entry.reverses_id is not None, service_date=dos,
+                                 encounter_id=entry.encounter_id, claim=claim_no, code=code, payer=payer_name,
+                                 method=entry.method),
+            encounter_id=entry.encounter_id, service_date=dos, claim=claim_no, code=code, payer=payer_name,
+            method=entry.method, reference=entry.reference, amount=money(entry.amount_cents),
+            insurance=money(entry.amount_cents) if entry.responsibility == "insurance" else None,
+            patient=money(entry.amount_cents) if entry.responsibility == "patient" else None,
+            balance=money(total), insurance_balance=money(ins), patient_balance=money(own)))
+    audit.record(ctx, audit.Event("read", "ledger_entry", None, patient_id=pat.id, fields=["kind", "amount"],
+                                  detail=f"patient ledger of {len(out)}"))
+    return out

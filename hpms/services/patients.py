@@ -10,11 +10,13 @@ import difflib
 import functools
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 
 import sqlalchemy as sa
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
+from hpms.models.billing_out import money
 from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
 from hpms.services import audit, counters, validation as v
 from hpms.services.permissions import allowed, require
@@ -219,15 +221,34 @@ def find(ctx, ref: str | int, *, include_merged: bool = False) -> Patient:
     return row
 
 
-def show(ctx, ref: str | int, *, reveal_ssn: bool = False) -> PatientOut:
-    """One patient's demographics. Raises NotFoundError, PermissionDenied."""
+class PatientAccountOut(PatientOut):
+    """A patient's demographics with the account: balance (negative: the practice owes the
+    patient) and unapplied credit; both None when the user may not read the ledger."""
+
+    balance: Decimal | None = None
+    credit: Decimal | None = None
+
+
+def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False) -> PatientOut:
+    """One patient's demographics (with `account`, also the balance and credit when the user may
+    read the ledger: one SUM query). Raises NotFoundError, PermissionDenied."""
     require(ctx.actor, "patient.read")
     if reveal_ssn:
         require(ctx.actor, "patient.reveal_ssn")
     row = find(ctx, ref, include_merged=True)
     fields = list(PATIENT_FIELDS) + ["mrn"] + (["ssn"] if reveal_ssn and row.ssn_enc else [])
+    totals = None
+    if account and allowed(ctx.actor.roles, "ledger.read"):
+        from hpms.services.ledger import patient_totals
+
+        totals = patient_totals(ctx.session, ctx.org_id, row.id)
+        fields += ["balance", "credit"]
     audit.record(ctx, audit.Event("read", "patient", row.id, patient_id=row.id, fields=fields))
-    return _to_out(ctx, row, reveal_ssn=reveal_ssn)
+    out = _to_out(ctx, row, reveal_ssn=reveal_ssn)
+    if not account:
+        return out
+    return PatientAccountOut(**out.model_dump(), balance=money(totals[0]) if totals else None,
+                             credit=money(totals[1]) if totals else None)
 
 
 def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummary]:

@@ -58,7 +58,8 @@ def test_show_json_plain_and_reveal(cli, patient):
         "id", "mrn", "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
         "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2", "city", "state",
         "postal_code", "country", "preferred_channel", "consent_sms", "consent_email", "ssn_masked", "active",
-        "merged_into_id", "version", "created_at", "updated_at"]
+        "merged_into_id", "version", "created_at", "updated_at", "balance", "credit"]
+    assert out["balance"] == "0.00" and out["credit"] == "0.00"
     assert "123-45-6789" not in r.stdout
     assert ok(cli("patients", "show", patient, "--reveal-ssn", "--json"))["ssn_masked"] == "123-45-6789"
 
