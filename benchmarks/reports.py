@@ -18,7 +18,19 @@ provider, patient and type, local day and time):
   (c) XLSX export of the first --xlsx-rows rows' days (default 100,000 rows): seconds, rows/s,
       peak memory.
 
-    python benchmarks/reports.py [--appointments N] [--patients N] [--xlsx-rows N] [--postgres URL] [--keep]
+KPI report over 3 years of data (--only kpis runs just this part): a mid-size practice's money
+history laid down in bulk, 2023-01-02 to 2025-12-31: --kpi-claims claims (default 150,000;
+about one in twenty rejected and billed again as a new original) with their encounters, 1-2
+claim lines, history events, 835 remittances (one per payer and payment day; paid claims with
+CO-45 and PR-2 adjustments, about 8 % denied with a CO reason), and the ledger: a charge per
+line, the insurance payment and contractual adjustment per paid line, the transfer of the
+coinsurance to the patient, most patients paying it, some denials written off. Then the `kpis`
+report (days in A/R, clean-claim rate, denial rate, net collection rate) for the last quarter
+and for the last year, through `hpms.services.reports.run`: seconds, best of --runs; target
+under 2 s.
+
+    python benchmarks/reports.py [--appointments N] [--patients N] [--xlsx-rows N] [--kpi-claims N]
+                                 [--only export|kpis] [--postgres URL] [--keep]
 """
 
 from __future__ import annotations
@@ -42,6 +54,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scheduling import FIRST, PROVIDER_LAST, import_patients, postgres_database  # noqa: E402
 
 CSV_RATIO_TARGET = 2.0
+KPI_TARGET_S = 2.0
+KPI_FIRST, KPI_LAST = dt.date(2023, 1, 2), dt.date(2025, 12, 31)
+PAYERS = (("Acme Health", "ACME1"), ("Beta Care", "BETA2"), ("Gamma Mutual", "GAMMA3"), ("Delta Plan", "DELTA4"),
+          ("Medicare Part B", "MCARE5"))
+CODES = (("99213", 12000), ("99214", 18000), ("36415", 1500), ("93000", 4550))
+DENIAL_CARCS = ("50", "197", "16", "29", "96", "109", "27")
 MEMORY_TARGET_MB = 150.0
 PROVIDERS = 50
 SLOTS_PER_DAY = 20  # 30-minute visits from 08:00 local
@@ -53,14 +71,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(settings, args, rng: random.Random, home: Path) -> tuple[dt.date, dt.date]:
-    """The practice and its appointments; returns the first and last day with appointments."""
+def practice(settings, args, rng: random.Random, home: Path) -> tuple[int, list[int], int, list[int]]:
+    """`hpms init`, the providers, one appointment type and the patients: (type id, provider
+    ids, location id, patient ids)."""
     import sqlalchemy as sa
 
-    from hpms.db import bulk_insert, get_engine, session_scope
-    from hpms.models import Appointment
-    from hpms.services import admin, localtime as lt, resources
-    from hpms.services.auth import load_actor, os_login
+    from hpms.services import admin, resources
     from hpms.services.context import open_context
 
     admin.init(settings, practice="Reports Benchmark Clinic", tz="America/New_York", location="Main")
@@ -71,6 +87,19 @@ def build(settings, args, rng: random.Random, home: Path) -> tuple[dt.date, dt.d
                      for i in range(PROVIDERS)]
         location_id = ctx.session.execute(sa.text("SELECT id FROM location")).scalar_one()
     patients = [pid for pid, _ in import_patients(settings, args.patients, rng, home)]
+    return type_id, providers, location_id, patients
+
+
+def build(settings, args, rng: random.Random, home: Path, made=None) -> tuple[dt.date, dt.date]:
+    """The practice and its appointments; returns the first and last day with appointments."""
+    import sqlalchemy as sa
+
+    from hpms.db import bulk_insert, get_engine, session_scope
+    from hpms.models import Appointment
+    from hpms.services import localtime as lt
+    from hpms.services.auth import load_actor, os_login
+
+    type_id, providers, location_id, patients = made or practice(settings, args, rng, home)
     engine = get_engine(settings)
     with session_scope(engine) as session:
         actor = load_actor(session, os_login())
@@ -191,6 +220,222 @@ def traced(fn, *a) -> float:
         tracemalloc.stop()
 
 
+
+def build_money(settings, args, rng: random.Random, providers: list[int], location_id: int,
+                patients: list[int]) -> dict[str, int]:
+    """Three years of claims, remittances and ledger entries (see the module doc); row counts."""
+    import sqlalchemy as sa
+
+    from hpms.db import bulk_insert, get_engine, session_scope
+    from hpms.models import Claim, ClaimEvent, ClaimLine, Encounter, LedgerEntry
+    from hpms.models.receivables import RemitAdjustment, RemitClaim, RemitFile, Remittance
+    from hpms.services import coverage
+    from hpms.services.auth import load_actor, os_login
+    from hpms.services.context import open_context
+
+    with open_context(settings) as ctx:
+        payers = [coverage.add_payer(ctx, name=name, payer_id=code).id for name, code in PAYERS]
+    engine = get_engine(settings)
+    with session_scope(engine) as session:
+        actor = load_actor(session, os_login())
+        f = RemitFile(org_id=actor.org_id, filename="bench.835", sha256="0" * 64, imported_at=dt.datetime.now(dt.UTC))
+        session.add(f)
+        session.flush()
+        file_id = f.id
+    org, user = actor.org_id, actor.user_id
+    days = [KPI_FIRST + dt.timedelta(days=i) for i in range((KPI_LAST - KPI_FIRST).days + 1)]
+    days = [d for d in days if d.weekday() < 5]
+    per_day = -(-args.kpi_claims // len(days))
+    tables = {"encounter": [], "claim": [], "claim_line": [], "claim_event": [], "ledger_entry": [],
+              "remittance": [], "remit_claim": [], "remit_adjustment": []}
+    ids = dict.fromkeys(tables, 0)
+    counts = dict.fromkeys(tables, 0)
+    remits: dict[tuple[int, dt.date], dict] = {}
+    model = {"encounter": Encounter, "claim": Claim, "claim_line": ClaimLine, "claim_event": ClaimEvent,
+             "ledger_entry": LedgerEntry, "remittance": Remittance, "remit_claim": RemitClaim,
+             "remit_adjustment": RemitAdjustment}
+
+    def nid(table: str) -> int:
+        ids[table] += 1
+        return ids[table]
+
+    def at(day: dt.date, hour: int = 15) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(hour), dt.UTC)
+
+    def flush(order=("encounter", "claim", "claim_line", "claim_event", "remittance", "remit_claim",
+                     "remit_adjustment", "ledger_entry")) -> None:
+        with session_scope(engine) as session:
+            for t in order:
+                if tables[t]:
+                    bulk_insert(session, model[t].__table__, tables[t])
+                    counts[t] += len(tables[t])
+                    tables[t] = []
+
+    def ledger(kind, cents, resp, patient, enc, claim, line, payer, day, pair=None) -> int:
+        i = nid("ledger_entry")
+        tables["ledger_entry"].append(dict(
+            id=i, org_id=org, kind=kind, amount_cents=cents, responsibility=resp, patient_id=patient,
+            encounter_id=enc, claim_id=claim, claim_line_id=line, payer_id=payer, posted_at=at(day), effective_date=day,
+            reverses_id=None, pair_id=pair, reference=None, method=None, batch="bench", created_by=user))
+        return i
+
+    def remittance(payer: int, day: dt.date) -> dict:
+        paid_on = day + dt.timedelta(days=(4 - day.weekday()) % 7)  # paid on Fridays
+        r = remits.get((payer, paid_on))
+        if r is None:
+            r = remits[(payer, paid_on)] = dict(
+                id=nid("remittance"), org_id=org, remit_file_id=file_id, isa_control=f"{len(remits):09d}",
+                st_control="0001", payer_identifier=str(payer), payer_name="", payer_id=payer,
+                trace_number=f"EFT{len(remits)}", payment_cents=0, payment_method="ACH", payment_date=paid_on,
+                provider_adjustment_cents=0, claims=0, created_at=at(paid_on))
+            tables["remittance"].append(r)
+        return r
+
+    def claim(enc, patient, payer, day, lines, n, created: dt.date, events) -> int:
+        cid = nid("claim")
+        tables["claim"].append(dict(
+            id=cid, org_id=org, encounter_id=enc, patient_id=patient, payer_id=payer, coverage_id=None,
+            control_number=f"{n:09d}", frequency="1", original_claim_id=None, payer_claim_number=None,
+            status=events[-1][1], total_cents=sum(c for _, _, c in lines), billing_run_id=None, x12_file_id=None,
+            created_at=at(created), updated_at=at(events[-1][0])))
+        for when, status in events:
+            tables["claim_event"].append(dict(claim_id=cid, at=at(when), status=status, note=None, user_id=None))
+        return cid
+
+    n = 0
+    for i, day in enumerate(days):
+        for _ in range(per_day):
+            if n >= args.kpi_claims * (i + 1) // len(days):
+                break
+            patient = patients[rng.randrange(len(patients))]
+            provider = providers[rng.randrange(len(providers))]
+            payer = payers[rng.randrange(len(payers))]
+            picked = [CODES[rng.randrange(2)]] + ([CODES[2 + rng.randrange(2)]] if rng.random() < 0.5 else [])
+            total = sum(c for _, c in picked)
+            enc = nid("encounter")
+            tables["encounter"].append(dict(
+                id=enc, org_id=org, patient_id=patient, provider_id=provider, location_id=location_id,
+                appointment_id=None, service_date=day, place_of_service="11", status="billed", total_cents=total,
+                signed_at=at(day, 20), signed_by=user, billed_at=at(day + dt.timedelta(days=1)), version=1,
+                created_by=user, created_at=at(day, 14), updated_at=at(day + dt.timedelta(days=1))))
+            d = lambda k: day + dt.timedelta(days=k)  # noqa: E731
+            lines = [(nid("claim_line"), code, cents) for code, cents in picked]
+            open_ = d(21) > KPI_LAST  # not adjudicated yet at the end
+            rejected = rng.random() < 0.05 and n + 1 < args.kpi_claims
+            if rejected:
+                n += 1
+                first = claim(enc, patient, payer, day, [(None, code, c) for code, c in picked], n, d(1),
+                              [(d(1), "ready"), (d(2), "submitted"), (d(3), "rejected")])
+                assert first
+                start = 3
+            else:
+                start = 0
+            denied = rng.random() < 0.08
+            final = "submitted" if open_ else "denied" if denied else "paid"
+            events = [(d(start + 1), "ready"), (d(start + 2), "submitted")]
+            if not open_:
+                events += [(d(start + 3), "accepted"), (d(start + 21), final)]
+            events = [(w, st) for w, st in events if w <= KPI_LAST] or [(d(start + 1), "ready")]
+            n += 1
+            cid = claim(enc, patient, payer, day, lines, n, d(start + 1), events)
+            for seq, (lid, code, cents) in enumerate(lines, 1):
+                tables["claim_line"].append(dict(id=lid, claim_id=cid, seq=seq, code=code, modifiers="", units=1,
+                                                 pointers="1", charge_cents=cents, service_date=day))
+                ledger("charge", cents, "insurance", patient, enc, cid, lid, payer, day)
+            if open_:
+                continue
+            paid_day = d(start + 21)
+            r = remittance(payer, paid_day)
+            rc = nid("remit_claim")
+            r["claims"] += 1
+            paid = 0 if denied else sum(c * 70 // 100 for _, _, c in lines)
+            r["payment_cents"] += paid
+            tables["remit_claim"].append(dict(
+                id=rc, org_id=org, remittance_id=r["id"], seq=r["claims"], patient_control_number=f"{n:09d}",
+                status_code="4" if denied else "1", charge_cents=total, paid_cents=paid, patient_resp_cents=0,
+                payer_claim_number=None, patient_name=None, service_date=day, claim_id=cid, posted_at=at(paid_day),
+                remarks=None, detail="{}"))
+            if denied:
+                reason = DENIAL_CARCS[rng.randrange(len(DENIAL_CARCS))]
+                tables["remit_adjustment"].append(dict(org_id=org, remit_claim_id=rc, claim_id=cid, claim_line_id=None,
+                                                       group_code="CO", reason_code=reason, amount_cents=total,
+                                                       remarks=None))
+                if rng.random() < 0.3 and d(start + 60) <= KPI_LAST:
+                    ledger("write_off", -total, "insurance", patient, enc, cid, None, payer, d(start + 60))
+                continue
+            coins = 0
+            for lid, code, cents in lines:
+                pay, co = cents * 70 // 100, cents * 25 // 100
+                pr = cents - pay - co
+                coins += pr
+                ledger("insurance_payment", -pay, "insurance", patient, enc, cid, lid, payer, paid_day)
+                ledger("contractual_adjustment", -co, "insurance", patient, enc, cid, lid, payer, paid_day)
+                for group, reason, amount in (("CO", "45", co), ("PR", "2", pr)):
+                    tables["remit_adjustment"].append(dict(org_id=org, remit_claim_id=rc, claim_id=cid,
+                                                           claim_line_id=lid, group_code=group, reason_code=reason,
+                                                           amount_cents=amount, remarks=None))
+            out = ledger("transfer_to_patient", -coins, "insurance", patient, enc, cid, None, payer, paid_day)
+            ledger("transfer_to_patient", coins, "patient", patient, enc, cid, None, payer, paid_day, pair=out)
+            if rng.random() < 0.7 and d(start + 45) <= KPI_LAST:
+                ledger("patient_payment", -coins, "patient", patient, enc, None, None, None, d(start + 45))
+        if len(tables["ledger_entry"]) >= 100_000:
+            flush(order=("encounter", "claim", "claim_line", "claim_event"))
+            # remittances fill up until their Friday: write those paid before today
+            done = [r for r in tables["remittance"] if r["payment_date"] < day]
+            keep = [r for r in tables["remittance"] if r["payment_date"] >= day]
+            tables["remittance"] = done
+            pending_rc = tables["remit_claim"]
+            tables["remit_claim"] = [rc for rc in pending_rc if rc["remittance_id"] in {r["id"] for r in done}]
+            rest_rc = [rc for rc in pending_rc if rc["remittance_id"] not in {r["id"] for r in done}]
+            kept_ids = {rc["id"] for rc in rest_rc}
+            adj = tables["remit_adjustment"]
+            tables["remit_adjustment"] = [a for a in adj if a["remit_claim_id"] not in kept_ids]
+            flush(order=("remittance", "remit_claim", "remit_adjustment", "ledger_entry"))
+            tables["remittance"], tables["remit_claim"] = keep, rest_rc
+            tables["remit_adjustment"] = [a for a in adj if a["remit_claim_id"] in kept_ids]
+    flush()
+    if not settings.is_sqlite:
+        with session_scope(engine) as session:
+            for t in tables:
+                session.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                                        f"(SELECT COALESCE(MAX(id), 1) FROM {t}))"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    return counts
+
+
+def kpi_report(settings, start: dt.date, end: dt.date) -> list[tuple]:
+    from hpms.services import reports
+    from hpms.services.context import open_context
+
+    with open_context(settings) as ctx:
+        _, _, rows = reports.run(ctx, "kpis", start=start.isoformat(), end=end.isoformat())
+        return list(rows)
+
+
+def run_kpis(settings, args, rng: random.Random, home: Path, made) -> None:
+    _, providers, location_id, patients = made
+    t0 = time.perf_counter()
+    counts = build_money(settings, args, rng, providers, location_id, patients)
+    print(f"  money build    {time.perf_counter() - t0:6.1f} s  ({KPI_FIRST} to {KPI_LAST}: "
+          + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + ")", flush=True)
+    for label, start in (("last quarter", dt.date(2025, 10, 1)), ("last year", dt.date(2025, 1, 1))):
+        best = cpu = None
+        for _ in range(args.runs + 1):
+            t, c = time.perf_counter(), time.process_time()
+            rows = kpi_report(settings, start, KPI_LAST)
+            s, c = time.perf_counter() - t, time.process_time() - c
+            best, cpu = (s, c) if best is None or s < best else (best, cpu)
+        # CPU time of this process: on SQLite it includes the queries (not on PostgreSQL)
+        print(f"  KPI report     {best:6.2f} s  ({label}, {start} to {KPI_LAST}; best of {args.runs + 1}; "
+              f"{cpu:.2f} s CPU here)   target < {KPI_TARGET_S:.0f} s   {'PASS' if best < KPI_TARGET_S else 'MISS'}")
+        for kpi, num, den, value, unit in rows:
+            print(f"      {kpi:20s} {num!s:>14} / {den!s:<14} = {value} {unit}")
+
+
 def run(args, backend: str, home: Path, database_url: str | None) -> None:
     for var in [k for k in os.environ if k.startswith("HPMS_")]:
         del os.environ[var]
@@ -201,11 +446,18 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
 
     settings = load_settings()
     rng = random.Random(args.seed)
+    if args.only == "kpis":
+        print(f"KPI report benchmark (hpms) on {backend}: {args.kpi_claims:,} claims over 3 years, {PROVIDERS} "
+              f"providers, {args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        run_kpis(settings, args, rng, home, practice(settings, args, rng, home))
+        return
     print(f"report export benchmark (hpms) on {backend}: {args.appointments:,} appointments, {PROVIDERS} providers, "
           f"{args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     t0 = time.perf_counter()
-    first, last = build(settings, args, rng, home)
+    made = practice(settings, args, rng, home)
+    first, last = build(settings, args, rng, home, made)
     print(f"  build          {time.perf_counter() - t0:6.1f} s  ({first} to {last}, overlap guards dropped)", flush=True)
     out = home / "out"
     out.mkdir()
@@ -246,6 +498,8 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
     xpeak = traced(export, settings, "xlsx", out / "report.xlsx", first, end)
     print(f"  XLSX report    {xs:6.1f} s  {xn / xs:9,.0f} rows/s  ({xn:,} rows, "
           f"{(out / 'report.xlsx').stat().st_size / 1e6:.1f} MB); peak mem {xpeak:.1f} MB (tracemalloc)")
+    if args.only != "export":
+        run_kpis(settings, args, rng, home, made)
     print(f"  (load average {os.getloadavg()[0]:.1f} at the end)")
 
 
@@ -255,6 +509,8 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=10_000)
     ap.add_argument("--xlsx-rows", type=int, default=100_000)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--kpi-claims", type=int, default=150_000)
+    ap.add_argument("--only", choices=("export", "kpis"), help="only the exports, or only the KPI report")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--postgres", metavar="URL", help="run on a fresh database on this PostgreSQL server")
     ap.add_argument("--keep", action="store_true", help="keep the scratch HPMS_HOME / database")

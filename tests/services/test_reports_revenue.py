@@ -203,10 +203,10 @@ def test_ar_aging_of_a_past_day_does_not_change_afterwards(settings, ctx_for, da
 def test_provider_productivity(ctx_for, data):
     assert run(ctx_for, "provider-productivity", **SPRING) == [
         # Lee: Nora's first visit (new); encounters e3 and the walk-in: 106.00 + 120.00
-        ("Lee, Bo", 1, 1, 0, 2, D("226.00")),
+        ("Lee, Bo", 1, 1, 0, 2, D("226.00"), Z),
         # Smith: Bob (seen in February: established), Kid (first: new), Nora (saw Lee first);
         # encounters e1 and e2 (the April draft does not count)
-        ("Smith, Ann MD", 3, 1, 2, 2, D("315.00")),
+        ("Smith, Ann MD", 3, 1, 2, 2, D("315.00"), Z),
     ]
 
 
@@ -214,9 +214,9 @@ def test_day_sheet_lists_the_day_per_provider_and_is_audited(settings, ctx_for, 
     seq = last_seq(settings)
     rows = run(ctx_for, "day-sheet", start="2026-03-10")
     assert rows == [
-        ("Lee, Bo", "14:30", "Cover, Nora", data.nora, "Visit", "cancelled", None),
-        ("Lee, Bo", "", "Cover, Nora", data.nora, "", "encounter", D("120.00")),
-        ("Smith, Ann MD", "12:00", "Jones, Bob", data.bob, "Visit", "completed", D("135.00")),
+        ("Lee, Bo", "14:30", "Cover, Nora", data.nora, "Visit", "cancelled", None, None),
+        ("Lee, Bo", "", "Cover, Nora", data.nora, "", "encounter", D("120.00"), None),
+        ("Smith, Ann MD", "12:00", "Jones, Bob", data.bob, "Visit", "completed", D("135.00"), None),
     ]
     events = [e for e in audit_rows(settings, seq) if e["entity"] == "report"]
     assert [e["action"] for e in events] == ["read"]

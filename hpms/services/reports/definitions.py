@@ -63,3 +63,4 @@ def appointments_by_day(ctx, params: Params):
 
 from hpms.services.reports import revenue  # noqa: E402,F401  (registers the money reports)
 from hpms.services.reports import scheduling  # noqa: E402,F401  (registers the scheduling reports)
+from hpms.services.reports import collections  # noqa: E402,F401  (registers payments, adjustments, KPIs)

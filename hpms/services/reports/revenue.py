@@ -1,9 +1,9 @@
 """Money and productivity reports: charges, claims, A/R aging, provider productivity, the day
 sheet, and the appointment list (one row per appointment, for exports).
 
-There are no payments yet: until remittance advice (835) is imported, a claim's outstanding
-amount is its billed total, and denials are only those entered by hand with `hpms
-claims set-status`. The formulas are documented in docs/reports.md.
+A claim's outstanding amount in the A/R aging is its billed total; payments, adjustments and
+the KPIs built on them are in hpms.services.reports.collections. The formulas are documented
+in docs/reports.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
+from hpms.models.ledger import LedgerEntry
 from hpms.services import localtime as lt
 from hpms.services.reports import Column, Params, report
 from hpms.services.reports.definitions import utc_bounds
@@ -27,6 +28,7 @@ SENT = ("submitted", "accepted", "rejected", "paid", "partially_paid", "denied",
 ACCEPTED = ("accepted", "paid", "partially_paid", "denied")
 SETTLED = ("void", "closed", "paid")  # no longer outstanding
 BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 120), (121, None))
+PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")  # collections: payments net of refunds
 
 
 def money(cents) -> Decimal:
@@ -206,14 +208,18 @@ def ar_aging(ctx, params: Params):
 # ---- providers -----------------------------------------------------------------------------
 
 @report("provider-productivity", "Provider productivity",
-        "Per provider: completed visits, new and established patients, encounters, charges.",
+        "Per provider: completed visits, new and established patients, encounters, charges, collections.",
         [Column("provider", "Provider"), Column("completed", "Completed visits", "int"),
          Column("new", "New patients", "int"), Column("established", "Established", "int"),
-         Column("encounters", "Encounters", "int"), Column("charges", "Charges", "money")],
+         Column("encounters", "Encounters", "int"), Column("charges", "Charges", "money"),
+         Column("collections", "Collections", "money")],
         permission="reports.revenue")
 def provider_productivity(ctx, params: Params):
     """A completed visit is a new-patient visit when it is the patient's first completed visit
-    ever (with any provider); the others are established-patient visits."""
+    ever (with any provider); the others are established-patient visits. Collections are the
+    payments dated in the range that were posted against the provider's encounters (of any
+    date of service), net of refunds: -(insurance payments + patient payments + refunds), plus
+    the part of patient credit payments applied to those encounters."""
     lo, hi = utc_bounds(ctx, params)
     first = (sa.select(Appointment.patient_id, sa.func.min(Appointment.start_utc).label("first_start"))
              .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
@@ -231,7 +237,7 @@ def provider_productivity(ctx, params: Params):
     for provider_id, start, tz, first_start in ctx.session.execute(q.execution_options(yield_per=5000)):
         if not params.start <= lt.to_local(start, tz).date() <= params.end:
             continue
-        p = per.setdefault(provider_id, [0, 0, 0, 0, 0])
+        p = per.setdefault(provider_id, [0, 0, 0, 0, 0, 0])
         p[0] += 1
         if start == first_start:
             p[1] += 1
@@ -242,15 +248,47 @@ def provider_productivity(ctx, params: Params):
           .select_from(Encounter).outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
           .where(Encounter.org_id == ctx.org_id).group_by(Encounter.provider_id))
     for provider_id, encounters, cents in ctx.session.execute(_encounter_filter(eq, params)):
-        p = per.setdefault(provider_id, [0, 0, 0, 0, 0])
+        p = per.setdefault(provider_id, [0, 0, 0, 0, 0, 0])
         p[3], p[4] = int(encounters), int(cents)
+    for (provider_id,), cents in _collections(ctx, params, params.start, params.end, Encounter.provider_id).items():
+        per.setdefault(provider_id, [0, 0, 0, 0, 0, 0])[5] = cents
     if not per:
         return
     names = {r.id: provider_name(r.last_name, r.first_name, r.credentials) for r in ctx.session.execute(
         sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials)
         .where(Provider.id.in_(list(per))))}
     for provider_id, p in sorted(per.items(), key=lambda kv: names.get(kv[0], "")):
-        yield names.get(provider_id, str(provider_id)), *p[:4], money(p[4])
+        yield names.get(provider_id, str(provider_id)), *p[:4], money(p[4]), money(p[5])
+
+
+def _collections(ctx, params: Params, first: dt.date, last: dt.date, *keys) -> dict[tuple, int]:
+    """What was collected against encounters with payments dated first..last, per `keys`
+    (encounter columns), in cents (positive): payments and refunds linked to an encounter
+    (negated, so refunds count against), plus patient payments posted as credit (no encounter)
+    for the part applied to an encounter (`payment_application`)."""
+    from hpms.models.receivables import PaymentApplication
+
+    def narrow(q):
+        q = q.where(LedgerEntry.org_id == ctx.org_id, LedgerEntry.effective_date >= first,
+                    LedgerEntry.effective_date <= last).group_by(*keys)
+        if params.location_id:
+            q = q.where(Encounter.location_id == params.location_id)
+        if params.provider_id:
+            q = q.where(Encounter.provider_id == params.provider_id)
+        return q
+
+    linked = narrow(sa.select(*keys, -sa.func.sum(LedgerEntry.amount_cents)).select_from(LedgerEntry)
+                    .join(Encounter, Encounter.id == LedgerEntry.encounter_id)
+                    .where(LedgerEntry.kind.in_(PAYMENT_KINDS)))
+    applied = narrow(sa.select(*keys, sa.func.sum(PaymentApplication.amount_cents)).select_from(PaymentApplication)
+                     .join(LedgerEntry, LedgerEntry.id == PaymentApplication.payment_entry_id)
+                     .join(Encounter, Encounter.id == PaymentApplication.encounter_id)
+                     .where(LedgerEntry.kind == "patient_payment", LedgerEntry.encounter_id.is_(None)))
+    out: dict[tuple, int] = {}
+    for q in (linked, applied):
+        for *key, cents in ctx.session.execute(q):
+            out[tuple(key)] = out.get(tuple(key), 0) + int(cents or 0)
+    return out
 
 
 _ENCOUNTER_CHARGES = (sa.select(EncounterLine.encounter_id, sa.func.sum(EncounterLine.charge_cents).label("cents"))
@@ -258,19 +296,34 @@ _ENCOUNTER_CHARGES = (sa.select(EncounterLine.encounter_id, sa.func.sum(Encounte
 
 
 @report("day-sheet", "Day sheet",
-        "One day (--from) per provider: each appointment's time, patient, type, status and encounter charges.",
+        "One day (--from) per provider: each appointment's time, patient, type, status, encounter charges "
+        "and payments received that day.",
         [Column("provider", "Provider"), Column("time", "Time"), Column("patient", "Patient"), Column("mrn", "MRN"),
-         Column("type", "Type"), Column("status", "Status"), Column("charges", "Charges", "money")],
+         Column("type", "Type"), Column("status", "Status"), Column("charges", "Charges", "money"),
+         Column("payments", "Payments", "money")],
         params=("from", "location", "provider"), patient_data=True)
 def day_sheet(ctx, params: Params):
     """Charges are those of the appointment's encounter when it is signed or billed; encounters
-    of the day without an appointment are listed after the provider's appointments."""
+    of the day without an appointment are listed after the provider's appointments. Payments
+    are those dated that day (net of refunds) posted against the row's encounter or, for
+    patient credit, applied to it; payments of
+    the day on the provider's other encounters (earlier visits) make one last row per provider,
+    status `payments`, so that the column adds up to what the provider's patients paid that day."""
     day = params.start
     lo, hi = lt.day_bounds_utc(day, params.tz)
+    paid: dict[int, tuple[int, int]] = {}  # encounter -> (provider, cents paid that day)
+    for (enc_id, prov_id), cents in _collections(ctx, params, day, day, Encounter.id, Encounter.provider_id).items():
+        if cents:
+            paid[enc_id] = (prov_id, cents)
+
+    def payment(enc_id):
+        hit = paid.pop(enc_id, None) if enc_id is not None else None
+        return money(hit[1]) if hit else None
+
     enc = sa.orm.aliased(Encounter)
     q = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Appointment.start_utc, Location.tz,
                    Patient.last_name, Patient.first_name, Patient.mrn, AppointmentType.name, Appointment.status,
-                   _ENCOUNTER_CHARGES.c.cents)
+                   _ENCOUNTER_CHARGES.c.cents, enc.id)
          .select_from(Appointment)
          .join(Provider, Provider.id == Appointment.provider_id)
          .join(Location, Location.id == Appointment.location_id)
@@ -285,14 +338,14 @@ def day_sheet(ctx, params: Params):
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)
     rows = []
-    for plast, pfirst, cred, start, tz, last, first, mrn, type_name, status, cents in ctx.session.execute(q):
+    for plast, pfirst, cred, start, tz, last, first, mrn, type_name, status, cents, enc_id in ctx.session.execute(q):
         local = lt.to_local(start, tz)
         if local.date() != day:
             continue
-        rows.append((provider_name(plast, pfirst, cred), local.strftime("%H:%M"), f"{last}, {first}", mrn, type_name,
-                     status, money(cents) if cents is not None else None))
+        rows.append((0, provider_name(plast, pfirst, cred), local.strftime("%H:%M"), f"{last}, {first}", mrn,
+                     type_name, status, money(cents) if cents is not None else None, payment(enc_id)))
     wq = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Patient.last_name,
-                    Patient.first_name, Patient.mrn, _ENCOUNTER_CHARGES.c.cents)
+                    Patient.first_name, Patient.mrn, _ENCOUNTER_CHARGES.c.cents, Encounter.id)
           .select_from(Encounter)
           .join(Provider, Provider.id == Encounter.provider_id)
           .join(Patient, Patient.id == Encounter.patient_id)
@@ -303,10 +356,20 @@ def day_sheet(ctx, params: Params):
         wq = wq.where(Encounter.location_id == params.location_id)
     if params.provider_id:
         wq = wq.where(Encounter.provider_id == params.provider_id)
-    for plast, pfirst, cred, last, first, mrn, cents in ctx.session.execute(wq):
-        rows.append((provider_name(plast, pfirst, cred), "", f"{last}, {first}", mrn, "", "encounter", money(cents)))
-    rows.sort(key=lambda r: (r[0], r[1] == "", r[1], r[2]))
-    yield from rows
+    for plast, pfirst, cred, last, first, mrn, cents, enc_id in ctx.session.execute(wq):
+        rows.append((1, provider_name(plast, pfirst, cred), "", f"{last}, {first}", mrn, "", "encounter",
+                     money(cents), payment(enc_id)))
+    other: dict[int, int] = {}
+    for prov_id, cents in paid.values():
+        other[prov_id] = other.get(prov_id, 0) + cents
+    if other:
+        for r in ctx.session.execute(sa.select(Provider.id, Provider.last_name, Provider.first_name,
+                                               Provider.credentials).where(Provider.id.in_(list(other)))):
+            rows.append((2, provider_name(r.last_name, r.first_name, r.credentials), "", "", "", "", "payments", None,
+                         money(other[r.id])))
+    rows.sort(key=lambda r: (r[1], r[0], r[2], r[3]))
+    for r in rows:
+        yield r[1:]
 
 
 # ---- appointment list ----------------------------------------------------------------------

@@ -1,0 +1,410 @@
+"""Money that came in and what was adjusted away: payments, adjustments (by ledger kind and by
+the payer's reason codes), denials by reason, and the revenue-cycle KPIs.
+
+Payments and adjustments come from the ledger (`ledger_entry`, by effective date; reversing
+entries carry the opposite amount under the same kind, so a reversed payment nets to nothing).
+Denials and reason codes come from what the payer said in its remittance advice (`remit_claim`,
+`remit_adjustment`), dated by the remittance's payment date. Amounts paid or adjusted are shown
+as positive numbers. The formulas are documented in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+import sqlalchemy as sa
+
+from hpms.codes.carc import carc_text, normalize
+from hpms.errors import ValidationError
+from hpms.models import Payer, Provider
+from hpms.models.billing import Claim, ClaimEvent, ClaimLine, Encounter
+from hpms.models.ledger import LedgerEntry
+from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
+from hpms.services.reports import Column, Params, report
+from hpms.services.reports.definitions import utc_bounds
+from hpms.services.reports.revenue import ACCEPTED, money, provider_name
+
+MONEY_PARAMS = ("from", "to", "period", "location", "provider", "payer")
+PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")
+ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "write_off")
+DATE_GROUPS = ("day", "week", "month")
+PAYMENTS_BY = (*DATE_GROUPS, "payer", "provider", "code")
+ADJUSTMENTS_BY = (*DATE_GROUPS, "payer", "provider")
+DAYS_IN_AR_WINDOW = 90  # days of charges averaged for days in A/R
+REVERSAL = "22"  # CLP02: reversal of a previous payment
+DENIED = "4"  # CLP02: denied
+NO_PAYER, NO_ENCOUNTER, NO_LINE = "(no payer)", "(no encounter)", "(no claim line)"
+
+
+def parse_by(value, allowed: tuple[str, ...]) -> str:
+    if value is None or value == "":
+        return "month"
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ValidationError("--by", f"{value!r} is not a grouping ({', '.join(allowed)})")
+    return text
+
+
+def _date_label(day: dt.date, by: str) -> str:
+    if by == "day":
+        return day.isoformat()
+    if by == "week":
+        return (day - dt.timedelta(days=day.weekday())).isoformat()
+    return f"{day:%Y-%m}"
+
+
+def _encounter_ids(ctx, params: Params):
+    """The encounters of the location / provider asked for (None: no such filter)."""
+    if not params.location_id and not params.provider_id:
+        return None
+    q = sa.select(Encounter.id).where(Encounter.org_id == ctx.org_id)
+    if params.location_id:
+        q = q.where(Encounter.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Encounter.provider_id == params.provider_id)
+    return q
+
+
+def _ledger(ctx, params: Params, q, kinds, start: dt.date | None = None, end: dt.date | None = None):
+    """Restrict a ledger query to the org, the kinds, the effective dates and the filters."""
+    q = q.where(LedgerEntry.org_id == ctx.org_id, LedgerEntry.kind.in_(kinds))
+    start = params.start if start is None else start
+    end = params.end if end is None else end
+    if start is not None:
+        q = q.where(LedgerEntry.effective_date >= start)
+    q = q.where(LedgerEntry.effective_date <= end)
+    if params.payer_id:
+        q = q.where(LedgerEntry.payer_id == params.payer_id)
+    encounters = _encounter_ids(ctx, params)
+    if encounters is not None:
+        q = q.where(LedgerEntry.encounter_id.in_(encounters))
+    return q
+
+
+def _scan(col):
+    """`col + 0`: the same value, but SQLite no longer walks the org_id index row by row (then
+    reading the table for each row) where a plain scan of the table is several times faster."""
+    return col + 0
+
+
+def _payer_names(ctx) -> dict[int, str]:
+    return dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
+
+
+def _provider_names(ctx) -> dict[int, str]:
+    return {r.id: provider_name(r.last_name, r.first_name, r.credentials) for r in ctx.session.execute(
+        sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials)
+        .where(Provider.org_id == ctx.org_id))}
+
+
+def _by_kind(ctx, params: Params, kinds: tuple[str, ...], by: str) -> dict[str, dict[str, list[int]]]:
+    """{group label: {kind: [summed cents, entries]}} of the ledger entries in the range."""
+    if by in DATE_GROUPS:
+        key = LedgerEntry.effective_date
+        q = sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+    elif by == "payer":
+        key = LedgerEntry.payer_id
+        q = sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+    elif by == "provider":
+        key = Encounter.provider_id
+        q = (sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+             .select_from(LedgerEntry).outerjoin(Encounter, Encounter.id == LedgerEntry.encounter_id))
+    else:  # code
+        key = ClaimLine.code
+        q = (sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+             .select_from(LedgerEntry).outerjoin(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id))
+    q = _ledger(ctx, params, q.group_by(key, LedgerEntry.kind), kinds)
+    names = _payer_names(ctx) if by == "payer" else _provider_names(ctx) if by == "provider" else {}
+    out: dict[str, dict[str, list[int]]] = {}
+    for value, kind, cents, n in ctx.session.execute(q):
+        if by in DATE_GROUPS:
+            label = _date_label(value, by)
+        elif value is None:
+            label = {"payer": NO_PAYER, "provider": NO_ENCOUNTER, "code": NO_LINE}[by]
+        else:
+            label = value if by == "code" else names.get(value, str(value))
+        slot = out.setdefault(label, {}).setdefault(kind, [0, 0])
+        slot[0] += int(cents or 0)
+        slot[1] += int(n)
+    return out
+
+
+def _ordered(groups: dict, by: str) -> list[str]:
+    if by in DATE_GROUPS:
+        return sorted(groups)
+    none = (NO_PAYER, NO_ENCOUNTER, NO_LINE)
+    return sorted(groups, key=lambda k: (k in none, k.lower(), k))
+
+
+# ---- payments ------------------------------------------------------------------------------
+
+@report("payments", "Payments",
+        "Insurance and patient payments and refunds by effective date, grouped --by day, week, month "
+        "(default), payer, provider or code.",
+        [Column("group", "Group"), Column("insurance", "Insurance payments", "money"),
+         Column("patient", "Patient payments", "money"), Column("refunds", "Refunds", "money"),
+         Column("net", "Net payments", "money"), Column("entries", "Entries", "int")],
+        params=(*MONEY_PARAMS, "by"), permission="reports.revenue", chart=("group", "net"))
+def payments(ctx, params: Params):
+    """One row per group with a payment or refund entry dated in the range (reversals
+    included: they net out). insurance = -(sum of insurance_payment), patient = -(sum of
+    patient_payment), refunds = sum of refund, net = insurance + patient - refunds. Groups: the
+    effective date (YYYY-MM-DD), its week's Monday, its month (YYYY-MM), the payer of the entry,
+    the provider of its encounter, or the procedure code of its claim line."""
+    by = parse_by(params.extra.get("by"), PAYMENTS_BY)
+    groups = _by_kind(ctx, params, PAYMENT_KINDS, by)
+    for label in _ordered(groups, by):
+        g = groups[label]
+        ins = -g.get("insurance_payment", [0, 0])[0]
+        pat = -g.get("patient_payment", [0, 0])[0]
+        ref = g.get("refund", [0, 0])[0]
+        n = sum(v[1] for v in g.values())
+        yield label, money(ins), money(pat), money(ref), money(ins + pat - ref), n
+
+
+# ---- adjustments ---------------------------------------------------------------------------
+
+@report("adjustments", "Adjustments",
+        "Contractual adjustments, other adjustments and write-offs by effective date, grouped --by day, week, "
+        "month (default), payer or provider.",
+        [Column("group", "Group"), Column("contractual", "Contractual", "money"),
+         Column("other", "Other adjustments", "money"), Column("write_off", "Write-offs", "money"),
+         Column("total", "Total", "money"), Column("entries", "Entries", "int")],
+        params=(*MONEY_PARAMS, "by"), permission="reports.revenue", chart=("group", "total"))
+def adjustments(ctx, params: Params):
+    """One row per group with an adjustment entry dated in the range; each amount is the
+    negated sum of its kind (reversals included), total = contractual + other + write-offs."""
+    by = parse_by(params.extra.get("by"), ADJUSTMENTS_BY)
+    groups = _by_kind(ctx, params, ADJUSTMENT_KINDS, by)
+    for label in _ordered(groups, by):
+        g = groups[label]
+        co, oa, wo = (-g.get(k, [0, 0])[0] for k in ADJUSTMENT_KINDS)
+        yield label, money(co), money(oa), money(wo), money(co + oa + wo), sum(v[1] for v in g.values())
+
+
+def _remit_day_filter(ctx, params: Params, q, start: dt.date | None = None, end: dt.date | None = None):
+    """Remittances paid in the range: by their payment date (BPR16), or the day they were
+    imported when they carry none."""
+    start = params.start if start is None else start
+    end = params.end if end is None else end
+    lo, hi = utc_bounds(ctx, Params(start=start, end=end, tz=params.tz))
+    return q.where(Remittance.org_id == ctx.org_id, sa.or_(
+        Remittance.payment_date.between(start, end),
+        sa.and_(Remittance.payment_date.is_(None), Remittance.created_at >= lo, Remittance.created_at < hi)))
+
+
+def _remit_filters(ctx, params: Params, q):
+    """Payer: the remittance's payer, else that of the matched claim; location and provider:
+    those of the matched claim's encounter."""
+    if params.payer_id:
+        q = q.where(sa.func.coalesce(Remittance.payer_id, Claim.payer_id) == params.payer_id)
+    encounters = _encounter_ids(ctx, params)
+    if encounters is not None:
+        q = q.where(Claim.encounter_id.in_(encounters))
+    return q
+
+
+@report("adjustments-by-reason", "Adjustments by reason",
+        "What payers adjusted in the remittances paid in the range, by CAS group code and reason code (CARC), "
+        "with the reason.",
+        [Column("group_code", "Group"), Column("reason_code", "CARC"), Column("reason", "Reason"),
+         Column("claims", "Claims", "int"), Column("amount", "Amount", "money")],
+        params=MONEY_PARAMS, permission="reports.revenue")
+def adjustments_by_reason(ctx, params: Params):
+    """One row per group code and CARC: claim payments (CLP) carrying it, and the sum of its
+    CAS amounts (positive: taken off the payment). PR rows are the patient's share (deductible,
+    coinsurance, copay), not money lost; the contractual and other adjustments in the ledger
+    are the CO, OA and PI rows."""
+    q = (sa.select(RemitAdjustment.group_code, RemitAdjustment.reason_code,
+                   sa.func.count(sa.distinct(RemitAdjustment.remit_claim_id)), sa.func.sum(RemitAdjustment.amount_cents))
+         .select_from(RemitAdjustment)
+         .join(RemitClaim, RemitClaim.id == RemitAdjustment.remit_claim_id)
+         .join(Remittance, Remittance.id == RemitClaim.remittance_id)
+         .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
+         .where(RemitAdjustment.org_id == ctx.org_id)
+         .group_by(RemitAdjustment.group_code, RemitAdjustment.reason_code))
+    per: dict[tuple[str, str], list[int]] = {}
+    for group, reason, claims, cents in ctx.session.execute(_remit_filters(ctx, params,
+                                                                           _remit_day_filter(ctx, params, q))):
+        p = per.setdefault(((group or "").strip().upper(), normalize(reason)), [0, 0])
+        p[0] += int(claims)
+        p[1] += int(cents or 0)
+    for (group, reason), (claims, cents) in sorted(per.items(), key=lambda kv: (kv[0][0], _code_key(kv[0][1]))):
+        yield group, reason, carc_text(reason), claims, money(cents)
+
+
+def _code_key(code: str):
+    return (0, int(code), "") if code.isdigit() else (1, 0, code)
+
+
+# ---- denials -------------------------------------------------------------------------------
+
+def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.date | None = None):
+    """The claim payments (CLP) of the remittances paid in the range, reversals (CLP02 22)
+    left out: (remit claim id, claim id or None, payer id, payer name as sent, charge, denied)."""
+    lost = (sa.select(RemitAdjustment.remit_claim_id).where(RemitAdjustment.remit_claim_id == RemitClaim.id,
+                                                          RemitAdjustment.group_code != "PR")
+            .exists())
+    q = (sa.select(RemitClaim.id, RemitClaim.claim_id, sa.func.coalesce(Remittance.payer_id, Claim.payer_id),
+                   Remittance.payer_name, RemitClaim.status_code, RemitClaim.charge_cents, RemitClaim.paid_cents,
+                   lost)
+         .select_from(RemitClaim)
+         .join(Remittance, Remittance.id == RemitClaim.remittance_id)
+         .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
+         .where(_scan(RemitClaim.org_id) == ctx.org_id, RemitClaim.status_code != REVERSAL))
+    q = _remit_filters(ctx, params, _remit_day_filter(ctx, params, q, start, end))
+    for rid, claim_id, payer_id, payer_name, status, charge, paid, adjusted in ctx.session.execute(
+            q.execution_options(yield_per=10000)):
+        denied = int(paid) == 0 and ((status or "").strip() == DENIED or bool(adjusted))
+        yield rid, claim_id, payer_id, payer_name, charge, denied
+
+
+@report("denials-by-carc", "Denials by reason",
+        "Denied claims in the remittances paid in the range, by reason code (CARC) and payer: claims, billed, "
+        "adjusted amount.",
+        [Column("reason_code", "CARC"), Column("reason", "Reason"), Column("payer", "Payer"),
+         Column("claims", "Denied claims", "int"), Column("billed", "Billed", "money"),
+         Column("amount", "Adjusted", "money")],
+        params=MONEY_PARAMS, permission="reports.revenue")
+def denials_by_carc(ctx, params: Params):
+    """A claim payment is a denial when it paid nothing and either its status (CLP02) is 4
+    (denied) or it carries an adjustment other than patient responsibility (group CO, OA, PI
+    or CR). Each denial counts once under every reason code of its non-PR adjustments (or
+    under an empty code when the payer gave none); billed is the charge of the claim payment
+    (CLP03), adjusted the sum of the CAS amounts with that code."""
+    payers = _payer_names(ctx)
+    denials: dict[int, tuple[str, int]] = {}
+    for rid, _claim, payer_id, payer_name, charge, denied in _adjudications(ctx, params):
+        if denied:
+            denials[rid] = (payers.get(payer_id) or payer_name or NO_PAYER, int(charge))
+    if not denials:
+        return
+    reasons: dict[int, dict[str, int]] = {}
+    ids = list(denials)
+    for start in range(0, len(ids), 5000):
+        for rid, reason, cents in ctx.session.execute(
+                sa.select(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code,
+                          sa.func.sum(RemitAdjustment.amount_cents))
+                .where(RemitAdjustment.remit_claim_id.in_(ids[start:start + 5000]),
+                       RemitAdjustment.group_code != "PR")
+                .group_by(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code)):
+            r = reasons.setdefault(rid, {})
+            code = normalize(reason)
+            r[code] = r.get(code, 0) + int(cents or 0)
+    per: dict[tuple[str, str], list[int]] = {}
+    for rid, (payer, charge) in denials.items():
+        for code, cents in (reasons.get(rid) or {"": 0}).items():
+            p = per.setdefault((code, payer), [0, 0, 0])
+            p[0] += 1
+            p[1] += charge
+            p[2] += cents
+    for (code, payer), (n, billed, cents) in sorted(
+            per.items(), key=lambda kv: (-kv[1][0], -kv[1][2], _code_key(kv[0][0]), kv[0][1])):
+        yield code, carc_text(code) if code else "(no reason given)", payer, n, money(billed), money(cents)
+
+
+# ---- KPIs ----------------------------------------------------------------------------------
+
+def _ratio(num, den, scale: int = 100, places: str = "0.1") -> Decimal | None:
+    if not den:
+        return None
+    return (Decimal(num) * scale / Decimal(den)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+KPI_KINDS = ("charge", "insurance_payment", "patient_payment", "refund", "contractual_adjustment")
+
+
+def _ledger_totals(ctx, params: Params, window_start: dt.date) -> tuple[int, int, dict[str, int]]:
+    """In one pass over the ledger: the A/R at the end of the range (every entry dated up to
+    it), the charges dated in [window_start, end], and the sums per kind dated in the range."""
+    eff, amount, kind = LedgerEntry.effective_date, LedgerEntry.amount_cents, LedgerEntry.kind
+
+    def total(*conditions):
+        return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*conditions), amount), else_=0)), 0)
+
+    cols = [sa.func.coalesce(sa.func.sum(amount), 0), total(kind == "charge", eff >= window_start),
+            *(total(kind == k, eff >= params.start) for k in KPI_KINDS)]
+    q = sa.select(*cols).where(_scan(LedgerEntry.org_id) == ctx.org_id, eff <= params.end)
+    if params.payer_id:
+        q = q.where(LedgerEntry.payer_id == params.payer_id)
+    encounters = _encounter_ids(ctx, params)
+    if encounters is not None:
+        q = q.where(LedgerEntry.encounter_id.in_(encounters))
+    ar, window, *per = (int(v or 0) for v in ctx.session.execute(q).one())
+    return ar, window, dict(zip(KPI_KINDS, per))
+
+
+def _submissions(ctx, params: Params) -> tuple[int, int]:
+    """(clean, submitted): claims first submitted in the range, and those of them accepted on
+    that first submission."""
+    lo, hi = utc_bounds(ctx, params)
+    candidates = sa.select(ClaimEvent.claim_id).where(ClaimEvent.status == "submitted", ClaimEvent.at >= lo,
+                                                      ClaimEvent.at < hi)
+    sub = sa.case((ClaimEvent.status == "submitted", 1), else_=0)
+    first_sub = sa.func.min(sa.case((ClaimEvent.status == "submitted", ClaimEvent.at), else_=None))
+    q = (sa.select(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency, sa.func.sum(sub),
+                   sa.func.sum(sa.case((ClaimEvent.status == "rejected", 1), else_=0)),
+                   sa.func.sum(sa.case((ClaimEvent.status.in_(ACCEPTED), 1), else_=0)))
+         .select_from(Claim)
+         .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
+         .where(_scan(Claim.org_id) == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
+         .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
+         .having(first_sub >= lo))
+    if params.payer_id:
+        q = q.where(Claim.payer_id == params.payer_id)
+    encounters = _encounter_ids(ctx, params)
+    if encounters is not None:
+        q = q.where(Claim.encounter_id.in_(encounters))
+    rows = ctx.session.execute(q).all()
+    # the first claim of each encounter and payer: a later one is billed again (a new original)
+    firsts: dict[tuple[int, int], int] = {}
+    encounter_ids = sorted({r[1] for r in rows})
+    for i in range(0, len(encounter_ids), 5000):
+        for e, p, first in ctx.session.execute(
+                sa.select(Claim.encounter_id, Claim.payer_id, sa.func.min(Claim.id))
+                .where(Claim.encounter_id.in_(encounter_ids[i:i + 5000]), Claim.frequency != "8")
+                .group_by(Claim.encounter_id, Claim.payer_id)):
+            firsts[(e, p)] = first
+    clean = 0
+    for claim_id, enc_id, payer_id, status, frequency, n_sub, n_rej, n_acc in rows:
+        accepted = int(n_acc) > 0 or status in ACCEPTED
+        resubmission = claim_id != firsts.get((enc_id, payer_id)) or frequency == "7" or int(n_sub) > 1
+        clean += accepted and not resubmission and int(n_rej) == 0
+    return clean, len(rows)
+
+
+def _round(value: Decimal | None, places: str = "0.01") -> Decimal | None:
+    return None if value is None else value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
+
+
+@report("kpis", "Revenue-cycle KPIs",
+        "Days in A/R, clean-claim rate, denial rate and net collection rate for the range: numerator, "
+        "denominator, value.",
+        [Column("kpi", "KPI"), Column("numerator", "Numerator", "number"),
+         Column("denominator", "Denominator", "number"), Column("value", "Value", "number"), Column("unit", "Unit")],
+        params=MONEY_PARAMS, permission="reports.revenue")
+def kpis(ctx, params: Params):
+    """Four rows (see docs/reports.md for the definitions). Money numerators and denominators
+    are in currency units (two places), counts are whole numbers; a value is empty when its
+    denominator is zero."""
+    end = params.end
+    window_start = end - dt.timedelta(days=DAYS_IN_AR_WINDOW - 1)
+    ar, window_charges, sums = _ledger_totals(ctx, params, window_start)
+    daily = Decimal(window_charges) / DAYS_IN_AR_WINDOW
+    days = _round(Decimal(ar) / daily, "0.1") if daily else None
+    yield "Days in A/R", money(ar), _round(money(window_charges) / DAYS_IN_AR_WINDOW), days, "days"
+
+    clean, submitted = _submissions(ctx, params)
+    yield "Clean-claim rate", clean, submitted, _ratio(clean, submitted), "%"
+
+    adjudicated: dict[tuple[str, int], bool] = {}
+    for rid, claim_id, _payer, _name, _charge, denied in _adjudications(ctx, params):
+        key = ("claim", claim_id) if claim_id is not None else ("remit", rid)
+        adjudicated[key] = adjudicated.get(key, False) or denied
+    n_denied = sum(adjudicated.values())
+    yield "Denial rate", n_denied, len(adjudicated), _ratio(n_denied, len(adjudicated)), "%"
+
+    paid = -sums.get("insurance_payment", 0) - sums.get("patient_payment", 0) - sums.get("refund", 0)
+    net_charges = sums.get("charge", 0) + sums.get("contractual_adjustment", 0)
+    yield "Net collection rate", money(paid), money(net_charges), _ratio(paid, net_charges), "%"
