@@ -21,8 +21,10 @@ Location = Annotated[str | None, typer.Option("--location", help="Location id or
 Provider = Annotated[str | None, typer.Option("--provider", help="Provider id, NPI or name.")]
 Payer = Annotated[str | None, typer.Option("--payer", help="X12 payer id or name.")]
 Months = Annotated[int | None, typer.Option("--months", help="Recall list: not seen for this many months.")]
-By = Annotated[str | None, typer.Option("--by", help="Appointment volume: group by day, week, month (default), "
-                                                        "provider, type or location.")]
+By = Annotated[str | None, typer.Option("--by", help="Group rows by: day, week, month (default), provider, type or "
+                                                        "location (appointments-volume); day, week, month, payer, "
+                                                        "provider or code (payments); day, week, month, payer or "
+                                                        "provider (adjustments).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="A/R aging: as of this day (default: the end of the range).")]
 
 

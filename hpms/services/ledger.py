@@ -287,6 +287,13 @@ def balance(ctx, *, patient=None, encounter=None, claim=None, claim_line=None, p
 PAYMENT_KINDS = ("patient_payment", "refund")  # patient money in and out: credit, not owed on a visit
 
 
+def live_payment(entry):
+    """SQL: the payment `entry` has not been reversed (a bounced check). What was applied from a
+    reversed payment no longer pays anything."""
+    rev = sa.orm.aliased(LedgerEntry)
+    return ~sa.exists().where(rev.reverses_id == entry.id)
+
+
 def patient_totals(session, org_id: int, patient_id: int) -> tuple[int, int]:
     """(patient balance, unapplied credit) in cents, in one query; no permission check or audit
     (the caller does both). Balance: every patient-responsibility entry (negative is credit);
@@ -296,7 +303,7 @@ def patient_totals(session, org_id: int, patient_id: int) -> tuple[int, int]:
     e = LedgerEntry
     applied = (sa.select(sa.func.coalesce(sa.func.sum(PaymentApplication.amount_cents), 0))
                .join(e, e.id == PaymentApplication.payment_entry_id)
-               .where(e.org_id == org_id, e.patient_id == patient_id).scalar_subquery())
+               .where(e.org_id == org_id, e.patient_id == patient_id, live_payment(e)).scalar_subquery())
     q = sa.select(
         sa.func.coalesce(sa.func.sum(sa.case((e.responsibility == "patient", e.amount_cents), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(sa.case((e.kind.in_(PAYMENT_KINDS), -e.amount_cents), else_=0)), 0),

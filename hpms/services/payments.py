@@ -160,7 +160,8 @@ def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
     applied = dict(session.execute(
         sa.select(a.encounter_id, sa.func.sum(a.amount_cents))
         .join(e, e.id == a.payment_entry_id)
-        .where(e.org_id == org_id, e.patient_id == patient_id).group_by(a.encounter_id)).all())
+        .where(e.org_id == org_id, e.patient_id == patient_id, ledger.live_payment(e))
+        .group_by(a.encounter_id)).all())
     rows = session.execute(owed).all()
     ids = [r.encounter_id for r in rows if r.encounter_id is not None] + list(applied)
     dates = dict(session.execute(sa.select(Encounter.id, Encounter.service_date)

@@ -263,3 +263,23 @@ def test_a_reversed_payment_is_no_credit(settings, ctx_for, acct):
     with pytest.raises(ValidationError, match="credit 0.00"), ctx_for(clock=fixed_clock) as ctx:
         payments.refund(ctx, patient=acct["ida"], amount="1.00", method="cash")
     assert june
+
+
+def test_a_reversed_payment_no_longer_pays_the_visit_it_was_applied_to(settings, ctx_for, acct):
+    from hpms.services import ledger, payments
+
+    june = accounts.visit(ctx_for, acct["ida"], acct["payer"], D(2026, 6, 14))
+    accounts.transfer(ctx_for, acct["ida"], june, "25.00", D(2026, 6, 15))
+    with ctx_for(clock=fixed_clock) as ctx:
+        copay = payments.record(ctx, patient=acct["ida"], amount="25.00", method="check", apply_to=str(june))
+        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id,
+                                                                            copay.patient_id)}
+    assert opens[june] == 0
+    with ctx_for(clock=fixed_clock) as ctx:
+        ledger.reverse(ctx, copay.id, "check bounced")
+    with ctx_for(clock=fixed_clock) as ctx:
+        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id,
+                                                                            copay.patient_id)}
+        c = payments.credit(ctx, acct["ida"])
+    assert opens[june] == 2500  # owed again
+    assert c.credit == Decimal("0.00")  # not minus the application of a payment that no longer exists

@@ -27,7 +27,7 @@ async def test_help_lists_the_keys(settings, clinic):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         text = "\n".join(str(w.content) for w in app.screen.query(Static))
-        for key, word in (("c", "confirm"), ("i", "check in"), ("m", "room"), ("d", "complete"), ("N", "no-show"),
+        for key, word in (("c", "confirm"), ("i", "check in"), ("m", "room"), ("e", "complete"), ("d", "dashboard"), ("N", "no-show"),
                           ("x", "cancel"), ("r", "reschedule"), ("p", "patient"), ("w", "week"), ("f", "flow"),
                           ("s", "slot"), ("v", "waitlist"), ("g", "date"), ("L", "location"), ("t", "today"),
                           ("?", "help"), ("q", "quit"), ("Ctrl+S", "book"), ("Ctrl+N", "register")):
@@ -237,7 +237,7 @@ async def test_dashboard_shows_todays_figures_and_charts(settings, clinic):
     app = make_app(settings)
     async with app.run_test(size=(120, 36)) as pilot:
         s = await loaded(pilot)
-        await pilot.press("D")
+        await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="the dashboard")
         dash = app.screen
         await wait_for(pilot, lambda: "Appointments" in static_text(dash, "#kpis"), what="the figures")

@@ -51,7 +51,7 @@ async def test_check_in_room_and_complete_with_single_keys(settings, clinic, ctx
         assert static_text(s, "#detail").endswith("in room · Room 2")
 
         clock.at(11, 25)
-        await pilot.press("d")
+        await pilot.press("e")
         await wait_for(pilot, status_is(s, "completed"), what="completed")
         assert cell_text(s, "11:00", 0).startswith("■ 11:00 Roe, Rita")
         assert notifications(app)[-3:] == [f"#{clinic.later} Rita Roe: checked in", f"#{clinic.later} Rita Roe: in room",

@@ -275,7 +275,7 @@ class AppointmentDialog(ModalScreen):
         Binding("c", "pick('confirm')", "Confirm"),
         Binding("i", "pick('checkin')", "Check in"),
         Binding("m", "pick('room')", "To room"),
-        Binding("d", "pick('complete')", "Complete"),
+        Binding("e", "pick('complete')", "Complete"),
         Binding("N", "pick('noshow')", "No-show"),
         Binding("x", "pick('cancel')", "Cancel visit"),
         Binding("r", "pick('move')", "Reschedule"),
@@ -304,7 +304,7 @@ class AppointmentDialog(ModalScreen):
         with Vertical(classes="dialog wide"):
             yield Label("Appointment", classes="dialog-title")
             yield Static("\n".join(lines))
-            yield Static("c confirm · i check in · m to room · d complete · N no-show · x cancel · "
+            yield Static("c confirm · i check in · m to room · e complete (end) · N no-show · x cancel · "
                          "r reschedule · p patient · Esc close", classes="hint")
 
     def action_pick(self, action: str) -> None:

@@ -290,14 +290,14 @@ HELP = """\
 
  Appointments
    Enter / n  book the free cell, or open the appointment under the cursor
-   c  confirm     i  check in     m  to room     d  complete
+   c  confirm     i  check in     m  to room     e  complete (end)
    N  no-show     x  cancel (asks the reason)     p  patient details
    r  reschedule: move with the arrows, Enter confirms, Esc aborts
 
  Panels
    w  the provider's week     f  patient flow board
    s  find a slot             v  waitlist and offers
-   D  dashboard: today's figures and two weeks of charts
+   d  dashboard: today's figures and two weeks of charts
 
  In the booking dialog
    type to search patients (name, DOB, phone, MRN); Enter goes to the
