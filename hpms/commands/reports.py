@@ -23,8 +23,7 @@ Payer = Annotated[str | None, typer.Option("--payer", help="X12 payer id or name
 Months = Annotated[int | None, typer.Option("--months", help="Recall list: not seen for this many months.")]
 By = Annotated[str | None, typer.Option("--by", help="Group rows by: day, week, month (default), provider, type or "
                                                         "location (appointments-volume); day, week, month, payer, "
-                                                        "provider or code (payments); day, week, month, payer or "
-                                                        "provider (adjustments).")]
+                                                        "provider or code (payments, adjustments).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="A/R aging: as of this day (default: the end of the range).")]
 
 

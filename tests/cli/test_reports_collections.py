@@ -37,7 +37,7 @@ def test_bad_grouping_exits_2_and_writes_nothing(cli, tmp_path):
     target = tmp_path / "p.csv"
     r = cli("reports", "export", "payments", "--period", "2026-03", "--by", "fortnight", "-o", str(target))
     error_line(r, 2, "--by", "fortnight")
-    r = cli("reports", "export", "adjustments", "--period", "2026-03", "--by", "code", "-o", str(target))
+    r = cli("reports", "export", "adjustments", "--period", "2026-03", "--by", "type", "-o", str(target))
     error_line(r, 2, "--by")
     assert not target.exists()
 

@@ -241,6 +241,14 @@ def test_adjustments_by_month_and_payer(ctx_for, money):
         ("Lee, Bo", D("46.00"), D("3.00"), Z, D("49.00"), 3),
         ("Smith, Ann MD", D("25.00"), Z, D("180.00"), D("205.00"), 3),
     ]
+    # by the claim line's procedure code: 36415 is 5.00 (c1) + 15.00 (c4); the write-off of c3
+    # and Nora's 3.00 are on no claim line
+    assert run(ctx_for, "adjustments", by="code", **SPRING) == [
+        ("36415", D("20.00"), Z, Z, D("20.00"), 2),
+        ("93000", D("31.00"), Z, Z, D("31.00"), 1),
+        ("99213", D("20.00"), Z, Z, D("20.00"), 1),
+        ("(no claim line)", Z, D("3.00"), D("180.00"), D("183.00"), 2),
+    ]
 
 
 def test_adjustments_by_reason(ctx_for, money):
@@ -341,7 +349,7 @@ def test_bad_parameters_are_refused(ctx_for, money):
         run(ctx_for, "payments", by="fortnight", **SPRING)
     assert "day, week, month, payer, provider, code" in str(e.value)
     with pytest.raises(ValidationError, match="--by"):
-        run(ctx_for, "adjustments", by="code", **SPRING)
+        run(ctx_for, "adjustments", by="type", **SPRING)
     with pytest.raises(ValidationError, match="--to"):
         run(ctx_for, "kpis", start="2026-04-30", end="2026-03-01")
     with pytest.raises(ValidationError, match="--period"):

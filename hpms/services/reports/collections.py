@@ -30,7 +30,7 @@ PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")
 ADJUSTMENT_KINDS = ("contractual_adjustment", "other_adjustment", "write_off")
 DATE_GROUPS = ("day", "week", "month")
 PAYMENTS_BY = (*DATE_GROUPS, "payer", "provider", "code")
-ADJUSTMENTS_BY = (*DATE_GROUPS, "payer", "provider")
+ADJUSTMENTS_BY = PAYMENTS_BY
 DAYS_IN_AR_WINDOW = 90  # days of charges averaged for days in A/R
 REVERSAL = "22"  # CLP02: reversal of a previous payment
 DENIED = "4"  # CLP02: denied
@@ -167,7 +167,7 @@ def payments(ctx, params: Params):
 
 @report("adjustments", "Adjustments",
         "Contractual adjustments, other adjustments and write-offs by effective date, grouped --by day, week, "
-        "month (default), payer or provider.",
+        "month (default), payer, provider or code.",
         [Column("group", "Group"), Column("contractual", "Contractual", "money"),
          Column("other", "Other adjustments", "money"), Column("write_off", "Write-offs", "money"),
          Column("total", "Total", "money"), Column("entries", "Entries", "int")],
