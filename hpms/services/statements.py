@@ -99,8 +99,13 @@ def check_directory(out) -> Path:
 
 # ---- what a statement says -----------------------------------------------------------------
 
+def _postal(code: str | None) -> str | None:
+    """A US ZIP+4 kept as nine digits is printed 12345-6789."""
+    return f"{code[:5]}-{code[5:]}" if code and len(code) == 9 and code.isdigit() else code
+
+
 def _address_lines(obj) -> list[str]:
-    city = ", ".join(x for x in (obj.city, " ".join(y for y in (obj.state, obj.postal_code) if y)) if x)
+    city = ", ".join(x for x in (obj.city, " ".join(y for y in (obj.state, _postal(obj.postal_code)) if y)) if x)
     return [x for x in (obj.address_line1, obj.address_line2, city) if x]
 
 

@@ -212,3 +212,15 @@ def test_read_only_directory_is_refused(settings, ctx_for, clinic, out):
         out.chmod(0o700)
     assert err.value.field == "--out" and "cannot write" in err.value.reason
     assert list(out.iterdir()) == [] and counts(settings, "statement")["statement"] == 0
+
+
+def test_a_zip_plus_4_is_printed_with_its_dash():
+    from types import SimpleNamespace
+
+    from hpms.services.statements import _address_lines
+
+    where = SimpleNamespace(address_line1="100 River Rd", address_line2=None, city="Hartford", state="CT",
+                            postal_code="061031234")
+    assert _address_lines(where) == ["100 River Rd", "Hartford, CT 06103-1234"]
+    where.postal_code = "06103"
+    assert _address_lines(where)[-1] == "Hartford, CT 06103"
