@@ -166,6 +166,7 @@ class Claim(SQLModel, table=True):
     control_number: str = Field(max_length=20)  # CLM01, the patient control number
     frequency: str = Field(default="1", max_length=1)
     original_claim_id: int | None = Field(default=None, foreign_key="claim.id")
+    primary_claim_id: int | None = Field(default=None, foreign_key="claim.id")  # a secondary claim's primary
     payer_claim_number: str | None = Field(default=None, max_length=50)
     status: str = Field(default="ready", max_length=16)
     total_cents: int

@@ -5,7 +5,9 @@ positive amount (charge, refund) and down with a negative one (payments, adjustm
 write-offs). Every entry also says who owes it, `responsibility` ('insurance' or 'patient'),
 so a transfer to patient responsibility is a pair of entries of kind `transfer_to_patient`
 that nets to zero: -X on the insurance side and +X on the patient side, the patient side
-pointing at the insurance side with `pair_id`. Corrections are reversing entries
+pointing at the insurance side with `pair_id`. A `transfer_to_insurance` is the reverse (what the
+patient owed goes to a payer, e.g. to a secondary payer billed for it): +X on the insurance side
+and -X on the patient side, the patient side again pointing at the insurance side. Corrections are reversing entries
 (`reverses_id`, unique: an entry is reversed at most once); the database refuses UPDATE and
 DELETE (triggers in the migration).
 """
@@ -21,7 +23,8 @@ import hpms.models.billing  # noqa: F401  (foreign keys below name encounter, cl
 from hpms.models.base import OrgField, UTCField
 
 KINDS = ("charge", "insurance_payment", "contractual_adjustment", "other_adjustment", "patient_payment", "refund",
-         "write_off", "transfer_to_patient")
+         "write_off", "transfer_to_patient", "transfer_to_insurance")
+TRANSFER_KINDS = ("transfer_to_patient", "transfer_to_insurance")
 RESPONSIBILITIES = ("insurance", "patient")
 
 

@@ -659,9 +659,9 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
     while True:
         rows = conn.execute(
             sa.select(Claim.id, Claim.control_number, Claim.total_cents, Claim.frequency, Claim.payer_claim_number,
-                      Claim.encounter_id, Claim.coverage_id, Encounter.service_date, Encounter.place_of_service,
-                      Encounter.provider_id, Patient.first_name, Patient.last_name, Patient.dob,
-                      Patient.sex_at_birth, Patient.address_line1, Patient.address_line2, Patient.city,
+                      Claim.encounter_id, Claim.coverage_id, Claim.primary_claim_id, Encounter.service_date,
+                      Encounter.place_of_service, Encounter.provider_id, Patient.first_name, Patient.last_name,
+                      Patient.dob, Patient.sex_at_birth, Patient.address_line1, Patient.address_line2, Patient.city,
                       Patient.state, Patient.postal_code)
             .join(Encounter, Encounter.id == Claim.encounter_id).join(Patient, Patient.id == Claim.patient_id)
             .where(Claim.x12_file_id == f.id, Claim.id > last).order_by(Claim.id).limit(FILE_CHUNK)).all()
@@ -670,14 +670,17 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
         last = rows[-1].id
         cids = [r.id for r in rows]
         eids = [r.encounter_id for r in rows]
+        # secondary claims: the primary payer's adjudication (COB loops)
+        cob = _cob(ctx, sorted({r.primary_claim_id for r in rows if r.primary_claim_id}), members)
+        adjudicated = {r.id: cob[r.primary_claim_id][1] for r in rows if r.primary_claim_id in cob}
         # the two biggest reads (every line, every diagnosis) straight from the driver
         lines: dict[int, list] = {}
-        for claim_id, code, mods, units, ptrs, charge, dos in _raw(
-                conn, "SELECT claim_id, code, modifiers, units, pointers, charge_cents, service_date FROM claim_line "
-                      "WHERE claim_id IN ({}) ORDER BY claim_id, seq", cids):
+        for claim_id, seq, code, mods, units, ptrs, charge, dos in _raw(
+                conn, "SELECT claim_id, seq, code, modifiers, units, pointers, charge_cents, service_date "
+                      "FROM claim_line WHERE claim_id IN ({}) ORDER BY claim_id, seq", cids):
             lines.setdefault(claim_id, []).append(
                 x837p.Line(code=code, modifiers=_mods(mods), charge_cents=charge, units=units, pointers=_ptrs(ptrs),
-                           service_date=_date(dos)))
+                           service_date=_date(dos), adjudication=adjudicated.get(claim_id, {}).get(seq)))
         dx: dict[int, list[str]] = {}
         for encounter_id, code in _raw(conn, "SELECT encounter_id, code FROM encounter_diagnosis "
                                              "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq", eids):
@@ -703,13 +706,14 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
             if cov is None or cov.relationship == "self":
                 subscriber = x837p.Subscriber(last=r.last_name, first=r.first_name, member_id=member, dob=r.dob,
                                               sex=sex, relationship="18", group_number=cov.group_number if cov else None,
-                                              **addr)
+                                              payer_responsibility="S" if r.primary_claim_id else "P", **addr)
                 patient = None
             else:
                 subscriber = x837p.Subscriber(last=cov.subscriber_last_name or r.last_name,
                                               first=cov.subscriber_first_name or "", member_id=member,
                                               dob=cov.subscriber_dob, sex="U", relationship="",
-                                              group_number=cov.group_number, **addr)
+                                              group_number=cov.group_number,
+                                              payer_responsibility="S" if r.primary_claim_id else "P", **addr)
                 rel = {"spouse": "01", "child": "19"}.get(cov.relationship, "G8")
                 patient = x837p.Patient(last=r.last_name, first=r.first_name, dob=r.dob, sex=sex, relationship=rel,
                                         **addr)
@@ -724,4 +728,68 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
                 diagnoses=tuple(dx.get(r.encounter_id, ())), service_date=r.service_date,
                 rendering=rendering,
                 subscriber=subscriber, patient=patient,
-                lines=tuple(lines.get(r.id, ())))
+                lines=tuple(lines.get(r.id, ())),
+                other_payer=cob[r.primary_claim_id][0] if r.primary_claim_id in cob else None)
+
+
+RELATIONSHIP_CODES = {"self": "18", "spouse": "01", "child": "19"}  # else G8 (other)
+
+
+def _cob(ctx, primary_ids: list[int], members: dict[int, str]) -> dict[int, tuple]:
+    """For secondary claims: how each primary claim was adjudicated, from its latest posted
+    remittance (not a reversal) -> {primary claim id: (OtherPayer, {line seq: LineAdjudication})}.
+    A primary claim without a posted remittance is left out (its secondary is written without
+    the COB loops)."""
+    from hpms.interop.x12 import x837p
+    from hpms.models import LedgerEntry, RemitAdjustment, RemitClaim, RemitFile, Remittance
+
+    session = ctx.session
+    out: dict[int, tuple] = {}
+    for pid in primary_ids:
+        found = session.execute(
+            sa.select(RemitClaim, Remittance.payment_date, RemitFile.imported_at)
+            .join(Remittance, Remittance.id == RemitClaim.remittance_id)
+            .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
+            .where(RemitClaim.claim_id == pid, RemitClaim.posted_at.is_not(None), RemitClaim.status_code != "22")
+            .order_by(RemitClaim.id.desc()).limit(1)).first()
+        primary = session.get(Claim, pid)
+        cov = session.get(Coverage, primary.coverage_id) if primary.coverage_id else None
+        if found is None or cov is None:
+            continue
+        rc, paid_on, imported = found
+        day = paid_on or imported.date()
+        payer = session.get(Payer, primary.payer_id)
+        pat = session.get(Patient, primary.patient_id)
+        member = members.get(cov.id)
+        if member is None:
+            member = members[cov.id] = ctx.crypto.decrypt(cov.member_id_enc, "member_id")
+        self_ = cov.relationship == "self"
+        paid: dict[int | None, int] = {}
+        for line_id, cents_ in session.execute(
+                sa.select(LedgerEntry.claim_line_id, sa.func.sum(LedgerEntry.amount_cents))
+                .where(LedgerEntry.batch == f"835:{rc.id}", LedgerEntry.kind == "insurance_payment",
+                       LedgerEntry.claim_id == pid, LedgerEntry.reverses_id.is_(None))
+                .group_by(LedgerEntry.claim_line_id)):
+            paid[line_id] = -int(cents_)
+        adjustments: dict[int | None, list] = {}
+        for a in session.execute(sa.select(RemitAdjustment).where(RemitAdjustment.remit_claim_id == rc.id)
+                                 .order_by(RemitAdjustment.id)).scalars():
+            adjustments.setdefault(a.claim_line_id, []).append(
+                x837p.Adjustment(a.group_code, a.reason_code, a.amount_cents))
+        by_seq = {}
+        for ln in session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == pid)
+                                  .order_by(ClaimLine.seq)).scalars():
+            if ln.id not in paid and ln.id not in adjustments:
+                continue  # the payer said nothing of this line
+            by_seq[ln.seq] = x837p.LineAdjudication(
+                paid_cents=paid.get(ln.id, 0), code=ln.code, date=day, modifiers=_mods(ln.modifiers),
+                units=ln.units, adjustments=tuple(adjustments.get(ln.id, ())))
+        other = x837p.OtherPayer(
+            payer_name=payer.name, payer_id=payer.payer_id,
+            subscriber_last=pat.last_name if self_ else (cov.subscriber_last_name or pat.last_name),
+            subscriber_first=pat.first_name if self_ else cov.subscriber_first_name, member_id=member,
+            relationship=RELATIONSHIP_CODES.get(cov.relationship, "G8"), group_number=cov.group_number,
+            paid_cents=rc.paid_cents, remaining_patient_cents=rc.patient_resp_cents,
+            adjustments=tuple(adjustments.get(None, ())))
+        out[pid] = (other, by_seq)
+    return out

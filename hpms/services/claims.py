@@ -246,7 +246,8 @@ def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Clai
     n = reserve(ctx.session, CLAIM_COUNTER, 1)
     new = Claim(org_id=ctx.org_id, encounter_id=c.encounter_id, patient_id=c.patient_id, payer_id=c.payer_id,
                 coverage_id=c.coverage_id, control_number=f"{n:09d}", frequency=frequency,
-                original_claim_id=c.id if frequency != "1" else None, payer_claim_number=payer_claim_number,
+                original_claim_id=c.id if frequency != "1" else None, primary_claim_id=c.primary_claim_id,
+                payer_claim_number=payer_claim_number,
                 status="ready", total_cents=c.total_cents, created_at=now, updated_at=now)
     ctx.session.add(new)
     ctx.session.flush()

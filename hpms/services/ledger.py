@@ -3,9 +3,11 @@
 Amounts are signed Decimals with at most two places (stored as integer cents): charges and
 refunds are positive, payments, adjustments and write-offs negative. A transfer to patient
 responsibility is given as the (positive) amount moved and writes a pair netting to zero:
--X owed by insurance, +X owed by the patient. Entries are never edited: a correction is a
-reversing entry (the opposite amount, `reverses_id` set); an entry is reversed at most once and
-a reversal is not itself reversed (post the entry again instead).
+-X owed by insurance, +X owed by the patient; a transfer to insurance (what the patient owed,
+billed to a payer) the reverse pair, +X owed by insurance, -X owed by the patient. Entries are
+never edited: a correction is a reversing entry (the opposite amount, `reverses_id` set); an
+entry is reversed at most once and a reversal is not itself reversed (post the entry again
+instead).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic import BaseModel
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Claim, ClaimLine, Encounter, Patient, Payer
 from hpms.models.billing_out import money
-from hpms.models.ledger import KINDS, RESPONSIBILITIES, LedgerEntry
+from hpms.models.ledger import KINDS, RESPONSIBILITIES, TRANSFER_KINDS, LedgerEntry
 from hpms.services import audit
 from hpms.services.permissions import require
 
@@ -35,6 +37,7 @@ RULES: dict[str, tuple[int, str | None, bool]] = {
     "refund": (1, None, False),
     "write_off": (-1, None, False),
     "transfer_to_patient": (1, None, True),  # the amount moved; stored as a -X/+X pair
+    "transfer_to_insurance": (1, None, True),  # the amount moved; stored as a +X/-X pair
 }
 _SIGN_WORD = {1: "positive", -1: "negative"}
 
@@ -185,15 +188,18 @@ def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=N
         raise ValidationError("responsibility", f"a {k.replace('_', ' ')} is {fixed} responsibility")
     if k == "transfer_to_patient" and responsibility is not None and resp != "patient":
         raise ValidationError("responsibility", "a transfer moves the amount to patient responsibility")
+    if k == "transfer_to_insurance" and responsibility is not None and resp != "insurance":
+        raise ValidationError("responsibility", "a transfer to insurance moves the amount to insurance responsibility")
     common = dict(org_id=ctx.org_id, kind=k, posted_at=ctx.now(), effective_date=_date(effective_date, ctx),
                   reference=_text("reference", reference, 200), batch=_text("batch", batch, 50),
                   method=_text("method", method, 8), created_by=ctx.actor.user_id, **links)
     s = ctx.session
-    if k == "transfer_to_patient":
-        out = LedgerEntry(amount_cents=-cents, responsibility="insurance", **common)
+    if k in TRANSFER_KINDS:
+        into = 1 if k == "transfer_to_insurance" else -1  # the insurance side's sign
+        out = LedgerEntry(amount_cents=into * cents, responsibility="insurance", **common)
         s.add(out)
         s.flush()
-        entry = LedgerEntry(amount_cents=cents, responsibility="patient", pair_id=out.id, **common)
+        entry = LedgerEntry(amount_cents=-into * cents, responsibility="patient", pair_id=out.id, **common)
     else:
         entry = LedgerEntry(amount_cents=cents, responsibility=resp, **common)
     s.add(entry)
@@ -211,7 +217,7 @@ def _load(ctx, entry_id) -> LedgerEntry:
 
 
 def _partner(ctx, entry: LedgerEntry) -> LedgerEntry | None:
-    if entry.kind != "transfer_to_patient":
+    if entry.kind not in TRANSFER_KINDS:
         return None
     if entry.pair_id is not None:
         return ctx.session.get(LedgerEntry, entry.pair_id)
@@ -338,7 +344,7 @@ class LedgerLine(BaseModel):
 _KIND_TEXT = {"charge": "Charge", "insurance_payment": "Insurance payment",
               "contractual_adjustment": "Contractual adjustment", "other_adjustment": "Adjustment",
               "patient_payment": "Patient payment", "refund": "Refund", "write_off": "Write-off",
-              "transfer_to_patient": "Transfer to patient"}
+              "transfer_to_patient": "Transfer to patient", "transfer_to_insurance": "Transfer to insurance"}
 
 
 def describe(kind: str, *, reversal: bool, service_date=None, encounter_id=None, claim=None, code=None,

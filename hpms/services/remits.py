@@ -13,7 +13,12 @@ and date of service (the submitted code of SVC06 when the payer changed it). Pos
 - the amount paid -> an `insurance_payment`;
 - CAS group CO -> `contractual_adjustment`; OA, PI and CR -> `other_adjustment` (insurance side);
 - CAS group PR (deductible, coinsurance, copay...) -> `transfer_to_patient`: the patient owes it;
-- every CAS reason (CARC) is kept in `remit_adjustment` with the remark codes (RARC).
+- every CAS reason (CARC) is kept in `remit_adjustment` with the remark codes (RARC); on a
+  secondary claim, CARC 23 (what the primary payer paid and adjusted) is kept but not posted.
+
+A primary claim that leaves an amount to the patient is followed by a secondary claim when the
+patient has a secondary coverage (`hpms.services.secondary`): the amount moves to the secondary
+payer until its own 835 answers.
 
 A reversal (CLP02 = 22) reverses the ledger entries of the payment it takes back (reversing
 entries, never edits). A claim paid nothing with a reason other than patient responsibility
@@ -35,7 +40,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
-from hpms.services import audit
+from hpms.services import audit, secondary
 from hpms.services.permissions import require
 
 CHUNK = 500
@@ -43,6 +48,8 @@ DENIAL_RULE = "DENIAL"
 ADJUSTMENT_KIND = {"CO": "contractual_adjustment", "OA": "other_adjustment", "PI": "other_adjustment",
                    "CR": "other_adjustment"}
 MAX_LIST = 500
+PRIOR_PAYER = "23"  # CARC 23: the impact of prior payer(s) adjudication (on a secondary claim's 835)
+CROSSOVER = ("19", "20", "21")  # CLP02: processed and forwarded by the payer to the next one
 
 
 @dataclass
@@ -57,6 +64,7 @@ class ImportSummary:
     posted: int = 0
     reversals: int = 0
     denied: int = 0
+    secondary: int = 0  # secondary claims created for the patient responsibility left
     unmatched: list[dict] = field(default_factory=list)
     paid: Decimal = Decimal("0.00")
     adjusted: Decimal = Decimal("0.00")
@@ -113,6 +121,7 @@ class _ClaimInfo:
     status: str
     payer_claim_number: str | None
     lines: list[tuple] = field(default_factory=list)  # (id, code, modifiers tuple, service_date)
+    primary_claim_id: int | None = None  # set on a secondary claim
 
 
 class _Plan:
@@ -143,6 +152,8 @@ class _Plan:
         if cents == 0:
             return
         ref = f"{group}-{reason}"
+        if reason == PRIOR_PAYER and claim.primary_claim_id is not None:
+            return  # what the primary payer paid or adjusted: posted from its own 835 already
         if group == "PR":
             out = self.entry(claim, line_id, "transfer_to_patient", -cents, "insurance", batch, ref)
             into = self.entry(claim, line_id, "transfer_to_patient", cents, "patient", batch, ref)
@@ -245,10 +256,11 @@ def _claims_by_control(ctx, numbers: list[str]) -> dict[str, _ClaimInfo]:
     for i in range(0, len(numbers), CHUNK):
         part = numbers[i:i + CHUNK]
         for r in s.execute(sa.select(Claim.id, Claim.control_number, Claim.patient_id, Claim.encounter_id,
-                                     Claim.payer_id, Claim.status, Claim.payer_claim_number)
+                                     Claim.payer_id, Claim.status, Claim.payer_claim_number,
+                                     Claim.primary_claim_id)
                            .where(Claim.org_id == ctx.org_id, Claim.control_number.in_(part))):
             found[r.control_number] = _ClaimInfo(r.id, r.patient_id, r.encounter_id, r.payer_id, r.status,
-                                                 r.payer_claim_number)
+                                                 r.payer_claim_number, primary_claim_id=r.primary_claim_id)
     by_id = {c.id: c for c in found.values()}
     ids = sorted(by_id)
     for i in range(0, len(ids), CHUNK):
@@ -296,7 +308,7 @@ def _outcome(d: dict) -> str:
     than patient responsibility (or the payer says denied, CLP02 4)."""
     if d["status"] == "22":
         return "accepted"
-    not_patient = [a for a in _all_adjustments(d) if a[0] != "PR" and a[2]]
+    not_patient = [a for a in _all_adjustments(d) if a[0] != "PR" and a[1] != PRIOR_PAYER and a[2]]
     if d["paid"] == 0 and (d["status"] == "4" or not_patient):
         return "denied"
     owed = d["charge"] - d["paid"] - sum(a[2] for a in _all_adjustments(d))
@@ -311,7 +323,7 @@ def denial_reason(d: dict) -> tuple[str, str]:
     """The denial's main reason: the largest adjustment that is not patient responsibility."""
     from hpms.codes.carc import carc_text
 
-    adj = sorted((a for a in _all_adjustments(d) if a[0] != "PR"), key=lambda a: -abs(a[2]))
+    adj = sorted((a for a in _all_adjustments(d) if a[0] != "PR" and a[1] != PRIOR_PAYER), key=lambda a: -abs(a[2]))
     if not adj:
         return "", "denied without a reason code"
     group, reason, _ = adj[0]
@@ -479,6 +491,7 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
     s.flush()
     patients: set[int] = set()
     transferred: set[int] = set()
+    primaries: list[int] = []
     for r in fresh:
         payer_ident = (r.payer_id or r.payer_name or "unknown")[:80]
         rem = Remittance(org_id=ctx.org_id, remit_file_id=rf.id, isa_control=r.isa_control[:9],
@@ -529,7 +542,9 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
             s.execute(sa.update(RemitClaim).where(RemitClaim.id.in_(posted_ids[i:i + CHUNK])).values(posted_at=now))
         patients |= plan.patients
         transferred |= plan.transferred
+        primaries += [info.id for _, d, info, row in matched if row.get("posted") and _may_follow(d)]
     s.flush()
+    summary.secondary = len(secondary.queue_secondary(ctx, primaries))
     _apply_credit(ctx, transferred)
     audit.record(ctx, audit.Event("post", "remittance", rf.id, patient_ids=sorted(patients),
                                   detail=f"{name}: {summary.posted} claims posted, {len(summary.unmatched)} unmatched"))
@@ -551,6 +566,12 @@ def _plan_one(ctx, plan: _Plan, rc_id: int, d: dict, info: _ClaimInfo, trace: st
     summary.adjusted += _money(sum(a[2] for a in _all_adjustments(d) if a[0] != "PR"))
     summary.patient_responsibility += _money(sum(a[2] for a in _all_adjustments(d) if a[0] == "PR"))
     return True
+
+
+def _may_follow(d: dict) -> bool:
+    """Whether a posted claim payment may be followed by a secondary claim: not a reversal, and
+    not a claim the payer forwarded to the next payer itself (crossover)."""
+    return d["status"] != "22" and d["status"] not in CROSSOVER
 
 
 def _apply_credit(ctx, patient_ids: set[int]) -> None:
@@ -628,6 +649,8 @@ def match(ctx, row_id, claim_ref) -> ImportSummary:
     rc.posted_at = ctx.now()
     _settle(ctx, [(info, d)], rem.trace_number, rem.payer_name or rem.payer_identifier, summary)
     s.flush()
+    if _may_follow(d):
+        summary.secondary = len(secondary.queue_secondary(ctx, [claim.id]))
     _apply_credit(ctx, plan.transferred)
     audit.record(ctx, audit.Event("post", "remit_claim", rc.id, patient_id=claim.patient_id,
                                   detail=f"matched by hand to claim {claim.id}"))

@@ -113,6 +113,9 @@ def _cents_text(cents: int | None) -> str:
     return "" if cents is None else f"{money(cents):,.2f}"
 
 
+TRANSFERS = ("transfer_to_patient", "transfer_to_insurance")  # pairs that net to zero on the account
+
+
 def _bucket(days: int) -> str:
     return "current" if days <= 30 else "31-60" if days <= 60 else "61-90" if days <= 90 else "90+"
 
@@ -122,10 +125,10 @@ def _activity(ctx, patient_id: int, since: dt.datetime | None) -> list[dict]:
     posted after `since` (the previous statement), whatever day they are effective."""
     rows = []
     for e, dos, claim_no, code, payer_name in ledger.entry_rows(ctx, patient_id, posted_after=since):
-        if e.kind == "transfer_to_patient" and e.responsibility == "insurance":
-            continue  # shown once, as the patient's share
+        if e.kind in TRANSFERS and e.responsibility == "insurance":
+            continue  # a transfer is shown once, as the change in the patient's share
         patient_side = e.responsibility == "patient"
-        on_account = None if e.kind in ("transfer_to_patient", *ledger.PAYMENT_KINDS) else e.amount_cents
+        on_account = None if e.kind in (*TRANSFERS, *ledger.PAYMENT_KINDS) else e.amount_cents
         rows.append({"date": e.effective_date,
                      "description": ledger.describe(e.kind, reversal=e.reverses_id is not None, service_date=dos,
                                                     encounter_id=e.encounter_id, claim=claim_no, code=code,

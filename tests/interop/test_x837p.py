@@ -377,3 +377,55 @@ def test_business_rules_are_not_the_writers_job():
                                         (12345, "123.45"), (100000001, "1000000.01"), (-2550, "-25.5")])
 def test_format_amount(cents, text):
     assert format_amount(cents) == text
+
+
+def test_a_secondary_claim_carries_the_primary_payers_adjudication():
+    from hpms.interop.x12.x837p import Adjustment, LineAdjudication, OtherPayer
+
+    paid_on = date(2026, 1, 20)
+    primary = OtherPayer("Acme Health", "ACME1", "Doe", "Jane", "P998877", relationship="18", group_number="G1",
+                         paid_cents=8200, remaining_patient_cents=1000,
+                         adjustments=(Adjustment("OA", "94", 0),))
+    lines = (
+        Line("99213", 10000, 1, (1,), ("25",),
+             adjudication=LineAdjudication(7200, "99213", paid_on, ("25",), 1,
+                                           (Adjustment("CO", "45", 1800), Adjustment("PR", "2", 1000)))),
+        Line("36415", 1500, 1, (1,),
+             adjudication=LineAdjudication(1000, "36415", paid_on, adjustments=(Adjustment("CO", "45", 500),))),
+        Line("93000", 4550, 1, (1,)),  # no adjudication: no 2430
+    )
+    secondary = Subscriber("Doe", "Jane", "S112233", date(1980, 1, 1), "F", "12 Oak Avenue", None,
+                           "Springfield", "IL", "62704", payer_responsibility="S")
+    text, _ = render([claim("SEC1", lines=lines, subscriber=secondary, other_payer=primary)],
+                     payer=Payer("Beta Care", "BETA2"))
+    assert_valid(text)
+    check_envelope(text)
+    segs = segments(text)
+    assert find(segs, "SBR", "S") == [["SBR", "S", "18", "", "", "", "", "", "", "CI"]]
+    assert find(segs, "SBR", "P") == [["SBR", "P", "18", "G1", "", "", "", "", "", "CI"]]
+    assert find(segs, "AMT", "D") == [["AMT", "D", "82"]] and find(segs, "AMT", "EAF") == [["AMT", "EAF", "10"]]
+    assert find(segs, "OI") == [["OI", "", "", "Y", "", "", "Y"]]
+    assert find(segs, "NM1", "IL")[1] == ["NM1", "IL", "1", "DOE", "JANE", "", "", "", "MI", "P998877"]
+    assert find(segs, "NM1", "PR") == [["NM1", "PR", "2", "BETA CARE", "", "", "", "", "PI", "BETA2"],
+                                       ["NM1", "PR", "2", "ACME HEALTH", "", "", "", "", "PI", "ACME1"]]
+    assert find(segs, "SVD") == [["SVD", "ACME1", "72", "HC:99213:25", "", "1"],
+                                 ["SVD", "ACME1", "10", "HC:36415", "", "1"]]
+    assert find(segs, "CAS") == [["CAS", "CO", "45", "18"], ["CAS", "PR", "2", "10"], ["CAS", "CO", "45", "5"]]
+    assert find(segs, "DTP", "573") == [["DTP", "573", "D8", "20260120"]] * 2
+    # the 2320 loop comes after the claim (2300) and before its first line (2400)
+    tags = [s[0] for s in segs]
+    assert tags.index("CLM") < segs.index(find(segs, "SBR", "P")[0]) < tags.index("AMT") < tags.index("LX")
+
+
+def test_claim_level_adjustments_of_the_prior_payer_share_a_cas_per_group():
+    from hpms.interop.x12.x837p import Adjustment, OtherPayer
+
+    primary = OtherPayer("Acme Health", "ACME1", "Doe", "Jane", "P998877", paid_cents=0,
+                         adjustments=tuple(Adjustment("PR", str(r), 100) for r in range(1, 9)))
+    sub = Subscriber("Doe", "Jane", "S1", payer_responsibility="S")
+    text, _ = render([claim("SEC2", subscriber=sub, other_payer=primary, patient=JIMMY)])
+    assert_valid(text)
+    cas = find(segments(text), "CAS")
+    assert [len(c) for c in cas] == [2 + 6 * 3 - 1, 2 + 2 * 3 - 1]  # six pairs, then two
+    assert cas[0][:5] == ["CAS", "PR", "1", "1", ""]
+    assert find(segments(text), "AMT", "D") == [["AMT", "D", "0"]]

@@ -30,10 +30,13 @@ from datetime import date, datetime
 from typing import TextIO
 
 __all__ = [
+    "Adjustment",
     "BillingProvider",
     "Claim",
     "FileSummary",
     "Line",
+    "LineAdjudication",
+    "OtherPayer",
     "Party",
     "Patient",
     "Payer",
@@ -175,6 +178,52 @@ class RenderingProvider:
 
 
 @dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One CAS adjustment of a prior payer: group ("CO", "PR", "OA", "PI", "CR"), reason (CARC)
+    and amount in integer cents."""
+
+    group: str
+    reason: str
+    amount_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class LineAdjudication:
+    """Loop 2430: how the prior payer (the claim's :class:`OtherPayer`) paid one service line.
+    ``code``/``modifiers`` are the procedure as adjudicated; ``date`` the adjudication (remittance)
+    date (DTP*573)."""
+
+    paid_cents: int
+    code: str
+    date: date
+    modifiers: tuple[str, ...] = ()
+    units: int = 1
+    adjustments: tuple[Adjustment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OtherPayer:
+    """Loops 2320/2330A/2330B: the payer that adjudicated the claim before this one (on a
+    secondary claim, the primary payer) with its subscriber. ``relationship`` is SBR02, the
+    patient's relationship to that subscriber ("18" self, "01" spouse, "19" child, "G8" other);
+    ``responsibility`` its SBR01 ("P" primary); ``adjustments`` the claim-level CAS;
+    ``paid_cents`` AMT*D; ``remaining_patient_cents`` AMT*EAF when given."""
+
+    payer_name: str
+    payer_id: str
+    subscriber_last: str
+    subscriber_first: str | None
+    member_id: str
+    relationship: str = "18"
+    group_number: str | None = None
+    responsibility: str = "P"
+    claim_filing: str = "CI"
+    paid_cents: int = 0
+    remaining_patient_cents: int | None = None
+    adjustments: tuple[Adjustment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """Loop 2400. ``charge_cents`` is the line charge in integer cents; ``pointers`` are
     1-based indexes into the claim's diagnoses (up to 4); ``service_date`` defaults to the
@@ -187,6 +236,7 @@ class Line:
     modifiers: tuple[str, ...] = ()
     service_date: date | None = None
     place_of_service: str | None = None
+    adjudication: LineAdjudication | None = None  # 2430, with the claim's other payer
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +245,9 @@ class Claim:
 
     ``frequency``: "1" original, "7" replacement, "8" void (REF*F8 with
     ``payer_claim_number``). ``diagnoses``: ICD-10-CM codes without the dot, up to 12; the
-    first is the principal (ABK), the rest ABF.
+    first is the principal (ABK), the rest ABF. ``other_payer``: the prior payer's
+    adjudication (2320/2330A/2330B, and 2430 on the lines that carry one); the subscriber's
+    ``payer_responsibility`` is then normally "S".
     """
 
     control_number: str
@@ -210,6 +262,7 @@ class Claim:
     patient: Patient | None = None
     rendering: RenderingProvider | None = None
     facility: Party | None = None
+    other_payer: OtherPayer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +346,20 @@ def _n3(a1: str | None, a2: str | None) -> str:
 
 def _n4(city: str | None, state: str | None, zip_: str | None) -> str:
     return f"N4*{_m(city)}*{_m(state)}*{_m(zip_)}"
+
+
+def _cas(adjustments: Iterable[Adjustment]) -> list[str]:
+    """CAS segments: one per group, at most six reason/amount pairs each (in the order given)."""
+    groups: dict[str, list[Adjustment]] = {}
+    for a in adjustments:
+        if a.amount_cents:
+            groups.setdefault(a.group, []).append(a)
+    out = []
+    for group, items in groups.items():
+        for i in range(0, len(items), 6):
+            out.append(f"CAS*{_t(group)}*" + "**".join(f"{_t(a.reason)}*{format_amount(a.amount_cents)}"
+                                                     for a in items[i:i + 6]))
+    return out
 
 
 def _nm1(code: str, last: str, first: str | None, qual: str | None, ident: str | None,
@@ -449,6 +516,17 @@ def write_837p(
             add(_nm1("77", fac.name, None, fac.id_qualifier, fac.id, person=False))
             add(_n3(fac.address1, fac.address2))
             add(_n4(fac.city, fac.state, fac.zip))
+        # 2320 / 2330A / 2330B
+        op = claim.other_payer
+        if op is not None:
+            add(f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}******{_t(op.claim_filing)}")
+            segs.extend(_cas(op.adjustments))
+            add(f"AMT*D*{format_amount(op.paid_cents)}")
+            if op.remaining_patient_cents is not None:
+                add(f"AMT*EAF*{format_amount(op.remaining_patient_cents)}")
+            add("OI***Y***Y")
+            add(_nm1("IL", op.subscriber_last, op.subscriber_first, "MI", op.member_id, person=True))
+            add(_nm1("PR", op.payer_name, None, "PI", op.payer_id, person=False))
         # 2400
         default_date = claim.service_date
         for n, line in enumerate(claim.lines, 1):
@@ -461,6 +539,14 @@ def write_837p(
             d = line.service_date or default_date
             if d is not None:
                 add(f"DTP*472*D8*{_d8(d)}")
+            adj = line.adjudication
+            if adj is not None and op is not None:  # 2430
+                svd = _m(adj.code)
+                if adj.modifiers:
+                    svd += ":" + ":".join([_m(m) for m in adj.modifiers])
+                add(f"SVD*{_t(op.payer_id)}*{format_amount(adj.paid_cents)}*HC:{svd}**{adj.units}")
+                segs.extend(_cas(adj.adjustments))
+                add(f"DTP*573*D8*{_d8(adj.date)}")
 
         text = "~\n".join(segs)
         # payer_text may hold several segments; everything else is one segment per entry
