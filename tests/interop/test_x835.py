@@ -219,11 +219,13 @@ def test_malformed_inputs():
         "segment 20 (SE): SE02 control number '0009' does not match ST02 '0001'"
     truncated = MINIMAL.split("SE*8*0002")[0]
     assert _error(truncated) == \
-        "segment 21 (ST): missing SE: transaction set '0002' is not closed at the end of the input"
+        "segment 21 (ST): missing SE: transaction set '0002' is not closed at the end of the input (truncated file?)"
     assert _error(MINIMAL.replace("CLP*PCN1*1*100*", "CLP*PCN1*1*1O0*")) == \
         "segment 10 (CLP): element 03 is not a number: '1O0'"
-    assert _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "BPRX*I*80*C*ACH*CCP")) == \
+    assert _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "ZZZ*I*80*C*ACH*CCP")) == \
         "segment 3 (ST): transaction set has no BPR segment"
+    assert _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "BPRX*I*80*C*ACH*CCP")) == \
+        "segment 4 (BPRX): 'BPRX' is not a segment id (wrong segment terminator?)"
     assert _error(MINIMAL.replace("IEA*1*000000001~\n", "")) == \
-        "segment 29 (GE): missing IEA at the end of the input"
+        "segment 29 (GE): missing IEA at the end of the input (truncated file or wrong segment terminator?)"
     assert _error(MINIMAL.replace("GS*HP", "XX*HP")) == "segment 2 (XX): segment outside a transaction set"

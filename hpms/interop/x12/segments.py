@@ -1,15 +1,17 @@
 """The X12 tokeniser shared by the readers (835, 271): separators read from each ISA, one
-:class:`_Segment` per segment with its 1-based position, and :class:`X12Error` for malformed
-input."""
+:class:`_Segment` per segment with its 1-based position, :class:`X12Error` for malformed
+input, and the envelope walk (ISA/GS/ST ... SE/GE/IEA) that hands each transaction set to the
+reader's parser."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-__all__ = ["X12Error", "_Segment", "_segments"]
+__all__ = ["X12Error", "_Segment", "_segments", "_transaction_sets"]
 
 
 class X12Error(ValueError):
@@ -128,3 +130,63 @@ def _segments(text: str) -> Iterator[_Segment]:
                 pos += 1
             if pos >= n:
                 return
+
+
+def _transaction_sets(text: str, code: str, start: Callable[[_Segment, _Segment, str], Any]) -> list:
+    """Walk the interchanges (ISA/IEA), functional groups (GS/GE) and transaction sets (ST/SE)
+    of `text`, checking the envelope; every ST of type `code` gets a parser from
+    ``start(st, isa, gs_control)`` that is fed the set's segments (``feed(seg)``) and closed by
+    its SE (``finish(se)``, whose result is collected). Raises X12Error."""
+    article = "an" if code[0] in "8" else "a"
+    result: list = []
+    isa: _Segment | None = None
+    gs_control: str | None = None
+    tx = None
+    last: _Segment | None = None
+    for seg in _segments(text):
+        last = seg
+        sid = seg.id
+        if not (2 <= len(sid) <= 3 and sid.isalnum() and sid.isupper() or sid.isdigit()):
+            raise seg.error(f"{sid[:20]!r} is not a segment id (wrong segment terminator?)")
+        if tx is not None:
+            if sid == "SE":
+                result.append(tx.finish(seg))
+                tx = None
+            elif sid in ("ST", "GE", "IEA", "ISA", "GS"):
+                raise seg.error(f"missing SE: transaction set {tx.st.get(2)!r} "
+                                f"(segment {tx.st.number}) is not closed")
+            else:
+                tx.feed(seg)
+            continue
+        if sid == "ISA":
+            if isa is not None:
+                raise seg.error("missing IEA before the next ISA")
+            if len(seg.elements) != 17:
+                raise seg.error(f"ISA has {len(seg.elements) - 1} elements, expected 16")
+            isa = seg
+        elif sid == "GS":
+            if isa is None:
+                raise seg.error("GS outside an interchange")
+            gs_control = seg.get(6)
+        elif sid == "ST":
+            if gs_control is None or isa is None:
+                raise seg.error("ST outside a functional group (no GS)")
+            if seg.get(1) != code:
+                raise seg.error(f"transaction set {seg.get(1)!r} is not {article} {code}")
+            tx = start(seg, isa, gs_control)
+        elif sid == "GE":
+            gs_control = None
+        elif sid == "IEA":
+            isa = None
+            gs_control = None
+        elif sid == "SE":
+            raise seg.error("SE without ST")
+        else:
+            raise seg.error("segment outside a transaction set")
+    if tx is not None:
+        raise X12Error(f"missing SE: transaction set {tx.st.get(2)!r} is not closed at the end of the input "
+                       "(truncated file?)", tx.st.number, "ST")
+    if last is not None and isa is not None:
+        raise X12Error("missing IEA at the end of the input (truncated file or wrong segment terminator?)",
+                       last.number, last.id)
+    return result

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from hpms.interop.x12.segments import X12Error, _Segment, _segments
+from hpms.interop.x12.segments import X12Error, _Segment, _transaction_sets
 
 __all__ = [
     "AAA_REASONS",
@@ -472,60 +472,11 @@ def parse_271(text: str) -> list[EligibilityResponse]:
 
     Raises :class:`X12Error` for malformed input (including a file with no 271 in it).
     """
-    result: list[EligibilityResponse] = []
-    isa_control: str | None = None
-    gs_control: str | None = None
-    repetition = ""
-    tx: _TransactionParser | None = None
-    last: _Segment | None = None
-    for seg in _segments(text):
-        last = seg
-        sid = seg.id
-        if not (2 <= len(sid) <= 3 and sid.isalnum() and sid.isupper() or sid.isdigit()):
-            raise seg.error(f"{sid[:20]!r} is not a segment id (wrong segment terminator?)")
-        if tx is not None:
-            if sid == "SE":
-                result.append(tx.finish(seg))
-                tx = None
-            elif sid in ("ST", "GE", "IEA", "ISA", "GS"):
-                raise seg.error(f"missing SE: transaction set {tx.st.get(2)!r} "
-                                f"(segment {tx.st.number}) is not closed")
-            else:
-                tx.feed(seg)
-            continue
-        if sid == "ISA":
-            if isa_control is not None:
-                raise seg.error("missing IEA before the next ISA")
-            if len(seg.elements) != 17:
-                raise seg.error(f"ISA has {len(seg.elements) - 1} elements, expected 16")
-            isa_control = seg.get(13)
-            rep = seg.get(11)
-            repetition = rep if len(rep) == 1 and not rep.isalnum() else ""
-        elif sid == "GS":
-            if isa_control is None:
-                raise seg.error("GS outside an interchange")
-            gs_control = seg.get(6)
-        elif sid == "ST":
-            if gs_control is None:
-                raise seg.error("ST outside a functional group (no GS)")
-            if seg.get(1) != "271":
-                raise seg.error(f"transaction set {seg.get(1)!r} is not a 271")
-            tx = _TransactionParser(seg, isa_control or "", gs_control, repetition)
-        elif sid == "GE":
-            gs_control = None
-        elif sid == "IEA":
-            isa_control = None
-            gs_control = None
-        elif sid == "SE":
-            raise seg.error("SE without ST")
-        else:
-            raise seg.error("segment outside a transaction set")
-    if tx is not None:
-        raise X12Error(f"missing SE: transaction set {tx.st.get(2)!r} is not closed at the end of the input "
-                       "(truncated file?)", tx.st.number, "ST")
-    if last is not None and isa_control is not None:
-        raise X12Error("missing IEA at the end of the input (truncated file or wrong segment terminator?)",
-                       last.number, last.id)
+    def start(st: _Segment, isa: _Segment, gs_control: str) -> _TransactionParser:
+        rep = isa.get(11)  # the repetition separator (ISA11), when it is one
+        return _TransactionParser(st, isa.get(13), gs_control, rep if len(rep) == 1 and not rep.isalnum() else "")
+
+    result: list[EligibilityResponse] = _transaction_sets(text, "271", start)
     if not result:
         raise X12Error("no 271 transaction set in the input")
     return result

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from hpms.interop.x12.segments import X12Error, _Segment, _segments
+from hpms.interop.x12.segments import X12Error, _Segment, _transaction_sets
 
 __all__ = [
     "Adjustment",
@@ -492,52 +492,4 @@ def parse_835(text: str) -> list[Remittance]:
 
     Raises :class:`X12Error` for malformed input.
     """
-    result: list[Remittance] = []
-    isa_control: str | None = None
-    gs_control: str | None = None
-    tx: _TransactionParser | None = None
-    last: _Segment | None = None
-    for seg in _segments(text):
-        last = seg
-        sid = seg.id
-        if tx is not None:
-            if sid == "SE":
-                result.append(tx.finish(seg))
-                tx = None
-            elif sid in ("ST", "GE", "IEA", "ISA", "GS"):
-                raise seg.error(f"missing SE: transaction set {tx.st.get(2)!r} "
-                                f"(segment {tx.st.number}) is not closed")
-            else:
-                tx.feed(seg)
-            continue
-        if sid == "ISA":
-            if isa_control is not None:
-                raise seg.error("missing IEA before the next ISA")
-            if len(seg.elements) != 17:
-                raise seg.error(f"ISA has {len(seg.elements) - 1} elements, expected 16")
-            isa_control = seg.get(13)
-        elif sid == "GS":
-            if isa_control is None:
-                raise seg.error("GS outside an interchange")
-            gs_control = seg.get(6)
-        elif sid == "ST":
-            if gs_control is None:
-                raise seg.error("ST outside a functional group (no GS)")
-            if seg.get(1) != "835":
-                raise seg.error(f"transaction set {seg.get(1)!r} is not an 835")
-            tx = _TransactionParser(seg, isa_control or "", gs_control)
-        elif sid == "GE":
-            gs_control = None
-        elif sid == "IEA":
-            isa_control = None
-            gs_control = None
-        elif sid == "SE":
-            raise seg.error("SE without ST")
-        else:
-            raise seg.error("segment outside a transaction set")
-    if tx is not None:
-        raise X12Error(f"missing SE: transaction set {tx.st.get(2)!r} is not closed at the end of the input",
-                       tx.st.number, "ST")
-    if last is not None and isa_control is not None:
-        raise X12Error("missing IEA at the end of the input", last.number, last.id)
-    return result
+    return _transaction_sets(text, "835", lambda st, isa, gs: _TransactionParser(st, isa.get(13), gs))
