@@ -142,7 +142,8 @@ def _links(ctx, patient, encounter, claim, claim_line, payer) -> dict:
             "claim_line_id": line.id if line else None, "payer_id": pay.id if pay else None}
 
 
-def _date(value, ctx) -> dt.date:
+def _date(value, ctx, field: str = "effective_date") -> dt.date:
+    """A date given as a date, a datetime or YYYY-MM-DD text; today when None."""
     if value is None:
         return ctx.now().date()
     if isinstance(value, dt.datetime):
@@ -152,7 +153,7 @@ def _date(value, ctx) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise ValidationError("effective_date", f"{value!r} is not a date (YYYY-MM-DD)") from None
+        raise ValidationError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _text(field: str, value, limit: int) -> str | None:

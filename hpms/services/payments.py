@@ -108,14 +108,7 @@ def _reference(value) -> str | None:
 def _day(field: str, value, ctx) -> dt.date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return ledger._date(value, ctx, field)
 
 
 def _patient(ctx, ref, field: str = "--patient", *, lock: bool = False) -> Patient:

@@ -634,7 +634,7 @@ def match(ctx, row_id, claim_ref) -> ImportSummary:
         claim = _load(ctx, claim_ref)
     except NotFoundError as exc:
         raise NotFoundError(f"CLAIM_ID: {exc.message}", hint=exc.hint) from None
-    if claim.status == "void" and claim.frequency == "8":
+    if claim.frequency == "8":
         raise ConflictError(f"claim {claim.id} is a void request; match the claim it voids")
     rem = s.get(Remittance, rc.remittance_id)
     d = json.loads(rc.detail)

@@ -334,3 +334,23 @@ def test_a_sample_posts_once_its_claims_are_ours(settings, ctx_for, billed):
     assert out.payment == D("945.00")
     paid = scalar(settings, "SELECT -sum(amount_cents) FROM ledger_entry WHERE kind = 'insurance_payment'")
     assert paid == 94500
+
+
+def test_matching_by_hand_refuses_a_void_request_and_a_reversal_of_nothing(settings, ctx_for, billed, tmp_path):
+    from hpms.services import claims, remits
+
+    ids, _ = billed
+    claim_id, _ = ids["ACME1"]
+    call(ctx_for, claims.set_status, claim_id, "submitted")
+    call(ctx_for, claims.set_status, claim_id, "accepted", payer_claim_number="PCN1")
+    void = call(ctx_for, claims.void, claim_id)
+    assert void.frequency == "8"
+    undo = claim("ELSEWHERE", [line("99214", "-180", "-100", ("CO", "45", "-80"))], status="22")
+    post(ctx_for, write(tmp_path, interchange(payment([undo, bob_paid(ids["BETA2"][1])]))))
+    row = call(ctx_for, remits.unmatched)[0]["row"]
+    before = counts(settings, *TABLES)
+    with pytest.raises(ConflictError, match="void request"):
+        call(ctx_for, remits.match, row, void.id)
+    with pytest.raises(ConflictError, match="never received"):  # the voided claim was never paid
+        call(ctx_for, remits.match, row, claim_id)
+    assert counts(settings, *TABLES) == before
