@@ -60,31 +60,139 @@ ISA = ("ISA*00*          *00*          *ZZ*CH01           *ZZ*SUB01          *26
        "GS*HB*CH01*SUB01*20260616*0800*777*X*005010X279A1~\n")
 
 
-def answer_271(*loops: list[str], payer: str = "ACME1", payer_name: str = "ACME HEALTH",
-               receiver_aaa: str | None = None) -> str:
-    """A 271 with one payer and the given 2000C loops, each a list of segments without HL; a
-    loop ["DEP", [subscriber segments], *dependent segments] is a 2000C with a 2000D under it."""
-    segs = ["ST*271*0001*005010X279A1", "BHT*0022*11*777*20260616*0800", "HL*1**20*1",
-            f"NM1*PR*2*{payer_name}*****PI*{payer}", f"HL*2*1*21*{'0' if receiver_aaa else '1'}",
-            f"NM1*1P*2*TEST CLINIC*****XX*{NPI}"]
-    if receiver_aaa:
-        segs.append(receiver_aaa)
-    hl = 2
-    for loop in loops:
-        if loop and loop[0] == "DEP":
-            sub, dep = loop[1], loop[2:]
-            hl += 1
-            segs.append(f"HL*{hl}*2*22*1")
-            segs.extend(sub)
-            hl += 1
-            segs.append(f"HL*{hl}*{hl - 1}*23*0")
-            segs.extend(dep)
-        else:
-            hl += 1
-            segs.append(f"HL*{hl}*2*22*0")
-            segs.extend(loop)
+@dataclass(frozen=True)
+class Source:
+    """One 2000A loop of a 271: the payer, its 2000C loops (as for `answer_271`) and an AAA
+    segment at the payer (2100A) or receiver (2100B) level."""
+
+    payer: str = "ACME1"
+    payer_name: str = "ACME HEALTH"
+    loops: tuple = ()
+    payer_aaa: str | None = None
+    receiver_aaa: str | None = None
+
+
+def answer_271_sources(*sources: Source, reference: str = "777") -> str:
+    """A 271 transaction set with one 2000A loop per source; BHT03 is `reference`."""
+    segs = ["ST*271*0001*005010X279A1", f"BHT*0022*11*{reference}*20260616*0800"]
+    hl = 0
+    for src in sources:
+        hl += 1
+        payer_hl = hl
+        segs.append(f"HL*{payer_hl}**20*{'0' if src.payer_aaa else '1'}")
+        segs.append(f"NM1*PR*2*{src.payer_name}*****PI*{src.payer}")
+        if src.payer_aaa:
+            segs.append(src.payer_aaa)
+            continue
+        hl += 1
+        receiver_hl = hl
+        segs += [f"HL*{receiver_hl}*{payer_hl}*21*{'0' if src.receiver_aaa else '1'}",
+                 f"NM1*1P*2*TEST CLINIC*****XX*{NPI}"]
+        if src.receiver_aaa:
+            segs.append(src.receiver_aaa)
+        for loop in src.loops:
+            if loop and loop[0] == "DEP":
+                sub, dep = loop[1], loop[2:]
+                hl += 1
+                segs.append(f"HL*{hl}*{receiver_hl}*22*1")
+                segs.extend(sub)
+                hl += 1
+                segs.append(f"HL*{hl}*{hl - 1}*23*0")
+                segs.extend(dep)
+            else:
+                hl += 1
+                segs.append(f"HL*{hl}*{receiver_hl}*22*0")
+                segs.extend(loop)
     segs.append(f"SE*{len(segs) + 1}*0001")
     return ISA + "".join(s + "~\n" for s in segs) + "GE*1*777~\nIEA*1*000000777~\n"
+
+
+def answer_271(*loops: list[str], payer: str = "ACME1", payer_name: str = "ACME HEALTH",
+               receiver_aaa: str | None = None, payer_aaa: str | None = None, reference: str = "777") -> str:
+    """A 271 with one payer and the given 2000C loops, each a list of segments without HL; a
+    loop ["DEP", [subscriber segments], *dependent segments] is a 2000C with a 2000D under it."""
+    return answer_271_sources(Source(payer, payer_name, loops, payer_aaa, receiver_aaa), reference=reference)
+
+
+def answer_from_270(text: str, answers: dict[tuple[str, str], list[str]], *, traces: str = "echo",
+                    trace_map: dict[str, str] | None = None, payer_aaa: dict[str, str] | None = None,
+                    receiver_aaa: dict[str, str] | None = None, keep_members: bool = False) -> str:
+    """The 271 a payer sends for one of hpms's own 270 files, loop for loop.
+
+    `answers` maps (payer id, first name of the person asked about) to the segments that take
+    the place of the EQ; `traces`: "echo" (TRN*2 where the 270 had TRN*1), "none" (no TRN) or
+    "subscriber" (a dependent's TRN*2 in its 2000C loop); `trace_map` rewrites echoed traces.
+    `payer_aaa` / `receiver_aaa` map a payer id to an AAA segment for its 2100A / 2100B loop;
+    that payer's 2000C/D loops are then left out unless `keep_members`."""
+    trace_map = trace_map or {}
+    payer_aaa = payer_aaa or {}
+    receiver_aaa = receiver_aaa or {}
+    out: list[str] = []
+    payer = first = None
+    skipping = False
+    subscriber_at = 0
+    in_body = False
+    body_start = 0
+    for raw in text.split("~"):
+        seg = raw.strip()
+        if not seg:
+            continue
+        el = seg.split("*")
+        sid = el[0]
+        if sid in ("ISA", "GS", "GE", "IEA"):
+            out.append(seg.replace("GS*HS*", "GS*HB*"))
+            continue
+        if sid == "ST":
+            in_body = True
+            body_start = len(out)
+            out.append(seg.replace("ST*270*", "ST*271*"))
+            continue
+        if sid == "SE":
+            out.append(f"SE*{len(out) - body_start + 1}*{el[2]}")
+            in_body = False
+            continue
+        if not in_body:
+            continue
+        if sid == "BHT":
+            out.append(seg.replace("BHT*0022*13*", "BHT*0022*11*"))
+        elif sid == "HL" and el[3] == "20":
+            skipping = False
+            out.append(seg)
+        elif sid == "NM1" and el[1] == "PR":
+            payer = el[9]
+            out.append(seg)
+            if payer in payer_aaa:
+                out.append(payer_aaa[payer])
+                skipping = "all" if not keep_members else False
+        elif sid == "NM1" and el[1] == "1P":
+            if skipping == "all":
+                continue
+            out.append(seg)
+            if payer in receiver_aaa:
+                out.append(receiver_aaa[payer])
+                skipping = "members" if not keep_members else False
+        elif skipping == "all" or (skipping == "members" and not (sid == "HL" and el[3] == "21")):
+            continue
+        elif sid == "HL":
+            if el[3] == "22":
+                subscriber_at = len(out)
+            out.append(seg)
+        elif sid == "TRN":
+            if traces == "none":
+                continue
+            trn = f"TRN*2*{trace_map.get(el[2], el[2])}*{el[3]}"
+            if traces == "subscriber" and out[-1].startswith("HL*") and out[-1].split("*")[3] == "23":
+                out.insert(subscriber_at + 1, trn)
+            else:
+                out.append(trn)
+        elif sid == "NM1":
+            first = el[4] if len(el) > 4 else None
+            out.append(seg)
+        elif sid == "EQ":
+            out.extend(answers[(payer, first)])
+        else:
+            out.append(seg)
+    return "".join(s + "~\n" for s in out)
 
 
 def active_loop(trace: str | None, member: str, last: str, first: str, *, plan: str = "GOLD PLAN") -> list[str]:

@@ -53,6 +53,7 @@ class EligibilityRequestOut(SQLModel):
     path: str
     service_date: dt.date | None
     isa_control: int
+    reference: str      # BHT03 of the 270 (ISA control number and date of service), echoed in the 271
     checks: int
     patients: int
     payers: int

@@ -5,6 +5,8 @@ number (TRN02, the row id) comes back echoed in the answer. Money is integer cen
 from __future__ import annotations
 
 import datetime as dt
+import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -86,12 +88,34 @@ def _receiver(ctx, location_ids: list[int]):
     return x270.Receiver(name=org.name, npi=loc.npi), loc
 
 
+def _reference(isa: int, day: dt.date) -> str:
+    """BHT03 of a 270: its ISA control number and its date of service. The payer echoes it in
+    the 271, which is how a refusal of the whole request finds the questions it refuses."""
+    return f"{isa:09d}-{day:%Y%m%d}"
+
+
+_REFERENCE = re.compile(r"\d{9}-(\d{8})")
+
+
+def _reference_day(reference: str | None) -> dt.date | None:
+    """The date of service of the 270 a 271 answers, when its BHT03 is one of ours."""
+    m = _REFERENCE.fullmatch(reference or "")
+    if m is None:
+        return None
+    try:
+        return dt.datetime.strptime(m.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
 def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
     """Write one 270 file asking about the active coverages of the patients seen on `date` (visits
     not cancelled or no-show), or of one `patient` (today, or on `date`); record one pending
     check per coverage. A coverage already pending for that day is asked again with its own
-    check (no second row). Raises ValidationError (no billing profile ids, no NPI, bad date),
-    NotFoundError (unknown patient, no visits, nothing to ask, missing output directory)."""
+    check (no second row). Each question's trace (TRN02) is its check id; BHT03 is the ISA
+    control number and the date of service (`reference` in the result). Raises ValidationError
+    (no billing profile ids, no NPI, bad date), NotFoundError (unknown patient, no visits,
+    nothing to ask, missing output directory)."""
     from hpms.fileio import write_atomically
     from hpms.interop.x12 import x270
     from hpms.services.appointments import find_patient
@@ -174,9 +198,11 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
     isa = reserve(ctx.session, ISA_COUNTER, 1)
     gs = reserve(ctx.session, GS_COUNTER, 1)
     originator = ("1" + profile.tax_id) if profile.tax_id else ("9" + receiver.npi[:9])
+    reference = _reference(isa, day)
     text = x270.write_270(
         isa_control=isa, gs_control=gs, sender_id=profile.submitter_id, receiver_id=profile.receiver_id,
         receiver=receiver, created=now, production=bool(profile.production), trace_originator=originator,
+        reference=reference,
         payers=[x270.PayerInquiries(name=payer.name, payer_id=payer.payer_id, inquiries=tuple(inq))
                 for payer, inq in by_payer.values()])
     audit.record(ctx, audit.Event("export", "eligibility_check", None,
@@ -184,85 +210,204 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
                                   fields=["member_id", "name", "dob"],
                                   detail=f"270 {out.name}: {len(checks)} question(s) for {day}"))
     write_atomically(out, text.encode("ascii"), field="--out")
-    return EligibilityRequestOut(path=str(out), service_date=day, isa_control=isa, checks=len(checks),
-                                 patients=len({c.patient_id for c, *_ in checks}), payers=len(by_payer),
-                                 check_ids=[c.id for c, *_ in checks], skipped=skipped)
+    return EligibilityRequestOut(path=str(out), service_date=day, isa_control=isa, reference=reference,
+                                 checks=len(checks), patients=len({c.patient_id for c, *_ in checks}),
+                                 payers=len(by_payer), check_ids=[c.id for c, *_ in checks], skipped=skipped)
 
 
 # ---- import (271) --------------------------------------------------------------------------
 
-def _read_271(path: Path):
+def _read_271(path: Path) -> list:
     from hpms.interop.x12.x271 import X12Error, parse_271
 
     if not path.is_file():
         raise NotFoundError(f"FILE: {str(path)!r} does not exist")
     try:
-        text = path.read_bytes().decode("ascii")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError("FILE", f"cannot read {path.name}: {exc.strerror or exc}; nothing imported") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValidationError("FILE", f"{path.name} is not an X12 file (it is not ASCII text); nothing imported") from None
+        # not UTF-8: names from older systems come as Latin-1 bytes
+        text = data.decode("latin-1")
     try:
         return parse_271(text)
     except X12Error as exc:
         raise ValidationError("FILE", f"{path.name} is not a valid 271: {exc}; nothing imported") from None
 
 
-def _apply(check: EligibilityCheck, answer, extra_reasons: tuple[str, ...], now: dt.datetime) -> bool:
-    """Write the answer onto the check; True when anything changed."""
+def _values(answer, header: tuple[str, ...]) -> dict:
+    """What an answer writes onto its check. A refusal of the whole request (`header`, the
+    payer's or receiver's AAA) makes it an error whatever the member loop says."""
     status = answer.status
-    reasons = list(extra_reasons) + list(answer.reasons)
-    if status is None:
+    reasons = list(header) + list(answer.reasons)
+    if header:
+        status = "error"
+    elif status is None:
         status = "error"
         reasons.append("the answer states no coverage status (no EB01 1-8)")
-    if extra_reasons:  # the payer refused the whole request
-        status = "error"
-    values = dict(status=status, plan_name=(answer.plan_name or None) and answer.plan_name[:80],
-                  plan_begin=answer.plan_begin, plan_end=answer.plan_end, copay_cents=_cents(answer.copay),
-                  coinsurance_percent=None if answer.coinsurance_percent is None else str(answer.coinsurance_percent),
-                  deductible_cents=_cents(answer.deductible),
-                  deductible_remaining_cents=_cents(answer.deductible_remaining),
-                  reason="; ".join(reasons)[:300] or None)
-    changed = check.responded_at is None or any(getattr(check, k) != v for k, v in values.items())
-    if changed:
-        for k, v in values.items():
-            setattr(check, k, v)
-        check.responded_at = now
-    return changed
+    return dict(status=status, plan_name=(answer.plan_name or None) and answer.plan_name[:80],
+                plan_begin=answer.plan_begin, plan_end=answer.plan_end, copay_cents=_cents(answer.copay),
+                coinsurance_percent=None if answer.coinsurance_percent is None else str(answer.coinsurance_percent),
+                deductible_cents=_cents(answer.deductible),
+                deductible_remaining_cents=_cents(answer.deductible_remaining),
+                reason="; ".join(reasons)[:300] or None)
 
 
-def _answer_date(answer) -> dt.date | None:
-    if "291" in answer.dates:
-        return answer.dates["291"][0]
-    for b in answer.benefits:
-        if "291" in b.dates:
-            return b.dates["291"][0]
+def _same(check: EligibilityCheck, values: dict) -> bool:
+    return check.responded_at is not None and all(getattr(check, k) == v for k, v in values.items())
+
+
+def _apply(check: EligibilityCheck, values: dict, now: dt.datetime) -> bool:
+    """Write the answer onto the check; True when anything changed."""
+    if _same(check, values):
+        return False
+    for k, v in values.items():
+        setattr(check, k, v)
+    check.responded_at = now
+    return True
+
+
+def _window(answer, day: dt.date | None) -> tuple[dt.date, dt.date] | None:
+    """The dates of service an answer can be about: the day of our 270 (from BHT03) when the
+    answer's own plan date (DTP*291, a day or a range) agrees with it, else the answer's date."""
+    found = None
+    for dates in [answer.dates] + [b.dates for b in answer.benefits]:
+        if "291" in dates:
+            lo, hi = dates["291"]
+            found = (lo, hi or lo)
+            break
+    if day is not None and (found is None or found[0] <= day <= found[1]):
+        return day, day
+    return found
+
+
+def _name(value: str | None) -> str:
+    """A name as the 270 writes it (folded to ASCII, upper case), letters and digits only, so
+    that "Müller" here and "MULLER" or "MÜLLER" in the answer are the same name."""
+    from hpms.interop.x12.x837p import _t
+
+    return "".join(ch for ch in _t(value or "") if ch.isalnum())
+
+
+@dataclass
+class _Person:
+    """The coverages an answer's person holds with the answering payer, or why there are none."""
+
+    coverages: list[Coverage]
+    problem: str | None = None
+
+
+def _person(ctx, answer, payer_ids: list[int]) -> _Person:
+    """The person an answer is about, among the coverages of the answering payer with its member
+    id (a dependent's own, or the subscriber's). When several patients share the id (a family
+    under the subscriber's id), the first name must be one of theirs; the last name, the birth
+    date and the loop (subscriber or dependent) then narrow it to one, or it is ambiguous."""
+    members = [m for m in (answer.member_id, answer.subscriber_member_id) if m]
+    if not members or not payer_ids:
+        return _Person([])
+    indexes = sorted({b for m in members for b in ctx.crypto.blind_indexes(m, "member_id")})
+    covs = list(ctx.session.execute(sa.select(Coverage).where(
+        Coverage.org_id == ctx.org_id, Coverage.payer_id.in_(payer_ids), Coverage.member_id_bidx.in_(indexes))
+        .order_by(Coverage.id)).scalars())
+    by_patient: dict[int, list[Coverage]] = {}
+    for c in covs:
+        by_patient.setdefault(c.patient_id, []).append(c)
+    if not by_patient:
+        return _Person([])
+    pats = {p.id: p for p in ctx.session.execute(sa.select(Patient).where(Patient.id.in_(list(by_patient)))).scalars()}
+    if len(by_patient) == 1:
+        ((pid, only),) = by_patient.items()
+        # a dependent loop under the subscriber's id is not the subscriber, unless it names them
+        if (answer.level == "dependent" and answer.first and all(c.relationship == "self" for c in only)
+                and _name(pats[pid].first_name) != _name(answer.first)):
+            return _Person([], "the member id is the subscriber's; the dependent it names has no coverage on file")
+        return _Person(covs)
+    left = list(by_patient)
+    if answer.first:
+        left = [i for i in left if _name(pats[i].first_name) == _name(answer.first)]
+
+    def narrow(keep) -> None:
+        nonlocal left
+        if len(left) > 1:
+            left = [i for i in left if keep(i)] or left
+
+    narrow(lambda i: bool(answer.last) and _name(pats[i].last_name) == _name(answer.last))
+    narrow(lambda i: answer.dob is not None and pats[i].dob == answer.dob)
+    narrow(lambda i: any((c.relationship == "self") == (answer.level == "subscriber") for c in by_patient[i]))
+    if len(left) == 1:
+        return _Person(by_patient[left[0]])
+    return _Person([], f"{len(by_patient)} patients share this member id and the answer's name and birth date "
+                       "do not tell which one it is about")
+
+
+def _own_trace(ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
+    """The check an echoed trace names: ours (an id whose check has that trace) and, when the
+    271 names a payer on file, a question to that payer."""
+    for trace in answer.echoed_traces:
+        if trace.isdigit() and len(trace) < 18:
+            found = ctx.session.get(EligibilityCheck, int(trace))
+            if (found is not None and found.org_id == ctx.org_id and found.trace_number == trace
+                    and (not payer_ids or found.payer_id in payer_ids)):
+                return found
     return None
 
 
-def _by_member(ctx, answer, payer_ids: list[int]) -> list[Coverage]:
-    member = answer.member_id or answer.subscriber_member_id
-    if not member:
-        return []
-    q = sa.select(Coverage).where(Coverage.org_id == ctx.org_id,
-                                  Coverage.member_id_bidx.in_(ctx.crypto.blind_indexes(member, "member_id")))
-    if payer_ids:
-        q = q.where(Coverage.payer_id.in_(payer_ids))
-    covs = list(ctx.session.execute(q.order_by(Coverage.id)).scalars())
-    if len(covs) > 1 and answer.first:
-        # a family shares the subscriber's id: the name of the person asked about decides
-        names = {p.id: (p.first_name or "").upper() for p in ctx.session.execute(
-            sa.select(Patient).where(Patient.id.in_([c.patient_id for c in covs]))).scalars()}
-        same = [c for c in covs if names.get(c.patient_id) == answer.first.upper()]
-        covs = same or covs
-    return covs
+def _asked(ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | None,
+           values: dict) -> EligibilityCheck | None:
+    """The question an answer without a trace of ours answers: the newest pending check of the
+    person's coverages for the dates of service, else the check this same answer was already
+    written onto (the same file imported again)."""
+    c = EligibilityCheck
+    q = sa.select(c).where(c.org_id == ctx.org_id, c.coverage_id.in_([x.id for x in coverages]))
+    if window is not None:
+        q = q.where(c.service_date >= window[0], c.service_date <= window[1])
+    asked = list(ctx.session.execute(q.order_by(c.id.desc())).scalars())
+    return (next((x for x in asked if x.status == "pending"), None)
+            or next((x for x in asked if _same(x, values)), None))
+
+
+def _recorded(ctx, cov: Coverage, when: dt.date, trace: str | None) -> EligibilityCheck | None:
+    """A check an earlier import recorded for an answer to no question of ours (same coverage,
+    date of service and trace)."""
+    c = EligibilityCheck
+    return ctx.session.execute(sa.select(c).where(
+        c.org_id == ctx.org_id, c.coverage_id == cov.id, c.service_date == when, c.responded_at.is_not(None),
+        c.trace_number.is_(None) if trace is None else c.trace_number == trace)
+        .order_by(c.id.desc()).limit(1)).scalars().first()
+
+
+def _refused_checks(ctx, payer_ids: list[int], day: dt.date, reason: str) -> list[EligibilityCheck]:
+    """The questions a refusal of a whole 270 closes: the payer's for that date of service, still
+    pending (or already closed with this very reason: the same file again)."""
+    c = EligibilityCheck
+    return list(ctx.session.execute(sa.select(c).where(
+        c.org_id == ctx.org_id, c.payer_id.in_(payer_ids), c.service_date == day,
+        sa.or_(c.status == "pending", sa.and_(c.status == "error", c.reason == reason))).order_by(c.id)).scalars())
 
 
 def import_271(ctx, path) -> EligibilityImportOut:
-    """Import a 271 file: each answer goes to its pending check, found by the echoed trace
-    number, else by payer + member id (+ the date of service). An answer to no pending check
-    whose member id is a known coverage is recorded as a new check; others are reported. A
-    rejection of the whole request (AAA at the payer or receiver level) closes the payer's
-    pending checks with the reason. Importing the same file again changes nothing. Raises
-    ValidationError (not a 271: nothing imported), NotFoundError (no such file)."""
+    """Import a 271 file (UTF-8, with or without a byte order mark, or Latin-1). Each payer of
+    the file (2000A loop) answers only for itself: its answers go to its own checks.
+
+    An answer (2000C/2000D loop) goes to the check its echoed trace names, when that check is
+    ours and a question to the answering payer (a trace that is not ours is ignored). Else to
+    the pending check of the person the answer is about (the payer's coverage with its member
+    id; the name and birth date decide within a family sharing the id, see `_person`) for the
+    date of service of the answered 270 (its BHT03) or the answer's DTP*291; the newest if
+    several. Failing that, a check this same answer was already written onto counts as
+    unchanged; an answer to no question whose coverage is known is recorded as a new check;
+    the others are reported unmatched.
+
+    A refusal of the whole request (AAA at the payer, 2100A, or receiver, 2100B, level) applies
+    to that payer's answers in the file; when the payer sent none, it closes the payer's
+    pending questions for the date of service of the 270 it answers, read from BHT03 (hpms
+    writes ISA control number and date there). A 271 with another BHT03 cannot tell which of
+    the payer's questions it refuses: the refusal is reported and nothing is closed.
+
+    Importing the same file again changes nothing. Raises ValidationError (not a 271: nothing
+    imported), NotFoundError (no such file)."""
     require(ctx.actor, "eligibility.write")
     path = Path(path)
     responses = _read_271(path)
@@ -272,79 +417,63 @@ def import_271(ctx, path) -> EligibilityImportOut:
     unmatched: list[dict] = []
     touched: dict[int, EligibilityCheck] = {}
     warnings: list[str] = []
+
+    def count(check: EligibilityCheck, changed: bool) -> None:
+        out["updated" if changed else "unchanged"] += 1
+        touched[check.id] = check
+
     for r in responses:
         warnings.extend(r.warnings)
         payer_ids = [p for p in session.execute(sa.select(Payer.id).where(
             Payer.org_id == ctx.org_id, Payer.payer_id == r.payer_id)).scalars()] if r.payer_id else []
         header = r.reasons
-        answers = r.answers
-        if not answers and header:
-            # the whole request was refused: every open question to this payer gets the reason
-            if not payer_ids:
+        day = _reference_day(r.reference)
+        if not r.answers and header:
+            reason = "; ".join(header)[:300]
+            refused = _refused_checks(ctx, payer_ids, day, reason) if payer_ids and day else []
+            if not refused:
                 unmatched.append({"payer": r.payer_id or r.payer_name, "member": None, "name": None, "trace": None,
                                   "reason": "; ".join(header)})
-                continue
-            for check in session.execute(sa.select(EligibilityCheck).where(
-                    EligibilityCheck.org_id == ctx.org_id, EligibilityCheck.payer_id.in_(payer_ids),
-                    sa.or_(EligibilityCheck.status == "pending",
-                           sa.and_(EligibilityCheck.status == "error", EligibilityCheck.reason == "; ".join(header)[:300])),
-                    EligibilityCheck.requested_at <= now)).scalars():
+            for check in refused:
                 out["answers"] += 1
-                changed = (check.status, check.reason) != ("error", "; ".join(header)[:300])
+                changed = (check.status, check.reason) != ("error", reason) or check.responded_at is None
                 if changed:
-                    check.status, check.reason, check.responded_at = "error", "; ".join(header)[:300], now
-                out["updated" if changed else "unchanged"] += 1
-                touched[check.id] = check
+                    check.status, check.reason, check.responded_at = "error", reason, now
+                count(check, changed)
             continue
-        for a in answers:
+        for a in r.answers:
             out["answers"] += 1
-            check = None
-            for trace in a.echoed_traces:
-                if trace.isdigit() and len(trace) < 18:
-                    found = session.get(EligibilityCheck, int(trace))
-                    if found is not None and found.org_id == ctx.org_id and found.trace_number == trace:
-                        check = found
-                        break
-            covs: list[Coverage] = []
-            if check is None:
-                covs = _by_member(ctx, a, payer_ids)
-                if covs:
-                    when = _answer_date(a)
-                    q = (sa.select(EligibilityCheck).where(
-                        EligibilityCheck.org_id == ctx.org_id, EligibilityCheck.status == "pending",
-                        EligibilityCheck.coverage_id.in_([c.id for c in covs])))
-                    if when:
-                        q = q.where(EligibilityCheck.service_date == when)
-                    check = session.execute(q.order_by(EligibilityCheck.id.desc()).limit(1)).scalars().first()
+            values = _values(a, header)
+            check = _own_trace(ctx, a, payer_ids)
             if check is not None:
-                out["updated" if _apply(check, a, header, now) else "unchanged"] += 1
-                touched[check.id] = check
+                count(check, _apply(check, values, now))
                 continue
-            if not covs:
-                member = a.member_id or a.subscriber_member_id
+            person = _person(ctx, a, payer_ids)
+            member = a.member_id or a.subscriber_member_id
+            if not person.coverages:
                 unmatched.append({"payer": r.payer_id or r.payer_name,
                                   "member": f"…{member[-4:]}" if member else None,
                                   "name": ", ".join(x for x in (a.last, a.first) if x) or None,
                                   "trace": (a.echoed_traces or (None,))[0],
-                                  "reason": "no pending check and no coverage with this member id"})
+                                  "reason": person.problem or "no pending check and no coverage with this member id"})
+                continue
+            window = _window(a, day)
+            check = _asked(ctx, person.coverages, window, values)
+            if check is not None:
+                count(check, _apply(check, values, now))
                 continue
             # an answer nobody here asked for (or asked through another system): keep it
-            cov = covs[0]
-            when = _answer_date(a) or _today(ctx)
+            cov = person.coverages[0]
+            when = window[0] if window is not None and window[0] == window[1] else _today(ctx)
             trace = (a.echoed_traces or (None,))[0]
-            existing = session.execute(sa.select(EligibilityCheck).where(
-                EligibilityCheck.org_id == ctx.org_id, EligibilityCheck.coverage_id == cov.id,
-                EligibilityCheck.service_date == when, EligibilityCheck.responded_at.is_not(None),
-                EligibilityCheck.trace_number.is_(None) if trace is None else EligibilityCheck.trace_number == trace)
-                .order_by(EligibilityCheck.id.desc()).limit(1)).scalars().first()
+            existing = _recorded(ctx, cov, when, trace)
             if existing is not None:
-                out["updated" if _apply(existing, a, header, now) else "unchanged"] += 1
-                touched[existing.id] = existing
+                count(existing, _apply(existing, values, now))
                 continue
             check = EligibilityCheck(org_id=ctx.org_id, patient_id=cov.patient_id, coverage_id=cov.id,
                                      payer_id=cov.payer_id, trace_number=trace, service_date=when, requested_at=now,
                                      requested_by=ctx.actor.user_id)
-            _apply(check, a, header, now)
+            _apply(check, values, now)
             session.add(check)
             session.flush()
             out["recorded"] += 1

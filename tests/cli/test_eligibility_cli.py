@@ -7,7 +7,7 @@ import pytest
 
 from tests.cli.helpers import error_line, ok, tsv
 from tests.conftest import count_rows
-from tests.eligibility_fixtures import active_loop, answer_271, setup_practice
+from tests.eligibility_fixtures import active_loop, answer_271, answer_from_270, setup_practice
 
 
 @pytest.fixture
@@ -58,6 +58,31 @@ def test_request_import_list(cli, settings, practice, tmp_path):
 
     r = cli("eligibility", "import", str(answer))
     assert r.exit_code == 0 and r.stdout == "1 answer(s): 0 updated, 1 unchanged, 0 recorded, 0 unmatched (1 active)\n"
+
+
+def test_a_two_payer_answer_with_a_bom_and_no_traces(cli, settings, practice, tmp_path):
+    """The 271 for hpms's own 270 (two payers), saved with a byte order mark and without the
+    echoed traces: each answer still finds its check; the same file again changes nothing."""
+    out = tmp_path / "tomorrow.270"
+    req = ok(cli("eligibility", "request", "--date", "2026-06-16", "--out", str(out), "--json"))
+    assert req["reference"] == f"{req['isa_control']:09d}-20260616"
+    answers = {("ACME1", "PAT"): ["EB*1**30**ACME GOLD"], ("BETA2", "KID"): ["EB*6**30**BETA BASIC"]}
+    answer = tmp_path / "answer.271"
+    answer.write_bytes(b"\xef\xbb\xbf" + answer_from_270(out.read_text(), answers, traces="none").encode())
+    imp = ok(cli("eligibility", "import", str(answer), "--json"))
+    assert (imp["updated"], imp["unmatched"], imp["statuses"], imp["check_ids"]) == (
+        2, [], {"active": 1, "inactive": 1}, req["check_ids"])
+    r = cli("eligibility", "import", str(answer))
+    assert r.exit_code == 0 and r.stdout == "2 answer(s): 0 updated, 2 unchanged, 0 recorded, 0 unmatched " \
+                                            "(1 active, 1 inactive)\n"
+    rows = ok(cli("eligibility", "list", "--date", "2026-06-16", "--json"))
+    assert sorted((x["patient"], x["payer"], x["status"], x["plan_name"]) for x in rows) == [
+        ("Kid Doe", "Beta Care", "inactive", "BETA BASIC"), ("Pat Doe", "Acme Health", "active", "ACME GOLD")]
+    binary = tmp_path / "scan.271"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    error_line(cli("eligibility", "import", str(binary)), 2, "scan.271 is not a valid 271", "NUL characters",
+               "nothing imported")
+    assert count_rows(settings, "eligibility_check") == 2
 
 
 def test_plain_request_prints_the_path(cli, practice, tmp_path):

@@ -150,3 +150,64 @@ def test_other_transaction_sets_and_counts_are_refused():
     text = load("271_005010X279A1__subscriber-health-benefit-check.271").replace("SE*22*", "SE*21*")
     with pytest.raises(X12Error, match="SE01 says 21 segments but the transaction set has 22"):
         parse_271(text)
+
+
+def test_one_response_per_payer_loop():
+    """hpms's 270 asks several payers in one transaction set (one 2000A loop each): the answer
+    comes back the same way, and each payer keeps its own answers and rejections."""
+    from tests.eligibility_fixtures import Source, answer_271_sources
+
+    text = answer_271_sources(Source("ACME1", "ACME HEALTH", (active_loop("11", "M1", "DOE", "PAT"),)),
+                              Source("BETA2", "BETA CARE", payer_aaa="AAA*Y**42*R"),
+                              Source("GAMMA3", "GAMMA", (["NM1*IL*1*DOE*PAT****MI*M3", "EB*6**30"],),
+                                     receiver_aaa="AAA*N**43*C"), reference="5-20260616")
+    acme, beta, gamma = parse_271(text)
+    assert [(r.payer_id, r.payer_name, r.st_control, r.reference) for r in (acme, beta, gamma)] == [
+        ("ACME1", "ACME HEALTH", "0001", "5-20260616"), ("BETA2", "BETA CARE", "0001", "5-20260616"),
+        ("GAMMA3", "GAMMA", "0001", "5-20260616")]
+    assert [(m.member_id, m.status) for m in acme.answers] == [("M1", "active")] and acme.rejections == ()
+    assert (beta.members, beta.receiver_id, beta.reasons) == (
+        (), None, ("unable to respond at current time (resubmission allowed) [2100A]",))
+    assert [(m.member_id, m.status) for m in gamma.answers] == [("M3", "inactive")]
+    assert gamma.reasons == ("invalid/missing provider identification (correct and resubmit) [2100B]",)
+    assert [r.warnings for r in (acme, beta, gamma)] == [(), (), ()]
+
+
+def test_a_set_mismatch_warning_is_given_once_for_several_payer_loops():
+    from tests.eligibility_fixtures import Source, answer_271_sources
+
+    text = answer_271_sources(Source("ACME1"), Source("BETA2")).replace("SE*11*0001", "SE*11*0002")
+    responses = parse_271(text)
+    assert [w for r in responses for w in r.warnings] == [
+        "segment 13 (SE): SE02 control number '0002' does not match ST02 '0001'"]
+
+
+def test_a_dependent_answer_takes_the_trace_echoed_in_its_subscriber_loop():
+    """Some payers echo the dependent's trace in the 2000C loop: the answer is the 2000D loop's."""
+    (r,) = parse_271(answer_271(["DEP", ["TRN*2*12*1123456789", "NM1*IL*1*DOE*PAT****MI*M1"],
+                                 "NM1*03*1*DOE*KID", "EB*1**30"]))
+    (d,) = r.answers
+    assert (d.level, d.first, d.echoed_traces, d.traces, d.status) == ("dependent", "KID", ("12",), (), "active")
+    # with a trace of its own (and one in the 2000C loop too) each loop keeps its own
+    (r,) = parse_271(answer_271(["DEP", ["TRN*2*11*1123456789", "NM1*IL*1*DOE*PAT****MI*M1", "EB*1**30"],
+                                 "TRN*2*12*1123456789", "NM1*03*1*DOE*KID", "EB*1**30"]))
+    assert [(m.level, m.echoed_traces) for m in r.answers] == [("subscriber", ("11",)), ("dependent", ("12",))]
+
+
+@pytest.mark.parametrize("prefix", ["\ufeff", "\xef\xbb\xbf", "\ufeff\n"])
+def test_a_byte_order_mark_is_skipped(prefix):
+    (r,) = parse_271(prefix + answer_271(active_loop("17", "M1", "DOE", "PAT")))
+    assert [m.echoed_traces for m in r.answers] == [("17",)]
+
+
+def test_names_may_be_non_ascii():
+    (r,) = parse_271(answer_271(active_loop(None, "M1", "NGUYỄN", "JOSÉ"),
+                                ["DEP", ["NM1*IL*1*MÜLLER*JÜRGEN****MI*M2"], "NM1*03*1*MÜLLER*ZOË", "EB*1**30"]))
+    assert [(m.last, m.first) for m in r.answers] == [("NGUYỄN", "JOSÉ"), ("MÜLLER", "ZOË")]
+
+
+@pytest.mark.parametrize("text", ["ISA\x00*00*", "\x00\x00\x00", answer_271().encode("utf-16").decode("latin-1")],
+                         ids=["nul-in-isa", "nul-only", "utf-16"])
+def test_nul_characters_are_not_x12(text):
+    with pytest.raises(X12Error, match="NUL characters"):
+        parse_271(text)

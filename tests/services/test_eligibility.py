@@ -10,7 +10,9 @@ import pytest
 
 from hpms.errors import NotFoundError, PermissionDenied, ValidationError
 from tests.conftest import TEST_DATA
-from tests.eligibility_fixtures import DAY, active_loop, answer_271, setup_practice
+from tests.eligibility_fixtures import (
+    DAY, Source, active_loop, answer_271, answer_271_sources, answer_from_270, setup_practice,
+)
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, counts, last_seq, query
 
@@ -59,6 +61,8 @@ def test_request_for_a_day_writes_one_file_and_pending_checks(settings, ctx_for,
         (practice.kid, practice.beta, "pending", "2026-06-16", str(rows[1]["id"]))]
     s = segs(out.read_text())
     assert s[0][6].strip() == "SUB01" and s[0][8].strip() == "CH01" and s[0][13] == "000000001"
+    # BHT03, echoed in the 271, names the interchange and the date of service
+    assert s[3][:4] == ["BHT", "0022", "13", "000000001-20260616"] and r.reference == "000000001-20260616"
     assert ["TRN", "1", str(rows[0]["id"]), "1123456789"] in s and ["TRN", "1", str(rows[1]["id"]), "1123456789"] in s
     assert ["NM1", "IL", "1", "DOE", "PAT", "", "", "", "MI", "M123456"] in s  # the subscriber asks for himself
     assert ["NM1", "IL", "1", "DOE", "PAT", "", "", "", "MI", "M999"] in s     # ... and for his child
@@ -160,10 +164,11 @@ def test_import_matches_by_trace_and_by_member_id(settings, ctx_for, practice, t
                                                       practice.nora: "not checked"}
     assert latest[practice.pat].copay == Decimal("25.00") and latest[practice.pat].plan_name == "GOLD PLAN"
 
-    # the same file again: nothing changes, nothing is added
+    # the same files again: nothing changes, nothing is added (with or without an echoed trace)
     before = checks(settings)
-    again = run(ctx_for, "import_271", tmp_path / "acme.271")
-    assert (again.answers, again.updated, again.unchanged, again.recorded) == (1, 0, 1, 0)
+    for name in ("acme.271", "beta.271"):
+        again = run(ctx_for, "import_271", tmp_path / name)
+        assert (again.answers, again.updated, again.unchanged, again.recorded, again.unmatched) == (1, 0, 1, 0, [])
     assert checks(settings) == before
 
 
@@ -184,8 +189,8 @@ def test_unmatched_answers_are_reported_or_recorded(settings, ctx_for, practice,
 
 
 def test_a_refused_request_closes_the_payers_open_checks(settings, ctx_for, practice, tmp_path):
-    requested(ctx_for, tmp_path)
-    text = answer_271(receiver_aaa="AAA*N**43*C")
+    r, _ = requested(ctx_for, tmp_path)
+    text = answer_271(receiver_aaa="AAA*N**43*C", reference=r.reference)
     (tmp_path / "a.271").write_text(text)
     r = run(ctx_for, "import_271", tmp_path / "a.271")
     assert (r.updated, r.statuses) == (1, {"error": 1})
@@ -197,7 +202,8 @@ def test_a_refused_request_closes_the_payers_open_checks(settings, ctx_for, prac
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"PK\x03\x04 not a text file \xff", "not ASCII"),
+    (b"PK\x03\x04 not a text file \xff", "expected an ISA segment"),
+    (b"PK\x03\x04\x00\x00\x08\x00 binary", "NUL"),
     (b"Hello, this is not X12", "expected an ISA segment"),
     (None, "missing SE"),          # truncated
     ("wrong", "missing IEA|terminator"),
@@ -230,6 +236,179 @@ def test_published_samples_import_as_unmatched(settings, ctx_for, practice):
     assert r.unmatched[0]["reason"] == "provider ineligible for inquiries (resubmission not allowed) [2100B]"
     assert r.warnings == ["segment 10 (SE): SE02 control number '4323' does not match ST02 '4321'"]
     assert counts(settings, "eligibility_check") == {"eligibility_check": 0}
+
+
+# ---- one 270, several payers ---------------------------------------------------------------
+
+ACME_PAT = ["EB*1*IND*30**ACME PAT", "EB*B*IND*98***27*20*****Y"]
+ACME_KID = ["EB*1*IND*30**ACME KID", "EB*B*IND*98***27*15*****Y"]
+BETA_PAT = ["EB*6*IND*30**BETA PAT"]
+BETA_KID = ["EB*1*IND*30**BETA KID", "EB*B*IND*98***27*35*****Y"]
+ANSWERS = {("ACME1", "PAT"): ACME_PAT, ("ACME1", "KID"): ACME_KID,
+           ("BETA2", "PAT"): BETA_PAT, ("BETA2", "KID"): BETA_KID}
+
+
+@pytest.fixture
+def covered_twice(settings, ctx_for, practice, tmp_path):
+    """Pat is covered by ACME1 (primary) and BETA2 (secondary) under the same member id; Kid by
+    BETA2 (primary, M999) and by ACME1 through Pat (M123456, shared with him). One 270 asks
+    both payers about both: returns the request, its file and {(mrn, payer id): check id}."""
+    from hpms.services import coverage
+
+    with ctx_for(clock=fixed_clock) as ctx:
+        coverage.add_coverage(ctx, patient=practice.pat_mrn, payer="BETA2", member_id="M123456", priority="secondary")
+        coverage.add_coverage(ctx, patient=practice.kid_mrn, payer="ACME1", member_id="M123456", relationship="child",
+                              subscriber="Doe, Pat", subscriber_dob="1980-01-01", priority="secondary")
+    r, out = requested(ctx_for, tmp_path)
+    assert (r.checks, r.payers) == (4, 2)
+    names = {practice.pat: "PAT", practice.kid: "KID"}
+    payers = {practice.acme: "ACME1", practice.beta: "BETA2"}
+    ids = {(names[c["patient_id"]], payers[c["payer_id"]]): c["id"] for c in checks(settings)}
+    return r, out, ids
+
+
+def answered(settings, ids) -> dict[tuple[str, str], tuple]:
+    rows = {c["id"]: c for c in checks(settings)}
+    return {k: (rows[i]["status"], rows[i]["plan_name"], rows[i]["copay_cents"], rows[i]["reason"])
+            for k, i in ids.items()}
+
+
+EXPECTED = {("PAT", "ACME1"): ("active", "ACME PAT", 2000, None),
+            ("KID", "ACME1"): ("active", "ACME KID", 1500, None),
+            ("PAT", "BETA2"): ("inactive", "BETA PAT", None, None),
+            ("KID", "BETA2"): ("active", "BETA KID", 3500, None)}
+
+
+def import_twice(settings, ctx_for, path):
+    """Import `path`, then again: the second import changes no row and adds none."""
+    first = run(ctx_for, "import_271", path)
+    before = checks(settings)
+    again = run(ctx_for, "import_271", path)
+    assert (again.answers, again.updated, again.recorded, again.unchanged) == (first.answers, 0, 0,
+                                                                               first.updated + first.recorded)
+    assert again.unmatched == first.unmatched
+    assert checks(settings) == before
+    return first
+
+
+@pytest.mark.parametrize("traces", ["echo", "none", "subscriber"])
+def test_each_answer_of_a_two_payer_271_goes_to_its_own_payer_and_person(settings, ctx_for, covered_twice, traces):
+    r, out, ids = covered_twice
+    text = answer_from_270(out.read_text(), ANSWERS, traces=traces)
+    assert text.count("HL*") == 10 and text.count("NM1*PR*") == 2
+    path = out.with_name("answer.271")
+    path.write_text(text)
+    result = import_twice(settings, ctx_for, path)
+    assert (result.answers, result.updated, result.recorded, result.unmatched) == (4, 4, 0, [])
+    assert result.statuses == {"active": 3, "inactive": 1}
+    assert answered(settings, ids) == EXPECTED
+    assert counts(settings, "eligibility_check") == {"eligibility_check": 4}
+
+
+def test_a_trace_of_another_payers_check_is_not_taken(settings, ctx_for, covered_twice):
+    """BETA2 echoes the traces of the questions asked of ACME1 (and the other way round): each
+    answer still goes to the check of the payer that answers, found by member id and name."""
+    r, out, ids = covered_twice
+    swap = {str(ids[(who, "ACME1")]): str(ids[(who, "BETA2")]) for who in ("PAT", "KID")}
+    swap |= {b: a for a, b in swap.items()}
+    path = out.with_name("answer.271")
+    path.write_text(answer_from_270(out.read_text(), ANSWERS, trace_map=swap))
+    result = import_twice(settings, ctx_for, path)
+    assert (result.updated, result.recorded, result.unmatched) == (4, 0, [])
+    assert answered(settings, ids) == EXPECTED
+
+
+def test_a_trace_that_is_not_ours_falls_back_to_the_member(settings, ctx_for, covered_twice):
+    r, out, ids = covered_twice
+    foreign = {str(i): f"PORTAL-{i}" for i in ids.values()}
+    path = out.with_name("answer.271")
+    path.write_text(answer_from_270(out.read_text(), ANSWERS, trace_map=foreign))
+    result = import_twice(settings, ctx_for, path)
+    assert (result.updated, result.recorded, result.unmatched) == (4, 0, [])
+    assert answered(settings, ids) == EXPECTED
+
+
+def test_a_family_member_the_payer_names_but_nobody_asked_about_is_reported(settings, ctx_for, covered_twice):
+    """Pat and Kid share ACME1's member id M123456; an answer about Zoe under it matches neither."""
+    r, out, ids = covered_twice
+    zoe = ["DEP", ["NM1*IL*1*DOE*PAT****MI*M123456"], "NM1*03*1*DOE*ZOE", "DMG*D8*20180303",
+           "DTP*291*D8*20260616", "EB*1*IND*30**ACME ZOE"]
+    path = out.with_name("zoe.271")
+    path.write_text(answer_271(zoe, reference=r.reference))
+    result = import_twice(settings, ctx_for, path)
+    assert (result.answers, result.updated, result.recorded) == (1, 0, 0)
+    assert [(u["payer"], u["name"], u["member"]) for u in result.unmatched] == [("ACME1", "DOE, ZOE", "…3456")]
+    assert result.unmatched[0]["reason"] == ("2 patients share this member id and the answer's name and birth date "
+                                             "do not tell which one it is about")
+    assert {s[0] for s in answered(settings, ids).values()} == {"pending"}
+
+
+def test_a_dependent_named_under_the_subscribers_own_id_is_not_the_subscriber(settings, ctx_for, practice, tmp_path):
+    r, _ = requested(ctx_for, tmp_path)
+    zoe = ["DEP", ["NM1*IL*1*DOE*PAT****MI*M123456"], "NM1*03*1*DOE*ZOE", "DTP*291*D8*20260616", "EB*1**30"]
+    (tmp_path / "zoe.271").write_text(answer_271(zoe, reference=r.reference))
+    result = run(ctx_for, "import_271", tmp_path / "zoe.271")
+    assert (result.updated, result.recorded, [u["name"] for u in result.unmatched]) == (0, 0, ["DOE, ZOE"])
+    assert result.unmatched[0]["reason"] == ("the member id is the subscriber's; the dependent it names has no "
+                                             "coverage on file")
+    assert [c["status"] for c in checks(settings)] == ["pending", "pending"]
+
+
+@pytest.mark.parametrize("keep_members", [False, True])
+def test_a_payer_level_rejection_closes_only_that_payers_questions_of_the_request(
+        settings, ctx_for, practice, covered_twice, tmp_path, keep_members):
+    r, out, ids = covered_twice
+    # Pat is also asked about today, in another file: that question is not answered here
+    today = run(ctx_for, "request", date="2026-06-15", patient=practice.pat_mrn, out=tmp_path / "today.270")
+    assert today.checks == 2
+    path = tmp_path / "answer.271"
+    answers = {**ANSWERS, ("ACME1", "PAT"): [], ("ACME1", "KID"): []}
+    path.write_text(answer_from_270(out.read_text(), answers, payer_aaa={"ACME1": "AAA*Y**42*R"},
+                                    keep_members=keep_members))
+    result = import_twice(settings, ctx_for, path)
+    reason = "unable to respond at current time (resubmission allowed) [2100A]"
+    assert (result.answers, result.updated, result.unmatched) == (4, 4, [])
+    assert answered(settings, ids) == {**EXPECTED, ("PAT", "ACME1"): ("error", None, None, reason),
+                                       ("KID", "ACME1"): ("error", None, None, reason)}
+    assert [c["status"] for c in checks(settings) if c["id"] in today.check_ids] == ["pending", "pending"]
+
+
+def test_a_receiver_level_rejection_of_one_payer_leaves_the_other_payer_alone(settings, ctx_for, covered_twice):
+    r, out, ids = covered_twice
+    path = out.with_name("answer.271")
+    path.write_text(answer_from_270(out.read_text(), ANSWERS, receiver_aaa={"BETA2": "AAA*N**43*C"}))
+    result = import_twice(settings, ctx_for, path)
+    reason = "invalid/missing provider identification (correct and resubmit) [2100B]"
+    assert (result.answers, result.updated, result.unmatched) == (4, 4, [])
+    assert answered(settings, ids) == {**EXPECTED, ("PAT", "BETA2"): ("error", None, None, reason),
+                                       ("KID", "BETA2"): ("error", None, None, reason)}
+
+
+def test_a_rejection_of_a_request_hpms_cannot_tell_is_reported_and_closes_nothing(settings, ctx_for, covered_twice):
+    """A 2100A rejection without any 2000C loop whose BHT03 is not one of hpms's references:
+    which questions it answers is unknown, so it is listed and every check stays pending."""
+    r, out, ids = covered_twice
+    path = out.with_name("answer.271")
+    path.write_text(answer_271(payer_aaa="AAA*Y**42*R", reference="X-77"))
+    result = import_twice(settings, ctx_for, path)
+    assert (result.answers, result.updated, result.statuses) == (0, 0, {})
+    assert result.unmatched == [{"payer": "ACME1", "member": None, "name": None, "trace": None,
+                                 "reason": "unable to respond at current time (resubmission allowed) [2100A]"}]
+    assert {s[0] for s in answered(settings, ids).values()} == {"pending"}
+
+
+def test_several_sources_in_one_file_keep_their_own_reasons(settings, ctx_for, covered_twice):
+    """One 271 built by hand: ACME1 refuses the practice, BETA2 answers without traces."""
+    r, out, ids = covered_twice
+    beta = (["NM1*IL*1*DOE*PAT****MI*M123456", "DTP*291*D8*20260616", *BETA_PAT],
+            ["DEP", ["NM1*IL*1*DOE*PAT****MI*M999"], "NM1*03*1*DOE*KID", "DTP*291*D8*20260616", *BETA_KID])
+    path = out.with_name("answer.271")
+    path.write_text(answer_271_sources(Source("ACME1", "ACME HEALTH", receiver_aaa="AAA*N**51*C"),
+                                       Source("BETA2", "BETA CARE", beta), reference=r.reference))
+    result = import_twice(settings, ctx_for, path)
+    reason = "provider not on file (correct and resubmit) [2100B]"
+    assert answered(settings, ids) == {**EXPECTED, ("PAT", "ACME1"): ("error", None, None, reason),
+                                       ("KID", "ACME1"): ("error", None, None, reason)}
 
 
 # ---- reading -------------------------------------------------------------------------------

@@ -79,9 +79,20 @@ class _Segment:
         return text.split(sep) if sep else [text]
 
 
+# A UTF-8 byte order mark, as text (the file read as UTF-8) or as its three bytes read as Latin-1.
+_BOMS = ("\ufeff", "\xef\xbb\xbf")
+
+
 def _segments(text: str) -> Iterator[_Segment]:
     """Split the text into segments, interchange by interchange, reading the separators
-    from each ISA."""
+    from each ISA. A byte order mark before the first ISA is skipped; text holding NUL
+    characters (a binary file, or UTF-16 text) is refused."""
+    if "\x00" in text:
+        raise X12Error("the text holds NUL characters: not X12 text (a binary file, or UTF-16?)")
+    for bom in _BOMS:
+        if text.startswith(bom):
+            text = text[len(bom):]
+            break
     pos = 0
     number = 0
     n = len(text)

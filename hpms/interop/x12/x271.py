@@ -1,10 +1,12 @@
 """A reader for the ASC X12 5010 271 Health Care Eligibility Benefit Response (005010X279A1).
 
 The reader is a pure parser: the text of a 271 file in, plain frozen dataclasses out, one
-:class:`EligibilityResponse` per ST/SE transaction set, with one :class:`Member` per
-subscriber (2000C) or dependent (2000D) loop. It uses the tokeniser of the 835 reader
-(:mod:`hpms.interop.x12.segments`): separators come from each ISA; the repetition separator
-(ISA11) splits EB03 service types.
+:class:`EligibilityResponse` per information source (2000A loop: one payer) of each ST/SE
+transaction set, with one :class:`Member` per subscriber (2000C) or dependent (2000D) loop.
+A transaction set answering a 270 that asked several payers holds one 2000A loop per payer;
+each payer's answers and rejections stay with that payer. It uses the tokeniser of the 835
+reader (:mod:`hpms.interop.x12.segments`): separators come from each ISA; the repetition
+separator (ISA11) splits EB03 service types; a byte order mark is skipped.
 
 What it keeps: the payer (2100A) and receiver (2100B), the trace numbers (TRN*2 is the one
 the 270 sent, echoed; TRN*1 the payer's own), member id, name and birth date, the dates of
@@ -14,13 +16,13 @@ AAA rejection at any level (2100A, 2100B, 2100C/D, 2110C/D) with a readable reas
 2120 loops (LS/LE: a benefit's related entity, e.g. the primary care provider) are skipped.
 
 Structure errors (not X12, truncated, wrong terminators, SE counts) raise :class:`X12Error`
-naming the segment. An SE02 that does not match ST02 is reported in ``warnings``: one of the
-published 005010X279A1 examples has such a mismatch.
+naming the segment. An SE02 that does not match ST02 is reported in ``warnings`` (of the last
+payer of the set): one of the published 005010X279A1 examples has such a mismatch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -191,11 +193,15 @@ class Member:
     benefits: tuple[Benefit, ...] = ()
     rejections: tuple[Rejection, ...] = ()
     has_dependents: bool = False                           # HL04 = 1: the answer is in a 2000D loop
+    # For a dependent without a trace of its own: the TRN segments of its 2000C loop, when that
+    # loop answers nothing itself and has no other dependent (some payers echo the trace there).
+    subscriber_traces: tuple[tuple[str, str, str | None], ...] = ()
 
     @property
     def echoed_traces(self) -> tuple[str, ...]:
-        """TRN02 of TRN*2: the trace numbers the 270 sent."""
-        return tuple(t[1] for t in self.traces if t[0] == "2")
+        """TRN02 of TRN*2: the trace numbers the 270 sent (a dependent's may come from its
+        subscriber loop, see ``subscriber_traces``)."""
+        return tuple(t[1] for t in self.traces or self.subscriber_traces if t[0] == "2")
 
     @property
     def status(self) -> str | None:
@@ -275,7 +281,8 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class EligibilityResponse:
-    """One 271 transaction set (ST/SE): one payer's answers."""
+    """One payer's answers: an information source (2000A) loop of a 271 transaction set, with
+    the envelope of its set (a set answering several payers gives one response each)."""
 
     isa_control: str
     gs_control: str
@@ -297,9 +304,15 @@ class EligibilityResponse:
     def answers(self) -> tuple[Member, ...]:
         """The members a question was about: every dependent, and every subscriber without a
         dependent loop (a subscriber loop that only introduces a dependent answers nothing,
-        unless it carries a trace, benefits or a rejection of its own)."""
-        return tuple(m for m in self.members if m.level == "dependent" or not m.has_dependents
-                     or m.traces or m.benefits or m.rejections)
+        unless it carries benefits, a rejection, or a trace it did not hand to its dependent)."""
+        out = []
+        for i, m in enumerate(self.members):
+            if m.level == "subscriber" and m.has_dependents and not (m.benefits or m.rejections):
+                after = self.members[i + 1] if i + 1 < len(self.members) else None
+                if not m.traces or (after is not None and after.subscriber_traces == m.traces):
+                    continue
+            out.append(m)
+        return tuple(out)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -350,6 +363,32 @@ def _aaa(seg: _Segment, level: str) -> Rejection:
     return Rejection(level=level, code=seg.get(3), follow_up=seg.opt(4), valid_request=seg.get(1) != "N")
 
 
+class _Source:
+    """An information source (2000A) loop being read: the payer, the receiver and the members."""
+
+    def __init__(self) -> None:
+        self.header: dict = {}
+        self.rejections: list[Rejection] = []
+        self.members: list[Member] = []
+
+
+def _hand_down_traces(members: list[Member]) -> tuple[Member, ...]:
+    """Give a dependent without a trace the trace of its subscriber loop when that loop answers
+    nothing itself and introduces only this dependent."""
+    out = list(members)
+    for i, m in enumerate(out):
+        if m.level != "subscriber" or not m.has_dependents or m.benefits or m.rejections or not m.traces:
+            continue
+        deps = []
+        for d in out[i + 1:]:
+            if d.level != "dependent":
+                break
+            deps.append(d)
+        if len(deps) == 1 and not deps[0].traces:
+            out[i + 1] = replace(deps[0], subscriber_traces=m.traces)
+    return tuple(out)
+
+
 class _TransactionParser:
     def __init__(self, st: _Segment, isa_control: str, gs_control: str, repetition: str):
         self.st = st
@@ -357,31 +396,39 @@ class _TransactionParser:
         self.gs_control = gs_control
         self.repetition = repetition
         self.count = 1
-        self.header: dict = {"reference": None}
-        self.rejections: list[Rejection] = []
+        self.reference: str | None = None
+        self.sources: list[_Source] = []
         self.level: str | None = None       # HL03 of the open loop: 20, 21, 22, 23
-        self.members: list[Member] = []
         self.member: _MemberBuilder | None = None
         self.subscriber: _MemberBuilder | None = None
         self.warnings: list[str] = []
 
+    @property
+    def source(self) -> _Source:
+        if not self.sources:  # a receiver or member loop before any 2000A: keep it all the same
+            self.sources.append(_Source())
+        return self.sources[-1]
+
     def _close_member(self) -> None:
         if self.member is not None:
-            self.members.append(self.member.build())
+            self.source.members.append(self.member.build())
             self.member = None
 
     def feed(self, seg: _Segment) -> None:
         self.count += 1
         sid = seg.id
         if sid == "BHT":
-            self.header["reference"] = seg.opt(3)
+            self.reference = seg.opt(3)
         elif sid == "HL":
             self._close_member()
             level = seg.get(3)
             if level not in ("20", "21", "22", "23"):
                 raise seg.error(f"HL03 {level!r} is not a 271 level (20, 21, 22 or 23)")
             self.level = level
-            if level == "22":
+            if level == "20":
+                self.sources.append(_Source())
+                self.subscriber = None
+            elif level == "22":
                 self.member = self.subscriber = _MemberBuilder(level, None, seg.get(4) == "1")
             elif level == "23":
                 if self.subscriber is None:
@@ -395,11 +442,11 @@ class _TransactionParser:
             self._member_segment(seg, self.member)
         elif sid == "NM1":
             if self.level == "20":
-                self.header.update(payer_name=seg.get(3), payer_id=seg.opt(9))
+                self.source.header.update(payer_name=seg.get(3), payer_id=seg.opt(9))
             else:
-                self.header.update(receiver_name=seg.get(3), receiver_id=seg.opt(9))
+                self.source.header.update(receiver_name=seg.get(3), receiver_id=seg.opt(9))
         elif sid == "AAA":
-            self.rejections.append(_aaa(seg, "2100A" if self.level == "20" else "2100B"))
+            self.source.rejections.append(_aaa(seg, "2100A" if self.level == "20" else "2100B"))
 
     def _member_segment(self, seg: _Segment, m: _MemberBuilder) -> None:
         sid = seg.id
@@ -450,7 +497,7 @@ class _TransactionParser:
             m.rejections.append(_aaa(seg, "2100" + suffix))
         # N3, N4, REF, PRV, INS, HI, MPI, ... are not needed
 
-    def finish(self, se: _Segment) -> EligibilityResponse:
+    def finish(self, se: _Segment) -> list[EligibilityResponse]:
         self.count += 1
         self._close_member()
         if se.get(2) != self.st.get(2):
@@ -462,13 +509,17 @@ class _TransactionParser:
             raise se.error(f"SE01 segment count is not a number: {se.get(1)!r}") from None
         if declared != self.count:
             raise se.error(f"SE01 says {declared} segments but the transaction set has {self.count}")
-        return EligibilityResponse(isa_control=self.isa_control, gs_control=self.gs_control,
-                                   st_control=self.st.get(2), rejections=tuple(self.rejections),
-                                   members=tuple(self.members), warnings=tuple(self.warnings), **self.header)
+        sources = self.sources or [_Source()]
+        return [EligibilityResponse(isa_control=self.isa_control, gs_control=self.gs_control,
+                                    st_control=self.st.get(2), reference=self.reference,
+                                    rejections=tuple(src.rejections), members=_hand_down_traces(src.members),
+                                    warnings=tuple(self.warnings) if src is sources[-1] else (), **src.header)
+                for src in sources]
 
 
 def parse_271(text: str) -> list[EligibilityResponse]:
-    """Parse the text of a 271 file into one :class:`EligibilityResponse` per transaction set.
+    """Parse the text of a 271 file into one :class:`EligibilityResponse` per payer (2000A
+    loop) of each transaction set, in file order.
 
     Raises :class:`X12Error` for malformed input (including a file with no 271 in it).
     """
@@ -476,7 +527,7 @@ def parse_271(text: str) -> list[EligibilityResponse]:
         rep = isa.get(11)  # the repetition separator (ISA11), when it is one
         return _TransactionParser(st, isa.get(13), gs_control, rep if len(rep) == 1 and not rep.isalnum() else "")
 
-    result: list[EligibilityResponse] = _transaction_sets(text, "271", start)
-    if not result:
+    sets: list[list[EligibilityResponse]] = _transaction_sets(text, "271", start)
+    if not sets:
         raise X12Error("no 271 transaction set in the input")
-    return result
+    return [r for responses in sets for r in responses]
