@@ -1,7 +1,8 @@
 """Shared set-up for the billing and claims tests: a practice ready to bill (location NPI and
 ZIP+4, a provider with an NPI, two payers, coverage including a dependent child, fees and a
-billing profile), signed encounters, bulk copies of an encounter, 837P parsing and pyx12
-validation with the validator's messages kept for the assertion."""
+billing profile), signed encounters, bulk copies of an encounter, a secondary claim queued
+after a primary payer's 835, 837P parsing and pyx12 validation with the validator's messages
+kept for the assertion."""
 
 from __future__ import annotations
 
@@ -144,3 +145,34 @@ def leftovers(directory: Path) -> list[str]:
 
 
 CLM_RE = re.compile(r"^CLM\*([^*]+)\*", re.M)
+
+
+def queue_secondary(settings, ctx_for, practice: Practice, directory: Path, *, payer: str = "BETA2",
+                    **coverage: object) -> int:
+    """Bob's visit (99213-25 100.00, 36415 15.00) billed to ACME1 into `directory`, then a
+    secondary coverage on `payer` (self, member S555, group GB7, `coverage` for the rest) and
+    ACME's 835 leaving 10.00 to Bob: returns the id of the secondary claim it queues, ready for
+    the next billing run."""
+    from hpms.services import billing, remits
+    from hpms.services import coverage as coverages
+    from tests.remit_fixtures import claim, interchange, line, payment
+
+    signed(ctx_for, practice.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
+    assert billing.run(settings, out_dir=str(directory)).claims == 1
+    with ctx_for() as ctx:
+        coverages.add_coverage(ctx, patient=practice.bob, payer=payer, member_id="S555", priority="secondary",
+                               group_number="GB7", **coverage)
+    from hpms.db import get_engine
+
+    with get_engine(settings).connect() as conn:
+        control = conn.execute(sa.text("SELECT control_number FROM claim WHERE primary_claim_id IS NULL "
+                                       "ORDER BY id DESC")).scalars().first()
+    era = claim(control, [line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
+                          line("36415", "15", "10", ("CO", "45", "5"), date=DOS)])
+    path = directory.parent / f"era-{control}.835"
+    path.write_text(interchange(payment([era], paid_on=dt.date(2026, 11, 20))))
+    with ctx_for() as ctx:
+        assert remits.import_file(ctx, path).secondary == 1
+    with get_engine(settings).connect() as conn:
+        return conn.execute(sa.text("SELECT id FROM claim WHERE primary_claim_id IS NOT NULL ORDER BY id DESC")
+                            ).scalars().first()

@@ -51,7 +51,8 @@ def run(
     """Bill signed encounters: scrub, price, create claims and write one 837P file per payer.
 
     Takes a lock (exit 75 while another run holds it); a rerun bills nothing twice and finishes
-    the files a crashed run left. Failures go to `hpms claims worklist`.
+    the files a crashed run left. The files also carry the claims waiting for one (secondary
+    claims, replacements, voids). Failures go to `hpms claims worklist`.
 
     Example: hpms billing run --out /var/spool/hpms/claims --json
     """
@@ -62,15 +63,18 @@ def run(
                           progress=progress_for("billing"))
     data = {"run_id": summary.run_id, "dry_run": summary.dry_run, "encounters": summary.encounters,
             "claims": summary.claims, "failed": summary.failed, "skipped_other_payers": summary.skipped,
-            "total": summary.total, "files": summary.files, "recovered_files": summary.recovered_files}
+            "total": summary.total, "written": summary.written, "secondary": summary.secondary,
+            "held": summary.held, "files": summary.files, "recovered_files": summary.recovered_files}
     if dry_run:
         data["findings"] = summary.findings
     if as_json:
         print_json(data)
         return
-    what = "would bill" if dry_run else "billed"
+    what, wrote = ("would bill", "would write") if dry_run else ("billed", "wrote")
+    held = f", {summary.held} held for the work list" if summary.held else ""
     info(f"billing run{'' if dry_run else ' ' + str(summary.run_id)}: {what} {summary.claims} claims "
-         f"({summary.total:.2f}), {summary.failed} to the work list, {len(summary.files)} files")
+         f"({summary.total:.2f}), {summary.failed} to the work list; {wrote} {summary.written} claims "
+         f"({summary.secondary} secondary{held}) in {len(summary.files)} files")
     for f in summary.files:
         print(f["path"])
 

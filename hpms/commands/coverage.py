@@ -12,6 +12,11 @@ app = typer.Typer(help="Patients' insurance coverage.", no_args_is_help=True)
 
 COLUMNS = [("id", "ID"), ("priority", "Priority"), ("payer_name", "Payer"), ("member_id", "Member id"),
            ("group_number", "Group"), ("relationship", "Relationship"), ("valid_from", "From"), ("valid_to", "To")]
+MedicareSecondaryType = Annotated[str | None, typer.Option(
+    "--medicare-secondary-type",
+    help="Medicare as secondary payer: why another payer is primary (SBR05): 12 working aged, 13 end-stage renal "
+         "disease, 14 no-fault, 15 workers' compensation, 16 public health service, 41 black lung, 42 veterans, "
+         "43 disability, 47 other liability.")]
 
 
 @app.command("add")
@@ -26,6 +31,7 @@ def add(
     priority: Annotated[str, typer.Option("--priority", help="primary, secondary or tertiary.")] = "primary",
     valid_from: Annotated[str | None, typer.Option("--from", help="First day covered, YYYY-MM-DD.")] = None,
     valid_to: Annotated[str | None, typer.Option("--to", help="Last day covered, YYYY-MM-DD.")] = None,
+    medicare_secondary_type: MedicareSecondaryType = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add an insurance coverage to a patient.
@@ -37,7 +43,8 @@ def add(
     with service_context() as ctx:
         out = coverage.add_coverage(ctx, patient=patient, payer=payer, member_id=member_id, group_number=group,
                                     relationship=relationship, subscriber=subscriber, subscriber_dob=subscriber_dob,
-                                    priority=priority, valid_from=valid_from, valid_to=valid_to)
+                                    priority=priority, valid_from=valid_from, valid_to=valid_to,
+                                    medicare_secondary_type=medicare_secondary_type)
     if as_json:
         emit_object(out, as_json=True)
     else:
@@ -59,6 +66,26 @@ def list_(
     with service_context() as ctx:
         rows = coverage.list_coverage(ctx, patient, include_inactive=include_inactive)
     emit_table(rows, COLUMNS, as_json=as_json, title="Coverage")
+
+
+@app.command("update")
+def update(
+    coverage_id: Annotated[int, typer.Argument(help="Coverage id (see `hpms coverage list`).")],
+    group: Annotated[str | None, typer.Option("--group", help="Group number ('none' clears it).")] = None,
+    medicare_secondary_type: MedicareSecondaryType = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a coverage's group number or Medicare secondary type ('none' clears it); claims
+    waiting for a file are written with the new values.
+
+    Example: hpms coverage update 12 --medicare-secondary-type 12
+    """
+    from hpms.services import coverage
+
+    with service_context() as ctx:
+        out = coverage.update_coverage(ctx, coverage_id, group_number=group,
+                                       medicare_secondary_type=medicare_secondary_type)
+    emit_object(out, as_json=as_json)
 
 
 @app.command("end")

@@ -126,6 +126,8 @@ class PayerBase(SQLModel):
     state: str | None = Field(default=None, max_length=50)
     postal_code: str | None = Field(default=None, max_length=20)
     phone: str | None = Field(default=None, max_length=32)
+    # SBR09 claim filing indicator: MB Medicare Part B, MC Medicaid, CI commercial, BL BCBS, ...
+    claim_filing: str = Field(default="CI", max_length=2, sa_column_kwargs={"server_default": "CI"})
 
 
 class Payer(PayerBase, table=True):
@@ -161,6 +163,8 @@ class Coverage(SQLModel, table=True):
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
     active: bool = True
+    # SBR05 when Medicare pays second: why another payer is primary (12 working aged, 43 disability, ...)
+    medicare_secondary_type: str | None = Field(default=None, max_length=2)
     created_at: dt.datetime = UTCField()
 
 
@@ -181,4 +185,5 @@ class CoverageOut(SQLModel):
     valid_from: dt.date | None
     valid_to: dt.date | None
     active: bool
+    medicare_secondary_type: str | None = None
     created_at: dt.datetime

@@ -9,6 +9,10 @@ billing location, safe to run from cron.
 - Files: a short transaction records the file (its control numbers) and assigns its claims;
   the file is then written from a read, to a temp name, fsynced and renamed. A recorded file
   whose name is missing (a crash in between) is written again, identically, by the next run.
+- A file also takes the claims waiting for one that the run did not build (secondary claims
+  queued after an 835, replacements, voids). They pass the scrubber's party rules first
+  (addresses, the Medicare secondary type: what the writer reads now); one that fails stays
+  ready, out of the file, with a work-list row naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import functools
 import glob
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -32,7 +37,10 @@ from hpms.models import (
 )
 from hpms.services import audit, validation as v
 from hpms.services.permissions import require
-from hpms.services.scrubber import ClaimDraft, DraftLine, Finding, scrub
+from hpms.services.scrubber import PARTY_RULES, ClaimDraft, ClaimParties, DraftLine, Finding, scrub, scrub_parties
+
+if TYPE_CHECKING:
+    from hpms.interop.x12 import x837p
 
 LOCK_NAME = "billing_run"
 STALE_AFTER = dt.timedelta(minutes=10)
@@ -58,6 +66,12 @@ class RunSummary:
     files: list[dict] = field(default_factory=list)
     recovered_files: int = 0
     findings: list[dict] = field(default_factory=list)  # dry run: what would fail
+    # claims written into the files (dry run: would be), the new ones and those waiting for a
+    # file (secondary claims, replacements, voids); how many of them are secondary claims; and
+    # waiting claims held back for the work list
+    written: int = 0
+    secondary: int = 0
+    held: int = 0
 
 
 # ---- billing profile -----------------------------------------------------------------------
@@ -211,6 +225,8 @@ def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
     encs = [_Enc(*row) for row in _raw(
         conn, "SELECT id, patient_id, provider_id, location_id, service_date, place_of_service FROM encounter "
               "WHERE id IN ({}) ORDER BY id", encounter_ids)]
+    if not encs:
+        return []
     dx: dict[int, list[str]] = {}
     for encounter_id, code in _raw(conn, "SELECT encounter_id, code FROM encounter_diagnosis "
                                          "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq", encounter_ids):
@@ -223,27 +239,31 @@ def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
     pids = {e.patient_id for e in encs}
     provs = {r.id: r.npi for r in conn.execute(sa.select(Provider.id, Provider.npi).where(
         Provider.id.in_({e.provider_id for e in encs})))}
-    locs = {r.id: r for r in conn.execute(sa.select(Location.id, Location.npi, Location.postal_code).where(
+    locs = {r.id: r for r in conn.execute(sa.select(Location.id, Location.npi, Location.postal_code,
+                                                    Location.address_line1, Location.city, Location.state).where(
         Location.id.in_({e.location_id for e in encs})))}
-    pats = {r.id: r for r in conn.execute(sa.select(Patient.id, Patient.first_name, Patient.last_name, Patient.dob)
-                                             .where(Patient.id.in_(pids)))}
+    # (first, last, dob, street, city, state, zip) as plain tuples: read for every draft
+    pats = {pid: rest for pid, *rest in _raw(
+        conn, "SELECT id, first_name, last_name, dob, address_line1, city, state, postal_code FROM patient "
+              "WHERE id IN ({})", sorted(pids))}
     covs: dict[int, list] = {}
     for r in conn.execute(sa.select(Coverage.id, Coverage.patient_id, Coverage.payer_id, Coverage.member_id_enc,
                                        Coverage.relationship, Coverage.subscriber_first_name,
                                        Coverage.subscriber_last_name, Coverage.subscriber_dob, Coverage.valid_from,
-                                       Coverage.valid_to)
+                                       Coverage.valid_to, Coverage.medicare_secondary_type)
                              .where(Coverage.patient_id.in_(pids), Coverage.priority == "primary",
                                     Coverage.active.is_(True)).order_by(Coverage.id)):
         covs.setdefault(r.patient_id, []).append(r)
-    payer_codes = {r.id: r.payer_id for r in conn.execute(sa.select(Payer.id, Payer.payer_id)
-                                                             .where(Payer.org_id == ctx.org_id))}
+    payers = {r.id: (r.payer_id, r.claim_filing) for r in conn.execute(
+        sa.select(Payer.id, Payer.payer_id, Payer.claim_filing).where(Payer.org_id == ctx.org_id))}
     today = ctx.now().date()
+    tax_id = profile.tax_id if profile else None
     out = []
     for e in encs:
         cov = next((c for c in covs.get(e.patient_id, ())
                     if (c.valid_from is None or c.valid_from <= e.service_date)
                     and (c.valid_to is None or e.service_date <= c.valid_to)), None)
-        pat = pats[e.patient_id]
+        first, last, dob, street, city, state, zip_ = pats[e.patient_id]
         payer_id = cov.payer_id if cov else None
         dlines = []
         for seq, code, mods_text, units, ptrs, dos in lines.get(e.id, ()):
@@ -255,16 +275,19 @@ def build_drafts(ctx, encounter_ids: list[int], *, fees: dict | None = None,
         total = sum(dl.charge_cents or 0 for dl in dlines)
         self_ = cov is not None and cov.relationship == "self"
         loc = locs[e.location_id]
+        payer_code, filing = payers.get(payer_id, (None, "CI"))
         draft = ClaimDraft(
             encounter_id=e.id, service_date=e.service_date, place_of_service=e.place_of_service,
             diagnoses=tuple(dx.get(e.id, ())), lines=dlines, total_cents=total, billing_npi=loc.npi,
-            billing_zip=loc.postal_code, tax_id=profile.tax_id if profile else None,
-            rendering_npi=provs.get(e.provider_id), payer_id=payer_id,
-            payer_code=payer_codes.get(payer_id) if payer_id else None,
+            billing_zip=loc.postal_code, billing_address1=loc.address_line1, billing_city=loc.city,
+            billing_state=loc.state, patient_address1=street, patient_city=city, patient_state=state,
+            patient_zip=zip_, tax_id=tax_id, rendering_npi=provs.get(e.provider_id), payer_id=payer_id,
+            payer_code=payer_code, payer_filing=filing, responsibility="P",
+            medicare_secondary_type=cov.medicare_secondary_type if cov else None,
             subscriber_member_id=cov.member_id_enc if cov else None,
-            subscriber_last=(pat.last_name if self_ else cov.subscriber_last_name) if cov else None,
-            subscriber_first=(pat.first_name if self_ else cov.subscriber_first_name) if cov else None,
-            subscriber_dob=(pat.dob if self_ else cov.subscriber_dob) if cov else None, today=today)
+            subscriber_last=(last if self_ else cov.subscriber_last_name) if cov else None,
+            subscriber_first=(first if self_ else cov.subscriber_first_name) if cov else None,
+            subscriber_dob=(_day(dob) if self_ else cov.subscriber_dob) if cov else None, today=today)
         out.append((draft, _Meta(patient_id=e.patient_id, payer_id=payer_id, coverage_id=cov.id if cov else None,
                                  location_id=e.location_id)))
     return out
@@ -368,9 +391,15 @@ def run(settings, *, through=None, payer=None, out_dir=None, dry_run: bool = Fal
             done += len(ids)
             if progress:
                 progress(done, todo)
-        if not dry_run:
+        if dry_run:
+            with context() as ctx:
+                _check_waiting(ctx, None, payer_id, summary, dry_run=True)
+            summary.written += summary.claims
+        else:
             summary.recovered_files = _recover_files(context, summary)
             _write_new_files(context, run_id, out, payer_id, summary)
+            summary.written = sum(f["claims"] for f in summary.files)
+            summary.secondary = sum(f["secondary"] for f in summary.files)
     except BaseException:
         if not dry_run:
             _finish(context, run_id, summary, "failed")
@@ -388,7 +417,8 @@ def _finish(context, run_id: int, summary: RunSummary, status: str) -> None:
             r.encounters, r.claims, r.failed = summary.encounters, summary.claims, summary.failed
             r.total_cents = int(summary.total * 100)
             audit.record(ctx, audit.Event("run", "billing_run", run_id, detail=(
-                f"{status}: {summary.claims} claims, {summary.failed} failed, {len(summary.files)} files")))
+                f"{status}: {summary.claims} claims, {summary.failed} failed, {summary.written} written "
+                f"({summary.secondary} secondary, {summary.held} held), {len(summary.files)} files")))
             release_lock(ctx)
     except Exception:  # noqa: BLE001 - never hide the original error; a stale lock is taken over later
         if status == "done":
@@ -503,13 +533,94 @@ def post_charges(ctx, claims: list[tuple[dict, list[dict]]], *, batch: str) -> N
 
 # ---- files ---------------------------------------------------------------------------------
 
-def _file_groups(ctx, payer_filter) -> list[tuple[int, int]]:
-    """(payer id, billing location id) pairs with claims waiting for a file."""
+PARTY_RULE_IDS = tuple(rid for rid, _, _ in PARTY_RULES)
+
+
+def _check_waiting(ctx, run_id: int | None, payer_filter: int | None, summary: RunSummary, *,
+                   dry_run: bool) -> list[int]:
+    """The party rules (addresses, Medicare secondary type) on the claims waiting for a file
+    that this run did not build: secondary claims queued after an 835, replacements, voids, a
+    crashed run's claims. The writer reads those facts when it writes the file, and a secondary
+    claim was never scrubbed as one. A claim failing them is held: no file, a work-list row
+    naming it, until a run finds it fixed. Returns the held claims' ids; the dry run only
+    reports them."""
+    session = ctx.session
+    q = (sa.select(Claim.id, Claim.encounter_id, Claim.patient_id, Claim.primary_claim_id, Payer.claim_filing,
+                   Coverage.medicare_secondary_type, Location.postal_code.label("loc_zip"),
+                   Location.address_line1.label("loc_street"), Location.city.label("loc_city"),
+                   Location.state.label("loc_state"), Patient.address_line1, Patient.city, Patient.state,
+                   Patient.postal_code)
+         .join(Encounter, Encounter.id == Claim.encounter_id).join(Location, Location.id == Encounter.location_id)
+         .join(Patient, Patient.id == Claim.patient_id).join(Payer, Payer.id == Claim.payer_id)
+         .outerjoin(Coverage, Coverage.id == Claim.coverage_id)
+         .where(Claim.org_id == ctx.org_id, Claim.status == "ready", Claim.x12_file_id.is_(None))
+         .order_by(Claim.id))
+    if run_id is not None:  # this run's own claims were scrubbed whole a moment ago
+        q = q.where(sa.or_(Claim.billing_run_id.is_(None), Claim.billing_run_id != run_id))
+    if payer_filter is not None:
+        q = q.where(Claim.payer_id == payer_filter)
+    rows = session.execute(q).all()
+    held = []
+    for r in rows:
+        found = [f for f in scrub_parties(ClaimParties(
+            billing_zip=r.loc_zip, billing_address1=r.loc_street, billing_city=r.loc_city, billing_state=r.loc_state,
+            patient_address1=r.address_line1, patient_city=r.city, patient_state=r.state, patient_zip=r.postal_code,
+            payer_filing=r.claim_filing, responsibility="S" if r.primary_claim_id else "P",
+            medicare_secondary_type=r.medicare_secondary_type)) if f.severity == "error"]
+        if found:
+            held.append((r, found))
+    summary.held += len(held)
+    if dry_run:
+        held_ids = {r.id for r, _ in held}
+        summary.written += len(rows) - len(held)
+        summary.secondary += sum(1 for r in rows if r.primary_claim_id and r.id not in held_ids)
+        summary.findings.extend({"encounter_id": r.encounter_id, "claim_id": r.id, "rule_id": f.rule_id,
+                                 "field": f.field, "message": f.message} for r, fs in held for f in fs)
+        if held:
+            audit.record(ctx, audit.Event("read", "claim", None, patient_ids=sorted({r.patient_id for r, _ in held}),
+                                          detail=f"billing dry run: {len(held)} waiting claims would be held"))
+        return sorted(held_ids)
+    now = ctx.now()
+    checked = {r.id for r in rows}
+    current = {(r.id, f.rule_id, f.field, f.message[:500]): (r, f) for r, fs in held for f in fs}
+    kept, gone = set(), []
+    # the open items of held claims: still failing -> kept (with their age); fixed, or the claim
+    # no longer waits (voided, written) -> resolved
+    for item in session.execute(
+            sa.select(WorklistItem.id, WorklistItem.claim_id, WorklistItem.rule_id, WorklistItem.field,
+                      WorklistItem.message, Claim.status, Claim.x12_file_id)
+            .join(Claim, Claim.id == WorklistItem.claim_id)
+            .where(WorklistItem.org_id == ctx.org_id, WorklistItem.resolved_at.is_(None),
+                   WorklistItem.rule_id.in_(PARTY_RULE_IDS))):
+        key = (item.claim_id, item.rule_id, item.field, item.message)
+        if key in current:
+            kept.add(key)
+        elif item.claim_id in checked or item.status != "ready" or item.x12_file_id is not None:
+            gone.append(item.id)
+    if gone:
+        session.execute(sa.update(WorklistItem).where(WorklistItem.id.in_(gone)).values(resolved_at=now))
+    new_items = [dict(org_id=ctx.org_id, encounter_id=r.encounter_id, claim_id=r.id, rule_id=f.rule_id,
+                      severity=f.severity, field=f.field, message=key[3], created_at=now, resolved_at=None)
+                 for key, (r, f) in current.items() if key not in kept]
+    if new_items:
+        from hpms.db import bulk_insert
+
+        bulk_insert(session, WorklistItem.__table__, new_items)
+    if held:
+        audit.record(ctx, audit.Event("hold", "claim", None, patient_ids=sorted({r.patient_id for r, _ in held}),
+                                      detail=f"billing run {run_id}: {len(held)} claims held for the work list"))
+    return sorted(r.id for r, _ in held)
+
+
+def _file_groups(ctx, payer_filter, held: list[int]) -> list[tuple[int, int]]:
+    """(payer id, billing location id) pairs with claims waiting for a file (the held ones aside)."""
     q = (sa.select(Claim.payer_id, Encounter.location_id).join(Encounter, Encounter.id == Claim.encounter_id)
          .where(Claim.org_id == ctx.org_id, Claim.status == "ready", Claim.x12_file_id.is_(None))
          .group_by(Claim.payer_id, Encounter.location_id).order_by(Claim.payer_id, Encounter.location_id))
     if payer_filter is not None:
         q = q.where(Claim.payer_id == payer_filter)
+    if held:
+        q = q.where(Claim.id.not_in(held))
     return [(r[0], r[1]) for r in ctx.session.execute(q)]
 
 
@@ -517,7 +628,8 @@ def _write_new_files(context, run_id, out: Path, payer_filter, summary: RunSumma
     from hpms.services.counters import reserve
 
     with context() as ctx:
-        groups = _file_groups(ctx, payer_filter)
+        held = _check_waiting(ctx, run_id, payer_filter, summary, dry_run=False)
+        groups = _file_groups(ctx, payer_filter, held)
     for payer_id, location_id in groups:
         with context() as ctx:
             session = ctx.session
@@ -530,12 +642,13 @@ def _write_new_files(context, run_id, out: Path, payer_filter, summary: RunSumma
                         isa_control=isa, gs_control=gs, status="pending", created_at=ctx.now())
             session.add(f)
             session.flush()
-            res = session.execute(
-                sa.update(Claim).where(Claim.org_id == ctx.org_id, Claim.payer_id == payer_id,
-                                       Claim.status == "ready", Claim.x12_file_id.is_(None),
-                                       Claim.encounter_id.in_(sa.select(Encounter.id).where(
-                                           Encounter.location_id == location_id)))
-                .values(x12_file_id=f.id, updated_at=ctx.now()))
+            assign = sa.update(Claim).where(Claim.org_id == ctx.org_id, Claim.payer_id == payer_id,
+                                            Claim.status == "ready", Claim.x12_file_id.is_(None),
+                                            Claim.encounter_id.in_(sa.select(Encounter.id).where(
+                                                Encounter.location_id == location_id)))
+            if held:
+                assign = assign.where(Claim.id.not_in(held))
+            res = session.execute(assign.values(x12_file_id=f.id, updated_at=ctx.now()))
             file_id = f.id
             f.claims = res.rowcount
         info = _materialize(context, file_id)
@@ -593,12 +706,14 @@ def _materialize(context, file_id: int) -> dict:
                 tmp.unlink()
         payer_code = ctx.session.get(Payer, f.payer_id).payer_id
         isa = f.isa_control
+        secondary = ctx.session.execute(sa.select(sa.func.count()).select_from(Claim).where(
+            Claim.x12_file_id == file_id, Claim.primary_claim_id.is_not(None))).scalar_one()
     with context() as ctx:
         f = ctx.session.get(X12File, file_id)
         f.status, f.claims, f.total_cents = "written", written.claims, written.total_cents
         audit.record(ctx, audit.Event("export", "x12_file", f.id, detail=f"{filename}: {written.claims} claims"))
     return {"id": file_id, "path": str(final), "payer": payer_code, "claims": written.claims,
-            "total": cents(written.total_cents), "isa_control": isa}
+            "secondary": secondary, "total": cents(written.total_cents), "isa_control": isa}
 
 
 def _file_parties(ctx, f: X12File) -> dict:
@@ -622,7 +737,7 @@ def _file_parties(ctx, f: X12File) -> dict:
             name=org.name, npi=loc.npi or "", tax_id=profile.tax_id or "", address1=loc.address_line1 or "",
             address2=loc.address_line2, city=loc.city or "", state=loc.state or "",
             zip="".join(ch for ch in (loc.postal_code or "") if ch.isdigit())),
-        payer=x837p.Payer(name=payer.name, payer_id=payer.payer_id),
+        payer=x837p.Payer(name=payer.name, payer_id=payer.payer_id, claim_filing=payer.claim_filing),
         production=bool(profile.production),
     )
 
@@ -645,6 +760,12 @@ def _date(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
 
 
+def _day(value: dt.date | str) -> dt.date:
+    """`_date` for values that rarely repeat (dates of birth): not cached, so they do not push
+    the dates of service out of its cache."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
 def _claims_of_file(ctx, f: X12File) -> Iterator:
     """The claims of a file as writer input, read FILE_CHUNK at a time (memory stays flat)."""
     from hpms.interop.x12 import x837p
@@ -654,15 +775,23 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
     crypto = ctx.crypto
     members: dict[int, str] = {}
     renderings: dict[int, object] = {}
+    # SBR05 goes with Medicare as a payer that is not primary
+    medicare = session.get(Payer, f.payer_id).claim_filing in x837p.MEDICARE_FILING
+
+    def member_of(cov_id: int, enc: str) -> str:
+        member = members.get(cov_id)
+        if member is None:
+            member = members[cov_id] = crypto.decrypt(enc, "member_id")
+        return member
 
     last = 0
     while True:
         rows = conn.execute(
             sa.select(Claim.id, Claim.control_number, Claim.total_cents, Claim.frequency, Claim.payer_claim_number,
-                      Claim.encounter_id, Claim.coverage_id, Claim.primary_claim_id, Encounter.service_date,
-                      Encounter.place_of_service, Encounter.provider_id, Patient.first_name, Patient.last_name,
-                      Patient.dob, Patient.sex_at_birth, Patient.address_line1, Patient.address_line2, Patient.city,
-                      Patient.state, Patient.postal_code)
+                      Claim.encounter_id, Claim.patient_id, Claim.coverage_id, Claim.primary_claim_id,
+                      Encounter.service_date, Encounter.place_of_service, Encounter.provider_id, Patient.first_name,
+                      Patient.last_name, Patient.dob, Patient.sex_at_birth, Patient.address_line1,
+                      Patient.address_line2, Patient.city, Patient.state, Patient.postal_code)
             .join(Encounter, Encounter.id == Claim.encounter_id).join(Patient, Patient.id == Claim.patient_id)
             .where(Claim.x12_file_id == f.id, Claim.id > last).order_by(Claim.id).limit(FILE_CHUNK)).all()
         if not rows:
@@ -687,8 +816,10 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
             dx.setdefault(encounter_id, []).append(code)
         covs = {c.id: c for c in conn.execute(sa.select(
             Coverage.id, Coverage.member_id_enc, Coverage.relationship, Coverage.group_number,
-            Coverage.subscriber_first_name, Coverage.subscriber_last_name, Coverage.subscriber_dob).where(
+            Coverage.subscriber_first_name, Coverage.subscriber_last_name, Coverage.subscriber_dob,
+            Coverage.priority, Coverage.medicare_secondary_type).where(
             Coverage.id.in_({r.coverage_id for r in rows if r.coverage_id})))}
+        seconds = _secondary_coverages(conn, f.payer_id, {r.patient_id for r in rows if not r.primary_claim_id})
         need = {r.provider_id for r in rows} - renderings.keys()
         provs = {p.id: p for p in conn.execute(sa.select(Provider.id, Provider.last_name, Provider.first_name,
                                                          Provider.npi, Provider.taxonomy).where(
@@ -703,20 +834,30 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
                 member = members.get(cov.id)
                 if member is None:
                     member = members[cov.id] = crypto.decrypt(cov.member_id_enc, "member_id")
+            responsibility = "S" if r.primary_claim_id else "P"
+            insurance_type = cov.medicare_secondary_type if medicare and cov is not None and r.primary_claim_id \
+                else None
             if cov is None or cov.relationship == "self":
                 subscriber = x837p.Subscriber(last=r.last_name, first=r.first_name, member_id=member, dob=r.dob,
                                               sex=sex, relationship="18", group_number=cov.group_number if cov else None,
-                                              payer_responsibility="S" if r.primary_claim_id else "P", **addr)
+                                              payer_responsibility=responsibility, insurance_type=insurance_type,
+                                              **addr)
                 patient = None
             else:
                 subscriber = x837p.Subscriber(last=cov.subscriber_last_name or r.last_name,
                                               first=cov.subscriber_first_name or "", member_id=member,
                                               dob=cov.subscriber_dob, sex="U", relationship="",
-                                              group_number=cov.group_number,
-                                              payer_responsibility="S" if r.primary_claim_id else "P", **addr)
+                                              group_number=cov.group_number, payer_responsibility=responsibility,
+                                              insurance_type=insurance_type, **addr)
                 rel = {"spouse": "01", "child": "19"}.get(cov.relationship, "G8")
                 patient = x837p.Patient(last=r.last_name, first=r.first_name, dob=r.dob, sex=sex, relationship=rel,
                                         **addr)
+            other = None
+            if r.primary_claim_id:
+                if r.primary_claim_id in cob:
+                    other = cob[r.primary_claim_id][0]
+            elif r.patient_id in seconds and (cov is None or cov.priority == "primary"):
+                other = _next_payer(seconds[r.patient_id], r, member_of)
             rendering = renderings.get(r.provider_id)
             if rendering is None:
                 prov = provs[r.provider_id]
@@ -729,7 +870,47 @@ def _claims_of_file(ctx, f: X12File) -> Iterator:
                 rendering=rendering,
                 subscriber=subscriber, patient=patient,
                 lines=tuple(lines.get(r.id, ())),
-                other_payer=cob[r.primary_claim_id][0] if r.primary_claim_id in cob else None)
+                other_payer=other)
+
+
+def _secondary_coverages(conn, payer_id: int, patient_ids: set[int]) -> dict[int, list]:
+    """The active secondary coverages (with another payer) of the patients of primary claims, in
+    one read: a primary claim names the payer that comes next (2320/2330)."""
+    if not patient_ids:
+        return {}
+    out: dict[int, list] = {}
+    for c in conn.execute(
+            sa.select(Coverage.id, Coverage.patient_id, Coverage.member_id_enc, Coverage.relationship,
+                      Coverage.group_number, Coverage.subscriber_first_name, Coverage.subscriber_last_name,
+                      Coverage.valid_from, Coverage.valid_to, Coverage.medicare_secondary_type,
+                      Payer.name.label("payer_name"), Payer.payer_id.label("payer_code"), Payer.claim_filing)
+            .join(Payer, Payer.id == Coverage.payer_id)
+            .where(Coverage.patient_id.in_(patient_ids), Coverage.priority == "secondary",
+                   Coverage.active.is_(True), Coverage.payer_id != payer_id)
+            .order_by(Coverage.id)):
+        out.setdefault(c.patient_id, []).append(c)
+    return out
+
+
+def _next_payer(coverages: Iterable[sa.Row], r: sa.Row,
+                member_of: Callable[[int, str], str]) -> x837p.OtherPayer | None:
+    """The 2320/2330 loops of a primary claim: the patient's secondary coverage on the date of
+    service (the first, as `secondary` bills it), not adjudicated yet; None without one."""
+    from hpms.interop.x12 import x837p
+
+    day = _date(r.service_date)
+    c = next((c for c in coverages if (c.valid_from is None or c.valid_from <= day)
+              and (c.valid_to is None or day <= c.valid_to)), None)
+    if c is None:
+        return None
+    self_ = c.relationship == "self"
+    return x837p.OtherPayer(
+        payer_name=c.payer_name, payer_id=c.payer_code,
+        subscriber_last=r.last_name if self_ else (c.subscriber_last_name or r.last_name),
+        subscriber_first=r.first_name if self_ else c.subscriber_first_name,
+        member_id=member_of(c.id, c.member_id_enc), relationship=RELATIONSHIP_CODES.get(c.relationship, "G8"),
+        group_number=c.group_number, responsibility="S", claim_filing=c.claim_filing,
+        insurance_type=c.medicare_secondary_type if c.claim_filing in x837p.MEDICARE_FILING else None)
 
 
 RELATIONSHIP_CODES = {"self": "18", "spouse": "01", "child": "19"}  # else G8 (other)
@@ -789,6 +970,7 @@ def _cob(ctx, primary_ids: list[int], members: dict[int, str]) -> dict[int, tupl
             subscriber_last=pat.last_name if self_ else (cov.subscriber_last_name or pat.last_name),
             subscriber_first=pat.first_name if self_ else cov.subscriber_first_name, member_id=member,
             relationship=RELATIONSHIP_CODES.get(cov.relationship, "G8"), group_number=cov.group_number,
+            responsibility="P", claim_filing=payer.claim_filing,
             paid_cents=rc.paid_cents, remaining_patient_cents=rc.patient_resp_cents,
             adjustments=tuple(adjustments.get(None, ())))
         out[pid] = (other, by_seq)

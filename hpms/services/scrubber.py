@@ -4,16 +4,26 @@ encounter off the claim file and puts it on the work list.
 
 The rules read a plain `ClaimDraft` (built in bulk by the billing run, or for one encounter by
 `hpms claims scrub`), so they are cheap enough for 100,000 encounters a night.
+
+Some rules read only the claim's parties (`ClaimParties`: the billing location's and the
+patient's addresses, how the payer files, the coverage's Medicare secondary type): the 837P
+writer reads those when it writes the file, not when the claim is built, and a claim built
+earlier (a secondary claim queued after an 835, a replacement, a void) was never scrubbed as
+a secondary claim. The billing run checks such claims with `scrub_parties` just before it
+writes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-RULESET_VERSION = "2026.11"
+from hpms.interop.x12.x837p import MEDICARE_FILING, MEDICARE_SECONDARY_TYPES
+
+RULESET_VERSION = "2026.12"
 
 # CMS place-of-service codes (the set in use for professional claims)
 PLACES_OF_SERVICE = {
@@ -42,8 +52,35 @@ class DraftLine:
     service_date: dt.date
 
 
+# USPS codes: the states, DC, the territories and the armed forces "states"
+USPS_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH "
+    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR VI GU AS MP AA AE AP".split())
+_ZIP = re.compile(r"\d{5}(?:[- ]?\d{4})?")
+_BLANK = " \t\r\n\f\v*:~^"  # what the 837P writer trims or drops
+
+
+@dataclass(slots=True, kw_only=True)
+class ClaimParties:
+    """What the party rules look at: the billing location's and the patient's (= the
+    subscriber's, when self) address, the payer's claim filing indicator (SBR09), the payer's
+    responsibility on this claim (SBR01: P, S, T) and the coverage's Medicare secondary type."""
+
+    billing_zip: str | None = None
+    billing_address1: str | None = None
+    billing_city: str | None = None
+    billing_state: str | None = None
+    patient_address1: str | None = None
+    patient_city: str | None = None
+    patient_state: str | None = None
+    patient_zip: str | None = None
+    payer_filing: str = "CI"
+    responsibility: str = "P"
+    medicare_secondary_type: str | None = None
+
+
 @dataclass(slots=True)
-class ClaimDraft:
+class ClaimDraft(ClaimParties):
     """Everything the rules look at for one encounter billed to one payer."""
 
     encounter_id: int
@@ -53,7 +90,6 @@ class ClaimDraft:
     lines: list[DraftLine]
     total_cents: int
     billing_npi: str | None
-    billing_zip: str | None
     tax_id: str | None
     rendering_npi: str | None
     payer_id: int | None
@@ -68,13 +104,38 @@ class ClaimDraft:
 
 Rule = Callable[[ClaimDraft], Iterator[Finding]]
 RULES: list[tuple[str, str, Rule]] = []
+PARTY_RULES: list[tuple[str, str, Callable[[ClaimParties], Iterator[Finding]]]] = []
 
 
-def rule(rule_id: str, description: str):
+def rule(rule_id: str, description: str, *, parties: bool = False) -> Callable[[Rule], Rule]:
+    """Register a rule; `parties`: it reads only the `ClaimParties` fields (and is run again on
+    claims built earlier, before they are written)."""
     def register(fn: Rule) -> Rule:
         RULES.append((rule_id, description, fn))
+        if parties:
+            PARTY_RULES.append((rule_id, description, fn))
         return fn
     return register
+
+
+def _filled(value: str | None) -> bool:
+    """Not empty once written: the 837P drops the delimiter characters and trims, so a value of
+    only those (and spaces) is empty."""
+    return bool(value) and bool(value.strip(_BLANK))
+
+
+@functools.lru_cache(maxsize=256)
+def _state_ok(value: str | None) -> bool:
+    return value is not None and value.strip().upper() in USPS_STATES
+
+
+@functools.lru_cache(maxsize=65536)
+def _zip_ok(value: str | None) -> bool:
+    return value is not None and _ZIP.fullmatch(value.strip()) is not None
+
+
+def _medicare_secondary(c: ClaimParties) -> bool:
+    return c.payer_filing in MEDICARE_FILING and c.responsibility != "P"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -142,12 +203,44 @@ def _tax_id(c: ClaimDraft):
         yield Finding("TAX-ID", "error", "billing.tax_id", "no 9-digit tax id (hpms billing setup --tax-id)")
 
 
-@rule("ZIP-9", "The billing provider ZIP code has 9 digits.")
-def _zip9(c: ClaimDraft):
+@rule("ZIP-9", "The billing provider ZIP code has 9 digits.", parties=True)
+def _zip9(c: ClaimParties):
     digits = "".join(ch for ch in (c.billing_zip or "") if ch.isdigit())
     if len(digits) != 9:
         yield Finding("ZIP-9", "error", "location.postal_code",
                       f"billing ZIP {c.billing_zip or '(none)'} must have 9 digits (ZIP+4)")
+
+
+@rule("ADDR-BILLING", "The billing location has a street, city and state (its ZIP: ZIP-9).", parties=True)
+def _billing_address(c: ClaimParties):
+    for value, name, what in ((c.billing_address1, "address_line1", "street address"), (c.billing_city, "city", "city"),
+                              (c.billing_state, "state", "state")):
+        if not _filled(value):
+            yield Finding("ADDR-BILLING", "error", f"location.{name}", f"the billing location has no {what}")
+
+
+@rule("ADDR-PATIENT", "The patient has a street, city, state and ZIP code.", parties=True)
+def _patient_address(c: ClaimParties):
+    for value, name, what in ((c.patient_address1, "address_line1", "street address"), (c.patient_city, "city", "city"),
+                              (c.patient_state, "state", "state"), (c.patient_zip, "postal_code", "ZIP code")):
+        if not _filled(value):
+            yield Finding("ADDR-PATIENT", "error", f"patient.{name}", f"the patient has no {what}")
+
+
+@rule("ADDR-STATE", "The billing location's and the patient's states are USPS codes.", parties=True)
+def _states(c: ClaimParties):
+    for value, where, who in ((c.billing_state, "location.state", "billing location"),
+                              (c.patient_state, "patient.state", "patient")):
+        if _filled(value) and not _state_ok(value):
+            yield Finding("ADDR-STATE", "error", where,
+                          f"the {who}'s state {value.strip()!r} is not a USPS state code (two letters, e.g. NY)")
+
+
+@rule("ADDR-ZIP", "The patient's ZIP code has 5 or 9 digits.", parties=True)
+def _patient_zip(c: ClaimParties):
+    if _filled(c.patient_zip) and not _zip_ok(c.patient_zip):
+        yield Finding("ADDR-ZIP", "error", "patient.postal_code",
+                      f"the patient's ZIP {c.patient_zip.strip()!r} must have 5 or 9 digits (12345 or 12345-6789)")
 
 
 @rule("DX-PRESENT", "At least one diagnosis, at most 12.")
@@ -272,6 +365,17 @@ def _subscriber(c: ClaimDraft):
             yield Finding("SUBSCRIBER", "error", f"subscriber.{name.replace(' ', '_')}", f"the subscriber's {name} is missing")
 
 
+@rule("MSP-TYPE", "A claim to Medicare as secondary payer has a Medicare secondary type (SBR05).", parties=True)
+def _medicare_secondary_type(c: ClaimParties):
+    if not _medicare_secondary(c) or c.medicare_secondary_type in MEDICARE_SECONDARY_TYPES:
+        return
+    if c.medicare_secondary_type:
+        text = f"{c.medicare_secondary_type!r} is not a Medicare secondary type ({', '.join(MEDICARE_SECONDARY_TYPES)})"
+    else:
+        text = "Medicare is billed as a secondary payer: the coverage has no Medicare secondary type"
+    yield Finding("MSP-TYPE", "error", "coverage.medicare_secondary_type", text)
+
+
 @rule("FEE-PRESENT", "Every line has a price on the payer's or the default fee schedule.")
 def _fees(c: ClaimDraft):
     for line in c.lines:
@@ -297,7 +401,7 @@ def _clean(c: ClaimDraft) -> bool:
         return False
     if not c.tax_id or len(c.tax_id) != 9 or not c.tax_id.isdigit():
         return False
-    if not _zip9_ok(c.billing_zip):
+    if not _parties_clean(c):
         return False
     n = len(c.diagnoses)
     if not 1 <= n <= 12 or not 1 <= len(c.lines) <= 50:
@@ -329,6 +433,32 @@ def _clean(c: ClaimDraft) -> bool:
         seen.add(key)
         total += line.charge_cents
     return total == c.total_cents
+
+
+@functools.lru_cache(maxsize=1024)
+def _billing_address_ok(zip_: str | None, street: str | None, city: str | None, state: str | None) -> bool:
+    """A night's claims come from a few locations: their address is checked once."""
+    return _zip9_ok(zip_) and _filled(street) and _filled(city) and _state_ok(state)
+
+
+def _parties_clean(c: ClaimParties) -> bool:
+    """True when no party rule can fire (their fast path, as `_clean` is the rules')."""
+    if not _billing_address_ok(c.billing_zip, c.billing_address1, c.billing_city, c.billing_state):
+        return False
+    state = c.patient_state
+    if not (_filled(c.patient_address1) and _filled(c.patient_city) and (state in USPS_STATES or _state_ok(state))
+            and _zip_ok(c.patient_zip)):
+        return False
+    return (c.payer_filing not in MEDICARE_FILING or c.responsibility == "P"
+            or c.medicare_secondary_type in MEDICARE_SECONDARY_TYPES)
+
+
+def scrub_parties(parties: ClaimParties) -> list[Finding]:
+    """The findings of the party rules alone, in rule order (for a claim built earlier, just
+    before it is written)."""
+    if _parties_clean(parties):
+        return []
+    return [f for _, _, fn in PARTY_RULES for f in fn(parties)]
 
 
 def scrub(draft: ClaimDraft) -> list[Finding]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.billing_fixtures import assert_valid_837, leftovers, setup_practice, signed, x12_files
+from tests.billing_fixtures import assert_valid_837, leftovers, queue_secondary, setup_practice, signed, x12_files
 from tests.cli.helpers import error_line, ok, tsv
 
 TABLES = ("claim", "claim_line", "x12_file", "billing_run", "worklist_item", "job_lock", "billing_profile")
-SUMMARY_KEYS = {"run_id", "dry_run", "encounters", "claims", "failed", "skipped_other_payers", "total", "files",
-                "recovered_files"}
+SUMMARY_KEYS = {"run_id", "dry_run", "encounters", "claims", "failed", "skipped_other_payers", "total", "written",
+                "secondary", "held", "files", "recovered_files"}
 
 
 @pytest.fixture
@@ -62,6 +62,7 @@ def test_run_json_summary_then_rerun(settings, ctx_for, practice, cli, out, raw_
     assert set(data) == SUMMARY_KEYS
     assert (data["dry_run"], data["encounters"], data["claims"], data["failed"], data["skipped_other_payers"],
             data["recovered_files"]) == (False, 3, 2, 1, 0, 0)
+    assert (data["written"], data["secondary"], data["held"]) == (2, 0, 0)
     assert isinstance(data["run_id"], int)
     assert str(data["total"]) == "295.00"
     assert sorted(f["payer"] for f in data["files"]) == ["ACME1", "BETA2"]
@@ -71,7 +72,8 @@ def test_run_json_summary_then_rerun(settings, ctx_for, practice, cli, out, raw_
         assert_valid_837(f["path"])
     assert signed_statuses(raw_sql) == {e1: "billed", e2: "billed", e3: "signed"}
     again = ok(cli("billing", "run", "--out", str(out), "--json"))
-    assert (again["encounters"], again["claims"], again["failed"], again["files"]) == (1, 0, 1, [])
+    assert (again["encounters"], again["claims"], again["failed"], again["files"], again["written"]) == (
+        1, 0, 1, [], 0)
     assert raw_sql("SELECT count(*) FROM claim") == [(2,)]
     assert leftovers(out) == []
 
@@ -82,8 +84,49 @@ def test_run_without_json_prints_paths_and_one_summary_line(settings, ctx_for, p
     assert r.exit_code == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, lines
-    assert lines[0].startswith("billing run ") and "billed 1 claims (100.00), 0 to the work list, 1 files" in lines[0]
+    assert lines[0].startswith("billing run ")
+    assert lines[0].endswith(": billed 1 claims (100.00), 0 to the work list; wrote 1 claims (0 secondary) in 1 files")
     assert r.stdout.splitlines() == [str(p) for p in x12_files(out)]
+
+
+def test_a_run_that_writes_only_secondary_claims_counts_them(settings, ctx_for, practice, cli, out, tmp_path):
+    queue_secondary(settings, ctx_for, practice, out)
+    second = tmp_path / "second"
+    second.mkdir()
+    data = ok(cli("billing", "run", "--out", str(second), "--json", "--dry-run"))
+    assert (data["claims"], data["written"], data["secondary"], data["held"], data["files"]) == (0, 1, 1, 0, [])
+    r = cli("billing", "run", "--out", str(second))
+    assert r.exit_code == 0, r.stderr
+    [summary] = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert summary.endswith(": billed 0 claims (0.00), 0 to the work list; wrote 1 claims (1 secondary) in 1 files")
+    [path] = x12_files(second)
+    assert r.stdout.splitlines() == [str(path)]
+    assert_valid_837(path)
+    third = tmp_path / "third"
+    third.mkdir()
+    data = ok(cli("billing", "run", "--out", str(third), "--json"))
+    assert (data["claims"], data["written"], data["secondary"], data["files"]) == (0, 0, 0, [])
+
+
+def test_a_held_secondary_claim_is_counted_and_listed(settings, ctx_for, practice, cli, out, tmp_path, raw_sql):
+    from hpms.services import coverage
+
+    with ctx_for() as ctx:
+        coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")
+    sec = queue_secondary(settings, ctx_for, practice, out, payer="MCRB1")
+    second = tmp_path / "second"
+    second.mkdir()
+    dry = ok(cli("billing", "run", "--out", str(second), "--json", "--dry-run"))
+    assert (dry["written"], dry["held"]) == (0, 1)
+    assert [(f["claim_id"], f["rule_id"], f["field"]) for f in dry["findings"]] == [
+        (sec, "MSP-TYPE", "coverage.medicare_secondary_type")]
+    r = cli("billing", "run", "--out", str(second))
+    assert r.exit_code == 0, r.stderr
+    assert "wrote 0 claims (0 secondary, 1 held for the work list) in 0 files" in r.stderr
+    assert r.stdout == "" and x12_files(second) == []
+    work = ok(cli("claims", "worklist", "--json"))
+    assert [(w["claim_id"], w["rule_id"]) for w in work] == [(sec, "MSP-TYPE")]
+    assert raw_sql(f"SELECT status, x12_file_id FROM claim WHERE id = {sec}") == [("ready", None)]
 
 
 def test_dry_run(settings, ctx_for, practice, cli, out, counts, raw_sql):

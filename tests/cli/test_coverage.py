@@ -8,7 +8,7 @@ from tests.cli.helpers import error_line, iso_date, iso_datetime, ok, tsv
 
 COVERAGE_KEYS = {"id", "patient_id", "payer_id", "payer_name", "payer_code", "member_id", "group_number",
                  "relationship", "subscriber_first_name", "subscriber_last_name", "subscriber_dob", "priority",
-                 "valid_from", "valid_to", "active", "created_at"}
+                 "valid_from", "valid_to", "active", "medicare_secondary_type", "created_at"}
 
 
 def test_add_and_list_json(cli, patient, payer, raw_sql):
@@ -40,6 +40,32 @@ def test_add_plain_and_list_plain(cli, patient, payer):
     header, rows = tsv(r.stdout)
     assert header == ["ID", "Priority", "Payer", "Member id", "Group", "Relationship", "From", "To"]
     assert rows[0][1:4] == ["primary", "Acme Health Plan", "XJH123456789"]
+
+
+def test_medicare_secondary_type(cli, patient, payer, counts):
+    ok(cli("payers", "add", "--name", "Medicare Part B", "--payer-id", "MCRB1", "--claim-filing", "MB"))
+    ok(cli("coverage", "add", patient, "--payer", payer, "--member-id", "XJH1", "--json"))
+    before = counts("coverage", "audit_event")
+    error_line(cli("coverage", "add", patient, "--payer", "MCRB1", "--member-id", "1EG4TE5MK73", "--priority",
+                   "secondary", "--medicare-secondary-type", "99"), 2, "--medicare-secondary-type", "'99'")
+    error_line(cli("coverage", "add", patient, "--payer", payer, "--member-id", "XJH2", "--priority", "secondary",
+                   "--medicare-secondary-type", "12"), 2, "--medicare-secondary-type", "only for a Medicare coverage")
+    assert counts("coverage", "audit_event") == before
+    cov = ok(cli("coverage", "add", patient, "--payer", "MCRB1", "--member-id", "1EG4TE5MK73", "--priority",
+                 "secondary", "--medicare-secondary-type", "12", "--json"))
+    assert cov["medicare_secondary_type"] == "12"
+    out = ok(cli("coverage", "update", str(cov["id"]), "--medicare-secondary-type", "43", "--json"))
+    assert (out["id"], out["medicare_secondary_type"], out["member_id"]) == (cov["id"], "43", "1EG4TE5MK73")
+    assert [c["medicare_secondary_type"] for c in ok(cli("coverage", "list", patient, "--json"))] == [None, "43"]
+    before = counts("coverage", "audit_event")
+    error_line(cli("coverage", "update", str(cov["id"]), "--medicare-secondary-type", "X1"), 2,
+               "--medicare-secondary-type")
+    error_line(cli("coverage", "update", str(cov["id"])), 2, "nothing to change")
+    error_line(cli("coverage", "update", "999", "--group", "G1"), 3, "no coverage 999")
+    assert counts("coverage", "audit_event") == before
+    r = cli("coverage", "update", str(cov["id"]), "--medicare-secondary-type", "none")
+    assert r.exit_code == 0, r.stderr
+    assert ok(cli("coverage", "list", patient, "--json"))[1]["medicare_secondary_type"] is None
 
 
 def test_end(cli, patient, payer):

@@ -429,3 +429,69 @@ def test_claim_level_adjustments_of_the_prior_payer_share_a_cas_per_group():
     assert [len(c) for c in cas] == [2 + 6 * 3 - 1, 2 + 2 * 3 - 1]  # six pairs, then two
     assert cas[0][:5] == ["CAS", "PR", "1", "1", ""]
     assert find(segments(text), "AMT", "D") == [["AMT", "D", "0"]]
+
+
+def test_a_primary_claim_names_the_secondary_payer_still_to_come():
+    """2320 with SBR (S, relationship, group, filing, SBR05 for Medicare) and OI, 2330A, 2330B;
+    no AMT, no CAS and no 2430: that payer has not adjudicated the claim."""
+    from hpms.interop.x12.x837p import Adjustment, LineAdjudication, OtherPayer
+
+    medicare = OtherPayer("Medicare Part B", "MCRB1", "Doe", "Jane", "1EG4TE5MK73", relationship="18",
+                          responsibility="S", claim_filing="MB", insurance_type="43",
+                          adjustments=(Adjustment("CO", "45", 100),))  # ignored: nothing adjudicated
+    spouse_plan = OtherPayer("Beta Care", "BETA2", "Doe", "John", "B55", relationship="01", group_number="GB7",
+                             responsibility="S", claim_filing="BL")
+    lines = (Line("99213", 10000, 1, (1,), adjudication=LineAdjudication(5000, "99213", date(2026, 1, 20))),)
+    claims = [claim("P1", lines=lines, other_payer=medicare), claim("P2", patient=JIMMY, other_payer=spouse_plan)]
+    text, _ = render(claims, payer=Payer("Acme Health", "ACME1", claim_filing="CI"))
+    assert_valid(text)
+    check_envelope(text)
+    segs = segments(text)
+    assert find(segs, "SBR") == [
+        ["SBR", "P", "18", "", "", "", "", "", "", "CI"], ["SBR", "S", "18", "", "", "43", "", "", "", "MB"],
+        ["SBR", "P", "", "", "", "", "", "", "", "CI"], ["SBR", "S", "01", "GB7", "", "", "", "", "", "BL"]]
+    assert find(segs, "OI") == [["OI", "", "", "Y", "", "", "Y"]] * 2
+    assert [s[3:5] + s[9:] for s in find(segs, "NM1", "IL")] == [
+        ["DOE", "JANE", "W123456789"], ["DOE", "JANE", "1EG4TE5MK73"], ["DOE", "JANE", "W123456789"],
+        ["DOE", "JOHN", "B55"]]
+    assert [s[-1] for s in find(segs, "NM1", "PR")] == ["ACME1", "MCRB1", "ACME1", "BETA2"]
+    assert not find(segs, "AMT") and not find(segs, "CAS") and not find(segs, "SVD") and not find(segs, "DTP", "573")
+
+
+def test_sbr05_names_the_medicare_secondary_type():
+    from hpms.interop.x12.x837p import OtherPayer
+
+    primary = OtherPayer("Acme Health", "ACME1", "Doe", "Jane", "P1", claim_filing="CI", paid_cents=8000)
+    sub = Subscriber("Doe", "Jane", "1EG4TE5MK73", date(1950, 1, 1), "F", "12 Oak Avenue", None, "Springfield", "IL",
+                     "62704", payer_responsibility="S", insurance_type="12")
+    text, _ = render([claim("S1", subscriber=sub, other_payer=primary)],
+                     payer=Payer("Medicare Part B", "MCRB1", claim_filing="MB"))
+    assert_valid(text)
+    segs = segments(text)
+    assert find(segs, "SBR") == [["SBR", "S", "18", "", "", "12", "", "", "", "MB"],
+                                 ["SBR", "P", "18", "", "", "", "", "", "", "CI"]]
+    assert find(segs, "AMT", "D") == [["AMT", "D", "80"]]
+
+
+@pytest.mark.parametrize("gap", ["address1", "city", "state", "zip"])
+def test_an_incomplete_address_is_left_out_never_written_empty(gap):
+    blank = {"address1": " * ", "city": "", "state": None, "zip": "~"}[gap]
+    sub = Subscriber("Doe", "Jane", "W1", date(1980, 1, 1), "F",
+                     **{"address1": "12 Oak Avenue", "address2": None, "city": "Springfield", "state": "IL",
+                        "zip": "62704", gap: blank})
+    pat = Patient("Doe", "Jimmy", date(2015, 5, 5), "M", **{"address1": "12 Oak Avenue", "city": "Springfield",
+                                                            "state": "IL", "zip": "62704", gap: blank})
+    bp = BillingProvider("HPMS Demo Clinic", "1234567893", "123456789", **{
+        "address1": "100 Main Street", "city": "Springfield", "state": "IL", "zip": "627040001", gap: blank})
+    payer = Payer("Demo Payer", "PAYERID01", **{"address1": "PO Box 1", "city": "Albany", "state": "NY",
+                                                "zip": "122010001", gap: blank})
+    text, summary = render([claim("A1", subscriber=sub), claim("A2", subscriber=sub, patient=pat)],
+                           billing_provider=bp, payer=payer)
+    segs = segments(text)
+    assert not find(segs, "N3") and not find(segs, "N4")
+    assert summary.segments == len(segs)
+    check_envelope(text)
+    # complete, the same parties have their addresses back
+    text, _ = render([claim("A1", subscriber=JANE, patient=JIMMY)], payer=Payer("Demo Payer", "PAYERID01", "PO Box 1",
+                                                                                 None, "Albany", "NY", "122010001"))
+    assert len(find(segments(text), "N3")) == 4 and all(all(s[1:]) for s in find(segments(text), "N4"))

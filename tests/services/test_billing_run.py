@@ -138,7 +138,9 @@ def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for
         {c1["patient_id"], c2["patient_id"]})
     assert sorted(int(e["entity_id"]) for e in events if e["action"] == "export" and e["entity"] == "x12_file") == \
         sorted(f["id"] for f in s.files)
-    assert [e["detail"] for e in events if e["action"] == "run"] == ["done: 3 claims, 0 failed, 2 files"]
+    assert [e["detail"] for e in events if e["action"] == "run"] == [
+        "done: 3 claims, 0 failed, 3 written (0 secondary, 0 held), 2 files"]
+    assert (s.written, s.secondary, s.held) == (3, 0, 0)
 
     # a rerun creates nothing twice and leaves the files alone
     before = state(settings)
@@ -209,6 +211,117 @@ def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_f
         fees.set_fee(ctx, "99214", "150.00")
     s = bill(settings, out)
     assert (s.claims, s.failed, s.total) == (1, 0, Decimal("150.00"))
+
+
+def _find(segs, tag, *first):
+    return [s_ for s_ in segs if s_[0] == tag and tuple(s_[1:1 + len(first)]) == first]
+
+
+def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_claims(settings, ctx_for, practice, out):
+    """SBR09 is the payer's claim filing indicator; a primary claim names the patient's secondary
+    coverage on the date of service (2320 SBR S + OI, 2330A, 2330B; no AMT or CAS: that payer has
+    not adjudicated it), with SBR05 when the secondary payer is Medicare; the subscriber who is
+    the patient has the patient's address (2010BA N3/N4)."""
+    import datetime as dt
+
+    from hpms.services import coverage
+
+    p = practice
+    with ctx_for() as ctx:
+        coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")
+        coverage.update_payer(ctx, "BETA2", claim_filing="hmo")
+        coverage.add_coverage(ctx, patient=p.bob, payer="MCRB1", member_id="1EG4TE5MK73", priority="secondary",
+                              medicare_secondary_type="43")
+        coverage.add_coverage(ctx, patient=p.kid, payer="ACME1", member_id="A777", priority="secondary",
+                              relationship="child", subscriber="Jones, Ann", group_number="G5")
+        coverage.add_coverage(ctx, patient=p.nora, payer="BETA2", member_id="N1")
+        coverage.add_coverage(ctx, patient=p.nora, payer="ACME1", member_id="N2", priority="secondary",
+                              valid_to=(DOS - dt.timedelta(days=1)).isoformat())  # ended before the visit
+    signed(ctx_for, p.bob, "I10", "99213:1")
+    signed(ctx_for, p.kid, "J06.9", "99214:1")
+    signed(ctx_for, p.nora, "J06.9", "99214:1")
+    s = bill(settings, out)
+    assert (s.claims, s.written, s.failed) == (3, 3, 0)
+    files = by_payer(s.files)
+
+    acme = segments(assert_valid_837(files["ACME1"]["path"]))
+    assert _find(acme, "SBR") == [["SBR", "P", "18", "", "", "", "", "", "", "CI"],
+                                  ["SBR", "S", "18", "", "", "43", "", "", "", "MB"]]
+    assert _find(acme, "OI") == [["OI", "", "", "Y", "", "", "Y"]]
+    assert _find(acme, "NM1", "IL") == [["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "M123456"],
+                                        ["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "1EG4TE5MK73"]]
+    assert [s_[-1] for s_ in _find(acme, "NM1", "PR")] == ["ACME1", "MCRB1"]
+    assert not _find(acme, "AMT") and not _find(acme, "CAS") and not _find(acme, "SVD")
+    i = acme.index(_find(acme, "NM1", "IL")[0])
+    assert acme[i + 1] == ["N3", "5 ELM"] and acme[i + 2] == ["N4", "SPRINGFIELD", "NY", "12345"]
+    tags = [s_[0] for s_ in acme]
+    assert tags.index("CLM") < acme.index(_find(acme, "SBR", "S")[0]) < tags.index("OI") < tags.index("LX")
+
+    beta = segments(assert_valid_837(files["BETA2"]["path"]))
+    assert _find(beta, "SBR") == [["SBR", "P", "", "", "", "", "", "", "", "HM"],  # Kid, a dependent
+                                  ["SBR", "S", "19", "G5", "", "", "", "", "", "CI"],
+                                  ["SBR", "P", "18", "", "", "", "", "", "", "HM"]]  # Nora: no secondary then
+    assert _find(beta, "NM1", "IL")[1] == ["NM1", "IL", "1", "JONES", "ANN", "", "", "", "MI", "A777"]
+    assert [s_[-1] for s_ in _find(beta, "NM1", "PR")] == ["BETA2", "ACME1", "BETA2"]
+    assert len(_find(beta, "OI")) == 1 and not _find(beta, "AMT")
+
+
+def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, practice, out):
+    from hpms.services import claims, coverage, patients
+
+    p = practice
+    with ctx_for() as ctx:
+        una = patients.register(ctx, first_name="Una", last_name="Street", dob="1975-03-03", sex_at_birth="female",
+                                address_line1="9 Pine", state="Ohio", postal_code="1234")
+        coverage.add_coverage(ctx, patient=una.mrn, payer="ACME1", member_id="U-1")
+    bob = signed(ctx_for, p.bob, "I10", "99213:1")
+    bad = signed(ctx_for, una.mrn, "I10", "99213:1")
+    dry = bill(settings, out, dry_run=True)
+    assert sorted((f["encounter_id"], f["rule_id"], f["field"]) for f in dry.findings) == [
+        (bad, "ADDR-PATIENT", "patient.city"), (bad, "ADDR-STATE", "patient.state"),
+        (bad, "ADDR-ZIP", "patient.postal_code")]
+
+    s = bill(settings, out)
+    assert (s.claims, s.failed, s.written) == (1, 1, 1)
+    assert statuses(settings) == {bob: "billed", bad: "signed"}
+    [f] = s.files
+    assert claim_numbers(assert_valid_837(f["path"])) == [claims_of(settings, bob)[0]["control_number"]]
+    with ctx_for() as ctx:
+        items = claims.worklist(ctx)
+    assert sorted((w.encounter_id, w.claim_id, w.rule_id) for w in items) == [
+        (bad, None, "ADDR-PATIENT"), (bad, None, "ADDR-STATE"), (bad, None, "ADDR-ZIP")]
+    assert all("hpms" not in w.message for w in items)
+
+    with ctx_for() as ctx:
+        patients.update(ctx, una.mrn, city="Columbus", state="OH", postal_code="43004-1234")
+    s = bill(settings, out)
+    assert (s.claims, s.failed, s.written) == (1, 0, 1)
+    seg = segments(assert_valid_837(s.files[0]["path"]))
+    assert ["N3", "9 PINE"] in seg and ["N4", "COLUMBUS", "OH", "430041234"] in seg
+    assert statuses(settings)[bad] == "billed"
+    with ctx_for() as ctx:
+        assert claims.worklist(ctx) == []
+
+
+def test_scrubbing_an_unknown_encounter_is_not_found(settings, ctx_for, practice):
+    from hpms.services import billing
+
+    with ctx_for() as ctx, pytest.raises(NotFoundError, match="no encounter 999999"):
+        billing.scrub_encounters(ctx, [999999])
+
+
+def test_a_billing_location_without_its_address_bills_nothing_from_it(settings, ctx_for, practice, out):
+    from hpms.db import get_engine
+    import sqlalchemy as sa
+
+    e = signed(ctx_for, practice.bob, "I10", "99213:1")
+    with get_engine(settings).begin() as conn:
+        conn.execute(sa.text("UPDATE location SET address_line1 = NULL, state = 'N.Y.'"))
+    s = bill(settings, out)
+    assert (s.claims, s.failed, s.files) == (0, 1, [])
+    assert sorted((r["rule_id"], r["field"]) for r in query(settings, "SELECT rule_id, field FROM worklist_item")) == [
+        ("ADDR-BILLING", "location.address_line1"), ("ADDR-STATE", "location.state")]
+    assert statuses(settings)[e] == "signed"
 
 
 # ---- options -----------------------------------------------------------------------------------

@@ -246,3 +246,149 @@ def test_coverage_of_an_unknown_patient_is_not_found(settings, ctx_for, payer):
             coverage.list_coverage(ctx, "0199999")
     assert err.value.exit_code == 3
     assert snapshot(settings) == before
+
+
+# ---- claim filing indicator (SBR09) and Medicare secondary type (SBR05) -----------------------------
+
+@pytest.mark.parametrize(("given", "code"), [
+    (None, "CI"), ("MB", "MB"), ("mc", "MC"), ("medicare-b", "MB"), ("Medicare_Part_B", "MB"), ("medicaid", "MC"),
+    ("commercial", "CI"), ("bcbs", "BL"), ("hmo", "HM"), ("tricare", "CH"), ("va", "VA"), ("workers-comp", "WC"),
+    ("16", "16"), ("zz", "ZZ"),
+])
+def test_payer_claim_filing_by_code_or_name(settings, ctx_for, given, code):
+    from hpms.services import coverage
+
+    with _ctx(ctx_for) as ctx:
+        added = coverage.add_payer(ctx, name="Some Plan", payer_id="PLAN1", claim_filing=given)
+    assert added.claim_filing == code
+    with _ctx(ctx_for) as ctx:
+        assert coverage.show_payer(ctx, "PLAN1").claim_filing == code
+
+
+@pytest.mark.parametrize("bad", ["XX", "medicare", "C1", "commercial plan", "MBB"])
+def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, payer, bad):
+    from hpms.services import coverage
+
+    before = snapshot(settings)
+    for call in (lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTHER9", claim_filing=bad),
+                 lambda ctx: coverage.update_payer(ctx, "ACME1", name="Renamed", claim_filing=bad)):
+        with pytest.raises(ValidationError) as err:
+            with _ctx(ctx_for) as ctx:
+                call(ctx)
+        assert err.value.field == "--claim-filing" and err.value.exit_code == ExitCode.USAGE
+        assert repr(bad) in err.value.message and "MB" in err.value.message and "medicare-b" in err.value.message
+    assert snapshot(settings) == before
+    with _ctx(ctx_for) as ctx:
+        assert (coverage.show_payer(ctx, "ACME1").name, coverage.show_payer(ctx, "ACME1").claim_filing) == (
+            "Acme Health", "CI")
+
+
+def test_update_payer(settings, ctx_for, payer):
+    from hpms.services import coverage
+
+    seq = last_seq(settings)
+    with _ctx(ctx_for) as ctx:
+        out = coverage.update_payer(ctx, "ACME1", claim_filing="bcbs", city="Boston", state="MA",
+                                    phone="617-555-0100", payer_id="ACME2")
+    assert (out.id, out.claim_filing, out.city, out.state, out.phone, out.payer_id, out.name) == (
+        payer.id, "BL", "Boston", "MA", "617-555-0100", "ACME2", "Acme Health")
+    [ev] = audit_rows(settings, seq)
+    assert (ev["action"], ev["entity"], ev["entity_id"]) == ("update", "payer", str(payer.id))
+    assert sorted(ev["fields_list"]) == ["city", "claim_filing", "payer_id", "phone", "state"]
+    with _ctx(ctx_for) as ctx:
+        assert coverage.show_payer(ctx, "ACME2").claim_filing == "BL"
+        same = coverage.update_payer(ctx, payer.id, payer_id="ACME2", name="Acme Health")  # its own id is no clash
+    assert same.payer_id == "ACME2"
+
+
+@pytest.mark.parametrize(("ref", "kw", "exc", "field"), [
+    ("ACME1", {}, ValidationError, "options"),
+    ("ACME1", {"payer_id": "BETA2"}, ConflictError, None),
+    ("ACME1", {"payer_id": "BE TA"}, ValidationError, "--payer-id"),
+    ("ACME1", {"name": " "}, ValidationError, "--name"),
+    ("ACME1", {"phone": "call us"}, ValidationError, "--phone"),
+    ("NOPE", {"name": "X"}, NotFoundError, None),
+])
+def test_update_payer_refusals_write_nothing(settings, ctx_for, payer, ref, kw, exc, field):
+    from hpms.services import coverage
+
+    with _ctx(ctx_for) as ctx:
+        coverage.add_payer(ctx, name="Beta Care", payer_id="BETA2")
+    before = snapshot(settings)
+    with pytest.raises(exc) as err:
+        with _ctx(ctx_for) as ctx:
+            coverage.update_payer(ctx, ref, **kw)
+    if field:
+        assert err.value.field == field
+    assert snapshot(settings) == before
+
+
+@pytest.fixture
+def medicare(ctx_for):
+    from hpms.services import coverage
+
+    with ctx_for() as ctx:
+        return coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")
+
+
+def test_medicare_secondary_type_on_add_and_update(settings, ctx_for, payer, medicare, pat):
+    from hpms.services import coverage
+
+    with _ctx(ctx_for) as ctx:
+        coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="P1")
+        c = coverage.add_coverage(ctx, patient=pat.mrn, payer="MCRB1", member_id="1EG4TE5MK73", priority="secondary",
+                                  medicare_secondary_type="12")
+    assert c.medicare_secondary_type == "12"
+    seq = last_seq(settings)
+    with _ctx(ctx_for) as ctx:
+        out = coverage.update_coverage(ctx, c.id, medicare_secondary_type="43")
+        assert [x.medicare_secondary_type for x in coverage.list_coverage(ctx, pat.mrn)] == [None, "43"]
+    assert out.medicare_secondary_type == "43"
+    [ev] = audit_rows(settings, seq)[:1]
+    assert (ev["action"], ev["entity"], ev["fields_list"], ev["patient_id"]) == (
+        "update", "coverage", ["medicare_secondary_type"], pat.id)
+    with _ctx(ctx_for) as ctx:
+        cleared = coverage.update_coverage(ctx, c.id, medicare_secondary_type="none", group_number="G7")
+    assert (cleared.medicare_secondary_type, cleared.group_number) == (None, "G7")
+
+
+@pytest.mark.parametrize(("kw", "words"), [
+    ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "11"}, "not a Medicare secondary type"),
+    ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "MB"}, "not a Medicare secondary type"),
+    ({"payer": "ACME1", "priority": "secondary", "medicare_secondary_type": "12"}, "only for a Medicare coverage"),
+    ({"payer": "MCRB1", "priority": "primary", "medicare_secondary_type": "12"}, "secondary or tertiary"),
+])
+def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medicare, pat, kw, words):
+    from hpms.services import coverage
+
+    before = snapshot(settings)
+    with pytest.raises(ValidationError) as err:
+        with _ctx(ctx_for) as ctx:
+            coverage.add_coverage(ctx, patient=pat.mrn, member_id="M1", **kw)
+    assert err.value.field == "--medicare-secondary-type" and words in err.value.message
+    assert snapshot(settings) == before
+    # the same on an update, of a coverage that exists
+    with _ctx(ctx_for) as ctx:
+        c = coverage.add_coverage(ctx, patient=pat.mrn, member_id="M1", payer=kw["payer"], priority=kw["priority"])
+    before = snapshot(settings)
+    with pytest.raises(ValidationError) as err:
+        with _ctx(ctx_for) as ctx:
+            coverage.update_coverage(ctx, c.id, medicare_secondary_type=kw["medicare_secondary_type"])
+    assert err.value.field == "--medicare-secondary-type" and words in err.value.message
+    assert snapshot(settings) == before
+
+
+def test_update_coverage_refusals(settings, ctx_for, payer, pat):
+    from hpms.services import coverage
+
+    with _ctx(ctx_for) as ctx:
+        c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1")
+    before = snapshot(settings)
+    with pytest.raises(ValidationError) as err:
+        with _ctx(ctx_for) as ctx:
+            coverage.update_coverage(ctx, c.id)
+    assert err.value.field == "options"
+    with pytest.raises(NotFoundError):
+        with _ctx(ctx_for) as ctx:
+            coverage.update_coverage(ctx, 999999, group_number="G1")
+    assert snapshot(settings) == before

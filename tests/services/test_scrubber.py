@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from hpms.services.scrubber import ClaimDraft, DraftLine, rules, scrub
+from hpms.services.scrubber import ClaimDraft, ClaimParties, DraftLine, rules, scrub, scrub_parties
 
 TODAY = dt.date(2026, 6, 15)
 DOS = dt.date(2026, 6, 10)
@@ -25,6 +25,8 @@ def draft(**changes) -> ClaimDraft:
     base = ClaimDraft(
         encounter_id=1, service_date=DOS, place_of_service="11", diagnoses=("E119", "I10"), lines=lines,
         total_cents=sum(ln.charge_cents or 0 for ln in lines), billing_npi="1234567893", billing_zip="12345-6789",
+        billing_address1="1 Main St", billing_city="Springfield", billing_state="NY",
+        patient_address1="5 Elm", patient_city="Springfield", patient_state="NY", patient_zip="12345",
         tax_id="123456789", rendering_npi="1245319599", payer_id=7, payer_code="ACME1",
         subscriber_member_id="enc:M123", subscriber_last="Jones", subscriber_first="Bob",
         subscriber_dob=dt.date(1970, 1, 1), today=TODAY)
@@ -92,6 +94,117 @@ def test_zip9(zip_):
 @pytest.mark.parametrize("zip_", ["12345-6789", "123456789"])
 def test_zip9_accepts_nine_digits(zip_):
     assert scrub(draft(billing_zip=zip_)) == []
+
+
+# ---- addresses -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, name, words", [
+    ("billing_address1", "address_line1", "no street address"), ("billing_city", "city", "no city"),
+    ("billing_state", "state", "no state")])
+@pytest.mark.parametrize("value", [None, "", "  ", "*~"])
+def test_addr_billing(field, name, words, value):
+    (f,) = only(draft(**{field: value}), "ADDR-BILLING")
+    assert f.field == f"location.{name}" and f.message == f"the billing location has {words}"
+
+
+def test_addr_billing_leaves_the_zip_to_zip9():
+    assert ids(draft(billing_zip=None, billing_city=None)) == ["ZIP-9", "ADDR-BILLING"]
+
+
+@pytest.mark.parametrize("field, name", [("patient_address1", "address_line1"), ("patient_city", "city"),
+                                         ("patient_state", "state"), ("patient_zip", "postal_code")])
+@pytest.mark.parametrize("value", [None, "", " "])
+def test_addr_patient(field, name, value):
+    (f,) = only(draft(**{field: value}), "ADDR-PATIENT")
+    assert f.field == f"patient.{name}" and f.message.startswith("the patient has no ")
+
+
+def test_addr_patient_all_missing_gives_four_findings():
+    found = only(draft(patient_address1=None, patient_city=None, patient_state=None, patient_zip=None),
+                 "ADDR-PATIENT")
+    assert [f.field for f in found] == ["patient.address_line1", "patient.city", "patient.state",
+                                        "patient.postal_code"]
+
+
+@pytest.mark.parametrize("state", ["New York", "N.Y.", "XX", "ZZ", "N Y", "1"])
+def test_addr_state(state):
+    (f,) = only(draft(patient_state=state), "ADDR-STATE")
+    assert f.field == "patient.state" and repr(state) in f.message
+    (f,) = only(draft(billing_state=state), "ADDR-STATE")
+    assert f.field == "location.state" and "billing location" in f.message
+
+
+@pytest.mark.parametrize("state", ["NY", "ny", " CT ", "DC", "PR", "VI", "GU", "AS", "MP", "AA", "AE", "AP", "WY"])
+def test_addr_state_accepts_usps_codes(state):
+    assert scrub(draft(patient_state=state, billing_state=state)) == []
+
+
+@pytest.mark.parametrize("zip_", ["1234", "123456", "12345-678", "1234567890", "ABCDE", "12345-67890", "12.345"])
+def test_addr_zip(zip_):
+    (f,) = only(draft(patient_zip=zip_), "ADDR-ZIP")
+    assert f.field == "patient.postal_code" and "5 or 9 digits" in f.message
+
+
+@pytest.mark.parametrize("zip_", ["12345", "12345-6789", "123456789", " 06103 ", "06103 1234"])
+def test_addr_zip_accepts_five_or_nine_digits(zip_):
+    assert scrub(draft(patient_zip=zip_)) == []
+
+
+# ---- Medicare as secondary payer -------------------------------------------------------------
+
+@pytest.mark.parametrize("filing", ["MB", "MA"])
+@pytest.mark.parametrize("responsibility", ["S", "T"])
+def test_msp_type_missing_on_a_medicare_secondary_claim(filing, responsibility):
+    (f,) = only(draft(payer_filing=filing, responsibility=responsibility), "MSP-TYPE")
+    assert f.field == "coverage.medicare_secondary_type" and "no Medicare secondary type" in f.message
+    (f,) = only(draft(payer_filing=filing, responsibility=responsibility, medicare_secondary_type="99"), "MSP-TYPE")
+    assert "'99' is not a Medicare secondary type" in f.message
+
+
+@pytest.mark.parametrize("code", ["12", "13", "14", "15", "16", "41", "42", "43", "47"])
+def test_msp_type_present(code):
+    assert scrub(draft(payer_filing="MB", responsibility="S", medicare_secondary_type=code)) == []
+
+
+@pytest.mark.parametrize("filing, responsibility", [("MB", "P"), ("MA", "P"), ("CI", "S"), ("MC", "S"), ("16", "S")])
+def test_msp_type_only_for_medicare_when_not_primary(filing, responsibility):
+    assert scrub(draft(payer_filing=filing, responsibility=responsibility)) == []
+
+
+# ---- the party rules alone (claims built earlier, checked before they are written) ---------------
+
+def parties(**changes) -> ClaimParties:
+    base = ClaimParties(billing_zip="12345-6789", billing_address1="1 Main St", billing_city="Springfield",
+                        billing_state="NY", patient_address1="5 Elm", patient_city="Springfield", patient_state="NY",
+                        patient_zip="12345", payer_filing="MB", responsibility="S", medicare_secondary_type="12")
+    return dataclasses.replace(base, **changes)
+
+
+def test_scrub_parties_runs_only_the_party_rules():
+    from hpms.services.scrubber import PARTY_RULES
+
+    assert [rid for rid, _, _ in PARTY_RULES] == ["ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE", "ADDR-ZIP",
+                                                  "MSP-TYPE"]
+    assert scrub_parties(parties()) == []
+    found = scrub_parties(parties(billing_zip="12345", patient_city=None, patient_state="Ohio",
+                                  medicare_secondary_type=None))
+    assert [(f.rule_id, f.field) for f in found] == [
+        ("ZIP-9", "location.postal_code"), ("ADDR-PATIENT", "patient.city"), ("ADDR-STATE", "patient.state"),
+        ("MSP-TYPE", "coverage.medicare_secondary_type")]
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"billing_zip": None}, {"billing_address1": " "}, {"billing_city": None}, {"billing_state": "XX"},
+    {"billing_state": None}, {"patient_address1": None}, {"patient_city": "~"}, {"patient_state": "Ohio"},
+    {"patient_state": ""}, {"patient_zip": "1234"}, {"patient_zip": None}, {"medicare_secondary_type": None},
+    {"medicare_secondary_type": "11"}, {"responsibility": "P", "medicare_secondary_type": None},
+    {"payer_filing": "CI", "medicare_secondary_type": None},
+])
+def test_the_party_fast_path_agrees_with_the_party_rules(changes):
+    from hpms.services.scrubber import PARTY_RULES
+
+    p = parties(**changes)
+    assert scrub_parties(p) == [f for _, _, fn in PARTY_RULES for f in fn(p)]
 
 
 # ---- diagnoses -------------------------------------------------------------------------------
@@ -271,9 +384,10 @@ def test_claim_total_is_not_checked_when_a_fee_is_missing():
 
 # ---- the list --------------------------------------------------------------------------------
 
-ALL_RULES = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE",
-             "DX-POINTER", "LINES-PRESENT", "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE",
-             "LINE-DUPLICATE", "POS-VALID", "PAYER-ID", "SUBSCRIBER", "FEE-PRESENT", "CLAIM-TOTAL"]
+ALL_RULES = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE",
+             "ADDR-ZIP", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE", "DX-POINTER", "LINES-PRESENT",
+             "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE", "LINE-DUPLICATE", "POS-VALID",
+             "PAYER-ID", "SUBSCRIBER", "MSP-TYPE", "FEE-PRESENT", "CLAIM-TOTAL"]
 
 
 def test_rule_ids_are_stable_and_unique():
@@ -290,6 +404,13 @@ def test_rule_ids_are_stable_and_unique():
     {"service_date": DOS + dt.timedelta(days=400)}, {"total_cents": 1},
     {"lines": [line(units=0)]}, {"lines": [line(pointers=(2,))]}, {"lines": [line(modifiers=("ZZ",))]},
     {"lines": [line(code="9921")]}, {"lines": [line(charge=None)]}, {"lines": [line(), line(seq=2)]},
+    {"billing_address1": None}, {"billing_city": "*"}, {"billing_state": "New York"}, {"billing_state": None},
+    {"patient_address1": ""}, {"patient_city": None}, {"patient_state": "XX"}, {"patient_state": None},
+    {"patient_zip": "123"}, {"patient_zip": None}, {"patient_zip": "12345 6789"},
+    {"payer_filing": "MB", "responsibility": "S"}, {"payer_filing": "MB", "responsibility": "S",
+                                                    "medicare_secondary_type": "43"},
+    {"payer_filing": "MA", "responsibility": "T", "medicare_secondary_type": "1"},
+    {"payer_filing": "MB", "responsibility": "P"},
 ])
 def test_the_fast_path_agrees_with_the_rules(changes):
     """scrub() skips the rules for a draft its inline check finds clean: both must agree."""

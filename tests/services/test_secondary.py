@@ -11,7 +11,9 @@ from decimal import Decimal
 import pytest
 
 from hpms.errors import ConflictError, ValidationError
-from tests.billing_fixtures import DOS, assert_valid_837, segments, setup_practice, signed, x12_files
+from tests.billing_fixtures import (
+    DOS, assert_valid_837, queue_secondary, segments, setup_practice, signed, x12_files,
+)
 from tests.remit_fixtures import claim, interchange, line, payment
 from tests.services.helpers import counts, query, scalar
 
@@ -230,6 +232,7 @@ def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudicati
     out2.mkdir()
     run = billing.run(settings, out_dir=str(out2))
     assert run.claims == 0 and [f["payer"] for f in run.files] == ["BETA2"] and run.files[0]["claims"] == 1
+    assert (run.written, run.secondary, run.held, run.files[0]["secondary"]) == (1, 1, 0, 1)
     [path] = x12_files(out2)
     text = assert_valid_837(path)
     segs = segments(text)
@@ -312,3 +315,105 @@ def test_a_statement_shows_the_transfer_once_as_the_patients_share(settings, ctx
     moves = [(r["amount"], r["share"]) for r in data["activity"] if "Transfer" in r["description"]]
     assert moves == [(None, 1000), (None, -1000)]  # to the patient, then on to the secondary payer
     assert data["amount_due"] == 0
+
+
+def _find(segs, tag, *first):
+    return [s for s in segs if s[0] == tag and tuple(s[1:1 + len(first)]) == first]
+
+
+def test_the_primary_payers_claim_filing_goes_in_2320(settings, ctx_for, tmp_path):
+    from hpms.services import billing, coverage
+
+    p = setup_practice(ctx_for)
+    first = tmp_path / "first"
+    first.mkdir()
+    queue_secondary(settings, ctx_for, p, first)
+    with ctx_for() as ctx:
+        coverage.update_payer(ctx, "ACME1", claim_filing="bcbs")
+        coverage.update_payer(ctx, "BETA2", claim_filing="HM")
+    out = tmp_path / "out"
+    out.mkdir()
+    run = billing.run(settings, out_dir=str(out))
+    segs = segments(assert_valid_837(run.files[0]["path"]))
+    assert _find(segs, "SBR", "S") == [["SBR", "S", "18", "GB7", "", "", "", "", "", "HM"]]
+    assert _find(segs, "SBR", "P") == [["SBR", "P", "18", "", "", "", "", "", "", "BL"]]
+
+
+def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(settings, ctx_for, tmp_path):
+    """Held (with a work-list row naming the claim) while the coverage has no type; the rest of
+    Medicare's file is written; once the type is set the next run writes it with SBR05."""
+    from hpms.services import billing, claims, coverage
+
+    p = setup_practice(ctx_for)
+    with ctx_for() as ctx:
+        coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="medicare-b")
+        coverage.add_coverage(ctx, patient=p.nora, payer="MCRB1", member_id="1EG4TE5MK73")
+    first = tmp_path / "first"
+    first.mkdir()
+    sec = queue_secondary(settings, ctx_for, p, first, payer="MCRB1")
+    nora = signed(ctx_for, p.nora, "I10", "99213:1")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    run = billing.run(settings, out_dir=str(out))
+    assert (run.claims, run.written, run.secondary, run.held) == (1, 1, 0, 1)
+    [f] = run.files
+    assert f["payer"] == "MCRB1" and f["claims"] == 1
+    segs = segments(assert_valid_837(f["path"]))
+    nora_claim = query(settings, "SELECT control_number FROM claim WHERE encounter_id = :e", e=nora)[0]
+    assert [s[1] for s in _find(segs, "CLM")] == [nora_claim["control_number"]]
+    assert _find(segs, "SBR") == [["SBR", "P", "18", "", "", "", "", "", "", "MB"]]  # primary: no SBR05
+    assert query(settings, "SELECT status, x12_file_id FROM claim WHERE id = :c", c=sec) == [
+        {"status": "ready", "x12_file_id": None}]
+    with ctx_for() as ctx:
+        [item] = claims.worklist(ctx)
+    assert (item.claim_id, item.rule_id, item.field, item.patient) == (
+        sec, "MSP-TYPE", "coverage.medicare_secondary_type", "Bob Jones")
+    assert "no Medicare secondary type" in item.message and "hpms" not in item.message
+    held = [e for e in query(settings, "SELECT action, detail FROM audit_event WHERE action = 'hold'")]
+    assert len(held) == 1 and "1 claims held" in held[0]["detail"]
+
+    # still not fixed: held again, the same open item (it keeps its age)
+    before = query(settings, "SELECT id, created_at FROM worklist_item WHERE resolved_at IS NULL")
+    again = billing.run(settings, out_dir=str(out))
+    assert (again.written, again.held, again.files) == (0, 1, [])
+    assert query(settings, "SELECT id, created_at FROM worklist_item WHERE resolved_at IS NULL") == before
+
+    cov = query(settings, "SELECT id FROM coverage WHERE payer_id = (SELECT id FROM payer WHERE payer_id = 'MCRB1') "
+                          "AND priority = 'secondary'")[0]["id"]
+    with ctx_for() as ctx:
+        coverage.update_coverage(ctx, cov, medicare_secondary_type="12")
+    fixed = billing.run(settings, out_dir=str(out))
+    assert (fixed.claims, fixed.written, fixed.secondary, fixed.held) == (0, 1, 1, 0)
+    segs = segments(assert_valid_837(fixed.files[0]["path"]))
+    assert _find(segs, "SBR", "S") == [["SBR", "S", "18", "GB7", "", "12", "", "", "", "MB"]]
+    assert _find(segs, "SBR", "P") == [["SBR", "P", "18", "", "", "", "", "", "", "CI"]]
+    assert _find(segs, "AMT", "D") == [["AMT", "D", "82"]]
+    assert scalar(settings, "SELECT count(*) FROM worklist_item WHERE resolved_at IS NULL") == 0
+    with ctx_for() as ctx:
+        assert claims.worklist(ctx) == []
+
+
+def test_a_waiting_claim_whose_patient_lost_the_address_is_held_until_voided(settings, ctx_for, tmp_path):
+    from hpms.db import get_engine
+    from hpms.services import billing, claims
+
+    import sqlalchemy as sa
+
+    p = setup_practice(ctx_for)
+    first = tmp_path / "first"
+    first.mkdir()
+    sec = queue_secondary(settings, ctx_for, p, first)
+    with get_engine(settings).begin() as conn:
+        conn.execute(sa.text("UPDATE patient SET city = NULL, state = 'Ohio' WHERE last_name = 'Jones' "
+                             "AND first_name = 'Bob'"))
+    out = tmp_path / "out"
+    out.mkdir()
+    run = billing.run(settings, out_dir=str(out))
+    assert (run.written, run.held, run.files) == (0, 1, [])
+    assert sorted((w.claim_id, w.rule_id, w.field) for w in call(ctx_for, claims.worklist)) == [
+        (sec, "ADDR-PATIENT", "patient.city"), (sec, "ADDR-STATE", "patient.state")]
+    call(ctx_for, claims.void, sec, note="billed on paper")
+    run = billing.run(settings, out_dir=str(out))
+    assert (run.written, run.held) == (0, 0)
+    assert call(ctx_for, claims.worklist) == []

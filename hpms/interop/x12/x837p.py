@@ -7,8 +7,10 @@ time, so a billing run of any size needs memory for one claim only.
 It checks structure only (what it needs to produce a well-formed file: fixed ISA widths,
 escaping of delimiter characters, segment counts). Business rules -- NPI check digits,
 ICD-10 codes, CLM02 equal to the sum of the lines, diagnosis pointers that exist, 9-digit
-billing ZIP codes, REF*F8 on replacements -- are the claim scrubber's job and are written
-through unchanged.
+billing ZIP codes, REF*F8 on replacements, complete addresses, which payer files as what --
+are the claim scrubber's job and are written through unchanged. The one exception: an address
+(N3/N4) missing its street, city, state or ZIP is left out rather than written with empty
+elements.
 
 Output conventions:
 - element separator ``*``, component ``:``, repetition ``^``, segment terminator ``~``
@@ -49,6 +51,13 @@ __all__ = [
 ]
 
 VERSION = "005010X222A1"
+
+# SBR09 claim filing indicator codes (5010 code list 1032)
+CLAIM_FILING_CODES = ("11", "12", "13", "14", "15", "16", "17", "AM", "BL", "CH", "CI", "DS", "FI", "HM", "LM",
+                      "MA", "MB", "MC", "OF", "TV", "VA", "WC", "ZZ")
+MEDICARE_FILING = ("MA", "MB")  # Medicare Part A, Part B
+# SBR05 insurance type codes of Medicare as a secondary payer (code list 1336, as the 837P allows)
+MEDICARE_SECONDARY_TYPES = ("12", "13", "14", "15", "16", "41", "42", "43", "47")
 
 
 # --------------------------------------------------------------------------- input data
@@ -118,7 +127,10 @@ class BillingProvider:
 class Subscriber:
     """Loop 2000B/2010BA. ``relationship`` is the subscriber's relationship to the patient
     ("18" self); when the claim carries a separate :class:`Patient` the SBR02 is left empty.
-    ``payer_responsibility``: "P" primary, "S" secondary, "T" tertiary."""
+    ``payer_responsibility``: "P" primary, "S" secondary, "T" tertiary. ``insurance_type`` is
+    SBR05, the Medicare secondary type ("12" working aged, "43" disability, ...) when the payer
+    is Medicare and is not primary. The address (N3/N4) is written only when street, city,
+    state and ZIP are all given."""
 
     last: str
     first: str | None
@@ -133,6 +145,7 @@ class Subscriber:
     relationship: str = "18"
     group_number: str | None = None
     payer_responsibility: str = "P"
+    insurance_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +216,16 @@ class LineAdjudication:
 
 @dataclass(frozen=True, slots=True)
 class OtherPayer:
-    """Loops 2320/2330A/2330B: the payer that adjudicated the claim before this one (on a
-    secondary claim, the primary payer) with its subscriber. ``relationship`` is SBR02, the
-    patient's relationship to that subscriber ("18" self, "01" spouse, "19" child, "G8" other);
-    ``responsibility`` its SBR01 ("P" primary); ``adjustments`` the claim-level CAS;
-    ``paid_cents`` AMT*D; ``remaining_patient_cents`` AMT*EAF when given."""
+    """Loops 2320/2330A/2330B: another payer of the claim with its subscriber -- on a secondary
+    claim the primary payer, which adjudicated it; on a primary claim the patient's secondary
+    payer, which has not yet. ``relationship`` is SBR02, the patient's relationship to that
+    subscriber ("18" self, "01" spouse, "19" child, "G8" other); ``responsibility`` its SBR01
+    ("P" primary, "S" secondary); ``claim_filing`` its SBR09; ``insurance_type`` its SBR05 (the
+    Medicare secondary type when that payer is Medicare and not primary).
+
+    ``paid_cents`` is AMT*D, what that payer paid: None when it has not adjudicated the claim,
+    and then no CAS, AMT or 2430 is written for it. ``adjustments`` are the claim-level CAS and
+    ``remaining_patient_cents`` AMT*EAF, when given."""
 
     payer_name: str
     payer_id: str
@@ -218,9 +236,10 @@ class OtherPayer:
     group_number: str | None = None
     responsibility: str = "P"
     claim_filing: str = "CI"
-    paid_cents: int = 0
+    paid_cents: int | None = None
     remaining_patient_cents: int | None = None
     adjustments: tuple[Adjustment, ...] = ()
+    insurance_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,9 +264,10 @@ class Claim:
 
     ``frequency``: "1" original, "7" replacement, "8" void (REF*F8 with
     ``payer_claim_number``). ``diagnoses``: ICD-10-CM codes without the dot, up to 12; the
-    first is the principal (ABK), the rest ABF. ``other_payer``: the prior payer's
-    adjudication (2320/2330A/2330B, and 2430 on the lines that carry one); the subscriber's
-    ``payer_responsibility`` is then normally "S".
+    first is the principal (ABK), the rest ABF. ``other_payer``: the claim's other payer
+    (2320/2330A/2330B): on a secondary claim the prior payer's adjudication (and 2430 on the
+    lines that carry one), the subscriber's ``payer_responsibility`` then being "S"; on a
+    primary claim the secondary payer still to come.
     """
 
     control_number: str
@@ -340,12 +360,16 @@ def _d8(d: date) -> str:
     return s
 
 
-def _n3(a1: str | None, a2: str | None) -> str:
-    return f"N3*{_o(a1)}*{_t(a2)}" if a2 else f"N3*{_o(a1)}"
-
-
-def _n4(city: str | None, state: str | None, zip_: str | None) -> str:
-    return f"N4*{_m(city)}*{_m(state)}*{_m(zip_)}"
+def _address(a1: str | None, a2: str | None, city: str | None, state: str | None,
+             zip_: str | None) -> list[str]:
+    """N3 and N4, or nothing when the street, city, state or ZIP is empty once formatted: an
+    empty required element is worse for a receiver than a missing optional segment (the
+    scrubber keeps claims with incomplete addresses off the file)."""
+    street, c, st, z = _o(a1), _m(city), _m(state), _m(zip_)
+    if not (street and c and st and z):
+        return []
+    second = _o(a2)
+    return [f"N3*{street}*{second}" if second else f"N3*{street}", f"N4*{c}*{st}*{z}"]
 
 
 def _cas(adjustments: Iterable[Adjustment]) -> list[str]:
@@ -427,15 +451,13 @@ def write_837p(
         header_tail.append(f"PRV*BI*PXC*{_t(bp.taxonomy)}")
     header_tail += [
         _nm1("85", bp.name, bp.first, "XX", bp.npi),
-        _n3(bp.address1, bp.address2),
-        _n4(bp.city, bp.state, bp.zip),
+        *_address(bp.address1, bp.address2, bp.city, bp.state, bp.zip),
         f"REF*EI*{_t(bp.tax_id)}",
     ]
     header_tail_text = "~\n".join(header_tail) + "~\n"
     header_count = len(header_tail) + 2  # + ST and BHT
-    payer_text = _nm1("PR", payer.name, None, "PI", payer.payer_id, person=False)
-    if payer.address1:
-        payer_text += f"~\n{_n3(payer.address1, payer.address2)}~\n{_n4(payer.city, payer.state, payer.zip)}"
+    payer_text = "~\n".join([_nm1("PR", payer.name, None, "PI", payer.payer_id, person=False),
+                             *_address(payer.address1, payer.address2, payer.city, payer.state, payer.zip)])
     payer_count = payer_text.count("~") + 1
     filing = _t(payer.claim_filing)
 
@@ -479,11 +501,10 @@ def write_837p(
         sub_hl = hl
         add(f"HL*{sub_hl}*1*22*{'1' if pat else '0'}")
         add(f"SBR*{sub.payer_responsibility}*{'' if pat else sub.relationship}"
-            f"*{_o(sub.group_number)}******{filing}")
+            f"*{_o(sub.group_number)}**{_o(sub.insurance_type)}****{filing}")
         add(_nm1("IL", sub.last, sub.first, "MI", sub.member_id, person=True))
         if sub.address1:
-            add(_n3(sub.address1, sub.address2))
-            add(_n4(sub.city, sub.state, sub.zip))
+            segs.extend(_address(sub.address1, sub.address2, sub.city, sub.state, sub.zip))
         if sub.dob is not None:
             add(f"DMG*D8*{_d8(sub.dob)}*{sub.sex}")
         add(payer_text)
@@ -493,8 +514,7 @@ def write_837p(
             add(f"HL*{hl}*{sub_hl}*23*0")
             add(f"PAT*{pat.relationship}")
             add(_nm1("QC", pat.last, pat.first, None, None, person=True))
-            add(_n3(pat.address1, pat.address2))
-            add(_n4(pat.city, pat.state, pat.zip))
+            segs.extend(_address(pat.address1, pat.address2, pat.city, pat.state, pat.zip))
             add(f"DMG*D8*{_d8(pat.dob)}*{pat.sex}")
         # 2300
         pos = claim.place_of_service
@@ -514,16 +534,18 @@ def write_837p(
         fac = claim.facility
         if fac is not None:
             add(_nm1("77", fac.name, None, fac.id_qualifier, fac.id, person=False))
-            add(_n3(fac.address1, fac.address2))
-            add(_n4(fac.city, fac.state, fac.zip))
+            segs.extend(_address(fac.address1, fac.address2, fac.city, fac.state, fac.zip))
         # 2320 / 2330A / 2330B
         op = claim.other_payer
+        adjudicated = op is not None and op.paid_cents is not None
         if op is not None:
-            add(f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}******{_t(op.claim_filing)}")
-            segs.extend(_cas(op.adjustments))
-            add(f"AMT*D*{format_amount(op.paid_cents)}")
-            if op.remaining_patient_cents is not None:
-                add(f"AMT*EAF*{format_amount(op.remaining_patient_cents)}")
+            add(f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}**{_o(op.insurance_type)}"
+                f"****{_t(op.claim_filing)}")
+            if adjudicated:
+                segs.extend(_cas(op.adjustments))
+                add(f"AMT*D*{format_amount(op.paid_cents)}")
+                if op.remaining_patient_cents is not None:
+                    add(f"AMT*EAF*{format_amount(op.remaining_patient_cents)}")
             add("OI***Y***Y")
             add(_nm1("IL", op.subscriber_last, op.subscriber_first, "MI", op.member_id, person=True))
             add(_nm1("PR", op.payer_name, None, "PI", op.payer_id, person=False))
@@ -540,7 +562,7 @@ def write_837p(
             if d is not None:
                 add(f"DTP*472*D8*{_d8(d)}")
             adj = line.adjudication
-            if adj is not None and op is not None:  # 2430
+            if adj is not None and adjudicated:  # 2430
                 svd = _m(adj.code)
                 if adj.modifiers:
                     svd += ":" + ":".join([_m(m) for m in adj.modifiers])
