@@ -18,7 +18,8 @@ def _cas(group_adjustments) -> list[str]:
     by_group: dict[str, list] = {}
     for group, reason, amount in group_adjustments:
         by_group.setdefault(group, []).append((reason, amount))
-    return ["CAS*" + group + "".join(f"*{r}*{_amt(a)}" for r, a in items) for group, items in by_group.items()]
+    # reason*amount*quantity triples: an empty quantity between two reasons of one group
+    return ["CAS*" + group + "*" + "**".join(f"{r}*{_amt(a)}" for r, a in items) for group, items in by_group.items()]
 
 
 def claim(control: str, lines: list[dict], *, status: str = "1", pr=None, pcn: str | None = "PCN1",
@@ -38,9 +39,12 @@ def line(code: str, charge, paid, *adj, mods=(), date: dt.date | None = None, re
                 remarks=list(remarks))
 
 
+PAYEE = "N1*PE*SPRINGFIELD CLINIC*XX*1234567893"  # the test practice's group NPI (billing_fixtures)
+
+
 def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", "ACME1"), plb=(), bpr=None,
-            paid_on: dt.date = dt.date(2026, 11, 20), st: str = "0001") -> list[str]:
-    """The segments of one ST/SE transaction set."""
+            paid_on: dt.date = dt.date(2026, 11, 20), st: str = "0001", payee: list[str] | None = None) -> list[str]:
+    """The segments of one ST/SE transaction set; `payee` replaces the N1*PE loop."""
     total = sum(c["paid"] for c in claims) - sum(Decimal(str(a)) for _, a in plb)
     body = [
         f"BPR*I*{_amt(total if bpr is None else bpr)}*C*ACH*CCP*01*011900445*DA*0001234567*1512345678**01*"
@@ -49,7 +53,7 @@ def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", 
         f"DTM*405*{paid_on:%Y%m%d}",
         f"N1*PR*{payer[0]}",
         f"REF*2U*{payer[1]}",
-        "N1*PE*SPRINGFIELD CLINIC*XX*1234567893",
+        *([PAYEE] if payee is None else payee),
         "LX*1",
     ]
     for c in claims:
@@ -74,11 +78,11 @@ def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", 
     return [st_seg, *body, se]
 
 
-def interchange(*payments: list[str], isa: str = "000000123") -> str:
+def interchange(*payments: list[str], isa: str = "000000123", gs: str = "1") -> str:
     """An interchange holding the transaction sets (one functional group)."""
     segs = ["ISA*00*          *00*          *ZZ*PAYER          *ZZ*CLINIC         *261120*1200*^*00501*"
-            f"{isa}*0*P*:", "GS*HP*PAYER*CLINIC*20261120*1200*1*X*005010X221A1"]
+            f"{isa}*0*P*:", f"GS*HP*PAYER*CLINIC*20261120*1200*{gs}*X*005010X221A1"]
     for p in payments:
         segs.extend(p)
-    segs += [f"GE*{len(payments)}*1", f"IEA*1*{isa}"]
+    segs += [f"GE*{len(payments)}*{gs}", f"IEA*1*{isa}"]
     return "~\n".join(segs) + "~\n"

@@ -23,16 +23,21 @@ Pcn = Annotated[str | None, typer.Option("--payer-claim-number", help="The payer
 @app.command("list")
 def list_(status: Annotated[str | None, typer.Option("--status", help="ready, submitted, accepted, rejected, paid, ...")] = None,
           payer: Annotated[str | None, typer.Option("--payer", help="X12 payer id or name.")] = None,
+          limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+          offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
           as_json: JsonOpt = False) -> None:
-    """List claims, newest first.
+    """List claims, newest first, a page at a time (says on stderr when there are more).
 
-    Example: hpms claims list --status ready --json
+    Example: hpms claims list --status ready --limit 100 --json
     """
     from hpms.services import claims
 
     with service_context() as ctx:
-        rows = claims.list_claims(ctx, status=status, payer=payer)
-    emit_table(rows, COLUMNS, as_json=as_json, title="Claims")
+        page = claims.claims_page(ctx, status=status, payer=payer, limit=limit, offset=offset)
+    emit_table(page.rows, COLUMNS, as_json=as_json, title="Claims")
+    if page.more:
+        info(f"showing {page.offset + 1}-{page.offset + len(page.rows)} of {page.total} claims; "
+             f"the next page: --offset {page.offset + len(page.rows)}")
 
 
 @app.command("show")
@@ -111,7 +116,7 @@ def mark_submitted(file: Annotated[str, typer.Argument(help="The 837P file (path
 
 
 @app.command("set-status")
-def set_status(claim: ClaimArg, status: Annotated[str, typer.Argument(help="accepted, rejected, paid, partially_paid, denied, closed")],
+def set_status(claim: ClaimArg, status: Annotated[str, typer.Argument(help="accepted, rejected, paid, partially_paid, patient_resp, denied, closed")],
                note: Note = None, payer_claim_number: Pcn = None, as_json: JsonOpt = False) -> None:
     """Record a status the clearinghouse or payer reported (until remittance files are imported).
 

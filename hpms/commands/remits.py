@@ -17,7 +17,7 @@ app = typer.Typer(help="Remittance advice (835): import payments and adjustments
 UNMATCHED_COLUMNS = [("row", "Row"), ("payer", "Payer"), ("trace_number", "Trace"), ("control_number", "Control #"),
                      ("status_code", "CLP02"), ("patient", "Patient"), ("service_date", "DOS"), ("charge", "Charge"),
                      ("paid", "Paid"), ("file", "File")]
-LIST_COLUMNS = [("id", "ID"), ("imported_at", "Imported"), ("payer", "Payer"), ("trace_number", "Trace"),
+LIST_COLUMNS = [("id", "ID"), ("file_id", "File #"), ("imported_at", "Imported"), ("payer", "Payer"), ("trace_number", "Trace"),
                 ("payment_date", "Paid on"), ("method", "Method"), ("payment", "Payment"), ("claims", "Claims"),
                 ("posted", "Posted"), ("unmatched", "Unmatched"), ("file", "File")]
 
@@ -28,7 +28,7 @@ def _report(out, as_json: bool) -> None:
         return
     for w in out.warnings:
         info(f"warning: {w}")
-    if out.duplicate:
+    if out.duplicate or (out.already_posted and not out.remittances):
         return
     verb = "would post" if out.dry_run else "posted"
     info(f"{out.file}: {out.remittances} payment(s) {out.payment:.2f}; {verb} {out.posted} of {out.claims} "
@@ -50,17 +50,20 @@ def import_(
     keep_unmatched: Annotated[bool, typer.Option("--keep-unmatched", help="Keep the claims of a file none of whose "
                                                                           "claims hpms billed, for manual matching.")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="Post a payment whose trace number was posted for another "
+                                                        "amount or date, or one paid to another payee.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Post an 835 remittance: payments, adjustments and patient responsibility to the ledger.
-    The file is posted whole or not at all; the same file or payment is never posted twice.
+    The file is posted whole or not at all; the same file or payment (payer, trace number,
+    amount, date) is never posted twice, whatever envelope it comes in.
 
     Example: hpms remits import ~/era/2026-11-27.835
     """
     from hpms.services import remits
 
     with service_context() as ctx:
-        out = remits.import_file(ctx, file, dry_run=dry_run, keep_unmatched=keep_unmatched)
+        out = remits.import_file(ctx, file, dry_run=dry_run, keep_unmatched=keep_unmatched, force=force)
     _report(out, as_json)
 
 

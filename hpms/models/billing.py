@@ -16,8 +16,8 @@ import hpms.models.scheduling  # noqa: F401  (foreign keys below name provider a
 from hpms.models.base import OrgField, UTCField
 
 ENCOUNTER_STATUSES = ("draft", "signed", "billed", "void")
-CLAIM_STATUSES = ("ready", "submitted", "accepted", "rejected", "paid", "partially_paid", "denied", "closed",
-                  "void")
+CLAIM_STATUSES = ("ready", "submitted", "accepted", "rejected", "paid", "partially_paid", "patient_resp", "denied",
+                  "closed", "void")
 CLAIM_FREQUENCIES = ("1", "7", "8")  # original, replacement, void (CLM05-3)
 ORIGINAL_LIVE = "frequency = '1' AND status NOT IN ('rejected', 'void')"
 

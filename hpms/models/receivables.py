@@ -35,12 +35,14 @@ class RemitFile(SQLModel, table=True):
 
 
 class Remittance(SQLModel, table=True):
-    """One 835 transaction set: one payment (check or EFT) from one payer. The interchange
-    control number, the payer and the trace number identify it: importing it again posts
-    nothing."""
+    """One 835 transaction set: one payment (check or EFT) from one payer. The payer, the trace
+    (check or EFT) number, the amount and the payment date identify it, whatever envelope it
+    came in: importing it again, even re-enveloped with new control numbers, posts nothing."""
 
     __table_args__ = (
         sa.UniqueConstraint("org_id", "isa_control", "payer_identifier", "trace_number", name="uq_remittance"),
+        sa.Index("uq_remittance_payment", "org_id", "payer_identifier", "trace_number", "payment_cents",
+                 "payment_date", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = OrgField(index=False)

@@ -26,15 +26,16 @@ from hpms.services.permissions import require
 TRANSITIONS = {
     "ready": {"submitted"},
     "submitted": {"accepted", "rejected"},
-    "accepted": {"paid", "partially_paid", "denied"},
+    "accepted": {"paid", "partially_paid", "patient_resp", "denied"},
     "rejected": {"closed"},
     "paid": {"closed"},
     "partially_paid": {"paid", "closed"},
+    "patient_resp": {"closed"},
     "denied": {"closed"},
     "closed": set(),
     "void": set(),
 }
-ADJUDICATED = {"accepted", "paid", "partially_paid", "denied", "closed"}
+ADJUDICATED = {"accepted", "paid", "partially_paid", "patient_resp", "denied", "closed"}
 
 
 class ClaimLineOut(SQLModel):
@@ -119,24 +120,58 @@ def _load(ctx, claim_id) -> Claim:
     return c
 
 
-def list_claims(ctx, *, status=None, payer=None, limit: int = 500) -> list[ClaimOut]:
-    require(ctx.actor, "claims.read")
-    q = _select().where(Claim.org_id == ctx.org_id).order_by(Claim.id.desc()).limit(limit)
+MAX_PAGE = 10000
+
+
+class ClaimPage(SQLModel):
+    """One page of claims, newest first, and how many match in all."""
+
+    model_config = DEFERRED
+    rows: list[ClaimOut]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def more(self) -> bool:
+        return self.offset + len(self.rows) < self.total
+
+
+def _claim_filter(ctx, status, payer) -> list:
+    conditions = [Claim.org_id == ctx.org_id]
     if status:
-        st = v.parse_choice("--status", status, CLAIM_STATUSES)
-        q = q.where(Claim.status == st)
+        conditions.append(Claim.status == v.parse_choice("--status", status, CLAIM_STATUSES))
     if payer:
         from hpms.services.coverage import find_payer
 
         try:
-            q = q.where(Claim.payer_id == find_payer(ctx, payer).id)
+            conditions.append(Claim.payer_id == find_payer(ctx, payer).id)
         except NotFoundError as exc:
             raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
+    return conditions
+
+
+def claims_page(ctx, *, status=None, payer=None, limit: int = 50, offset: int = 0) -> ClaimPage:
+    """Claims newest first, `limit` from `offset`, with the number that match in all. Raises
+    ValidationError (bad status, limit or offset), NotFoundError (unknown payer), PermissionDenied."""
+    require(ctx.actor, "claims.read")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError("--limit", f"must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise ValidationError("--offset", "must not be negative")
+    conditions = _claim_filter(ctx, status, payer)
+    q = _select().where(*conditions).order_by(Claim.id.desc()).limit(limit).offset(offset)
     rows = [_out(r) for r in ctx.session.execute(q)]
+    total = ctx.session.execute(sa.select(sa.func.count()).select_from(Claim).where(*conditions)).scalar_one()
     if rows:
         audit.record(ctx, audit.Event("read", "claim", None, patient_ids=sorted({r.patient_id for r in rows}),
-                                      detail=f"list of {len(rows)}"))
-    return rows
+                                      detail=f"list of {len(rows)} (offset {offset}, {total} in all)"))
+    return ClaimPage(rows=rows, total=total, offset=offset, limit=limit)
+
+
+def list_claims(ctx, *, status=None, payer=None, limit: int = 500, offset: int = 0) -> list[ClaimOut]:
+    """`claims_page` without the count."""
+    return claims_page(ctx, status=status, payer=payer, limit=limit, offset=offset).rows
 
 
 def show(ctx, claim_id) -> ClaimOut:

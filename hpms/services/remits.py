@@ -45,6 +45,8 @@ from hpms.services.permissions import require
 
 CHUNK = 500
 DENIAL_RULE = "DENIAL"
+PATIENT_RESPONSIBILITY = "patient_resp"  # claim status: paid nothing, the allowed amount is the patient's
+REVERSAL = "22"  # CLP02
 ADJUSTMENT_KIND = {"CO": "contractual_adjustment", "OA": "other_adjustment", "PI": "other_adjustment",
                    "CR": "other_adjustment"}
 MAX_LIST = 500
@@ -72,6 +74,7 @@ class ImportSummary:
     provider_adjustments: Decimal = Decimal("0.00")
     payment: Decimal = Decimal("0.00")
     warnings: list[str] = field(default_factory=list)
+    already_posted: list[dict] = field(default_factory=list)  # payments (or the whole file) posted before
 
 
 def _cents(amount) -> int:
@@ -91,10 +94,12 @@ def _day(value) -> str | None:
 def claim_detail(c, fallback_date: dt.date | None = None) -> dict:
     """What posting needs of a parsed ClaimPayment, as JSON-able data (kept in remit_claim so a
     claim matched by hand later posts exactly what the payer sent)."""
+    from hpms.codes.carc import normalize
+
     claim_date = c.service_date_from or fallback_date
 
     def adj(items):
-        return [[a.group, a.reason, _cents(a.amount)] for a in items]
+        return [[a.group.strip().upper(), normalize(a.reason), _cents(a.amount)] for a in items]
 
     return {
         "status": c.status_code, "charge": _cents(c.charge_amount), "paid": _cents(c.paid_amount),
@@ -247,21 +252,33 @@ def _match_line(free: list[tuple], ln: dict):
 
 # ---- loading ---------------------------------------------------------------------------------
 
+CONTROL_WIDTH = 9  # hpms writes CLM01 as 9 digits (000000042)
+
+
+def _control_key(number: str) -> str:
+    """A patient control number as hpms wrote it: payers that treat CLP01 as a number send
+    "42" (or "0000000042") for 000000042."""
+    text = number.strip()
+    return text.lstrip("0").zfill(CONTROL_WIDTH) if text.isdigit() else text
+
+
 def _claims_by_control(ctx, numbers: list[str]) -> dict[str, _ClaimInfo]:
+    """The claims the control numbers name, keyed by the numbers as given (exact first, else
+    with the leading zeros hpms writes)."""
     from hpms.models import Claim, ClaimLine
 
-    found: dict[str, _ClaimInfo] = {}
+    by_control: dict[str, _ClaimInfo] = {}
     s = ctx.session
-    numbers = sorted(set(numbers))
-    for i in range(0, len(numbers), CHUNK):
-        part = numbers[i:i + CHUNK]
+    wanted = sorted(set(numbers) | {_control_key(n) for n in numbers})
+    for i in range(0, len(wanted), CHUNK):
+        part = wanted[i:i + CHUNK]
         for r in s.execute(sa.select(Claim.id, Claim.control_number, Claim.patient_id, Claim.encounter_id,
                                      Claim.payer_id, Claim.status, Claim.payer_claim_number,
                                      Claim.primary_claim_id)
                            .where(Claim.org_id == ctx.org_id, Claim.control_number.in_(part))):
-            found[r.control_number] = _ClaimInfo(r.id, r.patient_id, r.encounter_id, r.payer_id, r.status,
-                                                 r.payer_claim_number, primary_claim_id=r.primary_claim_id)
-    by_id = {c.id: c for c in found.values()}
+            by_control[r.control_number] = _ClaimInfo(r.id, r.patient_id, r.encounter_id, r.payer_id, r.status,
+                                                      r.payer_claim_number, primary_claim_id=r.primary_claim_id)
+    by_id = {c.id: c for c in by_control.values()}
     ids = sorted(by_id)
     for i in range(0, len(ids), CHUNK):
         for r in s.execute(sa.select(ClaimLine.id, ClaimLine.claim_id, ClaimLine.code, ClaimLine.modifiers,
@@ -269,6 +286,11 @@ def _claims_by_control(ctx, numbers: list[str]) -> dict[str, _ClaimInfo]:
                            .order_by(ClaimLine.claim_id, ClaimLine.seq)):
             by_id[r.claim_id].lines.append((r.id, r.code, tuple(m for m in r.modifiers.split(",") if m),
                                             r.service_date))
+    found: dict[str, _ClaimInfo] = {}
+    for n in numbers:
+        info = by_control.get(n) or by_control.get(_control_key(n))
+        if info is not None:
+            found[n] = info
     return found
 
 
@@ -288,7 +310,7 @@ def _reversible(ctx, claim_id: int, d: dict, rc_id: int) -> tuple[int, list] | N
     rev = sa.orm.aliased(LedgerEntry)
     candidates = s.execute(
         sa.select(RemitClaim).where(RemitClaim.claim_id == claim_id, RemitClaim.posted_at.is_not(None),
-                                    RemitClaim.status_code != "22", RemitClaim.id != rc_id)
+                                    RemitClaim.status_code != REVERSAL, RemitClaim.id != rc_id)
         .order_by(RemitClaim.id.desc())).scalars().all()
     ranked = sorted(candidates, key=lambda c: (c.paid_cents != -d["paid"],
                                                bool(d["pcn"]) and c.payer_claim_number != d["pcn"], -c.id))
@@ -304,14 +326,20 @@ def _reversible(ctx, claim_id: int, d: dict, rc_id: int) -> tuple[int, list] | N
 # ---- claim status and denials ----------------------------------------------------------------
 
 def _outcome(d: dict) -> str:
-    """The claim's status after this payment: denied when nothing was paid for a reason other
-    than patient responsibility (or the payer says denied, CLP02 4)."""
-    if d["status"] == "22":
+    """The claim's status after this payment: `denied` when the payer says so (CLP02 4) or paid
+    nothing for a denial reason (`hpms.codes.carc.is_denial`); `patient_resp` when it paid nothing
+    because what it allowed is the patient's (deductible, coinsurance, copay); else `paid` when
+    nothing is left for the payer, `partially_paid` when something is."""
+    from hpms.codes.carc import is_denial
+
+    if d["status"] == REVERSAL:
         return "accepted"
-    not_patient = [a for a in _all_adjustments(d) if a[0] != "PR" and a[1] != PRIOR_PAYER and a[2]]
-    if d["paid"] == 0 and (d["status"] == "4" or not_patient):
+    adjustments = _all_adjustments(d)
+    if is_denial(d["status"], d["paid"], adjustments):
         return "denied"
-    owed = d["charge"] - d["paid"] - sum(a[2] for a in _all_adjustments(d))
+    if d["paid"] == 0 and any(a[0] == "PR" and a[2] for a in adjustments):
+        return PATIENT_RESPONSIBILITY
+    owed = d["charge"] - d["paid"] - sum(a[2] for a in adjustments)
     return "paid" if owed == 0 else "partially_paid"
 
 
@@ -320,12 +348,16 @@ def _all_adjustments(d: dict) -> list:
 
 
 def denial_reason(d: dict) -> tuple[str, str]:
-    """The denial's main reason: the largest adjustment that is not patient responsibility."""
-    from hpms.codes.carc import carc_text
+    """The denial's main reason: the largest adjustment that carries a denial reason; else (a
+    claim the payer marked denied, CLP02 4, with no such reason) the largest adjustment that is
+    not the patient's share. Returns (CARC, readable text), the text naming what the payer sent."""
+    from hpms.codes.carc import carc_text, is_denial_reason
 
-    adj = sorted((a for a in _all_adjustments(d) if a[0] != "PR" and a[1] != PRIOR_PAYER), key=lambda a: -abs(a[2]))
+    present = [a for a in _all_adjustments(d) if a[2] and a[1] != PRIOR_PAYER]
+    adj = sorted((a for a in present if is_denial_reason(a[0], a[1])), key=lambda a: -abs(a[2])) or sorted(
+        (a for a in present if a[0] != "PR"), key=lambda a: -abs(a[2]))
     if not adj:
-        return "", "denied without a reason code"
+        return "", "denied (claim status 4) without a reason code"
     group, reason, _ = adj[0]
     remarks = sorted(set(d["remarks"]) | {r for ln in d["lines"] for r in ln["remarks"]})
     text = f"{group}-{reason}: {carc_text(reason)}"
@@ -349,7 +381,7 @@ def _settle(ctx, settled: list[tuple[_ClaimInfo, dict]], trace: str, payer_name:
         outcome = _outcome(d)
         status = info.status if info.status in ("void", "closed") else outcome
         updates.append({"b_id": info.id, "b_status": status, "b_pcn": (d["pcn"] or None) and d["pcn"][:50]})
-        note = (f"835 {trace}: reversal of a payment" if d["status"] == "22"
+        note = (f"835 {trace}: reversal of a payment" if d["status"] == REVERSAL
                 else f"835 {trace}: paid {_money(d['paid'])}")
         events.append(dict(claim_id=info.id, at=now, status=status, note=note[:500], user_id=ctx.actor.user_id))
         if outcome == "denied":
@@ -357,7 +389,7 @@ def _settle(ctx, settled: list[tuple[_ClaimInfo, dict]], trace: str, payer_name:
             denials.append(dict(org_id=ctx.org_id, encounter_id=info.encounter_id, claim_id=info.id,
                                 rule_id=DENIAL_RULE, severity="error", field=reason or None,
                                 message=f"denied by {payer_name}: {text}"[:500], created_at=now, resolved_at=None))
-        elif d["status"] != "22":
+        elif d["status"] != REVERSAL:
             paid.append(info.id)  # paid after all (e.g. on appeal): its denial is settled
         info.status = status
     summary.denied += len(denials)
@@ -421,9 +453,13 @@ def _parse(name: str, text: str) -> list:
     return remits
 
 
-def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = False) -> ImportSummary:
-    """Post an 835 file (see the module docstring). Raises ValidationError (not an 835, does not
-    balance), NotFoundError (none of its claims was billed by hpms), PermissionDenied."""
+def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = False,
+                force: bool = False) -> ImportSummary:
+    """Post an 835 file (see the module docstring). `force` posts a payment whose trace number
+    was posted for another amount or date, and a file paid to another payee. Raises
+    ValidationError (not an 835, does not balance), NotFoundError (none of its claims was billed
+    by hpms), ConflictError (a trace number posted for another payment; another payee),
+    PermissionDenied."""
     from hpms.models import RemitFile
 
     require(ctx.actor, "remits.import")
@@ -434,45 +470,125 @@ def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = Fals
                      ).scalar_one_or_none()
     if seen is not None:
         summary.duplicate = True
-        summary.warnings.append(f"{name} was already imported on {seen.imported_at:%Y-%m-%d %H:%M} UTC "
-                                f"(remit file {seen.id}); nothing posted")
+        summary.already_posted.append({"trace_number": None, "payer": None, "payment": None, "payment_date": None,
+                                       "file_id": seen.id, "file": seen.filename})
+        summary.warnings.append(f"{name} was already posted as file {seen.id} ({seen.filename}, imported "
+                                f"{seen.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted")
         return summary
     remits = _parse(name, text)
+    _check_payee(ctx, name, remits, summary, force)
     if dry_run:
         nested = s.begin_nested()
         try:
-            _post_file(ctx, name, sha, remits, summary, keep_unmatched)
+            _post_file(ctx, name, sha, remits, summary, keep_unmatched, force)
         finally:
             nested.rollback()
         audit.record(ctx, audit.Event("read", "remittance", None, detail=f"dry run of {name}: "
                                       f"{summary.posted} claims would post, {len(summary.unmatched)} unmatched"))
         return summary
-    _post_file(ctx, name, sha, remits, summary, keep_unmatched)
+    _post_file(ctx, name, sha, remits, summary, keep_unmatched, force)
     return summary
 
 
-def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: bool) -> None:
+def _practice_ids(ctx) -> tuple[set[str], str | None]:
+    """The NPIs a payment to this practice may name as payee (every location's group NPI and
+    every provider's own, for providers paid under their NPI) and its tax id."""
+    from hpms.models import BillingProfile, Location, Provider
+
+    s = ctx.session
+    npis = set(s.execute(sa.select(Location.npi).where(Location.org_id == ctx.org_id,
+                                                       Location.npi.is_not(None))).scalars())
+    npis |= set(s.execute(sa.select(Provider.npi).where(Provider.org_id == ctx.org_id,
+                                                        Provider.npi.is_not(None))).scalars())
+    profile = s.get(BillingProfile, ctx.org_id)
+    return {n for n in npis if n}, profile.tax_id if profile else None
+
+
+def _check_payee(ctx, name: str, remits: list, summary: ImportSummary, force: bool) -> None:
+    """Each payment's payee (N1*PE: NPI, tax id) must be this practice: a file for another
+    practice is refused whole unless `force`. A payee named by neither id cannot be checked
+    (a warning says so); neither can a practice with no NPI and no tax id yet."""
+    npis, tax_id = _practice_ids(ctx)
+    if not npis and not tax_id:
+        return
+    for r in remits:
+        npi, tin = (r.payee_npi or "").strip(), "".join(ch for ch in (r.payee_tin or "") if ch.isdigit())
+        if not npi and not tin:
+            summary.warnings.append(f"payment {r.trace_number}: the payee ({r.payee_name or 'unnamed'}) has no NPI "
+                                    "or tax id to check")
+            continue
+        if (npi and npi in npis) or (tin and tin == tax_id):
+            continue
+        ids = ", ".join(x for x in (f"NPI {npi}" if npi else "", f"tax id {tin}" if tin else "") if x)
+        message = (f"payment {r.trace_number} in {name} is paid to {r.payee_name or 'another payee'} ({ids}), "
+                   "not to this practice")
+        if force:
+            summary.warnings.append(message + "; posted as asked")
+            continue
+        raise ConflictError(message + "; nothing posted", hint="if the payee is right, add --force")
+
+
+def _payer_key(r) -> str:
+    """How a remittance names its payer: REF*2U / N1*PR id, else the name."""
+    return (r.payer_id or r.payer_name or "unknown")[:80]
+
+
+def _not_posted(ctx, remits: list, summary: ImportSummary, force: bool) -> list:
+    """The remittances of a file that were not posted before. A payment is the payer, the trace
+    (check or EFT) number, the amount and the payment date, whatever envelope it comes in: one
+    re-delivered with new interchange control numbers is skipped and reported. A trace number
+    already posted (or twice in this file) for another amount or date is refused as a whole
+    unless `force` (a payer reusing a check number is rare; a corrected payment is usually
+    a mistake to post twice)."""
+    from hpms.models import RemitFile, Remittance
+
+    posted: dict[tuple[str, str], list] = {}
+    for payer, trace in sorted({(_payer_key(r), r.trace_number[:50]) for r in remits}):
+        posted[(payer, trace)] = ctx.session.execute(
+            sa.select(Remittance.remit_file_id, Remittance.payment_cents, Remittance.payment_date, RemitFile.filename,
+                      RemitFile.imported_at)
+            .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
+            .where(Remittance.org_id == ctx.org_id, Remittance.payer_identifier == payer,
+                   Remittance.trace_number == trace).order_by(Remittance.id)).all()
+    fresh: list = []
+    in_file: dict[tuple[str, str], list[tuple[int, dt.date | None]]] = {}
+    for r in remits:
+        key = (_payer_key(r), r.trace_number[:50])
+        amount, day = _cents(r.payment_amount), r.payment_date
+        who = f"payment {r.trace_number} from {r.payer_name or key[0]}"
+        same = next((p for p in posted[key] if (p.payment_cents, p.payment_date) == (amount, day)), None)
+        if same is not None:
+            summary.already_imported += 1
+            summary.already_posted.append({
+                "trace_number": r.trace_number, "payer": r.payer_name or key[0], "payment": _money(amount),
+                "payment_date": day, "file_id": same.remit_file_id, "file": same.filename})
+            summary.warnings.append(f"{who} ({_money(amount)} on {_day(day) or 'no date'}) was already posted as "
+                                    f"file {same.remit_file_id} ({same.filename}, imported "
+                                    f"{same.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted")
+            continue
+        if (amount, day) in in_file.get(key, []):
+            summary.already_imported += 1
+            summary.warnings.append(f"{who} ({_money(amount)}) is twice in this file; posted once")
+            continue
+        others = [(p.payment_cents, p.payment_date, f"file {p.remit_file_id} ({p.filename})") for p in posted[key]]
+        others += [(c, d, "this file") for c, d in in_file.get(key, [])]
+        if others and not force:
+            c, d, where = others[0]
+            raise ConflictError(
+                f"{who}: this trace number was already posted in {where} for {_money(c)} on {_day(d) or 'no date'}; "
+                f"this payment is {_money(amount)} on {_day(day) or 'no date'}; nothing posted",
+                hint="if it is a new payment that reuses the trace number, add --force")
+        in_file.setdefault(key, []).append((amount, day))
+        fresh.append(r)
+    return fresh
+
+
+def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: bool, force: bool) -> None:
     from hpms.db import bulk_insert, new_ids
     from hpms.models import RemitClaim, RemitFile, Remittance
 
     s = ctx.session
-    keys = {(r.isa_control, (r.payer_id or r.payer_name or "unknown")[:80], r.trace_number) for r in remits}
-    done = set()
-    for isa, payer, trace in keys:
-        if s.execute(sa.select(Remittance.id).where(
-                Remittance.org_id == ctx.org_id, Remittance.isa_control == isa, Remittance.payer_identifier == payer,
-                Remittance.trace_number == trace)).first():
-            done.add((isa, payer, trace))
-    fresh = []
-    for r in remits:
-        key = (r.isa_control, (r.payer_id or r.payer_name or "unknown")[:80], r.trace_number)
-        if key in done:
-            summary.already_imported += 1
-            summary.warnings.append(f"payment {r.trace_number} from {r.payer_name or key[1]} (interchange {r.isa_control})"
-                                    " was imported before; skipped")
-        else:
-            fresh.append(r)
-            done.add(key)
+    fresh = _not_posted(ctx, remits, summary, force)
     summary.remittances = len(fresh)
     if not fresh:
         return
@@ -551,7 +667,7 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
 
 
 def _plan_one(ctx, plan: _Plan, rc_id: int, d: dict, info: _ClaimInfo, trace: str, summary: ImportSummary) -> bool:
-    if d["status"] == "22":
+    if d["status"] == REVERSAL:
         found = _reversible(ctx, info.id, d, rc_id)
         if found is None:
             summary.warnings.append(f"claim {info.id}: a reversal (CLP02 22) of a payment hpms has not posted; "
@@ -571,7 +687,7 @@ def _plan_one(ctx, plan: _Plan, rc_id: int, d: dict, info: _ClaimInfo, trace: st
 def _may_follow(d: dict) -> bool:
     """Whether a posted claim payment may be followed by a secondary claim: not a reversal, and
     not a claim the payer forwarded to the next payer itself (crossover)."""
-    return d["status"] != "22" and d["status"] not in CROSSOVER
+    return d["status"] != REVERSAL and d["status"] not in CROSSOVER
 
 
 def _apply_credit(ctx, patient_ids: set[int]) -> None:
@@ -668,7 +784,7 @@ def list_remittances(ctx, *, limit: int = 100) -> list[dict]:
         sa.select(Remittance, RemitFile.filename, RemitFile.imported_at, posted.label("posted"))
         .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
         .where(Remittance.org_id == ctx.org_id).order_by(Remittance.id.desc()).limit(limit)).all()
-    return [{"id": r.id, "file": filename, "imported_at": imported, "payer": r.payer_name or r.payer_identifier,
+    return [{"id": r.id, "file_id": r.remit_file_id, "file": filename, "imported_at": imported, "payer": r.payer_name or r.payer_identifier,
              "trace_number": r.trace_number, "payment_date": r.payment_date, "method": r.payment_method,
              "payment": _money(r.payment_cents), "provider_adjustments": _money(r.provider_adjustment_cents),
              "claims": r.claims, "posted": n, "unmatched": r.claims - n}

@@ -11,9 +11,10 @@ from tests.billing_fixtures import assert_valid_837, segments, setup_practice, s
 from tests.cli.helpers import error_line, ok, tsv
 
 TABLES = ("claim", "claim_line", "claim_event", "x12_file", "worklist_item", "audit_event")
-RULE_IDS = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE",
-            "DX-POINTER", "LINES-PRESENT", "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE",
-            "LINE-DUPLICATE", "POS-VALID", "PAYER-ID", "SUBSCRIBER", "FEE-PRESENT", "CLAIM-TOTAL"]
+RULE_IDS = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE",
+            "ADDR-ZIP", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE", "DX-POINTER", "LINES-PRESENT",
+            "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE", "LINE-DUPLICATE", "POS-VALID",
+            "PAYER-ID", "SUBSCRIBER", "MSP-TYPE", "FEE-PRESENT", "CLAIM-TOTAL"]
 
 
 @pytest.fixture
@@ -60,6 +61,22 @@ def test_list_and_show(settings, cli, billed):
     error_line(cli("claims", "show", "424242"), 3, "no claim")
     error_line(cli("claims", "list", "--status", "bogus"), 2, "--status")
     error_line(cli("claims", "list", "--payer", "NOPE"), 3, "--payer")
+
+
+def test_list_pages_and_says_when_more_exist(settings, cli, billed):
+    _, _, _, ids, _ = billed
+    first = cli("claims", "list", "--limit", "1", "--json")
+    assert first.exit_code == 0, first.stderr
+    import json
+
+    assert [r["id"] for r in json.loads(first.stdout)] == [ids["BETA2"]]
+    assert "showing 1-1 of 2 claims" in first.stderr and "--offset 1" in first.stderr
+    second = cli("claims", "list", "--limit", "1", "--offset", "1", "--json")
+    assert [r["id"] for r in json.loads(second.stdout)] == [ids["ACME1"]] and second.stderr == ""
+    whole = cli("claims", "list")
+    assert whole.stderr == ""  # everything shown: nothing to say
+    error_line(cli("claims", "list", "--limit", "0"), 2, "--limit")
+    error_line(cli("claims", "list", "--offset", "-1"), 2, "--offset")
 
 
 def test_scrub(settings, ctx_for, cli, billed, counts):

@@ -41,7 +41,7 @@ def test_import_posts_and_reports(cli, billed, tmp_path, counts):
     out = ok(cli("remits", "import", path, "--json"))
     assert (out["posted"], out["denied"], out["paid"], out["patient_responsibility"]) == (2, 1, "90.00", "5.00")
     again = cli("remits", "import", path)
-    assert again.exit_code == 0 and "already imported" in again.stderr
+    assert again.exit_code == 0 and "already posted as file" in again.stderr
     rows = ok(cli("remits", "list", "--json"))
     assert [(r["payment"], r["claims"], r["posted"]) for r in rows] == [("90.00", 2, 2)]
     statuses = {r["payer_code"]: r["status"] for r in ok(cli("claims", "list", "--json"))}
@@ -74,6 +74,42 @@ def test_unmatched_and_match(cli, billed, tmp_path):
     assert done["posted"] == 1 and done["paid"] == "100.00"
     assert ok(cli("remits", "unmatched", "--json")) == []
     error_line(cli("remits", "match", row, str(beta["id"])), 4, "was posted")
+
+
+def test_a_re_enveloped_payment_exits_0_and_a_reused_trace_exits_4(cli, billed, tmp_path, counts):
+    acme, beta = billed["ACME1"], billed["BETA2"]
+    paid = claim(acme["control_number"], [line("99213", "100", "80", ("CO", "45", "20"), mods=["25"], date=DOS),
+                                          line("36415", "15", "15", date=DOS)])
+    first = ok(cli("remits", "import", era(tmp_path, [paid]), "--json"))
+    file_id = ok(cli("remits", "list", "--json"))[0]["file_id"]
+    before = counts(*TABLES)
+    resent = tmp_path / "resent.835"
+    resent.write_text(interchange(payment([paid]), isa="000000777", gs="9"))
+    again = cli("remits", "import", str(resent))
+    assert again.exit_code == 0, again.stderr
+    assert f"already posted as file {file_id}" in again.stderr and "nothing posted" in again.stderr
+    out = ok(cli("remits", "import", str(resent), "--json"))
+    assert out["posted"] == 0 and out["already_posted"][0]["file_id"] == file_id
+    assert out["already_posted"][0]["payment"] == first["payment"] == "95.00"  # money as strings
+    other = claim(beta["control_number"], [line("99214", "180", "180")], patient=("JONES", "KID", "M999"))
+    reused = tmp_path / "reused.835"
+    reused.write_text(interchange(payment([other]), isa="000000778"))  # TRACE1 again, 180.00
+    line_ = error_line(cli("remits", "import", str(reused)), 4, "already posted in file")
+    assert "95.00" in line_ and "180.00" in line_
+    assert counts(*TABLES) == before
+    forced = ok(cli("remits", "import", str(reused), "--force", "--json"))
+    assert forced["posted"] == 1
+
+
+def test_a_file_for_another_payee_exits_4_naming_it(cli, billed, tmp_path, counts):
+    acme = billed["ACME1"]
+    paid = claim(acme["control_number"], [line("99213", "100", "100", mods=["25"], date=DOS),
+                                          line("36415", "15", "15", date=DOS)])
+    before = counts(*TABLES)
+    path = era(tmp_path, [paid], payee=["N1*PE*OTHER CLINIC*XX*1999999984"])
+    error_line(cli("remits", "import", path), 4, "OTHER CLINIC (NPI 1999999984)")
+    assert counts(*TABLES) == before
+    assert ok(cli("remits", "import", path, "--force", "--json"))["posted"] == 1
 
 
 @pytest.mark.parametrize("text, code, words", [

@@ -30,7 +30,8 @@ def test_payments_by_payer_and_kpis(cli):
     rows = ok(cli("reports", "show", "kpis", "--period", "2026-03", "--json"))
     assert [(k["kpi"], k["value"]) for k in rows] == [("Days in A/R", None), ("Clean-claim rate", None),
                                                       ("Denial rate", None), ("Net collection rate", None)]
-    assert rows[0]["numerator"] == 0 and rows[0]["unit"] == "days"
+    assert rows[0]["numerator"] == "0.00" and rows[0]["unit"] == "days"  # an amount: a string
+    assert rows[1]["numerator"] == 0  # a count: a number
 
 
 def test_bad_grouping_exits_2_and_writes_nothing(cli, tmp_path):

@@ -4,6 +4,7 @@ manual matching, the published samples, and every refusal writing nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -124,12 +125,128 @@ def test_the_same_file_or_the_same_payment_posts_nothing_the_second_time(setting
     post(ctx_for, path)
     before = counts(settings, *TABLES)
     again = post(ctx_for, path)
-    assert again.duplicate and again.posted == 0 and "already imported" in again.warnings[0]
+    assert again.duplicate and again.posted == 0 and "already posted as file 1" in again.warnings[0]
+    assert again.already_posted[0]["file_id"] == 1
     # the same payment (interchange, payer, trace) in other bytes
     other = post(ctx_for, write(tmp_path, text.replace("~\n", "~"), "copy.835"))
     assert (other.duplicate, other.already_imported, other.posted) == (False, 1, 0)
     after = counts(settings, *TABLES)
     assert after["ledger_entry"] == before["ledger_entry"] and after["remit_claim"] == before["remit_claim"]
+
+
+def test_a_payment_re_delivered_in_a_new_envelope_posts_nothing(settings, ctx_for, billed, tmp_path):
+    """Same payer, trace number, amount and date under new ISA13/GS06 control numbers: the
+    clearinghouse sent it again, nothing is posted and the summary names the file it came in."""
+    ids, _ = billed
+    first = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])]))))
+    assert first.posted == 1
+    before = counts(settings, *TABLES, "claim", "audit_event")
+    again = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])], st="0042"),
+                                                      isa="000000999", gs="77"), "resent.835"))
+    assert (again.duplicate, again.remittances, again.posted, again.already_imported) == (False, 0, 0, 1)
+    assert again.already_posted == [{"trace_number": "TRACE1", "payer": "ACME HEALTH", "payment": D("82.00"),
+                                     "payment_date": dt.date(2026, 11, 20), "file_id": 1, "file": "era.835"}]
+    assert "already posted as file 1 (era.835" in again.warnings[0]
+    assert counts(settings, *TABLES, "claim", "audit_event") == before  # not even the file is recorded
+
+
+def test_a_new_payment_reusing_a_trace_number_is_refused_unless_forced(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])]))))
+    kid = claim(ids["BETA2"][1], [line("99214", "180", "150", ("CO", "45", "30"))], patient=("JONES", "KID", "M999"))
+    other_amount = interchange(payment([kid]), isa="000000200")  # same payer and TRACE1, 150.00
+    err = refused(settings, ctx_for, tmp_path, other_amount, ConflictError, "already posted in file 1 (era.835)")
+    assert "82.00 on 2026-11-20" in err.message and "150.00 on 2026-11-20" in err.message
+    assert err.exit_code == 4
+    other_day = interchange(payment([bob_paid(ids["ACME1"][1])], paid_on=dt.date(2026, 11, 27)), isa="000000201")
+    refused(settings, ctx_for, tmp_path, other_day, ConflictError, "82.00 on 2026-11-27")
+    forced = post(ctx_for, write(tmp_path, other_amount, "forced.835"), force=True)
+    assert (forced.remittances, forced.posted, forced.already_posted) == (1, 1, [])
+    assert balance(ctx_for, claim=ids["BETA2"][0], responsibility="insurance") == D("0.00")
+    assert scalar(settings, "SELECT count(*) FROM remittance WHERE trace_number = 'TRACE1'") == 2
+
+
+def test_the_same_trace_twice_in_one_file_for_two_amounts_is_refused(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    kid = claim(ids["BETA2"][1], [line("99214", "180", "150", ("CO", "45", "30"))], patient=("JONES", "KID", "M999"))
+    text = interchange(payment([bob_paid(ids["ACME1"][1])]), payment([kid], st="0002"))
+    refused(settings, ctx_for, tmp_path, text, ConflictError, "already posted in this file")
+
+
+def test_a_claim_paid_nothing_because_of_the_deductible_is_not_a_denial(settings, ctx_for, billed, tmp_path):
+    """Allowed 82.00 (CO-45 18.00) all to the deductible, the lab line to coinsurance: the payer
+    paid nothing, the patient owes 97.00, and there is nothing to appeal."""
+    from hpms.services import denials
+
+    ids, p = billed
+    claim_id, control = ids["ACME1"]
+    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "18"), ("PR", "1", "82"), mods=["25"], date=DOS),
+                           line("36415", "15", "0", ("PR", "2", "15"), date=DOS)])
+    out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
+    assert (out.posted, out.denied, out.paid, out.patient_responsibility) == (1, 0, D("0"), D("97.00"))
+    assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "patient_resp"
+    assert call(ctx_for, denials.denied) == []
+    assert scalar(settings, "SELECT count(*) FROM worklist_item WHERE rule_id = 'DENIAL'") == 0
+    assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("97.00")
+    assert balance(ctx_for, claim=claim_id, responsibility="insurance") == D("0.00")
+
+
+def test_a_claim_paid_nothing_for_a_denial_reason_is_denied_with_that_reason(settings, ctx_for, billed, tmp_path):
+    """CO-45 prices the line, CO-97 refuses it: a denial (CLP02 1, paid 0), and the reason shown is
+    the bundling one even though CO-45 and the coinsurance sit beside it."""
+    from hpms.services import denials
+
+    ids, _ = billed
+    claim_id, control = ids["ACME1"]
+    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "18"), ("CO", "97", "72"), ("PR", "2", "10"),
+                                mods=["25"], date=DOS),
+                           line("36415", "15", "0", ("CO", "45", "15"), date=DOS)])
+    out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
+    assert out.denied == 1
+    assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "denied"
+    [d] = call(ctx_for, denials.denied)
+    assert d.reason == "97" and "CO-97" in d.message and "bundled" in d.message and "CO-45" not in d.message
+
+
+def test_a_claim_paid_nothing_with_only_contractual_write_off_is_not_denied(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    claim_id, control = ids["ACME1"]
+    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "100"), mods=["25"], date=DOS),
+                           line("36415", "15", "0", ("CO", "24", "15"), date=DOS)])  # capitation
+    out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
+    assert out.denied == 0
+    assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "paid"
+
+
+def test_a_payment_to_another_payee_is_refused_unless_forced(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    other = ["N1*PE*SOMEONE ELSE MD*XX*1999999984", "REF*TJ*987654321"]
+    text = interchange(payment([bob_paid(ids["ACME1"][1])], payee=other))
+    err = refused(settings, ctx_for, tmp_path, text, ConflictError, "SOMEONE ELSE MD (NPI 1999999984")
+    assert err.exit_code == 4 and "not to this practice" in err.message
+    # the practice's tax id alone is enough (a payer that names the payee by TIN)
+    by_tin = interchange(payment([bob_paid(ids["ACME1"][1])], payee=["N1*PE*SPRINGFIELD CLINIC*FI*123456789"]))
+    assert post(ctx_for, write(tmp_path, by_tin, "tin.835")).posted == 1
+    forced = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["BETA2"][1])], trace="T2", payee=other),
+                                                       isa="000000300"), "forced.835"), force=True)
+    assert any("SOMEONE ELSE MD" in w and "posted as asked" in w for w in forced.warnings)
+
+
+def test_a_provider_paid_under_its_own_npi_is_this_practice(settings, ctx_for, billed, tmp_path):
+    from tests.billing_fixtures import PROVIDER_NPI
+
+    ids, _ = billed
+    text = interchange(payment([bob_paid(ids["ACME1"][1])], payee=[f"N1*PE*ANN SMITH MD*XX*{PROVIDER_NPI}"]))
+    assert post(ctx_for, write(tmp_path, text)).posted == 1
+
+
+def test_claim_numbers_without_their_leading_zeros_still_match(settings, ctx_for, billed, tmp_path):
+    ids, _ = billed
+    claim_id, control = ids["ACME1"]
+    assert control.startswith("0")
+    out = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(control.lstrip("0"))]))))
+    assert (out.posted, out.unmatched) == (1, [])
+    assert balance(ctx_for, claim=claim_id, responsibility="insurance") == D("0.00")
 
 
 def test_a_denial_goes_to_the_work_list_and_follow_up_is_recorded(settings, ctx_for, billed, tmp_path):
@@ -308,9 +425,9 @@ def test_every_sample_parses_and_is_kept_for_matching(settings, ctx_for, billed,
 
     path = Path(__file__).resolve().parents[1] / "data" / "x12" / name
     expected = sum(len(r.claims) for r in parse_835(path.read_text()))
-    with pytest.raises(NotFoundError):
+    with pytest.raises((NotFoundError, ConflictError)):  # none of its claims is ours; nor, mostly, the payee
         post(ctx_for, path)
-    out = post(ctx_for, path, keep_unmatched=True)
+    out = post(ctx_for, path, keep_unmatched=True, force=True)
     assert len(out.unmatched) == expected and out.posted == 0
     assert scalar(settings, "SELECT count(*) FROM remit_claim WHERE posted_at IS NULL") == expected
 
@@ -329,7 +446,9 @@ def test_a_sample_posts_once_its_claims_are_ours(settings, ctx_for, billed):
         for number, key in (("5554555444", "ACME1"), ("8765432112", "BETA2")):
             conn.execute(sa.text("UPDATE claim SET control_number = :n WHERE id = :c"), {"n": number, "c": ids[key][0]})
     path = Path(__file__).resolve().parents[1] / "data" / "x12" / "835_005010X221A1__managed-care.835"
-    out = post(ctx_for, path)
+    with pytest.raises(ConflictError, match="not to this practice"):  # the sample pays another payee
+        post(ctx_for, path)
+    out = post(ctx_for, path, force=True)
     assert out.posted == 2 and out.paid == D("945.00") and out.unmatched == []
     assert out.payment == D("945.00")
     paid = scalar(settings, "SELECT -sum(amount_cents) FROM ledger_entry WHERE kind = 'insurance_payment'")

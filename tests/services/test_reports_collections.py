@@ -292,9 +292,41 @@ def test_kpis(ctx_for, money):
         # adjudicated: c1, c3 (denied), c4 (reversal left out), c6 (PR only), the unmatched
         # denial -> 2 / 5
         ("Denial rate", 2, 5, D("40.0"), "%"),
-        # payments 150 + 54 - 5 = 199; charges in the range 541 - contractual 71 = 470 -> 42.34
+        # the visits charged in the range (e1, e2, e4, the walk-in; not c6's of 2025): insurance
+        # 90 + 60 (50 reversed) = 150; patients 10 + 7 + 25 - 5 (refund) + 12 (credit applied to
+        # e1) = 49 -> 199; charges 541 - contractual 71 = 470 -> 42.34
         ("Net collection rate", D("199.00"), D("470.00"), D("42.3"), "%"),
     ]
+
+
+def test_the_net_collection_rate_counts_the_visits_of_the_range_only(ctx_for, money):
+    """April alone: only c4 (04-05) was charged; payments that came in April for March's visits
+    (c1's 90.00, Bob's credit) do not count, so the rate is not pushed over 100 %."""
+    [row] = [r for r in run(ctx_for, "kpis", start="2026-04-01", end="2026-04-30") if r[0] == "Net collection rate"]
+    # c4: charges 106 - contractual 46 = 60; paid 60 (the 50 was reversed)
+    assert row == ("Net collection rate", D("60.00"), D("60.00"), D("100.0"), "%")
+    # a range of payments and no charges has no rate (rather than an unbounded one)
+    [row] = [r for r in run(ctx_for, "kpis", start="2026-04-10", end="2026-04-12") if r[0] == "Net collection rate"]
+    assert row == ("Net collection rate", Z, Z, None, "%")
+
+
+def test_nothing_paid_because_of_the_deductible_is_no_denial_in_the_reports(ctx_for, money):
+    """CO-45 prices the claim and the rest goes to the deductible: paid 0, no denial reason."""
+    from hpms.models.receivables import RemitFile
+
+    acme, _ = _payers(ctx_for)
+    before = run(ctx_for, "kpis", start="2026-04-01", end="2026-04-30")
+    with ctx_for() as ctx:
+        f = RemitFile(org_id=ctx.org_id, filename="y.835", sha256="1" * 64, imported_at=utc(2026, 4, 15))
+        ctx.session.add(f)
+        ctx.session.flush()
+        _remittance(ctx, f.id, 8, acme, "2026-04-15", [dict(status="1", charge=13500, paid=0,
+                                                            cas=[("CO", "45", 2500), ("PR", "1", 11000)])])
+    after = run(ctx_for, "kpis", start="2026-04-01", end="2026-04-30")
+    [(_, d0, n0, *_)] = [r for r in before if r[0] == "Denial rate"]
+    [(_, d1, n1, *_)] = [r for r in after if r[0] == "Denial rate"]
+    assert (d1, n1) == (d0, n0 + 1)  # adjudicated, not denied
+    assert all(r[0] != "45" for r in run(ctx_for, "denials-by-carc", start="2026-04-01", end="2026-04-30"))
 
 
 def test_kpis_with_nothing_have_no_values(ctx_for, money):

@@ -155,15 +155,29 @@ def test_charges_by_code(ctx_for, data):
 
 def test_claims_summary(ctx_for, data):
     assert run(ctx_for, "claims-summary", **SPRING) == [
-        # c1 (submitted, accepted, later paid) and c4 (never sent): 135.00 + 106.00
-        ("Acme Health", 2, D("241.00"), 1, 1, 0, 0, 100.0),
-        # c2 rejected, c3 denied (so accepted first): 2 sent, 1 never rejected -> 50 %
-        ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 50.0),
+        # c1 (submitted, accepted, later paid) and c4 (never sent): 135.00 + 106.00; c1 first
+        # submitted in the range and clean
+        ("Acme Health", 2, D("241.00"), 1, 1, 0, 0, 1, 1, 100.0),
+        # c2 rejected, c3 denied (so accepted first); first submitted in the range: c2 (rejected)
+        # and c3 (a new original for the same visit): neither is clean
+        ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 2, 0, 0.0),
     ]
-    assert run(ctx_for, "claims-summary", payer="BETA2", **SPRING) == [("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 50.0)]
+    assert run(ctx_for, "claims-summary", payer="BETA2", **SPRING) == [
+        ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 2, 0, 0.0)]
     # a range with only unsent claims: no rate
     assert run(ctx_for, "claims-summary", start="2026-04-01", end="2026-04-30") == [
-        ("Acme Health", 1, D("106.00"), 0, 0, 0, 0, None)]
+        ("Acme Health", 1, D("106.00"), 0, 0, 0, 0, 0, 0, None)]
+
+
+def test_the_claims_summary_and_the_kpis_agree_on_the_clean_claim_rate(ctx_for, data):
+    """One definition: the summary's clean and first-submitted columns add up to the KPI's
+    numerator and denominator, for the whole range and for one payer."""
+    for extra in ({}, {"payer": "BETA2"}, {"payer": "ACME1"}):
+        rows = run(ctx_for, "claims-summary", **SPRING, **extra)
+        [kpi] = [r for r in run(ctx_for, "kpis", **SPRING, **extra) if r[0] == "Clean-claim rate"]
+        assert (kpi[1], kpi[2]) == (sum(r[8] for r in rows), sum(r[7] for r in rows))
+        if len(rows) == 1:
+            assert kpi[3] == D(str(rows[0][9])).quantize(D("0.1"))
 
 
 Z = D("0.00")

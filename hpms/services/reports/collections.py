@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
-from hpms.codes.carc import carc_text, normalize
+from hpms.codes.carc import DENIAL_GROUPS, DENIED_STATUS, NOT_DENIAL, carc_text, normalize
 from hpms.errors import ValidationError
 from hpms.models import Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, ClaimLine, Encounter
@@ -23,7 +23,7 @@ from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
 from hpms.services.reports import Column, Params, report
 from hpms.services.reports.definitions import utc_bounds
-from hpms.services.reports.revenue import ACCEPTED, money, provider_name
+from hpms.services.reports.revenue import encounter_ids as _encounter_ids, first_pass, money, provider_name
 
 MONEY_PARAMS = ("from", "to", "period", "location", "provider", "payer")
 PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")
@@ -33,7 +33,6 @@ PAYMENTS_BY = (*DATE_GROUPS, "payer", "provider", "code")
 ADJUSTMENTS_BY = PAYMENTS_BY
 DAYS_IN_AR_WINDOW = 90  # days of charges averaged for days in A/R
 REVERSAL = "22"  # CLP02: reversal of a previous payment
-DENIED = "4"  # CLP02: denied
 NO_PAYER, NO_ENCOUNTER, NO_LINE = "(no payer)", "(no encounter)", "(no claim line)"
 
 
@@ -52,18 +51,6 @@ def _date_label(day: dt.date, by: str) -> str:
     if by == "week":
         return (day - dt.timedelta(days=day.weekday())).isoformat()
     return f"{day:%Y-%m}"
-
-
-def _encounter_ids(ctx, params: Params):
-    """The encounters of the location / provider asked for (None: no such filter)."""
-    if not params.location_id and not params.provider_id:
-        return None
-    q = sa.select(Encounter.id).where(Encounter.org_id == ctx.org_id)
-    if params.location_id:
-        q = q.where(Encounter.location_id == params.location_id)
-    if params.provider_id:
-        q = q.where(Encounter.provider_id == params.provider_id)
-    return q
 
 
 def _ledger(ctx, params: Params, q, kinds, start: dt.date | None = None, end: dt.date | None = None):
@@ -243,9 +230,7 @@ def _code_key(code: str):
 def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.date | None = None):
     """The claim payments (CLP) of the remittances paid in the range, reversals (CLP02 22)
     left out: (remit claim id, claim id or None, payer id, payer name as sent, charge, denied)."""
-    lost = (sa.select(RemitAdjustment.remit_claim_id).where(RemitAdjustment.remit_claim_id == RemitClaim.id,
-                                                          RemitAdjustment.group_code != "PR")
-            .exists())
+    lost = _denial_reason_exists()
     q = (sa.select(RemitClaim.id, RemitClaim.claim_id, sa.func.coalesce(Remittance.payer_id, Claim.payer_id),
                    Remittance.payer_name, RemitClaim.status_code, RemitClaim.charge_cents, RemitClaim.paid_cents,
                    lost)
@@ -256,8 +241,22 @@ def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.da
     q = _remit_filters(ctx, params, _remit_day_filter(ctx, params, q, start, end))
     for rid, claim_id, payer_id, payer_name, status, charge, paid, adjusted in ctx.session.execute(
             q.execution_options(yield_per=10000)):
-        denied = int(paid) == 0 and ((status or "").strip() == DENIED or bool(adjusted))
+        denied = (status or "").strip() == DENIED_STATUS or (int(paid) == 0 and bool(adjusted))
         yield rid, claim_id, payer_id, payer_name, charge, denied
+
+
+def _is_denial_reason():
+    """SQL for `hpms.codes.carc.is_denial_reason` on a remit_adjustment row (reason codes are
+    stored normalised)."""
+    return sa.and_(RemitAdjustment.group_code.in_(DENIAL_GROUPS), RemitAdjustment.reason_code.not_in(NOT_DENIAL),
+                   RemitAdjustment.amount_cents != 0)
+
+
+def _denial_reason_exists():
+    """Whether the claim payment carries an adjustment with a denial reason: with nothing paid,
+    that makes it a denial (`hpms.codes.carc.is_denial`, as posting decides)."""
+    return (sa.select(RemitAdjustment.remit_claim_id)
+            .where(RemitAdjustment.remit_claim_id == RemitClaim.id, _is_denial_reason()).exists())
 
 
 @report("denials-by-carc", "Denials by reason",
@@ -268,11 +267,12 @@ def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.da
          Column("amount", "Adjusted", "money")],
         params=MONEY_PARAMS, permission="reports.revenue")
 def denials_by_carc(ctx, params: Params):
-    """A claim payment is a denial when it paid nothing and either its status (CLP02) is 4
-    (denied) or it carries an adjustment other than patient responsibility (group CO, OA, PI
-    or CR). Each denial counts once under every reason code of its non-PR adjustments (or
-    under an empty code when the payer gave none); billed is the charge of the claim payment
-    (CLP03), adjusted the sum of the CAS amounts with that code."""
+    """A claim payment is a denial when its status (CLP02) is 4 (denied), or it paid nothing and
+    carries an adjustment with a denial reason (group CO, OA or PI with a reason that is not a
+    pricing reduction such as 45; `hpms.codes.carc.is_denial`, the rule posting uses). Each
+    denial counts once under every denial reason it carries (or under an empty code when the
+    payer gave none); billed is the charge of the claim payment (CLP03), adjusted the sum of
+    the CAS amounts with that code."""
     payers = _payer_names(ctx)
     denials: dict[int, tuple[str, int]] = {}
     for rid, _claim, payer_id, payer_name, charge, denied in _adjudications(ctx, params):
@@ -286,8 +286,7 @@ def denials_by_carc(ctx, params: Params):
         for rid, reason, cents in ctx.session.execute(
                 sa.select(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code,
                           sa.func.sum(RemitAdjustment.amount_cents))
-                .where(RemitAdjustment.remit_claim_id.in_(ids[start:start + 5000]),
-                       RemitAdjustment.group_code != "PR")
+                .where(RemitAdjustment.remit_claim_id.in_(ids[start:start + 5000]), _is_denial_reason())
                 .group_by(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code)):
             r = reasons.setdefault(rid, {})
             code = normalize(reason)
@@ -312,66 +311,23 @@ def _ratio(num, den, scale: int = 100, places: str = "0.1") -> Decimal | None:
     return (Decimal(num) * scale / Decimal(den)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
-KPI_KINDS = ("charge", "insurance_payment", "patient_payment", "refund", "contractual_adjustment")
-
-
-def _ledger_totals(ctx, params: Params, window_start: dt.date) -> tuple[int, int, dict[str, int]]:
+def _ledger_totals(ctx, params: Params, window_start: dt.date) -> tuple[int, int]:
     """In one pass over the ledger: the A/R at the end of the range (every entry dated up to
-    it), the charges dated in [window_start, end], and the sums per kind dated in the range."""
+    it) and the charges dated in [window_start, end]."""
     eff, amount, kind = LedgerEntry.effective_date, LedgerEntry.amount_cents, LedgerEntry.kind
 
     def total(*conditions):
         return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*conditions), amount), else_=0)), 0)
 
-    cols = [sa.func.coalesce(sa.func.sum(amount), 0), total(kind == "charge", eff >= window_start),
-            *(total(kind == k, eff >= params.start) for k in KPI_KINDS)]
+    cols = [sa.func.coalesce(sa.func.sum(amount), 0), total(kind == "charge", eff >= window_start)]
     q = sa.select(*cols).where(_scan(LedgerEntry.org_id) == ctx.org_id, eff <= params.end)
     if params.payer_id:
         q = q.where(LedgerEntry.payer_id == params.payer_id)
     encounters = _encounter_ids(ctx, params)
     if encounters is not None:
         q = q.where(LedgerEntry.encounter_id.in_(encounters))
-    ar, window, *per = (int(v or 0) for v in ctx.session.execute(q).one())
-    return ar, window, dict(zip(KPI_KINDS, per))
-
-
-def _submissions(ctx, params: Params) -> tuple[int, int]:
-    """(clean, submitted): claims first submitted in the range, and those of them accepted on
-    that first submission."""
-    lo, hi = utc_bounds(ctx, params)
-    candidates = sa.select(ClaimEvent.claim_id).where(ClaimEvent.status == "submitted", ClaimEvent.at >= lo,
-                                                      ClaimEvent.at < hi)
-    sub = sa.case((ClaimEvent.status == "submitted", 1), else_=0)
-    first_sub = sa.func.min(sa.case((ClaimEvent.status == "submitted", ClaimEvent.at), else_=None))
-    q = (sa.select(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency, sa.func.sum(sub),
-                   sa.func.sum(sa.case((ClaimEvent.status == "rejected", 1), else_=0)),
-                   sa.func.sum(sa.case((ClaimEvent.status.in_(ACCEPTED), 1), else_=0)))
-         .select_from(Claim)
-         .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
-         .where(_scan(Claim.org_id) == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
-         .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
-         .having(first_sub >= lo))
-    if params.payer_id:
-        q = q.where(Claim.payer_id == params.payer_id)
-    encounters = _encounter_ids(ctx, params)
-    if encounters is not None:
-        q = q.where(Claim.encounter_id.in_(encounters))
-    rows = ctx.session.execute(q).all()
-    # the first claim of each encounter and payer: a later one is billed again (a new original)
-    firsts: dict[tuple[int, int], int] = {}
-    encounter_ids = sorted({r[1] for r in rows})
-    for i in range(0, len(encounter_ids), 5000):
-        for e, p, first in ctx.session.execute(
-                sa.select(Claim.encounter_id, Claim.payer_id, sa.func.min(Claim.id))
-                .where(Claim.encounter_id.in_(encounter_ids[i:i + 5000]), Claim.frequency != "8")
-                .group_by(Claim.encounter_id, Claim.payer_id)):
-            firsts[(e, p)] = first
-    clean = 0
-    for claim_id, enc_id, payer_id, status, frequency, n_sub, n_rej, n_acc in rows:
-        accepted = int(n_acc) > 0 or status in ACCEPTED
-        resubmission = claim_id != firsts.get((enc_id, payer_id)) or frequency == "7" or int(n_sub) > 1
-        clean += accepted and not resubmission and int(n_rej) == 0
-    return clean, len(rows)
+    ar, window = (int(v or 0) for v in ctx.session.execute(q).one())
+    return ar, window
 
 
 def _round(value: Decimal | None, places: str = "0.01") -> Decimal | None:
@@ -390,12 +346,13 @@ def kpis(ctx, params: Params):
     denominator is zero."""
     end = params.end
     window_start = end - dt.timedelta(days=DAYS_IN_AR_WINDOW - 1)
-    ar, window_charges, sums = _ledger_totals(ctx, params, window_start)
+    ar, window_charges = _ledger_totals(ctx, params, window_start)
     daily = Decimal(window_charges) / DAYS_IN_AR_WINDOW
     days = _round(Decimal(ar) / daily, "0.1") if daily else None
     yield "Days in A/R", money(ar), _round(money(window_charges) / DAYS_IN_AR_WINDOW), days, "days"
 
-    clean, submitted = _submissions(ctx, params)
+    passes = first_pass(ctx, params)
+    clean, submitted = sum(c for _, c in passes.values()), len(passes)
     yield "Clean-claim rate", clean, submitted, _ratio(clean, submitted), "%"
 
     adjudicated: dict[tuple[str, int], bool] = {}
@@ -405,6 +362,52 @@ def kpis(ctx, params: Params):
     n_denied = sum(adjudicated.values())
     yield "Denial rate", n_denied, len(adjudicated), _ratio(n_denied, len(adjudicated)), "%"
 
-    paid = -sums.get("insurance_payment", 0) - sums.get("patient_payment", 0) - sums.get("refund", 0)
-    net_charges = sums.get("charge", 0) + sums.get("contractual_adjustment", 0)
+    paid, net_charges = _net_collection(ctx, params)
     yield "Net collection rate", money(paid), money(net_charges), _ratio(paid, net_charges), "%"
+
+
+def _net_collection(ctx, params: Params) -> tuple[int, int]:
+    """(collected, net charges) of the visits charged in the range: the charges dated in the
+    range less their contractual adjustments, and what was collected for those same visits
+    whenever it came in (insurance payments, patient payments applied to them). Cash for older
+    visits does not count, so a short range is not skewed by it and the rate stays between 0
+    and 100 % but for overpayments; visits not yet paid keep a recent range's rate low. With a
+    payer, that payer's charges, adjustments and payments only."""
+    from hpms.models.receivables import PaymentApplication
+    from hpms.services import ledger
+
+    e = LedgerEntry
+    cohort = sa.select(e.encounter_id).where(_scan(e.org_id) == ctx.org_id, e.kind == "charge",
+                                             e.effective_date >= params.start, e.effective_date <= params.end,
+                                             e.encounter_id.is_not(None))
+    if params.payer_id:
+        cohort = cohort.where(e.payer_id == params.payer_id)
+    encounters = _encounter_ids(ctx, params)
+    if encounters is not None:
+        cohort = cohort.where(e.encounter_id.in_(encounters))
+    cohort = cohort.distinct().scalar_subquery()
+
+    def total(kind: str):
+        return sa.func.coalesce(sa.func.sum(sa.case((e.kind == kind, e.amount_cents), else_=0)), 0)
+
+    q = (sa.select(total("charge"), total("contractual_adjustment"), total("insurance_payment"))
+         .where(e.org_id == ctx.org_id, e.encounter_id.in_(cohort),
+                e.kind.in_(("charge", "contractual_adjustment", "insurance_payment"))))
+    if params.payer_id:
+        q = q.where(e.payer_id == params.payer_id)
+    charges, contractual, insurance = (int(v) for v in ctx.session.execute(q).one())
+    patient = 0
+    if not params.payer_id:
+        # a patient payment counts for the visits it was applied to; one never applied (a payment
+        # or refund recorded against a visit) for its own visit
+        a = PaymentApplication
+        applied = int(ctx.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(a.amount_cents), 0)).join(e, e.id == a.payment_entry_id)
+            .where(a.org_id == ctx.org_id, a.encounter_id.in_(cohort), ledger.live_payment(e))).scalar_one())
+        direct = int(ctx.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(e.amount_cents), 0))
+            .where(e.org_id == ctx.org_id, e.kind.in_(("patient_payment", "refund")), e.encounter_id.in_(cohort),
+                   e.reverses_id.is_(None), ledger.live_payment(e),
+                   ~sa.exists().where(a.payment_entry_id == e.id))).scalar_one())
+        patient = applied - direct
+    return -insurance + patient, charges + contractual

@@ -41,12 +41,12 @@ def json_value(value, kind: str):
         return None
     if kind == "money":
         return f"{Decimal(value):.2f}"
+    if isinstance(value, Decimal):  # exact figures (amounts among a KPI's numbers) stay strings
+        return f"{value:.2f}" if kind != "number" else str(value)
     if kind in ("percent", "number"):
-        return round(float(value), 2)
+        return value if isinstance(value, int) else round(float(value), 2)
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
     return value
 
 

@@ -24,9 +24,9 @@ from hpms.services.reports.definitions import utc_bounds
 
 BILLABLE = ("signed", "billed")  # encounters whose lines are charges
 # statuses a claim has only after it was sent, and those that mean the payer took it in
-SENT = ("submitted", "accepted", "rejected", "paid", "partially_paid", "denied", "closed")
-ACCEPTED = ("accepted", "paid", "partially_paid", "denied")
-SETTLED = ("void", "closed", "paid")  # no longer outstanding
+SENT = ("submitted", "accepted", "rejected", "paid", "partially_paid", "patient_resp", "denied", "closed")
+ACCEPTED = ("accepted", "paid", "partially_paid", "patient_resp", "denied")
+SETTLED = ("void", "closed", "paid", "patient_resp")  # nothing outstanding from the payer
 BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 120), (121, None))
 PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")  # collections: payments net of refunds
 
@@ -107,17 +107,75 @@ def _claims_query(ctx, params: Params, *cols):
     return q
 
 
+def encounter_ids(ctx, params: Params):
+    """The encounters of the location / provider asked for, as a subquery (None: no such filter)."""
+    if not params.location_id and not params.provider_id:
+        return None
+    q = sa.select(Encounter.id).where(Encounter.org_id == ctx.org_id)
+    if params.location_id:
+        q = q.where(Encounter.location_id == params.location_id)
+    if params.provider_id:
+        q = q.where(Encounter.provider_id == params.provider_id)
+    return q
+
+
+def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
+    """The clean-claim rate's claims, {claim id: (payer id, clean)}: every claim (not a void,
+    frequency 8) first submitted in the range, and whether it was clean: accepted (accepted,
+    paid, partially paid, patient responsibility or denied in its history or status) on that
+    first submission, that is submitted once, never rejected, not a replacement (frequency 7)
+    and the first claim of its encounter and payer (not a new original after a rejection).
+    The one definition used by both the claims summary and the KPIs (docs/reports.md)."""
+    lo, hi = utc_bounds(ctx, params)
+    candidates = sa.select(ClaimEvent.claim_id).where(ClaimEvent.status == "submitted", ClaimEvent.at >= lo,
+                                                      ClaimEvent.at < hi)
+    sub = sa.case((ClaimEvent.status == "submitted", 1), else_=0)
+    first_sub = sa.func.min(sa.case((ClaimEvent.status == "submitted", ClaimEvent.at), else_=None))
+    q = (sa.select(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency, sa.func.sum(sub),
+                   sa.func.sum(sa.case((ClaimEvent.status == "rejected", 1), else_=0)),
+                   sa.func.sum(sa.case((ClaimEvent.status.in_(ACCEPTED), 1), else_=0)))
+         .select_from(Claim)
+         .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
+         .where(Claim.org_id + 0 == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
+         .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
+         .having(first_sub >= lo))
+    if params.payer_id:
+        q = q.where(Claim.payer_id == params.payer_id)
+    encounters = encounter_ids(ctx, params)
+    if encounters is not None:
+        q = q.where(Claim.encounter_id.in_(encounters))
+    rows = ctx.session.execute(q).all()
+    # the first claim of each encounter and payer: a later one is billed again (a new original)
+    firsts: dict[tuple[int, int], int] = {}
+    ids = sorted({r[1] for r in rows})
+    for i in range(0, len(ids), 5000):
+        for e, p, first in ctx.session.execute(
+                sa.select(Claim.encounter_id, Claim.payer_id, sa.func.min(Claim.id))
+                .where(Claim.encounter_id.in_(ids[i:i + 5000]), Claim.frequency != "8")
+                .group_by(Claim.encounter_id, Claim.payer_id)):
+            firsts[(e, p)] = first
+    out: dict[int, tuple[int, bool]] = {}
+    for claim_id, enc_id, payer_id, status, frequency, n_sub, n_rej, n_acc in rows:
+        accepted = int(n_acc) > 0 or status in ACCEPTED
+        resubmission = claim_id != firsts.get((enc_id, payer_id)) or frequency == "7" or int(n_sub) > 1
+        out[claim_id] = (payer_id, accepted and not resubmission and int(n_rej) == 0)
+    return out
+
+
 @report("claims-summary", "Claims summary",
-        "Claims created in the range by payer: billed, submitted, accepted, rejected, denied, clean-claim rate.",
+        "Claims created in the range by payer: billed, submitted, accepted, rejected, denied; and the clean-claim "
+        "rate of the claims first submitted in the range (as in the KPIs).",
         [Column("payer", "Payer"), Column("claims", "Claims", "int"), Column("billed", "Total billed", "money"),
          Column("submitted", "Submitted", "int"), Column("accepted", "Accepted", "int"),
          Column("rejected", "Rejected", "int"), Column("denied", "Denied", "int"),
+         Column("first_submitted", "First submitted in range", "int"), Column("clean", "Clean", "int"),
          Column("clean_rate", "Clean-claim rate %", "percent")],
         params=("from", "to", "period", "location", "provider", "payer"), permission="reports.revenue")
 def claims_summary(ctx, params: Params):
     """Void claims (frequency 8) are not counted: they cancel a claim, they bill nothing. A claim
-    was submitted, accepted, rejected or denied if its history (or its status) ever says so;
-    the clean-claim rate is the share of submitted claims that were never rejected."""
+    was submitted, accepted, rejected or denied if its history (or its status) ever says so.
+    The clean-claim columns are `first_pass`: the claims first submitted in the range and the
+    clean ones among them, so the rate is the KPI's for the same range and payer."""
     lo, hi = utc_bounds(ctx, params)
     base = _claims_query(ctx, params, Claim.id).where(Claim.created_at >= lo, Claim.created_at < hi,
                                                       Claim.frequency != "8")
@@ -130,18 +188,21 @@ def claims_summary(ctx, params: Params):
     per: dict[str, list[int]] = {}
     for claim_id, status, cents, payer in ctx.session.execute(q):
         history = seen.get(claim_id, set()) | {status}
-        p = per.setdefault(payer, [0, 0, 0, 0, 0, 0, 0])
+        p = per.setdefault(payer, [0] * 8)
         p[0] += 1
         p[1] += int(cents)
-        sent = bool(history & set(SENT))
-        rejected = "rejected" in history
-        p[2] += sent
+        p[2] += bool(history & set(SENT))
         p[3] += bool(history & set(ACCEPTED))
-        p[4] += rejected
+        p[4] += "rejected" in history
         p[5] += "denied" in history
-        p[6] += sent and not rejected
-    for payer, (n, cents, sent, accepted, rejected, denied, clean) in sorted(per.items()):
-        yield payer, n, money(cents), sent, accepted, rejected, denied, (100.0 * clean / sent if sent else None)
+    names = dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
+    for payer_id, clean in first_pass(ctx, params).values():
+        p = per.setdefault(names[payer_id], [0] * 8)
+        p[6] += 1
+        p[7] += clean
+    for payer, (n, cents, sent, accepted, rejected, denied, first, clean) in sorted(per.items()):
+        yield (payer, n, money(cents), sent, accepted, rejected, denied, first, clean,
+               (100.0 * clean / first if first else None))
 
 
 def _as_of(ctx, params: Params) -> dt.date:
