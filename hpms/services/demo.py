@@ -52,6 +52,7 @@ PAYERS = [
     ("Medicare Part B (demo)", "MCRB1", "Baltimore", "MD"),
     ("Lakeshore Medicaid (demo)", "LKMCD", "Springfield", "IL"),
 ]
+PAYER_FILING = {"60054": "CI", "BHI01": "BL", "MCRB1": "MB", "LKMCD": "MC"}  # SBR09 of each payer's claims
 FIRST = ["Ana", "José", "Emma", "Liam", "Olivia", "Noah", "Sophia", "Lucas", "Mia", "Ethan", "Zoë", "Chloé",
          "Mateo", "Aisha", "Yuki", "Omar", "Hannah", "Jonas", "Léa", "Björn", "Fatima", "Daniel", "Grace",
          "Samuel", "Isabella", "Mohammed", "Elena", "Noor", "Ravi", "Amélie", "Kofi", "Ingrid", "Diego", "Chen"]
@@ -99,7 +100,8 @@ VISIT_REASONS = {
 }
 CANCEL_REASONS = ["Patient request", "Feeling better", "Schedule conflict", "No transportation", "Illness in family",
                   "Weather"]
-WEEKS = 4  # weeks of past and of future schedule around today
+WEEKS = 4  # weeks of future schedule, and of busy past schedule, around today
+HISTORY_MONTHS = 2  # the past schedule starts this many whole months back (the billing history)
 STEP = dt.timedelta(minutes=15)
 GRAIN = 5  # minutes: every duration, buffer and start is a multiple of it
 
@@ -166,7 +168,7 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
         for username, full_name, roles in STAFF:
             users.add_user(ctx, username=username, roles=roles, full_name=full_name)
         for name, code, city, state in PAYERS:
-            coverage.add_payer(ctx, name=name, payer_id=code, city=city, state=state)
+            coverage.add_payer(ctx, name=name, payer_id=code, city=city, state=state, claim_filing=PAYER_FILING[code])
         fd, tmp = tempfile.mkstemp(prefix="hpms-demo-", suffix=".csv")
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
@@ -188,12 +190,13 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
                     other = PAYERS[(i + 1) % len(PAYERS)][1]
                     coverage.add_coverage(ctx, patient=mrn, payer=other, priority="secondary",
                                           member_id=f"S{rng.randint(10**8, 10**9 - 1)}", relationship="spouse",
-                                          subscriber=f"{rng.choice(FIRST)} {rng.choice(LAST)}")
+                                          subscriber=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                                          # Medicare pays second: the spouse's employer plan is primary
+                                          medicare_secondary_type="12" if other == "MCRB1" else None)
         _schedule(ctx, rng, ctx.now())
         _billing_setup(ctx)
         _encounters(ctx, rng, ctx.now())
-    _bill(settings)
-    _remittances(settings, rng)
+    _history(settings, rng)
     return _summary(settings, created=True)
 
 
@@ -337,17 +340,25 @@ def _visit(rng: random.Random, *, now: dt.datetime, start: dt.datetime, duration
     return v
 
 
+def history_start(today: dt.date) -> dt.date:
+    """The first day of the demo's past: the first of the month HISTORY_MONTHS before today's, so
+    that last month is there whole (its claims, remittances and payments)."""
+    month = today.year * 12 + today.month - 1 - HISTORY_MONTHS
+    return dt.date(month // 12, month % 12 + 1, 1)
+
+
 def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
     """Providers, rooms, appointment types, hours, holidays and time off through the services;
-    then WEEKS weeks of past visits and WEEKS of bookings ahead, a weekly series and a waitlist,
-    the appointment rows inserted in bulk."""
+    then the visits since the first day of the month HISTORY_MONTHS back (the last WEEKS busier)
+    and WEEKS of bookings ahead, a weekly series and a waitlist, the appointment rows inserted
+    in bulk."""
     from hpms.models import Appointment, AppointmentSeries, FreedSlot, Location, Organization
     from hpms.models.scheduling import BLOCKING_STATUSES
 
     session = ctx.session
     locs = [session.get(Location, loc.id) for loc in org.list_locations(ctx)]
     today = lt.local_now(now, locs[0].tz).date()
-    first_day, last_day = today - dt.timedelta(weeks=WEEKS), today + dt.timedelta(weeks=WEEKS)
+    first_day, last_day = history_start(today), today + dt.timedelta(weeks=WEEKS)
     monday = first_day - dt.timedelta(days=first_day.weekday())
     user_ids = dict(session.execute(sa.text("SELECT username, id FROM hpms_user")).all())
     provs: dict[str, int] = {}
@@ -450,7 +461,8 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
                 while t + STEP <= e:
                     local = lt.to_local(t, loc.tz)
                     days_ahead = (local.date() - today).days
-                    chance = 0.88 if days_ahead <= 0 else 0.9 - 0.6 * days_ahead / (7 * WEEKS)
+                    chance = (0.88 if days_ahead > -7 * WEEKS else 0.55) if days_ahead <= 0 \
+                        else 0.9 - 0.6 * days_ahead / (7 * WEEKS)
                     if local.hour == 12:
                         chance *= 0.2
                     atype = rng.choices(kinds, weights)[0]
@@ -620,68 +632,112 @@ def _encounters(ctx, rng: random.Random, now: dt.datetime) -> None:
                                   detail=f"demo charge capture: encounters {ids[0]}-{ids[-1]}"))
 
 
-def _bill(settings: Settings) -> None:
-    """One billing run, as the nightly job would: claims for the signed encounters, the files in
-    <HPMS_HOME>/claims/, the patients without coverage on the work list."""
-    from hpms.services import billing
+ERA_DIR = "era"  # under HPMS_HOME: the demo payers' remittance files
+PAID_AFTER = 14  # days from submission to the payer's answer (835)
+DENIALS = (("CO", "50"), ("CO", "197"), ("CO", "16"), ("CO", "97"))
+RUN_HOUR = 2  # the nightly billing run, UTC; the files go to the clearinghouse at 09:00, 835s post at 11:00
+
+
+def _at(day: dt.date, hour: int) -> Callable[[], dt.datetime]:
+    """A clock stopped at `hour` UTC on `day`: each step of the demo's history runs on the day
+    it would have happened, so claims, remittances, ledger entries and audit events carry it
+    (never later than now)."""
+    moment = min(dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC), dt.datetime.now(dt.UTC))
+    return lambda: moment
+
+
+def _history(settings: Settings, rng: random.Random) -> None:
+    """The revenue cycle since the demo's first day, week by week, as the practice would have
+    lived it: every Monday the payers' 835s for what was submitted two weeks before are posted
+    (`hpms remits import`), the nightly billing run bills the signed visits up to Sunday
+    (secondary claims included) and the files are marked submitted; in the days after an 835,
+    some patients pay what it left to them. This week's visits wait for tonight's run."""
+    from hpms.services import billing, claims
 
     out = Path(settings.home) / CLAIMS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    billing.run(settings, out_dir=out)
+    era = Path(settings.home) / ERA_DIR
+    era.mkdir(parents=True, exist_ok=True)
+    with open_context(settings) as ctx:
+        today = lt.local_now(ctx.now(), org.list_locations(ctx)[0].tz).date()
+    first = history_start(today) + dt.timedelta(days=7)
+    monday = first + dt.timedelta(days=-first.weekday() % 7)
+    files = 0
+    while monday <= today:
+        files = _answers(settings, rng, monday, today, era, files)
+        billing.run(settings, out_dir=out, through=(monday - dt.timedelta(days=1)).isoformat(),
+                    clock=_at(monday, RUN_HOUR))
+        with open_context(settings, clock=_at(monday, 9)) as ctx:
+            for file_id in ctx.session.execute(sa.text(
+                    "SELECT id FROM x12_file WHERE status = 'written' ORDER BY id")).scalars().all():
+                claims.mark_submitted(ctx, file_id)
+        monday += dt.timedelta(days=7)
 
 
-ERA_DIR = "era"  # under HPMS_HOME: the demo payers' remittance files
-PAID_AFTER = 14  # days: claims for visits older than this have been paid (or denied)
-DENIALS = (("CO", "50"), ("CO", "197"), ("CO", "16"), ("CO", "97"))
-
-
-def _remittances(settings: Settings, rng: random.Random) -> None:
-    """The clearinghouse has the files and the payers answered for the older visits: every
-    file is marked submitted, each payer sends one 835 (80% of the charge allowed, a
-    coinsurance or copay for most patients, one claim in twelve denied), posted as a biller
-    would with `hpms remits import`; then some patients pay what they owe."""
+def _answers(settings: Settings, rng: random.Random, day: dt.date, today: dt.date, era: Path, files: int) -> int:
+    """Each payer's 835 of `day` for the claims submitted PAID_AFTER days before or earlier: 80 %
+    of the charge allowed, a coinsurance, copay or (now and then) the whole allowed amount to
+    the deductible, one claim in twelve denied; a secondary claim is paid what the primary left
+    to the patient. Posted as a biller would; then some of the patients pay. Returns the number
+    of 835 files written so far."""
     from decimal import Decimal
 
+    from hpms.fileio import write_atomically
     from hpms.interop.x12.x835 import Adjustment, ClaimPayment, NamedEntity, Procedure, Remittance, ServicePayment
     from hpms.interop.x12.x835_writer import write_835
-    from hpms.fileio import write_atomically
-    from hpms.services import claims, payments, remits
+    from hpms.services import remits
 
     cent = Decimal("0.01")
     with open_context(settings) as ctx:
         s = ctx.session
-        for file_id in s.execute(sa.text("SELECT id FROM x12_file ORDER BY id")).scalars().all():
-            claims.mark_submitted(ctx, file_id)
-        today = ctx.now().date()
         rows = s.execute(sa.text(
-            "SELECT c.id, c.control_number, c.payer_id, p.first_name, p.last_name, py.name, py.payer_id "
-            "FROM claim c JOIN encounter e ON e.id = c.encounter_id JOIN patient p ON p.id = c.patient_id "
-            "JOIN payer py ON py.id = c.payer_id WHERE e.service_date <= :cutoff ORDER BY c.id"),
-            {"cutoff": today - dt.timedelta(days=PAID_AFTER)}).all()
+            "SELECT c.id, c.control_number, c.primary_claim_id, p.first_name, p.last_name, py.name, py.payer_id "
+            "FROM claim c JOIN x12_file f ON f.id = c.x12_file_id JOIN patient p ON p.id = c.patient_id "
+            "JOIN payer py ON py.id = c.payer_id WHERE c.status = 'submitted' AND f.submitted_at <= :cutoff "
+            "ORDER BY c.id"),
+            {"cutoff": dt.datetime.combine(day - dt.timedelta(days=PAID_AFTER), dt.time(23, 59), tzinfo=dt.UTC)}).all()
+        if not rows:
+            return files
+        ids = [r.id for r in rows]
         lines: dict[int, list] = {}
-        for ln in s.execute(sa.text("SELECT claim_id, code, modifiers, units, charge_cents, service_date "
-                                    "FROM claim_line ORDER BY claim_id, seq")):
+        for ln in s.execute(sa.text("SELECT claim_id, seq, code, modifiers, units, charge_cents, service_date "
+                                    "FROM claim_line WHERE claim_id IN :ids ORDER BY claim_id, seq")
+                            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": ids}):
             lines.setdefault(ln.claim_id, []).append(ln)
+        primaries = [r.primary_claim_id for r in rows if r.primary_claim_id]
+        left: dict[tuple[int, int], int] = {}  # (primary claim, line seq) -> what it left to the patient
+        if primaries:
+            for cid, seq, cents in s.execute(sa.text(
+                    "SELECT l.claim_id, l.seq, sum(a.amount_cents) FROM remit_adjustment a "
+                    "JOIN claim_line l ON l.id = a.claim_line_id WHERE a.group_code = 'PR' AND l.claim_id IN :ids "
+                    "GROUP BY l.claim_id, l.seq").bindparams(sa.bindparam("ids", expanding=True)), {"ids": primaries}):
+                left[(cid, seq)] = int(cents)
     by_payer: dict[tuple[str, str], list] = {}
-    for cid, control, _, first, last, payer_name, payer_code in rows:
+    for cid, control, primary, first, last, payer_name, payer_code in rows:
         paid_lines = []
-        denied = rng.random() < 1 / 12
+        denied = primary is None and rng.random() < 1 / 12
         reason = rng.choice(DENIALS)
-        share = rng.choice(("coinsurance", "copay", "none", "coinsurance"))
+        share = rng.choice(("coinsurance", "copay", "none", "coinsurance", "coinsurance", "copay", "deductible"))
         for i, ln in enumerate(lines.get(cid, [])):
             charge = Decimal(ln.charge_cents).scaleb(-2)
-            if denied:
+            if primary is not None:  # the secondary pays what the primary left; the rest is the primary's (23)
+                paid = Decimal(left.get((primary, ln.seq), 0)).scaleb(-2)
+                adj = [Adjustment("OA", "23", charge - paid)] if charge != paid else []
+            elif denied:
                 adj, paid = [Adjustment(*reason, charge)], Decimal("0")
             else:
                 allowed = (charge * Decimal("0.8")).quantize(cent)
                 patient = Decimal("0")
-                if i == 0 and share == "coinsurance":
+                if share == "deductible":
+                    patient = allowed
+                elif i == 0 and share == "coinsurance":
                     patient = (allowed * Decimal("0.2")).quantize(cent)
                 elif i == 0 and share == "copay":
                     patient = min(allowed, Decimal("25.00"))
                 adj = [Adjustment("CO", "45", charge - allowed)]
                 if patient:
-                    adj.append(Adjustment("PR", "2" if share == "coinsurance" else "3", patient))
+                    code = {"coinsurance": "2", "copay": "3", "deductible": "1"}[share]
+                    adj.append(Adjustment("PR", code, patient))
                 paid = allowed - patient
             mods = tuple(m for m in ln.modifiers.split(",") if m)
             paid_lines.append(ServicePayment(procedure=Procedure("HC", ln.code, mods), charge_amount=charge,
@@ -692,34 +748,49 @@ def _remittances(settings: Settings, rng: random.Random) -> None:
         paid = sum((ln.paid_amount for ln in paid_lines), Decimal("0"))
         owed = sum((a.amount for ln in paid_lines for a in ln.adjustments if a.group == "PR"), Decimal("0"))
         by_payer.setdefault((payer_name, payer_code), []).append(ClaimPayment(
-            patient_control_number=control, status_code="4" if denied else "1", charge_amount=total,
-            paid_amount=paid, patient_responsibility=owed, filing_indicator="12",
+            patient_control_number=control, status_code="4" if denied else "2" if primary else "1",
+            charge_amount=total, paid_amount=paid, patient_responsibility=owed, filing_indicator="12",
             payer_claim_control_number=f"{payer_code}{cid:08d}",
             patient=NamedEntity("QC", last.upper(), first.upper()), lines=tuple(paid_lines)))
-    era = Path(settings.home) / ERA_DIR
-    era.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    for n, ((payer_name, payer_code), paid_claims) in enumerate(sorted(by_payer.items()), 1):
+    created = _at(day, 6)()
+    for (payer_name, payer_code), paid_claims in sorted(by_payer.items()):
+        files += 1
         remittance = Remittance(
-            isa_control=f"{n:09d}", gs_control=str(n), st_control="0001", handling_code="I",
+            isa_control=f"{files:09d}", gs_control=str(files), st_control="0001", handling_code="I",
             payment_amount=sum((c.paid_amount for c in paid_claims), Decimal("0")), credit_debit="C",
-            payment_method="ACH", payment_date=today - dt.timedelta(days=3), trace_number=f"EFT{now:%y%m%d}{n:04d}",
+            payment_method="ACH", payment_date=day, trace_number=f"EFT{day:%y%m%d}{files:04d}",
             trace_originator="1512345678", payer_name=payer_name.upper(), payer_id=payer_code,
             payee_name=PRACTICE.upper(), payee_npi=LOCATIONS[0]["npi"], claims=tuple(paid_claims))
-        path = era / f"{payer_code}-{today:%Y%m%d}.835"
+        path = era / f"{payer_code}-{day:%Y%m%d}.835"
         write_atomically(path, write_835([remittance], sender_id=payer_code, receiver_id="RIVERSIDE01",
-                                         isa_control=n, created=now).encode())
-        with open_context(settings) as ctx:
+                                         isa_control=files, created=created).encode())
+        with open_context(settings, clock=_at(day, 11)) as ctx:
             remits.import_file(ctx, path)
+    _patients_pay(settings, rng, day, today, ids)
+    return files
+
+
+def _patients_pay(settings: Settings, rng: random.Random, day: dt.date, today: dt.date, claim_ids: list[int]) -> None:
+    """About half the patients an 835 of `day` left something to pay it (most in full) in the
+    week after, by card, cash or check."""
+    from decimal import Decimal
+
+    from hpms.services import payments
+
     with open_context(settings) as ctx:
         owing = ctx.session.execute(sa.text(
             "SELECT patient_id, sum(amount_cents) FROM ledger_entry WHERE responsibility = 'patient' "
-            "GROUP BY patient_id HAVING sum(amount_cents) > 0 ORDER BY patient_id")).all()
-        for pid, cents in owing:
-            if rng.random() < 0.5:
-                amount = Decimal(cents).scaleb(-2) if rng.random() < 0.7 else Decimal(min(cents, 2000)).scaleb(-2)
-                payments.record(ctx, patient=pid, amount=amount, method=rng.choice(("card", "card", "cash", "check")),
-                                reference="demo", date=today - dt.timedelta(days=rng.randint(0, 2)))
+            "AND patient_id IN (SELECT patient_id FROM claim WHERE id IN :ids) "
+            "GROUP BY patient_id HAVING sum(amount_cents) > 0 ORDER BY patient_id")
+            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": claim_ids}).all()
+    for pid, cents in owing:
+        if rng.random() >= 0.5:
+            continue
+        when = min(day + dt.timedelta(days=rng.randint(1, 7)), today)
+        amount = Decimal(cents).scaleb(-2) if rng.random() < 0.7 else Decimal(min(cents, 2000)).scaleb(-2)
+        with open_context(settings, clock=_at(when, 15)) as ctx:
+            payments.record(ctx, patient=pid, amount=amount, method=rng.choice(("card", "card", "cash", "check")),
+                            reference="demo", date=when)
 
 
 def _summary(settings: Settings, *, created: bool) -> dict:
