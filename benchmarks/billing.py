@@ -10,7 +10,7 @@ as `coverage.add_coverage` does; then N encounters dated in the last 60 days, ea
 diagnoses (ICD-10-CM) and 1-4 lines (an E/M code 99202-99215, with modifier 25 when other
 services follow, and tests, injections, an ECG...), status 'signed', in bulk.
 
-Then `hpms.services.billing.run(settings, out_dir=...)` runs end to end -- claims and lines
+Then `hpms.services.billing.runner.run(settings, out_dir=...)` runs end to end -- claims and lines
 written to the database, the work list, one 837P file per payer and location written, fsynced
 and renamed -- in a fresh child process, so that its peak RSS (`resource.getrusage`) is the
 billing run's own and not the build's. The database is copied before that run and restored for
@@ -143,8 +143,12 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
     from hpms.config import load_settings
     from hpms.db import bulk_insert, dispose_engines, get_engine, session_scope
     from hpms.models import Coverage, Encounter, EncounterDiagnosis, EncounterLine
-    from hpms.services import admin, billing, coverage, fees, org, patient_import, resources
-    from hpms.services.context import open_context
+    from hpms.services import lookups
+    from hpms.services.billing import fees, runner as billing
+    from hpms.services.people import coverage, patient_import
+    from hpms.services.platform import admin, org
+    from hpms.services.scheduling import resources
+    from hpms.services.platform.context import open_context
 
     rng = random.Random(seed)
     settings = load_settings()
@@ -158,7 +162,7 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
         for name, tz, npi, zip9 in LOCATIONS[1:]:
             org.add_location(ctx, name=name, tz=tz, npi=npi, address_line1="5 College St", city="New Haven",
                              state="CT", postal_code=zip9, phone="203-555-0100")
-        locs = [org.find_location(ctx, name).id for name, *_ in LOCATIONS]
+        locs = [lookups.find_location(ctx, name).id for name, *_ in LOCATIONS]
         provs = [resources.add_provider(ctx, first_name=f, last_name=la, credentials="MD", npi=_npi(base),
                                         taxonomy="207Q00000X", locations=[locs[i % len(locs)]]).id
                  for i, (f, la, base) in enumerate(PROVIDERS)]
@@ -284,8 +288,8 @@ def child(args) -> None:
     set_env(Path(args.home), args.url)
     import hpms.interop.x12.x837p  # noqa: F401 - imports are not part of the run
     from hpms.config import load_settings
-    from hpms.services import billing
-    from hpms.services.context import open_context
+    from hpms.services.billing import runner as billing
+    from hpms.services.platform.context import open_context
 
     settings = load_settings()
     with open_context(settings, readonly=True):
@@ -357,7 +361,7 @@ def bare_loop(home: Path, url: str | None, out: Path) -> dict:
 
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
 
     settings = load_settings()
     with open_context(settings, readonly=True) as ctx:

@@ -3,7 +3,7 @@
 Builds a fresh practice (`hpms init` in a temp HPMS_HOME; with --postgres in a new database
 that is dropped afterwards), writes a CSV of N made-up patients (accented names, phones,
 e-mails, ~30% SSNs, a few near-duplicates), imports it with
-`hpms.services.patient_import.import_csv` in one transaction as the admin, then times
+`hpms.services.people.patient_import.import_csv` in one transaction as the admin, then times
 `patients.search` (name prefix, "last first", DOB, phone, MRN), a `patients.list_patients`
 page and `patients.duplicates`.
 
@@ -194,9 +194,10 @@ def run(args, home: Path, database_url: str | None) -> None:
 
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine, session_scope
-    from hpms.services import admin, patient_import, patients
-    from hpms.services.auth import os_login
-    from hpms.services.context import context_for
+    from hpms.services.people import patient_import, patients
+    from hpms.services.platform import admin
+    from hpms.services.platform.auth import os_login
+    from hpms.services.platform.context import context_for
 
     settings = load_settings()
     admin.init(settings, practice="Benchmark Clinic", tz="America/New_York", location="Main")

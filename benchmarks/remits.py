@@ -6,7 +6,7 @@ The script builds a practice in a scratch HPMS_HOME (or a scratch PostgreSQL dat
 patients through the CSV import service; then N billed encounters, their claims (3 lines:
 99213-25, 36415, 93000) and the lines' charges in the ledger, written in bulk. It writes the
 payer's 835 for those claims (one interchange, four transaction sets), then runs
-`hpms.services.remits.import_file` in a fresh child process -- parse, match, post to the
+`hpms.services.payments.remits.import_file` in a fresh child process -- parse, match, post to the
 ledger, claim statuses, denial work list, audit -- timing it and reading that process's peak
 RSS (VmHWM). The import runs a second time to show it posts nothing (idempotency), timed too.
 
@@ -45,11 +45,14 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
     set_env(home, url)
     import sqlalchemy as sa
 
+    from hpms.services import lookups
     from hpms.config import load_settings
     from hpms.db import bulk_insert, dispose_engines, get_engine, new_ids, session_scope
     from hpms.models import Claim, ClaimLine, Encounter, EncounterDiagnosis, EncounterLine, LedgerEntry
-    from hpms.services import admin, coverage, org, patient_import, resources
-    from hpms.services.context import open_context
+    from hpms.services.people import coverage, patient_import
+    from hpms.services.platform import admin, org
+    from hpms.services.scheduling import resources
+    from hpms.services.platform.context import open_context
 
     rng = random.Random(seed)
     settings = load_settings()
@@ -58,7 +61,7 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
     with open_context(settings) as ctx:
         org.update_location(ctx, "Main", npi=_npi("123456789"), address_line1="100 River Rd", city="Hartford",
                             state="CT", postal_code="06103-1234", phone="860-555-0100")
-        loc = org.find_location(ctx, "Main").id
+        loc = lookups.find_location(ctx, "Main").id
         prov = resources.add_provider(ctx, first_name="Ann", last_name="Smith", credentials="MD",
                                       npi=_npi("124531959")).id
         payer = coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1").id
@@ -176,8 +179,8 @@ def child(args) -> None:
     set_env(Path(args.home), args.url)
     import hpms.interop.x12.x835  # noqa: F401 - imports are not part of the run
     from hpms.config import load_settings
-    from hpms.services import remits
-    from hpms.services.context import open_context
+    from hpms.services.payments import remits
+    from hpms.services.platform.context import open_context
 
     settings = load_settings()
     with open_context(settings, readonly=True):

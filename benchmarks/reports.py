@@ -76,8 +76,9 @@ def practice(settings, args, rng: random.Random, home: Path) -> tuple[int, list[
     ids, location id, patient ids)."""
     import sqlalchemy as sa
 
-    from hpms.services import admin, resources
-    from hpms.services.context import open_context
+    from hpms.services.platform import admin
+    from hpms.services.scheduling import resources
+    from hpms.services.platform.context import open_context
 
     admin.init(settings, practice="Reports Benchmark Clinic", tz="America/New_York", location="Main")
     with open_context(settings) as ctx:
@@ -96,8 +97,8 @@ def build(settings, args, rng: random.Random, home: Path, made=None) -> tuple[dt
 
     from hpms.db import bulk_insert, get_engine, session_scope
     from hpms.models import Appointment
-    from hpms.services import localtime as lt
-    from hpms.services.auth import load_actor, os_login
+    from hpms.services.platform import localtime as lt
+    from hpms.services.platform.auth import load_actor, os_login
 
     type_id, providers, location_id, patients = made or practice(settings, args, rng, home)
     engine = get_engine(settings)
@@ -151,7 +152,7 @@ def build(settings, args, rng: random.Random, home: Path, made=None) -> tuple[dt
 
 def export(settings, fmt: str, path: Path, start: dt.date, end: dt.date) -> int:
     from hpms.services import reports
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
     from hpms.services.reports.export import write
 
     with open_context(settings) as ctx:
@@ -170,7 +171,7 @@ WHERE a.start_utc >= {lo} AND a.start_utc < {hi} ORDER BY a.start_utc, a.id
 def bare(settings, path: Path, start: dt.date, end: dt.date) -> int:
     """The same rows on a raw DBAPI cursor written by csv.writer as they come."""
     from hpms.db import get_engine
-    from hpms.services import localtime as lt
+    from hpms.services.platform import localtime as lt
 
     lo, _ = lt.day_bounds_utc(start, "America/New_York")
     _, hi = lt.day_bounds_utc(end, "America/New_York")
@@ -229,9 +230,9 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
     from hpms.db import bulk_insert, get_engine, session_scope
     from hpms.models import Claim, ClaimEvent, ClaimLine, Encounter, LedgerEntry
     from hpms.models.receivables import RemitAdjustment, RemitClaim, RemitFile, Remittance
-    from hpms.services import coverage
-    from hpms.services.auth import load_actor, os_login
-    from hpms.services.context import open_context
+    from hpms.services.people import coverage
+    from hpms.services.platform.auth import load_actor, os_login
+    from hpms.services.platform.context import open_context
 
     with open_context(settings) as ctx:
         payers = [coverage.add_payer(ctx, name=name, payer_id=code).id for name, code in PAYERS]
@@ -409,7 +410,7 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
 
 def kpi_report(settings, start: dt.date, end: dt.date) -> list[tuple]:
     from hpms.services import reports
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
 
     with open_context(settings) as ctx:
         _, _, rows = reports.run(ctx, "kpis", start=start.isoformat(), end=end.isoformat())

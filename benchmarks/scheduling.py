@@ -3,7 +3,7 @@
 Builds a practice in a scratch HPMS_HOME (`hpms init`, then 2 more locations, 50 providers,
 appointment types, one exam room per provider, working hours Mon-Fri 08:00-17:00, a practice
 holiday and a week of time off, all through the services), imports synthetic patients with
-`hpms.services.patient_import.import_csv`, and writes N appointments (default 1,000,000) with
+`hpms.services.people.patient_import.import_csv`, and writes N appointments (default 1,000,000) with
 `hpms.db.bulk_insert` in chunks (DBAPI executemany on SQLite, COPY on PostgreSQL; the overlap
 triggers / exclusion constraints check every row, so the load rate is printed too).
 
@@ -109,16 +109,18 @@ def postgres_database(url: str, keep: bool):
 
 def setup_practice(settings, args, rng: random.Random, home: Path) -> dict:
     """Locations, providers, types and rooms, through the services."""
-    from hpms.services import admin, org, resources
-    from hpms.services.context import open_context
+    from hpms.services import lookups
+    from hpms.services.platform import admin, org
+    from hpms.services.scheduling import resources
+    from hpms.services.platform.context import open_context
 
     admin.init(settings, practice="Scheduling Benchmark Clinic", tz="America/New_York", location="Main")
     info: dict = {"providers": [], "types": {}, "rooms": {}}
     with open_context(settings) as ctx:
-        locs = {"Main": org.find_location(ctx, "Main")}
+        locs = {"Main": lookups.find_location(ctx, "Main")}
         for name, tz, _ in LOCATIONS[1:]:
             out = org.add_location(ctx, name=name, tz=tz)
-            locs[name] = org.find_location(ctx, out.id)
+            locs[name] = lookups.find_location(ctx, out.id)
         info["locations"] = {name: (loc.id, loc.tz) for name, loc in locs.items()}
         for name, minutes, buffer, needs_room, _ in TYPES:
             t = resources.add_type(ctx, name=name, duration_min=minutes, buffer_min=buffer, needs_room=needs_room)
@@ -138,8 +140,8 @@ def setup_practice(settings, args, rng: random.Random, home: Path) -> dict:
 
 def add_hours_and_time_off(settings, info: dict, first_day: dt.date, holiday: dt.date,
                            off_provider: int, off_days: tuple[dt.date, dt.date]) -> None:
-    from hpms.services import availability
-    from hpms.services.context import open_context
+    from hpms.services.scheduling import availability
+    from hpms.services.platform.context import open_context
 
     with open_context(settings) as ctx:
         for pid, lid, _, _ in info["providers"]:
@@ -152,8 +154,8 @@ def add_hours_and_time_off(settings, info: dict, first_day: dt.date, holiday: dt
 def import_patients(settings, count: int, rng: random.Random, home: Path) -> list[tuple[int, str]]:
     import sqlalchemy as sa
 
-    from hpms.services import patient_import
-    from hpms.services.context import open_context
+    from hpms.services.people import patient_import
+    from hpms.services.platform.context import open_context
 
     path = home / "patients.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -192,7 +194,7 @@ class Generator:
 
     def __init__(self, info: dict, patient_ids: list[int], org_id: int, user_id: int, now: dt.datetime,
                  rng: random.Random, hard_provider: int, skip: set[tuple[int | None, dt.date]]):
-        from hpms.services import localtime as lt
+        from hpms.services.platform import localtime as lt
 
         self.lt = lt
         self.providers = info["providers"]
@@ -342,7 +344,7 @@ class StatementCounter:
 
 def time_op(settings, call, runs: int, *, readonly: bool = False):
     """(median ms of the call, p95 ms, median ms of the whole transaction, last result)."""
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
 
     calls, txns, result = [], [], None
     for _ in range(runs + 1):  # the first run warms the caches and is not counted
@@ -369,9 +371,10 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
 
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine, session_scope
-    from hpms.services import appointments, localtime as lt
-    from hpms.services.auth import load_actor, os_login
-    from hpms.services.context import open_context
+    from hpms.services.platform import localtime as lt
+    from hpms.services.scheduling import appointments
+    from hpms.services.platform.auth import load_actor, os_login
+    from hpms.services.platform.context import open_context
 
     rng = random.Random(args.seed)
     settings = load_settings()
@@ -536,7 +539,7 @@ def profile_ops(settings, appointments, normal, hard, busiest, main_id, book_one
 
 
 def _in_ctx(settings, call, readonly: bool = False):
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
 
     with open_context(settings, readonly=readonly) as ctx:
         return call(ctx)

@@ -2,7 +2,7 @@
 
 Builds one location in a scratch HPMS_HOME (`hpms init`, --providers providers, default 40, each
 with an exam room, working every day 07:00-19:00: 36 twenty-minute slots), imports synthetic
-patients with `hpms.services.patient_import.import_csv` (the builder of benchmarks/scheduling.py),
+patients with `hpms.services.people.patient_import.import_csv` (the builder of benchmarks/scheduling.py),
 and writes N appointments (default 1,000,000) with `hpms.db.bulk_insert`: --per-day visits
 (default 30) per provider and day, day after day back from two months ahead, so every day the
 screen shows holds 40 x 30 = 1,200 visits (5% of past visits are cancelled and hidden).
@@ -80,9 +80,10 @@ def build(settings, args, home: Path) -> dict:
 
     from hpms.db import bulk_insert, get_engine, session_scope
     from hpms.models import Appointment
-    from hpms.services import admin, availability, localtime as lt, resources
-    from hpms.services.auth import load_actor, os_login
-    from hpms.services.context import open_context
+    from hpms.services.platform import admin, localtime as lt
+    from hpms.services.scheduling import availability, resources
+    from hpms.services.platform.auth import load_actor, os_login
+    from hpms.services.platform.context import open_context
     from scheduling import FIRST, PROVIDER_LAST, import_patients
 
     rng = random.Random(args.seed)
@@ -190,7 +191,7 @@ class Probe:
     is drawn with which view, how long drawing, building the cells and the service call take."""
 
     def __init__(self) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
         from hpms.tui import app as tui_app
         from hpms.tui.widgets.daygrid import DayGrid
 
@@ -298,7 +299,7 @@ async def first_paint_once(settings, location_id: int, size: tuple[int, int], pr
 
 async def interact(settings, location_id: int, size: tuple[int, int], args, probe: Probe) -> dict:
     """Day switches with `]` and cursor moves with `j` in one running app."""
-    from hpms.services import schedule_view
+    from hpms.services.scheduling import schedule_view
     from hpms.tui.app import HpmsApp
 
     probe.event = asyncio.Event()
@@ -448,8 +449,8 @@ def import_times(runs: int) -> list[tuple[str, float]]:
     cases = [("python -c pass", "pass"),
              ("import textual.app", "import textual.app"),
              ("import hpms.tui.app", "import hpms.tui.app"),
-             ("+ services used by the first load", "import hpms.tui.app, hpms.services.context, "
-              "hpms.services.schedule_view")]
+             ("+ services used by the first load", "import hpms.tui.app, hpms.services.platform.context, "
+              "hpms.services.scheduling.schedule_view")]
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
     for _ in range(runs):
         for label, code in cases:
@@ -461,7 +462,7 @@ def import_times(runs: int) -> list[tuple[str, float]]:
 
 def top_imports(n: int) -> list[tuple[str, float]]:
     """The top-level packages that cost most to import (self times summed, -X importtime)."""
-    code = "import hpms.tui.app, hpms.services.context, hpms.services.schedule_view"
+    code = "import hpms.tui.app, hpms.services.platform.context, hpms.services.scheduling.schedule_view"
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
@@ -476,8 +477,8 @@ def top_imports(n: int) -> list[tuple[str, float]]:
 # ---- profiling ------------------------------------------------------------------------------
 
 def profile(settings, location_id: int, today: dt.date, size: tuple[int, int], args) -> None:
-    from hpms.services import schedule_view
-    from hpms.services.context import open_context
+    from hpms.services.scheduling import schedule_view
+    from hpms.services.platform.context import open_context
 
     def show(prof, label, lines=30):
         for order in ("cumulative", "tottime"):

@@ -24,19 +24,24 @@ class HpmsGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]):
+        from hpms.commands._errors import leaf, running
+
         name, cmd, rest = super().resolve_command(ctx, args)
         if cmd is not None:
             _plain_coercion(cmd, ctx)
             for sub in getattr(cmd, "commands", {}).values():
                 _plain_coercion(sub, ctx)
+            running(leaf(cmd, ctx, list(rest)))  # the services' error fields name its parameters
         return name, cmd, rest
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HpmsError as exc:
+            from hpms.commands._errors import describe
+
             _traceback(ctx)
-            typer.echo(f"hpms: error: {exc}", err=True)
+            typer.echo(f"hpms: error: {describe(exc)}", err=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("hpms: interrupted", err=True)

@@ -3,7 +3,7 @@
 
 - docs/cli-reference.md: the `--help` of `hpms` and of every group and command;
 - the role x action table in docs/admin.md (between the `permissions:start/end` markers),
-  from hpms.services.permissions.PERMISSIONS.
+  from hpms.services.platform.permissions.PERMISSIONS.
 
     python scripts/gen_cli_reference.py           # rewrite both
     python scripts/gen_cli_reference.py --check   # exit 1 when either is out of date
@@ -86,7 +86,7 @@ def generate_reference() -> str:
 
 def permissions_table() -> str:
     """The role x action table as markdown: one row per action, one column per role."""
-    from hpms.services.permissions import PERMISSIONS, ROLES
+    from hpms.services.platform.permissions import PERMISSIONS, ROLES
 
     lines = ["| action | " + " | ".join(ROLES) + " |", "|---|" + "---|" * len(ROLES)]
     for action, roles in PERMISSIONS.items():

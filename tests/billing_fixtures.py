@@ -34,8 +34,11 @@ class Practice:
 
 
 def setup_practice(ctx_for, *, profile: bool = True) -> Practice:
-    from hpms.services import billing, coverage, fees, org, patients
-    from hpms.services import resources as r
+    from hpms.services import lookups
+    from hpms.services.billing import fees, runner as billing
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform import org
+    from hpms.services.scheduling import resources as r
 
     with ctx_for() as ctx:
         org.update_location(ctx, "Main", npi=GROUP_NPI, address_line1="1 Main St", city="Springfield", state="NY",
@@ -60,14 +63,14 @@ def setup_practice(ctx_for, *, profile: bool = True) -> Practice:
         if profile:
             billing.set_profile(ctx, tax_id="12-3456789", submitter_id="SUB01", receiver_id="CH01",
                                 receiver_name="Clearing", contact_name="Billing Office", contact_phone="212-555-0100")
-        acme_id = coverage.find_payer(ctx, "ACME1").id
-        beta_id = coverage.find_payer(ctx, "BETA2").id
+        acme_id = lookups.find_payer(ctx, "ACME1").id
+        beta_id = lookups.find_payer(ctx, "BETA2").id
     return Practice(bob=bob.mrn, kid=kid.mrn, nora=nora.mrn, acme=acme_id, beta=beta_id)
 
 
 def signed(ctx_for, mrn: str, dx: str, *proc: str, date: dt.date = DOS, sign: bool = True) -> int:
     """A (signed) encounter by Dr Smith; returns its id."""
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with ctx_for() as ctx:
         e = encounters.create(ctx, patient=mrn, provider="Smith", date=date.isoformat(), dx=dx, proc=list(proc))
@@ -153,8 +156,9 @@ def queue_secondary(settings, ctx_for, practice: Practice, directory: Path, *, p
     secondary coverage on `payer` (self, member S555, group GB7, `coverage` for the rest) and
     ACME's 835 leaving 10.00 to Bob: returns the id of the secondary claim it queues, ready for
     the next billing run."""
-    from hpms.services import billing, remits
-    from hpms.services import coverage as coverages
+    from hpms.services.billing import runner as billing
+    from hpms.services.payments import remits
+    from hpms.services.people import coverage as coverages
     from tests.remit_fixtures import claim, interchange, line, payment
 
     signed(ctx_for, practice.bob, "E11.9,I10", "99213:25:1,2", "36415::2")

@@ -68,7 +68,7 @@ def sqlite_template(tmp_path_factory) -> Path:
     (running the migrations for every test would dominate the suite's time)."""
     from hpms.config import load_settings
     from hpms.db import dispose_engines
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     home = tmp_path_factory.mktemp("template")
     cfg = load_settings(env={"HPMS_HOME": str(home)})
@@ -147,10 +147,10 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
     admin is the OS user running the tests."""
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine, session_scope
-    from hpms.services.auth import os_login
-    from hpms.services.crypto import create_key_file
-    from hpms.services.admin import _adopt_key
-    from hpms.services.org import bootstrap
+    from hpms.services.platform.auth import os_login
+    from hpms.services.platform.crypto import create_key_file
+    from hpms.services.platform.admin import _adopt_key
+    from hpms.services.platform.org import bootstrap
     import sqlalchemy as sa
 
     home = clean_env
@@ -179,8 +179,8 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
 def ctx_for(settings):
     """ctx_for(username=None) -> context manager yielding a Ctx in one committed transaction."""
     from hpms.db import get_engine, session_scope
-    from hpms.services.auth import os_login
-    from hpms.services.context import context_for
+    from hpms.services.platform.auth import os_login
+    from hpms.services.platform.context import context_for
 
     @contextmanager
     def make(username: str | None = None, clock=None):
@@ -194,7 +194,7 @@ def ctx_for(settings):
 @pytest.fixture
 def make_user(ctx_for):
     """make_user(name, *roles) creates a user as the admin and returns its name."""
-    from hpms.services import users
+    from hpms.services.platform import users
 
     def make(username: str, *roles: str) -> str:
         with ctx_for() as ctx:
@@ -207,7 +207,7 @@ def make_user(ctx_for):
 @pytest.fixture
 def token_for(ctx_for):
     """token_for(name) -> an API token for that user (the user must exist)."""
-    from hpms.services import users
+    from hpms.services.platform import users
 
     def make(username: str) -> str:
         with ctx_for() as ctx:

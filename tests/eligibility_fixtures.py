@@ -29,7 +29,10 @@ class Practice:
 
 
 def setup_practice(ctx_for, register, *, profile: bool = True, npi: bool = True) -> Practice:
-    from hpms.services import appointments, billing, coverage, org
+    from hpms.services.billing import runner as billing
+    from hpms.services.people import coverage
+    from hpms.services.platform import org
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     kid = register(first_name="Kid", last_name="Doe", dob="2015-05-05", sex_at_birth="female")

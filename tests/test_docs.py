@@ -223,7 +223,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_admin_guide_permission_table_matches_the_code(gen):
-    from hpms.services.permissions import PERMISSIONS, ROLES
+    from hpms.services.platform.permissions import PERMISSIONS, ROLES
 
     text = (DOCS / "admin.md").read_text(encoding="utf-8")
     assert gen.PERM_START in text and gen.PERM_END in text, "docs/admin.md lost its permission table markers"
@@ -236,7 +236,7 @@ def test_admin_guide_permission_table_matches_the_code(gen):
     documented = {row[0].strip("`"): {role for role, cell in zip(roles, row[1:], strict=True) if cell}
                   for row in rows[2:]}
     assert documented == {action: set(allowed) for action, allowed in PERMISSIONS.items()}, \
-        f"docs/admin.md's permission table differs from hpms/services/permissions.py; {REGENERATE}"
+        f"docs/admin.md's permission table differs from hpms/services/platform/permissions.py; {REGENERATE}"
 
 
 def test_example_scripts_are_valid_bash():

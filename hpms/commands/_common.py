@@ -25,8 +25,8 @@ def settings():
 
 @contextmanager
 def service_context(*, readonly: bool = False) -> Iterator[Any]:
-    """One transaction as the authenticated user (see hpms.services.context.open_context)."""
-    from hpms.services.context import open_context  # deferred: sqlmodel costs ~400 ms to import
+    """One transaction as the authenticated user (see hpms.services.platform.context.open_context)."""
+    from hpms.services.platform.context import open_context  # deferred: sqlmodel costs ~400 ms to import
 
     with open_context(settings(), readonly=readonly) as ctx:
         yield ctx

@@ -32,7 +32,7 @@ def add(
 
     Example: hpms appointment-types add --name "Follow-up" --duration 20 --buffer 5 --code 99213
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         out = resources.add_type(ctx, name=name, duration_min=duration, buffer_min=buffer if buffer is not None else 0,
@@ -53,7 +53,7 @@ def list_(
 
     Example: hpms appointment-types list --json
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         rows = resources.list_types(ctx, include_inactive=include_inactive)

@@ -1,5 +1,5 @@
 """`hpms appointments`: book, move and cancel visits, walk them through the day, the day sheet,
-slot search and the calendar feed. Every rule lives in hpms.services.appointments."""
+slot search and the calendar feed. Every rule lives in hpms.services.scheduling.appointments."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def book(
 
     Example: hpms appointments book --patient 0100001 --provider Okafor --type "Follow-up" --at "2026-12-01 09:30"
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         result = appointments.book(ctx, patient=patient, provider=provider, type=type_, at=at, location=location,
@@ -109,7 +109,7 @@ def reschedule(
 
     Example: hpms appointments reschedule 42 --at "2026-12-03 14:00"
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         moved = appointments.reschedule(ctx, appointment, at=at, provider=provider, location=location, room=room,
@@ -137,7 +137,7 @@ def cancel(
 
     Example: hpms appointments cancel 42 --reason "patient called, feeling better"
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         done = appointments.cancel(ctx, appointment, reason=reason, late=late,
@@ -151,7 +151,7 @@ def cancel(
 
 def _transition(appointment: str, action: str, verb: str, as_json: bool, *, room: str | None = None,
                 expected_version: int | None = None) -> None:
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         appt = appointments.transition(ctx, appointment, action, room=room, expected_version=expected_version)
@@ -237,13 +237,13 @@ def list_(
 
     Example: hpms appointments list --date tomorrow --provider Okafor
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         rows = appointments.list_appointments(ctx, day=date, week=week, start=start, end=end, provider=provider,
                                               location=location, patient=patient, status=status,
                                               include_cancelled=all_)
-        from hpms.services import eligibility as elig
+        from hpms.services.billing import eligibility as elig
 
         statuses = elig.for_appointments(ctx, rows)
     if statuses is not None:
@@ -265,7 +265,7 @@ def show(appointment: IdArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms appointments show 42 --json
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         appt = appointments.show(ctx, appointment)
@@ -278,7 +278,7 @@ def history(patient: Patient = None, as_json: JsonOpt = False) -> None:
 
     Example: hpms appointments history --patient 0100001
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         rows = appointments.history(ctx, patient)
@@ -306,7 +306,7 @@ def find_slot(
 
     Example: hpms appointments find-slot --type "New patient" --any-provider --after "2026-12-01 08:00" --count 3
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         slots = appointments.find_slot(ctx, type=type_, provider=provider, any_provider=any_provider,
@@ -334,7 +334,7 @@ def ical(
 
     Example: hpms appointments ical --provider Okafor -o /srv/calendars/okafor.ics
     """
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
         data = appointments.ical(ctx, provider=provider, start=start, end=end, with_names=with_names)

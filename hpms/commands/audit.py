@@ -35,7 +35,7 @@ def log(
 
     Example: hpms audit log --patient 0100001 --since 2026-11-01
     """
-    from hpms.services import audit_query
+    from hpms.services.platform import audit_query
 
     with service_context() as ctx:
         rows = audit_query.log(ctx, patient=patient, username=user, since=since, limit=limit)
@@ -52,7 +52,7 @@ def verify(as_json: JsonOpt = False) -> None:
 
     Example: hpms audit verify
     """
-    from hpms.services import audit
+    from hpms.services.platform import audit
 
     with service_context() as ctx:
         result = audit.verify(ctx)

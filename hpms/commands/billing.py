@@ -30,7 +30,7 @@ def setup(
 
     Example: hpms billing setup --tax-id 12-3456789 --submitter-id RIVERSIDE01 --receiver-id CLEARHOUSE --receiver-name "Claims Clearing Inc"
     """
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     data = dict(tax_id=tax_id, submitter_id=submitter_id, submitter_name=submitter_name, receiver_id=receiver_id,
                 receiver_name=receiver_name, contact_name=contact_name, contact_phone=contact_phone,
@@ -57,7 +57,7 @@ def run(
     Example: hpms billing run --out /var/spool/hpms/claims --json
     """
     from hpms.commands._progress import progress_for
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     summary = billing.run(settings(), through=through, payer=payer, out_dir=out, dry_run=dry_run,
                           progress=progress_for("billing"))
@@ -85,7 +85,7 @@ def files(as_json: JsonOpt = False) -> None:
 
     Example: hpms billing files --json
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context(readonly=True) as ctx:
         rows = claims.list_files(ctx)

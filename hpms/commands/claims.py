@@ -30,7 +30,7 @@ def list_(status: Annotated[str | None, typer.Option("--status", help="ready, su
 
     Example: hpms claims list --status ready --limit 100 --json
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         page = claims.claims_page(ctx, status=status, payer=payer, limit=limit, offset=offset)
@@ -46,7 +46,7 @@ def show(claim: ClaimArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms claims show 000000042
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         out = claims.show(ctx, claim)
@@ -71,7 +71,7 @@ def scrub(encounters: Annotated[list[int] | None, typer.Argument(help="Encounter
     Example: hpms claims scrub 12 13 --json
     """
     from hpms.errors import ConflictError
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     with service_context() as ctx:
         results = billing.scrub_encounters(ctx, list(encounters) if encounters else None)
@@ -92,7 +92,7 @@ def rules(as_json: JsonOpt = False) -> None:
 
     Example: hpms claims rules
     """
-    from hpms.services import scrubber
+    from hpms.services.billing import scrubber
 
     rows = [{"rule_id": rid, "description": desc, "version": scrubber.RULESET_VERSION} for rid, desc in scrubber.rules()]
     emit_table(rows, [("rule_id", "Rule"), ("description", "What it checks")], as_json=as_json, title="Claim edits")
@@ -105,7 +105,7 @@ def mark_submitted(file: Annotated[str, typer.Argument(help="The 837P file (path
 
     Example: hpms claims mark-submitted /var/spool/hpms/claims/837P-ACME1-L1-000000001.x12
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         out = claims.mark_submitted(ctx, file)
@@ -122,7 +122,7 @@ def set_status(claim: ClaimArg, status: Annotated[str, typer.Argument(help="acce
 
     Example: hpms claims set-status 42 accepted --payer-claim-number 2026123456789
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         out = claims.set_status(ctx, claim, status, note=note, payer_claim_number=payer_claim_number)
@@ -135,7 +135,7 @@ def void(claim: ClaimArg, payer_claim_number: Pcn = None, note: Note = None, as_
 
     Example: hpms claims void 42 --payer-claim-number 2026123456789 --note "billed to the wrong payer"
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         out = claims.void(ctx, claim, payer_claim_number=payer_claim_number, note=note)
@@ -148,7 +148,7 @@ def resubmit(claim: ClaimArg, payer_claim_number: Pcn = None, note: Note = None,
 
     Example: hpms claims resubmit 42 --payer-claim-number 2026123456789
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         out = claims.resubmit(ctx, claim, payer_claim_number=payer_claim_number, note=note)
@@ -161,7 +161,7 @@ def worklist(as_json: JsonOpt = False) -> None:
 
     Example: hpms claims worklist --json
     """
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     with service_context() as ctx:
         rows = claims.worklist(ctx)
@@ -184,7 +184,7 @@ def denied(reason: Annotated[str | None, typer.Option("--reason", help="A claim 
 
     Example: hpms claims denied --reason 50 --payer ACME1
     """
-    from hpms.services import denials
+    from hpms.services.payments import denials
 
     with service_context() as ctx:
         rows = denials.denied(ctx, reason=reason, payer=payer, include_settled=all_)
@@ -200,7 +200,7 @@ def appeal(claim: ClaimArg,
 
     Example: hpms claims appeal 000000042 --note "appeal letter with records sent"
     """
-    from hpms.services import denials
+    from hpms.services.payments import denials
 
     with service_context() as ctx:
         out = denials.appeal(ctx, claim, note=note)

@@ -30,7 +30,7 @@ def search(
 
     Example: hpms codes search "type 2 diabetes kidney" --system icd10
     """
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     with service_context(readonly=True) as ctx:
         rows = codes.search(ctx, text, limit=limit, system=system)
@@ -47,7 +47,7 @@ def show(
 
     Example: hpms codes show E11.9
     """
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     with service_context(readonly=True) as ctx:
         out = codes.show(ctx, code, system=system)
@@ -56,7 +56,7 @@ def show(
 
 def _import(kind: str, file: Path, dry_run: bool, as_json: bool) -> None:
     from hpms.commands._progress import progress_for
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     run = codes.import_hcpcs if kind == "HCPCS" else codes.import_cpt
     try:

@@ -38,7 +38,7 @@ def add(
 
     Example: hpms coverage add 0100001 --payer 60054 --member-id XJH123456789 --group G100 --priority primary
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.add_coverage(ctx, patient=patient, payer=payer, member_id=member_id, group_number=group,
@@ -61,7 +61,7 @@ def list_(
 
     Example: hpms coverage list 0100001
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         rows = coverage.list_coverage(ctx, patient, include_inactive=include_inactive)
@@ -80,7 +80,7 @@ def update(
 
     Example: hpms coverage update 12 --medicare-secondary-type 12
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.update_coverage(ctx, coverage_id, group_number=group,
@@ -98,7 +98,7 @@ def end(
 
     Example: hpms coverage end 12 --on 2026-12-31
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.end_coverage(ctx, coverage_id, on=on)

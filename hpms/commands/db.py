@@ -18,7 +18,7 @@ def upgrade(as_json: JsonOpt = False) -> None:
 
     Example: hpms db upgrade
     """
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     result = admin.upgrade(settings())
     if as_json:
@@ -34,7 +34,7 @@ def check(as_json: JsonOpt = False) -> None:
 
     Example: hpms db check --json
     """
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     result = admin.check(settings())
     emit_object(result, as_json=as_json)
@@ -54,7 +54,7 @@ def backup(
 
     Example: hpms db backup /var/backups/hpms/hpms-$(date +%F).db
     """
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     result = admin.backup(settings(), path, overwrite=yes)
     if as_json:
@@ -73,7 +73,7 @@ def restore(
 
     Example: hpms db restore /var/backups/hpms/hpms-2026-11-25.db --yes
     """
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     result = admin.restore(settings(), path, yes=yes)
     if as_json:

@@ -1,5 +1,5 @@
 """`hpms eligibility`: Insurance eligibility: write 270 requests for scheduled patients, import 271
-answers. Every rule lives in hpms.services.eligibility."""
+answers. Every rule lives in hpms.services.billing.eligibility."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def request(
 
     Example: hpms eligibility request --date tomorrow --out /srv/edi/outbox/elig-tomorrow.270
     """
-    from hpms.services import eligibility
+    from hpms.services.billing import eligibility
 
     with service_context() as ctx:
         result = eligibility.request(ctx, date=date, patient=patient, out=out)
@@ -59,7 +59,7 @@ def import_(
 
     Example: hpms eligibility import /srv/edi/inbox/elig-answer.271
     """
-    from hpms.services import eligibility
+    from hpms.services.billing import eligibility
 
     with service_context() as ctx:
         result = eligibility.import_271(ctx, file)
@@ -85,7 +85,7 @@ def list_(
 
     Example: hpms eligibility list --date tomorrow --json
     """
-    from hpms.services import eligibility
+    from hpms.services.billing import eligibility
 
     with service_context() as ctx:
         rows = eligibility.list_checks(ctx, patient=patient, date=date)

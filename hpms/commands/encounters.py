@@ -1,5 +1,5 @@
 """`hpms encounters`: charge capture. A visit's diagnoses and procedure lines, drafted, corrected,
-signed as ready to bill, and printed as a superbill. Every rule lives in hpms.services.encounters."""
+signed as ready to bill, and printed as a superbill. Every rule lives in hpms.services.billing.encounters."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def create(
 
     Example: hpms encounters create --appointment 42 --dx E11.9,I10 --proc 99213:25x1:1,2 --proc 36415::1
     """
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with service_context() as ctx:
         enc = encounters.create(ctx, appointment=appointment, patient=patient, provider=provider, date=date,
@@ -99,7 +99,7 @@ def show(encounter: IdArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms encounters show 7 --json
     """
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with service_context() as ctx:
         enc = encounters.show(ctx, encounter)
@@ -117,7 +117,7 @@ def update(encounter: IdArg, dx: Dx = None, proc: Proc = None, place_of_service:
 
     Example: hpms encounters update 7 --dx E11.9,I10,E78.5 --proc 99214::1,2,3
     """
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with service_context() as ctx:
         enc = encounters.update(ctx, encounter, dx=dx, proc=proc, place_of_service=place_of_service,
@@ -135,7 +135,7 @@ def sign(encounter: IdArg, expected_version: ExpectedVersion = None, as_json: Js
 
     Example: hpms encounters sign 7
     """
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with service_context() as ctx:
         enc = encounters.sign(ctx, encounter, expected_version=expected_version)
@@ -160,7 +160,7 @@ def list_(
 
     Example: hpms encounters list --status signed --from 2026-06-01
     """
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with service_context() as ctx:
         rows = encounters.list_encounters(ctx, status=status, patient=patient, provider=provider, since=start,
@@ -187,7 +187,7 @@ def superbill(
     Example: hpms encounters superbill 7 -o superbill-7.pdf
     """
     from hpms.errors import UsageError
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     kind = fmt
     if kind is None:

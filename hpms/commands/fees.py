@@ -1,5 +1,5 @@
 """`hpms fees`: the fee schedules (a default one and one per payer). Every rule lives in
-hpms.services.fees."""
+hpms.services.billing.fees."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def set_(
 
     Example: hpms fees set 99213 125.00 --payer ACME1
     """
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     with service_context() as ctx:
         fee = fees.set_fee(ctx, code, amount, payer=payer, modifier=modifier)
@@ -58,7 +58,7 @@ def import_(
 
     Example: hpms fees import fees-2027.csv --payer ACME1
     """
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     try:
         with service_context() as ctx:
@@ -92,7 +92,7 @@ def list_(
 
     Example: hpms fees list --payer default --code 99213
     """
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     with service_context() as ctx:
         rows = fees.list_fees(ctx, payer=payer, code=code)

@@ -25,7 +25,7 @@ def init(
 
     Example: hpms init --practice "Riverside Family Medicine" --tz America/New_York
     """
-    from hpms.services import admin  # deferred: sqlmodel
+    from hpms.services.platform import admin  # deferred: sqlmodel
 
     result = admin.init(settings(), practice=practice, tz=tz, location=location)
     if as_json:

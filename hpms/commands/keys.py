@@ -19,8 +19,8 @@ def rotate(as_json: JsonOpt = False) -> None:
     """
     import os
 
-    from hpms.services import admin
-    from hpms.services.crypto import decode_key
+    from hpms.services.platform import admin
+    from hpms.services.platform.crypto import decode_key
 
     from hpms.errors import EncryptionKeyError, ValidationError
 
@@ -49,6 +49,6 @@ def generate() -> None:
 
     Example: export HPMS_NEW_KEY=$(hpms keys generate)
     """
-    from hpms.services.crypto import encode_key, new_key
+    from hpms.services.platform.crypto import encode_key, new_key
 
     typer.echo(encode_key(new_key()))

@@ -33,7 +33,7 @@ def add(name: Name = None, tz: Tz = None, address_line1: Line1 = None, address_l
 
     Example: hpms locations add --name "Lakeside Clinic" --tz America/Chicago --city Chicago --phone 312-555-0100
     """
-    from hpms.services import org
+    from hpms.services.platform import org
 
     with service_context() as ctx:
         loc = org.add_location(ctx, name=name, tz=tz, address_line1=address_line1, address_line2=address_line2,
@@ -51,7 +51,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
     Example: hpms locations list --json
     """
-    from hpms.services import org
+    from hpms.services.platform import org
 
     with service_context() as ctx:
         rows = org.list_locations(ctx)
@@ -64,7 +64,7 @@ def show(location: Annotated[str, typer.Argument(help="Location id or name.")], 
 
     Example: hpms locations show "Lakeside Clinic"
     """
-    from hpms.services import org
+    from hpms.services.platform import org
 
     with service_context() as ctx:
         loc = org.show_location(ctx, location)
@@ -80,7 +80,7 @@ def update(location: Annotated[str, typer.Argument(help="Location id or name.")]
 
     Example: hpms locations update 1 --phone 212-555-0100 --npi 1234567893
     """
-    from hpms.services import org
+    from hpms.services.platform import org
 
     with service_context() as ctx:
         loc = org.update_location(ctx, location, name=name, tz=tz, address_line1=address_line1,

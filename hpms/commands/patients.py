@@ -59,7 +59,7 @@ def register(
 
     Example: hpms patients register --first-name Ana --last-name Müller --dob 1985-03-14 --phone 555-201-3344
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with service_context() as ctx:
         out = patients.register(
@@ -83,7 +83,7 @@ def show(patient: PatientArg,
 
     Example: hpms patients show 0100001 --json
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with service_context() as ctx:
         out = patients.show(ctx, patient, reveal_ssn=reveal_ssn, account=True)
@@ -97,7 +97,7 @@ def ledger(patient: PatientArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms patients ledger 0100001 --json
     """
-    from hpms.services import ledger as ledger_service
+    from hpms.services.payments import ledger as ledger_service
 
     with service_context() as ctx:
         rows = ledger_service.entries(ctx, patient)
@@ -115,7 +115,7 @@ def list_(
 
     Example: hpms patients list --limit 20 --offset 40
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with service_context() as ctx:
         rows = patients.list_patients(ctx, limit=limit, offset=offset, include_inactive=include_inactive)
@@ -137,7 +137,7 @@ def search(
     Example: hpms patients search "muller an"
     """
     from hpms.errors import UsageError
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     if (query is None) == (ssn is None and member_id is None):
         raise UsageError("give QUERY, or one of --ssn and --member-id")
@@ -165,7 +165,7 @@ def update(
 
     Example: hpms patients update 0100001 --phone 555-201-9999 --consent-sms
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with service_context() as ctx:
         out = patients.update(
@@ -188,7 +188,7 @@ def duplicates(
 
     Example: hpms patients duplicates --json
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with service_context() as ctx:
         rows = patients.duplicates(ctx, limit=limit, min_score=min_score)
@@ -213,7 +213,7 @@ def merge(
 
     Example: hpms patients merge 0100001 0100245 --yes
     """
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     confirm(f"merge patient {duplicate} into {keep}?", yes)
     with service_context() as ctx:
@@ -238,7 +238,7 @@ def import_(
     """
     from hpms.commands._progress import progress_for
     from hpms.errors import ValidationError
-    from hpms.services import patient_import
+    from hpms.services.people import patient_import
 
     try:
         with service_context() as ctx:

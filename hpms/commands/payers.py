@@ -40,7 +40,7 @@ def add(
 
     Example: hpms payers add --name "Acme Health Plan" --payer-id 60054 --city Hartford --state CT --claim-filing CI
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.add_payer(ctx, name=name, payer_id=payer_id, address_line1=address_line1,
@@ -71,7 +71,7 @@ def update(
 
     Example: hpms payers update MCRB1 --claim-filing medicare-b
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.update_payer(ctx, payer, name=name, payer_id=payer_id, address_line1=address_line1,
@@ -89,7 +89,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
     Example: hpms payers list --json
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         rows = coverage.list_payers(ctx)
@@ -102,7 +102,7 @@ def show(payer: Annotated[str, typer.Argument(help="X12 payer id, id or name.")]
 
     Example: hpms payers show 60054
     """
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with service_context() as ctx:
         out = coverage.show_payer(ctx, payer)

@@ -45,7 +45,7 @@ def record(
 
     Example: hpms payments record --patient 0100001 --amount 25.00 --method card --apply-to 42
     """
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with service_context() as ctx:
         out = payments.record(ctx, patient=patient, amount=amount, method=method, reference=reference,
@@ -70,7 +70,7 @@ def list_(
 
     Example: hpms payments list --patient 0100001 --from 2026-06-01 --json
     """
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with service_context() as ctx:
         rows = payments.list_payments(ctx, patient=patient, since=start, until=end)
@@ -86,7 +86,7 @@ def refund(
 
     Example: hpms payments refund --patient 0100001 --amount 10.00 --method check --reference 1042
     """
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with service_context() as ctx:
         out = payments.refund(ctx, patient=patient, amount=amount, method=method, reference=reference)

@@ -35,7 +35,7 @@ def add(first_name: First = None, last_name: Last = None, credentials: Credentia
 
     Example: hpms providers add --first-name Grace --last-name Okafor --credentials MD --npi 1234567893 --location Main
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         out = resources.add_provider(ctx, first_name=first_name, last_name=last_name, credentials=credentials,
@@ -57,7 +57,7 @@ def list_(
 
     Example: hpms providers list --location Main --json
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         rows = resources.list_providers(ctx, location=location, include_inactive=include_inactive)
@@ -70,7 +70,7 @@ def show(provider: ProviderArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms providers show Okafor
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         out = resources.show_provider(ctx, provider)
@@ -93,7 +93,7 @@ def update(
 
     Example: hpms providers update Okafor --location Main --location Lakeside --active yes
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         out = resources.update_provider(

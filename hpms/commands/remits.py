@@ -1,5 +1,5 @@
 """`hpms remits`: remittance advice (835): import payments and adjustments, match what could not
-be matched. Every rule lives in hpms.services.remits."""
+be matched. Every rule lives in hpms.services.payments.remits."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def import_(
 
     Example: hpms remits import ~/era/2026-11-27.835
     """
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     with service_context() as ctx:
         out = remits.import_file(ctx, file, dry_run=dry_run, keep_unmatched=keep_unmatched, force=force)
@@ -73,7 +73,7 @@ def unmatched(as_json: JsonOpt = False) -> None:
 
     Example: hpms remits unmatched --json
     """
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     with service_context() as ctx:
         rows = remits.unmatched(ctx)
@@ -90,7 +90,7 @@ def match(
 
     Example: hpms remits match 17 000000042
     """
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     with service_context() as ctx:
         out = remits.match(ctx, row, claim)
@@ -103,7 +103,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
     Example: hpms remits list
     """
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     with service_context() as ctx:
         rows = remits.list_remittances(ctx)

@@ -101,7 +101,7 @@ def export(name: NameArg, fmt: Annotated[str | None, typer.Option("--format", he
     Example: hpms reports export appointments-by-day --period last-month --format xlsx -o "appointments-{from}-{to}.xlsx"
     """
     from hpms.services import reports
-    from hpms.services.localtime import local_now
+    from hpms.services.platform.localtime import local_now
     from hpms.services.reports.export import guess_format, resolve_output, write
 
     f = guess_format(fmt, out)

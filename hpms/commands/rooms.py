@@ -24,7 +24,7 @@ def add(
 
     Example: hpms rooms add --location Main --name "Exam 1" --kind exam
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         out = resources.add_room(ctx, location=location, name=name, kind=kind)
@@ -43,7 +43,7 @@ def list_(
 
     Example: hpms rooms list --location Main
     """
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with service_context() as ctx:
         rows = resources.list_rooms(ctx, location=location)

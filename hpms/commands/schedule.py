@@ -50,7 +50,7 @@ def hours_set(
 
     Example: hpms schedule hours set Okafor --location Main --days MO-FR --start 08:00 --end 17:00
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         rows = availability.set_hours(ctx, provider, location=location, days=days, start=start, end=end,
@@ -69,7 +69,7 @@ def hours_list(
 
     Example: hpms schedule hours list --provider Okafor --on 2026-12-14
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         rows = availability.list_hours(ctx, provider=provider, location=location, on=on)
@@ -83,7 +83,7 @@ def hours_remove(rule_id: Annotated[str, typer.Argument(help="Id of the rule (se
 
     Example: hpms schedule hours remove 12
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         out = availability.remove_hours(ctx, rule_id)
@@ -123,7 +123,7 @@ def timeoff_add(
     Example: hpms schedule timeoff add --provider Okafor --from 2026-12-24 --to 2026-12-31 --reason vacation
     """
     from hpms.errors import ValidationError
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     if bool(provider) == holiday:
         raise ValidationError("--provider", "give --provider PROVIDER or --holiday (exactly one)")
@@ -153,7 +153,7 @@ def timeoff_list(
 
     Example: hpms schedule timeoff list --provider Okafor --from 2026-12-01 --to 2026-12-31
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         rows = availability.list_time_off(ctx, provider=provider, location=location, start=start, end=end)
@@ -170,7 +170,7 @@ def timeoff_remove(time_off_id: Annotated[str, typer.Argument(metavar="ID", help
 
     Example: hpms schedule timeoff remove 7
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         out = availability.remove_time_off(ctx, time_off_id)
@@ -196,7 +196,7 @@ def show(
 
     Example: hpms schedule show Okafor --week next
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         data = availability.week(ctx, provider, week_of=week, location=location)
@@ -225,7 +225,7 @@ def policy(
 
     Example: hpms schedule policy --late-cancel-hours 24 --slot-step 15
     """
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with service_context() as ctx:
         if late_cancel_hours is None and slot_step is None:

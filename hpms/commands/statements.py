@@ -30,7 +30,7 @@ def generate(
     Example: hpms statements generate --min-balance 5.00 --older-than 30d --out /var/spool/hpms/statements
     """
     from hpms.commands._progress import progress_for
-    from hpms.services import statements
+    from hpms.services.payments import statements
 
     with service_context() as ctx:
         run = statements.generate(ctx, out=out, min_balance=min_balance, older_than=older_than, fmt=fmt,
@@ -50,7 +50,7 @@ def list_(
 
     Example: hpms statements list --patient 0100001 --json
     """
-    from hpms.services import statements
+    from hpms.services.payments import statements
 
     with service_context() as ctx:
         rows = statements.list_statements(ctx, patient=patient)

@@ -1,5 +1,5 @@
 """`hpms surveys`: patient satisfaction responses (score 1 to 5) for completed visits. Every
-rule lives in hpms.services.surveys."""
+rule lives in hpms.services.people.surveys."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def record(
 
     Example: hpms surveys record --appointment 42 --score 5 --comment "Very kind staff"
     """
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with service_context() as ctx:
         out = surveys.record(ctx, appointment=appointment, score=score, comment=comment)
@@ -50,7 +50,7 @@ def import_(
 
     Example: hpms surveys import responses.csv
     """
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with service_context() as ctx:
         out = surveys.import_csv(ctx, file)
@@ -70,7 +70,7 @@ def list_(
 
     Example: hpms surveys list --from 2026-06-01 --to 2026-06-30 --json
     """
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with service_context() as ctx:
         rows = surveys.list_responses(ctx, start=start, end=end)

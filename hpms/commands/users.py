@@ -25,7 +25,7 @@ def whoami(as_json: JsonOpt = False) -> None:
 
     Example: HPMS_USER=nightly HPMS_TOKEN=... hpms whoami --json
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         me = users.whoami(ctx)
@@ -43,7 +43,7 @@ def add(
 
     Example: hpms users add maria --role front_desk --full-name "Maria Lopez"
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.add_user(ctx, username=username, roles=role, full_name=full_name)
@@ -59,7 +59,7 @@ def list_(as_json: JsonOpt = False) -> None:
 
     Example: hpms users list
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         rows = users.list_users(ctx)
@@ -72,7 +72,7 @@ def show(username: UserArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users show maria
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.show_user(ctx, username)
@@ -85,7 +85,7 @@ def disable(username: UserArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users disable maria
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.set_disabled(ctx, username, True)
@@ -98,7 +98,7 @@ def enable(username: UserArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users enable maria
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.set_disabled(ctx, username, False)
@@ -111,7 +111,7 @@ def grant(username: UserArg, role: RoleArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users grant maria biller
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.grant(ctx, username, role)
@@ -124,7 +124,7 @@ def revoke(username: UserArg, role: RoleArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users revoke maria biller
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         out = users.revoke(ctx, username, role)
@@ -139,7 +139,7 @@ def token(username: UserArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms users token nightly
     """
-    from hpms.services import users
+    from hpms.services.platform import users
 
     with service_context() as ctx:
         tok = users.issue_token(ctx, username)

@@ -1,5 +1,5 @@
 """`hpms waitlist`: patients who want an earlier visit, and the freed slots offered to them.
-Every rule lives in hpms.services.waitlist."""
+Every rule lives in hpms.services.scheduling.waitlist."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def add(
 
     Example: hpms waitlist add --patient 0100001 --type "Follow-up" --provider Okafor --latest 2026-12-31
     """
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
         entry = waitlist.add(ctx, patient=patient, type=type_, provider=provider, location=location,
@@ -58,7 +58,7 @@ def list_(
 
     Example: hpms waitlist list --status all
     """
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
         rows = waitlist.list_entries(ctx, status=status)
@@ -71,7 +71,7 @@ def remove(entry: EntryArg, as_json: JsonOpt = False) -> None:
 
     Example: hpms waitlist remove 7
     """
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
         out = waitlist.remove(ctx, entry)
@@ -90,7 +90,7 @@ def offers(
 
     Example: hpms waitlist offers --json
     """
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
         rows = waitlist.offers(ctx, limit=limit)
@@ -117,7 +117,7 @@ def fill(
 
     Example: hpms waitlist fill 7 --slot 12
     """
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
         result = waitlist.fill(ctx, entry, slot=slot, at=at, provider=provider, room=room)

@@ -25,9 +25,11 @@ from hpms.codes.npi import is_valid_npi
 from hpms.config import Settings, redact_url
 from hpms.db import bulk_insert
 from hpms.errors import ConflictError, NotInitializedError
-from hpms.services import admin, audit, availability, coverage, localtime as lt, org, patient_import, resources, users
-from hpms.services import waitlist
-from hpms.services.context import open_context
+from hpms.services.people import coverage, patient_import
+from hpms.services.platform import admin, audit, localtime as lt, org, users
+from hpms.services.scheduling import availability, resources
+from hpms.services.scheduling import waitlist
+from hpms.services.platform.context import open_context
 
 PRACTICE = "Riverside Family Medicine"
 LOCATIONS = [
@@ -532,7 +534,7 @@ VISITS = {
 
 def _billing_setup(ctx) -> None:
     """The practice's X12 identities and its fee schedules (default and one payer's)."""
-    from hpms.services import billing, fees
+    from hpms.services.billing import fees, runner as billing
 
     billing.set_profile(ctx, tax_id="06-1234567", submitter_id="RIVERSIDE01", submitter_name=PRACTICE,
                         receiver_id="DEMOCLEAR", receiver_name="Demo Clearinghouse", contact_name="Priya Nair",
@@ -652,7 +654,7 @@ def _history(settings: Settings, rng: random.Random) -> None:
     (`hpms remits import`), the nightly billing run bills the signed visits up to Sunday
     (secondary claims included) and the files are marked submitted; in the days after an 835,
     some patients pay what it left to them. This week's visits wait for tonight's run."""
-    from hpms.services import billing, claims
+    from hpms.services.billing import claims, runner as billing
 
     out = Path(settings.home) / CLAIMS_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -685,7 +687,7 @@ def _answers(settings: Settings, rng: random.Random, day: dt.date, today: dt.dat
     from hpms.fileio import write_atomically
     from hpms.interop.x12.x835 import Adjustment, ClaimPayment, NamedEntity, Procedure, Remittance, ServicePayment
     from hpms.interop.x12.x835_writer import write_835
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     cent = Decimal("0.01")
     with open_context(settings) as ctx:
@@ -775,7 +777,7 @@ def _patients_pay(settings: Settings, rng: random.Random, day: dt.date, today: d
     week after, by card, cash or check."""
     from decimal import Decimal
 
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with open_context(settings) as ctx:
         owing = ctx.session.execute(sa.text(

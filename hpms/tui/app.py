@@ -54,7 +54,7 @@ class HpmsApp(App):
     # ---- service calls ------------------------------------------------------------------------
 
     def context(self):
-        from hpms.services.context import open_context, system_clock
+        from hpms.services.platform.context import open_context, system_clock
 
         return open_context(self.settings, env=self.env, clock=self.clock or system_clock)
 
@@ -81,7 +81,7 @@ class HpmsApp(App):
 
     def now(self) -> dt.datetime:
         """The service clock's now (tests fix it; screenshots stay stable)."""
-        from hpms.services.context import system_clock
+        from hpms.services.platform.context import system_clock
 
         return (self.clock or system_clock)()
 
@@ -171,7 +171,7 @@ class DayScreen(Screen):
     # ---- loading ------------------------------------------------------------------------------
 
     def reload(self, *, keep_cursor: bool = True, then: Callable[[], None] | None = None) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
 
         self._loading = True
 
@@ -203,7 +203,7 @@ class DayScreen(Screen):
         """Reload when the change marker moved (other users, scripts)."""
         if self.view is None or self._polling or self._loading or self.grid.moving is not None:
             return
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
 
         self._polling = True
         view = self.view
@@ -296,7 +296,7 @@ class DayScreen(Screen):
             if not text:
                 return
             from hpms.errors import ValidationError
-            from hpms.services.localtime import local_now, parse_day
+            from hpms.services.platform.localtime import local_now, parse_day
 
             # today, tomorrow, +N: from the clinic's today (the service clock), not the day shown
             today = local_now(self.hpms.now(), self.view.tz).date() if self.view else self.day
@@ -310,7 +310,7 @@ class DayScreen(Screen):
         self.app.push_screen(TextDialog("Go to date", "YYYY-MM-DD, today, tomorrow, +7"), chosen)
 
     def action_switch_location(self) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
         from hpms.tui.screens.dialogs import ChoiceDialog
 
         def show(locs) -> None:
@@ -391,7 +391,7 @@ class DayScreen(Screen):
         return b
 
     def transition(self, block, action: str, **kw) -> None:
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
 
         names = {"confirm": "confirmed", "checkin": "checked in", "room": "in room", "complete": "completed",
                  "noshow": "marked no-show"}
@@ -412,7 +412,7 @@ class DayScreen(Screen):
         b = self._block()
         if b is None:
             return
-        from hpms.services import resources
+        from hpms.services.scheduling import resources
         from hpms.tui.screens.dialogs import ChoiceDialog
 
         def show(rooms) -> None:
@@ -429,7 +429,7 @@ class DayScreen(Screen):
         b = self._block()
         if b is None:
             return
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
         from hpms.tui.screens.dialogs import TextDialog
 
         def reason(text: str | None) -> None:
@@ -465,7 +465,7 @@ class DayScreen(Screen):
             self.notify("move aborted")
 
     def confirm_move(self) -> None:
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
 
         g = self.grid
         blk, minute, col = g.moving
@@ -570,9 +570,9 @@ def launch(*, location: str | None = None, date: str | None = None, step: int = 
 
     from hpms.config import load_settings
     from hpms.errors import UsageError, ValidationError
-    from hpms.services.context import open_context
-    from hpms.services.localtime import local_now, parse_day
-    from hpms.services.schedule_view import resolve_location
+    from hpms.services.platform.context import open_context
+    from hpms.services.platform.localtime import local_now, parse_day
+    from hpms.services.lookups import resolve_location
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("hpms tui needs a terminal", hint="use `hpms appointments list` in scripts")

@@ -47,7 +47,8 @@ def setup_clinic(ctx_for, *, patients: int = 3) -> list[str]:
     """Dr Liam Okafor (MO-FR 08:00-17:00 at Main), Dr Sara Ito (the same), types 'Follow-up'
     (30 min) and 'New patient' (60 min + 10 buffer), rooms 'Exam 1' and 'Exam 2', and
     `patients` patients; returns their MRNs."""
-    from hpms.services import availability, patients as patient_service, resources
+    from hpms.services.people import patients as patient_service
+    from hpms.services.scheduling import availability, resources
 
     with ctx_for() as ctx:
         resources.add_provider(ctx, first_name="Liam", last_name="Okafor", credentials="MD", npi=NPI)
@@ -222,7 +223,7 @@ def test_bad_input_writes_nothing(cli, clinic, counts, case, code, words):
 
 
 def test_dst_ambiguous_time_with_an_offset_books(cli, clinic, ctx_for):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with ctx_for() as ctx:  # Sunday night hours so the fall-back hour is working time
         availability.set_hours(ctx, "Okafor", days="SU", start="00:00", end="06:00", add=True)

@@ -143,7 +143,7 @@ def test_verify_detects_a_rehashed_edit(cli, settings, patient, tamper):
 
     from hpms.db import get_engine
     from hpms.models import AuditEvent
-    from hpms.services.audit import event_hash
+    from hpms.services.platform.audit import event_hash
 
     ok(cli("patients", "show", patient, "--json"))
     with get_engine(settings).connect() as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -109,7 +108,7 @@ def test_a_run_that_writes_only_secondary_claims_counts_them(settings, ctx_for, 
 
 
 def test_a_held_secondary_claim_is_counted_and_listed(settings, ctx_for, practice, cli, out, tmp_path, raw_sql):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")

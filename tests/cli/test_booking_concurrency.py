@@ -27,7 +27,8 @@ GROUPS = {"same minute": ["09:00"] * 4, "overlapping": ["11:00", "11:10", "11:20
 
 
 def _setup(ctx_for) -> list[str]:
-    from hpms.services import availability, patients, resources
+    from hpms.services.people import patients
+    from hpms.services.scheduling import availability, resources
 
     with ctx_for() as ctx:
         resources.add_provider(ctx, first_name="Liam", last_name="Okafor", npi="1234567893")
@@ -99,7 +100,7 @@ def _waiting_on_a_lock(raw_sql) -> bool:
 
 @pytest.mark.subprocess
 def test_the_database_refuses_an_overlap_the_check_cannot_see(settings, ctx_for, raw_sql):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     mrns = _setup(ctx_for)
     env = _env(settings)

@@ -113,7 +113,7 @@ def test_submit_accept_resubmit_and_the_next_run(settings, cli, billed, counts):
     cid = str(ids["ACME1"])
     before = counts(*TABLES)
     error_line(cli("claims", "set-status", cid, "paid"), 4, "cannot become paid")
-    error_line(cli("claims", "set-status", cid, "bogus"), 2, "status")
+    error_line(cli("claims", "set-status", cid, "bogus"), 2, "STATUS")
     error_line(cli("claims", "set-status", "424242", "accepted"), 3, "no claim")
     error_line(cli("claims", "resubmit", cid), 4, "only rejected or adjudicated")
     assert counts(*TABLES) == before

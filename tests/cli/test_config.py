@@ -57,7 +57,7 @@ PASSWORD = "Sup3r-Secret-Pw"
 ], ids=["userinfo", "plain-scheme", "query", "query-no-host"])
 @pytest.mark.parametrize("as_json", [False, True], ids=["plain", "json"])
 def test_config_show_never_prints_password_or_key(fresh_cli, url, as_json):
-    from hpms.services.crypto import encode_key, new_key
+    from hpms.services.platform.crypto import encode_key, new_key
 
     key = encode_key(new_key())
     args = ("config", "show", "--json") if as_json else ("config", "show")

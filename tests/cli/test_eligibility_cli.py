@@ -17,7 +17,7 @@ def practice(ctx_for, register):
 
 @pytest.fixture
 def register(ctx_for):
-    from hpms.services import patients
+    from hpms.services.people import patients
     from tests.services.conftest import fixed_clock
 
     def make(**data):

@@ -27,7 +27,9 @@ DX13 = "E11.9,I10,E78.5,Z00.00,J06.9,M54.50,R51.9,Z23,E66.9,K21.9,F41.1,N39.0,R1
 def clinic(ctx_for):
     """Dr Liam Okafor (MO-FR at Main), patient Pat Tester, fees for 99213 (and -25), 36415; three
     visits next June: 09:00 booked, 10:00 cancelled, 11:00 no-show. Returns a dict of ids."""
-    from hpms.services import appointments, availability, fees, patients, resources
+    from hpms.services.billing import fees
+    from hpms.services.people import patients
+    from hpms.services.scheduling import appointments, availability, resources
 
     start = dt.datetime(YEAR, 1, 4, 12, tzinfo=dt.UTC)
     after = dt.datetime.combine(DAY, dt.time(20), tzinfo=dt.UTC)

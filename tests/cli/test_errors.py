@@ -19,7 +19,7 @@ def _boom(*args, **kwargs):
 
 
 def test_internal_error_is_one_line(cli, monkeypatch, counts):
-    monkeypatch.setattr("hpms.services.patients.list_patients", _boom)
+    monkeypatch.setattr("hpms.services.people.patients.list_patients", _boom)
     before = counts("audit_event")
     r = cli("patients", "list")
     assert r.exit_code == 1
@@ -30,7 +30,7 @@ def test_internal_error_is_one_line(cli, monkeypatch, counts):
 
 
 def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli, monkeypatch):
-    monkeypatch.setattr("hpms.services.patients.list_patients", _boom)
+    monkeypatch.setattr("hpms.services.people.patients.list_patients", _boom)
     r = cli("--debug", "patients", "list")
     assert r.exit_code == 1
     assert "Traceback (most recent call last)" in r.stderr
@@ -50,7 +50,7 @@ def test_interrupt(cli, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hpms.services.patients.list_patients", interrupted)
+    monkeypatch.setattr("hpms.services.people.patients.list_patients", interrupted)
     r = cli("patients", "list")
     assert r.exit_code == 130
     assert r.stderr.splitlines() == ["hpms: interrupted"]
@@ -71,7 +71,7 @@ def test_parser_usage_errors_exit_2(cli, args):
 
 SCRIPT = textwrap.dedent("""
     import sys
-    import hpms.services.patients as patients
+    import hpms.services.people.patients as patients
 
     def exploding(ctx, *args, **kwargs):
         patient_name = "Zelda Sentinelle"

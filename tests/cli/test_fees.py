@@ -9,7 +9,7 @@ FEE_KEYS = {"id", "code", "modifier", "payer_id", "payer", "payer_code", "amount
 
 
 def _payer(ctx_for):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         return coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1")

@@ -53,7 +53,7 @@ def test_hpms_user_naming_the_os_login_needs_no_token(cli):
 
 
 def test_unknown_os_user_refused_before_any_data_is_read(cli, patient, monkeypatch, counts, sql_log):
-    monkeypatch.setattr("hpms.services.auth.os_login", lambda: "ghost")
+    monkeypatch.setattr("hpms.services.platform.auth.os_login", lambda: "ghost")
     before = counts("audit_event", "patient")
     with sql_log() as statements:
         r = cli("patients", "show", patient, "--json")
@@ -77,7 +77,7 @@ def test_unknown_token_user_refused(cli, counts, sql_log):
 def test_disabled_os_user_refused(cli, make_user, monkeypatch, counts):
     make_user("maria", "front_desk")
     ok(cli("users", "disable", "maria", "--json"))
-    monkeypatch.setattr("hpms.services.auth.os_login", lambda: "maria")
+    monkeypatch.setattr("hpms.services.platform.auth.os_login", lambda: "maria")
     before = counts("audit_event")
     error_line(cli("patients", "list"), 5, "'maria'", "disabled")
     assert counts("audit_event") == before

@@ -51,7 +51,7 @@ def test_rotate_plain_talks_on_stderr(cli, covered_patient):
 
 
 def test_rotate_with_env_key_needs_a_new_key(fresh_cli, clean_env):
-    from hpms.services.crypto import encode_key, new_key
+    from hpms.services.platform.crypto import encode_key, new_key
 
     def audit_events() -> int:
         with sqlite3.connect(clean_env / "hpms.db") as conn:

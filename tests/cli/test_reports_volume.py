@@ -8,16 +8,18 @@ from tests.cli.helpers import error_line, ok
 
 
 def test_show_volume_by_provider(cli, ctx_for):
+    from hpms.services import lookups
     from hpms.models import Appointment
-    from hpms.services import localtime as lt
-    from hpms.services import org, patients, resources
+    from hpms.services.platform import localtime as lt
+    from hpms.services.people import patients
+    from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
         pat = patients.register(ctx, first_name="Pat", last_name="Doe", dob="1980-01-01").id
         ada = resources.add_provider(ctx, first_name="Ada", last_name="Lovelace", npi="1234567893").id
         bob = resources.add_provider(ctx, first_name="Bob", last_name="Babbage", npi="9876543213").id
         visit = resources.add_type(ctx, name="Visit", duration_min=30).id
-        loc = org.find_location(ctx, "Main")
+        loc = lookups.find_location(ctx, "Main")
         for pid, when, booked, status in [
             (ada, "2026-06-01 09:00", "2026-05-29 09:00", "completed"),  # lead 3
             (ada, "2026-06-02 09:00", "2026-06-01 09:00", "no_show"),  # lead 1

@@ -49,7 +49,7 @@ def hours(cli, okafor):
 @pytest.fixture
 def booked(cli, hours, patient, ctx_for):
     """One 20-minute follow-up (5 minutes buffer) with Okafor on Monday in two weeks at 10:00."""
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     ok(cli("appointment-types", "add", "--name", "Follow-up", "--duration", "20", "--buffer", "5"))
     with ctx_for() as ctx:

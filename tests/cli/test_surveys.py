@@ -16,13 +16,15 @@ KEYS = {"id", "appointment_id", "patient_id", "patient", "mrn", "provider_id", "
 def visits(ctx_for):
     """Two completed visits and a booked one (1-3 June 2026, 09:00 New York)."""
     from hpms.models import Appointment
-    from hpms.services import localtime as lt, patients, resources
+    from hpms.services.people import patients
+    from hpms.services.platform import localtime as lt
+    from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
         pat = patients.register(ctx, first_name="Ana", last_name="Roe", dob="1980-01-01")
         prov = resources.add_provider(ctx, first_name="Liam", last_name="Okafor", npi="1234567893")
         t = resources.add_type(ctx, name="Visit", duration_min=30)
-        from hpms.services.org import find_location
+        from hpms.services.lookups import find_location
 
         loc = find_location(ctx, "Main")
         ids = []

@@ -24,7 +24,7 @@ def setup(ctx_for) -> int:
 
 def patient(ctx_for, first: str, last: str, **extra) -> str:
     """Registers a patient with an address; returns the MRN."""
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     extra.setdefault("address_line1", "5 Elm St")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -39,8 +39,8 @@ def visit(ctx_for, mrn: str, payer_id: int, dos: dt.date, *, charge: str = "100.
     `adjusted` and moves `to_patient` to the patient, all effective `posted` (default: the
     day of service). Returns the encounter id."""
     from hpms.models import Claim, ClaimLine, Encounter, Provider
-    from hpms.services import ledger
-    from hpms.services.patients import find
+    from hpms.services.payments import ledger
+    from hpms.services.lookups import find_patient as find
 
     with ctx_for(clock=fixed_clock) as ctx:
         s = ctx.session
@@ -74,7 +74,7 @@ def visit(ctx_for, mrn: str, payer_id: int, dos: dt.date, *, charge: str = "100.
 def transfer(ctx_for, mrn: str, encounter_id: int, amount: str, when: dt.date) -> None:
     """Move `amount` of a visit's claim to the patient (as an 835 posting does)."""
     from hpms.models import Claim
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     with ctx_for(clock=fixed_clock) as ctx:
         claim = ctx.session.execute(sa.select(Claim.id).where(Claim.encounter_id == encounter_id)).scalar_one()

@@ -42,7 +42,7 @@ def scratch_url(request, settings, tmp_path) -> Iterator[str]:
 @pytest.fixture
 def register(ctx_for):
     """register(**fields) registers a patient as the admin (fixed clock) and returns it."""
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     def make(**data):
         data.setdefault("first_name", "Test")
@@ -57,7 +57,7 @@ def register(ctx_for):
 @pytest.fixture
 def payer(ctx_for):
     """A payer 'Acme Health' (X12 id ACME1) added by the admin."""
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         return coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1")

@@ -38,7 +38,7 @@ class Clinic:
 
 
 def provider(ctx, first="Ada", last="Lovelace", npi=NPI_A, locations=None, **kw):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     return resources.add_provider(ctx, first_name=first, last_name=last, npi=npi, locations=locations, **kw)
 
@@ -47,7 +47,9 @@ def clinic(ctx_for, register, *, tz: str | None = None, days="MO-FR", start="08:
            effective_from="2026-01-01", duration=30, buffer=0, at=fixed_clock) -> Clinic:
     """One location ('Main', re-zoned to `tz` when given), one provider working `days`, one
     appointment type 'Visit' and one patient."""
-    from hpms.services import availability, org, resources
+    from hpms.services import lookups
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     pat = register(first_name="Pat", last_name="Doe")
     with ctx_for(clock=at) as ctx:
@@ -56,12 +58,12 @@ def clinic(ctx_for, register, *, tz: str | None = None, days="MO-FR", start="08:
         p = provider(ctx)
         t = resources.add_type(ctx, name="Visit", duration_min=duration, buffer_min=buffer)
         availability.set_hours(ctx, p.id, days=days, start=start, end=end, effective_from=effective_from)
-        loc = org.find_location(ctx, "Main")
+        loc = lookups.find_location(ctx, "Main")
         return Clinic(provider=p.id, type=t.id, patient=pat.id, mrn=pat.mrn, location=loc.id)
 
 
 def book(ctx_for, c: Clinic, at: str, *, user=None, when=fixed_clock, **kw):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     kw.setdefault("patient", c.mrn)
     kw.setdefault("provider", c.provider)
@@ -75,10 +77,11 @@ def book_one(ctx_for, c: Clinic, at: str, **kw):
 
 
 def open_utc(ctx_for, provider_id: int, location: str | int, day: dt.date, until: dt.date | None = None):
-    from hpms.services import availability, org
+    from hpms.services import lookups
+    from hpms.services.scheduling import availability
 
     with ctx_for(clock=fixed_clock) as ctx:
-        loc = org.find_location(ctx, location)
+        loc = lookups.find_location(ctx, location)
         return availability.open_time(ctx.session, ctx.org_id, provider_id, loc, day, until or day)
 
 

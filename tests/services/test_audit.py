@@ -27,79 +27,79 @@ def _events_in_session(ctx, after: int) -> list[AuditEvent]:
 
 # Each operation: (name, function(ctx, world) -> None, expected [(action, entity)], patient refs)
 def _op_register(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.register(ctx, first_name="Cleo", last_name="Vantongeren", dob="1999-09-09")
 
 
 def _op_show(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.show(ctx, w["ana"].mrn)
 
 
 def _op_show_reveal(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.show(ctx, w["ana"].mrn, reveal_ssn=True)
 
 
 def _op_update(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.update(ctx, w["ana"].mrn, phone="555-222-3333", city="Shelbyville")
 
 
 def _op_list(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.list_patients(ctx)
 
 
 def _op_search(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.search(ctx, "mul")
 
 
 def _op_search_ssn(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.search(ctx, "287-65-4321")
 
 
 def _op_duplicates(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.duplicates(ctx)
 
 
 def _op_merge(ctx, w):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     patients.merge(ctx, w["ana"].mrn, w["dup"].mrn)
 
 
 def _op_coverage_add(ctx, w):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     coverage.add_coverage(ctx, patient=w["ana"].mrn, payer="ACME1", member_id="XQZ998877", priority="secondary")
 
 
 def _op_coverage_list(ctx, w):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     coverage.list_coverage(ctx, w["ana"].mrn)
 
 
 def _op_coverage_end(ctx, w):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     coverage.end_coverage(ctx, w["cov"].id, on="2026-01-31")
 
 
 def _op_audit_log(ctx, w):
-    from hpms.services import audit_query
+    from hpms.services.platform import audit_query
 
     audit_query.log(ctx, patient=w["ana"].mrn)
 
@@ -123,7 +123,7 @@ OPS = [
 
 @pytest.fixture
 def world(register, ctx_for, payer):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     ana = register(**ANA)
     dup = register(first_name="Anna", last_name="Muller", dob="1985-03-14")
@@ -165,7 +165,7 @@ def test_each_operation_appends_its_event_in_the_same_transaction(settings, ctx_
         assert "first_name" in rows[0]["fields_list"] and "mrn" in rows[0]["fields_list"]
     if name == "update":
         assert sorted(rows[0]["fields_list"]) == ["city", "phone"]
-    from hpms.services import audit
+    from hpms.services.platform import audit
 
     with ctx_for() as ctx:
         assert audit.verify(ctx).ok
@@ -173,7 +173,7 @@ def test_each_operation_appends_its_event_in_the_same_transaction(settings, ctx_
 
 def test_refused_and_failed_operations_leave_no_event(settings, ctx_for, world):
     from hpms.errors import ConflictError, NotFoundError, ValidationError
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     before = snapshot(settings)
     with pytest.raises(NotFoundError):
@@ -189,7 +189,7 @@ def test_refused_and_failed_operations_leave_no_event(settings, ctx_for, world):
 
 
 def test_list_records_one_event_naming_the_returned_patients(settings, ctx_for, register):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     ids = [register(first_name=f"P{i}", last_name=f"Zed{i}").id for i in range(5)]
     seq = last_seq(settings)
@@ -204,7 +204,7 @@ def test_list_records_one_event_naming_the_returned_patients(settings, ctx_for, 
 
 
 def test_search_records_one_event_naming_the_returned_patients(settings, ctx_for, register):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     a = register(first_name="Ana", last_name="Müller")
     b = register(first_name="Otto", last_name="Mulligan")
@@ -225,7 +225,8 @@ def test_search_records_one_event_naming_the_returned_patients(settings, ctx_for
 
 
 def test_audit_log_by_patient_finds_the_list_events_naming_it(settings, ctx_for, register):
-    from hpms.services import audit_query, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import audit_query
 
     a = register(first_name="Ana", last_name="Alpha")
     b = register(first_name="Bob", last_name="Beta")
@@ -241,7 +242,8 @@ def test_audit_log_by_patient_finds_the_list_events_naming_it(settings, ctx_for,
 
 
 def test_events_never_contain_phi_values(settings, ctx_for, world, make_user):
-    from hpms.services import audit_query, coverage, patients
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform import audit_query
 
     make_user("bill", "biller")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -269,8 +271,8 @@ def test_events_never_contain_phi_values(settings, ctx_for, world, make_user):
 
 
 def test_chain_verifies_and_links_each_event_to_the_previous(settings, ctx_for, world):
-    from hpms.services import audit
-    from hpms.services.audit import GENESIS, event_hash
+    from hpms.services.platform import audit
+    from hpms.services.platform.audit import GENESIS, event_hash
 
     rows = audit_rows(settings)
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
@@ -289,7 +291,8 @@ def test_chain_verifies_and_links_each_event_to_the_previous(settings, ctx_for, 
 
 
 def test_verify_walks_a_chain_longer_than_one_batch(settings, ctx_for, register):
-    from hpms.services import audit, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import audit
 
     register()
     with ctx_for() as ctx:
@@ -349,7 +352,8 @@ def _tamper(settings, *statements: str) -> None:
 @pytest.fixture
 def chain(settings, world, ctx_for):
     """At least 7 events, and verify() says the chain is intact before anyone tampers."""
-    from hpms.services import audit, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import audit
 
     with ctx_for() as ctx:
         patients.list_patients(ctx)
@@ -362,7 +366,7 @@ def chain(settings, world, ctx_for):
 
 
 def _verify(ctx_for):
-    from hpms.services import audit
+    from hpms.services.platform import audit
 
     with ctx_for() as ctx:
         return audit.verify(ctx)
@@ -402,7 +406,7 @@ def test_verify_names_an_edited_timestamp(settings, ctx_for, chain):
 
 def test_verify_detects_an_edit_whose_hash_was_recomputed(settings, ctx_for, chain):
     """Rewriting one event and its own hash still breaks the link from the next event."""
-    from hpms.services.audit import event_hash
+    from hpms.services.platform.audit import event_hash
 
     row = audit_rows(settings)[2]
     row["detail"] = "forged"
@@ -443,7 +447,7 @@ def test_verify_names_several_deleted_last_events(settings, ctx_for, chain):
 
 def test_verify_after_tampering_then_appending_still_names_the_first_bad_event(settings, ctx_for, chain):
     """New events chained after a tampered one do not hide it."""
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     _tamper(settings, "UPDATE audit_event SET detail = 'x' WHERE seq = 6")
     with ctx_for() as ctx:

@@ -36,7 +36,7 @@ def out(tmp_path) -> Path:
 
 
 def bill(settings, out, **kw):
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     return billing.run(settings, out_dir=str(out), **kw)
 
@@ -155,7 +155,8 @@ def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for
 
 
 def test_failures_go_to_the_work_list_and_are_billed_once_fixed(settings, ctx_for, practice, out):
-    from hpms.services import claims, coverage
+    from hpms.services.billing import claims
+    from hpms.services.people import coverage
 
     p = practice
     ok = signed(ctx_for, p.bob, "I10", "99213:1")
@@ -192,7 +193,7 @@ def test_failures_go_to_the_work_list_and_are_billed_once_fixed(settings, ctx_fo
 def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_for, practice, out):
     import sqlalchemy as sa
 
-    from hpms.services import billing, claims, fees
+    from hpms.services.billing import claims, fees, runner as billing
 
     p = practice
     e = signed(ctx_for, p.bob, "I10", "99214:1")
@@ -224,7 +225,7 @@ def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_clai
     the patient has the patient's address (2010BA N3/N4)."""
     import datetime as dt
 
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     p = practice
     with ctx_for() as ctx:
@@ -267,7 +268,8 @@ def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_clai
 
 
 def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, practice, out):
-    from hpms.services import claims, coverage, patients
+    from hpms.services.billing import claims
+    from hpms.services.people import coverage, patients
 
     p = practice
     with ctx_for() as ctx:
@@ -304,7 +306,7 @@ def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, p
 
 
 def test_scrubbing_an_unknown_encounter_is_not_found(settings, ctx_for, practice):
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     with ctx_for() as ctx, pytest.raises(NotFoundError, match="no encounter 999999"):
         billing.scrub_encounters(ctx, [999999])
@@ -378,7 +380,7 @@ def test_dry_run_writes_nothing_and_reports_findings(settings, ctx_for, practice
     assert state(settings) == before
     assert list(out.iterdir()) == []
     # a dry run needs no output directory
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     assert billing.run(settings, dry_run=True).claims == 2
     assert state(settings) == before
@@ -493,7 +495,7 @@ def test_no_billing_profile(settings, ctx_for, out):
 # ---- permissions -------------------------------------------------------------------------------
 
 def test_who_may_run_billing(settings, ctx_for, practice, out, make_user, token_for):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     e = signed(ctx_for, practice.bob, "I10", "99213:1")
     make_user("desk", "front_desk")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hpms.errors import ConflictError, ExitCode, PermissionDenied, ValidationError
 from tests.services.conftest import NOW, fixed_clock
-from tests.services.helpers import audit_rows, last_seq, query, scalar
+from tests.services.helpers import last_seq, query, scalar
 from tests.services.sched import (
     BERLIN, LA, NPI_B, NY, appointment_count, appointment_events, book, book_one, clinic, clock, hm, provider, utc,
 )
@@ -31,7 +31,7 @@ def _utc(value) -> dt.datetime:
 # ---- booking one visit ---------------------------------------------------------------------
 
 def test_a_booking_is_read_in_the_location_zone_and_stored_utc(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     seq = last_seq(settings)
@@ -71,12 +71,12 @@ def test_booking_outside_open_time_is_refused(settings, ctx_for, register, at, w
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, at)
-    assert err.value.field == "--at" and why in err.value.reason
+    assert err.value.field == "--at" and why in err.value.message
     assert appointment_count(settings) == 0
 
 
 def test_booking_on_time_off_is_refused(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -84,10 +84,10 @@ def test_booking_on_time_off_is_refused(settings, ctx_for, register):
         availability.add_time_off(ctx, start="2026-07-03", reason="Independence Day")
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-17 10:00")
-    assert "on time off (CME)" in err.value.reason and "--override" in err.value.reason
+    assert "on time off (CME)" in err.value.message and "--override" in err.value.message
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-07-03 10:00")
-    assert "on practice holiday (Independence Day)" in err.value.reason
+    assert "on practice holiday (Independence Day)" in err.value.message
     assert appointment_count(settings) == 0
 
 
@@ -120,7 +120,7 @@ def test_front_desk_books_inside_hours(settings, ctx_for, register, make_user):
 
 
 def test_inactive_patient_or_provider_is_refused(settings, ctx_for, register):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     c = clinic(ctx_for, register)
     with ctx_for() as ctx:
@@ -133,13 +133,13 @@ def test_inactive_patient_or_provider_is_refused(settings, ctx_for, register):
 # ---- overlaps ------------------------------------------------------------------------------
 
 def test_overlaps_of_provider_patient_and_room_are_refused(settings, ctx_for, register):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     c = clinic(ctx_for, register)
     other = register(first_name="Olga", last_name="Other")
     with ctx_for(clock=fixed_clock) as ctx:
         b = provider(ctx, "Ben", "Byron", NPI_B)
-        from hpms.services import availability
+        from hpms.services.scheduling import availability
 
         availability.set_hours(ctx, b.id, days="MO-FR", start="8", end="17", effective_from="2026-01-01")
         resources.add_room(ctx, location="Main", name="Exam 1")
@@ -163,7 +163,7 @@ def test_overlaps_of_provider_patient_and_room_are_refused(settings, ctx_for, re
 
 
 def test_the_buffer_after_a_visit_holds_provider_and_room_not_patient(settings, ctx_for, register):
-    from hpms.services import availability, resources
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register, buffer=10)
     other = register(first_name="Olga", last_name="Other")
@@ -188,7 +188,8 @@ def test_the_buffer_after_a_visit_holds_provider_and_room_not_patient(settings, 
 
 
 def test_two_locations_in_two_zones(settings, ctx_for, register):
-    from hpms.services import appointments, availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import appointments, availability, resources
 
     c = clinic(ctx_for, register)
     other = register(first_name="Olga", last_name="Other")
@@ -236,7 +237,7 @@ def _raw(c, start, minutes=30, **kw):
 
 @pytest.mark.parametrize("clash", ["provider", "patient", "room"])
 def test_the_database_refuses_overlaps_the_service_did_not_see(settings, ctx_for, register, clash):
-    from hpms.services import availability, resources
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     other = register(first_name="Olga", last_name="Other")
@@ -276,7 +277,7 @@ def test_the_database_refuses_overlaps_the_service_did_not_see(settings, ctx_for
         ctx.session.add(_raw(c, utc(2026, 6, 16, 13, 0), status="no_show", **kw))
         ctx.session.flush()
     with ctx_for(clock=fixed_clock) as ctx:
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
 
         appointments.cancel(ctx, a.id, reason="moved away")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -287,7 +288,7 @@ def test_the_database_refuses_overlaps_the_service_did_not_see(settings, ctx_for
 
 def test_a_raced_overlap_becomes_a_conflict_error():
     """The database's refusal is translated into a ConflictError naming what was taken."""
-    from hpms.services.appointments import overlap_error
+    from hpms.services.platform.conflicts import overlap_error
 
     class Exc:
         orig = 'conflicting key value violates exclusion constraint "ex_appointment_room"'
@@ -350,8 +351,8 @@ def test_a_series_running_into_closed_days_is_a_validation_error(settings, ctx_f
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-19 09:00", repeat="FREQ=DAILY;COUNT=3")
     assert err.value.field == "--repeat"
-    assert "#2 2026-06-20 09:00: outside working hours" in err.value.reason
-    assert "#3 2026-06-21 09:00: outside working hours" in err.value.reason
+    assert "#2 2026-06-20 09:00: outside working hours" in err.value.message
+    assert "#3 2026-06-21 09:00: outside working hours" in err.value.message
     out = book(ctx_for, c, "2026-06-19 09:00", repeat="FREQ=DAILY;COUNT=4", skip_conflicts=True)
     assert [hm(a.start) for a in out.booked] == ["2026-06-19 09:00 -0400", "2026-06-22 09:00 -0400"]
 
@@ -369,7 +370,7 @@ def test_invalid_series_rules_are_refused(settings, ctx_for, register, rule, why
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-16 09:00", repeat=rule)
-    assert err.value.field == "--repeat" and why in err.value.reason
+    assert err.value.field == "--repeat" and why in err.value.message
     assert appointment_count(settings) == 0
 
 
@@ -390,7 +391,7 @@ def test_a_series_occurrence_in_the_spring_gap_is_named(settings, ctx_for, regis
     c = clinic(ctx_for, register, days="daily", start="00:00", end="23:59")
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2027-03-13 02:30", repeat="FREQ=DAILY;COUNT=2")
-    assert "#2 2027-03-14 03:00: 2027-03-14 02:30 does not exist" in err.value.reason
+    assert "#2 2027-03-14 03:00: 2027-03-14 02:30 does not exist" in err.value.message
     out = book(ctx_for, c, "2027-03-13 02:30", repeat="FREQ=DAILY;COUNT=3", skip_conflicts=True)
     assert [hm(a.start) for a in out.booked] == ["2027-03-13 02:30 -0500", "2027-03-15 02:30 -0400"]
     assert [(s.index, hm(s.start)) for s in out.skipped] == [(2, "2027-03-14 03:00 -0400")]
@@ -423,7 +424,7 @@ REFUSED = [
 
 
 def _act(ctx_for, appointment_id, action, when=LATE, **kw):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with ctx_for(clock=clock(when)) as ctx:
         if action == "cancel":
@@ -435,7 +436,7 @@ def _act(ctx_for, appointment_id, action, when=LATE, **kw):
 
 @pytest.fixture
 def day_clinic(ctx_for, register):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     c = clinic(ctx_for, register)
     with ctx_for() as ctx:
@@ -494,7 +495,7 @@ def test_checkin_only_on_the_day_and_noshow_only_after_start(settings, ctx_for, 
     tomorrow = book_one(ctx_for, c, "2026-06-16 09:00")
     with pytest.raises(ValidationError) as err:
         _act(ctx_for, tomorrow.id, "checkin", when=NOW)
-    assert err.value.field == "appointment" and "2026-06-16, not today (2026-06-15)" in err.value.reason
+    assert err.value.field == "appointment" and "2026-06-16, not today (2026-06-15)" in err.value.message
     with pytest.raises(ConflictError) as err:
         _act(ctx_for, tomorrow.id, "noshow", when=NOW)
     assert "has not started yet (2026-06-16 09:00)" in err.value.message
@@ -507,7 +508,7 @@ def test_checkin_only_on_the_day_and_noshow_only_after_start(settings, ctx_for, 
 
 
 def test_late_cancellation_follows_the_policy_window(settings, ctx_for, register):
-    from hpms.services import appointments, availability
+    from hpms.services.scheduling import appointments, availability
 
     c = clinic(ctx_for, register)
     soon = book_one(ctx_for, c, "2026-06-16 09:00")  # 22.5 h ahead
@@ -543,7 +544,7 @@ def _series(ctx_for, c, start="2026-06-16 09:00", count=4):
 
 
 def test_cancel_this_and_following(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     ids = _series(ctx_for, c)
@@ -567,7 +568,7 @@ def test_cancel_this_and_following(settings, ctx_for, register):
 
 
 def test_reschedule_moves_in_place(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -604,7 +605,7 @@ def test_reschedule_moves_in_place(settings, ctx_for, register):
 
 
 def test_reschedule_this_and_following_shifts_wall_clock_and_leaves_no_copies(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     ids = _series(ctx_for, c, "2026-10-19 09:00")
@@ -633,7 +634,7 @@ def test_reschedule_this_and_following_shifts_wall_clock_and_leaves_no_copies(se
 
 
 def test_reschedule_of_a_series_is_all_or_nothing(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     ids = _series(ctx_for, c)
@@ -648,7 +649,8 @@ def test_reschedule_of_a_series_is_all_or_nothing(settings, ctx_for, register):
 
 
 def test_reschedule_to_another_location_renders_its_zone(settings, ctx_for, register):
-    from hpms.services import appointments, availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import appointments, availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -666,7 +668,7 @@ def test_reschedule_to_another_location_renders_its_zone(settings, ctx_for, regi
 # ---- find_slot -----------------------------------------------------------------------------
 
 def _slots(ctx_for, when=fixed_clock, **kw):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with ctx_for(clock=when) as ctx:
         return appointments.find_slot(ctx, **kw)
@@ -698,7 +700,7 @@ def test_find_slot_earliest_inside_hours(settings, ctx_for, register):
 
 
 def test_find_slot_skips_time_off_and_bookings_with_buffers(settings, ctx_for, register):
-    from hpms.services import availability, resources
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -719,7 +721,7 @@ def test_find_slot_respects_the_patients_other_visits(settings, ctx_for, registe
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
         b = provider(ctx, "Ben", "Byron", NPI_B)
-        from hpms.services import availability
+        from hpms.services.scheduling import availability
 
         availability.set_hours(ctx, b.id, days="MO-FR", start="8", end="17", effective_from="2026-01-01")
     book_one(ctx_for, c, "2026-06-16 08:00")
@@ -728,7 +730,7 @@ def test_find_slot_respects_the_patients_other_visits(settings, ctx_for, registe
 
 
 def test_find_slot_with_rooms(settings, ctx_for, register):
-    from hpms.services import availability, resources
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -748,7 +750,7 @@ def test_find_slot_with_rooms(settings, ctx_for, register):
 
 
 def test_find_slot_step_follows_the_policy(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for() as ctx:
@@ -764,7 +766,7 @@ def test_find_slot_step_follows_the_policy(settings, ctx_for, register):
 
 
 def test_find_slot_any_provider_merges_in_time_order(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register, start="09:00")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -779,7 +781,8 @@ def test_find_slot_any_provider_merges_in_time_order(settings, ctx_for, register
 
 
 def test_find_slot_at_two_locations_renders_each_zone(settings, ctx_for, register):
-    from hpms.services import availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:

@@ -18,7 +18,7 @@ TABLES = ("claim", "claim_line", "claim_event", "x12_file", "audit_event")
 @pytest.fixture
 def billed(settings, ctx_for, tmp_path):
     """Two encounters billed (ACME1 and BETA2): returns (out dir, {payer code: claim id}, {payer code: file})."""
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     p = setup_practice(ctx_for)
     signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
@@ -49,13 +49,13 @@ def refused(settings, ctx_for, exc, words, fn, *a, **kw):
 
 
 def run_again(settings, out):
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     return billing.run(settings, out_dir=str(out))
 
 
 def test_mark_submitted_flips_the_files_claims_once(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     acme = files["ACME1"]
@@ -76,7 +76,7 @@ def test_mark_submitted_flips_the_files_claims_once(settings, ctx_for, billed):
 
 
 def test_set_status_follows_the_transitions(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     _, ids, _ = billed
     cid = ids["ACME1"]
@@ -96,7 +96,7 @@ def test_set_status_follows_the_transitions(settings, ctx_for, billed):
 
 
 def test_a_replacement_is_written_with_frequency_7_and_ref_f8(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     cid = ids["ACME1"]
@@ -127,7 +127,7 @@ def test_a_replacement_is_written_with_frequency_7_and_ref_f8(settings, ctx_for,
 
 
 def test_void_of_a_submitted_claim_queues_a_frequency_8_claim(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     cid = ids["BETA2"]
@@ -147,7 +147,7 @@ def test_void_of_a_submitted_claim_queues_a_frequency_8_claim(settings, ctx_for,
 
 
 def test_void_of_an_adjudicated_claim_needs_the_payer_claim_number(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     _, ids, files = billed
     cid = ids["ACME1"]
@@ -159,7 +159,7 @@ def test_void_of_an_adjudicated_claim_needs_the_payer_claim_number(settings, ctx
 
 
 def test_void_of_a_submitted_claim_without_a_payer_claim_number_is_refused(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     _, ids, files = billed
     cid = ids["ACME1"]
@@ -171,7 +171,7 @@ def test_void_of_a_submitted_claim_without_a_payer_claim_number_is_refused(setti
 
 
 def test_void_of_a_ready_claim_just_voids_it(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     _, ids, _ = billed
     before = scalar(settings, "SELECT count(*) FROM claim")
@@ -183,7 +183,7 @@ def test_void_of_a_ready_claim_just_voids_it(settings, ctx_for, billed):
 
 
 def test_a_rejected_claim_gets_a_new_original(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     cid = ids["ACME1"]
@@ -228,7 +228,7 @@ def test_the_live_original_is_unique_per_encounter_and_payer(settings, ctx_for, 
 
 
 def test_worklist_lists_scrub_findings_then_rejections(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     nora = query(settings, "SELECT mrn FROM patient WHERE first_name = 'Nora'")[0]["mrn"]
@@ -243,7 +243,7 @@ def test_worklist_lists_scrub_findings_then_rejections(settings, ctx_for, billed
 
 
 def test_list_and_show(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     _, ids, files = billed
     rows = call(ctx_for, claims.list_claims)
@@ -260,7 +260,7 @@ def test_list_and_show(settings, ctx_for, billed):
 
 
 def test_a_file_moved_away_after_writing_is_not_written_again(settings, ctx_for, billed):
-    from hpms.services import claims
+    from hpms.services.billing import claims
 
     out, ids, files = billed
     call(ctx_for, claims.mark_submitted, files["ACME1"]["id"])

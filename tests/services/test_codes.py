@@ -190,7 +190,7 @@ def test_builtin_hcpcs_codes_are_level_two_only():
 # --- the service layer (both backends) --------------------------------------------------------
 
 def test_lookups_through_the_service(ctx_for):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     with ctx_for() as ctx:
         assert codes.procedure_known(ctx, "99213") and codes.procedure_known(ctx, "0001U")
@@ -225,7 +225,7 @@ def test_lookups_through_the_service(ctx_for):
 
 
 def test_search_through_the_service(ctx_for):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     with ctx_for() as ctx:
         found = codes.search(ctx, "ketorolac injection")
@@ -243,7 +243,7 @@ def test_search_through_the_service(ctx_for):
 
 
 def test_import_hcpcs_cms_layout(settings, ctx_for, tmp_path):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     path = write(tmp_path / "HCPC2026_APR_ANWEB.txt", [
         cms("25", "Significant, separately identifiable e/m service", recid="7"),
@@ -289,7 +289,7 @@ def test_import_hcpcs_cms_layout(settings, ctx_for, tmp_path):
 
 
 def test_import_hcpcs_csv_and_tsv(settings, ctx_for, tmp_path):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     long = "Supply " + "x" * 400
     csv_path = tmp_path / "hcpcs.csv"
@@ -309,7 +309,7 @@ def test_import_hcpcs_csv_and_tsv(settings, ctx_for, tmp_path):
 
 
 def test_bad_rows_name_line_and_field_and_write_nothing(settings, ctx_for, tmp_path):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     cms_file = write(tmp_path / "bad.txt", [
         cms("G0439", "Annual wellness visit"),
@@ -343,7 +343,7 @@ def test_bad_rows_name_line_and_field_and_write_nothing(settings, ctx_for, tmp_p
 
 
 def test_import_cpt(settings, ctx_for, tmp_path):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     good = tmp_path / "cpt.csv"
     good.write_text("CPT Code,Descriptor\n99213,Test descriptor one\n0001F,Test descriptor two\n", encoding="utf-8")
@@ -363,7 +363,7 @@ def test_import_cpt(settings, ctx_for, tmp_path):
 
 
 def test_permissions(settings, ctx_for, make_user, tmp_path):
-    from hpms.services import codes
+    from hpms.services.billing import codes
 
     path = tmp_path / "h.csv"
     path.write_text("code,description\nG0439,Wellness\n", encoding="utf-8")

@@ -16,7 +16,7 @@ def _ctx(ctx_for, user=None):
 
 
 def test_add_and_list_payers(settings, ctx_for):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
@@ -43,7 +43,7 @@ def test_add_and_list_payers(settings, ctx_for):
     ({"payer_id": "ACME1"}, ConflictError, None),
 ])
 def test_bad_or_duplicate_payers_are_refused(settings, ctx_for, payer, kw, exc, field):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     before = snapshot(settings)
     data = {"name": "Another Payer", "payer_id": "OTHER9", **kw}
@@ -58,7 +58,7 @@ def test_bad_or_duplicate_payers_are_refused(settings, ctx_for, payer, kw, exc, 
 
 
 def test_unknown_payer_is_not_found(ctx_for, payer):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with pytest.raises(NotFoundError) as err:
         with _ctx(ctx_for) as ctx:
@@ -72,7 +72,7 @@ def pat(register):
 
 
 def test_add_coverage(settings, ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
@@ -88,7 +88,7 @@ def test_add_coverage(settings, ctx_for, payer, pat):
 
 
 def test_dependent_coverage_names_the_subscriber(ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         a = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="S1", relationship="spouse",
@@ -119,7 +119,7 @@ BAD_COVERAGE = [
 
 @pytest.mark.parametrize(("case", "kw", "exc", "field"), BAD_COVERAGE, ids=[b[0] for b in BAD_COVERAGE])
 def test_bad_coverage_is_refused_and_writes_nothing(settings, ctx_for, payer, pat, case, kw, exc, field):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     data = {"patient": pat.mrn, "payer": "ACME1", "member_id": "M100", **kw}
     before = snapshot(settings)
@@ -142,7 +142,7 @@ def test_bad_coverage_is_refused_and_writes_nothing(settings, ctx_for, payer, pa
     ((None, "2024-12-31"), ("2025-01-01", "2025-12-31"), False),
 ])
 def test_same_priority_may_not_overlap(settings, ctx_for, payer, pat, first, second, clash):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         c1 = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1",
@@ -168,7 +168,7 @@ def test_same_priority_may_not_overlap(settings, ctx_for, payer, pat, first, sec
 
 
 def test_list_orders_primary_first(settings, ctx_for, payer, pat, register):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     other = register(first_name="Other", last_name="Person")
     with _ctx(ctx_for) as ctx:
@@ -188,7 +188,7 @@ def test_list_orders_primary_first(settings, ctx_for, payer, pat, register):
 
 
 def test_end_coverage(settings, ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1", valid_from="2025-01-01")
@@ -207,7 +207,7 @@ def test_end_coverage(settings, ctx_for, payer, pat):
 
 
 def test_end_coverage_in_the_future_keeps_it_active(ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1")
@@ -219,7 +219,7 @@ def test_end_coverage_in_the_future_keeps_it_active(ctx_for, payer, pat):
 
 
 def test_end_coverage_refusals(settings, ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1", valid_from="2026-01-01")
@@ -238,7 +238,7 @@ def test_end_coverage_refusals(settings, ctx_for, payer, pat):
 
 
 def test_coverage_of_an_unknown_patient_is_not_found(settings, ctx_for, payer):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     before = snapshot(settings)
     with pytest.raises(NotFoundError) as err:
@@ -256,7 +256,7 @@ def test_coverage_of_an_unknown_patient_is_not_found(settings, ctx_for, payer):
     ("16", "16"), ("zz", "ZZ"),
 ])
 def test_payer_claim_filing_by_code_or_name(settings, ctx_for, given, code):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         added = coverage.add_payer(ctx, name="Some Plan", payer_id="PLAN1", claim_filing=given)
@@ -267,7 +267,7 @@ def test_payer_claim_filing_by_code_or_name(settings, ctx_for, given, code):
 
 @pytest.mark.parametrize("bad", ["XX", "medicare", "C1", "commercial plan", "MBB"])
 def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, payer, bad):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     before = snapshot(settings)
     for call in (lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTHER9", claim_filing=bad),
@@ -284,7 +284,7 @@ def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, pay
 
 
 def test_update_payer(settings, ctx_for, payer):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
@@ -310,7 +310,7 @@ def test_update_payer(settings, ctx_for, payer):
     ("NOPE", {"name": "X"}, NotFoundError, None),
 ])
 def test_update_payer_refusals_write_nothing(settings, ctx_for, payer, ref, kw, exc, field):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         coverage.add_payer(ctx, name="Beta Care", payer_id="BETA2")
@@ -325,14 +325,14 @@ def test_update_payer_refusals_write_nothing(settings, ctx_for, payer, ref, kw, 
 
 @pytest.fixture
 def medicare(ctx_for):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         return coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")
 
 
 def test_medicare_secondary_type_on_add_and_update(settings, ctx_for, payer, medicare, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="P1")
@@ -359,7 +359,7 @@ def test_medicare_secondary_type_on_add_and_update(settings, ctx_for, payer, med
     ({"payer": "MCRB1", "priority": "primary", "medicare_secondary_type": "12"}, "secondary or tertiary"),
 ])
 def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medicare, pat, kw, words):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     before = snapshot(settings)
     with pytest.raises(ValidationError) as err:
@@ -379,7 +379,7 @@ def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medi
 
 
 def test_update_coverage_refusals(settings, ctx_for, payer, pat):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
         c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1")

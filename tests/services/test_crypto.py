@@ -8,8 +8,8 @@ import pytest
 
 from hpms.db import dispose_engines, get_engine, session_scope
 from hpms.errors import EncryptionKeyError, ExitCode, UsageError, ValidationError
-from hpms.services.auth import os_login
-from hpms.services.context import context_for
+from hpms.services.platform.auth import os_login
+from hpms.services.platform.context import context_for
 from tests.services.helpers import query
 
 SSN = "287-65-4321"
@@ -22,7 +22,7 @@ OTHER_SSN = "212-34-5678"
 @pytest.fixture
 def insured(register, ctx_for, payer):
     """Two patients with SSNs, one with a coverage."""
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     a = register(first_name="Ida", last_name="Quill", ssn=SSN)
     b = register(first_name="Otis", last_name="Vance", ssn=OTHER_SSN.replace("-", ""))
@@ -70,7 +70,7 @@ def test_equal_values_get_different_ciphertexts_and_the_same_blind_index(setting
 
 
 def test_sqlite_file_bytes_never_contain_the_values(settings, insured, ctx_for):
-    from hpms.services import coverage, patients
+    from hpms.services.people import coverage, patients
 
     if not settings.is_sqlite:
         # The same guarantee on PostgreSQL, read through the server: no column of any table holds them.
@@ -96,7 +96,7 @@ def test_sqlite_file_bytes_never_contain_the_values(settings, insured, ctx_for):
 
 
 def test_search_by_ssn_uses_the_blind_index(settings, ctx_for, insured):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     a, b = insured
     with ctx_for() as ctx:
@@ -109,7 +109,7 @@ def test_search_by_ssn_uses_the_blind_index(settings, ctx_for, insured):
 
 def test_search_by_member_id_or_ssn_through_the_blind_index(settings, ctx_for, insured, make_user):
     from hpms.errors import PermissionDenied
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     a, b = insured
     with ctx_for() as ctx:
@@ -125,7 +125,7 @@ def test_search_by_member_id_or_ssn_through_the_blind_index(settings, ctx_for, i
 
 
 def test_member_id_round_trips(settings, ctx_for, insured):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         assert [c.member_id for c in coverage.list_coverage(ctx, insured[0].mrn)] == [MEMBER]
@@ -148,8 +148,8 @@ def _copy_database(settings, tmp_path):
 
 
 def test_a_copy_without_the_key_reveals_nothing(settings, insured, tmp_path):
-    from hpms.services import coverage, patients
-    from hpms.services.crypto import create_key_file
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform.crypto import create_key_file
 
     a, _ = insured
     other = _copy_database(settings, tmp_path)
@@ -177,8 +177,8 @@ def test_a_copy_without_the_key_reveals_nothing(settings, insured, tmp_path):
 
 
 def test_a_different_key_in_hpms_key_cannot_decrypt(settings, insured, monkeypatch, tmp_path):
-    from hpms.services import patients
-    from hpms.services.crypto import encode_key, new_key
+    from hpms.services.people import patients
+    from hpms.services.platform.crypto import encode_key, new_key
 
     a, _ = insured
     other = _copy_database(settings, tmp_path)
@@ -193,7 +193,7 @@ def test_a_different_key_in_hpms_key_cannot_decrypt(settings, insured, monkeypat
 
 def test_a_tampered_ciphertext_is_refused(settings, insured):
     """AES-GCM authenticates: flipping a byte, or moving a value to another column kind, fails."""
-    from hpms.services.crypto import FieldCrypto, load_keyring
+    from hpms.services.platform.crypto import FieldCrypto, load_keyring
 
     a, _ = insured
     enc = query(settings, "SELECT ssn_enc FROM patient WHERE id = :i", i=a.id)[0]["ssn_enc"]
@@ -217,7 +217,7 @@ def test_key_file_is_private(settings):
 
 
 def test_damaged_key_file_is_reported(settings, insured):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     settings.key_file.write_text("{not json", encoding="utf-8")
     with pytest.raises(EncryptionKeyError) as err:
@@ -240,8 +240,9 @@ def _raw_key_ids(settings) -> set[str]:
 
 
 def test_rotation_reencrypts_everything_and_retires_the_old_key(settings, ctx_for, insured, monkeypatch):
-    from hpms.services import admin, coverage, patients
-    from hpms.services.crypto import encode_key, load_keyring
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform import admin
+    from hpms.services.platform.crypto import encode_key, load_keyring
 
     a, b = insured
     old = load_keyring(settings)
@@ -281,7 +282,7 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(settings, ctx_fo
 
 
 def test_rotation_is_audited_without_values(settings, ctx_for, insured):
-    from hpms.services import admin
+    from hpms.services.platform import admin
     from tests.services.helpers import audit_rows, last_seq
 
     seq = last_seq(settings)
@@ -296,8 +297,9 @@ def test_rotation_is_audited_without_values(settings, ctx_for, insured):
 def test_crash_before_commit_leaves_both_keys_and_everything_readable(settings, ctx_for, insured):
     """The key file is written (old + new) before the re-encryption commits; a crash there
     leaves old ciphertexts and a ring whose active key is the new one."""
-    from hpms.services import admin, coverage, patients
-    from hpms.services.crypto import load_keyring
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform import admin
+    from hpms.services.platform.crypto import load_keyring
 
     a, _ = insured
     old = load_keyring(settings)
@@ -331,8 +333,9 @@ def test_crash_before_commit_leaves_both_keys_and_everything_readable(settings, 
 
 
 def test_crash_after_commit_before_the_key_file_is_trimmed(settings, ctx_for, insured):
-    from hpms.services import admin, patients
-    from hpms.services.crypto import load_keyring
+    from hpms.services.people import patients
+    from hpms.services.platform import admin
+    from hpms.services.platform.crypto import load_keyring
 
     a, _ = insured
     old = load_keyring(settings)
@@ -349,8 +352,9 @@ def test_crash_after_commit_before_the_key_file_is_trimmed(settings, ctx_for, in
 
 
 def test_rotation_with_the_key_in_the_environment(settings, ctx_for, insured, monkeypatch, tmp_path):
-    from hpms.services import admin, patients
-    from hpms.services.crypto import encode_key, key_id, load_keyring, new_key
+    from hpms.services.people import patients
+    from hpms.services.platform import admin
+    from hpms.services.platform.crypto import encode_key, key_id, load_keyring, new_key
 
     a, _ = insured
     # Move to HPMS_KEY: the same key as the file holds.
@@ -380,9 +384,10 @@ def test_rotation_with_the_key_in_the_environment(settings, ctx_for, insured, mo
 
 
 def test_a_value_written_during_a_rotation_stays_readable(settings, ctx_for, insured):
-    from hpms.services import admin, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import admin
 
-    from hpms.services.crypto import FieldCrypto, load_keyring
+    from hpms.services.platform.crypto import FieldCrypto, load_keyring
 
     # A process that loaded its key ring before the rotation and writes after it.
     stale = FieldCrypto(load_keyring(settings))
@@ -400,8 +405,8 @@ def test_a_value_written_during_a_rotation_stays_readable(settings, ctx_for, ins
 def test_a_workstation_with_another_key_cannot_write(settings, ctx_for, insured, tmp_path, monkeypatch):
     """A machine with a key file of its own (not the database's) is refused before it writes
     values nobody else could read."""
-    from hpms.services import patients
-    from hpms.services.crypto import encode_key, new_key
+    from hpms.services.people import patients
+    from hpms.services.platform.crypto import encode_key, new_key
 
     monkeypatch.setenv("HPMS_KEY", encode_key(new_key()))
     with pytest.raises(EncryptionKeyError, match="does not hold"):
@@ -414,7 +419,7 @@ def test_init_on_a_second_machine_refuses_a_new_key_and_removes_it(settings, ins
     """`hpms init` with a fresh home pointing at an existing database: the key it would create
     does not open the data, so init refuses and leaves no stray key file behind."""
     from hpms.config import load_settings
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     other_home = tmp_path / "workstation2"
     env = {"HPMS_HOME": str(other_home), "HPMS_DATABASE_URL": settings.database_url}

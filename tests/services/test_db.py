@@ -105,7 +105,7 @@ def test_a_missing_sqlite_file_is_not_initialized(settings, tmp_path):
 
 def test_open_context_checks_the_schema_first(settings, scratch_url, monkeypatch):
     from hpms.config import load_settings
-    from hpms.services.context import open_context
+    from hpms.services.platform.context import open_context
 
     if settings.is_sqlite:
         sqlite3.connect(scratch_url.split("///", 1)[1]).close()
@@ -153,7 +153,8 @@ def test_mrns_are_unique_in_the_database(settings, register):
 
 
 def test_a_session_scope_that_raises_rolls_everything_back(settings, ctx_for):
-    from hpms.services import coverage, patients, users
+    from hpms.services.people import coverage, patients
+    from hpms.services.platform import users
 
     before = snapshot(settings)
 
@@ -191,7 +192,8 @@ def test_a_readonly_session_reads(settings, register):
 
 
 def test_backup_and_restore(settings, ctx_for, register, tmp_path):
-    from hpms.services import admin, audit, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import admin, audit
 
     dest = tmp_path / "backup.db"
     if not settings.is_sqlite:
@@ -233,7 +235,7 @@ def test_backup_and_restore(settings, ctx_for, register, tmp_path):
 
 
 def test_restore_refuses_bad_sources(settings, tmp_path):
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     before = snapshot(settings)
     junk = tmp_path / "junk.db"
@@ -270,7 +272,7 @@ def test_restore_refuses_bad_sources(settings, tmp_path):
 
 
 def test_backup_refuses_to_overwrite_the_live_database(settings):
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     if not settings.is_sqlite:
         with pytest.raises(UsageError):
@@ -285,7 +287,7 @@ def test_backup_refuses_to_overwrite_the_live_database(settings):
 
 
 def test_check_reports_ok(settings):
-    from hpms.services import admin
+    from hpms.services.platform import admin
 
     report = admin.check(settings)
     assert report["ok"] is True and report["schema_ok"] is True and report["schema"] == head_revision()
@@ -315,7 +317,7 @@ def test_load_all_registers_every_model_module():
 
     import hpms.models
 
-    probe = ("import json, sys; import hpms.models; import hpms.services.patients; "
+    probe = ("import json, sys; import hpms.models; import hpms.services.people.patients; "
              "before = sorted(m for m in sys.modules if m.startswith('hpms.models.')); "
              "hpms.models.load_all(); "
              "print(json.dumps([before, sorted(m for m in sys.modules if m.startswith('hpms.models.'))]))")

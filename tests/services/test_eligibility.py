@@ -25,7 +25,7 @@ def practice(ctx_for, register):
 
 
 def run(ctx_for, fn, *args, user=None, **kw):
-    from hpms.services import eligibility
+    from hpms.services.billing import eligibility
 
     with ctx_for(user, clock=fixed_clock) as ctx:
         return getattr(eligibility, fn)(ctx, *args, **kw)
@@ -96,7 +96,7 @@ def test_request_for_one_patient(settings, ctx_for, practice, tmp_path):
     ({"date": "2026-06-17"}, NotFoundError, "no appointments on 2026-06-17"),
     ({"date": None}, ValidationError, "give --date"),
     ({"date": "someday"}, ValidationError, "is not a date"),
-    ({"date": None, "patient": "9999999"}, NotFoundError, "--patient"),
+    ({"date": None, "patient": "9999999"}, NotFoundError, "patient: no patient"),
     ({"date": None, "patient": "NORA"}, NotFoundError, "has no active coverage"),
 ])
 def test_request_refusals_write_nothing(settings, ctx_for, practice, tmp_path, kw, error, message):
@@ -220,7 +220,7 @@ def test_bad_files_import_nothing(settings, ctx_for, practice, tmp_path, content
     before = checks(settings), counts(settings, "audit_event")
     with pytest.raises(ValidationError, match=message) as exc:
         run(ctx_for, "import_271", tmp_path / "bad.271")
-    assert exc.value.field == "FILE" and "nothing imported" in exc.value.reason
+    assert exc.value.field == "FILE" and "nothing imported" in exc.value.message
     assert (checks(settings), counts(settings, "audit_event")) == before
 
 
@@ -253,7 +253,7 @@ def covered_twice(settings, ctx_for, practice, tmp_path):
     """Pat is covered by ACME1 (primary) and BETA2 (secondary) under the same member id; Kid by
     BETA2 (primary, M999) and by ACME1 through Pat (M123456, shared with him). One 270 asks
     both payers about both: returns the request, its file and {(mrn, payer id): check id}."""
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for(clock=fixed_clock) as ctx:
         coverage.add_coverage(ctx, patient=practice.pat_mrn, payer="BETA2", member_id="M123456", priority="secondary")

@@ -36,7 +36,7 @@ def appt(ctx_for, c):
 
 
 def create(ctx_for, user=None, when=fixed_clock, **kw):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     with ctx_for(user, clock=when) as ctx:
         return encounters.create(ctx, **kw)
@@ -162,7 +162,7 @@ def test_second_line_error_names_the_line(settings, ctx_for, c, appt):
 
 
 def test_cancelled_and_no_show_appointments_are_refused(settings, ctx_for, c):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     gone = book_one(ctx_for, c, "2026-06-16 09:00")
     call(ctx_for, lambda ctx: appointments.cancel(ctx, gone.id, reason="patient called"))
@@ -197,16 +197,16 @@ def test_appointment_or_patient_provider_date(settings, ctx_for, c, appt):
             date="2026-06-16")
     assert refused(settings, ctx_for, NotFoundError, ["--appointment", "no appointment '999'"],
                    appointment=999).exit_code == 3
-    assert refused(settings, ctx_for, NotFoundError, ["--patient"], patient="0999999", provider=c.provider,
+    assert refused(settings, ctx_for, NotFoundError, ["patient: no patient"], patient="0999999", provider=c.provider,
                    date="2026-06-01").exit_code == 3
-    assert refused(settings, ctx_for, NotFoundError, ["--provider"], patient=c.mrn, provider="77",
+    assert refused(settings, ctx_for, NotFoundError, ["provider: no provider"], patient=c.mrn, provider="77",
                    date="2026-06-01").exit_code == 3
 
 
 # ---- update and sign -----------------------------------------------------------------------
 
 def test_update_replaces_diagnoses_and_lines_while_draft(settings, ctx_for, c, appt):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10", proc=["99213::1,2"])
     seq = last_seq(settings)
@@ -227,7 +227,7 @@ def test_update_replaces_diagnoses_and_lines_while_draft(settings, ctx_for, c, a
 
 
 def test_update_refusals(settings, ctx_for, c, appt):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10,E78.5", proc=["99213::3"])
     before = counts(settings, *TABLES)
@@ -255,7 +255,7 @@ def test_update_refusals(settings, ctx_for, c, appt):
 
 
 def test_sign(settings, ctx_for, c, appt, make_user):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     make_user("doc", "provider")
     e = create(ctx_for, appointment=appt.id)
@@ -278,7 +278,7 @@ def test_sign(settings, ctx_for, c, appt, make_user):
 
 
 def test_a_line_without_pointer_cannot_be_signed(ctx_for, c, appt):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     e = create(ctx_for, appointment=appt.id, proc=["99213"])  # no diagnosis yet: no pointer
     assert e.lines[0].pointers == []
@@ -290,7 +290,7 @@ def test_a_line_without_pointer_cannot_be_signed(ctx_for, c, appt):
 # ---- reading -------------------------------------------------------------------------------
 
 def test_show_and_list(settings, ctx_for, c, appt, register):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     other = register(first_name="Ola", last_name="Berg")
     a = create(ctx_for, appointment=appt.id, dx="E11.9", proc=["99213"])
@@ -322,7 +322,9 @@ def test_show_and_list(settings, ctx_for, c, appt, register):
 # ---- superbill -----------------------------------------------------------------------------
 
 def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
-    from hpms.services import coverage, encounters, org
+    from hpms.services.billing import encounters
+    from hpms.services.people import coverage
+    from hpms.services.platform import org
 
     call(ctx_for, lambda ctx: org.update_location(ctx, "Main", address_line1="1 Elm St", city="Hartford",
                                                   state="CT", postal_code="06103"))
@@ -349,7 +351,7 @@ def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
 
 
 def test_pdf_superbill_with_names_beyond_latin1(ctx_for, register):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     cl = clinic(ctx_for, lambda **kw: register(**{**kw, "first_name": "Łukasz", "last_name": "Żółć"}))
     set_fees(ctx_for, ("99213", "125"))
@@ -363,7 +365,7 @@ def test_pdf_superbill_with_names_beyond_latin1(ctx_for, register):
 # ---- permissions ---------------------------------------------------------------------------
 
 def test_who_may_create_sign_and_read(settings, ctx_for, c, appt, make_user):
-    from hpms.services import encounters
+    from hpms.services.billing import encounters
 
     for name, role in (("desk", "front_desk"), ("doc", "provider"), ("bill", "biller"), ("audrey", "auditor"),
                        ("cron", "service")):

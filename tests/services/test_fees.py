@@ -19,7 +19,7 @@ UNKNOWN = "A0999"
 
 def set_fees(ctx_for, *fees: tuple, user=None) -> None:
     """fees: (code, amount[, payer[, modifier]]) set as the admin."""
-    from hpms.services import fees as fee_service
+    from hpms.services.billing import fees as fee_service
 
     with ctx_for(user, clock=fixed_clock) as ctx:
         for f in fees:
@@ -36,7 +36,7 @@ def _call(ctx_for, fn, user=None):
 # ---- set -----------------------------------------------------------------------------------
 
 def test_set_fee_inserts_then_replaces(settings, ctx_for, payer):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     seq = last_seq(settings)
     out = _call(ctx_for, lambda ctx: fees.set_fee(ctx, "99213", "125"))
@@ -69,7 +69,7 @@ def _rows(settings, sql):
     ("", "required"), ("12,50", "not an amount"), ("NaN", "not an amount"),
 ])
 def test_bad_amounts_are_refused(settings, ctx_for, amount, why):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     before = counts(settings, "fee", "audit_event")
     with pytest.raises(ValidationError) as err:
@@ -80,14 +80,14 @@ def test_bad_amounts_are_refused(settings, ctx_for, amount, why):
 
 
 def test_largest_and_smallest_amounts(ctx_for):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     assert _call(ctx_for, lambda ctx: fees.set_fee(ctx, "99213", "99999.99")).amount == Decimal("99999.99")
     assert _call(ctx_for, lambda ctx: fees.set_fee(ctx, "99214", ".01")).amount == Decimal("0.01")
 
 
 def test_unknown_or_malformed_code_modifier_and_payer(settings, ctx_for):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     before = counts(settings, "fee", "audit_event")
     with pytest.raises(ValidationError) as err:
@@ -114,7 +114,7 @@ def _csv(tmp_path, text: str, name="fees.csv"):
 
 
 def test_import_creates_updates_and_records_one_event(settings, ctx_for, payer, tmp_path):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"), ("99214", "150"))
     path = _csv(tmp_path, "code,amount,modifier,payer\n99213,110.00,,\n99214,150,,\n99213,120,25,\n"
@@ -134,7 +134,7 @@ def test_import_creates_updates_and_records_one_event(settings, ctx_for, payer, 
 
 
 def test_import_with_payer_option_and_header_in_any_order(settings, ctx_for, payer, tmp_path):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     path = _csv(tmp_path, "AMOUNT,Code\n80,99213\n")
     _call(ctx_for, lambda ctx: fees.import_fees(ctx, path, payer="Acme Health"))
@@ -144,7 +144,7 @@ def test_import_with_payer_option_and_header_in_any_order(settings, ctx_for, pay
 
 
 def test_import_with_a_bad_row_writes_nothing(settings, ctx_for, payer, tmp_path):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"))
     path = _csv(tmp_path, "code,amount,modifier,payer\n"
@@ -174,7 +174,7 @@ def test_import_with_a_bad_row_writes_nothing(settings, ctx_for, payer, tmp_path
     ("code,amount,code\n99213,1,99213\n", "twice"), ("code,amount\n", "no rows"),
 ])
 def test_import_refuses_a_bad_file(settings, ctx_for, tmp_path, text, why):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     path = _csv(tmp_path, text)
     before = counts(settings, "fee", "audit_event")
@@ -185,7 +185,7 @@ def test_import_refuses_a_bad_file(settings, ctx_for, tmp_path, text, why):
 
 
 def test_import_of_a_missing_file(ctx_for, tmp_path):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     with pytest.raises(NotFoundError):
         _call(ctx_for, lambda ctx: fees.import_fees(ctx, tmp_path / "nope.csv"))
@@ -194,7 +194,8 @@ def test_import_of_a_missing_file(ctx_for, tmp_path):
 # ---- pricing -------------------------------------------------------------------------------
 
 def test_price_lookup_order(settings, ctx_for, payer):
-    from hpms.services import coverage, fees
+    from hpms.services.billing import fees
+    from hpms.services.people import coverage
 
     other = _call(ctx_for, lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTH01"))
     set_fees(ctx_for, ("99213", "100"), ("99213", "110", None, "25"), ("99213", "90", "ACME1"),
@@ -221,7 +222,7 @@ def test_price_lookup_order(settings, ctx_for, payer):
 
 
 def test_list_filters(ctx_for, payer):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"), ("99214", "150"), ("99213", "90", "ACME1"))
     assert [f.amount for f in _call(ctx_for, lambda ctx: fees.list_fees(ctx, code="99213"))] == [
@@ -234,7 +235,7 @@ def test_list_filters(ctx_for, payer):
 # ---- permissions ---------------------------------------------------------------------------
 
 def test_who_may_read_and_write_fees(settings, ctx_for, make_user, tmp_path):
-    from hpms.services import fees
+    from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"))
     for name, role in (("desk", "front_desk"), ("doc", "provider"), ("bill", "biller"), ("audrey", "auditor")):

@@ -29,20 +29,20 @@ def write_csv(path, rows, header=HEADER, encoding="utf-8"):
 
 
 def _import(ctx_for, path, **kw):
-    from hpms.services.patient_import import import_csv
+    from hpms.services.people.patient_import import import_csv
 
     with ctx_for(clock=fixed_clock) as ctx:
         return import_csv(ctx, path, **kw)
 
 
 def test_a_good_file_imports_every_row(settings, ctx_for, tmp_path):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     seq = last_seq(settings)
     path = write_csv(tmp_path / "patients.csv", GOOD)
     progress = []
     with ctx_for(clock=fixed_clock) as ctx:
-        from hpms.services.patient_import import import_csv
+        from hpms.services.people.patient_import import import_csv
 
         result = import_csv(ctx, path, progress=lambda done, total: progress.append((done, total)))
     assert (result.imported, result.rows, result.errors, result.dry_run) == (4, 4, [], False)
@@ -67,7 +67,7 @@ def test_a_good_file_imports_every_row(settings, ctx_for, tmp_path):
         assert [p.mrn for p in patients.search(ctx, "287-65-4321")] == ["0100001"]
         assert [p.mrn for p in patients.search(ctx, "555 867 5309")] == ["0100001"]
         assert patients.register(ctx, first_name="Next", last_name="One", dob="2000-01-01").mrn == "0100004"
-    from hpms.services import audit
+    from hpms.services.platform import audit
 
     with ctx_for() as ctx:
         assert audit.verify(ctx).ok
@@ -92,7 +92,7 @@ def test_a_utf8_bom_is_accepted(settings, ctx_for, tmp_path):
 
 
 def test_one_bad_row_writes_nothing(settings, ctx_for, tmp_path):
-    from hpms.services.patient_import import InvalidRows
+    from hpms.services.people.patient_import import InvalidRows
 
     rows = GOOD[:2] + [["Bad", "Date", "2026-02-30", "", "", "", "", ""]] + GOOD[2:]
     path = write_csv(tmp_path / "p.csv", rows)
@@ -127,7 +127,7 @@ def _mixed_file(tmp_path):
 
 
 def test_every_bad_row_is_listed_with_its_line_and_field(settings, ctx_for, tmp_path):
-    from hpms.services.patient_import import InvalidRows
+    from hpms.services.people.patient_import import InvalidRows
 
     path = _mixed_file(tmp_path)
     before = snapshot(settings)
@@ -155,7 +155,7 @@ def test_skip_invalid_imports_only_the_good_rows(settings, ctx_for, tmp_path):
 
 
 def test_dry_run_writes_nothing(settings, ctx_for, tmp_path):
-    from hpms.services.patient_import import InvalidRows
+    from hpms.services.people.patient_import import InvalidRows
 
     before = snapshot(settings)
     result = _import(ctx_for, write_csv(tmp_path / "p.csv", GOOD), dry_run=True)
@@ -224,7 +224,7 @@ def test_a_file_that_is_not_utf8_is_refused(settings, ctx_for, tmp_path, where):
 
 
 def test_duplicate_mrn_within_the_file(settings, ctx_for, tmp_path):
-    from hpms.services.patient_import import InvalidRows
+    from hpms.services.people.patient_import import InvalidRows
 
     rows = [["A", "One", "1980-01-01", "", "", "", "CH-1", ""], ["B", "Two", "1980-01-01", "", "", "", "CH-2", ""],
             ["C", "Three", "1980-01-01", "", "", "", "CH-1", ""]]
@@ -241,7 +241,7 @@ def test_duplicate_mrn_within_the_file(settings, ctx_for, tmp_path):
 
 
 def test_duplicate_mrn_against_the_database(settings, ctx_for, tmp_path, register):
-    from hpms.services.patient_import import InvalidRows
+    from hpms.services.people.patient_import import InvalidRows
 
     register(mrn="CH-1")
     auto = register()  # 0100001
@@ -279,7 +279,7 @@ def test_import_is_refused_to_roles_without_the_permission(settings, ctx_for, ma
     before = snapshot(settings)
     with pytest.raises(PermissionDenied):
         with ctx_for("bill") as ctx:
-            from hpms.services.patient_import import import_csv
+            from hpms.services.people.patient_import import import_csv
 
             import_csv(ctx, path)
     assert snapshot(settings) == before
@@ -296,7 +296,7 @@ def test_ten_thousand_rows_in_one_go(settings, ctx_for, tmp_path):
             w.writerow([f"Given{i}", f"Family{i % 997}", f"19{50 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
                         f"555-{i // 10000:03d}-{i % 10000:04d}", ssn])
     calls = []
-    from hpms.services.patient_import import import_csv
+    from hpms.services.people.patient_import import import_csv
 
     with ctx_for(clock=fixed_clock) as ctx:
         result = import_csv(ctx, path, progress=lambda done, total: calls.append((done, total)))
@@ -309,7 +309,8 @@ def test_ten_thousand_rows_in_one_go(settings, ctx_for, tmp_path):
     events = [e for e in audit_rows(settings) if (e["detail"] or "").startswith("import of")]
     created = [pid for e in events for pid in e["patient_ids_list"]]
     assert len(created) == len(set(created)) == n  # every created patient named once
-    from hpms.services import audit, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import audit
 
     with ctx_for(clock=fixed_clock) as ctx:
         assert audit.verify(ctx).ok

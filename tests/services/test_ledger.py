@@ -21,7 +21,7 @@ def _world(ctx, tag: str = "") -> dict:
     """Two patients, a payer, an encounter and a claim with two lines per patient (rows written
     directly: the ledger only needs them to exist)."""
     from hpms.models import Claim, ClaimLine, Encounter, Payer, Provider
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     s = ctx.session
     payer = Payer(org_id=ctx.org_id, name=f"Acme {tag}", payer_id=f"ACME{tag}")
@@ -57,7 +57,7 @@ def world(ctx_for):
 
 
 def test_each_kind_posts_with_its_sign(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     line = a["lines"][0]
@@ -98,7 +98,7 @@ def test_each_kind_posts_with_its_sign(settings, ctx_for, world):
     ("bogus", "1.00"),
 ])
 def test_sign_rules_and_bad_amounts_are_refused(settings, ctx_for, world, kind, amount):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     with pytest.raises(ValidationError):
@@ -108,7 +108,7 @@ def test_sign_rules_and_bad_amounts_are_refused(settings, ctx_for, world, kind, 
 
 
 def test_links_must_agree(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a, b = world["patients"]
     with ctx_for() as ctx:
@@ -133,7 +133,7 @@ def test_links_must_agree(settings, ctx_for, world):
 
 
 def test_reversal_cancels_once_and_a_reversal_is_not_reversed(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     with ctx_for() as ctx:
@@ -162,7 +162,7 @@ def test_reversal_cancels_once_and_a_reversal_is_not_reversed(settings, ctx_for,
 
 
 def test_reversing_a_transfer_reverses_both_sides(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     with ctx_for() as ctx:
@@ -179,7 +179,7 @@ def test_reversing_a_transfer_reverses_both_sides(settings, ctx_for, world):
 
 
 def test_audit_events_carry_the_patient(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     seq = last_seq(settings)
@@ -191,7 +191,7 @@ def test_audit_events_carry_the_patient(settings, ctx_for, world):
 
 
 def test_permissions(settings, ctx_for, world, make_user):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     make_user("fran", "front_desk")
@@ -207,7 +207,7 @@ def test_permissions(settings, ctx_for, world, make_user):
 
 
 def test_as_of_uses_the_effective_date(settings, ctx_for, world):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     with ctx_for() as ctx:
@@ -219,7 +219,7 @@ def test_as_of_uses_the_effective_date(settings, ctx_for, world):
 
 @pytest.mark.parametrize("sql", ["UPDATE ledger_entry SET amount_cents = 1", "DELETE FROM ledger_entry"])
 def test_the_database_refuses_edits(settings, ctx_for, world, sql):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     a = world["patients"][0]
     with ctx_for() as ctx:
@@ -251,7 +251,7 @@ class _Rollback(Exception):
 @given(steps=st.lists(step, min_size=1, max_size=12))
 def test_balances_always_equal_the_sum_of_the_entries(settings, ctx_for, steps):
     from hpms.models.ledger import LedgerEntry
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     with pytest.raises(_Rollback):  # every example starts from the same empty ledger
         with ctx_for() as ctx:

@@ -37,7 +37,7 @@ def _applied(settings, payment_id: int) -> list[tuple[int, int]]:
 
 
 def test_credit_pays_the_oldest_visits_first(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with ctx_for(clock=fixed_clock) as ctx:
         first = payments.record(ctx, patient=acct["ida"], amount="50.00", method="cash")
@@ -58,7 +58,7 @@ def test_credit_pays_the_oldest_visits_first(settings, ctx_for, acct):
 
 
 def test_credit_pays_a_later_transfer(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with ctx_for(clock=fixed_clock) as ctx:
         pay = payments.record(ctx, patient=acct["ida"], amount="75.00", method="check", reference="1042")
@@ -80,7 +80,7 @@ def test_credit_pays_a_later_transfer(settings, ctx_for, acct):
 
 
 def test_copay_for_a_visit_is_applied_to_it_whole(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     june = accounts.visit(ctx_for, acct["ida"], acct["payer"], D(2026, 6, 14))  # billed, nothing owed by the patient yet
     with ctx_for(clock=fixed_clock) as ctx:
@@ -98,14 +98,14 @@ def test_copay_for_a_visit_is_applied_to_it_whole(settings, ctx_for, acct):
 
 
 def test_refund_is_limited_to_the_credit(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=acct["ida"], amount="65.00", method="cash")
     before = counts(settings, "ledger_entry", "payment_application")
     with pytest.raises(ValidationError) as err, ctx_for(clock=fixed_clock) as ctx:
         payments.refund(ctx, patient=acct["ida"], amount="5.01", method="check")
-    assert err.value.field == "--amount" and "5.00" in err.value.reason
+    assert err.value.field == "--amount" and "5.00" in err.value.message
     assert counts(settings, "ledger_entry", "payment_application") == before
     with ctx_for(clock=fixed_clock) as ctx:
         r = payments.refund(ctx, patient=acct["ida"], amount="5.00", method="check", reference="CHK 77")
@@ -132,7 +132,7 @@ def test_refund_is_limited_to_the_credit(settings, ctx_for, acct):
     ({"reference": "x" * 201}, "--reference", "longer"),
 ])
 def test_bad_payment_input_writes_nothing(settings, ctx_for, acct, kw, field, words):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     args = {"patient": acct["ida"], "amount": "10.00", "method": "cash"}
     args.update(kw)
@@ -141,12 +141,12 @@ def test_bad_payment_input_writes_nothing(settings, ctx_for, acct, kw, field, wo
     before = counts(settings, "ledger_entry", "payment_application", "audit_event")
     with pytest.raises(ValidationError) as err, ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, **args)
-    assert err.value.field == field and words in err.value.reason, err.value
+    assert err.value.field == field and words in err.value.message, err.value
     assert counts(settings, "ledger_entry", "payment_application", "audit_event") == before
 
 
 def test_unknown_patient_or_encounter(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     before = counts(settings, "ledger_entry", "payment_application")
     with pytest.raises(NotFoundError, match="--patient: no patient"), ctx_for(clock=fixed_clock) as ctx:
@@ -159,7 +159,7 @@ def test_unknown_patient_or_encounter(settings, ctx_for, acct):
 
 
 def test_permissions(settings, ctx_for, acct, make_user):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     make_user("fd", "front_desk")
     make_user("doc", "provider")
@@ -176,7 +176,7 @@ def test_permissions(settings, ctx_for, acct, make_user):
 
 
 def test_list_and_audit(settings, ctx_for, acct):
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     with ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=acct["ida"], amount="10.00", method="cash", date="2026-06-01")
@@ -199,7 +199,8 @@ def test_list_and_audit(settings, ctx_for, acct):
 
 
 def test_patient_ledger_and_balance(settings, ctx_for, acct):
-    from hpms.services import ledger, patients, payments
+    from hpms.services.payments import ledger, payments
+    from hpms.services.people import patients
 
     with ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=acct["otis"], amount="12.50", method="cash", date="2026-06-02")
@@ -221,7 +222,8 @@ def test_patient_ledger_and_balance(settings, ctx_for, acct):
 
 
 def test_copay_at_check_in_by_appointment(settings, ctx_for, register):
-    from hpms.services import encounters, payments
+    from hpms.services.billing import encounters
+    from hpms.services.payments import payments
     from tests.services.sched import book_one, clinic
 
     c = clinic(ctx_for, register)
@@ -247,7 +249,7 @@ def test_copay_at_check_in_by_appointment(settings, ctx_for, register):
 
 
 def test_a_reversed_payment_is_no_credit(settings, ctx_for, acct):
-    from hpms.services import ledger, payments
+    from hpms.services.payments import ledger, payments
 
     with ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=acct["ida"], amount="60.00", method="cash")
@@ -266,7 +268,7 @@ def test_a_reversed_payment_is_no_credit(settings, ctx_for, acct):
 
 
 def test_a_reversed_payment_no_longer_pays_the_visit_it_was_applied_to(settings, ctx_for, acct):
-    from hpms.services import ledger, payments
+    from hpms.services.payments import ledger, payments
 
     june = accounts.visit(ctx_for, acct["ida"], acct["payer"], D(2026, 6, 14))
     accounts.transfer(ctx_for, acct["ida"], june, "25.00", D(2026, 6, 15))

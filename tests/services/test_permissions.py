@@ -6,7 +6,7 @@ import pytest
 
 from hpms.errors import ExitCode, PermissionDenied
 from hpms.models import Actor
-from hpms.services.permissions import PERMISSIONS, ROLES, allowed, require
+from hpms.services.platform.permissions import PERMISSIONS, ROLES, allowed, require
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import query, snapshot
 
@@ -168,7 +168,7 @@ def _denied(ctx_for, username, call):
 
 
 def test_auditor_cannot_register_a_patient(settings, ctx_for, make_user):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     make_user("audrey", "auditor")
     before = snapshot(settings)
@@ -180,7 +180,7 @@ def test_auditor_cannot_register_a_patient(settings, ctx_for, make_user):
 
 
 def test_provider_can_read_but_not_write_patients(settings, ctx_for, make_user, register):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     p = register(first_name="Ida", last_name="Quill")
     make_user("doc", "provider")
@@ -193,7 +193,7 @@ def test_provider_can_read_but_not_write_patients(settings, ctx_for, make_user, 
 
 
 def test_front_desk_cannot_read_the_audit_log(settings, ctx_for, make_user, register):
-    from hpms.services import audit, audit_query
+    from hpms.services.platform import audit, audit_query
 
     p = register()
     make_user("desk", "front_desk")
@@ -210,7 +210,7 @@ def test_front_desk_cannot_read_the_audit_log(settings, ctx_for, make_user, regi
 
 
 def test_biller_can_reveal_ssn_but_front_desk_cannot(settings, ctx_for, make_user, register):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     p = register(first_name="Ida", last_name="Quill", ssn="123-45-6789")
     make_user("bill", "biller")
@@ -228,7 +228,8 @@ def test_biller_can_reveal_ssn_but_front_desk_cannot(settings, ctx_for, make_use
 
 
 def test_service_account_cannot_touch_patients(settings, ctx_for, make_user, register):
-    from hpms.services import audit, patients
+    from hpms.services.people import patients
+    from hpms.services.platform import audit
 
     p = register()
     make_user("cron", "service")
@@ -242,7 +243,7 @@ def test_service_account_cannot_touch_patients(settings, ctx_for, make_user, reg
 
 
 def test_only_admins_manage_users_keys_and_locations(settings, ctx_for, make_user):
-    from hpms.services import admin, org, users
+    from hpms.services.platform import admin, org, users
 
     make_user("desk", "front_desk")
     make_user("audrey", "auditor")
@@ -259,7 +260,7 @@ def test_only_admins_manage_users_keys_and_locations(settings, ctx_for, make_use
 
 
 def test_payers_and_coverage_by_role(settings, ctx_for, make_user, register):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     p = register()
     make_user("desk", "front_desk")
@@ -290,7 +291,7 @@ def _sched(ctx_for, register):
 
 
 def test_biller_cannot_book_or_move_visits(settings, ctx_for, make_user, register):
-    from hpms.services import appointments, waitlist
+    from hpms.services.scheduling import appointments, waitlist
     from tests.services.sched import book_one
 
     c = _sched(ctx_for, register)
@@ -311,7 +312,7 @@ def test_biller_cannot_book_or_move_visits(settings, ctx_for, make_user, registe
 
 
 def test_auditor_cannot_read_appointments(settings, ctx_for, make_user, register):
-    from hpms.services import appointments, waitlist
+    from hpms.services.scheduling import appointments, waitlist
     from tests.services.sched import book_one
 
     c = _sched(ctx_for, register)
@@ -328,7 +329,7 @@ def test_auditor_cannot_read_appointments(settings, ctx_for, make_user, register
 
 
 def test_front_desk_schedules_but_does_not_set_up(settings, ctx_for, make_user, register):
-    from hpms.services import appointments, availability, resources
+    from hpms.services.scheduling import appointments, availability, resources
 
     c = _sched(ctx_for, register)
     make_user("desk", "front_desk")
@@ -348,7 +349,7 @@ def test_front_desk_schedules_but_does_not_set_up(settings, ctx_for, make_user, 
 
 
 def test_service_account_reads_the_schedule_but_books_nothing(settings, ctx_for, make_user, register):
-    from hpms.services import appointments, waitlist
+    from hpms.services.scheduling import appointments, waitlist
 
     c = _sched(ctx_for, register)
     make_user("cron", "service")

@@ -23,7 +23,7 @@ D = Decimal
 def billed(settings, ctx_for, tmp_path):
     """Bob's visit billed to ACME1 (99213-25 100.00 + 36415 15.00) and Kid's to BETA2 (99214
     180.00): returns {payer code: (claim id, control number)} and the practice."""
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     p = setup_practice(ctx_for)
     signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
@@ -48,13 +48,13 @@ def write(tmp_path, text: str, name: str = "era.835"):
 
 
 def post(ctx_for, path, **kw):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     return call(ctx_for, remits.import_file, path, **kw)
 
 
 def balance(ctx_for, **kw) -> Decimal:
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     return call(ctx_for, ledger.balance, **kw)
 
@@ -176,7 +176,7 @@ def test_the_same_trace_twice_in_one_file_for_two_amounts_is_refused(settings, c
 def test_a_claim_paid_nothing_because_of_the_deductible_is_not_a_denial(settings, ctx_for, billed, tmp_path):
     """Allowed 82.00 (CO-45 18.00) all to the deductible, the lab line to coinsurance: the payer
     paid nothing, the patient owes 97.00, and there is nothing to appeal."""
-    from hpms.services import denials
+    from hpms.services.payments import denials
 
     ids, p = billed
     claim_id, control = ids["ACME1"]
@@ -194,7 +194,7 @@ def test_a_claim_paid_nothing_because_of_the_deductible_is_not_a_denial(settings
 def test_a_claim_paid_nothing_for_a_denial_reason_is_denied_with_that_reason(settings, ctx_for, billed, tmp_path):
     """CO-45 prices the line, CO-97 refuses it: a denial (CLP02 1, paid 0), and the reason shown is
     the bundling one even though CO-45 and the coinsurance sit beside it."""
-    from hpms.services import denials
+    from hpms.services.payments import denials
 
     ids, _ = billed
     claim_id, control = ids["ACME1"]
@@ -250,7 +250,8 @@ def test_claim_numbers_without_their_leading_zeros_still_match(settings, ctx_for
 
 
 def test_a_denial_goes_to_the_work_list_and_follow_up_is_recorded(settings, ctx_for, billed, tmp_path):
-    from hpms.services import claims, denials
+    from hpms.services.billing import claims
+    from hpms.services.payments import denials
 
     ids, _ = billed
     claim_id, control = ids["BETA2"]
@@ -307,7 +308,7 @@ def test_a_reversal_takes_the_payment_back_with_reversing_entries(settings, ctx_
 
 
 def test_claims_hpms_did_not_bill_are_kept_and_matched_by_hand(settings, ctx_for, billed, tmp_path):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     ids, p = billed
     stranger = claim("X-404", [line("99213", "90", "60", ("CO", "45", "30"))], pcn="P9",
@@ -399,7 +400,7 @@ def test_a_missing_file_is_refused(ctx_for, billed, tmp_path):
 
 def test_only_billers_import_remittances(settings, ctx_for, billed, tmp_path, make_user):
     from hpms.errors import PermissionDenied
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     ids, _ = billed
     path = write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])])))
@@ -456,7 +457,8 @@ def test_a_sample_posts_once_its_claims_are_ours(settings, ctx_for, billed):
 
 
 def test_matching_by_hand_refuses_a_void_request_and_a_reversal_of_nothing(settings, ctx_for, billed, tmp_path):
-    from hpms.services import claims, remits
+    from hpms.services.billing import claims
+    from hpms.services.payments import remits
 
     ids, _ = billed
     claim_id, _ = ids["ACME1"]

@@ -1,7 +1,7 @@
 """Payments, adjustments, denials and the revenue-cycle KPIs (services, SQLite and PostgreSQL),
 plus the collections added to provider productivity and the day sheet. The practice is the
 one of test_reports_revenue (claims c1..c6) with claim lines, ledger entries posted through
-hpms.services.ledger and remittance rows inserted by hand; every expected number is worked
+hpms.services.payments.ledger and remittance rows inserted by hand; every expected number is worked
 out in the comments."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from hpms.services import lookups
 from hpms.codes.carc import CARC, carc_text, group_text
 from hpms.errors import NotFoundError, PermissionDenied, ValidationError
 from hpms.models.billing import Claim
@@ -90,7 +91,7 @@ def money(ctx_for, data) -> Money:
     """
     from hpms.models import Encounter
     from hpms.models.receivables import PaymentApplication, RemitFile
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     c = data.claims
     with ctx_for() as ctx:
@@ -161,10 +162,9 @@ def money(ctx_for, data) -> Money:
 
 
 def _payers(ctx_for) -> tuple[int, int]:
-    from hpms.services import coverage
 
     with ctx_for() as ctx:
-        return coverage.find_payer(ctx, "ACME1").id, coverage.find_payer(ctx, "BETA2").id
+        return lookups.find_payer(ctx, "ACME1").id, lookups.find_payer(ctx, "BETA2").id
 
 
 # ---- payments ------------------------------------------------------------------------------

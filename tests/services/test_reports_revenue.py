@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from hpms.services import lookups
 from hpms.errors import PermissionDenied
 from tests.billing_fixtures import setup_practice
 from tests.services.helpers import audit_rows, last_seq
@@ -63,18 +64,19 @@ def _appointment(ctx, patient: str, provider_id: int, type_id: int, start: dt.da
 def data(settings, ctx_for) -> Data:
     """Dr Ann Smith MD and Dr Bo Lee at 'Main' (New York). Default fees: 99213 120.00,
     99214 180.00, 36415 15.00, 93000 45.50."""
-    from hpms.services import org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import resources
 
     p = setup_practice(ctx_for)
     with ctx_for() as ctx:
         org.update_location(ctx, "Main", tz=NY)
         resources.add_provider(ctx, first_name="Bo", last_name="Lee", npi="9876543213")
         visit = resources.add_type(ctx, name="Visit", duration_min=30).id
-        smith = resources.find_provider(ctx, "Smith").id
-        lee = resources.find_provider(ctx, "Lee").id
+        smith = lookups.find_provider(ctx, "Smith").id
+        lee = lookups.find_provider(ctx, "Lee").id
 
     def enc(mrn, provider, day, *proc, sign=True):
-        from hpms.services import encounters
+        from hpms.services.billing import encounters
 
         with ctx_for() as ctx:
             e = encounters.create(ctx, patient=mrn, provider=provider, date=day, dx="I10", proc=list(proc))

@@ -22,7 +22,7 @@ JUNE = dict(start="2026-06-01", end="2026-06-05")  # Monday to Friday
 @pytest.fixture
 def world(ctx_for, register):
     """The clinic, a second provider (Bob) and four more patients."""
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -38,7 +38,7 @@ def add(ctx_for, w, when: str, *, who="ada", status="completed", minutes=30, pat
     """Write one appointment starting at local `when` (YYYY-MM-DD HH:MM, New York); the optional
     times are local too."""
     from hpms.models import Appointment
-    from hpms.services import localtime as lt
+    from hpms.services.platform import localtime as lt
 
     def u(text):
         return lt.wall_to_utc(dt.datetime.fromisoformat(text), NY) if text else None
@@ -98,7 +98,7 @@ def test_no_show_rate_is_empty_when_everything_was_cancelled(ctx_for, world):
 
 
 def test_utilization_per_provider_and_day(ctx_for, world):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     w = world
     with ctx_for(clock=fixed_clock) as ctx:  # Bob is off Tuesday 09:00-10:00: 180 - 60 = 120 min open
@@ -141,7 +141,7 @@ def test_patient_flow_median_and_average(ctx_for, world):
 
 
 def test_lead_time_by_type(ctx_for, world):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     w = world
     with ctx_for(clock=fixed_clock) as ctx:
@@ -159,7 +159,7 @@ def test_lead_time_by_type(ctx_for, world):
 
 
 def test_recall_list(ctx_for, world, settings):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     w = world
     p1, p2, p3, p4 = w["pats"]
@@ -191,7 +191,7 @@ def test_recall_list(ctx_for, world, settings):
 
 
 def test_satisfaction_by_provider_and_month(ctx_for, world):
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     w = world
     may = [add(ctx_for, w, f"2026-05-{d:02d} 09:00") for d in (4, 5, 6)]

@@ -25,8 +25,9 @@ def data(ctx_for, register):
     """Ada and Bob, types Visit and Physical, locations Main (New York) and Annex (Los Angeles),
     and eight appointments (lead time = visit day - booking day, both local)."""
     from hpms.models import Appointment
-    from hpms.services import localtime as lt
-    from hpms.services import org, resources
+    from hpms.services.platform import localtime as lt
+    from hpms.services.platform import org
+    from hpms.services.scheduling import resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:

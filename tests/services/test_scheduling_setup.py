@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from hpms.services import lookups
 from hpms.errors import ConflictError, ExitCode, NotFoundError, ValidationError
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, last_seq, query
@@ -19,7 +20,7 @@ D = dt.date
 # ---- providers -----------------------------------------------------------------------------
 
 def test_add_provider_with_every_field(settings, ctx_for, make_user):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     make_user("ada", "provider")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -34,7 +35,7 @@ def test_add_provider_with_every_field(settings, ctx_for, make_user):
 
 @pytest.mark.parametrize("npi", ["1234567890", "123456789", "12345678931", "abcdefghij", "1234567894"])
 def test_npi_check_digit_is_luhn_with_prefix_80840(settings, ctx_for, npi):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with pytest.raises(ValidationError) as err:
         with ctx_for() as ctx:
@@ -45,7 +46,7 @@ def test_npi_check_digit_is_luhn_with_prefix_80840(settings, ctx_for, npi):
 
 
 def test_duplicate_npi_is_a_conflict(settings, ctx_for):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
         a = provider(ctx, npi=NPI_A)
@@ -62,29 +63,28 @@ def test_duplicate_npi_is_a_conflict(settings, ctx_for):
 
 
 def test_provider_lookup_by_id_npi_and_name(settings, ctx_for):
-    from hpms.services import resources
 
     with ctx_for() as ctx:
         ada = provider(ctx, "Ada", "Lovelace", NPI_A)
         ben = provider(ctx, "Ben", "Lovelace", NPI_B)
         cy = provider(ctx, "Cy", "Zuse", NPI_C, credentials="DO")
     with ctx_for() as ctx:
-        assert resources.find_provider(ctx, ada.id).id == ada.id
-        assert resources.find_provider(ctx, str(ben.id)).id == ben.id
-        assert resources.find_provider(ctx, NPI_C).id == cy.id
-        assert resources.find_provider(ctx, "zuse").id == cy.id
-        assert resources.find_provider(ctx, "Dr. Cy Zuse").id == cy.id
-        assert resources.find_provider(ctx, "Ben LOVELACE").id == ben.id
+        assert lookups.find_provider(ctx, ada.id).id == ada.id
+        assert lookups.find_provider(ctx, str(ben.id)).id == ben.id
+        assert lookups.find_provider(ctx, NPI_C).id == cy.id
+        assert lookups.find_provider(ctx, "zuse").id == cy.id
+        assert lookups.find_provider(ctx, "Dr. Cy Zuse").id == cy.id
+        assert lookups.find_provider(ctx, "Ben LOVELACE").id == ben.id
         with pytest.raises(ValidationError) as err:
-            resources.find_provider(ctx, "Lovelace")
-        assert err.value.field == "--provider"
-        assert f"ids {ada.id}, {ben.id}" in err.value.reason
+            lookups.find_provider(ctx, "Lovelace")
+        assert err.value.field == "provider"
+        assert f"ids {ada.id}, {ben.id}" in err.value.message
         with pytest.raises(NotFoundError):
-            resources.find_provider(ctx, "Hopper")
+            lookups.find_provider(ctx, "Hopper")
         with pytest.raises(NotFoundError):
-            resources.find_provider(ctx, "9999")
+            lookups.find_provider(ctx, "9999")
         with pytest.raises(NotFoundError):
-            resources.find_provider(ctx, NPI_A[:-1] + "0")
+            lookups.find_provider(ctx, NPI_A[:-1] + "0")
 
 
 @pytest.mark.parametrize("tax", ["207Q0000X", "207Q00000Y", "X07Q00000X", "207Q00000XX"])
@@ -96,14 +96,15 @@ def test_taxonomy_format(settings, ctx_for, tax):
 
 
 def test_provider_locations(settings, ctx_for):
-    from hpms.services import org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
         org.add_location(ctx, name="West", tz=LA)
     with pytest.raises(ValidationError) as err:
         with ctx_for() as ctx:
             provider(ctx)
-    assert err.value.field == "--location" and "several locations" in err.value.reason
+    assert err.value.field == "location" and "several locations" in err.value.message
     with pytest.raises(NotFoundError):
         with ctx_for() as ctx:
             provider(ctx, locations=["Nowhere"])
@@ -119,7 +120,7 @@ def test_provider_locations(settings, ctx_for):
 
 
 def test_rooms_and_types(settings, ctx_for):
-    from hpms.services import resources
+    from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
         r = resources.add_room(ctx, location="Main", name="Exam 1")
@@ -152,7 +153,7 @@ DST_DAYS = [
 
 @pytest.mark.parametrize(("tz", "day", "offset"), DST_DAYS, ids=[f"{z}-{d}" for z, d, _ in DST_DAYS])
 def test_hours_stay_local_on_days_clocks_change(settings, ctx_for, register, tz, day, offset):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register, tz=tz, days="daily", at=clock(JAN))
     start = dt.datetime.combine(day, dt.time(8), tzinfo=dt.UTC) - dt.timedelta(hours=offset)
@@ -173,14 +174,14 @@ def test_hours_starting_in_the_gap_begin_when_the_clocks_resume(settings, ctx_fo
     assert open_utc(ctx_for, c.provider, "Main", D(2026, 3, 8)) == [(utc(2026, 3, 8, 7), utc(2026, 3, 8, 8))]
     # the repeated hour counts once: 01:00 EDT .. 04:00 EST is four real hours
     with ctx_for(clock=clock(JAN)) as ctx:
-        from hpms.services import availability
+        from hpms.services.scheduling import availability
 
         availability.set_hours(ctx, c.provider, days="SU", start="01:00", end="04:00", effective_from="2026-10-01")
     assert open_utc(ctx_for, c.provider, "Main", D(2026, 11, 1)) == [(utc(2026, 11, 1, 5), utc(2026, 11, 1, 9))]
 
 
 def test_every_other_friday(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register, days="MO")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -199,7 +200,7 @@ def test_every_other_friday(settings, ctx_for, register):
 
 
 def test_invalid_hours_are_refused(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     for kw, field in ((dict(days="MO", start="17:00", end="08:00"), "--end"),
@@ -216,7 +217,7 @@ def test_invalid_hours_are_refused(settings, ctx_for, register):
 
 
 def _rules(ctx_for, provider_id, **kw):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with ctx_for(clock=fixed_clock) as ctx:
         return [(r.days, r.start_time, r.end_time, r.effective_from, r.effective_to)
@@ -224,7 +225,7 @@ def _rules(ctx_for, provider_id, **kw):
 
 
 def test_set_hours_replaces_those_days_and_keeps_the_others(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -257,7 +258,7 @@ def test_set_hours_replaces_those_days_and_keeps_the_others(settings, ctx_for, r
 
 
 def test_a_rule_starting_on_the_same_day_is_replaced_outright(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register, effective_from="2026-07-01")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -266,7 +267,7 @@ def test_a_rule_starting_on_the_same_day_is_replaced_outright(settings, ctx_for,
 
 
 def test_a_temporary_change_ends_and_the_old_hours_resume(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -284,7 +285,7 @@ def test_a_temporary_change_ends_and_the_old_hours_resume(settings, ctx_for, reg
 
 
 def test_a_temporary_change_keeps_the_fortnightly_rhythm(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register, days="MO")
     with ctx_for(clock=fixed_clock) as ctx:
@@ -300,7 +301,8 @@ def test_a_temporary_change_keeps_the_fortnightly_rhythm(settings, ctx_for, regi
 
 
 def test_hours_are_per_location(settings, ctx_for, register):
-    from hpms.services import availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -308,7 +310,7 @@ def test_hours_are_per_location(settings, ctx_for, register):
         resources.update_provider(ctx, c.provider, locations=["Main", "West"])
         with pytest.raises(ValidationError) as err:
             availability.set_hours(ctx, c.provider, days="SA", start="9", end="12")
-        assert err.value.field == "--location" and "Main, West" in err.value.reason
+        assert err.value.field == "--location" and "Main, West" in err.value.message
         availability.set_hours(ctx, c.provider, location="West", days="SA", start="9", end="12",
                                effective_from="2026-01-01")
         out = availability.week(ctx, c.provider, week_of="2026-06-20")
@@ -325,7 +327,7 @@ def test_hours_are_per_location(settings, ctx_for, register):
 # ---- time off ------------------------------------------------------------------------------
 
 def test_provider_time_off_removes_open_time(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -351,7 +353,7 @@ def test_provider_time_off_removes_open_time(settings, ctx_for, register):
 
 
 def test_time_off_reports_the_appointments_it_overlaps(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
     from tests.services.sched import book_one
 
     c = clinic(ctx_for, register)
@@ -363,7 +365,8 @@ def test_time_off_reports_the_appointments_it_overlaps(settings, ctx_for, regist
 
 
 def test_practice_holiday_at_one_location_leaves_the_other_open(settings, ctx_for, register):
-    from hpms.services import availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -384,7 +387,7 @@ def test_practice_holiday_at_one_location_leaves_the_other_open(settings, ctx_fo
 
 
 def test_policy(settings, ctx_for):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     with ctx_for() as ctx:
         assert availability.get_policy(ctx) == {"late_cancel_hours": 24, "slot_step_min": 15}
@@ -401,7 +404,7 @@ def test_policy(settings, ctx_for):
 
 
 def test_setup_writes_are_audited(settings, ctx_for, register):
-    from hpms.services import availability
+    from hpms.services.scheduling import availability
 
     seq = last_seq(settings)
     c = clinic(ctx_for, register)

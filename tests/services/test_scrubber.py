@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from hpms.services.scrubber import ClaimDraft, ClaimParties, DraftLine, rules, scrub, scrub_parties
+from hpms.services.billing.scrubber import ClaimDraft, ClaimParties, DraftLine, rules, scrub, scrub_parties
 
 TODAY = dt.date(2026, 6, 15)
 DOS = dt.date(2026, 6, 10)
@@ -181,7 +181,7 @@ def parties(**changes) -> ClaimParties:
 
 
 def test_scrub_parties_runs_only_the_party_rules():
-    from hpms.services.scrubber import PARTY_RULES
+    from hpms.services.billing.scrubber import PARTY_RULES
 
     assert [rid for rid, _, _ in PARTY_RULES] == ["ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE", "ADDR-ZIP",
                                                   "MSP-TYPE"]
@@ -201,7 +201,7 @@ def test_scrub_parties_runs_only_the_party_rules():
     {"payer_filing": "CI", "medicare_secondary_type": None},
 ])
 def test_the_party_fast_path_agrees_with_the_party_rules(changes):
-    from hpms.services.scrubber import PARTY_RULES
+    from hpms.services.billing.scrubber import PARTY_RULES
 
     p = parties(**changes)
     assert scrub_parties(p) == [f for _, _, fn in PARTY_RULES for f in fn(p)]
@@ -414,7 +414,7 @@ def test_rule_ids_are_stable_and_unique():
 ])
 def test_the_fast_path_agrees_with_the_rules(changes):
     """scrub() skips the rules for a draft its inline check finds clean: both must agree."""
-    from hpms.services.scrubber import RULES
+    from hpms.services.billing.scrubber import RULES
 
     d = draft(**changes)
     full = [f for _, _, fn in RULES for f in fn(d)]

@@ -28,13 +28,13 @@ def call(ctx_for, fn, *a, **kw):
 
 
 def balance(ctx_for, **kw) -> Decimal:
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     return call(ctx_for, ledger.balance, **kw)
 
 
 def post(ctx_for, tmp_path, text: str, name: str = "era.835", **kw):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     path = tmp_path / name
     path.write_text(text)
@@ -42,7 +42,7 @@ def post(ctx_for, tmp_path, text: str, name: str = "era.835", **kw):
 
 
 def add_secondary(ctx_for, mrn: str, **kw):
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     with ctx_for() as ctx:
         return coverage.add_coverage(ctx, patient=mrn, payer="BETA2", member_id="S555", priority="secondary",
@@ -61,7 +61,7 @@ def bob_paid(control, pr="10", **kw):
 def bob(settings, ctx_for, tmp_path):
     """Bob (ACME1 primary) with a visit billed to ACME1: 99213-25 100.00 + 36415 15.00; returns
     (practice, primary claim id, its control number, the output directory)."""
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     p = setup_practice(ctx_for)
     signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
@@ -112,7 +112,7 @@ def test_patient_responsibility_goes_to_the_secondary_coverage(settings, ctx_for
     assert scalar(settings, "SELECT count(*) FROM audit_event WHERE action = 'create' AND entity = 'claim' "
                             "AND entity_id = :c", c=str(sec["id"])) == 1
     # the patient's ledger describes the transfer
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     kinds = [(e.kind, e.insurance, e.patient) for e in call(ctx_for, ledger.entries, p.bob)
              if e.kind == "transfer_to_insurance"]
@@ -121,7 +121,7 @@ def test_patient_responsibility_goes_to_the_secondary_coverage(settings, ctx_for
 
 
 def test_importing_or_matching_again_creates_no_second_secondary_claim(settings, ctx_for, bob, tmp_path):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     p, primary, control, _ = bob
     add_secondary(ctx_for, p.bob)
@@ -147,7 +147,7 @@ def test_importing_or_matching_again_creates_no_second_secondary_claim(settings,
 
 
 def test_a_payment_matched_by_hand_creates_the_secondary_claim(settings, ctx_for, bob, tmp_path):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     p, primary, _, _ = bob
     add_secondary(ctx_for, p.bob)
@@ -200,7 +200,7 @@ def test_no_secondary_claim_for_a_reversal_or_a_crossover(settings, ctx_for, bob
 
 
 def test_a_manual_transfer_to_insurance_and_its_refusals(settings, ctx_for, bob, tmp_path):
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     p, primary, control, _ = bob
     post(ctx_for, tmp_path, interchange(payment([bob_paid(control)])))
@@ -222,7 +222,7 @@ def test_a_manual_transfer_to_insurance_and_its_refusals(settings, ctx_for, bob,
 
 def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudication(settings, ctx_for, bob,
                                                                                     tmp_path):
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
 
     p, primary, control, _ = bob
     add_secondary(ctx_for, p.bob)
@@ -304,8 +304,8 @@ def test_a_secondary_paying_the_whole_share_leaves_nothing_owed(settings, ctx_fo
 def test_a_statement_shows_the_transfer_once_as_the_patients_share(settings, ctx_for, bob, tmp_path):
     import datetime as dt
 
-    from hpms.services import statements
-    from hpms.services.patients import find
+    from hpms.services.payments import statements
+    from hpms.services.lookups import find_patient as find
 
     p, primary, control, _ = bob
     add_secondary(ctx_for, p.bob)
@@ -322,7 +322,8 @@ def _find(segs, tag, *first):
 
 
 def test_the_primary_payers_claim_filing_goes_in_2320(settings, ctx_for, tmp_path):
-    from hpms.services import billing, coverage
+    from hpms.services.billing import runner as billing
+    from hpms.services.people import coverage
 
     p = setup_practice(ctx_for)
     first = tmp_path / "first"
@@ -342,7 +343,8 @@ def test_the_primary_payers_claim_filing_goes_in_2320(settings, ctx_for, tmp_pat
 def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(settings, ctx_for, tmp_path):
     """Held (with a work-list row naming the claim) while the coverage has no type; the rest of
     Medicare's file is written; once the type is set the next run writes it with SBR05."""
-    from hpms.services import billing, claims, coverage
+    from hpms.services.billing import claims, runner as billing
+    from hpms.services.people import coverage
 
     p = setup_practice(ctx_for)
     with ctx_for() as ctx:
@@ -396,7 +398,7 @@ def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(setting
 
 def test_a_waiting_claim_whose_patient_lost_the_address_is_held_until_voided(settings, ctx_for, tmp_path):
     from hpms.db import get_engine
-    from hpms.services import billing, claims
+    from hpms.services.billing import claims, runner as billing
 
     import sqlalchemy as sa
 

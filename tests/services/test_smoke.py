@@ -2,7 +2,7 @@ from tests.conftest import count_rows
 
 
 def test_register_and_show(ctx_for, settings):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with ctx_for() as ctx:
         p = patients.register(ctx, first_name="Ana", last_name="Müller", dob="1985-03-14", ssn="123-45-6789")

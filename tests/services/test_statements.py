@@ -24,7 +24,7 @@ def clinic(ctx_for):
     5.00 of it paid) and 40.00 (2026-05-10), after a 25.00 payment on 2026-06-01.
     Otis owes 50.00, moved to him 10 days ago. Una owes 4.00 since March. Vera owes 12.50 since
     2026-04-10."""
-    from hpms.services import payments
+    from hpms.services.payments import payments
 
     payer = accounts.setup(ctx_for)
     mrn = {name: accounts.patient(ctx_for, name, last, address_line1=addr) for name, last, addr in (
@@ -57,7 +57,7 @@ def out(tmp_path):
 
 
 def _generate(ctx_for, out, **kw):
-    from hpms.services import statements
+    from hpms.services.payments import statements
 
     with ctx_for(clock=fixed_clock) as ctx:
         return statements.generate(ctx, out=out, **kw)
@@ -85,8 +85,8 @@ def test_one_statement_per_patient_due_and_only_that_patient_in_it(settings, ctx
 
 
 def test_statement_contents_computed_by_hand(settings, ctx_for, clinic, tmp_path):
-    from hpms.services import statements
-    from hpms.services.patients import find
+    from hpms.services.payments import statements
+    from hpms.services.lookups import find_patient as find
 
     with ctx_for(clock=fixed_clock) as ctx:
         data = statements.statement_data(ctx, find(ctx, clinic["mrn"]["Ida"]), today=D(2026, 6, 15), previous=None)
@@ -130,8 +130,8 @@ def test_formats_html_escaped_and_pdf(settings, ctx_for, clinic, tmp_path):
 
 
 def test_next_statement_lists_activity_since_the_last(settings, ctx_for, clinic, out):
-    from hpms.services import payments, statements
-    from hpms.services.patients import find
+    from hpms.services.payments import payments, statements
+    from hpms.services.lookups import find_patient as find
 
     first = _generate(ctx_for, out, fmt="txt").files[0]
     later = fixed_clock() + dt.timedelta(days=31)
@@ -177,7 +177,7 @@ def test_bad_options_write_nothing(settings, ctx_for, clinic, tmp_path, kw, fiel
 
 
 def test_a_failed_write_leaves_no_file_and_no_row(settings, ctx_for, clinic, out, monkeypatch):
-    from hpms.services import statements
+    from hpms.services.payments import statements
 
     calls = []
 
@@ -195,7 +195,7 @@ def test_a_failed_write_leaves_no_file_and_no_row(settings, ctx_for, clinic, out
 
 def test_permission(settings, ctx_for, clinic, out, make_user):
     make_user("fd", "front_desk")
-    from hpms.services import statements
+    from hpms.services.payments import statements
 
     with pytest.raises(PermissionDenied), ctx_for("fd", clock=fixed_clock) as ctx:
         statements.generate(ctx, out=out)
@@ -210,14 +210,14 @@ def test_read_only_directory_is_refused(settings, ctx_for, clinic, out):
             _generate(ctx_for, out, fmt="txt")
     finally:
         out.chmod(0o700)
-    assert err.value.field == "--out" and "cannot write" in err.value.reason
+    assert err.value.field == "--out" and "cannot write" in err.value.message
     assert list(out.iterdir()) == [] and counts(settings, "statement")["statement"] == 0
 
 
 def test_a_zip_plus_4_is_printed_with_its_dash():
     from types import SimpleNamespace
 
-    from hpms.services.statements import _address_lines
+    from hpms.services.payments.statements import _address_lines
 
     where = SimpleNamespace(address_line1="100 River Rd", address_line2=None, city="Hartford", state="CT",
                             postal_code="061031234")

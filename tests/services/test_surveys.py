@@ -16,7 +16,7 @@ from tests.services.sched import NY, clinic
 def visits(ctx_for, register):
     """Three completed visits (1-3 June 2026, 09:00 New York), one booked (4 June) and the clinic."""
     from hpms.models import Appointment
-    from hpms.services import localtime as lt
+    from hpms.services.platform import localtime as lt
 
     c = clinic(ctx_for, register)
     ids = []
@@ -34,7 +34,7 @@ def visits(ctx_for, register):
 
 
 def record(ctx_for, user=None, **kw):
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with ctx_for(user, clock=fixed_clock) as ctx:
         return surveys.record(ctx, **kw)
@@ -50,7 +50,7 @@ def test_record_and_list(ctx_for, settings, visits):
     ev = audit_rows(settings, seq)
     assert [(e["action"], e["entity"], e["entity_id"]) for e in ev] == [("create", "survey_response", str(out.id))]
     assert "Very kind" not in str(ev)
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with ctx_for(clock=fixed_clock) as ctx:
         assert [r.id for r in surveys.list_responses(ctx)] == [out.id]
@@ -87,7 +87,7 @@ def test_record_needs_surveys_write(ctx_for, make_user, visits):
 
 
 def _import(ctx_for, path, user=None):
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with ctx_for(user, clock=fixed_clock) as ctx:
         return surveys.import_csv(ctx, path)
@@ -103,7 +103,7 @@ def test_import_csv(ctx_for, settings, visits, tmp_path):
     assert _import(ctx_for, f).imported == 3
     ev = audit_rows(settings, seq)
     assert [(e["action"], e["entity"]) for e in ev] == [("import", "survey_response")]
-    from hpms.services import surveys
+    from hpms.services.people import surveys
 
     with ctx_for(clock=fixed_clock) as ctx:
         got = {r.appointment_id: r for r in surveys.list_responses(ctx)}

@@ -6,7 +6,7 @@ import pytest
 
 from hpms.db import get_engine, session_scope
 from hpms.errors import AuthError, ConflictError, ExitCode, NotFoundError, ValidationError
-from hpms.services.auth import authenticate, os_login
+from hpms.services.platform.auth import authenticate, os_login
 from tests.services.helpers import audit_rows, last_seq, snapshot
 
 ROOT = os_login()
@@ -18,7 +18,7 @@ def _auth(settings, env):
 
 
 def test_the_os_user_is_the_first_admin(settings, ctx_for):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     actor = _auth(settings, {})
     assert (actor.username, actor.roles, actor.auth_method) == (ROOT, frozenset({"admin"}), "os")
@@ -28,7 +28,7 @@ def test_the_os_user_is_the_first_admin(settings, ctx_for):
 
 
 def test_add_grant_revoke(settings, ctx_for):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     seq = last_seq(settings)
     with ctx_for() as ctx:
@@ -65,7 +65,7 @@ def test_add_grant_revoke(settings, ctx_for):
     (lambda u, ctx: u.issue_token(ctx, "nobody"), NotFoundError, None),
 ])
 def test_refused_user_changes_write_nothing(settings, ctx_for, make_user, call, exc, field):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     make_user("dana", "front_desk")
     before = snapshot(settings)
@@ -79,7 +79,7 @@ def test_refused_user_changes_write_nothing(settings, ctx_for, make_user, call, 
 
 
 def test_the_last_admin_cannot_be_revoked_or_disabled(settings, ctx_for, make_user):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     make_user("ann", "admin", "auditor")
     with ctx_for() as ctx:
@@ -97,7 +97,7 @@ def test_the_last_admin_cannot_be_revoked_or_disabled(settings, ctx_for, make_us
 
 
 def test_a_disabled_admin_does_not_count(settings, ctx_for, make_user):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     make_user("ann", "admin", "auditor")
     make_user("ben", "admin")
@@ -118,7 +118,7 @@ def test_a_disabled_admin_does_not_count(settings, ctx_for, make_user):
 
 
 def test_disabled_user_is_refused_by_authenticate(settings, ctx_for, make_user):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     make_user("ann", "admin")
     with ctx_for("ann") as ctx:
@@ -137,8 +137,8 @@ def test_disabled_user_is_refused_by_authenticate(settings, ctx_for, make_user):
 
 
 def test_open_context_refuses_before_reading_anything(settings, make_user):
-    from hpms.services import patients
-    from hpms.services.context import open_context
+    from hpms.services.people import patients
+    from hpms.services.platform.context import open_context
 
     make_user("ann", "admin")
     before = snapshot(settings)
@@ -153,7 +153,7 @@ def test_open_context_refuses_before_reading_anything(settings, make_user):
 
 
 def test_unknown_os_user_is_refused(settings):
-    from hpms.services.auth import load_actor
+    from hpms.services.platform.auth import load_actor
 
     with pytest.raises(AuthError) as err:
         with session_scope(get_engine(settings)) as session:
@@ -176,8 +176,8 @@ def test_token_authentication(settings, make_user, token_for):
 
 
 def test_token_authentication_through_open_context(settings, make_user, token_for):
-    from hpms.services import audit
-    from hpms.services.context import open_context
+    from hpms.services.platform import audit
+    from hpms.services.platform.context import open_context
 
     make_user("cron", "service")
     token = token_for("cron")
@@ -231,7 +231,7 @@ def test_a_new_token_replaces_the_old_one(settings, make_user, token_for):
 
 
 def test_disabling_a_user_kills_its_token(settings, ctx_for, make_user, token_for):
-    from hpms.services import users
+    from hpms.services.platform import users
 
     make_user("cron", "service")
     token = token_for("cron")

@@ -25,28 +25,28 @@ def _freed(settings):
 
 
 def _cancel(ctx_for, appointment_id, when=fixed_clock, **kw):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with ctx_for(clock=when) as ctx:
         return appointments.cancel(ctx, appointment_id, reason="patient called", **kw)
 
 
 def _wait(ctx_for, mrn, type_id, since: dt.datetime, **kw):
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with ctx_for(clock=clock(since)) as ctx:
         return waitlist.add(ctx, patient=mrn, type=type_id, **kw)
 
 
 def _offers(ctx_for, when=fixed_clock):
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     with ctx_for(clock=when) as ctx:
         return waitlist.offers(ctx)
 
 
 def test_cancelling_or_moving_a_future_visit_frees_its_time(settings, ctx_for, register):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register, buffer=10)
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -73,7 +73,8 @@ def test_cancelling_or_moving_a_future_visit_frees_its_time(settings, ctx_for, r
 @pytest.fixture
 def world(ctx_for, register):
     """A clinic with a second provider, a second location, a 60-minute type and six waiting patients."""
-    from hpms.services import availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:
@@ -146,14 +147,14 @@ def test_a_long_freed_slot_partly_rebooked_offers_the_rest(settings, ctx_for, wo
 
 
 def register_other(ctx_for, c):
-    from hpms.services import patients
+    from hpms.services.people import patients
 
     with ctx_for(clock=fixed_clock) as ctx:
         return patients.register(ctx, first_name="Olga", last_name="Other", dob="1970-01-01").mrn
 
 
 def test_fill_books_and_marks_entry_and_slot_filled(settings, ctx_for, world):
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     c, ben, long, pats, e = world
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -182,7 +183,7 @@ def test_fill_books_and_marks_entry_and_slot_filled(settings, ctx_for, world):
 
 
 def test_a_slot_booked_meanwhile_is_not_offered_nor_filled(settings, ctx_for, world):
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     c, ben, long, pats, e = world
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -198,7 +199,7 @@ def test_a_slot_booked_meanwhile_is_not_offered_nor_filled(settings, ctx_for, wo
 
 
 def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
-    from hpms.services import waitlist
+    from hpms.services.scheduling import waitlist
 
     c, ben, long, pats, e = world
     with pytest.raises(ValidationError) as err:
@@ -234,7 +235,8 @@ def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
 # ---- merge ---------------------------------------------------------------------------------
 
 def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, register):
-    from hpms.services import appointments, patients
+    from hpms.services.people import patients
+    from hpms.services.scheduling import appointments
 
     c = clinic(ctx_for, register)
     dup = register(first_name="Pat", last_name="Doe", phone="555-201-3344")
@@ -257,7 +259,8 @@ def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, regist
 
 
 def test_merge_refuses_two_visits_at_the_same_time(settings, ctx_for, register):
-    from hpms.services import availability, patients
+    from hpms.services.people import patients
+    from hpms.services.scheduling import availability
 
     c = clinic(ctx_for, register)
     with ctx_for(clock=fixed_clock) as ctx:

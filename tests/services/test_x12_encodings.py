@@ -20,7 +20,7 @@ ENCODINGS = {"utf-8": lambda t: t.encode("utf-8"), "utf-8 with a BOM": lambda t:
 
 
 def run(ctx_for, fn, *args, **kw):
-    from hpms.services import eligibility
+    from hpms.services.billing import eligibility
 
     with ctx_for(clock=fixed_clock) as ctx:
         return getattr(eligibility, fn)(ctx, *args, **kw)
@@ -32,7 +32,7 @@ def run(ctx_for, fn, *args, **kw):
 def muellers(settings, ctx_for, register, tmp_path):
     """José Müller (self) and his daughter Zoë share ACME1's member id M4242; both are asked
     about for 16 June 2026. Returns {first name: check id} and the reference of Zoë's 270."""
-    from hpms.services import coverage
+    from hpms.services.people import coverage
 
     setup_practice(ctx_for, register)
     jose = register(first_name="José", last_name="Müller", dob="1980-01-01")
@@ -93,7 +93,7 @@ def test_a_271_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, mu
     before = statuses(settings), counts(settings, "eligibility_check", "audit_event")
     with pytest.raises(ValidationError) as exc:
         run(ctx_for, "import_271", path)
-    message = exc.value.reason
+    message = exc.value.message
     assert exc.value.field == "FILE" and "\n" not in message
     assert message.startswith("odd.271 is not a valid 271: ") and fault in message and "nothing imported" in message
     assert (statuses(settings), counts(settings, "eligibility_check", "audit_event")) == before
@@ -107,7 +107,7 @@ REMIT_TABLES = ("ledger_entry", "remit_file", "remittance", "remit_claim", "remi
 @pytest.fixture
 def billed(settings, ctx_for, tmp_path):
     """Bob's visit billed to ACME1: returns the claim's control number."""
-    from hpms.services import billing
+    from hpms.services.billing import runner as billing
     from tests.billing_fixtures import setup_practice as billing_practice, signed
 
     p = billing_practice(ctx_for)
@@ -119,7 +119,7 @@ def billed(settings, ctx_for, tmp_path):
 
 
 def post(ctx_for, path):
-    from hpms.services import remits
+    from hpms.services.payments import remits
 
     with ctx_for() as ctx:
         return remits.import_file(ctx, path)
@@ -153,7 +153,7 @@ def test_an_835_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, b
     before = counts(settings, *REMIT_TABLES)
     with pytest.raises(ValidationError) as exc:
         post(ctx_for, path)
-    message = exc.value.reason
+    message = exc.value.message
     assert exc.value.field == "FILE" and "\n" not in message
     assert message.startswith("odd.835 is not a valid 835: ") and fault in message
     assert counts(settings, *REMIT_TABLES) == before

@@ -52,10 +52,12 @@ def clinic(settings, ctx_for) -> Clinic:
     """Location 'Main' (New York): Grace Hopper and Ada Lovelace working MO-FR 08:00-17:00,
     types Visit (30 min) and Long visit (60 min), two rooms, two patients and two visits on
     the test day."""
-    from hpms.services import appointments, availability, org, patients, resources
+    from hpms.services import lookups
+    from hpms.services.people import patients
+    from hpms.services.scheduling import appointments, availability, resources
 
     with ctx_for(clock=setup_clock) as ctx:
-        loc = org.find_location(ctx, "Main")
+        loc = lookups.find_location(ctx, "Main")
         hopper = resources.add_provider(ctx, first_name="Grace", last_name="Hopper", npi="9876543213")
         lovelace = resources.add_provider(ctx, first_name="Ada", last_name="Lovelace", npi="1234567893")
         for p in (hopper, lovelace):

@@ -161,7 +161,7 @@ def appointment_count(settings) -> int:
 
 def out_at(ctx_for, when: str, provider: int | None = None):
     """The appointment (AppointmentOut) starting at 'YYYY-MM-DD HH:MM' local, through the services."""
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with ctx_for(clock=fixed_clock) as ctx:
         found = [a for a in appointments.list_appointments(ctx, day=when[:10])

@@ -90,7 +90,7 @@ async def test_book_new_appointment_end_to_end(settings, clinic, ctx_for):
 
 @pilot_test
 async def test_slot_taken_while_the_dialog_is_open(settings, clinic, ctx_for):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     app = make_app(settings)
     async with app.run_test(size=(120, 36)) as pilot:

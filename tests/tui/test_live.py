@@ -14,7 +14,7 @@ from tests.tui.helpers import (
 
 @pilot_test
 async def test_bookings_from_elsewhere_appear_without_a_key_press(settings, clinic, ctx_for):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     app = make_app(settings, poll_seconds=0.2)
     async with app.run_test(size=(120, 36)) as pilot:

@@ -155,7 +155,8 @@ async def test_go_to_date_and_previous_next_day(settings, clinic):
 @pytest.fixture
 def annex(settings, ctx_for, clinic):
     """A second location, 'Annex' in Chicago, where Alan Turing works."""
-    from hpms.services import availability, org, resources
+    from hpms.services.platform import org
+    from hpms.services.scheduling import availability, resources
 
     with ctx_for(clock=setup_clock) as ctx:
         loc = org.add_location(ctx, name="Annex", tz="America/Chicago")
@@ -197,7 +198,7 @@ async def test_switch_location(settings, clinic, annex):
 
 @pilot_test
 async def test_room_columns_and_time_step(settings, clinic, ctx_for):
-    from hpms.services import appointments
+    from hpms.services.scheduling import appointments
 
     with ctx_for(clock=setup_clock) as ctx:  # a visit with a room
         appointments.book(ctx, patient=clinic.doe.mrn, provider=str(clinic.hopper), type=str(clinic.visit),

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from hpms.codes.carc import DENIAL_GROUPS, DENIED_STATUS, NOT_DENIAL, carc_text, normalize
 from hpms.errors import ValidationError
 from hpms.models import Payer, Provider
-from hpms.models.billing import Claim, ClaimEvent, ClaimLine, Encounter
+from hpms.models.billing import Claim, ClaimLine, Encounter
 from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
-from hpms.services.reports import Column, Params, report
-from hpms.services.reports.definitions import utc_bounds
+from hpms.services.reports.base import Column, Params, report
+from hpms.services.reports.base import utc_bounds
 from hpms.services.reports.revenue import encounter_ids as _encounter_ids, first_pass, money, provider_name
 
 MONEY_PARAMS = ("from", "to", "period", "location", "provider", "payer")
@@ -374,7 +374,7 @@ def _net_collection(ctx, params: Params) -> tuple[int, int]:
     and 100 % but for overpayments; visits not yet paid keep a recent range's rate low. With a
     payer, that payer's charges, adjustments and payments only."""
     from hpms.models.receivables import PaymentApplication
-    from hpms.services import ledger
+    from hpms.services.payments import ledger
 
     e = LedgerEntry
     cohort = sa.select(e.encounter_id).where(_scan(e.org_id) == ctx.org_id, e.kind == "charge",

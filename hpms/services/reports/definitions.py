@@ -1,4 +1,4 @@
-"""The reports. Each one streams its rows from one query (or a few) in the location's time
+"""Appointment volume by day. Each report streams its rows from one query (or a few) in the location's time
 zone; the formulas are documented in docs/reports.md."""
 
 from __future__ import annotations
@@ -8,23 +8,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from hpms.models import Appointment, Location
-from hpms.services import localtime as lt
-from hpms.services.reports import Column, Params, report
-
-
-def utc_bounds(ctx, params: Params) -> tuple[dt.datetime, dt.datetime]:
-    """[first local midnight, midnight after the last day) of the report's zone, in UTC."""
-    lo, _ = lt.day_bounds_utc(params.start, params.tz)
-    _, hi = lt.day_bounds_utc(params.end, params.tz)
-    return lo, hi
-
-
-def local_day(value: dt.datetime, tz: str) -> dt.date:
-    return lt.to_local(value, tz).date()
-
-
-def location_filter(q, params: Params, col=Appointment.location_id):
-    return q.where(col == params.location_id) if params.location_id else q
+from hpms.services.reports.base import Column, Params, location_filter, local_day, report, utc_bounds
 
 
 @report("appointments-by-day", "Appointments by day",
@@ -61,6 +45,3 @@ def appointments_by_day(ctx, params: Params):
         yield (day, *c)
         day += dt.timedelta(days=1)
 
-from hpms.services.reports import revenue  # noqa: E402,F401  (registers the money reports)
-from hpms.services.reports import scheduling  # noqa: E402,F401  (registers the scheduling reports)
-from hpms.services.reports import collections  # noqa: E402,F401  (registers payments, adjustments, KPIs)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hpms.errors import ValidationError
-from hpms.services.reports import Column, Params, Report
+from hpms.services.reports.base import Column, Params, Report
 
 FORMATS = ("csv", "tsv", "json", "xlsx", "ods", "html")
 BINARY = ("xlsx", "ods")

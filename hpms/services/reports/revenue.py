@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
 from hpms.models.ledger import LedgerEntry
-from hpms.services import localtime as lt
-from hpms.services.reports import Column, Params, report
-from hpms.services.reports.definitions import utc_bounds
+from hpms.services.platform import localtime as lt
+from hpms.services.reports.base import Column, Params, report
+from hpms.services.reports.base import utc_bounds
 
 BILLABLE = ("signed", "billed")  # encounters whose lines are charges
 # statuses a claim has only after it was sent, and those that mean the payer took it in

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from hpms.errors import ValidationError
 from hpms.models import Appointment, AppointmentType, Location, Patient, Provider, ProviderLocation, SurveyResponse
 from hpms.models.scheduling import BLOCKING_STATUSES
-from hpms.services import localtime as lt
-from hpms.services.reports import Column, Params, report
-from hpms.services.reports.definitions import local_day, location_filter, utc_bounds
-from hpms.services.resources import provider_name
+from hpms.services.platform import localtime as lt
+from hpms.services.reports.base import Column, Params, report
+from hpms.services.reports.base import local_day, location_filter, utc_bounds
+from hpms.services.lookups import provider_name
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 RATE_COLUMNS = [Column("appointments", "Appointments", "int"), Column("no_shows", "No-shows", "int"),
@@ -225,12 +225,12 @@ def utilization(ctx, params: Params):
     booking (by day, provider name, location name).
 
     available minutes = working hours minus time off and holidays on that local day
-    (hpms.services.availability.open_time);
+    (hpms.services.scheduling.availability.open_time);
     booked minutes = the visit minutes (start to end, without the buffer) of the blocking
     appointments (booked, confirmed, arrived, in room, completed) that lie inside the local day;
     utilization % = 100 * booked / available (None when available is 0; may pass 100 with
     overbooking)."""
-    from hpms.services.availability import open_time
+    from hpms.services.scheduling.availability import open_time
 
     names = _providers(ctx)
     q = (sa.select(ProviderLocation.provider_id, Location).join(Location, Location.id == ProviderLocation.location_id)

@@ -96,7 +96,7 @@ class RegisterDialog(ModalScreen):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        from hpms.services import patients
+        from hpms.services.people import patients
 
         data = {k: self.query_one(f"#{k}", Input).value for k in ("last_name", "first_name", "dob", "phone")}
 
@@ -148,7 +148,7 @@ class BookingDialog(ModalScreen):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        from hpms.services import resources
+        from hpms.services.scheduling import resources
 
         self.query_one("#search", Input).focus()
 
@@ -162,7 +162,7 @@ class BookingDialog(ModalScreen):
 
     @on(Input.Changed, "#search")
     def _search(self, event: Input.Changed) -> None:
-        from hpms.services import patients
+        from hpms.services.people import patients
 
         text = event.value.strip()
         self._query_seq += 1
@@ -232,7 +232,7 @@ class BookingDialog(ModalScreen):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
 
         error = self.query_one("#error", Static)
         if self.patient is None:

@@ -45,7 +45,7 @@ class WeekScreen(Panel):
         self.load()
 
     def load(self) -> None:
-        from hpms.services import availability
+        from hpms.services.scheduling import availability
 
         def done(week) -> None:
             self.query_one("#title", Static).update(f" {week['provider']} · week {week['week']}")
@@ -84,7 +84,7 @@ class FlowScreen(Panel):
         self.set_interval(2.0, self.load)
 
     def load(self) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
 
         def done(board) -> None:
             t = self.query_one(DataTable)
@@ -119,7 +119,7 @@ class FindSlotScreen(ModalScreen):
             yield Static("a: any provider / this provider · Enter book · Esc back", classes="hint")
 
     def on_mount(self) -> None:
-        from hpms.services import resources
+        from hpms.services.scheduling import resources
 
         self.query_one(DataTable).add_columns("When", "Provider", "Location", "Room")
         self.show_scope()
@@ -144,7 +144,7 @@ class FindSlotScreen(ModalScreen):
         self.search()
 
     def search(self) -> None:
-        from hpms.services import appointments
+        from hpms.services.scheduling import appointments
 
         type_select = self.query_one("#type", Select)
         type_id = type_select.value
@@ -197,7 +197,7 @@ class WaitlistScreen(Panel):
         self.action_load()
 
     def action_load(self) -> None:
-        from hpms.services import waitlist
+        from hpms.services.scheduling import waitlist
 
         def done(result) -> None:
             offers, entries = result
@@ -216,7 +216,7 @@ class WaitlistScreen(Panel):
         self.app.service(lambda ctx: (waitlist.offers(ctx), waitlist.list_entries(ctx)), done=done)
 
     def action_book_offer(self) -> None:
-        from hpms.services import waitlist
+        from hpms.services.scheduling import waitlist
 
         t = self.query_one("#offers", DataTable)
         if not self.offers or t.cursor_row is None or t.cursor_row >= len(self.offers):
@@ -252,7 +252,7 @@ class PatientScreen(Panel):
             yield Static("Esc back", classes="hint")
 
     def on_mount(self) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
 
         for tid in ("#upcoming", "#past"):
             self.query_one(tid, DataTable).add_columns("When", "Provider", "Type", "Status", "Location")
@@ -348,7 +348,7 @@ class DashboardScreen(Panel):
         self.set_interval(10.0, self.load)
 
     def load(self) -> None:
-        from hpms.services import schedule_view
+        from hpms.services.scheduling import schedule_view
 
         def done(d) -> None:
             k = d["kpis"]

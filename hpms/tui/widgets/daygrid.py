@@ -21,7 +21,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 if TYPE_CHECKING:  # the service layer (SQLAlchemy) loads in the first worker, after the first frame
-    from hpms.services.schedule_view import Block, DayView
+    from hpms.services.scheduling.schedule_view import Block, DayView
 
 TIME_W = 6
 MIN_COL_W = 16

@@ -1,0 +1,2 @@
+"""Patients and what they bring: registration, search, duplicates and merges, the CSV import,
+payers and insurance coverage, and patient satisfaction surveys."""

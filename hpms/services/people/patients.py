@@ -1,0 +1,524 @@
+"""Patient registration, lookup, search, update, duplicate detection and merge.
+
+Every read or write of a patient appends an audit event in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from hpms.errors import ConflictError, ValidationError
+from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
+from hpms.models.billing_out import money
+from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
+from hpms.services.platform import audit, counters, validation as v
+from hpms.services.platform.permissions import allowed, require
+from hpms.services.lookups import find_patient
+
+
+# Tables that point at a patient; a merge moves their rows. Later modules append to this.
+PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
+
+
+def _scheduling_references() -> None:
+    """Add the scheduling tables, at the first merge: importing their models at the top would
+    add their cost to every patients command."""
+    from hpms.models import Appointment, WaitlistEntry
+
+    for ref in ((Appointment, "patient_id"), (WaitlistEntry, "patient_id")):
+        if ref not in PATIENT_REFERENCES:
+            PATIENT_REFERENCES.append(ref)
+
+_SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
+                 Patient.preferred_name, Patient.dob, Patient.phone, Patient.active)
+
+
+def format_mrn(n: int) -> str:
+    return f"{n:07d}"
+
+
+def _mrn(f: str, x: str) -> str | None:
+    mrn = v.optional_text(f, x, 32)
+    if mrn is not None and not _MRN_CHARS.fullmatch(mrn):
+        raise ValidationError(f, f"{mrn!r} may hold only letters, digits and '-'")
+    return mrn
+
+
+_MRN_CHARS = re.compile(r"[A-Za-z0-9-]+")
+_SEX_ALIASES = {"f": "female", "m": "male", "u": "unknown", "unk": "unknown"}
+# Optional fields in the order their errors are reported: (field, n, check). A plain text field
+# has its maximum length as n (the check is v.optional_text, inlined below); any other has n = 0
+# and its check (field, value).
+_OPTIONAL_BEFORE_DOB = (("middle_name", 100, None), ("preferred_name", 100, None))
+# The checks of fields with few distinct values keep their results (they are pure functions of the
+# field and value; an error is raised again each time): an import meets the same few values on every row.
+_few = functools.lru_cache(maxsize=1024, typed=True)
+_OPTIONAL = (
+    ("sex_at_birth", 0, _few(functools.partial(v.parse_choice, choices=SEX_AT_BIRTH, aliases=_SEX_ALIASES))),
+    ("gender_identity", 64, None), ("phone", 0, v.parse_phone), ("phone_alt", 0, v.parse_phone),
+    ("email", 0, v.parse_email), ("address_line1", 200, None), ("address_line2", 200, None),
+    ("city", 100, None), ("state", 50, None), ("postal_code", 20, None), ("country", 0, _few(v.parse_country)),
+    ("preferred_channel", 0, _few(functools.partial(v.parse_choice, choices=CONTACT_CHANNELS))),
+    ("consent_sms", 0, _few(v.parse_bool)), ("consent_email", 0, _few(v.parse_bool)), ("ssn", 0, v.parse_ssn),
+    ("mrn", 0, _mrn),
+)
+_WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
+
+
+_ABSENT = object()
+
+
+def _optional(data: dict, out: dict, checks, partial: bool, _control=v.CONTROL_CHARS.search) -> None:
+    get = data.get
+    for f, n, check in checks:
+        x = get(f, _ABSENT)
+        if x is not _ABSENT:
+            if x is None:
+                if not partial:
+                    out[f] = _WHEN_EMPTY.get(f)
+            elif n:
+                # v.optional_text, inlined (this runs for most fields of every imported row); it
+                # is called to raise the error when the value is too long or holds a control character.
+                x = x.strip()
+                out[f] = (x or None) if len(x) <= n and not _control(x) else v.optional_text(f, x, n)
+            else:
+                out[f] = check(f, x)
+
+
+def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
+    """Check and normalize patient fields (names as in the CSV columns); returns the clean
+    values. With `partial` (an update) a None value leaves the field alone; otherwise it means
+    empty. Raises ValidationError naming the first bad field."""
+    out: dict = {}
+    for f in ("first_name", "last_name"):
+        if not partial or data.get(f) is not None:
+            out[f] = v.require_text(f, data.get(f), 100)
+    _optional(data, out, _OPTIONAL_BEFORE_DOB, partial)
+    if not partial or data.get("dob") is not None:
+        out["dob"] = v.parse_dob("dob", data.get("dob"), today=today)
+    _optional(data, out, _OPTIONAL, partial)
+    # On update, `_channel`, `_has_phone` and `_has_email` describe the stored record, so that
+    # clearing the phone (or e-mail) the preferred channel relies on is refused too.
+    channel = out["preferred_channel"] if "preferred_channel" in out else data.get("_channel")
+    has_phone = out["phone"] if "phone" in out else data.get("_has_phone")
+    has_email = out["email"] if "email" in out else data.get("_has_email")
+    if channel == "sms" and not has_phone:
+        if "preferred_channel" in out:
+            raise ValidationError("preferred_channel", "sms needs a phone number")
+        raise ValidationError("phone", "cannot be removed while the preferred channel is sms")
+    if channel == "email" and not has_email:
+        if "preferred_channel" in out:
+            raise ValidationError("preferred_channel", "email needs an e-mail address")
+        raise ValidationError("email", "cannot be removed while the preferred channel is email")
+    return out
+
+
+def derived_columns(values: dict) -> dict:
+    """The search columns kept alongside the demographics."""
+    out = {}
+    if "first_name" in values:
+        out["first_norm"] = v.fold(values["first_name"])[:100]
+    if "last_name" in values:
+        out["last_norm"] = v.fold(values["last_name"])[:100]
+    if "phone" in values:
+        out["phone_digits"] = v.phone_digits(values["phone"])
+    if "phone_alt" in values:
+        out["phone_alt_digits"] = v.phone_digits(values["phone_alt"])
+    if "email" in values:
+        out["email_norm"] = values["email"].lower() if values["email"] else None
+    return out
+
+
+def _today(ctx) -> dt.date:
+    return ctx.now().date()
+
+
+def mrn_taken(session, org_id: int, mrns: Iterable[str]) -> set[str]:
+    mrns = list(mrns)
+    taken: set[str] = set()
+    for i in range(0, len(mrns), 500):
+        taken.update(session.scalars(
+            sa.select(Patient.mrn).where(Patient.org_id == org_id, Patient.mrn.in_(mrns[i:i + 500]))
+        ))
+    return taken
+
+
+def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None) -> list[str]:
+    """Reserve `count` MRNs from the counter, skipping any already used by imported MRNs."""
+    result: list[str] = []
+    while len(result) < count:
+        need = count - len(result)
+        first = counters.reserve(session, counters.MRN_COUNTER, need, start=counters.MRN_START)
+        batch = [format_mrn(n) for n in range(first, first + need)]
+        if len(batch[0]) == len(batch[-1]):  # same width: one index range scan finds any clash
+            taken = set(session.scalars(sa.select(Patient.mrn).where(
+                Patient.org_id == org_id, Patient.mrn >= batch[0], Patient.mrn <= batch[-1])))
+        else:
+            taken = mrn_taken(session, org_id, batch)
+        clash = (taken & set(batch)) | (set(batch) & (avoid or set()))
+        result.extend(m for m in batch if m not in clash)
+    return result
+
+
+def _to_out(ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
+    out = PatientOut.model_validate(p, from_attributes=True)
+    if p.ssn_enc:
+        ssn = ctx.crypto.decrypt(p.ssn_enc, "ssn")
+        out.ssn_masked = f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}" if reveal_ssn else f"***-**-{ssn[5:]}"
+    return out
+
+
+def register(ctx, **data) -> PatientOut:
+    """Register a patient; assigns the next MRN unless one is given. Raises ValidationError,
+    ConflictError (MRN taken), PermissionDenied."""
+    require(ctx.actor, "patient.create")
+    values = validate_fields(data, today=_today(ctx))
+    ssn = values.pop("ssn", None)
+    mrn = values.pop("mrn", None)
+    session = ctx.session
+    if mrn is not None:
+        if mrn_taken(session, ctx.org_id, [mrn]):
+            raise ConflictError(f"mrn: {mrn!r} is already assigned to another patient")
+    else:
+        mrn = next_mrns(session, 1, ctx.org_id)[0]
+    row = Patient(org_id=ctx.org_id, mrn=mrn, **values, **derived_columns(values))
+    if ssn:
+        row.ssn_enc = ctx.crypto.encrypt(ssn, "ssn")
+        row.ssn_bidx = ctx.crypto.blind_index(ssn, "ssn")
+    row.created_at = row.updated_at = ctx.now()
+    session.add(row)
+    session.flush()
+    fields = sorted(k for k, val in values.items() if val not in (None, False)) + (["ssn"] if ssn else [])
+    audit.record(ctx, audit.Event("create", "patient", row.id, patient_id=row.id, fields=fields + ["mrn"]))
+    return _to_out(ctx, row)
+
+
+class PatientAccountOut(PatientOut):
+    """A patient's demographics with the account: balance (negative: the practice owes the
+    patient) and unapplied credit; both None when the user may not read the ledger."""
+
+    balance: Decimal | None = None
+    credit: Decimal | None = None
+
+
+def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False) -> PatientOut:
+    """One patient's demographics (with `account`, also the balance and credit when the user may
+    read the ledger: one SUM query). Raises NotFoundError, PermissionDenied."""
+    require(ctx.actor, "patient.read")
+    if reveal_ssn:
+        require(ctx.actor, "patient.reveal_ssn")
+    row = find_patient(ctx, ref, include_merged=True)
+    fields = list(PATIENT_FIELDS) + ["mrn"] + (["ssn"] if reveal_ssn and row.ssn_enc else [])
+    totals = None
+    if account and allowed(ctx.actor.roles, "ledger.read"):
+        from hpms.services.payments.ledger import patient_totals
+
+        totals = patient_totals(ctx.session, ctx.org_id, row.id)
+        fields += ["balance", "credit"]
+    audit.record(ctx, audit.Event("read", "patient", row.id, patient_id=row.id, fields=fields))
+    out = _to_out(ctx, row, reveal_ssn=reveal_ssn)
+    if not account:
+        return out
+    return PatientAccountOut(**out.model_dump(), balance=money(totals[0]) if totals else None,
+                             credit=money(totals[1]) if totals else None)
+
+
+def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummary]:
+    rows = ctx.session.execute(stmt).all()
+    out = [PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
+                          preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
+           for r in rows]
+    audit.record(ctx, audit.Event(action, "patient", patient_ids=[p.id for p in out],
+                                  fields=["mrn", "first_name", "last_name", "preferred_name", "dob", "phone"],
+                                  detail=detail))
+    return out
+
+
+def list_patients(ctx, *, limit: int = 50, offset: int = 0, include_inactive: bool = False) -> list[PatientSummary]:
+    """Patients by name, a page at a time. Raises PermissionDenied, ValidationError."""
+    require(ctx.actor, "patient.read")
+    if limit < 1 or limit > 10000:
+        raise ValidationError("--limit", "must be between 1 and 10000")
+    if offset < 0:
+        raise ValidationError("--offset", "must not be negative")
+    stmt = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id)
+    if not include_inactive:
+        stmt = stmt.where(Patient.active.is_(True))
+    stmt = stmt.order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit).offset(offset)
+    return _summaries(ctx, stmt, "list", f"limit={limit} offset={offset}")
+
+
+def _prefix(col, prefix: str):
+    """A prefix match that uses the (byte-ordered) index: col >= p AND col < p'."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return sa.and_(col >= prefix, col < upper)
+
+
+_DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})$")
+
+
+def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) -> list[PatientSummary]:
+    """Find patients by name prefix ("smi", "smith jo", "Smith, John"; accent- and
+    case-insensitive), date of birth, phone, MRN or (exact) SSN. Raises ValidationError."""
+    require(ctx.actor, "patient.read")
+    q = (query or "").strip()
+    if not q:
+        raise ValidationError("QUERY", "is empty")
+    if limit < 1 or limit > 1000:
+        raise ValidationError("--limit", "must be between 1 and 1000")
+    base = sa.select(*_SUMMARY_COLS, Patient.last_norm, Patient.first_norm).where(Patient.org_id == ctx.org_id)
+    if not include_inactive:
+        base = base.where(Patient.active.is_(True))
+    conds = [Patient.mrn == q]
+    digits = re.sub(r"\D", "", q)
+    if _DATE_LIKE.match(q):
+        conds.append(Patient.dob == v.parse_date("QUERY", q))
+        kind = "dob"
+    elif re.fullmatch(r"\d{3}-\d{2}-\d{4}", q):
+        require(ctx.actor, "patient.reveal_ssn")
+        conds.append(Patient.ssn_bidx.in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        kind = "ssn"
+    elif re.fullmatch(r"[+\d\s().-]+", q) and len(digits) >= 7:
+        pd = v.phone_digits(q)
+        conds += [Patient.phone_digits == pd, Patient.phone_alt_digits == pd]
+        kind = "phone"
+    elif digits == q:
+        kind = "mrn"
+    else:
+        kind = "name"
+        if "," in q:
+            last, _, first = q.partition(",")
+            parts = [(v.fold(last), v.fold(first))]
+        else:
+            words = v.fold(q).split(" ")
+            if len(words) == 1:
+                parts = [(words[0], ""), ("", words[0])]
+            else:
+                a, b = words[0], " ".join(words[1:])
+                c, d = " ".join(words[:-1]), words[-1]
+                parts = [(b, a), (a, b), (d, c), (c, d)]  # first last / last first
+        for last, first in dict.fromkeys(parts):  # two words give each pair twice
+            clause = []
+            if last:
+                clause.append(_prefix(Patient.last_norm, last))
+            if first:
+                clause.append(_prefix(Patient.first_norm, first))
+            if clause:
+                conds.append(sa.and_(*clause))
+    # One SELECT per condition joined by UNION, so that each uses its own index, sorted outside
+    # the union. With `WHERE a OR b ... ORDER BY name` (or an ORDER BY on the union itself)
+    # SQLite without statistics walks the whole name index in order instead, reading every
+    # patient of the practice: ~0.5 s at 100,000 patients (benchmarks/patients.py).
+    found = sa.union(*(base.where(cond) for cond in conds)).subquery("found")
+    stmt = sa.select(found).order_by(found.c.last_norm, found.c.first_norm, found.c.id).limit(limit)
+    return _summaries(ctx, stmt, "search", f"by {kind}")
+
+
+def search_identifier(ctx, *, ssn: str | None = None, member_id: str | None = None,
+                      limit: int = 50) -> list[PatientSummary]:
+    """Exact match on an encrypted identifier through its blind index: an SSN (admin, biller)
+    or an insurance member id. Raises ValidationError, PermissionDenied."""
+    require(ctx.actor, "patient.read")
+    if (ssn is None) == (member_id is None):
+        raise ValidationError("--ssn", "give exactly one of --ssn and --member-id")
+    stmt = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id, Patient.active.is_(True))
+    if ssn is not None:
+        require(ctx.actor, "patient.reveal_ssn")
+        digits = v.parse_ssn("--ssn", ssn)
+        stmt = stmt.where(Patient.ssn_bidx.in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        kind = "ssn"
+    else:
+        member = v.require_text("--member-id", member_id, 80)
+        holders = sa.select(Coverage.patient_id).where(
+            Coverage.org_id == ctx.org_id,
+            Coverage.member_id_bidx.in_(ctx.crypto.blind_indexes(member, "member_id")))
+        stmt = stmt.where(Patient.id.in_(holders))
+        kind = "member_id"
+    stmt = stmt.order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit)
+    return _summaries(ctx, stmt, "search", f"by {kind}")
+
+
+def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) -> PatientOut:
+    """Change demographics; `None` leaves a field alone, "" clears an optional one.
+    Raises NotFoundError, ValidationError, ConflictError (stale version), PermissionDenied."""
+    require(ctx.actor, "patient.update")
+    row = find_patient(ctx, ref)
+    if expected_version is not None and expected_version != row.version:
+        raise ConflictError(f"patient {row.mrn} changed meanwhile (version {row.version}, "
+                            f"you had {expected_version})", hint=f"reload with `hpms patients show {row.mrn}`")
+    given = {k: val for k, val in data.items() if val is not None}
+    if not given:
+        raise ValidationError("options", "nothing to change")
+    given["_has_phone"] = bool(row.phone)
+    given["_has_email"] = bool(row.email)
+    given["_channel"] = row.preferred_channel
+    values = validate_fields(given, today=_today(ctx), partial=True)
+    if "mrn" in values:
+        raise ValidationError("mrn", "cannot be changed")
+    ssn = values.pop("ssn", "__unset__")
+    changed = [k for k, val in values.items() if getattr(row, k) != val]
+    for k in changed:
+        setattr(row, k, values[k])
+    for k, val in derived_columns({k: values[k] for k in changed}).items():
+        setattr(row, k, val)
+    if ssn != "__unset__":
+        if ssn is None:
+            row.ssn_enc = row.ssn_bidx = None
+        else:
+            row.ssn_enc = ctx.crypto.encrypt(ssn, "ssn")
+            row.ssn_bidx = ctx.crypto.blind_index(ssn, "ssn")
+        changed.append("ssn")
+    if changed:
+        row.version += 1
+        row.updated_at = ctx.now()
+        ctx.session.flush()
+        audit.record(ctx, audit.Event("update", "patient", row.id, patient_id=row.id, fields=changed))
+    return _to_out(ctx, row)
+
+
+def _name_similarity(a: Patient | sa.Row, b: Patient | sa.Row, floor: float = 0.0) -> float:
+    """difflib's ratio of the two folded names, or 0.0 when its cheap upper bounds are already
+    below `floor` (ratio() dominated `duplicates`: ~140,000 same-DOB pairs at 100,000 patients)."""
+    ka = f"{a.last_norm} {a.first_norm}"
+    kb = f"{b.last_norm} {b.first_norm}"
+    matcher = difflib.SequenceMatcher(None, ka, kb)
+    if floor and (matcher.real_quick_ratio() < floor or matcher.quick_ratio() < floor):
+        return 0.0
+    return matcher.ratio()
+
+
+def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateCandidate]:
+    """Likely duplicate pairs, best first: same DOB with a similar name, same phone, e-mail or
+    SSN. Raises PermissionDenied."""
+    require(ctx.actor, "patient.read")
+    session = ctx.session
+    cols = (*_SUMMARY_COLS, Patient.first_norm, Patient.last_norm, Patient.phone_digits,
+            Patient.email_norm, Patient.ssn_bidx)
+    active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
+    pairs: dict[tuple[int, int], dict] = {}
+
+    def groups(col):
+        keys = sa.select(col).where(active, col.is_not(None)).group_by(col).having(sa.func.count() > 1)
+        rows = session.execute(sa.select(*cols).where(active, col.in_(keys)).order_by(col, Patient.id)).all()
+        current, bucket = object(), []
+        for r in rows:
+            key = getattr(r, col.key)
+            if key != current and bucket:
+                yield bucket
+                bucket = []
+            current = key
+            bucket.append(r)
+        if bucket:
+            yield bucket
+
+    def note(a, b, points: int, reason: str):
+        if a.id > b.id:
+            a, b = b, a
+        entry = pairs.setdefault((a.id, b.id), {"a": a, "b": b, "score": 0, "reasons": []})
+        if reason not in entry["reasons"]:
+            entry["score"] += points
+            entry["reasons"].append(reason)
+
+    for bucket in groups(Patient.dob):
+        for i, a in enumerate(bucket):
+            for b in bucket[i + 1:]:
+                close = a.last_norm == b.last_norm and a.first_norm[:1] == b.first_norm[:1]
+                sim = _name_similarity(a, b, floor=0.0 if close else 0.75)
+                if a.last_norm == b.last_norm and a.first_norm == b.first_norm:
+                    note(a, b, 70, "same name and date of birth")
+                elif sim >= 0.75 or close:
+                    note(a, b, 50, f"same date of birth, similar name ({int(sim * 100)}%)")
+    for col, points, reason in ((Patient.ssn_bidx, 80, "same SSN"), (Patient.phone_digits, 25, "same phone"),
+                                (Patient.email_norm, 25, "same e-mail")):
+        for bucket in groups(col):
+            if len(bucket) > 20:  # a shared clinic or family number, not evidence of anything
+                continue
+            for i, a in enumerate(bucket):
+                for b in bucket[i + 1:]:
+                    if reason != "same SSN" and a.dob != b.dob and _name_similarity(a, b, floor=0.5) < 0.5:
+                        continue
+                    note(a, b, points, reason)
+
+    def summary(r) -> PatientSummary:
+        return PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
+                              preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
+
+    found = sorted((e for e in pairs.values() if e["score"] >= min_score),
+                   key=lambda e: (-e["score"], e["a"].id, e["b"].id))[:limit]
+    result = [DuplicateCandidate(keep=summary(e["a"]), duplicate=summary(e["b"]), score=min(e["score"], 100),
+                                 reasons=e["reasons"]) for e in found]
+    ids = {c.keep.id for c in result} | {c.duplicate.id for c in result}
+    audit.record(ctx, audit.Event("duplicates", "patient", patient_ids=sorted(ids),
+                                  fields=["mrn", "first_name", "last_name", "dob", "phone"]))
+    return result
+
+
+def _check_no_double_booking(session, keep: Patient, dup: Patient) -> None:
+    """One person cannot hold two visits at once (the database refuses it too): name them."""
+    from hpms.models import Appointment
+    from hpms.models.scheduling import BLOCKING_STATUSES
+
+    a, b = sa.orm.aliased(Appointment), sa.orm.aliased(Appointment)
+    clash = session.execute(sa.select(a.id, b.id).where(
+        a.patient_id == keep.id, b.patient_id == dup.id, a.status.in_(BLOCKING_STATUSES),
+        b.status.in_(BLOCKING_STATUSES), a.start_utc < b.end_utc, b.start_utc < a.end_utc).limit(1)).first()
+    if clash:
+        raise ConflictError(f"both patients have a visit at the same time (appointments {clash[0]} and {clash[1]})",
+                            hint="cancel or move one of them, then merge")
+
+
+def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
+    """Move everything of DUPLICATE to KEEP, fill KEEP's empty fields from it, and retire
+    DUPLICATE (kept, inactive, pointing at KEEP). Raises NotFoundError, ConflictError."""
+    require(ctx.actor, "patient.merge")
+    keep = find_patient(ctx, keep_ref)
+    dup = find_patient(ctx, duplicate_ref)
+    if keep.id == dup.id:
+        raise ConflictError("KEEP and DUPLICATE are the same patient")
+    if not keep.active or not dup.active:
+        raise ConflictError("both patients must be active to merge")
+    session = ctx.session
+    _check_no_double_booking(session, keep, dup)
+    _scheduling_references()
+    moved: dict[str, int] = {}
+    for model, column in PATIENT_REFERENCES:
+        col = getattr(model, column)
+        res = session.execute(sa.update(model).where(col == dup.id).values({column: keep.id}))
+        moved[model.__tablename__] = res.rowcount or 0
+    filled = []
+    for f in PATIENT_FIELDS:
+        if getattr(keep, f) in (None, "") and getattr(dup, f) not in (None, ""):
+            setattr(keep, f, getattr(dup, f))
+            filled.append(f)
+    for k, val in derived_columns({f: getattr(keep, f) for f in filled}).items():
+        setattr(keep, k, val)
+    if keep.ssn_enc is None and dup.ssn_enc is not None:
+        keep.ssn_enc, keep.ssn_bidx = dup.ssn_enc, dup.ssn_bidx
+        filled.append("ssn")
+    now = ctx.now()
+    keep.version += 1
+    keep.updated_at = now
+    dup.active = False
+    dup.merged_into_id = keep.id
+    dup.version += 1
+    dup.updated_at = now
+    session.flush()
+    detail = "moved " + ", ".join(f"{k}={n}" for k, n in moved.items())
+    audit.record_many(ctx, [
+        audit.Event("merge", "patient", keep.id, patient_id=keep.id, fields=filled,
+                    detail=f"kept; merged in MRN {dup.mrn}; {detail}"),
+        audit.Event("merge", "patient", dup.id, patient_id=dup.id, fields=["active", "merged_into_id"],
+                    detail=f"merged into MRN {keep.mrn}"),
+    ])
+    return _to_out(ctx, keep)
+
+
+def can_reveal_ssn(ctx) -> bool:
+    return allowed(ctx.actor.roles, "patient.reveal_ssn")

@@ -1,0 +1,87 @@
+"""The context a service call runs in: session, acting user, clock, settings, crypto."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hpms.config import Settings, load_settings
+from hpms.models import Actor
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.crypto import FieldCrypto
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Ctx:
+    """What every service function takes: the transaction it works in (the face owns it), the
+    actor it runs as, the clock (UTC, aware), the settings, and field encryption on demand."""
+
+    session: Session
+    actor: Actor
+    settings: Settings
+    clock: Clock = system_clock
+    _crypto: FieldCrypto | None = field(default=None, repr=False)
+    _key_checked: bool = field(default=False, repr=False)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def org_id(self) -> int:
+        return self.actor.org_id
+
+    @property
+    def crypto(self) -> FieldCrypto:
+        """Field encryption, loaded on first use (only commands that need the key pay for it)."""
+        if not self._key_checked:
+            from hpms.services.platform.crypto import bind_to_database
+
+            self._crypto = bind_to_database(self.session, self._crypto, self.settings)
+            self._key_checked = True
+        assert self._crypto is not None
+        return self._crypto
+
+
+@contextmanager
+def open_context(
+    settings: Settings | None = None, *, readonly: bool = False,
+    clock: Clock = system_clock, env: dict[str, str] | None = None,
+) -> Iterator[Ctx]:
+    """One transaction as the authenticated user: checks the schema, authenticates before
+    reading anything else, commits on success and rolls back on error."""
+    from hpms.db import check_schema, get_engine, session_scope
+    from hpms.services.platform.auth import authenticate
+
+    settings = settings or load_settings()
+    engine = get_engine(settings)
+    check_schema(engine)
+    import sqlalchemy as sa
+
+    from hpms.services.platform.conflicts import integrity_conflict
+
+    try:
+        with session_scope(engine, readonly=readonly) as session:
+            actor = authenticate(session, env)
+            yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
+    except sa.exc.IntegrityError as exc:
+        # A concurrent writer got there first (unique key, foreign key): a conflict, not a crash.
+        raise integrity_conflict(exc) from None
+
+
+def context_for(session: Session, settings: Settings, username: str, *, clock: Clock = system_clock) -> Ctx:
+    """A context for a known user name (tests, the TUI after it authenticated once)."""
+    from hpms.services.platform.auth import load_actor
+
+    return Ctx(session=session, actor=load_actor(session, username), settings=settings, clock=clock)

@@ -1,0 +1,526 @@
+"""Working hours, time off and the scheduling policy, and the open time they leave.
+
+Hours are wall-clock rules expanded day by day in the location's zone (dateutil rrule for
+patterns such as every other Friday), so 08:00-17:00 stays 08:00-17:00 local on the days
+clocks change. Open time = working hours minus time off, as UTC intervals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from hpms.errors import NotFoundError, ValidationError
+from hpms.models import (
+    Appointment, AppointmentType, Location, Organization, Provider, TimeOff, TimeOffOut,
+    WorkingHours, WorkingHoursOut,
+)
+from hpms.models.scheduling import BLOCKING_STATUSES
+from hpms.services.platform import audit, localtime as lt, validation as v
+from hpms.services.lookups import find_location
+from hpms.services.platform.permissions import require
+from hpms.services.scheduling.resources import provider_location_ids
+from hpms.services.lookups import find_locations, find_provider, provider_name
+
+Interval = tuple[dt.datetime, dt.datetime]
+
+
+# ---- interval arithmetic -------------------------------------------------------------------
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for s, e in sorted(intervals):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def subtract(intervals: list[Interval], cuts: Iterable[Interval]) -> list[Interval]:
+    """`intervals` (sorted, disjoint) minus `cuts`."""
+    cuts = merge(cuts)
+    if not cuts:
+        return list(intervals)
+    out: list[Interval] = []
+    j = 0
+    for s, e in intervals:
+        while j < len(cuts) and cuts[j][1] <= s:
+            j += 1
+        k = j
+        cur = s
+        while k < len(cuts) and cuts[k][0] < e:
+            cs, ce = cuts[k]
+            if cs > cur:
+                out.append((cur, cs))
+            cur = max(cur, ce)
+            if ce >= e:
+                break
+            k += 1
+        if cur < e:
+            out.append((cur, e))
+    return out
+
+
+# ---- rules -> open time --------------------------------------------------------------------
+
+def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[dt.date]:
+    lo = max(day_from, rule.effective_from)
+    hi = min(day_to, rule.effective_to) if rule.effective_to else day_to
+    if lo > hi:
+        return []
+    if rule.rrule:
+        from dateutil.rrule import rrulestr
+
+        rr = rrulestr(rule.rrule, dtstart=dt.datetime.combine(rule.effective_from, dt.time()))
+        return [d.date() for d in rr.between(dt.datetime.combine(lo, dt.time()),
+                                             dt.datetime.combine(hi, dt.time()), inc=True)]
+    days = {lt.DAY_CODES.index(c) for c in rule.days.split(",") if c}
+    out = []
+    d = lo
+    while d <= hi:
+        if d.weekday() in days:
+            out.append(d)
+        d += dt.timedelta(days=1)
+    return out
+
+
+def load_rules(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list[WorkingHours]:
+    return list(session.execute(
+        sa.select(WorkingHours).where(
+            WorkingHours.provider_id == provider_id, WorkingHours.location_id == location_id,
+            WorkingHours.effective_from <= day_to,
+            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day_from),
+        )).scalars())
+
+
+def hours_intervals(rules: list[WorkingHours], tz: str, day_from: dt.date, day_to: dt.date) -> list[Interval]:
+    spans = []
+    for rule in rules:
+        for d in _rule_dates(rule, day_from, day_to):
+            spans.append((lt.wall_to_utc(dt.datetime.combine(d, rule.start_time), tz),
+                          lt.wall_to_utc(dt.datetime.combine(d, rule.end_time), tz)))
+    return merge(spans)
+
+
+def load_time_off(session, org_id: int, provider_id: int | None, location_id: int | None,
+                  lo_local: dt.datetime, hi_local: dt.datetime) -> list[TimeOff]:
+    q = sa.select(TimeOff).where(TimeOff.org_id == org_id, TimeOff.starts_local < hi_local,
+                                 TimeOff.ends_local > lo_local)
+    if provider_id is not None:
+        q = q.where(sa.or_(TimeOff.provider_id == provider_id, TimeOff.provider_id.is_(None)))
+    if location_id is not None:
+        q = q.where(sa.or_(TimeOff.location_id == location_id, TimeOff.location_id.is_(None)))
+    return list(session.execute(q.order_by(TimeOff.starts_local)).scalars())
+
+
+def time_off_intervals(rows: list[TimeOff], tz: str) -> list[Interval]:
+    return merge((lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)) for r in rows)
+
+
+# The hot path (every booking, every slot search window) runs these two prepared statements on
+# the session's connection: Core rows carry the same attribute names as the ORM objects.
+_WH = WorkingHours.__table__
+_RULES = sa.select(_WH).where(
+    _WH.c.provider_id == sa.bindparam("provider_id"), _WH.c.location_id == sa.bindparam("location_id"),
+    _WH.c.effective_from <= sa.bindparam("day_to"),
+    sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")))
+_TO = TimeOff.__table__
+_TIME_OFF = sa.select(_TO).where(
+    _TO.c.org_id == sa.bindparam("org_id"), _TO.c.starts_local < sa.bindparam("hi"), _TO.c.ends_local > sa.bindparam("lo"),
+    sa.or_(_TO.c.provider_id == sa.bindparam("provider_id"), _TO.c.provider_id.is_(None)),
+    sa.or_(_TO.c.location_id == sa.bindparam("location_id"), _TO.c.location_id.is_(None))).order_by(_TO.c.starts_local)
+
+
+def rule_rows(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list:
+    return session.connection().execute(_RULES, {"provider_id": provider_id, "location_id": location_id,
+                                                 "day_from": day_from, "day_to": day_to}).all()
+
+
+def time_off_rows(session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime,
+                  hi_local: dt.datetime) -> list:
+    return session.connection().execute(_TIME_OFF, {"org_id": org_id, "provider_id": provider_id,
+                                                    "location_id": location_id, "lo": lo_local, "hi": hi_local}).all()
+
+
+def open_time(session, org_id: int, provider_id: int, location: Location, day_from: dt.date,
+              day_to: dt.date) -> list[Interval]:
+    """Working hours minus time off of one provider at one location, local days day_from..day_to."""
+    rules = rule_rows(session, provider_id, location.id, day_from, day_to)
+    if not rules:
+        return []
+    hours = hours_intervals(rules, location.tz, day_from, day_to)
+    off = time_off_rows(session, org_id, provider_id, location.id, dt.datetime.combine(day_from, dt.time()),
+                        dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time()))
+    return subtract(hours, time_off_intervals(off, location.tz))
+
+
+def why_closed(session, org_id: int, provider_id: int, location: Location, start: dt.datetime,
+               end: dt.datetime) -> str | None:
+    """None when [start, end) lies inside the provider's open time, else the reason."""
+    tz = location.tz
+    d0 = lt.to_local(start, tz).date()
+    d1 = lt.to_local(end, tz).date()
+    rules = rule_rows(session, provider_id, location.id, d0, d1)
+    hours = hours_intervals(rules, tz, d0, d1)
+    if not any(s <= start and end <= e for s, e in hours):
+        day = lt.to_local(start, tz)
+        todays = [f"{lt.fmt_local(s, tz, '%H:%M')}-{lt.fmt_local(e, tz, '%H:%M')}" for s, e in hours
+                  if lt.to_local(s, tz).date() == day.date()]
+        when = f"{day:%a %Y-%m-%d}: " + (", ".join(todays) if todays else "not working")
+        return f"outside working hours at {location.name} ({when})"
+    off = time_off_rows(session, org_id, provider_id, location.id, lt.to_local(start, tz).replace(tzinfo=None),
+                        lt.to_local(end, tz).replace(tzinfo=None))
+    for r in off:
+        s, e = lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)
+        if s < end and e > start:
+            what = "time off" if r.provider_id else "practice holiday"
+            return f"on {what}{' (' + r.reason + ')' if r.reason else ''}"
+    return None
+
+
+# ---- working hours commands ----------------------------------------------------------------
+
+def _hours_out(session, rule: WorkingHours) -> WorkingHoursOut:
+    p = session.get(Provider, rule.provider_id)
+    loc = session.get(Location, rule.location_id)
+    return WorkingHoursOut(id=rule.id, provider_id=p.id, provider=provider_name(p), location=loc.name,
+                           days=rule.days, start_time=rule.start_time.strftime("%H:%M"),
+                           end_time=rule.end_time.strftime("%H:%M"), effective_from=rule.effective_from,
+                           effective_to=rule.effective_to, rrule=rule.rrule)
+
+
+def provider_location(ctx, provider: Provider, location_ref, *, field: str = "--location") -> Location:
+    """The location a provider works at: the one named (it must be one of theirs) or their only one."""
+    ids = provider_location_ids(ctx.session, provider.id)
+    if location_ref is None or not str(location_ref).strip():
+        default = ctx.settings.default_location if ctx.settings else None
+        if len(ids) == 1:
+            return ctx.session.get(Location, ids[0])
+        if default:
+            try:
+                loc = find_location(ctx, default)
+                if loc.id in ids:
+                    return loc
+            except NotFoundError:
+                pass
+        if not ids:
+            raise ValidationError(field, f"{provider_name(provider)} works at no location (hpms providers update --location)")
+        names = ", ".join(ctx.session.get(Location, i).name for i in ids)
+        raise ValidationError(field, f"is required: {provider_name(provider)} works at {names}")
+    try:
+        loc = find_location(ctx, location_ref)
+    except NotFoundError as exc:
+        raise NotFoundError(f"{field}: {exc.message}", hint=exc.hint) from None
+    if loc.id not in ids:
+        raise ValidationError(field, f"{provider_name(provider)} does not work at {loc.name}")
+    return loc
+
+
+def _parse_rrule(field: str, text: str, start: dt.datetime) -> str:
+    from dateutil.rrule import rrulestr
+
+    value = text.strip()
+    if value.upper().startswith("RRULE:"):
+        value = value[6:]
+    if "FREQ=" not in value.upper():
+        raise ValidationError(field, f"{text!r} is not an RRULE (it needs FREQ=, e.g. FREQ=WEEKLY;INTERVAL=2;BYDAY=FR)")
+    if "DTSTART" in value.upper():
+        raise ValidationError(field, "give the start with --from, not DTSTART")
+    try:
+        rrulestr(value, dtstart=start)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(field, f"{text!r} is not a valid RRULE ({exc})") from None
+    return value.upper()
+
+
+def _rrule_days(rule: str, start: dt.date) -> str:
+    for part in rule.split(";"):
+        if part.startswith("BYDAY="):
+            codes = {c[-2:] for c in part[6:].split(",")}
+            return ",".join(c for c in lt.DAY_CODES if c in codes)
+    return lt.DAY_CODES[start.weekday()]
+
+
+def set_hours(ctx, provider, *, location=None, days: str | None = None, start=None, end=None,
+              effective_from=None, effective_to=None, rrule: str | None = None,
+              add: bool = False) -> list[WorkingHoursOut]:
+    """Set a provider's hours at a location on some days from a date on. Unless `add`, earlier
+    rules for those days are ended the day before (the other days keep theirs). Returns the
+    rules in force for that provider and location."""
+    require(ctx.actor, "schedule.write")
+    p = find_provider(ctx, provider, field="provider")
+    loc = provider_location(ctx, p, location)
+    start_t = lt.parse_time("--start", start)
+    end_t = lt.parse_time("--end", end)
+    if end_t <= start_t:
+        raise ValidationError("--end", f"{end_t:%H:%M} is not after --start {start_t:%H:%M}")
+    today = lt.local_now(ctx.now(), loc.tz).date()
+    frm = lt.parse_day("--from", effective_from, today=today) if effective_from else today
+    to = lt.parse_day("--to", effective_to, today=today) if effective_to else None
+    if to is not None and to < frm:
+        raise ValidationError("--to", f"{to} is before --from {frm}")
+    if rrule:
+        rule_text = _parse_rrule("--rrule", rrule, dt.datetime.combine(frm, start_t))
+        day_codes = _rrule_days(rule_text, frm)
+    else:
+        rule_text = None
+        day_codes = lt.parse_days("--days", days)
+    chosen = set(day_codes.split(","))
+    session = ctx.session
+    changed: list[int] = []
+    if not add:
+        for old in load_rules(session, p.id, loc.id, frm, to or dt.date.max):
+            old_days = set(old.days.split(","))
+            if not old_days & chosen:
+                continue
+            keep = old_days - chosen
+            resumes = to is not None and (old.effective_to is None or old.effective_to > to)
+            if keep and not old.rrule:
+                # the other days keep their hours until the old rule resumes whole
+                session.add(WorkingHours(
+                    org_id=ctx.org_id, provider_id=p.id, location_id=loc.id,
+                    days=",".join(c for c in lt.DAY_CODES if c in keep), start_time=old.start_time,
+                    end_time=old.end_time, effective_from=max(frm, old.effective_from),
+                    effective_to=to if resumes else old.effective_to))
+            resume_from = to + dt.timedelta(days=1) if resumes else None
+            if resume_from and old.rrule:
+                # restart on its next occurrence: an RRULE counts from effective_from, so any
+                # other restart date could shift an every-other-week rhythm by a week
+                from dateutil.rrule import rrulestr
+
+                nxt = rrulestr(old.rrule, dtstart=dt.datetime.combine(old.effective_from, dt.time())).after(
+                    dt.datetime.combine(to, dt.time.max))
+                resume_from = nxt.date() if nxt and (old.effective_to is None or nxt.date() <= old.effective_to) else None
+            if resume_from:
+                # the old rule resumes after the new one ends
+                session.add(WorkingHours(
+                    org_id=ctx.org_id, provider_id=p.id, location_id=loc.id, days=old.days, rrule=old.rrule,
+                    start_time=old.start_time, end_time=old.end_time, effective_from=resume_from,
+                    effective_to=old.effective_to))
+            if old.effective_from >= frm:
+                session.delete(old)
+            else:
+                old.effective_to = frm - dt.timedelta(days=1)
+            changed.append(old.id)
+    rule = WorkingHours(org_id=ctx.org_id, provider_id=p.id, location_id=loc.id, days=day_codes, start_time=start_t,
+                        end_time=end_t, effective_from=frm, effective_to=to, rrule=rule_text)
+    session.add(rule)
+    session.flush()
+    audit.record(ctx, audit.Event("update", "working_hours", rule.id, fields=["days", "start_time", "end_time"],
+                                  detail=f"provider {p.id} at location {loc.id}" + (f"; ended {changed}" if changed else "")))
+    return list_hours(ctx, provider=p.id, location=loc.id, _checked=True)
+
+
+def list_hours(ctx, *, provider=None, location=None, on=None, _checked: bool = False) -> list[WorkingHoursOut]:
+    """Rules, optionally of one provider / location, or only those in force on a date."""
+    if not _checked:
+        require(ctx.actor, "schedule.read")
+    q = sa.select(WorkingHours).where(WorkingHours.org_id == ctx.org_id)
+    if provider is not None:
+        q = q.where(WorkingHours.provider_id == find_provider(ctx, provider, field="--provider").id)
+    if location is not None:
+        q = q.where(WorkingHours.location_id == find_locations(ctx, [location])[0].id)
+    if on is not None:
+        day = lt.parse_day("--on", on, today=ctx.now().date())
+        q = q.where(WorkingHours.effective_from <= day,
+                    sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day))
+    else:
+        today = ctx.now().date() - dt.timedelta(days=1)
+        q = q.where(sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= today))
+    q = q.order_by(WorkingHours.provider_id, WorkingHours.location_id, WorkingHours.effective_from,
+                   WorkingHours.start_time)
+    return [_hours_out(ctx.session, r) for r in ctx.session.execute(q).scalars()]
+
+
+def remove_hours(ctx, rule_id) -> WorkingHoursOut:
+    require(ctx.actor, "schedule.write")
+    rule = ctx.session.get(WorkingHours, int(rule_id)) if str(rule_id).strip().isdigit() else None
+    if rule is None or rule.org_id != ctx.org_id:
+        raise NotFoundError(f"no working-hours rule {rule_id!r}", hint="see `hpms schedule hours list`")
+    out = _hours_out(ctx.session, rule)
+    ctx.session.delete(rule)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("delete", "working_hours", out.id))
+    return out
+
+
+# ---- time off ------------------------------------------------------------------------------
+
+def _parse_bound(field: str, text, today: dt.date, *, end: bool) -> dt.datetime:
+    """A date (whole day: an end date includes that day) or a local date and time."""
+    if isinstance(text, dt.datetime):
+        return text.replace(tzinfo=None)
+    value = str(text or "").strip()
+    if not value:
+        raise ValidationError(field, "is required (YYYY-MM-DD or YYYY-MM-DD HH:MM)")
+    if len(value) <= 10 or value.lower() in ("today", "tomorrow"):
+        day = lt.parse_day(field, value, today=today)
+        return dt.datetime.combine(day + dt.timedelta(days=1) if end else day, dt.time())
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, f"{text!r} is not a date or a date and time") from None
+    if parsed.tzinfo is not None:
+        raise ValidationError(field, "give local wall-clock time without an offset")
+    return parsed
+
+
+def _timeoff_out(session, r: TimeOff) -> TimeOffOut:
+    p = session.get(Provider, r.provider_id) if r.provider_id else None
+    loc = session.get(Location, r.location_id) if r.location_id else None
+    return TimeOffOut(id=r.id, provider_id=r.provider_id, provider=provider_name(p) if p else None,
+                      location=loc.name if loc else None, starts=r.starts_local, ends=r.ends_local, reason=r.reason)
+
+
+def add_time_off(ctx, *, provider=None, location=None, start=None, end=None, reason: str | None = None
+                 ) -> tuple[TimeOffOut, list[int]]:
+    """Time off for a provider (or, without one, a practice holiday) from `start` to `end`
+    (dates include the whole last day). Returns it and the ids of appointments it overlaps
+    (left in place: staff move them)."""
+    require(ctx.actor, "schedule.write")
+    p = find_provider(ctx, provider, field="--provider") if provider else None
+    loc = None
+    if location:
+        loc = find_location(ctx, location, field="--location")
+    today = ctx.now().date()
+    s = _parse_bound("--from", start, today, end=False)
+    e = _parse_bound("--to", end if end else start, today, end=True)
+    if e <= s:
+        raise ValidationError("--to", f"{e:%Y-%m-%d %H:%M} is not after --from {s:%Y-%m-%d %H:%M}")
+    r = TimeOff(org_id=ctx.org_id, provider_id=p.id if p else None, location_id=loc.id if loc else None,
+                starts_local=s, ends_local=e, reason=v.optional_text("--reason", reason, 200))
+    ctx.session.add(r)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("create", "time_off", r.id, fields=["provider", "location", "starts", "ends"]))
+    # appointments now inside the time off, per location zone
+    locs = [loc] if loc else ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars().all()
+    affected: list[int] = []
+    for l in locs:
+        lo, hi = lt.wall_to_utc(s, l.tz), lt.wall_to_utc(e, l.tz)
+        q = sa.select(Appointment.id).where(Appointment.location_id == l.id, Appointment.start_utc < hi,
+                                            Appointment.end_utc > lo, Appointment.status.in_(BLOCKING_STATUSES))
+        if p:
+            q = q.where(Appointment.provider_id == p.id)
+        affected.extend(ctx.session.execute(q.order_by(Appointment.start_utc)).scalars())
+    return _timeoff_out(ctx.session, r), affected
+
+
+def list_time_off(ctx, *, provider=None, location=None, start=None, end=None) -> list[TimeOffOut]:
+    require(ctx.actor, "schedule.read")
+    today = ctx.now().date()
+    s = _parse_bound("--from", start, today, end=False) if start else dt.datetime.combine(today, dt.time())
+    e = _parse_bound("--to", end, today, end=True) if end else dt.datetime.max
+    pid = find_provider(ctx, provider, field="--provider").id if provider else None
+    lid = find_locations(ctx, [location])[0].id if location else None
+    rows = load_time_off(ctx.session, ctx.org_id, pid, lid, s, e)
+    return [_timeoff_out(ctx.session, r) for r in rows]
+
+
+def remove_time_off(ctx, time_off_id) -> TimeOffOut:
+    require(ctx.actor, "schedule.write")
+    r = ctx.session.get(TimeOff, int(time_off_id)) if str(time_off_id).strip().isdigit() else None
+    if r is None or r.org_id != ctx.org_id:
+        raise NotFoundError(f"no time off {time_off_id!r}", hint="see `hpms schedule timeoff list`")
+    out = _timeoff_out(ctx.session, r)
+    ctx.session.delete(r)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("delete", "time_off", out.id))
+    return out
+
+
+# ---- the week view -------------------------------------------------------------------------
+
+def week(ctx, provider, *, week_of=None, location=None) -> dict:
+    """A provider's week: per day and location, the hours, time off, bookings and free minutes
+    (no patient data)."""
+    require(ctx.actor, "schedule.read")
+    p = find_provider(ctx, provider, field="provider")
+    ids = provider_location_ids(ctx.session, p.id)
+    locs = [provider_location(ctx, p, location)] if location else [ctx.session.get(Location, i) for i in ids]
+    tz0 = locs[0].tz if locs else "UTC"
+    monday = lt.parse_week("--week", week_of, today=lt.local_now(ctx.now(), tz0).date())
+    sunday = monday + dt.timedelta(days=6)
+    days = []
+    for loc in locs:
+        rules = load_rules(ctx.session, p.id, loc.id, monday, sunday)
+        off_rows = load_time_off(ctx.session, ctx.org_id, p.id, loc.id, dt.datetime.combine(monday, dt.time()),
+                                 dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time()))
+        lo, _ = lt.day_bounds_utc(monday, loc.tz)
+        _, hi = lt.day_bounds_utc(sunday, loc.tz)
+        appts = ctx.session.execute(
+            sa.select(Appointment.id, Appointment.start_utc, Appointment.end_utc, Appointment.block_end_utc,
+                      Appointment.status, AppointmentType.name)
+            .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+            .where(Appointment.provider_id == p.id, Appointment.location_id == loc.id,
+                   Appointment.start_utc >= lo, Appointment.start_utc < hi)
+            .order_by(Appointment.start_utc)).all()
+        for i in range(7):
+            d = monday + dt.timedelta(days=i)
+            hours = hours_intervals(rules, loc.tz, d, d)
+            offs = [r for r in off_rows if r.starts_local < dt.datetime.combine(d + dt.timedelta(days=1), dt.time())
+                    and r.ends_local > dt.datetime.combine(d, dt.time())]
+            open_ = subtract(hours, time_off_intervals(offs, loc.tz))
+            ds, de = lt.day_bounds_utc(d, loc.tz)
+            todays = [a for a in appts if ds <= a.start_utc < de]
+            busy = merge((a.start_utc, a.block_end_utc) for a in todays if a.status in BLOCKING_STATUSES)
+            free = subtract(open_, busy)
+            fmt = lambda s, e: f"{lt.fmt_local(s, loc.tz, '%H:%M')}-{lt.fmt_local(e, loc.tz, '%H:%M')}"  # noqa: E731
+            days.append({
+                "date": d, "weekday": d.strftime("%a"), "location": loc.name, "tz": loc.tz,
+                "hours": [fmt(s, e) for s, e in hours],
+                "time_off": [{"id": r.id, "from": r.starts_local, "to": r.ends_local, "reason": r.reason} for r in offs],
+                "free": [fmt(s, e) for s, e in free],
+                "free_min": int(sum((e - s).total_seconds() for s, e in free) // 60),
+                "booked": sum(1 for a in todays if a.status in BLOCKING_STATUSES),
+                "booked_min": int(sum((a.end_utc - a.start_utc).total_seconds() for a in todays
+                                      if a.status in BLOCKING_STATUSES) // 60),
+                "appointments": [{"id": a.id, "start": lt.to_local(a.start_utc, loc.tz),
+                                  "end": lt.to_local(a.end_utc, loc.tz), "type": a.name, "status": a.status}
+                                 for a in todays],
+            })
+    days.sort(key=lambda x: (x["date"], x["location"]))
+    return {"provider_id": p.id, "provider": provider_name(p), "week": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}",
+            "from": monday, "to": sunday, "days": days}
+
+
+# ---- policy --------------------------------------------------------------------------------
+
+def get_policy(ctx) -> dict:
+    require(ctx.actor, "schedule.read")
+    org = ctx.session.get(Organization, ctx.org_id)
+    return {"late_cancel_hours": org.late_cancel_hours, "slot_step_min": org.slot_step_min}
+
+
+def set_policy(ctx, *, late_cancel_hours=None, slot_step_min=None) -> dict:
+    require(ctx.actor, "schedule.setup")
+    org = ctx.session.get(Organization, ctx.org_id)
+    fields = []
+    if late_cancel_hours is not None:
+        try:
+            n = int(late_cancel_hours)
+        except (TypeError, ValueError):
+            raise ValidationError("--late-cancel-hours", f"{late_cancel_hours!r} is not a whole number") from None
+        if not 0 <= n <= 24 * 14:
+            raise ValidationError("--late-cancel-hours", "must be between 0 and 336")
+        org.late_cancel_hours = n
+        fields.append("late_cancel_hours")
+    if slot_step_min is not None:
+        try:
+            n = int(slot_step_min)
+        except (TypeError, ValueError):
+            raise ValidationError("--slot-step", f"{slot_step_min!r} is not a whole number") from None
+        if n not in (5, 10, 15, 20, 30, 60):
+            raise ValidationError("--slot-step", "must be one of 5, 10, 15, 20, 30, 60 minutes")
+        org.slot_step_min = n
+        fields.append("slot_step_min")
+    if not fields:
+        raise ValidationError("options", "nothing to change")
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("update", "organization", org.id, fields=fields))
+    return {"late_cancel_hours": org.late_cancel_hours, "slot_step_min": org.slot_step_min}

@@ -1,0 +1,210 @@
+"""The waitlist: patients who want an earlier visit, and the freed slots offered to them.
+
+A cancellation or a move of a future visit records the time it gave back (a freed slot).
+Offers pair open entries with freed slots that are still free and fit the entry (type
+duration, provider, location, date window), longest-waiting patient first, earliest slot first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.models import (
+    Appointment, AppointmentType, FreedSlot, Location, OfferOut, Patient, Provider, WaitlistEntry, WaitlistOut,
+)
+from hpms.models.scheduling import BLOCKING_STATUSES
+from hpms.services.platform import audit, localtime as lt, validation as v
+from hpms.services.scheduling.appointments import LOOKBACK, BookingOut, book
+from hpms.services.lookups import find_patient
+from hpms.services.scheduling.availability import merge, subtract, why_closed
+from hpms.services.lookups import find_location
+from hpms.services.platform.permissions import require
+from hpms.services.lookups import find_provider, find_type, provider_name
+
+
+def _load(ctx, entry_id) -> WaitlistEntry:
+    text = str(entry_id).strip()
+    e = ctx.session.get(WaitlistEntry, int(text)) if text.isdigit() else None
+    if e is None or e.org_id != ctx.org_id:
+        raise NotFoundError(f"no waitlist entry {text!r}", hint="see `hpms waitlist list`")
+    return e
+
+
+def _out(session, e: WaitlistEntry) -> WaitlistOut:
+    pat = session.get(Patient, e.patient_id)
+    t = session.get(AppointmentType, e.type_id)
+    prov = session.get(Provider, e.provider_id) if e.provider_id else None
+    loc = session.get(Location, e.location_id) if e.location_id else None
+    return WaitlistOut(id=e.id, patient_id=pat.id, patient=f"{pat.first_name} {pat.last_name}", type=t.name,
+                       provider=provider_name(prov) if prov else None, location=loc.name if loc else None,
+                       earliest=e.earliest, latest=e.latest, note=e.note, status=e.status,
+                       appointment_id=e.appointment_id, created_at=e.created_at)
+
+
+def add(ctx, *, patient, type, provider=None, location=None, earliest=None, latest=None,
+        note: str | None = None) -> WaitlistOut:
+    require(ctx.actor, "waitlist.write")
+    pat = find_patient(ctx, patient, field="patient", active=True)
+    t = find_type(ctx, type)
+    prov = find_provider(ctx, provider) if provider else None
+    loc = None
+    if location:
+        loc = find_location(ctx, location, field="--location")
+    today = ctx.now().date()
+    e0 = lt.parse_day("--earliest", earliest, today=today) if earliest else None
+    e1 = lt.parse_day("--latest", latest, today=today) if latest else None
+    if e0 and e1 and e1 < e0:
+        raise ValidationError("--latest", f"{e1} is before --earliest {e0}")
+    if e1 and e1 < today:
+        raise ValidationError("--latest", f"{e1} is in the past")
+    dup = ctx.session.execute(sa.select(WaitlistEntry.id).where(
+        WaitlistEntry.patient_id == pat.id, WaitlistEntry.type_id == t.id, WaitlistEntry.status == "open")).first()
+    if dup:
+        raise ConflictError(f"patient {pat.mrn} is already waiting for {t.name!r} (entry {dup.id})")
+    e = WaitlistEntry(org_id=ctx.org_id, patient_id=pat.id, type_id=t.id, provider_id=prov.id if prov else None,
+                      location_id=loc.id if loc else None, earliest=e0, latest=e1,
+                      note=v.optional_text("--note", note, 500), created_at=ctx.now())
+    ctx.session.add(e)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("create", "waitlist_entry", e.id, patient_id=pat.id,
+                                  fields=["patient", "type", "provider", "location", "earliest", "latest"]))
+    return _out(ctx.session, e)
+
+
+def list_entries(ctx, *, status: str | None = "open") -> list[WaitlistOut]:
+    require(ctx.actor, "waitlist.read")
+    q = sa.select(WaitlistEntry).where(WaitlistEntry.org_id == ctx.org_id).order_by(WaitlistEntry.created_at,
+                                                                                     WaitlistEntry.id)
+    if status and status != "all":
+        st = v.parse_choice("--status", status, ("open", "filled", "removed"))
+        q = q.where(WaitlistEntry.status == st)
+    rows = [_out(ctx.session, e) for e in ctx.session.execute(q).scalars()]
+    if rows:
+        audit.record(ctx, audit.Event("read", "waitlist_entry", None, patient_ids=sorted({r.patient_id for r in rows}),
+                                      detail=f"list of {len(rows)}"))
+    return rows
+
+
+def remove(ctx, entry_id) -> WaitlistOut:
+    require(ctx.actor, "waitlist.write")
+    e = _load(ctx, entry_id)
+    if e.status != "open":
+        raise ConflictError(f"waitlist entry {e.id} is {e.status}")
+    e.status = "removed"
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("update", "waitlist_entry", e.id, patient_id=e.patient_id, fields=["status"],
+                                  detail="removed"))
+    return _out(ctx.session, e)
+
+
+def _still_free(session, slot: FreedSlot) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The part of a freed slot no blocking appointment of its provider has taken since."""
+    busy = session.execute(sa.select(Appointment.start_utc, Appointment.block_end_utc).where(
+        Appointment.provider_id == slot.provider_id, Appointment.status.in_(BLOCKING_STATUSES),
+        Appointment.start_utc < slot.end_utc, Appointment.start_utc >= slot.start_utc - LOOKBACK,
+        Appointment.block_end_utc > slot.start_utc)).all()
+    return subtract([(slot.start_utc, slot.end_utc)], merge((s, e) for s, e in busy))
+
+
+def offers(ctx, *, limit: int = 50) -> list[OfferOut]:
+    """Open entries x freed future slots that still fit, best first (longest wait, then earliest)."""
+    require(ctx.actor, "waitlist.read")
+    session = ctx.session
+    now = ctx.now()
+    slots = list(session.execute(sa.select(FreedSlot).where(
+        FreedSlot.org_id == ctx.org_id, FreedSlot.status == "open", FreedSlot.start_utc > now)
+        .order_by(FreedSlot.start_utc)).scalars())
+    entries = list(session.execute(sa.select(WaitlistEntry).where(
+        WaitlistEntry.org_id == ctx.org_id, WaitlistEntry.status == "open")
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)).scalars())
+    if not slots or not entries:
+        return []
+    free = {s.id: _still_free(session, s) for s in slots}
+    types = {t.id: t for t in session.execute(sa.select(AppointmentType)).scalars()}
+    locs = {loc.id: loc for loc in session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars()}
+    provs: dict[int, Provider] = {}
+    pats: dict[int, Patient] = {}
+    out: list[OfferOut] = []
+    for e in entries:
+        t = types[e.type_id]
+        need = dt.timedelta(minutes=t.duration_min)
+        for s in slots:
+            if e.provider_id and e.provider_id != s.provider_id:
+                continue
+            if e.location_id and e.location_id != s.location_id:
+                continue
+            loc = locs[s.location_id]
+            fit = next(((a, b) for a, b in free[s.id] if b - a >= need and a > now), None)
+            if fit is None:
+                continue
+            day = lt.to_local(fit[0], loc.tz).date()
+            if (e.earliest and day < e.earliest) or (e.latest and day > e.latest):
+                continue
+            if why_closed(session, ctx.org_id, s.provider_id, loc, fit[0], fit[0] + need):
+                continue
+            busy = session.execute(sa.select(Appointment.id).where(
+                Appointment.patient_id == e.patient_id, Appointment.status.in_(BLOCKING_STATUSES),
+                Appointment.start_utc < fit[0] + need, Appointment.end_utc > fit[0])).first()
+            if busy:
+                continue
+            prov = provs.get(s.provider_id) or provs.setdefault(s.provider_id, session.get(Provider, s.provider_id))
+            pat = pats.get(e.patient_id) or pats.setdefault(e.patient_id, session.get(Patient, e.patient_id))
+            out.append(OfferOut(entry_id=e.id, slot_id=s.id, patient_id=pat.id,
+                                patient=f"{pat.first_name} {pat.last_name}", type=t.name,
+                                start=lt.to_local(fit[0], loc.tz), end=lt.to_local(fit[0] + need, loc.tz),
+                                provider_id=prov.id, provider=provider_name(prov), location=loc.name,
+                                waiting_since=e.created_at))
+            if len(out) >= limit:
+                break
+        if len(out) >= limit:
+            break
+    if out:
+        audit.record(ctx, audit.Event("read", "waitlist_entry", None, patient_ids=sorted({o.patient_id for o in out}),
+                                      detail=f"{len(out)} offers"))
+    return out
+
+
+def fill(ctx, entry_id, *, slot=None, at=None, provider=None, room=None) -> BookingOut:
+    """Book a waiting patient: into a freed slot (its id from `offers`) or at a time given."""
+    require(ctx.actor, "waitlist.write")
+    e = _load(ctx, entry_id)
+    if e.status != "open":
+        raise ConflictError(f"waitlist entry {e.id} is {e.status}")
+    if (slot is None) == (at is None):
+        raise ValidationError("--slot", "give either --slot (from `hpms waitlist offers`) or --at")
+    session = ctx.session
+    freed = None
+    if slot is not None:
+        text = str(slot).strip()
+        freed = session.get(FreedSlot, int(text)) if text.isdigit() else None
+        if freed is None or freed.org_id != ctx.org_id:
+            raise NotFoundError(f"--slot: no freed slot {text!r}", hint="see `hpms waitlist offers`")
+        if freed.status != "open":
+            raise ConflictError(f"--slot: slot {freed.id} was already filled")
+        loc = session.get(Location, freed.location_id)
+        start = next((a for a, b in _still_free(session, freed)), None)
+        if start is None:
+            raise ConflictError(f"--slot: slot {freed.id} has been booked since it was freed")
+        at = start
+        provider = freed.provider_id
+        location = loc.id
+    else:
+        location = e.location_id
+        provider = provider or e.provider_id
+        if provider is None:
+            raise ValidationError("--provider", "is required (the entry names no provider)")
+    pat = session.get(Patient, e.patient_id)
+    result = book(ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=location, room=room,
+                  reason=e.note)
+    appt = result.booked[0]
+    e.status = "filled"
+    e.appointment_id = appt.id
+    if freed is not None:
+        freed.status = "filled"
+    session.flush()
+    audit.record(ctx, audit.Event("update", "waitlist_entry", e.id, patient_id=e.patient_id,
+                                  fields=["status", "appointment_id"], detail=f"filled by appointment {appt.id}"))
+    return result
