@@ -38,29 +38,213 @@ from pathlib import Path
 IMPORT_TARGET_ROWS_S = 20_000
 SEARCH_TARGET_MS = 20.0
 
-FIRST = ["Ana", "José", "Emma", "Liam", "Olivia", "Noah", "Sophia", "Lucas", "Mia", "Ethan", "Zoë", "Chloé",
-         "Mateo", "Aisha", "Yuki", "Omar", "Hannah", "Jonas", "Léa", "Björn", "Fatima", "Daniel", "Grace",
-         "Samuel", "Isabella", "Mohammed", "Elena", "Noor", "Ravi", "Amélie", "Kofi", "Ingrid", "Diego", "Chen",
-         "Søren", "Inês", "Zoltán", "Małgorzata", "Renée", "François", "Jürgen", "Ayşe", "Nikolaj", "Ólafur",
-         "Priya", "Thomas", "Sarah", "Michael", "Laura", "David", "Julia", "Anna", "Paul", "Marie", "Peter",
-         "Ewa", "Tomás", "Seán", "Siobhán", "Đorđe", "Ümit", "Chiara", "Matteo", "Agnès", "Hélène", "Raúl"]
-LAST_COMMON = ["Müller", "García", "Smith", "Johnson", "Nguyễn", "O'Brien", "Kowalski", "Rossi", "Schmidt",
-               "Brown", "Martínez", "Dubois", "Andersson", "Khan", "Okafor", "Tanaka", "Silva", "Cohen", "Novak",
-               "Jensen", "Hernández", "Ivanova", "Williams", "Fischer", "Lefèvre", "Popescu", "Santos", "Murphy",
-               "Ali", "Weber", "Gómez", "Søndergaard", "Łukasiewicz", "Çelik", "Yılmaz", "Papadopoulos",
-               "Van der Berg", "De la Cruz", "Núñez", "Østergaard"]
-ONSET = ["Ber", "Mül", "Kow", "Gar", "Nov", "Sán", "Lef", "Øst", "Ló", "Ram", "Dub", "Fis", "Hal", "Jen", "Kar",
-         "Mar", "Pet", "Ros", "Sch", "Tan", "Wei", "Zel", "Brü", "Ége", "Cas", "Dal", "Fer", "Gol", "Hof", "Ív"]
+FIRST = [
+    "Ana",
+    "José",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Sophia",
+    "Lucas",
+    "Mia",
+    "Ethan",
+    "Zoë",
+    "Chloé",
+    "Mateo",
+    "Aisha",
+    "Yuki",
+    "Omar",
+    "Hannah",
+    "Jonas",
+    "Léa",
+    "Björn",
+    "Fatima",
+    "Daniel",
+    "Grace",
+    "Samuel",
+    "Isabella",
+    "Mohammed",
+    "Elena",
+    "Noor",
+    "Ravi",
+    "Amélie",
+    "Kofi",
+    "Ingrid",
+    "Diego",
+    "Chen",
+    "Søren",
+    "Inês",
+    "Zoltán",
+    "Małgorzata",
+    "Renée",
+    "François",
+    "Jürgen",
+    "Ayşe",
+    "Nikolaj",
+    "Ólafur",
+    "Priya",
+    "Thomas",
+    "Sarah",
+    "Michael",
+    "Laura",
+    "David",
+    "Julia",
+    "Anna",
+    "Paul",
+    "Marie",
+    "Peter",
+    "Ewa",
+    "Tomás",
+    "Seán",
+    "Siobhán",
+    "Đorđe",
+    "Ümit",
+    "Chiara",
+    "Matteo",
+    "Agnès",
+    "Hélène",
+    "Raúl",
+]
+LAST_COMMON = [
+    "Müller",
+    "García",
+    "Smith",
+    "Johnson",
+    "Nguyễn",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Schmidt",
+    "Brown",
+    "Martínez",
+    "Dubois",
+    "Andersson",
+    "Khan",
+    "Okafor",
+    "Tanaka",
+    "Silva",
+    "Cohen",
+    "Novak",
+    "Jensen",
+    "Hernández",
+    "Ivanova",
+    "Williams",
+    "Fischer",
+    "Lefèvre",
+    "Popescu",
+    "Santos",
+    "Murphy",
+    "Ali",
+    "Weber",
+    "Gómez",
+    "Søndergaard",
+    "Łukasiewicz",
+    "Çelik",
+    "Yılmaz",
+    "Papadopoulos",
+    "Van der Berg",
+    "De la Cruz",
+    "Núñez",
+    "Østergaard",
+]
+ONSET = [
+    "Ber",
+    "Mül",
+    "Kow",
+    "Gar",
+    "Nov",
+    "Sán",
+    "Lef",
+    "Øst",
+    "Ló",
+    "Ram",
+    "Dub",
+    "Fis",
+    "Hal",
+    "Jen",
+    "Kar",
+    "Mar",
+    "Pet",
+    "Ros",
+    "Sch",
+    "Tan",
+    "Wei",
+    "Zel",
+    "Brü",
+    "Ége",
+    "Cas",
+    "Dal",
+    "Fer",
+    "Gol",
+    "Hof",
+    "Ív",
+]
 MIDDLE = ["", "a", "o", "e", "i", "en", "er", "an"]
-CODA = ["ke", "ler", "al", "ski", "chez", "ois", "ova", "ens", "ard", "ini", "son", "berg", "mann", "ez", "ić",
-        "ström", "eau", "ley", "wicz", "ides"]
-STREETS = ["Oak St", "Maple Ave", "Elm St", "Park Pl", "Cedar Ln", "Main St", "Washington Ave", "Lake St",
-           "Rue de la Paix", "Königstraße", "Calle Mayor"]
-CITIES = [("Hartford", "CT"), ("New Haven", "CT"), ("Chicago", "IL"), ("Evanston", "IL"), ("Boston", "MA"),
-          ("Springfield", "MA"), ("Providence", "RI")]
-COLUMNS = ["first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth", "phone", "phone_alt",
-           "email", "address_line1", "city", "state", "postal_code", "country", "preferred_channel", "consent_sms",
-           "consent_email", "ssn"]
+CODA = [
+    "ke",
+    "ler",
+    "al",
+    "ski",
+    "chez",
+    "ois",
+    "ova",
+    "ens",
+    "ard",
+    "ini",
+    "son",
+    "berg",
+    "mann",
+    "ez",
+    "ić",
+    "ström",
+    "eau",
+    "ley",
+    "wicz",
+    "ides",
+]
+STREETS = [
+    "Oak St",
+    "Maple Ave",
+    "Elm St",
+    "Park Pl",
+    "Cedar Ln",
+    "Main St",
+    "Washington Ave",
+    "Lake St",
+    "Rue de la Paix",
+    "Königstraße",
+    "Calle Mayor",
+]
+CITIES = [
+    ("Hartford", "CT"),
+    ("New Haven", "CT"),
+    ("Chicago", "IL"),
+    ("Evanston", "IL"),
+    ("Boston", "MA"),
+    ("Springfield", "MA"),
+    ("Providence", "RI"),
+]
+COLUMNS = [
+    "first_name",
+    "middle_name",
+    "last_name",
+    "preferred_name",
+    "dob",
+    "sex_at_birth",
+    "phone",
+    "phone_alt",
+    "email",
+    "address_line1",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "preferred_channel",
+    "consent_sms",
+    "consent_email",
+    "ssn",
+]
 
 
 def ascii_fold(text: str) -> str:
@@ -96,13 +280,24 @@ def make_row(i: int, rng: random.Random) -> dict:
         area = 667 if area == 666 else area
         ssn = f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
     return {
-        "first_name": first, "middle_name": rng.choice(FIRST) if rng.random() < 0.2 else "",
-        "last_name": last, "preferred_name": "", "dob": dob.isoformat(),
+        "first_name": first,
+        "middle_name": rng.choice(FIRST) if rng.random() < 0.2 else "",
+        "last_name": last,
+        "preferred_name": "",
+        "dob": dob.isoformat(),
         "sex_at_birth": rng.choice(["female", "male", "female", "male", "unknown", ""]),
-        "phone": phone, "phone_alt": make_phone(rng) if rng.random() < 0.1 else "", "email": email,
-        "address_line1": f"{rng.randint(1, 9999)} {rng.choice(STREETS)}", "city": city, "state": state,
-        "postal_code": f"{rng.randint(1000, 99999):05d}", "country": "US", "preferred_channel": channel,
-        "consent_sms": rng.choice(["yes", "no"]), "consent_email": rng.choice(["yes", "no", ""]), "ssn": ssn,
+        "phone": phone,
+        "phone_alt": make_phone(rng) if rng.random() < 0.1 else "",
+        "email": email,
+        "address_line1": f"{rng.randint(1, 9999)} {rng.choice(STREETS)}",
+        "city": city,
+        "state": state,
+        "postal_code": f"{rng.randint(1000, 99999):05d}",
+        "country": "US",
+        "preferred_channel": channel,
+        "consent_sms": rng.choice(["yes", "no"]),
+        "consent_email": rng.choice(["yes", "no", ""]),
+        "ssn": ssn,
     }
 
 
@@ -215,8 +410,11 @@ def run(args, home: Path, database_url: str | None) -> None:
     sample = write_csv(csv_path, args.rows, args.seed)
     gen_s = time.perf_counter() - t0
     rss_before = peak_rss_mb()
-    print(f"hpms patients benchmark: {args.rows:,} patients on {backend}; python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    print(
+        f"hpms patients benchmark: {args.rows:,} patients on {backend}; python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
     print(f"  CSV generated in {gen_s:.1f} s ({csv_path.stat().st_size / 1e6:.1f} MB, not counted)", flush=True)
 
     profiler = cProfile.Profile() if args.profile else None
@@ -233,13 +431,20 @@ def run(args, home: Path, database_url: str | None) -> None:
     factor = machine_factor()
     scaled = rate * factor
     verdict = "PASS" if scaled >= IMPORT_TARGET_ROWS_S else "MISS"
-    print(f"  import        {import_s:6.1f} s  {rate:9,.0f} rows/s here"
-          f"   ({import_cpu:.1f} s CPU in this process: {result.imported / import_cpu:,.0f} rows/s)", flush=True)
-    print(f"  machine       {factor:6.1f}x slower than the reference (import typer {factor * 66:.0f} ms vs 66 ms)"
-          f"; import scaled to the reference: {scaled:,.0f} rows/s   target >= {IMPORT_TARGET_ROWS_S:,}   {verdict}",
-          flush=True)
-    print(f"  peak RSS      {rss_after:6.0f} MB  (before import {rss_before:.0f} MB, +{rss_after - rss_before:.0f} MB)",
-          flush=True)
+    print(
+        f"  import        {import_s:6.1f} s  {rate:9,.0f} rows/s here"
+        f"   ({import_cpu:.1f} s CPU in this process: {result.imported / import_cpu:,.0f} rows/s)",
+        flush=True,
+    )
+    print(
+        f"  machine       {factor:6.1f}x slower than the reference (import typer {factor * 66:.0f} ms vs 66 ms)"
+        f"; import scaled to the reference: {scaled:,.0f} rows/s   target >= {IMPORT_TARGET_ROWS_S:,}   {verdict}",
+        flush=True,
+    )
+    print(
+        f"  peak RSS      {rss_after:6.0f} MB  (before import {rss_before:.0f} MB, +{rss_after - rss_before:.0f} MB)",
+        flush=True,
+    )
 
     with session_scope(engine) as session:
         mrns = session.execute(sa.text("SELECT mrn FROM patient ORDER BY id")).scalars().all()
@@ -257,8 +462,11 @@ def run(args, home: Path, database_url: str | None) -> None:
         ("phone", lambda r: r["phone"] or r["phone_alt"] or "555-201-0000"),
         ("MRN", None),
     ]
-    print(f"  {'search':24} {'median ms':>9} {'p95 ms':>8} {'txn ms':>7} {'rows':>6}   "
-          f"target < {SEARCH_TARGET_MS:.0f} ms{'' if backend == 'sqlite' else ' (set for SQLite)'}", flush=True)
+    print(
+        f"  {'search':24} {'median ms':>9} {'p95 ms':>8} {'txn ms':>7} {'rows':>6}   "
+        f"target < {SEARCH_TARGET_MS:.0f} ms{'' if backend == 'sqlite' else ' (set for SQLite)'}",
+        flush=True,
+    )
     for label, make in kinds:
         if make is None:
             queries = [mrn_sample[i % len(mrn_sample)] for i in range(args.queries)]
@@ -282,8 +490,10 @@ def run(args, home: Path, database_url: str | None) -> None:
         pairs = patients.duplicates(ctx)
     dup_s = time.perf_counter() - t0
     print(f"  {'duplicates (1 run)':24} {dup_s * 1000:9.0f} ms, {len(pairs)} pairs returned")
-    print("  (median/p95: the service call alone; txn: the whole transaction with the audit write and commit;"
-          f" load average {os.getloadavg()[0]:.1f} at the end)")
+    print(
+        "  (median/p95: the service call alone; txn: the whole transaction with the audit write and commit;"
+        f" load average {os.getloadavg()[0]:.1f} at the end)"
+    )
     dispose_engines()
 
     if profiler:
@@ -308,8 +518,13 @@ def time_search(queries, ctx_scope, patients):
             times.append((time.perf_counter() - t1) * 1000)
         txns.append((time.perf_counter() - t0) * 1000)
         counts.append(len(rows))
-    return (queries[0], statistics.median(times), percentile(times, 0.95), statistics.median(txns),
-            statistics.mean(counts))
+    return (
+        queries[0],
+        statistics.median(times),
+        percentile(times, 0.95),
+        statistics.median(txns),
+        statistics.mean(counts),
+    )
 
 
 def time_calls(reps, ctx_scope, call):
@@ -328,8 +543,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="patients to import (default 100,000)")
     parser.add_argument("--queries", type=int, default=200, help="runs of each search (default 200)")
-    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL: a fresh database is created "
-                        "on this server and dropped afterwards (e.g. postgresql+psycopg://postgres@127.0.0.1/test)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run on PostgreSQL: a fresh database is created "
+        "on this server and dropped afterwards (e.g. postgresql+psycopg://postgres@127.0.0.1/test)",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="random seed of the synthetic data")
     parser.add_argument("--profile", action="store_true", help="profile the import with cProfile")
     args = parser.parse_args()

@@ -56,8 +56,13 @@ from scheduling import FIRST, PROVIDER_LAST, import_patients, postgres_database 
 CSV_RATIO_TARGET = 2.0
 KPI_TARGET_S = 2.0
 KPI_FIRST, KPI_LAST = dt.date(2023, 1, 2), dt.date(2025, 12, 31)
-PAYERS = (("Acme Health", "ACME1"), ("Beta Care", "BETA2"), ("Gamma Mutual", "GAMMA3"), ("Delta Plan", "DELTA4"),
-          ("Medicare Part B", "MCARE5"))
+PAYERS = (
+    ("Acme Health", "ACME1"),
+    ("Beta Care", "BETA2"),
+    ("Gamma Mutual", "GAMMA3"),
+    ("Delta Plan", "DELTA4"),
+    ("Medicare Part B", "MCARE5"),
+)
 CODES = (("99213", 12000), ("99214", 18000), ("36415", 1500), ("93000", 4550))
 DENIAL_CARCS = ("50", "197", "16", "29", "96", "109", "27")
 MEMORY_TARGET_MB = 150.0
@@ -77,15 +82,18 @@ def practice(settings, args, rng: random.Random, home: Path) -> tuple[int, list[
     import sqlalchemy as sa
 
     from hpms.services.platform import admin
-    from hpms.services.scheduling import resources
     from hpms.services.platform.context import open_context
+    from hpms.services.scheduling import resources
 
     admin.init(settings, practice="Reports Benchmark Clinic", tz="America/New_York", location="Main")
     with open_context(settings) as ctx:
         type_id = resources.add_type(ctx, name="Office visit", duration_min=30).id
-        providers = [resources.add_provider(ctx, locations=["Main"], first_name=rng.choice(FIRST),
-                                            last_name=PROVIDER_LAST[i % len(PROVIDER_LAST)]).id
-                     for i in range(PROVIDERS)]
+        providers = [
+            resources.add_provider(
+                ctx, locations=["Main"], first_name=rng.choice(FIRST), last_name=PROVIDER_LAST[i % len(PROVIDER_LAST)]
+            ).id
+            for i in range(PROVIDERS)
+        ]
         location_id = ctx.session.execute(sa.text("SELECT id FROM location")).scalar_one()
     patients = [pid for pid, _ in import_patients(settings, args.patients, rng, home)]
     return type_id, providers, location_id, patients
@@ -105,12 +113,14 @@ def build(settings, args, rng: random.Random, home: Path, made=None) -> tuple[dt
     with session_scope(engine) as session:
         actor = load_actor(session, os_login())
         if settings.is_sqlite:
-            for (name,) in session.execute(sa.text(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'appointment'")).all():
+            for (name,) in session.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'appointment'")
+            ).all():
                 session.execute(sa.text(f'DROP TRIGGER "{name}"'))
         else:
-            for (name,) in session.execute(sa.text(
-                    "SELECT conname FROM pg_constraint WHERE conrelid = 'appointment'::regclass AND contype = 'x'")):
+            for (name,) in session.execute(
+                sa.text("SELECT conname FROM pg_constraint WHERE conrelid = 'appointment'::regclass AND contype = 'x'")
+            ):
                 session.execute(sa.text(f'ALTER TABLE appointment DROP CONSTRAINT "{name}"'))
     table = Appointment.__table__
     weights = [w for _, w in STATUSES]
@@ -128,12 +138,26 @@ def build(settings, args, rng: random.Random, home: Path, made=None) -> tuple[dt
                 for pi, pid in enumerate(providers):
                     if n >= args.appointments:
                         break
-                    chunk.append({"org_id": actor.org_id, "patient_id": patients[(k * PROVIDERS + pi) % n_pat],
-                                  "provider_id": pid, "location_id": location_id, "room_id": None,
-                                  "type_id": type_id, "start_utc": start, "end_utc": start + step,
-                                  "block_end_utc": start + step, "status": statuses[pi], "override": False,
-                                  "late_cancel": False, "booked_by": actor.user_id, "booked_at": first,
-                                  "version": 1, "updated_at": first})
+                    chunk.append(
+                        {
+                            "org_id": actor.org_id,
+                            "patient_id": patients[(k * PROVIDERS + pi) % n_pat],
+                            "provider_id": pid,
+                            "location_id": location_id,
+                            "room_id": None,
+                            "type_id": type_id,
+                            "start_utc": start,
+                            "end_utc": start + step,
+                            "block_end_utc": start + step,
+                            "status": statuses[pi],
+                            "override": False,
+                            "late_cancel": False,
+                            "booked_by": actor.user_id,
+                            "booked_at": first,
+                            "version": 1,
+                            "updated_at": first,
+                        }
+                    )
                     n += 1
             last = day
             if len(chunk) >= 50_000:
@@ -221,9 +245,9 @@ def traced(fn, *a) -> float:
         tracemalloc.stop()
 
 
-
-def build_money(settings, args, rng: random.Random, providers: list[int], location_id: int,
-                patients: list[int]) -> dict[str, int]:
+def build_money(
+    settings, args, rng: random.Random, providers: list[int], location_id: int, patients: list[int]
+) -> dict[str, int]:
     """Three years of claims, remittances and ledger entries (see the module doc); row counts."""
     import sqlalchemy as sa
 
@@ -247,14 +271,29 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
     days = [KPI_FIRST + dt.timedelta(days=i) for i in range((KPI_LAST - KPI_FIRST).days + 1)]
     days = [d for d in days if d.weekday() < 5]
     per_day = -(-args.kpi_claims // len(days))
-    tables = {"encounter": [], "claim": [], "claim_line": [], "claim_event": [], "ledger_entry": [],
-              "remittance": [], "remit_claim": [], "remit_adjustment": []}
+    tables = {
+        "encounter": [],
+        "claim": [],
+        "claim_line": [],
+        "claim_event": [],
+        "ledger_entry": [],
+        "remittance": [],
+        "remit_claim": [],
+        "remit_adjustment": [],
+    }
     ids = dict.fromkeys(tables, 0)
     counts = dict.fromkeys(tables, 0)
     remits: dict[tuple[int, dt.date], dict] = {}
-    model = {"encounter": Encounter, "claim": Claim, "claim_line": ClaimLine, "claim_event": ClaimEvent,
-             "ledger_entry": LedgerEntry, "remittance": Remittance, "remit_claim": RemitClaim,
-             "remit_adjustment": RemitAdjustment}
+    model = {
+        "encounter": Encounter,
+        "claim": Claim,
+        "claim_line": ClaimLine,
+        "claim_event": ClaimEvent,
+        "ledger_entry": LedgerEntry,
+        "remittance": Remittance,
+        "remit_claim": RemitClaim,
+        "remit_adjustment": RemitAdjustment,
+    }
 
     def nid(table: str) -> int:
         ids[table] += 1
@@ -263,8 +302,18 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
     def at(day: dt.date, hour: int = 15) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(hour), dt.UTC)
 
-    def flush(order=("encounter", "claim", "claim_line", "claim_event", "remittance", "remit_claim",
-                     "remit_adjustment", "ledger_entry")) -> None:
+    def flush(
+        order=(
+            "encounter",
+            "claim",
+            "claim_line",
+            "claim_event",
+            "remittance",
+            "remit_claim",
+            "remit_adjustment",
+            "ledger_entry",
+        ),
+    ) -> None:
         with session_scope(engine) as session:
             for t in order:
                 if tables[t]:
@@ -274,10 +323,28 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
 
     def ledger(kind, cents, resp, patient, enc, claim, line, payer, day, pair=None) -> int:
         i = nid("ledger_entry")
-        tables["ledger_entry"].append(dict(
-            id=i, org_id=org, kind=kind, amount_cents=cents, responsibility=resp, patient_id=patient,
-            encounter_id=enc, claim_id=claim, claim_line_id=line, payer_id=payer, posted_at=at(day), effective_date=day,
-            reverses_id=None, pair_id=pair, reference=None, method=None, batch="bench", created_by=user))
+        tables["ledger_entry"].append(
+            dict(
+                id=i,
+                org_id=org,
+                kind=kind,
+                amount_cents=cents,
+                responsibility=resp,
+                patient_id=patient,
+                encounter_id=enc,
+                claim_id=claim,
+                claim_line_id=line,
+                payer_id=payer,
+                posted_at=at(day),
+                effective_date=day,
+                reverses_id=None,
+                pair_id=pair,
+                reference=None,
+                method=None,
+                batch="bench",
+                created_by=user,
+            )
+        )
         return i
 
     def remittance(payer: int, day: dt.date) -> dict:
@@ -285,20 +352,47 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
         r = remits.get((payer, paid_on))
         if r is None:
             r = remits[(payer, paid_on)] = dict(
-                id=nid("remittance"), org_id=org, remit_file_id=file_id, isa_control=f"{len(remits):09d}",
-                st_control="0001", payer_identifier=str(payer), payer_name="", payer_id=payer,
-                trace_number=f"EFT{len(remits)}", payment_cents=0, payment_method="ACH", payment_date=paid_on,
-                provider_adjustment_cents=0, claims=0, created_at=at(paid_on))
+                id=nid("remittance"),
+                org_id=org,
+                remit_file_id=file_id,
+                isa_control=f"{len(remits):09d}",
+                st_control="0001",
+                payer_identifier=str(payer),
+                payer_name="",
+                payer_id=payer,
+                trace_number=f"EFT{len(remits)}",
+                payment_cents=0,
+                payment_method="ACH",
+                payment_date=paid_on,
+                provider_adjustment_cents=0,
+                claims=0,
+                created_at=at(paid_on),
+            )
             tables["remittance"].append(r)
         return r
 
     def claim(enc, patient, payer, day, lines, n, created: dt.date, events) -> int:
         cid = nid("claim")
-        tables["claim"].append(dict(
-            id=cid, org_id=org, encounter_id=enc, patient_id=patient, payer_id=payer, coverage_id=None,
-            control_number=f"{n:09d}", frequency="1", original_claim_id=None, payer_claim_number=None,
-            status=events[-1][1], total_cents=sum(c for _, _, c in lines), billing_run_id=None, x12_file_id=None,
-            created_at=at(created), updated_at=at(events[-1][0])))
+        tables["claim"].append(
+            dict(
+                id=cid,
+                org_id=org,
+                encounter_id=enc,
+                patient_id=patient,
+                payer_id=payer,
+                coverage_id=None,
+                control_number=f"{n:09d}",
+                frequency="1",
+                original_claim_id=None,
+                payer_claim_number=None,
+                status=events[-1][1],
+                total_cents=sum(c for _, _, c in lines),
+                billing_run_id=None,
+                x12_file_id=None,
+                created_at=at(created),
+                updated_at=at(events[-1][0]),
+            )
+        )
         for when, status in events:
             tables["claim_event"].append(dict(claim_id=cid, at=at(when), status=status, note=None, user_id=None))
         return cid
@@ -314,19 +408,43 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
             picked = [CODES[rng.randrange(2)]] + ([CODES[2 + rng.randrange(2)]] if rng.random() < 0.5 else [])
             total = sum(c for _, c in picked)
             enc = nid("encounter")
-            tables["encounter"].append(dict(
-                id=enc, org_id=org, patient_id=patient, provider_id=provider, location_id=location_id,
-                appointment_id=None, service_date=day, place_of_service="11", status="billed", total_cents=total,
-                signed_at=at(day, 20), signed_by=user, billed_at=at(day + dt.timedelta(days=1)), version=1,
-                created_by=user, created_at=at(day, 14), updated_at=at(day + dt.timedelta(days=1))))
-            d = lambda k: day + dt.timedelta(days=k)  # noqa: E731
+            tables["encounter"].append(
+                dict(
+                    id=enc,
+                    org_id=org,
+                    patient_id=patient,
+                    provider_id=provider,
+                    location_id=location_id,
+                    appointment_id=None,
+                    service_date=day,
+                    place_of_service="11",
+                    status="billed",
+                    total_cents=total,
+                    signed_at=at(day, 20),
+                    signed_by=user,
+                    billed_at=at(day + dt.timedelta(days=1)),
+                    version=1,
+                    created_by=user,
+                    created_at=at(day, 14),
+                    updated_at=at(day + dt.timedelta(days=1)),
+                )
+            )
+            d = lambda k, day=day: day + dt.timedelta(days=k)  # noqa: E731
             lines = [(nid("claim_line"), code, cents) for code, cents in picked]
             open_ = d(21) > KPI_LAST  # not adjudicated yet at the end
             rejected = rng.random() < 0.05 and n + 1 < args.kpi_claims
             if rejected:
                 n += 1
-                first = claim(enc, patient, payer, day, [(None, code, c) for code, c in picked], n, d(1),
-                              [(d(1), "ready"), (d(2), "submitted"), (d(3), "rejected")])
+                first = claim(
+                    enc,
+                    patient,
+                    payer,
+                    day,
+                    [(None, code, c) for code, c in picked],
+                    n,
+                    d(1),
+                    [(d(1), "ready"), (d(2), "submitted"), (d(3), "rejected")],
+                )
                 assert first
                 start = 3
             else:
@@ -340,8 +458,19 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
             n += 1
             cid = claim(enc, patient, payer, day, lines, n, d(start + 1), events)
             for seq, (lid, code, cents) in enumerate(lines, 1):
-                tables["claim_line"].append(dict(id=lid, claim_id=cid, seq=seq, code=code, modifiers="", units=1,
-                                                 pointers="1", charge_cents=cents, service_date=day))
+                tables["claim_line"].append(
+                    dict(
+                        id=lid,
+                        claim_id=cid,
+                        seq=seq,
+                        code=code,
+                        modifiers="",
+                        units=1,
+                        pointers="1",
+                        charge_cents=cents,
+                        service_date=day,
+                    )
+                )
                 ledger("charge", cents, "insurance", patient, enc, cid, lid, payer, day)
             if open_:
                 continue
@@ -351,30 +480,63 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
             r["claims"] += 1
             paid = 0 if denied else sum(c * 70 // 100 for _, _, c in lines)
             r["payment_cents"] += paid
-            tables["remit_claim"].append(dict(
-                id=rc, org_id=org, remittance_id=r["id"], seq=r["claims"], patient_control_number=f"{n:09d}",
-                status_code="4" if denied else "1", charge_cents=total, paid_cents=paid, patient_resp_cents=0,
-                payer_claim_number=None, patient_name=None, service_date=day, claim_id=cid, posted_at=at(paid_day),
-                remarks=None, detail="{}"))
+            tables["remit_claim"].append(
+                dict(
+                    id=rc,
+                    org_id=org,
+                    remittance_id=r["id"],
+                    seq=r["claims"],
+                    patient_control_number=f"{n:09d}",
+                    status_code="4" if denied else "1",
+                    charge_cents=total,
+                    paid_cents=paid,
+                    patient_resp_cents=0,
+                    payer_claim_number=None,
+                    patient_name=None,
+                    service_date=day,
+                    claim_id=cid,
+                    posted_at=at(paid_day),
+                    remarks=None,
+                    detail="{}",
+                )
+            )
             if denied:
                 reason = DENIAL_CARCS[rng.randrange(len(DENIAL_CARCS))]
-                tables["remit_adjustment"].append(dict(org_id=org, remit_claim_id=rc, claim_id=cid, claim_line_id=None,
-                                                       group_code="CO", reason_code=reason, amount_cents=total,
-                                                       remarks=None))
+                tables["remit_adjustment"].append(
+                    dict(
+                        org_id=org,
+                        remit_claim_id=rc,
+                        claim_id=cid,
+                        claim_line_id=None,
+                        group_code="CO",
+                        reason_code=reason,
+                        amount_cents=total,
+                        remarks=None,
+                    )
+                )
                 if rng.random() < 0.3 and d(start + 60) <= KPI_LAST:
                     ledger("write_off", -total, "insurance", patient, enc, cid, None, payer, d(start + 60))
                 continue
             coins = 0
-            for lid, code, cents in lines:
+            for lid, _code, cents in lines:
                 pay, co = cents * 70 // 100, cents * 25 // 100
                 pr = cents - pay - co
                 coins += pr
                 ledger("insurance_payment", -pay, "insurance", patient, enc, cid, lid, payer, paid_day)
                 ledger("contractual_adjustment", -co, "insurance", patient, enc, cid, lid, payer, paid_day)
                 for group, reason, amount in (("CO", "45", co), ("PR", "2", pr)):
-                    tables["remit_adjustment"].append(dict(org_id=org, remit_claim_id=rc, claim_id=cid,
-                                                           claim_line_id=lid, group_code=group, reason_code=reason,
-                                                           amount_cents=amount, remarks=None))
+                    tables["remit_adjustment"].append(
+                        dict(
+                            org_id=org,
+                            remit_claim_id=rc,
+                            claim_id=cid,
+                            claim_line_id=lid,
+                            group_code=group,
+                            reason_code=reason,
+                            amount_cents=amount,
+                            remarks=None,
+                        )
+                    )
             out = ledger("transfer_to_patient", -coins, "insurance", patient, enc, cid, None, payer, paid_day)
             ledger("transfer_to_patient", coins, "patient", patient, enc, cid, None, payer, paid_day, pair=out)
             if rng.random() < 0.7 and d(start + 45) <= KPI_LAST:
@@ -398,8 +560,11 @@ def build_money(settings, args, rng: random.Random, providers: list[int], locati
     if not settings.is_sqlite:
         with session_scope(engine) as session:
             for t in tables:
-                session.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
-                                        f"(SELECT COALESCE(MAX(id), 1) FROM {t}))"))
+                session.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {t}))"
+                    )
+                )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
     else:
@@ -421,8 +586,12 @@ def run_kpis(settings, args, rng: random.Random, home: Path, made) -> None:
     _, providers, location_id, patients = made
     t0 = time.perf_counter()
     counts = build_money(settings, args, rng, providers, location_id, patients)
-    print(f"  money build    {time.perf_counter() - t0:6.1f} s  ({KPI_FIRST} to {KPI_LAST}: "
-          + ", ".join(f"{v:,} {k}" for k, v in counts.items()) + ")", flush=True)
+    print(
+        f"  money build    {time.perf_counter() - t0:6.1f} s  ({KPI_FIRST} to {KPI_LAST}: "
+        + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+        + ")",
+        flush=True,
+    )
     for label, start in (("last quarter", dt.date(2025, 10, 1)), ("last year", dt.date(2025, 1, 1))):
         best = cpu = None
         for _ in range(args.runs + 1):
@@ -431,8 +600,10 @@ def run_kpis(settings, args, rng: random.Random, home: Path, made) -> None:
             s, c = time.perf_counter() - t, time.process_time() - c
             best, cpu = (s, c) if best is None or s < best else (best, cpu)
         # CPU time of this process: on SQLite it includes the queries (not on PostgreSQL)
-        print(f"  KPI report     {best:6.2f} s  ({label}, {start} to {KPI_LAST}; best of {args.runs + 1}; "
-              f"{cpu:.2f} s CPU here)   target < {KPI_TARGET_S:.0f} s   {'PASS' if best < KPI_TARGET_S else 'MISS'}")
+        print(
+            f"  KPI report     {best:6.2f} s  ({label}, {start} to {KPI_LAST}; best of {args.runs + 1}; "
+            f"{cpu:.2f} s CPU here)   target < {KPI_TARGET_S:.0f} s   {'PASS' if best < KPI_TARGET_S else 'MISS'}"
+        )
         for kpi, num, den, value, unit in rows:
             print(f"      {kpi:20s} {num!s:>14} / {den!s:<14} = {value} {unit}")
 
@@ -448,18 +619,26 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
     settings = load_settings()
     rng = random.Random(args.seed)
     if args.only == "kpis":
-        print(f"KPI report benchmark (hpms) on {backend}: {args.kpi_claims:,} claims over 3 years, {PROVIDERS} "
-              f"providers, {args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"KPI report benchmark (hpms) on {backend}: {args.kpi_claims:,} claims over 3 years, {PROVIDERS} "
+            f"providers, {args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         run_kpis(settings, args, rng, home, practice(settings, args, rng, home))
         return
-    print(f"report export benchmark (hpms) on {backend}: {args.appointments:,} appointments, {PROVIDERS} providers, "
-          f"{args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"report export benchmark (hpms) on {backend}: {args.appointments:,} appointments, {PROVIDERS} providers, "
+        f"{args.patients:,} patients; python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     made = practice(settings, args, rng, home)
     first, last = build(settings, args, rng, home, made)
-    print(f"  build          {time.perf_counter() - t0:6.1f} s  ({first} to {last}, overlap guards dropped)", flush=True)
+    print(
+        f"  build          {time.perf_counter() - t0:6.1f} s  ({first} to {last}, overlap guards dropped)", flush=True
+    )
     out = home / "out"
     out.mkdir()
     rss0 = rss_mb()
@@ -470,11 +649,15 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
     bare_s = min(s for s, _ in runs_bare)
     rep_s, n = min(runs_report)
     ratio = rep_s / bare_s
-    print(f"  CSV report     {rep_s:6.1f} s  {n / rep_s:9,.0f} rows/s  ({n:,} rows, "
-          f"{(out / 'report.csv').stat().st_size / 1e6:.0f} MB; best of {args.runs})")
+    print(
+        f"  CSV report     {rep_s:6.1f} s  {n / rep_s:9,.0f} rows/s  ({n:,} rows, "
+        f"{(out / 'report.csv').stat().st_size / 1e6:.0f} MB; best of {args.runs})"
+    )
     print(f"  bare csv       {bare_s:6.1f} s  {runs_bare[0][1] / bare_s:9,.0f} rows/s  (raw cursor + csv.writer)")
-    print(f"  ratio          {ratio:6.2f}x   target <= {CSV_RATIO_TARGET:.0f}x   "
-          f"{'PASS' if ratio <= CSV_RATIO_TARGET else 'MISS'}")
+    print(
+        f"  ratio          {ratio:6.2f}x   target <= {CSV_RATIO_TARGET:.0f}x   "
+        f"{'PASS' if ratio <= CSV_RATIO_TARGET else 'MISS'}"
+    )
     if args.profile:
         import cProfile
         import pstats
@@ -483,9 +666,11 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
         prof.runcall(export, settings, "csv", out / "report.csv", first, last)
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
     peak = traced(export, settings, "csv", out / "report.csv", first, last)
-    print(f"  CSV peak mem   {peak:6.1f} MB (tracemalloc)   target < {MEMORY_TARGET_MB:.0f} MB   "
-          f"{'PASS' if peak < MEMORY_TARGET_MB else 'MISS'};  peak RSS {rss_mb():.0f} MB (before the exports "
-          f"{rss0:.0f} MB)")
+    print(
+        f"  CSV peak mem   {peak:6.1f} MB (tracemalloc)   target < {MEMORY_TARGET_MB:.0f} MB   "
+        f"{'PASS' if peak < MEMORY_TARGET_MB else 'MISS'};  peak RSS {rss_mb():.0f} MB (before the exports "
+        f"{rss0:.0f} MB)"
+    )
     # XLSX: the first days that hold --xlsx-rows rows
     days = -(-args.xlsx_rows // (PROVIDERS * SLOTS_PER_DAY))
     end = first
@@ -497,8 +682,10 @@ def run(args, backend: str, home: Path, database_url: str | None) -> None:
     end -= dt.timedelta(days=1)
     xs, xn = timed(export, settings, "xlsx", out / "report.xlsx", first, end)
     xpeak = traced(export, settings, "xlsx", out / "report.xlsx", first, end)
-    print(f"  XLSX report    {xs:6.1f} s  {xn / xs:9,.0f} rows/s  ({xn:,} rows, "
-          f"{(out / 'report.xlsx').stat().st_size / 1e6:.1f} MB); peak mem {xpeak:.1f} MB (tracemalloc)")
+    print(
+        f"  XLSX report    {xs:6.1f} s  {xn / xs:9,.0f} rows/s  ({xn:,} rows, "
+        f"{(out / 'report.xlsx').stat().st_size / 1e6:.1f} MB); peak mem {xpeak:.1f} MB (tracemalloc)"
+    )
     if args.only != "export":
         run_kpis(settings, args, rng, home, made)
     print(f"  (load average {os.getloadavg()[0]:.1f} at the end)")
@@ -520,8 +707,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="hpms-bench-reports-"))
     try:
         with contextlib.ExitStack() as stack:
-            url = stack.enter_context(postgres_database(args.postgres, args.keep)) \
-                if args.postgres else None
+            url = stack.enter_context(postgres_database(args.postgres, args.keep)) if args.postgres else None
             run(args, "postgresql" if url else "sqlite", home, url)
     finally:
         if args.keep:

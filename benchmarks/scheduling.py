@@ -55,11 +55,11 @@ FIND_SLOT_TARGET_MS = 30.0
 DAY_SHEET_TARGET_MS = 50.0
 BOOKING_TARGET_PER_S = 500.0
 
-SLOT_MIN = 20           # the grid every provider works on
-SLOTS_PER_DAY = 27      # 08:00-17:00
+SLOT_MIN = 20  # the grid every provider works on
+SLOTS_PER_DAY = 27  # 08:00-17:00
 DAY_START = dt.time(8, 0)
 FUTURE_DAYS = 182
-HARD_DAYS = 84          # the fully booked provider: the next 12 weeks
+HARD_DAYS = 84  # the fully booked provider: the next 12 weeks
 PAST_FILL = 0.95
 LOCATIONS = [("Main", "America/New_York", 20), ("North", "America/New_York", 15), ("Lakeside", "America/Chicago", 15)]
 TYPES = [  # name, minutes, buffer, needs_room, share of the synthetic rows
@@ -67,18 +67,109 @@ TYPES = [  # name, minutes, buffer, needs_room, share of the synthetic rows
     ("Office visit", 20, 0, False, 0.45),
     ("Procedure", 20, 0, True, 0.15),
 ]
-FIRST = ["Ana", "José", "Emma", "Liam", "Olivia", "Noah", "Zoë", "Chloé", "Mateo", "Aisha", "Yuki", "Omar",
-         "Hannah", "Jonas", "Léa", "Björn", "Fatima", "Daniel", "Grace", "Samuel", "Ravi", "Amélie", "Kofi"]
-LAST = ["Müller", "García", "Smith", "Johnson", "Nguyễn", "O'Brien", "Kowalski", "Rossi", "Schmidt", "Brown",
-        "Martínez", "Dubois", "Andersson", "Khan", "Okafor", "Tanaka", "Silva", "Cohen", "Novak", "Jensen"]
-PROVIDER_LAST = ["Abbott", "Baker", "Chen", "Diaz", "Evans", "Foster", "Gupta", "Hughes", "Ito", "Jones",
-                 "Kaur", "Lopez", "Meyer", "Nakamura", "Owens", "Park", "Quinn", "Reyes", "Sato", "Torres",
-                 "Usman", "Vargas", "Wong", "Xu", "Young", "Zhang", "Adler", "Bishop", "Cruz", "Dalton",
-                 "Ellis", "Fischer", "Grant", "Hale", "Ibarra", "Jensen", "Keller", "Lund", "Moreau", "Nolan",
-                 "Ortiz", "Price", "Ramos", "Stone", "Tate", "Ueda", "Vance", "Walsh", "Yates", "Zimmer"]
+FIRST = [
+    "Ana",
+    "José",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Zoë",
+    "Chloé",
+    "Mateo",
+    "Aisha",
+    "Yuki",
+    "Omar",
+    "Hannah",
+    "Jonas",
+    "Léa",
+    "Björn",
+    "Fatima",
+    "Daniel",
+    "Grace",
+    "Samuel",
+    "Ravi",
+    "Amélie",
+    "Kofi",
+]
+LAST = [
+    "Müller",
+    "García",
+    "Smith",
+    "Johnson",
+    "Nguyễn",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Schmidt",
+    "Brown",
+    "Martínez",
+    "Dubois",
+    "Andersson",
+    "Khan",
+    "Okafor",
+    "Tanaka",
+    "Silva",
+    "Cohen",
+    "Novak",
+    "Jensen",
+]
+PROVIDER_LAST = [
+    "Abbott",
+    "Baker",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Foster",
+    "Gupta",
+    "Hughes",
+    "Ito",
+    "Jones",
+    "Kaur",
+    "Lopez",
+    "Meyer",
+    "Nakamura",
+    "Owens",
+    "Park",
+    "Quinn",
+    "Reyes",
+    "Sato",
+    "Torres",
+    "Usman",
+    "Vargas",
+    "Wong",
+    "Xu",
+    "Young",
+    "Zhang",
+    "Adler",
+    "Bishop",
+    "Cruz",
+    "Dalton",
+    "Ellis",
+    "Fischer",
+    "Grant",
+    "Hale",
+    "Ibarra",
+    "Jensen",
+    "Keller",
+    "Lund",
+    "Moreau",
+    "Nolan",
+    "Ortiz",
+    "Price",
+    "Ramos",
+    "Stone",
+    "Tate",
+    "Ueda",
+    "Vance",
+    "Walsh",
+    "Yates",
+    "Zimmer",
+]
 
 
 # ---- scratch databases ----------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def postgres_database(url: str, keep: bool):
@@ -107,12 +198,13 @@ def postgres_database(url: str, keep: bool):
 
 # ---- the synthetic practice -----------------------------------------------------------------
 
+
 def setup_practice(settings, args, rng: random.Random, home: Path) -> dict:
     """Locations, providers, types and rooms, through the services."""
     from hpms.services import lookups
     from hpms.services.platform import admin, org
-    from hpms.services.scheduling import resources
     from hpms.services.platform.context import open_context
+    from hpms.services.scheduling import resources
 
     admin.init(settings, practice="Scheduling Benchmark Clinic", tz="America/New_York", location="Main")
     info: dict = {"providers": [], "types": {}, "rooms": {}}
@@ -129,24 +221,30 @@ def setup_practice(settings, args, rng: random.Random, home: Path) -> dict:
         for loc_name, tz, count in LOCATIONS:
             count = round(count * args.providers / 50)
             for i in range(count):
-                p = resources.add_provider(ctx, locations=[loc_name], first_name=rng.choice(FIRST),
-                                           last_name=f"{PROVIDER_LAST[n % len(PROVIDER_LAST)]}{n // 50 or ''}",
-                                           credentials="MD" if n % 3 else "NP")
+                p = resources.add_provider(
+                    ctx,
+                    locations=[loc_name],
+                    first_name=rng.choice(FIRST),
+                    last_name=f"{PROVIDER_LAST[n % len(PROVIDER_LAST)]}{n // 50 or ''}",
+                    credentials="MD" if n % 3 else "NP",
+                )
                 room = resources.add_room(ctx, location=loc_name, name=f"Exam {i + 1:02d}")
                 info["providers"].append((p.id, locs[loc_name].id, tz, room.id))
                 n += 1
     return info
 
 
-def add_hours_and_time_off(settings, info: dict, first_day: dt.date, holiday: dt.date,
-                           off_provider: int, off_days: tuple[dt.date, dt.date]) -> None:
-    from hpms.services.scheduling import availability
+def add_hours_and_time_off(
+    settings, info: dict, first_day: dt.date, holiday: dt.date, off_provider: int, off_days: tuple[dt.date, dt.date]
+) -> None:
     from hpms.services.platform.context import open_context
+    from hpms.services.scheduling import availability
 
     with open_context(settings) as ctx:
         for pid, lid, _, _ in info["providers"]:
-            availability.set_hours(ctx, pid, location=lid, days="MO-FR", start="08:00", end="17:00",
-                                   effective_from=first_day)
+            availability.set_hours(
+                ctx, pid, location=lid, days="MO-FR", start="08:00", end="17:00", effective_from=first_day
+            )
         availability.add_time_off(ctx, start=holiday, reason="practice holiday")
         availability.add_time_off(ctx, provider=off_provider, start=off_days[0], end=off_days[1], reason="vacation")
 
@@ -161,10 +259,17 @@ def import_patients(settings, count: int, rng: random.Random, home: Path) -> lis
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["first_name", "last_name", "dob", "sex_at_birth", "phone"])
-        for i in range(count):
+        for _i in range(count):
             dob = dt.date(1935, 1, 1) + dt.timedelta(days=rng.randrange(32000))
-            w.writerow([rng.choice(FIRST), rng.choice(LAST), dob.isoformat(), rng.choice(["female", "male"]),
-                        f"{rng.randint(201, 989)}-555-{rng.randint(0, 9999):04d}"])
+            w.writerow(
+                [
+                    rng.choice(FIRST),
+                    rng.choice(LAST),
+                    dob.isoformat(),
+                    rng.choice(["female", "male"]),
+                    f"{rng.randint(201, 989)}-555-{rng.randint(0, 9999):04d}",
+                ]
+            )
     with open_context(settings) as ctx:
         patient_import.import_csv(ctx, path)
         return [tuple(r) for r in ctx.session.execute(sa.text("SELECT id, mrn FROM patient ORDER BY id"))]
@@ -192,8 +297,17 @@ class Generator:
     """Appointment rows, day by day: (provider, slot) cells filled at random, patients chosen so
     that at one UTC slot the providers all see different patients (no patient overlap)."""
 
-    def __init__(self, info: dict, patient_ids: list[int], org_id: int, user_id: int, now: dt.datetime,
-                 rng: random.Random, hard_provider: int, skip: set[tuple[int | None, dt.date]]):
+    def __init__(
+        self,
+        info: dict,
+        patient_ids: list[int],
+        org_id: int,
+        user_id: int,
+        now: dt.datetime,
+        rng: random.Random,
+        hard_provider: int,
+        skip: set[tuple[int | None, dt.date]],
+    ):
         from hpms.services.platform import localtime as lt
 
         self.lt = lt
@@ -230,8 +344,9 @@ class Generator:
             if (pid, day) in self.skip:
                 continue
             first = self._first_slot(tz, day)
-            fill = 1.0 if pid == self.hard and 0 <= ahead < HARD_DAYS else (
-                PAST_FILL if ahead < 0 else future_fill(ahead))
+            fill = (
+                1.0 if pid == self.hard and 0 <= ahead < HARD_DAYS else (PAST_FILL if ahead < 0 else future_fill(ahead))
+            )
             for k in range(SLOTS_PER_DAY):
                 start = first + k * step
                 r = rng.random()
@@ -244,13 +359,27 @@ class Generator:
                 end = start + dt.timedelta(minutes=minutes)
                 slot = int(start.timestamp()) // (SLOT_MIN * 60)
                 row = {
-                    "org_id": self.org_id, "patient_id": self.patients[(slot * n_prov + pi) % n_pat],
-                    "provider_id": pid, "location_id": lid, "room_id": room if needs_room else None,
-                    "type_id": type_id, "start_utc": start, "end_utc": end,
+                    "org_id": self.org_id,
+                    "patient_id": self.patients[(slot * n_prov + pi) % n_pat],
+                    "provider_id": pid,
+                    "location_id": lid,
+                    "room_id": room if needs_room else None,
+                    "type_id": type_id,
+                    "start_utc": start,
+                    "end_utc": end,
                     "block_end_utc": end + dt.timedelta(minutes=buffer) if buffer else end,
-                    "status": "booked", "override": False, "late_cancel": False, "booked_by": self.user_id,
-                    "booked_at": booked_at, "confirmed_at": None, "arrived_at": None, "completed_at": None,
-                    "no_show_at": None, "cancelled_at": None, "version": 1, "updated_at": booked_at,
+                    "status": "booked",
+                    "override": False,
+                    "late_cancel": False,
+                    "booked_by": self.user_id,
+                    "booked_at": booked_at,
+                    "confirmed_at": None,
+                    "arrived_at": None,
+                    "completed_at": None,
+                    "no_show_at": None,
+                    "cancelled_at": None,
+                    "version": 1,
+                    "updated_at": booked_at,
                 }
                 s = rng.random()
                 if start < self.now:
@@ -315,11 +444,12 @@ def load_appointments(engine, gen: Generator, target: int, chunk: int = 20_000) 
         if pending:
             flush(pending)
     for i in range(0, len(future), chunk):
-        flush(future[i:i + chunk])
+        flush(future[i : i + chunk])
     return written, time.perf_counter() - t0, first
 
 
 # ---- measuring ------------------------------------------------------------------------------
+
 
 class StatementCounter:
     def __init__(self, engine):
@@ -372,15 +502,17 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine, session_scope
     from hpms.services.platform import localtime as lt
-    from hpms.services.scheduling import appointments
     from hpms.services.platform.auth import load_actor, os_login
     from hpms.services.platform.context import open_context
+    from hpms.services.scheduling import appointments
 
     rng = random.Random(args.seed)
     settings = load_settings()
-    print(f"hpms scheduling benchmark on {backend}: {args.providers} providers, {args.appointments:,} appointments;"
-          f" python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
-          flush=True)
+    print(
+        f"hpms scheduling benchmark on {backend}: {args.providers} providers, {args.appointments:,} appointments;"
+        f" python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
     t0 = time.perf_counter()
     info = setup_practice(settings, args, rng, home)
     patients = import_patients(settings, args.patients, rng, home)
@@ -393,39 +525,56 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     normal = info["providers"][5][0]
     off_provider = info["providers"][7][0]
     holiday = next(d for d in weekdays(today + dt.timedelta(days=45), today + dt.timedelta(days=60)))
-    off_start = next(d for d in weekdays(today + dt.timedelta(days=30), today + dt.timedelta(days=40))
-                     if d.weekday() == 0)
+    off_start = next(
+        d for d in weekdays(today + dt.timedelta(days=30), today + dt.timedelta(days=40)) if d.weekday() == 0
+    )
     off_days = (off_start, off_start + dt.timedelta(days=4))
     skip = {(None, holiday)} | {(off_provider, off_start + dt.timedelta(days=i)) for i in range(5)}
     with session_scope(engine) as session:
         actor = load_actor(session, os_login())
     gen = Generator(info, history_patients, actor.org_id, actor.user_id, now, rng, hard, skip)
     setup_s = time.perf_counter() - t0
-    print(f"  setup          {setup_s:6.1f} s  (3 locations, {len(info['providers'])} providers, "
-          f"{len(patients):,} patients through the services)", flush=True)
+    print(
+        f"  setup          {setup_s:6.1f} s  (3 locations, {len(info['providers'])} providers, "
+        f"{len(patients):,} patients through the services)",
+        flush=True,
+    )
 
     rows, load_s, first_day = load_appointments(engine, gen, args.appointments)
     add_hours_and_time_off(settings, info, first_day, holiday, off_provider, off_days)
-    print(f"  appointments   {load_s:6.1f} s  {rows / load_s:9,.0f} rows/s  ({rows:,} rows from {first_day} to "
-          f"{today + dt.timedelta(days=FUTURE_DAYS)}, bulk_insert in 20,000-row transactions, the overlap "
-          f"{'exclusion constraints' if backend == 'postgresql' else 'triggers'} checking each row)", flush=True)
+    print(
+        f"  appointments   {load_s:6.1f} s  {rows / load_s:9,.0f} rows/s  ({rows:,} rows from {first_day} to "
+        f"{today + dt.timedelta(days=FUTURE_DAYS)}, bulk_insert in 20,000-row transactions, the overlap "
+        f"{'exclusion constraints' if backend == 'postgresql' else 'triggers'} checking each row)",
+        flush=True,
+    )
     if backend == "postgresql":
         t0 = time.perf_counter()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE appointment")
-        print(f"  VACUUM ANALYZE {time.perf_counter() - t0:6.1f} s  (what autovacuum would do after such a load)",
-              flush=True)
-    db_size = (settings.sqlite_path.stat().st_size if settings.sqlite_path else
-               engine.connect().exec_driver_sql("SELECT pg_database_size(current_database())").scalar())
+        print(
+            f"  VACUUM ANALYZE {time.perf_counter() - t0:6.1f} s  (what autovacuum would do after such a load)",
+            flush=True,
+        )
+    db_size = (
+        settings.sqlite_path.stat().st_size
+        if settings.sqlite_path
+        else engine.connect().exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    )
     print(f"  database size  {db_size / 1e6:6.0f} MB", flush=True)
 
     # the busiest day (by UTC date, close enough) of Main
     main_id, main_tz = info["locations"]["Main"]
     with session_scope(engine) as session:
         day_expr = "date(start_utc)" if backend == "sqlite" else "CAST(start_utc AS DATE)"
-        busiest, _ = session.execute(sa.text(
-            f"SELECT {day_expr} AS d, count(*) AS n FROM appointment WHERE location_id = :l AND status <> 'cancelled'"
-            " GROUP BY d ORDER BY n DESC, d DESC LIMIT 1"), {"l": main_id}).one()
+        busiest, _ = session.execute(
+            sa.text(
+                f"SELECT {day_expr} AS d, count(*) AS n FROM appointment WHERE location_id = :l"
+                " AND status <> 'cancelled'"
+                " GROUP BY d ORDER BY n DESC, d DESC LIMIT 1"
+            ),
+            {"l": main_id},
+        ).one()
     busiest = busiest if isinstance(busiest, dt.date) else dt.date.fromisoformat(busiest)
 
     counter = StatementCounter(engine)
@@ -446,9 +595,10 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     ]
     for label, pid, tname, count in cases:
         call = lambda ctx, pid=pid, tname=tname, count=count: appointments.find_slot(  # noqa: E731
-            ctx, type=tname, provider=pid, count=count)
+            ctx, type=tname, provider=pid, count=count
+        )
         med, p95, txn, out = time_op(settings, call, args.runs, readonly=True)
-        stmts = counter.count(lambda: _in_ctx(settings, call, True))
+        stmts = counter.count(lambda call=call: _in_ctx(settings, call, True))
         first = out[0].start.strftime("%Y-%m-%d %H:%M") if out else "none"
         report(label, med, p95, txn, stmts, FIND_SLOT_TARGET_MS, f"{len(out)} slot(s), first {first}")
     call = lambda ctx: appointments.list_appointments(ctx, day=busiest, location=main_id)  # noqa: E731
@@ -487,26 +637,54 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     with open_context(settings) as ctx:
         stmts_batch = counter.count(lambda: book_one(ctx))
     for label, rate, stmts, note in (
-            (f"book, own txn x{args.bookings}", own_rate, stmts_each,
-             f"median {statistics.median(each):.2f} ms, p95 {percentile(each, 0.95):.2f} ms per booking"),
-            (f"book, {args.batch} in one txn", batch_rate, stmts_batch, f"{1000 / batch_rate:.2f} ms per booking")):
+        (
+            f"book, own txn x{args.bookings}",
+            own_rate,
+            stmts_each,
+            f"median {statistics.median(each):.2f} ms, p95 {percentile(each, 0.95):.2f} ms per booking",
+        ),
+        (f"book, {args.batch} in one txn", batch_rate, stmts_batch, f"{1000 / batch_rate:.2f} ms per booking"),
+    ):
         scaled = rate * factor
-        results.append((label, 1000 / rate, None, None, stmts, scaled,
-                        f">= {BOOKING_TARGET_PER_S:.0f}/s", "PASS" if scaled >= BOOKING_TARGET_PER_S else "MISS",
-                        f"{rate:,.0f}/s here, {scaled:,.0f}/s scaled; {note}"))
+        results.append(
+            (
+                label,
+                1000 / rate,
+                None,
+                None,
+                stmts,
+                scaled,
+                f">= {BOOKING_TARGET_PER_S:.0f}/s",
+                "PASS" if scaled >= BOOKING_TARGET_PER_S else "MISS",
+                f"{rate:,.0f}/s here, {scaled:,.0f}/s scaled; {note}",
+            )
+        )
 
-    print(f"  machine factor {factor:6.2f}  (import typer {factor * REFERENCE_IMPORT_TYPER_MS:.0f} ms here vs "
-          f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms on the reference); scaled = ms here / {factor:.2f}, bookings/s here x {factor:.2f}")
-    print(f"  {'operation':31} {'median ms':>9} {'p95 ms':>7} {'txn ms':>7} {'stmts':>5} {'scaled':>8}  "
-          f"{'target':>8}  verdict")
+    print(
+        f"  machine factor {factor:6.2f}  (import typer {factor * REFERENCE_IMPORT_TYPER_MS:.0f} ms here vs "
+        f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms on the reference); scaled = ms here / {factor:.2f}, "
+        f"bookings/s here x {factor:.2f}"
+    )
+    print(
+        f"  {'operation':31} {'median ms':>9} {'p95 ms':>7} {'txn ms':>7} {'stmts':>5} {'scaled':>8}  "
+        f"{'target':>8}  verdict"
+    )
     for label, med, p95, txn, stmts, scaled, target, verdict, note in results:
         if p95 is None:
-            print(f"  {label:31} {med:9.2f} {'':>7} {'':>7} {stmts:5d} {scaled:7,.0f}/s {target:>8}  {verdict:5} {note}")
+            print(
+                f"  {label:31} {med:9.2f} {'':>7} {'':>7} {stmts:5d} {scaled:7,.0f}/s {target:>8}  {verdict:5} {note}"
+            )
         else:
-            print(f"  {label:31} {med:9.2f} {p95:7.2f} {txn:7.2f} {stmts:5d} {scaled:8.2f} {target:>8}  {verdict:5} {note}")
-    print(f"  (median/p95: the service call alone; txn: the whole open_context transaction with authentication,"
-          f" audit and commit; stmts: SQL statements of one transaction; book: wall time per booking, scaled"
-          f" column in bookings/s; load average {os.getloadavg()[0]:.1f} at the end)", flush=True)
+            print(
+                f"  {label:31} {med:9.2f} {p95:7.2f} {txn:7.2f} {stmts:5d} {scaled:8.2f} {target:>8}  "
+                f"{verdict:5} {note}"
+            )
+    print(
+        f"  (median/p95: the service call alone; txn: the whole open_context transaction with authentication,"
+        f" audit and commit; stmts: SQL statements of one transaction; book: wall time per booking, scaled"
+        f" column in bookings/s; load average {os.getloadavg()[0]:.1f} at the end)",
+        flush=True,
+    )
 
     if args.profile:
         profile_ops(settings, appointments, normal, hard, busiest, main_id, book_one, args)
@@ -516,12 +694,22 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
 
 def profile_ops(settings, appointments, normal, hard, busiest, main_id, book_one, args) -> None:
     ops = [
-        ("find_slot (fully booked provider, count=5) x20",
-         lambda: [_in_ctx(settings, lambda c: appointments.find_slot(c, type="Office visit", provider=hard, count=5), True)
-                  for _ in range(20)]),
-        ("list_appointments (day sheet) x20",
-         lambda: [_in_ctx(settings, lambda c: appointments.list_appointments(c, day=busiest, location=main_id))
-                  for _ in range(20)]),
+        (
+            "find_slot (fully booked provider, count=5) x20",
+            lambda: [
+                _in_ctx(
+                    settings, lambda c: appointments.find_slot(c, type="Office visit", provider=hard, count=5), True
+                )
+                for _ in range(20)
+            ],
+        ),
+        (
+            "list_appointments (day sheet) x20",
+            lambda: [
+                _in_ctx(settings, lambda c: appointments.list_appointments(c, day=busiest, location=main_id))
+                for _ in range(20)
+            ],
+        ),
         ("book, own transaction x200", lambda: [_in_ctx(settings, book_one) for _ in range(200)]),
     ]
     for label, fn in ops:
@@ -535,7 +723,7 @@ def profile_ops(settings, appointments, normal, hard, busiest, main_id, book_one
             text = out.getvalue().splitlines()
             start = next((i for i, ln in enumerate(text) if ln.strip().startswith("ncalls")), 0)
             print(f"\ncProfile of {label} ({order}):")
-            print("\n".join(text[start - 1:]))
+            print("\n".join(text[start - 1 :]))
 
 
 def _in_ctx(settings, call, readonly: bool = False):
@@ -548,9 +736,13 @@ def _in_ctx(settings, call, readonly: bool = False):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--postgres", metavar="URL", default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                        help="server for --backend postgresql: a fresh hpms_bench_* database is created next to "
-                        "this one and dropped afterwards (default: %(default)s)")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="server for --backend postgresql: a fresh hpms_bench_* database is created next to "
+        "this one and dropped afterwards (default: %(default)s)",
+    )
     parser.add_argument("--appointments", type=int, default=1_000_000, help="appointment rows (default 1,000,000)")
     parser.add_argument("--providers", type=int, default=50, help="providers (default 50)")
     parser.add_argument("--patients", type=int, default=20_000, help="patients (default 20,000)")

@@ -92,12 +92,14 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 def build_demo(home: Path, env: dict[str, str]) -> str:
     """A 50-patient demo clinic in `home`; returns the MRN of one patient."""
     hpms = hpms_command()
-    proc = subprocess.run([*hpms, "demo", "--home", str(home), "--patients", "50"], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*hpms, "demo", "--home", str(home), "--patients", "50"], env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         sys.exit(f"hpms demo failed ({proc.returncode}):\n{proc.stderr}")
-    proc = subprocess.run([*hpms, "patients", "list", "--limit", "1", "--json"], env=clean_env(home),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [*hpms, "patients", "list", "--limit", "1", "--json"], env=clean_env(home), capture_output=True, text=True
+    )
     if proc.returncode != 0:
         sys.exit(f"hpms patients list failed ({proc.returncode}):\n{proc.stderr}")
     return json.loads(proc.stdout)[0]["mrn"]
@@ -108,8 +110,13 @@ def import_profile(cmd: list[str], env: dict[str, str], top: int) -> tuple[float
     as (package, ms, modules)). Packages are summed from *self* times, which add up (cumulative
     times nest); `hpms.models` is shown apart because its time is SQLModel building the tables."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-X", "importtime", *cmd], env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *cmd],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = (time.perf_counter() - t0) * 1000
     per_pkg: dict[str, list] = {}
     for line in proc.stderr.splitlines():
@@ -129,8 +136,13 @@ def import_profile(cmd: list[str], env: dict[str, str], top: int) -> tuple[float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per command (median is printed)")
-    parser.add_argument("--imports", type=int, default=0, metavar="N",
-                        help="also print the N packages costing most to import in `hpms patients show`")
+    parser.add_argument(
+        "--imports",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N packages costing most to import in `hpms patients show`",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hpms-startup-") as tmp:
@@ -167,12 +179,16 @@ def main() -> None:
     med = {name: statistics.median(ts) for name, ts in walls.items()}
     cpu = {name: statistics.median(ts) for name, ts in cpus.items()}
     typer_ms, typer_cpu = med["import typer"], cpu["import typer"]
-    print(f"hpms start-up: {args.runs} runs of each command, round-robin, median; python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}")
+    print(
+        f"hpms start-up: {args.runs} runs of each command, round-robin, median; python "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {load_before:.1f} -> {load_after:.1f}"
+    )
     print(f"{'command':30} {'wall ms':>8} {'(min)':>7} {'x typer':>8}   {'CPU ms':>7} {'x typer':>8}")
     for name in walls:
-        print(f"{name:30} {med[name]:8.0f} {min(walls[name]):7.0f} {med[name] / typer_ms:8.2f}   "
-              f"{cpu[name]:7.0f} {cpu[name] / typer_cpu:8.2f}")
+        print(
+            f"{name:30} {med[name]:8.0f} {min(walls[name]):7.0f} {med[name] / typer_ms:8.2f}   "
+            f"{cpu[name]:7.0f} {cpu[name] / typer_cpu:8.2f}"
+        )
 
     show_name = cases[-1][0]
     print()
@@ -184,16 +200,22 @@ def main() -> None:
     lookup = med[show_name]
     scaled = lookup * REFERENCE_IMPORT_TYPER_MS / typer_ms
     scaled_cpu = cpu[show_name] * REFERENCE_IMPORT_TYPER_MS / typer_cpu
-    print(f"  {'one-patient lookup, here':30} {lookup:5.0f} ms   target < {LOOKUP_TARGET_MS:.0f} ms   "
-          f"{'PASS' if lookup < LOOKUP_TARGET_MS else 'MISS'}")
-    print(f"  {'one-patient lookup, scaled':30} {scaled:5.0f} ms ({scaled_cpu:.0f} ms from CPU times) = here x "
-          f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms / import typer here   target < {LOOKUP_TARGET_MS:.0f} ms   "
-          f"{'PASS' if scaled < LOOKUP_TARGET_MS else 'MISS'}")
+    print(
+        f"  {'one-patient lookup, here':30} {lookup:5.0f} ms   target < {LOOKUP_TARGET_MS:.0f} ms   "
+        f"{'PASS' if lookup < LOOKUP_TARGET_MS else 'MISS'}"
+    )
+    print(
+        f"  {'one-patient lookup, scaled':30} {scaled:5.0f} ms ({scaled_cpu:.0f} ms from CPU times) = here x "
+        f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms / import typer here   target < {LOOKUP_TARGET_MS:.0f} ms   "
+        f"{'PASS' if scaled < LOOKUP_TARGET_MS else 'MISS'}"
+    )
     if profile:
         wall, total, top = profile
         print()
-        print(f"imports of `hpms patients show` (one run under -X importtime, which slows it): {total:.0f} ms of "
-              f"the {wall:.0f} ms run ({100 * total / wall:.0f}%); by top-level package (self times summed):")
+        print(
+            f"imports of `hpms patients show` (one run under -X importtime, which slows it): {total:.0f} ms of "
+            f"the {wall:.0f} ms run ({100 * total / wall:.0f}%); by top-level package (self times summed):"
+        )
         for pkg, ms, n in top:
             print(f"  {pkg:20} {ms:7.1f} ms  {100 * ms / total:4.0f}%  {n:4d} modules")
 

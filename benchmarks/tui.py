@@ -62,7 +62,7 @@ DAY_SWITCH_TARGET_MS = 150.0
 
 SLOT_MIN = 20
 DAY_START = dt.time(7, 0)
-SLOTS_PER_DAY = 36      # 07:00-19:00
+SLOTS_PER_DAY = 36  # 07:00-19:00
 FUTURE_DAYS = 60
 TZ = "America/New_York"
 TYPES = [  # name, minutes, buffer, needs_room, share
@@ -74,17 +74,19 @@ TYPES = [  # name, minutes, buffer, needs_room, share
 
 # ---- the synthetic location -----------------------------------------------------------------
 
+
 def build(settings, args, home: Path) -> dict:
     """One location with its providers, rooms, hours and types, patients, then the appointments."""
     import sqlalchemy as sa
+    from scheduling import FIRST, PROVIDER_LAST, import_patients
 
     from hpms.db import bulk_insert, get_engine, session_scope
     from hpms.models import Appointment
-    from hpms.services.platform import admin, localtime as lt
-    from hpms.services.scheduling import availability, resources
+    from hpms.services.platform import admin
+    from hpms.services.platform import localtime as lt
     from hpms.services.platform.auth import load_actor, os_login
     from hpms.services.platform.context import open_context
-    from scheduling import FIRST, PROVIDER_LAST, import_patients
+    from hpms.services.scheduling import availability, resources
 
     rng = random.Random(args.seed)
     t0 = time.perf_counter()
@@ -92,12 +94,17 @@ def build(settings, args, home: Path) -> dict:
     providers, types = [], {}
     with open_context(settings) as ctx:
         for name, minutes, buffer, needs_room, _ in TYPES:
-            types[name] = resources.add_type(ctx, name=name, duration_min=minutes, buffer_min=buffer,
-                                             needs_room=needs_room).id
+            types[name] = resources.add_type(
+                ctx, name=name, duration_min=minutes, buffer_min=buffer, needs_room=needs_room
+            ).id
         for i in range(args.providers):
-            p = resources.add_provider(ctx, locations=["Main"], first_name=rng.choice(FIRST),
-                                       last_name=f"{PROVIDER_LAST[i % len(PROVIDER_LAST)]}{i // 50 or ''}",
-                                       credentials="MD" if i % 3 else "NP")
+            p = resources.add_provider(
+                ctx,
+                locations=["Main"],
+                first_name=rng.choice(FIRST),
+                last_name=f"{PROVIDER_LAST[i % len(PROVIDER_LAST)]}{i // 50 or ''}",
+                credentials="MD" if i % 3 else "NP",
+            )
             room = resources.add_room(ctx, location="Main", name=f"Exam {i + 1:02d}")
             providers.append((p.id, room.id))
     patients = [pid for pid, _ in import_patients(settings, args.patients, rng, home)]
@@ -105,8 +112,11 @@ def build(settings, args, home: Path) -> dict:
     with session_scope(engine) as session:
         actor = load_actor(session, os_login())
         location_id = session.execute(sa.text("SELECT id FROM location WHERE name = 'Main'")).scalar_one()
-    print(f"  setup          {time.perf_counter() - t0:6.1f} s  (1 location, {len(providers)} providers and rooms, "
-          f"{len(patients):,} patients through the services)", flush=True)
+    print(
+        f"  setup          {time.perf_counter() - t0:6.1f} s  (1 location, {len(providers)} providers and rooms, "
+        f"{len(patients):,} patients through the services)",
+        flush=True,
+    )
 
     now = dt.datetime.now(dt.UTC)
     today = lt.local_now(now, TZ).date()
@@ -116,10 +126,17 @@ def build(settings, args, home: Path) -> dict:
     first_day = last_day - dt.timedelta(days=n_days - 1)
     with open_context(settings) as ctx:
         for pid, _ in providers:
-            availability.set_hours(ctx, pid, location="Main", days="daily", start=DAY_START.strftime("%H:%M"),
-                                   end="19:00", effective_from=first_day)
+            availability.set_hours(
+                ctx,
+                pid,
+                location="Main",
+                days="daily",
+                start=DAY_START.strftime("%H:%M"),
+                end="19:00",
+                effective_from=first_day,
+            )
     cum, acc = [], 0.0
-    for name, minutes, buffer, needs_room, share in TYPES:
+    for name, minutes, _buffer, needs_room, share in TYPES:
         acc += share
         cum.append((acc, types[name], minutes, needs_room))
     step = dt.timedelta(minutes=SLOT_MIN)
@@ -143,12 +160,27 @@ def build(settings, args, home: Path) -> dict:
                 end = start + dt.timedelta(minutes=minutes)
                 slot = int(start.timestamp()) // (SLOT_MIN * 60)
                 row = {
-                    "org_id": actor.org_id, "patient_id": patients[(slot * n_prov + pi) % n_pat],
-                    "provider_id": pid, "location_id": location_id, "room_id": room if needs_room else None,
-                    "type_id": type_id, "start_utc": start, "end_utc": end, "block_end_utc": end,
-                    "status": "booked", "override": False, "late_cancel": False, "booked_by": actor.user_id,
-                    "booked_at": booked_at, "confirmed_at": None, "arrived_at": None, "roomed_at": None,
-                    "completed_at": None, "no_show_at": None, "cancelled_at": None, "version": 1,
+                    "org_id": actor.org_id,
+                    "patient_id": patients[(slot * n_prov + pi) % n_pat],
+                    "provider_id": pid,
+                    "location_id": location_id,
+                    "room_id": room if needs_room else None,
+                    "type_id": type_id,
+                    "start_utc": start,
+                    "end_utc": end,
+                    "block_end_utc": end,
+                    "status": "booked",
+                    "override": False,
+                    "late_cancel": False,
+                    "booked_by": actor.user_id,
+                    "booked_at": booked_at,
+                    "confirmed_at": None,
+                    "arrived_at": None,
+                    "roomed_at": None,
+                    "completed_at": None,
+                    "no_show_at": None,
+                    "cancelled_at": None,
+                    "version": 1,
                     "updated_at": booked_at,
                 }
                 s = rng.random()
@@ -176,15 +208,25 @@ def build(settings, args, home: Path) -> dict:
                 last_report = time.perf_counter()
                 print(f"    ... {written:,} rows in {last_report - t0:.0f} s", flush=True)
     load_s = time.perf_counter() - t0
-    print(f"  appointments   {load_s:6.1f} s  {written / load_s:9,.0f} rows/s  ({written:,} rows, {args.per_day} a day for "
-          f"each provider from {first_day} to {last_day}, bulk_insert in 20,000-row transactions)", flush=True)
-    info = {"location_id": location_id, "today": today.isoformat(), "first_day": first_day.isoformat(),
-            "last_day": last_day.isoformat(), "rows": written}
+    print(
+        f"  appointments   {load_s:6.1f} s  {written / load_s:9,.0f} rows/s  ({written:,} rows, "
+        f"{args.per_day} a day for "
+        f"each provider from {first_day} to {last_day}, bulk_insert in 20,000-row transactions)",
+        flush=True,
+    )
+    info = {
+        "location_id": location_id,
+        "today": today.isoformat(),
+        "first_day": first_day.isoformat(),
+        "last_day": last_day.isoformat(),
+        "rows": written,
+    }
     (home / "tui-bench.json").write_text(json.dumps(info))
     return info
 
 
 # ---- watching the screen --------------------------------------------------------------------
+
 
 class Probe:
     """Instruments the scheduler's classes in this process (measurement only): when the grid
@@ -199,9 +241,9 @@ class Probe:
         self.rendered_view = None
         self.lines = 0
         self.render_s = 0.0
-        self.service: list[float] = []   # ms of day_view (worker thread)
-        self.build: list[float] = []     # ms of DayGrid._build
-        self.load: list[float] = []      # ms of DayGrid.load (with _build)
+        self.service: list[float] = []  # ms of day_view (worker thread)
+        self.build: list[float] = []  # ms of DayGrid._build
+        self.load: list[float] = []  # ms of DayGrid.load (with _build)
         self.actions: list[tuple[str, float]] = []  # (action, perf_counter when it ran)
         self.event: asyncio.Event | None = None
         probe = self
@@ -291,10 +333,17 @@ async def first_paint_once(settings, location_id: int, size: tuple[int, int], pr
         screen = app.screen
         assert isinstance(screen, DayScreen) and screen.view is paint[1]
         blocks = len(screen.view.blocks)
-    return {"total": (paint[0] - t0) * 1000, "running": (t_running - t0) * 1000, "blocks": blocks,
-            "label": paint[1].columns[0].label if paint[1].columns else "",
-            "columns": len(paint[1].columns), "lines": paint[2], "draw": paint[3],
-            "service": probe.service[-1], "build": probe.build[-1]}
+    return {
+        "total": (paint[0] - t0) * 1000,
+        "running": (t_running - t0) * 1000,
+        "blocks": blocks,
+        "label": paint[1].columns[0].label if paint[1].columns else "",
+        "columns": len(paint[1].columns),
+        "lines": paint[2],
+        "draw": paint[3],
+        "service": probe.service[-1],
+        "build": probe.build[-1],
+    }
 
 
 async def interact(settings, location_id: int, size: tuple[int, int], args, probe: Probe) -> dict:
@@ -304,9 +353,21 @@ async def interact(settings, location_id: int, size: tuple[int, int], args, prob
 
     probe.event = asyncio.Event()
     app = HpmsApp(settings, location=str(location_id), step=15)
-    out: dict = {"press": [], "action": [], "service": [], "build": [], "draw": [], "lines": [], "blocks": [],
-                 "move_press": [], "move_action": [], "move_draw": [], "move_lines": [], "poll_txn": [],
-                 "poll_bare": []}
+    out: dict = {
+        "press": [],
+        "action": [],
+        "service": [],
+        "build": [],
+        "draw": [],
+        "lines": [],
+        "blocks": [],
+        "move_press": [],
+        "move_action": [],
+        "move_draw": [],
+        "move_lines": [],
+        "poll_txn": [],
+        "poll_bare": [],
+    }
     t_start = time.perf_counter()
     async with app.run_test(size=size) as pilot:
         await probe.painted(lambda v: True, t_start)
@@ -413,8 +474,14 @@ def pty_first_paint(home: Path, location_id: int, label: str, size: tuple[int, i
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         t0 = time.perf_counter()
-        proc = subprocess.Popen([*cmd, "tui", "--location", str(location_id)], stdin=slave, stdout=slave,
-                                stderr=slave, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [*cmd, "tui", "--location", str(location_id)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
         os.close(slave)
         buf, first, found = b"", None, None
         while found is None and time.perf_counter() - t0 < 60 and proc.poll() is None:
@@ -428,7 +495,7 @@ def pty_first_paint(home: Path, location_id: int, label: str, size: tuple[int, i
             now = time.perf_counter()
             first = first if first is not None else now
             buf += data
-            if needle in buf[-(len(data) + len(needle)):]:
+            if needle in buf[-(len(data) + len(needle)) :]:
                 found = now
         try:
             os.write(master, b"q")
@@ -446,11 +513,15 @@ def pty_first_paint(home: Path, location_id: int, label: str, size: tuple[int, i
 
 def import_times(runs: int) -> list[tuple[str, float]]:
     """Cold `python -c "import X"` wall times, median of `runs`."""
-    cases = [("python -c pass", "pass"),
-             ("import textual.app", "import textual.app"),
-             ("import hpms.tui.app", "import hpms.tui.app"),
-             ("+ services used by the first load", "import hpms.tui.app, hpms.services.platform.context, "
-              "hpms.services.scheduling.schedule_view")]
+    cases = [
+        ("python -c pass", "pass"),
+        ("import textual.app", "import textual.app"),
+        ("import hpms.tui.app", "import hpms.tui.app"),
+        (
+            "+ services used by the first load",
+            "import hpms.tui.app, hpms.services.platform.context, hpms.services.scheduling.schedule_view",
+        ),
+    ]
     times: dict[str, list[float]] = {label: [] for label, _ in cases}
     for _ in range(runs):
         for label, code in cases:
@@ -468,7 +539,7 @@ def top_imports(n: int) -> list[tuple[str, float]]:
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
-        self_us, _cum, name = (part.strip() for part in line[len("import time:"):].split("|"))
+        self_us, _cum, name = (part.strip() for part in line[len("import time:") :].split("|"))
         top = name.strip().split(".")[0]
         totals[top] = totals.get(top, 0.0) + int(self_us) / 1000
     return sorted(totals.items(), key=lambda kv: -kv[1])[:n]
@@ -476,9 +547,10 @@ def top_imports(n: int) -> list[tuple[str, float]]:
 
 # ---- profiling ------------------------------------------------------------------------------
 
+
 def profile(settings, location_id: int, today: dt.date, size: tuple[int, int], args) -> None:
-    from hpms.services.scheduling import schedule_view
     from hpms.services.platform.context import open_context
+    from hpms.services.scheduling import schedule_view
 
     def show(prof, label, lines=30):
         for order in ("cumulative", "tottime"):
@@ -487,7 +559,7 @@ def profile(settings, location_id: int, today: dt.date, size: tuple[int, int], a
             text = out.getvalue().splitlines()
             start = next((i for i, ln in enumerate(text) if ln.strip().startswith("ncalls")), 0)
             print(f"\ncProfile of {label} ({order}):")
-            print("\n".join(text[start - 1:]))
+            print("\n".join(text[start - 1 :]))
 
     prof = cProfile.Profile()
     prof.enable()
@@ -508,6 +580,7 @@ def profile(settings, location_id: int, today: dt.date, size: tuple[int, int], a
 
 
 # ---- main -----------------------------------------------------------------------------------
+
 
 def fmt(values: list[float]) -> str:
     return f"{statistics.median(values):9.1f} {percentile(values, 0.95):8.1f}"
@@ -549,9 +622,13 @@ def main() -> None:
         from hpms.db import dispose_engines
 
         settings = load_settings()
-        print(f"hpms tui benchmark: {args.providers} providers x {args.per_day} visits a day, "
-              f"{'a kept database' if args.home else format(args.appointments, ',') + ' appointments'}, SQLite, headless {w}x{h}; python {platform.python_version()}, "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+        print(
+            f"hpms tui benchmark: {args.providers} providers x {args.per_day} visits a day, "
+            f"{'a kept database' if args.home else format(args.appointments, ',') + ' appointments'}, SQLite, "
+            f"headless {w}x{h}; python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
+            flush=True,
+        )
         if args.home:
             info = json.loads((home / "tui-bench.json").read_text())
             print(f"  reusing {home}: {info['rows']:,} appointments from {info['first_day']} to {info['last_day']}")
@@ -581,15 +658,20 @@ def main() -> None:
         def verdict(ms, target):
             return "PASS" if ms / factor < target else "MISS"
 
-        print(f"  machine factor {factor:6.2f}  (import typer {factor * REFERENCE_IMPORT_TYPER_MS:.0f} ms here vs "
-              f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms on the reference; {factor_start:.2f} before the measures, "
-              f"{factor_end:.2f} after); scaled = ms here / {factor:.2f}")
-        print("  cold imports (python -c, median): "
-              + ", ".join(f"{label} {ms:.0f} ms" for label, ms in imports))
-        print("  top imports of the TUI and its first load (self ms, -X importtime): "
-              + ", ".join(f"{name} {ms:.0f}" for name, ms in top_imports(8)))
+        print(
+            f"  machine factor {factor:6.2f}  (import typer {factor * REFERENCE_IMPORT_TYPER_MS:.0f} ms here vs "
+            f"{REFERENCE_IMPORT_TYPER_MS:.0f} ms on the reference; {factor_start:.2f} before the measures, "
+            f"{factor_end:.2f} after); scaled = ms here / {factor:.2f}"
+        )
+        print("  cold imports (python -c, median): " + ", ".join(f"{label} {ms:.0f} ms" for label, ms in imports))
+        print(
+            "  top imports of the TUI and its first load (self ms, -X importtime): "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in top_imports(8))
+        )
         b = warm[0]
-        print(f"  today: {b['columns']} columns, {b['blocks']} visits drawn ({it['blocks'][0]} on the days switched to)")
+        print(
+            f"  today: {b['columns']} columns, {b['blocks']} visits drawn ({it['blocks'][0]} on the days switched to)"
+        )
         print(f"  {'measure':46} {'median ms':>9} {'p95 ms':>8} {'scaled':>8}  {'target':>9}  verdict")
 
         def row(label, values, target=None, note=""):
@@ -598,22 +680,36 @@ def main() -> None:
             v = verdict(med, target) if target else ""
             print(f"  {label:46} {fmt(values)} {med / factor:8.1f}  {tgt:>9}  {v:5} {note}".rstrip())
 
-        row(f"first paint, cold process (x{args.cold_runs})", cold["wall"], FIRST_PAINT_TARGET_MS,
-            "spawn -> day view drawn")
+        row(
+            f"first paint, cold process (x{args.cold_runs})",
+            cold["wall"],
+            FIRST_PAINT_TARGET_MS,
+            "spawn -> day view drawn",
+        )
         row("  of which importing hpms.tui.app", cold["import_ms"])
         row("  of which app constructed -> drawn", cold["total"])
         row("    day_view (service, cold process)", cold["service"])
         if real:
-            row(f"first paint, `hpms tui` in a pty (x{args.cold_runs})", real["wall"], FIRST_PAINT_TARGET_MS,
-                "spawn -> grid header drawn (terminal driver)")
+            row(
+                f"first paint, `hpms tui` in a pty (x{args.cold_runs})",
+                real["wall"],
+                FIRST_PAINT_TARGET_MS,
+                "spawn -> grid header drawn (terminal driver)",
+            )
             row("  spawn -> first output on the terminal", real["first_output"])
-        row(f"first paint, HpmsApp() -> drawn, warm (x{args.first_runs})", [r["total"] for r in warm],
-            FIRST_PAINT_TARGET_MS)
+        row(
+            f"first paint, HpmsApp() -> drawn, warm (x{args.first_runs})",
+            [r["total"] for r in warm],
+            FIRST_PAINT_TARGET_MS,
+        )
         row("  of which App.run_test() started", [r["running"] for r in warm])
         row("  day_view (service call)", [r["service"] for r in warm])
         row("  DayGrid._build (cells)", [r["build"] for r in warm])
-        row("  drawing the grid (render_line, all lines)", [r["draw"] for r in warm],
-            note=f"{statistics.median(r['lines'] for r in warm):.0f} lines")
+        row(
+            "  drawing the grid (render_line, all lines)",
+            [r["draw"] for r in warm],
+            note=f"{statistics.median(r['lines'] for r in warm):.0f} lines",
+        )
         row(f"day switch `]`, pilot.press -> drawn (x{args.switches})", it["press"], DAY_SWITCH_TARGET_MS)
         row("day switch, action -> drawn (no test harness)", it["action"], DAY_SWITCH_TARGET_MS)
         row("  day_view (service call, worker thread)", it["service"])
@@ -622,11 +718,16 @@ def main() -> None:
         if it["move_press"]:
             row(f"cursor `j`, pilot.press -> drawn (x{len(it['move_press'])})", it["move_press"])
             row("cursor `j`, action -> drawn", it["move_action"])
-            row("  drawing the grid (render_line)", it["move_draw"],
-                note=f"{statistics.median(it['move_lines']):.0f} lines")
+            row(
+                "  drawing the grid (render_line)",
+                it["move_draw"],
+                note=f"{statistics.median(it['move_lines']):.0f} lines",
+            )
         row(f"poll: change_marker in its transaction (x{args.polls})", it["poll_txn"], note="every 1 s")
         row("  change_marker alone", it["poll_bare"])
-        print(f"  (ms here; scaled = ms / machine factor; load average {os.getloadavg()[0]:.1f} at the end)", flush=True)
+        print(
+            f"  (ms here; scaled = ms / machine factor; load average {os.getloadavg()[0]:.1f} at the end)", flush=True
+        )
 
         if args.profile:
             profile(settings, location_id, dt.date.fromisoformat(info["today"]), size, args)

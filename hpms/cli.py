@@ -56,8 +56,10 @@ class HpmsGroup(TyperGroup):
             if type(exc).__module__.startswith(("click", "typer")):
                 raise
             _traceback(ctx)
-            typer.echo(f"hpms: internal error: {type(exc).__name__}: {_short(exc)} "
-                       "(rerun with --debug for the traceback)", err=True)
+            typer.echo(
+                f"hpms: internal error: {type(exc).__name__}: {_short(exc)} (rerun with --debug for the traceback)",
+                err=True,
+            )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
@@ -77,8 +79,11 @@ def _plain_coercion(command, ctx: typer.Context) -> None:
         if desc is None or getattr(param, "_runtime_param", True) is not None or param.envvar:
             continue
         info = desc.parameter_info
-        plain = desc.file_annotation is None and getattr(info, "parser", True) is None and \
-            getattr(info, "click_type", None) is None
+        plain = (
+            desc.file_annotation is None
+            and getattr(info, "parser", True) is None
+            and getattr(info, "click_type", None) is None
+        )
         if plain and (desc.annotation is str or desc.annotation is bool and getattr(param, "is_flag", False)):
             param._runtime_param = PassThroughRuntimeParam(annotation=desc.annotation, parameter_info=info)
 
@@ -112,9 +117,25 @@ def _debug(ctx: typer.Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
-GROUPS = ("config", "db", "locations", "users", "patients", "payers", "coverage", "audit", "keys",
-          "providers", "rooms", "appointment-types", "schedule", "appointments", "waitlist", "fees",
-          "encounters")
+GROUPS = (
+    "config",
+    "db",
+    "locations",
+    "users",
+    "patients",
+    "payers",
+    "coverage",
+    "audit",
+    "keys",
+    "providers",
+    "rooms",
+    "appointment-types",
+    "schedule",
+    "appointments",
+    "waitlist",
+    "fees",
+    "encounters",
+)
 GROUPS += ("billing", "claims")
 GROUPS += ("reports",)
 GROUPS += ("codes",)
@@ -131,8 +152,9 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (never local variables).")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """hpms: practice management for outpatient clinics, from the terminal.
 
@@ -142,7 +164,10 @@ def root(
 
 
 def tui(
-    location: Annotated[str | None, typer.Option("--location", help="Location id or name (default: the configured one, else the first).")] = None,
+    location: Annotated[
+        str | None,
+        typer.Option("--location", help="Location id or name (default: the configured one, else the first)."),
+    ] = None,
     date: Annotated[str | None, typer.Option("--date", help="Day to open: YYYY-MM-DD, today, tomorrow, +N.")] = None,
     step: Annotated[int, typer.Option("--step", help="Minutes per row: 5, 10, 15 or 30.")] = 15,
 ) -> None:

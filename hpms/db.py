@@ -49,9 +49,7 @@ class UTCDateTime(sa.types.TypeDecorator):
 def known_revisions() -> list[str]:
     """Revision ids shipped with this code, oldest first (file names start with the id)."""
     revs = sorted(
-        p.name.split("_", 1)[0]
-        for p in (MIGRATIONS_DIR / "versions").glob("*.py")
-        if re.match(r"\d{4}_", p.name)
+        p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("*.py") if re.match(r"\d{4}_", p.name)
     )
     return revs
 
@@ -88,9 +86,7 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _sqlite_listeners(engine)
     else:
-        engine = sa.create_engine(
-            url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
-        )
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     return engine
 
 
@@ -121,7 +117,8 @@ def current_revision(conn: sa.Connection) -> str | None:
     # Asking the catalog directly is cheaper than building an Inspector on every command.
     if conn.dialect.name == "sqlite":
         found = conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'").first()
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).first()
     else:
         found = conn.exec_driver_sql("SELECT to_regclass('alembic_version')").scalar()
     if not found:
@@ -145,9 +142,7 @@ def check_schema(engine: Engine) -> str:
     if rev == head:
         return rev
     if rev in known_revisions():
-        raise SchemaMismatch(
-            f"database schema {rev} is older than this hpms ({head})", hint="run `hpms db upgrade`"
-        )
+        raise SchemaMismatch(f"database schema {rev} is older than this hpms ({head})", hint="run `hpms db upgrade`")
     raise SchemaMismatch(
         f"database schema {rev} is newer than this hpms knows (head {head})",
         hint="upgrade hpms before using this database",
@@ -255,8 +250,11 @@ def new_ids(session, table: sa.Table, count: int) -> list[int]:
     if count <= 0:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        return list(session.execute(sa.text(
-            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
-            {"n": count}).scalars())
+        return list(
+            session.execute(
+                sa.text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+                {"n": count},
+            ).scalars()
+        )
     top = session.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.id), 0))).scalar_one()
     return list(range(top + 1, top + 1 + count))

@@ -59,8 +59,15 @@ class HpmsError(Exception):
     kind: ErrorKind = ErrorKind.INTERNAL
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None,
-                 action: Action | None = None, retry_with: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+        action: Action | None = None,
+        retry_with: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
@@ -88,8 +95,15 @@ class ValidationError(HpmsError):
     kind = ErrorKind.VALIDATION
     exit_code = ExitCode.USAGE
 
-    def __init__(self, field: str | None, message: str, *, hint: str | None = None, action: Action | None = None,
-                 retry_with: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        field: str | None,
+        message: str,
+        *,
+        hint: str | None = None,
+        action: Action | None = None,
+        retry_with: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message, field=field, hint=hint, action=action, retry_with=retry_with)
 
 
@@ -146,6 +160,20 @@ class EncryptionKeyError(HpmsError):
     exit_code = ExitCode.INTERNAL
 
 
-__all__ = ["Action", "AuthError", "ConflictError", "DatabaseUnavailable", "EncryptionKeyError", "ErrorKind",
-           "ExitCode", "HpmsError", "LockHeldError", "NotFoundError", "NotInitializedError", "PermissionDenied",
-           "SchemaMismatch", "UsageError", "ValidationError"]
+__all__ = [
+    "Action",
+    "AuthError",
+    "ConflictError",
+    "DatabaseUnavailable",
+    "EncryptionKeyError",
+    "ErrorKind",
+    "ExitCode",
+    "HpmsError",
+    "LockHeldError",
+    "NotFoundError",
+    "NotInitializedError",
+    "PermissionDenied",
+    "SchemaMismatch",
+    "UsageError",
+    "ValidationError",
+]

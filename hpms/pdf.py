@@ -8,9 +8,31 @@ import unicodedata
 from collections.abc import Sequence
 
 # Letters without a decomposition to an ASCII base (NFKD leaves them whole).
-_FOLD = str.maketrans({"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "ı": "i", "Œ": "OE", "œ": "oe",
-                       "ŀ": "l", "Ŀ": "L", "ŋ": "n", "Ŋ": "N", "ſ": "s", "‘": "'", "’": "'", "“": '"', "”": '"',
-                       "–": "-", "—": "-", "…": "..."})
+_FOLD = str.maketrans(
+    {
+        "Ł": "L",
+        "ł": "l",
+        "Đ": "D",
+        "đ": "d",
+        "Ħ": "H",
+        "ħ": "h",
+        "ı": "i",
+        "Œ": "OE",
+        "œ": "oe",
+        "ŀ": "l",
+        "Ŀ": "L",
+        "ŋ": "n",
+        "Ŋ": "N",
+        "ſ": "s",
+        "‘": "'",
+        "’": "'",
+        "“": '"',
+        "”": '"',
+        "–": "-",
+        "—": "-",
+        "…": "...",
+    }
+)
 
 
 def latin1(text) -> str:
@@ -52,8 +74,9 @@ class Document:
     def gap(self, mm: float = 3) -> None:
         self.pdf.ln(mm)
 
-    def table(self, cols: Sequence[Column], rows: Sequence[Sequence[str]], *,
-              total: tuple[str, str] | None = None) -> None:
+    def table(
+        self, cols: Sequence[Column], rows: Sequence[Sequence[str]], *, total: tuple[str, str] | None = None
+    ) -> None:
         """A header row ruled below, one row per item, and an optional (label, value) total row
         ruled above: the label spans every column but the last."""
         pdf = self.pdf

@@ -106,16 +106,18 @@ def with_permissions_table(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 when a generated file is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when a generated file is out of date"
+    )
     args = parser.parse_args(argv)
-    wanted = {REFERENCE: generate_reference(),
-              ADMIN_GUIDE: with_permissions_table(ADMIN_GUIDE.read_text(encoding="utf-8"))}
+    wanted = {
+        REFERENCE: generate_reference(),
+        ADMIN_GUIDE: with_permissions_table(ADMIN_GUIDE.read_text(encoding="utf-8")),
+    }
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     if args.check:
         for p in stale:
-            print(f"{p.relative_to(REPO)} is out of date; run `python scripts/gen_cli_reference.py`",
-                  file=sys.stderr)
+            print(f"{p.relative_to(REPO)} is out of date; run `python scripts/gen_cli_reference.py`", file=sys.stderr)
         return 1 if stale else 0
     for p in stale:
         p.write_text(wanted[p], encoding="utf-8")

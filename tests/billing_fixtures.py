@@ -35,34 +35,84 @@ class Practice:
 
 def setup_practice(ctx_for, *, profile: bool = True) -> Practice:
     from hpms.services import lookups
-    from hpms.services.billing import fees, runner as billing
+    from hpms.services.billing import fees
+    from hpms.services.billing import runner as billing
     from hpms.services.people import coverage, patients
     from hpms.services.platform import org
     from hpms.services.scheduling import resources as r
 
     with ctx_for() as ctx:
-        org.update_location(ctx, "Main", npi=GROUP_NPI, address_line1="1 Main St", city="Springfield", state="NY",
-                            postal_code="12345-6789", phone="212-555-0100")
+        org.update_location(
+            ctx,
+            "Main",
+            npi=GROUP_NPI,
+            address_line1="1 Main St",
+            city="Springfield",
+            state="NY",
+            postal_code="12345-6789",
+            phone="212-555-0100",
+        )
         r.add_provider(ctx, first_name="Ann", last_name="Smith", credentials="MD", npi=PROVIDER_NPI)
-        acme = coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1")
-        beta = coverage.add_payer(ctx, name="Beta Care", payer_id="BETA2")
-        bob = patients.register(ctx, first_name="Bob", last_name="Jones", dob="1970-01-01", sex_at_birth="male",
-                                address_line1="5 Elm", city="Springfield", state="NY", postal_code="12345")
-        kid = patients.register(ctx, first_name="Kid", last_name="Jones", dob="2015-05-05", sex_at_birth="female",
-                                address_line1="5 Elm", city="Springfield", state="NY", postal_code="12345")
-        nora = patients.register(ctx, first_name="Nora", last_name="Cover", dob="1980-05-05", sex_at_birth="female",
-                                 address_line1="7 Oak", city="Springfield", state="NY", postal_code="12345")
+        coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1")
+        coverage.add_payer(ctx, name="Beta Care", payer_id="BETA2")
+        bob = patients.register(
+            ctx,
+            first_name="Bob",
+            last_name="Jones",
+            dob="1970-01-01",
+            sex_at_birth="male",
+            address_line1="5 Elm",
+            city="Springfield",
+            state="NY",
+            postal_code="12345",
+        )
+        kid = patients.register(
+            ctx,
+            first_name="Kid",
+            last_name="Jones",
+            dob="2015-05-05",
+            sex_at_birth="female",
+            address_line1="5 Elm",
+            city="Springfield",
+            state="NY",
+            postal_code="12345",
+        )
+        nora = patients.register(
+            ctx,
+            first_name="Nora",
+            last_name="Cover",
+            dob="1980-05-05",
+            sex_at_birth="female",
+            address_line1="7 Oak",
+            city="Springfield",
+            state="NY",
+            postal_code="12345",
+        )
         coverage.add_coverage(ctx, patient=bob.mrn, payer="ACME1", member_id="M123456")
-        coverage.add_coverage(ctx, patient=kid.mrn, payer="BETA2", member_id="M999", relationship="child",
-                              subscriber="Jones, Bob", subscriber_dob="1970-01-01")
+        coverage.add_coverage(
+            ctx,
+            patient=kid.mrn,
+            payer="BETA2",
+            member_id="M999",
+            relationship="child",
+            subscriber="Jones, Bob",
+            subscriber_dob="1970-01-01",
+        )
         fees.set_fee(ctx, "99213", "120.00")
         fees.set_fee(ctx, "99214", "180.00")
         fees.set_fee(ctx, "36415", "15.00")
         fees.set_fee(ctx, "93000", "45.50")
         fees.set_fee(ctx, "99213", "100.00", payer="ACME1")
         if profile:
-            billing.set_profile(ctx, tax_id="12-3456789", submitter_id="SUB01", receiver_id="CH01",
-                                receiver_name="Clearing", contact_name="Billing Office", contact_phone="212-555-0100")
+            billing.set_profile(
+                ctx,
+                tax_id="12-3456789",
+                submitter_id="SUB01",
+                receiver_id="CH01",
+                receiver_name="Clearing",
+                contact_name="Billing Office",
+                contact_phone="212-555-0100",
+            )
         acme_id = lookups.find_payer(ctx, "ACME1").id
         beta_id = lookups.find_payer(ctx, "BETA2").id
     return Practice(bob=bob.mrn, kid=kid.mrn, nora=nora.mrn, acme=acme_id, beta=beta_id)
@@ -90,18 +140,28 @@ def bulk_copies(settings, template_id: int, n: int) -> list[int]:
         conn = session.connection()
         tpl = conn.execute(sa.select(enc_t).where(enc_t.c.id == template_id)).mappings().one()
         dxs = [dict(r) for r in conn.execute(sa.select(dx_t).where(dx_t.c.encounter_id == template_id)).mappings()]
-        lines = [dict(r) for r in conn.execute(sa.select(line_t).where(line_t.c.encounter_id == template_id)).mappings()]
+        lines = [
+            dict(r) for r in conn.execute(sa.select(line_t).where(line_t.c.encounter_id == template_id)).mappings()
+        ]
         row = {k: v for k, v in tpl.items() if k != "id"}
         row.update(status="signed", appointment_id=None, billed_at=None)
-        ids = [r[0] for r in conn.execute(enc_t.insert().returning(enc_t.c.id, sort_by_parameter_order=True),
-                                          [dict(row) for _ in range(n)])]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                enc_t.insert().returning(enc_t.c.id, sort_by_parameter_order=True), [dict(row) for _ in range(n)]
+            )
+        ]
         bulk_insert(session, dx_t, [dict(d, encounter_id=i) for i in ids for d in dxs])
-        bulk_insert(session, line_t, [{k: v for k, v in dict(ln, encounter_id=i).items() if k != "id"}
-                                      for i in ids for ln in lines])
+        bulk_insert(
+            session,
+            line_t,
+            [{k: v for k, v in dict(ln, encounter_id=i).items() if k != "id"} for i in ids for ln in lines],
+        )
     return ids
 
 
 # ---- 837P files ----------------------------------------------------------------------------
+
 
 def segments(text: str) -> list[list[str]]:
     return [s.strip().split("*") for s in text.split("~") if s.strip()]
@@ -123,8 +183,14 @@ def pyx12_check(text: str) -> tuple[bool, str]:
     logger = logging.getLogger("pyx12")
     logger.addHandler(handler)
     try:
-        ok = pyx12.x12n_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text), fd_997=None,
-                                               fd_html=None, fd_xmldoc=None, fd_json=io.StringIO())
+        ok = pyx12.x12n_document.x12n_document(
+            param=pyx12.params.params(),
+            src_file=io.StringIO(text),
+            fd_997=None,
+            fd_html=None,
+            fd_xmldoc=None,
+            fd_json=io.StringIO(),
+        )
     finally:
         logger.removeHandler(handler)
     return bool(ok), buf.getvalue()
@@ -150,8 +216,9 @@ def leftovers(directory: Path) -> list[str]:
 CLM_RE = re.compile(r"^CLM\*([^*]+)\*", re.M)
 
 
-def queue_secondary(settings, ctx_for, practice: Practice, directory: Path, *, payer: str = "BETA2",
-                    **coverage: object) -> int:
+def queue_secondary(
+    settings, ctx_for, practice: Practice, directory: Path, *, payer: str = "BETA2", **coverage: object
+) -> int:
     """Bob's visit (99213-25 100.00, 36415 15.00) billed to ACME1 into `directory`, then a
     secondary coverage on `payer` (self, member S555, group GB7, `coverage` for the rest) and
     ACME's 835 leaving 10.00 to Bob: returns the id of the secondary claim it queues, ready for
@@ -164,19 +231,37 @@ def queue_secondary(settings, ctx_for, practice: Practice, directory: Path, *, p
     signed(ctx_for, practice.bob, "E11.9,I10", "99213:25:1,2", "36415::2")
     assert billing.run(settings, out_dir=str(directory)).claims == 1
     with ctx_for() as ctx:
-        coverages.add_coverage(ctx, patient=practice.bob, payer=payer, member_id="S555", priority="secondary",
-                               group_number="GB7", **coverage)
+        coverages.add_coverage(
+            ctx,
+            patient=practice.bob,
+            payer=payer,
+            member_id="S555",
+            priority="secondary",
+            group_number="GB7",
+            **coverage,
+        )
     from hpms.db import get_engine
 
     with get_engine(settings).connect() as conn:
-        control = conn.execute(sa.text("SELECT control_number FROM claim WHERE primary_claim_id IS NULL "
-                                       "ORDER BY id DESC")).scalars().first()
-    era = claim(control, [line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
-                          line("36415", "15", "10", ("CO", "45", "5"), date=DOS)])
+        control = (
+            conn.execute(sa.text("SELECT control_number FROM claim WHERE primary_claim_id IS NULL ORDER BY id DESC"))
+            .scalars()
+            .first()
+        )
+    era = claim(
+        control,
+        [
+            line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
+            line("36415", "15", "10", ("CO", "45", "5"), date=DOS),
+        ],
+    )
     path = directory.parent / f"era-{control}.835"
     path.write_text(interchange(payment([era], paid_on=dt.date(2026, 11, 20))))
     with ctx_for() as ctx:
         assert remits.import_file(ctx, path).secondary == 1
     with get_engine(settings).connect() as conn:
-        return conn.execute(sa.text("SELECT id FROM claim WHERE primary_claim_id IS NOT NULL ORDER BY id DESC")
-                            ).scalars().first()
+        return (
+            conn.execute(sa.text("SELECT id FROM claim WHERE primary_claim_id IS NOT NULL ORDER BY id DESC"))
+            .scalars()
+            .first()
+        )

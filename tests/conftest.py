@@ -19,8 +19,16 @@ PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL = os.environ.get("HPMS_TEST_POSTGRES_URL", PG_DEFAULT)
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "data"  # sample files the tests read (see its README.md)
-ENV_VARS = ("HPMS_HOME", "HPMS_DATABASE_URL", "HPMS_CONFIG", "HPMS_KEY", "HPMS_KEY_FILE", "HPMS_USER",
-            "HPMS_TOKEN", "HPMS_NEW_KEY")
+ENV_VARS = (
+    "HPMS_HOME",
+    "HPMS_DATABASE_URL",
+    "HPMS_CONFIG",
+    "HPMS_KEY",
+    "HPMS_KEY_FILE",
+    "HPMS_USER",
+    "HPMS_TOKEN",
+    "HPMS_NEW_KEY",
+)
 
 _pg_state: dict[str, object] = {}
 
@@ -118,8 +126,12 @@ def _truncate_pg(url: str) -> None:
 
     eng = sa.create_engine(url)
     with eng.begin() as conn:
-        tables = [r[0] for r in conn.exec_driver_sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")]
+        tables = [
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
         conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         conn.exec_driver_sql("INSERT INTO audit_head (id, last_seq, last_hash) VALUES (1, 0, '%s')" % ("0" * 64))
         conn.exec_driver_sql("INSERT INTO key_state (id, active_kid) VALUES (1, NULL)")
@@ -145,13 +157,14 @@ def clean_env(monkeypatch, tmp_path) -> Path:
 def settings(request, backend, clean_env, monkeypatch, sqlite_template):
     """An initialized practice ('Test Clinic', location 'Main' in America/New_York) whose first
     admin is the OS user running the tests."""
+    import sqlalchemy as sa
+
     from hpms.config import load_settings
     from hpms.db import dispose_engines, get_engine, session_scope
+    from hpms.services.platform.admin import _adopt_key
     from hpms.services.platform.auth import os_login
     from hpms.services.platform.crypto import create_key_file
-    from hpms.services.platform.admin import _adopt_key
     from hpms.services.platform.org import bootstrap
-    import sqlalchemy as sa
 
     home = clean_env
     home.mkdir(parents=True, mode=0o700)
@@ -165,8 +178,14 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
         monkeypatch.setenv("HPMS_DATABASE_URL", url)
         cfg = load_settings()
         with session_scope(get_engine(cfg)) as session:
-            bootstrap(session, cfg, practice="Test Clinic", tz="America/New_York", location_name="Main",
-                      admin_username=os_login())
+            bootstrap(
+                session,
+                cfg,
+                practice="Test Clinic",
+                tz="America/New_York",
+                location_name="Main",
+                admin_username=os_login(),
+            )
     create_key_file(cfg.key_file)
     with session_scope(get_engine(cfg)) as session:  # this test's key is the database's key
         session.execute(sa.text("UPDATE key_state SET active_kid = NULL"))

@@ -16,14 +16,14 @@ NPI = "1234567893"
 
 @dataclass
 class Practice:
-    pat: int      # patient ids: Pat Doe, self-insured on ACME1 (M123456)
+    pat: int  # patient ids: Pat Doe, self-insured on ACME1 (M123456)
     pat_mrn: str
-    kid: int      # Kid Doe, child on BETA2 (member M999, subscriber Pat Doe)
+    kid: int  # Kid Doe, child on BETA2 (member M999, subscriber Pat Doe)
     kid_mrn: str
-    nora: int     # no coverage
+    nora: int  # no coverage
     nora_mrn: str
-    gone: int     # visit cancelled; has coverage on ACME1 (M555)
-    acme: int     # payer row ids
+    gone: int  # visit cancelled; has coverage on ACME1 (M555)
+    acme: int  # payer row ids
     beta: int
     visits: list[int]
 
@@ -44,23 +44,44 @@ def setup_practice(ctx_for, register, *, profile: bool = True, npi: bool = True)
         acme = coverage.add_payer(ctx, name="Acme Health", payer_id="ACME1")
         beta = coverage.add_payer(ctx, name="Beta Care", payer_id="BETA2")
         coverage.add_coverage(ctx, patient=c.mrn, payer="ACME1", member_id="M123456", group_number="G77")
-        coverage.add_coverage(ctx, patient=kid.mrn, payer="BETA2", member_id="M999", relationship="child",
-                              subscriber="Doe, Pat", subscriber_dob="1980-01-01")
+        coverage.add_coverage(
+            ctx,
+            patient=kid.mrn,
+            payer="BETA2",
+            member_id="M999",
+            relationship="child",
+            subscriber="Doe, Pat",
+            subscriber_dob="1980-01-01",
+        )
         coverage.add_coverage(ctx, patient=gone.mrn, payer="ACME1", member_id="M555")
         if profile:
             billing.set_profile(ctx, tax_id="12-3456789", submitter_id="SUB01", receiver_id="CH01")
-    visits = [book_one(ctx_for, c, "2026-06-16 09:00").id,
-              book_one(ctx_for, c, "2026-06-16 10:00", patient=kid.mrn).id,
-              book_one(ctx_for, c, "2026-06-16 11:00", patient=nora.mrn).id]
+    visits = [
+        book_one(ctx_for, c, "2026-06-16 09:00").id,
+        book_one(ctx_for, c, "2026-06-16 10:00", patient=kid.mrn).id,
+        book_one(ctx_for, c, "2026-06-16 11:00", patient=nora.mrn).id,
+    ]
     cancelled = book_one(ctx_for, c, "2026-06-16 12:00", patient=gone.mrn).id
     with ctx_for(clock=fixed_clock) as ctx:
         appointments.cancel(ctx, cancelled, reason="rain")
-    return Practice(pat=c.patient, pat_mrn=c.mrn, kid=kid.id, kid_mrn=kid.mrn, nora=nora.id, nora_mrn=nora.mrn,
-                    gone=gone.id, acme=acme.id, beta=beta.id, visits=visits)
+    return Practice(
+        pat=c.patient,
+        pat_mrn=c.mrn,
+        kid=kid.id,
+        kid_mrn=kid.mrn,
+        nora=nora.id,
+        nora_mrn=nora.mrn,
+        gone=gone.id,
+        acme=acme.id,
+        beta=beta.id,
+        visits=visits,
+    )
 
 
-ISA = ("ISA*00*          *00*          *ZZ*CH01           *ZZ*SUB01          *260616*0800*^*00501*000000777*0*T*:~\n"
-       "GS*HB*CH01*SUB01*20260616*0800*777*X*005010X279A1~\n")
+ISA = (
+    "ISA*00*          *00*          *ZZ*CH01           *ZZ*SUB01          *260616*0800*^*00501*000000777*0*T*:~\n"
+    "GS*HB*CH01*SUB01*20260616*0800*777*X*005010X279A1~\n"
+)
 
 
 @dataclass(frozen=True)
@@ -89,8 +110,10 @@ def answer_271_sources(*sources: Source, reference: str = "777") -> str:
             continue
         hl += 1
         receiver_hl = hl
-        segs += [f"HL*{receiver_hl}*{payer_hl}*21*{'0' if src.receiver_aaa else '1'}",
-                 f"NM1*1P*2*TEST CLINIC*****XX*{NPI}"]
+        segs += [
+            f"HL*{receiver_hl}*{payer_hl}*21*{'0' if src.receiver_aaa else '1'}",
+            f"NM1*1P*2*TEST CLINIC*****XX*{NPI}",
+        ]
         if src.receiver_aaa:
             segs.append(src.receiver_aaa)
         for loop in src.loops:
@@ -110,16 +133,29 @@ def answer_271_sources(*sources: Source, reference: str = "777") -> str:
     return ISA + "".join(s + "~\n" for s in segs) + "GE*1*777~\nIEA*1*000000777~\n"
 
 
-def answer_271(*loops: list[str], payer: str = "ACME1", payer_name: str = "ACME HEALTH",
-               receiver_aaa: str | None = None, payer_aaa: str | None = None, reference: str = "777") -> str:
+def answer_271(
+    *loops: list[str],
+    payer: str = "ACME1",
+    payer_name: str = "ACME HEALTH",
+    receiver_aaa: str | None = None,
+    payer_aaa: str | None = None,
+    reference: str = "777",
+) -> str:
     """A 271 with one payer and the given 2000C loops, each a list of segments without HL; a
     loop ["DEP", [subscriber segments], *dependent segments] is a 2000C with a 2000D under it."""
     return answer_271_sources(Source(payer, payer_name, loops, payer_aaa, receiver_aaa), reference=reference)
 
 
-def answer_from_270(text: str, answers: dict[tuple[str, str], list[str]], *, traces: str = "echo",
-                    trace_map: dict[str, str] | None = None, payer_aaa: dict[str, str] | None = None,
-                    receiver_aaa: dict[str, str] | None = None, keep_members: bool = False) -> str:
+def answer_from_270(
+    text: str,
+    answers: dict[tuple[str, str], list[str]],
+    *,
+    traces: str = "echo",
+    trace_map: dict[str, str] | None = None,
+    payer_aaa: dict[str, str] | None = None,
+    receiver_aaa: dict[str, str] | None = None,
+    keep_members: bool = False,
+) -> str:
     """The 271 a payer sends for one of hpms's own 270 files, loop for loop.
 
     `answers` maps (payer id, first name of the person asked about) to the segments that take
@@ -200,7 +236,15 @@ def answer_from_270(text: str, answers: dict[tuple[str, str], list[str]], *, tra
 
 def active_loop(trace: str | None, member: str, last: str, first: str, *, plan: str = "GOLD PLAN") -> list[str]:
     return ([f"TRN*2*{trace}*1123456789"] if trace else []) + [
-        f"NM1*IL*1*{last}*{first}****MI*{member}", "DMG*D8*19800101", "DTP*346*D8*20260101", "DTP*347*D8*20261231",
-        f"EB*1*IND*30**{plan}", "EB*B*IND*98***27*25*****Y", "EB*B*IND*98***27*50*****N",
-        "EB*A*IND*30*****.2****Y", "EB*C*IND*30***23*1500*****Y", "EB*C*IND*30***29*750.50*****Y",
-        "DTP*291*D8*20260616"]
+        f"NM1*IL*1*{last}*{first}****MI*{member}",
+        "DMG*D8*19800101",
+        "DTP*346*D8*20260101",
+        "DTP*347*D8*20261231",
+        f"EB*1*IND*30**{plan}",
+        "EB*B*IND*98***27*25*****Y",
+        "EB*B*IND*98***27*50*****N",
+        "EB*A*IND*30*****.2****Y",
+        "EB*C*IND*30***23*1500*****Y",
+        "EB*C*IND*30***29*750.50*****Y",
+        "DTP*291*D8*20260616",
+    ]

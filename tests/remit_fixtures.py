@@ -22,28 +22,55 @@ def _cas(group_adjustments) -> list[str]:
     return ["CAS*" + group + "*" + "**".join(f"{r}*{_amt(a)}" for r, a in items) for group, items in by_group.items()]
 
 
-def claim(control: str, lines: list[dict], *, status: str = "1", pr=None, pcn: str | None = "PCN1",
-          adj=(), patient=("JONES", "BOB", "M123456"), remarks=()) -> dict:
+def claim(
+    control: str,
+    lines: list[dict],
+    *,
+    status: str = "1",
+    pr=None,
+    pcn: str | None = "PCN1",
+    adj=(),
+    patient=("JONES", "BOB", "M123456"),
+    remarks=(),
+) -> dict:
     """A claim payment; charge and paid are the sums of the lines (plus claim-level extras)."""
     charge = sum(Decimal(str(ln["charge"])) for ln in lines)
     paid = sum(Decimal(str(ln["paid"])) for ln in lines)
     if pr is None:
         pr = sum(Decimal(str(a[2])) for ln in lines for a in ln.get("adj", ()) if a[0] == "PR")
         pr += sum(Decimal(str(a[2])) for a in adj if a[0] == "PR")
-    return dict(control=control, lines=lines, status=status, pr=pr, pcn=pcn, adj=list(adj), charge=charge,
-                paid=paid, patient=patient, remarks=list(remarks))
+    return dict(
+        control=control,
+        lines=lines,
+        status=status,
+        pr=pr,
+        pcn=pcn,
+        adj=list(adj),
+        charge=charge,
+        paid=paid,
+        patient=patient,
+        remarks=list(remarks),
+    )
 
 
 def line(code: str, charge, paid, *adj, mods=(), date: dt.date | None = None, remarks=()) -> dict:
-    return dict(code=code, charge=charge, paid=paid, adj=list(adj), mods=list(mods), date=date,
-                remarks=list(remarks))
+    return dict(code=code, charge=charge, paid=paid, adj=list(adj), mods=list(mods), date=date, remarks=list(remarks))
 
 
 PAYEE = "N1*PE*SPRINGFIELD CLINIC*XX*1234567893"  # the test practice's group NPI (billing_fixtures)
 
 
-def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", "ACME1"), plb=(), bpr=None,
-            paid_on: dt.date = dt.date(2026, 11, 20), st: str = "0001", payee: list[str] | None = None) -> list[str]:
+def payment(
+    claims: list[dict],
+    *,
+    trace: str = "TRACE1",
+    payer=("ACME HEALTH", "ACME1"),
+    plb=(),
+    bpr=None,
+    paid_on: dt.date = dt.date(2026, 11, 20),
+    st: str = "0001",
+    payee: list[str] | None = None,
+) -> list[str]:
     """The segments of one ST/SE transaction set; `payee` replaces the N1*PE loop."""
     total = sum(c["paid"] for c in claims) - sum(Decimal(str(a)) for _, a in plb)
     body = [
@@ -57,8 +84,10 @@ def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", 
         "LX*1",
     ]
     for c in claims:
-        body.append(f"CLP*{c['control']}*{c['status']}*{_amt(c['charge'])}*{_amt(c['paid'])}*{_amt(c['pr'])}*12*"
-                    f"{c['pcn'] or ''}*11*1")
+        body.append(
+            f"CLP*{c['control']}*{c['status']}*{_amt(c['charge'])}*{_amt(c['paid'])}*{_amt(c['pr'])}*12*"
+            f"{c['pcn'] or ''}*11*1"
+        )
         body.extend(_cas(c["adj"]))
         last, first, member = c["patient"]
         body.append(f"NM1*QC*1*{last}*{first}****MI*{member}")
@@ -80,8 +109,10 @@ def payment(claims: list[dict], *, trace: str = "TRACE1", payer=("ACME HEALTH", 
 
 def interchange(*payments: list[str], isa: str = "000000123", gs: str = "1") -> str:
     """An interchange holding the transaction sets (one functional group)."""
-    segs = ["ISA*00*          *00*          *ZZ*PAYER          *ZZ*CLINIC         *261120*1200*^*00501*"
-            f"{isa}*0*P*:", f"GS*HP*PAYER*CLINIC*20261120*1200*{gs}*X*005010X221A1"]
+    segs = [
+        f"ISA*00*          *00*          *ZZ*PAYER          *ZZ*CLINIC         *261120*1200*^*00501*{isa}*0*P*:",
+        f"GS*HP*PAYER*CLINIC*20261120*1200*{gs}*X*005010X221A1",
+    ]
     for p in payments:
         segs.extend(p)
     segs += [f"GE*{len(payments)}*{gs}", f"IEA*1*{isa}"]

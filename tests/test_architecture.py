@@ -74,12 +74,18 @@ def test_lookups_stand_on_the_models_and_validation_only(graph):
     assert {m for m in used if not any(m == a or m.startswith(a + ".") for a in allowed)} == set()
 
 
-@pytest.mark.parametrize("low, high", [
-    *[("hpms.services.platform", f"hpms.services.{d}") for d in DOMAINS],
-    *[("hpms.services.lookups", f"hpms.services.{d}") for d in DOMAINS],
-    ("hpms.models", "hpms.services"), ("hpms.models", "hpms.commands"), ("hpms.models", "hpms.tui"),
-    ("hpms.services", "hpms.commands"), ("hpms.services", "hpms.tui"),
-])
+@pytest.mark.parametrize(
+    "low, high",
+    [
+        *[("hpms.services.platform", f"hpms.services.{d}") for d in DOMAINS],
+        *[("hpms.services.lookups", f"hpms.services.{d}") for d in DOMAINS],
+        ("hpms.models", "hpms.services"),
+        ("hpms.models", "hpms.commands"),
+        ("hpms.models", "hpms.tui"),
+        ("hpms.services", "hpms.commands"),
+        ("hpms.services", "hpms.tui"),
+    ],
+)
 def test_a_lower_layer_imports_no_higher_one(graph, low, high):
     chains = graph.find_illegal_dependencies_for_layers(layers=[high, low], containers=set())
     assert not chains, [(c.importer, c.imported) for c in chains]

@@ -63,7 +63,7 @@ def invocations(line: str) -> list[list[str]]:
             segment = _ASSIGNMENT.sub("", segment)
             for word in _PREFIX_WORDS:
                 if segment.startswith(word + " "):
-                    segment = segment[len(word) + 1:].lstrip()
+                    segment = segment[len(word) + 1 :].lstrip()
             if segment == before:
                 break
         words = segment.split()
@@ -135,11 +135,13 @@ def _documented_files() -> list[Path]:
 
 # --- the tests --------------------------------------------------------------------------------
 
+
 def test_cli_reference_is_up_to_date(gen):
     reference = DOCS / "cli-reference.md"
     assert reference.exists(), f"docs/cli-reference.md is missing; {REGENERATE}"
-    assert reference.read_text(encoding="utf-8") == gen.generate_reference(), \
+    assert reference.read_text(encoding="utf-8") == gen.generate_reference(), (
         f"docs/cli-reference.md is out of date; {REGENERATE}"
+    )
 
 
 def test_every_command_has_help_and_an_example(tree):
@@ -152,8 +154,9 @@ def test_every_command_has_help_and_an_example(tree):
             continue
         if _is_group(command):
             continue
-        examples = [line.strip()[len("Example:"):] for line in text.splitlines()
-                    if line.strip().startswith("Example:")]
+        examples = [
+            line.strip()[len("Example:") :] for line in text.splitlines() if line.strip().startswith("Example:")
+        ]
         if not examples:
             problems.append(f"`{name}` has no 'Example:' line in its help")
             continue
@@ -163,8 +166,9 @@ def test_every_command_has_help_and_an_example(tree):
         for args in runs:
             got, why = resolve(tree, args)
             if got != path:
-                problems.append(f"`{name}`: example `hpms {' '.join(args)}` "
-                                f"{why or 'runs `hpms ' + ' '.join(got or ()) + '`'}")
+                problems.append(
+                    f"`{name}`: example `hpms {' '.join(args)}` {why or 'runs `hpms ' + ' '.join(got or ()) + '`'}"
+                )
     assert not problems, "\n".join(problems)
 
 
@@ -217,8 +221,11 @@ def test_readme_starts_with_install_demo_and_test_commands():
 
 def test_ci_runs_the_readme_test_command():
     _, tests = _readme_commands()
-    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-          if line.strip() and not line.lstrip().startswith("#")]
+    ci = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert tests in ci, f".ci/run must run exactly the README's test command: {tests}"
 
 
@@ -228,15 +235,16 @@ def test_admin_guide_permission_table_matches_the_code(gen):
     text = (DOCS / "admin.md").read_text(encoding="utf-8")
     assert gen.PERM_START in text and gen.PERM_END in text, "docs/admin.md lost its permission table markers"
     table = text.split(gen.PERM_START, 1)[1].split(gen.PERM_END, 1)[0]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in table.strip().splitlines()]
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.strip().splitlines()]
     assert rows and rows[0][0] == "action", f"docs/admin.md: no permission table; {REGENERATE}"
     roles = tuple(rows[0][1:])
     assert roles == ROLES, f"docs/admin.md: roles {roles} are not {ROLES}; {REGENERATE}"
-    documented = {row[0].strip("`"): {role for role, cell in zip(roles, row[1:], strict=True) if cell}
-                  for row in rows[2:]}
-    assert documented == {action: set(allowed) for action, allowed in PERMISSIONS.items()}, \
+    documented = {
+        row[0].strip("`"): {role for role, cell in zip(roles, row[1:], strict=True) if cell} for row in rows[2:]
+    }
+    assert documented == {action: set(allowed) for action, allowed in PERMISSIONS.items()}, (
         f"docs/admin.md's permission table differs from hpms/services/platform/permissions.py; {REGENERATE}"
+    )
 
 
 def test_example_scripts_are_valid_bash():

@@ -53,6 +53,7 @@ def dotted(code: str) -> str:
 
 # --- the cache file ---------------------------------------------------------------------------
 
+
 def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -127,7 +128,7 @@ class _Table:
 
     def description(self, i: int) -> str:
         start = self.starts[i]
-        return self.text[start:self.text.index("\n", start)]
+        return self.text[start : self.text.index("\n", start)]
 
     def folded(self) -> str:
         """The text lower-cased, made on the first text search."""
@@ -137,8 +138,7 @@ class _Table:
 
     def item(self, i: int) -> Icd10:
         code = self.codes[i]
-        return Icd10(code=code, dotted=dotted(code), description=self.description(i),
-                     billable=bool(self.billable[i]))
+        return Icd10(code=code, dotted=dotted(code), description=self.description(i), billable=bool(self.billable[i]))
 
 
 _LINE = re.compile(r"^([A-Z0-9]+)\t([01])\t", re.M)
@@ -157,7 +157,7 @@ def _read(path: Path) -> _Table:
 
 def _parse(text: str, path: str) -> _Table:
     header_end = text.find("\n")
-    match = re.fullmatch(rf"{_MAGIC} \S+ format={FORMAT} rows=(\d+)", text[:max(header_end, 0)])
+    match = re.fullmatch(rf"{_MAGIC} \S+ format={FORMAT} rows=(\d+)", text[: max(header_end, 0)])
     if not match:
         raise CacheError(f"{path}: not an hpms ICD-10-CM table")
     rows = int(match.group(1))
@@ -227,6 +227,7 @@ def reset() -> None:
 
 
 # --- lookups ----------------------------------------------------------------------------------
+
 
 def lookup(code: str) -> Icd10 | None:
     """The code (dotted or not, any case), or None when ICD-10-CM has no such code."""
@@ -303,8 +304,11 @@ def search(text: str, limit: int = 20) -> list[Icd10]:
     if len(codes) == 1 and len(words) > 1:  # "e11 kidney": words within a code's family
         patterns = [re.compile(r"\b" + re.escape(w)) for w in words if w != codes[0]]
         folded = table.folded()
-        take(i for i in _prefixed(table, normalize(codes[0]))
-             if all(p.search(folded, table.starts[i], folded.index("\n", table.starts[i])) for p in patterns))
+        take(
+            i
+            for i in _prefixed(table, normalize(codes[0]))
+            if all(p.search(folded, table.starts[i], folded.index("\n", table.starts[i])) for p in patterns)
+        )
     elif words:
         take(_matching(table, words))
     return [table.item(i) for i in found]

@@ -196,8 +196,10 @@ def check_procedure(code: str) -> str:
     value = normalize(code)
     if _CPT.fullmatch(value) or _HCPCS.fullmatch(value):
         return value
-    raise ValueError(f"{code!r} is not a procedure code: expected CPT (5 digits, or 4 digits and F, T or U) "
-                     "or HCPCS Level II (a letter A-V and 4 digits)")
+    raise ValueError(
+        f"{code!r} is not a procedure code: expected CPT (5 digits, or 4 digits and F, T or U) "
+        "or HCPCS Level II (a letter A-V and 4 digits)"
+    )
 
 
 def check_modifier(mod: str) -> str:

@@ -69,8 +69,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit_table(rows: Sequence[Any], columns: Sequence[tuple[str, str]], *, as_json: bool,
-               title: str | None = None) -> None:
+def emit_table(
+    rows: Sequence[Any], columns: Sequence[tuple[str, str]], *, as_json: bool, title: str | None = None
+) -> None:
     """A list: JSON array, a rich table on a TTY, or tab-separated lines (with a header)."""
     if as_json:
         print_json(list(rows))

@@ -10,28 +10,54 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context, to_jsonable
 
-app = typer.Typer(help="Appointments: booking, rescheduling, the visit lifecycle and the day sheet.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Appointments: booking, rescheduling, the visit lifecycle and the day sheet.", no_args_is_help=True
+)
 
-SHEET_COLUMNS = [("id", "ID"), ("time", "Time"), ("until", "Until"), ("location", "Location"),
-                 ("provider", "Provider"), ("patient", "Patient"), ("mrn", "MRN"), ("type", "Type"),
-                 ("status", "Status"), ("room", "Room")]
-SLOT_COLUMNS = [("start", "Start"), ("end", "End"), ("provider", "Provider"), ("location", "Location"),
-                ("room", "Room")]
+SHEET_COLUMNS = [
+    ("id", "ID"),
+    ("time", "Time"),
+    ("until", "Until"),
+    ("location", "Location"),
+    ("provider", "Provider"),
+    ("patient", "Patient"),
+    ("mrn", "MRN"),
+    ("type", "Type"),
+    ("status", "Status"),
+    ("room", "Room"),
+]
+SLOT_COLUMNS = [
+    ("start", "Start"),
+    ("end", "End"),
+    ("provider", "Provider"),
+    ("location", "Location"),
+    ("room", "Room"),
+]
 
 IdArg = Annotated[str, typer.Argument(help="Appointment id.")]
 Patient = Annotated[str | None, typer.Option("--patient", help="MRN or numeric id of the patient.")]
 Provider = Annotated[str | None, typer.Option("--provider", help="Provider id, NPI or name.")]
 Location = Annotated[str | None, typer.Option("--location", help="Location id or name (default: the provider's).")]
 Room = Annotated[str | None, typer.Option("--room", help="Room id or name.")]
-At = Annotated[str | None, typer.Option("--at", help="Start, 'YYYY-MM-DD HH:MM' in the location's time zone "
-                                                     "(or with an offset: 2026-11-01T01:30-05:00).")]
-Override = Annotated[bool, typer.Option("--override", help="Book outside working hours, on time off or in the "
-                                                           "past (admin, provider; audited).")]
-ThisAndFollowing = Annotated[bool, typer.Option("--this-and-following",
-                                                help="Also the later visits of the same series.")]
-ExpectedVersion = Annotated[int | None, typer.Option("--expected-version",
-                                                     help="Refuse (exit 4) if the visit changed since this version.")]
+At = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="Start, 'YYYY-MM-DD HH:MM' in the location's time zone (or with an offset: 2026-11-01T01:30-05:00).",
+    ),
+]
+Override = Annotated[
+    bool,
+    typer.Option(
+        "--override", help="Book outside working hours, on time off or in the past (admin, provider; audited)."
+    ),
+]
+ThisAndFollowing = Annotated[
+    bool, typer.Option("--this-and-following", help="Also the later visits of the same series.")
+]
+ExpectedVersion = Annotated[
+    int | None, typer.Option("--expected-version", help="Refuse (exit 4) if the visit changed since this version.")
+]
 
 
 def _when(appt: Any) -> str:
@@ -40,8 +66,10 @@ def _when(appt: Any) -> str:
 
 
 def _describe(appt: Any) -> str:
-    return (f"appointment {appt.id}: {_when(appt)} {appt.type} with {appt.provider} for {appt.patient} "
-            f"({appt.mrn}) at {appt.location}" + (f", room {appt.room}" if appt.room else ""))
+    return (
+        f"appointment {appt.id}: {_when(appt)} {appt.type} with {appt.provider} for {appt.patient} "
+        f"({appt.mrn}) at {appt.location}" + (f", room {appt.room}" if appt.room else "")
+    )
 
 
 def _report_skipped(result: Any) -> None:
@@ -58,11 +86,14 @@ def book(
     location: Location = None,
     room: Room = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Reason for the visit.")] = None,
-    repeat: Annotated[str | None, typer.Option("--repeat", help="Book a series: an RRULE with COUNT or UNTIL, "
-                                                                "e.g. 'FREQ=WEEKLY;COUNT=6'.")] = None,
+    repeat: Annotated[
+        str | None,
+        typer.Option("--repeat", help="Book a series: an RRULE with COUNT or UNTIL, e.g. 'FREQ=WEEKLY;COUNT=6'."),
+    ] = None,
     override: Override = False,
-    skip_conflicts: Annotated[bool, typer.Option("--skip-conflicts", help="With --repeat: book the occurrences "
-                                                                          "that fit, skip the others.")] = False,
+    skip_conflicts: Annotated[
+        bool, typer.Option("--skip-conflicts", help="With --repeat: book the occurrences that fit, skip the others.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Book a visit (or a series with --repeat) and print its id. A taken slot is refused
@@ -74,9 +105,19 @@ def book(
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
-        result = appointments.book(ctx, patient=patient, provider=provider, type=type_, at=at, location=location,
-                                   room=room, reason=reason, repeat=repeat, override=override,
-                                   skip_conflicts=skip_conflicts)
+        result = appointments.book(
+            ctx,
+            patient=patient,
+            provider=provider,
+            type=type_,
+            at=at,
+            location=location,
+            room=room,
+            reason=reason,
+            repeat=repeat,
+            override=override,
+            skip_conflicts=skip_conflicts,
+        )
     _report_skipped(result)
     if as_json:
         emit_object(result if repeat else result.booked[0], as_json=True)
@@ -85,8 +126,10 @@ def book(
         typer.echo(appt.id)
     if repeat:
         first = result.booked[0]
-        info(f"booked {len(result.booked)} visit(s) of series {result.series_id} from {_when(first)}"
-             + (f"; {len(result.skipped)} skipped" if result.skipped else ""))
+        info(
+            f"booked {len(result.booked)} visit(s) of series {result.series_id} from {_when(first)}"
+            + (f"; {len(result.skipped)} skipped" if result.skipped else "")
+        )
     else:
         info("booked " + _describe(result.booked[0]))
 
@@ -112,9 +155,17 @@ def reschedule(
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
-        moved = appointments.reschedule(ctx, appointment, at=at, provider=provider, location=location, room=room,
-                                        this_and_following=this_and_following, override=override,
-                                        expected_version=expected_version)
+        moved = appointments.reschedule(
+            ctx,
+            appointment,
+            at=at,
+            provider=provider,
+            location=location,
+            room=room,
+            this_and_following=this_and_following,
+            override=override,
+            expected_version=expected_version,
+        )
     if as_json:
         emit_object(moved if this_and_following else moved[0], as_json=True)
         return
@@ -126,8 +177,10 @@ def reschedule(
 def cancel(
     appointment: IdArg,
     reason: Annotated[str | None, typer.Option("--reason", help="Why the visit is cancelled (required).")] = None,
-    late: Annotated[bool, typer.Option("--late", help="Flag it as a late cancellation (automatic inside the "
-                                                      "practice's notice window).")] = False,
+    late: Annotated[
+        bool,
+        typer.Option("--late", help="Flag it as a late cancellation (automatic inside the practice's notice window)."),
+    ] = False,
     this_and_following: ThisAndFollowing = False,
     expected_version: ExpectedVersion = None,
     as_json: JsonOpt = False,
@@ -140,17 +193,32 @@ def cancel(
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
-        done = appointments.cancel(ctx, appointment, reason=reason, late=late,
-                                   this_and_following=this_and_following, expected_version=expected_version)
+        done = appointments.cancel(
+            ctx,
+            appointment,
+            reason=reason,
+            late=late,
+            this_and_following=this_and_following,
+            expected_version=expected_version,
+        )
     if as_json:
         emit_object(done if this_and_following else done[0], as_json=True)
         return
     for appt in done:
-        info(f"cancelled appointment {appt.id} ({_when(appt)})" + (" as a late cancellation" if appt.late_cancel else ""))
+        info(
+            f"cancelled appointment {appt.id} ({_when(appt)})" + (" as a late cancellation" if appt.late_cancel else "")
+        )
 
 
-def _transition(appointment: str, action: str, verb: str, as_json: bool, *, room: str | None = None,
-                expected_version: int | None = None) -> None:
+def _transition(
+    appointment: str,
+    action: str,
+    verb: str,
+    as_json: bool,
+    *,
+    room: str | None = None,
+    expected_version: int | None = None,
+) -> None:
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
@@ -180,8 +248,12 @@ def checkin(appointment: IdArg, expected_version: ExpectedVersion = None, as_jso
 
 
 @app.command("room")
-def room(appointment: IdArg, room: Annotated[str | None, typer.Option("--room", help="Room id or name.")] = None,
-         expected_version: ExpectedVersion = None, as_json: JsonOpt = False) -> None:
+def room(
+    appointment: IdArg,
+    room: Annotated[str | None, typer.Option("--room", help="Room id or name.")] = None,
+    expected_version: ExpectedVersion = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Put an arrived patient in a room.
 
     Example: hpms appointments room 42 --room "Exam 2"
@@ -209,24 +281,43 @@ def noshow(appointment: IdArg, expected_version: ExpectedVersion = None, as_json
 
 def _sheet(rows: list, *, with_date: bool) -> list[dict]:
     fmt = "%Y-%m-%d %H:%M" if with_date else "%H:%M"
-    return [{"id": r.id, "time": r.start.strftime(fmt), "until": r.end.strftime("%H:%M"), "location": r.location,
-             "provider": r.provider, "patient": r.patient, "mrn": r.mrn, "type": r.type,
-             "status": r.status, "room": r.room} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "time": r.start.strftime(fmt),
+            "until": r.end.strftime("%H:%M"),
+            "location": r.location,
+            "provider": r.provider,
+            "patient": r.patient,
+            "mrn": r.mrn,
+            "type": r.type,
+            "status": r.status,
+            "room": r.room,
+        }
+        for r in rows
+    ]
 
 
 @app.command("list")
 def list_(
-    date: Annotated[str | None, typer.Option("--date", help="The day: today (default), tomorrow, +N or "
-                                                            "YYYY-MM-DD.")] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="The day: today (default), tomorrow, +N or YYYY-MM-DD.")
+    ] = None,
     week: Annotated[bool, typer.Option("--week", help="The whole week (Monday to Sunday) of --date.")] = False,
     start: Annotated[str | None, typer.Option("--from", help="First day of a range (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day of a range (YYYY-MM-DD).")] = None,
     provider: Provider = None,
     location: Annotated[str | None, typer.Option("--location", help="Only this location.")] = None,
     patient: Patient = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only these statuses, comma-separated (booked, "
-                                                                "confirmed, arrived, in_room, completed, no_show, "
-                                                                "cancelled).")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only these statuses, comma-separated (booked, "
+            "confirmed, arrived, in_room, completed, no_show, "
+            "cancelled).",
+        ),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include cancelled visits.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -240,9 +331,18 @@ def list_(
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
-        rows = appointments.list_appointments(ctx, day=date, week=week, start=start, end=end, provider=provider,
-                                              location=location, patient=patient, status=status,
-                                              include_cancelled=all_)
+        rows = appointments.list_appointments(
+            ctx,
+            day=date,
+            week=week,
+            start=start,
+            end=end,
+            provider=provider,
+            location=location,
+            patient=patient,
+            status=status,
+            include_cancelled=all_,
+        )
         from hpms.services.billing import eligibility as elig
 
         statuses = elig.for_appointments(ctx, rows)
@@ -255,8 +355,7 @@ def list_(
     if as_json:
         emit_table(rows, [], as_json=True)
         return
-    emit_table(_sheet(rows, with_date=bool(week or start or end)), SHEET_COLUMNS, as_json=False,
-               title="Appointments")
+    emit_table(_sheet(rows, with_date=bool(week or start or end)), SHEET_COLUMNS, as_json=False, title="Appointments")
 
 
 @app.command("show")
@@ -292,8 +391,9 @@ def history(patient: Patient = None, as_json: JsonOpt = False) -> None:
 def find_slot(
     type_: Annotated[str | None, typer.Option("--type", help="Appointment type, by name or id.")] = None,
     provider: Provider = None,
-    any_provider: Annotated[bool, typer.Option("--any-provider", help="Search every active provider "
-                                                                      "(the default without --provider).")] = False,
+    any_provider: Annotated[
+        bool, typer.Option("--any-provider", help="Search every active provider (the default without --provider).")
+    ] = False,
     location: Annotated[str | None, typer.Option("--location", help="Only this location.")] = None,
     after: Annotated[str | None, typer.Option("--after", help="Not before this time (default: now).")] = None,
     before: Annotated[str | None, typer.Option("--before", help="Ending by this time (default: 90 days on).")] = None,
@@ -309,13 +409,30 @@ def find_slot(
     from hpms.services.scheduling import appointments
 
     with service_context() as ctx:
-        slots = appointments.find_slot(ctx, type=type_, provider=provider, any_provider=any_provider,
-                                       location=location, after=after, before=before, count=count, patient=patient)
+        slots = appointments.find_slot(
+            ctx,
+            type=type_,
+            provider=provider,
+            any_provider=any_provider,
+            location=location,
+            after=after,
+            before=before,
+            count=count,
+            patient=patient,
+        )
     if as_json:
         emit_table(slots, [], as_json=True)
         return
-    rows = [{"start": s.start.strftime("%Y-%m-%d %H:%M"), "end": s.end.strftime("%H:%M"), "provider": s.provider,
-             "location": s.location, "room": s.room} for s in slots]
+    rows = [
+        {
+            "start": s.start.strftime("%Y-%m-%d %H:%M"),
+            "end": s.end.strftime("%H:%M"),
+            "provider": s.provider,
+            "location": s.location,
+            "room": s.room,
+        }
+        for s in slots
+    ]
     emit_table(rows, SLOT_COLUMNS, as_json=False, title="Free slots")
 
 
@@ -324,9 +441,13 @@ def ical(
     provider: Provider = None,
     start: Annotated[str | None, typer.Option("--from", help="First day (default: 30 days ago).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day (default: 180 days on).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this .ics file (replaced "
-                                                                        "atomically) instead of stdout.")] = None,
-    with_names: Annotated[bool, typer.Option("--with-names", help="Put patient names in the events (audited).")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this .ics file (replaced atomically) instead of stdout."),
+    ] = None,
+    with_names: Annotated[
+        bool, typer.Option("--with-names", help="Put patient names in the events (audited).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """A provider's appointments as an iCalendar (RFC 5545) feed, without patient names unless

@@ -10,8 +10,17 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="The audit trail of every touch of patient data.", no_args_is_help=True)
 
-COLUMNS = [("seq", "#"), ("at", "When (UTC)"), ("username", "User"), ("action", "Action"), ("entity", "Entity"),
-           ("entity_id", "Id"), ("patients", "Patient(s)"), ("fields", "Fields"), ("detail", "Detail")]
+COLUMNS = [
+    ("seq", "#"),
+    ("at", "When (UTC)"),
+    ("username", "User"),
+    ("action", "Action"),
+    ("entity", "Entity"),
+    ("entity_id", "Id"),
+    ("patients", "Patient(s)"),
+    ("fields", "Fields"),
+    ("detail", "Detail"),
+]
 
 
 def _patients_cell(row) -> str:

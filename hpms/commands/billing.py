@@ -10,39 +10,63 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_
 
 app = typer.Typer(help="The billing run (837P claim files) and the practice's billing profile.", no_args_is_help=True)
 
-FILE_COLUMNS = [("id", "ID"), ("file", "File"), ("payer", "Payer"), ("claims", "Claims"), ("total", "Total"),
-                ("status", "Status"), ("created_at", "Written")]
+FILE_COLUMNS = [
+    ("id", "ID"),
+    ("file", "File"),
+    ("payer", "Payer"),
+    ("claims", "Claims"),
+    ("total", "Total"),
+    ("status", "Status"),
+    ("created_at", "Written"),
+]
 
 
 @app.command("setup")
 def setup(
     tax_id: Annotated[str | None, typer.Option("--tax-id", help="The practice's EIN (12-3456789).")] = None,
-    submitter_id: Annotated[str | None, typer.Option("--submitter-id", help="Submitter id at the clearinghouse (ISA06).")] = None,
-    submitter_name: Annotated[str | None, typer.Option("--submitter-name", help="Submitter name (default: the practice).")] = None,
+    submitter_id: Annotated[
+        str | None, typer.Option("--submitter-id", help="Submitter id at the clearinghouse (ISA06).")
+    ] = None,
+    submitter_name: Annotated[
+        str | None, typer.Option("--submitter-name", help="Submitter name (default: the practice).")
+    ] = None,
     receiver_id: Annotated[str | None, typer.Option("--receiver-id", help="The clearinghouse's id (ISA08).")] = None,
     receiver_name: Annotated[str | None, typer.Option("--receiver-name", help="The clearinghouse's name.")] = None,
     contact_name: Annotated[str | None, typer.Option("--contact-name", help="Billing contact (PER).")] = None,
     contact_phone: Annotated[str | None, typer.Option("--contact-phone", help="Billing contact phone.")] = None,
-    production: Annotated[bool | None, typer.Option("--production/--test", help="Mark files as production (P) or test (T) data.")] = None,
+    production: Annotated[
+        bool | None, typer.Option("--production/--test", help="Mark files as production (P) or test (T) data.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show or set the billing profile: tax id, submitter and receiver (clearinghouse) ids.
 
-    Example: hpms billing setup --tax-id 12-3456789 --submitter-id RIVERSIDE01 --receiver-id CLEARHOUSE --receiver-name "Claims Clearing Inc"
+    Example: hpms billing setup --tax-id 12-3456789 --submitter-id RIVERSIDE01 --receiver-id CLEARHOUSE
     """
     from hpms.services.billing import runner as billing
 
-    data = dict(tax_id=tax_id, submitter_id=submitter_id, submitter_name=submitter_name, receiver_id=receiver_id,
-                receiver_name=receiver_name, contact_name=contact_name, contact_phone=contact_phone,
-                production=production)
+    data = dict(
+        tax_id=tax_id,
+        submitter_id=submitter_id,
+        submitter_name=submitter_name,
+        receiver_id=receiver_id,
+        receiver_name=receiver_name,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+        production=production,
+    )
     with service_context() as ctx:
-        profile = billing.set_profile(ctx, **data) if any(v is not None for v in data.values()) else billing.get_profile(ctx)
+        profile = (
+            billing.set_profile(ctx, **data) if any(v is not None for v in data.values()) else billing.get_profile(ctx)
+        )
     emit_object(profile, as_json=as_json)
 
 
 @app.command("run")
 def run(
-    through: Annotated[str | None, typer.Option("--through", help="Bill visits up to this date (default: today).")] = None,
+    through: Annotated[
+        str | None, typer.Option("--through", help="Bill visits up to this date (default: today).")
+    ] = None,
     payer: Annotated[str | None, typer.Option("--payer", help="Only this payer (X12 payer id or name).")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Directory the 837P files are written to.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Scrub and price, write nothing.")] = False,
@@ -59,12 +83,23 @@ def run(
     from hpms.commands._progress import progress_for
     from hpms.services.billing import runner as billing
 
-    summary = billing.run(settings(), through=through, payer=payer, out_dir=out, dry_run=dry_run,
-                          progress=progress_for("billing"))
-    data = {"run_id": summary.run_id, "dry_run": summary.dry_run, "encounters": summary.encounters,
-            "claims": summary.claims, "failed": summary.failed, "skipped_other_payers": summary.skipped,
-            "total": summary.total, "written": summary.written, "secondary": summary.secondary,
-            "held": summary.held, "files": summary.files, "recovered_files": summary.recovered_files}
+    summary = billing.run(
+        settings(), through=through, payer=payer, out_dir=out, dry_run=dry_run, progress=progress_for("billing")
+    )
+    data = {
+        "run_id": summary.run_id,
+        "dry_run": summary.dry_run,
+        "encounters": summary.encounters,
+        "claims": summary.claims,
+        "failed": summary.failed,
+        "skipped_other_payers": summary.skipped,
+        "total": summary.total,
+        "written": summary.written,
+        "secondary": summary.secondary,
+        "held": summary.held,
+        "files": summary.files,
+        "recovered_files": summary.recovered_files,
+    }
     if dry_run:
         data["findings"] = summary.findings
     if as_json:
@@ -72,9 +107,11 @@ def run(
         return
     what, wrote = ("would bill", "would write") if dry_run else ("billed", "wrote")
     held = f", {summary.held} held for the work list" if summary.held else ""
-    info(f"billing run{'' if dry_run else ' ' + str(summary.run_id)}: {what} {summary.claims} claims "
-         f"({summary.total:.2f}), {summary.failed} to the work list; {wrote} {summary.written} claims "
-         f"({summary.secondary} secondary{held}) in {len(summary.files)} files")
+    info(
+        f"billing run{'' if dry_run else ' ' + str(summary.run_id)}: {what} {summary.claims} claims "
+        f"({summary.total:.2f}), {summary.failed} to the work list; {wrote} {summary.written} claims "
+        f"({summary.secondary} secondary{held}) in {len(summary.files)} files"
+    )
     for f in summary.files:
         print(f["path"])
 

@@ -64,9 +64,20 @@ def _import(kind: str, file: Path, dry_run: bool, as_json: bool) -> None:
             summary = run(ctx, file, dry_run=dry_run, progress=progress_for(f"importing {kind} codes"))
     except codes.InvalidRows as exc:
         if as_json:
-            emit_object({"system": kind, "file": str(file), "rows": exc.rows, "codes": 0, "added": 0,
-                         "updated": 0, "unchanged": 0, "dry_run": dry_run,
-                         "errors": [e.as_dict() for e in exc.errors]}, as_json=True)
+            emit_object(
+                {
+                    "system": kind,
+                    "file": str(file),
+                    "rows": exc.rows,
+                    "codes": 0,
+                    "added": 0,
+                    "updated": 0,
+                    "unchanged": 0,
+                    "dry_run": dry_run,
+                    "errors": [e.as_dict() for e in exc.errors],
+                },
+                as_json=True,
+            )
         for err in exc.errors[:200]:
             info(f"{file}:{err.line}: {err.field}: {err.message}")
         if len(exc.errors) > 200:
@@ -77,14 +88,21 @@ def _import(kind: str, file: Path, dry_run: bool, as_json: bool) -> None:
         return
     verb = "would import" if dry_run else "imported"
     extra = f"; {summary.truncated} description(s) cut to 300 characters" if summary.truncated else ""
-    info(f"{verb} {summary.codes} {kind} code(s) from {summary.layout}: {summary.added} new, "
-         f"{summary.updated} changed, {summary.unchanged} unchanged{extra}")
+    info(
+        f"{verb} {summary.codes} {kind} code(s) from {summary.layout}: {summary.added} new, "
+        f"{summary.updated} changed, {summary.unchanged} unchanged{extra}"
+    )
 
 
 @app.command("import-hcpcs")
 def import_hcpcs(
-    file: Annotated[Path, typer.Argument(help="The CMS quarterly HCPCS record file (HCPC20xx_..._ANWEB.txt), "
-                                              "or a CSV/TSV with code and description columns.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The CMS quarterly HCPCS record file (HCPC20xx_..._ANWEB.txt), "
+            "or a CSV/TSV with code and description columns."
+        ),
+    ],
     dry_run: DryRun = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -97,8 +115,9 @@ def import_hcpcs(
 
 @app.command("import-cpt")
 def import_cpt(
-    file: Annotated[Path, typer.Argument(help="CSV (or TSV) with code and description columns, "
-                                              "licensed from the AMA.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (or TSV) with code and description columns, licensed from the AMA.")
+    ],
     dry_run: DryRun = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,5 +138,4 @@ def modifiers(as_json: JsonOpt = False) -> None:
     from hpms.codes.procedures import MODIFIERS
 
     rows = [{"modifier": k, "description": v} for k, v in MODIFIERS.items()]
-    emit_table(rows, [("modifier", "Modifier"), ("description", "Description")], as_json=as_json,
-               title="Modifiers")
+    emit_table(rows, [("modifier", "Modifier"), ("description", "Description")], as_json=as_json, title="Modifiers")

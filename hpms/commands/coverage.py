@@ -10,23 +10,42 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="Patients' insurance coverage.", no_args_is_help=True)
 
-COLUMNS = [("id", "ID"), ("priority", "Priority"), ("payer_name", "Payer"), ("member_id", "Member id"),
-           ("group_number", "Group"), ("relationship", "Relationship"), ("valid_from", "From"), ("valid_to", "To")]
-MedicareSecondaryType = Annotated[str | None, typer.Option(
-    "--medicare-secondary-type",
-    help="Medicare as secondary payer: why another payer is primary (SBR05): 12 working aged, 13 end-stage renal "
-         "disease, 14 no-fault, 15 workers' compensation, 16 public health service, 41 black lung, 42 veterans, "
-         "43 disability, 47 other liability.")]
+COLUMNS = [
+    ("id", "ID"),
+    ("priority", "Priority"),
+    ("payer_name", "Payer"),
+    ("member_id", "Member id"),
+    ("group_number", "Group"),
+    ("relationship", "Relationship"),
+    ("valid_from", "From"),
+    ("valid_to", "To"),
+]
+MedicareSecondaryType = Annotated[
+    str | None,
+    typer.Option(
+        "--medicare-secondary-type",
+        help="Medicare as secondary payer: why another payer is primary (SBR05): 12 working aged, 13 end-stage renal "
+        "disease, 14 no-fault, 15 workers' compensation, 16 public health service, 41 black lung, 42 veterans, "
+        "43 disability, 47 other liability.",
+    ),
+]
 
 
 @app.command("add")
 def add(
     patient: Annotated[str, typer.Argument(help="MRN or id of the patient.")],
     payer: Annotated[str | None, typer.Option("--payer", help="X12 payer id, id or name of the payer.")] = None,
-    member_id: Annotated[str | None, typer.Option("--member-id", help="Member id on the card (stored encrypted).")] = None,
+    member_id: Annotated[
+        str | None, typer.Option("--member-id", help="Member id on the card (stored encrypted).")
+    ] = None,
     group: Annotated[str | None, typer.Option("--group", help="Group number.")] = None,
-    relationship: Annotated[str, typer.Option("--relationship", help="Patient's relationship to the subscriber: self, spouse, child, other.")] = "self",
-    subscriber: Annotated[str | None, typer.Option("--subscriber", help="Subscriber's name when not self ('First Last').")] = None,
+    relationship: Annotated[
+        str,
+        typer.Option("--relationship", help="Patient's relationship to the subscriber: self, spouse, child, other."),
+    ] = "self",
+    subscriber: Annotated[
+        str | None, typer.Option("--subscriber", help="Subscriber's name when not self ('First Last').")
+    ] = None,
     subscriber_dob: Annotated[str | None, typer.Option("--subscriber-dob", help="Subscriber's date of birth.")] = None,
     priority: Annotated[str, typer.Option("--priority", help="primary, secondary or tertiary.")] = "primary",
     valid_from: Annotated[str | None, typer.Option("--from", help="First day covered, YYYY-MM-DD.")] = None,
@@ -41,10 +60,20 @@ def add(
     from hpms.services.people import coverage
 
     with service_context() as ctx:
-        out = coverage.add_coverage(ctx, patient=patient, payer=payer, member_id=member_id, group_number=group,
-                                    relationship=relationship, subscriber=subscriber, subscriber_dob=subscriber_dob,
-                                    priority=priority, valid_from=valid_from, valid_to=valid_to,
-                                    medicare_secondary_type=medicare_secondary_type)
+        out = coverage.add_coverage(
+            ctx,
+            patient=patient,
+            payer=payer,
+            member_id=member_id,
+            group_number=group,
+            relationship=relationship,
+            subscriber=subscriber,
+            subscriber_dob=subscriber_dob,
+            priority=priority,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            medicare_secondary_type=medicare_secondary_type,
+        )
     if as_json:
         emit_object(out, as_json=True)
     else:
@@ -83,8 +112,9 @@ def update(
     from hpms.services.people import coverage
 
     with service_context() as ctx:
-        out = coverage.update_coverage(ctx, coverage_id, group_number=group,
-                                       medicare_secondary_type=medicare_secondary_type)
+        out = coverage.update_coverage(
+            ctx, coverage_id, group_number=group, medicare_secondary_type=medicare_secondary_type
+        )
     emit_object(out, as_json=as_json)
 
 

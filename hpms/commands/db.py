@@ -24,8 +24,11 @@ def upgrade(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_object(result, as_json=True)
     else:
-        info(f"schema {result['schema_before']} -> {result['schema']}" if result["changed"]
-             else f"schema already at {result['schema']}")
+        info(
+            f"schema {result['schema_before']} -> {result['schema']}"
+            if result["changed"]
+            else f"schema already at {result['schema']}"
+        )
 
 
 @app.command("check")

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    home: Annotated[Path | None, typer.Option("--home", help="Build it in this directory instead of HPMS_HOME.")] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Build it in this directory instead of HPMS_HOME.")
+    ] = None,
     patients: Annotated[int, typer.Option("--patients", min=1, max=100000, help="How many synthetic patients.")] = 300,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed builds the same clinic).")] = 2026,
     as_json: JsonOpt = False,
@@ -32,10 +34,10 @@ def demo(
 
     Example: hpms demo --home /tmp/demo-clinic
     """
+    import os
+
     from hpms.config import load_settings
     from hpms.services import demo as demo_service  # deferred: sqlmodel
-
-    import os
 
     # --home means "a separate embedded demo there", whatever database HPMS_DATABASE_URL names.
     env = {k: v for k, v in os.environ.items() if not (home and k == "HPMS_DATABASE_URL")}
@@ -48,19 +50,30 @@ def demo(
     if home and os.environ.get("HPMS_DATABASE_URL"):
         prefix = f"HPMS_DATABASE_URL= {prefix}"
     if result["created"]:
-        info(f"demo clinic {result['organization']!r} built in {result['database']}: "
-             f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "
-             f"{result['patients']} patients, {result['providers']} providers, "
-             f"{result['appointments']} appointments, {result['claims']} claims in {result['claim_files']} "
-             f"837P files under {result['claims_dir']}")
+        info(
+            f"demo clinic {result['organization']!r} built in {result['database']}: "
+            f"{result['locations']} locations, {result['users']} users, {result['payers']} payers, "
+            f"{result['patients']} patients, {result['providers']} providers, "
+            f"{result['appointments']} appointments, {result['claims']} claims in {result['claim_files']} "
+            f"837P files under {result['claims_dir']}"
+        )
     else:
         info(f"demo clinic {result['organization']!r} already present in {result['database']}")
     info("try next:")
-    for cmd in ("hpms patients list --limit 10", "hpms patients search smi", "hpms patients duplicates",
-                "hpms coverage list 0100001", "hpms appointments list --date tomorrow --location 'Riverside Main'",
-                "hpms schedule show Patel --week next", "hpms waitlist offers", "hpms claims list --status ready",
-                "hpms claims worklist", "hpms billing files", "hpms audit log --limit 5",
-                "hpms audit verify"):
+    for cmd in (
+        "hpms patients list --limit 10",
+        "hpms patients search smi",
+        "hpms patients duplicates",
+        "hpms coverage list 0100001",
+        "hpms appointments list --date tomorrow --location 'Riverside Main'",
+        "hpms schedule show Patel --week next",
+        "hpms waitlist offers",
+        "hpms claims list --status ready",
+        "hpms claims worklist",
+        "hpms billing files",
+        "hpms audit log --limit 5",
+        "hpms audit verify",
+    ):
         info(f"  {prefix}{cmd}")
 
 

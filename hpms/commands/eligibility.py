@@ -10,12 +10,23 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
 
-app = typer.Typer(help="Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.", no_args_is_help=True
+)
 
-COLUMNS = [("id", "ID"), ("service_date", "Date"), ("mrn", "MRN"), ("patient", "Patient"), ("payer", "Payer"),
-           ("status", "Status"), ("plan_name", "Plan"), ("copay", "Copay"), ("coinsurance_percent", "Coins %"),
-           ("deductible_remaining", "Deductible left"), ("reason", "Reason")]
+COLUMNS = [
+    ("id", "ID"),
+    ("service_date", "Date"),
+    ("mrn", "MRN"),
+    ("patient", "Patient"),
+    ("payer", "Payer"),
+    ("status", "Status"),
+    ("plan_name", "Plan"),
+    ("copay", "Copay"),
+    ("coinsurance_percent", "Coins %"),
+    ("deductible_remaining", "Deductible left"),
+    ("reason", "Reason"),
+]
 
 Date = Annotated[str | None, typer.Option("--date", help="Date of service: today, tomorrow, +N or YYYY-MM-DD.")]
 PatientOpt = Annotated[str | None, typer.Option("--patient", help="MRN or numeric id of the patient.")]
@@ -44,8 +55,10 @@ def request(
     typer.echo(result.path)
     for s in result.skipped:
         info(f"skipped {s['mrn']}: {s['reason']}")
-    info(f"asked {result.checks} question(s) about {result.patients} patient(s) of {result.payers} payer(s) "
-         f"(ISA {result.isa_control:09d}); send the file, then `hpms eligibility import ANSWER.271`")
+    info(
+        f"asked {result.checks} question(s) about {result.patients} patient(s) of {result.payers} payer(s) "
+        f"(ISA {result.isa_control:09d}); send the file, then `hpms eligibility import ANSWER.271`"
+    )
 
 
 @app.command("import")
@@ -67,8 +80,10 @@ def import_(
         emit_object(result, as_json=True)
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.statuses.items())) or "no status changed"
-    typer.echo(f"{result.answers} answer(s): {result.updated} updated, {result.unchanged} unchanged, "
-               f"{result.recorded} recorded, {len(result.unmatched)} unmatched ({counts})")
+    typer.echo(
+        f"{result.answers} answer(s): {result.updated} updated, {result.unchanged} unchanged, "
+        f"{result.recorded} recorded, {len(result.unmatched)} unmatched ({counts})"
+    )
     for u in result.unmatched:
         info(f"unmatched: payer {u['payer']}, {u['name'] or 'no name'} {u['member'] or ''}: {u['reason']}")
     for w in result.warnings:

@@ -11,41 +11,73 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context
 
-app = typer.Typer(help="Encounters: diagnoses and procedure lines of visits, signing, superbills.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Encounters: diagnoses and procedure lines of visits, signing, superbills.", no_args_is_help=True
+)
 
-LIST_COLUMNS = [("id", "ID"), ("service_date", "Date"), ("status", "Status"), ("patient", "Patient"),
-                ("mrn", "MRN"), ("provider", "Provider"), ("location", "Location"), ("lines", "Lines"),
-                ("total", "Total")]
+LIST_COLUMNS = [
+    ("id", "ID"),
+    ("service_date", "Date"),
+    ("status", "Status"),
+    ("patient", "Patient"),
+    ("mrn", "MRN"),
+    ("provider", "Provider"),
+    ("location", "Location"),
+    ("lines", "Lines"),
+    ("total", "Total"),
+]
 
 IdArg = Annotated[str, typer.Argument(help="Encounter id.")]
-Dx = Annotated[list[str] | None, typer.Option(
-    "--dx", help="ICD-10-CM diagnoses in order, comma-separated or repeated: E11.9,I10 (dot optional; stored "
-                 "without it). Billable codes only, at most 12.")]
-Proc = Annotated[list[str] | None, typer.Option(
-    "--proc", help="A procedure line, repeated for each: CODE[:MODS[xUNITS]][:POINTERS]. MODS: up to 4 "
-                   "modifiers, comma-separated; xUNITS: a lowercase x and the units (default 1); POINTERS: up "
-                   "to 4 diagnosis positions, comma-separated (default 1). With one colon the rest is POINTERS "
-                   "when it is only digits and commas, else MODS[xUNITS]. E.g. 99213:25x1:1,2, 99213::1, "
-                   "99213:x2:1, 99213:1 (= 99213::1), 99213:25:1.")]
-Pos = Annotated[str | None, typer.Option("--place-of-service", "--pos",
-                                         help="CMS place-of-service code (default: the location's, e.g. 11).")]
-ExpectedVersion = Annotated[int | None, typer.Option("--expected-version",
-                                                     help="Refuse (exit 4) if the encounter changed since this "
-                                                          "version.")]
+Dx = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dx",
+        help="ICD-10-CM diagnoses in order, comma-separated or repeated: E11.9,I10 (dot optional; stored "
+        "without it). Billable codes only, at most 12.",
+    ),
+]
+Proc = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--proc",
+        help="A procedure line, repeated for each: CODE[:MODS[xUNITS]][:POINTERS]. MODS: up to 4 "
+        "modifiers, comma-separated; xUNITS: a lowercase x and the units (default 1); POINTERS: up "
+        "to 4 diagnosis positions, comma-separated (default 1). With one colon the rest is POINTERS "
+        "when it is only digits and commas, else MODS[xUNITS]. E.g. 99213:25x1:1,2, 99213::1, "
+        "99213:x2:1, 99213:1 (= 99213::1), 99213:25:1.",
+    ),
+]
+Pos = Annotated[
+    str | None,
+    typer.Option("--place-of-service", "--pos", help="CMS place-of-service code (default: the location's, e.g. 11)."),
+]
+ExpectedVersion = Annotated[
+    int | None, typer.Option("--expected-version", help="Refuse (exit 4) if the encounter changed since this version.")
+]
 
 
 def _describe(e: Any) -> str:
-    return (f"encounter {e.id} ({e.status}): {e.service_date} {e.patient} ({e.mrn}) with {e.provider}, "
-            f"{len(e.diagnoses)} diagnoses, {len(e.lines)} lines, total {e.total:.2f}")
+    return (
+        f"encounter {e.id} ({e.status}): {e.service_date} {e.patient} ({e.mrn}) with {e.provider}, "
+        f"{len(e.diagnoses)} diagnoses, {len(e.lines)} lines, total {e.total:.2f}"
+    )
 
 
 def _show_text(e: Any) -> None:
-    data = {"id": e.id, "status": e.status, "service_date": e.service_date, "place_of_service": e.place_of_service,
-            "patient": f"{e.patient} ({e.mrn})", "provider": e.provider + (f" NPI {e.provider_npi}" if e.provider_npi
-                                                                           else ""),
-            "location": e.location, "appointment_id": e.appointment_id, "total": f"{e.total:.2f}",
-            "signed_at": e.signed_at, "signed_by": e.signed_by, "version": e.version}
+    data = {
+        "id": e.id,
+        "status": e.status,
+        "service_date": e.service_date,
+        "place_of_service": e.place_of_service,
+        "patient": f"{e.patient} ({e.mrn})",
+        "provider": e.provider + (f" NPI {e.provider_npi}" if e.provider_npi else ""),
+        "location": e.location,
+        "appointment_id": e.appointment_id,
+        "total": f"{e.total:.2f}",
+        "signed_at": e.signed_at,
+        "signed_by": e.signed_by,
+        "version": e.version,
+    }
     emit_object(data, as_json=False)
     out = sys.stdout
     out.write("diagnoses\n")
@@ -53,23 +85,32 @@ def _show_text(e: Any) -> None:
         out.write(f"  {d.seq:>2}  {d.dotted:<8}  {d.description or ''}\n")
     out.write("lines\n")
     for ln in e.lines:
-        out.write(f"  {ln.seq:>2}  {ln.code:<6} {','.join(ln.modifiers) or '-':<12} x{ln.units:<4} "
-                  f"dx {','.join(str(p) for p in ln.pointers) or '-':<8} {ln.charge:>10.2f}\n")
+        out.write(
+            f"  {ln.seq:>2}  {ln.code:<6} {','.join(ln.modifiers) or '-':<12} x{ln.units:<4} "
+            f"dx {','.join(str(p) for p in ln.pointers) or '-':<8} {ln.charge:>10.2f}\n"
+        )
 
 
 @app.command("create")
 def create(
-    appointment: Annotated[str | None, typer.Option("--appointment", help="The appointment billed: patient, "
-                                                                          "provider, location and date come "
-                                                                          "from it.")] = None,
-    patient: Annotated[str | None, typer.Option("--patient", help="Without --appointment: MRN or id of the "
-                                                                  "patient.")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="Without --appointment: the rendering "
-                                                                    "provider (id, NPI or name).")] = None,
-    date: Annotated[str | None, typer.Option("--date", help="Without --appointment: date of service, "
-                                                            "YYYY-MM-DD.")] = None,
-    location: Annotated[str | None, typer.Option("--location", help="Without --appointment: location (default: "
-                                                                    "the provider's).")] = None,
+    appointment: Annotated[
+        str | None,
+        typer.Option(
+            "--appointment", help="The appointment billed: patient, provider, location and date come from it."
+        ),
+    ] = None,
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Without --appointment: MRN or id of the patient.")
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Without --appointment: the rendering provider (id, NPI or name).")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="Without --appointment: date of service, YYYY-MM-DD.")
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Without --appointment: location (default: the provider's).")
+    ] = None,
     dx: Dx = None,
     proc: Proc = None,
     place_of_service: Pos = None,
@@ -84,8 +125,17 @@ def create(
     from hpms.services.billing import encounters
 
     with service_context() as ctx:
-        enc = encounters.create(ctx, appointment=appointment, patient=patient, provider=provider, date=date,
-                                location=location, dx=dx, proc=proc, place_of_service=place_of_service)
+        enc = encounters.create(
+            ctx,
+            appointment=appointment,
+            patient=patient,
+            provider=provider,
+            date=date,
+            location=location,
+            dx=dx,
+            proc=proc,
+            place_of_service=place_of_service,
+        )
     if as_json:
         emit_object(enc, as_json=True)
         return
@@ -110,8 +160,14 @@ def show(encounter: IdArg, as_json: JsonOpt = False) -> None:
 
 
 @app.command("update")
-def update(encounter: IdArg, dx: Dx = None, proc: Proc = None, place_of_service: Pos = None,
-           expected_version: ExpectedVersion = None, as_json: JsonOpt = False) -> None:
+def update(
+    encounter: IdArg,
+    dx: Dx = None,
+    proc: Proc = None,
+    place_of_service: Pos = None,
+    expected_version: ExpectedVersion = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Replace a draft's diagnoses (--dx) and/or all its lines (--proc), or its place of service.
     A signed encounter is refused (exit 4).
 
@@ -120,8 +176,9 @@ def update(encounter: IdArg, dx: Dx = None, proc: Proc = None, place_of_service:
     from hpms.services.billing import encounters
 
     with service_context() as ctx:
-        enc = encounters.update(ctx, encounter, dx=dx, proc=proc, place_of_service=place_of_service,
-                                expected_version=expected_version)
+        enc = encounters.update(
+            ctx, encounter, dx=dx, proc=proc, place_of_service=place_of_service, expected_version=expected_version
+        )
     if as_json:
         emit_object(enc, as_json=True)
         return
@@ -147,8 +204,9 @@ def sign(encounter: IdArg, expected_version: ExpectedVersion = None, as_json: Js
 
 @app.command("list")
 def list_(
-    status: Annotated[str | None, typer.Option("--status", help="Only these statuses, comma-separated (draft, "
-                                                                "signed, billed, void).")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only these statuses, comma-separated (draft, signed, billed, void).")
+    ] = None,
     patient: Annotated[str | None, typer.Option("--patient", help="Only this patient (MRN or id).")] = None,
     provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Dates of service from this day (YYYY-MM-DD).")] = None,
@@ -163,8 +221,9 @@ def list_(
     from hpms.services.billing import encounters
 
     with service_context() as ctx:
-        rows = encounters.list_encounters(ctx, status=status, patient=patient, provider=provider, since=start,
-                                          until=end, limit=limit)
+        rows = encounters.list_encounters(
+            ctx, status=status, patient=patient, provider=provider, since=start, until=end, limit=limit
+        )
     if as_json:
         emit_table(rows, [], as_json=True)
         return
@@ -174,10 +233,12 @@ def list_(
 @app.command("superbill")
 def superbill(
     encounter: IdArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (replaced "
-                                                                        "atomically) instead of stdout.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="text or pdf (default: from the file suffix, "
-                                                             ".pdf, else text).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (replaced atomically) instead of stdout.")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="text or pdf (default: from the file suffix, .pdf, else text).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a superbill: practice, location, provider with NPI, patient with DOB and MRN,
@@ -210,8 +271,9 @@ def superbill(
         if kind == "pdf":
             import base64
 
-            print_json({"path": None, "format": kind, "bytes": len(data),
-                        "pdf_base64": base64.b64encode(data).decode()})
+            print_json(
+                {"path": None, "format": kind, "bytes": len(data), "pdf_base64": base64.b64encode(data).decode()}
+            )
         else:
             print_json({"path": None, "format": kind, "bytes": len(data), "text": data.decode("utf-8")})
         return

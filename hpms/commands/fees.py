@@ -12,21 +12,30 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="Fee schedules: the default prices and each payer's.", no_args_is_help=True)
 
-COLUMNS = [("code", "Code"), ("modifier", "Modifier"), ("schedule", "Schedule"), ("amount", "Amount"),
-           ("updated_at", "Updated")]
+COLUMNS = [
+    ("code", "Code"),
+    ("modifier", "Modifier"),
+    ("schedule", "Schedule"),
+    ("amount", "Amount"),
+    ("updated_at", "Updated"),
+]
 
-PayerOpt = Annotated[str | None, typer.Option("--payer", help="A payer's schedule (X12 payer id, id or name) "
-                                                              "instead of the default one.")]
+PayerOpt = Annotated[
+    str | None,
+    typer.Option("--payer", help="A payer's schedule (X12 payer id, id or name) instead of the default one."),
+]
 
 
 @app.command("set")
 def set_(
     code: Annotated[str, typer.Argument(help="Procedure code (HCPCS or CPT), e.g. 99213.")],
-    amount: Annotated[str, typer.Argument(help="Price, e.g. 125.00 (more than 0, less than 100000, at most two "
-                                               "decimal places).")],
+    amount: Annotated[
+        str, typer.Argument(help="Price, e.g. 125.00 (more than 0, less than 100000, at most two decimal places).")
+    ],
     payer: PayerOpt = None,
-    modifier: Annotated[str | None, typer.Option("--modifier", help="Price of the code with this modifier "
-                                                                    "(e.g. 25).")] = None,
+    modifier: Annotated[
+        str | None, typer.Option("--modifier", help="Price of the code with this modifier (e.g. 25).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set the price of a code (with an optional modifier) in the default schedule or a payer's;
@@ -48,8 +57,10 @@ def set_(
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV file, UTF-8, header code,amount[,modifier][,payer].")],
-    payer: Annotated[str | None, typer.Option("--payer", help="Schedule of the rows without a payer (default: "
-                                                              "the default schedule).")] = None,
+    payer: Annotated[
+        str | None,
+        typer.Option("--payer", help="Schedule of the rows without a payer (default: the default schedule)."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row; write nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -65,8 +76,17 @@ def import_(
             result = fees.import_fees(ctx, file, payer=payer, dry_run=dry_run)
     except fees.InvalidFeeRows as exc:
         if as_json:
-            emit_object({"rows": exc.rows, "created": 0, "updated": 0, "unchanged": 0, "dry_run": dry_run,
-                         "errors": [e.model_dump() for e in exc.errors]}, as_json=True)
+            emit_object(
+                {
+                    "rows": exc.rows,
+                    "created": 0,
+                    "updated": 0,
+                    "unchanged": 0,
+                    "dry_run": dry_run,
+                    "errors": [e.model_dump() for e in exc.errors],
+                },
+                as_json=True,
+            )
         for err in exc.errors[:200]:
             info(f"{file}:{err.line}: {err.field}: {err.message}")
         if len(exc.errors) > 200:
@@ -76,14 +96,14 @@ def import_(
         emit_object(result, as_json=True)
         return
     verb = "would import" if dry_run else "imported"
-    info(f"{verb} {result.rows} price(s): {result.created} new, {result.updated} changed, "
-         f"{result.unchanged} unchanged")
+    info(f"{verb} {result.rows} price(s): {result.created} new, {result.updated} changed, {result.unchanged} unchanged")
 
 
 @app.command("list")
 def list_(
-    payer: Annotated[str | None, typer.Option("--payer", help="Only this payer's schedule ('default' for the "
-                                                              "default one).")] = None,
+    payer: Annotated[
+        str | None, typer.Option("--payer", help="Only this payer's schedule ('default' for the default one).")
+    ] = None,
     code: Annotated[str | None, typer.Option("--code", help="Only this procedure code.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -99,7 +119,14 @@ def list_(
     if as_json:
         emit_table(rows, [], as_json=True)
         return
-    table = [{"code": r.code, "modifier": r.modifier,
-              "schedule": f"{r.payer} ({r.payer_code})" if r.payer else "default",
-              "amount": f"{r.amount:.2f}", "updated_at": r.updated_at.isoformat(timespec="seconds")} for r in rows]
+    table = [
+        {
+            "code": r.code,
+            "modifier": r.modifier,
+            "schedule": f"{r.payer} ({r.payer_code})" if r.payer else "default",
+            "amount": f"{r.amount:.2f}",
+            "updated_at": r.updated_at.isoformat(timespec="seconds"),
+        }
+        for r in rows
+    ]
     emit_table(table, COLUMNS, as_json=False, title="Fees")

@@ -15,8 +15,12 @@ def register(app: typer.Typer) -> None:
 
 def init(
     practice: Annotated[str | None, typer.Option("--practice", help="Name of the practice.")] = None,
-    tz: Annotated[str | None, typer.Option("--tz", help="IANA time zone of the first location (default: this machine's).")] = None,
-    location: Annotated[str | None, typer.Option("--location", help="Name of the first location (default: the practice name).")] = None,
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="IANA time zone of the first location (default: this machine's).")
+    ] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Name of the first location (default: the practice name).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or upgrade the hpms database; the OS user running it becomes the first admin.

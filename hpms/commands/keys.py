@@ -19,10 +19,9 @@ def rotate(as_json: JsonOpt = False) -> None:
     """
     import os
 
+    from hpms.errors import EncryptionKeyError, ValidationError
     from hpms.services.platform import admin
     from hpms.services.platform.crypto import decode_key
-
-    from hpms.errors import EncryptionKeyError, ValidationError
 
     env_new = os.environ.get("HPMS_NEW_KEY")
     try:
@@ -35,8 +34,10 @@ def rotate(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_object(result, as_json=True)
         return
-    info(f"re-encrypted {result['reencrypted']['ssn']} SSN(s) and {result['reencrypted']['member_id']} member id(s) "
-         f"under key {result['key_id']}")
+    info(
+        f"re-encrypted {result['reencrypted']['ssn']} SSN(s) and {result['reencrypted']['member_id']} member id(s) "
+        f"under key {result['key_id']}"
+    )
     if result["key_file"]:
         info(f"back up the new key file {result['key_file']} now; the old key no longer opens the data")
     else:

@@ -22,13 +22,26 @@ Postal = Annotated[str | None, typer.Option("--postal-code")]
 Country = Annotated[str | None, typer.Option("--country", help="Two-letter country code.")]
 Phone = Annotated[str | None, typer.Option("--phone")]
 Npi = Annotated[str | None, typer.Option("--npi", help="Group (type 2) NPI, validated.")]
-Pos = Annotated[str | None, typer.Option("--place-of-service", help="CMS place-of-service code of its visits (11 office).")]
+Pos = Annotated[
+    str | None, typer.Option("--place-of-service", help="CMS place-of-service code of its visits (11 office).")
+]
 
 
 @app.command("add")
-def add(name: Name = None, tz: Tz = None, address_line1: Line1 = None, address_line2: Line2 = None,
-        city: City = None, state: State = None, postal_code: Postal = None, country: Country = None,
-        phone: Phone = None, npi: Npi = None, place_of_service: Pos = None, as_json: JsonOpt = False) -> None:
+def add(
+    name: Name = None,
+    tz: Tz = None,
+    address_line1: Line1 = None,
+    address_line2: Line2 = None,
+    city: City = None,
+    state: State = None,
+    postal_code: Postal = None,
+    country: Country = None,
+    phone: Phone = None,
+    npi: Npi = None,
+    place_of_service: Pos = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Add a location (admin).
 
     Example: hpms locations add --name "Lakeside Clinic" --tz America/Chicago --city Chicago --phone 312-555-0100
@@ -36,9 +49,20 @@ def add(name: Name = None, tz: Tz = None, address_line1: Line1 = None, address_l
     from hpms.services.platform import org
 
     with service_context() as ctx:
-        loc = org.add_location(ctx, name=name, tz=tz, address_line1=address_line1, address_line2=address_line2,
-                               city=city, state=state, postal_code=postal_code, country=country, phone=phone, npi=npi,
-                               place_of_service=place_of_service)
+        loc = org.add_location(
+            ctx,
+            name=name,
+            tz=tz,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            country=country,
+            phone=phone,
+            npi=npi,
+            place_of_service=place_of_service,
+        )
     if as_json:
         emit_object(loc, as_json=True)
     else:
@@ -72,10 +96,21 @@ def show(location: Annotated[str, typer.Argument(help="Location id or name.")], 
 
 
 @app.command("update")
-def update(location: Annotated[str, typer.Argument(help="Location id or name.")], name: Name = None, tz: Tz = None,
-           address_line1: Line1 = None, address_line2: Line2 = None, city: City = None, state: State = None,
-           postal_code: Postal = None, country: Country = None, phone: Phone = None, npi: Npi = None,
-           place_of_service: Pos = None, as_json: JsonOpt = False) -> None:
+def update(
+    location: Annotated[str, typer.Argument(help="Location id or name.")],
+    name: Name = None,
+    tz: Tz = None,
+    address_line1: Line1 = None,
+    address_line2: Line2 = None,
+    city: City = None,
+    state: State = None,
+    postal_code: Postal = None,
+    country: Country = None,
+    phone: Phone = None,
+    npi: Npi = None,
+    place_of_service: Pos = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Change a location's details (admin).
 
     Example: hpms locations update 1 --phone 212-555-0100 --npi 1234567893
@@ -83,7 +118,19 @@ def update(location: Annotated[str, typer.Argument(help="Location id or name.")]
     from hpms.services.platform import org
 
     with service_context() as ctx:
-        loc = org.update_location(ctx, location, name=name, tz=tz, address_line1=address_line1,
-                                  address_line2=address_line2, city=city, state=state, postal_code=postal_code,
-                                  country=country, phone=phone, npi=npi, place_of_service=place_of_service)
+        loc = org.update_location(
+            ctx,
+            location,
+            name=name,
+            tz=tz,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            country=country,
+            phone=phone,
+            npi=npi,
+            place_of_service=place_of_service,
+        )
     emit_object(loc, as_json=as_json)

@@ -11,15 +11,56 @@ from hpms.commands._common import JsonOpt, YesOpt, confirm, emit_object, emit_ta
 
 app = typer.Typer(help="Patient registration and lookup.", no_args_is_help=True)
 
-COLUMNS = [("mrn", "MRN"), ("last_name", "Last"), ("first_name", "First"), ("preferred_name", "Preferred"),
-           ("dob", "DOB"), ("phone", "Phone")]
-SHOW_FIELDS = ["id", "mrn", "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
-               "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2", "city", "state",
-               "postal_code", "country", "preferred_channel", "consent_sms", "consent_email", "ssn_masked",
-               "active", "merged_into_id", "version", "created_at", "updated_at", "balance", "credit"]
-LEDGER_COLUMNS = [("date", "Date"), ("kind", "Kind"), ("description", "Description"), ("payer", "Payer"),
-                  ("insurance", "Insurance"), ("patient", "Patient"), ("balance", "Balance"),
-                  ("insurance_balance", "Ins. balance"), ("patient_balance", "Pat. balance")]
+COLUMNS = [
+    ("mrn", "MRN"),
+    ("last_name", "Last"),
+    ("first_name", "First"),
+    ("preferred_name", "Preferred"),
+    ("dob", "DOB"),
+    ("phone", "Phone"),
+]
+SHOW_FIELDS = [
+    "id",
+    "mrn",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "preferred_name",
+    "dob",
+    "sex_at_birth",
+    "gender_identity",
+    "phone",
+    "phone_alt",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "preferred_channel",
+    "consent_sms",
+    "consent_email",
+    "ssn_masked",
+    "active",
+    "merged_into_id",
+    "version",
+    "created_at",
+    "updated_at",
+    "balance",
+    "credit",
+]
+LEDGER_COLUMNS = [
+    ("date", "Date"),
+    ("kind", "Kind"),
+    ("description", "Description"),
+    ("payer", "Payer"),
+    ("insurance", "Insurance"),
+    ("patient", "Patient"),
+    ("balance", "Balance"),
+    ("insurance_balance", "Ins. balance"),
+    ("patient_balance", "Pat. balance"),
+]
 
 PatientArg = Annotated[str, typer.Argument(help="MRN or numeric id of the patient.")]
 First = Annotated[str | None, typer.Option("--first-name", help="Given name.")]
@@ -46,13 +87,29 @@ Ssn = Annotated[str | None, typer.Option("--ssn", help="Social Security number (
 
 @app.command("register")
 def register(
-    first_name: First = None, last_name: Last = None, dob: Dob = None, middle_name: Middle = None,
-    preferred_name: Preferred = None, sex_at_birth: Sex = None, gender_identity: Gender = None,
-    phone: Phone = None, phone_alt: PhoneAlt = None, email: Email = None, address_line1: Line1 = None,
-    address_line2: Line2 = None, city: City = None, state: State = None, postal_code: Postal = None,
-    country: Country = None, preferred_channel: Channel = None, consent_sms: ConsentSms = None,
-    consent_email: ConsentEmail = None, ssn: Ssn = None,
-    mrn: Annotated[str | None, typer.Option("--mrn", help="Keep an MRN from a previous system (default: next number).")] = None,
+    first_name: First = None,
+    last_name: Last = None,
+    dob: Dob = None,
+    middle_name: Middle = None,
+    preferred_name: Preferred = None,
+    sex_at_birth: Sex = None,
+    gender_identity: Gender = None,
+    phone: Phone = None,
+    phone_alt: PhoneAlt = None,
+    email: Email = None,
+    address_line1: Line1 = None,
+    address_line2: Line2 = None,
+    city: City = None,
+    state: State = None,
+    postal_code: Postal = None,
+    country: Country = None,
+    preferred_channel: Channel = None,
+    consent_sms: ConsentSms = None,
+    consent_email: ConsentEmail = None,
+    ssn: Ssn = None,
+    mrn: Annotated[
+        str | None, typer.Option("--mrn", help="Keep an MRN from a previous system (default: next number).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a new patient and print the MRN assigned.
@@ -63,11 +120,29 @@ def register(
 
     with service_context() as ctx:
         out = patients.register(
-            ctx, first_name=first_name, last_name=last_name, dob=dob, middle_name=middle_name,
-            preferred_name=preferred_name, sex_at_birth=sex_at_birth, gender_identity=gender_identity, phone=phone,
-            phone_alt=phone_alt, email=email, address_line1=address_line1, address_line2=address_line2, city=city,
-            state=state, postal_code=postal_code, country=country, preferred_channel=preferred_channel,
-            consent_sms=bool(consent_sms), consent_email=bool(consent_email), ssn=ssn, mrn=mrn)
+            ctx,
+            first_name=first_name,
+            last_name=last_name,
+            dob=dob,
+            middle_name=middle_name,
+            preferred_name=preferred_name,
+            sex_at_birth=sex_at_birth,
+            gender_identity=gender_identity,
+            phone=phone,
+            phone_alt=phone_alt,
+            email=email,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            country=country,
+            preferred_channel=preferred_channel,
+            consent_sms=bool(consent_sms),
+            consent_email=bool(consent_email),
+            ssn=ssn,
+            mrn=mrn,
+        )
     if as_json:
         emit_object(out, as_json=True)
     else:
@@ -76,9 +151,13 @@ def register(
 
 
 @app.command("show")
-def show(patient: PatientArg,
-         reveal_ssn: Annotated[bool, typer.Option("--reveal-ssn", help="Show the whole SSN (admin, biller; audited).")] = False,
-         as_json: JsonOpt = False) -> None:
+def show(
+    patient: PatientArg,
+    reveal_ssn: Annotated[
+        bool, typer.Option("--reveal-ssn", help="Show the whole SSN (admin, biller; audited).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Show a patient's demographics and balance (with the unapplied credit).
 
     Example: hpms patients show 0100001 --json
@@ -108,7 +187,9 @@ def ledger(patient: PatientArg, as_json: JsonOpt = False) -> None:
 def list_(
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
-    include_inactive: Annotated[bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")] = False,
+    include_inactive: Annotated[
+        bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List patients by name.
@@ -124,11 +205,17 @@ def list_(
 
 @app.command("search")
 def search(
-    query: Annotated[str | None, typer.Argument(help="Name prefix ('mül', 'smith jo', 'Smith, John'), DOB, phone or MRN.")] = None,
+    query: Annotated[
+        str | None, typer.Argument(help="Name prefix ('mül', 'smith jo', 'Smith, John'), DOB, phone or MRN.")
+    ] = None,
     ssn: Annotated[str | None, typer.Option("--ssn", help="Exact SSN instead of QUERY (admin, biller).")] = None,
-    member_id: Annotated[str | None, typer.Option("--member-id", help="Exact insurance member id instead of QUERY.")] = None,
+    member_id: Annotated[
+        str | None, typer.Option("--member-id", help="Exact insurance member id instead of QUERY.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
-    include_inactive: Annotated[bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")] = False,
+    include_inactive: Annotated[
+        bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Find patients by name (accent- and case-insensitive prefix), date of birth, phone or MRN,
@@ -151,14 +238,30 @@ def search(
 
 @app.command("update")
 def update(
-    patient: PatientArg, first_name: First = None, last_name: Last = None, dob: Dob = None,
-    middle_name: Middle = None, preferred_name: Preferred = None, sex_at_birth: Sex = None,
-    gender_identity: Gender = None, phone: Phone = None, phone_alt: PhoneAlt = None, email: Email = None,
-    address_line1: Line1 = None, address_line2: Line2 = None, city: City = None, state: State = None,
-    postal_code: Postal = None, country: Country = None, preferred_channel: Channel = None,
-    consent_sms: ConsentSms = None, consent_email: ConsentEmail = None, ssn: Ssn = None,
-    expected_version: Annotated[int | None, typer.Option("--expected-version",
-                                                         help="Refuse (exit 4) if the record changed since this version.")] = None,
+    patient: PatientArg,
+    first_name: First = None,
+    last_name: Last = None,
+    dob: Dob = None,
+    middle_name: Middle = None,
+    preferred_name: Preferred = None,
+    sex_at_birth: Sex = None,
+    gender_identity: Gender = None,
+    phone: Phone = None,
+    phone_alt: PhoneAlt = None,
+    email: Email = None,
+    address_line1: Line1 = None,
+    address_line2: Line2 = None,
+    city: City = None,
+    state: State = None,
+    postal_code: Postal = None,
+    country: Country = None,
+    preferred_channel: Channel = None,
+    consent_sms: ConsentSms = None,
+    consent_email: ConsentEmail = None,
+    ssn: Ssn = None,
+    expected_version: Annotated[
+        int | None, typer.Option("--expected-version", help="Refuse (exit 4) if the record changed since this version.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a patient's details; give only what changes ("" clears an optional field).
@@ -169,19 +272,39 @@ def update(
 
     with service_context() as ctx:
         out = patients.update(
-            ctx, patient, expected_version=expected_version, first_name=first_name, last_name=last_name, dob=dob,
-            middle_name=middle_name, preferred_name=preferred_name, sex_at_birth=sex_at_birth,
-            gender_identity=gender_identity, phone=phone, phone_alt=phone_alt, email=email,
-            address_line1=address_line1, address_line2=address_line2, city=city, state=state,
-            postal_code=postal_code, country=country, preferred_channel=preferred_channel,
-            consent_sms=consent_sms, consent_email=consent_email, ssn=ssn)
+            ctx,
+            patient,
+            expected_version=expected_version,
+            first_name=first_name,
+            last_name=last_name,
+            dob=dob,
+            middle_name=middle_name,
+            preferred_name=preferred_name,
+            sex_at_birth=sex_at_birth,
+            gender_identity=gender_identity,
+            phone=phone,
+            phone_alt=phone_alt,
+            email=email,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            country=country,
+            preferred_channel=preferred_channel,
+            consent_sms=consent_sms,
+            consent_email=consent_email,
+            ssn=ssn,
+        )
     emit_object(out, as_json=as_json, fields=SHOW_FIELDS)
 
 
 @app.command("duplicates")
 def duplicates(
     limit: Annotated[int, typer.Option("--limit")] = 100,
-    min_score: Annotated[int, typer.Option("--min-score", min=1, max=100, help="Only pairs scoring at least this.")] = 50,
+    min_score: Annotated[
+        int, typer.Option("--min-score", min=1, max=100, help="Only pairs scoring at least this.")
+    ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """List likely duplicate patients, best match first (same DOB and similar name, same phone...).
@@ -195,11 +318,31 @@ def duplicates(
     if as_json:
         emit_table(rows, [], as_json=True)
         return
-    flat = [{"score": r.score, "keep": r.keep.mrn, "keep_name": f"{r.keep.last_name}, {r.keep.first_name}",
-             "duplicate": r.duplicate.mrn, "dup_name": f"{r.duplicate.last_name}, {r.duplicate.first_name}",
-             "dob": r.keep.dob, "reasons": "; ".join(r.reasons)} for r in rows]
-    emit_table(flat, [("score", "Score"), ("keep", "MRN"), ("keep_name", "Name"), ("duplicate", "MRN 2"),
-                      ("dup_name", "Name 2"), ("reasons", "Why")], as_json=False, title="Likely duplicates")
+    flat = [
+        {
+            "score": r.score,
+            "keep": r.keep.mrn,
+            "keep_name": f"{r.keep.last_name}, {r.keep.first_name}",
+            "duplicate": r.duplicate.mrn,
+            "dup_name": f"{r.duplicate.last_name}, {r.duplicate.first_name}",
+            "dob": r.keep.dob,
+            "reasons": "; ".join(r.reasons),
+        }
+        for r in rows
+    ]
+    emit_table(
+        flat,
+        [
+            ("score", "Score"),
+            ("keep", "MRN"),
+            ("keep_name", "Name"),
+            ("duplicate", "MRN 2"),
+            ("dup_name", "Name 2"),
+            ("reasons", "Why"),
+        ],
+        as_json=False,
+        title="Likely duplicates",
+    )
 
 
 @app.command("merge")
@@ -227,7 +370,9 @@ def merge(
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV file, UTF-8, columns as in docs/import.md.")],
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the good rows, report the bad ones.")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good rows, report the bad ones.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -242,14 +387,24 @@ def import_(
 
     try:
         with service_context() as ctx:
-            result = patient_import.import_csv(ctx, file, skip_invalid=skip_invalid, dry_run=dry_run,
-                                               progress=progress_for("importing patients"))
+            result = patient_import.import_csv(
+                ctx, file, skip_invalid=skip_invalid, dry_run=dry_run, progress=progress_for("importing patients")
+            )
     except patient_import.InvalidRows as exc:
         if as_json:
             # The shape of a successful import's --json, with nothing imported.
-            emit_object({"imported": 0, "rows": exc.rows, "skipped": 0,
-                         "errors": [e.as_dict() for e in exc.errors],
-                         "first_mrn": None, "last_mrn": None, "dry_run": dry_run}, as_json=True)
+            emit_object(
+                {
+                    "imported": 0,
+                    "rows": exc.rows,
+                    "skipped": 0,
+                    "errors": [e.as_dict() for e in exc.errors],
+                    "first_mrn": None,
+                    "last_mrn": None,
+                    "dry_run": dry_run,
+                },
+                as_json=True,
+            )
         for err in exc.errors[:200]:
             info(f"{file}:{err.line}: {err.field}: {err.message}")
         if len(exc.errors) > 200:

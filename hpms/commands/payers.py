@@ -10,23 +10,36 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="Payers (insurers) and their X12 payer ids.", no_args_is_help=True)
 
-COLUMNS = [("id", "ID"), ("payer_id", "Payer id"), ("name", "Name"), ("claim_filing", "Filing"), ("city", "City"),
-           ("phone", "Phone")]
+COLUMNS = [
+    ("id", "ID"),
+    ("payer_id", "Payer id"),
+    ("name", "Name"),
+    ("claim_filing", "Filing"),
+    ("city", "City"),
+    ("phone", "Phone"),
+]
 Line1 = Annotated[str | None, typer.Option("--address-line1")]
 Line2 = Annotated[str | None, typer.Option("--address-line2")]
 City = Annotated[str | None, typer.Option("--city")]
 State = Annotated[str | None, typer.Option("--state")]
 PostalCode = Annotated[str | None, typer.Option("--postal-code")]
 Phone = Annotated[str | None, typer.Option("--phone")]
-ClaimFiling = Annotated[str | None, typer.Option(
-    "--claim-filing", help="Claim filing indicator (SBR09): a code (MB, MC, CI, BL, HM, CH, VA, WC, ...) or a name: "
-                           "medicare-b, medicaid, commercial, bcbs, hmo, tricare, va, workers-comp. Default CI.")]
+ClaimFiling = Annotated[
+    str | None,
+    typer.Option(
+        "--claim-filing",
+        help="Claim filing indicator (SBR09): a code (MB, MC, CI, BL, HM, CH, VA, WC, ...) or a name: "
+        "medicare-b, medicaid, commercial, bcbs, hmo, tricare, va, workers-comp. Default CI.",
+    ),
+]
 
 
 @app.command("add")
 def add(
     name: Annotated[str | None, typer.Option("--name", help="Payer name as on the card.")] = None,
-    payer_id: Annotated[str | None, typer.Option("--payer-id", help="X12 payer identifier (from the clearinghouse list).")] = None,
+    payer_id: Annotated[
+        str | None, typer.Option("--payer-id", help="X12 payer identifier (from the clearinghouse list).")
+    ] = None,
     address_line1: Line1 = None,
     address_line2: Line2 = None,
     city: City = None,
@@ -43,9 +56,18 @@ def add(
     from hpms.services.people import coverage
 
     with service_context() as ctx:
-        out = coverage.add_payer(ctx, name=name, payer_id=payer_id, address_line1=address_line1,
-                                 address_line2=address_line2, city=city, state=state, postal_code=postal_code,
-                                 phone=phone, claim_filing=claim_filing)
+        out = coverage.add_payer(
+            ctx,
+            name=name,
+            payer_id=payer_id,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            phone=phone,
+            claim_filing=claim_filing,
+        )
     if as_json:
         emit_object(out, as_json=True)
     else:
@@ -74,9 +96,19 @@ def update(
     from hpms.services.people import coverage
 
     with service_context() as ctx:
-        out = coverage.update_payer(ctx, payer, name=name, payer_id=payer_id, address_line1=address_line1,
-                                    address_line2=address_line2, city=city, state=state, postal_code=postal_code,
-                                    phone=phone, claim_filing=claim_filing)
+        out = coverage.update_payer(
+            ctx,
+            payer,
+            name=name,
+            payer_id=payer_id,
+            address_line1=address_line1,
+            address_line2=address_line2,
+            city=city,
+            state=state,
+            postal_code=postal_code,
+            phone=phone,
+            claim_filing=claim_filing,
+        )
     if as_json:
         emit_object(out, as_json=True)
     else:

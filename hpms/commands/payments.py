@@ -1,4 +1,5 @@
-"""`hpms payments`: Patient payments: record (copays at check-in too), list, refund; credit is applied oldest visit first. Every rule lives in hpms.services."""
+"""`hpms payments`: patient payments: record (copays at check-in too), list, refund; credit is
+applied oldest visit first. Every rule lives in hpms.services."""
 
 from __future__ import annotations
 
@@ -8,19 +9,44 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
 
-app = typer.Typer(help="Patient payments: record (copays at check-in too), list, refund; credit is applied oldest visit first.", no_args_is_help=True)
+app = typer.Typer(
+    help="Patient payments: record (copays at check-in too), list, refund; credit is applied oldest visit first.",
+    no_args_is_help=True,
+)
 
-COLUMNS = [("id", "ID"), ("date", "Date"), ("kind", "Kind"), ("mrn", "MRN"), ("patient", "Patient"),
-           ("amount", "Amount"), ("method", "Method"), ("reference", "Reference"), ("encounter_id", "Encounter"),
-           ("unapplied", "Unapplied")]
-FIELDS = ["id", "kind", "mrn", "patient", "date", "amount", "method", "reference", "encounter_id", "unapplied",
-          "balance", "credit"]
+COLUMNS = [
+    ("id", "ID"),
+    ("date", "Date"),
+    ("kind", "Kind"),
+    ("mrn", "MRN"),
+    ("patient", "Patient"),
+    ("amount", "Amount"),
+    ("method", "Method"),
+    ("reference", "Reference"),
+    ("encounter_id", "Encounter"),
+    ("unapplied", "Unapplied"),
+]
+FIELDS = [
+    "id",
+    "kind",
+    "mrn",
+    "patient",
+    "date",
+    "amount",
+    "method",
+    "reference",
+    "encounter_id",
+    "unapplied",
+    "balance",
+    "credit",
+]
 
 PatientOpt = Annotated[str | None, typer.Option("--patient", help="MRN or numeric id of the patient.")]
 AmountOpt = Annotated[str | None, typer.Option("--amount", help="The amount, positive, e.g. 25.00.")]
 MethodOpt = Annotated[str | None, typer.Option("--method", help="cash, card, check or other.")]
-ReferenceOpt = Annotated[str | None, typer.Option("--reference", help="Check number, card receipt... (up to 200 "
-                                                                      "characters).")]
+ReferenceOpt = Annotated[
+    str | None, typer.Option("--reference", help="Check number, card receipt... (up to 200 characters).")
+]
 
 
 def _applied(out) -> str:
@@ -29,16 +55,27 @@ def _applied(out) -> str:
 
 @app.command("record")
 def record(
-    patient: PatientOpt = None, amount: AmountOpt = None, method: MethodOpt = None, reference: ReferenceOpt = None,
-    apply_to: Annotated[str | None, typer.Option("--apply-to", help="Encounter id of the visit it pays (a copay "
-                                                                    "at check-in); default: credit, applied to "
-                                                                    "open visits oldest first.")] = None,
-    appointment: Annotated[str | None, typer.Option("--appointment", help="Appointment id of a copay at "
-                                                                          "check-in: pays its encounter when "
-                                                                          "there is one, else kept as "
-                                                                          "credit.")] = None,
-    date: Annotated[str | None, typer.Option("--date", help="Day it was received (YYYY-MM-DD, default "
-                                                            "today).")] = None,
+    patient: PatientOpt = None,
+    amount: AmountOpt = None,
+    method: MethodOpt = None,
+    reference: ReferenceOpt = None,
+    apply_to: Annotated[
+        str | None,
+        typer.Option(
+            "--apply-to",
+            help="Encounter id of the visit it pays (a copay "
+            "at check-in); default: credit, applied to "
+            "open visits oldest first.",
+        ),
+    ] = None,
+    appointment: Annotated[
+        str | None,
+        typer.Option(
+            "--appointment",
+            help="Appointment id of a copay at check-in: pays its encounter when there is one, else kept as credit.",
+        ),
+    ] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Day it was received (YYYY-MM-DD, default today).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a patient payment and print its id.
@@ -48,15 +85,26 @@ def record(
     from hpms.services.payments import payments
 
     with service_context() as ctx:
-        out = payments.record(ctx, patient=patient, amount=amount, method=method, reference=reference,
-                              apply_to=apply_to, appointment=appointment, date=date)
+        out = payments.record(
+            ctx,
+            patient=patient,
+            amount=amount,
+            method=method,
+            reference=reference,
+            apply_to=apply_to,
+            appointment=appointment,
+            date=date,
+        )
     if as_json:
         emit_object(out, as_json=True)
         return
     typer.echo(out.id)
     applied = _applied(out)
-    info(f"recorded {out.amount} ({out.method}) from MRN {out.mrn}" + (f"; applied {applied}" if applied else "")
-         + f"; balance {out.balance}, credit {out.credit}")
+    info(
+        f"recorded {out.amount} ({out.method}) from MRN {out.mrn}"
+        + (f"; applied {applied}" if applied else "")
+        + f"; balance {out.balance}, credit {out.credit}"
+    )
 
 
 @app.command("list")
@@ -79,7 +127,10 @@ def list_(
 
 @app.command("refund")
 def refund(
-    patient: PatientOpt = None, amount: AmountOpt = None, method: MethodOpt = None, reference: ReferenceOpt = None,
+    patient: PatientOpt = None,
+    amount: AmountOpt = None,
+    method: MethodOpt = None,
+    reference: ReferenceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Refund a patient's unapplied credit (not more than the credit) and print the refund's id.

@@ -11,15 +11,37 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_table, info, print_json, service_context
 
-app = typer.Typer(help="Remittance advice (835): import payments and adjustments, match what could not be "
-                       "matched.", no_args_is_help=True)
+app = typer.Typer(
+    help="Remittance advice (835): import payments and adjustments, match what could not be matched.",
+    no_args_is_help=True,
+)
 
-UNMATCHED_COLUMNS = [("row", "Row"), ("payer", "Payer"), ("trace_number", "Trace"), ("control_number", "Control #"),
-                     ("status_code", "CLP02"), ("patient", "Patient"), ("service_date", "DOS"), ("charge", "Charge"),
-                     ("paid", "Paid"), ("file", "File")]
-LIST_COLUMNS = [("id", "ID"), ("file_id", "File #"), ("imported_at", "Imported"), ("payer", "Payer"), ("trace_number", "Trace"),
-                ("payment_date", "Paid on"), ("method", "Method"), ("payment", "Payment"), ("claims", "Claims"),
-                ("posted", "Posted"), ("unmatched", "Unmatched"), ("file", "File")]
+UNMATCHED_COLUMNS = [
+    ("row", "Row"),
+    ("payer", "Payer"),
+    ("trace_number", "Trace"),
+    ("control_number", "Control #"),
+    ("status_code", "CLP02"),
+    ("patient", "Patient"),
+    ("service_date", "DOS"),
+    ("charge", "Charge"),
+    ("paid", "Paid"),
+    ("file", "File"),
+]
+LIST_COLUMNS = [
+    ("id", "ID"),
+    ("file_id", "File #"),
+    ("imported_at", "Imported"),
+    ("payer", "Payer"),
+    ("trace_number", "Trace"),
+    ("payment_date", "Paid on"),
+    ("method", "Method"),
+    ("payment", "Payment"),
+    ("claims", "Claims"),
+    ("posted", "Posted"),
+    ("unmatched", "Unmatched"),
+    ("file", "File"),
+]
 
 
 def _report(out, as_json: bool) -> None:
@@ -31,9 +53,11 @@ def _report(out, as_json: bool) -> None:
     if out.duplicate or (out.already_posted and not out.remittances):
         return
     verb = "would post" if out.dry_run else "posted"
-    info(f"{out.file}: {out.remittances} payment(s) {out.payment:.2f}; {verb} {out.posted} of {out.claims} "
-         f"claim(s): paid {out.paid:.2f}, adjusted {out.adjusted:.2f}, patient responsibility "
-         f"{out.patient_responsibility:.2f}; {out.reversals} reversal(s), {out.denied} denied")
+    info(
+        f"{out.file}: {out.remittances} payment(s) {out.payment:.2f}; {verb} {out.posted} of {out.claims} "
+        f"claim(s): paid {out.paid:.2f}, adjusted {out.adjusted:.2f}, patient responsibility "
+        f"{out.patient_responsibility:.2f}; {out.reversals} reversal(s), {out.denied} denied"
+    )
     if out.provider_adjustments:
         info(f"provider-level adjustments (PLB): {out.provider_adjustments:.2f}")
     if out.unmatched:
@@ -45,13 +69,23 @@ def _report(out, as_json: bool) -> None:
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="The 835 file from the payer or clearinghouse.")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and show what would be posted; post nothing.")]
-    = False,
-    keep_unmatched: Annotated[bool, typer.Option("--keep-unmatched", help="Keep the claims of a file none of whose "
-                                                                          "claims hpms billed, for manual matching.")]
-    = False,
-    force: Annotated[bool, typer.Option("--force", help="Post a payment whose trace number was posted for another "
-                                                        "amount or date, or one paid to another payee.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and show what would be posted; post nothing.")
+    ] = False,
+    keep_unmatched: Annotated[
+        bool,
+        typer.Option(
+            "--keep-unmatched", help="Keep the claims of a file none of whose claims hpms billed, for manual matching."
+        ),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Post a payment whose trace number was posted for another "
+            "amount or date, or one paid to another payee.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Post an 835 remittance: payments, adjustments and patient responsibility to the ledger.

@@ -15,7 +15,9 @@ COLUMNS = [("id", "ID"), ("location", "Location"), ("name", "Name"), ("kind", "K
 
 @app.command("add")
 def add(
-    location: Annotated[str | None, typer.Option("--location", help="Location id or name (default: the only one).")] = None,
+    location: Annotated[
+        str | None, typer.Option("--location", help="Location id or name (default: the only one).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the room, unique at its location.")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="exam (default), procedure, equipment or other.")] = None,
     as_json: JsonOpt = False,

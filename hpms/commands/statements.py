@@ -1,4 +1,5 @@
-"""`hpms statements`: Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging. Every rule lives in hpms.services."""
+"""`hpms statements`: patient statements, one file per patient with activity, insurance paid,
+adjustments, amount due and aging. Every rule lives in hpms.services."""
 
 from __future__ import annotations
 
@@ -9,18 +10,30 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
 
-app = typer.Typer(help="Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging.", no_args_is_help=True)
+app = typer.Typer(
+    help="Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging.",
+    no_args_is_help=True,
+)
 
-COLUMNS = [("id", "ID"), ("created_at", "Created"), ("mrn", "MRN"), ("patient", "Patient"),
-           ("period_from", "From"), ("period_to", "To"), ("amount_due", "Due"), ("path", "File")]
+COLUMNS = [
+    ("id", "ID"),
+    ("created_at", "Created"),
+    ("mrn", "MRN"),
+    ("patient", "Patient"),
+    ("period_from", "From"),
+    ("period_to", "To"),
+    ("amount_due", "Due"),
+    ("path", "File"),
+]
 
 
 @app.command("generate")
 def generate(
     out: Annotated[Path | None, typer.Option("--out", help="Directory the statement files are written to.")] = None,
     min_balance: Annotated[str, typer.Option("--min-balance", help="Only patients owing at least this.")] = "5.00",
-    older_than: Annotated[str, typer.Option("--older-than", help="Only patients with an amount open this long, "
-                                                                 "e.g. 30d.")] = "30d",
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Only patients with an amount open this long, e.g. 30d.")
+    ] = "30d",
     fmt: Annotated[str, typer.Option("--format", help="pdf, html or txt.")] = "pdf",
     as_json: JsonOpt = False,
 ) -> None:
@@ -33,8 +46,9 @@ def generate(
     from hpms.services.payments import statements
 
     with service_context() as ctx:
-        run = statements.generate(ctx, out=out, min_balance=min_balance, older_than=older_than, fmt=fmt,
-                                  progress=progress_for("Statements"))
+        run = statements.generate(
+            ctx, out=out, min_balance=min_balance, older_than=older_than, fmt=fmt, progress=progress_for("Statements")
+        )
     if as_json:
         emit_object(run, as_json=True)
     else:

@@ -12,17 +12,28 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="Patient satisfaction surveys: one score (1-5) per completed visit.", no_args_is_help=True)
 
-COLUMNS = [("id", "ID"), ("appointment_id", "Appointment"), ("visit", "Visit"), ("mrn", "MRN"),
-           ("patient", "Patient"), ("provider", "Provider"), ("score", "Score"), ("responded_at", "Responded"),
-           ("comment", "Comment")]
+COLUMNS = [
+    ("id", "ID"),
+    ("appointment_id", "Appointment"),
+    ("visit", "Visit"),
+    ("mrn", "MRN"),
+    ("patient", "Patient"),
+    ("provider", "Provider"),
+    ("score", "Score"),
+    ("responded_at", "Responded"),
+    ("comment", "Comment"),
+]
 
 
 @app.command("record")
 def record(
     appointment: Annotated[str | None, typer.Option("--appointment", help="The completed visit's id.")] = None,
-    score: Annotated[str | None, typer.Option("--score", help="The patient's score, 1 (poor) to 5 (excellent).")] = None,
-    comment: Annotated[str | None, typer.Option("--comment", help="The patient's comment (up to 1000 "
-                                                                  "characters).")] = None,
+    score: Annotated[
+        str | None, typer.Option("--score", help="The patient's score, 1 (poor) to 5 (excellent).")
+    ] = None,
+    comment: Annotated[
+        str | None, typer.Option("--comment", help="The patient's comment (up to 1000 characters).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a patient's survey response to a completed visit and print its id.

@@ -10,8 +10,13 @@ from hpms.commands._common import JsonOpt, emit_object, emit_table, info, servic
 
 app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
 
-COLUMNS = [("username", "User"), ("full_name", "Name"), ("roles", "Roles"), ("disabled", "Disabled"),
-           ("has_token", "Token")]
+COLUMNS = [
+    ("username", "User"),
+    ("full_name", "Name"),
+    ("roles", "Roles"),
+    ("disabled", "Disabled"),
+    ("has_token", "Token"),
+]
 UserArg = Annotated[str, typer.Argument(help="User name (the OS login for people).")]
 RoleArg = Annotated[str, typer.Argument(help="admin, front_desk, biller, provider, auditor or service.")]
 

@@ -9,15 +9,34 @@ import typer
 
 from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
 
-app = typer.Typer(help="The waitlist: patients waiting for an earlier visit, and freed slots to offer them.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The waitlist: patients waiting for an earlier visit, and freed slots to offer them.", no_args_is_help=True
+)
 
-COLUMNS = [("id", "ID"), ("patient", "Patient"), ("type", "Type"), ("provider", "Provider"),
-           ("location", "Location"), ("earliest", "Earliest"), ("latest", "Latest"), ("status", "Status"),
-           ("created_at", "Waiting since"), ("appointment_id", "Appointment"), ("note", "Note")]
-OFFER_COLUMNS = [("entry_id", "Entry"), ("slot_id", "Slot"), ("patient", "Patient"), ("type", "Type"),
-                 ("start", "Start"), ("end", "End"), ("provider", "Provider"), ("location", "Location"),
-                 ("waiting_since", "Waiting since")]
+COLUMNS = [
+    ("id", "ID"),
+    ("patient", "Patient"),
+    ("type", "Type"),
+    ("provider", "Provider"),
+    ("location", "Location"),
+    ("earliest", "Earliest"),
+    ("latest", "Latest"),
+    ("status", "Status"),
+    ("created_at", "Waiting since"),
+    ("appointment_id", "Appointment"),
+    ("note", "Note"),
+]
+OFFER_COLUMNS = [
+    ("entry_id", "Entry"),
+    ("slot_id", "Slot"),
+    ("patient", "Patient"),
+    ("type", "Type"),
+    ("start", "Start"),
+    ("end", "End"),
+    ("provider", "Provider"),
+    ("location", "Location"),
+    ("waiting_since", "Waiting since"),
+]
 
 EntryArg = Annotated[str, typer.Argument(help="Waitlist entry id.")]
 
@@ -40,8 +59,16 @@ def add(
     from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
-        entry = waitlist.add(ctx, patient=patient, type=type_, provider=provider, location=location,
-                             earliest=earliest, latest=latest, note=note)
+        entry = waitlist.add(
+            ctx,
+            patient=patient,
+            type=type_,
+            provider=provider,
+            location=location,
+            earliest=earliest,
+            latest=latest,
+            note=note,
+        )
     if as_json:
         emit_object(entry, as_json=True)
         return
@@ -97,8 +124,9 @@ def offers(
     if as_json:
         emit_table(rows, [], as_json=True)
         return
-    flat = [{**o.model_dump(), "start": o.start.strftime("%Y-%m-%d %H:%M"), "end": o.end.strftime("%H:%M")}
-            for o in rows]
+    flat = [
+        {**o.model_dump(), "start": o.start.strftime("%Y-%m-%d %H:%M"), "end": o.end.strftime("%H:%M")} for o in rows
+    ]
     emit_table(flat, OFFER_COLUMNS, as_json=False, title="Waitlist offers")
 
 
@@ -106,10 +134,12 @@ def offers(
 def fill(
     entry: EntryArg,
     slot: Annotated[str | None, typer.Option("--slot", help="A freed slot id from `hpms waitlist offers`.")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Or a start time, 'YYYY-MM-DD HH:MM' in the location's "
-                                                        "time zone.")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="With --at: the provider (default: the "
-                                                                    "entry's).")] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Or a start time, 'YYYY-MM-DD HH:MM' in the location's time zone.")
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="With --at: the provider (default: the entry's).")
+    ] = None,
     room: Annotated[str | None, typer.Option("--room", help="Room id or name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -127,5 +157,7 @@ def fill(
         return
     typer.echo(appt.id)
     start = appt.start
-    info(f"filled waitlist entry {entry}: booked appointment {appt.id} on {start:%Y-%m-%d %H:%M} "
-         f"with {appt.provider} for {appt.patient}")
+    info(
+        f"filled waitlist entry {entry}: booked appointment {appt.id} on {start:%Y-%m-%d %H:%M} "
+        f"with {appt.provider} for {appt.patient}"
+    )

@@ -45,6 +45,16 @@ if TYPE_CHECKING:
         WorklistItem,
         X12File,
     )
+    from hpms.models.ledger import LedgerEntry
+    from hpms.models.receivables import (
+        EligibilityCheck,
+        PaymentApplication,
+        RemitAdjustment,
+        RemitClaim,
+        RemitFile,
+        Remittance,
+        Statement,
+    )
     from hpms.models.scheduling import (
         Appointment,
         AppointmentOut,
@@ -66,34 +76,57 @@ if TYPE_CHECKING:
         WorkingHours,
         WorkingHoursOut,
     )
-    from hpms.models.ledger import LedgerEntry
-    from hpms.models.receivables import (
-        EligibilityCheck,
-        PaymentApplication,
-        RemitAdjustment,
-        RemitClaim,
-        RemitFile,
-        Remittance,
-        Statement,
-    )
     from hpms.models.surveys import SurveyImportOut, SurveyResponse, SurveyResponseOut
 
 # Domains loaded on first use, in dependency order: each may reference the tables of the ones above.
 _LAZY: dict[str, tuple[str, ...]] = {
     "scheduling": (
-        "Appointment", "AppointmentOut", "AppointmentSeries", "AppointmentType", "AppointmentTypeOut",
-        "FreedSlot", "OfferOut", "Provider", "ProviderLocation", "ProviderOut", "Room", "RoomOut",
-        "SlotOut", "TimeOff", "TimeOffOut", "WaitlistEntry", "WaitlistOut", "WorkingHours",
+        "Appointment",
+        "AppointmentOut",
+        "AppointmentSeries",
+        "AppointmentType",
+        "AppointmentTypeOut",
+        "FreedSlot",
+        "OfferOut",
+        "Provider",
+        "ProviderLocation",
+        "ProviderOut",
+        "Room",
+        "RoomOut",
+        "SlotOut",
+        "TimeOff",
+        "TimeOffOut",
+        "WaitlistEntry",
+        "WaitlistOut",
+        "WorkingHours",
         "WorkingHoursOut",
     ),
     "billing": (
-        "BillingProfile", "BillingRun", "Claim", "ClaimEvent", "ClaimLine", "Encounter",
-        "EncounterDiagnosis", "EncounterLine", "Fee", "JobLock", "ProcedureCode", "WorklistItem", "X12File",
+        "BillingProfile",
+        "BillingRun",
+        "Claim",
+        "ClaimEvent",
+        "ClaimLine",
+        "Encounter",
+        "EncounterDiagnosis",
+        "EncounterLine",
+        "Fee",
+        "JobLock",
+        "ProcedureCode",
+        "WorklistItem",
+        "X12File",
     ),
     "surveys": ("SurveyImportOut", "SurveyResponse", "SurveyResponseOut"),
     "ledger": ("LedgerEntry",),
-    "receivables": ("EligibilityCheck", "PaymentApplication", "RemitAdjustment", "RemitClaim", "RemitFile",
-                    "Remittance", "Statement"),
+    "receivables": (
+        "EligibilityCheck",
+        "PaymentApplication",
+        "RemitAdjustment",
+        "RemitClaim",
+        "RemitFile",
+        "Remittance",
+        "Statement",
+    ),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 
@@ -130,9 +163,29 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Actor", "AuditEvent", "AuditEventOut", "AuditHead", "Counter", "Coverage", "KeyState", "CoverageOut",
-    "DuplicateCandidate", "Location", "LocationCreate", "LocationOut", "Organization",
-    "OrganizationOut", "Patient", "PatientCreate", "PatientOut", "PatientSummary", "Payer",
-    "PayerOut", "User", "UserOut", "UserRole", "load_all",
+    "Actor",
+    "AuditEvent",
+    "AuditEventOut",
+    "AuditHead",
+    "Counter",
+    "Coverage",
+    "KeyState",
+    "CoverageOut",
+    "DuplicateCandidate",
+    "Location",
+    "LocationCreate",
+    "LocationOut",
+    "Organization",
+    "OrganizationOut",
+    "Patient",
+    "PatientCreate",
+    "PatientOut",
+    "PatientSummary",
+    "Payer",
+    "PayerOut",
+    "User",
+    "UserOut",
+    "UserRole",
+    "load_all",
     *_HOME,
 ]

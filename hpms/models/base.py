@@ -9,7 +9,6 @@ from sqlmodel import Field
 
 from hpms.db import UTCDateTime
 
-
 # Output models build their validators on first use instead of at import: a command pays only
 # for the models it returns (start-up is a budget, see benchmarks/startup.py).
 DEFERRED = {"defer_build": True, "from_attributes": True}

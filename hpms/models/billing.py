@@ -16,8 +16,18 @@ import hpms.models.scheduling  # noqa: F401  (foreign keys below name provider a
 from hpms.models.base import OrgField, UTCField
 
 ENCOUNTER_STATUSES = ("draft", "signed", "billed", "void")
-CLAIM_STATUSES = ("ready", "submitted", "accepted", "rejected", "paid", "partially_paid", "patient_resp", "denied",
-                  "closed", "void")
+CLAIM_STATUSES = (
+    "ready",
+    "submitted",
+    "accepted",
+    "rejected",
+    "paid",
+    "partially_paid",
+    "patient_resp",
+    "denied",
+    "closed",
+    "void",
+)
 CLAIM_FREQUENCIES = ("1", "7", "8")  # original, replacement, void (CLM05-3)
 ORIGINAL_LIVE = "frequency = '1' AND status NOT IN ('rejected', 'void')"
 
@@ -154,8 +164,14 @@ class Claim(SQLModel, table=True):
         sa.UniqueConstraint("org_id", "control_number", name="uq_claim_control_number"),
         # one live original claim per encounter and payer: a rerun or a crash cannot bill twice
         # (a rejected or voided one may be followed by a new original)
-        sa.Index("uq_claim_original", "encounter_id", "payer_id", unique=True,
-                 sqlite_where=sa.text(ORIGINAL_LIVE), postgresql_where=sa.text(ORIGINAL_LIVE)),
+        sa.Index(
+            "uq_claim_original",
+            "encounter_id",
+            "payer_id",
+            unique=True,
+            sqlite_where=sa.text(ORIGINAL_LIVE),
+            postgresql_where=sa.text(ORIGINAL_LIVE),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = OrgField(index=False)

@@ -41,7 +41,7 @@ class EligibilityStatusOut(SQLModel):
     model_config = DEFERRED
     patient_id: int
     status: str  # pending, active, inactive, error, or "not checked"
-    text: str    # "active", "error: subscriber/insured not found", "not checked", ...
+    text: str  # "active", "error: subscriber/insured not found", "not checked", ...
     check_id: int | None = None
     service_date: dt.date | None = None
     plan_name: str | None = None
@@ -53,7 +53,7 @@ class EligibilityRequestOut(SQLModel):
     path: str
     service_date: dt.date | None
     isa_control: int
-    reference: str      # BHT03 of the 270 (ISA control number and date of service), echoed in the 271
+    reference: str  # BHT03 of the 270 (ISA control number and date of service), echoed in the 271
     checks: int
     patients: int
     payers: int
@@ -65,9 +65,9 @@ class EligibilityImportOut(SQLModel):
     model_config = DEFERRED
     file: str
     answers: int
-    updated: int        # pending checks that got their answer
-    unchanged: int      # answers already imported (the same file again)
-    recorded: int       # answers to no pending question, recorded as new checks of a known coverage
+    updated: int  # pending checks that got their answer
+    unchanged: int  # answers already imported (the same file again)
+    recorded: int  # answers to no pending question, recorded as new checks of a known coverage
     unmatched: list[dict]  # answers that match no check and no coverage
     statuses: dict[str, int]
     check_ids: list[int]

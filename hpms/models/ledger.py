@@ -22,8 +22,17 @@ from sqlmodel import Field, SQLModel
 import hpms.models.billing  # noqa: F401  (foreign keys below name encounter, claim and claim_line)
 from hpms.models.base import OrgField, UTCField
 
-KINDS = ("charge", "insurance_payment", "contractual_adjustment", "other_adjustment", "patient_payment", "refund",
-         "write_off", "transfer_to_patient", "transfer_to_insurance")
+KINDS = (
+    "charge",
+    "insurance_payment",
+    "contractual_adjustment",
+    "other_adjustment",
+    "patient_payment",
+    "refund",
+    "write_off",
+    "transfer_to_patient",
+    "transfer_to_insurance",
+)
 TRANSFER_KINDS = ("transfer_to_patient", "transfer_to_insurance")
 RESPONSIBILITIES = ("insurance", "patient")
 

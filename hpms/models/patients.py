@@ -18,9 +18,24 @@ NORM_TYPE = sa.String(100).with_variant(sa.String(100, collation="C"), "postgres
 
 # Demographic fields a user may set; ssn is handled apart (encrypted).
 PATIENT_FIELDS = (
-    "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
-    "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2",
-    "city", "state", "postal_code", "country", "preferred_channel", "consent_sms",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "preferred_name",
+    "dob",
+    "sex_at_birth",
+    "gender_identity",
+    "phone",
+    "phone_alt",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "preferred_channel",
+    "consent_sms",
     "consent_email",
 )
 

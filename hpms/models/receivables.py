@@ -41,8 +41,15 @@ class Remittance(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("org_id", "isa_control", "payer_identifier", "trace_number", name="uq_remittance"),
-        sa.Index("uq_remittance_payment", "org_id", "payer_identifier", "trace_number", "payment_cents",
-                 "payment_date", unique=True),
+        sa.Index(
+            "uq_remittance_payment",
+            "org_id",
+            "payer_identifier",
+            "trace_number",
+            "payment_cents",
+            "payment_date",
+            unique=True,
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = OrgField(index=False)

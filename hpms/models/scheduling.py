@@ -195,6 +195,7 @@ class WaitlistEntry(SQLModel, table=True):
 
 # ---- output models -------------------------------------------------------------------------
 
+
 class ProviderOut(SQLModel):
     model_config = DEFERRED
     id: int

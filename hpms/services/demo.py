@@ -26,17 +26,35 @@ from hpms.config import Settings, redact_url
 from hpms.db import bulk_insert
 from hpms.errors import ConflictError, NotInitializedError
 from hpms.services.people import coverage, patient_import
-from hpms.services.platform import admin, audit, localtime as lt, org, users
-from hpms.services.scheduling import availability, resources
-from hpms.services.scheduling import waitlist
+from hpms.services.platform import admin, audit, org, users
+from hpms.services.platform import localtime as lt
 from hpms.services.platform.context import open_context
+from hpms.services.scheduling import availability, resources, waitlist
 
 PRACTICE = "Riverside Family Medicine"
 LOCATIONS = [
-    {"name": "Riverside Main", "tz": "America/New_York", "address_line1": "100 River Rd", "city": "Hartford",
-     "state": "CT", "postal_code": "061031234", "country": "US", "phone": "860-555-0100", "npi": "1234567893"},
-    {"name": "Lakeside Clinic", "tz": "America/Chicago", "address_line1": "42 Lake Shore Dr", "city": "Chicago",
-     "state": "IL", "postal_code": "606111234", "country": "US", "phone": "312-555-0100", "npi": "1245319599"},
+    {
+        "name": "Riverside Main",
+        "tz": "America/New_York",
+        "address_line1": "100 River Rd",
+        "city": "Hartford",
+        "state": "CT",
+        "postal_code": "061031234",
+        "country": "US",
+        "phone": "860-555-0100",
+        "npi": "1234567893",
+    },
+    {
+        "name": "Lakeside Clinic",
+        "tz": "America/Chicago",
+        "address_line1": "42 Lake Shore Dr",
+        "city": "Chicago",
+        "state": "IL",
+        "postal_code": "606111234",
+        "country": "US",
+        "phone": "312-555-0100",
+        "npi": "1245319599",
+    },
 ]
 STAFF = [
     ("frontdesk", "Maria Lopez", ["front_desk"]),
@@ -55,12 +73,74 @@ PAYERS = [
     ("Lakeshore Medicaid (demo)", "LKMCD", "Springfield", "IL"),
 ]
 PAYER_FILING = {"60054": "CI", "BHI01": "BL", "MCRB1": "MB", "LKMCD": "MC"}  # SBR09 of each payer's claims
-FIRST = ["Ana", "José", "Emma", "Liam", "Olivia", "Noah", "Sophia", "Lucas", "Mia", "Ethan", "Zoë", "Chloé",
-         "Mateo", "Aisha", "Yuki", "Omar", "Hannah", "Jonas", "Léa", "Björn", "Fatima", "Daniel", "Grace",
-         "Samuel", "Isabella", "Mohammed", "Elena", "Noor", "Ravi", "Amélie", "Kofi", "Ingrid", "Diego", "Chen"]
-LAST = ["Müller", "García", "Smith", "Johnson", "Nguyễn", "O'Brien", "Kowalski", "Rossi", "Schmidt", "Brown",
-        "Martínez", "Dubois", "Andersson", "Khan", "Okafor", "Tanaka", "Silva", "Cohen", "Novak", "Jensen",
-        "Hernández", "Ivanova", "Williams", "Fischer", "Lefèvre", "Popescu", "Santos", "Murphy", "Ali", "Weber"]
+FIRST = [
+    "Ana",
+    "José",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Sophia",
+    "Lucas",
+    "Mia",
+    "Ethan",
+    "Zoë",
+    "Chloé",
+    "Mateo",
+    "Aisha",
+    "Yuki",
+    "Omar",
+    "Hannah",
+    "Jonas",
+    "Léa",
+    "Björn",
+    "Fatima",
+    "Daniel",
+    "Grace",
+    "Samuel",
+    "Isabella",
+    "Mohammed",
+    "Elena",
+    "Noor",
+    "Ravi",
+    "Amélie",
+    "Kofi",
+    "Ingrid",
+    "Diego",
+    "Chen",
+]
+LAST = [
+    "Müller",
+    "García",
+    "Smith",
+    "Johnson",
+    "Nguyễn",
+    "O'Brien",
+    "Kowalski",
+    "Rossi",
+    "Schmidt",
+    "Brown",
+    "Martínez",
+    "Dubois",
+    "Andersson",
+    "Khan",
+    "Okafor",
+    "Tanaka",
+    "Silva",
+    "Cohen",
+    "Novak",
+    "Jensen",
+    "Hernández",
+    "Ivanova",
+    "Williams",
+    "Fischer",
+    "Lefèvre",
+    "Popescu",
+    "Santos",
+    "Murphy",
+    "Ali",
+    "Weber",
+]
 STREETS = ["Oak St", "Maple Ave", "Elm St", "Park Pl", "Cedar Ln", "Main St", "Washington Ave", "Lake St"]
 
 # ---- the schedule ----------------------------------------------------------------------------
@@ -81,9 +161,14 @@ HOURS = [
     ("drnguyen", 1, "MO-FR", "08:00", "17:00", None),
 ]
 ROOMS = [
-    (0, "Exam 1", "exam"), (0, "Exam 2", "exam"), (0, "Exam 3", "exam"), (0, "Procedure Room", "procedure"),
+    (0, "Exam 1", "exam"),
+    (0, "Exam 2", "exam"),
+    (0, "Exam 3", "exam"),
+    (0, "Procedure Room", "procedure"),
     (0, "ECG cart", "equipment"),
-    (1, "Exam A", "exam"), (1, "Exam B", "exam"), (1, "Procedure Room", "procedure"),
+    (1, "Exam A", "exam"),
+    (1, "Exam B", "exam"),
+    (1, "Procedure Room", "procedure"),
 ]
 # name, minutes, buffer, color, self-bookable, needs a room, default code, share of bookings
 TYPES = [
@@ -100,8 +185,14 @@ VISIT_REASONS = {
     "Telehealth": ["Cold symptoms", "Prescription refill", "Lab results by video"],
     "Procedure": ["Skin lesion biopsy", "Wart removal", "Mole check and biopsy"],
 }
-CANCEL_REASONS = ["Patient request", "Feeling better", "Schedule conflict", "No transportation", "Illness in family",
-                  "Weather"]
+CANCEL_REASONS = [
+    "Patient request",
+    "Feeling better",
+    "Schedule conflict",
+    "No transportation",
+    "Illness in family",
+    "Weather",
+]
 WEEKS = 4  # weeks of future schedule, and of busy past schedule, around today
 HISTORY_MONTHS = 2  # the past schedule starts this many whole months back (the billing history)
 STEP = dt.timedelta(minutes=15)
@@ -114,18 +205,27 @@ def _demo_rows(n: int, rng: random.Random) -> list[dict]:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         year = rng.randint(1935, 2024)
         row = {
-            "first_name": first, "last_name": last, "dob": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            "first_name": first,
+            "last_name": last,
+            "dob": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
             "sex_at_birth": rng.choice(["female", "male", "female", "male", "unknown"]),
             "phone": f"{rng.choice(['860', '312', '203'])}-555-01{rng.randint(0, 99):02d}",
-            "email": f"{first.lower()}.{i}@example.org".encode("ascii", "ignore").decode() if rng.random() < 0.7 else "",
+            "email": f"{first.lower()}.{i}@example.org".encode("ascii", "ignore").decode()
+            if rng.random() < 0.7
+            else "",
             "address_line1": f"{rng.randint(1, 999)} {rng.choice(STREETS)}",
             "city": rng.choice(["Hartford", "Chicago", "New Haven", "Evanston"]),
-            "state": rng.choice(["CT", "IL"]), "postal_code": f"{rng.randint(10000, 99999)}", "country": "US",
+            "state": rng.choice(["CT", "IL"]),
+            "postal_code": f"{rng.randint(10000, 99999)}",
+            "country": "US",
             "preferred_channel": rng.choice(["sms", "email", "phone"]),
             "consent_sms": "yes" if rng.random() < 0.6 else "no",
             "consent_email": "yes" if rng.random() < 0.5 else "no",
-            "ssn": (f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-                    if rng.random() < 0.3 else ""),
+            "ssn": (
+                f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+                if rng.random() < 0.3
+                else ""
+            ),
         }
         if row["preferred_channel"] == "email" and not row["email"]:
             row["preferred_channel"] = "phone"
@@ -139,8 +239,13 @@ def _demo_rows(n: int, rng: random.Random) -> list[dict]:
     return rows
 
 
-def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
-          progress: Callable[[int, int], None] | None = None) -> dict:
+def build(
+    settings: Settings,
+    *,
+    patient_count: int = 300,
+    seed: int = 2026,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Initialize (if needed) and fill a demo practice. Refuses a database holding a real
     practice (ConflictError); rerunning on a demo database changes nothing."""
     count = patient_count
@@ -155,8 +260,10 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
             fresh = True
         else:
             if not organization.is_demo:
-                raise ConflictError(f"{redact_url(settings.database_url)} holds the practice {organization.name!r}",
-                                    hint="build the demo elsewhere with `hpms demo --home DIR`")
+                raise ConflictError(
+                    f"{redact_url(settings.database_url)} holds the practice {organization.name!r}",
+                    hint="build the demo elsewhere with `hpms demo --home DIR`",
+                )
             if n:
                 return _summary(settings, created=False)
     if fresh:
@@ -185,16 +292,27 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
         for i, mrn in enumerate(ids):
             if rng.random() < 0.85:
                 name, code, _, _ = PAYERS[i % len(PAYERS)]
-                coverage.add_coverage(ctx, patient=mrn, payer=code,
-                                      member_id=f"{code[:3].upper()}{rng.randint(10**8, 10**9 - 1)}",
-                                      group_number=f"G{rng.randint(100, 999)}", valid_from="2026-01-01")
+                coverage.add_coverage(
+                    ctx,
+                    patient=mrn,
+                    payer=code,
+                    member_id=f"{code[:3].upper()}{rng.randint(10**8, 10**9 - 1)}",
+                    group_number=f"G{rng.randint(100, 999)}",
+                    valid_from="2026-01-01",
+                )
                 if rng.random() < 0.15:
                     other = PAYERS[(i + 1) % len(PAYERS)][1]
-                    coverage.add_coverage(ctx, patient=mrn, payer=other, priority="secondary",
-                                          member_id=f"S{rng.randint(10**8, 10**9 - 1)}", relationship="spouse",
-                                          subscriber=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-                                          # Medicare pays second: the spouse's employer plan is primary
-                                          medicare_secondary_type="12" if other == "MCRB1" else None)
+                    coverage.add_coverage(
+                        ctx,
+                        patient=mrn,
+                        payer=other,
+                        priority="secondary",
+                        member_id=f"S{rng.randint(10**8, 10**9 - 1)}",
+                        relationship="spouse",
+                        subscriber=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                        # Medicare pays second: the spouse's employer plan is primary
+                        medicare_secondary_type="12" if other == "MCRB1" else None,
+                    )
         _schedule(ctx, rng, ctx.now())
         _billing_setup(ctx)
         _encounters(ctx, rng, ctx.now())
@@ -203,6 +321,7 @@ def build(settings: Settings, *, patient_count: int = 300, seed: int = 2026,
 
 
 # ---- the schedule ----------------------------------------------------------------------------
+
 
 def _npi(base: str) -> str:
     """`base` (9 digits) with the check digit that makes it a valid NPI."""
@@ -223,9 +342,14 @@ def _holidays(first: dt.date, last: dt.date) -> list[tuple[dt.date, str]]:
     staff training day when there is none."""
     found = []
     for y in range(first.year, last.year + 1):
-        for day, name in ((dt.date(y, 1, 1), "New Year's Day"), (_nth_weekday(y, 5, 0, -1), "Memorial Day"),
-                          (dt.date(y, 7, 4), "Independence Day"), (_nth_weekday(y, 9, 0, 1), "Labor Day"),
-                          (_nth_weekday(y, 11, 3, 4), "Thanksgiving"), (dt.date(y, 12, 25), "Christmas Day")):
+        for day, name in (
+            (dt.date(y, 1, 1), "New Year's Day"),
+            (_nth_weekday(y, 5, 0, -1), "Memorial Day"),
+            (dt.date(y, 7, 4), "Independence Day"),
+            (_nth_weekday(y, 9, 0, 1), "Labor Day"),
+            (_nth_weekday(y, 11, 3, 4), "Thanksgiving"),
+            (dt.date(y, 12, 25), "Christmas Day"),
+        ):
             if first <= day <= last and day.weekday() < 5:
                 found.append((day, name))
     if not found:
@@ -238,9 +362,12 @@ def _new_ids(session, table: str, count: int) -> list[int]:
     """Ids for rows about to be bulk inserted (the id sequence on PostgreSQL; past the largest
     id on SQLite, safe under its BEGIN IMMEDIATE write lock)."""
     if session.get_bind().dialect.name == "postgresql":
-        return list(session.execute(sa.text(
-            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-            {"n": count}).scalars())
+        return list(
+            session.execute(
+                sa.text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+                {"n": count},
+            ).scalars()
+        )
     top = session.execute(sa.text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
     return list(range(top + 1, top + 1 + count))
 
@@ -287,8 +414,16 @@ class _Calendar:
         return None
 
 
-def _visit(rng: random.Random, *, now: dt.datetime, start: dt.datetime, duration: dt.timedelta,
-           window: dt.timedelta, booked_at: dt.datetime | None = None, status: str | None = None) -> dict:
+def _visit(
+    rng: random.Random,
+    *,
+    now: dt.datetime,
+    start: dt.datetime,
+    duration: dt.timedelta,
+    window: dt.timedelta,
+    booked_at: dt.datetime | None = None,
+    status: str | None = None,
+) -> dict:
     """Status and lifecycle timestamps of a visit as the front desk would have left them by now:
     past visits completed (about 8% no-shows, 10% cancelled, a third of those late), today's
     under way, future ones booked or confirmed (a few cancelled, their time freed)."""
@@ -308,18 +443,19 @@ def _visit(rng: random.Random, *, now: dt.datetime, start: dt.datetime, duration
             status = "confirmed"
         else:
             status = "booked"
-    v: dict = dict.fromkeys(("confirmed_at", "arrived_at", "roomed_at", "completed_at", "no_show_at",
-                             "cancelled_at"))
+    v: dict = dict.fromkeys(("confirmed_at", "arrived_at", "roomed_at", "completed_at", "no_show_at", "cancelled_at"))
     if booked_at is None:
         lead = dt.timedelta(hours=rng.uniform(20, 24 * 30))
-        booked_at = min(start - lead, now - _minutes(rng, 30, 60 * 24 * 21)) if ahead > dt.timedelta(0) \
-            else start - lead
+        booked_at = (
+            min(start - lead, now - _minutes(rng, 30, 60 * 24 * 21)) if ahead > dt.timedelta(0) else start - lead
+        )
     v["late_cancel"] = False
     if status == "cancelled":
         if end <= now:
             late = rng.random() < 0.35
-            v["cancelled_at"] = start - (dt.timedelta(hours=rng.uniform(1, 20)) if late
-                                         else dt.timedelta(hours=rng.uniform(30, 24 * 9)))
+            v["cancelled_at"] = start - (
+                dt.timedelta(hours=rng.uniform(1, 20)) if late else dt.timedelta(hours=rng.uniform(30, 24 * 9))
+            )
         else:
             v["cancelled_at"] = now - _minutes(rng, 5, 60 * 24 * 3)
         if v["cancelled_at"] <= booked_at:
@@ -366,12 +502,21 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
     provs: dict[str, int] = {}
     for username, first, last, cred, base, taxonomy, color, where in PROVIDERS:
         provs[username] = resources.add_provider(
-            ctx, first_name=first, last_name=last, credentials=cred, npi=_npi(base), taxonomy=taxonomy,
-            color=color, username=username, locations=[locs[i].id for i in where]).id
+            ctx,
+            first_name=first,
+            last_name=last,
+            credentials=cred,
+            npi=_npi(base),
+            taxonomy=taxonomy,
+            color=color,
+            username=username,
+            locations=[locs[i].id for i in where],
+        ).id
     for username, i, days, start, end, rule in HOURS:
         frm = monday + dt.timedelta(days=4) if rule else monday  # the every-other-Friday rule counts from a Friday
-        availability.set_hours(ctx, provs[username], location=locs[i].id, days=days, start=start, end=end,
-                               effective_from=frm, rrule=rule)
+        availability.set_hours(
+            ctx, provs[username], location=locs[i].id, days=days, start=start, end=end, effective_from=frm, rrule=rule
+        )
     rooms: dict[int, list[tuple[int, str]]] = {loc.id: [] for loc in locs}
     for i, name, kind in ROOMS:
         room = resources.add_room(ctx, location=locs[i].id, name=name, kind=kind)
@@ -379,17 +524,35 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
             rooms[locs[i].id].append((room.id, kind))
     types = []
     for name, minutes, buffer, color, self_bookable, needs_room, code, share in TYPES:
-        types.append((resources.add_type(ctx, name=name, duration_min=minutes, buffer_min=buffer, color=color,
-                                         self_bookable=self_bookable, needs_room=needs_room, default_code=code),
-                      share))
+        types.append(
+            (
+                resources.add_type(
+                    ctx,
+                    name=name,
+                    duration_min=minutes,
+                    buffer_min=buffer,
+                    color=color,
+                    self_bookable=self_bookable,
+                    needs_room=needs_room,
+                    default_code=code,
+                ),
+                share,
+            )
+        )
     for day, name in _holidays(first_day, last_day):
         availability.add_time_off(ctx, start=day.isoformat(), reason=f"{name} (practice closed)")
     conference = today + dt.timedelta(days=17 - today.weekday())  # Thursday and Friday the week after next
-    availability.add_time_off(ctx, provider=provs["drsmith"], start=conference.isoformat(),
-                              end=(conference + dt.timedelta(days=1)).isoformat(), reason="CME conference")
+    availability.add_time_off(
+        ctx,
+        provider=provs["drsmith"],
+        start=conference.isoformat(),
+        end=(conference + dt.timedelta(days=1)).isoformat(),
+        reason="CME conference",
+    )
     errand = today + dt.timedelta(days=9 - today.weekday())  # Wednesday next week, afternoon
-    availability.add_time_off(ctx, provider=provs["drnguyen"], start=f"{errand} 13:00", end=f"{errand} 17:00",
-                              reason="Personal")
+    availability.add_time_off(
+        ctx, provider=provs["drnguyen"], start=f"{errand} 13:00", end=f"{errand} 17:00", reason="Personal"
+    )
 
     window = dt.timedelta(hours=session.get(Organization, ctx.org_id).late_cancel_hours)
     patients = session.execute(sa.text("SELECT id, mrn FROM patient WHERE active ORDER BY id")).all()
@@ -405,8 +568,15 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
         pid = patient_id or cal.patient(rng, patient_ids, day)
         if pid is None:
             return False
-        visit = _visit(rng, now=now, start=start, duration=duration, window=window, booked_at=booked_at,
-                       status="booked" if series and start > now else None)
+        visit = _visit(
+            rng,
+            now=now,
+            start=start,
+            duration=duration,
+            window=window,
+            booked_at=booked_at,
+            status="booked" if series and start > now else None,
+        )
         blocking = visit["status"] in BLOCKING_STATUSES
         room_id = None
         if atype.needs_room or visit["roomed_at"] is not None:
@@ -420,15 +590,26 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
                 cal.take(("room", room_id), start, block_end)
         cal.patient_days.add((pid, day))
         self_booked = atype.self_bookable and rng.random() < 0.4
-        rows.append({
-            "org_id": ctx.org_id, "patient_id": pid, "provider_id": provs[prov], "location_id": loc.id,
-            "room_id": room_id, "type_id": atype.id, "series_id": series[0] if series else None,
-            "series_index": series[1] if series else None, "start_utc": start, "end_utc": start + duration,
-            "block_end_utc": block_end,
-            "reason": rng.choice(VISIT_REASONS[atype.name]) if rng.random() < 0.8 else None, "override": False,
-            "cancel_reason": rng.choice(CANCEL_REASONS) if visit["status"] == "cancelled" else None,
-            "booked_by": None if self_booked else user_ids[prov] if rng.random() < 0.1 else rng.choice(desk),
-            **visit})
+        rows.append(
+            {
+                "org_id": ctx.org_id,
+                "patient_id": pid,
+                "provider_id": provs[prov],
+                "location_id": loc.id,
+                "room_id": room_id,
+                "type_id": atype.id,
+                "series_id": series[0] if series else None,
+                "series_index": series[1] if series else None,
+                "start_utc": start,
+                "end_utc": start + duration,
+                "block_end_utc": block_end,
+                "reason": rng.choice(VISIT_REASONS[atype.name]) if rng.random() < 0.8 else None,
+                "override": False,
+                "cancel_reason": rng.choice(CANCEL_REASONS) if visit["status"] == "cancelled" else None,
+                "booked_by": None if self_booked else user_ids[prov] if rng.random() < 0.1 else rng.choice(desk),
+                **visit,
+            }
+        )
         return True
 
     # A weekly series first (its times are fixed): follow-ups with Dr. Smith, Tuesdays 08:30.
@@ -449,8 +630,15 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
         start = lt.wall_to_utc(naive, main.tz)
         end = start + dt.timedelta(minutes=follow_up.duration_min + follow_up.buffer_min)
         if any(s <= start and end <= e for s, e in opens_smith):  # a holiday or time off skips a week
-            place("drsmith", main, follow_up, start, patient_id=series_patient, series=(series.id, index),
-                  booked_at=created)
+            place(
+                "drsmith",
+                main,
+                follow_up,
+                start,
+                patient_id=series_patient,
+                series=(series.id, index),
+                booked_at=created,
+            )
 
     # Then every provider's open time, slot by slot: most of the past filled, the future less
     # and less as it gets further away, lunchtime mostly left free.
@@ -463,15 +651,21 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
                 while t + STEP <= e:
                     local = lt.to_local(t, loc.tz)
                     days_ahead = (local.date() - today).days
-                    chance = (0.88 if days_ahead > -7 * WEEKS else 0.55) if days_ahead <= 0 \
+                    chance = (
+                        (0.88 if days_ahead > -7 * WEEKS else 0.55)
+                        if days_ahead <= 0
                         else 0.9 - 0.6 * days_ahead / (7 * WEEKS)
+                    )
                     if local.hour == 12:
                         chance *= 0.2
                     atype = rng.choices(kinds, weights)[0]
                     block_end = t + dt.timedelta(minutes=atype.duration_min + atype.buffer_min)
-                    if (rng.random() < chance and block_end <= e
-                            and cal.free(("provider", provs[prov]), t, block_end)
-                            and place(prov, loc, atype, t)):
+                    if (
+                        rng.random() < chance
+                        and block_end <= e
+                        and cal.free(("provider", provs[prov]), t, block_end)
+                        and place(prov, loc, atype, t)
+                    ):
                         t = block_end + (-(block_end - s)) % STEP  # next start on the quarter hour
                     else:
                         t += STEP
@@ -483,16 +677,32 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
     table = Appointment.__table__
     events = []
     for k in range(0, len(rows), patient_import.CHUNK):
-        chunk = rows[k:k + patient_import.CHUNK]
+        chunk = rows[k : k + patient_import.CHUNK]
         bulk_insert(session, table, chunk)
-        events.append(audit.Event("create", "appointment", patient_ids=[r["patient_id"] for r in chunk],
-                                  fields=["patient", "provider", "start", "type", "status"],
-                                  detail=f"demo schedule: appointments {chunk[0]['id']}-{chunk[-1]['id']}"))
+        events.append(
+            audit.Event(
+                "create",
+                "appointment",
+                patient_ids=[r["patient_id"] for r in chunk],
+                fields=["patient", "provider", "start", "type", "status"],
+                detail=f"demo schedule: appointments {chunk[0]['id']}-{chunk[-1]['id']}",
+            )
+        )
     # Future cancellations gave their time back: the waitlist's offers come from these.
-    freed = [{"org_id": ctx.org_id, "provider_id": r["provider_id"], "location_id": r["location_id"],
-              "start_utc": r["start_utc"], "end_utc": r["block_end_utc"], "appointment_id": r["id"],
-              "status": "open", "freed_at": r["cancelled_at"]}
-             for r in rows if r["status"] == "cancelled" and r["start_utc"] > now]
+    freed = [
+        {
+            "org_id": ctx.org_id,
+            "provider_id": r["provider_id"],
+            "location_id": r["location_id"],
+            "start_utc": r["start_utc"],
+            "end_utc": r["block_end_utc"],
+            "appointment_id": r["id"],
+            "status": "open",
+            "freed_at": r["cancelled_at"],
+        }
+        for r in rows
+        if r["status"] == "cancelled" and r["start_utc"] > now
+    ]
     bulk_insert(session, FreedSlot.__table__, freed)
     if freed:
         events.append(audit.Event("create", "freed_slot", detail=f"demo schedule: {len(freed)} freed slot(s)"))
@@ -500,32 +710,65 @@ def _schedule(ctx, rng: random.Random, now: dt.datetime) -> None:
 
     mrns = dict(patients)
     waiting = rng.sample(patient_ids, min(4, len(patient_ids)))  # a tiny demo: one patient may wait twice
-    for k, (type_name, provider, location, earliest, latest, note) in enumerate((
+    for k, (type_name, provider, location, earliest, latest, note) in enumerate(
+        (
             ("Follow-up", provs["drsmith"], None, None, last_day, "Would like an earlier visit; mornings preferred"),
             ("New patient", None, locs[1].id, None, None, "New to the area"),
             ("Annual physical", None, None, "tomorrow", None, None),
-            ("Telehealth", None, None, None, None, "Can take a video visit at short notice"))):
-        waitlist.add(ctx, patient=mrns[waiting[k % len(waiting)]], type=by_name[type_name].id, provider=provider, location=location,
-                     earliest=earliest, latest=latest, note=note)
+            ("Telehealth", None, None, None, None, "Can take a video visit at short notice"),
+        )
+    ):
+        waitlist.add(
+            ctx,
+            patient=mrns[waiting[k % len(waiting)]],
+            type=by_name[type_name].id,
+            provider=provider,
+            location=location,
+            earliest=earliest,
+            latest=latest,
+            note=note,
+        )
 
 
 # ---- billing ---------------------------------------------------------------------------------
 
 CLAIMS_DIR = "claims"  # under HPMS_HOME: where the demo's billing run writes its 837P files
 FEES = {  # the default schedule (USD)
-    "99202": "95.00", "99203": "140.00", "99204": "210.00", "99205": "275.00", "99211": "30.00",
-    "99212": "65.00", "99213": "110.00", "99214": "165.00", "99215": "225.00", "99396": "220.00",
-    "11102": "145.00", "17110": "120.00", "36415": "12.00", "80053": "24.00", "85025": "15.00",
-    "83036": "20.00", "93000": "38.00", "90471": "28.00", "90686": "42.00", "81002": "9.50",
+    "99202": "95.00",
+    "99203": "140.00",
+    "99204": "210.00",
+    "99205": "275.00",
+    "99211": "30.00",
+    "99212": "65.00",
+    "99213": "110.00",
+    "99214": "165.00",
+    "99215": "225.00",
+    "99396": "220.00",
+    "11102": "145.00",
+    "17110": "120.00",
+    "36415": "12.00",
+    "80053": "24.00",
+    "85025": "15.00",
+    "83036": "20.00",
+    "93000": "38.00",
+    "90471": "28.00",
+    "90686": "42.00",
+    "81002": "9.50",
 }
-PAYER_FEES = ("60054", {"99213": "98.00", "99214": "148.00", "99215": "201.00", "99396": "195.00",
-                        "36415": "10.00"})  # Acme Health Plan pays less for these
+PAYER_FEES = (
+    "60054",
+    {"99213": "98.00", "99214": "148.00", "99215": "201.00", "99396": "195.00", "36415": "10.00"},
+)  # Acme Health Plan pays less for these
 # appointment type -> E/M codes drawn from, and diagnoses (ICD-10-CM) drawn from
 VISITS = {
-    "New patient": (["99202", "99203", "99203", "99204", "99204", "99205"],
-                    ["E11.9", "I10", "E78.5", "K21.9", "F41.9", "E03.9", "R73.03", "J30.9"]),
-    "Follow-up": (["99212", "99213", "99213", "99213", "99214", "99214", "99215"],
-                  ["E11.9", "I10", "E78.5", "M54.50", "K21.9", "F41.9", "E03.9", "R73.03"]),
+    "New patient": (
+        ["99202", "99203", "99203", "99204", "99204", "99205"],
+        ["E11.9", "I10", "E78.5", "K21.9", "F41.9", "E03.9", "R73.03", "J30.9"],
+    ),
+    "Follow-up": (
+        ["99212", "99213", "99213", "99213", "99214", "99214", "99215"],
+        ["E11.9", "I10", "E78.5", "M54.50", "K21.9", "F41.9", "E03.9", "R73.03"],
+    ),
     "Annual physical": (["99396"], ["Z00.00"]),
     "Telehealth": (["99212", "99213", "99213"], ["J06.9", "J02.9", "R05.9", "J30.9", "F41.9"]),
     "Procedure": (["11102", "17110"], ["L82.1", "D48.5", "L57.0", "B07.9"]),
@@ -534,11 +777,19 @@ VISITS = {
 
 def _billing_setup(ctx) -> None:
     """The practice's X12 identities and its fee schedules (default and one payer's)."""
-    from hpms.services.billing import fees, runner as billing
+    from hpms.services.billing import fees
+    from hpms.services.billing import runner as billing
 
-    billing.set_profile(ctx, tax_id="06-1234567", submitter_id="RIVERSIDE01", submitter_name=PRACTICE,
-                        receiver_id="DEMOCLEAR", receiver_name="Demo Clearinghouse", contact_name="Priya Nair",
-                        contact_phone="860-555-0100")
+    billing.set_profile(
+        ctx,
+        tax_id="06-1234567",
+        submitter_id="RIVERSIDE01",
+        submitter_name=PRACTICE,
+        receiver_id="DEMOCLEAR",
+        receiver_name="Demo Clearinghouse",
+        contact_name="Priya Nair",
+        contact_phone="860-555-0100",
+    )
     for code, amount in FEES.items():
         fees.set_fee(ctx, code, amount)
     payer, prices = PAYER_FEES
@@ -593,11 +844,19 @@ def _encounters(ctx, rng: random.Random, now: dt.datetime) -> None:
     tz = dict(session.execute(sa.select(Location.id, Location.tz).where(Location.org_id == ctx.org_id)).all())
     signer = dict(session.execute(sa.text("SELECT id, user_id FROM provider")).all())
     visits = session.execute(
-        sa.select(Appointment.id, Appointment.patient_id, Appointment.provider_id, Appointment.location_id,
-                  Appointment.start_utc, Appointment.completed_at, AppointmentType.name)
+        sa.select(
+            Appointment.id,
+            Appointment.patient_id,
+            Appointment.provider_id,
+            Appointment.location_id,
+            Appointment.start_utc,
+            Appointment.completed_at,
+            AppointmentType.name,
+        )
         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
         .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
-        .order_by(Appointment.start_utc, Appointment.id)).all()
+        .order_by(Appointment.start_utc, Appointment.id)
+    ).all()
     if not visits:
         return
     t = Encounter.__table__
@@ -615,23 +874,55 @@ def _encounters(ctx, rng: random.Random, now: dt.datetime) -> None:
         for seq, (code, mods, units, pointers) in enumerate(procs, 1):
             charge = int(FEES[code].replace(".", "")) * units
             total += charge
-            lines.append({"encounter_id": eid, "seq": seq, "code": code, "modifiers": mods, "units": units,
-                          "pointers": pointers, "charge_cents": charge, "service_date": day})
+            lines.append(
+                {
+                    "encounter_id": eid,
+                    "seq": seq,
+                    "code": code,
+                    "modifiers": mods,
+                    "units": units,
+                    "pointers": pointers,
+                    "charge_cents": charge,
+                    "service_date": day,
+                }
+            )
         dxs += [{"encounter_id": eid, "seq": seq, "code": code} for seq, code in enumerate(codes, 1)]
         signed = day < today[loc]
         signed_at = min(completed + dt.timedelta(hours=rng.uniform(1, 6)), now) if signed else None
-        encs.append({"id": eid, "org_id": ctx.org_id, "patient_id": pid, "provider_id": prov, "location_id": loc,
-                     "appointment_id": appt, "service_date": day, "place_of_service": pos,
-                     "status": "signed" if signed else "draft", "total_cents": total, "signed_at": signed_at,
-                     "signed_by": signer.get(prov) if signed else None, "billed_at": None,
-                     "version": 2 if signed else 1, "created_by": signer.get(prov), "created_at": completed,
-                     "updated_at": signed_at or completed})
+        encs.append(
+            {
+                "id": eid,
+                "org_id": ctx.org_id,
+                "patient_id": pid,
+                "provider_id": prov,
+                "location_id": loc,
+                "appointment_id": appt,
+                "service_date": day,
+                "place_of_service": pos,
+                "status": "signed" if signed else "draft",
+                "total_cents": total,
+                "signed_at": signed_at,
+                "signed_by": signer.get(prov) if signed else None,
+                "billed_at": None,
+                "version": 2 if signed else 1,
+                "created_by": signer.get(prov),
+                "created_at": completed,
+                "updated_at": signed_at or completed,
+            }
+        )
     bulk_insert(session, t, encs)
     bulk_insert(session, EncounterDiagnosis.__table__, dxs)
     bulk_insert(session, EncounterLine.__table__, lines)
-    audit.record(ctx, audit.Event("create", "encounter", patient_ids=sorted({e["patient_id"] for e in encs}),
-                                  fields=["diagnoses", "lines", "status"],
-                                  detail=f"demo charge capture: encounters {ids[0]}-{ids[-1]}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "encounter",
+            patient_ids=sorted({e["patient_id"] for e in encs}),
+            fields=["diagnoses", "lines", "status"],
+            detail=f"demo charge capture: encounters {ids[0]}-{ids[-1]}",
+        ),
+    )
 
 
 ERA_DIR = "era"  # under HPMS_HOME: the demo payers' remittance files
@@ -654,7 +945,8 @@ def _history(settings: Settings, rng: random.Random) -> None:
     (`hpms remits import`), the nightly billing run bills the signed visits up to Sunday
     (secondary claims included) and the files are marked submitted; in the days after an 835,
     some patients pay what it left to them. This week's visits wait for tonight's run."""
-    from hpms.services.billing import claims, runner as billing
+    from hpms.services.billing import claims
+    from hpms.services.billing import runner as billing
 
     out = Path(settings.home) / CLAIMS_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -667,11 +959,15 @@ def _history(settings: Settings, rng: random.Random) -> None:
     files = 0
     while monday <= today:
         files = _answers(settings, rng, monday, today, era, files)
-        billing.run(settings, out_dir=out, through=(monday - dt.timedelta(days=1)).isoformat(),
-                    clock=_at(monday, RUN_HOUR))
+        billing.run(
+            settings, out_dir=out, through=(monday - dt.timedelta(days=1)).isoformat(), clock=_at(monday, RUN_HOUR)
+        )
         with open_context(settings, clock=_at(monday, 9)) as ctx:
-            for file_id in ctx.session.execute(sa.text(
-                    "SELECT id FROM x12_file WHERE status = 'written' ORDER BY id")).scalars().all():
+            for file_id in (
+                ctx.session.execute(sa.text("SELECT id FROM x12_file WHERE status = 'written' ORDER BY id"))
+                .scalars()
+                .all()
+            ):
                 claims.mark_submitted(ctx, file_id)
         monday += dt.timedelta(days=7)
 
@@ -692,27 +988,38 @@ def _answers(settings: Settings, rng: random.Random, day: dt.date, today: dt.dat
     cent = Decimal("0.01")
     with open_context(settings) as ctx:
         s = ctx.session
-        rows = s.execute(sa.text(
-            "SELECT c.id, c.control_number, c.primary_claim_id, p.first_name, p.last_name, py.name, py.payer_id "
-            "FROM claim c JOIN x12_file f ON f.id = c.x12_file_id JOIN patient p ON p.id = c.patient_id "
-            "JOIN payer py ON py.id = c.payer_id WHERE c.status = 'submitted' AND f.submitted_at <= :cutoff "
-            "ORDER BY c.id"),
-            {"cutoff": dt.datetime.combine(day - dt.timedelta(days=PAID_AFTER), dt.time(23, 59), tzinfo=dt.UTC)}).all()
+        rows = s.execute(
+            sa.text(
+                "SELECT c.id, c.control_number, c.primary_claim_id, p.first_name, p.last_name, py.name, py.payer_id "
+                "FROM claim c JOIN x12_file f ON f.id = c.x12_file_id JOIN patient p ON p.id = c.patient_id "
+                "JOIN payer py ON py.id = c.payer_id WHERE c.status = 'submitted' AND f.submitted_at <= :cutoff "
+                "ORDER BY c.id"
+            ),
+            {"cutoff": dt.datetime.combine(day - dt.timedelta(days=PAID_AFTER), dt.time(23, 59), tzinfo=dt.UTC)},
+        ).all()
         if not rows:
             return files
         ids = [r.id for r in rows]
         lines: dict[int, list] = {}
-        for ln in s.execute(sa.text("SELECT claim_id, seq, code, modifiers, units, charge_cents, service_date "
-                                    "FROM claim_line WHERE claim_id IN :ids ORDER BY claim_id, seq")
-                            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": ids}):
+        for ln in s.execute(
+            sa.text(
+                "SELECT claim_id, seq, code, modifiers, units, charge_cents, service_date "
+                "FROM claim_line WHERE claim_id IN :ids ORDER BY claim_id, seq"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"ids": ids},
+        ):
             lines.setdefault(ln.claim_id, []).append(ln)
         primaries = [r.primary_claim_id for r in rows if r.primary_claim_id]
         left: dict[tuple[int, int], int] = {}  # (primary claim, line seq) -> what it left to the patient
         if primaries:
-            for cid, seq, cents in s.execute(sa.text(
+            for cid, seq, cents in s.execute(
+                sa.text(
                     "SELECT l.claim_id, l.seq, sum(a.amount_cents) FROM remit_adjustment a "
                     "JOIN claim_line l ON l.id = a.claim_line_id WHERE a.group_code = 'PR' AND l.claim_id IN :ids "
-                    "GROUP BY l.claim_id, l.seq").bindparams(sa.bindparam("ids", expanding=True)), {"ids": primaries}):
+                    "GROUP BY l.claim_id, l.seq"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": primaries},
+            ):
                 left[(cid, seq)] = int(cents)
     by_payer: dict[tuple[str, str], list] = {}
     for cid, control, primary, first, last, payer_name, payer_code in rows:
@@ -742,30 +1049,59 @@ def _answers(settings: Settings, rng: random.Random, day: dt.date, today: dt.dat
                     adj.append(Adjustment("PR", code, patient))
                 paid = allowed - patient
             mods = tuple(m for m in ln.modifiers.split(",") if m)
-            paid_lines.append(ServicePayment(procedure=Procedure("HC", ln.code, mods), charge_amount=charge,
-                                             paid_amount=paid, units=Decimal(ln.units),
-                                             service_date_from=dt.date.fromisoformat(str(ln.service_date)),
-                                             adjustments=tuple(adj)))
+            paid_lines.append(
+                ServicePayment(
+                    procedure=Procedure("HC", ln.code, mods),
+                    charge_amount=charge,
+                    paid_amount=paid,
+                    units=Decimal(ln.units),
+                    service_date_from=dt.date.fromisoformat(str(ln.service_date)),
+                    adjustments=tuple(adj),
+                )
+            )
         total = sum((ln.charge_amount for ln in paid_lines), Decimal("0"))
         paid = sum((ln.paid_amount for ln in paid_lines), Decimal("0"))
         owed = sum((a.amount for ln in paid_lines for a in ln.adjustments if a.group == "PR"), Decimal("0"))
-        by_payer.setdefault((payer_name, payer_code), []).append(ClaimPayment(
-            patient_control_number=control, status_code="4" if denied else "2" if primary else "1",
-            charge_amount=total, paid_amount=paid, patient_responsibility=owed, filing_indicator="12",
-            payer_claim_control_number=f"{payer_code}{cid:08d}",
-            patient=NamedEntity("QC", last.upper(), first.upper()), lines=tuple(paid_lines)))
+        by_payer.setdefault((payer_name, payer_code), []).append(
+            ClaimPayment(
+                patient_control_number=control,
+                status_code="4" if denied else "2" if primary else "1",
+                charge_amount=total,
+                paid_amount=paid,
+                patient_responsibility=owed,
+                filing_indicator="12",
+                payer_claim_control_number=f"{payer_code}{cid:08d}",
+                patient=NamedEntity("QC", last.upper(), first.upper()),
+                lines=tuple(paid_lines),
+            )
+        )
     created = _at(day, 6)()
     for (payer_name, payer_code), paid_claims in sorted(by_payer.items()):
         files += 1
         remittance = Remittance(
-            isa_control=f"{files:09d}", gs_control=str(files), st_control="0001", handling_code="I",
-            payment_amount=sum((c.paid_amount for c in paid_claims), Decimal("0")), credit_debit="C",
-            payment_method="ACH", payment_date=day, trace_number=f"EFT{day:%y%m%d}{files:04d}",
-            trace_originator="1512345678", payer_name=payer_name.upper(), payer_id=payer_code,
-            payee_name=PRACTICE.upper(), payee_npi=LOCATIONS[0]["npi"], claims=tuple(paid_claims))
+            isa_control=f"{files:09d}",
+            gs_control=str(files),
+            st_control="0001",
+            handling_code="I",
+            payment_amount=sum((c.paid_amount for c in paid_claims), Decimal("0")),
+            credit_debit="C",
+            payment_method="ACH",
+            payment_date=day,
+            trace_number=f"EFT{day:%y%m%d}{files:04d}",
+            trace_originator="1512345678",
+            payer_name=payer_name.upper(),
+            payer_id=payer_code,
+            payee_name=PRACTICE.upper(),
+            payee_npi=LOCATIONS[0]["npi"],
+            claims=tuple(paid_claims),
+        )
         path = era / f"{payer_code}-{day:%Y%m%d}.835"
-        write_atomically(path, write_835([remittance], sender_id=payer_code, receiver_id="RIVERSIDE01",
-                                         isa_control=files, created=created).encode())
+        write_atomically(
+            path,
+            write_835(
+                [remittance], sender_id=payer_code, receiver_id="RIVERSIDE01", isa_control=files, created=created
+            ).encode(),
+        )
         with open_context(settings, clock=_at(day, 11)) as ctx:
             remits.import_file(ctx, path)
     _patients_pay(settings, rng, day, today, ids)
@@ -780,33 +1116,53 @@ def _patients_pay(settings: Settings, rng: random.Random, day: dt.date, today: d
     from hpms.services.payments import payments
 
     with open_context(settings) as ctx:
-        owing = ctx.session.execute(sa.text(
-            "SELECT patient_id, sum(amount_cents) FROM ledger_entry WHERE responsibility = 'patient' "
-            "AND patient_id IN (SELECT patient_id FROM claim WHERE id IN :ids) "
-            "GROUP BY patient_id HAVING sum(amount_cents) > 0 ORDER BY patient_id")
-            .bindparams(sa.bindparam("ids", expanding=True)), {"ids": claim_ids}).all()
+        owing = ctx.session.execute(
+            sa.text(
+                "SELECT patient_id, sum(amount_cents) FROM ledger_entry WHERE responsibility = 'patient' "
+                "AND patient_id IN (SELECT patient_id FROM claim WHERE id IN :ids) "
+                "GROUP BY patient_id HAVING sum(amount_cents) > 0 ORDER BY patient_id"
+            ).bindparams(sa.bindparam("ids", expanding=True)),
+            {"ids": claim_ids},
+        ).all()
     for pid, cents in owing:
         if rng.random() >= 0.5:
             continue
         when = min(day + dt.timedelta(days=rng.randint(1, 7)), today)
         amount = Decimal(cents).scaleb(-2) if rng.random() < 0.7 else Decimal(min(cents, 2000)).scaleb(-2)
         with open_context(settings, clock=_at(when, 15)) as ctx:
-            payments.record(ctx, patient=pid, amount=amount, method=rng.choice(("card", "card", "cash", "check")),
-                            reference="demo", date=when)
+            payments.record(
+                ctx,
+                patient=pid,
+                amount=amount,
+                method=rng.choice(("card", "card", "cash", "check")),
+                reference="demo",
+                date=when,
+            )
 
 
 def _summary(settings: Settings, *, created: bool) -> dict:
     with open_context(settings) as ctx:
         s = ctx.session
         count = lambda table: s.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: E731
-        return {"created": created, "database": redact_url(settings.database_url), "home": str(settings.home),
-                "organization": org.organization(ctx).name, "locations": count("location"),
-                "users": count("hpms_user"), "payers": count("payer"), "patients": count("patient"),
-                "coverages": count("coverage"), "providers": count("provider"),
-                "appointments": count("appointment"), "waitlist": count("waitlist_entry"),
-                "encounters": count("encounter"), "claims": count("claim"), "claim_files": count("x12_file"),
-                "worklist": s.execute(sa.text("SELECT count(*) FROM worklist_item WHERE resolved_at IS NULL"))
-                .scalar_one(), "claims_dir": str(Path(settings.home) / CLAIMS_DIR),
-                "remittances": count("remittance"), "ledger_entries": count("ledger_entry"),
-                "era_dir": str(Path(settings.home) / ERA_DIR)}
-
+        return {
+            "created": created,
+            "database": redact_url(settings.database_url),
+            "home": str(settings.home),
+            "organization": org.organization(ctx).name,
+            "locations": count("location"),
+            "users": count("hpms_user"),
+            "payers": count("payer"),
+            "patients": count("patient"),
+            "coverages": count("coverage"),
+            "providers": count("provider"),
+            "appointments": count("appointment"),
+            "waitlist": count("waitlist_entry"),
+            "encounters": count("encounter"),
+            "claims": count("claim"),
+            "claim_files": count("x12_file"),
+            "worklist": s.execute(sa.text("SELECT count(*) FROM worklist_item WHERE resolved_at IS NULL")).scalar_one(),
+            "claims_dir": str(Path(settings.home) / CLAIMS_DIR),
+            "remittances": count("remittance"),
+            "ledger_entries": count("ledger_entry"),
+            "era_dir": str(Path(settings.home) / ERA_DIR),
+        }

@@ -34,26 +34,35 @@ def _required(ref: object, field: str | None) -> str:
 
 # ---- people --------------------------------------------------------------------------------
 
-def find_patient(ctx: Ctx, ref: str | int, *, field: str | None = None, include_merged: bool = False,
-                 active: bool = False) -> Patient:
+
+def find_patient(
+    ctx: Ctx, ref: str | int, *, field: str | None = None, include_merged: bool = False, active: bool = False
+) -> Patient:
     """A patient by MRN or numeric id (the MRN wins). A merged patient is refused, naming the
     one it was merged into (unless `include_merged`); with `active`, so is an inactive one."""
     text = _required(ref, field)
     session = ctx.session
-    row = session.execute(sa.select(Patient).where(Patient.org_id == ctx.org_id, Patient.mrn == text)
-                          ).scalar_one_or_none()
+    row = session.execute(
+        sa.select(Patient).where(Patient.org_id == ctx.org_id, Patient.mrn == text)
+    ).scalar_one_or_none()
     if row is None and text.isdigit():
         row = session.get(Patient, int(text))
         if row is not None and row.org_id != ctx.org_id:
             row = None
     if row is None:
-        raise NotFoundError(f"no patient {text!r}", field=field,
-                            action=Action("patients", "search", target="QUERY", purpose="find one with"))
+        raise NotFoundError(
+            f"no patient {text!r}",
+            field=field,
+            action=Action("patients", "search", target="QUERY", purpose="find one with"),
+        )
     if row.merged_into_id and not include_merged:
         keep = session.get(Patient, row.merged_into_id)
         assert keep is not None
-        raise NotFoundError(f"patient {text!r} was merged into MRN {keep.mrn}", field=field,
-                            action=Action("patients", "show", target=keep.mrn, purpose="use"))
+        raise NotFoundError(
+            f"patient {text!r} was merged into MRN {keep.mrn}",
+            field=field,
+            action=Action("patients", "show", target=keep.mrn, purpose="use"),
+        )
     if active and not row.active:
         raise ValidationError(field, f"patient {row.mrn} is inactive")
     return row
@@ -68,8 +77,11 @@ def find_payer(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Payer:
         row = s.get(Payer, int(text))
         row = row if row is not None and row.org_id == ctx.org_id else None
     if row is None:
-        row = s.execute(sa.select(Payer).where(Payer.org_id == ctx.org_id,
-                                               sa.func.lower(Payer.name) == text.lower())).scalars().first()
+        row = (
+            s.execute(sa.select(Payer).where(Payer.org_id == ctx.org_id, sa.func.lower(Payer.name) == text.lower()))
+            .scalars()
+            .first()
+        )
     if row is None:
         raise NotFoundError(f"no payer {text!r}", field=field, action=Action("payers", "list"))
     return row
@@ -77,14 +89,16 @@ def find_payer(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Payer:
 
 # ---- the practice --------------------------------------------------------------------------
 
+
 def find_location(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Location:
     """A location by id or (case-insensitive) name."""
     text = _required(ref, field)
     session = ctx.session
     loc = session.get(Location, int(text)) if text.isdigit() else None
     if loc is None:
-        loc = session.execute(sa.select(Location).where(
-            Location.org_id == ctx.org_id, sa.func.lower(Location.name) == text.lower())).scalar_one_or_none()
+        loc = session.execute(
+            sa.select(Location).where(Location.org_id == ctx.org_id, sa.func.lower(Location.name) == text.lower())
+        ).scalar_one_or_none()
     if loc is None or loc.org_id != ctx.org_id:
         raise NotFoundError(f"no location {text!r}", field=field, action=Action("locations", "list"))
     return loc
@@ -117,8 +131,11 @@ def resolve_location(ctx: Ctx, location=None, *, field: str | None = "location")
             return find_location(ctx, default)
         except NotFoundError:
             pass
-    loc = ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)
-                              ).scalars().first()
+    loc = (
+        ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id))
+        .scalars()
+        .first()
+    )
     if loc is None:
         raise NotFoundError("the practice has no location", action=Action("locations", "add", purpose="add one with"))
     return loc
@@ -126,8 +143,9 @@ def resolve_location(ctx: Ctx, location=None, *, field: str | None = "location")
 
 # ---- scheduling ----------------------------------------------------------------------------
 
+
 def provider_name(p) -> str:
-    """"First Last, credentials" of a provider (or of a row with those columns)."""
+    """ "First Last, credentials" of a provider (or of a row with those columns)."""
     name = f"{p.first_name} {p.last_name}"
     return f"{name}, {p.credentials}" if p.credentials else name
 
@@ -142,15 +160,19 @@ def find_provider(ctx: Ctx, ref: str | int, *, field: str | None = "provider") -
     if text.isdigit():
         p = session.get(Provider, int(text)) if len(text) < 10 else None
         if p is None and len(text) == 10:
-            p = session.execute(sa.select(Provider).where(Provider.org_id == ctx.org_id, Provider.npi == text)
-                                ).scalar_one_or_none()
+            p = session.execute(
+                sa.select(Provider).where(Provider.org_id == ctx.org_id, Provider.npi == text)
+            ).scalar_one_or_none()
         if p is not None and p.org_id == ctx.org_id:
             return p
         raise NotFoundError(f"no provider {text!r}", field=field, action=Action("providers", "list"))
     words = v.fold(re.sub(r"^(dr\.?|doctor)\s+", "", text, flags=re.I).split(",")[0]).split()
     rows = session.execute(sa.select(Provider).where(Provider.org_id == ctx.org_id)).scalars().all()
-    matches = [p for p in rows
-               if words == v.fold(p.last_name).split() or words == v.fold(f"{p.first_name} {p.last_name}").split()]
+    matches = [
+        p
+        for p in rows
+        if words == v.fold(p.last_name).split() or words == v.fold(f"{p.first_name} {p.last_name}").split()
+    ]
     if len(matches) == 1:
         return matches[0]
     if not matches:
@@ -189,8 +211,10 @@ def find_type(ctx: Ctx, ref, *, field: str | None = "type") -> AppointmentType:
     text = _required(ref, field)
     t = ctx.session.get(AppointmentType, int(text)) if text.isdigit() else None
     if t is None:
-        t = ctx.session.execute(sa.select(AppointmentType).where(
-            AppointmentType.org_id == ctx.org_id, sa.func.lower(AppointmentType.name) == text.lower())
+        t = ctx.session.execute(
+            sa.select(AppointmentType).where(
+                AppointmentType.org_id == ctx.org_id, sa.func.lower(AppointmentType.name) == text.lower()
+            )
         ).scalar_one_or_none()
     if t is None or t.org_id != ctx.org_id:
         raise NotFoundError(f"no appointment type {text!r}", field=field, action=Action("appointment-types", "list"))
@@ -209,6 +233,7 @@ def load_appointment(ctx: Ctx, ref, *, field: str | None = None) -> Appointment:
 
 
 # ---- billing -------------------------------------------------------------------------------
+
 
 def load_encounter(ctx: Ctx, ref, *, lock: bool = False, field: str | None = None) -> Encounter:
     """An encounter by id; `lock` holds its row until the transaction ends, so that two changes
@@ -229,8 +254,9 @@ def load_claim(ctx: Ctx, ref, *, field: str | None = None) -> Claim:
     text = _required(ref, field)
     c = ctx.session.get(Claim, int(text)) if text.isdigit() else None
     if c is None:
-        c = ctx.session.execute(sa.select(Claim).where(Claim.org_id == ctx.org_id, Claim.control_number == text)
-                                ).scalar_one_or_none()
+        c = ctx.session.execute(
+            sa.select(Claim).where(Claim.org_id == ctx.org_id, Claim.control_number == text)
+        ).scalar_one_or_none()
     if c is None or c.org_id != ctx.org_id:
         raise NotFoundError(f"no claim {text!r}", field=field, action=Action("claims", "list"))
     return c

@@ -34,9 +34,17 @@ class HpmsApp(App):
     TITLE = "hpms scheduler"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, settings=None, *, location: str | None = None, day: dt.date | None = None,
-                 env: dict[str, str] | None = None, clock: Callable[[], dt.datetime] | None = None,
-                 poll_seconds: float = 1.0, step: int = 15) -> None:
+    def __init__(
+        self,
+        settings=None,
+        *,
+        location: str | None = None,
+        day: dt.date | None = None,
+        env: dict[str, str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        poll_seconds: float = 1.0,
+        step: int = 15,
+    ) -> None:
         super().__init__()
         if settings is None:
             from hpms.config import load_settings
@@ -63,8 +71,15 @@ class HpmsApp(App):
         with self.context() as ctx:
             return fn(ctx, *args, **kw)
 
-    def service(self, fn: Callable, *args: Any, done: Callable[[Any], None] | None = None,
-                failed: Callable[[Exception], None] | None = None, group: str = "action", **kw: Any) -> None:
+    def service(
+        self,
+        fn: Callable,
+        *args: Any,
+        done: Callable[[Any], None] | None = None,
+        failed: Callable[[Exception], None] | None = None,
+        group: str = "action",
+        **kw: Any,
+    ) -> None:
         """Run a service call in a thread worker; `done(result)` or a notification (or
         `failed(error)`) back on the UI thread. Never a traceback on screen."""
 
@@ -91,8 +106,12 @@ class HpmsApp(App):
         if failed is not None:
             failed(exc)
         message = str(exc) if isinstance(exc, HpmsError) else f"{type(exc).__name__}: {exc}"
-        self.notify(message.splitlines()[0][:300] if message else type(exc).__name__,
-                    title="Not done", severity="error", timeout=8)
+        self.notify(
+            message.splitlines()[0][:300] if message else type(exc).__name__,
+            title="Not done",
+            severity="error",
+            timeout=8,
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -238,7 +257,8 @@ class DayScreen(Screen):
         mode = "rooms" if v.mode == "room" else "providers"
         today = " (today)" if v.now_min is not None else ""
         self.query_one("#topbar", Static).update(
-            f" {v.location} · {v.day:%a %d %b %Y}{today} · {mode} · {self.grid.step} min · {v.tz}")
+            f" {v.location} · {v.day:%a %d %b %Y}{today} · {mode} · {self.grid.step} min · {v.tz}"
+        )
 
     def show_detail(self) -> None:
         v = self.view
@@ -248,13 +268,18 @@ class DayScreen(Screen):
         if g.moving is not None:
             blk, minute, col = g.moving
             label = v.columns[col].label if v.columns else ""
-            text = (f" MOVE {blk.patient}: {minute // 60:02d}:{minute % 60:02d} {label} "
-                    f"— arrows move, Enter confirms, Esc aborts")
+            text = (
+                f" MOVE {blk.patient}: {minute // 60:02d}:{minute % 60:02d} {label} "
+                f"— arrows move, Enter confirms, Esc aborts"
+            )
         elif g.block is not None:
             b = g.block
-            text = (f" #{b.id} {b.start:%H:%M}-{b.end:%H:%M} {b.patient} (MRN {b.mrn}) · {b.type} · "
-                    f"{b.status.replace('_', ' ')}" + (f" · {b.room}" if b.room else "")
-                    + (f" · {b.reason}" if b.reason else ""))
+            text = (
+                f" #{b.id} {b.start:%H:%M}-{b.end:%H:%M} {b.patient} (MRN {b.mrn}) · {b.type} · "
+                f"{b.status.replace('_', ' ')}"
+                + (f" · {b.room}" if b.room else "")
+                + (f" · {b.reason}" if b.reason else "")
+            )
         else:
             col = v.columns[g.col].label if v.columns else ""
             m = g.minute
@@ -376,11 +401,15 @@ class DayScreen(Screen):
 
         def saved(result) -> None:
             if result is not None:
-                self.notify(f"booked #{result.booked[0].id} {result.booked[0].start:%a %H:%M} {result.booked[0].patient}")
+                self.notify(
+                    f"booked #{result.booked[0].id} {result.booked[0].start:%a %H:%M} {result.booked[0].patient}"
+                )
             self.reload()
 
-        self.app.push_screen(BookingDialog(provider_id=provider_id, provider_label=provider_label,
-                                           location_id=v.location_id, at=at), saved)
+        self.app.push_screen(
+            BookingDialog(provider_id=provider_id, provider_label=provider_label, location_id=v.location_id, at=at),
+            saved,
+        )
 
     # ---- actions on an appointment ------------------------------------------------------------
 
@@ -393,15 +422,27 @@ class DayScreen(Screen):
     def transition(self, block, action: str, **kw) -> None:
         from hpms.services.scheduling import appointments
 
-        names = {"confirm": "confirmed", "checkin": "checked in", "room": "in room", "complete": "completed",
-                 "noshow": "marked no-show"}
+        names = {
+            "confirm": "confirmed",
+            "checkin": "checked in",
+            "room": "in room",
+            "complete": "completed",
+            "noshow": "marked no-show",
+        }
 
         def done(out) -> None:
             self.notify(f"#{out.id} {out.patient}: {names[action]}")
             self.reload()
 
-        self.hpms.service(appointments.transition, block.id, action, expected_version=block.version, done=done,
-                          failed=lambda _e: self.reload(), **kw)
+        self.hpms.service(
+            appointments.transition,
+            block.id,
+            action,
+            expected_version=block.version,
+            done=done,
+            failed=lambda _e: self.reload(),
+            **kw,
+        )
 
     def action_act(self, action: str) -> None:
         b = self._block()
@@ -420,8 +461,10 @@ class DayScreen(Screen):
             if not options:
                 self.notify("this location has no rooms", severity="warning")
                 return
-            self.app.push_screen(ChoiceDialog(f"Room for {b.patient}", options),
-                                 lambda rid: rid is not None and self.transition(b, "room", room=str(rid)))
+            self.app.push_screen(
+                ChoiceDialog(f"Room for {b.patient}", options),
+                lambda rid: rid is not None and self.transition(b, "room", room=str(rid)),
+            )
 
         self.hpms.service(resources.list_rooms, done=show)
 
@@ -441,8 +484,14 @@ class DayScreen(Screen):
                 self.notify(f"#{b.id} {b.patient}: cancelled{late}")
                 self.reload()
 
-            self.hpms.service(appointments.cancel, b.id, reason=text, expected_version=b.version, done=done,
-                              failed=lambda _e: self.reload())
+            self.hpms.service(
+                appointments.cancel,
+                b.id,
+                reason=text,
+                expected_version=b.version,
+                done=done,
+                failed=lambda _e: self.reload(),
+            )
 
         self.app.push_screen(TextDialog(f"Cancel {b.start:%H:%M} {b.patient}", "reason (required)"), reason)
 
@@ -479,8 +528,15 @@ class DayScreen(Screen):
             self.notify(f"#{blk.id} {blk.patient} moved to {outs[0].start:%a %H:%M}")
             self.reload()
 
-        self.hpms.service(appointments.reschedule, blk.id, at=self._slot_text(minute), expected_version=blk.version,
-                          done=done, failed=lambda _e: self.reload(), **kw)
+        self.hpms.service(
+            appointments.reschedule,
+            blk.id,
+            at=self._slot_text(minute),
+            expected_version=blk.version,
+            done=done,
+            failed=lambda _e: self.reload(),
+            **kw,
+        )
         self.show_detail()
 
     def open_details(self, block) -> None:
@@ -539,8 +595,11 @@ class DayScreen(Screen):
                 return
             if slot.location_id != v.location_id or slot.start.date() != v.day:
                 self.location, self.day = str(slot.location_id), slot.start.date()
-                self.reload(then=lambda: self.action_book(at=slot.start.strftime("%Y-%m-%d %H:%M"),
-                                                          provider_id=slot.provider_id))
+                self.reload(
+                    then=lambda: self.action_book(
+                        at=slot.start.strftime("%Y-%m-%d %H:%M"), provider_id=slot.provider_id
+                    )
+                )
             else:
                 self.action_book(at=slot.start.strftime("%Y-%m-%d %H:%M"), provider_id=slot.provider_id)
 
@@ -570,9 +629,9 @@ def launch(*, location: str | None = None, date: str | None = None, step: int = 
 
     from hpms.config import load_settings
     from hpms.errors import UsageError, ValidationError
+    from hpms.services.lookups import resolve_location
     from hpms.services.platform.context import open_context
     from hpms.services.platform.localtime import local_now, parse_day
-    from hpms.services.lookups import resolve_location
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("hpms tui needs a terminal", hint="use `hpms appointments list` in scripts")

@@ -38,8 +38,15 @@ def subprocess_env(home: Path, database_url: str | None = None, **extra: str) ->
 
 def run_subprocess(args: list[str] | tuple[str, ...], env: dict[str, str], cwd: Path | None = None) -> Proc:
     """Run `python -m hpms ARGS` with no stdin and no TTY; the timeout only guards against a hang."""
-    done = subprocess.run([sys.executable, "-m", "hpms", *args], env=env, cwd=cwd or REPO,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpms", *args],
+        env=env,
+        cwd=cwd or REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return Proc(done.returncode, done.stdout, done.stderr)
 
 
@@ -138,8 +145,23 @@ def patient(cli):
     """A registered patient (synthetic); returns its MRN."""
     import json
 
-    r = cli("patients", "register", "--first-name", "Ana", "--last-name", "Müller", "--dob", "1985-03-14",
-            "--phone", "555-201-3344", "--email", "ana.muller@example.org", "--ssn", "123-45-6789", "--json")
+    r = cli(
+        "patients",
+        "register",
+        "--first-name",
+        "Ana",
+        "--last-name",
+        "Müller",
+        "--dob",
+        "1985-03-14",
+        "--phone",
+        "555-201-3344",
+        "--email",
+        "ana.muller@example.org",
+        "--ssn",
+        "123-45-6789",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)["mrn"]
 
@@ -147,7 +169,6 @@ def patient(cli):
 @pytest.fixture
 def payer(cli):
     """A payer with X12 id 60054; returns the payer id."""
-    r = cli("payers", "add", "--name", "Acme Health Plan", "--payer-id", "60054", "--city", "Hartford",
-            "--state", "CT")
+    r = cli("payers", "add", "--name", "Acme Health Plan", "--payer-id", "60054", "--city", "Hartford", "--state", "CT")
     assert r.exit_code == 0, r.stderr
     return "60054"

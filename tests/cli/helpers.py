@@ -16,8 +16,9 @@ def ok(result) -> Any:
 def error_line(result, code: int, *words: str) -> str:
     """Assert the exit code and exactly one stderr line, `hpms: error: ...`, containing every
     word in `words`; returns that line."""
-    assert result.exit_code == code, (f"expected exit {code}, got {result.exit_code}\n"
-                                      f"stdout: {result.stdout}\nstderr: {result.stderr}")
+    assert result.exit_code == code, (
+        f"expected exit {code}, got {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got {lines!r}"
     line = lines[0]

@@ -29,11 +29,39 @@ SPRING_FORWARD = _nth_weekday(YEAR, 3, 6, 2)  # 02:00-03:00 does not exist in Ne
 FALL_BACK = _nth_weekday(YEAR, 11, 6, 1)  # 01:00-02:00 happens twice
 NPI = "1234567893"
 
-APPOINTMENT_KEYS = {"id", "status", "start", "end", "duration_min", "patient_id", "patient", "mrn", "provider_id",
-                    "provider", "location_id", "location", "tz", "room_id", "room", "type_id", "type", "reason",
-                    "series_id", "series_index", "override", "late_cancel", "cancel_reason", "booked_at",
-                    "confirmed_at", "arrived_at", "roomed_at", "completed_at", "no_show_at", "cancelled_at",
-                    "version"}
+APPOINTMENT_KEYS = {
+    "id",
+    "status",
+    "start",
+    "end",
+    "duration_min",
+    "patient_id",
+    "patient",
+    "mrn",
+    "provider_id",
+    "provider",
+    "location_id",
+    "location",
+    "tz",
+    "room_id",
+    "room",
+    "type_id",
+    "type",
+    "reason",
+    "series_id",
+    "series_index",
+    "override",
+    "late_cancel",
+    "cancel_reason",
+    "booked_at",
+    "confirmed_at",
+    "arrived_at",
+    "roomed_at",
+    "completed_at",
+    "no_show_at",
+    "cancelled_at",
+    "version",
+}
 SHEET_HEADER = ["ID", "Time", "Until", "Location", "Provider", "Patient", "MRN", "Type", "Status", "Room"]
 LIST_HEADER = SHEET_HEADER + ["Eligibility"]  # the day sheet adds the latest eligibility answer
 WRITE_TABLES = ("appointment", "appointment_series", "audit_event")
@@ -59,8 +87,12 @@ def setup_clinic(ctx_for, *, patients: int = 3) -> list[str]:
         resources.add_room(ctx, location="Main", name="Exam 2")
         for name in ("Okafor", "Ito"):
             availability.set_hours(ctx, name, days="MO-FR", start="08:00", end="17:00")
-        mrns = [patient_service.register(ctx, first_name=f"Pat{i}", last_name="Tester", dob="1980-01-0" + str(i % 9 + 1)).mrn
-                for i in range(1, patients + 1)]
+        mrns = [
+            patient_service.register(
+                ctx, first_name=f"Pat{i}", last_name="Tester", dob="1980-01-0" + str(i % 9 + 1)
+            ).mrn
+            for i in range(1, patients + 1)
+        ]
     return mrns
 
 
@@ -70,8 +102,9 @@ def clinic(ctx_for):
 
 
 def book(cli, mrn, when, *extra, provider="Okafor", type_="Follow-up", env=None):
-    return cli("appointments", "book", "--patient", mrn, "--provider", provider, "--type", type_, "--at", when,
-               *extra, env=env)
+    return cli(
+        "appointments", "book", "--patient", mrn, "--provider", provider, "--type", type_, "--at", when, *extra, env=env
+    )
 
 
 def book_json(cli, mrn, when, *extra, **kw):
@@ -79,6 +112,7 @@ def book_json(cli, mrn, when, *extra, **kw):
 
 
 # ---- booking -------------------------------------------------------------------------------
+
 
 def test_book_json(cli, clinic, counts):
     before = counts(*WRITE_TABLES)
@@ -99,8 +133,7 @@ def test_book_json(cli, clinic, counts):
     # provider by NPI and by id, type by id
     again = book_json(cli, clinic[1], at(MONDAY, "10:00"), provider=NPI)
     assert again["provider_id"] == out["provider_id"]
-    third = book_json(cli, clinic[2], at(MONDAY, "10:30"), provider=str(out["provider_id"]),
-                      type_=str(out["type_id"]))
+    third = book_json(cli, clinic[2], at(MONDAY, "10:30"), provider=str(out["provider_id"]), type_=str(out["type_id"]))
     assert third["type"] == "Follow-up"
 
 
@@ -117,9 +150,15 @@ def test_series_with_one_collision_books_nothing_then_skips_it(cli, clinic, coun
     taken = book_json(cli, clinic[1], at(MONDAY + dt.timedelta(weeks=2), "09:40"))
     before = counts(*WRITE_TABLES)
     args = ("--repeat", "FREQ=WEEKLY;COUNT=4")
-    line = error_line(book(cli, clinic[0], at(MONDAY, "09:30"), *args), 4, "1 of 4 occurrences",
-                      "nothing booked", f"#3 {MONDAY + dt.timedelta(weeks=2)} 09:30",
-                      f"appointment {taken['id']}", "--skip-conflicts")
+    line = error_line(
+        book(cli, clinic[0], at(MONDAY, "09:30"), *args),
+        4,
+        "1 of 4 occurrences",
+        "nothing booked",
+        f"#3 {MONDAY + dt.timedelta(weeks=2)} 09:30",
+        f"appointment {taken['id']}",
+        "--skip-conflicts",
+    )
     assert "#1" not in line and "#2" not in line
     assert counts(*WRITE_TABLES) == before
 
@@ -128,7 +167,8 @@ def test_series_with_one_collision_books_nothing_then_skips_it(cli, clinic, coun
     assert isinstance(out["series_id"], int)
     assert [a["series_index"] for a in out["booked"]] == [1, 2, 4]
     assert [a["start"] for a in out["booked"]] == [
-        f"{MONDAY + dt.timedelta(weeks=w)}T09:30:00-04:00" for w in (0, 1, 3)]
+        f"{MONDAY + dt.timedelta(weeks=w)}T09:30:00-04:00" for w in (0, 1, 3)
+    ]
     assert {a["series_id"] for a in out["booked"]} == {out["series_id"]}
     assert len(out["skipped"]) == 1
     skipped = out["skipped"][0]
@@ -150,10 +190,12 @@ def test_series_plain_lists_skipped_on_stderr(cli, clinic):
 
 
 def test_series_in_one_go(cli, clinic):
-    out = ok(book(cli, clinic[0], at(MONDAY, "08:00"), "--repeat", "RRULE:FREQ=DAILY;BYDAY=MO,WE,FR;COUNT=3",
-                  "--json"))
+    out = ok(book(cli, clinic[0], at(MONDAY, "08:00"), "--repeat", "RRULE:FREQ=DAILY;BYDAY=MO,WE,FR;COUNT=3", "--json"))
     assert [iso_datetime(a["start"]).date() for a in out["booked"]] == [
-        MONDAY, MONDAY + dt.timedelta(days=2), MONDAY + dt.timedelta(days=4)]
+        MONDAY,
+        MONDAY + dt.timedelta(days=2),
+        MONDAY + dt.timedelta(days=4),
+    ]
     assert out["skipped"] == []
 
 
@@ -165,23 +207,26 @@ def _fall_back():
     return at(FALL_BACK, "01:30")
 
 
-@pytest.mark.parametrize("case, code, words", [
-    ("gap", 2, ("--at", "does not exist", "spring forward")),
-    ("ambiguous", 2, ("--at", "happens twice", "-04:00", "-05:00")),
-    ("not-a-time", 2, ("--at", "not a date and time")),
-    ("no-at", 2, ("--at", "is required")),
-    ("type", 3, ("--type", "Massage")),
-    ("provider", 3, ("--provider", "Nobody")),
-    ("room", 3, ("--room", "Exam 9")),
-    ("patient", 3, ("--patient", "0999999")),
-    ("rrule", 2, ("--repeat", "FREQ=SOMETIMES")),
-    ("rrule-not", 2, ("--repeat", "not an RRULE")),
-    ("rrule-endless", 2, ("--repeat", "COUNT= or UNTIL=")),
-    ("past", 2, ("--at", "in the past")),
-    ("outside-hours", 2, ("--at", "outside working hours", "--override")),
-    ("weekend", 2, ("--at", "not working")),
-    ("reason-too-long", 2, ("--reason",)),
-])
+@pytest.mark.parametrize(
+    "case, code, words",
+    [
+        ("gap", 2, ("--at", "does not exist", "spring forward")),
+        ("ambiguous", 2, ("--at", "happens twice", "-04:00", "-05:00")),
+        ("not-a-time", 2, ("--at", "not a date and time")),
+        ("no-at", 2, ("--at", "is required")),
+        ("type", 3, ("--type", "Massage")),
+        ("provider", 3, ("--provider", "Nobody")),
+        ("room", 3, ("--room", "Exam 9")),
+        ("patient", 3, ("--patient", "0999999")),
+        ("rrule", 2, ("--repeat", "FREQ=SOMETIMES")),
+        ("rrule-not", 2, ("--repeat", "not an RRULE")),
+        ("rrule-endless", 2, ("--repeat", "COUNT= or UNTIL=")),
+        ("past", 2, ("--at", "in the past")),
+        ("outside-hours", 2, ("--at", "outside working hours", "--override")),
+        ("weekend", 2, ("--at", "not working")),
+        ("reason-too-long", 2, ("--reason",)),
+    ],
+)
 def test_bad_input_writes_nothing(cli, clinic, counts, case, code, words):
     patient, provider, type_, when, extra = clinic[0], "Okafor", "Follow-up", at(MONDAY, "09:30"), []
     if case == "gap":
@@ -215,8 +260,7 @@ def test_bad_input_writes_nothing(cli, clinic, counts, case, code, words):
     elif case == "reason-too-long":
         extra = ["--reason", "x" * 501]
     before = counts(*WRITE_TABLES)
-    r = cli("appointments", "book", "--patient", patient, "--provider", provider, "--type", type_, "--at", when,
-            *extra)
+    r = cli("appointments", "book", "--patient", patient, "--provider", provider, "--type", type_, "--at", when, *extra)
     error_line(r, code, *words)
     assert r.stdout == ""
     assert counts(*WRITE_TABLES) == before
@@ -241,11 +285,17 @@ def test_slot_taken_is_a_conflict(cli, clinic, counts):
     taken = book_json(cli, clinic[0], at(MONDAY, "09:30"))
     roomed = book_json(cli, clinic[2], at(MONDAY, "11:00"), "--room", "Exam 1")
     before = counts(*WRITE_TABLES)
-    error_line(book(cli, clinic[1], at(MONDAY, "09:45")), 4, "--at", "already has appointment", str(taken["id"]),
-               "find-slot")
+    error_line(
+        book(cli, clinic[1], at(MONDAY, "09:45")), 4, "--at", "already has appointment", str(taken["id"]), "find-slot"
+    )
     # a room holds one visit at a time, whoever the provider
-    error_line(book(cli, clinic[1], at(MONDAY, "11:15"), "--room", "Exam 1", provider="Ito"), 4, "--at",
-               "room 'Exam 1' is taken", str(roomed["id"]))
+    error_line(
+        book(cli, clinic[1], at(MONDAY, "11:15"), "--room", "Exam 1", provider="Ito"),
+        4,
+        "--at",
+        "room 'Exam 1' is taken",
+        str(roomed["id"]),
+    )
     # the same patient cannot be in two places at once
     error_line(book(cli, clinic[0], at(MONDAY, "09:45"), provider="Ito"), 4, "the patient already has")
     assert counts(*WRITE_TABLES) == before
@@ -256,8 +306,7 @@ def test_override_outside_hours(cli, clinic, counts, as_user):
     assert out["override"] is True
     env = as_user("maria", "front_desk")
     before = counts(*WRITE_TABLES)
-    error_line(book(cli, clinic[1], at(MONDAY, "19:00"), "--override", env=env), 5, "maria",
-               "appointment.override")
+    error_line(book(cli, clinic[1], at(MONDAY, "19:00"), "--override", env=env), 5, "maria", "appointment.override")
     assert counts(*WRITE_TABLES) == before
     # front desk books inside the hours without it
     assert book_json(cli, clinic[1], at(MONDAY, "09:00"), env=env)["override"] is False
@@ -279,35 +328,69 @@ def test_biller_cannot_book(cli, clinic, counts, as_user):
 
 # ---- reschedule and cancel -----------------------------------------------------------------
 
+
 def test_reschedule(cli, clinic, counts):
     appt = book_json(cli, clinic[0], at(MONDAY, "09:30"))
-    moved = ok(cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "14:00"), "--provider", "Ito",
-                   "--expected-version", "1", "--json"))
+    moved = ok(
+        cli(
+            "appointments",
+            "reschedule",
+            str(appt["id"]),
+            "--at",
+            at(MONDAY, "14:00"),
+            "--provider",
+            "Ito",
+            "--expected-version",
+            "1",
+            "--json",
+        )
+    )
     assert moved["id"] == appt["id"] and moved["version"] == 2
     assert moved["start"] == f"{MONDAY}T14:00:00-04:00" and moved["provider"] == "Sara Ito, DO"
     r = cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "15:00"))
     assert r.exit_code == 0, r.stderr
     assert r.stdout == "" and f"moved appointment {appt['id']}: {MONDAY} 15:00 EDT" in r.stderr
     before = counts(*WRITE_TABLES)
-    error_line(cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "16:00"),
-                   "--expected-version", "1"), 4, "version")
-    error_line(cli("appointments", "reschedule", str(appt["id"]), "--at", _spring_gap()), 2, "--at",
-               "does not exist")
-    error_line(cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "20:00")), 2, "--at",
-               "outside working hours")
+    error_line(
+        cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "16:00"), "--expected-version", "1"),
+        4,
+        "version",
+    )
+    error_line(cli("appointments", "reschedule", str(appt["id"]), "--at", _spring_gap()), 2, "--at", "does not exist")
+    error_line(
+        cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "20:00")),
+        2,
+        "--at",
+        "outside working hours",
+    )
     error_line(cli("appointments", "reschedule", "99999", "--at", at(MONDAY, "10:00")), 3, "99999")
-    error_line(cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "10:00"),
-                   "--this-and-following"), 2, "--this-and-following", "not part of a series")
+    error_line(
+        cli("appointments", "reschedule", str(appt["id"]), "--at", at(MONDAY, "10:00"), "--this-and-following"),
+        2,
+        "--this-and-following",
+        "not part of a series",
+    )
     assert counts(*WRITE_TABLES) == before
 
 
 def test_reschedule_series_this_and_following(cli, clinic):
     series = ok(book(cli, clinic[0], at(MONDAY, "09:00"), "--repeat", "FREQ=WEEKLY;COUNT=3", "--json"))
     second = series["booked"][1]
-    moved = ok(cli("appointments", "reschedule", str(second["id"]), "--at",
-                   at(MONDAY + dt.timedelta(weeks=1), "11:00"), "--this-and-following", "--json"))
+    moved = ok(
+        cli(
+            "appointments",
+            "reschedule",
+            str(second["id"]),
+            "--at",
+            at(MONDAY + dt.timedelta(weeks=1), "11:00"),
+            "--this-and-following",
+            "--json",
+        )
+    )
     assert [m["start"] for m in moved] == [f"{MONDAY + dt.timedelta(weeks=w)}T11:00:00-04:00" for w in (1, 2)]
-    assert ok(cli("appointments", "show", str(series["booked"][0]["id"]), "--json"))["start"].endswith("T09:00:00-04:00")
+    assert ok(cli("appointments", "show", str(series["booked"][0]["id"]), "--json"))["start"].endswith(
+        "T09:00:00-04:00"
+    )
 
 
 def test_cancel_late_and_series(cli, clinic, counts):
@@ -333,16 +416,35 @@ def test_cancel_late_and_series(cli, clinic, counts):
 
 def test_cancel_this_and_following(cli, clinic):
     series = ok(book(cli, clinic[0], at(MONDAY, "09:00"), "--repeat", "FREQ=WEEKLY;COUNT=4", "--json"))
-    out = ok(cli("appointments", "cancel", str(series["booked"][2]["id"]), "--reason", "course ended",
-                 "--this-and-following", "--json"))
+    out = ok(
+        cli(
+            "appointments",
+            "cancel",
+            str(series["booked"][2]["id"]),
+            "--reason",
+            "course ended",
+            "--this-and-following",
+            "--json",
+        )
+    )
     assert [a["series_index"] for a in out] == [3, 4]
     assert {a["status"] for a in out} == {"cancelled"}
-    listed = ok(cli("appointments", "list", "--from", MONDAY.isoformat(),
-                    "--to", (MONDAY + dt.timedelta(weeks=4)).isoformat(), "--json"))
+    listed = ok(
+        cli(
+            "appointments",
+            "list",
+            "--from",
+            MONDAY.isoformat(),
+            "--to",
+            (MONDAY + dt.timedelta(weeks=4)).isoformat(),
+            "--json",
+        )
+    )
     assert [a["series_index"] for a in listed] == [1, 2]
 
 
 # ---- the visit lifecycle -------------------------------------------------------------------
+
 
 def book_today(cli, mrn):
     """A visit early this morning (in the past, outside hours: the admin overrides)."""
@@ -369,8 +471,12 @@ def test_lifecycle_confirm_checkin_room_complete(cli, clinic):
 
 def test_lifecycle_plain(cli, clinic):
     aid = str(book_today(cli, clinic[0])["id"])
-    for args, words in ((("confirm", aid), "confirmed"), (("checkin", aid), "checked in"),
-                        (("room", aid, "--room", "Exam 1"), "roomed (room Exam 1)"), (("complete", aid), "completed")):
+    for args, words in (
+        (("confirm", aid), "confirmed"),
+        (("checkin", aid), "checked in"),
+        (("room", aid, "--room", "Exam 1"), "roomed (room Exam 1)"),
+        (("complete", aid), "completed"),
+    ):
         r = cli("appointments", *args)
         assert r.exit_code == 0, r.stderr
         assert r.stdout == "" and f"appointment {aid} {words}" in r.stderr
@@ -406,14 +512,17 @@ def test_checkin_of_a_cancelled_visit_is_a_conflict(cli, clinic, counts, raw_sql
     assert raw_sql(f"SELECT status, arrived_at FROM appointment WHERE id = {aid}")[0] == ("cancelled", None)
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (("checkin", "{future}"), 2, ("not today",)),
-    (("complete", "{future}"), 4, ("booked", "cannot be completed")),
-    (("room", "{future}", "--room", "Exam 1"), 4, ("cannot be roomed",)),
-    (("confirm", "{future}", "--expected-version", "3"), 4, ("version 1, expected 3",)),
-    (("confirm", "4711"), 3, ("4711",)),
-    (("confirm", "abc"), 3, ("'abc'",)),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("checkin", "{future}"), 2, ("not today",)),
+        (("complete", "{future}"), 4, ("booked", "cannot be completed")),
+        (("room", "{future}", "--room", "Exam 1"), 4, ("cannot be roomed",)),
+        (("confirm", "{future}", "--expected-version", "3"), 4, ("version 1, expected 3",)),
+        (("confirm", "4711"), 3, ("4711",)),
+        (("confirm", "abc"), 3, ("'abc'",)),
+    ],
+)
 def test_bad_transitions_write_nothing(cli, clinic, counts, args, code, words):
     future = str(book_json(cli, clinic[0], at(MONDAY, "09:30"))["id"])
     before = counts(*WRITE_TABLES)
@@ -432,6 +541,7 @@ def test_room_needs_a_known_room(cli, clinic, counts):
 
 # ---- reading -------------------------------------------------------------------------------
 
+
 def test_list_day_sheet(cli, clinic):
     a = book_json(cli, clinic[0], at(MONDAY, "09:30"), "--room", "Exam 1")
     b = book_json(cli, clinic[1], at(MONDAY, "08:00"), provider="Ito", type_="New patient")
@@ -444,17 +554,51 @@ def test_list_day_sheet(cli, clinic):
     header, rows = tsv(r.stdout)
     assert header == LIST_HEADER
     assert rows == [
-        [str(b["id"]), "08:00", "09:00", "Main", "Sara Ito, DO", "Pat2 Tester", clinic[1], "New patient", "booked", "",
-         "not checked"],
-        [str(a["id"]), "09:30", "10:00", "Main", "Liam Okafor, MD", "Pat1 Tester", clinic[0], "Follow-up", "booked",
-         "Exam 1", "not checked"]]
+        [
+            str(b["id"]),
+            "08:00",
+            "09:00",
+            "Main",
+            "Sara Ito, DO",
+            "Pat2 Tester",
+            clinic[1],
+            "New patient",
+            "booked",
+            "",
+            "not checked",
+        ],
+        [
+            str(a["id"]),
+            "09:30",
+            "10:00",
+            "Main",
+            "Liam Okafor, MD",
+            "Pat1 Tester",
+            clinic[0],
+            "Follow-up",
+            "booked",
+            "Exam 1",
+            "not checked",
+        ],
+    ]
     week = ok(cli("appointments", "list", "--date", (MONDAY + dt.timedelta(days=3)).isoformat(), "--week", "--json"))
     assert [x["id"] for x in week] == [b["id"], a["id"], c["id"]]
     r = cli("appointments", "list", "--date", MONDAY.isoformat(), "--week", "--provider", "Okafor")
     _, rows = tsv(r.stdout)
     assert [row[1] for row in rows] == [f"{MONDAY} 09:30", f"{MONDAY + dt.timedelta(days=1)} 10:00"]
-    ranged = ok(cli("appointments", "list", "--from", MONDAY.isoformat(), "--to",
-                    (MONDAY + dt.timedelta(days=1)).isoformat(), "--patient", clinic[2], "--json"))
+    ranged = ok(
+        cli(
+            "appointments",
+            "list",
+            "--from",
+            MONDAY.isoformat(),
+            "--to",
+            (MONDAY + dt.timedelta(days=1)).isoformat(),
+            "--patient",
+            clinic[2],
+            "--json",
+        )
+    )
     assert [x["id"] for x in ranged] == [c["id"]]
     ok(cli("appointments", "confirm", str(a["id"])))
     ok(cli("appointments", "cancel", str(b["id"]), "--reason", "rain"))
@@ -463,8 +607,22 @@ def test_list_day_sheet(cli, clinic):
     assert [x["id"] for x in ok(cli("appointments", "list", "--date", MONDAY.isoformat(), "--json"))] == [a["id"]]
     every = ok(cli("appointments", "list", "--date", MONDAY.isoformat(), "--all", "--json"))
     assert [(x["id"], x["status"]) for x in every] == [(b["id"], "cancelled"), (a["id"], "confirmed")]
-    assert ok(cli("appointments", "list", "--date", MONDAY.isoformat(), "--status", "cancelled",
-                  "--location", "Main", "--json"))[0]["id"] == b["id"]
+    assert (
+        ok(
+            cli(
+                "appointments",
+                "list",
+                "--date",
+                MONDAY.isoformat(),
+                "--status",
+                "cancelled",
+                "--location",
+                "Main",
+                "--json",
+            )
+        )[0]["id"]
+        == b["id"]
+    )
 
 
 def test_list_empty_today_plain_has_the_header(cli, clinic):
@@ -474,14 +632,17 @@ def test_list_empty_today_plain_has_the_header(cli, clinic):
     assert ok(cli("appointments", "list", "--date", "tomorrow", "--json")) == []
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (("--status", "waiting"), 2, ("--status", "waiting")),
-    (("--date", "2026-02-30"), 2, ("--date", "2026-02-30")),
-    (("--from", "2026-12-10", "--to", "2026-12-01"), 2, ("--to", "before --from")),
-    (("--provider", "Nobody"), 3, ("--provider", "Nobody")),
-    (("--patient", "0999999"), 3, ("--patient",)),
-    (("--location", "Elsewhere"), 3, ("Elsewhere",)),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("--status", "waiting"), 2, ("--status", "waiting")),
+        (("--date", "2026-02-30"), 2, ("--date", "2026-02-30")),
+        (("--from", "2026-12-10", "--to", "2026-12-01"), 2, ("--to", "before --from")),
+        (("--provider", "Nobody"), 3, ("--provider", "Nobody")),
+        (("--patient", "0999999"), 3, ("--patient",)),
+        (("--location", "Elsewhere"), 3, ("Elsewhere",)),
+    ],
+)
 def test_list_bad_input(cli, clinic, args, code, words):
     error_line(cli("appointments", "list", *args), code, *words)
 
@@ -503,7 +664,9 @@ def test_show_and_history(cli, clinic):
     r = cli("appointments", "history", "--patient", clinic[0])
     header, rows = tsv(r.stdout)
     assert header == SHEET_HEADER and [row[1] for row in rows] == [
-        f"{MONDAY + dt.timedelta(days=7)} 09:30", f"{MONDAY} 09:30"]
+        f"{MONDAY + dt.timedelta(days=7)} 09:30",
+        f"{MONDAY} 09:30",
+    ]
     error_line(cli("appointments", "show", "424242"), 3, "424242")
     error_line(cli("appointments", "history"), 2, "--patient", "required")
     error_line(cli("appointments", "history", "--patient", "0999999"), 3, "--patient")
@@ -521,20 +684,56 @@ def test_reads_are_audited(cli, clinic, raw_sql):
 
 # ---- find-slot -----------------------------------------------------------------------------
 
+
 def test_find_slot(cli, clinic, counts):
     book_json(cli, clinic[0], at(MONDAY, "08:00"))
-    slots = ok(cli("appointments", "find-slot", "--type", "Follow-up", "--provider", "Okafor", "--after",
-                   at(MONDAY, "07:00"), "--count", "3", "--json"))
+    slots = ok(
+        cli(
+            "appointments",
+            "find-slot",
+            "--type",
+            "Follow-up",
+            "--provider",
+            "Okafor",
+            "--after",
+            at(MONDAY, "07:00"),
+            "--count",
+            "3",
+            "--json",
+        )
+    )
     assert [s["start"] for s in slots] == [f"{MONDAY}T{t}:00-04:00" for t in ("08:30", "08:45", "09:00")]
     assert set(slots[0]) == {"start", "end", "provider_id", "provider", "location_id", "location", "room_id", "room"}
     assert slots[0]["provider"] == "Liam Okafor, MD" and slots[0]["location"] == "Main"
     assert iso_datetime(slots[0]["end"]) - iso_datetime(slots[0]["start"]) == dt.timedelta(minutes=30)
     # any provider: Ito is free at 08:00 and comes first
-    anyone = ok(cli("appointments", "find-slot", "--type", "Follow-up", "--any-provider", "--after",
-                    at(MONDAY, "08:00"), "--count", "2", "--json"))
+    anyone = ok(
+        cli(
+            "appointments",
+            "find-slot",
+            "--type",
+            "Follow-up",
+            "--any-provider",
+            "--after",
+            at(MONDAY, "08:00"),
+            "--count",
+            "2",
+            "--json",
+        )
+    )
     assert anyone[0]["start"] == f"{MONDAY}T08:00:00-04:00" and anyone[0]["provider"] == "Sara Ito, DO"
-    r = cli("appointments", "find-slot", "--type", "Follow-up", "--provider", "Okafor", "--after",
-            at(MONDAY, "07:00"), "--count", "1")
+    r = cli(
+        "appointments",
+        "find-slot",
+        "--type",
+        "Follow-up",
+        "--provider",
+        "Okafor",
+        "--after",
+        at(MONDAY, "07:00"),
+        "--count",
+        "1",
+    )
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == ["Start", "End", "Provider", "Location", "Room"]
@@ -545,16 +744,19 @@ def test_find_slot(cli, clinic, counts):
     assert counts("appointment")["appointment"] == before + 1
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (("--type", "Follow-up", "--after", "{d} 12:00", "--before", "{d} 09:00"), 2, ("--before", "not after")),
-    (("--type", "Follow-up", "--provider", "Okafor", "--any-provider"), 2, ("--any-provider",)),
-    (("--type", "Massage"), 3, ("--type", "Massage")),
-    (("--type", "Follow-up", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
-    (("--type", "Follow-up", "--count", "0"), 2, ("--count",)),
-    (("--type", "Follow-up", "--after", "{d} 25:00"), 2, ("--after",)),
-    (("--type", "Follow-up", "--after", "{gap}"), 2, ("--after", "does not exist")),
-    ((), 2, ("--type", "required")),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("--type", "Follow-up", "--after", "{d} 12:00", "--before", "{d} 09:00"), 2, ("--before", "not after")),
+        (("--type", "Follow-up", "--provider", "Okafor", "--any-provider"), 2, ("--any-provider",)),
+        (("--type", "Massage"), 3, ("--type", "Massage")),
+        (("--type", "Follow-up", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
+        (("--type", "Follow-up", "--count", "0"), 2, ("--count",)),
+        (("--type", "Follow-up", "--after", "{d} 25:00"), 2, ("--after",)),
+        (("--type", "Follow-up", "--after", "{gap}"), 2, ("--after", "does not exist")),
+        ((), 2, ("--type", "required")),
+    ],
+)
 def test_find_slot_bad_input(cli, clinic, counts, args, code, words):
     before = counts(*WRITE_TABLES)
     r = cli("appointments", "find-slot", *(a.format(d=MONDAY, gap=_spring_gap()) for a in args))
@@ -565,11 +767,11 @@ def test_find_slot_bad_input(cli, clinic, counts, args, code, words):
 
 # ---- ical ----------------------------------------------------------------------------------
 
+
 def test_ical_stdout_and_file(cli, clinic, tmp_path, raw_sql):
     a = book_json(cli, clinic[0], at(MONDAY, "09:30"))
     book_json(cli, clinic[1], at(MONDAY, "10:00"), provider="Ito")
-    r = cli("appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to",
-            MONDAY.isoformat())
+    r = cli("appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to", MONDAY.isoformat())
     assert r.exit_code == 0, r.stderr
     assert r.stdout.startswith("BEGIN:VCALENDAR")
     assert r.stdout.count("BEGIN:VEVENT") == 1
@@ -581,8 +783,19 @@ def test_ical_stdout_and_file(cli, clinic, tmp_path, raw_sql):
     target.parent.mkdir()
     target.write_text("old contents")
     target.chmod(0o640)
-    r = cli("appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to",
-            MONDAY.isoformat(), "-o", str(target), "--with-names")
+    r = cli(
+        "appointments",
+        "ical",
+        "--provider",
+        "Okafor",
+        "--from",
+        MONDAY.isoformat(),
+        "--to",
+        MONDAY.isoformat(),
+        "-o",
+        str(target),
+        "--with-names",
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout == "" and f"wrote 1 event(s) to {target}" in r.stderr
     text = target.read_text()
@@ -592,22 +805,47 @@ def test_ical_stdout_and_file(cli, clinic, tmp_path, raw_sql):
     # the names were a read of that patient
     assert raw_sql("SELECT max(seq) FROM audit_event")[0][0] == seq_before + 1
 
-    summary = ok(cli("appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to",
-                     MONDAY.isoformat(), "-o", str(target), "--json"))
+    summary = ok(
+        cli(
+            "appointments",
+            "ical",
+            "--provider",
+            "Okafor",
+            "--from",
+            MONDAY.isoformat(),
+            "--to",
+            MONDAY.isoformat(),
+            "-o",
+            str(target),
+            "--json",
+        )
+    )
     assert summary == {"path": str(target), "events": 1, "bytes": len(target.read_bytes())}
     assert "Pat1" not in target.read_text()
     fresh = tmp_path / "cal" / "new.ics"
     ok(cli("appointments", "ical", "--provider", "Okafor", "-o", str(fresh)))
     assert fresh.stat().st_mode & 0o777 == 0o600 and fresh.read_text().startswith("BEGIN:VCALENDAR")
-    inline = ok(cli("appointments", "ical", "--provider", "Ito", "--from", MONDAY.isoformat(), "--to",
-                    MONDAY.isoformat(), "--json"))
+    inline = ok(
+        cli(
+            "appointments",
+            "ical",
+            "--provider",
+            "Ito",
+            "--from",
+            MONDAY.isoformat(),
+            "--to",
+            MONDAY.isoformat(),
+            "--json",
+        )
+    )
     assert inline["path"] is None and inline["events"] == 1 and inline["ical"].startswith("BEGIN:VCALENDAR")
 
 
 def test_ical_bad_input(cli, clinic, tmp_path):
     error_line(cli("appointments", "ical", "--provider", "Nobody"), 3, "--provider")
-    error_line(cli("appointments", "ical", "--provider", "Okafor", "--from", "2027-05-02", "--to", "2027-05-01"),
-               2, "--to")
+    error_line(
+        cli("appointments", "ical", "--provider", "Okafor", "--from", "2027-05-02", "--to", "2027-05-01"), 2, "--to"
+    )
     missing = tmp_path / "no-such-dir" / "x.ics"
     error_line(cli("appointments", "ical", "--provider", "Okafor", "-o", str(missing)), 3, "-o", "no-such-dir")
     assert not missing.parent.exists()
@@ -615,22 +853,45 @@ def test_ical_bad_input(cli, clinic, tmp_path):
 
 # ---- a real process ------------------------------------------------------------------------
 
+
 @pytest.mark.subprocess
 def test_appointments_subprocess(hpms_proc, clinic):
-    r = hpms_proc("appointments", "book", "--patient", clinic[0], "--provider", "Okafor", "--type", "Follow-up",
-                  "--at", at(MONDAY, "09:30"), "--json")
+    r = hpms_proc(
+        "appointments",
+        "book",
+        "--patient",
+        clinic[0],
+        "--provider",
+        "Okafor",
+        "--type",
+        "Follow-up",
+        "--at",
+        at(MONDAY, "09:30"),
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     appt = json.loads(r.stdout)
     assert appt["start"] == f"{MONDAY}T09:30:00-04:00"
-    r = hpms_proc("appointments", "book", "--patient", clinic[1], "--provider", "Okafor", "--type", "Follow-up",
-                  "--at", at(MONDAY, "09:30"))
+    r = hpms_proc(
+        "appointments",
+        "book",
+        "--patient",
+        clinic[1],
+        "--provider",
+        "Okafor",
+        "--type",
+        "Follow-up",
+        "--at",
+        at(MONDAY, "09:30"),
+    )
     error_line(r, 4, "already has appointment")
     r = hpms_proc("appointments", "list", "--date", MONDAY.isoformat())
     assert r.exit_code == 0, r.stderr
     _, rows = tsv(r.stdout)
     assert [row[0] for row in rows] == [str(appt["id"])]
-    r = hpms_proc("appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to",
-                  MONDAY.isoformat())
+    r = hpms_proc(
+        "appointments", "ical", "--provider", "Okafor", "--from", MONDAY.isoformat(), "--to", MONDAY.isoformat()
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout.startswith("BEGIN:VCALENDAR") and r.stdout.count("BEGIN:VEVENT") == 1
     assert r.stdout.rstrip().endswith("END:VCALENDAR")

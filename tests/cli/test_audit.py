@@ -8,8 +8,7 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 
-EVENT_KEYS = {"seq", "at", "username", "action", "entity", "entity_id", "patient_id", "patient_ids", "fields",
-              "detail"}
+EVENT_KEYS = {"seq", "at", "username", "action", "entity", "entity_id", "patient_id", "patient_ids", "fields", "detail"}
 
 
 @pytest.fixture
@@ -19,11 +18,17 @@ def tamper(settings, raw_sql):
 
     def run(statement: str) -> None:
         if settings.is_sqlite:
-            raw_sql("DROP TRIGGER IF EXISTS audit_event_no_update", "DROP TRIGGER IF EXISTS audit_event_no_delete",
-                    statement)
+            raw_sql(
+                "DROP TRIGGER IF EXISTS audit_event_no_update",
+                "DROP TRIGGER IF EXISTS audit_event_no_delete",
+                statement,
+            )
         else:  # one transaction: the trigger is enabled again when it commits (or rolls back)
-            raw_sql("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only", statement,
-                    "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only")
+            raw_sql(
+                "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
+                statement,
+                "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only",
+            )
 
     return run
 
@@ -48,8 +53,16 @@ def test_log_never_holds_phi_values(cli, patient, raw_sql):
     ok(cli("patients", "search", "müller", "--json"))
     r = cli("audit", "log", "--json")
     dumped = r.stdout + " ".join(str(row) for row in raw_sql("SELECT * FROM audit_event"))
-    for value in ("Müller", "Ana", "1985-03-14", "555-201-3344", "ana.muller@example.org", "123-45-6789",
-                  "6789", "müller"):
+    for value in (
+        "Müller",
+        "Ana",
+        "1985-03-14",
+        "555-201-3344",
+        "ana.muller@example.org",
+        "123-45-6789",
+        "6789",
+        "müller",
+    ):
         assert value not in dumped, value
 
 
@@ -64,8 +77,9 @@ def test_log_plain_is_tab_separated(cli, patient):
 
 
 def test_log_filters(cli, patient, as_user):
-    other = ok(cli("patients", "register", "--first-name", "Liam", "--last-name", "Okafor", "--dob", "2001-07-04",
-                   "--json"))
+    other = ok(
+        cli("patients", "register", "--first-name", "Liam", "--last-name", "Okafor", "--dob", "2001-07-04", "--json")
+    )
     env = as_user("maria", "front_desk")
     ok(cli("patients", "show", other["mrn"], "--json", env=env))
     ok(cli("patients", "list", "--json", env=env))
@@ -155,7 +169,6 @@ def test_verify_detects_a_rehashed_edit(cli, settings, patient, tamper):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_audit_subprocess(hpms_proc, patient, tamper):
     tamper("UPDATE audit_event SET detail = 'nothing to see' WHERE seq = 1")
     r = hpms_proc("audit", "verify")

@@ -12,8 +12,20 @@ from tests.billing_fixtures import assert_valid_837, leftovers, queue_secondary,
 from tests.cli.helpers import error_line, ok, tsv
 
 TABLES = ("claim", "claim_line", "x12_file", "billing_run", "worklist_item", "job_lock", "billing_profile")
-SUMMARY_KEYS = {"run_id", "dry_run", "encounters", "claims", "failed", "skipped_other_payers", "total", "written",
-                "secondary", "held", "files", "recovered_files"}
+SUMMARY_KEYS = {
+    "run_id",
+    "dry_run",
+    "encounters",
+    "claims",
+    "failed",
+    "skipped_other_payers",
+    "total",
+    "written",
+    "secondary",
+    "held",
+    "files",
+    "recovered_files",
+}
 
 
 @pytest.fixture
@@ -34,19 +46,49 @@ def signed_statuses(raw_sql) -> dict[int, str]:
 
 def test_setup_show_and_set(settings, ctx_for, cli, counts):
     show = ok(cli("billing", "setup", "--json"))
-    assert show == {"tax_id": None, "submitter_id": None, "submitter_name": None, "receiver_id": None,
-                    "receiver_name": None, "contact_name": None, "contact_phone": None, "production": False}
+    assert show == {
+        "tax_id": None,
+        "submitter_id": None,
+        "submitter_name": None,
+        "receiver_id": None,
+        "receiver_name": None,
+        "contact_name": None,
+        "contact_phone": None,
+        "production": False,
+    }
     assert counts("billing_profile") == {"billing_profile": 0}
-    data = ok(cli("billing", "setup", "--tax-id", "12-3456789", "--submitter-id", "SUB01", "--receiver-id", "CH01",
-                  "--receiver-name", "Claims Clearing Inc", "--production", "--json"))
+    data = ok(
+        cli(
+            "billing",
+            "setup",
+            "--tax-id",
+            "12-3456789",
+            "--submitter-id",
+            "SUB01",
+            "--receiver-id",
+            "CH01",
+            "--receiver-name",
+            "Claims Clearing Inc",
+            "--production",
+            "--json",
+        )
+    )
     assert (data["tax_id"], data["submitter_id"], data["receiver_id"], data["receiver_name"], data["production"]) == (
-        "123456789", "SUB01", "CH01", "Claims Clearing Inc", True)
+        "123456789",
+        "SUB01",
+        "CH01",
+        "Claims Clearing Inc",
+        True,
+    )
     # plain output: one field per line
     r = cli("billing", "setup")
     assert r.exit_code == 0 and "123456789" in r.stdout and "SUB01" in r.stdout
     before = ok(cli("billing", "setup", "--json"))
-    for args, field in ((("--tax-id", "12-34567"), "--tax-id"), (("--tax-id", "12-345678X"), "--tax-id"),
-                        (("--submitter-id", "SUB 01!"), "--submitter-id")):
+    for args, field in (
+        (("--tax-id", "12-34567"), "--tax-id"),
+        (("--tax-id", "12-345678X"), "--tax-id"),
+        (("--submitter-id", "SUB 01!"), "--submitter-id"),
+    ):
         error_line(cli("billing", "setup", *args), 2, field)
     assert ok(cli("billing", "setup", "--json")) == before
     ok(cli("billing", "setup", "--test", "--json"))
@@ -59,8 +101,14 @@ def test_run_json_summary_then_rerun(settings, ctx_for, practice, cli, out, raw_
     e3 = signed(ctx_for, practice.nora, "J06.9", "99214:1")
     data = ok(cli("billing", "run", "--out", str(out), "--json"))
     assert set(data) == SUMMARY_KEYS
-    assert (data["dry_run"], data["encounters"], data["claims"], data["failed"], data["skipped_other_payers"],
-            data["recovered_files"]) == (False, 3, 2, 1, 0, 0)
+    assert (
+        data["dry_run"],
+        data["encounters"],
+        data["claims"],
+        data["failed"],
+        data["skipped_other_payers"],
+        data["recovered_files"],
+    ) == (False, 3, 2, 1, 0, 0)
     assert (data["written"], data["secondary"], data["held"]) == (2, 0, 0)
     assert isinstance(data["run_id"], int)
     assert str(data["total"]) == "295.00"
@@ -71,8 +119,7 @@ def test_run_json_summary_then_rerun(settings, ctx_for, practice, cli, out, raw_
         assert_valid_837(f["path"])
     assert signed_statuses(raw_sql) == {e1: "billed", e2: "billed", e3: "signed"}
     again = ok(cli("billing", "run", "--out", str(out), "--json"))
-    assert (again["encounters"], again["claims"], again["failed"], again["files"], again["written"]) == (
-        1, 0, 1, [], 0)
+    assert (again["encounters"], again["claims"], again["failed"], again["files"], again["written"]) == (1, 0, 1, [], 0)
     assert raw_sql("SELECT count(*) FROM claim") == [(2,)]
     assert leftovers(out) == []
 
@@ -118,7 +165,8 @@ def test_a_held_secondary_claim_is_counted_and_listed(settings, ctx_for, practic
     dry = ok(cli("billing", "run", "--out", str(second), "--json", "--dry-run"))
     assert (dry["written"], dry["held"]) == (0, 1)
     assert [(f["claim_id"], f["rule_id"], f["field"]) for f in dry["findings"]] == [
-        (sec, "MSP-TYPE", "coverage.medicare_secondary_type")]
+        (sec, "MSP-TYPE", "coverage.medicare_secondary_type")
+    ]
     r = cli("billing", "run", "--out", str(second))
     assert r.exit_code == 0, r.stderr
     assert "wrote 0 claims (0 secondary, 1 held for the work list) in 0 files" in r.stderr
@@ -143,8 +191,10 @@ def test_dry_run(settings, ctx_for, practice, cli, out, counts, raw_sql):
 
 def test_exit_75_while_another_run_holds_the_lock(settings, ctx_for, practice, cli, out, raw_sql, counts):
     e = signed(ctx_for, practice.bob, "I10", "99213:1")
-    raw_sql("INSERT INTO job_lock (name, holder, host, pid, acquired_at, heartbeat_at) VALUES "
-            f"('billing_run', 'cron', '{socket.gethostname()}', {os.getppid()}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+    raw_sql(
+        "INSERT INTO job_lock (name, holder, host, pid, acquired_at, heartbeat_at) VALUES "
+        f"('billing_run', 'cron', '{socket.gethostname()}', {os.getppid()}, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
     before = counts(*TABLES)
     error_line(cli("billing", "run", "--out", str(out), "--json"), 75, "another billing run holds the lock")
     assert counts(*TABLES) == before
@@ -152,12 +202,15 @@ def test_exit_75_while_another_run_holds_the_lock(settings, ctx_for, practice, c
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, code, words", [
-    ((), 2, "--out"),
-    (("--out", "/nonexistent/dir"), 2, "--out"),
-    (("--through", "someday"), 2, "--through"),
-    (("--payer", "NOPE9"), 3, "--payer"),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        ((), 2, "--out"),
+        (("--out", "/nonexistent/dir"), 2, "--out"),
+        (("--through", "someday"), 2, "--through"),
+        (("--payer", "NOPE9"), 3, "--payer"),
+    ],
+)
 def test_bad_options_bill_nothing(settings, ctx_for, practice, cli, out, counts, raw_sql, args, code, words):
     e = signed(ctx_for, practice.bob, "I10", "99213:1")
     if args and args[0] != "--out":
@@ -183,7 +236,9 @@ def test_files(settings, ctx_for, practice, cli, out):
     ok(cli("billing", "run", "--out", str(out), "--json"))
     rows = ok(cli("billing", "files", "--json"))
     assert [(r["payer"], r["claims"], str(r["total"]), r["status"]) for r in rows] == [
-        ("BETA2", 1, "180.00", "written"), ("ACME1", 1, "100.00", "written")]
+        ("BETA2", 1, "180.00", "written"),
+        ("ACME1", 1, "100.00", "written"),
+    ]
     assert {r["file"] for r in rows} == {p.name for p in x12_files(out)}
     assert all(r["directory"] == str(out.resolve()) for r in rows)
     header, table = tsv(cli("billing", "files").stdout)

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.billing_fixtures import assert_valid_837, bulk_copies, claim_numbers, leftovers, setup_practice, signed, x12_files
+from tests.billing_fixtures import (
+    assert_valid_837,
+    bulk_copies,
+    claim_numbers,
+    leftovers,
+    setup_practice,
+    signed,
+    x12_files,
+)
 from tests.cli.conftest import subprocess_env
 from tests.conftest import REPO
 
@@ -24,9 +32,15 @@ BATCH = 2500  # encounters per attempt; the run commits claims 2000 at a time
 
 def _start(settings, out: Path) -> subprocess.Popen:
     env = subprocess_env(settings.home, None if settings.is_sqlite else settings.database_url)
-    return subprocess.Popen([sys.executable, "-m", "hpms", "billing", "run", "--out", str(out), "--json"], env=env,
-                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpms", "billing", "run", "--out", str(out), "--json"],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 60) -> bool:
@@ -52,8 +66,10 @@ def _count(raw_sql, sql: str) -> int:
 
 def test_killed_runs_are_finished_by_the_next_one(settings, ctx_for, raw_sql, tmp_path):
     p = setup_practice(ctx_for)
-    templates = [signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2"),
-                 signed(ctx_for, p.kid, "J06.9", "99214:1")]
+    templates = [
+        signed(ctx_for, p.bob, "E11.9,I10", "99213:25:1,2", "36415::2"),
+        signed(ctx_for, p.kid, "J06.9", "99214:1"),
+    ]
     unbillable = signed(ctx_for, p.nora, "J06.9", "99214:1")  # no coverage: stays signed
     out = tmp_path / "out"
     out.mkdir()
@@ -68,7 +84,7 @@ def test_killed_runs_are_finished_by_the_next_one(settings, ctx_for, raw_sql, tm
         add_work()
         before = _count(raw_sql, "SELECT count(*) FROM claim")
         proc = _start(settings, out)
-        if _kill_when(proc, lambda: _count(raw_sql, "SELECT count(*) FROM claim") > before):
+        if _kill_when(proc, lambda before=before: _count(raw_sql, "SELECT count(*) FROM claim") > before):
             killed_in_claims = True
             break
     assert killed_in_claims, "every run finished before it could be killed"
@@ -90,16 +106,28 @@ def test_killed_runs_are_finished_by_the_next_one(settings, ctx_for, raw_sql, tm
 
     # 3. the next run takes the dead process's lock over and finishes everything
     env = subprocess_env(settings.home, None if settings.is_sqlite else settings.database_url)
-    done = subprocess.run([sys.executable, "-m", "hpms", "billing", "run", "--out", str(out), "--json"], env=env,
-                          cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "hpms", "billing", "run", "--out", str(out), "--json"],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
     signed_left = [r[0] for r in raw_sql("SELECT id FROM encounter WHERE status = 'signed'")]
     assert signed_left == [unbillable]
     total = _count(raw_sql, "SELECT count(*) FROM encounter WHERE status = 'billed'")
     # exactly one original claim per billed encounter
-    assert raw_sql("SELECT e.id, count(c.id) FROM encounter e LEFT JOIN claim c ON c.encounter_id = e.id "
-                   "AND c.frequency = '1' WHERE e.status = 'billed' GROUP BY e.id HAVING count(c.id) <> 1") == []
+    assert (
+        raw_sql(
+            "SELECT e.id, count(c.id) FROM encounter e LEFT JOIN claim c ON c.encounter_id = e.id "
+            "AND c.frequency = '1' WHERE e.status = 'billed' GROUP BY e.id HAVING count(c.id) <> 1"
+        )
+        == []
+    )
     assert _count(raw_sql, "SELECT count(*) FROM claim") == total
     # every claim in exactly one written file, and the files' counts add up
     assert _count(raw_sql, "SELECT count(*) FROM claim WHERE x12_file_id IS NULL") == 0

@@ -34,8 +34,10 @@ def _setup(ctx_for) -> list[str]:
         resources.add_provider(ctx, first_name="Liam", last_name="Okafor", npi="1234567893")
         resources.add_type(ctx, name="Follow-up", duration_min=30, buffer_min=0)
         availability.set_hours(ctx, "Okafor", days="MO-FR", start="08:00", end="17:00")
-        return [patients.register(ctx, first_name=f"Racer{i}", last_name="Tester", dob=f"1990-01-{i + 1:02d}").mrn
-                for i in range(8)]
+        return [
+            patients.register(ctx, first_name=f"Racer{i}", last_name="Tester", dob=f"1990-01-{i + 1:02d}").mrn
+            for i in range(8)
+        ]
 
 
 def _env(settings) -> dict[str, str]:
@@ -43,17 +45,33 @@ def _env(settings) -> dict[str, str]:
 
 
 def _start(env, mrn: str, hhmm: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "hpms", "appointments", "book", "--patient", mrn, "--provider", "Okafor",
-            "--type", "Follow-up", "--at", at(MONDAY, hhmm), "--json"]
-    return subprocess.Popen(args, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "hpms",
+        "appointments",
+        "book",
+        "--patient",
+        mrn,
+        "--provider",
+        "Okafor",
+        "--type",
+        "Follow-up",
+        "--at",
+        at(MONDAY, hhmm),
+        "--json",
+    ]
+    return subprocess.Popen(
+        args, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _overlaps(raw_sql) -> list:
     return raw_sql(
         "SELECT a.id, b.id FROM appointment a JOIN appointment b ON a.provider_id = b.provider_id AND a.id < b.id "
         "WHERE a.status NOT IN ('cancelled', 'no_show') AND b.status NOT IN ('cancelled', 'no_show') "
-        "AND a.start_utc < b.block_end_utc AND b.start_utc < a.block_end_utc")
+        "AND a.start_utc < b.block_end_utc AND b.start_utc < a.block_end_utc"
+    )
 
 
 @pytest.mark.subprocess
@@ -93,8 +111,9 @@ def test_concurrent_bookings_never_overlap(settings, ctx_for, raw_sql, cli):
 
 
 def _waiting_on_a_lock(raw_sql) -> bool:
-    rows = raw_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND wait_event_type = 'Lock'")
+    rows = raw_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
     return rows[0][0] > 0
 
 

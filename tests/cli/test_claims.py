@@ -11,10 +11,33 @@ from tests.billing_fixtures import assert_valid_837, segments, setup_practice, s
 from tests.cli.helpers import error_line, ok, tsv
 
 TABLES = ("claim", "claim_line", "claim_event", "x12_file", "worklist_item", "audit_event")
-RULE_IDS = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE",
-            "ADDR-ZIP", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE", "DX-POINTER", "LINES-PRESENT",
-            "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE", "LINE-DUPLICATE", "POS-VALID",
-            "PAYER-ID", "SUBSCRIBER", "MSP-TYPE", "FEE-PRESENT", "CLAIM-TOTAL"]
+RULE_IDS = [
+    "NPI-BILLING",
+    "NPI-RENDERING",
+    "TAX-ID",
+    "ZIP-9",
+    "ADDR-BILLING",
+    "ADDR-PATIENT",
+    "ADDR-STATE",
+    "ADDR-ZIP",
+    "DX-PRESENT",
+    "DX-NODOT",
+    "DX-EXISTS",
+    "DX-BILLABLE",
+    "DX-POINTER",
+    "LINES-PRESENT",
+    "PROC-VALID",
+    "MODIFIER-VALID",
+    "UNITS-POSITIVE",
+    "DOS-NOT-FUTURE",
+    "LINE-DUPLICATE",
+    "POS-VALID",
+    "PAYER-ID",
+    "SUBSCRIBER",
+    "MSP-TYPE",
+    "FEE-PRESENT",
+    "CLAIM-TOTAL",
+]
 
 
 @pytest.fixture
@@ -45,14 +68,18 @@ def test_list_and_show(settings, cli, billed):
     out, p, summary, ids, _ = billed
     rows = ok(cli("claims", "list", "--json"))
     assert [(r["payer_code"], r["status"], r["frequency"], str(r["total"]), r["patient"]) for r in rows] == [
-        ("BETA2", "ready", "1", "180.00", "Kid Jones"), ("ACME1", "ready", "1", "115.00", "Bob Jones")]
+        ("BETA2", "ready", "1", "180.00", "Kid Jones"),
+        ("ACME1", "ready", "1", "115.00", "Bob Jones"),
+    ]
     assert ok(cli("claims", "list", "--status", "submitted", "--json")) == []
     assert [r["id"] for r in ok(cli("claims", "list", "--payer", "ACME1", "--json"))] == [ids["ACME1"]]
     header, table = tsv(cli("claims", "list").stdout)
     assert header[:3] == ["ID", "Control #", "Status"] and len(table) == 2
     c = ok(cli("claims", "show", str(ids["ACME1"]), "--json"))
     assert [(ln["code"], ln["modifiers"], ln["pointers"], str(ln["charge"])) for ln in c["lines"]] == [
-        ("99213", ["25"], [1, 2], "100.00"), ("36415", [], [2], "15.00")]
+        ("99213", ["25"], [1, 2], "100.00"),
+        ("36415", [], [2], "15.00"),
+    ]
     assert [h["status"] for h in c["history"]] == ["ready"]
     # by control number, and as text
     r = cli("claims", "show", c["control_number"])
@@ -117,14 +144,29 @@ def test_submit_accept_resubmit_and_the_next_run(settings, cli, billed, counts):
     error_line(cli("claims", "set-status", "424242", "accepted"), 3, "no claim")
     error_line(cli("claims", "resubmit", cid), 4, "only rejected or adjudicated")
     assert counts(*TABLES) == before
-    c = ok(cli("claims", "set-status", cid, "accepted", "--payer-claim-number", "2026123456789", "--note", "277CA",
-               "--json"))
+    c = ok(
+        cli(
+            "claims",
+            "set-status",
+            cid,
+            "accepted",
+            "--payer-claim-number",
+            "2026123456789",
+            "--note",
+            "277CA",
+            "--json",
+        )
+    )
     assert (c["status"], c["payer_claim_number"]) == ("accepted", "2026123456789")
     r = cli("claims", "set-status", cid, "paid")
     assert r.exit_code == 0 and "paid" in r.stdout
     new = ok(cli("claims", "resubmit", cid, "--note", "corrected", "--json"))
     assert (new["frequency"], new["status"], new["original_claim_id"], new["payer_claim_number"]) == (
-        "7", "ready", ids["ACME1"], "2026123456789")
+        "7",
+        "ready",
+        ids["ACME1"],
+        "2026123456789",
+    )
     run = ok(cli("billing", "run", "--out", str(out), "--json"))
     assert [(f["payer"], f["claims"]) for f in run["files"]] == [("ACME1", 1)]
     seg = segments(assert_valid_837(run["files"][0]["path"]))
@@ -174,8 +216,14 @@ def test_front_desk_cannot_read_or_change_claims(settings, cli, billed, as_user,
     out, p, summary, ids, _ = billed
     desk = as_user("desk", "front_desk")
     before = counts(*TABLES[:-1])
-    for args in (("list",), ("show", str(ids["ACME1"])), ("worklist",), ("scrub",),
-                 ("mark-submitted", summary["files"][0]["path"]), ("set-status", str(ids["ACME1"]), "submitted"),
-                 ("void", str(ids["ACME1"]))):
+    for args in (
+        ("list",),
+        ("show", str(ids["ACME1"])),
+        ("worklist",),
+        ("scrub",),
+        ("mark-submitted", summary["files"][0]["path"]),
+        ("set-status", str(ids["ACME1"]), "submitted"),
+        ("void", str(ids["ACME1"])),
+    ):
         error_line(cli("claims", *args, env=desk), 5)
     assert counts(*TABLES[:-1]) == before

@@ -51,10 +51,13 @@ def test_modifiers(cli):
 
 
 def test_import_hcpcs_dry_run_then_real(cli, counts, tmp_path):
-    path = write(tmp_path / "HCPC2026_APR_ANWEB.txt", [
-        cms("A0021", "Ambulance service, outside state per mile, transport (medicaid only)"),
-        cms("G0439", "Annual wellness visit, subsequent"),
-    ])
+    path = write(
+        tmp_path / "HCPC2026_APR_ANWEB.txt",
+        [
+            cms("A0021", "Ambulance service, outside state per mile, transport (medicaid only)"),
+            cms("G0439", "Annual wellness visit, subsequent"),
+        ],
+    )
     r = cli("codes", "import-hcpcs", str(path), "--dry-run")
     assert r.exit_code == 0, r.stderr
     assert "would import 2 HCPCS code(s) from cms-fixed-width: 2 new" in r.stderr

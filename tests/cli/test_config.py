@@ -8,8 +8,16 @@ import pytest
 
 from tests.cli.helpers import ok
 
-KEYS = {"home", "database_url", "backend", "config_file", "config_file_exists", "key_source", "default_location",
-        "sources"}
+KEYS = {
+    "home",
+    "database_url",
+    "backend",
+    "config_file",
+    "config_file_exists",
+    "key_source",
+    "default_location",
+    "sources",
+}
 
 
 def test_config_show_json(cli, settings):
@@ -49,12 +57,16 @@ def test_config_file_unknown_setting_is_a_usage_error(cli, settings):
 PASSWORD = "Sup3r-Secret-Pw"
 
 
-@pytest.mark.parametrize("url", [
-    f"postgresql+psycopg://hpms:{PASSWORD}@db.example.org:5432/hpms",
-    f"postgresql://hpms:{PASSWORD}@db.example.org/hpms",
-    f"postgresql+psycopg://hpms@db.example.org/hpms?password={PASSWORD}&sslmode=require",
-    f"postgresql+psycopg:///hpms?host=/run/postgresql&password={PASSWORD}",
-], ids=["userinfo", "plain-scheme", "query", "query-no-host"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://hpms:{PASSWORD}@db.example.org:5432/hpms",
+        f"postgresql://hpms:{PASSWORD}@db.example.org/hpms",
+        f"postgresql+psycopg://hpms@db.example.org/hpms?password={PASSWORD}&sslmode=require",
+        f"postgresql+psycopg:///hpms?host=/run/postgresql&password={PASSWORD}",
+    ],
+    ids=["userinfo", "plain-scheme", "query", "query-no-host"],
+)
 @pytest.mark.parametrize("as_json", [False, True], ids=["plain", "json"])
 def test_config_show_never_prints_password_or_key(fresh_cli, url, as_json):
     from hpms.services.platform.crypto import encode_key, new_key
@@ -74,7 +86,8 @@ def test_config_show_never_prints_password_or_key(fresh_cli, url, as_json):
 
 def test_config_file_password_not_printed(cli, settings):
     (settings.home / "config.toml").write_text(
-        f'database_url = "postgresql+psycopg://hpms:{PASSWORD}@db.example.org/hpms"\n', encoding="utf-8")
+        f'database_url = "postgresql+psycopg://hpms:{PASSWORD}@db.example.org/hpms"\n', encoding="utf-8"
+    )
     r = cli("config", "show", "--json", env={"HPMS_DATABASE_URL": ""})
     data = ok(r)
     assert PASSWORD not in r.stdout
@@ -83,7 +96,6 @@ def test_config_file_password_not_printed(cli, settings):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_config_show_subprocess(hpms_proc, settings):
     r = hpms_proc("config", "show", "--json", env={"HPMS_KEY": "c2VjcmV0LWtleS1ub3QtdG8tYmUtcHJpbnRlZC0xMjM="})
     assert r.exit_code == 0, r.stderr

@@ -75,8 +75,7 @@ def test_db_backup_onto_existing_file_refused_without_yes(cli, tmp_path, counts)
 def test_db_restore_refused_without_yes_then_restores(cli, tmp_path, counts, patient):
     dest = tmp_path / "backup.db"
     ok(cli("db", "backup", str(dest), "--json"))
-    ok(cli("patients", "register", "--first-name", "Liam", "--last-name", "Okafor", "--dob", "2001-07-04",
-           "--json"))
+    ok(cli("patients", "register", "--first-name", "Liam", "--last-name", "Okafor", "--dob", "2001-07-04", "--json"))
     after_backup = counts("patient", "audit_event")
     assert after_backup["patient"] == 2
 
@@ -107,10 +106,19 @@ def test_db_backup_and_restore_on_postgres_point_to_pg_tools(cli, tmp_path):
     assert not (tmp_path / "b.db").exists()
 
 
-@pytest.mark.parametrize("args", [
-    ("whoami",), ("patients", "list"), ("db", "check"), ("db", "upgrade"), ("init",), ("audit", "verify"),
-    ("patients", "register", "--first-name", "Ana", "--last-name", "Silva", "--dob", "1990-01-02"),
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("whoami",),
+        ("patients", "list"),
+        ("db", "check"),
+        ("db", "upgrade"),
+        ("init",),
+        ("audit", "verify"),
+        ("patients", "register", "--first-name", "Ana", "--last-name", "Silva", "--dob", "1990-01-02"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_unreachable_database_is_one_line(fresh_cli, args):
     r = fresh_cli(*args, env={"HPMS_DATABASE_URL": UNREACHABLE})
     line = error_line(r, 1, "cannot connect to database", "127.0.0.1:1")
@@ -125,10 +133,19 @@ def newer_schema(raw_sql):
     raw_sql(f"UPDATE alembic_version SET version_num = '{head_revision()}'")
 
 
-@pytest.mark.parametrize("args", [
-    ("whoami",), ("patients", "list"), ("db", "check"), ("db", "upgrade"), ("init",), ("audit", "verify"),
-    ("locations", "add", "--name", "Annex", "--tz", "America/Chicago"),
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("whoami",),
+        ("patients", "list"),
+        ("db", "check"),
+        ("db", "upgrade"),
+        ("init",),
+        ("audit", "verify"),
+        ("locations", "add", "--name", "Annex", "--tz", "America/Chicago"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_newer_schema_refused(cli, newer_schema, counts, args):
     before = counts("location", "audit_event")
     r = cli(*args)

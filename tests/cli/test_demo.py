@@ -48,8 +48,11 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     statuses = {c["status"] for c in claims}
     # (ready: secondary claims for what a primary payer left to a patient with a second coverage;
     # patient_resp: the allowed amount went to the deductible)
-    assert {"submitted", "paid", "denied", "patient_resp"} <= statuses <= {
-        "ready", "submitted", "paid", "partially_paid", "patient_resp", "denied"}
+    assert (
+        {"submitted", "paid", "denied", "patient_resp"}
+        <= statuses
+        <= {"ready", "submitted", "paid", "partially_paid", "patient_resp", "denied"}
+    )
     assert {f["file"] for f in ok(fresh_cli("billing", "files", "--json", env=demo_env))} == {p.name for p in files}
     work = ok(fresh_cli("claims", "worklist", "--json", env=demo_env))
     assert work and {w["rule_id"] for w in work} == {"PAYER-ID", "DENIAL"}
@@ -70,17 +73,30 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert f"HPMS_HOME={home} hpms patients list" in r.stderr
     again = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
     assert again["created"] is False
-    kept = ("patients", "users", "payers", "coverages", "providers", "appointments", "waitlist", "encounters",
-            "claims", "claim_files", "worklist", "remittances", "ledger_entries")
+    kept = (
+        "patients",
+        "users",
+        "payers",
+        "coverages",
+        "providers",
+        "appointments",
+        "waitlist",
+        "encounters",
+        "claims",
+        "claim_files",
+        "worklist",
+        "remittances",
+        "ledger_entries",
+    )
     assert {k: again[k] for k in kept} == {k: data[k] for k in kept}
 
 
 def _last_month_has_figures(fresh_cli, env) -> None:
     """The demo's history spans the past months: last month's reports are not empty."""
-    kpis = {r["kpi"]: r for r in ok(fresh_cli("reports", "show", "kpis", "--period", "last-month", "--json",
-                                              env=env))}
-    assert all(kpis[k]["value"] is not None for k in ("Days in A/R", "Clean-claim rate", "Denial rate",
-                                                       "Net collection rate"))
+    kpis = {r["kpi"]: r for r in ok(fresh_cli("reports", "show", "kpis", "--period", "last-month", "--json", env=env))}
+    assert all(
+        kpis[k]["value"] is not None for k in ("Days in A/R", "Clean-claim rate", "Denial rate", "Net collection rate")
+    )
     assert 0 < float(kpis["Net collection rate"]["value"]) <= 100
     summary = ok(fresh_cli("reports", "show", "claims-summary", "--period", "last-month", "--json", env=env))
     assert summary and sum(r["claims"] for r in summary) > 0 and sum(r["first_submitted"] for r in summary) > 0
@@ -88,8 +104,22 @@ def _last_month_has_figures(fresh_cli, env) -> None:
     assert aging and sum(float(r["total"]) for r in aging) > 0
 
 
-MONEY_KEYS = {"amount", "balance", "charge", "copay", "credit", "deductible", "paid", "payment", "total", "adjusted",
-              "patient_responsibility", "provider_adjustments", "amount_due", "deductible_remaining"}
+MONEY_KEYS = {
+    "amount",
+    "balance",
+    "charge",
+    "copay",
+    "credit",
+    "deductible",
+    "paid",
+    "payment",
+    "total",
+    "adjusted",
+    "patient_responsibility",
+    "provider_adjustments",
+    "amount_due",
+    "deductible_remaining",
+}
 
 
 def _money_in_json_is_text(fresh_cli, env) -> None:
@@ -109,20 +139,37 @@ def _money_in_json_is_text(fresh_cli, env) -> None:
     from hpms.services import reports
 
     mrn = ok(fresh_cli("patients", "list", "--limit", "1", "--json", env=env))[0]["mrn"]
-    for cmd in (("claims", "list"), ("claims", "denied"), ("remits", "list"), ("payments", "list"),
-                ("statements", "list"), ("patients", "show", mrn), ("patients", "ledger", mrn),
-                ("billing", "files"), ("eligibility", "list"), ("claims", "show", "1")):
+    for cmd in (
+        ("claims", "list"),
+        ("claims", "denied"),
+        ("remits", "list"),
+        ("payments", "list"),
+        ("statements", "list"),
+        ("patients", "show", mrn),
+        ("patients", "ledger", mrn),
+        ("billing", "files"),
+        ("eligibility", "list"),
+        ("claims", "show", "1"),
+    ):
         walk(ok(fresh_cli(*cmd, "--json", env=env)), " ".join(cmd))
     # a report's money columns, by the column types it declares
-    for name in ("kpis", "payments", "adjustments", "ar-aging", "claims-summary", "charges", "denials-by-carc",
-                 "provider-productivity", "day-sheet"):
+    for name in (
+        "kpis",
+        "payments",
+        "adjustments",
+        "ar-aging",
+        "claims-summary",
+        "charges",
+        "denials-by-carc",
+        "provider-productivity",
+        "day-sheet",
+    ):
         money = [c.key for c in reports.get(name).columns if c.kind == "money"]
         rows = ok(fresh_cli("reports", "show", name, "--period", "last-month", "--json", env=env))
         bad = [(k, r[k]) for r in rows for k in money if r[k] is not None and not isinstance(r[k], str)]
         assert not bad, f"{name}: {bad[:3]}"
     # a KPI's money numerators are strings too; its counts stay whole numbers
-    kpis = {r["kpi"]: r for r in ok(fresh_cli("reports", "show", "kpis", "--period", "last-month", "--json",
-                                              env=env))}
+    kpis = {r["kpi"]: r for r in ok(fresh_cli("reports", "show", "kpis", "--period", "last-month", "--json", env=env))}
     assert re.fullmatch(r"\d+\.\d\d", kpis["Net collection rate"]["numerator"])
     assert isinstance(kpis["Clean-claim rate"]["numerator"], int)
 
@@ -139,8 +186,13 @@ def _assert_valid_837p(path) -> None:
     text = path.read_text(encoding="ascii")
     assert text.startswith("ISA*") and "~\nCLM*" in text
     assert pyx12.x12n_document.x12n_document(
-        param=pyx12.params.params(), src_file=io.StringIO(text), fd_997=None, fd_html=None, fd_xmldoc=None,
-        fd_json=io.StringIO()), path.name
+        param=pyx12.params.params(),
+        src_file=io.StringIO(text),
+        fd_997=None,
+        fd_html=None,
+        fd_xmldoc=None,
+        fd_json=io.StringIO(),
+    ), path.name
 
 
 def test_demo_refuses_a_real_practice(cli, counts):
@@ -158,7 +210,6 @@ def test_demo_bad_patient_count(fresh_cli, tmp_path):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_demo_subprocess(hpms_proc, counts):
     before = counts("patient", "audit_event")
     r = hpms_proc("demo", "--patients", "60", "--json")
@@ -168,6 +219,7 @@ def test_demo_subprocess(hpms_proc, counts):
 
 
 # ---- the schedule --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def empty_pg_database():
@@ -198,10 +250,13 @@ def _overlaps(conn, column: str, end: str) -> list:
     import sqlalchemy as sa
 
     blocking = ", ".join(f"'{s}'" for s in BLOCKING)
-    return conn.execute(sa.text(
-        f"SELECT a.id, b.id FROM appointment a JOIN appointment b ON a.{column} = b.{column} AND a.id < b.id "
-        f"AND a.start_utc < b.{end} AND b.start_utc < a.{end} "
-        f"WHERE a.status IN ({blocking}) AND b.status IN ({blocking})")).all()
+    return conn.execute(
+        sa.text(
+            f"SELECT a.id, b.id FROM appointment a JOIN appointment b ON a.{column} = b.{column} AND a.id < b.id "
+            f"AND a.start_utc < b.{end} AND b.start_utc < a.{end} "
+            f"WHERE a.status IN ({blocking}) AND b.status IN ({blocking})"
+        )
+    ).all()
 
 
 def test_demo_schedule_is_consistent(backend, request, fresh_cli, clean_env, tmp_path):
@@ -228,32 +283,37 @@ def test_demo_schedule_is_consistent(backend, request, fresh_cli, clean_env, tmp
             assert _overlaps(conn, "provider_id", "block_end_utc") == []
             assert _overlaps(conn, "room_id", "block_end_utc") == []
             assert _overlaps(conn, "patient_id", "end_utc") == []
-            providers = conn.execute(sa.text("SELECT u.username, p.npi FROM provider p "
-                                             "JOIN hpms_user u ON u.id = p.user_id ORDER BY u.username")).all()
+            providers = conn.execute(
+                sa.text(
+                    "SELECT u.username, p.npi FROM provider p JOIN hpms_user u ON u.id = p.user_id ORDER BY u.username"
+                )
+            ).all()
             assert [u for u, _ in providers] == ["drnguyen", "drpatel", "drsmith"]
             from hpms.codes.npi import is_valid_npi
 
             assert all(is_valid_npi(npi) for _, npi in providers)
-            sites = conn.execute(sa.text(
-                "SELECT count(*) FROM provider_location GROUP BY provider_id ORDER BY 1")).scalars().all()
+            sites = (
+                conn.execute(sa.text("SELECT count(*) FROM provider_location GROUP BY provider_id ORDER BY 1"))
+                .scalars()
+                .all()
+            )
             assert sites == [1, 1, 2]
             assert conn.execute(sa.text("SELECT count(*) FROM working_hours WHERE rrule IS NOT NULL")).scalar_one() == 1
             assert conn.execute(sa.text("SELECT count(*) FROM time_off WHERE provider_id IS NULL")).scalar_one() >= 1
             assert conn.execute(sa.text("SELECT count(*) FROM room")).scalar_one() >= 6
             types = dict(conn.execute(sa.text("SELECT name, needs_room FROM appointment_type")).all())
             assert {"New patient", "Follow-up", "Annual physical", "Telehealth", "Procedure"} <= set(types)
-            assert conn.execute(sa.text(
-                "SELECT count(*) FROM waitlist_entry WHERE status = 'open'")).scalar_one() == 4
-            series = conn.execute(sa.text(
-                "SELECT count(*) FROM appointment WHERE series_id IS NOT NULL")).scalar_one()
+            assert conn.execute(sa.text("SELECT count(*) FROM waitlist_entry WHERE status = 'open'")).scalar_one() == 4
+            series = conn.execute(sa.text("SELECT count(*) FROM appointment WHERE series_id IS NOT NULL")).scalar_one()
             assert series >= 4
             tz = dict(conn.execute(sa.text("SELECT id, tz FROM location")).all())
             needs_room = {i for i, n in conn.execute(sa.text("SELECT id, needs_room FROM appointment_type")) if n}
             freed = set(conn.execute(sa.text("SELECT appointment_id FROM freed_slot")).scalars())
             t = Appointment.__table__
             rows = conn.execute(sa.select(t)).all()  # through the column types: aware UTC datetimes
-            events = conn.execute(sa.text(
-                "SELECT count(*) FROM audit_event WHERE entity = 'appointment' AND action = 'create'")).scalar_one()
+            events = conn.execute(
+                sa.text("SELECT count(*) FROM audit_event WHERE entity = 'appointment' AND action = 'create'")
+            ).scalar_one()
     finally:
         engine.dispose()
     assert events >= 1  # recorded in bulk, one event per chunk naming the patients

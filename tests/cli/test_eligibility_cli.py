@@ -32,9 +32,15 @@ def test_request_import_list(cli, settings, practice, tmp_path):
     out = tmp_path / "tomorrow.270"
     req = ok(cli("eligibility", "request", "--date", "2026-06-16", "--out", str(out), "--json"))
     assert (req["checks"], req["patients"], req["payers"], req["service_date"], req["path"]) == (
-        2, 2, 2, "2026-06-16", str(out))
-    assert req["skipped"] == [{"patient_id": practice.nora, "mrn": practice.nora_mrn,
-                               "reason": "no active coverage on 2026-06-16"}]
+        2,
+        2,
+        2,
+        "2026-06-16",
+        str(out),
+    )
+    assert req["skipped"] == [
+        {"patient_id": practice.nora, "mrn": practice.nora_mrn, "reason": "no active coverage on 2026-06-16"}
+    ]
     assert out.read_text().startswith("ISA*00*") and "ST*270*0001*005010X279A1~" in out.read_text()
     assert count_rows(settings, "eligibility_check") == 2
 
@@ -42,14 +48,31 @@ def test_request_import_list(cli, settings, practice, tmp_path):
     answer = tmp_path / "answer.271"
     answer.write_text(answer_271(active_loop(str(pat_check), "M123456", "DOE", "PAT")))
     imp = ok(cli("eligibility", "import", str(answer), "--json"))
-    assert (imp["answers"], imp["updated"], imp["unchanged"], imp["recorded"], imp["unmatched"], imp["statuses"],
-            imp["check_ids"]) == (1, 1, 0, 0, [], {"active": 1}, [pat_check])
+    assert (
+        imp["answers"],
+        imp["updated"],
+        imp["unchanged"],
+        imp["recorded"],
+        imp["unmatched"],
+        imp["statuses"],
+        imp["check_ids"],
+    ) == (1, 1, 0, 0, [], {"active": 1}, [pat_check])
     again = ok(cli("eligibility", "import", str(answer), "--json"))
     assert (again["updated"], again["unchanged"]) == (0, 1)
 
     rows = ok(cli("eligibility", "list", "--patient", practice.pat_mrn, "--json"))
-    assert [(r["id"], r["status"], r["plan_name"], r["copay"], r["coinsurance_percent"], r["deductible_remaining"],
-             r["plan_end"]) for r in rows] == [(pat_check, "active", "GOLD PLAN", "25.00", "20", "750.50", "2026-12-31")]
+    assert [
+        (
+            r["id"],
+            r["status"],
+            r["plan_name"],
+            r["copay"],
+            r["coinsurance_percent"],
+            r["deductible_remaining"],
+            r["plan_end"],
+        )
+        for r in rows
+    ] == [(pat_check, "active", "GOLD PLAN", "25.00", "20", "750.50", "2026-12-31")]
     r = cli("eligibility", "list", "--date", "2026-06-16")
     assert r.exit_code == 0, r.stderr
     header, table = tsv(r.stdout)
@@ -71,17 +94,30 @@ def test_a_two_payer_answer_with_a_bom_and_no_traces(cli, settings, practice, tm
     answer.write_bytes(b"\xef\xbb\xbf" + answer_from_270(out.read_text(), answers, traces="none").encode())
     imp = ok(cli("eligibility", "import", str(answer), "--json"))
     assert (imp["updated"], imp["unmatched"], imp["statuses"], imp["check_ids"]) == (
-        2, [], {"active": 1, "inactive": 1}, req["check_ids"])
+        2,
+        [],
+        {"active": 1, "inactive": 1},
+        req["check_ids"],
+    )
     r = cli("eligibility", "import", str(answer))
-    assert r.exit_code == 0 and r.stdout == "2 answer(s): 0 updated, 2 unchanged, 0 recorded, 0 unmatched " \
-                                            "(1 active, 1 inactive)\n"
+    assert (
+        r.exit_code == 0
+        and r.stdout == "2 answer(s): 0 updated, 2 unchanged, 0 recorded, 0 unmatched (1 active, 1 inactive)\n"
+    )
     rows = ok(cli("eligibility", "list", "--date", "2026-06-16", "--json"))
     assert sorted((x["patient"], x["payer"], x["status"], x["plan_name"]) for x in rows) == [
-        ("Kid Doe", "Beta Care", "inactive", "BETA BASIC"), ("Pat Doe", "Acme Health", "active", "ACME GOLD")]
+        ("Kid Doe", "Beta Care", "inactive", "BETA BASIC"),
+        ("Pat Doe", "Acme Health", "active", "ACME GOLD"),
+    ]
     binary = tmp_path / "scan.271"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    error_line(cli("eligibility", "import", str(binary)), 2, "scan.271 is not a valid 271", "NUL characters",
-               "nothing imported")
+    error_line(
+        cli("eligibility", "import", str(binary)),
+        2,
+        "scan.271 is not a valid 271",
+        "NUL characters",
+        "nothing imported",
+    )
     assert count_rows(settings, "eligibility_check") == 2
 
 
@@ -94,7 +130,9 @@ def test_plain_request_prints_the_path(cli, practice, tmp_path):
 
 def test_refusals(cli, settings, practice, tmp_path):
     out = tmp_path / "x.270"
-    error_line(cli("eligibility", "request", "--date", "2026-06-17", "--out", str(out)), 3, "no appointments on 2026-06-17")
+    error_line(
+        cli("eligibility", "request", "--date", "2026-06-17", "--out", str(out)), 3, "no appointments on 2026-06-17"
+    )
     error_line(cli("eligibility", "request", "--patient", "4242424", "--out", str(out)), 3, "--patient")
     error_line(cli("eligibility", "request", "--date", "soon", "--out", str(out)), 2, "--date")
     error_line(cli("eligibility", "request", "--out", str(out)), 2, "--date")
@@ -134,19 +172,23 @@ def test_front_desk_may_ask_but_an_auditor_may_not_read(cli, practice, make_user
 def test_day_sheet_shows_the_latest_eligibility(cli, practice, tmp_path):
     req = ok(cli("eligibility", "request", "--date", "2026-06-16", "--out", str(tmp_path / "x.270"), "--json"))
     answer = tmp_path / "a.271"
-    answer.write_text(answer_271(["TRN*2*%d*1" % req["check_ids"][0], "NM1*IL*1*DOE*PAT****MI*M123456",
-                                  "AAA*Y**75*C"]))
+    answer.write_text(answer_271([f"TRN*2*{req['check_ids'][0]}*1", "NM1*IL*1*DOE*PAT****MI*M123456", "AAA*Y**75*C"]))
     ok(cli("eligibility", "import", str(answer), "--json"))
     day = ok(cli("appointments", "list", "--date", "2026-06-16", "--json"))
     assert [(a["patient"], a["eligibility"]) for a in day] == [
-        ("Pat Doe", "error: subscriber/insured not found"), ("Kid Doe", "pending"), ("Nora Cover", "not checked")]
+        ("Pat Doe", "error: subscriber/insured not found"),
+        ("Kid Doe", "pending"),
+        ("Nora Cover", "not checked"),
+    ]
     r = cli("appointments", "list", "--date", "2026-06-16")
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header[-1] == "Eligibility"
-    assert [(row[5], row[-1]) for row in rows] == [("Pat Doe", "error: subscriber/insured not found"),
-                                                   ("Kid Doe", "pending"), ("Nora Cover", "not checked")]
-
+    assert [(row[5], row[-1]) for row in rows] == [
+        ("Pat Doe", "error: subscriber/insured not found"),
+        ("Kid Doe", "pending"),
+        ("Nora Cover", "not checked"),
+    ]
 
 
 def test_the_day_sheet_goes_without_eligibility_for_who_may_not_read_it(cli, practice, as_user):

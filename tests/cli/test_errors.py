@@ -56,12 +56,16 @@ def test_interrupt(cli, monkeypatch):
     assert r.stderr.splitlines() == ["hpms: interrupted"]
 
 
-@pytest.mark.parametrize("args", [
-    ("patients", "register", "--no-such-option"),
-    ("patients", "bogus"),
-    ("coverage", "end", "not-a-number"),
-    ("patients", "list", "--limit", "many"),
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("patients", "register", "--no-such-option"),
+        ("patients", "bogus"),
+        ("coverage", "end", "not-a-number"),
+        ("patients", "list", "--limit", "many"),
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_parser_usage_errors_exit_2(cli, args):
     r = cli(*args)
     assert r.exit_code == 2
@@ -90,13 +94,21 @@ def test_debug_traceback_has_no_locals(settings):
     env = subprocess_env(settings.home)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-c", SCRIPT, *args], env=env, cwd=REPO, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-c", SCRIPT, *args],
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     plain = run("patients", "list")
     assert plain.returncode == 1
     assert plain.stderr.splitlines() == [
-        "hpms: internal error: RuntimeError: boom in the service (rerun with --debug for the traceback)"]
+        "hpms: internal error: RuntimeError: boom in the service (rerun with --debug for the traceback)"
+    ]
 
     debug = run("--debug", "patients", "list")
     assert debug.returncode == 1

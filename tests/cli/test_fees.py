@@ -27,7 +27,10 @@ def test_set_and_list(cli, ctx_for):
     ok(cli("fees", "set", "99213", "130", "--json"))  # replaces
     listed = ok(cli("fees", "list", "--json"))
     assert [(f["code"], f["modifier"], f["payer_code"], f["amount"]) for f in listed] == [
-        ("99213", None, None, "130.00"), ("99213", "25", None, "140.50"), ("99213", None, "ACME1", "90.00")]
+        ("99213", None, None, "130.00"),
+        ("99213", "25", None, "140.50"),
+        ("99213", None, "ACME1", "90.00"),
+    ]
     assert [f["amount"] for f in ok(cli("fees", "list", "--payer", "Acme Health", "--json"))] == ["90.00"]
     header, rows = tsv(cli("fees", "list", "--payer", "default").stdout)
     assert header == ["Code", "Modifier", "Schedule", "Amount", "Updated"]
@@ -52,8 +55,9 @@ def test_set_refuses_bad_input_and_writes_nothing(cli, ctx_for, counts):
 def test_import(cli, ctx_for, counts, tmp_path):
     _payer(ctx_for)
     path = tmp_path / "fees.csv"
-    path.write_text("code,amount,modifier,payer\n99213,125.00,,\n99213,140,25,\n99213,90,,ACME1\nG0439,175,,\n",
-                    encoding="utf-8")
+    path.write_text(
+        "code,amount,modifier,payer\n99213,125.00,,\n99213,140,25,\n99213,90,,ACME1\nG0439,175,,\n", encoding="utf-8"
+    )
     before = counts("fee", "audit_event")
     dry = ok(cli("fees", "import", str(path), "--dry-run", "--json"))
     assert dry == {"rows": 4, "created": 4, "updated": 0, "unchanged": 0, "dry_run": True, "errors": []}

@@ -11,8 +11,13 @@ from tests.cli.helpers import error_line, ok
 
 def test_whoami_json_is_the_os_user(cli):
     data = ok(cli("whoami", "--json"))
-    assert data == {"username": "root", "full_name": None, "roles": ["admin"], "auth_method": "os",
-                    "organization": "Test Clinic"}
+    assert data == {
+        "username": "root",
+        "full_name": None,
+        "roles": ["admin"],
+        "auth_method": "os",
+        "organization": "Test Clinic",
+    }
 
 
 def test_whoami_plain_is_key_value_lines(cli):
@@ -103,12 +108,16 @@ def test_front_desk_cannot_read_audit_log(cli, as_user, counts):
     assert counts("audit_event") == before
 
 
-@pytest.mark.parametrize("args", [
-    ("users", "add", "eve", "--role", "admin"),
-    ("locations", "add", "--name", "Annex", "--tz", "America/Chicago"),
-    ("payers", "add", "--name", "Blue Harbor", "--payer-id", "BHI01"),
-    ("keys", "rotate"),
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("users", "add", "eve", "--role", "admin"),
+        ("locations", "add", "--name", "Annex", "--tz", "America/Chicago"),
+        ("payers", "add", "--name", "Blue Harbor", "--payer-id", "BHI01"),
+        ("keys", "rotate"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_front_desk_denied_admin_commands(cli, as_user, counts, args):
     env = as_user("maria", "front_desk")
     before = counts("audit_event", "hpms_user", "location", "payer")

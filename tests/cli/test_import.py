@@ -8,10 +8,12 @@ import pytest
 
 from tests.cli.helpers import error_line, ok
 
-GOOD = ("first_name,last_name,dob,phone,email,ssn,consent_sms\n"
-        "Ana,Müller,1985-03-14,555-201-3344,ana.muller@example.org,123-45-6789,yes\n"
-        "Liam,Okafor,2001-07-04,,,,\n"
-        "Zoë,Tanaka,03/09/1962,+1 312 555 0142,,,no\n")
+GOOD = (
+    "first_name,last_name,dob,phone,email,ssn,consent_sms\n"
+    "Ana,Müller,1985-03-14,555-201-3344,ana.muller@example.org,123-45-6789,yes\n"
+    "Liam,Okafor,2001-07-04,,,,\n"
+    "Zoë,Tanaka,03/09/1962,+1 312 555 0142,,,no\n"
+)
 
 
 def write(tmp_path, text: str, name: str = "patients.csv", encoding: str = "utf-8"):
@@ -23,8 +25,15 @@ def write(tmp_path, text: str, name: str = "patients.csv", encoding: str = "utf-
 def test_import_json(cli, tmp_path, counts):
     before = counts("audit_event")["audit_event"]
     data = ok(cli("patients", "import", str(write(tmp_path, GOOD)), "--json"))
-    assert data == {"imported": 3, "rows": 3, "skipped": 0, "errors": [], "first_mrn": "0100001",
-                    "last_mrn": "0100003", "dry_run": False}
+    assert data == {
+        "imported": 3,
+        "rows": 3,
+        "skipped": 0,
+        "errors": [],
+        "first_mrn": "0100001",
+        "last_mrn": "0100003",
+        "dry_run": False,
+    }
     listed = ok(cli("patients", "list", "--json"))
     assert sorted(p["last_name"] for p in listed) == ["Müller", "Okafor", "Tanaka"]
     assert {p["last_name"]: p["dob"] for p in listed}["Tanaka"] == "1962-03-09"
@@ -92,12 +101,17 @@ def test_invalid_date_row_writes_nothing(cli, tmp_path, counts):
 
 def test_every_bad_row_is_listed(cli, tmp_path, counts):
     before = counts("patient")
-    path = write(tmp_path, GOOD + "Emma,Rossi,2026-02-30,,,,\nNoah,Khan,1990-01-01,,not-an-email,,\n"
-                                  "Mia,Santos,1990-01-01,,,12345,\n")
+    path = write(
+        tmp_path,
+        GOOD + "Emma,Rossi,2026-02-30,,,,\nNoah,Khan,1990-01-01,,not-an-email,,\nMia,Santos,1990-01-01,,,12345,\n",
+    )
     r = cli("patients", "import", str(path))
     assert r.exit_code == 2 and r.stdout == ""
     assert [ln.split(": ")[0:2] for ln in r.stderr.splitlines()[:3]] == [
-        [f"{path}:5", "dob"], [f"{path}:6", "email"], [f"{path}:7", "ssn"]]
+        [f"{path}:5", "dob"],
+        [f"{path}:6", "email"],
+        [f"{path}:7", "ssn"],
+    ]
     assert "3 invalid row(s)" in r.stderr
     r = cli("patients", "import", str(path), "--json")
     assert r.exit_code == 2
@@ -111,8 +125,9 @@ def test_skip_invalid_imports_the_rest(cli, tmp_path, counts):
     path = write(tmp_path, GOOD + "Emma,Rossi,2026-02-30,,,,\n")
     data = ok(cli("patients", "import", str(path), "--skip-invalid", "--json"))
     assert data["imported"] == 3 and data["rows"] == 4 and data["skipped"] == 1
-    assert data["errors"] == [{"line": 5, "field": "dob",
-                               "message": "'2026-02-30' is not a valid date (day is out of range for month)"}]
+    assert data["errors"] == [
+        {"line": 5, "field": "dob", "message": "'2026-02-30' is not a valid date (day is out of range for month)"}
+    ]
     assert counts("patient")["patient"] == 3
 
 
@@ -125,11 +140,27 @@ def test_skip_invalid_plain_reports_skipped_rows(cli, tmp_path):
 
 
 def test_duplicate_mrns(cli, tmp_path, counts):
-    ok(cli("patients", "register", "--first-name", "Liam", "--last-name", "Okafor", "--dob", "2001-07-04",
-           "--mrn", "OLD-1", "--json"))
+    ok(
+        cli(
+            "patients",
+            "register",
+            "--first-name",
+            "Liam",
+            "--last-name",
+            "Okafor",
+            "--dob",
+            "2001-07-04",
+            "--mrn",
+            "OLD-1",
+            "--json",
+        )
+    )
     before = counts("patient", "audit_event")
-    path = write(tmp_path, "first_name,last_name,dob,mrn\nAna,Müller,1985-03-14,OLD-1\n"
-                           "Emma,Rossi,1990-01-01,OLD-2\nNoah,Khan,1990-01-01,OLD-2\n")
+    path = write(
+        tmp_path,
+        "first_name,last_name,dob,mrn\nAna,Müller,1985-03-14,OLD-1\n"
+        "Emma,Rossi,1990-01-01,OLD-2\nNoah,Khan,1990-01-01,OLD-2\n",
+    )
     r = cli("patients", "import", str(path))
     assert r.exit_code == 2
     assert f"{path}:2: mrn: 'OLD-1' is already assigned to another patient" in r.stderr
@@ -148,7 +179,6 @@ def test_front_desk_may_import_provider_may_not(cli, tmp_path, as_user, counts):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_import_subprocess(hpms_proc, tmp_path, counts):
     path = write(tmp_path, GOOD + "Emma,Rossi,2026-02-30,,,,\n")
     r = hpms_proc("patients", "import", str(path))

@@ -45,15 +45,23 @@ PROBE = textwrap.dedent("""
 def _probe(argv: list[str], tmp_path) -> dict:
     code = PROBE.format(heavy=HEAVY, argv=argv)
     env = {"PATH": "/usr/bin:/bin", "HPMS_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("argv", [["--help"], ["patients", "--help"], ["patients", "register", "--help"],
-                                  ["--version"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["patients", "--help"], ["patients", "register", "--help"], ["--version"]], ids=" ".join
+)
 def test_cli_start_does_not_import_heavy_libraries(argv, tmp_path):
     result = _probe(argv, tmp_path)
     assert result["code"] == 0
@@ -102,8 +110,10 @@ def test_there_is_something_to_check():
 
 @pytest.mark.parametrize("layer", ["services", "models"])
 def test_core_never_imports_a_face(layer):
-    assert _offending(_sources(layer), ("typer", "textual", "rich", "click", "hpms.commands", "hpms.tui",
-                                        "hpms.cli")) == []
+    assert (
+        _offending(_sources(layer), ("typer", "textual", "rich", "click", "hpms.commands", "hpms.tui", "hpms.cli"))
+        == []
+    )
 
 
 def test_commands_never_import_the_tui():
@@ -121,6 +131,8 @@ def test_import_resolution_sees_relative_imports(monkeypatch):
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: source)
     names = _imports(fake)
     assert {"hpms.tui", "hpms.tui.app", "hpms.commands", "hpms.commands._common", "hpms.tui.screens"} <= names
-    assert _offending([fake], ("hpms.tui",)) == ["hpms/commands/x.py imports hpms.tui",
-                                                 "hpms/commands/x.py imports hpms.tui.app",
-                                                 "hpms/commands/x.py imports hpms.tui.screens"]
+    assert _offending([fake], ("hpms.tui",)) == [
+        "hpms/commands/x.py imports hpms.tui",
+        "hpms/commands/x.py imports hpms.tui.app",
+        "hpms/commands/x.py imports hpms.tui.screens",
+    ]

@@ -15,8 +15,9 @@ from tests.conftest import PG_URL, _pg_reason
 
 
 def test_init_fresh_home_json(fresh_cli, clean_env):
-    r = fresh_cli("init", "--practice", "Riverside Family Medicine", "--tz", "Europe/Berlin", "--location", "Main",
-                  "--json")
+    r = fresh_cli(
+        "init", "--practice", "Riverside Family Medicine", "--tz", "Europe/Berlin", "--location", "Main", "--json"
+    )
     data = ok(r)
     assert data["created"] is True
     assert data["schema_before"] is None

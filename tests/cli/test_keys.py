@@ -61,8 +61,22 @@ def test_rotate_with_env_key_needs_a_new_key(fresh_cli, clean_env):
     env1 = {"HPMS_KEY": k1}
     assert ok(fresh_cli("init", "--practice", "Env Key Clinic", "--tz", "UTC", "--json", env=env1))["key_file"] is None
     assert not (clean_env / "hpms.key").exists()
-    mrn = ok(fresh_cli("patients", "register", "--first-name", "Emma", "--last-name", "Rossi", "--dob", "1990-01-02",
-                       "--ssn", "234-56-7890", "--json", env=env1))["mrn"]
+    mrn = ok(
+        fresh_cli(
+            "patients",
+            "register",
+            "--first-name",
+            "Emma",
+            "--last-name",
+            "Rossi",
+            "--dob",
+            "1990-01-02",
+            "--ssn",
+            "234-56-7890",
+            "--json",
+            env=env1,
+        )
+    )["mrn"]
     before = audit_events()
     error_line(fresh_cli("keys", "rotate", env=env1), 2, "HPMS_KEY", "HPMS_NEW_KEY")
     assert audit_events() == before
@@ -84,8 +98,11 @@ def test_database_without_the_key_reveals_nothing(cli, settings, covered_patient
     else:
         url = settings.database_url
     env = {"HPMS_HOME": str(other), "HPMS_DATABASE_URL": url}
-    for args in (("patients", "show", covered_patient), ("coverage", "list", covered_patient),
-                 ("patients", "search", "123-45-6789")):
+    for args in (
+        ("patients", "show", covered_patient),
+        ("coverage", "list", covered_patient),
+        ("patients", "search", "123-45-6789"),
+    ):
         r = cli(*args, env=env)
         error_line(r, 1, "no encryption key")
         assert "6789" not in r.stdout and "XJH123456789" not in r.stdout
@@ -93,7 +110,6 @@ def test_database_without_the_key_reveals_nothing(cli, settings, covered_patient
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_keys_subprocess(hpms_proc, covered_patient):
     r = hpms_proc("keys", "rotate", "--json")
     assert r.exit_code == 0, r.stderr

@@ -6,13 +6,45 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 
-LOCATION_KEYS = {"place_of_service", "id", "name", "tz", "address_line1", "address_line2", "city", "state", "postal_code", "country",
-                 "phone", "npi", "created_at"}
+LOCATION_KEYS = {
+    "place_of_service",
+    "id",
+    "name",
+    "tz",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "phone",
+    "npi",
+    "created_at",
+}
 
 
 def test_add_list_show_json(cli):
-    added = ok(cli("locations", "add", "--name", "Lakeside Clinic", "--tz", "America/Chicago", "--city", "Chicago",
-                   "--state", "IL", "--country", "us", "--phone", "312-555-0100", "--npi", "1234567893", "--json"))
+    added = ok(
+        cli(
+            "locations",
+            "add",
+            "--name",
+            "Lakeside Clinic",
+            "--tz",
+            "America/Chicago",
+            "--city",
+            "Chicago",
+            "--state",
+            "IL",
+            "--country",
+            "us",
+            "--phone",
+            "312-555-0100",
+            "--npi",
+            "1234567893",
+            "--json",
+        )
+    )
     assert set(added) == LOCATION_KEYS
     assert added["tz"] == "America/Chicago"
     assert added["country"] == "US"
@@ -65,11 +97,14 @@ def test_update_unknown_time_zone_changes_nothing(cli, counts):
     assert counts("audit_event") == before
 
 
-@pytest.mark.parametrize("option, value, field", [
-    ("--phone", "12ab", "--phone"),
-    ("--npi", "1234567890", "--npi"),
-    ("--country", "USA", "--country"),
-])
+@pytest.mark.parametrize(
+    "option, value, field",
+    [
+        ("--phone", "12ab", "--phone"),
+        ("--npi", "1234567890", "--npi"),
+        ("--country", "USA", "--country"),
+    ],
+)
 def test_bad_location_fields(cli, counts, option, value, field):
     before = counts("location", "audit_event")
     error_line(cli("locations", "add", "--name", "Annex", "--tz", "America/Chicago", option, value), 2, field)
@@ -99,7 +134,6 @@ def test_unknown_location(cli):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_locations_subprocess(hpms_proc):
     r = hpms_proc("locations", "list")
     assert r.exit_code == 0, r.stderr

@@ -8,22 +8,64 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_date, iso_datetime, ok, tsv
 
-SHOW_KEYS = {"id", "mrn", "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
-             "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2", "city", "state",
-             "postal_code", "country", "preferred_channel", "consent_sms", "consent_email", "ssn_masked", "active",
-             "merged_into_id", "version", "created_at", "updated_at"}
+SHOW_KEYS = {
+    "id",
+    "mrn",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "preferred_name",
+    "dob",
+    "sex_at_birth",
+    "gender_identity",
+    "phone",
+    "phone_alt",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "preferred_channel",
+    "consent_sms",
+    "consent_email",
+    "ssn_masked",
+    "active",
+    "merged_into_id",
+    "version",
+    "created_at",
+    "updated_at",
+}
 LIST_HEADER = ["MRN", "Last", "First", "Preferred", "DOB", "Phone"]
 
 
 def register(cli, first, last, dob, *extra):
-    return ok(cli("patients", "register", "--first-name", first, "--last-name", last, "--dob", dob, *extra,
-                  "--json"))
+    return ok(cli("patients", "register", "--first-name", first, "--last-name", last, "--dob", dob, *extra, "--json"))
 
 
 def test_register_json(cli):
-    out = register(cli, "Ana", "Müller", "1985-03-14", "--middle-name", "Sofia", "--sex-at-birth", "female",
-                   "--phone", "555-201-3344", "--email", "ana.muller@example.org", "--preferred-channel", "sms",
-                   "--consent-sms", "--ssn", "123-45-6789", "--country", "us")
+    out = register(
+        cli,
+        "Ana",
+        "Müller",
+        "1985-03-14",
+        "--middle-name",
+        "Sofia",
+        "--sex-at-birth",
+        "female",
+        "--phone",
+        "555-201-3344",
+        "--email",
+        "ana.muller@example.org",
+        "--preferred-channel",
+        "sms",
+        "--consent-sms",
+        "--ssn",
+        "123-45-6789",
+        "--country",
+        "us",
+    )
     assert set(out) == SHOW_KEYS
     assert out["mrn"] == "0100001"
     assert iso_date(out["dob"]).isoformat() == "1985-03-14"
@@ -55,10 +97,36 @@ def test_show_json_plain_and_reveal(cli, patient):
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()
     assert [ln.split()[0] for ln in lines] == [
-        "id", "mrn", "first_name", "middle_name", "last_name", "preferred_name", "dob", "sex_at_birth",
-        "gender_identity", "phone", "phone_alt", "email", "address_line1", "address_line2", "city", "state",
-        "postal_code", "country", "preferred_channel", "consent_sms", "consent_email", "ssn_masked", "active",
-        "merged_into_id", "version", "created_at", "updated_at", "balance", "credit"]
+        "id",
+        "mrn",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "preferred_name",
+        "dob",
+        "sex_at_birth",
+        "gender_identity",
+        "phone",
+        "phone_alt",
+        "email",
+        "address_line1",
+        "address_line2",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "preferred_channel",
+        "consent_sms",
+        "consent_email",
+        "ssn_masked",
+        "active",
+        "merged_into_id",
+        "version",
+        "created_at",
+        "updated_at",
+        "balance",
+        "credit",
+    ]
     assert out["balance"] == "0.00" and out["credit"] == "0.00"
     assert "123-45-6789" not in r.stdout
     assert ok(cli("patients", "show", patient, "--reveal-ssn", "--json"))["ssn_masked"] == "123-45-6789"
@@ -82,8 +150,10 @@ def test_list_json_and_plain(cli):
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == LIST_HEADER
-    assert rows == [["0100002", "Dubois", "Émile", "", "1970-12-31", ""],
-                    ["0100001", "Okafor", "Liam", "", "2001-07-04", "555-201-0001"]]
+    assert rows == [
+        ["0100002", "Dubois", "Émile", "", "1970-12-31", ""],
+        ["0100001", "Okafor", "Liam", "", "2001-07-04", "555-201-0001"],
+    ]
     assert r.stderr == ""
     assert ok(cli("patients", "list", "--limit", "1", "--offset", "1", "--json"))[0]["last_name"] == "Okafor"
 
@@ -96,8 +166,7 @@ def test_empty_list_plain_has_the_header(cli):
 
 def test_search(cli, patient):
     register(cli, "Liam", "Okafor", "2001-07-04")
-    for query in ("mull", "MÜLLER", "muller an", "Müller, Ana", "1985-03-14", "03/14/1985", "(555) 201-3344",
-                  patient):
+    for query in ("mull", "MÜLLER", "muller an", "Müller, Ana", "1985-03-14", "03/14/1985", "(555) 201-3344", patient):
         found = ok(cli("patients", "search", query, "--json"))
         assert [p["mrn"] for p in found] == [patient], query
     r = cli("patients", "search", "oka")
@@ -124,32 +193,36 @@ def test_update(cli, patient):
     assert iso_datetime(out["updated_at"]) >= iso_datetime(out["created_at"])
     r = cli("patients", "update", patient, "--email", "", "--expected-version", "2")
     assert r.exit_code == 0, r.stderr
-    assert dict(line.split(None, 1) for line in r.stdout.splitlines() if len(line.split(None, 1)) == 2)["version"] == "3"
+    assert (
+        dict(line.split(None, 1) for line in r.stdout.splitlines() if len(line.split(None, 1)) == 2)["version"] == "3"
+    )
 
 
 def test_stale_update_is_a_conflict(cli, patient, counts):
     before = counts("audit_event")
-    error_line(cli("patients", "update", patient, "--phone", "555-201-9999", "--expected-version", "7"), 4,
-               "version")
+    error_line(cli("patients", "update", patient, "--phone", "555-201-9999", "--expected-version", "7"), 4, "version")
     assert ok(cli("patients", "show", patient, "--json"))["phone"] == "555-201-3344"
     assert counts("audit_event")["audit_event"] == before["audit_event"] + 1  # only the show
 
 
-@pytest.mark.parametrize("option, value, words", [
-    ("--dob", "2026-02-30", ("dob", "2026-02-30")),
-    ("--dob", "2099-01-01", ("dob", "future")),
-    ("--dob", "14.03.1985", ("dob", "not a date")),
-    ("--email", "ana@", ("email", "ana@")),
-    ("--email", "ana.example.org", ("email",)),
-    ("--phone", "555-CALL-NOW", ("phone", "555-CALL-NOW")),
-    ("--phone", "12345", ("phone",)),
-    ("--ssn", "123-45-678", ("ssn", "9 digits")),
-    ("--ssn", "1234567890", ("ssn", "9 digits")),
-    ("--ssn", "abc-de-fghi", ("ssn",)),
-    ("--sex-at-birth", "robot", ("--sex-at-birth", "robot")),
-    ("--country", "Germany", ("country",)),
-    ("--mrn", "A B", ("mrn",)),
-])
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--dob", "2026-02-30", ("dob", "2026-02-30")),
+        ("--dob", "2099-01-01", ("dob", "future")),
+        ("--dob", "14.03.1985", ("dob", "not a date")),
+        ("--email", "ana@", ("email", "ana@")),
+        ("--email", "ana.example.org", ("email",)),
+        ("--phone", "555-CALL-NOW", ("phone", "555-CALL-NOW")),
+        ("--phone", "12345", ("phone",)),
+        ("--ssn", "123-45-678", ("ssn", "9 digits")),
+        ("--ssn", "1234567890", ("ssn", "9 digits")),
+        ("--ssn", "abc-de-fghi", ("ssn",)),
+        ("--sex-at-birth", "robot", ("--sex-at-birth", "robot")),
+        ("--country", "Germany", ("country",)),
+        ("--mrn", "A B", ("mrn",)),
+    ],
+)
 def test_register_bad_input(cli, counts, option, value, words):
     before = counts("patient", "audit_event", "counter")
     args = {"--first-name": "Ana", "--last-name": "Silva", "--dob": "1990-01-02", option: value}
@@ -172,8 +245,9 @@ def test_register_missing_required(cli, counts, missing):
 def test_duplicate_mrn(cli, counts):
     register(cli, "Liam", "Okafor", "2001-07-04", "--mrn", "A-77")
     before = counts("patient", "audit_event")
-    r = cli("patients", "register", "--first-name", "Ana", "--last-name", "Silva", "--dob", "1990-01-02",
-            "--mrn", "A-77")
+    r = cli(
+        "patients", "register", "--first-name", "Ana", "--last-name", "Silva", "--dob", "1990-01-02", "--mrn", "A-77"
+    )
     error_line(r, 4, "mrn", "A-77")
     assert counts("patient", "audit_event") == before
 
@@ -188,15 +262,19 @@ def test_update_bad_input_changes_nothing(cli, patient, counts):
     assert out["dob"] == "1985-03-14" and out["version"] == 1
 
 
-@pytest.mark.parametrize("args", [
-    ("patients", "show", "0999999"),
-    ("patients", "show", "999"),
-    ("patients", "update", "0999999", "--phone", "555-201-9999"),
-    ("patients", "merge", "0100001", "0999999", "--yes"),
-    ("patients", "merge", "0999999", "0100001", "--yes"),
-    ("coverage", "list", "0999999"),
-    ("audit", "log", "--patient", "0999999"),
-], ids=lambda a: " ".join(a[:3]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("patients", "show", "0999999"),
+        ("patients", "show", "999"),
+        ("patients", "update", "0999999", "--phone", "555-201-9999"),
+        ("patients", "merge", "0100001", "0999999", "--yes"),
+        ("patients", "merge", "0999999", "0100001", "--yes"),
+        ("coverage", "list", "0999999"),
+        ("audit", "log", "--patient", "0999999"),
+    ],
+    ids=lambda a: " ".join(a[:3]),
+)
 def test_unknown_patient(cli, patient, counts, args):
     before = counts("patient", "audit_event")
     unknown = "'999'" if "999" in args else "'0999999'"
@@ -241,8 +319,9 @@ def test_merge_refused_without_yes_then_merges(cli, patient, payer, counts, raw_
 
 @pytest.mark.subprocess
 def test_patients_subprocess(hpms_proc):
-    r = hpms_proc("patients", "register", "--first-name", "Ana", "--last-name", "Müller", "--dob", "1985-03-14",
-                  "--json")
+    r = hpms_proc(
+        "patients", "register", "--first-name", "Ana", "--last-name", "Müller", "--dob", "1985-03-14", "--json"
+    )
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["mrn"] == "0100001"
     r = hpms_proc("patients", "search", "mül")

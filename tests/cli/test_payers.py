@@ -8,13 +8,39 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 
-PAYER_KEYS = {"id", "name", "payer_id", "address_line1", "address_line2", "city", "state", "postal_code", "phone",
-              "claim_filing", "created_at"}
+PAYER_KEYS = {
+    "id",
+    "name",
+    "payer_id",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "phone",
+    "claim_filing",
+    "created_at",
+}
 
 
 def test_add_list_show_json(cli):
-    added = ok(cli("payers", "add", "--name", "Acme Health Plan", "--payer-id", "60054", "--city", "Hartford",
-                   "--state", "CT", "--phone", "860-555-0199", "--json"))
+    added = ok(
+        cli(
+            "payers",
+            "add",
+            "--name",
+            "Acme Health Plan",
+            "--payer-id",
+            "60054",
+            "--city",
+            "Hartford",
+            "--state",
+            "CT",
+            "--phone",
+            "860-555-0199",
+            "--json",
+        )
+    )
     assert set(added) == PAYER_KEYS
     assert added["payer_id"] == "60054" and added["phone"] == "860-555-0199" and added["claim_filing"] == "CI"
     iso_datetime(added["created_at"])
@@ -43,14 +69,18 @@ def test_show_plain(cli, payer):
     assert fields["payer_id"] == payer and fields["name"] == "Acme Health Plan" and fields["claim_filing"] == "CI"
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (("--name", "Acme", "--payer-id", "60 054"), 2, ("--payer-id", "60 054")),
-    (("--payer-id", "60054"), 2, ("--name", "required")),
-    (("--name", "Acme"), 2, ("--payer-id", "required")),
-    (("--name", "Acme", "--payer-id", "ACME1", "--phone", "call us"), 2, ("--phone",)),
-    (("--name", "Other", "--payer-id", "60054"), 4, ("--payer-id", "60054", "already exists")),
-    (("--name", "Other", "--payer-id", "OTH1", "--claim-filing", "medicare"), 2, ("--claim-filing", "'medicare'")),
-], ids=["bad-id", "no-name", "no-id", "bad-phone", "duplicate", "bad-claim-filing"])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("--name", "Acme", "--payer-id", "60 054"), 2, ("--payer-id", "60 054")),
+        (("--payer-id", "60054"), 2, ("--name", "required")),
+        (("--name", "Acme"), 2, ("--payer-id", "required")),
+        (("--name", "Acme", "--payer-id", "ACME1", "--phone", "call us"), 2, ("--phone",)),
+        (("--name", "Other", "--payer-id", "60054"), 4, ("--payer-id", "60054", "already exists")),
+        (("--name", "Other", "--payer-id", "OTH1", "--claim-filing", "medicare"), 2, ("--claim-filing", "'medicare'")),
+    ],
+    ids=["bad-id", "no-name", "no-id", "bad-phone", "duplicate", "bad-claim-filing"],
+)
 def test_add_errors(cli, payer, counts, args, code, words):
     before = counts("payer", "audit_event")
     error_line(cli("payers", "add", *args), code, *words)
@@ -60,7 +90,11 @@ def test_add_errors(cli, payer, counts, args, code, words):
 def test_update(cli, payer, counts):
     out = ok(cli("payers", "update", payer, "--claim-filing", "medicare-b", "--name", "Medicare Part B", "--json"))
     assert (out["payer_id"], out["name"], out["claim_filing"], out["city"]) == (
-        payer, "Medicare Part B", "MB", "Hartford")
+        payer,
+        "Medicare Part B",
+        "MB",
+        "Hartford",
+    )
     assert ok(cli("payers", "show", payer, "--json")) == out
     r = cli("payers", "update", payer, "--claim-filing", "MC")
     assert r.exit_code == 0 and r.stdout == "" and "updated payer" in r.stderr and "files as MC" in r.stderr
@@ -87,7 +121,6 @@ def test_front_desk_may_read_not_add(cli, payer, as_user, counts):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_payers_subprocess(hpms_proc):
     r = hpms_proc("payers", "add", "--name", "Acme Health Plan", "--payer-id", "60054", "--json")
     assert r.exit_code == 0, r.stderr

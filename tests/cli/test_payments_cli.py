@@ -26,22 +26,51 @@ def acct(ctx_for):
 
 
 def test_record_list_refund_json(cli, acct):
-    out = ok(cli("payments", "record", "--patient", acct["ida"], "--amount", "50.00", "--method", "card",
-                 "--reference", "R-1", "--json"))
+    out = ok(
+        cli(
+            "payments",
+            "record",
+            "--patient",
+            acct["ida"],
+            "--amount",
+            "50.00",
+            "--method",
+            "card",
+            "--reference",
+            "R-1",
+            "--json",
+        )
+    )
     assert out["amount"] == "50.00" and out["method"] == "card" and out["reference"] == "R-1"
-    assert [(a["encounter_id"], a["amount"]) for a in out["applied"]] == [(acct["march"], "20.00"),
-                                                                          (acct["april"], "20.00")]
+    assert [(a["encounter_id"], a["amount"]) for a in out["applied"]] == [
+        (acct["march"], "20.00"),
+        (acct["april"], "20.00"),
+    ]
     assert (out["unapplied"], out["credit"], out["balance"]) == ("10.00", "10.00", "-10.00")
-    copay = ok(cli("payments", "record", "--patient", acct["otis"], "--amount", "25", "--method", "cash",
-                   "--apply-to", str(acct["other"]), "--json"))
+    copay = ok(
+        cli(
+            "payments",
+            "record",
+            "--patient",
+            acct["otis"],
+            "--amount",
+            "25",
+            "--method",
+            "cash",
+            "--apply-to",
+            str(acct["other"]),
+            "--json",
+        )
+    )
     assert copay["encounter_id"] == acct["other"] and copay["balance"] == "5.00"
-    refund = ok(cli("payments", "refund", "--patient", acct["ida"], "--amount", "4.00", "--method", "check",
-                    "--json"))
+    refund = ok(cli("payments", "refund", "--patient", acct["ida"], "--amount", "4.00", "--method", "check", "--json"))
     assert refund["kind"] == "refund" and refund["credit"] == "6.00"
     rows = ok(cli("payments", "list", "--json"))
     assert [(r["mrn"], r["kind"], r["amount"]) for r in rows] == [
-        (acct["ida"], "patient_payment", "50.00"), (acct["otis"], "patient_payment", "25.00"),
-        (acct["ida"], "refund", "4.00")]
+        (acct["ida"], "patient_payment", "50.00"),
+        (acct["otis"], "patient_payment", "25.00"),
+        (acct["ida"], "refund", "4.00"),
+    ]
     assert len(ok(cli("payments", "list", "--patient", acct["otis"], "--json"))) == 1
     r = cli("payments", "list")
     header, body = tsv(r.stdout)
@@ -57,15 +86,18 @@ def test_record_plain_prints_the_id(cli, acct):
     assert "recorded 5.00 (cash)" in r.stderr and "balance 35.00" in r.stderr
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (["--amount", "-5.00"], 2, ["--amount", "negative"]),
-    (["--amount", "0"], 2, ["--amount", "zero"]),
-    (["--amount", "abc"], 2, ["--amount", "not an amount"]),
-    (["--method", "bitcoin"], 2, ["--method", "unknown method"]),
-    (["--patient", "9999999"], 3, ["--patient", "no patient"]),
-    (["--apply-to", "99999"], 3, ["--apply-to", "no encounter"]),
-    (["--apply-to", "OTHER"], 2, ["--apply-to", "is not patient"]),
-])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--amount", "-5.00"], 2, ["--amount", "negative"]),
+        (["--amount", "0"], 2, ["--amount", "zero"]),
+        (["--amount", "abc"], 2, ["--amount", "not an amount"]),
+        (["--method", "bitcoin"], 2, ["--method", "unknown method"]),
+        (["--patient", "9999999"], 3, ["--patient", "no patient"]),
+        (["--apply-to", "99999"], 3, ["--apply-to", "no encounter"]),
+        (["--apply-to", "OTHER"], 2, ["--apply-to", "is not patient"]),
+    ],
+)
 def test_bad_payment_input(cli, acct, counts, args, code, words):
     base = {"--patient": acct["ida"], "--amount": "10.00", "--method": "cash"}
     given = dict(zip(args[::2], args[1::2], strict=True))
@@ -81,18 +113,23 @@ def test_bad_payment_input(cli, acct, counts, args, code, words):
 def test_refund_larger_than_the_credit(cli, acct, counts):
     ok(cli("payments", "record", "--patient", acct["ida"], "--amount", "45.00", "--method", "cash", "--json"))
     before = counts(*WRITES)
-    error_line(cli("payments", "refund", "--patient", acct["ida"], "--amount", "5.01", "--method", "cash"), 2,
-               "--amount", "credit", "5.00")
+    error_line(
+        cli("payments", "refund", "--patient", acct["ida"], "--amount", "5.01", "--method", "cash"),
+        2,
+        "--amount",
+        "credit",
+        "5.00",
+    )
     assert counts(*WRITES) == before
 
 
 def test_front_desk_may_record_not_refund(cli, acct, as_user, counts):
     env = as_user("maria", "front_desk")
-    ok(cli("payments", "record", "--patient", acct["ida"], "--amount", "50.00", "--method", "cash", "--json",
-           env=env))
+    ok(cli("payments", "record", "--patient", acct["ida"], "--amount", "50.00", "--method", "cash", "--json", env=env))
     before = counts(*WRITES)
-    error_line(cli("payments", "refund", "--patient", acct["ida"], "--amount", "1.00", "--method", "cash", env=env),
-               5, "maria")
+    error_line(
+        cli("payments", "refund", "--patient", acct["ida"], "--amount", "1.00", "--method", "cash", env=env), 5, "maria"
+    )
     assert counts(*WRITES) == before
 
 
@@ -116,20 +153,24 @@ def test_statements_generate_and_list(cli, acct, tmp_path):
     assert r.exit_code == 0 and "0 statement(s)" in r.stderr and list((tmp_path / "again").iterdir()) == []
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--min-balance", "five"], ["--min-balance", "not an amount"]),
-    (["--older-than", "30"], ["--older-than", "30d"]),
-    (["--older-than", "a month"], ["--older-than"]),
-    (["--format", "docx"], ["--format"]),
-    (["--out", "FILE"], ["--out", "not a directory"]),
-    (["--out", "MISSING"], ["--out", "not a directory"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--min-balance", "five"], ["--min-balance", "not an amount"]),
+        (["--older-than", "30"], ["--older-than", "30d"]),
+        (["--older-than", "a month"], ["--older-than"]),
+        (["--format", "docx"], ["--format"]),
+        (["--out", "FILE"], ["--out", "not a directory"]),
+        (["--out", "MISSING"], ["--out", "not a directory"]),
+    ],
+)
 def test_bad_statement_options(cli, acct, tmp_path, counts, args, words):
     out = tmp_path / "out"
     out.mkdir()
     (tmp_path / "file").write_text("x")
-    argv = ["--out", str(out)] + [{"FILE": str(tmp_path / "file"), "MISSING": str(tmp_path / "nope")}.get(a, a)
-                                  for a in args]
+    argv = ["--out", str(out)] + [
+        {"FILE": str(tmp_path / "file"), "MISSING": str(tmp_path / "nope")}.get(a, a) for a in args
+    ]
     before = counts(*WRITES)
     error_line(cli("statements", "generate", *argv), 2, *words)
     assert counts(*WRITES) == before and list(out.iterdir()) == []
@@ -138,8 +179,14 @@ def test_bad_statement_options(cli, acct, tmp_path, counts, args, words):
 def test_patient_ledger(cli, acct):
     ok(cli("payments", "record", "--patient", acct["otis"], "--amount", "10.00", "--method", "cash", "--json"))
     rows = ok(cli("patients", "ledger", acct["otis"], "--json"))
-    assert [r["kind"] for r in rows] == ["charge", "insurance_payment", "contractual_adjustment",
-                                         "transfer_to_patient", "transfer_to_patient", "patient_payment"]
+    assert [r["kind"] for r in rows] == [
+        "charge",
+        "insurance_payment",
+        "contractual_adjustment",
+        "transfer_to_patient",
+        "transfer_to_patient",
+        "patient_payment",
+    ]
     assert [r["balance"] for r in rows] == ["100.00", "50.00", "30.00", "0.00", "30.00", "20.00"]
     assert rows[-1]["patient"] == "-10.00" and rows[-1]["insurance"] is None
     assert rows[-1]["patient_balance"] == "20.00" and rows[-1]["insurance_balance"] == "0.00"

@@ -8,17 +8,47 @@ import pytest
 
 from tests.cli.helpers import error_line, ok, tsv
 
-PROVIDER_KEYS = {"id", "name", "first_name", "last_name", "credentials", "npi", "taxonomy", "username", "locations",
-                 "color", "active", "version"}
+PROVIDER_KEYS = {
+    "id",
+    "name",
+    "first_name",
+    "last_name",
+    "credentials",
+    "npi",
+    "taxonomy",
+    "username",
+    "locations",
+    "color",
+    "active",
+    "version",
+}
 HEADER = ["ID", "Name", "NPI", "Taxonomy", "Locations", "User", "Color", "Active"]
 TABLES = ("provider", "provider_location", "audit_event")
 
 
 @pytest.fixture
 def okafor(cli):
-    return ok(cli("providers", "add", "--first-name", "Grace", "--last-name", "Okafor", "--credentials", "MD",
-                  "--npi", "1234567893", "--taxonomy", "207q00000x", "--location", "Main", "--color", "Teal",
-                  "--json"))
+    return ok(
+        cli(
+            "providers",
+            "add",
+            "--first-name",
+            "Grace",
+            "--last-name",
+            "Okafor",
+            "--credentials",
+            "MD",
+            "--npi",
+            "1234567893",
+            "--taxonomy",
+            "207q00000x",
+            "--location",
+            "Main",
+            "--color",
+            "Teal",
+            "--json",
+        )
+    )
 
 
 @pytest.fixture
@@ -62,15 +92,40 @@ def test_list_and_show_plain(cli, okafor):
     shown = cli("providers", "show", "Okafor")
     assert shown.exit_code == 0, shown.stderr
     lines = {key: value.strip() for key, _, value in (line.partition(" ") for line in shown.stdout.splitlines())}
-    assert list(lines) == ["id", "name", "first_name", "last_name", "credentials", "npi", "taxonomy", "username",
-                           "locations", "color", "active", "version"]
+    assert list(lines) == [
+        "id",
+        "name",
+        "first_name",
+        "last_name",
+        "credentials",
+        "npi",
+        "taxonomy",
+        "username",
+        "locations",
+        "color",
+        "active",
+        "version",
+    ]
     assert lines["npi"] == "1234567893" and lines["active"] == "yes" and lines["locations"] == "Main"
     assert lines["username"] == ""
 
 
 def test_several_locations_and_location_filter(cli, lakeside):
-    added = ok(cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", "--location", "Main",
-                   "--location", "lakeside", "--json"))
+    added = ok(
+        cli(
+            "providers",
+            "add",
+            "--first-name",
+            "Ann",
+            "--last-name",
+            "Roe",
+            "--location",
+            "Main",
+            "--location",
+            "lakeside",
+            "--json",
+        )
+    )
     assert added["locations"] == ["Main", "Lakeside"]
     ok(cli("providers", "add", "--first-name", "Bo", "--last-name", "Main", "--location", "Main"))
     assert [p["last_name"] for p in ok(cli("providers", "list", "--location", "Lakeside", "--json"))] == ["Roe"]
@@ -85,8 +140,20 @@ def test_location_required_when_the_practice_has_several(cli, lakeside, counts):
 
 
 def test_update_replaces_locations_and_bumps_the_version(cli, okafor, lakeside):
-    out = ok(cli("providers", "update", "Okafor", "--location", "Lakeside", "--credentials", "DO",
-                 "--expected-version", "1", "--json"))
+    out = ok(
+        cli(
+            "providers",
+            "update",
+            "Okafor",
+            "--location",
+            "Lakeside",
+            "--credentials",
+            "DO",
+            "--expected-version",
+            "1",
+            "--json",
+        )
+    )
     assert out["locations"] == ["Lakeside"]
     assert out["name"] == "Grace Okafor, DO"
     assert out["version"] == 2
@@ -125,8 +192,12 @@ def test_link_to_a_user(cli, okafor, make_user):
 def test_stale_update_is_a_conflict(cli, okafor, counts):
     ok(cli("providers", "update", "Okafor", "--first-name", "G", "--json"))
     before = counts(*TABLES)
-    error_line(cli("providers", "update", "Okafor", "--last-name", "Other", "--expected-version", "1"), 4,
-               "version 2", "expected 1")
+    error_line(
+        cli("providers", "update", "Okafor", "--last-name", "Other", "--expected-version", "1"),
+        4,
+        "version 2",
+        "expected 1",
+    )
     assert counts(*TABLES) == before
     assert ok(cli("providers", "show", "Okafor", "--json"))["last_name"] == "Okafor"
 
@@ -159,8 +230,12 @@ def test_missing_names(cli, counts):
 
 def test_duplicate_npi_is_a_conflict(cli, okafor, counts):
     before = counts(*TABLES)
-    error_line(cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", "--npi", "1234567893"), 4,
-               "--npi", "1234567893")
+    error_line(
+        cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", "--npi", "1234567893"),
+        4,
+        "--npi",
+        "1234567893",
+    )
     ok(cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe"))
     error_line(cli("providers", "update", "Roe", "--npi", "1234567893"), 4, "--npi")
     assert counts("provider") == {"provider": before["provider"] + 1}
@@ -189,8 +264,9 @@ def test_front_desk_may_read_not_write(cli, okafor, as_user, counts):
     assert [p["id"] for p in ok(cli("providers", "list", "--json", env=env))] == [okafor["id"]]
     assert ok(cli("providers", "show", "Okafor", "--json", env=env))["id"] == okafor["id"]
     before = counts(*TABLES)
-    error_line(cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", env=env), 5, "maria",
-               "provider.write")
+    error_line(
+        cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", env=env), 5, "maria", "provider.write"
+    )
     error_line(cli("providers", "update", "Okafor", "--active", "no", env=env), 5, "maria")
     assert counts(*TABLES) == before
 
@@ -203,8 +279,7 @@ def test_auditor_may_not_read(cli, okafor, as_user):
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_providers_subprocess(hpms_proc):
-    r = hpms_proc("providers", "add", "--first-name", "Grace", "--last-name", "Okafor", "--npi", "1234567893",
-                  "--json")
+    r = hpms_proc("providers", "add", "--first-name", "Grace", "--last-name", "Okafor", "--npi", "1234567893", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["locations"] == ["Main"]
     bad = hpms_proc("providers", "add", "--first-name", "Ann", "--last-name", "Roe", "--npi", "1234567890")

@@ -31,10 +31,20 @@ def era(tmp_path, claims, name="era.835", **kw):
 
 def test_import_posts_and_reports(cli, billed, tmp_path, counts):
     acme, beta = billed["ACME1"], billed["BETA2"]
-    paid = claim(acme["control_number"], [line("99213", "100", "80", ("CO", "45", "20"), mods=["25"], date=DOS),
-                                          line("36415", "15", "10", ("PR", "3", "5"), date=DOS)])
-    denied = claim(beta["control_number"], [line("99214", "180", "0", ("CO", "97", "180"))], status="4",
-                   pcn="B-1", patient=("JONES", "KID", "M999"))
+    paid = claim(
+        acme["control_number"],
+        [
+            line("99213", "100", "80", ("CO", "45", "20"), mods=["25"], date=DOS),
+            line("36415", "15", "10", ("PR", "3", "5"), date=DOS),
+        ],
+    )
+    denied = claim(
+        beta["control_number"],
+        [line("99214", "180", "0", ("CO", "97", "180"))],
+        status="4",
+        pcn="B-1",
+        patient=("JONES", "KID", "M999"),
+    )
     path = era(tmp_path, [paid, denied])
     dry = ok(cli("remits", "import", path, "--dry-run", "--json"))
     assert dry["dry_run"] is True and dry["posted"] == 2 and counts(*TABLES)["ledger_entry"] == 3
@@ -61,8 +71,10 @@ def test_import_posts_and_reports(cli, billed, tmp_path, counts):
 def test_unmatched_and_match(cli, billed, tmp_path):
     beta = billed["BETA2"]
     other = claim("ELSEWHERE1", [line("99214", "180", "100", ("CO", "45", "80"))], patient=("JONES", "KID", "M999"))
-    mixed = claim(billed["ACME1"]["control_number"], [line("99213", "100", "100", mods=["25"], date=DOS),
-                                                      line("36415", "15", "15", date=DOS)])
+    mixed = claim(
+        billed["ACME1"]["control_number"],
+        [line("99213", "100", "100", mods=["25"], date=DOS), line("36415", "15", "15", date=DOS)],
+    )
     out = ok(cli("remits", "import", era(tmp_path, [mixed, other]), "--json"))
     assert out["posted"] == 1 and [u["control_number"] for u in out["unmatched"]] == ["ELSEWHERE1"]
     rows = ok(cli("remits", "unmatched", "--json"))
@@ -78,8 +90,10 @@ def test_unmatched_and_match(cli, billed, tmp_path):
 
 def test_a_re_enveloped_payment_exits_0_and_a_reused_trace_exits_4(cli, billed, tmp_path, counts):
     acme, beta = billed["ACME1"], billed["BETA2"]
-    paid = claim(acme["control_number"], [line("99213", "100", "80", ("CO", "45", "20"), mods=["25"], date=DOS),
-                                          line("36415", "15", "15", date=DOS)])
+    paid = claim(
+        acme["control_number"],
+        [line("99213", "100", "80", ("CO", "45", "20"), mods=["25"], date=DOS), line("36415", "15", "15", date=DOS)],
+    )
     first = ok(cli("remits", "import", era(tmp_path, [paid]), "--json"))
     file_id = ok(cli("remits", "list", "--json"))[0]["file_id"]
     before = counts(*TABLES)
@@ -103,8 +117,10 @@ def test_a_re_enveloped_payment_exits_0_and_a_reused_trace_exits_4(cli, billed, 
 
 def test_a_file_for_another_payee_exits_4_naming_it(cli, billed, tmp_path, counts):
     acme = billed["ACME1"]
-    paid = claim(acme["control_number"], [line("99213", "100", "100", mods=["25"], date=DOS),
-                                          line("36415", "15", "15", date=DOS)])
+    paid = claim(
+        acme["control_number"],
+        [line("99213", "100", "100", mods=["25"], date=DOS), line("36415", "15", "15", date=DOS)],
+    )
     before = counts(*TABLES)
     path = era(tmp_path, [paid], payee=["N1*PE*OTHER CLINIC*XX*1999999984"])
     error_line(cli("remits", "import", path), 4, "OTHER CLINIC (NPI 1999999984)")
@@ -112,10 +128,13 @@ def test_a_file_for_another_payee_exits_4_naming_it(cli, billed, tmp_path, count
     assert ok(cli("remits", "import", path, "--force", "--json"))["posted"] == 1
 
 
-@pytest.mark.parametrize("text, code, words", [
-    ("not an edi file at all\n", 2, "not a valid 835"),
-    ("", 2, "is empty"),
-])
+@pytest.mark.parametrize(
+    "text, code, words",
+    [
+        ("not an edi file at all\n", 2, "not a valid 835"),
+        ("", 2, "is empty"),
+    ],
+)
 def test_bad_files_exit_non_zero_and_post_nothing(cli, billed, tmp_path, counts, text, code, words):
     path = tmp_path / "bad.835"
     path.write_text(text)

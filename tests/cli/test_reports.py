@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli.helpers import error_line, ok
 
+
 @pytest.fixture
 def out(tmp_path) -> Path:
     """An empty directory for the exports (out also holds HPMS_HOME)."""
@@ -32,9 +33,12 @@ def test_export_csv_to_stdout(cli):
     r = cli("reports", "export", "appointments-by-day", "--from", "2026-03-01", "--to", "2026-03-03")
     assert r.exit_code == 0, r.stderr
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows == [["Day", "Booked", "Completed", "No-shows", "Cancelled"],
-                    ["2026-03-01", "0", "0", "0", "0"], ["2026-03-02", "0", "0", "0", "0"],
-                    ["2026-03-03", "0", "0", "0", "0"]]
+    assert rows == [
+        ["Day", "Booked", "Completed", "No-shows", "Cancelled"],
+        ["2026-03-01", "0", "0", "0", "0"],
+        ["2026-03-02", "0", "0", "0", "0"],
+        ["2026-03-03", "0", "0", "0", "0"],
+    ]
 
 
 def test_money_report_with_no_data_has_only_its_header(cli):
@@ -46,19 +50,46 @@ def test_money_report_with_no_data_has_only_its_header(cli):
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "html", "xlsx", "ods"])
 def test_export_to_a_file_with_placeholders(cli, out, fmt):
-    r = cli("reports", "export", "appointments-by-day", "--from", "2026-03-01", "--to", "2026-03-02", "--format", fmt,
-            "-o", str(out / ("abd-{from}-{to}." + fmt)), "--json")
+    r = cli(
+        "reports",
+        "export",
+        "appointments-by-day",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--format",
+        fmt,
+        "-o",
+        str(out / ("abd-{from}-{to}." + fmt)),
+        "--json",
+    )
     summary = ok(r)
     path = out / f"abd-2026-03-01-2026-03-02.{fmt}"
-    assert summary == {"report": "appointments-by-day", "format": fmt, "path": str(path), "rows": 2,
-                       "from": "2026-03-01", "to": "2026-03-02"}
+    assert summary == {
+        "report": "appointments-by-day",
+        "format": fmt,
+        "path": str(path),
+        "rows": 2,
+        "from": "2026-03-01",
+        "to": "2026-03-02",
+    }
     assert [p.name for p in out.iterdir()] == [path.name]
     assert path.stat().st_size > 0
 
 
 def test_format_comes_from_the_file_name(cli, out):
-    r = cli("reports", "export", "appointments-by-day", "--from", "2026-03-01", "--to", "2026-03-01",
-            "-o", str(out / "days.xlsx"))
+    r = cli(
+        "reports",
+        "export",
+        "appointments-by-day",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-01",
+        "-o",
+        str(out / "days.xlsx"),
+    )
     assert r.exit_code == 0, r.stderr
     from openpyxl import load_workbook
 
@@ -91,11 +122,11 @@ def test_bad_parameters_exit_codes_and_no_file(cli, out):
     _refused(cli, out, 3, "claims-summary", "--period", "2026-03", "--payer", "NOPAYER", words=["--payer"])
     _refused(cli, out, 2, "ar-aging", "--period", "2026-03", "--as-of", "soon", words=["--as-of"])
     _refused(cli, out, 2, "charges", "--period", "2026-03", "--format", "pdf", words=["--format"])
-    _refused(cli, out, 2, "charges", "--period", "2026-03", words=["-o", "placeholder"],
-             to=str(out / "x-{month}.csv"))
+    _refused(cli, out, 2, "charges", "--period", "2026-03", words=["-o", "placeholder"], to=str(out / "x-{month}.csv"))
     # unwritable paths: a directory that does not exist, a "directory" that is a file
-    _refused(cli, out, 2, "charges", "--period", "2026-03", words=["-o", "does not exist"],
-             to=str(out / "missing" / "x.csv"))
+    _refused(
+        cli, out, 2, "charges", "--period", "2026-03", words=["-o", "does not exist"], to=str(out / "missing" / "x.csv")
+    )
     (out / "afile").write_text("")
     _refused(cli, out, 2, "charges", "--period", "2026-03", words=["-o"], to=str(out / "afile" / "x.csv"))
     assert sorted(p.name for p in out.iterdir()) == ["afile"]

@@ -28,8 +28,12 @@ def test_payments_by_payer_and_kpis(cli):
     assert r.exit_code == 0, r.stderr
     assert r.stdout.splitlines() == ["Group,Insurance payments,Patient payments,Refunds,Net payments,Entries"]
     rows = ok(cli("reports", "show", "kpis", "--period", "2026-03", "--json"))
-    assert [(k["kpi"], k["value"]) for k in rows] == [("Days in A/R", None), ("Clean-claim rate", None),
-                                                      ("Denial rate", None), ("Net collection rate", None)]
+    assert [(k["kpi"], k["value"]) for k in rows] == [
+        ("Days in A/R", None),
+        ("Clean-claim rate", None),
+        ("Denial rate", None),
+        ("Net collection rate", None),
+    ]
     assert rows[0]["numerator"] == "0.00" and rows[0]["unit"] == "days"  # an amount: a string
     assert rows[1]["numerator"] == 0  # a count: a number
 

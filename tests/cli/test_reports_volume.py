@@ -8,10 +8,10 @@ from tests.cli.helpers import error_line, ok
 
 
 def test_show_volume_by_provider(cli, ctx_for):
-    from hpms.services import lookups
     from hpms.models import Appointment
-    from hpms.services.platform import localtime as lt
+    from hpms.services import lookups
     from hpms.services.people import patients
+    from hpms.services.platform import localtime as lt
     from hpms.services.scheduling import resources
 
     with ctx_for() as ctx:
@@ -27,14 +27,35 @@ def test_show_volume_by_provider(cli, ctx_for):
             (bob, "2026-06-04 09:00", "2026-06-04 08:00", "booked"),  # lead 0
         ]:
             start = lt.wall_to_utc(dt.datetime.fromisoformat(when), loc.tz)
-            ctx.session.add(Appointment(
-                org_id=ctx.org_id, patient_id=pat, provider_id=pid, location_id=loc.id, type_id=visit,
-                start_utc=start, end_utc=start + dt.timedelta(minutes=30),
-                block_end_utc=start + dt.timedelta(minutes=30), status=status,
-                booked_at=lt.wall_to_utc(dt.datetime.fromisoformat(booked), loc.tz),
-                cancelled_at=start if status == "cancelled" else None))
-    got = ok(cli("reports", "show", "appointments-volume", "--by", "provider", "--from", "2026-06-01",
-                 "--to", "2026-06-30", "--json"))
+            ctx.session.add(
+                Appointment(
+                    org_id=ctx.org_id,
+                    patient_id=pat,
+                    provider_id=pid,
+                    location_id=loc.id,
+                    type_id=visit,
+                    start_utc=start,
+                    end_utc=start + dt.timedelta(minutes=30),
+                    block_end_utc=start + dt.timedelta(minutes=30),
+                    status=status,
+                    booked_at=lt.wall_to_utc(dt.datetime.fromisoformat(booked), loc.tz),
+                    cancelled_at=start if status == "cancelled" else None,
+                )
+            )
+    got = ok(
+        cli(
+            "reports",
+            "show",
+            "appointments-volume",
+            "--by",
+            "provider",
+            "--from",
+            "2026-06-01",
+            "--to",
+            "2026-06-30",
+            "--json",
+        )
+    )
     assert got == [
         # Ada: 2 booked, 1 completed, 1 no-show, 1 cancelled, lead (3 + 1) / 2 = 2
         {"group": "Ada Lovelace", "booked": 2, "completed": 1, "no_show": 1, "cancelled": 1, "avg_lead_days": 2.0},

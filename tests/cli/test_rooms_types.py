@@ -9,13 +9,23 @@ import pytest
 from tests.cli.helpers import error_line, ok, tsv
 
 ROOM_KEYS = {"id", "location", "location_id", "name", "kind", "active"}
-TYPE_KEYS = {"id", "name", "duration_min", "buffer_min", "color", "self_bookable", "needs_room", "default_code",
-             "active"}
+TYPE_KEYS = {
+    "id",
+    "name",
+    "duration_min",
+    "buffer_min",
+    "color",
+    "self_bookable",
+    "needs_room",
+    "default_code",
+    "active",
+}
 ROOM_HEADER = ["ID", "Location", "Name", "Kind", "Active"]
 TYPE_HEADER = ["ID", "Name", "Minutes", "Buffer", "Self-bookable", "Room", "Code", "Color", "Active"]
 
 
 # ---- rooms ---------------------------------------------------------------------------------
+
 
 def test_rooms_add_and_list_json(cli):
     added = ok(cli("rooms", "add", "--location", "Main", "--name", "Exam 1", "--json"))
@@ -38,7 +48,10 @@ def test_rooms_plain(cli):
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == ROOM_HEADER
-    assert [row[1:] for row in rows] == [["Main", "Exam 1", "exam", "yes"], ["Lakeside", "Ultrasound", "equipment", "yes"]]
+    assert [row[1:] for row in rows] == [
+        ["Main", "Exam 1", "exam", "yes"],
+        ["Lakeside", "Ultrasound", "equipment", "yes"],
+    ]
     header, rows = tsv(cli("rooms", "list", "--location", "Lakeside").stdout)
     assert [row[2] for row in rows] == ["Ultrasound"]
 
@@ -103,14 +116,52 @@ def test_rooms_subprocess(hpms_proc):
 
 # ---- appointment types ---------------------------------------------------------------------
 
+
 def test_types_add_and_list_json(cli):
-    added = ok(cli("appointment-types", "add", "--name", "Follow-up", "--duration", "20", "--buffer", "5",
-                   "--color", "#AA00cc", "--self-bookable", "--code", "99213", "--json"))
+    added = ok(
+        cli(
+            "appointment-types",
+            "add",
+            "--name",
+            "Follow-up",
+            "--duration",
+            "20",
+            "--buffer",
+            "5",
+            "--color",
+            "#AA00cc",
+            "--self-bookable",
+            "--code",
+            "99213",
+            "--json",
+        )
+    )
     assert set(added) == TYPE_KEYS
-    assert added == {"id": added["id"], "name": "Follow-up", "duration_min": 20, "buffer_min": 5, "color": "#aa00cc",
-                     "self_bookable": True, "needs_room": False, "default_code": "99213", "active": True}
-    plain = ok(cli("appointment-types", "add", "--name", "Annual physical", "--duration", "45", "--needs-room",
-                   "--code", "g0438", "--json"))
+    assert added == {
+        "id": added["id"],
+        "name": "Follow-up",
+        "duration_min": 20,
+        "buffer_min": 5,
+        "color": "#aa00cc",
+        "self_bookable": True,
+        "needs_room": False,
+        "default_code": "99213",
+        "active": True,
+    }
+    plain = ok(
+        cli(
+            "appointment-types",
+            "add",
+            "--name",
+            "Annual physical",
+            "--duration",
+            "45",
+            "--needs-room",
+            "--code",
+            "g0438",
+            "--json",
+        )
+    )
     assert plain["buffer_min"] == 0 and plain["needs_room"] is True and plain["self_bookable"] is False
     assert plain["default_code"] == "G0438"
     assert [t["name"] for t in ok(cli("appointment-types", "list", "--json"))] == ["Annual physical", "Follow-up"]

@@ -10,14 +10,35 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_date, ok, tsv
 
-HOURS_KEYS = {"id", "provider_id", "provider", "location", "days", "start_time", "end_time", "effective_from",
-              "effective_to", "rrule"}
+HOURS_KEYS = {
+    "id",
+    "provider_id",
+    "provider",
+    "location",
+    "days",
+    "start_time",
+    "end_time",
+    "effective_from",
+    "effective_to",
+    "rrule",
+}
 HOURS_HEADER = ["ID", "Provider", "Location", "Days", "Start", "End", "From", "To", "Rule"]
 TIMEOFF_KEYS = {"id", "provider_id", "provider", "location", "starts", "ends", "reason"}
 TIMEOFF_HEADER = ["ID", "Provider", "Location", "From", "To", "Reason"]
 WEEK_HEADER = ["Date", "Day", "Location", "Hours", "Free", "Free min", "Booked", "Time off"]
-DAY_KEYS = {"date", "weekday", "location", "tz", "hours", "time_off", "free", "free_min", "booked", "booked_min",
-            "appointments"}
+DAY_KEYS = {
+    "date",
+    "weekday",
+    "location",
+    "tz",
+    "hours",
+    "time_off",
+    "free",
+    "free_min",
+    "booked",
+    "booked_min",
+    "appointments",
+}
 
 
 def today() -> dt.date:
@@ -36,14 +57,16 @@ def day(offset: int, weeks_ahead: int = 2) -> str:
 
 @pytest.fixture
 def okafor(cli):
-    return ok(cli("providers", "add", "--first-name", "Grace", "--last-name", "Okafor", "--credentials", "MD",
-                  "--json"))
+    return ok(
+        cli("providers", "add", "--first-name", "Grace", "--last-name", "Okafor", "--credentials", "MD", "--json")
+    )
 
 
 @pytest.fixture
 def hours(cli, okafor):
-    return ok(cli("schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00",
-                  "--json"))
+    return ok(
+        cli("schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00", "--json")
+    )
 
 
 @pytest.fixture
@@ -59,26 +82,61 @@ def booked(cli, hours, patient, ctx_for):
 
 # ---- working hours -------------------------------------------------------------------------
 
+
 def test_hours_set_and_list(cli, hours, okafor):
     assert len(hours) == 1
     rule = hours[0]
     assert set(rule) == HOURS_KEYS
     assert rule["provider_id"] == okafor["id"] and rule["provider"] == "Grace Okafor, MD"
-    assert (rule["location"], rule["days"], rule["start_time"], rule["end_time"]) == ("Main", "MO,TU,WE,TH,FR",
-                                                                                        "08:00", "17:00")
+    assert (rule["location"], rule["days"], rule["start_time"], rule["end_time"]) == (
+        "Main",
+        "MO,TU,WE,TH,FR",
+        "08:00",
+        "17:00",
+    )
     assert iso_date(rule["effective_from"]) == today() and rule["effective_to"] is None and rule["rrule"] is None
     assert ok(cli("schedule", "hours", "list", "--json")) == hours
     assert ok(cli("schedule", "hours", "list", "--provider", "Okafor", "--location", "Main", "--json")) == hours
 
     r = cli("schedule", "hours", "list")
     assert r.exit_code == 0, r.stderr
-    assert tsv(r.stdout) == (HOURS_HEADER, [[str(rule["id"]), "Grace Okafor, MD", "Main", "MO,TU,WE,TH,FR", "08:00",
-                                             "17:00", today().isoformat(), "", ""]])
+    assert tsv(r.stdout) == (
+        HOURS_HEADER,
+        [
+            [
+                str(rule["id"]),
+                "Grace Okafor, MD",
+                "Main",
+                "MO,TU,WE,TH,FR",
+                "08:00",
+                "17:00",
+                today().isoformat(),
+                "",
+                "",
+            ]
+        ],
+    )
 
 
 def test_hours_set_plain_prints_the_rules_in_force(cli, okafor):
-    r = cli("schedule", "hours", "set", "Okafor", "--location", "main", "--days", "mon,wed", "--start", "9am",
-            "--end", "1pm", "--from", day(0), "--to", day(13))
+    r = cli(
+        "schedule",
+        "hours",
+        "set",
+        "Okafor",
+        "--location",
+        "main",
+        "--days",
+        "mon,wed",
+        "--start",
+        "9am",
+        "--end",
+        "1pm",
+        "--from",
+        day(0),
+        "--to",
+        day(13),
+    )
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == HOURS_HEADER
@@ -86,25 +144,73 @@ def test_hours_set_plain_prints_the_rules_in_force(cli, okafor):
 
 
 def test_new_hours_end_the_old_ones_for_those_days(cli, hours):
-    rules = ok(cli("schedule", "hours", "set", "Okafor", "--days", "FR", "--start", "09:00", "--end", "12:00",
-                   "--from", day(0), "--json"))
+    rules = ok(
+        cli(
+            "schedule",
+            "hours",
+            "set",
+            "Okafor",
+            "--days",
+            "FR",
+            "--start",
+            "09:00",
+            "--end",
+            "12:00",
+            "--from",
+            day(0),
+            "--json",
+        )
+    )
     got = sorted((r["days"], r["start_time"], r["end_time"], r["effective_from"], r["effective_to"]) for r in rules)
-    assert got == sorted([
-        ("MO,TU,WE,TH,FR", "08:00", "17:00", today().isoformat(), day(-1)),
-        ("MO,TU,WE,TH", "08:00", "17:00", day(0), None),
-        ("FR", "09:00", "12:00", day(0), None),
-    ])
+    assert got == sorted(
+        [
+            ("MO,TU,WE,TH,FR", "08:00", "17:00", today().isoformat(), day(-1)),
+            ("MO,TU,WE,TH", "08:00", "17:00", day(0), None),
+            ("FR", "09:00", "12:00", day(0), None),
+        ]
+    )
     on = ok(cli("schedule", "hours", "list", "--on", day(4), "--json"))
     assert sorted((r["days"], r["start_time"]) for r in on) == [("FR", "09:00"), ("MO,TU,WE,TH", "08:00")]
     # --add keeps what is there
-    added = ok(cli("schedule", "hours", "set", "Okafor", "--days", "FR", "--start", "13:00", "--end", "16:00",
-                   "--from", day(0), "--add", "--json"))
+    added = ok(
+        cli(
+            "schedule",
+            "hours",
+            "set",
+            "Okafor",
+            "--days",
+            "FR",
+            "--start",
+            "13:00",
+            "--end",
+            "16:00",
+            "--from",
+            day(0),
+            "--add",
+            "--json",
+        )
+    )
     assert len(added) == 4
 
 
 def test_every_other_friday_with_an_rrule(cli, okafor):
-    rules = ok(cli("schedule", "hours", "set", "Okafor", "--rrule", "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR",
-                   "--start", "08:00", "--end", "12:00", "--from", day(0), "--json"))
+    rules = ok(
+        cli(
+            "schedule",
+            "hours",
+            "set",
+            "Okafor",
+            "--rrule",
+            "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR",
+            "--start",
+            "08:00",
+            "--end",
+            "12:00",
+            "--from",
+            day(0),
+            "--json",
+        )
+    )
     assert [(r["days"], r["rrule"]) for r in rules] == [("FR", "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR")]
     first = ok(cli("schedule", "show", "Okafor", "--week", day(0), "--json"))
     second = ok(cli("schedule", "show", "Okafor", "--week", day(7), "--json"))
@@ -137,13 +243,31 @@ BAD_HOURS = [
     (["Okafor", "--days", "MO-FR", "--start", "17:00", "--end", "08:00"], 2, ["--end", "not after"]),
     (["Okafor", "--days", "MO-FR", "--start", "25:00", "--end", "26:00"], 2, ["--start", "'25:00'"]),
     (["Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00", "--from", "2026-02-30"], 2, ["--from"]),
-    (["Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00", "--from", "2030-01-10",
-      "--to", "2030-01-09"], 2, ["--to", "before"]),
+    (
+        [
+            "Okafor",
+            "--days",
+            "MO-FR",
+            "--start",
+            "08:00",
+            "--end",
+            "17:00",
+            "--from",
+            "2030-01-10",
+            "--to",
+            "2030-01-09",
+        ],
+        2,
+        ["--to", "before"],
+    ),
     (["Okafor", "--rrule", "FREQ=SOMETIMES", "--start", "08:00", "--end", "12:00"], 2, ["--rrule", "FREQ=SOMETIMES"]),
     (["Okafor", "--rrule", "BYDAY=FR", "--start", "08:00", "--end", "12:00"], 2, ["--rrule", "FREQ="]),
     (["Nobody", "--days", "MO-FR", "--start", "08:00", "--end", "17:00"], 3, ["'Nobody'"]),
-    (["Okafor", "--location", "Nowhere", "--days", "MO-FR", "--start", "08:00", "--end", "17:00"], 3,
-     ["--location", "'Nowhere'"]),
+    (
+        ["Okafor", "--location", "Nowhere", "--days", "MO-FR", "--start", "08:00", "--end", "17:00"],
+        3,
+        ["--location", "'Nowhere'"],
+    ),
 ]
 
 
@@ -159,8 +283,25 @@ def test_bad_hours_write_nothing(cli, okafor, counts):
 def test_hours_only_where_the_provider_works(cli, okafor, counts):
     ok(cli("locations", "add", "--name", "Lakeside", "--tz", "America/Chicago"))
     before = counts("working_hours", "audit_event")
-    error_line(cli("schedule", "hours", "set", "Okafor", "--location", "Lakeside", "--days", "MO", "--start", "8",
-                   "--end", "12"), 2, "--location", "does not work at Lakeside")
+    error_line(
+        cli(
+            "schedule",
+            "hours",
+            "set",
+            "Okafor",
+            "--location",
+            "Lakeside",
+            "--days",
+            "MO",
+            "--start",
+            "8",
+            "--end",
+            "12",
+        ),
+        2,
+        "--location",
+        "does not work at Lakeside",
+    )
     assert counts("working_hours", "audit_event") == before
 
 
@@ -173,9 +314,24 @@ def test_hours_list_filters_and_errors(cli, hours):
 
 # ---- time off ------------------------------------------------------------------------------
 
+
 def test_timeoff_add_list_remove(cli, hours):
-    added = ok(cli("schedule", "timeoff", "add", "--provider", "Okafor", "--from", day(1), "--to", day(2),
-                   "--reason", "conference", "--json"))
+    added = ok(
+        cli(
+            "schedule",
+            "timeoff",
+            "add",
+            "--provider",
+            "Okafor",
+            "--from",
+            day(1),
+            "--to",
+            day(2),
+            "--reason",
+            "conference",
+            "--json",
+        )
+    )
     assert set(added) == {"time_off", "affected_appointments"}
     off = added["time_off"]
     assert set(off) == TIMEOFF_KEYS
@@ -184,14 +340,17 @@ def test_timeoff_add_list_remove(cli, hours):
     assert added["affected_appointments"] == []
 
     assert ok(cli("schedule", "timeoff", "list", "--json")) == [off]
-    assert ok(cli("schedule", "timeoff", "list", "--provider", "Okafor", "--from", day(0), "--to", day(1),
-                  "--json")) == [off]
+    assert ok(
+        cli("schedule", "timeoff", "list", "--provider", "Okafor", "--from", day(0), "--to", day(1), "--json")
+    ) == [off]
     assert ok(cli("schedule", "timeoff", "list", "--from", day(3), "--json")) == []
 
     r = cli("schedule", "timeoff", "list")
     assert r.exit_code == 0, r.stderr
-    assert tsv(r.stdout) == (TIMEOFF_HEADER, [[str(off["id"]), "Grace Okafor, MD", "(all)", f"{day(1)} 00:00",
-                                               f"{day(3)} 00:00", "conference"]])
+    assert tsv(r.stdout) == (
+        TIMEOFF_HEADER,
+        [[str(off["id"]), "Grace Okafor, MD", "(all)", f"{day(1)} 00:00", f"{day(3)} 00:00", "conference"]],
+    )
 
     r = cli("schedule", "timeoff", "remove", str(off["id"]))
     assert r.exit_code == 0, r.stderr
@@ -200,15 +359,28 @@ def test_timeoff_add_list_remove(cli, hours):
 
 
 def test_timeoff_plain_and_holiday_at_one_location(cli, okafor):
-    r = cli("schedule", "timeoff", "add", "--holiday", "--location", "Main", "--from", f"{day(3)} 12:00",
-            "--to", f"{day(3)} 17:00", "--reason", "staff meeting")
+    r = cli(
+        "schedule",
+        "timeoff",
+        "add",
+        "--holiday",
+        "--location",
+        "Main",
+        "--from",
+        f"{day(3)} 12:00",
+        "--to",
+        f"{day(3)} 17:00",
+        "--reason",
+        "staff meeting",
+    )
     assert r.exit_code == 0, r.stderr
     assert r.stdout == ""
     assert "added time off" in r.stderr and "practice holiday" in r.stderr
     assert f"{day(3)} 12:00 to {day(3)} 17:00" in r.stderr
     header, rows = tsv(cli("schedule", "timeoff", "list").stdout)
-    assert [row[1:] for row in rows] == [["(practice holiday)", "Main", f"{day(3)} 12:00", f"{day(3)} 17:00",
-                                          "staff meeting"]]
+    assert [row[1:] for row in rows] == [
+        ["(practice holiday)", "Main", f"{day(3)} 12:00", f"{day(3)} 17:00", "staff meeting"]
+    ]
     removed = ok(cli("schedule", "timeoff", "remove", rows[0][0], "--json"))
     assert removed["provider"] is None and removed["location"] == "Main"
 
@@ -218,8 +390,10 @@ def test_timeoff_warns_about_booked_appointments(cli, booked):
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["affected_appointments"] == [booked]
     warning = [line for line in r.stderr.splitlines() if "warning" in line]
-    assert warning == [f"hpms: warning: the time off overlaps 1 booked appointment(s): {booked}; "
-                       "they stay booked until moved or cancelled"]
+    assert warning == [
+        f"hpms: warning: the time off overlaps 1 booked appointment(s): {booked}; "
+        "they stay booked until moved or cancelled"
+    ]
 
     plain = cli("schedule", "timeoff", "add", "--holiday", "--from", f"{day(0)} 10:15", "--to", f"{day(0)} 11:00")
     assert plain.exit_code == 0, plain.stderr
@@ -262,10 +436,14 @@ def test_timeoff_list_and_remove_errors(cli, okafor, counts):
 
 # ---- the week ------------------------------------------------------------------------------
 
+
 def test_show_week_json(cli, booked):
     ok(cli("schedule", "timeoff", "add", "--holiday", "--from", day(1), "--reason", "Holiday"))
-    ok(cli("schedule", "timeoff", "add", "--provider", "Okafor", "--from", f"{day(2)} 12:00", "--to",
-           f"{day(2)} 17:00"))
+    ok(
+        cli(
+            "schedule", "timeoff", "add", "--provider", "Okafor", "--from", f"{day(2)} 12:00", "--to", f"{day(2)} 17:00"
+        )
+    )
     week = ok(cli("schedule", "show", "Okafor", "--week", day(3), "--json"))
     iso = monday().isocalendar()
     assert week["week"] == f"{iso[0]}-W{iso[1]:02d}"
@@ -285,8 +463,9 @@ def test_show_week_json(cli, booked):
     assert thu["free_min"] == 540 and sat["hours"] == []
     # the same week, named other ways
     assert ok(cli("schedule", "show", "Okafor", "--week", week["week"], "--json")) == week
-    assert ok(cli("schedule", "show", str(week["provider_id"]), "--week", day(0), "--location", "Main",
-                  "--json")) == week
+    assert (
+        ok(cli("schedule", "show", str(week["provider_id"]), "--week", day(0), "--location", "Main", "--json")) == week
+    )
 
 
 def test_show_week_plain(cli, booked):
@@ -319,15 +498,20 @@ def test_show_errors(cli, okafor):
 
 # ---- policy --------------------------------------------------------------------------------
 
+
 def test_policy_show_and_set(cli, counts):
     assert ok(cli("schedule", "policy", "--json")) == {"late_cancel_hours": 24, "slot_step_min": 15}
     r = cli("schedule", "policy")
     assert r.exit_code == 0, r.stderr
     assert r.stdout.splitlines() == ["late_cancel_hours  24", "slot_step_min      15"]
-    assert ok(cli("schedule", "policy", "--late-cancel-hours", "48", "--json")) == {"late_cancel_hours": 48,
-                                                                                   "slot_step_min": 15}
-    assert ok(cli("schedule", "policy", "--slot-step", "10", "--json")) == {"late_cancel_hours": 48,
-                                                                           "slot_step_min": 10}
+    assert ok(cli("schedule", "policy", "--late-cancel-hours", "48", "--json")) == {
+        "late_cancel_hours": 48,
+        "slot_step_min": 15,
+    }
+    assert ok(cli("schedule", "policy", "--slot-step", "10", "--json")) == {
+        "late_cancel_hours": 48,
+        "slot_step_min": 10,
+    }
     before = counts("audit_event")
     error_line(cli("schedule", "policy", "--slot-step", "7"), 2, "--slot-step")
     error_line(cli("schedule", "policy", "--late-cancel-hours", "many"), 2, "--late-cancel-hours", "'many'")
@@ -338,10 +522,12 @@ def test_policy_show_and_set(cli, counts):
 
 # ---- who may -------------------------------------------------------------------------------
 
+
 def test_front_desk_sets_hours_and_time_off_not_policy(cli, okafor, as_user, counts):
     env = as_user("maria", "front_desk")
-    rules = ok(cli("schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "8", "--end", "17",
-                   "--json", env=env))
+    rules = ok(
+        cli("schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "8", "--end", "17", "--json", env=env)
+    )
     assert len(rules) == 1
     ok(cli("schedule", "timeoff", "add", "--provider", "Okafor", "--from", day(0), "--json", env=env))
     assert ok(cli("schedule", "policy", "--json", env=env))["slot_step_min"] == 15
@@ -355,8 +541,12 @@ def test_biller_may_read_not_change_the_schedule(cli, hours, as_user, counts):
     assert len(ok(cli("schedule", "hours", "list", "--json", env=env))) == 1
     assert ok(cli("schedule", "show", "Okafor", "--json", env=env))["provider"] == "Grace Okafor, MD"
     before = counts("working_hours", "time_off", "audit_event")
-    error_line(cli("schedule", "hours", "set", "Okafor", "--days", "SA", "--start", "8", "--end", "12", env=env),
-               5, "bill", "schedule.write")
+    error_line(
+        cli("schedule", "hours", "set", "Okafor", "--days", "SA", "--start", "8", "--end", "12", env=env),
+        5,
+        "bill",
+        "schedule.write",
+    )
     error_line(cli("schedule", "hours", "remove", str(hours[0]["id"]), env=env), 5, "bill")
     error_line(cli("schedule", "timeoff", "add", "--holiday", "--from", day(0), env=env), 5, "bill")
     assert counts("working_hours", "time_off", "audit_event") == before
@@ -370,8 +560,9 @@ def test_auditor_may_not_see_the_schedule(cli, hours, as_user):
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_schedule_subprocess(cli, okafor, hpms_proc):
-    r = hpms_proc("schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00",
-                  "--json")
+    r = hpms_proc(
+        "schedule", "hours", "set", "Okafor", "--days", "MO-FR", "--start", "08:00", "--end", "17:00", "--json"
+    )
     assert r.exit_code == 0, r.stderr
     assert [rule["days"] for rule in json.loads(r.stdout)] == ["MO,TU,WE,TH,FR"]
     error_line(hpms_proc("schedule", "timeoff", "add", "--from", day(0)), 2, "--provider", "--holiday")

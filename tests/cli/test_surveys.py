@@ -8,8 +8,19 @@ import pytest
 
 from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 
-KEYS = {"id", "appointment_id", "patient_id", "patient", "mrn", "provider_id", "provider", "visit", "score",
-        "comment", "responded_at"}
+KEYS = {
+    "id",
+    "appointment_id",
+    "patient_id",
+    "patient",
+    "mrn",
+    "provider_id",
+    "provider",
+    "visit",
+    "score",
+    "comment",
+    "responded_at",
+}
 
 
 @pytest.fixture
@@ -30,10 +41,18 @@ def visits(ctx_for):
         ids = []
         for day, status in ((1, "completed"), (2, "completed"), (3, "booked")):
             start = lt.wall_to_utc(dt.datetime(2026, 6, day, 9, 0), "America/New_York")
-            a = Appointment(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov.id, location_id=loc.id,
-                            type_id=t.id, start_utc=start, end_utc=start + dt.timedelta(minutes=30),
-                            block_end_utc=start + dt.timedelta(minutes=30), status=status,
-                            booked_at=start - dt.timedelta(days=3))
+            a = Appointment(
+                org_id=ctx.org_id,
+                patient_id=pat.id,
+                provider_id=prov.id,
+                location_id=loc.id,
+                type_id=t.id,
+                start_utc=start,
+                end_utc=start + dt.timedelta(minutes=30),
+                block_end_utc=start + dt.timedelta(minutes=30),
+                status=status,
+                booked_at=start - dt.timedelta(days=3),
+            )
             ctx.session.add(a)
             ctx.session.flush()
             ids.append(str(a.id))

@@ -10,8 +10,9 @@ USER_KEYS = {"id", "username", "full_name", "roles", "disabled", "has_token", "c
 
 
 def test_add_show_list_json(cli):
-    added = ok(cli("users", "add", "maria", "--role", "front_desk", "--role", "biller", "--full-name",
-                   "Maria Lopez", "--json"))
+    added = ok(
+        cli("users", "add", "maria", "--role", "front_desk", "--role", "biller", "--full-name", "Maria Lopez", "--json")
+    )
     assert set(added) == USER_KEYS
     assert added["roles"] == ["biller", "front_desk"]
     assert added["has_token"] is False and added["disabled"] is False
@@ -44,7 +45,9 @@ def test_token_json_and_plain(cli, make_user):
     make_user("nightly", "service")
     data = ok(cli("users", "token", "nightly", "--json"))
     assert data["username"] == "nightly" and data["token"].startswith("hpms_")
-    assert ok(cli("whoami", "--json", env={"HPMS_USER": "nightly", "HPMS_TOKEN": data["token"]}))["username"] == "nightly"
+    assert (
+        ok(cli("whoami", "--json", env={"HPMS_USER": "nightly", "HPMS_TOKEN": data["token"]}))["username"] == "nightly"
+    )
     r = cli("users", "token", "nightly")
     assert r.exit_code == 0, r.stderr
     token = r.stdout.strip()
@@ -69,17 +72,29 @@ def test_grant_unknown_role(cli, make_user, counts):
     assert counts("user_role", "audit_event") == before
 
 
-@pytest.mark.parametrize("args, code, words", [
-    (("users", "add", "Bad Name!", "--role", "admin"), 2, ("NAME",)),
-    (("users", "add", "maria"), 2, ("--role",)),
-    (("users", "add", "root", "--role", "admin"), 4, ("'root'", "already exists")),
-    (("users", "show", "nobody"), 3, ("'nobody'",)),
-    (("users", "grant", "nobody", "biller"), 3, ("'nobody'",)),
-    (("users", "disable", "root"), 4, ("yourself",)),
-    (("users", "revoke", "root", "admin"), 4, ("last active admin",)),
-    (("users", "token", "nobody"), 3, ("'nobody'",)),
-], ids=["bad-name", "no-role", "existing", "show-unknown", "grant-unknown", "disable-self", "revoke-last-admin",
-        "token-unknown"])
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (("users", "add", "Bad Name!", "--role", "admin"), 2, ("NAME",)),
+        (("users", "add", "maria"), 2, ("--role",)),
+        (("users", "add", "root", "--role", "admin"), 4, ("'root'", "already exists")),
+        (("users", "show", "nobody"), 3, ("'nobody'",)),
+        (("users", "grant", "nobody", "biller"), 3, ("'nobody'",)),
+        (("users", "disable", "root"), 4, ("yourself",)),
+        (("users", "revoke", "root", "admin"), 4, ("last active admin",)),
+        (("users", "token", "nobody"), 3, ("'nobody'",)),
+    ],
+    ids=[
+        "bad-name",
+        "no-role",
+        "existing",
+        "show-unknown",
+        "grant-unknown",
+        "disable-self",
+        "revoke-last-admin",
+        "token-unknown",
+    ],
+)
 def test_user_errors(cli, counts, args, code, words):
     before = counts("hpms_user", "user_role", "audit_event")
     error_line(cli(*args), code, *words)
@@ -88,7 +103,6 @@ def test_user_errors(cli, counts, args, code, words):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("backend", ["sqlite"])
-
 def test_users_subprocess(hpms_proc, counts):
     r = hpms_proc("users", "add", "x", "--role", "wizard")
     error_line(r, 2, "--role", "wizard")

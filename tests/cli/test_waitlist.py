@@ -9,12 +9,46 @@ import pytest
 from tests.cli.helpers import error_line, iso_date, iso_datetime, ok, tsv
 from tests.cli.test_appointments import MONDAY, at, book_json, setup_clinic
 
-WAITLIST_KEYS = {"id", "patient_id", "patient", "type", "provider", "location", "earliest", "latest", "note",
-                 "status", "appointment_id", "created_at"}
-OFFER_KEYS = {"entry_id", "slot_id", "patient_id", "patient", "type", "start", "end", "provider_id", "provider",
-              "location", "waiting_since"}
-LIST_HEADER = ["ID", "Patient", "Type", "Provider", "Location", "Earliest", "Latest", "Status", "Waiting since",
-               "Appointment", "Note"]
+WAITLIST_KEYS = {
+    "id",
+    "patient_id",
+    "patient",
+    "type",
+    "provider",
+    "location",
+    "earliest",
+    "latest",
+    "note",
+    "status",
+    "appointment_id",
+    "created_at",
+}
+OFFER_KEYS = {
+    "entry_id",
+    "slot_id",
+    "patient_id",
+    "patient",
+    "type",
+    "start",
+    "end",
+    "provider_id",
+    "provider",
+    "location",
+    "waiting_since",
+}
+LIST_HEADER = [
+    "ID",
+    "Patient",
+    "Type",
+    "Provider",
+    "Location",
+    "Earliest",
+    "Latest",
+    "Status",
+    "Waiting since",
+    "Appointment",
+    "Note",
+]
 WRITE_TABLES = ("waitlist_entry", "appointment", "audit_event")
 
 
@@ -40,8 +74,20 @@ def freed_slot(cli, mrn, hhmm="10:00"):
 
 def test_add_json_and_plain(cli, clinic, counts):
     before = counts(*WRITE_TABLES)
-    entry = add_json(cli, clinic[0], "--provider", "Okafor", "--location", "Main", "--earliest", "2026-01-01",
-                     "--latest", f"{MONDAY.year}-12-31", "--note", "mornings only")
+    entry = add_json(
+        cli,
+        clinic[0],
+        "--provider",
+        "Okafor",
+        "--location",
+        "Main",
+        "--earliest",
+        "2026-01-01",
+        "--latest",
+        f"{MONDAY.year}-12-31",
+        "--note",
+        "mornings only",
+    )
     assert set(entry) == WAITLIST_KEYS
     assert entry["status"] == "open" and entry["appointment_id"] is None
     assert entry["patient"] == "Pat1 Tester" and entry["type"] == "Follow-up"
@@ -58,18 +104,24 @@ def test_add_json_and_plain(cli, clinic, counts):
     assert "added Pat2 Tester to the waitlist for 'New patient'" in r.stderr
 
 
-@pytest.mark.parametrize("extra, code, words", [
-    (("--patient", "0999999", "--type", "Follow-up"), 3, ("--patient", "0999999")),
-    (("--patient", "{mrn}", "--type", "Massage"), 3, ("--type", "Massage")),
-    (("--patient", "{mrn}", "--type", "Follow-up", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
-    (("--patient", "{mrn}", "--type", "Follow-up", "--location", "Elsewhere"), 3, ("--location", "Elsewhere")),
-    (("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-05-10", "--latest", "2027-05-01"), 2,
-     ("--latest", "before --earliest")),
-    (("--patient", "{mrn}", "--type", "Follow-up", "--latest", "2020-01-01"), 2, ("--latest", "in the past")),
-    (("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-02-30"), 2, ("--earliest", "2027-02-30")),
-    (("--type", "Follow-up"), 2, ("--patient", "required")),
-    (("--patient", "{mrn}"), 2, ("--type", "required")),
-])
+@pytest.mark.parametrize(
+    "extra, code, words",
+    [
+        (("--patient", "0999999", "--type", "Follow-up"), 3, ("--patient", "0999999")),
+        (("--patient", "{mrn}", "--type", "Massage"), 3, ("--type", "Massage")),
+        (("--patient", "{mrn}", "--type", "Follow-up", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
+        (("--patient", "{mrn}", "--type", "Follow-up", "--location", "Elsewhere"), 3, ("--location", "Elsewhere")),
+        (
+            ("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-05-10", "--latest", "2027-05-01"),
+            2,
+            ("--latest", "before --earliest"),
+        ),
+        (("--patient", "{mrn}", "--type", "Follow-up", "--latest", "2020-01-01"), 2, ("--latest", "in the past")),
+        (("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-02-30"), 2, ("--earliest", "2027-02-30")),
+        (("--type", "Follow-up"), 2, ("--patient", "required")),
+        (("--patient", "{mrn}"), 2, ("--type", "required")),
+    ],
+)
 def test_add_bad_input_writes_nothing(cli, clinic, counts, extra, code, words):
     before = counts(*WRITE_TABLES)
     r = cli("waitlist", "add", *(e.format(mrn=clinic[0]) for e in extra))
@@ -97,7 +149,8 @@ def test_list_and_remove(cli, clinic, counts):
     assert header == LIST_HEADER
     assert [row[:8] for row in rows] == [
         [str(first["id"]), "Pat1 Tester", "Follow-up", "", "", "", "", "open"],
-        [str(second["id"]), "Pat2 Tester", "New patient", "", "", "", "", "open"]]
+        [str(second["id"]), "Pat2 Tester", "New patient", "", "", "", "", "open"],
+    ]
     assert rows[0][10] == "any time"
 
     removed = ok(cli("waitlist", "remove", str(first["id"]), "--json"))
@@ -141,8 +194,16 @@ def test_offers_and_fill_a_freed_slot(cli, clinic, counts, raw_sql):
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
     assert header == ["Entry", "Slot", "Patient", "Type", "Start", "End", "Provider", "Location", "Waiting since"]
-    assert rows[0][:8] == [str(entry["id"]), str(offer["slot_id"]), "Pat2 Tester", "Follow-up", f"{MONDAY} 10:00",
-                           "10:30", "Liam Okafor, MD", "Main"]
+    assert rows[0][:8] == [
+        str(entry["id"]),
+        str(offer["slot_id"]),
+        "Pat2 Tester",
+        "Follow-up",
+        f"{MONDAY} 10:00",
+        "10:30",
+        "Liam Okafor, MD",
+        "Main",
+    ]
 
     appt = ok(cli("waitlist", "fill", str(entry["id"]), "--slot", str(offer["slot_id"]), "--json"))
     assert appt["start"] == cancelled["start"] and appt["mrn"] == clinic[1] and appt["status"] == "booked"
@@ -152,12 +213,14 @@ def test_offers_and_fill_a_freed_slot(cli, clinic, counts, raw_sql):
     assert ok(cli("waitlist", "offers", "--json")) == []
 
     before = counts(*WRITE_TABLES)
-    error_line(cli("waitlist", "fill", str(entry["id"]), "--slot", str(offer["slot_id"])), 4,
-               f"entry {entry['id']} is filled")
+    error_line(
+        cli("waitlist", "fill", str(entry["id"]), "--slot", str(offer["slot_id"])), 4, f"entry {entry['id']} is filled"
+    )
     other = add_json(cli, clinic[2])
     before = counts(*WRITE_TABLES)
-    error_line(cli("waitlist", "fill", str(other["id"]), "--slot", str(offer["slot_id"])), 4, "--slot",
-               "already filled")
+    error_line(
+        cli("waitlist", "fill", str(other["id"]), "--slot", str(offer["slot_id"])), 4, "--slot", "already filled"
+    )
     assert counts(*WRITE_TABLES) == before
 
 
@@ -172,15 +235,18 @@ def test_fill_plain_at_a_time(cli, clinic):
     assert shown["provider"] == "Sara Ito, DO" and shown["mrn"] == clinic[0]
 
 
-@pytest.mark.parametrize("extra, code, words", [
-    ((), 2, ("--slot", "--at")),
-    (("--slot", "1", "--at", "{d} 11:00"), 2, ("--slot",)),
-    (("--slot", "999"), 3, ("--slot", "999")),
-    (("--at", "{d} 11:00"), 2, ("--provider", "required")),
-    (("--at", "{d} 11:00", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
-    (("--at", "{d} 20:00", "--provider", "Okafor"), 2, ("--at", "outside working hours")),
-    (("--at", "{d} 10:00", "--provider", "Okafor"), 4, ("--at", "already has appointment")),
-])
+@pytest.mark.parametrize(
+    "extra, code, words",
+    [
+        ((), 2, ("--slot", "--at")),
+        (("--slot", "1", "--at", "{d} 11:00"), 2, ("--slot",)),
+        (("--slot", "999"), 3, ("--slot", "999")),
+        (("--at", "{d} 11:00"), 2, ("--provider", "required")),
+        (("--at", "{d} 11:00", "--provider", "Nobody"), 3, ("--provider", "Nobody")),
+        (("--at", "{d} 20:00", "--provider", "Okafor"), 2, ("--at", "outside working hours")),
+        (("--at", "{d} 10:00", "--provider", "Okafor"), 4, ("--at", "already has appointment")),
+    ],
+)
 def test_fill_bad_input_writes_nothing(cli, clinic, counts, extra, code, words):
     book_json(cli, clinic[2], at(MONDAY, "10:00"))
     entry = add_json(cli, clinic[0])

@@ -58,7 +58,11 @@ def test_managed_care():
     assert [c.patient_control_number for c in r.claims] == ["5554555444", "8765432112"]
     c1, c2 = r.claims
     assert (c1.status_code, c1.charge_amount, c1.paid_amount, c1.patient_responsibility) == (
-        "1", Decimal("800.00"), Decimal("450.00"), Decimal("300.00"))
+        "1",
+        Decimal("800.00"),
+        Decimal("450.00"),
+        Decimal("300.00"),
+    )
     assert (c1.filing_indicator, c1.payer_claim_control_number) == ("12", "94060555410000")
     assert c1.adjustments == (Adjustment("CO", "A2", Decimal("50.00")),)
     assert (c1.patient.name, c1.patient.first, c1.patient_member_id) == ("BUDD", "WILLIAM", "33344555510")
@@ -68,7 +72,10 @@ def test_managed_care():
     assert (line.charge_amount, line.paid_amount, line.units) == (Decimal("800.00"), Decimal("500.00"), Decimal("1"))
     assert (line.service_date_from, line.service_date_to) == (date(2002, 3, 1), date(2002, 3, 4))
     assert line.adjustments == (Adjustment("PR", "1", Decimal("300.00")),)
-    assert c2.lines[0].adjustments == (Adjustment("PR", "1", Decimal("600.00")), Adjustment("CO", "45", Decimal("50.00")))
+    assert c2.lines[0].adjustments == (
+        Adjustment("PR", "1", Decimal("600.00")),
+        Adjustment("CO", "45", Decimal("50.00")),
+    )
     assert len(c2.all_adjustments()) == 3
 
 
@@ -78,7 +85,8 @@ def test_medicare_part_a_with_plb_and_moa():
     assert (r.payer_name, r.payer_id) == ("INSURANCE COMPANY OF TIMBUCKTU", "999")
     assert (r.payee_npi, r.trace_number) == ("6543210903", "12345")
     assert r.provider_adjustments == (
-        ProviderAdjustment("6543210903", date(2002, 12, 31), "CV", "CP", Decimal("-1.27")),)
+        ProviderAdjustment("6543210903", date(2002, 12, 31), "CV", "CP", Decimal("-1.27")),
+    )
     c1, c2 = r.claims
     assert (c1.facility_code, c1.frequency_code, c1.filing_indicator) == ("11", "1", "MA")
     assert c1.patient.id_qualifier == "HN" and c1.patient.id == "666666666A" and c1.patient.middle == "O"
@@ -102,8 +110,11 @@ def test_secondary_payment_lines_and_cas_triples():
     assert l1.refs == {"1B": "43285"} and l1.line_item_control_number is None
     assert l1.service_date_from == l1.service_date_to == date(2005, 1, 6)
     assert (l2.revenue_code, l2.units) == ("220", Decimal("1.00"))
-    assert l2.adjustments == (Adjustment("PR", "1", Decimal("150.00")), Adjustment("PR", "2", Decimal("70.00")),
-                              Adjustment("CO", "42", Decimal("85.00")))
+    assert l2.adjustments == (
+        Adjustment("PR", "1", Decimal("150.00")),
+        Adjustment("PR", "2", Decimal("70.00")),
+        Adjustment("CO", "42", Decimal("85.00")),
+    )
 
 
 def test_cob_negative_adjustment_and_tertiary():
@@ -173,18 +184,22 @@ def test_several_transactions_in_one_interchange():
     assert line.procedure == Procedure("HC", "99213", ("25",)) and line.original_procedure == Procedure("HC", "99214")
     assert line.line_item_control_number == "LINE-1" and line.service_date_from == date(2023, 12, 15)
     assert line.adjustments == (Adjustment("PR", "3", Decimal("10"), Decimal("1")),)
-    assert first.provider_adjustments == (ProviderAdjustment("1234567890", date(2024, 12, 31), "WO", "CCN0", Decimal("10")),)
+    assert first.provider_adjustments == (
+        ProviderAdjustment("1234567890", date(2024, 12, 31), "WO", "CCN0", Decimal("10")),
+    )
     assert balance_problems(first) == []
     (rev,) = second.claims
     assert rev.is_reversal and not c.is_reversal
     assert balance_problems(second) == [
-        "ST 0002 claim 1 (PCN1): charge -100 - paid -50 = -50 but adjustments total -40"]
+        "ST 0002 claim 1 (PCN1): charge -100 - paid -50 = -50 but adjustments total -40"
+    ]
 
 
 def test_unbalanced_payment_is_reported():
     text = MINIMAL.replace("BPR*I*80*", "BPR*I*81*")
     assert balance_problems(parse_835(text)[0]) == [
-        "ST 0001: BPR02 payment 81 != claims paid 90 - provider adjustments 10 = 80"]
+        "ST 0001: BPR02 payment 81 != claims paid 90 - provider adjustments 10 = 80"
+    ]
 
 
 def test_several_interchanges_other_separators_and_line_breaks():
@@ -209,23 +224,40 @@ def _error(text: str) -> str:
 def test_malformed_inputs():
     assert _error("") == "segment 1: empty input: no ISA segment"
     assert _error("GS*HP~") == "segment 1 (GS): expected an ISA segment (interchange header)"
-    assert _error(MINIMAL.replace("ST*835*0001", "ST*837*0001")) == \
-        "segment 3 (ST): transaction set '837' is not an 835"
-    assert _error(MINIMAL.replace("SE*18*0001~\n", "")) == \
-        "segment 20 (ST): missing SE: transaction set '0001' (segment 3) is not closed"
-    assert _error(MINIMAL.replace("SE*18*", "SE*17*")) == \
-        "segment 20 (SE): SE01 says 17 segments but the transaction set has 18"
-    assert _error(MINIMAL.replace("SE*18*0001", "SE*18*0009")) == \
-        "segment 20 (SE): SE02 control number '0009' does not match ST02 '0001'"
+    assert (
+        _error(MINIMAL.replace("ST*835*0001", "ST*837*0001")) == "segment 3 (ST): transaction set '837' is not an 835"
+    )
+    assert (
+        _error(MINIMAL.replace("SE*18*0001~\n", ""))
+        == "segment 20 (ST): missing SE: transaction set '0001' (segment 3) is not closed"
+    )
+    assert (
+        _error(MINIMAL.replace("SE*18*", "SE*17*"))
+        == "segment 20 (SE): SE01 says 17 segments but the transaction set has 18"
+    )
+    assert (
+        _error(MINIMAL.replace("SE*18*0001", "SE*18*0009"))
+        == "segment 20 (SE): SE02 control number '0009' does not match ST02 '0001'"
+    )
     truncated = MINIMAL.split("SE*8*0002")[0]
-    assert _error(truncated) == \
-        "segment 21 (ST): missing SE: transaction set '0002' is not closed at the end of the input (truncated file?)"
-    assert _error(MINIMAL.replace("CLP*PCN1*1*100*", "CLP*PCN1*1*1O0*")) == \
-        "segment 10 (CLP): element 03 is not a number: '1O0'"
-    assert _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "ZZZ*I*80*C*ACH*CCP")) == \
-        "segment 3 (ST): transaction set has no BPR segment"
-    assert _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "BPRX*I*80*C*ACH*CCP")) == \
-        "segment 4 (BPRX): 'BPRX' is not a segment id (wrong segment terminator?)"
-    assert _error(MINIMAL.replace("IEA*1*000000001~\n", "")) == \
-        "segment 29 (GE): missing IEA at the end of the input (truncated file or wrong segment terminator?)"
+    assert (
+        _error(truncated)
+        == "segment 21 (ST): missing SE: transaction set '0002' is not closed at the end of the input (truncated file?)"
+    )
+    assert (
+        _error(MINIMAL.replace("CLP*PCN1*1*100*", "CLP*PCN1*1*1O0*"))
+        == "segment 10 (CLP): element 03 is not a number: '1O0'"
+    )
+    assert (
+        _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "ZZZ*I*80*C*ACH*CCP"))
+        == "segment 3 (ST): transaction set has no BPR segment"
+    )
+    assert (
+        _error(MINIMAL.replace("BPR*I*80*C*ACH*CCP", "BPRX*I*80*C*ACH*CCP"))
+        == "segment 4 (BPRX): 'BPRX' is not a segment id (wrong segment terminator?)"
+    )
+    assert (
+        _error(MINIMAL.replace("IEA*1*000000001~\n", ""))
+        == "segment 29 (GE): missing IEA at the end of the input (truncated file or wrong segment terminator?)"
+    )
     assert _error(MINIMAL.replace("GS*HP", "XX*HP")) == "segment 2 (XX): segment outside a transaction set"

@@ -28,19 +28,37 @@ def patient(ctx_for, first: str, last: str, **extra) -> str:
 
     extra.setdefault("address_line1", "5 Elm St")
     with ctx_for(clock=fixed_clock) as ctx:
-        return patients.register(ctx, first_name=first, last_name=last, dob="1980-01-01", city="Springfield",
-                                 state="NY", postal_code="12345", **extra).mrn
+        return patients.register(
+            ctx,
+            first_name=first,
+            last_name=last,
+            dob="1980-01-01",
+            city="Springfield",
+            state="NY",
+            postal_code="12345",
+            **extra,
+        ).mrn
 
 
-def visit(ctx_for, mrn: str, payer_id: int, dos: dt.date, *, charge: str = "100.00", code: str = "99213",
-          paid: str | None = None, adjusted: str | None = None, to_patient: str | None = None,
-          posted: dt.date | None = None) -> int:
+def visit(
+    ctx_for,
+    mrn: str,
+    payer_id: int,
+    dos: dt.date,
+    *,
+    charge: str = "100.00",
+    code: str = "99213",
+    paid: str | None = None,
+    adjusted: str | None = None,
+    to_patient: str | None = None,
+    posted: dt.date | None = None,
+) -> int:
     """A billed visit on `dos`: one claim line charged `charge`; insurance pays `paid`, adjusts
     `adjusted` and moves `to_patient` to the patient, all effective `posted` (default: the
     day of service). Returns the encounter id."""
     from hpms.models import Claim, ClaimLine, Encounter, Provider
-    from hpms.services.payments import ledger
     from hpms.services.lookups import find_patient as find
+    from hpms.services.payments import ledger
 
     with ctx_for(clock=fixed_clock) as ctx:
         s = ctx.session
@@ -48,12 +66,26 @@ def visit(ctx_for, mrn: str, payer_id: int, dos: dt.date, *, charge: str = "100.
         prov = s.execute(sa.select(Provider.id)).scalars().first()
         loc = s.execute(sa.text("SELECT id FROM location ORDER BY id")).scalar()
         cents = int(Decimal(charge) * 100)
-        enc = Encounter(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov, location_id=loc, service_date=dos,
-                        status="billed", total_cents=cents)
+        enc = Encounter(
+            org_id=ctx.org_id,
+            patient_id=pat.id,
+            provider_id=prov,
+            location_id=loc,
+            service_date=dos,
+            status="billed",
+            total_cents=cents,
+        )
         s.add(enc)
         s.flush()
-        claim = Claim(org_id=ctx.org_id, encounter_id=enc.id, patient_id=pat.id, payer_id=payer_id,
-                      control_number=f"C{enc.id:05d}", status="submitted", total_cents=cents)
+        claim = Claim(
+            org_id=ctx.org_id,
+            encounter_id=enc.id,
+            patient_id=pat.id,
+            payer_id=payer_id,
+            control_number=f"C{enc.id:05d}",
+            status="submitted",
+            total_cents=cents,
+        )
         s.add(claim)
         s.flush()
         line = ClaimLine(claim_id=claim.id, seq=1, code=code, pointers="1", charge_cents=cents, service_date=dos)
@@ -64,8 +96,9 @@ def visit(ctx_for, mrn: str, payer_id: int, dos: dt.date, *, charge: str = "100.
         if paid:
             ledger.post(ctx, "insurance_payment", f"-{paid}", patient=mrn, claim_line=line.id, effective_date=when)
         if adjusted:
-            ledger.post(ctx, "contractual_adjustment", f"-{adjusted}", patient=mrn, claim_line=line.id,
-                        effective_date=when)
+            ledger.post(
+                ctx, "contractual_adjustment", f"-{adjusted}", patient=mrn, claim_line=line.id, effective_date=when
+            )
         if to_patient:
             ledger.post(ctx, "transfer_to_patient", to_patient, patient=mrn, claim_line=line.id, effective_date=when)
         return enc.id

@@ -8,8 +8,22 @@ import sqlalchemy as sa
 
 from hpms.db import get_engine
 
-AUDIT_COLUMNS = ("seq", "at", "org_id", "user_id", "username", "action", "entity", "entity_id",
-                 "patient_id", "patient_ids", "fields", "detail", "prev_hash", "hash")
+AUDIT_COLUMNS = (
+    "seq",
+    "at",
+    "org_id",
+    "user_id",
+    "username",
+    "action",
+    "entity",
+    "entity_id",
+    "patient_id",
+    "patient_ids",
+    "fields",
+    "detail",
+    "prev_hash",
+    "hash",
+)
 
 
 def query(settings, sql: str, **params) -> list[dict]:
@@ -28,8 +42,12 @@ def audit_rows(settings, after_seq: int = 0) -> list[dict]:
 
     cols = [getattr(AuditEvent, c) for c in AUDIT_COLUMNS]
     with get_engine(settings).connect() as conn:
-        rows = [dict(r) for r in conn.execute(
-            sa.select(*cols).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(*cols).where(AuditEvent.seq > after_seq).order_by(AuditEvent.seq)
+            ).mappings()
+        ]
     for r in rows:
         r["patient_ids_list"] = json.loads(r["patient_ids"]) if r["patient_ids"] else None
         r["fields_list"] = json.loads(r["fields"]) if r["fields"] else None

@@ -43,8 +43,19 @@ def provider(ctx, first="Ada", last="Lovelace", npi=NPI_A, locations=None, **kw)
     return resources.add_provider(ctx, first_name=first, last_name=last, npi=npi, locations=locations, **kw)
 
 
-def clinic(ctx_for, register, *, tz: str | None = None, days="MO-FR", start="08:00", end="17:00",
-           effective_from="2026-01-01", duration=30, buffer=0, at=fixed_clock) -> Clinic:
+def clinic(
+    ctx_for,
+    register,
+    *,
+    tz: str | None = None,
+    days="MO-FR",
+    start="08:00",
+    end="17:00",
+    effective_from="2026-01-01",
+    duration=30,
+    buffer=0,
+    at=fixed_clock,
+) -> Clinic:
     """One location ('Main', re-zoned to `tz` when given), one provider working `days`, one
     appointment type 'Visit' and one patient."""
     from hpms.services import lookups

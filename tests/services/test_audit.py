@@ -11,10 +11,21 @@ from hpms.models import AuditEvent
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, audit_text, last_seq, snapshot
 
-ANA = dict(first_name="Ana", last_name="Müller", middle_name="Beatriz", preferred_name="Zuzu",
-           dob="1985-03-14", phone="(555) 867-5309", email="ana.mueller@example.org",
-           address_line1="12 Quillfeather Lane", city="Springfield", postal_code="12345",
-           ssn="287-65-4321", sex_at_birth="female", gender_identity="woman")
+ANA = dict(
+    first_name="Ana",
+    last_name="Müller",
+    middle_name="Beatriz",
+    preferred_name="Zuzu",
+    dob="1985-03-14",
+    phone="(555) 867-5309",
+    email="ana.mueller@example.org",
+    address_line1="12 Quillfeather Lane",
+    city="Springfield",
+    postal_code="12345",
+    ssn="287-65-4321",
+    sex_at_birth="female",
+    gender_identity="woman",
+)
 
 
 class Rollback(Exception):
@@ -128,14 +139,16 @@ def world(register, ctx_for, payer):
     ana = register(**ANA)
     dup = register(first_name="Anna", last_name="Muller", dob="1985-03-14")
     with ctx_for(clock=fixed_clock) as ctx:
-        cov = coverage.add_coverage(ctx, patient=ana.mrn, payer="ACME1", member_id="MBR5550001",
-                                    valid_from="2025-01-01")
+        cov = coverage.add_coverage(
+            ctx, patient=ana.mrn, payer="ACME1", member_id="MBR5550001", valid_from="2025-01-01"
+        )
     return {"ana": ana, "dup": dup, "cov": cov}
 
 
 @pytest.mark.parametrize(("name", "op", "expected", "patient"), OPS, ids=[o[0] for o in OPS])
-def test_each_operation_appends_its_event_in_the_same_transaction(settings, ctx_for, world, name, op, expected,
-                                                                 patient):
+def test_each_operation_appends_its_event_in_the_same_transaction(
+    settings, ctx_for, world, name, op, expected, patient
+):
     before = snapshot(settings)
     seq = last_seq(settings)
     # 1. Rolled back: the event was written in the transaction, and went away with it.
@@ -253,8 +266,13 @@ def test_events_never_contain_phi_values(settings, ctx_for, world, make_user):
         patients.search(ctx, "1985-03-14")
         patients.search(ctx, "287-65-4321")
         patients.list_patients(ctx)
-        patients.update(ctx, world["ana"].mrn, phone="555-444-1212", email="bea.quill@example.net",
-                        address_line1="99 Larkspur Court")
+        patients.update(
+            ctx,
+            world["ana"].mrn,
+            phone="555-444-1212",
+            email="bea.quill@example.net",
+            address_line1="99 Larkspur Court",
+        )
         patients.duplicates(ctx)
         coverage.list_coverage(ctx, world["ana"].mrn)
         audit_query.log(ctx, patient=world["ana"].mrn)
@@ -263,9 +281,30 @@ def test_events_never_contain_phi_values(settings, ctx_for, world, make_user):
         patients.show(ctx, world["ana"].mrn, reveal_ssn=True)
     text = audit_text(settings)
     assert "patient" in text  # the rows are there...
-    phi = ["Ana", "Müller", "Muller", "Anna", "Beatriz", "Zuzu", "1985-03-14", "03/14/1985", "867-5309", "8675309",
-           "ana.mueller@example.org", "bea.quill", "Quillfeather", "Larkspur", "Springfield", "12345",
-           "287-65-4321", "287654321", "555-444-1212", "5554441212", "MBR5550001", "woman"]
+    phi = [
+        "Ana",
+        "Müller",
+        "Muller",
+        "Anna",
+        "Beatriz",
+        "Zuzu",
+        "1985-03-14",
+        "03/14/1985",
+        "867-5309",
+        "8675309",
+        "ana.mueller@example.org",
+        "bea.quill",
+        "Quillfeather",
+        "Larkspur",
+        "Springfield",
+        "12345",
+        "287-65-4321",
+        "287654321",
+        "555-444-1212",
+        "5554441212",
+        "MBR5550001",
+        "woman",
+    ]
     for value in phi:
         assert value.lower() not in text.lower(), value
 
@@ -309,10 +348,12 @@ def test_verify_walks_a_chain_longer_than_one_batch(settings, ctx_for, register)
 def test_audit_rows_cannot_be_updated_or_deleted_while_the_triggers_are_in_place(settings, world):
     engine = get_engine(settings)
     before = audit_rows(settings)
-    for sql in ("UPDATE audit_event SET detail = 'edited' WHERE seq = 2",
-                "UPDATE audit_event SET username = 'mallory'",
-                "DELETE FROM audit_event WHERE seq = 2",
-                "DELETE FROM audit_event"):
+    for sql in (
+        "UPDATE audit_event SET detail = 'edited' WHERE seq = 2",
+        "UPDATE audit_event SET username = 'mallory'",
+        "DELETE FROM audit_event WHERE seq = 2",
+        "DELETE FROM audit_event",
+    ):
         with pytest.raises(sa.exc.DBAPIError) as err:
             with engine.begin() as conn:
                 conn.execute(sa.text(sql))
@@ -372,14 +413,17 @@ def _verify(ctx_for):
         return audit.verify(ctx)
 
 
-@pytest.mark.parametrize(("column", "value"), [
-    ("detail", "'nothing to see'"),
-    ("username", "'someone_else'"),
-    ("action", "'read'"),
-    ("patient_id", "NULL"),
-    ("fields", "'[\"mrn\"]'"),
-    ("entity_id", "'999'"),
-])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("detail", "'nothing to see'"),
+        ("username", "'someone_else'"),
+        ("action", "'read'"),
+        ("patient_id", "NULL"),
+        ("fields", "'[\"mrn\"]'"),
+        ("entity_id", "'999'"),
+    ],
+)
 def test_verify_names_an_edited_event(settings, ctx_for, chain, column, value):
     _tamper(settings, f"UPDATE audit_event SET {column} = {value} WHERE seq = 4")
     result = _verify(ctx_for)
@@ -479,5 +523,6 @@ def test_the_append_only_triggers_exist(settings):
             assert {"audit_event_no_update", "audit_event_no_delete"} <= set(names)
         else:
             enabled = conn.exec_driver_sql(
-                "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_event_append_only'").scalar_one()
+                "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_event_append_only'"
+            ).scalar_one()
             assert enabled == "O"

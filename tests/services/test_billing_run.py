@@ -15,8 +15,17 @@ import pytest
 
 from hpms.errors import LockHeldError, NotFoundError, PermissionDenied, ValidationError
 from tests.billing_fixtures import (
-    DOS, DOS_EARLY, GROUP_NPI, PROVIDER_NPI, assert_valid_837, claim_numbers, leftovers, segments, setup_practice,
-    signed, x12_files,
+    DOS,
+    DOS_EARLY,
+    GROUP_NPI,
+    PROVIDER_NPI,
+    assert_valid_837,
+    claim_numbers,
+    leftovers,
+    segments,
+    setup_practice,
+    signed,
+    x12_files,
 )
 from tests.services.helpers import audit_rows, counts, last_seq, query, scalar
 
@@ -47,8 +56,11 @@ def statuses(settings) -> dict[int, str]:
 
 def state(settings) -> dict:
     """Everything a run may write: row counts, encounter statuses, counters."""
-    return {**counts(settings, *TABLES), "encounters": statuses(settings),
-            "counters": query(settings, "SELECT name, value FROM counter ORDER BY name")}
+    return {
+        **counts(settings, *TABLES),
+        "encounters": statuses(settings),
+        "counters": query(settings, "SELECT name, value FROM counter ORDER BY name"),
+    }
 
 
 def claims_of(settings, encounter_id: int) -> list[dict]:
@@ -56,8 +68,10 @@ def claims_of(settings, encounter_id: int) -> list[dict]:
 
 
 def lines_of(settings, claim_id: int) -> list[tuple]:
-    return [(r["seq"], r["code"], r["modifiers"], r["units"], r["pointers"], r["charge_cents"])
-            for r in query(settings, "SELECT * FROM claim_line WHERE claim_id = :c ORDER BY seq", c=claim_id)]
+    return [
+        (r["seq"], r["code"], r["modifiers"], r["units"], r["pointers"], r["charge_cents"])
+        for r in query(settings, "SELECT * FROM claim_line WHERE claim_id = :c ORDER BY seq", c=claim_id)
+    ]
 
 
 def by_payer(files: list[dict]) -> dict[str, dict]:
@@ -65,6 +79,7 @@ def by_payer(files: list[dict]) -> dict[str, dict]:
 
 
 # ---- the happy path ----------------------------------------------------------------------------
+
 
 def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for, practice, out):
     p = practice
@@ -95,13 +110,17 @@ def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for
         assert c["x12_file_id"] is not None and c["coverage_id"] is not None
     assert lines_of(settings, c1["id"]) == [(1, "99213", "25", 1, "1,2", 10000), (2, "36415", "", 1, "1", 1500)]
     assert lines_of(settings, c2["id"]) == [(1, "99214", "", 1, "1", 18000)]
-    assert lines_of(settings, c3["id"]) == [(1, "99214", "25", 1, "1,2,3,4", 18000), (2, "93000", "59", 2, "5", 9100),
-                                            (3, "36415", "", 1, "2", 1500)]
+    assert lines_of(settings, c3["id"]) == [
+        (1, "99214", "25", 1, "1,2,3,4", 18000),
+        (2, "93000", "59", 2, "5", 9100),
+        (3, "36415", "", 1, "2", 1500),
+    ]
     assert (c1["total_cents"], c2["total_cents"], c3["total_cents"]) == (11500, 18000, 28600)
     assert scalar(settings, "SELECT count(*) FROM claim_event WHERE status = 'ready'") == 3
-    assert query(settings, "SELECT status, claims, encounters, failed, total_cents, finished_at IS NOT NULL AS fin "
-                           "FROM billing_run")[0] == {"status": "done", "claims": 3, "encounters": 3, "failed": 0,
-                                                      "total_cents": 58100, "fin": True}
+    assert query(
+        settings,
+        "SELECT status, claims, encounters, failed, total_cents, finished_at IS NOT NULL AS fin FROM billing_run",
+    )[0] == {"status": "done", "claims": 3, "encounters": 3, "failed": 0, "total_cents": 58100, "fin": True}
     assert query(settings, "SELECT count(*) AS n FROM job_lock")[0]["n"] == 0  # released
     assert {r["status"] for r in query(settings, "SELECT status FROM x12_file")} == {"written"}
 
@@ -135,11 +154,14 @@ def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for
     events = audit_rows(settings, seq0)
     bills = [e for e in events if e["action"] == "bill"]
     assert len(bills) == 1 and sorted(int(i) for i in bills[0]["patient_ids_list"]) == sorted(
-        {c1["patient_id"], c2["patient_id"]})
-    assert sorted(int(e["entity_id"]) for e in events if e["action"] == "export" and e["entity"] == "x12_file") == \
-        sorted(f["id"] for f in s.files)
+        {c1["patient_id"], c2["patient_id"]}
+    )
+    assert sorted(
+        int(e["entity_id"]) for e in events if e["action"] == "export" and e["entity"] == "x12_file"
+    ) == sorted(f["id"] for f in s.files)
     assert [e["detail"] for e in events if e["action"] == "run"] == [
-        "done: 3 claims, 0 failed, 3 written (0 secondary, 0 held), 2 files"]
+        "done: 3 claims, 0 failed, 3 written (0 secondary, 0 held), 2 files"
+    ]
     assert (s.written, s.secondary, s.held) == (3, 0, 0)
 
     # a rerun creates nothing twice and leaves the files alone
@@ -149,8 +171,9 @@ def test_a_run_bills_every_signed_encounter_one_file_per_payer(settings, ctx_for
     assert (again.encounters, again.claims, again.failed, again.files, again.recovered_files) == (0, 0, 0, [], 0)
     after = state(settings)
     assert after["billing_run"] == before["billing_run"] + 1
-    assert {k: v for k, v in after.items() if k != "billing_run"} == {k: v for k, v in before.items()
-                                                                         if k != "billing_run"}
+    assert {k: v for k, v in after.items() if k != "billing_run"} == {
+        k: v for k, v in before.items() if k != "billing_run"
+    }
     assert {f: f.read_bytes() for f in x12_files(out)} == texts
 
 
@@ -193,7 +216,8 @@ def test_failures_go_to_the_work_list_and_are_billed_once_fixed(settings, ctx_fo
 def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_for, practice, out):
     import sqlalchemy as sa
 
-    from hpms.services.billing import claims, fees, runner as billing
+    from hpms.services.billing import claims, fees
+    from hpms.services.billing import runner as billing
 
     p = practice
     e = signed(ctx_for, p.bob, "I10", "99214:1")
@@ -215,7 +239,7 @@ def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_f
 
 
 def _find(segs, tag, *first):
-    return [s_ for s_ in segs if s_[0] == tag and tuple(s_[1:1 + len(first)]) == first]
+    return [s_ for s_ in segs if s_[0] == tag and tuple(s_[1 : 1 + len(first)]) == first]
 
 
 def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_claims(settings, ctx_for, practice, out):
@@ -231,13 +255,33 @@ def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_clai
     with ctx_for() as ctx:
         coverage.add_payer(ctx, name="Medicare Part B", payer_id="MCRB1", claim_filing="MB")
         coverage.update_payer(ctx, "BETA2", claim_filing="hmo")
-        coverage.add_coverage(ctx, patient=p.bob, payer="MCRB1", member_id="1EG4TE5MK73", priority="secondary",
-                              medicare_secondary_type="43")
-        coverage.add_coverage(ctx, patient=p.kid, payer="ACME1", member_id="A777", priority="secondary",
-                              relationship="child", subscriber="Jones, Ann", group_number="G5")
+        coverage.add_coverage(
+            ctx,
+            patient=p.bob,
+            payer="MCRB1",
+            member_id="1EG4TE5MK73",
+            priority="secondary",
+            medicare_secondary_type="43",
+        )
+        coverage.add_coverage(
+            ctx,
+            patient=p.kid,
+            payer="ACME1",
+            member_id="A777",
+            priority="secondary",
+            relationship="child",
+            subscriber="Jones, Ann",
+            group_number="G5",
+        )
         coverage.add_coverage(ctx, patient=p.nora, payer="BETA2", member_id="N1")
-        coverage.add_coverage(ctx, patient=p.nora, payer="ACME1", member_id="N2", priority="secondary",
-                              valid_to=(DOS - dt.timedelta(days=1)).isoformat())  # ended before the visit
+        coverage.add_coverage(
+            ctx,
+            patient=p.nora,
+            payer="ACME1",
+            member_id="N2",
+            priority="secondary",
+            valid_to=(DOS - dt.timedelta(days=1)).isoformat(),
+        )  # ended before the visit
     signed(ctx_for, p.bob, "I10", "99213:1")
     signed(ctx_for, p.kid, "J06.9", "99214:1")
     signed(ctx_for, p.nora, "J06.9", "99214:1")
@@ -246,11 +290,15 @@ def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_clai
     files = by_payer(s.files)
 
     acme = segments(assert_valid_837(files["ACME1"]["path"]))
-    assert _find(acme, "SBR") == [["SBR", "P", "18", "", "", "", "", "", "", "CI"],
-                                  ["SBR", "S", "18", "", "", "43", "", "", "", "MB"]]
+    assert _find(acme, "SBR") == [
+        ["SBR", "P", "18", "", "", "", "", "", "", "CI"],
+        ["SBR", "S", "18", "", "", "43", "", "", "", "MB"],
+    ]
     assert _find(acme, "OI") == [["OI", "", "", "Y", "", "", "Y"]]
-    assert _find(acme, "NM1", "IL") == [["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "M123456"],
-                                        ["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "1EG4TE5MK73"]]
+    assert _find(acme, "NM1", "IL") == [
+        ["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "M123456"],
+        ["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI", "1EG4TE5MK73"],
+    ]
     assert [s_[-1] for s_ in _find(acme, "NM1", "PR")] == ["ACME1", "MCRB1"]
     assert not _find(acme, "AMT") and not _find(acme, "CAS") and not _find(acme, "SVD")
     i = acme.index(_find(acme, "NM1", "IL")[0])
@@ -259,9 +307,11 @@ def test_payer_rules_filing_indicator_and_the_secondary_coverage_on_primary_clai
     assert tags.index("CLM") < acme.index(_find(acme, "SBR", "S")[0]) < tags.index("OI") < tags.index("LX")
 
     beta = segments(assert_valid_837(files["BETA2"]["path"]))
-    assert _find(beta, "SBR") == [["SBR", "P", "", "", "", "", "", "", "", "HM"],  # Kid, a dependent
-                                  ["SBR", "S", "19", "G5", "", "", "", "", "", "CI"],
-                                  ["SBR", "P", "18", "", "", "", "", "", "", "HM"]]  # Nora: no secondary then
+    assert _find(beta, "SBR") == [
+        ["SBR", "P", "", "", "", "", "", "", "", "HM"],  # Kid, a dependent
+        ["SBR", "S", "19", "G5", "", "", "", "", "", "CI"],
+        ["SBR", "P", "18", "", "", "", "", "", "", "HM"],
+    ]  # Nora: no secondary then
     assert _find(beta, "NM1", "IL")[1] == ["NM1", "IL", "1", "JONES", "ANN", "", "", "", "MI", "A777"]
     assert [s_[-1] for s_ in _find(beta, "NM1", "PR")] == ["BETA2", "ACME1", "BETA2"]
     assert len(_find(beta, "OI")) == 1 and not _find(beta, "AMT")
@@ -273,15 +323,25 @@ def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, p
 
     p = practice
     with ctx_for() as ctx:
-        una = patients.register(ctx, first_name="Una", last_name="Street", dob="1975-03-03", sex_at_birth="female",
-                                address_line1="9 Pine", state="Ohio", postal_code="1234")
+        una = patients.register(
+            ctx,
+            first_name="Una",
+            last_name="Street",
+            dob="1975-03-03",
+            sex_at_birth="female",
+            address_line1="9 Pine",
+            state="Ohio",
+            postal_code="1234",
+        )
         coverage.add_coverage(ctx, patient=una.mrn, payer="ACME1", member_id="U-1")
     bob = signed(ctx_for, p.bob, "I10", "99213:1")
     bad = signed(ctx_for, una.mrn, "I10", "99213:1")
     dry = bill(settings, out, dry_run=True)
     assert sorted((f["encounter_id"], f["rule_id"], f["field"]) for f in dry.findings) == [
-        (bad, "ADDR-PATIENT", "patient.city"), (bad, "ADDR-STATE", "patient.state"),
-        (bad, "ADDR-ZIP", "patient.postal_code")]
+        (bad, "ADDR-PATIENT", "patient.city"),
+        (bad, "ADDR-STATE", "patient.state"),
+        (bad, "ADDR-ZIP", "patient.postal_code"),
+    ]
 
     s = bill(settings, out)
     assert (s.claims, s.failed, s.written) == (1, 1, 1)
@@ -291,7 +351,10 @@ def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, p
     with ctx_for() as ctx:
         items = claims.worklist(ctx)
     assert sorted((w.encounter_id, w.claim_id, w.rule_id) for w in items) == [
-        (bad, None, "ADDR-PATIENT"), (bad, None, "ADDR-STATE"), (bad, None, "ADDR-ZIP")]
+        (bad, None, "ADDR-PATIENT"),
+        (bad, None, "ADDR-STATE"),
+        (bad, None, "ADDR-ZIP"),
+    ]
     assert all("hpms" not in w.message for w in items)
 
     with ctx_for() as ctx:
@@ -313,8 +376,9 @@ def test_scrubbing_an_unknown_encounter_is_not_found(settings, ctx_for, practice
 
 
 def test_a_billing_location_without_its_address_bills_nothing_from_it(settings, ctx_for, practice, out):
-    from hpms.db import get_engine
     import sqlalchemy as sa
+
+    from hpms.db import get_engine
 
     e = signed(ctx_for, practice.bob, "I10", "99213:1")
     with get_engine(settings).begin() as conn:
@@ -322,11 +386,14 @@ def test_a_billing_location_without_its_address_bills_nothing_from_it(settings, 
     s = bill(settings, out)
     assert (s.claims, s.failed, s.files) == (0, 1, [])
     assert sorted((r["rule_id"], r["field"]) for r in query(settings, "SELECT rule_id, field FROM worklist_item")) == [
-        ("ADDR-BILLING", "location.address_line1"), ("ADDR-STATE", "location.state")]
+        ("ADDR-BILLING", "location.address_line1"),
+        ("ADDR-STATE", "location.state"),
+    ]
     assert statuses(settings)[e] == "signed"
 
 
 # ---- options -----------------------------------------------------------------------------------
+
 
 def test_payer_filter(settings, ctx_for, practice, out):
     p = practice
@@ -375,8 +442,14 @@ def test_dry_run_writes_nothing_and_reports_findings(settings, ctx_for, practice
     s = bill(settings, out, dry_run=True)
     assert (s.run_id, s.dry_run, s.encounters, s.claims, s.failed, s.files) == (None, True, 3, 2, 1, [])
     assert s.total == Decimal("280.00")
-    assert s.findings == [{"encounter_id": bad, "rule_id": "PAYER-ID", "field": "coverage",
-                           "message": "no active insurance coverage on the date of service"}]
+    assert s.findings == [
+        {
+            "encounter_id": bad,
+            "rule_id": "PAYER-ID",
+            "field": "coverage",
+            "message": "no active insurance coverage on the date of service",
+        }
+    ]
     assert state(settings) == before
     assert list(out.iterdir()) == []
     # a dry run needs no output directory
@@ -387,6 +460,7 @@ def test_dry_run_writes_nothing_and_reports_findings(settings, ctx_for, practice
 
 
 # ---- the lock ----------------------------------------------------------------------------------
+
 
 def _hold_lock(settings, *, host: str, pid: int, age_minutes: float = 0) -> None:
     import datetime as dt
@@ -414,8 +488,9 @@ def test_a_live_lock_refuses_the_run(settings, ctx_for, practice, out):
     assert exc.value.exit_code == 75
     assert state(settings) == before and statuses(settings)[e] == "signed"
     # another host that renewed its heartbeat 5 minutes ago is alive too
-    from hpms.db import get_engine
     import sqlalchemy as sa
+
+    from hpms.db import get_engine
 
     with get_engine(settings).begin() as conn:
         conn.execute(sa.text("DELETE FROM job_lock"))
@@ -440,6 +515,7 @@ def test_a_stale_lock_is_taken_over(settings, ctx_for, practice, out, holder):
 
 
 # ---- refusals that bill nothing ----------------------------------------------------------------
+
 
 def _unwritable_dir(tmp_path) -> Path:
     path = tmp_path / "ro"
@@ -467,10 +543,12 @@ def _cannot_write(directory: str) -> bool:
 @pytest.mark.parametrize("where", ["missing", "a_file", "not_writable", "empty"])
 def test_a_bad_output_directory_bills_nothing(settings, ctx_for, practice, tmp_path, where):
     e = signed(ctx_for, practice.bob, "I10", "99213:1")
-    target = {"missing": lambda: tmp_path / "nope",
-              "a_file": lambda: (tmp_path / "f.txt").write_text("x") and tmp_path / "f.txt",
-              "not_writable": lambda: _unwritable_dir(tmp_path),
-              "empty": lambda: " "}[where]()
+    target = {
+        "missing": lambda: tmp_path / "nope",
+        "a_file": lambda: (tmp_path / "f.txt").write_text("x") and tmp_path / "f.txt",
+        "not_writable": lambda: _unwritable_dir(tmp_path),
+        "empty": lambda: " ",
+    }[where]()
     before = state(settings)
     with pytest.raises(ValidationError) as exc:
         bill(settings, target)
@@ -493,6 +571,7 @@ def test_no_billing_profile(settings, ctx_for, out):
 
 
 # ---- permissions -------------------------------------------------------------------------------
+
 
 def test_who_may_run_billing(settings, ctx_for, practice, out, make_user, token_for):
     from hpms.services.billing import claims
@@ -523,11 +602,13 @@ def test_who_may_run_billing(settings, ctx_for, practice, out, make_user, token_
 
 # ---- recovery of files a crashed run left ------------------------------------------------------
 
+
 def test_files_left_pending_by_a_crash_are_finished(settings, ctx_for, practice, out):
     """The two crash states between recording a file and marking it written, set up by hand:
     not renamed yet (a half-written temp file of the dead process) and renamed but not marked."""
-    from hpms.db import get_engine
     import sqlalchemy as sa
+
+    from hpms.db import get_engine
 
     signed(ctx_for, practice.bob, "I10", "99213:1")
     signed(ctx_for, practice.kid, "J06.9", "99214:1")
@@ -549,6 +630,7 @@ def test_files_left_pending_by_a_crash_are_finished(settings, ctx_for, practice,
     assert renamed.exists() and leftovers(out) == []
     assert query(settings, "SELECT status, claims, total_cents FROM x12_file ORDER BY id") == [
         {"status": "written", "claims": 1, "total_cents": 10000},
-        {"status": "written", "claims": 1, "total_cents": 18000}]
+        {"status": "written", "claims": 1, "total_cents": 18000},
+    ]
     assert {k: v for k, v in state(settings).items() if k != "billing_run"} == before
     assert_valid_837(lost)

@@ -11,7 +11,19 @@ from hpms.errors import ConflictError, ExitCode, PermissionDenied, ValidationErr
 from tests.services.conftest import NOW, fixed_clock
 from tests.services.helpers import last_seq, query, scalar
 from tests.services.sched import (
-    BERLIN, LA, NPI_B, NY, appointment_count, appointment_events, book, book_one, clinic, clock, hm, provider, utc,
+    BERLIN,
+    LA,
+    NPI_B,
+    NY,
+    appointment_count,
+    appointment_events,
+    book,
+    book_one,
+    clinic,
+    clock,
+    hm,
+    provider,
+    utc,
 )
 
 
@@ -30,6 +42,7 @@ def _utc(value) -> dt.datetime:
 
 # ---- booking one visit ---------------------------------------------------------------------
 
+
 def test_a_booking_is_read_in_the_location_zone_and_stored_utc(settings, ctx_for, register):
     from hpms.services.scheduling import appointments
 
@@ -41,14 +54,21 @@ def test_a_booking_is_read_in_the_location_zone_and_stored_utc(settings, ctx_for
     assert hm(a.start) == "2026-06-16 09:00 -0400" and hm(a.end) == "2026-06-16 09:30 -0400"
     assert (a.status, a.tz, a.location, a.type, a.duration_min) == ("booked", NY, "Main", "Visit", 30)
     assert (a.patient, a.mrn, a.provider, a.reason, a.override, a.version) == (
-        "Pat Doe", c.mrn, "Ada Lovelace", "cough", False, 1)
+        "Pat Doe",
+        c.mrn,
+        "Ada Lovelace",
+        "cough",
+        False,
+        1,
+    )
     assert a.booked_at == NOW
     row = _stored(settings, a.id)
     assert _utc(row["start_utc"]) == utc(2026, 6, 16, 13) == a.start
     assert _utc(row["end_utc"]) == _utc(row["block_end_utc"]) == utc(2026, 6, 16, 13, 30)
     ev = appointment_events(settings, seq)
     assert [(e["action"], e["entity_id"], e["patient_id"], e["detail"]) for e in ev] == [
-        ("create", str(a.id), c.patient, None)]
+        ("create", str(a.id), c.patient, None)
+    ]
     with ctx_for(clock=fixed_clock) as ctx:
         shown = appointments.show(ctx, a.id)
     assert shown.start == a.start and shown.model_dump() == a.model_dump()
@@ -61,12 +81,15 @@ def test_a_booking_with_an_explicit_offset(settings, ctx_for, register):
     assert hm(a.start) == "2026-06-16 09:00 -0400"
 
 
-@pytest.mark.parametrize(("at", "why"), [
-    ("2026-06-16 07:30", "outside working hours at Main (Tue 2026-06-16: 08:00-17:00)"),
-    ("2026-06-16 16:45", "outside working hours"),
-    ("2026-06-20 10:00", "outside working hours at Main (Sat 2026-06-20: not working)"),
-    ("2026-06-15 09:00", "is in the past"),
-])
+@pytest.mark.parametrize(
+    ("at", "why"),
+    [
+        ("2026-06-16 07:30", "outside working hours at Main (Tue 2026-06-16: 08:00-17:00)"),
+        ("2026-06-16 16:45", "outside working hours"),
+        ("2026-06-20 10:00", "outside working hours at Main (Sat 2026-06-20: not working)"),
+        ("2026-06-15 09:00", "is in the past"),
+    ],
+)
 def test_booking_outside_open_time_is_refused(settings, ctx_for, register, at, why):
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
@@ -131,6 +154,7 @@ def test_inactive_patient_or_provider_is_refused(settings, ctx_for, register):
 
 
 # ---- overlaps ------------------------------------------------------------------------------
+
 
 def test_overlaps_of_provider_patient_and_room_are_refused(settings, ctx_for, register):
     from hpms.services.scheduling import resources
@@ -198,8 +222,9 @@ def test_two_locations_in_two_zones(settings, ctx_for, register):
         org.add_location(ctx, name="Berlin", tz=BERLIN)
         resources.update_provider(ctx, c.provider, locations=["Main", "West", "Berlin"])
         for loc in ("West", "Berlin"):
-            availability.set_hours(ctx, c.provider, location=loc, days="MO-FR", start="8", end="17",
-                                   effective_from="2026-01-01")
+            availability.set_hours(
+                ctx, c.provider, location=loc, days="MO-FR", start="8", end="17", effective_from="2026-01-01"
+            )
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-16 09:00")
     assert err.value.field == "--location"
@@ -220,17 +245,30 @@ def test_two_locations_in_two_zones(settings, ctx_for, register):
     with ctx_for(clock=fixed_clock) as ctx:
         sheet = appointments.list_appointments(ctx, day="2026-06-16")
     assert [(a.location, a.start.strftime("%H:%M"), a.tz) for a in sheet] == [
-        ("Main", "09:00", NY), ("Main", "10:30", NY), ("West", "09:00", LA)]
+        ("Main", "09:00", NY),
+        ("Main", "10:30", NY),
+        ("West", "09:00", LA),
+    ]
 
 
 # ---- the database guard --------------------------------------------------------------------
 
+
 def _raw(c, start, minutes=30, **kw):
     from hpms.models import Appointment
 
-    values = dict(org_id=1, patient_id=c.patient, provider_id=c.provider, location_id=c.location, type_id=c.type,
-                  start_utc=start, end_utc=start + dt.timedelta(minutes=minutes),
-                  block_end_utc=start + dt.timedelta(minutes=minutes), booked_at=NOW, updated_at=NOW)
+    values = dict(
+        org_id=1,
+        patient_id=c.patient,
+        provider_id=c.provider,
+        location_id=c.location,
+        type_id=c.type,
+        start_utc=start,
+        end_utc=start + dt.timedelta(minutes=minutes),
+        block_end_utc=start + dt.timedelta(minutes=minutes),
+        booked_at=NOW,
+        updated_at=NOW,
+    )
     values.update(kw)
     return Appointment(**values)
 
@@ -246,9 +284,11 @@ def test_the_database_refuses_overlaps_the_service_did_not_see(settings, ctx_for
         availability.set_hours(ctx, b.id, days="MO-FR", start="8", end="17", effective_from="2026-01-01")
         room = resources.add_room(ctx, location="Main", name="Exam 1")
     a = book_one(ctx_for, c, "2026-06-16 09:00", room="Exam 1")
-    kw = {"provider": dict(patient_id=other.id),
-          "patient": dict(provider_id=b.id),
-          "room": dict(patient_id=other.id, provider_id=b.id, room_id=room.id)}[clash]
+    kw = {
+        "provider": dict(patient_id=other.id),
+        "patient": dict(provider_id=b.id),
+        "room": dict(patient_id=other.id, provider_id=b.id, room_id=room.id),
+    }[clash]
     with pytest.raises(sa.exc.IntegrityError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             ctx.session.add(_raw(c, utc(2026, 6, 16, 13, 29), **kw))
@@ -264,9 +304,15 @@ def test_the_database_refuses_overlaps_the_service_did_not_see(settings, ctx_for
         moved_id = moved.id
     with pytest.raises(sa.exc.IntegrityError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
-            ctx.session.execute(sa.update(Appointment).where(Appointment.id == moved_id).values(
-                start_utc=utc(2026, 6, 16, 13, 15), end_utc=utc(2026, 6, 16, 13, 45),
-                block_end_utc=utc(2026, 6, 16, 13, 45)))
+            ctx.session.execute(
+                sa.update(Appointment)
+                .where(Appointment.id == moved_id)
+                .values(
+                    start_utc=utc(2026, 6, 16, 13, 15),
+                    end_utc=utc(2026, 6, 16, 13, 45),
+                    block_end_utc=utc(2026, 6, 16, 13, 45),
+                )
+            )
             ctx.session.flush()
     assert f"ex_appointment_{clash}" in str(err.value.orig)
     assert appointment_count(settings) == 2
@@ -301,19 +347,42 @@ def test_a_raced_overlap_becomes_a_conflict_error():
 
 # ---- series --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("tz", "first", "expected"), [
-    (NY, "2026-10-26 09:00", [("2026-10-26 09:00 -0400", utc(2026, 10, 26, 13)),
-                              ("2026-11-02 09:00 -0500", utc(2026, 11, 2, 14)),
-                              ("2026-11-09 09:00 -0500", utc(2026, 11, 9, 14))]),
-    (BERLIN, "2026-10-19 09:00", [("2026-10-19 09:00 +0200", utc(2026, 10, 19, 7)),
-                                  ("2026-10-26 09:00 +0100", utc(2026, 10, 26, 8)),
-                                  ("2026-11-02 09:00 +0100", utc(2026, 11, 2, 8))]),
-    (NY, "2027-03-01 09:00", [("2027-03-01 09:00 -0500", utc(2027, 3, 1, 14)),
-                              ("2027-03-08 09:00 -0500", utc(2027, 3, 8, 14)),
-                              ("2027-03-15 09:00 -0400", utc(2027, 3, 15, 13))]),
-])
-def test_a_weekly_series_keeps_its_local_time_across_a_change_of_clocks(settings, ctx_for, register, tz, first,
-                                                                         expected):
+
+@pytest.mark.parametrize(
+    ("tz", "first", "expected"),
+    [
+        (
+            NY,
+            "2026-10-26 09:00",
+            [
+                ("2026-10-26 09:00 -0400", utc(2026, 10, 26, 13)),
+                ("2026-11-02 09:00 -0500", utc(2026, 11, 2, 14)),
+                ("2026-11-09 09:00 -0500", utc(2026, 11, 9, 14)),
+            ],
+        ),
+        (
+            BERLIN,
+            "2026-10-19 09:00",
+            [
+                ("2026-10-19 09:00 +0200", utc(2026, 10, 19, 7)),
+                ("2026-10-26 09:00 +0100", utc(2026, 10, 26, 8)),
+                ("2026-11-02 09:00 +0100", utc(2026, 11, 2, 8)),
+            ],
+        ),
+        (
+            NY,
+            "2027-03-01 09:00",
+            [
+                ("2027-03-01 09:00 -0500", utc(2027, 3, 1, 14)),
+                ("2027-03-08 09:00 -0500", utc(2027, 3, 8, 14)),
+                ("2027-03-15 09:00 -0400", utc(2027, 3, 15, 13)),
+            ],
+        ),
+    ],
+)
+def test_a_weekly_series_keeps_its_local_time_across_a_change_of_clocks(
+    settings, ctx_for, register, tz, first, expected
+):
     c = clinic(ctx_for, register, tz=tz)
     out = book(ctx_for, c, first, repeat="RRULE:FREQ=WEEKLY;COUNT=3")
     assert out.series_id is not None and out.skipped == []
@@ -341,7 +410,10 @@ def test_a_series_with_collisions_books_nothing_unless_asked(settings, ctx_for, 
     assert appointment_events(settings, seq) == []
     out = book(ctx_for, c, "2026-06-16 09:00", repeat="FREQ=WEEKLY;COUNT=5", skip_conflicts=True)
     assert [a.series_index for a in out.booked] == [1, 3, 5]
-    assert [(s.index, hm(s.start)) for s in out.skipped] == [(2, "2026-06-23 09:00 -0400"), (4, "2026-07-07 09:00 -0400")]
+    assert [(s.index, hm(s.start)) for s in out.skipped] == [
+        (2, "2026-06-23 09:00 -0400"),
+        (4, "2026-07-07 09:00 -0400"),
+    ]
     assert appointment_count(settings) == 5
     assert len(appointment_events(settings, seq)) == 3
 
@@ -357,15 +429,18 @@ def test_a_series_running_into_closed_days_is_a_validation_error(settings, ctx_f
     assert [hm(a.start) for a in out.booked] == ["2026-06-19 09:00 -0400", "2026-06-22 09:00 -0400"]
 
 
-@pytest.mark.parametrize(("rule", "why"), [
-    ("FREQ=WEEKLY", "needs COUNT= or UNTIL="),
-    ("BYDAY=MO;COUNT=3", "is not an RRULE"),
-    ("FREQ=FORTNIGHTLY;COUNT=3", "is not a valid RRULE"),
-    ("FREQ=WEEKLY;COUNT=3;BYDAY=XX", "is not a valid RRULE"),
-    ("DTSTART:20260616T090000\nRRULE:FREQ=WEEKLY;COUNT=2", "leave DTSTART out"),
-    ("FREQ=WEEKLY;COUNT=105", "more than 104 occurrences"),
-    ("FREQ=WEEKLY;UNTIL=20260601T000000", "gives no occurrence"),
-])
+@pytest.mark.parametrize(
+    ("rule", "why"),
+    [
+        ("FREQ=WEEKLY", "needs COUNT= or UNTIL="),
+        ("BYDAY=MO;COUNT=3", "is not an RRULE"),
+        ("FREQ=FORTNIGHTLY;COUNT=3", "is not a valid RRULE"),
+        ("FREQ=WEEKLY;COUNT=3;BYDAY=XX", "is not a valid RRULE"),
+        ("DTSTART:20260616T090000\nRRULE:FREQ=WEEKLY;COUNT=2", "leave DTSTART out"),
+        ("FREQ=WEEKLY;COUNT=105", "more than 104 occurrences"),
+        ("FREQ=WEEKLY;UNTIL=20260601T000000", "gives no occurrence"),
+    ],
+)
 def test_invalid_series_rules_are_refused(settings, ctx_for, register, rule, why):
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
@@ -403,23 +478,46 @@ EARLY = utc(2026, 6, 15, 11)  # 07:00 in New York: everything booked today is st
 LATE = utc(2026, 6, 15, 22)  # 18:00 in New York: everything booked today has started
 
 PATHS = {
-    "booked": [], "confirmed": ["confirm"], "arrived": ["checkin"], "in_room": ["checkin", "room"],
-    "completed": ["checkin", "complete"], "no_show": ["noshow"], "cancelled": ["cancel"],
+    "booked": [],
+    "confirmed": ["confirm"],
+    "arrived": ["checkin"],
+    "in_room": ["checkin", "room"],
+    "completed": ["checkin", "complete"],
+    "no_show": ["noshow"],
+    "cancelled": ["cancel"],
 }
 ALLOWED = [
     ("booked", "confirm", "confirmed", "confirmed_at"),
-    ("booked", "checkin", "arrived", "arrived_at"), ("confirmed", "checkin", "arrived", "arrived_at"),
-    ("arrived", "room", "in_room", "roomed_at"), ("in_room", "room", "in_room", "roomed_at"),
-    ("arrived", "complete", "completed", "completed_at"), ("in_room", "complete", "completed", "completed_at"),
-    ("booked", "noshow", "no_show", "no_show_at"), ("confirmed", "noshow", "no_show", "no_show_at"),
-    ("booked", "cancel", "cancelled", "cancelled_at"), ("confirmed", "cancel", "cancelled", "cancelled_at"),
+    ("booked", "checkin", "arrived", "arrived_at"),
+    ("confirmed", "checkin", "arrived", "arrived_at"),
+    ("arrived", "room", "in_room", "roomed_at"),
+    ("in_room", "room", "in_room", "roomed_at"),
+    ("arrived", "complete", "completed", "completed_at"),
+    ("in_room", "complete", "completed", "completed_at"),
+    ("booked", "noshow", "no_show", "no_show_at"),
+    ("confirmed", "noshow", "no_show", "no_show_at"),
+    ("booked", "cancel", "cancelled", "cancelled_at"),
+    ("confirmed", "cancel", "cancelled", "cancelled_at"),
 ]
 REFUSED = [
-    ("confirmed", "confirm"), ("arrived", "confirm"), ("cancelled", "confirm"), ("completed", "checkin"),
-    ("arrived", "checkin"), ("no_show", "checkin"), ("booked", "room"), ("completed", "room"),
-    ("booked", "complete"), ("confirmed", "complete"), ("completed", "complete"), ("arrived", "noshow"),
-    ("cancelled", "noshow"), ("completed", "cancel"), ("cancelled", "cancel"), ("no_show", "cancel"),
-    ("in_room", "cancel"), ("arrived", "cancel"),
+    ("confirmed", "confirm"),
+    ("arrived", "confirm"),
+    ("cancelled", "confirm"),
+    ("completed", "checkin"),
+    ("arrived", "checkin"),
+    ("no_show", "checkin"),
+    ("booked", "room"),
+    ("completed", "room"),
+    ("booked", "complete"),
+    ("confirmed", "complete"),
+    ("completed", "complete"),
+    ("arrived", "noshow"),
+    ("cancelled", "noshow"),
+    ("completed", "cancel"),
+    ("cancelled", "cancel"),
+    ("no_show", "cancel"),
+    ("in_room", "cancel"),
+    ("arrived", "cancel"),
 ]
 
 
@@ -465,7 +563,8 @@ def test_every_allowed_transition_sets_status_and_timestamp(settings, ctx_for, d
         assert out.version == len(PATHS[source]) + 2
         ev = appointment_events(settings, seq)
         assert [(e["action"], e["patient_id"], e["detail"]) for e in ev] == [
-            ("update", day_clinic.clinic.patient, f"{source} -> {target}")], (source, action)
+            ("update", day_clinic.clinic.patient, f"{source} -> {target}")
+        ], (source, action)
 
 
 def test_refused_transitions_are_conflicts(settings, ctx_for, day_clinic):
@@ -529,8 +628,12 @@ def test_late_cancellation_follows_the_policy_window(settings, ctx_for, register
     assert _act(ctx_for, kept.id, "cancel", when=NOW).late_cancel is False
     ev = appointment_events(settings, seq)
     assert [(e["entity_id"], "late_cancel" in e["fields_list"]) for e in ev] == [
-        (str(soon.id), True), (str(later.id), False), (str(much_later.id), True), (str(forced.id), True),
-        (str(kept.id), False)]
+        (str(soon.id), True),
+        (str(later.id), False),
+        (str(much_later.id), True),
+        (str(forced.id), True),
+        (str(kept.id), False),
+    ]
     assert {e["patient_id"] for e in ev} == {c.patient}
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
@@ -582,11 +685,14 @@ def test_reschedule_moves_in_place(settings, ctx_for, register):
     assert _utc(_stored(settings, a.id)["start_utc"]) == utc(2026, 6, 18, 18)
     ev = appointment_events(settings, seq)
     assert [(e["action"], e["entity_id"], e["patient_id"], e["fields_list"]) for e in ev] == [
-        ("update", str(a.id), c.patient, ["start", "status"])]
+        ("update", str(a.id), c.patient, ["start", "status"])
+    ]
     # stale versions are refused everywhere
-    for call in (lambda ctx: appointments.reschedule(ctx, a.id, at="2026-06-18 15:00", expected_version=2),
-                 lambda ctx: appointments.cancel(ctx, a.id, reason="x", expected_version=1),
-                 lambda ctx: appointments.transition(ctx, a.id, "confirm", expected_version=2)):
+    for call in (
+        lambda ctx: appointments.reschedule(ctx, a.id, at="2026-06-18 15:00", expected_version=2),
+        lambda ctx: appointments.cancel(ctx, a.id, reason="x", expected_version=1),
+        lambda ctx: appointments.transition(ctx, a.id, "confirm", expected_version=2),
+    ):
         with pytest.raises(ConflictError) as err:
             with ctx_for(clock=fixed_clock) as ctx:
                 call(ctx)
@@ -615,8 +721,7 @@ def test_reschedule_this_and_following_shifts_wall_clock_and_leaves_no_copies(se
     with ctx_for(clock=fixed_clock) as ctx:
         out = appointments.reschedule(ctx, ids[1], at="2026-10-26 10:00", this_and_following=True)
     assert [a.id for a in out] == ids[1:]
-    assert [hm(a.start) for a in out] == ["2026-10-26 10:00 -0400", "2026-11-02 10:00 -0500",
-                                          "2026-11-09 10:00 -0500"]
+    assert [hm(a.start) for a in out] == ["2026-10-26 10:00 -0400", "2026-11-02 10:00 -0500", "2026-11-09 10:00 -0500"]
     assert appointment_count(settings) == before
     rows = {r["id"]: _utc(r["start_utc"]) for r in query(settings, "SELECT id, start_utc FROM appointment")}
     assert rows[ids[0]] == utc(2026, 10, 19, 13)
@@ -656,8 +761,9 @@ def test_reschedule_to_another_location_renders_its_zone(settings, ctx_for, regi
     with ctx_for(clock=fixed_clock) as ctx:
         org.add_location(ctx, name="West", tz=LA)
         resources.update_provider(ctx, c.provider, locations=["Main", "West"])
-        availability.set_hours(ctx, c.provider, location="West", days="MO-FR", start="8", end="17",
-                               effective_from="2026-01-01")
+        availability.set_hours(
+            ctx, c.provider, location="West", days="MO-FR", start="8", end="17", effective_from="2026-01-01"
+        )
     a = book_one(ctx_for, c, "2026-06-16 09:00", location="Main")
     with ctx_for(clock=fixed_clock) as ctx:
         [moved] = appointments.reschedule(ctx, a.id, at="2026-06-16 09:00", location="West")
@@ -667,6 +773,7 @@ def test_reschedule_to_another_location_renders_its_zone(settings, ctx_for, regi
 
 # ---- find_slot -----------------------------------------------------------------------------
 
+
 def _slots(ctx_for, when=fixed_clock, **kw):
     from hpms.services.scheduling import appointments
 
@@ -675,8 +782,10 @@ def _slots(ctx_for, when=fixed_clock, **kw):
 
 
 def _fmt(slots, with_provider=False):
-    return [(s.start.strftime("%m-%d %H:%M"), s.provider) if with_provider else s.start.strftime("%m-%d %H:%M")
-            for s in slots]
+    return [
+        (s.start.strftime("%m-%d %H:%M"), s.provider) if with_provider else s.start.strftime("%m-%d %H:%M")
+        for s in slots
+    ]
 
 
 def test_find_slot_earliest_inside_hours(settings, ctx_for, register):
@@ -686,7 +795,12 @@ def test_find_slot_earliest_inside_hours(settings, ctx_for, register):
     assert _fmt(late) == ["06-15 16:30", "06-16 08:00", "06-16 08:15"]
     s = late[0]
     assert (s.provider_id, s.provider, s.location, s.room, hm(s.end)) == (
-        c.provider, "Ada Lovelace", "Main", None, "2026-06-15 17:00 -0400")
+        c.provider,
+        "Ada Lovelace",
+        "Main",
+        None,
+        "2026-06-15 17:00 -0400",
+    )
     fri = _slots(ctx_for, type=c.type, after="2026-06-19 16:31", count=1)
     assert _fmt(fri) == ["06-22 08:00"]
     window = _slots(ctx_for, type=c.type, after="2026-06-16 08:00", before="2026-06-16 09:00", count=50)
@@ -774,8 +888,14 @@ def test_find_slot_any_provider_merges_in_time_order(settings, ctx_for, register
         b = provider(ctx, "Ben", "Byron", NPI_B)
         availability.set_hours(ctx, b.id, days="MO-FR", start="8", end="17", effective_from="2026-01-01")
     got = _fmt(_slots(ctx_for, type=c.type, any_provider=True, after="2026-06-16 00:00", count=6), True)
-    assert got == [("06-16 08:00", "Ben Byron"), ("06-16 08:30", "Ben Byron"), ("06-16 09:00", "Ada Lovelace"),
-                   ("06-16 09:00", "Ben Byron"), ("06-16 09:30", "Ada Lovelace"), ("06-16 09:30", "Ben Byron")]
+    assert got == [
+        ("06-16 08:00", "Ben Byron"),
+        ("06-16 08:30", "Ben Byron"),
+        ("06-16 09:00", "Ada Lovelace"),
+        ("06-16 09:00", "Ben Byron"),
+        ("06-16 09:30", "Ada Lovelace"),
+        ("06-16 09:30", "Ben Byron"),
+    ]
     with pytest.raises(ValidationError):
         _slots(ctx_for, type=c.type, any_provider=True, provider=b.id)
 
@@ -788,8 +908,12 @@ def test_find_slot_at_two_locations_renders_each_zone(settings, ctx_for, registe
     with ctx_for(clock=fixed_clock) as ctx:
         org.add_location(ctx, name="West", tz=LA)
         resources.update_provider(ctx, c.provider, locations=["Main", "West"])
-        availability.set_hours(ctx, c.provider, location="West", days="SA", start="8", end="12",
-                               effective_from="2026-01-01")
+        availability.set_hours(
+            ctx, c.provider, location="West", days="SA", start="8", end="12", effective_from="2026-01-01"
+        )
     slots = _slots(ctx_for, type=c.type, provider=c.provider, after="2026-06-19 16:30", count=3)
     assert [(hm(s.start), s.location) for s in slots] == [
-        ("2026-06-19 16:30 -0400", "Main"), ("2026-06-20 08:00 -0700", "West"), ("2026-06-20 08:15 -0700", "West")]
+        ("2026-06-19 16:30 -0400", "Main"),
+        ("2026-06-20 08:00 -0700", "West"),
+        ("2026-06-20 08:15 -0700", "West"),
+    ]

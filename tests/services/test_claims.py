@@ -108,7 +108,11 @@ def test_a_replacement_is_written_with_frequency_7_and_ref_f8(settings, ctx_for,
     call(ctx_for, claims.set_status, cid, "paid", payer_claim_number="2026123456789")
     new = call(ctx_for, claims.resubmit, cid, note="corrected modifier")
     assert (new.frequency, new.status, new.original_claim_id, new.payer_claim_number) == (
-        "7", "ready", cid, "2026123456789")
+        "7",
+        "ready",
+        cid,
+        "2026123456789",
+    )
     orig = call(ctx_for, claims.show, cid)
     assert new.lines == orig.lines and new.total == orig.total
     assert new.control_number != orig.control_number and orig.history[-1].note == "corrected modifier"
@@ -238,7 +242,9 @@ def test_worklist_lists_scrub_findings_then_rejections(settings, ctx_for, billed
     call(ctx_for, claims.set_status, ids["BETA2"], "rejected")
     wl = call(ctx_for, claims.worklist)
     assert [(w.rule_id, w.encounter_id, w.claim_id) for w in wl] == [
-        ("PAYER-ID", bad, None), ("REJECTED", wl[1].encounter_id, ids["BETA2"])]
+        ("PAYER-ID", bad, None),
+        ("REJECTED", wl[1].encounter_id, ids["BETA2"]),
+    ]
     assert wl[0].patient == "Nora Cover" and wl[1].patient == "Kid Jones"
 
 
@@ -255,7 +261,9 @@ def test_list_and_show(settings, ctx_for, billed):
         call(ctx_for, claims.list_claims, payer="NOPE")
     c = call(ctx_for, claims.show, ids["ACME1"])
     assert [(ln.code, ln.modifiers, ln.pointers, str(ln.charge)) for ln in c.lines] == [
-        ("99213", ["25"], [1, 2], "100.00"), ("36415", [], [2], "15.00")]
+        ("99213", ["25"], [1, 2], "100.00"),
+        ("36415", [], [2], "15.00"),
+    ]
     assert c.file == Path(files["ACME1"]["path"]).name and c.patient == "Bob Jones"
 
 

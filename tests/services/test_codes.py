@@ -29,6 +29,7 @@ def write(path, lines: list[str]):
 
 # --- ICD-10-CM ----------------------------------------------------------------------------------
 
+
 def test_normalize_and_dotted():
     assert icd10.normalize(" e11.9 ") == "E119"
     assert icd10.normalize("E 11 .65") == "E1165"
@@ -60,8 +61,9 @@ def test_search_by_code_prefix_and_words():
     assert [c.dotted for c in prefixed][:2] == ["E11.6", "E11.61"]
     assert len(prefixed) == 5 and all(c.code.startswith("E116") for c in prefixed)
     words = icd10.search("TYPE 2 diabetes kidney", limit=50)
-    assert words and all("type 2 diabetes" in c.description.lower() and "kidney" in c.description.lower()
-                         for c in words)
+    assert words and all(
+        "type 2 diabetes" in c.description.lower() and "kidney" in c.description.lower() for c in words
+    )
     assert "E1122" in [c.code for c in words]
     assert [c.code for c in icd10.search("e11 kidney")][:2] == ["E112", "E1122"]
     assert [c.code for c in icd10.search("essential hypertens")][:1] == ["I10"]
@@ -87,12 +89,13 @@ def test_the_shared_cache_is_built_once_and_holds_every_code(code_cache_dir):
 
 def test_lookups_never_import_the_package_and_load_fast(code_cache_dir):
     icd10.load()  # the cache exists
-    probe = ("import sys, time; t = time.perf_counter(); from hpms.codes import icd10; "
-             "hit = icd10.lookup('E11.9'); took = time.perf_counter() - t; "
-             "print(hit.dotted, 'simple_icd_10_cm' in sys.modules, took)")
+    probe = (
+        "import sys, time; t = time.perf_counter(); from hpms.codes import icd10; "
+        "hit = icd10.lookup('E11.9'); took = time.perf_counter() - t; "
+        "print(hit.dotted, 'simple_icd_10_cm' in sys.modules, took)"
+    )
     env = {**os.environ, "HPMS_CACHE_DIR": str(code_cache_dir)}
-    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     dotted, imported, took = done.stdout.split()
     assert (dotted, imported) == ("E11.9", "False")
@@ -126,8 +129,12 @@ def test_cache_is_reused_and_rebuilt_when_corrupt(private_cache, tmp_path):
     icd10.reset()
     assert icd10.lookup("I10").billable
     assert len(calls) == 1  # read back, not rebuilt
-    for damage in (b"not gzip at all", gzip.compress(b"# something else\n"), path.read_bytes()[:40],
-                   gzip.compress(b"# hpms icd10cm 1.5.0 format=1 rows=5\nA00\t0\tCholera\n")):
+    for damage in (
+        b"not gzip at all",
+        gzip.compress(b"# something else\n"),
+        path.read_bytes()[:40],
+        gzip.compress(b"# hpms icd10cm 1.5.0 format=1 rows=5\nA00\t0\tCholera\n"),
+    ):
         path.write_bytes(damage)
         icd10.reset()
         assert icd10.lookup("A00").billable is False
@@ -153,6 +160,7 @@ def test_a_failed_build_leaves_the_old_file_and_no_temp_file(private_cache, monk
 
 # --- procedure codes and modifiers ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", ["99213", " 99213 ", "0001F", "0042t", "0001U", "G0439", "j1885", "A4550"])
 def test_well_formed_procedure_codes(code):
     assert procedures.check_procedure(code) == code.strip().upper()
@@ -168,9 +176,11 @@ def test_malformed_procedure_codes(code):
 
 
 def test_modifiers():
-    wanted = ("22 24 25 26 27 32 33 47 50 51 52 53 54 55 56 57 58 59 62 63 66 76 77 78 79 80 81 82 90 91 92 93 "
-              "95 96 97 99 AA AD AS CR CS FS FT GA GC GE GG GH GJ GN GO GP GQ GT GU GV GW GX GY GZ JW JZ KX LT RT "
-              "E1 E2 E3 E4 FA TA QW QK QX QY QZ SA SB TC XE XP XS XU").split()
+    wanted = (
+        "22 24 25 26 27 32 33 47 50 51 52 53 54 55 56 57 58 59 62 63 66 76 77 78 79 80 81 82 90 91 92 93 "
+        "95 96 97 99 AA AD AS CR CS FS FT GA GC GE GG GH GJ GN GO GP GQ GT GU GV GW GX GY GZ JW JZ KX LT RT "
+        "E1 E2 E3 E4 FA TA QW QK QX QY QZ SA SB TC XE XP XS XU"
+    ).split()
     wanted += [f"F{i}" for i in range(1, 10)] + [f"T{i}" for i in range(1, 10)]
     assert set(wanted) <= set(procedures.MODIFIERS)
     assert all(len(m) == 2 and d for m, d in procedures.MODIFIERS.items())
@@ -189,6 +199,7 @@ def test_builtin_hcpcs_codes_are_level_two_only():
 
 # --- the service layer (both backends) --------------------------------------------------------
 
+
 def test_lookups_through_the_service(ctx_for):
     from hpms.services.billing import codes
 
@@ -198,8 +209,11 @@ def test_lookups_through_the_service(ctx_for):
         assert not codes.procedure_known(ctx, "G9999") and not codes.procedure_known(ctx, "E11.9")
         assert codes.describe(ctx, "99213") is None  # no CPT descriptor shipped
         assert codes.describe(ctx, "G0439").startswith("Annual wellness visit")
-        assert codes.describe(ctx, "E11.9") == codes.describe(ctx, "e119") == \
-            "Type 2 diabetes mellitus without complications"
+        assert (
+            codes.describe(ctx, "E11.9")
+            == codes.describe(ctx, "e119")
+            == "Type 2 diabetes mellitus without complications"
+        )
         assert codes.describe(ctx, "J1100") == "Injection, dexamethasone sodium phosphate, 1 mg"
         assert codes.describe(ctx, "J11.00").startswith("Influenza")
         assert codes.describe(ctx, "J1100", system="icd10").startswith("Influenza")
@@ -245,20 +259,35 @@ def test_search_through_the_service(ctx_for):
 def test_import_hcpcs_cms_layout(settings, ctx_for, tmp_path):
     from hpms.services.billing import codes
 
-    path = write(tmp_path / "HCPC2026_APR_ANWEB.txt", [
-        cms("25", "Significant, separately identifiable e/m service", recid="7"),
-        cms("A0021", "Ambulance service, outside state per mile, transport (medicaid only)",
-            short="Outside state ambulance serv"),
-        cms("G0439", "Annual wellness visit, includes a personalized prevention plan of service (pps),",
-            short="Ppps, subseq visit"),
-        cms("G0439", "subsequent visit", seq=200, recid="4"),
-        cms("J1885", "Injection, ketorolac tromethamine, per 15 mg", short="Ketorolac tromethamine inj"),
-    ])
+    path = write(
+        tmp_path / "HCPC2026_APR_ANWEB.txt",
+        [
+            cms("25", "Significant, separately identifiable e/m service", recid="7"),
+            cms(
+                "A0021",
+                "Ambulance service, outside state per mile, transport (medicaid only)",
+                short="Outside state ambulance serv",
+            ),
+            cms(
+                "G0439",
+                "Annual wellness visit, includes a personalized prevention plan of service (pps),",
+                short="Ppps, subseq visit",
+            ),
+            cms("G0439", "subsequent visit", seq=200, recid="4"),
+            cms("J1885", "Injection, ketorolac tromethamine, per 15 mg", short="Ketorolac tromethamine inj"),
+        ],
+    )
     seq = last_seq(settings)
     with ctx_for() as ctx:
         dry = codes.import_hcpcs(ctx, path, dry_run=True)
-    assert (dry.layout, dry.rows, dry.codes, dry.added, dry.skipped, dry.dry_run) == \
-        ("cms-fixed-width", 5, 3, 3, 1, True)
+    assert (dry.layout, dry.rows, dry.codes, dry.added, dry.skipped, dry.dry_run) == (
+        "cms-fixed-width",
+        5,
+        3,
+        3,
+        1,
+        True,
+    )
     assert counts(settings, "procedure_code") == {"procedure_code": 0} and last_seq(settings) == seq
 
     with ctx_for() as ctx:
@@ -266,11 +295,18 @@ def test_import_hcpcs_cms_layout(settings, ctx_for, tmp_path):
     assert (done.added, done.updated, done.unchanged) == (3, 0, 0)
     rows = query(settings, "SELECT system, code, description FROM procedure_code ORDER BY code")
     assert [(r["system"], r["code"]) for r in rows] == [("HCPCS", "A0021"), ("HCPCS", "G0439"), ("HCPCS", "J1885")]
-    assert rows[1]["description"] == ("Annual wellness visit, includes a personalized prevention plan of service "
-                                      "(pps), subsequent visit")
+    assert rows[1]["description"] == (
+        "Annual wellness visit, includes a personalized prevention plan of service (pps), subsequent visit"
+    )
     events = query(settings, "SELECT action, entity, entity_id, detail FROM audit_event WHERE seq > :s", s=seq)
-    assert events == [{"action": "import", "entity": "procedure_code", "entity_id": "HCPCS",
-                       "detail": "HCPC2026_APR_ANWEB.txt: 3 added, 0 updated, 0 unchanged"}]
+    assert events == [
+        {
+            "action": "import",
+            "entity": "procedure_code",
+            "entity_id": "HCPCS",
+            "detail": "HCPC2026_APR_ANWEB.txt: 3 added, 0 updated, 0 unchanged",
+        }
+    ]
     with ctx_for() as ctx:
         assert codes.procedure_known(ctx, "A0021")
         assert codes.show(ctx, "G0439").source == "imported"
@@ -280,8 +316,10 @@ def test_import_hcpcs_cms_layout(settings, ctx_for, tmp_path):
         assert [(c.code, c.source) for c in hits][:2] == [("G0438", "builtin"), ("G0439", "imported")]
 
     # A second file: one changed, one new; codes absent from it stay.
-    again = write(tmp_path / "update.txt", [cms("J1885", "Injection, ketorolac tromethamine, per 15 mg"),
-                                            cms("G0438", "Annual wellness visit, initial")])
+    again = write(
+        tmp_path / "update.txt",
+        [cms("J1885", "Injection, ketorolac tromethamine, per 15 mg"), cms("G0438", "Annual wellness visit, initial")],
+    )
     with ctx_for() as ctx:
         second = codes.import_hcpcs(ctx, again)
     assert (second.added, second.updated, second.unchanged) == (1, 0, 1)
@@ -293,9 +331,12 @@ def test_import_hcpcs_csv_and_tsv(settings, ctx_for, tmp_path):
 
     long = "Supply " + "x" * 400
     csv_path = tmp_path / "hcpcs.csv"
-    csv_path.write_text('HCPCS Code,Short Description,Long Description\n'
-                        'a4550,Surgical trays,"Surgical trays, all kinds"\n'
-                        f'A9999,Misc,{long}\n', encoding="utf-8")
+    csv_path.write_text(
+        "HCPCS Code,Short Description,Long Description\n"
+        'a4550,Surgical trays,"Surgical trays, all kinds"\n'
+        f"A9999,Misc,{long}\n",
+        encoding="utf-8",
+    )
     tsv_path = tmp_path / "hcpcs.tsv"
     tsv_path.write_text("HCPC\tLONG DESCRIPTION\nE0100\tCane, adjustable\n", encoding="utf-8")
     with ctx_for() as ctx:
@@ -311,19 +352,27 @@ def test_import_hcpcs_csv_and_tsv(settings, ctx_for, tmp_path):
 def test_bad_rows_name_line_and_field_and_write_nothing(settings, ctx_for, tmp_path):
     from hpms.services.billing import codes
 
-    cms_file = write(tmp_path / "bad.txt", [
-        cms("G0439", "Annual wellness visit"),
-        cms("99213", "Office visit"),
-        cms("J1885", "continued", seq=200, recid="4"),
-        cms("G0438", "", short=""),
-        cms("G0439", "Again"),
-        cms("G0442", "Alcohol screening", recid="5"),
-    ])
+    cms_file = write(
+        tmp_path / "bad.txt",
+        [
+            cms("G0439", "Annual wellness visit"),
+            cms("99213", "Office visit"),
+            cms("J1885", "continued", seq=200, recid="4"),
+            cms("G0438", "", short=""),
+            cms("G0439", "Again"),
+            cms("G0442", "Alcohol screening", recid="5"),
+        ],
+    )
     seq = last_seq(settings)
     with ctx_for() as ctx, pytest.raises(codes.InvalidRows) as err:
         codes.import_hcpcs(ctx, cms_file)
-    assert [(e.line, e.field) for e in err.value.errors] == \
-        [(2, "HCPC"), (3, "RECID"), (4, "LONG DESCRIPTION"), (5, "HCPC"), (6, "RECID")]
+    assert [(e.line, e.field) for e in err.value.errors] == [
+        (2, "HCPC"),
+        (3, "RECID"),
+        (4, "LONG DESCRIPTION"),
+        (5, "HCPC"),
+        (6, "RECID"),
+    ]
     assert "CPT code" in err.value.errors[0].message and "first at line 1" in err.value.errors[3].message
     assert err.value.exit_code == 2 and "line 2" in str(err.value) and "nothing imported" in str(err.value)
 

@@ -20,8 +20,16 @@ def test_add_and_list_payers(settings, ctx_for):
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
-        zed = coverage.add_payer(ctx, name="Zenith Mutual", payer_id="ZEN01", address_line1="1 Main St",
-                                 city="Hartford", state="CT", postal_code="06101", phone="860-555-0100")
+        zed = coverage.add_payer(
+            ctx,
+            name="Zenith Mutual",
+            payer_id="ZEN01",
+            address_line1="1 Main St",
+            city="Hartford",
+            state="CT",
+            postal_code="06101",
+            phone="860-555-0100",
+        )
         acme = coverage.add_payer(ctx, name="Acme Health", payer_id="60054")
     assert (zed.name, zed.payer_id, zed.city, zed.phone) == ("Zenith Mutual", "ZEN01", "Hartford", "860-555-0100")
     with _ctx(ctx_for) as ctx:
@@ -33,15 +41,18 @@ def test_add_and_list_payers(settings, ctx_for):
     assert [(r["action"], r["entity"]) for r in audit_rows(settings, seq)] == [("create", "payer")] * 2
 
 
-@pytest.mark.parametrize(("kw", "exc", "field"), [
-    ({"payer_id": "AC ME"}, ValidationError, "--payer-id"),
-    ({"payer_id": "A"}, ValidationError, "--payer-id"),
-    ({"payer_id": "ACME-1"}, ValidationError, "--payer-id"),
-    ({"payer_id": ""}, ValidationError, "--payer-id"),
-    ({"name": "  "}, ValidationError, "--name"),
-    ({"phone": "call us"}, ValidationError, "--phone"),
-    ({"payer_id": "ACME1"}, ConflictError, None),
-])
+@pytest.mark.parametrize(
+    ("kw", "exc", "field"),
+    [
+        ({"payer_id": "AC ME"}, ValidationError, "--payer-id"),
+        ({"payer_id": "A"}, ValidationError, "--payer-id"),
+        ({"payer_id": "ACME-1"}, ValidationError, "--payer-id"),
+        ({"payer_id": ""}, ValidationError, "--payer-id"),
+        ({"name": "  "}, ValidationError, "--name"),
+        ({"phone": "call us"}, ValidationError, "--phone"),
+        ({"payer_id": "ACME1"}, ConflictError, None),
+    ],
+)
 def test_bad_or_duplicate_payers_are_refused(settings, ctx_for, payer, kw, exc, field):
     from hpms.services.people import coverage
 
@@ -76,8 +87,15 @@ def test_add_coverage(settings, ctx_for, payer, pat):
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
-        c = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="XQZ123", group_number="G-9",
-                                  valid_from="2026-01-01", valid_to="2026-12-31")
+        c = coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="ACME1",
+            member_id="XQZ123",
+            group_number="G-9",
+            valid_from="2026-01-01",
+            valid_to="2026-12-31",
+        )
     assert (c.patient_id, c.payer_id, c.payer_name, c.payer_code) == (pat.id, payer.id, "Acme Health", "ACME1")
     assert (c.member_id, c.group_number, c.relationship, c.priority) == ("XQZ123", "G-9", "self", "primary")
     assert (c.valid_from, c.valid_to, c.active) == (dt.date(2026, 1, 1), dt.date(2026, 12, 31), True)
@@ -91,12 +109,30 @@ def test_dependent_coverage_names_the_subscriber(ctx_for, payer, pat):
     from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
-        a = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="S1", relationship="spouse",
-                                  subscriber="Quill, Robert James", subscriber_dob="1978-08-08")
-        b = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="S2", relationship="child",
-                                  subscriber="Mary Ann Quill", priority="secondary")
+        a = coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="ACME1",
+            member_id="S1",
+            relationship="spouse",
+            subscriber="Quill, Robert James",
+            subscriber_dob="1978-08-08",
+        )
+        b = coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="ACME1",
+            member_id="S2",
+            relationship="child",
+            subscriber="Mary Ann Quill",
+            priority="secondary",
+        )
     assert (a.relationship, a.subscriber_first_name, a.subscriber_last_name, a.subscriber_dob) == (
-        "spouse", "Robert James", "Quill", dt.date(1978, 8, 8))
+        "spouse",
+        "Robert James",
+        "Quill",
+        dt.date(1978, 8, 8),
+    )
     assert (b.subscriber_first_name, b.subscriber_last_name, b.subscriber_dob) == ("Mary Ann", "Quill", None)
 
 
@@ -112,8 +148,12 @@ BAD_COVERAGE = [
     ("impossible from", {"valid_from": "2026-02-30"}, ValidationError, "--from"),
     ("bad member id", {"member_id": "has space"}, ValidationError, "--member-id"),
     ("empty member id", {"member_id": ""}, ValidationError, "--member-id"),
-    ("future subscriber dob", {"relationship": "spouse", "subscriber": "A B", "subscriber_dob": "2030-01-01"},
-     ValidationError, "--subscriber-dob"),
+    (
+        "future subscriber dob",
+        {"relationship": "spouse", "subscriber": "A B", "subscriber_dob": "2030-01-01"},
+        ValidationError,
+        "--subscriber-dob",
+    ),
 ]
 
 
@@ -133,23 +173,36 @@ def test_bad_coverage_is_refused_and_writes_nothing(settings, ctx_for, payer, pa
     assert snapshot(settings) == before
 
 
-@pytest.mark.parametrize(("first", "second", "clash"), [
-    ((None, None), (None, None), True),
-    (("2025-01-01", None), ("2026-01-01", "2026-06-30"), True),
-    (("2025-01-01", "2025-12-31"), ("2025-12-31", None), True),  # one shared day
-    ((None, "2025-06-30"), ("2025-01-01", None), True),
-    (("2025-01-01", "2025-12-31"), ("2026-01-01", None), False),
-    ((None, "2024-12-31"), ("2025-01-01", "2025-12-31"), False),
-])
+@pytest.mark.parametrize(
+    ("first", "second", "clash"),
+    [
+        ((None, None), (None, None), True),
+        (("2025-01-01", None), ("2026-01-01", "2026-06-30"), True),
+        (("2025-01-01", "2025-12-31"), ("2025-12-31", None), True),  # one shared day
+        ((None, "2025-06-30"), ("2025-01-01", None), True),
+        (("2025-01-01", "2025-12-31"), ("2026-01-01", None), False),
+        ((None, "2024-12-31"), ("2025-01-01", "2025-12-31"), False),
+    ],
+)
 def test_same_priority_may_not_overlap(settings, ctx_for, payer, pat, first, second, clash):
     from hpms.services.people import coverage
 
     with _ctx(ctx_for) as ctx:
-        c1 = coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M1",
-                                   valid_from=first[0], valid_to=first[1])
+        c1 = coverage.add_coverage(
+            ctx, patient=pat.mrn, payer="ACME1", member_id="M1", valid_from=first[0], valid_to=first[1]
+        )
     before = snapshot(settings)
-    call = lambda ctx: coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M2",  # noqa: E731
-                                             valid_from=second[0], valid_to=second[1])
+
+    def call(ctx):
+        return coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="ACME1",
+            member_id="M2",  # noqa: E731
+            valid_from=second[0],
+            valid_to=second[1],
+        )
+
     if clash:
         with pytest.raises(ConflictError) as err:
             with _ctx(ctx_for) as ctx:
@@ -163,8 +216,15 @@ def test_same_priority_may_not_overlap(settings, ctx_for, payer, pat, first, sec
         assert snapshot(settings)["coverage"] == 2
     # Another priority never clashes.
     with _ctx(ctx_for) as ctx:
-        coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="M3", priority="secondary",
-                              valid_from=second[0], valid_to=second[1])
+        coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="ACME1",
+            member_id="M3",
+            priority="secondary",
+            valid_from=second[0],
+            valid_to=second[1],
+        )
 
 
 def test_list_orders_primary_first(settings, ctx_for, payer, pat, register):
@@ -181,7 +241,10 @@ def test_list_orders_primary_first(settings, ctx_for, payer, pat, register):
     with _ctx(ctx_for) as ctx:
         listed = coverage.list_coverage(ctx, pat.mrn)
     assert [(c.id, c.priority, c.member_id) for c in listed] == [
-        (p.id, "primary", "P1"), (s.id, "secondary", "S1"), (t.id, "tertiary", "T1")]
+        (p.id, "primary", "P1"),
+        (s.id, "secondary", "S1"),
+        (t.id, "tertiary", "T1"),
+    ]
     assert listed[0].payer_name == "Beta Care"
     rows = audit_rows(settings, seq)
     assert [(r["action"], r["entity"], r["patient_id"]) for r in rows] == [("read", "coverage", pat.id)]
@@ -197,7 +260,8 @@ def test_end_coverage(settings, ctx_for, payer, pat):
         ended = coverage.end_coverage(ctx, c.id, on="2026-03-31")
     assert (ended.valid_to, ended.active, ended.member_id) == (dt.date(2026, 3, 31), False, "M1")
     assert [(r["action"], r["entity"], r["patient_id"]) for r in audit_rows(settings, seq)] == [
-        ("update", "coverage", pat.id)]
+        ("update", "coverage", pat.id)
+    ]
     with _ctx(ctx_for) as ctx:
         assert coverage.list_coverage(ctx, pat.mrn) == []
         assert [x.id for x in coverage.list_coverage(ctx, pat.mrn, include_inactive=True)] == [c.id]
@@ -250,11 +314,26 @@ def test_coverage_of_an_unknown_patient_is_not_found(settings, ctx_for, payer):
 
 # ---- claim filing indicator (SBR09) and Medicare secondary type (SBR05) -----------------------------
 
-@pytest.mark.parametrize(("given", "code"), [
-    (None, "CI"), ("MB", "MB"), ("mc", "MC"), ("medicare-b", "MB"), ("Medicare_Part_B", "MB"), ("medicaid", "MC"),
-    ("commercial", "CI"), ("bcbs", "BL"), ("hmo", "HM"), ("tricare", "CH"), ("va", "VA"), ("workers-comp", "WC"),
-    ("16", "16"), ("zz", "ZZ"),
-])
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        (None, "CI"),
+        ("MB", "MB"),
+        ("mc", "MC"),
+        ("medicare-b", "MB"),
+        ("Medicare_Part_B", "MB"),
+        ("medicaid", "MC"),
+        ("commercial", "CI"),
+        ("bcbs", "BL"),
+        ("hmo", "HM"),
+        ("tricare", "CH"),
+        ("va", "VA"),
+        ("workers-comp", "WC"),
+        ("16", "16"),
+        ("zz", "ZZ"),
+    ],
+)
 def test_payer_claim_filing_by_code_or_name(settings, ctx_for, given, code):
     from hpms.services.people import coverage
 
@@ -270,8 +349,10 @@ def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, pay
     from hpms.services.people import coverage
 
     before = snapshot(settings)
-    for call in (lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTHER9", claim_filing=bad),
-                 lambda ctx: coverage.update_payer(ctx, "ACME1", name="Renamed", claim_filing=bad)):
+    for call in (
+        lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTHER9", claim_filing=bad),
+        lambda ctx: coverage.update_payer(ctx, "ACME1", name="Renamed", claim_filing=bad),
+    ):
         with pytest.raises(ValidationError) as err:
             with _ctx(ctx_for) as ctx:
                 call(ctx)
@@ -280,7 +361,9 @@ def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, pay
     assert snapshot(settings) == before
     with _ctx(ctx_for) as ctx:
         assert (coverage.show_payer(ctx, "ACME1").name, coverage.show_payer(ctx, "ACME1").claim_filing) == (
-            "Acme Health", "CI")
+            "Acme Health",
+            "CI",
+        )
 
 
 def test_update_payer(settings, ctx_for, payer):
@@ -288,10 +371,18 @@ def test_update_payer(settings, ctx_for, payer):
 
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
-        out = coverage.update_payer(ctx, "ACME1", claim_filing="bcbs", city="Boston", state="MA",
-                                    phone="617-555-0100", payer_id="ACME2")
+        out = coverage.update_payer(
+            ctx, "ACME1", claim_filing="bcbs", city="Boston", state="MA", phone="617-555-0100", payer_id="ACME2"
+        )
     assert (out.id, out.claim_filing, out.city, out.state, out.phone, out.payer_id, out.name) == (
-        payer.id, "BL", "Boston", "MA", "617-555-0100", "ACME2", "Acme Health")
+        payer.id,
+        "BL",
+        "Boston",
+        "MA",
+        "617-555-0100",
+        "ACME2",
+        "Acme Health",
+    )
     [ev] = audit_rows(settings, seq)
     assert (ev["action"], ev["entity"], ev["entity_id"]) == ("update", "payer", str(payer.id))
     assert sorted(ev["fields_list"]) == ["city", "claim_filing", "payer_id", "phone", "state"]
@@ -301,14 +392,17 @@ def test_update_payer(settings, ctx_for, payer):
     assert same.payer_id == "ACME2"
 
 
-@pytest.mark.parametrize(("ref", "kw", "exc", "field"), [
-    ("ACME1", {}, ValidationError, "options"),
-    ("ACME1", {"payer_id": "BETA2"}, ConflictError, None),
-    ("ACME1", {"payer_id": "BE TA"}, ValidationError, "--payer-id"),
-    ("ACME1", {"name": " "}, ValidationError, "--name"),
-    ("ACME1", {"phone": "call us"}, ValidationError, "--phone"),
-    ("NOPE", {"name": "X"}, NotFoundError, None),
-])
+@pytest.mark.parametrize(
+    ("ref", "kw", "exc", "field"),
+    [
+        ("ACME1", {}, ValidationError, "options"),
+        ("ACME1", {"payer_id": "BETA2"}, ConflictError, None),
+        ("ACME1", {"payer_id": "BE TA"}, ValidationError, "--payer-id"),
+        ("ACME1", {"name": " "}, ValidationError, "--name"),
+        ("ACME1", {"phone": "call us"}, ValidationError, "--phone"),
+        ("NOPE", {"name": "X"}, NotFoundError, None),
+    ],
+)
 def test_update_payer_refusals_write_nothing(settings, ctx_for, payer, ref, kw, exc, field):
     from hpms.services.people import coverage
 
@@ -336,8 +430,14 @@ def test_medicare_secondary_type_on_add_and_update(settings, ctx_for, payer, med
 
     with _ctx(ctx_for) as ctx:
         coverage.add_coverage(ctx, patient=pat.mrn, payer="ACME1", member_id="P1")
-        c = coverage.add_coverage(ctx, patient=pat.mrn, payer="MCRB1", member_id="1EG4TE5MK73", priority="secondary",
-                                  medicare_secondary_type="12")
+        c = coverage.add_coverage(
+            ctx,
+            patient=pat.mrn,
+            payer="MCRB1",
+            member_id="1EG4TE5MK73",
+            priority="secondary",
+            medicare_secondary_type="12",
+        )
     assert c.medicare_secondary_type == "12"
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
@@ -346,18 +446,25 @@ def test_medicare_secondary_type_on_add_and_update(settings, ctx_for, payer, med
     assert out.medicare_secondary_type == "43"
     [ev] = audit_rows(settings, seq)[:1]
     assert (ev["action"], ev["entity"], ev["fields_list"], ev["patient_id"]) == (
-        "update", "coverage", ["medicare_secondary_type"], pat.id)
+        "update",
+        "coverage",
+        ["medicare_secondary_type"],
+        pat.id,
+    )
     with _ctx(ctx_for) as ctx:
         cleared = coverage.update_coverage(ctx, c.id, medicare_secondary_type="none", group_number="G7")
     assert (cleared.medicare_secondary_type, cleared.group_number) == (None, "G7")
 
 
-@pytest.mark.parametrize(("kw", "words"), [
-    ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "11"}, "not a Medicare secondary type"),
-    ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "MB"}, "not a Medicare secondary type"),
-    ({"payer": "ACME1", "priority": "secondary", "medicare_secondary_type": "12"}, "only for a Medicare coverage"),
-    ({"payer": "MCRB1", "priority": "primary", "medicare_secondary_type": "12"}, "secondary or tertiary"),
-])
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "11"}, "not a Medicare secondary type"),
+        ({"payer": "MCRB1", "priority": "secondary", "medicare_secondary_type": "MB"}, "not a Medicare secondary type"),
+        ({"payer": "ACME1", "priority": "secondary", "medicare_secondary_type": "12"}, "only for a Medicare coverage"),
+        ({"payer": "MCRB1", "priority": "primary", "medicare_secondary_type": "12"}, "secondary or tertiary"),
+    ],
+)
 def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medicare, pat, kw, words):
     from hpms.services.people import coverage
 

@@ -75,8 +75,7 @@ def test_sqlite_file_bytes_never_contain_the_values(settings, insured, ctx_for):
     if not settings.is_sqlite:
         # The same guarantee on PostgreSQL, read through the server: no column of any table holds them.
         with get_engine(settings).connect() as conn:
-            tables = conn.exec_driver_sql(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars().all()
+            tables = conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").scalars().all()
             dump = "\n".join(str(r) for t in tables for r in conn.exec_driver_sql(f"SELECT * FROM {t}"))
         assert "Quill" in dump  # the dump did read the data
         for form in SSN_FORMS + (MEMBER,):
@@ -161,9 +160,11 @@ def test_a_copy_without_the_key_reveals_nothing(settings, insured, tmp_path):
     assert "no encryption key" in err.value.message
     # With a key of its own (a fresh key file), the copy still cannot decrypt nor find by SSN.
     assert create_key_file(other.key_file)
-    for call in (lambda ctx: patients.show(ctx, a.mrn),
-                 lambda ctx: patients.show(ctx, a.mrn, reveal_ssn=True),
-                 lambda ctx: coverage.list_coverage(ctx, a.mrn)):
+    for call in (
+        lambda ctx: patients.show(ctx, a.mrn),
+        lambda ctx: patients.show(ctx, a.mrn, reveal_ssn=True),
+        lambda ctx: coverage.list_coverage(ctx, a.mrn),
+    ):
         with pytest.raises(EncryptionKeyError) as err:
             with _ctx_with(other) as ctx:
                 call(ctx)
@@ -230,8 +231,11 @@ def test_damaged_key_file_is_reported(settings, insured):
 
 
 def _raw_key_ids(settings) -> set[str]:
-    rows = query(settings, "SELECT ssn_enc AS enc, ssn_bidx AS bidx FROM patient WHERE ssn_enc IS NOT NULL "
-                           "UNION ALL SELECT member_id_enc, member_id_bidx FROM coverage")
+    rows = query(
+        settings,
+        "SELECT ssn_enc AS enc, ssn_bidx AS bidx FROM patient WHERE ssn_enc IS NOT NULL "
+        "UNION ALL SELECT member_id_enc, member_id_bidx FROM coverage",
+    )
     ids = set()
     for r in rows:
         ids.add(r["enc"].split(":", 1)[0])
@@ -386,7 +390,6 @@ def test_rotation_with_the_key_in_the_environment(settings, ctx_for, insured, mo
 def test_a_value_written_during_a_rotation_stays_readable(settings, ctx_for, insured):
     from hpms.services.people import patients
     from hpms.services.platform import admin
-
     from hpms.services.platform.crypto import FieldCrypto, load_keyring
 
     # A process that loaded its key ring before the rotation and writes after it.

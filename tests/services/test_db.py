@@ -7,28 +7,85 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from hpms.db import (check_schema, dispose_engines, get_engine, head_revision, known_revisions, make_engine, migrate,
-                     session_scope)
-from hpms.errors import (ConflictError, ExitCode, NotFoundError, NotInitializedError, SchemaMismatch, UsageError,
-                         ValidationError)
+from hpms.db import (
+    check_schema,
+    dispose_engines,
+    get_engine,
+    head_revision,
+    known_revisions,
+    make_engine,
+    migrate,
+    session_scope,
+)
+from hpms.errors import (
+    ConflictError,
+    ExitCode,
+    NotFoundError,
+    NotInitializedError,
+    SchemaMismatch,
+    UsageError,
+    ValidationError,
+)
 from tests.services.helpers import counts, query, snapshot
 
-TABLES = {"organization", "location", "hpms_user", "user_role", "patient", "payer", "coverage", "counter",
-          "audit_event", "audit_head", "key_state", "alembic_version", "provider", "provider_location", "room",
-          "appointment_type", "working_hours", "time_off", "appointment_series", "appointment", "freed_slot",
-          "waitlist_entry", "billing_profile", "procedure_code", "fee", "encounter", "encounter_diagnosis",
-          "encounter_line", "billing_run", "x12_file", "claim", "claim_line", "claim_event", "worklist_item",
-          "job_lock", "survey_response", "ledger_entry", "remit_file", "remittance", "remit_claim",
-          "remit_adjustment", "payment_application", "statement", "eligibility_check"}
+TABLES = {
+    "organization",
+    "location",
+    "hpms_user",
+    "user_role",
+    "patient",
+    "payer",
+    "coverage",
+    "counter",
+    "audit_event",
+    "audit_head",
+    "key_state",
+    "alembic_version",
+    "provider",
+    "provider_location",
+    "room",
+    "appointment_type",
+    "working_hours",
+    "time_off",
+    "appointment_series",
+    "appointment",
+    "freed_slot",
+    "waitlist_entry",
+    "billing_profile",
+    "procedure_code",
+    "fee",
+    "encounter",
+    "encounter_diagnosis",
+    "encounter_line",
+    "billing_run",
+    "x12_file",
+    "claim",
+    "claim_line",
+    "claim_event",
+    "worklist_item",
+    "job_lock",
+    "survey_response",
+    "ledger_entry",
+    "remit_file",
+    "remittance",
+    "remit_claim",
+    "remit_adjustment",
+    "payment_application",
+    "statement",
+    "eligibility_check",
+}
 
 
 def _triggers(engine) -> set[str]:
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             return set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars())
-        return set(conn.exec_driver_sql(
-            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
-            "AND tgrelid IN ('audit_event'::regclass, 'ledger_entry'::regclass)").scalars())
+        return set(
+            conn.exec_driver_sql(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                "AND tgrelid IN ('audit_event'::regclass, 'ledger_entry'::regclass)"
+            ).scalars()
+        )
 
 
 def test_migrations_run_from_empty_to_head_and_back(settings, scratch_url):
@@ -135,8 +192,7 @@ def test_foreign_keys_are_enforced(settings, register, payer):
     before = snapshot(settings)
     with pytest.raises(sa.exc.IntegrityError):
         with session_scope(get_engine(settings)) as session:
-            session.add(Coverage(org_id=1, patient_id=987654, payer_id=payer.id, member_id_enc="x",
-                                 member_id_bidx="y"))
+            session.add(Coverage(org_id=1, patient_id=987654, payer_id=payer.id, member_id_enc="x", member_id_bidx="y"))
     assert snapshot(settings) == before
 
 
@@ -145,10 +201,14 @@ def test_mrns_are_unique_in_the_database(settings, register):
     register(mrn="CH-1")
     with pytest.raises(sa.exc.IntegrityError):
         with get_engine(settings).begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO patient (org_id, mrn, first_name, last_name, dob, last_norm, first_norm, consent_sms, "
-                "consent_email, active, version, created_at, updated_at) VALUES (1, 'CH-1', 'A', 'B', '1980-01-01', "
-                "'b', 'a', false, false, true, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO patient (org_id, mrn, first_name, last_name, dob, last_norm, first_norm, consent_sms, "
+                    "consent_email, active, version, created_at, updated_at) "
+                    "VALUES (1, 'CH-1', 'A', 'B', '1980-01-01', "
+                    "'b', 'a', false, false, true, 1, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
     assert counts(settings, "patient") == {"patient": 1}
 
 
@@ -317,14 +377,18 @@ def test_load_all_registers_every_model_module():
 
     import hpms.models
 
-    probe = ("import json, sys; import hpms.models; import hpms.services.people.patients; "
-             "before = sorted(m for m in sys.modules if m.startswith('hpms.models.')); "
-             "hpms.models.load_all(); "
-             "print(json.dumps([before, sorted(m for m in sys.modules if m.startswith('hpms.models.'))]))")
+    probe = (
+        "import json, sys; import hpms.models; import hpms.services.people.patients; "
+        "before = sorted(m for m in sys.modules if m.startswith('hpms.models.')); "
+        "hpms.models.load_all(); "
+        "print(json.dumps([before, sorted(m for m in sys.modules if m.startswith('hpms.models.'))]))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     before, after = json.loads(done.stdout)
     folder = Path(hpms.models.__file__).parent
-    with_tables = {f"hpms.models.{p.stem}" for p in folder.glob("*.py") if "table=True" in p.read_text(encoding="utf-8")}
+    with_tables = {
+        f"hpms.models.{p.stem}" for p in folder.glob("*.py") if "table=True" in p.read_text(encoding="utf-8")
+    }
     assert with_tables and with_tables <= set(after)
     assert not {f"hpms.models.{d}" for d in hpms.models._LAZY} & set(before)

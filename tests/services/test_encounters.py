@@ -16,8 +16,21 @@ from tests.services.helpers import audit_rows, counts, last_seq, query
 from tests.services.sched import NPI_A, book_one, clinic, clock, utc
 from tests.services.test_fees import UNKNOWN, set_fees
 
-DX13 = ["E11.9", "I10", "E78.5", "Z00.00", "J06.9", "M54.50", "R51.9", "Z23", "E66.9", "K21.9", "F41.1", "N39.0",
-        "R10.9"]
+DX13 = [
+    "E11.9",
+    "I10",
+    "E78.5",
+    "Z00.00",
+    "J06.9",
+    "M54.50",
+    "R51.9",
+    "Z23",
+    "E66.9",
+    "K21.9",
+    "F41.1",
+    "N39.0",
+    "R10.9",
+]
 TABLES = ("encounter", "encounter_diagnosis", "encounter_line", "audit_event")
 AFTER_VISIT = clock(utc(2026, 6, 16, 18, 0))  # the 09:00 (New York) visit of June 16 is over
 
@@ -61,6 +74,7 @@ def refused(settings, ctx_for, exc_type, field_or_words, user=None, when=fixed_c
 
 # ---- create --------------------------------------------------------------------------------
 
+
 def test_create_from_an_appointment(settings, ctx_for, c, appt):
     seq = last_seq(settings)
     e = create(ctx_for, appointment=appt.id, dx="E11.9, i10", proc=["99213:25x1:1,2", "36415:x2:1"])
@@ -72,46 +86,62 @@ def test_create_from_an_appointment(settings, ctx_for, c, appt):
     assert [(d.seq, d.code, d.dotted) for d in e.diagnoses] == [(1, "E119", "E11.9"), (2, "I10", "I10")]
     assert e.diagnoses[0].description == "Type 2 diabetes mellitus without complications"
     assert [(ln.seq, ln.code, ln.modifiers, ln.units, ln.pointers, ln.charge) for ln in e.lines] == [
-        (1, "99213", ["25"], 1, [1, 2], Decimal("140.00")), (2, "36415", [], 2, [1], Decimal("25.00"))]
+        (1, "99213", ["25"], 1, [1, 2], Decimal("140.00")),
+        (2, "36415", [], 2, [1], Decimal("25.00")),
+    ]
     assert e.total == Decimal("165.00")
     assert e.model_dump(mode="json")["total"] == "165.00"
-    rows = query(settings, "SELECT code, modifiers, units, pointers, charge_cents, service_date FROM encounter_line "
-                           "ORDER BY seq")
+    rows = query(
+        settings, "SELECT code, modifiers, units, pointers, charge_cents, service_date FROM encounter_line ORDER BY seq"
+    )
     assert [(r["code"], r["modifiers"], r["units"], r["pointers"], r["charge_cents"]) for r in rows] == [
-        ("99213", "25", 1, "1,2", 14000), ("36415", "", 2, "1", 2500)]
+        ("99213", "25", 1, "1,2", 14000),
+        ("36415", "", 2, "1", 2500),
+    ]
     assert query(settings, "SELECT code FROM encounter_diagnosis ORDER BY seq") == [{"code": "E119"}, {"code": "I10"}]
     assert query(settings, "SELECT total_cents, status FROM encounter") == [{"total_cents": 16500, "status": "draft"}]
     events = audit_rows(settings, seq)
     assert [(ev["action"], ev["entity"], ev["entity_id"], ev["patient_id"]) for ev in events] == [
-        ("create", "encounter", str(e.id), c.patient)]
+        ("create", "encounter", str(e.id), c.patient)
+    ]
     assert "E119" not in str(events)  # codes are PHI: never in the audit trail
 
 
 def test_create_by_hand_takes_place_of_service_from_the_location(settings, ctx_for, c):
     # set directly: the locations service does not take a place of service (yet)
     with ctx_for() as ctx:
-        ctx.session.execute(sa.text("UPDATE location SET place_of_service = '02' WHERE id = :id"),
-                            {"id": c.location})
+        ctx.session.execute(sa.text("UPDATE location SET place_of_service = '02' WHERE id = :id"), {"id": c.location})
     e = create(ctx_for, patient=c.mrn, provider="Lovelace", date="2026-06-10", dx=["E11.9"], proc=["99214"])
     assert e.appointment_id is None and e.service_date == dt.date(2026, 6, 10) and e.place_of_service == "02"
     assert [(ln.pointers, ln.charge) for ln in e.lines] == [([1], Decimal("180.00"))]
-    e2 = create(ctx_for, patient=c.mrn, provider=str(c.provider), date="2026-06-11", location="Main",
-                dx="I10", proc="99213", place_of_service="11")
+    e2 = create(
+        ctx_for,
+        patient=c.mrn,
+        provider=str(c.provider),
+        date="2026-06-11",
+        location="Main",
+        dx="I10",
+        proc="99213",
+        place_of_service="11",
+    )
     assert e2.place_of_service == "11"
 
 
-@pytest.mark.parametrize(("text", "mods", "units", "pointers", "cents"), [
-    ("99213:25x1:1,2", ["25"], 1, [1, 2], 14000),
-    ("99213::1", [], 1, [1], 12500),
-    ("99213:x2:1", [], 2, [1], 25000),
-    ("99213:1", [], 1, [1], 12500),
-    ("99213:1,2", [], 1, [1, 2], 12500),
-    ("99213", [], 1, [1], 12500),
-    ("99213:LT", ["LT"], 1, [1], 12500),
-    ("99213:25,59x3:2,1", ["25", "59"], 3, [2, 1], 42000),
-    ("99213:xsx2", ["XS"], 2, [1], 25000),
-    ("99213:25:", ["25"], 1, [1], 14000),
-])
+@pytest.mark.parametrize(
+    ("text", "mods", "units", "pointers", "cents"),
+    [
+        ("99213:25x1:1,2", ["25"], 1, [1, 2], 14000),
+        ("99213::1", [], 1, [1], 12500),
+        ("99213:x2:1", [], 2, [1], 25000),
+        ("99213:1", [], 1, [1], 12500),
+        ("99213:1,2", [], 1, [1, 2], 12500),
+        ("99213", [], 1, [1], 12500),
+        ("99213:LT", ["LT"], 1, [1], 12500),
+        ("99213:25,59x3:2,1", ["25", "59"], 3, [2, 1], 42000),
+        ("99213:xsx2", ["XS"], 2, [1], 25000),
+        ("99213:25:", ["25"], 1, [1], 14000),
+    ],
+)
 def test_procedure_line_syntax(ctx_for, c, appt, text, mods, units, pointers, cents):
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10", proc=[text])
     ln = e.lines[0]
@@ -125,40 +155,51 @@ def test_a_draft_may_start_without_diagnoses_or_lines(ctx_for, c, appt):
 
 # ---- bad input -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kw", "words"), [
-    ({"dx": "E11.99"}, ["--dx", "unknown ICD-10-CM code 'E11.99'"]),
-    ({"dx": "XYZ"}, ["--dx", "unknown"]),
-    ({"dx": "E11"}, ["--dx", "E11 (Type 2 diabetes mellitus) is a category", "E11.00"]),
-    ({"dx": "E11.9,E119"}, ["--dx", "E11.9 is listed twice"]),
-    ({"dx": DX13}, ["--dx", "13 diagnoses", "at most 12"]),
-    ({"dx": "E11.9,I10", "proc": ["99213:3"]}, ["--proc", "pointer 3 refers to no diagnosis (2 given)"]),
-    ({"dx": "E11.9", "proc": ["99213:25"]}, ["--proc", "pointer 25 is out of range", "CODE:25:1"]),
-    ({"dx": DX13[:5], "proc": ["99213::1,2,3,4,5"]}, ["--proc", "5 diagnosis pointers", "at most 4"]),
-    ({"dx": "E11.9", "proc": ["99213::1,1"]}, ["--proc", "pointer 1 is given twice"]),
-    ({"dx": "E11.9", "proc": ["99213::a"]}, ["--proc", "pointer 'a'"]),
-    ({"dx": "E11.9", "proc": ["99213:25,59,76,77,91:1"]}, ["--proc", "5 modifiers", "at most 4"]),
-    ({"dx": "E11.9", "proc": ["99213:25,25:1"]}, ["--proc", "modifier 25 is given twice"]),
-    ({"dx": "E11.9", "proc": ["99213:2:1"]}, ["--proc"]),
-    ({"dx": "E11.9", "proc": ["99213:x0:1"]}, ["--proc", "units must be at least 1 (got 0)"]),
-    ({"dx": "E11.9", "proc": ["99213:x-1:1"]}, ["--proc", "units must be at least 1 (got -1)"]),
-    ({"dx": "E11.9", "proc": ["99213:25x:1"]}, ["--proc", "units are missing"]),
-    ({"dx": "E11.9", "proc": ["99213:x1000:1"]}, ["--proc", "at most 999"]),
-    ({"dx": "E11.9", "proc": ["99213:1:1:1"]}, ["--proc", "is not CODE[:MODS[xUNITS]][:POINTERS]"]),
-    ({"dx": "E11.9", "proc": [":25:1"]}, ["--proc", "code is missing"]),
-    ({"dx": "E11.9", "proc": [f"{UNKNOWN}::1"]}, ["--proc", f"unknown procedure code {UNKNOWN!r}"]),
-    ({"dx": "E11.9", "proc": ["992::1"]}, ["--proc"]),
-    ({"dx": "E11.9", "proc": ["G0439::1"]}, ["--proc", "no fee for G0439", "hpms fees set G0439"]),
-    ({"dx": "E11.9", "proc": ["99213"] * 51}, ["--proc", "51 lines", "at most 50"]),
-    ({"dx": "E11.9", "place_of_service": "1A"}, ["--place-of-service"]),
-])
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"dx": "E11.99"}, ["--dx", "unknown ICD-10-CM code 'E11.99'"]),
+        ({"dx": "XYZ"}, ["--dx", "unknown"]),
+        ({"dx": "E11"}, ["--dx", "E11 (Type 2 diabetes mellitus) is a category", "E11.00"]),
+        ({"dx": "E11.9,E119"}, ["--dx", "E11.9 is listed twice"]),
+        ({"dx": DX13}, ["--dx", "13 diagnoses", "at most 12"]),
+        ({"dx": "E11.9,I10", "proc": ["99213:3"]}, ["--proc", "pointer 3 refers to no diagnosis (2 given)"]),
+        ({"dx": "E11.9", "proc": ["99213:25"]}, ["--proc", "pointer 25 is out of range", "CODE:25:1"]),
+        ({"dx": DX13[:5], "proc": ["99213::1,2,3,4,5"]}, ["--proc", "5 diagnosis pointers", "at most 4"]),
+        ({"dx": "E11.9", "proc": ["99213::1,1"]}, ["--proc", "pointer 1 is given twice"]),
+        ({"dx": "E11.9", "proc": ["99213::a"]}, ["--proc", "pointer 'a'"]),
+        ({"dx": "E11.9", "proc": ["99213:25,59,76,77,91:1"]}, ["--proc", "5 modifiers", "at most 4"]),
+        ({"dx": "E11.9", "proc": ["99213:25,25:1"]}, ["--proc", "modifier 25 is given twice"]),
+        ({"dx": "E11.9", "proc": ["99213:2:1"]}, ["--proc"]),
+        ({"dx": "E11.9", "proc": ["99213:x0:1"]}, ["--proc", "units must be at least 1 (got 0)"]),
+        ({"dx": "E11.9", "proc": ["99213:x-1:1"]}, ["--proc", "units must be at least 1 (got -1)"]),
+        ({"dx": "E11.9", "proc": ["99213:25x:1"]}, ["--proc", "units are missing"]),
+        ({"dx": "E11.9", "proc": ["99213:x1000:1"]}, ["--proc", "at most 999"]),
+        ({"dx": "E11.9", "proc": ["99213:1:1:1"]}, ["--proc", "is not CODE[:MODS[xUNITS]][:POINTERS]"]),
+        ({"dx": "E11.9", "proc": [":25:1"]}, ["--proc", "code is missing"]),
+        ({"dx": "E11.9", "proc": [f"{UNKNOWN}::1"]}, ["--proc", f"unknown procedure code {UNKNOWN!r}"]),
+        ({"dx": "E11.9", "proc": ["992::1"]}, ["--proc"]),
+        ({"dx": "E11.9", "proc": ["G0439::1"]}, ["--proc", "no fee for G0439", "hpms fees set G0439"]),
+        ({"dx": "E11.9", "proc": ["99213"] * 51}, ["--proc", "51 lines", "at most 50"]),
+        ({"dx": "E11.9", "place_of_service": "1A"}, ["--place-of-service"]),
+    ],
+)
 def test_bad_input_is_refused_with_nothing_written(settings, ctx_for, c, appt, kw, words):
     err = refused(settings, ctx_for, ValidationError, words, appointment=appt.id, **kw)
     assert err.exit_code == 2
 
 
 def test_second_line_error_names_the_line(settings, ctx_for, c, appt):
-    refused(settings, ctx_for, ValidationError, ["--proc", "line 2 '99213:x0'"], appointment=appt.id,
-            dx="E11.9", proc=["99213", "99213:x0"])
+    refused(
+        settings,
+        ctx_for,
+        ValidationError,
+        ["--proc", "line 2 '99213:x0'"],
+        appointment=appt.id,
+        dx="E11.9",
+        proc=["99213", "99213:x0"],
+    )
 
 
 def test_cancelled_and_no_show_appointments_are_refused(settings, ctx_for, c):
@@ -168,50 +209,119 @@ def test_cancelled_and_no_show_appointments_are_refused(settings, ctx_for, c):
     call(ctx_for, lambda ctx: appointments.cancel(ctx, gone.id, reason="patient called"))
     missed = book_one(ctx_for, c, "2026-06-16 10:00")
     call(ctx_for, lambda ctx: appointments.transition(ctx, missed.id, "noshow"), when=AFTER_VISIT)
-    err = refused(settings, ctx_for, ConflictError, ["--appointment", f"appointment {gone.id} is cancelled"],
-                  when=AFTER_VISIT, appointment=gone.id, dx="E11.9", proc=["99213"])
+    err = refused(
+        settings,
+        ctx_for,
+        ConflictError,
+        ["--appointment", f"appointment {gone.id} is cancelled"],
+        when=AFTER_VISIT,
+        appointment=gone.id,
+        dx="E11.9",
+        proc=["99213"],
+    )
     assert err.exit_code == 4
-    err = refused(settings, ctx_for, ConflictError, [f"appointment {missed.id} is a no-show"], when=AFTER_VISIT,
-                  appointment=missed.id, dx="E11.9", proc=["99213"])
+    err = refused(
+        settings,
+        ctx_for,
+        ConflictError,
+        [f"appointment {missed.id} is a no-show"],
+        when=AFTER_VISIT,
+        appointment=missed.id,
+        dx="E11.9",
+        proc=["99213"],
+    )
     assert err.exit_code == 4
 
 
 def test_one_encounter_per_appointment(settings, ctx_for, c, appt):
     first = create(ctx_for, appointment=appt.id, dx="E11.9", proc=["99213"])
-    err = refused(settings, ctx_for, ConflictError, [f"already has encounter {first.id}",
-                                                     f"hpms encounters update {first.id}"],
-                  appointment=appt.id, dx="E11.9", proc=["99213"])
+    err = refused(
+        settings,
+        ctx_for,
+        ConflictError,
+        [f"already has encounter {first.id}", f"hpms encounters update {first.id}"],
+        appointment=appt.id,
+        dx="E11.9",
+        proc=["99213"],
+    )
     assert err.exit_code == 4
 
 
 def test_appointment_or_patient_provider_date(settings, ctx_for, c, appt):
-    refused(settings, ctx_for, ValidationError, ["--patient", "comes from the appointment"], appointment=appt.id,
-            patient=c.mrn)
-    refused(settings, ctx_for, ValidationError, ["--date", "comes from the appointment"], appointment=appt.id,
-            date="2026-06-16")
+    refused(
+        settings,
+        ctx_for,
+        ValidationError,
+        ["--patient", "comes from the appointment"],
+        appointment=appt.id,
+        patient=c.mrn,
+    )
+    refused(
+        settings,
+        ctx_for,
+        ValidationError,
+        ["--date", "comes from the appointment"],
+        appointment=appt.id,
+        date="2026-06-16",
+    )
     refused(settings, ctx_for, ValidationError, ["--patient", "is required"], dx="E11.9")
     refused(settings, ctx_for, ValidationError, ["--date", "is required"], patient=c.mrn, provider=c.provider)
-    refused(settings, ctx_for, ValidationError, ["--date", "2026-02-30"], patient=c.mrn, provider=c.provider,
-            date="2026-02-30")
-    refused(settings, ctx_for, ValidationError, ["--date", "in the future"], patient=c.mrn, provider=c.provider,
-            date="2026-06-16")
-    assert refused(settings, ctx_for, NotFoundError, ["--appointment", "no appointment '999'"],
-                   appointment=999).exit_code == 3
-    assert refused(settings, ctx_for, NotFoundError, ["patient: no patient"], patient="0999999", provider=c.provider,
-                   date="2026-06-01").exit_code == 3
-    assert refused(settings, ctx_for, NotFoundError, ["provider: no provider"], patient=c.mrn, provider="77",
-                   date="2026-06-01").exit_code == 3
+    refused(
+        settings,
+        ctx_for,
+        ValidationError,
+        ["--date", "2026-02-30"],
+        patient=c.mrn,
+        provider=c.provider,
+        date="2026-02-30",
+    )
+    refused(
+        settings,
+        ctx_for,
+        ValidationError,
+        ["--date", "in the future"],
+        patient=c.mrn,
+        provider=c.provider,
+        date="2026-06-16",
+    )
+    assert (
+        refused(settings, ctx_for, NotFoundError, ["--appointment", "no appointment '999'"], appointment=999).exit_code
+        == 3
+    )
+    assert (
+        refused(
+            settings,
+            ctx_for,
+            NotFoundError,
+            ["patient: no patient"],
+            patient="0999999",
+            provider=c.provider,
+            date="2026-06-01",
+        ).exit_code
+        == 3
+    )
+    assert (
+        refused(
+            settings, ctx_for, NotFoundError, ["provider: no provider"], patient=c.mrn, provider="77", date="2026-06-01"
+        ).exit_code
+        == 3
+    )
 
 
 # ---- update and sign -----------------------------------------------------------------------
+
 
 def test_update_replaces_diagnoses_and_lines_while_draft(settings, ctx_for, c, appt):
     from hpms.services.billing import encounters
 
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10", proc=["99213::1,2"])
     seq = last_seq(settings)
-    u = call(ctx_for, lambda ctx: encounters.update(ctx, e.id, dx="E11.9,I10,E78.5", proc=["99214::3", "36415:1"],
-                                                    expected_version=1))
+    u = call(
+        ctx_for,
+        lambda ctx: encounters.update(
+            ctx, e.id, dx="E11.9,I10,E78.5", proc=["99214::3", "36415:1"], expected_version=1
+        ),
+    )
     assert u.version == 2 and [d.code for d in u.diagnoses] == ["E119", "I10", "E785"]
     assert [(ln.code, ln.pointers) for ln in u.lines] == [("99214", [3]), ("36415", [1])]
     assert u.total == Decimal("192.50")
@@ -219,8 +329,7 @@ def test_update_replaces_diagnoses_and_lines_while_draft(settings, ctx_for, c, a
     assert u.version == 3 and len(u.lines) == 2
     u = call(ctx_for, lambda ctx: encounters.update(ctx, e.id, place_of_service="2"))
     assert u.place_of_service == "02"
-    assert counts(settings, "encounter_line", "encounter_diagnosis") == {"encounter_line": 2,
-                                                                        "encounter_diagnosis": 3}
+    assert counts(settings, "encounter_line", "encounter_diagnosis") == {"encounter_line": 2, "encounter_diagnosis": 3}
     events = audit_rows(settings, seq)
     assert [(ev["action"], ev["patient_id"]) for ev in events] == [("update", c.patient)] * 3
     assert events[0]["fields_list"] == ["diagnoses", "lines"]
@@ -272,7 +381,8 @@ def test_sign(settings, ctx_for, c, appt, make_user):
     assert s.status == "signed" and s.signed_by == "doc" and s.version == 4
     assert s.signed_at == utc(2026, 6, 16, 18, 0) and s.signed_at.utcoffset() == dt.timedelta(hours=-4)
     assert [(ev["action"], ev["username"], ev["patient_id"]) for ev in audit_rows(settings, seq)] == [
-        ("sign", "doc", c.patient)]
+        ("sign", "doc", c.patient)
+    ]
     with pytest.raises(ConflictError, match="is signed; only a draft can be signed"):
         call(ctx_for, lambda ctx: encounters.sign(ctx, e.id))
 
@@ -289,6 +399,7 @@ def test_a_line_without_pointer_cannot_be_signed(ctx_for, c, appt):
 
 # ---- reading -------------------------------------------------------------------------------
 
+
 def test_show_and_list(settings, ctx_for, c, appt, register):
     from hpms.services.billing import encounters
 
@@ -301,7 +412,9 @@ def test_show_and_list(settings, ctx_for, c, appt, register):
     assert shown.diagnoses[0].description == "Type 2 diabetes mellitus without complications"
     rows = call(ctx_for, lambda ctx: encounters.list_encounters(ctx))
     assert [(r.id, r.status, r.lines, r.total) for r in rows] == [
-        (b.id, "signed", 2, Decimal("192.50")), (a.id, "draft", 1, Decimal("125.00"))]
+        (b.id, "signed", 2, Decimal("192.50")),
+        (a.id, "draft", 1, Decimal("125.00")),
+    ]
     assert [r.id for r in call(ctx_for, lambda ctx: encounters.list_encounters(ctx, status="draft"))] == [a.id]
     assert [r.id for r in call(ctx_for, lambda ctx: encounters.list_encounters(ctx, status="signed,billed"))] == [b.id]
     assert [r.id for r in call(ctx_for, lambda ctx: encounters.list_encounters(ctx, patient=other.mrn))] == [b.id]
@@ -321,30 +434,56 @@ def test_show_and_list(settings, ctx_for, c, appt, register):
 
 # ---- superbill -----------------------------------------------------------------------------
 
+
 def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
     from hpms.services.billing import encounters
     from hpms.services.people import coverage
     from hpms.services.platform import org
 
-    call(ctx_for, lambda ctx: org.update_location(ctx, "Main", address_line1="1 Elm St", city="Hartford",
-                                                  state="CT", postal_code="06103"))
-    call(ctx_for, lambda ctx: coverage.add_coverage(ctx, patient=c.mrn, payer="ACME1", member_id="M123456",
-                                                    group_number="G77"))
+    call(
+        ctx_for,
+        lambda ctx: org.update_location(
+            ctx, "Main", address_line1="1 Elm St", city="Hartford", state="CT", postal_code="06103"
+        ),
+    )
+    call(
+        ctx_for,
+        lambda ctx: coverage.add_coverage(ctx, patient=c.mrn, payer="ACME1", member_id="M123456", group_number="G77"),
+    )
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10", proc=["99213:25:1,2", "36415:x2:1"])
     seq = last_seq(settings)
     text = call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id)).decode("utf-8")
-    for part in ("SUPERBILL", "Test Clinic", "Main, 1 Elm St, Hartford, CT 06103", "Date of service: 2026-06-16",
-                 "Place of service: 11", f"Provider: Ada Lovelace    NPI {NPI_A}", "Pat Doe", "DOB 1980-01-01",
-                 f"MRN {c.mrn}", "Acme Health (ACME1)", "member M123456", "group G77",
-                 "E11.9     Type 2 diabetes mellitus without complications",
-                 "I10       Essential (primary) hypertension",
-                 "99213  25", "140.00", "36415", "25.00", "Total", "165.00", "Not signed (draft)"):
+    for part in (
+        "SUPERBILL",
+        "Test Clinic",
+        "Main, 1 Elm St, Hartford, CT 06103",
+        "Date of service: 2026-06-16",
+        "Place of service: 11",
+        f"Provider: Ada Lovelace    NPI {NPI_A}",
+        "Pat Doe",
+        "DOB 1980-01-01",
+        f"MRN {c.mrn}",
+        "Acme Health (ACME1)",
+        "member M123456",
+        "group G77",
+        "E11.9     Type 2 diabetes mellitus without complications",
+        "I10       Essential (primary) hypertension",
+        "99213  25",
+        "140.00",
+        "36415",
+        "25.00",
+        "Total",
+        "165.00",
+        "Not signed (draft)",
+    ):
         assert part in text, part
     pdf = call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id, fmt="pdf"))
     assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
     events = audit_rows(settings, seq)
     assert [(ev["action"], ev["patient_id"], ev["detail"]) for ev in events] == [
-        ("read", c.patient, "superbill text"), ("read", c.patient, "superbill pdf")]
+        ("read", c.patient, "superbill text"),
+        ("read", c.patient, "superbill pdf"),
+    ]
     assert "M123456" not in str(events)
     with pytest.raises(ValidationError, match="--format"):
         call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id, fmt="docx"))
@@ -364,15 +503,29 @@ def test_pdf_superbill_with_names_beyond_latin1(ctx_for, register):
 
 # ---- permissions ---------------------------------------------------------------------------
 
+
 def test_who_may_create_sign_and_read(settings, ctx_for, c, appt, make_user):
     from hpms.services.billing import encounters
 
-    for name, role in (("desk", "front_desk"), ("doc", "provider"), ("bill", "biller"), ("audrey", "auditor"),
-                       ("cron", "service")):
+    for name, role in (
+        ("desk", "front_desk"),
+        ("doc", "provider"),
+        ("bill", "biller"),
+        ("audrey", "auditor"),
+        ("cron", "service"),
+    ):
         make_user(name, role)
     for user in ("desk", "audrey", "cron"):
-        err = refused(settings, ctx_for, PermissionDenied, ["encounter.write"], user, appointment=appt.id,
-                      dx="E11.9", proc=["99213"])
+        err = refused(
+            settings,
+            ctx_for,
+            PermissionDenied,
+            ["encounter.write"],
+            user,
+            appointment=appt.id,
+            dx="E11.9",
+            proc=["99213"],
+        )
         assert err.exit_code == 5
     e = create(ctx_for, "doc", appointment=appt.id, dx="E11.9", proc=["99213"])
     before = counts(settings, *TABLES)

@@ -24,8 +24,9 @@ def set_fees(ctx_for, *fees: tuple, user=None) -> None:
     with ctx_for(user, clock=fixed_clock) as ctx:
         for f in fees:
             code, amount, *rest = f
-            fee_service.set_fee(ctx, code, amount, payer=rest[0] if rest else None,
-                                modifier=rest[1] if len(rest) > 1 else None)
+            fee_service.set_fee(
+                ctx, code, amount, payer=rest[0] if rest else None, modifier=rest[1] if len(rest) > 1 else None
+            )
 
 
 def _call(ctx_for, fn, user=None):
@@ -34,6 +35,7 @@ def _call(ctx_for, fn, user=None):
 
 
 # ---- set -----------------------------------------------------------------------------------
+
 
 def test_set_fee_inserts_then_replaces(settings, ctx_for, payer):
     from hpms.services.billing import fees
@@ -49,8 +51,10 @@ def test_set_fee_inserts_then_replaces(settings, ctx_for, payer):
     assert with_mod.id != out.id and with_mod.modifier == "25"
     for_payer = _call(ctx_for, lambda ctx: fees.set_fee(ctx, "99213", "99.99", payer="ACME1"))
     assert for_payer.payer_id == payer.id and for_payer.payer == "Acme Health" and for_payer.payer_code == "ACME1"
-    rows = {(r["payer_key"], r["modifier"]): r["amount_cents"] for r in
-            _rows(settings, "SELECT payer_key, modifier, amount_cents FROM fee")}
+    rows = {
+        (r["payer_key"], r["modifier"]): r["amount_cents"]
+        for r in _rows(settings, "SELECT payer_key, modifier, amount_cents FROM fee")
+    }
     assert rows == {(0, ""): 13050, (0, "25"): 14000, (payer.id, ""): 9999}
     events = [e for e in audit_rows(settings, seq) if e["entity"] == "fee"]
     assert [e["action"] for e in events] == ["create", "update", "create", "create"]
@@ -63,11 +67,21 @@ def _rows(settings, sql):
     return query(settings, sql)
 
 
-@pytest.mark.parametrize(("amount", "why"), [
-    ("abc", "not an amount"), ("-5", "not an amount"), ("0", "more than 0"), ("0.00", "more than 0"),
-    ("1.234", "two decimal places"), ("100000", "less than 100000"), ("1e3", "not an amount"),
-    ("", "required"), ("12,50", "not an amount"), ("NaN", "not an amount"),
-])
+@pytest.mark.parametrize(
+    ("amount", "why"),
+    [
+        ("abc", "not an amount"),
+        ("-5", "not an amount"),
+        ("0", "more than 0"),
+        ("0.00", "more than 0"),
+        ("1.234", "two decimal places"),
+        ("100000", "less than 100000"),
+        ("1e3", "not an amount"),
+        ("", "required"),
+        ("12,50", "not an amount"),
+        ("NaN", "not an amount"),
+    ],
+)
 def test_bad_amounts_are_refused(settings, ctx_for, amount, why):
     from hpms.services.billing import fees
 
@@ -107,6 +121,7 @@ def test_unknown_or_malformed_code_modifier_and_payer(settings, ctx_for):
 
 # ---- import --------------------------------------------------------------------------------
 
+
 def _csv(tmp_path, text: str, name="fees.csv"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -117,8 +132,11 @@ def test_import_creates_updates_and_records_one_event(settings, ctx_for, payer, 
     from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"), ("99214", "150"))
-    path = _csv(tmp_path, "code,amount,modifier,payer\n99213,110.00,,\n99214,150,,\n99213,120,25,\n"
-                          "99213,90,,ACME1\n36415,12.5,,default\n\n")
+    path = _csv(
+        tmp_path,
+        "code,amount,modifier,payer\n99213,110.00,,\n99214,150,,\n99213,120,25,\n"
+        "99213,90,,ACME1\n36415,12.5,,default\n\n",
+    )
     seq = last_seq(settings)
     dry = _call(ctx_for, lambda ctx: fees.import_fees(ctx, path, dry_run=True))
     assert (dry.rows, dry.created, dry.updated, dry.unchanged, dry.dry_run) == (5, 3, 1, 1, True)
@@ -129,8 +147,12 @@ def test_import_creates_updates_and_records_one_event(settings, ctx_for, payer, 
     assert [(e["action"], e["entity"]) for e in events] == [("import", "fee")]
     listed = _call(ctx_for, lambda ctx: fees.list_fees(ctx))
     assert [(f.payer_code, f.code, f.modifier, str(f.amount)) for f in listed] == [
-        (None, "36415", None, "12.50"), (None, "99213", None, "110.00"), (None, "99213", "25", "120.00"),
-        (None, "99214", None, "150.00"), ("ACME1", "99213", None, "90.00")]
+        (None, "36415", None, "12.50"),
+        (None, "99213", None, "110.00"),
+        (None, "99213", "25", "120.00"),
+        (None, "99214", None, "150.00"),
+        ("ACME1", "99213", None, "90.00"),
+    ]
 
 
 def test_import_with_payer_option_and_header_in_any_order(settings, ctx_for, payer, tmp_path):
@@ -147,14 +169,17 @@ def test_import_with_a_bad_row_writes_nothing(settings, ctx_for, payer, tmp_path
     from hpms.services.billing import fees
 
     set_fees(ctx_for, ("99213", "100"))
-    path = _csv(tmp_path, "code,amount,modifier,payer\n"
-                          "99214,150,,\n"  # line 2: good
-                          "99213,12.345,,\n"  # line 3: bad amount
-                          "A0999,10,,\n"  # line 4: unknown code
-                          "36415,10,9,\n"  # line 5: bad modifier
-                          "36415,10,,NOPE\n"  # line 6: unknown payer
-                          "99214,151,,\n"  # line 7: the same fee as line 2
-                          "99213,-1,,\n")  # line 8: negative
+    path = _csv(
+        tmp_path,
+        "code,amount,modifier,payer\n"
+        "99214,150,,\n"  # line 2: good
+        "99213,12.345,,\n"  # line 3: bad amount
+        "A0999,10,,\n"  # line 4: unknown code
+        "36415,10,9,\n"  # line 5: bad modifier
+        "36415,10,,NOPE\n"  # line 6: unknown payer
+        "99214,151,,\n"  # line 7: the same fee as line 2
+        "99213,-1,,\n",
+    )  # line 8: negative
     before = counts(settings, "fee", "audit_event")
     amounts = _rows(settings, "SELECT code, amount_cents FROM fee")
     with pytest.raises(fees.InvalidFeeRows) as err:
@@ -162,17 +187,29 @@ def test_import_with_a_bad_row_writes_nothing(settings, ctx_for, payer, tmp_path
     exc = err.value
     assert exc.exit_code == 2 and exc.field == "FILE" and exc.rows == 7
     assert "line 3" in exc.message and "amount" in exc.message and "nothing imported" in exc.message
-    assert [(e.line, e.field) for e in exc.errors] == [(3, "amount"), (4, "code"), (5, "modifier"), (6, "payer"),
-                                                       (7, "code"), (8, "amount")]
+    assert [(e.line, e.field) for e in exc.errors] == [
+        (3, "amount"),
+        (4, "code"),
+        (5, "modifier"),
+        (6, "payer"),
+        (7, "code"),
+        (8, "amount"),
+    ]
     assert "line 2" in exc.errors[4].message
     assert counts(settings, "fee", "audit_event") == before
     assert _rows(settings, "SELECT code, amount_cents FROM fee") == amounts
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("", "empty"), ("code,price\n99213,10\n", "unknown column 'price'"), ("code\n99213\n", "'amount'"),
-    ("code,amount,code\n99213,1,99213\n", "twice"), ("code,amount\n", "no rows"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "empty"),
+        ("code,price\n99213,10\n", "unknown column 'price'"),
+        ("code\n99213\n", "'amount'"),
+        ("code,amount,code\n99213,1,99213\n", "twice"),
+        ("code,amount\n", "no rows"),
+    ],
+)
 def test_import_refuses_a_bad_file(settings, ctx_for, tmp_path, text, why):
     from hpms.services.billing import fees
 
@@ -193,13 +230,21 @@ def test_import_of_a_missing_file(ctx_for, tmp_path):
 
 # ---- pricing -------------------------------------------------------------------------------
 
+
 def test_price_lookup_order(settings, ctx_for, payer):
     from hpms.services.billing import fees
     from hpms.services.people import coverage
 
     other = _call(ctx_for, lambda ctx: coverage.add_payer(ctx, name="Other", payer_id="OTH01"))
-    set_fees(ctx_for, ("99213", "100"), ("99213", "110", None, "25"), ("99213", "90", "ACME1"),
-             ("99213", "95", "ACME1", "25"), ("99214", "150", None, "25"), ("36415", "12", "ACME1"))
+    set_fees(
+        ctx_for,
+        ("99213", "100"),
+        ("99213", "110", None, "25"),
+        ("99213", "90", "ACME1"),
+        ("99213", "95", "ACME1", "25"),
+        ("99214", "150", None, "25"),
+        ("36415", "12", "ACME1"),
+    )
     cases = [
         (("99213", ("25", "59"), payer.id), 9500),  # payer + first modifier
         (("99213", ("59", "25"), payer.id), 9000),  # payer, no modifier (only the first counts)
@@ -226,13 +271,16 @@ def test_list_filters(ctx_for, payer):
 
     set_fees(ctx_for, ("99213", "100"), ("99214", "150"), ("99213", "90", "ACME1"))
     assert [f.amount for f in _call(ctx_for, lambda ctx: fees.list_fees(ctx, code="99213"))] == [
-        Decimal("100.00"), Decimal("90.00")]
+        Decimal("100.00"),
+        Decimal("90.00"),
+    ]
     assert [f.code for f in _call(ctx_for, lambda ctx: fees.list_fees(ctx, payer="default"))] == ["99213", "99214"]
     with pytest.raises(NotFoundError):
         _call(ctx_for, lambda ctx: fees.list_fees(ctx, payer="NOPE"))
 
 
 # ---- permissions ---------------------------------------------------------------------------
+
 
 def test_who_may_read_and_write_fees(settings, ctx_for, make_user, tmp_path):
     from hpms.services.billing import fees

@@ -50,11 +50,17 @@ def test_a_good_file_imports_every_row(settings, ctx_for, tmp_path):
     assert progress[-1] == (4, 4)
     rows = query(settings, "SELECT id, mrn, first_name, last_name, dob, consent_sms, ssn_enc FROM patient ORDER BY id")
     assert [(r["mrn"], r["first_name"]) for r in rows] == [
-        ("0100001", "Ana"), ("0100002", "Otto"), ("LEGACY-7", "Zoë"), ("0100003", "Jon")]
+        ("0100001", "Ana"),
+        ("0100002", "Otto"),
+        ("LEGACY-7", "Zoë"),
+        ("0100003", "Jon"),
+    ]
     assert rows[0]["ssn_enc"] and "287654321" not in rows[0]["ssn_enc"]
     events = audit_rows(settings, seq)
     # One chained event per chunk names every patient it created.
-    assert [(e["action"], e["entity"], e["detail"]) for e in events] == [("create", "patient", "import of 4 patient(s)")]
+    assert [(e["action"], e["entity"], e["detail"]) for e in events] == [
+        ("create", "patient", "import of 4 patient(s)")
+    ]
     assert events[0]["patient_ids_list"] == sorted(r["id"] for r in rows)
     assert "ssn" in events[0]["fields_list"] and "mrn" in events[0]["fields_list"]
     assert "Müller" not in str(events) and "287654321" not in str(events)
@@ -101,7 +107,8 @@ def test_one_bad_row_writes_nothing(settings, ctx_for, tmp_path):
         _import(ctx_for, path)
     assert err.value.exit_code == ExitCode.USAGE
     assert [e.as_dict() for e in err.value.errors] == [
-        {"line": 4, "field": "dob", "message": err.value.errors[0].message}]
+        {"line": 4, "field": "dob", "message": err.value.errors[0].message}
+    ]
     assert "2026-02-30" in err.value.errors[0].message and "not a valid date" in err.value.errors[0].message
     assert "line 4" in err.value.message and "nothing imported" in err.value.message
     assert snapshot(settings) == before
@@ -168,11 +175,14 @@ def test_dry_run_writes_nothing(settings, ctx_for, tmp_path):
     assert snapshot(settings) == before
 
 
-@pytest.mark.parametrize(("header", "field"), [
-    (["first_name", "dob"], "last_name"),
-    (["first_name", "last_name", "birth_date"], "dob"),
-    (["last_name", "dob"], "first_name"),
-])
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        (["first_name", "dob"], "last_name"),
+        (["first_name", "last_name", "birth_date"], "dob"),
+        (["last_name", "dob"], "first_name"),
+    ],
+)
 def test_missing_required_column(settings, ctx_for, tmp_path, header, field):
     path = write_csv(tmp_path / "p.csv", [["x"] * len(header)], header=header)
     before = snapshot(settings)
@@ -183,11 +193,14 @@ def test_missing_required_column(settings, ctx_for, tmp_path, header, field):
     assert snapshot(settings) == before
 
 
-@pytest.mark.parametrize(("content", "field", "words"), [
-    (b"", "FILE", "empty"),
-    (b"first_name,last_name,dob,shoe_size\nA,B,1980-01-01,42\n", "shoe_size", "unknown column"),
-    (b"first_name,last_name,dob,dob\nA,B,1980-01-01,1980-01-01\n", "FILE", "twice"),
-])
+@pytest.mark.parametrize(
+    ("content", "field", "words"),
+    [
+        (b"", "FILE", "empty"),
+        (b"first_name,last_name,dob,shoe_size\nA,B,1980-01-01,42\n", "shoe_size", "unknown column"),
+        (b"first_name,last_name,dob,dob\nA,B,1980-01-01,1980-01-01\n", "FILE", "twice"),
+    ],
+)
 def test_bad_files(settings, ctx_for, tmp_path, content, field, words):
     path = tmp_path / "p.csv"
     path.write_bytes(content)
@@ -226,8 +239,11 @@ def test_a_file_that_is_not_utf8_is_refused(settings, ctx_for, tmp_path, where):
 def test_duplicate_mrn_within_the_file(settings, ctx_for, tmp_path):
     from hpms.services.people.patient_import import InvalidRows
 
-    rows = [["A", "One", "1980-01-01", "", "", "", "CH-1", ""], ["B", "Two", "1980-01-01", "", "", "", "CH-2", ""],
-            ["C", "Three", "1980-01-01", "", "", "", "CH-1", ""]]
+    rows = [
+        ["A", "One", "1980-01-01", "", "", "", "CH-1", ""],
+        ["B", "Two", "1980-01-01", "", "", "", "CH-2", ""],
+        ["C", "Three", "1980-01-01", "", "", "", "CH-1", ""],
+    ]
     path = write_csv(tmp_path / "p.csv", rows)
     before = snapshot(settings)
     with pytest.raises(InvalidRows) as err:
@@ -245,8 +261,12 @@ def test_duplicate_mrn_against_the_database(settings, ctx_for, tmp_path, registe
 
     register(mrn="CH-1")
     auto = register()  # 0100001
-    rows = [["A", "One", "1980-01-01", "", "", "", "", ""], ["B", "Two", "1980-01-01", "", "", "", "CH-1", ""],
-            ["C", "Three", "1980-01-01", "", "", "", auto.mrn, ""], ["D", "Four", "1980-01-01", "", "", "", "", ""]]
+    rows = [
+        ["A", "One", "1980-01-01", "", "", "", "", ""],
+        ["B", "Two", "1980-01-01", "", "", "", "CH-1", ""],
+        ["C", "Three", "1980-01-01", "", "", "", auto.mrn, ""],
+        ["D", "Four", "1980-01-01", "", "", "", "", ""],
+    ]
     path = write_csv(tmp_path / "p.csv", rows)
     before = snapshot(settings)
     with pytest.raises(InvalidRows) as err:
@@ -262,8 +282,11 @@ def test_duplicate_mrn_against_the_database(settings, ctx_for, tmp_path, registe
 
 
 def test_imported_mrns_that_match_future_sequence_values_are_skipped(settings, ctx_for, tmp_path, register):
-    rows = [["A", "One", "1980-01-01", "", "", "", "", ""], ["B", "Two", "1980-01-01", "", "", "", "0100002", ""],
-            ["C", "Three", "1980-01-01", "", "", "", "", ""]]
+    rows = [
+        ["A", "One", "1980-01-01", "", "", "", "", ""],
+        ["B", "Two", "1980-01-01", "", "", "", "0100002", ""],
+        ["C", "Three", "1980-01-01", "", "", "", "", ""],
+    ]
     result = _import(ctx_for, write_csv(tmp_path / "p.csv", rows))
     assert result.imported == 3
     mrns = [r["mrn"] for r in query(settings, "SELECT mrn FROM patient ORDER BY id")]
@@ -293,8 +316,15 @@ def test_ten_thousand_rows_in_one_go(settings, ctx_for, tmp_path):
         w.writerow(["first_name", "last_name", "dob", "phone", "ssn"])
         for i in range(n):
             ssn = f"2{i % 100:02d}-{10 + i % 89:02d}-{1000 + i % 9000:04d}" if i % 10 == 0 else ""
-            w.writerow([f"Given{i}", f"Family{i % 997}", f"19{50 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-                        f"555-{i // 10000:03d}-{i % 10000:04d}", ssn])
+            w.writerow(
+                [
+                    f"Given{i}",
+                    f"Family{i % 997}",
+                    f"19{50 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+                    f"555-{i // 10000:03d}-{i % 10000:04d}",
+                    ssn,
+                ]
+            )
     calls = []
     from hpms.services.people.patient_import import import_csv
 
@@ -315,5 +345,6 @@ def test_ten_thousand_rows_in_one_go(settings, ctx_for, tmp_path):
     with ctx_for(clock=fixed_clock) as ctx:
         assert audit.verify(ctx).ok
         assert [p.first_name for p in patients.search(ctx, "555-000-9999")] == ["Given9999"]
-        assert patients.register(ctx, first_name="After", last_name="Import", dob="2000-01-01").mrn == \
-            f"{100001 + n:07d}"
+        assert (
+            patients.register(ctx, first_name="After", last_name="Import", dob="2000-01-01").mrn == f"{100001 + n:07d}"
+        )

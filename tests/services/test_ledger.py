@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from hpms.db import get_engine
 from hpms.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
@@ -33,20 +35,37 @@ def _world(ctx, tag: str = "") -> dict:
     out = {"payer": payer.id, "other_payer": other.id, "patients": []}
     for i, name in enumerate(("Ida", "Otis")):
         p = patients.register(ctx, first_name=name, last_name=f"Quill{tag}", dob="1980-01-01")
-        enc = Encounter(org_id=ctx.org_id, patient_id=p.id, provider_id=prov.id, location_id=loc, service_date=DOS,
-                        status="billed", total_cents=20000)
+        enc = Encounter(
+            org_id=ctx.org_id,
+            patient_id=p.id,
+            provider_id=prov.id,
+            location_id=loc,
+            service_date=DOS,
+            status="billed",
+            total_cents=20000,
+        )
         s.add(enc)
         s.flush()
-        claim = Claim(org_id=ctx.org_id, encounter_id=enc.id, patient_id=p.id, payer_id=payer.id,
-                      control_number=f"C{tag}{i}", status="submitted", total_cents=20000)
+        claim = Claim(
+            org_id=ctx.org_id,
+            encounter_id=enc.id,
+            patient_id=p.id,
+            payer_id=payer.id,
+            control_number=f"C{tag}{i}",
+            status="submitted",
+            total_cents=20000,
+        )
         s.add(claim)
         s.flush()
-        lines = [ClaimLine(claim_id=claim.id, seq=n, code="99213", pointers="1", charge_cents=10000,
-                           service_date=DOS) for n in (1, 2)]
+        lines = [
+            ClaimLine(claim_id=claim.id, seq=n, code="99213", pointers="1", charge_cents=10000, service_date=DOS)
+            for n in (1, 2)
+        ]
         s.add_all(lines)
         s.flush()
-        out["patients"].append({"id": p.id, "mrn": p.mrn, "encounter": enc.id, "claim": claim.id,
-                                "lines": [ln.id for ln in lines]})
+        out["patients"].append(
+            {"id": p.id, "mrn": p.mrn, "encounter": enc.id, "claim": claim.id, "lines": [ln.id for ln in lines]}
+        )
     return out
 
 
@@ -79,24 +98,42 @@ def test_each_kind_posts_with_its_sign(settings, ctx_for, world):
         assert ledger.balance(ctx, encounter=a["encounter"]) == Decimal("15.00")
         assert ledger.balance(ctx, payer=world["payer"]) == Decimal("18.50")
         assert ledger.balance(ctx, patient=world["patients"][1]["mrn"]) == Decimal("0.00")
-    rows = query(settings, "SELECT kind, amount_cents, responsibility, claim_id, encounter_id, payer_id, pair_id "
-                           "FROM ledger_entry ORDER BY id")
+    rows = query(
+        settings,
+        "SELECT kind, amount_cents, responsibility, claim_id, encounter_id, payer_id, pair_id "
+        "FROM ledger_entry ORDER BY id",
+    )
     assert [(r["kind"], r["amount_cents"], r["responsibility"]) for r in rows][:5] == [
-        ("charge", 10000, "insurance"), ("insurance_payment", -6000, "insurance"),
-        ("contractual_adjustment", -2000, "insurance"), ("transfer_to_patient", -1500, "insurance"),
-        ("transfer_to_patient", 1500, "patient")]
+        ("charge", 10000, "insurance"),
+        ("insurance_payment", -6000, "insurance"),
+        ("contractual_adjustment", -2000, "insurance"),
+        ("transfer_to_patient", -1500, "insurance"),
+        ("transfer_to_patient", 1500, "patient"),
+    ]
     assert rows[0]["claim_id"] == a["claim"] and rows[0]["encounter_id"] == a["encounter"]  # implied links
     assert rows[0]["payer_id"] == world["payer"]
     assert rows[4]["pair_id"] is not None
     assert rows[5]["responsibility"] == "patient" and rows[5]["payer_id"] is None
 
 
-@pytest.mark.parametrize(("kind", "amount"), [
-    ("charge", "-1.00"), ("insurance_payment", "1.00"), ("contractual_adjustment", "2.00"),
-    ("other_adjustment", "3.00"), ("patient_payment", "4.00"), ("refund", "-5.00"), ("write_off", "6.00"),
-    ("transfer_to_patient", "-7.00"), ("charge", "0"), ("charge", "1.001"), ("charge", 1.5), ("charge", "abc"),
-    ("bogus", "1.00"),
-])
+@pytest.mark.parametrize(
+    ("kind", "amount"),
+    [
+        ("charge", "-1.00"),
+        ("insurance_payment", "1.00"),
+        ("contractual_adjustment", "2.00"),
+        ("other_adjustment", "3.00"),
+        ("patient_payment", "4.00"),
+        ("refund", "-5.00"),
+        ("write_off", "6.00"),
+        ("transfer_to_patient", "-7.00"),
+        ("charge", "0"),
+        ("charge", "1.001"),
+        ("charge", 1.5),
+        ("charge", "abc"),
+        ("bogus", "1.00"),
+    ],
+)
 def test_sign_rules_and_bad_amounts_are_refused(settings, ctx_for, world, kind, amount):
     from hpms.services.payments import ledger
 
@@ -119,8 +156,9 @@ def test_links_must_agree(settings, ctx_for, world):
         with pytest.raises(ValidationError):
             ledger.post(ctx, "charge", "1.00", patient=a["mrn"], claim=a["claim"], claim_line=b["lines"][0])
         with pytest.raises(ValidationError):
-            ledger.post(ctx, "insurance_payment", "-1.00", patient=a["mrn"], claim=a["claim"],
-                        payer=world["other_payer"])
+            ledger.post(
+                ctx, "insurance_payment", "-1.00", patient=a["mrn"], claim=a["claim"], payer=world["other_payer"]
+            )
         with pytest.raises(ValidationError):  # an insurance payment needs a payer
             ledger.post(ctx, "insurance_payment", "-1.00", patient=a["mrn"])
         with pytest.raises(ValidationError):
@@ -144,8 +182,14 @@ def test_reversal_cancels_once_and_a_reversal_is_not_reversed(settings, ctx_for,
         rev = ledger.reverse(ctx, paid, "posted to the wrong claim")
         assert ledger.balance(ctx, claim=a["claim"]) == Decimal("80.00")
     row = query(settings, "SELECT kind, amount_cents, reverses_id, reference FROM ledger_entry WHERE id = :i", i=rev)
-    assert row == [{"kind": "insurance_payment", "amount_cents": 5000, "reverses_id": paid,
-                    "reference": "posted to the wrong claim"}]
+    assert row == [
+        {
+            "kind": "insurance_payment",
+            "amount_cents": 5000,
+            "reverses_id": paid,
+            "reference": "posted to the wrong claim",
+        }
+    ]
     events = audit_rows(settings, seq)
     assert [(e["action"], e["entity"], e["patient_id"]) for e in events] == [("reverse", "ledger_entry", a["id"])]
     for target in (paid, rev):
@@ -187,7 +231,8 @@ def test_audit_events_carry_the_patient(settings, ctx_for, world):
         entry = ledger.post(ctx, "charge", "10.00", patient=a["mrn"])
     events = audit_rows(settings, seq)
     assert [(e["action"], e["entity"], e["entity_id"], e["patient_id"]) for e in events] == [
-        ("create", "ledger_entry", str(entry), a["id"])]
+        ("create", "ledger_entry", str(entry), a["id"])
+    ]
 
 
 def test_permissions(settings, ctx_for, world, make_user):
@@ -233,12 +278,25 @@ def test_the_database_refuses_edits(settings, ctx_for, world, sql):
 
 # --- property: balances are the sum of the entries, whatever the sequence of postings ---
 
-KIND_SIGNS = {"charge": 1, "insurance_payment": -1, "contractual_adjustment": -1, "other_adjustment": -1,
-              "patient_payment": -1, "refund": 1, "write_off": -1, "transfer_to_patient": 1}
+KIND_SIGNS = {
+    "charge": 1,
+    "insurance_payment": -1,
+    "contractual_adjustment": -1,
+    "other_adjustment": -1,
+    "patient_payment": -1,
+    "refund": 1,
+    "write_off": -1,
+    "transfer_to_patient": 1,
+}
 
 step = st.one_of(
-    st.tuples(st.just("post"), st.sampled_from(sorted(KIND_SIGNS)), st.integers(1, 50_000), st.integers(0, 1),
-              st.sampled_from(["patient", "claim", "line0", "line1"])),
+    st.tuples(
+        st.just("post"),
+        st.sampled_from(sorted(KIND_SIGNS)),
+        st.integers(1, 50_000),
+        st.integers(0, 1),
+        st.sampled_from(["patient", "claim", "line0", "line1"]),
+    ),
     st.tuples(st.just("reverse"), st.integers(0, 1000)),
 )
 
@@ -262,10 +320,16 @@ def test_balances_always_equal_the_sum_of_the_entries(settings, ctx_for, steps):
                 if s[0] == "post":
                     _, kind, cents, who, where = s
                     p = w["patients"][who]
-                    link = {"patient": {}, "claim": {"claim": p["claim"]},
-                            "line0": {"claim_line": p["lines"][0]}, "line1": {"claim_line": p["lines"][1]}}[where]
-                    if kind in ("insurance_payment", "contractual_adjustment", "transfer_to_patient") \
-                            and where == "patient":
+                    link = {
+                        "patient": {},
+                        "claim": {"claim": p["claim"]},
+                        "line0": {"claim_line": p["lines"][0]},
+                        "line1": {"claim_line": p["lines"][1]},
+                    }[where]
+                    if (
+                        kind in ("insurance_payment", "contractual_adjustment", "transfer_to_patient")
+                        and where == "patient"
+                    ):
                         link = {"payer": w["payer"]}
                     amount = Decimal(KIND_SIGNS[kind] * cents).scaleb(-2)
                     ledger.post(ctx, kind, amount, patient=p["mrn"], **link)
@@ -273,19 +337,31 @@ def test_balances_always_equal_the_sum_of_the_entries(settings, ctx_for, steps):
                     ids = sorted(entries)
                     target = ids[s[1] % len(ids)]
                     row = entries[target]
-                    if row["reverses_id"] is not None or target in reversed_ids or \
-                            (row["kind"] == "transfer_to_patient" and row["partner"] in reversed_ids):
+                    if (
+                        row["reverses_id"] is not None
+                        or target in reversed_ids
+                        or (row["kind"] == "transfer_to_patient" and row["partner"] in reversed_ids)
+                    ):
                         with pytest.raises(ConflictError):
                             ledger.reverse(ctx, target, "property")
                     else:
                         ledger.reverse(ctx, target, "property")
                 # reload the model from what was written (the rows are immutable: only new ones appear)
-                for e in ctx.session.execute(sa.select(LedgerEntry).where(LedgerEntry.id.notin_(entries or [0]))
-                                             ).scalars():
-                    entries[e.id] = {"kind": e.kind, "cents": e.amount_cents, "patient": e.patient_id,
-                                     "claim": e.claim_id, "line": e.claim_line_id, "encounter": e.encounter_id,
-                                     "payer": e.payer_id, "resp": e.responsibility, "reverses_id": e.reverses_id,
-                                     "partner": e.pair_id}
+                for e in ctx.session.execute(
+                    sa.select(LedgerEntry).where(LedgerEntry.id.notin_(entries or [0]))
+                ).scalars():
+                    entries[e.id] = {
+                        "kind": e.kind,
+                        "cents": e.amount_cents,
+                        "patient": e.patient_id,
+                        "claim": e.claim_id,
+                        "line": e.claim_line_id,
+                        "encounter": e.encounter_id,
+                        "payer": e.payer_id,
+                        "resp": e.responsibility,
+                        "reverses_id": e.reverses_id,
+                        "partner": e.pair_id,
+                    }
                     if e.reverses_id is not None:
                         reversed_ids.add(e.reverses_id)
                 for eid, row in entries.items():  # a transfer's two sides know each other
@@ -303,15 +379,15 @@ def test_balances_always_equal_the_sum_of_the_entries(settings, ctx_for, steps):
                     for line in p["lines"]:
                         assert ledger.balance(ctx, claim_line=line) == total(line=line)
                     for resp in ("insurance", "patient"):
-                        assert ledger.balance(ctx, patient=p["mrn"], responsibility=resp) == \
-                            total(patient=p["id"], resp=resp)
+                        assert ledger.balance(ctx, patient=p["mrn"], responsibility=resp) == total(
+                            patient=p["id"], resp=resp
+                        )
                 assert ledger.balance(ctx, payer=w["payer"]) == total(payer=w["payer"])
                 # no drift: the whole ledger is the sum of the patients', and of what was posted
                 # minus what was reversed
                 grand = ledger.balance(ctx)
                 assert grand == sum((ledger.balance(ctx, patient=p["mrn"]) for p in w["patients"]), Decimal("0.00"))
-                live = sum(r["cents"] for i, r in entries.items()
-                           if r["reverses_id"] is None and i not in reversed_ids)
+                live = sum(r["cents"] for i, r in entries.items() if r["reverses_id"] is None and i not in reversed_ids)
                 assert grand == Decimal(live).scaleb(-2)
                 assert grand.as_tuple().exponent == -2
             raise _Rollback

@@ -15,19 +15,23 @@ NOW = utc(2026, 6, 15, 14, 30)  # Monday, 10:30 in New York
 
 # ---- parse_local ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "tz", "expected"), [
-    ("2026-06-16 09:00", NY, utc(2026, 6, 16, 13)),
-    ("2026-06-16T09:00", NY, utc(2026, 6, 16, 13)),
-    ("2026-12-16 09:00", NY, utc(2026, 12, 16, 14)),
-    ("2026-06-16 09:00", BERLIN, utc(2026, 6, 16, 7)),
-    ("2026-12-16 09:00", BERLIN, utc(2026, 12, 16, 8)),
-    ("2026-06-16T09:30:00-05:00", NY, utc(2026, 6, 16, 14, 30)),
-    ("2026-06-16 09:30Z", BERLIN, utc(2026, 6, 16, 9, 30)),
-    ("today 14:00", NY, utc(2026, 6, 15, 18)),
-    ("tomorrow 9am", NY, utc(2026, 6, 16, 13)),
-    ("yesterday 5:30pm", BERLIN, utc(2026, 6, 14, 15, 30)),
-    ("Tomorrow", NY, utc(2026, 6, 16, 4)),
-])
+
+@pytest.mark.parametrize(
+    ("text", "tz", "expected"),
+    [
+        ("2026-06-16 09:00", NY, utc(2026, 6, 16, 13)),
+        ("2026-06-16T09:00", NY, utc(2026, 6, 16, 13)),
+        ("2026-12-16 09:00", NY, utc(2026, 12, 16, 14)),
+        ("2026-06-16 09:00", BERLIN, utc(2026, 6, 16, 7)),
+        ("2026-12-16 09:00", BERLIN, utc(2026, 12, 16, 8)),
+        ("2026-06-16T09:30:00-05:00", NY, utc(2026, 6, 16, 14, 30)),
+        ("2026-06-16 09:30Z", BERLIN, utc(2026, 6, 16, 9, 30)),
+        ("today 14:00", NY, utc(2026, 6, 15, 18)),
+        ("tomorrow 9am", NY, utc(2026, 6, 16, 13)),
+        ("yesterday 5:30pm", BERLIN, utc(2026, 6, 14, 15, 30)),
+        ("Tomorrow", NY, utc(2026, 6, 16, 4)),
+    ],
+)
 def test_parse_local_reads_in_the_zone_and_returns_utc(text, tz, expected):
     got = lt.parse_local("--at", text, tz, now=NOW)
     assert got == expected
@@ -40,8 +44,9 @@ def test_parse_local_today_is_the_zones_today():
     assert lt.parse_local("--at", "today 10:00", NY, now=late) == utc(2026, 6, 15, 14)
 
 
-@pytest.mark.parametrize(("text", "tz"), [("2026-03-08 02:30", NY), ("2026-03-29 02:30", BERLIN),
-                                          ("2026-03-08 02:00", NY)])
+@pytest.mark.parametrize(
+    ("text", "tz"), [("2026-03-08 02:30", NY), ("2026-03-29 02:30", BERLIN), ("2026-03-08 02:00", NY)]
+)
 def test_a_time_in_the_spring_gap_is_refused_naming_the_field(text, tz):
     with pytest.raises(ValidationError) as err:
         lt.parse_local("--at", text, tz, now=NOW)
@@ -50,10 +55,13 @@ def test_a_time_in_the_spring_gap_is_refused_naming_the_field(text, tz):
     assert "does not exist" in err.value.message and tz in err.value.message
 
 
-@pytest.mark.parametrize(("text", "tz", "first", "second"), [
-    ("2026-11-01 01:30", NY, "2026-11-01 01:30-04:00", "2026-11-01 01:30-05:00"),
-    ("2026-10-25 02:30", BERLIN, "2026-10-25 02:30+02:00", "2026-10-25 02:30+01:00"),
-])
+@pytest.mark.parametrize(
+    ("text", "tz", "first", "second"),
+    [
+        ("2026-11-01 01:30", NY, "2026-11-01 01:30-04:00", "2026-11-01 01:30-05:00"),
+        ("2026-10-25 02:30", BERLIN, "2026-10-25 02:30+02:00", "2026-10-25 02:30+01:00"),
+    ],
+)
 def test_an_ambiguous_fall_back_time_is_refused_with_both_offsets(text, tz, first, second):
     with pytest.raises(ValidationError) as err:
         lt.parse_local("--when", text, tz, now=NOW)
@@ -89,6 +97,7 @@ def test_parse_local_refuses_garbage(text):
 
 # ---- lenient rule resolution and day bounds --------------------------------------------------
 
+
 def test_wall_to_utc_is_lenient_for_rules():
     # in the gap: moved forward to the first valid instant (03:00 EDT)
     assert lt.wall_to_utc(dt.datetime(2026, 3, 8, 2, 30), NY) == utc(2026, 3, 8, 7)
@@ -122,21 +131,25 @@ def test_fmt_local():
 
 # ---- days, weeks, times ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("MO-FR", "MO,TU,WE,TH,FR"),
-    ("mon,wed,fri", "MO,WE,FR"),
-    ("fri, mon wed", "MO,WE,FR"),
-    ("Tuesday-Thursday", "TU,WE,TH"),
-    ("FR-MO", "MO,FR,SA,SU"),
-    ("sa-tu", "MO,TU,SA,SU"),
-    ("SU-SU", "SU"),
-    ("we,mo-tu,we", "MO,TU,WE"),
-    ("weekdays", "MO,TU,WE,TH,FR"),
-    ("daily", "MO,TU,WE,TH,FR,SA,SU"),
-    ("Every Day", "MO,TU,WE,TH,FR,SA,SU"),
-    ("weekends", "SA,SU"),
-    ("thurs", "TH"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MO-FR", "MO,TU,WE,TH,FR"),
+        ("mon,wed,fri", "MO,WE,FR"),
+        ("fri, mon wed", "MO,WE,FR"),
+        ("Tuesday-Thursday", "TU,WE,TH"),
+        ("FR-MO", "MO,FR,SA,SU"),
+        ("sa-tu", "MO,TU,SA,SU"),
+        ("SU-SU", "SU"),
+        ("we,mo-tu,we", "MO,TU,WE"),
+        ("weekdays", "MO,TU,WE,TH,FR"),
+        ("daily", "MO,TU,WE,TH,FR,SA,SU"),
+        ("Every Day", "MO,TU,WE,TH,FR,SA,SU"),
+        ("weekends", "SA,SU"),
+        ("thurs", "TH"),
+    ],
+)
 def test_parse_days(text, expected):
     assert lt.parse_days("--days", text) == expected
 
@@ -151,19 +164,22 @@ def test_parse_days_refuses(text):
 TODAY = dt.date(2026, 6, 17)  # a Wednesday
 
 
-@pytest.mark.parametrize(("text", "monday"), [
-    ("2026-W50", dt.date(2026, 12, 7)),
-    ("2026w50", dt.date(2026, 12, 7)),
-    ("2026-W01", dt.date(2025, 12, 29)),
-    ("2026-W53", dt.date(2026, 12, 28)),
-    (None, dt.date(2026, 6, 15)),
-    ("this", dt.date(2026, 6, 15)),
-    ("next", dt.date(2026, 6, 22)),
-    ("last", dt.date(2026, 6, 8)),
-    ("2026-11-01", dt.date(2026, 10, 26)),
-    ("tomorrow", dt.date(2026, 6, 15)),
-    ("+5", dt.date(2026, 6, 22)),
-])
+@pytest.mark.parametrize(
+    ("text", "monday"),
+    [
+        ("2026-W50", dt.date(2026, 12, 7)),
+        ("2026w50", dt.date(2026, 12, 7)),
+        ("2026-W01", dt.date(2025, 12, 29)),
+        ("2026-W53", dt.date(2026, 12, 28)),
+        (None, dt.date(2026, 6, 15)),
+        ("this", dt.date(2026, 6, 15)),
+        ("next", dt.date(2026, 6, 22)),
+        ("last", dt.date(2026, 6, 8)),
+        ("2026-11-01", dt.date(2026, 10, 26)),
+        ("tomorrow", dt.date(2026, 6, 15)),
+        ("+5", dt.date(2026, 6, 22)),
+    ],
+)
 def test_parse_week(text, monday):
     assert lt.parse_week("--week", text, today=TODAY) == monday
 
@@ -175,12 +191,24 @@ def test_parse_week_refuses(text):
     assert err.value.field == "--week"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("08:00", dt.time(8)), ("8:00", dt.time(8)), ("0800", dt.time(8)), ("8", dt.time(8)),
-    ("8am", dt.time(8)), ("8 AM", dt.time(8)), ("5:30pm", dt.time(17, 30)), ("1730", dt.time(17, 30)),
-    ("12am", dt.time(0)), ("12pm", dt.time(12)), ("12:15am", dt.time(0, 15)), ("23:59", dt.time(23, 59)),
-    (dt.time(7, 45), dt.time(7, 45)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("08:00", dt.time(8)),
+        ("8:00", dt.time(8)),
+        ("0800", dt.time(8)),
+        ("8", dt.time(8)),
+        ("8am", dt.time(8)),
+        ("8 AM", dt.time(8)),
+        ("5:30pm", dt.time(17, 30)),
+        ("1730", dt.time(17, 30)),
+        ("12am", dt.time(0)),
+        ("12pm", dt.time(12)),
+        ("12:15am", dt.time(0, 15)),
+        ("23:59", dt.time(23, 59)),
+        (dt.time(7, 45), dt.time(7, 45)),
+    ],
+)
 def test_parse_time(text, expected):
     assert lt.parse_time("--start", text) == expected
 
@@ -192,10 +220,18 @@ def test_parse_time_refuses(text):
     assert err.value.field == "--start"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("today", TODAY), ("", TODAY), ("tomorrow", dt.date(2026, 6, 18)), ("yesterday", dt.date(2026, 6, 16)),
-    ("+3", dt.date(2026, 6, 20)), ("-7", dt.date(2026, 6, 10)), ("2027-01-02", dt.date(2027, 1, 2)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("today", TODAY),
+        ("", TODAY),
+        ("tomorrow", dt.date(2026, 6, 18)),
+        ("yesterday", dt.date(2026, 6, 16)),
+        ("+3", dt.date(2026, 6, 20)),
+        ("-7", dt.date(2026, 6, 10)),
+        ("2027-01-02", dt.date(2027, 1, 2)),
+    ],
+)
 def test_parse_day(text, expected):
     assert lt.parse_day("--date", text, today=TODAY) == expected
 

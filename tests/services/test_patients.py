@@ -12,11 +12,26 @@ from tests.services.conftest import NOW, fixed_clock
 from tests.services.helpers import audit_rows, last_seq, query, snapshot
 
 FULL = dict(
-    first_name="Ana", middle_name="Beatriz", last_name="Müller", preferred_name="Bea", dob="1985-03-14",
-    sex_at_birth="Female", gender_identity="woman", phone="(555) 867-5309", phone_alt="+1 555 300 4000",
-    email="ana.mueller@example.org", address_line1="12 Quillfeather Lane", address_line2="Apt 3",
-    city="Springfield", state="IL", postal_code="62704", country="us", preferred_channel="sms",
-    consent_sms=True, consent_email="yes", ssn="287-65-4321",
+    first_name="Ana",
+    middle_name="Beatriz",
+    last_name="Müller",
+    preferred_name="Bea",
+    dob="1985-03-14",
+    sex_at_birth="Female",
+    gender_identity="woman",
+    phone="(555) 867-5309",
+    phone_alt="+1 555 300 4000",
+    email="ana.mueller@example.org",
+    address_line1="12 Quillfeather Lane",
+    address_line2="Apt 3",
+    city="Springfield",
+    state="IL",
+    postal_code="62704",
+    country="us",
+    preferred_channel="sms",
+    consent_sms=True,
+    consent_email="yes",
+    ssn="287-65-4321",
 )
 
 
@@ -43,7 +58,13 @@ def test_register_with_every_field(settings, ctx_for):
     assert p.phone == "(555) 867-5309" and p.phone_alt == "+1 555 300 4000"
     assert p.email == "ana.mueller@example.org"
     assert (p.address_line1, p.address_line2, p.city, p.state, p.postal_code, p.country) == (
-        "12 Quillfeather Lane", "Apt 3", "Springfield", "IL", "62704", "US")
+        "12 Quillfeather Lane",
+        "Apt 3",
+        "Springfield",
+        "IL",
+        "62704",
+        "US",
+    )
     assert p.preferred_channel == "sms" and p.consent_sms is True and p.consent_email is True
     assert p.ssn_masked == "***-**-4321"
     assert p.active and p.merged_into_id is None and p.version == 1
@@ -52,8 +73,13 @@ def test_register_with_every_field(settings, ctx_for):
         shown = patients.show(ctx, p.mrn)
     assert shown.model_dump(exclude={"ssn_masked"}) == p.model_dump(exclude={"ssn_masked"})
     row = query(settings, "SELECT first_norm, last_norm, phone_digits, phone_alt_digits, email_norm FROM patient")[0]
-    assert row == {"first_norm": "ana", "last_norm": "muller", "phone_digits": "5558675309",
-                   "phone_alt_digits": "5553004000", "email_norm": "ana.mueller@example.org"}
+    assert row == {
+        "first_norm": "ana",
+        "last_norm": "muller",
+        "phone_digits": "5558675309",
+        "phone_alt_digits": "5553004000",
+        "email_norm": "ana.mueller@example.org",
+    }
 
 
 def test_register_minimal_fields_has_defaults(ctx_for):
@@ -190,8 +216,21 @@ def people(register):
     }
 
 
-@pytest.mark.parametrize("q", ["mul", "MÜL", "Mül", "muller", "muller an", "Müller, Ana", "ana müller", "ANA MULLER",
-                               "  muller   ana ", "Muller,A"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "mul",
+        "MÜL",
+        "Mül",
+        "muller",
+        "muller an",
+        "Müller, Ana",
+        "ana müller",
+        "ANA MULLER",
+        "  muller   ana ",
+        "Muller,A",
+    ],
+)
 def test_search_by_name_prefix_is_accent_and_case_insensitive(ctx_for, people, q):
     ids = _search(ctx_for, q)
     assert people["ana"].id in ids
@@ -213,8 +252,9 @@ def test_search_by_date_of_birth(ctx_for, people, q):
     assert sorted(_search(ctx_for, q)) == sorted([people["ana"].id, people["zoe"].id])
 
 
-@pytest.mark.parametrize("q", ["555-867-5309", "(555) 867-5309", "5558675309", "+1 555 867 5309", "1-555-867-5309",
-                               "555.867.5309"])
+@pytest.mark.parametrize(
+    "q", ["555-867-5309", "(555) 867-5309", "5558675309", "+1 555 867 5309", "1-555-867-5309", "555.867.5309"]
+)
 def test_search_by_phone_in_any_format(ctx_for, people, q):
     assert _search(ctx_for, q) == [people["ana"].id]
 
@@ -236,8 +276,12 @@ def test_search_limit_and_empty_query(settings, ctx_for, people):
 
     assert len(_search(ctx_for, "mul", limit=1)) == 1
     before = snapshot(settings)
-    for q, kw, field in (("   ", {}, "QUERY"), ("mul", {"limit": 0}, "--limit"), ("mul", {"limit": 1001}, "--limit"),
-                         ("2026-02-30", {}, "QUERY")):
+    for q, kw, field in (
+        ("   ", {}, "QUERY"),
+        ("mul", {"limit": 0}, "--limit"),
+        ("mul", {"limit": 1001}, "--limit"),
+        ("2026-02-30", {}, "QUERY"),
+    ):
         with pytest.raises(ValidationError) as err:
             with _ctx(ctx_for) as ctx:
                 patients.search(ctx, q, **kw)
@@ -278,8 +322,9 @@ def test_update_changes_fields_and_bumps_the_version(settings, ctx_for, register
     p = register(first_name="Ana", last_name="Quill", phone="555-111-2222", email="a@example.org")
     seq = last_seq(settings)
     with _ctx(ctx_for) as ctx:
-        out = patients.update(ctx, p.mrn, expected_version=1, last_name="Quíll-Smith", phone="555 999 8888",
-                              email="", ssn="287-65-4321")
+        out = patients.update(
+            ctx, p.mrn, expected_version=1, last_name="Quíll-Smith", phone="555 999 8888", email="", ssn="287-65-4321"
+        )
     assert out.version == 2
     assert (out.last_name, out.phone, out.email, out.ssn_masked) == ("Quíll-Smith", "555 999 8888", None, "***-**-4321")
     row = query(settings, "SELECT last_norm, phone_digits, email_norm FROM patient WHERE id = :i", i=p.id)[0]
@@ -312,9 +357,15 @@ def test_update_refuses_bad_values_nothing_to_change_and_mrn(settings, ctx_for, 
 
     p = register(first_name="Ana", last_name="Quill")
     before = snapshot(settings)
-    for kw, field in (({"dob": "2026-02-30"}, "dob"), ({"email": "nope"}, "email"), ({"phone": "12"}, "phone"),
-                      ({"ssn": "12-34"}, "ssn"), ({}, "options"), ({"mrn": "X-1"}, "mrn"),
-                      ({"preferred_channel": "email"}, "preferred_channel")):
+    for kw, field in (
+        ({"dob": "2026-02-30"}, "dob"),
+        ({"email": "nope"}, "email"),
+        ({"phone": "12"}, "phone"),
+        ({"ssn": "12-34"}, "ssn"),
+        ({}, "options"),
+        ({"mrn": "X-1"}, "mrn"),
+        ({"preferred_channel": "email"}, "preferred_channel"),
+    ):
         with pytest.raises(ValidationError) as err:
             with _ctx(ctx_for) as ctx:
                 patients.update(ctx, p.mrn, **kw)
@@ -322,13 +373,17 @@ def test_update_refuses_bad_values_nothing_to_change_and_mrn(settings, ctx_for, 
     assert snapshot(settings) == before
 
 
-@pytest.mark.parametrize(("channel", "field", "change"), [
-    ("sms", "phone", {"phone": ""}),
-    ("email", "email", {"email": ""}),
-    ("sms", "preferred_channel", {"preferred_channel": "sms", "phone": ""}),
-])
-def test_update_cannot_remove_the_contact_the_preferred_channel_needs(settings, ctx_for, register, channel, field,
-                                                                     change):
+@pytest.mark.parametrize(
+    ("channel", "field", "change"),
+    [
+        ("sms", "phone", {"phone": ""}),
+        ("email", "email", {"email": ""}),
+        ("sms", "preferred_channel", {"preferred_channel": "sms", "phone": ""}),
+    ],
+)
+def test_update_cannot_remove_the_contact_the_preferred_channel_needs(
+    settings, ctx_for, register, channel, field, change
+):
     from hpms.services.people import patients
 
     p = register(phone="555-123-4567", email="ida@example.org", preferred_channel=channel)
@@ -339,8 +394,9 @@ def test_update_cannot_remove_the_contact_the_preferred_channel_needs(settings, 
     assert err.value.field == field
     assert snapshot(settings) == before
     with _ctx(ctx_for) as ctx:  # switching the channel away first makes it possible
-        patients.update(ctx, p.mrn, preferred_channel="mail", **{k: v for k, v in change.items()
-                                                                  if k != "preferred_channel"})
+        patients.update(
+            ctx, p.mrn, preferred_channel="mail", **{k: v for k, v in change.items() if k != "preferred_channel"}
+        )
         out = patients.update(ctx, p.mrn, phone="555-765-4321")
     assert out.preferred_channel == "mail" and out.phone == "555-765-4321"
 
@@ -399,8 +455,14 @@ def pair(register, ctx_for, payer):
     from hpms.services.people import coverage
 
     keep = register(first_name="Ana", last_name="Müller", dob="1985-03-14")
-    dup = register(first_name="Ana", last_name="Muller", dob="1985-03-14", phone="555-867-5309",
-                   email="ana@example.org", ssn="287-65-4321")
+    dup = register(
+        first_name="Ana",
+        last_name="Muller",
+        dob="1985-03-14",
+        phone="555-867-5309",
+        email="ana@example.org",
+        ssn="287-65-4321",
+    )
     with _ctx(ctx_for) as ctx:
         cov = coverage.add_coverage(ctx, patient=dup.mrn, payer="ACME1", member_id="MBR1", valid_from="2025-01-01")
     return keep, dup, cov

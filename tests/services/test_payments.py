@@ -23,17 +23,31 @@ def acct(ctx_for):
     payer = accounts.setup(ctx_for)
     ida = accounts.patient(ctx_for, "Ida", "Quill")
     otis = accounts.patient(ctx_for, "Otis", "Reed")
-    visits = [accounts.visit(ctx_for, ida, payer, day, paid="60.00", adjusted="20.00", to_patient="20.00")
-              for day in (D(2026, 5, 1), D(2026, 3, 1), D(2026, 4, 1))]  # created out of date order on purpose
+    visits = [
+        accounts.visit(ctx_for, ida, payer, day, paid="60.00", adjusted="20.00", to_patient="20.00")
+        for day in (D(2026, 5, 1), D(2026, 3, 1), D(2026, 4, 1))
+    ]  # created out of date order on purpose
     other = accounts.visit(ctx_for, otis, payer, D(2026, 2, 1), paid="50.00", adjusted="20.00", to_patient="30.00")
-    return {"payer": payer, "ida": ida, "otis": otis, "may": visits[0], "march": visits[1], "april": visits[2],
-            "otis_visit": other}
+    return {
+        "payer": payer,
+        "ida": ida,
+        "otis": otis,
+        "may": visits[0],
+        "march": visits[1],
+        "april": visits[2],
+        "otis_visit": other,
+    }
 
 
 def _applied(settings, payment_id: int) -> list[tuple[int, int]]:
-    return [(r["encounter_id"], r["amount_cents"]) for r in query(
-        settings, "SELECT encounter_id, amount_cents FROM payment_application WHERE payment_entry_id = :p "
-                  "ORDER BY id", p=payment_id)]
+    return [
+        (r["encounter_id"], r["amount_cents"])
+        for r in query(
+            settings,
+            "SELECT encounter_id, amount_cents FROM payment_application WHERE payment_entry_id = :p ORDER BY id",
+            p=payment_id,
+        )
+    ]
 
 
 def test_credit_pays_the_oldest_visits_first(settings, ctx_for, acct):
@@ -51,8 +65,13 @@ def test_credit_pays_the_oldest_visits_first(settings, ctx_for, acct):
     assert second.unapplied == Decimal("20.00")
     assert (second.balance, second.credit) == (Decimal("-20.00"), Decimal("20.00"))
     row = query(settings, "SELECT * FROM ledger_entry WHERE id = :i", i=second.id)[0]
-    assert (row["kind"], row["amount_cents"], row["responsibility"], row["method"], row["reference"]) == \
-        ("patient_payment", -3000, "patient", "card", "RCPT-9")
+    assert (row["kind"], row["amount_cents"], row["responsibility"], row["method"], row["reference"]) == (
+        "patient_payment",
+        -3000,
+        "patient",
+        "card",
+        "RCPT-9",
+    )
     with ctx_for(clock=fixed_clock) as ctx:
         assert payments.credit(ctx, acct["otis"]).balance == Decimal("30.00")  # the other patient is untouched
 
@@ -82,7 +101,9 @@ def test_credit_pays_a_later_transfer(settings, ctx_for, acct):
 def test_copay_for_a_visit_is_applied_to_it_whole(settings, ctx_for, acct):
     from hpms.services.payments import payments
 
-    june = accounts.visit(ctx_for, acct["ida"], acct["payer"], D(2026, 6, 14))  # billed, nothing owed by the patient yet
+    june = accounts.visit(
+        ctx_for, acct["ida"], acct["payer"], D(2026, 6, 14)
+    )  # billed, nothing owed by the patient yet
     with ctx_for(clock=fixed_clock) as ctx:
         copay = payments.record(ctx, patient=acct["ida"], amount="25.00", method="card", apply_to=str(june))
     assert copay.encounter_id == june and _applied(settings, copay.id) == [(june, 2500)]
@@ -92,8 +113,7 @@ def test_copay_for_a_visit_is_applied_to_it_whole(settings, ctx_for, acct):
     with ctx_for(clock=fixed_clock) as ctx:
         assert payments.apply_credit(ctx, acct["ida"]) == []
         assert payments.credit(ctx, acct["ida"]).balance == Decimal("60.00")
-        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id,
-                                                                            copay.patient_id)}
+        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id, copay.patient_id)}
     assert opens[june] == 0 and opens[acct["march"]] == 2000
 
 
@@ -116,21 +136,24 @@ def test_refund_is_limited_to_the_credit(settings, ctx_for, acct):
         payments.refund(ctx, patient=acct["ida"], amount="0.01", method="cash")
 
 
-@pytest.mark.parametrize("kw, field, words", [
-    ({"amount": "-5.00"}, "--amount", "negative"),
-    ({"amount": "0"}, "--amount", "zero"),
-    ({"amount": "0.00"}, "--amount", "zero"),
-    ({"amount": "ten"}, "--amount", "not an amount"),
-    ({"amount": "1.005"}, "--amount", "two decimal"),
-    ({"amount": ""}, "--amount", "required"),
-    ({"method": "bitcoin"}, "--method", "unknown method"),
-    ({"method": None}, "--method", "required"),
-    ({"apply_to": "abc"}, "--apply-to", "not an encounter id"),
-    ({"apply_to": "OTHER"}, "--apply-to", "is not patient"),
-    ({"date": "2026-13-01"}, "--date", "not a date"),
-    ({"date": "2026-07-01"}, "--date", "future"),
-    ({"reference": "x" * 201}, "--reference", "longer"),
-])
+@pytest.mark.parametrize(
+    "kw, field, words",
+    [
+        ({"amount": "-5.00"}, "--amount", "negative"),
+        ({"amount": "0"}, "--amount", "zero"),
+        ({"amount": "0.00"}, "--amount", "zero"),
+        ({"amount": "ten"}, "--amount", "not an amount"),
+        ({"amount": "1.005"}, "--amount", "two decimal"),
+        ({"amount": ""}, "--amount", "required"),
+        ({"method": "bitcoin"}, "--method", "unknown method"),
+        ({"method": None}, "--method", "required"),
+        ({"apply_to": "abc"}, "--apply-to", "not an encounter id"),
+        ({"apply_to": "OTHER"}, "--apply-to", "is not patient"),
+        ({"date": "2026-13-01"}, "--date", "not a date"),
+        ({"date": "2026-07-01"}, "--date", "future"),
+        ({"reference": "x" * 201}, "--reference", "longer"),
+    ],
+)
 def test_bad_payment_input_writes_nothing(settings, ctx_for, acct, kw, field, words):
     from hpms.services.payments import payments
 
@@ -167,10 +190,12 @@ def test_permissions(settings, ctx_for, acct, make_user):
         payments.record(ctx, patient=acct["ida"], amount="90.00", method="cash")
     with pytest.raises(PermissionDenied), ctx_for("fd", clock=fixed_clock) as ctx:
         payments.refund(ctx, patient=acct["ida"], amount="5.00", method="cash")
-    for call in (lambda c: payments.record(c, patient=acct["ida"], amount="1.00", method="cash"),
-                 lambda c: payments.apply_credit(c, acct["ida"]),
-                 lambda c: payments.list_payments(c),
-                 lambda c: payments.credit(c, acct["ida"])):
+    for call in (
+        lambda c: payments.record(c, patient=acct["ida"], amount="1.00", method="cash"),
+        lambda c: payments.apply_credit(c, acct["ida"]),
+        lambda c: payments.list_payments(c),
+        lambda c: payments.credit(c, acct["ida"]),
+    ):
         with pytest.raises(PermissionDenied), ctx_for("doc", clock=fixed_clock) as ctx:
             call(ctx)
 
@@ -186,11 +211,12 @@ def test_list_and_audit(settings, ctx_for, acct):
     with ctx_for(clock=fixed_clock) as ctx:
         rows = payments.list_payments(ctx)
         assert [(r.mrn, r.kind, r.amount) for r in rows] == [
-            (acct["ida"], "patient_payment", Decimal("10.00")), (acct["otis"], "patient_payment", Decimal("40.00")),
-            (acct["otis"], "refund", Decimal("10.00"))]
+            (acct["ida"], "patient_payment", Decimal("10.00")),
+            (acct["otis"], "patient_payment", Decimal("40.00")),
+            (acct["otis"], "refund", Decimal("10.00")),
+        ]
         assert [r.mrn for r in payments.list_payments(ctx, patient=acct["otis"])] == [acct["otis"]] * 2
-        assert [r.date for r in payments.list_payments(ctx, since="2026-06-05", until="2026-06-10")] == \
-            [D(2026, 6, 10)]
+        assert [r.date for r in payments.list_payments(ctx, since="2026-06-05", until="2026-06-10")] == [D(2026, 6, 10)]
         with pytest.raises(ValidationError, match="--to"):
             payments.list_payments(ctx, since="2026-06-10", until="2026-06-01")
     reads = [r for r in audit_rows(settings, seq) if r["action"] == "read"]
@@ -207,10 +233,15 @@ def test_patient_ledger_and_balance(settings, ctx_for, acct):
     with ctx_for(clock=fixed_clock) as ctx:
         lines = ledger.entries(ctx, acct["otis"])
         shown = patients.show(ctx, acct["otis"], account=True)
-    assert [ln.kind for ln in lines] == ["charge", "insurance_payment", "contractual_adjustment",
-                                         "transfer_to_patient", "transfer_to_patient", "patient_payment"]
-    assert [ln.balance for ln in lines] == [Decimal(x) for x in ("100.00", "50.00", "30.00", "0.00", "30.00",
-                                                                 "17.50")]
+    assert [ln.kind for ln in lines] == [
+        "charge",
+        "insurance_payment",
+        "contractual_adjustment",
+        "transfer_to_patient",
+        "transfer_to_patient",
+        "patient_payment",
+    ]
+    assert [ln.balance for ln in lines] == [Decimal(x) for x in ("100.00", "50.00", "30.00", "0.00", "30.00", "17.50")]
     assert [ln.patient_balance for ln in lines][-1] == Decimal("17.50")
     assert lines[-2].insurance_balance == Decimal("0.00")
     assert lines[0].code == "99213" and lines[0].payer == "Acme Health" and lines[0].claim.startswith("C")
@@ -238,8 +269,10 @@ def test_copay_at_check_in_by_appointment(settings, ctx_for, register):
     assert copay.encounter_id == enc.id and _applied(settings, copay.id) == [(enc.id, 2500)]
     other = register(first_name="Zed", last_name="Other")
     before = counts(settings, "ledger_entry", "payment_application")
-    with pytest.raises(ValidationError, match="--appointment: appointment .* is not patient"), \
-            ctx_for(clock=fixed_clock) as ctx:
+    with (
+        pytest.raises(ValidationError, match="--appointment: appointment .* is not patient"),
+        ctx_for(clock=fixed_clock) as ctx,
+    ):
         payments.record(ctx, patient=other.mrn, amount="5.00", method="cash", appointment=appt.id)
     with pytest.raises(NotFoundError, match="--appointment: no appointment"), ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=c.mrn, amount="5.00", method="cash", appointment="9999")
@@ -274,14 +307,12 @@ def test_a_reversed_payment_no_longer_pays_the_visit_it_was_applied_to(settings,
     accounts.transfer(ctx_for, acct["ida"], june, "25.00", D(2026, 6, 15))
     with ctx_for(clock=fixed_clock) as ctx:
         copay = payments.record(ctx, patient=acct["ida"], amount="25.00", method="check", apply_to=str(june))
-        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id,
-                                                                            copay.patient_id)}
+        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id, copay.patient_id)}
     assert opens[june] == 0
     with ctx_for(clock=fixed_clock) as ctx:
         ledger.reverse(ctx, copay.id, "check bounced")
     with ctx_for(clock=fixed_clock) as ctx:
-        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id,
-                                                                            copay.patient_id)}
+        opens = {v.encounter_id: v.open_cents for v in payments.open_visits(ctx.session, ctx.org_id, copay.patient_id)}
         c = payments.credit(ctx, acct["ida"])
     assert opens[june] == 2500  # owed again
     assert c.credit == Decimal("0.00")  # not minus the application of a payment that no longer exists

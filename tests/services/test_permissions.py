@@ -172,8 +172,11 @@ def test_auditor_cannot_register_a_patient(settings, ctx_for, make_user):
 
     make_user("audrey", "auditor")
     before = snapshot(settings)
-    err = _denied(ctx_for, "audrey", lambda ctx: patients.register(
-        ctx, first_name="Ida", last_name="Quill", dob="1970-05-05", ssn="123-45-6789"))
+    err = _denied(
+        ctx_for,
+        "audrey",
+        lambda ctx: patients.register(ctx, first_name="Ida", last_name="Quill", dob="1970-05-05", ssn="123-45-6789"),
+    )
     assert "patient.create" in err.message
     assert snapshot(settings) == before
     assert before["patient"] == 0
@@ -274,8 +277,11 @@ def test_payers_and_coverage_by_role(settings, ctx_for, make_user, register):
     with ctx_for("desk") as ctx:
         coverage.add_coverage(ctx, patient=p.mrn, payer="ACME1", member_id="M100")
     before = snapshot(settings)
-    _denied(ctx_for, "doc", lambda ctx: coverage.add_coverage(ctx, patient=p.mrn, payer="ACME1",
-                                                             member_id="M200", priority="secondary"))
+    _denied(
+        ctx_for,
+        "doc",
+        lambda ctx: coverage.add_coverage(ctx, patient=p.mrn, payer="ACME1", member_id="M200", priority="secondary"),
+    )
     assert snapshot(settings) == before
     with ctx_for("doc") as ctx:
         assert [c.member_id for c in coverage.list_coverage(ctx, p.mrn)] == ["M100"]
@@ -299,8 +305,11 @@ def test_biller_cannot_book_or_move_visits(settings, ctx_for, make_user, registe
     make_user("bill", "biller")
     before = snapshot(settings)
     rows = query(settings, "SELECT id, status, start_utc FROM appointment")
-    err = _denied(ctx_for, "bill", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider,
-                                                                type=c.type, at="2026-06-16 10:00"))
+    err = _denied(
+        ctx_for,
+        "bill",
+        lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type, at="2026-06-16 10:00"),
+    )
     assert "appointment.book" in err.message
     _denied(ctx_for, "bill", lambda ctx: appointments.cancel(ctx, a.id, reason="x"))
     _denied(ctx_for, "bill", lambda ctx: appointments.reschedule(ctx, a.id, at="2026-06-16 11:00"))
@@ -338,14 +347,23 @@ def test_front_desk_schedules_but_does_not_set_up(settings, ctx_for, make_user, 
     _denied(ctx_for, "desk", lambda ctx: resources.add_type(ctx, name="X", duration_min=15))
     _denied(ctx_for, "desk", lambda ctx: resources.add_room(ctx, location="Main", name="Exam 9"))
     _denied(ctx_for, "desk", lambda ctx: availability.set_policy(ctx, slot_step_min=30))
-    _denied(ctx_for, "desk", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
-                                                          at="2026-06-16 07:00", override=True))
+    _denied(
+        ctx_for,
+        "desk",
+        lambda ctx: appointments.book(
+            ctx, patient=c.mrn, provider=c.provider, type=c.type, at="2026-06-16 07:00", override=True
+        ),
+    )
     assert snapshot(settings) == before
     with ctx_for("desk", clock=fixed_clock) as ctx:
         availability.add_time_off(ctx, provider=c.provider, start="2026-06-19")
         availability.set_hours(ctx, c.provider, days="SA", start="9", end="12")
-        assert appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
-                                 at="2026-06-20 09:00").booked[0].status == "booked"
+        assert (
+            appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type, at="2026-06-20 09:00")
+            .booked[0]
+            .status
+            == "booked"
+        )
 
 
 def test_service_account_reads_the_schedule_but_books_nothing(settings, ctx_for, make_user, register):
@@ -354,8 +372,11 @@ def test_service_account_reads_the_schedule_but_books_nothing(settings, ctx_for,
     c = _sched(ctx_for, register)
     make_user("cron", "service")
     before = snapshot(settings)
-    _denied(ctx_for, "cron", lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type,
-                                                          at="2026-06-16 09:00"))
+    _denied(
+        ctx_for,
+        "cron",
+        lambda ctx: appointments.book(ctx, patient=c.mrn, provider=c.provider, type=c.type, at="2026-06-16 09:00"),
+    )
     _denied(ctx_for, "cron", lambda ctx: waitlist.list_entries(ctx))
     assert snapshot(settings) == before
     with ctx_for("cron", clock=fixed_clock) as ctx:

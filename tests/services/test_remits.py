@@ -14,8 +14,16 @@ from tests.billing_fixtures import DOS, setup_practice, signed
 from tests.remit_fixtures import claim, interchange, line, payment
 from tests.services.helpers import counts, query, scalar
 
-TABLES = ("ledger_entry", "remit_file", "remittance", "remit_claim", "remit_adjustment", "claim_event",
-          "worklist_item", "payment_application")
+TABLES = (
+    "ledger_entry",
+    "remit_file",
+    "remittance",
+    "remit_claim",
+    "remit_adjustment",
+    "claim_event",
+    "worklist_item",
+    "payment_application",
+)
 D = Decimal
 
 
@@ -70,16 +78,27 @@ def refused(settings, ctx_for, tmp_path, text, exc, words, **kw):
 
 def bob_paid(control, **kw):
     """ACME pays Bob's claim: 99213 72.00 (CO-45 18.00, PR-2 10.00), 36415 10.00 (CO-45 5.00)."""
-    return claim(control, [line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
-                           line("36415", "15", "10", ("CO", "45", "5"), date=DOS)], **kw)
+    return claim(
+        control,
+        [
+            line("99213", "100", "72", ("CO", "45", "18"), ("PR", "2", "10"), mods=["25"], date=DOS),
+            line("36415", "15", "10", ("CO", "45", "5"), date=DOS),
+        ],
+        **kw,
+    )
 
 
 def test_the_billing_run_posts_each_claim_lines_charge(settings, ctx_for, billed):
     ids, p = billed
-    rows = query(settings, "SELECT kind, amount_cents, responsibility, claim_id, claim_line_id, payer_id "
-                           "FROM ledger_entry ORDER BY id")
+    rows = query(
+        settings,
+        "SELECT kind, amount_cents, responsibility, claim_id, claim_line_id, payer_id FROM ledger_entry ORDER BY id",
+    )
     assert [(r["kind"], r["amount_cents"], r["responsibility"]) for r in rows] == [
-        ("charge", 10000, "insurance"), ("charge", 1500, "insurance"), ("charge", 18000, "insurance")]
+        ("charge", 10000, "insurance"),
+        ("charge", 1500, "insurance"),
+        ("charge", 18000, "insurance"),
+    ]
     assert all(r["claim_line_id"] is not None for r in rows)
     assert balance(ctx_for, claim=ids["ACME1"][0]) == D("115.00")
     assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("0.00")
@@ -96,21 +115,31 @@ def test_a_payment_posts_line_by_line_and_moves_patient_responsibility(settings,
     assert balance(ctx_for, claim=claim_id, responsibility="insurance") == D("0.00")
     assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("10.00")
     assert balance(ctx_for, patient=p.bob) == D("10.00")
-    lines = {r["code"]: r["id"] for r in query(settings, "SELECT id, code FROM claim_line WHERE claim_id = :c",
-                                                c=claim_id)}
+    lines = {
+        r["code"]: r["id"] for r in query(settings, "SELECT id, code FROM claim_line WHERE claim_id = :c", c=claim_id)
+    }
     assert balance(ctx_for, claim_line=lines["99213"]) == D("10.00")  # 100 - 72 - 18 (the 10 moved to the patient)
     assert balance(ctx_for, claim_line=lines["36415"]) == D("0.00")
-    kinds = query(settings, "SELECT kind, amount_cents, responsibility, reference FROM ledger_entry "
-                            "WHERE claim_line_id = :l AND kind <> 'charge' ORDER BY id", l=lines["99213"])
+    kinds = query(
+        settings,
+        "SELECT kind, amount_cents, responsibility, reference FROM ledger_entry "
+        "WHERE claim_line_id = :l AND kind <> 'charge' ORDER BY id",
+        l=lines["99213"],
+    )
     assert [(k["kind"], k["amount_cents"], k["responsibility"], k["reference"]) for k in kinds] == [
         ("insurance_payment", -7200, "insurance", "TRN TRACE1"),
         ("contractual_adjustment", -1800, "insurance", "CO-45"),
         ("transfer_to_patient", -1000, "insurance", "PR-2"),
-        ("transfer_to_patient", 1000, "patient", "PR-2")]
-    adj = query(settings, "SELECT group_code, reason_code, amount_cents, claim_line_id FROM remit_adjustment "
-                          "ORDER BY id")
+        ("transfer_to_patient", 1000, "patient", "PR-2"),
+    ]
+    adj = query(
+        settings, "SELECT group_code, reason_code, amount_cents, claim_line_id FROM remit_adjustment ORDER BY id"
+    )
     assert [(a["group_code"], a["reason_code"], a["amount_cents"]) for a in adj] == [
-        ("CO", "45", 1800), ("PR", "2", 1000), ("CO", "45", 500)]
+        ("CO", "45", 1800),
+        ("PR", "2", 1000),
+        ("CO", "45", 500),
+    ]
     c = query(settings, "SELECT status, payer_claim_number FROM claim WHERE id = :c", c=claim_id)[0]
     assert (c["status"], c["payer_claim_number"]) == ("paid", "PCN1")
     rc = query(settings, "SELECT claim_id, posted_at, status_code, paid_cents FROM remit_claim")[0]
@@ -141,11 +170,25 @@ def test_a_payment_re_delivered_in_a_new_envelope_posts_nothing(settings, ctx_fo
     first = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])]))))
     assert first.posted == 1
     before = counts(settings, *TABLES, "claim", "audit_event")
-    again = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1])], st="0042"),
-                                                      isa="000000999", gs="77"), "resent.835"))
+    again = post(
+        ctx_for,
+        write(
+            tmp_path,
+            interchange(payment([bob_paid(ids["ACME1"][1])], st="0042"), isa="000000999", gs="77"),
+            "resent.835",
+        ),
+    )
     assert (again.duplicate, again.remittances, again.posted, again.already_imported) == (False, 0, 0, 1)
-    assert again.already_posted == [{"trace_number": "TRACE1", "payer": "ACME HEALTH", "payment": D("82.00"),
-                                     "payment_date": dt.date(2026, 11, 20), "file_id": 1, "file": "era.835"}]
+    assert again.already_posted == [
+        {
+            "trace_number": "TRACE1",
+            "payer": "ACME HEALTH",
+            "payment": D("82.00"),
+            "payment_date": dt.date(2026, 11, 20),
+            "file_id": 1,
+            "file": "era.835",
+        }
+    ]
     assert "already posted as file 1 (era.835" in again.warnings[0]
     assert counts(settings, *TABLES, "claim", "audit_event") == before  # not even the file is recorded
 
@@ -180,8 +223,13 @@ def test_a_claim_paid_nothing_because_of_the_deductible_is_not_a_denial(settings
 
     ids, p = billed
     claim_id, control = ids["ACME1"]
-    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "18"), ("PR", "1", "82"), mods=["25"], date=DOS),
-                           line("36415", "15", "0", ("PR", "2", "15"), date=DOS)])
+    zero = claim(
+        control,
+        [
+            line("99213", "100", "0", ("CO", "45", "18"), ("PR", "1", "82"), mods=["25"], date=DOS),
+            line("36415", "15", "0", ("PR", "2", "15"), date=DOS),
+        ],
+    )
     out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
     assert (out.posted, out.denied, out.paid, out.patient_responsibility) == (1, 0, D("0"), D("97.00"))
     assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "patient_resp"
@@ -198,9 +246,13 @@ def test_a_claim_paid_nothing_for_a_denial_reason_is_denied_with_that_reason(set
 
     ids, _ = billed
     claim_id, control = ids["ACME1"]
-    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "18"), ("CO", "97", "72"), ("PR", "2", "10"),
-                                mods=["25"], date=DOS),
-                           line("36415", "15", "0", ("CO", "45", "15"), date=DOS)])
+    zero = claim(
+        control,
+        [
+            line("99213", "100", "0", ("CO", "45", "18"), ("CO", "97", "72"), ("PR", "2", "10"), mods=["25"], date=DOS),
+            line("36415", "15", "0", ("CO", "45", "15"), date=DOS),
+        ],
+    )
     out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
     assert out.denied == 1
     assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "denied"
@@ -211,8 +263,13 @@ def test_a_claim_paid_nothing_for_a_denial_reason_is_denied_with_that_reason(set
 def test_a_claim_paid_nothing_with_only_contractual_write_off_is_not_denied(settings, ctx_for, billed, tmp_path):
     ids, _ = billed
     claim_id, control = ids["ACME1"]
-    zero = claim(control, [line("99213", "100", "0", ("CO", "45", "100"), mods=["25"], date=DOS),
-                           line("36415", "15", "0", ("CO", "24", "15"), date=DOS)])  # capitation
+    zero = claim(
+        control,
+        [
+            line("99213", "100", "0", ("CO", "45", "100"), mods=["25"], date=DOS),
+            line("36415", "15", "0", ("CO", "24", "15"), date=DOS),
+        ],
+    )  # capitation
     out = post(ctx_for, write(tmp_path, interchange(payment([zero]))))
     assert out.denied == 0
     assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "paid"
@@ -227,8 +284,15 @@ def test_a_payment_to_another_payee_is_refused_unless_forced(settings, ctx_for, 
     # the practice's tax id alone is enough (a payer that names the payee by TIN)
     by_tin = interchange(payment([bob_paid(ids["ACME1"][1])], payee=["N1*PE*SPRINGFIELD CLINIC*FI*123456789"]))
     assert post(ctx_for, write(tmp_path, by_tin, "tin.835")).posted == 1
-    forced = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["BETA2"][1])], trace="T2", payee=other),
-                                                       isa="000000300"), "forced.835"), force=True)
+    forced = post(
+        ctx_for,
+        write(
+            tmp_path,
+            interchange(payment([bob_paid(ids["BETA2"][1])], trace="T2", payee=other), isa="000000300"),
+            "forced.835",
+        ),
+        force=True,
+    )
     assert any("SOMEONE ELSE MD" in w and "posted as asked" in w for w in forced.warnings)
 
 
@@ -255,8 +319,13 @@ def test_a_denial_goes_to_the_work_list_and_follow_up_is_recorded(settings, ctx_
 
     ids, _ = billed
     claim_id, control = ids["BETA2"]
-    denial = claim(control, [line("99214", "180", "0", ("CO", "50", "180"), remarks=["N115"])], status="4",
-                   pcn="BETA-77", patient=("JONES", "KID", "M999"))
+    denial = claim(
+        control,
+        [line("99214", "180", "0", ("CO", "50", "180"), remarks=["N115"])],
+        status="4",
+        pcn="BETA-77",
+        patient=("JONES", "KID", "M999"),
+    )
     out = post(ctx_for, write(tmp_path, interchange(payment([denial], payer=("BETA CARE", "BETA2"), trace="T9"))))
     assert out.denied == 1 and out.paid == D("0")
     assert query(settings, "SELECT status FROM claim WHERE id = :c", c=claim_id)[0]["status"] == "denied"
@@ -292,9 +361,14 @@ def test_a_reversal_takes_the_payment_back_with_reversing_entries(settings, ctx_
     ids, p = billed
     claim_id, control = ids["ACME1"]
     post(ctx_for, write(tmp_path, interchange(payment([bob_paid(control)]))))
-    undo = claim(control, [line("99213", "-100", "-72", ("CO", "45", "-18"), ("PR", "2", "-10"), mods=["25"],
-                                date=DOS),
-                           line("36415", "-15", "-10", ("CO", "45", "-5"), date=DOS)], status="22")
+    undo = claim(
+        control,
+        [
+            line("99213", "-100", "-72", ("CO", "45", "-18"), ("PR", "2", "-10"), mods=["25"], date=DOS),
+            line("36415", "-15", "-10", ("CO", "45", "-5"), date=DOS),
+        ],
+        status="22",
+    )
     out = post(ctx_for, write(tmp_path, interchange(payment([undo], trace="TRACE2"), isa="000000124"), "undo.835"))
     assert (out.posted, out.reversals) == (1, 1)
     assert balance(ctx_for, claim=claim_id) == D("115.00")
@@ -311,8 +385,7 @@ def test_claims_hpms_did_not_bill_are_kept_and_matched_by_hand(settings, ctx_for
     from hpms.services.payments import remits
 
     ids, p = billed
-    stranger = claim("X-404", [line("99213", "90", "60", ("CO", "45", "30"))], pcn="P9",
-                     patient=("DOE", "JANE", "Z1"))
+    stranger = claim("X-404", [line("99213", "90", "60", ("CO", "45", "30"))], pcn="P9", patient=("DOE", "JANE", "Z1"))
     out = post(ctx_for, write(tmp_path, interchange(payment([bob_paid(ids["ACME1"][1]), stranger]))))
     assert out.posted == 1 and [u["control_number"] for u in out.unmatched] == ["X-404"]
     rows = call(ctx_for, remits.unmatched)
@@ -352,10 +425,13 @@ def test_provider_level_adjustments_are_part_of_the_balance(settings, ctx_for, b
     out = post(ctx_for, write(tmp_path, text))
     assert out.payment == D("63.5") and out.provider_adjustments == D("18.5")
     assert query(settings, "SELECT payment_cents, provider_adjustment_cents FROM remittance")[0] == {
-        "payment_cents": 6350, "provider_adjustment_cents": 1850}
+        "payment_cents": 6350,
+        "provider_adjustment_cents": 1850,
+    }
 
 
 # ---- refusals: a clear message and nothing written --------------------------------------------
+
 
 def test_a_bpr_total_that_does_not_add_up_is_refused(settings, ctx_for, billed, tmp_path):
     ids, _ = billed
@@ -413,9 +489,14 @@ def test_only_billers_import_remittances(settings, ctx_for, billed, tmp_path, ma
 
 # ---- the published samples -----------------------------------------------------------------
 
-SAMPLES = ["835_005010X221A1__cob-contractural-adjustment.835", "835_005010X221A1__managed-care.835",
-           "835_005010X221A1__medicare-part-a.835", "835_005010X221A1__secondary-payment.835",
-           "835_005010X221A1__tertiary-payment.835", "835_mult_loops.txt"]
+SAMPLES = [
+    "835_005010X221A1__cob-contractural-adjustment.835",
+    "835_005010X221A1__managed-care.835",
+    "835_005010X221A1__medicare-part-a.835",
+    "835_005010X221A1__secondary-payment.835",
+    "835_005010X221A1__tertiary-payment.835",
+    "835_mult_loops.txt",
+]
 
 
 @pytest.mark.parametrize("name", SAMPLES)

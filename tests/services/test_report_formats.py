@@ -4,8 +4,8 @@ with their types, -o placeholders, and atomic writes (a failure leaves no file).
 from __future__ import annotations
 
 import csv
-import gc
 import datetime as dt
+import gc
 import io
 import json
 import zipfile
@@ -25,9 +25,11 @@ ROWS = [
     (dt.date(2026, 4, 1), "Müller, Zoë", 12, 0, 2, Decimal("1234567.89")),
 ]
 HEADERS = ["Month", "Provider", "Encounters signed", "Encounters billed", "Lines", "Charges"]
-TEXT = [["2026-03-01", "Lee, Bo", "1", "0", "1", "120.00"],
-        ["2026-03-01", "Smith, Ann MD", "1", "1", "3", "315.50"],
-        ["2026-04-01", "Müller, Zoë", "12", "0", "2", "1234567.89"]]
+TEXT = [
+    ["2026-03-01", "Lee, Bo", "1", "0", "1", "120.00"],
+    ["2026-03-01", "Smith, Ann MD", "1", "1", "3", "315.50"],
+    ["2026-04-01", "Müller, Zoë", "12", "0", "2", "1234567.89"],
+]
 PARAMS = Params(start=dt.date(2026, 3, 1), end=dt.date(2026, 4, 30), location="Main")
 
 
@@ -57,14 +59,22 @@ def test_stdout_when_no_file(rep):
 
 def test_json_round_trip(tmp_path, rep):
     data = json.loads(export(tmp_path, rep, "json").read_text(encoding="utf-8"))
-    assert data[1] == {"month": "2026-03-01", "provider": "Smith, Ann MD", "signed": 1, "billed": 1, "lines": 3,
-                       "charges": "315.50"}
+    assert data[1] == {
+        "month": "2026-03-01",
+        "provider": "Smith, Ann MD",
+        "signed": 1,
+        "billed": 1,
+        "lines": 3,
+        "charges": "315.50",
+    }
     assert len(data) == 3
     assert json.loads(export(tmp_path, rep, "json", rows=[]).read_text()) == []
 
 
 def test_html_has_headers_and_escapes(tmp_path, rep):
-    text = export(tmp_path, rep, "html", rows=[*ROWS, (dt.date(2026, 4, 1), "<b>x</b>", 0, 0, 0, Decimal(0))]).read_text(encoding="utf-8")
+    text = export(
+        tmp_path, rep, "html", rows=[*ROWS, (dt.date(2026, 4, 1), "<b>x</b>", 0, 0, 0, Decimal(0))]
+    ).read_text(encoding="utf-8")
     for h in HEADERS:
         assert f"<th>{h}</th>" in text
     assert "&lt;b&gt;x&lt;/b&gt;" in text and "<b>x" not in text

@@ -15,10 +15,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hpms.services import lookups
 from hpms.codes.carc import CARC, carc_text, group_text
 from hpms.errors import NotFoundError, PermissionDenied, ValidationError
 from hpms.models.billing import Claim
+from hpms.services import lookups
 from tests.services import test_reports_revenue as rev
 
 D = Decimal
@@ -41,36 +41,76 @@ class Money:
 def _line(ctx, claim_id: int, seq: int, code: str, cents: int, day: str, units: int = 1) -> int:
     from hpms.models.billing import ClaimLine
 
-    ln = ClaimLine(claim_id=claim_id, seq=seq, code=code, units=units, pointers="1", charge_cents=cents,
-                   service_date=dt.date.fromisoformat(day))
+    ln = ClaimLine(
+        claim_id=claim_id,
+        seq=seq,
+        code=code,
+        units=units,
+        pointers="1",
+        charge_cents=cents,
+        service_date=dt.date.fromisoformat(day),
+    )
     ctx.session.add(ln)
     ctx.session.flush()
     return ln.id
 
 
-def _remittance(ctx, file_id: int, n: int, payer_id: int, paid_on: str | None, claims: list[dict],
-                created: dt.datetime = utc(2026, 4, 1, 12)) -> None:
+def _remittance(
+    ctx,
+    file_id: int,
+    n: int,
+    payer_id: int,
+    paid_on: str | None,
+    claims: list[dict],
+    created: dt.datetime = utc(2026, 4, 1, 12),
+) -> None:
     """One 835 payment: `claims` are CLPs with their CAS rows (group, reason, cents[, line])."""
     from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
 
-    r = Remittance(org_id=ctx.org_id, remit_file_id=file_id, isa_control=f"{n:09d}", st_control="0001",
-                   payer_identifier=str(payer_id), payer_name="", payer_id=payer_id, trace_number=f"T{n}",
-                   payment_cents=sum(c["paid"] for c in claims),
-                   payment_date=dt.date.fromisoformat(paid_on) if paid_on else None, claims=len(claims),
-                   created_at=created)
+    r = Remittance(
+        org_id=ctx.org_id,
+        remit_file_id=file_id,
+        isa_control=f"{n:09d}",
+        st_control="0001",
+        payer_identifier=str(payer_id),
+        payer_name="",
+        payer_id=payer_id,
+        trace_number=f"T{n}",
+        payment_cents=sum(c["paid"] for c in claims),
+        payment_date=dt.date.fromisoformat(paid_on) if paid_on else None,
+        claims=len(claims),
+        created_at=created,
+    )
     ctx.session.add(r)
     ctx.session.flush()
     for seq, c in enumerate(claims, 1):
-        rc = RemitClaim(org_id=ctx.org_id, remittance_id=r.id, seq=seq, patient_control_number=f"P{n}{seq}",
-                        status_code=c["status"], charge_cents=c["charge"], paid_cents=c["paid"],
-                        claim_id=c.get("claim"), posted_at=created, detail="{}")
+        rc = RemitClaim(
+            org_id=ctx.org_id,
+            remittance_id=r.id,
+            seq=seq,
+            patient_control_number=f"P{n}{seq}",
+            status_code=c["status"],
+            charge_cents=c["charge"],
+            paid_cents=c["paid"],
+            claim_id=c.get("claim"),
+            posted_at=created,
+            detail="{}",
+        )
         ctx.session.add(rc)
         ctx.session.flush()
         for adj in c.get("cas", ()):
             group, reason, cents, *line = adj
-            ctx.session.add(RemitAdjustment(org_id=ctx.org_id, remit_claim_id=rc.id, claim_id=c.get("claim"),
-                                            claim_line_id=line[0] if line else None, group_code=group,
-                                            reason_code=reason, amount_cents=cents))
+            ctx.session.add(
+                RemitAdjustment(
+                    org_id=ctx.org_id,
+                    remit_claim_id=rc.id,
+                    claim_id=c.get("claim"),
+                    claim_line_id=line[0] if line else None,
+                    group_code=group,
+                    reason_code=reason,
+                    amount_cents=cents,
+                )
+            )
     ctx.session.flush()
 
 
@@ -95,23 +135,35 @@ def money(ctx_for, data) -> Money:
 
     c = data.claims
     with ctx_for() as ctx:
-        lines = {"1a": _line(ctx, c["c1"], 1, "99213", 12000, "2026-03-10"),
-                 "1b": _line(ctx, c["c1"], 2, "36415", 1500, "2026-03-10"),
-                 "3": _line(ctx, c["c3"], 1, "99214", 18000, "2026-03-20"),
-                 "4a": _line(ctx, c["c4"], 1, "93000", 9100, "2026-04-05", units=2),
-                 "4b": _line(ctx, c["c4"], 2, "36415", 1500, "2026-04-05"),
-                 "6": _line(ctx, c["c6"], 1, "36415", 1500, "2025-11-01")}
-        walk_in = ctx.session.execute(sa.select(Encounter.id).where(
-            Encounter.appointment_id.is_(None), Encounter.service_date == dt.date(2026, 3, 10))).scalar_one()
-        e1, e2 = (ctx.session.execute(sa.select(Claim.encounter_id).where(Claim.id == c[k])).scalar_one()
-                  for k in ("c1", "c3"))
+        lines = {
+            "1a": _line(ctx, c["c1"], 1, "99213", 12000, "2026-03-10"),
+            "1b": _line(ctx, c["c1"], 2, "36415", 1500, "2026-03-10"),
+            "3": _line(ctx, c["c3"], 1, "99214", 18000, "2026-03-20"),
+            "4a": _line(ctx, c["c4"], 1, "93000", 9100, "2026-04-05", units=2),
+            "4b": _line(ctx, c["c4"], 2, "36415", 1500, "2026-04-05"),
+            "6": _line(ctx, c["c6"], 1, "36415", 1500, "2025-11-01"),
+        }
+        walk_in = ctx.session.execute(
+            sa.select(Encounter.id).where(
+                Encounter.appointment_id.is_(None), Encounter.service_date == dt.date(2026, 3, 10)
+            )
+        ).scalar_one()
+        e1, e2 = (
+            ctx.session.execute(sa.select(Claim.encounter_id).where(Claim.id == c[k])).scalar_one()
+            for k in ("c1", "c3")
+        )
 
         def post(kind, amount, patient, day, **kw):
             return ledger.post(ctx, kind, amount, patient=patient, effective_date=day, **kw)
 
-        for key, claim, amount, day in (("1a", "c1", "120.00", "2026-03-10"), ("1b", "c1", "15.00", "2026-03-10"),
-                                        ("3", "c3", "180.00", "2026-03-20"), ("4a", "c4", "91.00", "2026-04-05"),
-                                        ("4b", "c4", "15.00", "2026-04-05"), ("6", "c6", "15.00", "2025-11-01")):
+        for key, claim, amount, day in (
+            ("1a", "c1", "120.00", "2026-03-10"),
+            ("1b", "c1", "15.00", "2026-03-10"),
+            ("3", "c3", "180.00", "2026-03-20"),
+            ("4a", "c4", "91.00", "2026-04-05"),
+            ("4b", "c4", "15.00", "2026-04-05"),
+            ("6", "c6", "15.00", "2025-11-01"),
+        ):
             patient = data.bob if claim == "c1" else data.nora if claim == "c4" else data.kid
             post("charge", amount, patient, day, claim_line=lines[key])
         post("charge", "120.00", data.nora, "2026-03-10", encounter=walk_in)
@@ -131,8 +183,15 @@ def money(ctx_for, data) -> Money:
         post("refund", "5.00", data.nora, "2026-03-15", encounter=walk_in)
         post("other_adjustment", "-3.00", data.nora, "2026-03-15", encounter=walk_in)
         credit = post("patient_payment", "-12.00", data.bob, "2026-04-12")
-        ctx.session.add(PaymentApplication(org_id=ctx.org_id, payment_entry_id=credit, encounter_id=e1,
-                                           amount_cents=1200, applied_at=utc(2026, 4, 12, 16)))
+        ctx.session.add(
+            PaymentApplication(
+                org_id=ctx.org_id,
+                payment_entry_id=credit,
+                encounter_id=e1,
+                amount_cents=1200,
+                applied_at=utc(2026, 4, 12, 16),
+            )
+        )
     with ctx_for(clock=lambda: utc(2026, 4, 22, 15)) as ctx:
         ledger.reverse(ctx, wrong, "posted twice")  # effective 04-22
     acme, beta = _payers(ctx_for)
@@ -140,24 +199,74 @@ def money(ctx_for, data) -> Money:
         f = RemitFile(org_id=ctx.org_id, filename="x.835", sha256="0" * 64, imported_at=utc(2026, 4, 1))
         ctx.session.add(f)
         ctx.session.flush()
-        _remittance(ctx, f.id, 1, acme, "2026-04-10", [dict(
-            claim=c["c1"], status="1", charge=13500, paid=9000,
-            cas=[("CO", "45", 2000, lines["1a"]), ("CO", "45", 500, lines["1b"]), ("PR", "2", 1000, lines["1a"])])])
-        _remittance(ctx, f.id, 2, beta, "2026-04-20", [dict(claim=c["c3"], status="4", charge=18000, paid=0,
-                                                            cas=[("CO", "50", 18000)])])
-        _remittance(ctx, f.id, 3, acme, "2026-04-20", [dict(claim=c["c4"], status="1", charge=10600, paid=5000,
-                                                            cas=[("CO", "45", 5600)])])
-        _remittance(ctx, f.id, 4, acme, "2026-04-22", [
-            dict(claim=c["c4"], status="22", charge=-10600, paid=-5000, cas=[("CO", "45", -5600)]),
-            dict(claim=c["c4"], status="1", charge=10600, paid=6000, cas=[("CO", "45", 3100), ("CO", "097", 1500)])])
+        _remittance(
+            ctx,
+            f.id,
+            1,
+            acme,
+            "2026-04-10",
+            [
+                dict(
+                    claim=c["c1"],
+                    status="1",
+                    charge=13500,
+                    paid=9000,
+                    cas=[
+                        ("CO", "45", 2000, lines["1a"]),
+                        ("CO", "45", 500, lines["1b"]),
+                        ("PR", "2", 1000, lines["1a"]),
+                    ],
+                )
+            ],
+        )
+        _remittance(
+            ctx,
+            f.id,
+            2,
+            beta,
+            "2026-04-20",
+            [dict(claim=c["c3"], status="4", charge=18000, paid=0, cas=[("CO", "50", 18000)])],
+        )
+        _remittance(
+            ctx,
+            f.id,
+            3,
+            acme,
+            "2026-04-20",
+            [dict(claim=c["c4"], status="1", charge=10600, paid=5000, cas=[("CO", "45", 5600)])],
+        )
+        _remittance(
+            ctx,
+            f.id,
+            4,
+            acme,
+            "2026-04-22",
+            [
+                dict(claim=c["c4"], status="22", charge=-10600, paid=-5000, cas=[("CO", "45", -5600)]),
+                dict(claim=c["c4"], status="1", charge=10600, paid=6000, cas=[("CO", "45", 3100), ("CO", "097", 1500)]),
+            ],
+        )
         # no payment date: dated by its import (04-28); all to the deductible: not a denial
-        _remittance(ctx, f.id, 5, beta, None, [dict(claim=c["c6"], status="1", charge=1500, paid=0,
-                                                    cas=[("PR", "1", 1500)])], created=utc(2026, 4, 28, 15))
+        _remittance(
+            ctx,
+            f.id,
+            5,
+            beta,
+            None,
+            [dict(claim=c["c6"], status="1", charge=1500, paid=0, cas=[("PR", "1", 1500)])],
+            created=utc(2026, 4, 28, 15),
+        )
         # a denial not matched to a claim, no reason given
         _remittance(ctx, f.id, 6, beta, "2026-04-29", [dict(status="4", charge=5000, paid=0)])
         # after the range
-        _remittance(ctx, f.id, 7, acme, "2026-05-05", [dict(claim=c["c4"], status="4", charge=10600, paid=0,
-                                                            cas=[("CO", "16", 10600)])])
+        _remittance(
+            ctx,
+            f.id,
+            7,
+            acme,
+            "2026-05-05",
+            [dict(claim=c["c4"], status="4", charge=10600, paid=0, cas=[("CO", "16", 10600)])],
+        )
     return Money(bob=data.bob, kid=data.kid, nora=data.nora, claims=c, lines=lines)
 
 
@@ -168,6 +277,7 @@ def _payers(ctx_for) -> tuple[int, int]:
 
 
 # ---- payments ------------------------------------------------------------------------------
+
 
 def test_payments_by_month_net_out_the_reversal(ctx_for, money):
     assert run(ctx_for, "payments", **SPRING) == [
@@ -217,14 +327,19 @@ def test_payments_by_payer_provider_and_code(ctx_for, money):
 def test_payments_filters(ctx_for, money):
     assert run(ctx_for, "payments", payer="ACME1", **SPRING) == [("2026-04", D("150.00"), Z, Z, D("150.00"), 5)]
     assert run(ctx_for, "payments", provider="Lee", by="payer", **SPRING) == [
-        ("Acme Health", D("60.00"), Z, Z, D("60.00"), 3), ("(no payer)", Z, D("25.00"), D("5.00"), D("20.00"), 2)]
+        ("Acme Health", D("60.00"), Z, Z, D("60.00"), 3),
+        ("(no payer)", Z, D("25.00"), D("5.00"), D("20.00"), 2),
+    ]
     # a location selects the entries linked to its encounters: Bob's credit has none
     assert run(ctx_for, "payments", location="Main", **SPRING) == [
-        ("2026-03", Z, D("42.00"), D("5.00"), D("37.00"), 4), ("2026-04", D("150.00"), Z, Z, D("150.00"), 5)]
+        ("2026-03", Z, D("42.00"), D("5.00"), D("37.00"), 4),
+        ("2026-04", D("150.00"), Z, Z, D("150.00"), 5),
+    ]
     assert run(ctx_for, "payments", period="2026-05") == []
 
 
 # ---- adjustments ---------------------------------------------------------------------------
+
 
 def test_adjustments_by_month_and_payer(ctx_for, money):
     assert run(ctx_for, "adjustments", **SPRING) == [
@@ -261,13 +376,15 @@ def test_adjustments_by_reason(ctx_for, money):
         ("PR", "2", "Coinsurance amount", 1, D("10.00")),
     ]
     # May: the CO-16 denial
-    assert run(ctx_for, "adjustments-by-reason", period="2026-05") == [
-        ("CO", "16", carc_text("16"), 1, D("106.00"))]
+    assert run(ctx_for, "adjustments-by-reason", period="2026-05") == [("CO", "16", carc_text("16"), 1, D("106.00"))]
     assert run(ctx_for, "adjustments-by-reason", payer="BETA2", **SPRING) == [
-        ("CO", "50", carc_text("50"), 1, D("180.00")), ("PR", "1", "Deductible amount", 1, D("15.00"))]
+        ("CO", "50", carc_text("50"), 1, D("180.00")),
+        ("PR", "1", "Deductible amount", 1, D("15.00")),
+    ]
 
 
 # ---- denials and KPIs ----------------------------------------------------------------------
+
 
 def test_denials_by_carc(ctx_for, money):
     assert run(ctx_for, "denials-by-carc", **SPRING) == [
@@ -277,7 +394,8 @@ def test_denials_by_carc(ctx_for, money):
     # the deductible-only claim payment (c6, PR-1) and the paid ones are not denials
     assert run(ctx_for, "denials-by-carc", provider="Lee", **SPRING) == []
     assert run(ctx_for, "denials-by-carc", period="2026-05") == [
-        ("16", carc_text("16"), "Acme Health", 1, D("106.00"), D("106.00"))]
+        ("16", carc_text("16"), "Acme Health", 1, D("106.00"), D("106.00"))
+    ]
 
 
 def test_kpis(ctx_for, money):
@@ -320,8 +438,14 @@ def test_nothing_paid_because_of_the_deductible_is_no_denial_in_the_reports(ctx_
         f = RemitFile(org_id=ctx.org_id, filename="y.835", sha256="1" * 64, imported_at=utc(2026, 4, 15))
         ctx.session.add(f)
         ctx.session.flush()
-        _remittance(ctx, f.id, 8, acme, "2026-04-15", [dict(status="1", charge=13500, paid=0,
-                                                            cas=[("CO", "45", 2500), ("PR", "1", 11000)])])
+        _remittance(
+            ctx,
+            f.id,
+            8,
+            acme,
+            "2026-04-15",
+            [dict(status="1", charge=13500, paid=0, cas=[("CO", "45", 2500), ("PR", "1", 11000)])],
+        )
     after = run(ctx_for, "kpis", start="2026-04-01", end="2026-04-30")
     [(_, d0, n0, *_)] = [r for r in before if r[0] == "Denial rate"]
     [(_, d1, n1, *_)] = [r for r in after if r[0] == "Denial rate"]
@@ -331,8 +455,11 @@ def test_nothing_paid_because_of_the_deductible_is_no_denial_in_the_reports(ctx_
 
 def test_kpis_with_nothing_have_no_values(ctx_for, money):
     assert run(ctx_for, "kpis", start="2024-01-01", end="2024-01-31") == [
-        ("Days in A/R", Z, Z, None, "days"), ("Clean-claim rate", 0, 0, None, "%"), ("Denial rate", 0, 0, None, "%"),
-        ("Net collection rate", Z, Z, None, "%")]
+        ("Days in A/R", Z, Z, None, "days"),
+        ("Clean-claim rate", 0, 0, None, "%"),
+        ("Denial rate", 0, 0, None, "%"),
+        ("Net collection rate", Z, Z, None, "%"),
+    ]
 
 
 def test_kpis_for_one_payer(ctx_for, money):
@@ -345,6 +472,7 @@ def test_kpis_for_one_payer(ctx_for, money):
 
 
 # ---- provider productivity and the day sheet -----------------------------------------------
+
 
 def test_provider_productivity_has_collections(ctx_for, money):
     assert run(ctx_for, "provider-productivity", **SPRING) == [
@@ -364,11 +492,11 @@ def test_day_sheet_has_the_payments_of_the_day(ctx_for, money):
         ("Smith, Ann MD", "", "", "", "", "payments", None, D("7.00")),
     ]
     # a day with only a refund
-    assert run(ctx_for, "day-sheet", start="2026-03-15") == [
-        ("Lee, Bo", "", "", "", "", "payments", None, D("-5.00"))]
+    assert run(ctx_for, "day-sheet", start="2026-03-15") == [("Lee, Bo", "", "", "", "", "payments", None, D("-5.00"))]
     # credit applied to an earlier visit
     assert run(ctx_for, "day-sheet", start="2026-04-12") == [
-        ("Smith, Ann MD", "", "", "", "", "payments", None, D("12.00"))]
+        ("Smith, Ann MD", "", "", "", "", "payments", None, D("12.00"))
+    ]
 
 
 # ---- parameters, permissions, formats ------------------------------------------------------

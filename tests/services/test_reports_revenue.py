@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hpms.services import lookups
 from hpms.errors import PermissionDenied
+from hpms.services import lookups
 from tests.billing_fixtures import setup_practice
 from tests.services.helpers import audit_rows, last_seq
 
@@ -31,14 +31,30 @@ class Data:
     claims: dict[str, int]
 
 
-def _claim(ctx, encounter_id: int, payer_id: int, cents: int, events: list[tuple[dt.datetime, str]],
-           number: str, frequency: str = "1") -> int:
+def _claim(
+    ctx,
+    encounter_id: int,
+    payer_id: int,
+    cents: int,
+    events: list[tuple[dt.datetime, str]],
+    number: str,
+    frequency: str = "1",
+) -> int:
     from hpms.models.billing import Claim, ClaimEvent, Encounter
 
     enc = ctx.session.get(Encounter, encounter_id)
-    c = Claim(org_id=ctx.org_id, encounter_id=encounter_id, patient_id=enc.patient_id, payer_id=payer_id,
-              control_number=number, frequency=frequency, status=events[-1][1], total_cents=cents,
-              created_at=events[0][0], updated_at=events[-1][0])
+    c = Claim(
+        org_id=ctx.org_id,
+        encounter_id=encounter_id,
+        patient_id=enc.patient_id,
+        payer_id=payer_id,
+        control_number=number,
+        frequency=frequency,
+        status=events[-1][1],
+        total_cents=cents,
+        created_at=events[0][0],
+        updated_at=events[-1][0],
+    )
     ctx.session.add(c)
     ctx.session.flush()
     for at, status in events:
@@ -52,9 +68,17 @@ def _appointment(ctx, patient: str, provider_id: int, type_id: int, start: dt.da
 
     pid = ctx.session.execute(sa.select(Patient.id).where(Patient.mrn == patient)).scalar_one()
     loc = ctx.session.execute(sa.text("SELECT id FROM location WHERE name = 'Main'")).scalar_one()
-    a = Appointment(org_id=ctx.org_id, patient_id=pid, provider_id=provider_id, location_id=loc, type_id=type_id,
-                    start_utc=start, end_utc=start + dt.timedelta(minutes=30),
-                    block_end_utc=start + dt.timedelta(minutes=30), status=status)
+    a = Appointment(
+        org_id=ctx.org_id,
+        patient_id=pid,
+        provider_id=provider_id,
+        location_id=loc,
+        type_id=type_id,
+        start_utc=start,
+        end_utc=start + dt.timedelta(minutes=30),
+        block_end_utc=start + dt.timedelta(minutes=30),
+        status=status,
+    )
     ctx.session.add(a)
     ctx.session.flush()
     return a.id
@@ -106,17 +130,53 @@ def data(settings, ctx_for) -> Data:
         s.execute(sa.text("UPDATE encounter SET appointment_id = :a WHERE id = :e"), {"a": a4, "e": e3})
         assert a1
         claims = {
-            "c1": _claim(ctx, e1, p.acme, 13500, [(utc(2026, 3, 12, 15), "ready"), (utc(2026, 3, 13, 15), "submitted"),
-                                                 (utc(2026, 3, 15, 15), "accepted"), (utc(2026, 5, 10, 15), "paid")],
-                         "000000001"),
-            "c2": _claim(ctx, e2, p.beta, 18000, [(utc(2026, 3, 22, 15), "ready"), (utc(2026, 3, 23, 15), "submitted"),
-                                                 (utc(2026, 3, 24, 15), "rejected")], "000000002"),
+            "c1": _claim(
+                ctx,
+                e1,
+                p.acme,
+                13500,
+                [
+                    (utc(2026, 3, 12, 15), "ready"),
+                    (utc(2026, 3, 13, 15), "submitted"),
+                    (utc(2026, 3, 15, 15), "accepted"),
+                    (utc(2026, 5, 10, 15), "paid"),
+                ],
+                "000000001",
+            ),
+            "c2": _claim(
+                ctx,
+                e2,
+                p.beta,
+                18000,
+                [
+                    (utc(2026, 3, 22, 15), "ready"),
+                    (utc(2026, 3, 23, 15), "submitted"),
+                    (utc(2026, 3, 24, 15), "rejected"),
+                ],
+                "000000002",
+            ),
             # the new original after the rejection
-            "c3": _claim(ctx, e2, p.beta, 18000, [(utc(2026, 3, 25, 15), "ready"), (utc(2026, 3, 26, 15), "submitted"),
-                                                 (utc(2026, 4, 20, 15), "denied")], "000000003"),
+            "c3": _claim(
+                ctx,
+                e2,
+                p.beta,
+                18000,
+                [
+                    (utc(2026, 3, 25, 15), "ready"),
+                    (utc(2026, 3, 26, 15), "submitted"),
+                    (utc(2026, 4, 20, 15), "denied"),
+                ],
+                "000000003",
+            ),
             "c4": _claim(ctx, e3, p.acme, 10600, [(utc(2026, 4, 6, 15), "ready")], "000000004"),
-            "c6": _claim(ctx, e0, p.beta, 1500, [(utc(2025, 11, 3, 15), "ready"), (utc(2025, 11, 4, 15), "submitted")],
-                         "000000006"),
+            "c6": _claim(
+                ctx,
+                e0,
+                p.beta,
+                1500,
+                [(utc(2025, 11, 3, 15), "ready"), (utc(2025, 11, 4, 15), "submitted")],
+                "000000006",
+            ),
         }
     return Data(bob=p.bob, kid=p.kid, nora=p.nora, claims=claims)
 
@@ -143,7 +203,9 @@ def test_charges_by_month_and_provider(ctx_for, data):
         (dt.date(2026, 4, 1), "Lee, Bo", 1, 0, 2, D("106.00")),
     ]
     assert run(ctx_for, "charges", provider="Lee", **SPRING) == [
-        (dt.date(2026, 3, 1), "Lee, Bo", 1, 0, 1, D("120.00")), (dt.date(2026, 4, 1), "Lee, Bo", 1, 0, 2, D("106.00"))]
+        (dt.date(2026, 3, 1), "Lee, Bo", 1, 0, 1, D("120.00")),
+        (dt.date(2026, 4, 1), "Lee, Bo", 1, 0, 2, D("106.00")),
+    ]
 
 
 def test_charges_by_code(ctx_for, data):
@@ -165,10 +227,12 @@ def test_claims_summary(ctx_for, data):
         ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 2, 0, 0.0),
     ]
     assert run(ctx_for, "claims-summary", payer="BETA2", **SPRING) == [
-        ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 2, 0, 0.0)]
+        ("Beta Care", 2, D("360.00"), 2, 1, 1, 1, 2, 0, 0.0)
+    ]
     # a range with only unsent claims: no rate
     assert run(ctx_for, "claims-summary", start="2026-04-01", end="2026-04-30") == [
-        ("Acme Health", 1, D("106.00"), 0, 0, 0, 0, 0, 0, None)]
+        ("Acme Health", 1, D("106.00"), 0, 0, 0, 0, 0, 0, None)
+    ]
 
 
 def test_the_claims_summary_and_the_kpis_agree_on_the_clean_claim_rate(ctx_for, data):

@@ -28,13 +28,28 @@ def world(ctx_for, register):
     with ctx_for(clock=fixed_clock) as ctx:
         bob = provider(ctx, first="Bob", last="Babbage", npi=NPI_B)
         availability.set_hours(ctx, bob.id, days="MO-FR", start="09:00", end="12:00", effective_from="2026-01-01")
-    pats = [c.patient] + [register(first_name=f"P{i}", last_name="Roe", phone="555-201-33%02d" % i).id
-                          for i in range(2, 5)]
+    pats = [c.patient] + [
+        register(first_name=f"P{i}", last_name="Roe", phone=f"555-201-33{i:02d}").id for i in range(2, 5)
+    ]
     return {"c": c, "ada": c.provider, "bob": bob.id, "pats": pats}
 
 
-def add(ctx_for, w, when: str, *, who="ada", status="completed", minutes=30, pat=0, late=False, booked=None,
-        arrived=None, roomed=None, done=None, type_id=None) -> int:
+def add(
+    ctx_for,
+    w,
+    when: str,
+    *,
+    who="ada",
+    status="completed",
+    minutes=30,
+    pat=0,
+    late=False,
+    booked=None,
+    arrived=None,
+    roomed=None,
+    done=None,
+    type_id=None,
+) -> int:
     """Write one appointment starting at local `when` (YYYY-MM-DD HH:MM, New York); the optional
     times are local too."""
     from hpms.models import Appointment
@@ -46,11 +61,23 @@ def add(ctx_for, w, when: str, *, who="ada", status="completed", minutes=30, pat
     start = u(when)
     end = start + dt.timedelta(minutes=minutes)
     with ctx_for(clock=fixed_clock) as ctx:
-        a = Appointment(org_id=ctx.org_id, patient_id=w["pats"][pat], provider_id=w[who], location_id=w["c"].location,
-                        type_id=type_id or w["c"].type, start_utc=start, end_utc=end, block_end_utc=end, status=status,
-                        late_cancel=late, booked_at=u(booked) or start - dt.timedelta(days=1),
-                        arrived_at=u(arrived), roomed_at=u(roomed), completed_at=u(done),
-                        cancelled_at=start - dt.timedelta(hours=1) if status == "cancelled" else None)
+        a = Appointment(
+            org_id=ctx.org_id,
+            patient_id=w["pats"][pat],
+            provider_id=w[who],
+            location_id=w["c"].location,
+            type_id=type_id or w["c"].type,
+            start_utc=start,
+            end_utc=end,
+            block_end_utc=end,
+            status=status,
+            late_cancel=late,
+            booked_at=u(booked) or start - dt.timedelta(days=1),
+            arrived_at=u(arrived),
+            roomed_at=u(roomed),
+            completed_at=u(done),
+            cancelled_at=start - dt.timedelta(hours=1) if status == "cancelled" else None,
+        )
         ctx.session.add(a)
         ctx.session.flush()
         return a.id
@@ -119,7 +146,8 @@ def test_utilization_per_provider_and_day(ctx_for, world):
     # A Saturday booking (override): no open time, so the rate is empty.
     add(ctx_for, w, "2026-06-06 09:00", status="booked")
     assert rows(ctx_for, "utilization", start="2026-06-06", end="2026-06-06") == [
-        (dt.date(2026, 6, 6), "Ada Lovelace", "Main", 0, 30, None)]
+        (dt.date(2026, 6, 6), "Ada Lovelace", "Main", 0, 30, None)
+    ]
 
 
 def test_patient_flow_median_and_average(ctx_for, world):
@@ -131,8 +159,16 @@ def test_patient_flow_median_and_average(ctx_for, world):
     add(ctx_for, w, "2026-06-03 09:00", arrived="2026-06-03 08:40", done="2026-06-03 09:30")  # never roomed: left out
     add(ctx_for, w, "2026-06-03 10:00", status="no_show")
     # Bob: one visit, 20 / 30 / 50
-    add(ctx_for, w, "2026-06-04 09:00", who="bob", pat=1, arrived="2026-06-04 09:00", roomed="2026-06-04 09:20",
-        done="2026-06-04 09:50")
+    add(
+        ctx_for,
+        w,
+        "2026-06-04 09:00",
+        who="bob",
+        pat=1,
+        arrived="2026-06-04 09:00",
+        roomed="2026-06-04 09:20",
+        done="2026-06-04 09:50",
+    )
     assert rows(ctx_for, "patient-flow", **JUNE) == [
         # medians 15, 30, 45; means 47/3 = 15.7, 80/3 = 26.7, 127/3 = 42.3
         ("Ada Lovelace", 3, 15.0, 15.7, 30.0, 26.7, 45.0, 42.3),

@@ -43,11 +43,22 @@ def data(ctx_for, register):
         start = lt.wall_to_utc(dt.datetime.fromisoformat(when), tz)
         end = start + dt.timedelta(minutes=30)
         with ctx_for(clock=fixed_clock) as ctx:
-            ctx.session.add(Appointment(
-                org_id=ctx.org_id, patient_id=c.patient, provider_id=who[by], location_id=loc, type_id=types[kind],
-                start_utc=start, end_utc=end, block_end_utc=end, status=status, late_cancel=late,
-                booked_at=lt.wall_to_utc(dt.datetime.fromisoformat(booked), tz),
-                cancelled_at=start - dt.timedelta(hours=1) if status == "cancelled" else None))
+            ctx.session.add(
+                Appointment(
+                    org_id=ctx.org_id,
+                    patient_id=c.patient,
+                    provider_id=who[by],
+                    location_id=loc,
+                    type_id=types[kind],
+                    start_utc=start,
+                    end_utc=end,
+                    block_end_utc=end,
+                    status=status,
+                    late_cancel=late,
+                    booked_at=lt.wall_to_utc(dt.datetime.fromisoformat(booked), tz),
+                    cancelled_at=start - dt.timedelta(hours=1) if status == "cancelled" else None,
+                )
+            )
 
     add("2026-06-01 09:00", "2026-05-29 10:00")  # 1: Mon, completed, lead 3
     add("2026-06-01 10:00", "2026-06-01 08:00", status="no_show")  # 2: lead 0
@@ -77,7 +88,8 @@ def test_volume_by_day_and_week(ctx_for, data):
     ]
     # a range starting mid-week keeps the Monday label
     assert rows(ctx_for, "appointments-volume", by="WEEK", start="2026-06-03", end="2026-06-03") == [
-        ("2026-06-01", 1, 0, 0, 0, 7.0)]
+        ("2026-06-01", 1, 0, 0, 0, 7.0)
+    ]
 
 
 def test_volume_by_month_is_the_default(ctx_for, data):
@@ -105,9 +117,12 @@ def test_volume_by_provider_type_and_location(ctx_for, data):
     ]
     # the filters narrow the rows
     assert rows(ctx_for, "appointments-volume", by="provider", location="Annex", **RANGE) == [
-        ("Bob Babbage", 1, 1, 0, 0, 2.0)]
+        ("Bob Babbage", 1, 1, 0, 0, 2.0)
+    ]
     assert rows(ctx_for, "appointments-volume", by="type", provider="Babbage", **RANGE) == [
-        ("Physical", 1, 0, 0, 0, 7.0), ("Visit", 1, 1, 0, 0, 2.0)]
+        ("Physical", 1, 0, 0, 0, 7.0),
+        ("Visit", 1, 1, 0, 0, 2.0),
+    ]
 
 
 def test_volume_rejects_an_unknown_grouping(ctx_for, data):

@@ -14,8 +14,15 @@ DOS = dt.date(2026, 6, 10)
 
 
 def line(seq=1, code="99213", modifiers=(), units=1, pointers=(1,), charge=10000, date=DOS) -> DraftLine:
-    return DraftLine(seq=seq, code=code, modifiers=tuple(modifiers), units=units, pointers=tuple(pointers),
-                     charge_cents=charge, service_date=date)
+    return DraftLine(
+        seq=seq,
+        code=code,
+        modifiers=tuple(modifiers),
+        units=units,
+        pointers=tuple(pointers),
+        charge_cents=charge,
+        service_date=date,
+    )
 
 
 def draft(**changes) -> ClaimDraft:
@@ -23,13 +30,31 @@ def draft(**changes) -> ClaimDraft:
     unless given."""
     lines = changes.pop("lines", None) or [line(1), line(2, code="36415", pointers=(1, 2), charge=1500)]
     base = ClaimDraft(
-        encounter_id=1, service_date=DOS, place_of_service="11", diagnoses=("E119", "I10"), lines=lines,
-        total_cents=sum(ln.charge_cents or 0 for ln in lines), billing_npi="1234567893", billing_zip="12345-6789",
-        billing_address1="1 Main St", billing_city="Springfield", billing_state="NY",
-        patient_address1="5 Elm", patient_city="Springfield", patient_state="NY", patient_zip="12345",
-        tax_id="123456789", rendering_npi="1245319599", payer_id=7, payer_code="ACME1",
-        subscriber_member_id="enc:M123", subscriber_last="Jones", subscriber_first="Bob",
-        subscriber_dob=dt.date(1970, 1, 1), today=TODAY)
+        encounter_id=1,
+        service_date=DOS,
+        place_of_service="11",
+        diagnoses=("E119", "I10"),
+        lines=lines,
+        total_cents=sum(ln.charge_cents or 0 for ln in lines),
+        billing_npi="1234567893",
+        billing_zip="12345-6789",
+        billing_address1="1 Main St",
+        billing_city="Springfield",
+        billing_state="NY",
+        patient_address1="5 Elm",
+        patient_city="Springfield",
+        patient_state="NY",
+        patient_zip="12345",
+        tax_id="123456789",
+        rendering_npi="1245319599",
+        payer_id=7,
+        payer_code="ACME1",
+        subscriber_member_id="enc:M123",
+        subscriber_last="Jones",
+        subscriber_first="Bob",
+        subscriber_dob=dt.date(1970, 1, 1),
+        today=TODAY,
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -52,10 +77,17 @@ def test_the_clean_draft_has_no_finding():
 
 # ---- identities ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("npi, words", [(None, "no group NPI"), ("", "no group NPI"),
-                                         ("1234567890", "fails the check digit"),
-                                         ("123456789", "fails the check digit"),
-                                         ("12345678AB", "fails the check digit")])
+
+@pytest.mark.parametrize(
+    "npi, words",
+    [
+        (None, "no group NPI"),
+        ("", "no group NPI"),
+        ("1234567890", "fails the check digit"),
+        ("123456789", "fails the check digit"),
+        ("12345678AB", "fails the check digit"),
+    ],
+)
 def test_npi_billing(npi, words):
     (f,) = only(draft(billing_npi=npi), "NPI-BILLING")
     assert f.field == "location.npi" and words in f.message
@@ -67,9 +99,15 @@ def test_npi_luhn_with_prefix_80840_passes(npi):
     assert "NPI-RENDERING" not in ids(draft(rendering_npi=npi))
 
 
-@pytest.mark.parametrize("npi, words", [(None, "no NPI"), ("1245319598", "fails the check digit"),
-                                         # passes a plain Luhn check but not with the 80840 prefix
-                                         ("1234567897", "fails the check digit")])
+@pytest.mark.parametrize(
+    "npi, words",
+    [
+        (None, "no NPI"),
+        ("1245319598", "fails the check digit"),
+        # passes a plain Luhn check but not with the 80840 prefix
+        ("1234567897", "fails the check digit"),
+    ],
+)
 def test_npi_rendering(npi, words):
     from hpms.codes.npi import luhn_ok
 
@@ -98,9 +136,15 @@ def test_zip9_accepts_nine_digits(zip_):
 
 # ---- addresses -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field, name, words", [
-    ("billing_address1", "address_line1", "no street address"), ("billing_city", "city", "no city"),
-    ("billing_state", "state", "no state")])
+
+@pytest.mark.parametrize(
+    "field, name, words",
+    [
+        ("billing_address1", "address_line1", "no street address"),
+        ("billing_city", "city", "no city"),
+        ("billing_state", "state", "no state"),
+    ],
+)
 @pytest.mark.parametrize("value", [None, "", "  ", "*~"])
 def test_addr_billing(field, name, words, value):
     (f,) = only(draft(**{field: value}), "ADDR-BILLING")
@@ -111,8 +155,15 @@ def test_addr_billing_leaves_the_zip_to_zip9():
     assert ids(draft(billing_zip=None, billing_city=None)) == ["ZIP-9", "ADDR-BILLING"]
 
 
-@pytest.mark.parametrize("field, name", [("patient_address1", "address_line1"), ("patient_city", "city"),
-                                         ("patient_state", "state"), ("patient_zip", "postal_code")])
+@pytest.mark.parametrize(
+    "field, name",
+    [
+        ("patient_address1", "address_line1"),
+        ("patient_city", "city"),
+        ("patient_state", "state"),
+        ("patient_zip", "postal_code"),
+    ],
+)
 @pytest.mark.parametrize("value", [None, "", " "])
 def test_addr_patient(field, name, value):
     (f,) = only(draft(**{field: value}), "ADDR-PATIENT")
@@ -120,10 +171,8 @@ def test_addr_patient(field, name, value):
 
 
 def test_addr_patient_all_missing_gives_four_findings():
-    found = only(draft(patient_address1=None, patient_city=None, patient_state=None, patient_zip=None),
-                 "ADDR-PATIENT")
-    assert [f.field for f in found] == ["patient.address_line1", "patient.city", "patient.state",
-                                        "patient.postal_code"]
+    found = only(draft(patient_address1=None, patient_city=None, patient_state=None, patient_zip=None), "ADDR-PATIENT")
+    assert [f.field for f in found] == ["patient.address_line1", "patient.city", "patient.state", "patient.postal_code"]
 
 
 @pytest.mark.parametrize("state", ["New York", "N.Y.", "XX", "ZZ", "N Y", "1"])
@@ -152,6 +201,7 @@ def test_addr_zip_accepts_five_or_nine_digits(zip_):
 
 # ---- Medicare as secondary payer -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("filing", ["MB", "MA"])
 @pytest.mark.parametrize("responsibility", ["S", "T"])
 def test_msp_type_missing_on_a_medicare_secondary_claim(filing, responsibility):
@@ -173,33 +223,68 @@ def test_msp_type_only_for_medicare_when_not_primary(filing, responsibility):
 
 # ---- the party rules alone (claims built earlier, checked before they are written) ---------------
 
+
 def parties(**changes) -> ClaimParties:
-    base = ClaimParties(billing_zip="12345-6789", billing_address1="1 Main St", billing_city="Springfield",
-                        billing_state="NY", patient_address1="5 Elm", patient_city="Springfield", patient_state="NY",
-                        patient_zip="12345", payer_filing="MB", responsibility="S", medicare_secondary_type="12")
+    base = ClaimParties(
+        billing_zip="12345-6789",
+        billing_address1="1 Main St",
+        billing_city="Springfield",
+        billing_state="NY",
+        patient_address1="5 Elm",
+        patient_city="Springfield",
+        patient_state="NY",
+        patient_zip="12345",
+        payer_filing="MB",
+        responsibility="S",
+        medicare_secondary_type="12",
+    )
     return dataclasses.replace(base, **changes)
 
 
 def test_scrub_parties_runs_only_the_party_rules():
     from hpms.services.billing.scrubber import PARTY_RULES
 
-    assert [rid for rid, _, _ in PARTY_RULES] == ["ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE", "ADDR-ZIP",
-                                                  "MSP-TYPE"]
+    assert [rid for rid, _, _ in PARTY_RULES] == [
+        "ZIP-9",
+        "ADDR-BILLING",
+        "ADDR-PATIENT",
+        "ADDR-STATE",
+        "ADDR-ZIP",
+        "MSP-TYPE",
+    ]
     assert scrub_parties(parties()) == []
-    found = scrub_parties(parties(billing_zip="12345", patient_city=None, patient_state="Ohio",
-                                  medicare_secondary_type=None))
+    found = scrub_parties(
+        parties(billing_zip="12345", patient_city=None, patient_state="Ohio", medicare_secondary_type=None)
+    )
     assert [(f.rule_id, f.field) for f in found] == [
-        ("ZIP-9", "location.postal_code"), ("ADDR-PATIENT", "patient.city"), ("ADDR-STATE", "patient.state"),
-        ("MSP-TYPE", "coverage.medicare_secondary_type")]
+        ("ZIP-9", "location.postal_code"),
+        ("ADDR-PATIENT", "patient.city"),
+        ("ADDR-STATE", "patient.state"),
+        ("MSP-TYPE", "coverage.medicare_secondary_type"),
+    ]
 
 
-@pytest.mark.parametrize("changes", [
-    {}, {"billing_zip": None}, {"billing_address1": " "}, {"billing_city": None}, {"billing_state": "XX"},
-    {"billing_state": None}, {"patient_address1": None}, {"patient_city": "~"}, {"patient_state": "Ohio"},
-    {"patient_state": ""}, {"patient_zip": "1234"}, {"patient_zip": None}, {"medicare_secondary_type": None},
-    {"medicare_secondary_type": "11"}, {"responsibility": "P", "medicare_secondary_type": None},
-    {"payer_filing": "CI", "medicare_secondary_type": None},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"billing_zip": None},
+        {"billing_address1": " "},
+        {"billing_city": None},
+        {"billing_state": "XX"},
+        {"billing_state": None},
+        {"patient_address1": None},
+        {"patient_city": "~"},
+        {"patient_state": "Ohio"},
+        {"patient_state": ""},
+        {"patient_zip": "1234"},
+        {"patient_zip": None},
+        {"medicare_secondary_type": None},
+        {"medicare_secondary_type": "11"},
+        {"responsibility": "P", "medicare_secondary_type": None},
+        {"payer_filing": "CI", "medicare_secondary_type": None},
+    ],
+)
 def test_the_party_fast_path_agrees_with_the_party_rules(changes):
     from hpms.services.billing.scrubber import PARTY_RULES
 
@@ -208,6 +293,7 @@ def test_the_party_fast_path_agrees_with_the_party_rules(changes):
 
 
 # ---- diagnoses -------------------------------------------------------------------------------
+
 
 def test_dx_present_none():
     d = draft(diagnoses=(), lines=[line(1, pointers=())])
@@ -254,10 +340,13 @@ def test_dx_pointer_to_a_missing_diagnosis():
 
 def test_dx_pointer_none_and_more_than_four():
     dx = ("E119", "I10", "J069", "R059", "R509")
-    found = only(draft(diagnoses=dx, lines=[line(1, pointers=()), line(2, code="36415", pointers=(1, 2, 3, 4, 5))]),
-                 "DX-POINTER")
-    assert [(f.field, f.message) for f in found] == [("line 1", "no diagnosis pointer"),
-                                                     ("line 2", "more than 4 diagnosis pointers")]
+    found = only(
+        draft(diagnoses=dx, lines=[line(1, pointers=()), line(2, code="36415", pointers=(1, 2, 3, 4, 5))]), "DX-POINTER"
+    )
+    assert [(f.field, f.message) for f in found] == [
+        ("line 1", "no diagnosis pointer"),
+        ("line 2", "more than 4 diagnosis pointers"),
+    ]
 
 
 def test_dx_pointer_zero():
@@ -271,6 +360,7 @@ def test_four_pointers_are_fine():
 
 
 # ---- lines -----------------------------------------------------------------------------------
+
 
 def test_lines_present_none():
     d = draft()
@@ -299,8 +389,10 @@ def test_proc_valid_accepts_cpt_and_hcpcs(code):
 
 
 def test_modifier_valid_unknown_and_too_many():
-    found = only(draft(lines=[line(1, modifiers=("ZZ",)), line(2, code="36415", modifiers=("25", "59", "76", "91", "GA"))]),
-                 "MODIFIER-VALID")
+    found = only(
+        draft(lines=[line(1, modifiers=("ZZ",)), line(2, code="36415", modifiers=("25", "59", "76", "91", "GA"))]),
+        "MODIFIER-VALID",
+    )
     assert [f.field for f in found] == ["line 1", "line 2"]
     assert "more than 4 modifiers" in found[1].message
     assert scrub(draft(lines=[line(1, modifiers=("25", "59", "76", "91"))])) == []
@@ -342,10 +434,20 @@ def test_pos_valid_accepts_cms_codes(pos):
 
 # ---- payer, subscriber, money ----------------------------------------------------------------
 
+
 def test_payer_id_no_coverage():
     # without coverage there is no subscriber to check: only PAYER-ID
-    (f,) = only(draft(payer_id=None, payer_code=None, subscriber_member_id=None, subscriber_last=None,
-                      subscriber_first=None, subscriber_dob=None), "PAYER-ID")
+    (f,) = only(
+        draft(
+            payer_id=None,
+            payer_code=None,
+            subscriber_member_id=None,
+            subscriber_last=None,
+            subscriber_first=None,
+            subscriber_dob=None,
+        ),
+        "PAYER-ID",
+    )
     assert f.field == "coverage" and "no active insurance coverage" in f.message
 
 
@@ -354,16 +456,24 @@ def test_payer_id_payer_without_x12_id():
     assert f.field == "payer.payer_id"
 
 
-@pytest.mark.parametrize("field, name", [("subscriber_member_id", "member_id"), ("subscriber_last", "last_name"),
-                                         ("subscriber_first", "first_name"), ("subscriber_dob", "date_of_birth")])
+@pytest.mark.parametrize(
+    "field, name",
+    [
+        ("subscriber_member_id", "member_id"),
+        ("subscriber_last", "last_name"),
+        ("subscriber_first", "first_name"),
+        ("subscriber_dob", "date_of_birth"),
+    ],
+)
 def test_subscriber(field, name):
     (f,) = only(draft(**{field: None}), "SUBSCRIBER")
     assert f.field == f"subscriber.{name}"
 
 
 def test_subscriber_all_missing_gives_four_findings():
-    found = only(draft(subscriber_member_id=None, subscriber_last=None, subscriber_first=None, subscriber_dob=None),
-                 "SUBSCRIBER")
+    found = only(
+        draft(subscriber_member_id=None, subscriber_last=None, subscriber_first=None, subscriber_dob=None), "SUBSCRIBER"
+    )
     assert len(found) == 4
 
 
@@ -384,10 +494,33 @@ def test_claim_total_is_not_checked_when_a_fee_is_missing():
 
 # ---- the list --------------------------------------------------------------------------------
 
-ALL_RULES = ["NPI-BILLING", "NPI-RENDERING", "TAX-ID", "ZIP-9", "ADDR-BILLING", "ADDR-PATIENT", "ADDR-STATE",
-             "ADDR-ZIP", "DX-PRESENT", "DX-NODOT", "DX-EXISTS", "DX-BILLABLE", "DX-POINTER", "LINES-PRESENT",
-             "PROC-VALID", "MODIFIER-VALID", "UNITS-POSITIVE", "DOS-NOT-FUTURE", "LINE-DUPLICATE", "POS-VALID",
-             "PAYER-ID", "SUBSCRIBER", "MSP-TYPE", "FEE-PRESENT", "CLAIM-TOTAL"]
+ALL_RULES = [
+    "NPI-BILLING",
+    "NPI-RENDERING",
+    "TAX-ID",
+    "ZIP-9",
+    "ADDR-BILLING",
+    "ADDR-PATIENT",
+    "ADDR-STATE",
+    "ADDR-ZIP",
+    "DX-PRESENT",
+    "DX-NODOT",
+    "DX-EXISTS",
+    "DX-BILLABLE",
+    "DX-POINTER",
+    "LINES-PRESENT",
+    "PROC-VALID",
+    "MODIFIER-VALID",
+    "UNITS-POSITIVE",
+    "DOS-NOT-FUTURE",
+    "LINE-DUPLICATE",
+    "POS-VALID",
+    "PAYER-ID",
+    "SUBSCRIBER",
+    "MSP-TYPE",
+    "FEE-PRESENT",
+    "CLAIM-TOTAL",
+]
 
 
 def test_rule_ids_are_stable_and_unique():
@@ -396,22 +529,47 @@ def test_rule_ids_are_stable_and_unique():
     assert all(desc for _, desc in rules())
 
 
-
-@pytest.mark.parametrize("changes", [
-    {}, {"billing_npi": "1234567890"}, {"rendering_npi": None}, {"tax_id": "12345"}, {"billing_zip": "12345"},
-    {"diagnoses": ()}, {"diagnoses": ("E11.9",)}, {"diagnoses": ("E11",)}, {"diagnoses": ("Q99999",)},
-    {"place_of_service": "98"}, {"payer_id": None}, {"payer_code": ""}, {"subscriber_dob": None},
-    {"service_date": DOS + dt.timedelta(days=400)}, {"total_cents": 1},
-    {"lines": [line(units=0)]}, {"lines": [line(pointers=(2,))]}, {"lines": [line(modifiers=("ZZ",))]},
-    {"lines": [line(code="9921")]}, {"lines": [line(charge=None)]}, {"lines": [line(), line(seq=2)]},
-    {"billing_address1": None}, {"billing_city": "*"}, {"billing_state": "New York"}, {"billing_state": None},
-    {"patient_address1": ""}, {"patient_city": None}, {"patient_state": "XX"}, {"patient_state": None},
-    {"patient_zip": "123"}, {"patient_zip": None}, {"patient_zip": "12345 6789"},
-    {"payer_filing": "MB", "responsibility": "S"}, {"payer_filing": "MB", "responsibility": "S",
-                                                    "medicare_secondary_type": "43"},
-    {"payer_filing": "MA", "responsibility": "T", "medicare_secondary_type": "1"},
-    {"payer_filing": "MB", "responsibility": "P"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"billing_npi": "1234567890"},
+        {"rendering_npi": None},
+        {"tax_id": "12345"},
+        {"billing_zip": "12345"},
+        {"diagnoses": ()},
+        {"diagnoses": ("E11.9",)},
+        {"diagnoses": ("E11",)},
+        {"diagnoses": ("Q99999",)},
+        {"place_of_service": "98"},
+        {"payer_id": None},
+        {"payer_code": ""},
+        {"subscriber_dob": None},
+        {"service_date": DOS + dt.timedelta(days=400)},
+        {"total_cents": 1},
+        {"lines": [line(units=0)]},
+        {"lines": [line(pointers=(2,))]},
+        {"lines": [line(modifiers=("ZZ",))]},
+        {"lines": [line(code="9921")]},
+        {"lines": [line(charge=None)]},
+        {"lines": [line(), line(seq=2)]},
+        {"billing_address1": None},
+        {"billing_city": "*"},
+        {"billing_state": "New York"},
+        {"billing_state": None},
+        {"patient_address1": ""},
+        {"patient_city": None},
+        {"patient_state": "XX"},
+        {"patient_state": None},
+        {"patient_zip": "123"},
+        {"patient_zip": None},
+        {"patient_zip": "12345 6789"},
+        {"payer_filing": "MB", "responsibility": "S"},
+        {"payer_filing": "MB", "responsibility": "S", "medicare_secondary_type": "43"},
+        {"payer_filing": "MA", "responsibility": "T", "medicare_secondary_type": "1"},
+        {"payer_filing": "MB", "responsibility": "P"},
+    ],
+)
 def test_the_fast_path_agrees_with_the_rules(changes):
     """scrub() skips the rules for a draft its inline check finds clean: both must agree."""
     from hpms.services.billing.scrubber import RULES

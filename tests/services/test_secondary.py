@@ -12,7 +12,13 @@ import pytest
 
 from hpms.errors import ConflictError, ValidationError
 from tests.billing_fixtures import (
-    DOS, assert_valid_837, queue_secondary, segments, setup_practice, signed, x12_files,
+    DOS,
+    assert_valid_837,
+    queue_secondary,
+    segments,
+    setup_practice,
+    signed,
+    x12_files,
 )
 from tests.remit_fixtures import claim, interchange, line, payment
 from tests.services.helpers import counts, query, scalar
@@ -45,16 +51,23 @@ def add_secondary(ctx_for, mrn: str, **kw):
     from hpms.services.people import coverage
 
     with ctx_for() as ctx:
-        return coverage.add_coverage(ctx, patient=mrn, payer="BETA2", member_id="S555", priority="secondary",
-                                     group_number="GB7", **kw)
+        return coverage.add_coverage(
+            ctx, patient=mrn, payer="BETA2", member_id="S555", priority="secondary", group_number="GB7", **kw
+        )
 
 
 def bob_paid(control, pr="10", **kw):
     """ACME pays Bob's claim: 99213 (CO-45 18.00, PR-2 `pr`), 36415 10.00 (CO-45 5.00)."""
     adj = [("CO", "45", "18")] + ([("PR", "2", pr)] if D(pr) else [])
     paid = str(D("82") - D(pr))
-    return claim(control, [line("99213", "100", paid, *adj, mods=["25"], date=DOS),
-                           line("36415", "15", "10", ("CO", "45", "5"), date=DOS)], **kw)
+    return claim(
+        control,
+        [
+            line("99213", "100", paid, *adj, mods=["25"], date=DOS),
+            line("36415", "15", "10", ("CO", "45", "5"), date=DOS),
+        ],
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -83,13 +96,23 @@ def test_patient_responsibility_goes_to_the_secondary_coverage(settings, ctx_for
     assert (out.posted, out.secondary) == (1, 1)
     [sec] = secondaries(settings)
     assert (sec["payer_id"], sec["coverage_id"], sec["primary_claim_id"], sec["status"], sec["frequency"]) == (
-        p.beta, cov.id, primary, "ready", "1")
+        p.beta,
+        cov.id,
+        primary,
+        "ready",
+        "1",
+    )
     assert sec["total_cents"] == 11500 and sec["encounter_id"] is not None and sec["x12_file_id"] is None
     assert sec["control_number"] != control and sec["control_number"].isdigit()
-    lines = query(settings, "SELECT seq, code, modifiers, units, pointers, charge_cents FROM claim_line "
-                            "WHERE claim_id = :c ORDER BY seq", c=sec["id"])
+    lines = query(
+        settings,
+        "SELECT seq, code, modifiers, units, pointers, charge_cents FROM claim_line WHERE claim_id = :c ORDER BY seq",
+        c=sec["id"],
+    )
     assert [(ln["code"], ln["modifiers"], ln["charge_cents"], ln["pointers"]) for ln in lines] == [
-        ("99213", "25", 10000, "1,2"), ("36415", "", 1500, "2")]
+        ("99213", "25", 10000, "1,2"),
+        ("36415", "", 1500, "2"),
+    ]
     events = query(settings, "SELECT status, note FROM claim_event WHERE claim_id = :c", c=sec["id"])
     assert events == [{"status": "ready", "note": f"secondary of claim {primary}"}]
     # the 10.00 the patient owed is now owed by Beta, to the cent
@@ -100,22 +123,37 @@ def test_patient_responsibility_goes_to_the_secondary_coverage(settings, ctx_for
     assert balance(ctx_for, claim=sec["id"], responsibility="insurance") == D("10.00")
     assert balance(ctx_for, claim=sec["id"]) == D("0.00")
     assert balance(ctx_for, payer="BETA2", responsibility="insurance") == D("10.00")
-    moved = query(settings, "SELECT id, amount_cents, responsibility, payer_id, pair_id, claim_line_id "
-                            "FROM ledger_entry WHERE kind = 'transfer_to_insurance' ORDER BY id")
+    moved = query(
+        settings,
+        "SELECT id, amount_cents, responsibility, payer_id, pair_id, claim_line_id "
+        "FROM ledger_entry WHERE kind = 'transfer_to_insurance' ORDER BY id",
+    )
     assert [(m["amount_cents"], m["responsibility"], m["payer_id"]) for m in moved] == [
-        (1000, "insurance", p.beta), (-1000, "patient", p.beta)]
+        (1000, "insurance", p.beta),
+        (-1000, "patient", p.beta),
+    ]
     assert moved[1]["pair_id"] == moved[0]["id"] and moved[0]["pair_id"] is None
     sec_99213 = scalar(settings, "SELECT id FROM claim_line WHERE claim_id = :c AND seq = 1", c=sec["id"])
     assert moved[0]["claim_line_id"] == moved[1]["claim_line_id"] == sec_99213
-    assert scalar(settings, "SELECT count(*) FROM ledger_entry WHERE claim_id = :c AND kind = 'charge'",
-                  c=sec["id"]) == 0  # the charges stay the primary claim's
-    assert scalar(settings, "SELECT count(*) FROM audit_event WHERE action = 'create' AND entity = 'claim' "
-                            "AND entity_id = :c", c=str(sec["id"])) == 1
+    assert (
+        scalar(settings, "SELECT count(*) FROM ledger_entry WHERE claim_id = :c AND kind = 'charge'", c=sec["id"]) == 0
+    )  # the charges stay the primary claim's
+    assert (
+        scalar(
+            settings,
+            "SELECT count(*) FROM audit_event WHERE action = 'create' AND entity = 'claim' AND entity_id = :c",
+            c=str(sec["id"]),
+        )
+        == 1
+    )
     # the patient's ledger describes the transfer
     from hpms.services.payments import ledger
 
-    kinds = [(e.kind, e.insurance, e.patient) for e in call(ctx_for, ledger.entries, p.bob)
-             if e.kind == "transfer_to_insurance"]
+    kinds = [
+        (e.kind, e.insurance, e.patient)
+        for e in call(ctx_for, ledger.entries, p.bob)
+        if e.kind == "transfer_to_insurance"
+    ]
     assert kinds == [("transfer_to_insurance", D("10.00"), None), ("transfer_to_insurance", None, D("-10.00"))]
     assert any(e.description.startswith("Transfer to insurance") for e in call(ctx_for, ledger.entries, p.bob))
 
@@ -135,8 +173,9 @@ def test_importing_or_matching_again_creates_no_second_secondary_claim(settings,
     assert {t: after[t] for t in TABLES if t != "audit_event"} == {t: before[t] for t in TABLES if t != "audit_event"}
     # a second payment of the same claim, matched by hand, finds the secondary claim already there
     stray = bob_paid("NOT-OURS", pcn="PCN2")
-    kept = post(ctx_for, tmp_path, interchange(payment([stray], trace="T2"), isa="000000124"), "stray.835",
-                keep_unmatched=True)
+    kept = post(
+        ctx_for, tmp_path, interchange(payment([stray], trace="T2"), isa="000000124"), "stray.835", keep_unmatched=True
+    )
     row = kept.unmatched[0]["row"]
     done = call(ctx_for, remits.match, row, primary)
     assert done.posted == 1 and done.secondary == 0
@@ -187,14 +226,23 @@ def test_no_secondary_claim_for_a_reversal_or_a_crossover(settings, ctx_for, bob
     p, primary, control, _ = bob
     post(ctx_for, tmp_path, interchange(payment([bob_paid(control)])))  # no secondary coverage yet
     add_secondary(ctx_for, p.bob)
-    undo = claim(control, [line("99213", "-100", "-72", ("CO", "45", "-18"), ("PR", "2", "-10"), mods=["25"],
-                                date=DOS),
-                           line("36415", "-15", "-10", ("CO", "45", "-5"), date=DOS)], status="22")
+    undo = claim(
+        control,
+        [
+            line("99213", "-100", "-72", ("CO", "45", "-18"), ("PR", "2", "-10"), mods=["25"], date=DOS),
+            line("36415", "-15", "-10", ("CO", "45", "-5"), date=DOS),
+        ],
+        status="22",
+    )
     out = post(ctx_for, tmp_path, interchange(payment([undo], trace="T2"), isa="000000124"), "undo.835")
     assert (out.reversals, out.secondary) == (1, 0) and secondaries(settings) == []
     # the payer forwarded the claim to the secondary payer itself (CLP02 19): hpms bills nothing
-    out = post(ctx_for, tmp_path, interchange(payment([bob_paid(control, status="19")], trace="T3"),
-                                              isa="000000125"), "fwd.835")
+    out = post(
+        ctx_for,
+        tmp_path,
+        interchange(payment([bob_paid(control, status="19")], trace="T3"), isa="000000125"),
+        "fwd.835",
+    )
     assert (out.posted, out.secondary) == (1, 0) and secondaries(settings) == []
     assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("10.00")
 
@@ -205,8 +253,10 @@ def test_a_manual_transfer_to_insurance_and_its_refusals(settings, ctx_for, bob,
     p, primary, control, _ = bob
     post(ctx_for, tmp_path, interchange(payment([bob_paid(control)])))
     before = counts(settings, *TABLES)
-    for kw, exc in ((dict(amount="-5.00"), ValidationError), (dict(amount="5.00", responsibility="patient"),
-                                                               ValidationError)):
+    for kw, exc in (
+        (dict(amount="-5.00"), ValidationError),
+        (dict(amount="5.00", responsibility="patient"), ValidationError),
+    ):
         with pytest.raises(exc):
             call(ctx_for, ledger.post, "transfer_to_insurance", kw.pop("amount"), patient=p.bob, payer="ACME1", **kw)
     with pytest.raises(ValidationError, match="payer"):
@@ -220,8 +270,7 @@ def test_a_manual_transfer_to_insurance_and_its_refusals(settings, ctx_for, bob,
     assert balance(ctx_for, patient=p.bob, responsibility="insurance") == D("0.00")
 
 
-def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudication(settings, ctx_for, bob,
-                                                                                    tmp_path):
+def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudication(settings, ctx_for, bob, tmp_path):
     from hpms.services.billing import runner as billing
 
     p, primary, control, _ = bob
@@ -238,7 +287,7 @@ def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudicati
     segs = segments(text)
 
     def find(tag, *first):
-        return [s for s in segs if s[0] == tag and tuple(s[1:1 + len(first)]) == first]
+        return [s for s in segs if s[0] == tag and tuple(s[1 : 1 + len(first)]) == first]
 
     assert [s[1] for s in find("CLM")] == [sec["control_number"]]
     assert find("SBR", "S") == [["SBR", "S", "18", "GB7", "", "", "", "", "", "CI"]]
@@ -247,8 +296,18 @@ def test_the_billing_run_writes_the_secondary_claim_with_the_primarys_adjudicati
     assert find("AMT", "EAF") == [["AMT", "EAF", "10"]]
     assert find("OI") == [["OI", "", "", "Y", "", "", "Y"]]
     subscribers = find("NM1", "IL")
-    assert subscribers[0][-1] == "S555" and subscribers[1] == ["NM1", "IL", "1", "JONES", "BOB", "", "", "", "MI",
-                                                               "M123456"]
+    assert subscribers[0][-1] == "S555" and subscribers[1] == [
+        "NM1",
+        "IL",
+        "1",
+        "JONES",
+        "BOB",
+        "",
+        "",
+        "",
+        "MI",
+        "M123456",
+    ]
     assert [s[3] for s in find("NM1", "PR")] == ["BETA CARE", "ACME HEALTH"]
     assert find("NM1", "PR")[1][-2:] == ["PI", "ACME1"]
     assert find("SVD") == [["SVD", "ACME1", "72", "HC:99213:25", "", "1"], ["SVD", "ACME1", "10", "HC:36415", "", "1"]]
@@ -267,11 +326,21 @@ def test_the_secondarys_835_settles_it_and_sends_its_own_share_to_the_patient(se
     post(ctx_for, tmp_path, interchange(payment([bob_paid(control)])))
     [sec] = secondaries(settings)
     # Beta pays 6.00 of the 10.00 and leaves 4.00 (deductible) to Bob; CARC 23 is Acme's share
-    answer = claim(sec["control_number"], [
-        line("99213", "100", "6", ("OA", "23", "90"), ("PR", "1", "4"), mods=["25"], date=DOS),
-        line("36415", "15", "0", ("OA", "23", "15"), date=DOS)], pcn="BETA-1", patient=("JONES", "BOB", "S555"))
-    out = post(ctx_for, tmp_path, interchange(payment([answer], payer=("BETA CARE", "BETA2"), trace="B1"),
-                                              isa="000000200"), "beta.835")
+    answer = claim(
+        sec["control_number"],
+        [
+            line("99213", "100", "6", ("OA", "23", "90"), ("PR", "1", "4"), mods=["25"], date=DOS),
+            line("36415", "15", "0", ("OA", "23", "15"), date=DOS),
+        ],
+        pcn="BETA-1",
+        patient=("JONES", "BOB", "S555"),
+    )
+    out = post(
+        ctx_for,
+        tmp_path,
+        interchange(payment([answer], payer=("BETA CARE", "BETA2"), trace="B1"), isa="000000200"),
+        "beta.835",
+    )
     assert (out.posted, out.denied, out.secondary) == (1, 0, 0)
     assert out.paid == D("6.00") and out.patient_responsibility == D("4.00")
     status = query(settings, "SELECT status, payer_claim_number FROM claim WHERE id = :c", c=sec["id"])[0]
@@ -291,11 +360,20 @@ def test_a_secondary_paying_the_whole_share_leaves_nothing_owed(settings, ctx_fo
     add_secondary(ctx_for, p.bob)
     post(ctx_for, tmp_path, interchange(payment([bob_paid(control)])))
     [sec] = secondaries(settings)
-    answer = claim(sec["control_number"], [
-        line("99213", "100", "10", ("OA", "23", "90"), mods=["25"], date=DOS),
-        line("36415", "15", "0", ("OA", "23", "15"), date=DOS)], patient=("JONES", "BOB", "S555"))
-    post(ctx_for, tmp_path, interchange(payment([answer], payer=("BETA CARE", "BETA2"), trace="B1"),
-                                        isa="000000200"), "beta.835")
+    answer = claim(
+        sec["control_number"],
+        [
+            line("99213", "100", "10", ("OA", "23", "90"), mods=["25"], date=DOS),
+            line("36415", "15", "0", ("OA", "23", "15"), date=DOS),
+        ],
+        patient=("JONES", "BOB", "S555"),
+    )
+    post(
+        ctx_for,
+        tmp_path,
+        interchange(payment([answer], payer=("BETA CARE", "BETA2"), trace="B1"), isa="000000200"),
+        "beta.835",
+    )
     assert query(settings, "SELECT status FROM claim WHERE id = :c", c=sec["id"])[0]["status"] == "paid"
     assert balance(ctx_for, patient=p.bob) == D("0.00")
     assert balance(ctx_for, patient=p.bob, responsibility="patient") == D("0.00")
@@ -304,8 +382,8 @@ def test_a_secondary_paying_the_whole_share_leaves_nothing_owed(settings, ctx_fo
 def test_a_statement_shows_the_transfer_once_as_the_patients_share(settings, ctx_for, bob, tmp_path):
     import datetime as dt
 
-    from hpms.services.payments import statements
     from hpms.services.lookups import find_patient as find
+    from hpms.services.payments import statements
 
     p, primary, control, _ = bob
     add_secondary(ctx_for, p.bob)
@@ -318,7 +396,7 @@ def test_a_statement_shows_the_transfer_once_as_the_patients_share(settings, ctx
 
 
 def _find(segs, tag, *first):
-    return [s for s in segs if s[0] == tag and tuple(s[1:1 + len(first)]) == first]
+    return [s for s in segs if s[0] == tag and tuple(s[1 : 1 + len(first)]) == first]
 
 
 def test_the_primary_payers_claim_filing_goes_in_2320(settings, ctx_for, tmp_path):
@@ -343,7 +421,8 @@ def test_the_primary_payers_claim_filing_goes_in_2320(settings, ctx_for, tmp_pat
 def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(settings, ctx_for, tmp_path):
     """Held (with a work-list row naming the claim) while the coverage has no type; the rest of
     Medicare's file is written; once the type is set the next run writes it with SBR05."""
-    from hpms.services.billing import claims, runner as billing
+    from hpms.services.billing import claims
+    from hpms.services.billing import runner as billing
     from hpms.services.people import coverage
 
     p = setup_practice(ctx_for)
@@ -366,11 +445,16 @@ def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(setting
     assert [s[1] for s in _find(segs, "CLM")] == [nora_claim["control_number"]]
     assert _find(segs, "SBR") == [["SBR", "P", "18", "", "", "", "", "", "", "MB"]]  # primary: no SBR05
     assert query(settings, "SELECT status, x12_file_id FROM claim WHERE id = :c", c=sec) == [
-        {"status": "ready", "x12_file_id": None}]
+        {"status": "ready", "x12_file_id": None}
+    ]
     with ctx_for() as ctx:
         [item] = claims.worklist(ctx)
     assert (item.claim_id, item.rule_id, item.field, item.patient) == (
-        sec, "MSP-TYPE", "coverage.medicare_secondary_type", "Bob Jones")
+        sec,
+        "MSP-TYPE",
+        "coverage.medicare_secondary_type",
+        "Bob Jones",
+    )
     assert "no Medicare secondary type" in item.message and "hpms" not in item.message
     held = [e for e in query(settings, "SELECT action, detail FROM audit_event WHERE action = 'hold'")]
     assert len(held) == 1 and "1 claims held" in held[0]["detail"]
@@ -381,8 +465,11 @@ def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(setting
     assert (again.written, again.held, again.files) == (0, 1, [])
     assert query(settings, "SELECT id, created_at FROM worklist_item WHERE resolved_at IS NULL") == before
 
-    cov = query(settings, "SELECT id FROM coverage WHERE payer_id = (SELECT id FROM payer WHERE payer_id = 'MCRB1') "
-                          "AND priority = 'secondary'")[0]["id"]
+    cov = query(
+        settings,
+        "SELECT id FROM coverage WHERE payer_id = (SELECT id FROM payer WHERE payer_id = 'MCRB1') "
+        "AND priority = 'secondary'",
+    )[0]["id"]
     with ctx_for() as ctx:
         coverage.update_coverage(ctx, cov, medicare_secondary_type="12")
     fixed = billing.run(settings, out_dir=str(out))
@@ -397,24 +484,28 @@ def test_a_secondary_claim_to_medicare_needs_the_medicare_secondary_type(setting
 
 
 def test_a_waiting_claim_whose_patient_lost_the_address_is_held_until_voided(settings, ctx_for, tmp_path):
-    from hpms.db import get_engine
-    from hpms.services.billing import claims, runner as billing
-
     import sqlalchemy as sa
+
+    from hpms.db import get_engine
+    from hpms.services.billing import claims
+    from hpms.services.billing import runner as billing
 
     p = setup_practice(ctx_for)
     first = tmp_path / "first"
     first.mkdir()
     sec = queue_secondary(settings, ctx_for, p, first)
     with get_engine(settings).begin() as conn:
-        conn.execute(sa.text("UPDATE patient SET city = NULL, state = 'Ohio' WHERE last_name = 'Jones' "
-                             "AND first_name = 'Bob'"))
+        conn.execute(
+            sa.text("UPDATE patient SET city = NULL, state = 'Ohio' WHERE last_name = 'Jones' AND first_name = 'Bob'")
+        )
     out = tmp_path / "out"
     out.mkdir()
     run = billing.run(settings, out_dir=str(out))
     assert (run.written, run.held, run.files) == (0, 1, [])
     assert sorted((w.claim_id, w.rule_id, w.field) for w in call(ctx_for, claims.worklist)) == [
-        (sec, "ADDR-PATIENT", "patient.city"), (sec, "ADDR-STATE", "patient.state")]
+        (sec, "ADDR-PATIENT", "patient.city"),
+        (sec, "ADDR-STATE", "patient.state"),
+    ]
     call(ctx_for, claims.void, sec, note="billed on paper")
     run = billing.run(settings, out_dir=str(out))
     assert (run.written, run.held) == (0, 0)

@@ -27,22 +27,79 @@ def clinic(ctx_for):
     from hpms.services.payments import payments
 
     payer = accounts.setup(ctx_for)
-    mrn = {name: accounts.patient(ctx_for, name, last, address_line1=addr) for name, last, addr in (
-        ("Ida", "Quill", "1 Ash <Lane> & Co"), ("Otis", "Reed", "2 Birch Rd"), ("Una", "Stone", "3 Cedar Ct"),
-        ("Vera", "Tate", "4 Dogwood Dr"))}
+    mrn = {
+        name: accounts.patient(ctx_for, name, last, address_line1=addr)
+        for name, last, addr in (
+            ("Ida", "Quill", "1 Ash <Lane> & Co"),
+            ("Otis", "Reed", "2 Birch Rd"),
+            ("Una", "Stone", "3 Cedar Ct"),
+            ("Vera", "Tate", "4 Dogwood Dr"),
+        )
+    }
     enc = {
-        "ida1": accounts.visit(ctx_for, mrn["Ida"], payer, D(2026, 2, 20), paid="60.00", adjusted="20.00",
-                               to_patient="20.00", posted=D(2026, 3, 1)),
-        "ida2": accounts.visit(ctx_for, mrn["Ida"], payer, D(2026, 3, 25), charge="150.00", code="99214",
-                               paid="100.00", adjusted="20.00", to_patient="30.00", posted=D(2026, 4, 1)),
-        "ida3": accounts.visit(ctx_for, mrn["Ida"], payer, D(2026, 5, 1), charge="120.00", paid="60.00",
-                               adjusted="20.00", to_patient="40.00", posted=D(2026, 5, 10)),
-        "otis": accounts.visit(ctx_for, mrn["Otis"], payer, D(2026, 6, 1), paid="30.00", adjusted="20.00",
-                               to_patient="50.00", posted=D(2026, 6, 5)),
-        "una": accounts.visit(ctx_for, mrn["Una"], payer, D(2026, 3, 1), paid="76.00", adjusted="20.00",
-                              to_patient="4.00", posted=D(2026, 3, 10)),
-        "vera": accounts.visit(ctx_for, mrn["Vera"], payer, D(2026, 4, 1), paid="67.50", adjusted="20.00",
-                               to_patient="12.50", posted=D(2026, 4, 10)),
+        "ida1": accounts.visit(
+            ctx_for,
+            mrn["Ida"],
+            payer,
+            D(2026, 2, 20),
+            paid="60.00",
+            adjusted="20.00",
+            to_patient="20.00",
+            posted=D(2026, 3, 1),
+        ),
+        "ida2": accounts.visit(
+            ctx_for,
+            mrn["Ida"],
+            payer,
+            D(2026, 3, 25),
+            charge="150.00",
+            code="99214",
+            paid="100.00",
+            adjusted="20.00",
+            to_patient="30.00",
+            posted=D(2026, 4, 1),
+        ),
+        "ida3": accounts.visit(
+            ctx_for,
+            mrn["Ida"],
+            payer,
+            D(2026, 5, 1),
+            charge="120.00",
+            paid="60.00",
+            adjusted="20.00",
+            to_patient="40.00",
+            posted=D(2026, 5, 10),
+        ),
+        "otis": accounts.visit(
+            ctx_for,
+            mrn["Otis"],
+            payer,
+            D(2026, 6, 1),
+            paid="30.00",
+            adjusted="20.00",
+            to_patient="50.00",
+            posted=D(2026, 6, 5),
+        ),
+        "una": accounts.visit(
+            ctx_for,
+            mrn["Una"],
+            payer,
+            D(2026, 3, 1),
+            paid="76.00",
+            adjusted="20.00",
+            to_patient="4.00",
+            posted=D(2026, 3, 10),
+        ),
+        "vera": accounts.visit(
+            ctx_for,
+            mrn["Vera"],
+            payer,
+            D(2026, 4, 1),
+            paid="67.50",
+            adjusted="20.00",
+            to_patient="12.50",
+            posted=D(2026, 4, 10),
+        ),
     }
     with ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=mrn["Ida"], amount="25.00", method="check", reference="501", date="2026-06-01")
@@ -77,16 +134,20 @@ def test_one_statement_per_patient_due_and_only_that_patient_in_it(settings, ctx
         for other in others[who]:
             assert other not in text and mrn[other] not in text, (who, other)
         assert (out / f.filename).stat().st_mode & 0o777 == 0o600
-    rows = query(settings, "SELECT id, patient_id, period_from, period_to, amount_due_cents, format, filename "
-                           "FROM statement ORDER BY id")
+    rows = query(
+        settings,
+        "SELECT id, patient_id, period_from, period_to, amount_due_cents, format, filename FROM statement ORDER BY id",
+    )
     assert [(r["amount_due_cents"], r["format"], r["filename"]) for r in rows] == [
-        (6500, "txt", f"statement-{run.files[0].id:06d}.txt"), (1250, "txt", f"statement-{run.files[1].id:06d}.txt")]
+        (6500, "txt", f"statement-{run.files[0].id:06d}.txt"),
+        (1250, "txt", f"statement-{run.files[1].id:06d}.txt"),
+    ]
     assert all(r["period_from"] is None and str(r["period_to"]) == "2026-06-15" for r in rows)
 
 
 def test_statement_contents_computed_by_hand(settings, ctx_for, clinic, tmp_path):
-    from hpms.services.payments import statements
     from hpms.services.lookups import find_patient as find
+    from hpms.services.payments import statements
 
     with ctx_for(clock=fixed_clock) as ctx:
         data = statements.statement_data(ctx, find(ctx, clinic["mrn"]["Ida"]), today=D(2026, 6, 15), previous=None)
@@ -98,13 +159,20 @@ def test_statement_contents_computed_by_hand(settings, ctx_for, clinic, tmp_path
     assert data["aging"] == {"current": 0, "31-60": 4000, "61-90": 2500, "90+": 0}
     acts = data["activity"]
     assert [(r["date"], r["amount"], r["share"]) for r in acts] == [
-        (D(2026, 2, 20), 10000, None), (D(2026, 3, 1), -6000, None), (D(2026, 3, 1), -2000, None),
+        (D(2026, 2, 20), 10000, None),
+        (D(2026, 3, 1), -6000, None),
+        (D(2026, 3, 1), -2000, None),
         (D(2026, 3, 1), None, 2000),
-        (D(2026, 3, 25), 15000, None), (D(2026, 4, 1), -10000, None), (D(2026, 4, 1), -2000, None),
+        (D(2026, 3, 25), 15000, None),
+        (D(2026, 4, 1), -10000, None),
+        (D(2026, 4, 1), -2000, None),
         (D(2026, 4, 1), None, 3000),
-        (D(2026, 5, 1), 12000, None), (D(2026, 5, 10), -6000, None), (D(2026, 5, 10), -2000, None),
+        (D(2026, 5, 1), 12000, None),
+        (D(2026, 5, 10), -6000, None),
+        (D(2026, 5, 10), -2000, None),
         (D(2026, 5, 10), None, 4000),
-        (D(2026, 6, 1), None, -2500)]
+        (D(2026, 6, 1), None, -2500),
+    ]
     assert "99214" in acts[4]["description"] and "Insurance payment" in acts[5]["description"]
     assert acts[-1]["description"].startswith("Patient payment") and "check" in acts[-1]["description"]
     assert sum(r["share"] or 0 for r in acts) == data["amount_due"]
@@ -130,8 +198,8 @@ def test_formats_html_escaped_and_pdf(settings, ctx_for, clinic, tmp_path):
 
 
 def test_next_statement_lists_activity_since_the_last(settings, ctx_for, clinic, out):
-    from hpms.services.payments import payments, statements
     from hpms.services.lookups import find_patient as find
+    from hpms.services.payments import payments, statements
 
     first = _generate(ctx_for, out, fmt="txt").files[0]
     later = fixed_clock() + dt.timedelta(days=31)
@@ -150,18 +218,21 @@ def test_next_statement_lists_activity_since_the_last(settings, ctx_for, clinic,
     assert [s.id for s in listed] == [run.files[0].id, first.id]
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"min_balance": "five"}, "--min-balance"),
-    ({"min_balance": "-1"}, "--min-balance"),
-    ({"min_balance": "1.234"}, "--min-balance"),
-    ({"older_than": "30"}, "--older-than"),
-    ({"older_than": "1m"}, "--older-than"),
-    ({"older_than": "d"}, "--older-than"),
-    ({"fmt": "docx"}, "--format"),
-    ({"out": "MISSING"}, "--out"),
-    ({"out": "FILE"}, "--out"),
-    ({"out": None}, "--out"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"min_balance": "five"}, "--min-balance"),
+        ({"min_balance": "-1"}, "--min-balance"),
+        ({"min_balance": "1.234"}, "--min-balance"),
+        ({"older_than": "30"}, "--older-than"),
+        ({"older_than": "1m"}, "--older-than"),
+        ({"older_than": "d"}, "--older-than"),
+        ({"fmt": "docx"}, "--format"),
+        ({"out": "MISSING"}, "--out"),
+        ({"out": "FILE"}, "--out"),
+        ({"out": None}, "--out"),
+    ],
+)
 def test_bad_options_write_nothing(settings, ctx_for, clinic, tmp_path, kw, field):
     out = tmp_path / "out"
     out.mkdir()
@@ -219,8 +290,9 @@ def test_a_zip_plus_4_is_printed_with_its_dash():
 
     from hpms.services.payments.statements import _address_lines
 
-    where = SimpleNamespace(address_line1="100 River Rd", address_line2=None, city="Hartford", state="CT",
-                            postal_code="061031234")
+    where = SimpleNamespace(
+        address_line1="100 River Rd", address_line2=None, city="Hartford", state="CT", postal_code="061031234"
+    )
     assert _address_lines(where) == ["100 River Rd", "Hartford, CT 06103-1234"]
     where.postal_code = "06103"
     assert _address_lines(where)[-1] == "Hartford, CT 06103"

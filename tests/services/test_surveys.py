@@ -23,10 +23,18 @@ def visits(ctx_for, register):
     with ctx_for(clock=fixed_clock) as ctx:
         for day, status in ((1, "completed"), (2, "completed"), (3, "completed"), (4, "booked")):
             start = lt.wall_to_utc(dt.datetime(2026, 6, day, 9, 0), NY)
-            a = Appointment(org_id=ctx.org_id, patient_id=c.patient, provider_id=c.provider, location_id=c.location,
-                            type_id=c.type, start_utc=start, end_utc=start + dt.timedelta(minutes=30),
-                            block_end_utc=start + dt.timedelta(minutes=30), status=status,
-                            booked_at=start - dt.timedelta(days=7))
+            a = Appointment(
+                org_id=ctx.org_id,
+                patient_id=c.patient,
+                provider_id=c.provider,
+                location_id=c.location,
+                type_id=c.type,
+                start_utc=start,
+                end_utc=start + dt.timedelta(minutes=30),
+                block_end_utc=start + dt.timedelta(minutes=30),
+                status=status,
+                booked_at=start - dt.timedelta(days=7),
+            )
             ctx.session.add(a)
             ctx.session.flush()
             ids.append(a.id)
@@ -43,8 +51,12 @@ def record(ctx_for, user=None, **kw):
 def test_record_and_list(ctx_for, settings, visits):
     seq = last_seq(settings)
     out = record(ctx_for, appointment=visits[0], score="5", comment="  Very kind staff ")
-    assert (out.appointment_id, out.score, out.comment, out.provider) == (visits[0], 5, "Very kind staff",
-                                                                           "Ada Lovelace")
+    assert (out.appointment_id, out.score, out.comment, out.provider) == (
+        visits[0],
+        5,
+        "Very kind staff",
+        "Ada Lovelace",
+    )
     assert out.responded_at == NOW and out.responded_at.utcoffset() == dt.timedelta(hours=-4)
     assert out.visit.isoformat() == "2026-06-01T09:00:00-04:00"
     ev = audit_rows(settings, seq)
@@ -95,10 +107,13 @@ def _import(ctx_for, path, user=None):
 
 def test_import_csv(ctx_for, settings, visits, tmp_path):
     f = tmp_path / "responses.csv"
-    f.write_text("appointment_id,score,comment,responded_at\n"
-                 f"{visits[0]},5,great,2026-06-02 10:00\n"
-                 f"{visits[1]},2,,\n"
-                 f"{visits[2]},4,\"long, wait\",2026-06-04T12:00:00+00:00\n", encoding="utf-8")
+    f.write_text(
+        "appointment_id,score,comment,responded_at\n"
+        f"{visits[0]},5,great,2026-06-02 10:00\n"
+        f"{visits[1]},2,,\n"
+        f'{visits[2]},4,"long, wait",2026-06-04T12:00:00+00:00\n',
+        encoding="utf-8",
+    )
     seq = last_seq(settings)
     assert _import(ctx_for, f).imported == 3
     ev = audit_rows(settings, seq)
@@ -114,14 +129,17 @@ def test_import_csv(ctx_for, settings, visits, tmp_path):
     assert got[visits[2]].responded_at.isoformat() == "2026-06-04T08:00:00-04:00"
 
 
-@pytest.mark.parametrize("body, words", [
-    ("{0},5\n{1},6\n", ("line 3", "score")),
-    ("{0},5\n{3},4\n", ("line 3", "booked")),
-    ("{0},5\n999999,4\n", ("line 3", "appointment_id", "999999")),
-    ("{0},5\n{0},4\n", ("line 3", "also on line 2")),
-    ("{0},5\nabc,4\n", ("line 3", "appointment_id")),
-    ("{0},0\n", ("line 2", "score")),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ("{0},5\n{1},6\n", ("line 3", "score")),
+        ("{0},5\n{3},4\n", ("line 3", "booked")),
+        ("{0},5\n999999,4\n", ("line 3", "appointment_id", "999999")),
+        ("{0},5\n{0},4\n", ("line 3", "also on line 2")),
+        ("{0},5\nabc,4\n", ("line 3", "appointment_id")),
+        ("{0},0\n", ("line 2", "score")),
+    ],
+)
 def test_import_writes_nothing_on_a_bad_row(ctx_for, settings, visits, tmp_path, body, words):
     f = tmp_path / "bad.csv"
     f.write_text("appointment_id,score\n" + body.format(*visits), encoding="utf-8")

@@ -34,7 +34,12 @@ def test_add_grant_revoke(settings, ctx_for):
     with ctx_for() as ctx:
         u = users.add_user(ctx, username="dana", roles=["front-desk", "BILLER"], full_name="Dana Example")
     assert (u.username, u.roles, u.full_name, u.disabled, u.has_token) == (
-        "dana", ["biller", "front_desk"], "Dana Example", False, False)
+        "dana",
+        ["biller", "front_desk"],
+        "Dana Example",
+        False,
+        False,
+    )
     with ctx_for() as ctx:
         assert users.grant(ctx, "dana", "provider").roles == ["biller", "front_desk", "provider"]
         assert users.grant(ctx, "dana", "provider").roles == ["biller", "front_desk", "provider"]  # idempotent
@@ -46,24 +51,30 @@ def test_add_grant_revoke(settings, ctx_for):
         listed = users.list_users(ctx)
     assert [x.username for x in listed] == sorted([ROOT, "dana"])
     events = [(r["action"], r["entity"], r["detail"]) for r in audit_rows(settings, seq)]
-    assert events == [("create", "user", "roles=biller,front_desk"), ("grant", "user", "role=provider"),
-                      ("revoke", "user", "role=biller")]
+    assert events == [
+        ("create", "user", "roles=biller,front_desk"),
+        ("grant", "user", "role=provider"),
+        ("revoke", "user", "role=biller"),
+    ]
 
 
-@pytest.mark.parametrize(("call", "exc", "field"), [
-    (lambda u, ctx: u.add_user(ctx, username="eve", roles=["superuser"]), ValidationError, "--role"),
-    (lambda u, ctx: u.add_user(ctx, username="eve", roles=["admin", "wizard"]), ValidationError, "--role"),
-    (lambda u, ctx: u.add_user(ctx, username="eve", roles=[]), ValidationError, "--role"),
-    (lambda u, ctx: u.add_user(ctx, username="Eve Smith", roles=["admin"]), ValidationError, "NAME"),
-    (lambda u, ctx: u.add_user(ctx, username="dana", roles=["admin"]), ConflictError, None),
-    (lambda u, ctx: u.grant(ctx, "dana", "overlord"), ValidationError, "ROLE"),
-    (lambda u, ctx: u.grant(ctx, "nobody", "admin"), NotFoundError, None),
-    (lambda u, ctx: u.revoke(ctx, "dana", "overlord"), ValidationError, "ROLE"),
-    (lambda u, ctx: u.revoke(ctx, "dana", "auditor"), ConflictError, None),
-    (lambda u, ctx: u.revoke(ctx, "dana", "front_desk"), ConflictError, None),  # the only role
-    (lambda u, ctx: u.set_disabled(ctx, "nobody"), NotFoundError, None),
-    (lambda u, ctx: u.issue_token(ctx, "nobody"), NotFoundError, None),
-])
+@pytest.mark.parametrize(
+    ("call", "exc", "field"),
+    [
+        (lambda u, ctx: u.add_user(ctx, username="eve", roles=["superuser"]), ValidationError, "--role"),
+        (lambda u, ctx: u.add_user(ctx, username="eve", roles=["admin", "wizard"]), ValidationError, "--role"),
+        (lambda u, ctx: u.add_user(ctx, username="eve", roles=[]), ValidationError, "--role"),
+        (lambda u, ctx: u.add_user(ctx, username="Eve Smith", roles=["admin"]), ValidationError, "NAME"),
+        (lambda u, ctx: u.add_user(ctx, username="dana", roles=["admin"]), ConflictError, None),
+        (lambda u, ctx: u.grant(ctx, "dana", "overlord"), ValidationError, "ROLE"),
+        (lambda u, ctx: u.grant(ctx, "nobody", "admin"), NotFoundError, None),
+        (lambda u, ctx: u.revoke(ctx, "dana", "overlord"), ValidationError, "ROLE"),
+        (lambda u, ctx: u.revoke(ctx, "dana", "auditor"), ConflictError, None),
+        (lambda u, ctx: u.revoke(ctx, "dana", "front_desk"), ConflictError, None),  # the only role
+        (lambda u, ctx: u.set_disabled(ctx, "nobody"), NotFoundError, None),
+        (lambda u, ctx: u.issue_token(ctx, "nobody"), NotFoundError, None),
+    ],
+)
 def test_refused_user_changes_write_nothing(settings, ctx_for, make_user, call, exc, field):
     from hpms.services.platform import users
 
@@ -186,16 +197,27 @@ def test_token_authentication_through_open_context(settings, make_user, token_fo
         assert audit.verify(ctx).ok
 
 
-@pytest.mark.parametrize("env", [
-    {"HPMS_USER": "cron", "HPMS_TOKEN": "hpms_wrong"},
-    {"HPMS_USER": "cron", "HPMS_TOKEN": "TOKEN_OF_ANN"},
-    {"HPMS_USER": "ghost", "HPMS_TOKEN": "TOKEN_OF_CRON"},
-    {"HPMS_USER": "ann", "HPMS_TOKEN": "TOKEN_OF_CRON"},
-    {"HPMS_USER": "cron"},
-    {"HPMS_USER": "ann"},
-    {"HPMS_TOKEN": "TOKEN_OF_CRON"},  # a token is checked against the OS login's user
-], ids=["wrong", "other-users-token", "unknown-user", "token-for-another-user", "no-token", "no-token-2",
-        "token-without-user"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HPMS_USER": "cron", "HPMS_TOKEN": "hpms_wrong"},
+        {"HPMS_USER": "cron", "HPMS_TOKEN": "TOKEN_OF_ANN"},
+        {"HPMS_USER": "ghost", "HPMS_TOKEN": "TOKEN_OF_CRON"},
+        {"HPMS_USER": "ann", "HPMS_TOKEN": "TOKEN_OF_CRON"},
+        {"HPMS_USER": "cron"},
+        {"HPMS_USER": "ann"},
+        {"HPMS_TOKEN": "TOKEN_OF_CRON"},  # a token is checked against the OS login's user
+    ],
+    ids=[
+        "wrong",
+        "other-users-token",
+        "unknown-user",
+        "token-for-another-user",
+        "no-token",
+        "no-token-2",
+        "token-without-user",
+    ],
+)
 def test_bad_credentials_are_refused(settings, make_user, token_for, env):
     make_user("cron", "service")
     make_user("ann", "front_desk")

@@ -13,8 +13,11 @@ from tests.services.sched import LA, NPI_B, book, book_one, clinic, clock, hm, p
 
 
 def _freed(settings):
-    rows = query(settings, "SELECT provider_id, location_id, start_utc, end_utc, appointment_id, status, freed_at "
-                           "FROM freed_slot ORDER BY id")
+    rows = query(
+        settings,
+        "SELECT provider_id, location_id, start_utc, end_utc, appointment_id, status, freed_at "
+        "FROM freed_slot ORDER BY id",
+    )
     for r in rows:
         for k in ("start_utc", "end_utc", "freed_at"):
             v = r[k]
@@ -58,10 +61,24 @@ def test_cancelling_or_moving_a_future_visit_frees_its_time(settings, ctx_for, r
     with ctx_for(clock=fixed_clock) as ctx:
         appointments.reschedule(ctx, b.id, at="2026-06-18 09:00")
     assert _freed(settings) == [
-        dict(provider_id=c.provider, location_id=c.location, start_utc=utc(2026, 6, 16, 13),
-             end_utc=utc(2026, 6, 16, 13, 40), appointment_id=a.id, status="open", freed_at=NOW),
-        dict(provider_id=c.provider, location_id=c.location, start_utc=utc(2026, 6, 17, 13),
-             end_utc=utc(2026, 6, 17, 13, 40), appointment_id=b.id, status="open", freed_at=NOW),
+        dict(
+            provider_id=c.provider,
+            location_id=c.location,
+            start_utc=utc(2026, 6, 16, 13),
+            end_utc=utc(2026, 6, 16, 13, 40),
+            appointment_id=a.id,
+            status="open",
+            freed_at=NOW,
+        ),
+        dict(
+            provider_id=c.provider,
+            location_id=c.location,
+            start_utc=utc(2026, 6, 17, 13),
+            end_utc=utc(2026, 6, 17, 13, 40),
+            appointment_id=b.id,
+            status="open",
+            freed_at=NOW,
+        ),
     ]
     # completing or marking a no-show frees nothing
     t = book_one(ctx_for, c, "2026-06-15 15:00")
@@ -102,26 +119,42 @@ def test_offers_match_type_provider_location_and_window_longest_wait_first(setti
     _cancel(ctx_for, a.id)
     seq = last_seq(settings)
     offers = _offers(ctx_for)
-    assert [(o.entry_id, o.patient) for o in offers] == [(e["Early"].id, "Early Waiting"),
-                                                         (e["Later"].id, "Later Waiting")]
+    assert [(o.entry_id, o.patient) for o in offers] == [
+        (e["Early"].id, "Early Waiting"),
+        (e["Later"].id, "Later Waiting"),
+    ]
     o = offers[0]
     slot_id = scalar(settings, "SELECT id FROM freed_slot")
-    assert (o.slot_id, o.type, o.provider_id, o.provider, o.location) == (slot_id, "Visit", c.provider,
-                                                                          "Ada Lovelace", "Main")
+    assert (o.slot_id, o.type, o.provider_id, o.provider, o.location) == (
+        slot_id,
+        "Visit",
+        c.provider,
+        "Ada Lovelace",
+        "Main",
+    )
     assert (hm(o.start), hm(o.end)) == ("2026-06-16 09:00 -0400", "2026-06-16 09:30 -0400")
     assert o.waiting_since == utc(2026, 6, 1, 12)
     reads = audit_rows(settings, seq)
     assert [(r["action"], r["entity"], r["patient_ids_list"]) for r in reads] == [
-        ("read", "waitlist_entry", sorted([pats["Early"].id, pats["Later"].id]))]
+        ("read", "waitlist_entry", sorted([pats["Early"].id, pats["Later"].id]))
+    ]
     # a later slot inside the window of "Window", and one of Ben's
     b = book_one(ctx_for, c, "2026-06-17 09:00")
     _cancel(ctx_for, b.id)
     x = book_one(ctx_for, c, "2026-06-17 11:00", provider=ben.id)
     _cancel(ctx_for, x.id)
     got = [(o.patient.split()[0], hm(o.start)[5:16]) for o in _offers(ctx_for)]
-    assert got == [("Benfan", "06-17 11:00"), ("Window", "06-17 09:00"), ("Window", "06-17 11:00"),
-                   ("Early", "06-16 09:00"), ("Early", "06-17 09:00"), ("Early", "06-17 11:00"),
-                   ("Later", "06-16 09:00"), ("Later", "06-17 09:00"), ("Later", "06-17 11:00")]
+    assert got == [
+        ("Benfan", "06-17 11:00"),
+        ("Window", "06-17 09:00"),
+        ("Window", "06-17 11:00"),
+        ("Early", "06-16 09:00"),
+        ("Early", "06-17 09:00"),
+        ("Early", "06-17 11:00"),
+        ("Later", "06-16 09:00"),
+        ("Later", "06-17 09:00"),
+        ("Later", "06-17 11:00"),
+    ]
 
 
 def test_latest_bounds_the_window_and_past_slots_are_not_offered(settings, ctx_for, register):
@@ -165,9 +198,14 @@ def test_fill_books_and_marks_entry_and_slot_filled(settings, ctx_for, world):
         out = waitlist.fill(ctx, e["Early"].id, slot=slot_id)
     [appt] = out.booked
     assert (appt.patient_id, appt.provider_id, appt.reason, hm(appt.start)) == (
-        pats["Early"].id, c.provider, "any morning", "2026-06-16 09:00 -0400")
+        pats["Early"].id,
+        c.provider,
+        "any morning",
+        "2026-06-16 09:00 -0400",
+    )
     assert query(settings, "SELECT status, appointment_id FROM waitlist_entry WHERE id = :i", i=e["Early"].id) == [
-        {"status": "filled", "appointment_id": appt.id}]
+        {"status": "filled", "appointment_id": appt.id}
+    ]
     assert _freed(settings)[0]["status"] == "filled"
     ev = [(r["action"], r["entity"], r["patient_id"]) for r in audit_rows(settings, seq)]
     assert ev == [("create", "appointment", pats["Early"].id), ("update", "waitlist_entry", pats["Early"].id)]
@@ -234,6 +272,7 @@ def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
 
 # ---- merge ---------------------------------------------------------------------------------
 
+
 def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, register):
     from hpms.services.people import patients
     from hpms.services.scheduling import appointments
@@ -248,14 +287,15 @@ def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, regist
         kept = patients.merge(ctx, c.mrn, dup.mrn)
     assert kept.id == c.patient
     rows = query(settings, "SELECT id, patient_id FROM appointment ORDER BY id")
-    assert rows == [{"id": i, "patient_id": c.patient}
-                    for i in [mine.id, theirs.id] + [a.id for a in series.booked]]
+    assert rows == [{"id": i, "patient_id": c.patient} for i in [mine.id, theirs.id] + [a.id for a in series.booked]]
     assert query(settings, "SELECT id, patient_id FROM waitlist_entry") == [{"id": entry.id, "patient_id": c.patient}]
     merged = [r for r in audit_rows(settings) if r["action"] == "merge" and r["patient_id"] == c.patient]
     assert "appointment=3" in merged[0]["detail"] and "waitlist_entry=1" in merged[0]["detail"]
     with ctx_for(clock=fixed_clock) as ctx:
-        assert [a.id for a in appointments.history(ctx, c.mrn)] == [
-            a.id for a in reversed(series.booked)] + [theirs.id, mine.id]
+        assert [a.id for a in appointments.history(ctx, c.mrn)] == [a.id for a in reversed(series.booked)] + [
+            theirs.id,
+            mine.id,
+        ]
 
 
 def test_merge_refuses_two_visits_at_the_same_time(settings, ctx_for, register):

@@ -15,8 +15,11 @@ from tests.services.conftest import fixed_clock
 from tests.services.helpers import counts, query
 
 BOM = b"\xef\xbb\xbf"
-ENCODINGS = {"utf-8": lambda t: t.encode("utf-8"), "utf-8 with a BOM": lambda t: BOM + t.encode("utf-8"),
-             "latin-1": lambda t: t.encode("latin-1")}
+ENCODINGS = {
+    "utf-8": lambda t: t.encode("utf-8"),
+    "utf-8 with a BOM": lambda t: BOM + t.encode("utf-8"),
+    "latin-1": lambda t: t.encode("latin-1"),
+}
 
 
 def run(ctx_for, fn, *args, **kw):
@@ -27,6 +30,7 @@ def run(ctx_for, fn, *args, **kw):
 
 
 # ---- 271 -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def muellers(settings, ctx_for, register, tmp_path):
@@ -39,8 +43,15 @@ def muellers(settings, ctx_for, register, tmp_path):
     zoe = register(first_name="Zoë", last_name="Müller", dob="2012-02-02")
     with ctx_for(clock=fixed_clock) as ctx:
         coverage.add_coverage(ctx, patient=jose.mrn, payer="ACME1", member_id="M4242")
-        coverage.add_coverage(ctx, patient=zoe.mrn, payer="ACME1", member_id="M4242", relationship="child",
-                              subscriber="Müller, José", subscriber_dob="1980-01-01")
+        coverage.add_coverage(
+            ctx,
+            patient=zoe.mrn,
+            payer="ACME1",
+            member_id="M4242",
+            relationship="child",
+            subscriber="Müller, José",
+            subscriber_dob="1980-01-01",
+        )
     ids = {}
     for who, p in (("JOSÉ", jose), ("ZOË", zoe)):
         out = tmp_path / f"{p.mrn}.270"
@@ -52,16 +63,27 @@ def muellers(settings, ctx_for, register, tmp_path):
 
 
 def statuses(settings) -> dict[int, tuple]:
-    return {c["id"]: (c["status"], c["plan_name"]) for c in query(
-        settings, "SELECT id, status, plan_name FROM eligibility_check ORDER BY id")}
+    return {
+        c["id"]: (c["status"], c["plan_name"])
+        for c in query(settings, "SELECT id, status, plan_name FROM eligibility_check ORDER BY id")
+    }
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_a_271_with_names_outside_ascii_is_matched_by_name(settings, ctx_for, muellers, tmp_path, encoding):
     ids, reference = muellers
-    text = answer_271(active_loop(None, "M4242", "MÜLLER", "JOSÉ", plan="PLAN JOSÉ"),
-                      ["DEP", ["NM1*IL*1*MÜLLER*JOSÉ****MI*M4242"], "NM1*03*1*MÜLLER*ZOË", "DMG*D8*20120202",
-                       "DTP*291*D8*20260616", "EB*6**30**PLAN ZOË"], reference=reference)
+    text = answer_271(
+        active_loop(None, "M4242", "MÜLLER", "JOSÉ", plan="PLAN JOSÉ"),
+        [
+            "DEP",
+            ["NM1*IL*1*MÜLLER*JOSÉ****MI*M4242"],
+            "NM1*03*1*MÜLLER*ZOË",
+            "DMG*D8*20120202",
+            "DTP*291*D8*20260616",
+            "EB*6**30**PLAN ZOË",
+        ],
+        reference=reference,
+    )
     path = tmp_path / "answer.271"
     path.write_bytes(ENCODINGS[encoding](text))
     r = run(ctx_for, "import_271", path)
@@ -80,13 +102,16 @@ def test_a_271_answer_about_someone_unknown_keeps_the_name_as_sent(settings, ctx
     assert [(u["name"], u["member"]) for u in r.unmatched] == [("NGUYỄN, THỊ LAN", "…X77")]
 
 
-@pytest.mark.parametrize("content, fault", [
-    (b"\x00\x01\x02\x03PK binary \xff\xfe", "NUL characters"),
-    ("ISA*00".encode("utf-16"), "NUL characters"),
-    (BOM + b"Dear billing office, please find attached", "expected an ISA segment"),
-    (BOM, "empty input"),
-    (b"   \n", "empty input"),
-])
+@pytest.mark.parametrize(
+    "content, fault",
+    [
+        (b"\x00\x01\x02\x03PK binary \xff\xfe", "NUL characters"),
+        ("ISA*00".encode("utf-16"), "NUL characters"),
+        (BOM + b"Dear billing office, please find attached", "expected an ISA segment"),
+        (BOM, "empty input"),
+        (b"   \n", "empty input"),
+    ],
+)
 def test_a_271_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, muellers, tmp_path, content, fault):
     path = tmp_path / "odd.271"
     path.write_bytes(content)
@@ -108,7 +133,8 @@ REMIT_TABLES = ("ledger_entry", "remit_file", "remittance", "remit_claim", "remi
 def billed(settings, ctx_for, tmp_path):
     """Bob's visit billed to ACME1: returns the claim's control number."""
     from hpms.services.billing import runner as billing
-    from tests.billing_fixtures import setup_practice as billing_practice, signed
+    from tests.billing_fixtures import setup_practice as billing_practice
+    from tests.billing_fixtures import signed
 
     p = billing_practice(ctx_for)
     signed(ctx_for, p.bob, "E11.9", "99213:1")
@@ -142,11 +168,14 @@ def test_an_835_with_a_bom_only_posts_like_without(settings, ctx_for, billed, tm
     assert post(ctx_for, path).posted == 1
 
 
-@pytest.mark.parametrize("content, fault", [
-    (b"\x00\x01\x02\x03PK binary \xff\xfe", "NUL characters"),
-    ("ISA*00".encode("utf-16"), "NUL characters"),
-    (BOM + b"Dear billing office, please find attached", "expected an ISA segment"),
-])
+@pytest.mark.parametrize(
+    "content, fault",
+    [
+        (b"\x00\x01\x02\x03PK binary \xff\xfe", "NUL characters"),
+        ("ISA*00".encode("utf-16"), "NUL characters"),
+        (BOM + b"Dear billing office, please find attached", "expected an ISA segment"),
+    ],
+)
 def test_an_835_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, billed, tmp_path, content, fault):
     path = tmp_path / "odd.835"
     path.write_bytes(content)

@@ -68,9 +68,27 @@ def clinic(settings, ctx_for) -> Clinic:
         room2 = resources.add_room(ctx, location="Main", name="Room 2")
         doe = patients.register(ctx, first_name="Pat", last_name="Doe", dob="1980-01-02", phone="555-010-0001")
         roe = patients.register(ctx, first_name="Rita", last_name="Roe", dob="1975-03-04")
-        early = appointments.book(ctx, patient=doe.mrn, provider=str(lovelace.id), type=str(visit.id),
-                                  at="2026-06-15 09:00", reason="follow-up").booked[0]
-        later = appointments.book(ctx, patient=roe.mrn, provider=str(hopper.id), type=str(visit.id),
-                                  at="2026-06-15 11:00").booked[0]
-    return Clinic(location=loc.id, hopper=hopper.id, lovelace=lovelace.id, visit=visit.id, long=long.id,
-                  room1=room1.id, room2=room2.id, doe=doe, roe=roe, early=early.id, later=later.id)
+        early = appointments.book(
+            ctx,
+            patient=doe.mrn,
+            provider=str(lovelace.id),
+            type=str(visit.id),
+            at="2026-06-15 09:00",
+            reason="follow-up",
+        ).booked[0]
+        later = appointments.book(
+            ctx, patient=roe.mrn, provider=str(hopper.id), type=str(visit.id), at="2026-06-15 11:00"
+        ).booked[0]
+    return Clinic(
+        location=loc.id,
+        hopper=hopper.id,
+        lovelace=lovelace.id,
+        visit=visit.id,
+        long=long.id,
+        room1=room1.id,
+        room2=room2.id,
+        doe=doe,
+        roe=roe,
+        early=early.id,
+        later=later.id,
+    )

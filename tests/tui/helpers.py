@@ -56,8 +56,7 @@ async def wait_for(pilot, predicate: Callable[[], object], timeout: float = 5, w
         except Exception:  # noqa: BLE001 - the widget may not be mounted yet
             pass
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}\n"
-                                 + describe(pilot.app))
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}\n" + describe(pilot.app))
         await pilot.pause(0.05)
 
 
@@ -82,8 +81,9 @@ def day_screen(app):
 
 async def loaded(pilot, what: str = "the day view"):
     """Wait for the first load of the day view; returns the DayScreen."""
-    await wait_for(pilot, lambda: day_screen(pilot.app).view is not None and not day_screen(pilot.app)._loading,
-                   what=what)
+    await wait_for(
+        pilot, lambda: day_screen(pilot.app).view is not None and not day_screen(pilot.app)._loading, what=what
+    )
     return day_screen(pilot.app)
 
 
@@ -121,7 +121,7 @@ def cell_text(screen, hhmm: str, col: int) -> str:
     line = row_text(screen, hhmm)
     cw = g._col_width()
     x = TIME_W + (col - g.col_offset) * cw
-    return line[x:x + cw - 1].rstrip()
+    return line[x : x + cw - 1].rstrip()
 
 
 def static_text(screen, selector: str) -> str:
@@ -145,6 +145,7 @@ async def goto_cell(pilot, screen, hhmm: str, provider_id: int) -> None:
 
 # ---- the database, read directly --------------------------------------------------------------
 
+
 def rows(settings, sql: str, **params) -> list[dict]:
     with get_engine(settings).connect() as conn:
         return [dict(r) for r in conn.execute(sa.text(sql), params).mappings()]
@@ -164,8 +165,11 @@ def out_at(ctx_for, when: str, provider: int | None = None):
     from hpms.services.scheduling import appointments
 
     with ctx_for(clock=fixed_clock) as ctx:
-        found = [a for a in appointments.list_appointments(ctx, day=when[:10])
-                 if a.start.strftime("%Y-%m-%d %H:%M") == when and (provider is None or a.provider_id == provider)]
+        found = [
+            a
+            for a in appointments.list_appointments(ctx, day=when[:10])
+            if a.start.strftime("%Y-%m-%d %H:%M") == when and (provider is None or a.provider_id == provider)
+        ]
     return found
 
 

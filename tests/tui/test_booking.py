@@ -7,8 +7,18 @@ from textual.widgets import Input, OptionList, Select
 
 from tests.tui.conftest import NOW
 from tests.tui.helpers import (
-    appointment_count, cell_text, goto_cell, loaded, make_app, notifications, out_at, pilot_test, rows, settled,
-    static_text, wait_for,
+    appointment_count,
+    cell_text,
+    goto_cell,
+    loaded,
+    make_app,
+    notifications,
+    out_at,
+    pilot_test,
+    rows,
+    settled,
+    static_text,
+    wait_for,
 )
 
 
@@ -69,8 +79,9 @@ async def test_book_new_appointment_end_to_end(settings, clinic, ctx_for):
         await pilot.press(*"knee pain")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: booking_dialog(app) is None, what="the dialog to close")
-        await wait_for(pilot, lambda: cell_text(s, "10:45", 1).startswith("· 10:45 Doe, Pat"),
-                       what="the new block on the grid")
+        await wait_for(
+            pilot, lambda: cell_text(s, "10:45", 1).startswith("· 10:45 Doe, Pat"), what="the new block on the grid"
+        )
         assert cell_text(s, "11:00", 1) == "  Long visit"
         assert cell_text(s, "11:15", 1) == "  booked"
         await pilot.press("down", "down", "down")  # 11:30: the last quarter of the 60 minutes
@@ -81,8 +92,13 @@ async def test_book_new_appointment_end_to_end(settings, clinic, ctx_for):
         assert any("booked #" in n and "Mon 10:45" in n for n in notifications(app))
 
     [a] = out_at(ctx_for, "2026-06-15 10:45", clinic.lovelace)
-    assert (a.patient_id, a.type, a.duration_min, a.reason, a.status) == (clinic.doe.id, "Long visit", 60,
-                                                                       "knee pain", "booked")
+    assert (a.patient_id, a.type, a.duration_min, a.reason, a.status) == (
+        clinic.doe.id,
+        "Long visit",
+        60,
+        "knee pain",
+        "booked",
+    )
     assert appointment_count(settings) == 3
     [row] = rows(settings, "SELECT booked_by, location_id FROM appointment WHERE id = :i", i=a.id)
     assert row["location_id"] == clinic.location
@@ -102,8 +118,9 @@ async def test_slot_taken_while_the_dialog_is_open(settings, clinic, ctx_for):
 
         # meanwhile, at another desk
         with ctx_for(clock=lambda: NOW) as ctx:
-            other = appointments.book(ctx, patient=clinic.roe.mrn, provider=str(clinic.hopper),
-                                      type=str(clinic.visit), at="2026-06-15 12:00").booked[0]
+            other = appointments.book(
+                ctx, patient=clinic.roe.mrn, provider=str(clinic.hopper), type=str(clinic.visit), at="2026-06-15 12:00"
+            ).booked[0]
 
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: static_text(dialog, "#error").startswith("Taken:"), what="the conflict")
@@ -114,8 +131,11 @@ async def test_slot_taken_while_the_dialog_is_open(settings, clinic, ctx_for):
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: booking_dialog(app) is None, what="the dialog to close")
-        await wait_for(pilot, lambda: cell_text(s, "12:00", 0).startswith("· 12:00 Roe, Rita"),
-                       what="the other desk's booking on the grid")
+        await wait_for(
+            pilot,
+            lambda: cell_text(s, "12:00", 0).startswith("· 12:00 Roe, Rita"),
+            what="the other desk's booking on the grid",
+        )
         await settled(pilot)
     assert appointment_count(settings) == 3
 
@@ -145,8 +165,9 @@ async def test_register_a_new_patient_inside_the_booking_dialog(settings, clinic
         await pick_type(pilot, dialog, "Visit")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: booking_dialog(app) is None, what="the dialog to close")
-        await wait_for(pilot, lambda: cell_text(s, "14:00", 1).startswith("· 14:00 Newman, Alfred"),
-                       what="the new block")
+        await wait_for(
+            pilot, lambda: cell_text(s, "14:00", 1).startswith("· 14:00 Newman, Alfred"), what="the new block"
+        )
         assert any("registered Alfred Newman" in n for n in notifications(app))
 
     [p] = rows(settings, "SELECT id, mrn, dob FROM patient WHERE last_name = 'Newman' AND first_name = 'Alfred'")

@@ -11,8 +11,18 @@ def add_check(ctx_for, patient_id: int, status: str, reason: str | None = None) 
     from hpms.models import EligibilityCheck
 
     with ctx_for() as ctx:
-        ctx.session.add(EligibilityCheck(org_id=ctx.org_id, patient_id=patient_id, service_date=DAY, status=status,
-                                         reason=reason, requested_at=NOW, responded_at=NOW, trace_number="1"))
+        ctx.session.add(
+            EligibilityCheck(
+                org_id=ctx.org_id,
+                patient_id=patient_id,
+                service_date=DAY,
+                status=status,
+                reason=reason,
+                requested_at=NOW,
+                responded_at=NOW,
+                trace_number="1",
+            )
+        )
 
 
 @pilot_test
@@ -25,7 +35,9 @@ async def test_visit_dialog_and_patient_panel_show_the_eligibility_status(settin
     async with app.run_test(size=(120, 36)) as pilot:
         s = await loaded(pilot)
         assert {b.patient_id: b.eligibility for b in s.view.blocks} == {
-            clinic.roe.id: "error: subscriber/insured not found", clinic.doe.id: "not checked"}
+            clinic.roe.id: "error: subscriber/insured not found",
+            clinic.doe.id: "not checked",
+        }
         await goto_cell(pilot, s, "11:00", clinic.hopper)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, AppointmentDialog), what="the appointment's dialog")

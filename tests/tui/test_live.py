@@ -7,8 +7,17 @@ import time
 
 from tests.tui.conftest import NOW
 from tests.tui.helpers import (
-    appointment_count, cell_text, goto_cell, loaded, make_app, notifications, pilot_test, settled, static_text,
-    stored, wait_for,
+    appointment_count,
+    cell_text,
+    goto_cell,
+    loaded,
+    make_app,
+    notifications,
+    pilot_test,
+    settled,
+    static_text,
+    stored,
+    wait_for,
 )
 
 
@@ -23,11 +32,16 @@ async def test_bookings_from_elsewhere_appear_without_a_key_press(settings, clin
         first = s.view
 
         with ctx_for(clock=lambda: NOW + dt.timedelta(seconds=1)) as ctx:
-            appointments.book(ctx, patient=clinic.doe.mrn, provider=str(clinic.hopper), type=str(clinic.visit),
-                              at="2026-06-15 13:00")
+            appointments.book(
+                ctx, patient=clinic.doe.mrn, provider=str(clinic.hopper), type=str(clinic.visit), at="2026-06-15 13:00"
+            )
         t0 = time.monotonic()
-        await wait_for(pilot, lambda: cell_text(s, "13:00", 0).startswith("· 13:00 Doe, Pat"), timeout=2,
-                       what="the outside booking on the grid")
+        await wait_for(
+            pilot,
+            lambda: cell_text(s, "13:00", 0).startswith("· 13:00 Doe, Pat"),
+            timeout=2,
+            what="the outside booking on the grid",
+        )
         assert time.monotonic() - t0 < 2
         assert s.view is not first
 
@@ -64,8 +78,9 @@ async def test_a_biller_sees_the_schedule_but_may_not_book(settings, clinic, ctx
         # an update is refused by the service and shown, not crashed on
         await goto_cell(pilot, s, "11:00", clinic.hopper)
         await pilot.press("i")
-        await wait_for(pilot, lambda: any("may not appointment.update" in n for n in notifications(app)),
-                       what="the refusal")
+        await wait_for(
+            pilot, lambda: any("may not appointment.update" in n for n in notifications(app)), what="the refusal"
+        )
         await settled(pilot)
         assert cell_text(s, "11:00", 0).startswith("· 11:00 Roe, Rita")
     assert appointment_count(settings) == before

@@ -9,11 +9,29 @@ from textual.widgets import DataTable, OptionList, Select, Static
 
 from tests.tui.conftest import setup_clock
 from tests.tui.helpers import (
-    cell_text, grid_lines, loaded, make_app, notifications, pilot_test, row_text, settled, static_text, wait_for,
+    cell_text,
+    grid_lines,
+    loaded,
+    make_app,
+    notifications,
+    pilot_test,
+    row_text,
+    settled,
+    static_text,
+    wait_for,
 )
 
-KEY_NAMES = {"left_square_bracket": "[", "right_square_bracket": "]", "plus": "+", "equals_sign": "=",
-             "minus": "-", "question_mark": "?", "f5": "F5", "ctrl+r": "Ctrl+R", "escape": "Esc"}
+KEY_NAMES = {
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "plus": "+",
+    "equals_sign": "=",
+    "minus": "-",
+    "question_mark": "?",
+    "f5": "F5",
+    "ctrl+r": "Ctrl+R",
+    "escape": "Esc",
+}
 
 
 @pilot_test
@@ -27,10 +45,28 @@ async def test_help_lists_the_keys(settings, clinic):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
         text = "\n".join(str(w.content) for w in app.screen.query(Static))
-        for key, word in (("c", "confirm"), ("i", "check in"), ("m", "room"), ("e", "complete"), ("d", "dashboard"), ("N", "no-show"),
-                          ("x", "cancel"), ("r", "reschedule"), ("p", "patient"), ("w", "week"), ("f", "flow"),
-                          ("s", "slot"), ("v", "waitlist"), ("g", "date"), ("L", "location"), ("t", "today"),
-                          ("?", "help"), ("q", "quit"), ("Ctrl+S", "book"), ("Ctrl+N", "register")):
+        for key, word in (
+            ("c", "confirm"),
+            ("i", "check in"),
+            ("m", "room"),
+            ("e", "complete"),
+            ("d", "dashboard"),
+            ("N", "no-show"),
+            ("x", "cancel"),
+            ("r", "reschedule"),
+            ("p", "patient"),
+            ("w", "week"),
+            ("f", "flow"),
+            ("s", "slot"),
+            ("v", "waitlist"),
+            ("g", "date"),
+            ("L", "location"),
+            ("t", "today"),
+            ("?", "help"),
+            ("q", "quit"),
+            ("Ctrl+S", "book"),
+            ("Ctrl+N", "register"),
+        ):
             assert re.search(rf"(^|\s){re.escape(key)}\s+[^\n]{{0,30}}?{word}", text), f"{key} {word}"
         # every key of the day view is listed (the first name of each binding is enough)
         for binding in DayScreen.BINDINGS:
@@ -78,8 +114,10 @@ async def test_week_flow_find_slot_and_waitlist_open_and_close(settings, clinic)
         await wait_for(pilot, lambda: isinstance(app.screen, FlowScreen), what="the flow board")
         flow = app.screen.query_one(DataTable)
         await wait_for(pilot, lambda: flow.row_count == 2, what="the flow board's rows")
-        assert [r[:3] for r in table_rows(flow)] == [["expected", "09:00", "Doe, Pat"],
-                                                     ["expected", "11:00", "Roe, Rita"]]
+        assert [r[:3] for r in table_rows(flow)] == [
+            ["expected", "09:00", "Doe, Pat"],
+            ["expected", "11:00", "Roe, Rita"],
+        ]
         await back_with_escape(pilot, s)
 
         await pilot.press("s")
@@ -160,10 +198,12 @@ def annex(settings, ctx_for, clinic):
 
     with ctx_for(clock=setup_clock) as ctx:
         loc = org.add_location(ctx, name="Annex", tz="America/Chicago")
-        turing = resources.add_provider(ctx, first_name="Alan", last_name="Turing", npi="1111111112",
-                                        locations=["Annex"])
-        availability.set_hours(ctx, turing.id, location="Annex", days="MO-FR", start="07:00", end="12:00",
-                               effective_from="2026-01-01")
+        turing = resources.add_provider(
+            ctx, first_name="Alan", last_name="Turing", npi="1111111112", locations=["Annex"]
+        )
+        availability.set_hours(
+            ctx, turing.id, location="Annex", days="MO-FR", start="07:00", end="12:00", effective_from="2026-01-01"
+        )
     return loc.id
 
 
@@ -187,8 +227,7 @@ async def test_switch_location(settings, clinic, annex):
         await pilot.press("enter")
         await wait_for(pilot, lambda: s.view.location_id == annex, what="the Annex day")
         await settled(pilot)
-        assert static_text(s, "#topbar") == (
-            " Annex · Mon 15 Jun 2026 (today) · providers · 15 min · America/Chicago")
+        assert static_text(s, "#topbar") == (" Annex · Mon 15 Jun 2026 (today) · providers · 15 min · America/Chicago")
         header = grid_lines(s)[0]
         assert "Alan Turing" in header and "Grace Hopper" not in header
         assert s.grid.minute == 9 * 60 + 30  # now in Chicago
@@ -201,8 +240,14 @@ async def test_room_columns_and_time_step(settings, clinic, ctx_for):
     from hpms.services.scheduling import appointments
 
     with ctx_for(clock=setup_clock) as ctx:  # a visit with a room
-        appointments.book(ctx, patient=clinic.doe.mrn, provider=str(clinic.hopper), type=str(clinic.visit),
-                          at="2026-06-15 14:00", room="Room 2")
+        appointments.book(
+            ctx,
+            patient=clinic.doe.mrn,
+            provider=str(clinic.hopper),
+            type=str(clinic.visit),
+            at="2026-06-15 14:00",
+            room="Room 2",
+        )
     app = make_app(settings)
     async with app.run_test(size=(120, 36)) as pilot:
         s = await loaded(pilot)

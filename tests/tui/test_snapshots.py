@@ -52,5 +52,4 @@ async def booking_dialog_with_a_result(pilot) -> None:
 
 
 def test_booking_dialog(snap_compare, desk_app):
-    assert snap_compare(desk_app(), terminal_size=(80, 24),
-                        run_before=booking_dialog_with_a_result)
+    assert snap_compare(desk_app(), terminal_size=(80, 24), run_before=booking_dialog_with_a_result)

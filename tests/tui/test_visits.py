@@ -9,8 +9,19 @@ from textual.widgets import Input, OptionList
 
 from tests.tui.conftest import NOW
 from tests.tui.helpers import (
-    Clock, appointment_count, cell_text, goto_cell, loaded, make_app, notifications, pilot_test, settled,
-    static_text, stored, utc, wait_for,
+    Clock,
+    appointment_count,
+    cell_text,
+    goto_cell,
+    loaded,
+    make_app,
+    notifications,
+    pilot_test,
+    settled,
+    static_text,
+    stored,
+    utc,
+    wait_for,
 )
 
 
@@ -54,8 +65,11 @@ async def test_check_in_room_and_complete_with_single_keys(settings, clinic, ctx
         await pilot.press("e")
         await wait_for(pilot, status_is(s, "completed"), what="completed")
         assert cell_text(s, "11:00", 0).startswith("■ 11:00 Roe, Rita")
-        assert notifications(app)[-3:] == [f"#{clinic.later} Rita Roe: checked in", f"#{clinic.later} Rita Roe: in room",
-                                           f"#{clinic.later} Rita Roe: completed"]
+        assert notifications(app)[-3:] == [
+            f"#{clinic.later} Rita Roe: checked in",
+            f"#{clinic.later} Rita Roe: in room",
+            f"#{clinic.later} Rita Roe: completed",
+        ]
 
     a = stored(ctx_for, clinic.later)
     assert (a.status, a.room_id, a.version) == ("completed", clinic.room2, 4)
@@ -72,8 +86,7 @@ async def test_no_show_on_a_visit_that_has_started(settings, clinic, ctx_for):
         # 11:00 has not started at 10:30: refused, nothing written
         await goto_cell(pilot, s, "11:00", clinic.hopper)
         await pilot.press("N")
-        await wait_for(pilot, lambda: any("has not started yet" in n for n in notifications(app)),
-                       what="the refusal")
+        await wait_for(pilot, lambda: any("has not started yet" in n for n in notifications(app)), what="the refusal")
         await settled(pilot)
         assert stored(ctx_for, clinic.later).status == "booked"
         assert cell_text(s, "11:00", 0).startswith("· 11:00 Roe, Rita")
@@ -115,7 +128,11 @@ async def test_cancel_asks_the_reason(settings, clinic, ctx_for):
 
     a = stored(ctx_for, clinic.later)
     assert (a.status, a.cancel_reason, a.late_cancel, utc(a.cancelled_at)) == (
-        "cancelled", "patient has the flu", True, NOW)
+        "cancelled",
+        "patient has the flu",
+        True,
+        NOW,
+    )
     assert appointment_count(settings) == 2
 
 
@@ -131,8 +148,9 @@ async def test_reschedule_by_moving_the_block(settings, clinic, ctx_for):
         assert static_text(s, "#detail").startswith(" MOVE Roe, Rita: 11:30 Ada Lovelace")
         assert cell_text(s, "11:30", 1) == "» Roe, Rita"  # the ghost
         await pilot.press("enter")
-        await wait_for(pilot, lambda: cell_text(s, "11:30", 1).startswith("· 11:30 Roe, Rita"),
-                       what="the block at its new place")
+        await wait_for(
+            pilot, lambda: cell_text(s, "11:30", 1).startswith("· 11:30 Roe, Rita"), what="the block at its new place"
+        )
         assert cell_text(s, "11:00", 0) == ""
         assert s.grid.moving is None
         assert s.grid.block.id == clinic.later
@@ -160,11 +178,14 @@ async def test_escape_aborts_a_move(settings, clinic, ctx_for):
         assert cell_text(s, "11:00", 0).startswith("· 11:00 Roe, Rita")
         assert cell_text(s, "11:30", 1) == ""
         assert (s.grid.minute, s.grid.column_key) == (11 * 60, clinic.hopper)
-        assert "#%d 11:00-11:30 Roe, Rita" % clinic.later in static_text(s, "#detail")
+        assert f"#{clinic.later} 11:00-11:30 Roe, Rita" in static_text(s, "#detail")
 
     a = stored(ctx_for, clinic.later)
-    assert (a.provider_id, a.version, utc(a.start_utc)) == (clinic.hopper, 1, dt.datetime(2026, 6, 15, 15, 0,
-                                                                                         tzinfo=dt.UTC))
+    assert (a.provider_id, a.version, utc(a.start_utc)) == (
+        clinic.hopper,
+        1,
+        dt.datetime(2026, 6, 15, 15, 0, tzinfo=dt.UTC),
+    )
 
 
 @pilot_test

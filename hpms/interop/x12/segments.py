@@ -30,7 +30,7 @@ class X12Error(ValueError):
 @dataclass(frozen=True, slots=True)
 class _Segment:
     number: int
-    elements: tuple[str, ...]   # elements[0] is the segment id
+    elements: tuple[str, ...]  # elements[0] is the segment id
     component: str
 
     @property
@@ -91,7 +91,7 @@ def _segments(text: str) -> Iterator[_Segment]:
         raise X12Error("the text holds NUL characters: not X12 text (a binary file, or UTF-16?)")
     for bom in _BOMS:
         if text.startswith(bom):
-            text = text[len(bom):]
+            text = text[len(bom) :]
             break
     pos = 0
     number = 0
@@ -103,8 +103,8 @@ def _segments(text: str) -> Iterator[_Segment]:
             if number == 0:
                 raise X12Error("empty input: no ISA segment", 1)
             return
-        if text[pos:pos + 3] != "ISA" or pos + 3 >= n:
-            found = "".join(c for c in text[pos:pos + 3] if c.isalnum())
+        if text[pos : pos + 3] != "ISA" or pos + 3 >= n:
+            found = "".join(c for c in text[pos : pos + 3] if c.isalnum())
             raise X12Error("expected an ISA segment (interchange header)", number + 1, found or None)
         element = text[pos + 3]
         # ISA16 follows the 16th element separator; the terminator follows ISA16.
@@ -121,7 +121,7 @@ def _segments(text: str) -> Iterator[_Segment]:
         if terminator in (element, component) or terminator.isalnum():
             raise X12Error(f"invalid segment terminator {terminator!r} after ISA16", number + 1, "ISA")
         number += 1
-        yield _Segment(number, tuple(text[pos:component_at + 1].split(element)), component)
+        yield _Segment(number, tuple(text[pos : component_at + 1].split(element)), component)
         pos = component_at + 2
         while True:
             end = text.find(terminator, pos)
@@ -164,8 +164,7 @@ def _transaction_sets(text: str, code: str, start: Callable[[_Segment, _Segment,
                 result.append(tx.finish(seg))
                 tx = None
             elif sid in ("ST", "GE", "IEA", "ISA", "GS"):
-                raise seg.error(f"missing SE: transaction set {tx.st.get(2)!r} "
-                                f"(segment {tx.st.number}) is not closed")
+                raise seg.error(f"missing SE: transaction set {tx.st.get(2)!r} (segment {tx.st.number}) is not closed")
             else:
                 tx.feed(seg)
             continue
@@ -195,9 +194,13 @@ def _transaction_sets(text: str, code: str, start: Callable[[_Segment, _Segment,
         else:
             raise seg.error("segment outside a transaction set")
     if tx is not None:
-        raise X12Error(f"missing SE: transaction set {tx.st.get(2)!r} is not closed at the end of the input "
-                       "(truncated file?)", tx.st.number, "ST")
+        raise X12Error(
+            f"missing SE: transaction set {tx.st.get(2)!r} is not closed at the end of the input (truncated file?)",
+            tx.st.number,
+            "ST",
+        )
     if last is not None and isa is not None:
-        raise X12Error("missing IEA at the end of the input (truncated file or wrong segment terminator?)",
-                       last.number, last.id)
+        raise X12Error(
+            "missing IEA at the end of the input (truncated file or wrong segment terminator?)", last.number, last.id
+        )
     return result

@@ -42,7 +42,7 @@ class Subscriber:
     last: str | None = None
     first: str | None = None
     dob: date | None = None
-    sex: str | None = None          # "F", "M" or None
+    sex: str | None = None  # "F", "M" or None
     group_number: str | None = None
 
 
@@ -78,8 +78,7 @@ class PayerInquiries:
     inquiries: tuple[Inquiry, ...]
 
 
-def _nm1(code: str, last: str | None, first: str | None, qual: str | None, ident: str | None,
-         person: bool) -> str:
+def _nm1(code: str, last: str | None, first: str | None, qual: str | None, ident: str | None, person: bool) -> str:
     seg = f"NM1*{code}*{'1' if person else '2'}*{_o(last)}*{_o(first)}"
     if ident:
         return f"{seg}****{qual}*{_t(ident)}"
@@ -167,7 +166,9 @@ def write_270(
             segs.extend(asked_tail)
     add(f"SE*{len(segs) + 1}*0001")
     yymmdd, hhmm = created.strftime("%y%m%d"), created.strftime("%H%M")
-    head = (f"ISA*00*{'':10}*00*{'':10}*{_t(sender_qualifier)[:2]:2}*{sender:15}*{_t(receiver_qualifier)[:2]:2}"
-            f"*{recv:15}*{yymmdd}*{hhmm}*^*00501*{isa_control:09d}*0*{'P' if production else 'T'}*:~\n"
-            f"GS*HS*{sender}*{recv}*{created:%Y%m%d}*{hhmm}*{gs_control}*X*{VERSION}~\n")
+    head = (
+        f"ISA*00*{'':10}*00*{'':10}*{_t(sender_qualifier)[:2]:2}*{sender:15}*{_t(receiver_qualifier)[:2]:2}"
+        f"*{recv:15}*{yymmdd}*{hhmm}*^*00501*{isa_control:09d}*0*{'P' if production else 'T'}*:~\n"
+        f"GS*HS*{sender}*{recv}*{created:%Y%m%d}*{hhmm}*{gs_control}*X*{VERSION}~\n"
+    )
     return head + "".join(s + "~\n" for s in segs) + f"GE*1*{gs_control}~\nIEA*1*{isa_control:09d}~\n"

@@ -103,29 +103,70 @@ FOLLOW_UP: dict[str, str] = {
 
 # EB01 eligibility or benefit information codes (the common ones).
 EB_CODES: dict[str, str] = {
-    "1": "active coverage", "2": "active - full risk capitation", "3": "active - services capitated",
-    "4": "active - services capitated to primary care physician", "5": "active - pending investigation",
-    "6": "inactive", "7": "inactive - pending eligibility update", "8": "inactive - pending investigation",
-    "A": "co-insurance", "B": "co-payment", "C": "deductible", "CB": "coverage basis", "D": "benefit description",
-    "E": "exclusions", "F": "limitations", "G": "out of pocket (stop loss)", "H": "unlimited", "I": "non-covered",
-    "J": "cost containment", "K": "reserve", "L": "primary care provider", "M": "pre-existing condition",
-    "MC": "managed care coordinator", "N": "services restricted to following provider",
-    "O": "not deemed a medical necessity", "P": "benefit disclaimer", "Q": "second surgical opinion required",
-    "R": "other or additional payor", "S": "prior year(s) history", "T": "card(s) reported lost/stolen",
-    "U": "contact following entity for eligibility or benefit information", "V": "cannot process",
-    "W": "other source of data", "X": "health care facility", "Y": "spend down",
+    "1": "active coverage",
+    "2": "active - full risk capitation",
+    "3": "active - services capitated",
+    "4": "active - services capitated to primary care physician",
+    "5": "active - pending investigation",
+    "6": "inactive",
+    "7": "inactive - pending eligibility update",
+    "8": "inactive - pending investigation",
+    "A": "co-insurance",
+    "B": "co-payment",
+    "C": "deductible",
+    "CB": "coverage basis",
+    "D": "benefit description",
+    "E": "exclusions",
+    "F": "limitations",
+    "G": "out of pocket (stop loss)",
+    "H": "unlimited",
+    "I": "non-covered",
+    "J": "cost containment",
+    "K": "reserve",
+    "L": "primary care provider",
+    "M": "pre-existing condition",
+    "MC": "managed care coordinator",
+    "N": "services restricted to following provider",
+    "O": "not deemed a medical necessity",
+    "P": "benefit disclaimer",
+    "Q": "second surgical opinion required",
+    "R": "other or additional payor",
+    "S": "prior year(s) history",
+    "T": "card(s) reported lost/stolen",
+    "U": "contact following entity for eligibility or benefit information",
+    "V": "cannot process",
+    "W": "other source of data",
+    "X": "health care facility",
+    "Y": "spend down",
 }
 ACTIVE_CODES = frozenset("12345")
 INACTIVE_CODES = frozenset("678")
 
 # DTP qualifiers of the 2100C/D and 2110C/D loops.
 DATE_NAMES: dict[str, str] = {
-    "096": "discharge", "102": "issue", "152": "effective date of change", "291": "plan", "307": "eligibility",
-    "318": "added", "340": "cobra begin", "341": "cobra end", "342": "premium paid to date begin",
-    "343": "premium paid to date end", "346": "plan begin", "347": "plan end", "356": "eligibility begin",
-    "357": "eligibility end", "382": "enrollment", "435": "admission", "442": "date of death",
-    "458": "certification", "472": "service", "539": "policy effective", "540": "policy expiration",
-    "636": "date of last update", "771": "status",
+    "096": "discharge",
+    "102": "issue",
+    "152": "effective date of change",
+    "291": "plan",
+    "307": "eligibility",
+    "318": "added",
+    "340": "cobra begin",
+    "341": "cobra end",
+    "342": "premium paid to date begin",
+    "343": "premium paid to date end",
+    "346": "plan begin",
+    "347": "plan end",
+    "356": "eligibility begin",
+    "357": "eligibility end",
+    "382": "enrollment",
+    "435": "admission",
+    "442": "date of death",
+    "458": "certification",
+    "472": "service",
+    "539": "policy effective",
+    "540": "policy expiration",
+    "636": "date of last update",
+    "771": "status",
 }
 
 
@@ -135,9 +176,9 @@ class Rejection:
     (receiver), 2100C/2100D (subscriber/dependent) or 2110C/2110D (a benefit)."""
 
     level: str
-    code: str                       # AAA03
-    follow_up: str | None = None    # AAA04
-    valid_request: bool = True      # AAA01 Y/N
+    code: str  # AAA03
+    follow_up: str | None = None  # AAA04
+    valid_request: bool = True  # AAA01 Y/N
 
     @property
     def reason(self) -> str:
@@ -150,18 +191,18 @@ class Rejection:
 class Benefit:
     """An EB segment (loop 2110C/D) with the DTP and MSG segments after it."""
 
-    code: str                                   # EB01
-    coverage_level: str | None = None           # EB02: IND, FAM, EMP, ESP, CHD, ...
-    service_types: tuple[str, ...] = ()         # EB03 ("30" health benefit plan coverage)
-    insurance_type: str | None = None           # EB04
-    plan: str | None = None                     # EB05
-    time_period: str | None = None              # EB06: 23 calendar year, 27 visit, 29 remaining, ...
-    amount: Decimal | None = None               # EB07
-    percent: Decimal | None = None              # EB08, a fraction as sent (0.2 = 20 %)
-    quantity_qualifier: str | None = None       # EB09
-    quantity: Decimal | None = None             # EB10
-    authorization_required: str | None = None   # EB11
-    in_network: str | None = None               # EB12: Y, N, W (both), U (unknown)
+    code: str  # EB01
+    coverage_level: str | None = None  # EB02: IND, FAM, EMP, ESP, CHD, ...
+    service_types: tuple[str, ...] = ()  # EB03 ("30" health benefit plan coverage)
+    insurance_type: str | None = None  # EB04
+    plan: str | None = None  # EB05
+    time_period: str | None = None  # EB06: 23 calendar year, 27 visit, 29 remaining, ...
+    amount: Decimal | None = None  # EB07
+    percent: Decimal | None = None  # EB08, a fraction as sent (0.2 = 20 %)
+    quantity_qualifier: str | None = None  # EB09
+    quantity: Decimal | None = None  # EB10
+    authorization_required: str | None = None  # EB11
+    in_network: str | None = None  # EB12: Y, N, W (both), U (unknown)
     dates: dict[str, tuple[date, date | None]] = field(default_factory=dict)
     messages: tuple[str, ...] = ()
 
@@ -183,16 +224,16 @@ class Member:
     """A subscriber (2000C, ``level`` "subscriber") or dependent (2000D, "dependent") loop."""
 
     level: str
-    traces: tuple[tuple[str, str, str | None], ...] = ()   # (TRN01, TRN02, TRN03)
+    traces: tuple[tuple[str, str, str | None], ...] = ()  # (TRN01, TRN02, TRN03)
     member_id: str | None = None
     last: str | None = None
     first: str | None = None
     dob: date | None = None
-    subscriber_member_id: str | None = None                # the 2100C id, for a dependent
+    subscriber_member_id: str | None = None  # the 2100C id, for a dependent
     dates: dict[str, tuple[date, date | None]] = field(default_factory=dict)
     benefits: tuple[Benefit, ...] = ()
     rejections: tuple[Rejection, ...] = ()
-    has_dependents: bool = False                           # HL04 = 1: the answer is in a 2000D loop
+    has_dependents: bool = False  # HL04 = 1: the answer is in a 2000D loop
     # For a dependent without a trace of its own: the TRN segments of its 2000C loop, when that
     # loop answers nothing itself and has no other dependent (some payers echo the trace there).
     subscriber_traces: tuple[tuple[str, str, str | None], ...] = ()
@@ -253,8 +294,11 @@ class Member:
     def _pick(self, code: str, periods: frozenset[str] | None = None, want: str = "amount") -> Decimal | None:
         """The value of the best EB of a kind: in network before out of network, individual
         before family, first one first."""
-        found = [b for b in self.benefits if b.code == code and getattr(b, want) is not None
-                 and (periods is None or b.time_period in periods)]
+        found = [
+            b
+            for b in self.benefits
+            if b.code == code and getattr(b, want) is not None and (periods is None or b.time_period in periods)
+        ]
         if not found:
             return None
         found.sort(key=lambda b: (b.in_network not in ("Y", "W", None), b.coverage_level not in ("IND", None)))
@@ -287,12 +331,12 @@ class EligibilityResponse:
     isa_control: str
     gs_control: str
     st_control: str
-    reference: str | None                       # BHT03: the 270's reference, echoed
+    reference: str | None  # BHT03: the 270's reference, echoed
     payer_name: str = ""
-    payer_id: str | None = None                 # NM1*PR ... PI
+    payer_id: str | None = None  # NM1*PR ... PI
     receiver_name: str = ""
-    receiver_id: str | None = None              # NM1*1P ... XX (the NPI)
-    rejections: tuple[Rejection, ...] = ()      # 2100A / 2100B
+    receiver_id: str | None = None  # NM1*1P ... XX (the NPI)
+    rejections: tuple[Rejection, ...] = ()  # 2100A / 2100B
     members: tuple[Member, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -332,7 +376,7 @@ def _dtp(seg: _Segment) -> tuple[str, tuple[date, date | None]] | None:
 
 
 class _MemberBuilder:
-    def __init__(self, level: str, parent: "_MemberBuilder | None", has_dependents: bool = False):
+    def __init__(self, level: str, parent: _MemberBuilder | None, has_dependents: bool = False):
         self.level = level
         self.has_dependents = has_dependents
         self.parent = parent
@@ -354,9 +398,15 @@ class _MemberBuilder:
         self.close_benefit()
         if self.parent is not None:
             self.kwargs["subscriber_member_id"] = self.parent.kwargs.get("member_id")
-        return Member(level="subscriber" if self.level == "22" else "dependent", traces=tuple(self.traces),
-                      dates=dict(self.dates), benefits=tuple(self.benefits), rejections=tuple(self.rejections),
-                      has_dependents=self.has_dependents, **self.kwargs)
+        return Member(
+            level="subscriber" if self.level == "22" else "dependent",
+            traces=tuple(self.traces),
+            dates=dict(self.dates),
+            benefits=tuple(self.benefits),
+            rejections=tuple(self.rejections),
+            has_dependents=self.has_dependents,
+            **self.kwargs,
+        )
 
 
 def _aaa(seg: _Segment, level: str) -> Rejection:
@@ -380,7 +430,7 @@ def _hand_down_traces(members: list[Member]) -> tuple[Member, ...]:
         if m.level != "subscriber" or not m.has_dependents or m.benefits or m.rejections or not m.traces:
             continue
         deps = []
-        for d in out[i + 1:]:
+        for d in out[i + 1 :]:
             if d.level != "dependent":
                 break
             deps.append(d)
@@ -398,7 +448,7 @@ class _TransactionParser:
         self.count = 1
         self.reference: str | None = None
         self.sources: list[_Source] = []
-        self.level: str | None = None       # HL03 of the open loop: 20, 21, 22, 23
+        self.level: str | None = None  # HL03 of the open loop: 20, 21, 22, 23
         self.member: _MemberBuilder | None = None
         self.subscriber: _MemberBuilder | None = None
         self.warnings: list[str] = []
@@ -465,12 +515,21 @@ class _TransactionParser:
                 raise seg.error("EB01 (eligibility or benefit information code) is missing")
             types = seg.get(3)
             m.benefit = dict(
-                code=seg.get(1), coverage_level=seg.opt(2),
+                code=seg.get(1),
+                coverage_level=seg.opt(2),
                 service_types=tuple(t for t in (types.split(self.repetition) if self.repetition else [types]) if t),
-                insurance_type=seg.opt(4), plan=seg.opt(5), time_period=seg.opt(6),
-                amount=seg.amount(7, required=False), percent=seg.amount(8, required=False),
-                quantity_qualifier=seg.opt(9), quantity=seg.amount(10, required=False),
-                authorization_required=seg.opt(11), in_network=seg.opt(12), dates={}, messages=[])
+                insurance_type=seg.opt(4),
+                plan=seg.opt(5),
+                time_period=seg.opt(6),
+                amount=seg.amount(7, required=False),
+                percent=seg.amount(8, required=False),
+                quantity_qualifier=seg.opt(9),
+                quantity=seg.amount(10, required=False),
+                authorization_required=seg.opt(11),
+                in_network=seg.opt(12),
+                dates={},
+                messages=[],
+            )
         elif m.benefit is not None:
             if sid == "DTP":
                 q, value = _dtp(seg)
@@ -501,8 +560,9 @@ class _TransactionParser:
         self.count += 1
         self._close_member()
         if se.get(2) != self.st.get(2):
-            self.warnings.append(f"segment {se.number} (SE): SE02 control number {se.get(2)!r} does not match "
-                                 f"ST02 {self.st.get(2)!r}")
+            self.warnings.append(
+                f"segment {se.number} (SE): SE02 control number {se.get(2)!r} does not match ST02 {self.st.get(2)!r}"
+            )
         try:
             declared = int(se.get(1))
         except ValueError:
@@ -510,11 +570,19 @@ class _TransactionParser:
         if declared != self.count:
             raise se.error(f"SE01 says {declared} segments but the transaction set has {self.count}")
         sources = self.sources or [_Source()]
-        return [EligibilityResponse(isa_control=self.isa_control, gs_control=self.gs_control,
-                                    st_control=self.st.get(2), reference=self.reference,
-                                    rejections=tuple(src.rejections), members=_hand_down_traces(src.members),
-                                    warnings=tuple(self.warnings) if src is sources[-1] else (), **src.header)
-                for src in sources]
+        return [
+            EligibilityResponse(
+                isa_control=self.isa_control,
+                gs_control=self.gs_control,
+                st_control=self.st.get(2),
+                reference=self.reference,
+                rejections=tuple(src.rejections),
+                members=_hand_down_traces(src.members),
+                warnings=tuple(self.warnings) if src is sources[-1] else (),
+                **src.header,
+            )
+            for src in sources
+        ]
 
 
 def parse_271(text: str) -> list[EligibilityResponse]:
@@ -523,6 +591,7 @@ def parse_271(text: str) -> list[EligibilityResponse]:
 
     Raises :class:`X12Error` for malformed input (including a file with no 271 in it).
     """
+
     def start(st: _Segment, isa: _Segment, gs_control: str) -> _TransactionParser:
         rep = isa.get(11)  # the repetition separator (ISA11), when it is one
         return _TransactionParser(st, isa.get(13), gs_control, rep if len(rep) == 1 and not rep.isalnum() else "")

@@ -99,42 +99,42 @@ class ServicePayment:
     """Loop 2110: one service line of a claim payment."""
 
     procedure: Procedure
-    charge_amount: Decimal                      # SVC02
-    paid_amount: Decimal                        # SVC03
-    revenue_code: str | None = None             # SVC04
-    units: Decimal = Decimal("1")               # SVC05, 1 when absent
+    charge_amount: Decimal  # SVC02
+    paid_amount: Decimal  # SVC03
+    revenue_code: str | None = None  # SVC04
+    units: Decimal = Decimal("1")  # SVC05, 1 when absent
     original_procedure: Procedure | None = None  # SVC06, when the payer changed the code
-    original_units: Decimal | None = None       # SVC07
-    service_date_from: date | None = None       # DTM*472 or DTM*150
-    service_date_to: date | None = None         # DTM*472 or DTM*151
+    original_units: Decimal | None = None  # SVC07
+    service_date_from: date | None = None  # DTM*472 or DTM*150
+    service_date_to: date | None = None  # DTM*472 or DTM*151
     line_item_control_number: str | None = None  # REF*6R
     adjustments: tuple[Adjustment, ...] = ()
     refs: dict[str, str] = field(default_factory=dict)
-    remark_codes: tuple[str, ...] = ()          # LQ*HE
+    remark_codes: tuple[str, ...] = ()  # LQ*HE
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimPayment:
     """Loop 2100: the payer's decision on one claim (CLP and what follows it)."""
 
-    patient_control_number: str                 # CLP01
-    status_code: str                            # CLP02: 1 primary, 2 secondary, 4 denied, 22 reversal, ...
-    charge_amount: Decimal                      # CLP03
-    paid_amount: Decimal                        # CLP04
-    patient_responsibility: Decimal = ZERO      # CLP05, 0 when absent
-    filing_indicator: str | None = None         # CLP06
+    patient_control_number: str  # CLP01
+    status_code: str  # CLP02: 1 primary, 2 secondary, 4 denied, 22 reversal, ...
+    charge_amount: Decimal  # CLP03
+    paid_amount: Decimal  # CLP04
+    patient_responsibility: Decimal = ZERO  # CLP05, 0 when absent
+    filing_indicator: str | None = None  # CLP06
     payer_claim_control_number: str | None = None  # CLP07
-    facility_code: str | None = None            # CLP08
-    frequency_code: str | None = None           # CLP09
-    patient: NamedEntity | None = None          # NM1*QC
+    facility_code: str | None = None  # CLP08
+    frequency_code: str | None = None  # CLP09
+    patient: NamedEntity | None = None  # NM1*QC
     corrected_insured: NamedEntity | None = None  # NM1*74
     rendering_provider: NamedEntity | None = None  # NM1*82
-    adjustments: tuple[Adjustment, ...] = ()    # claim-level CAS
-    service_date_from: date | None = None       # DTM*232
-    service_date_to: date | None = None         # DTM*233
-    received_date: date | None = None           # DTM*050
+    adjustments: tuple[Adjustment, ...] = ()  # claim-level CAS
+    service_date_from: date | None = None  # DTM*232
+    service_date_to: date | None = None  # DTM*233
+    received_date: date | None = None  # DTM*050
     refs: dict[str, str] = field(default_factory=dict)
-    remark_codes: tuple[str, ...] = ()          # MOA / MIA remark codes
+    remark_codes: tuple[str, ...] = ()  # MOA / MIA remark codes
     lines: tuple[ServicePayment, ...] = ()
 
     @property
@@ -177,22 +177,22 @@ class Remittance:
     isa_control: str
     gs_control: str
     st_control: str
-    handling_code: str                          # BPR01: I remittance+payment, H advice only, ...
-    payment_amount: Decimal                     # BPR02
-    credit_debit: str                           # BPR03: C or D
-    payment_method: str | None                  # BPR04: ACH, CHK, FWT, BOP, NON
-    payment_date: date | None                   # BPR16
-    trace_number: str                           # TRN02: check or EFT trace number
-    trace_originator: str | None                # TRN03
-    payer_name: str = ""                        # N1*PR
-    payer_id: str | None = None                 # REF*2U, else N1*PR N104
-    payee_name: str = ""                        # N1*PE
-    payee_npi: str | None = None                # N1*PE ... XX
-    payee_tin: str | None = None                # N1*PE ... FI, or REF*TJ
-    production_date: date | None = None         # DTM*405
+    handling_code: str  # BPR01: I remittance+payment, H advice only, ...
+    payment_amount: Decimal  # BPR02
+    credit_debit: str  # BPR03: C or D
+    payment_method: str | None  # BPR04: ACH, CHK, FWT, BOP, NON
+    payment_date: date | None  # BPR16
+    trace_number: str  # TRN02: check or EFT trace number
+    trace_originator: str | None  # TRN03
+    payer_name: str = ""  # N1*PR
+    payer_id: str | None = None  # REF*2U, else N1*PR N104
+    payee_name: str = ""  # N1*PE
+    payee_npi: str | None = None  # N1*PE ... XX
+    payee_tin: str | None = None  # N1*PE ... FI, or REF*TJ
+    production_date: date | None = None  # DTM*405
     claims: tuple[ClaimPayment, ...] = ()
     provider_adjustments: tuple[ProviderAdjustment, ...] = ()
-    warnings: tuple[str, ...] = ()              # readable oddities, e.g. an impossible date
+    warnings: tuple[str, ...] = ()  # readable oddities, e.g. an impossible date
 
 
 # --------------------------------------------------------------------------- balancing
@@ -213,14 +213,16 @@ def balance_problems(r: Remittance) -> list[str]:
     if r.payment_amount != expected:
         problems.append(
             f"ST {r.st_control}: BPR02 payment {r.payment_amount} != claims paid {paid} "
-            f"- provider adjustments {plb} = {expected}")
+            f"- provider adjustments {plb} = {expected}"
+        )
     for n, c in enumerate(r.claims, 1):
         difference = c.charge_amount - c.paid_amount
         adjusted = sum((a.amount for a in c.all_adjustments()), ZERO)
         if difference != adjusted:
             problems.append(
                 f"ST {r.st_control} claim {n} ({c.patient_control_number}): charge {c.charge_amount} "
-                f"- paid {c.paid_amount} = {difference} but adjustments total {adjusted}")
+                f"- paid {c.paid_amount} = {difference} but adjustments total {adjusted}"
+            )
     return problems
 
 
@@ -245,12 +247,20 @@ class _LineBuilder:
 
     def build(self) -> ServicePayment:
         return ServicePayment(
-            procedure=self.procedure, charge_amount=self.charge, paid_amount=self.paid,
-            revenue_code=self.revenue_code, units=self.units, original_procedure=self.original,
-            original_units=self.original_units, service_date_from=self.date_from,
-            service_date_to=self.date_to, line_item_control_number=self.refs.get("6R"),
-            adjustments=tuple(self.adjustments), refs=dict(self.refs),
-            remark_codes=tuple(self.remarks))
+            procedure=self.procedure,
+            charge_amount=self.charge,
+            paid_amount=self.paid,
+            revenue_code=self.revenue_code,
+            units=self.units,
+            original_procedure=self.original,
+            original_units=self.original_units,
+            service_date_from=self.date_from,
+            service_date_to=self.date_to,
+            line_item_control_number=self.refs.get("6R"),
+            adjustments=tuple(self.adjustments),
+            refs=dict(self.refs),
+            remark_codes=tuple(self.remarks),
+        )
 
 
 class _ClaimBuilder:
@@ -260,28 +270,41 @@ class _ClaimBuilder:
         if not seg.get(2):
             raise seg.error("CLP02 (claim status) is missing")
         self.kwargs: dict = dict(
-            patient_control_number=seg.get(1), status_code=seg.get(2),
-            charge_amount=seg.amount(3), paid_amount=seg.amount(4),
+            patient_control_number=seg.get(1),
+            status_code=seg.get(2),
+            charge_amount=seg.amount(3),
+            paid_amount=seg.amount(4),
             patient_responsibility=seg.amount(5, required=False) or ZERO,
-            filing_indicator=seg.opt(6), payer_claim_control_number=seg.opt(7),
-            facility_code=seg.opt(8), frequency_code=seg.opt(9))
+            filing_indicator=seg.opt(6),
+            payer_claim_control_number=seg.opt(7),
+            facility_code=seg.opt(8),
+            frequency_code=seg.opt(9),
+        )
         self.adjustments: list[Adjustment] = []
         self.refs: dict[str, str] = {}
         self.remarks: list[str] = []
         self.lines: list[ServicePayment] = []
 
     def build(self) -> ClaimPayment:
-        return ClaimPayment(**self.kwargs, adjustments=tuple(self.adjustments), refs=dict(self.refs),
-                            remark_codes=tuple(self.remarks), lines=tuple(self.lines))
+        return ClaimPayment(
+            **self.kwargs,
+            adjustments=tuple(self.adjustments),
+            refs=dict(self.refs),
+            remark_codes=tuple(self.remarks),
+            lines=tuple(self.lines),
+        )
 
 
 def _procedure(comp: list[str], seg: _Segment, i: int) -> Procedure:
     comp = [c.strip() for c in comp]
     if not comp[0]:
         raise seg.error(f"element {i:02d} has no product/service id qualifier")
-    return Procedure(qualifier=comp[0], code=comp[1] if len(comp) > 1 else "",
-                     modifiers=tuple(m for m in comp[2:6] if m),
-                     description=comp[6] if len(comp) > 6 and comp[6] else None)
+    return Procedure(
+        qualifier=comp[0],
+        code=comp[1] if len(comp) > 1 else "",
+        modifiers=tuple(m for m in comp[2:6] if m),
+        description=comp[6] if len(comp) > 6 and comp[6] else None,
+    )
 
 
 def _cas(seg: _Segment) -> list[Adjustment]:
@@ -295,16 +318,23 @@ def _cas(seg: _Segment) -> list[Adjustment]:
             if seg.get(i + 1):
                 raise seg.error(f"element {i + 1:02d} has an amount without a reason code")
             continue
-        result.append(Adjustment(group=group, reason=reason, amount=seg.amount(i + 1),
-                                 quantity=seg.amount(i + 2, required=False)))
+        result.append(
+            Adjustment(group=group, reason=reason, amount=seg.amount(i + 1), quantity=seg.amount(i + 2, required=False))
+        )
     if not result:
         raise seg.error("CAS segment has no adjustment")
     return result
 
 
 def _nm1(seg: _Segment) -> NamedEntity:
-    return NamedEntity(entity_code=seg.get(1), name=seg.get(3), first=seg.opt(4), middle=seg.opt(5),
-                       id_qualifier=seg.opt(8), id=seg.opt(9))
+    return NamedEntity(
+        entity_code=seg.get(1),
+        name=seg.get(3),
+        first=seg.opt(4),
+        middle=seg.opt(5),
+        id_qualifier=seg.opt(8),
+        id=seg.opt(9),
+    )
 
 
 class _TransactionParser:
@@ -314,7 +344,7 @@ class _TransactionParser:
         self.gs_control = gs_control
         self.count = 1
         self.header: dict = {}
-        self.context = "header"     # header, payer, payee, claim, line
+        self.context = "header"  # header, payer, payee, claim, line
         self.claims: list[ClaimPayment] = []
         self.claim: _ClaimBuilder | None = None
         self.line: _LineBuilder | None = None
@@ -353,8 +383,13 @@ class _TransactionParser:
                 raise seg.error("second BPR segment in one transaction set")
             if not seg.get(1):
                 raise seg.error("BPR01 (transaction handling code) is missing")
-            h.update(handling_code=seg.get(1), payment_amount=seg.amount(2), credit_debit=seg.get(3),
-                     payment_method=seg.opt(4), payment_date=self._date(seg, 16))
+            h.update(
+                handling_code=seg.get(1),
+                payment_amount=seg.amount(2),
+                credit_debit=seg.get(3),
+                payment_method=seg.opt(4),
+                payment_date=self._date(seg, 16),
+            )
         elif sid == "TRN" and self.context == "header":
             if not seg.get(2):
                 raise seg.error("TRN02 (trace number) is missing")
@@ -415,8 +450,7 @@ class _TransactionParser:
             if key:
                 claim.kwargs[key] = _nm1(seg)
         elif sid == "DTM":
-            key = {"232": "service_date_from", "233": "service_date_to",
-                   "050": "received_date"}.get(seg.get(1))
+            key = {"232": "service_date_from", "233": "service_date_to", "050": "received_date"}.get(seg.get(1))
             if key:
                 claim.kwargs[key] = self._date(seg, 2)
         elif sid == "REF":
@@ -457,9 +491,15 @@ class _TransactionParser:
                     raise seg.error(f"element {i + 1:02d} has an amount without a reason code")
                 continue
             comp = seg.components(i)
-            self.plb.append(ProviderAdjustment(
-                provider_id=provider, fiscal_period_date=fiscal, reason=comp[0].strip(),
-                reference=comp[1].strip() or None if len(comp) > 1 else None, amount=seg.amount(i + 1)))
+            self.plb.append(
+                ProviderAdjustment(
+                    provider_id=provider,
+                    fiscal_period_date=fiscal,
+                    reason=comp[0].strip(),
+                    reference=comp[1].strip() or None if len(comp) > 1 else None,
+                    amount=seg.amount(i + 1),
+                )
+            )
             found = True
         if not found:
             raise seg.error("PLB segment has no adjustment")
@@ -481,10 +521,16 @@ class _TransactionParser:
         if "trace_number" not in h:
             raise X12Error("transaction set has no TRN segment", self.st.number, "ST")
         h.setdefault("trace_originator", None)
-        return Remittance(isa_control=self.isa_control, gs_control=self.gs_control,
-                          st_control=self.st.get(2), payer_id=self.payer_ref_id or self.payer_n1_id,
-                          claims=tuple(self.claims), provider_adjustments=tuple(self.plb),
-                          warnings=tuple(self.warnings), **h)
+        return Remittance(
+            isa_control=self.isa_control,
+            gs_control=self.gs_control,
+            st_control=self.st.get(2),
+            payer_id=self.payer_ref_id or self.payer_n1_id,
+            claims=tuple(self.claims),
+            provider_adjustments=tuple(self.plb),
+            warnings=tuple(self.warnings),
+            **h,
+        )
 
 
 def parse_835(text: str) -> list[Remittance]:

@@ -34,21 +34,26 @@ def _cas(adjustments: Iterable[Adjustment]) -> list[str]:
     out = []
     for group, items in groups.items():
         for i in range(0, len(items), 6):  # a CAS holds up to six reasons
-            triples = "".join(f"*{a.reason}*{_amt(a.amount)}*{'' if a.quantity is None else _amt(a.quantity)}"
-                              for a in items[i:i + 6])
+            triples = "".join(
+                f"*{a.reason}*{_amt(a.amount)}*{'' if a.quantity is None else _amt(a.quantity)}"
+                for a in items[i : i + 6]
+            )
             out.append(("CAS*" + group + triples).rstrip("*"))
     return out
 
 
 def _claim(c: ClaimPayment) -> list[str]:
-    segs = [f"CLP*{c.patient_control_number}*{c.status_code}*{_amt(c.charge_amount)}*{_amt(c.paid_amount)}*"
-            f"{_amt(c.patient_responsibility) if c.patient_responsibility else ''}*{c.filing_indicator or ''}*"
-            f"{c.payer_claim_control_number or ''}*{c.facility_code or ''}*{c.frequency_code or ''}".rstrip("*")]
+    segs = [
+        f"CLP*{c.patient_control_number}*{c.status_code}*{_amt(c.charge_amount)}*{_amt(c.paid_amount)}*"
+        f"{_amt(c.patient_responsibility) if c.patient_responsibility else ''}*{c.filing_indicator or ''}*"
+        f"{c.payer_claim_control_number or ''}*{c.facility_code or ''}*{c.frequency_code or ''}".rstrip("*")
+    ]
     segs += _cas(c.adjustments)
     if c.patient is not None:
         p = c.patient
-        segs.append(f"NM1*QC*1*{p.name}*{p.first or ''}*{p.middle or ''}***{p.id_qualifier or ''}*{p.id or ''}"
-                    .rstrip("*"))
+        segs.append(
+            f"NM1*QC*1*{p.name}*{p.first or ''}*{p.middle or ''}***{p.id_qualifier or ''}*{p.id or ''}".rstrip("*")
+        )
     if c.remark_codes:
         segs.append("MOA***" + "*".join(c.remark_codes[:5]))
     if c.service_date_from:
@@ -65,9 +70,11 @@ def _claim(c: ClaimPayment) -> list[str]:
 
 
 def _transaction(r: Remittance, st: str) -> list[str]:
-    body = [f"BPR*{r.handling_code}*{_amt(r.payment_amount)}*{r.credit_debit}*{r.payment_method or 'NON'}"
-            f"************{_d8(r.payment_date)}",
-            f"TRN*1*{r.trace_number}*{r.trace_originator or ''}".rstrip("*")]
+    body = [
+        f"BPR*{r.handling_code}*{_amt(r.payment_amount)}*{r.credit_debit}*{r.payment_method or 'NON'}"
+        f"************{_d8(r.payment_date)}",
+        f"TRN*1*{r.trace_number}*{r.trace_originator or ''}".rstrip("*"),
+    ]
     if r.production_date:
         body.append(f"DTM*405*{_d8(r.production_date)}")
     body.append(f"N1*PR*{r.payer_name}")
@@ -89,15 +96,24 @@ def _transaction(r: Remittance, st: str) -> list[str]:
     return [f"ST*835*{st}", *body, f"SE*{len(body) + 2}*{st}"]
 
 
-def write_835(remittances: Iterable[Remittance], *, sender_id: str, receiver_id: str, isa_control: int,
-              created: dt.datetime, production: bool = True) -> str:
+def write_835(
+    remittances: Iterable[Remittance],
+    *,
+    sender_id: str,
+    receiver_id: str,
+    isa_control: int,
+    created: dt.datetime,
+    production: bool = True,
+) -> str:
     """One interchange with one functional group holding a transaction set per remittance."""
     if not 0 < isa_control < 10**9:
         raise ValueError(f"isa_control {isa_control} is not a 9-digit control number")
     control = f"{isa_control:09d}"
-    segs = [f"ISA*00*          *00*          *ZZ*{sender_id[:15]:<15}*ZZ*{receiver_id[:15]:<15}*"
-            f"{created:%y%m%d}*{created:%H%M}*^*00501*{control}*0*{'P' if production else 'T'}*:",
-            f"GS*HP*{sender_id}*{receiver_id}*{created:%Y%m%d}*{created:%H%M}*{isa_control}*X*005010X221A1"]
+    segs = [
+        f"ISA*00*          *00*          *ZZ*{sender_id[:15]:<15}*ZZ*{receiver_id[:15]:<15}*"
+        f"{created:%y%m%d}*{created:%H%M}*^*00501*{control}*0*{'P' if production else 'T'}*:",
+        f"GS*HP*{sender_id}*{receiver_id}*{created:%Y%m%d}*{created:%H%M}*{isa_control}*X*005010X221A1",
+    ]
     n = 0
     for n, r in enumerate(remittances, 1):
         segs += _transaction(r, f"{n:04d}")

@@ -53,8 +53,31 @@ __all__ = [
 VERSION = "005010X222A1"
 
 # SBR09 claim filing indicator codes (5010 code list 1032)
-CLAIM_FILING_CODES = ("11", "12", "13", "14", "15", "16", "17", "AM", "BL", "CH", "CI", "DS", "FI", "HM", "LM",
-                      "MA", "MB", "MC", "OF", "TV", "VA", "WC", "ZZ")
+CLAIM_FILING_CODES = (
+    "11",
+    "12",
+    "13",
+    "14",
+    "15",
+    "16",
+    "17",
+    "AM",
+    "BL",
+    "CH",
+    "CI",
+    "DS",
+    "FI",
+    "HM",
+    "LM",
+    "MA",
+    "MB",
+    "MC",
+    "OF",
+    "TV",
+    "VA",
+    "WC",
+    "ZZ",
+)
 MEDICARE_FILING = ("MA", "MB")  # Medicare Part A, Part B
 # SBR05 insurance type codes of Medicare as a secondary payer (code list 1336, as the 837P allows)
 MEDICARE_SECONDARY_TYPES = ("12", "13", "14", "15", "16", "41", "42", "43", "47")
@@ -302,9 +325,30 @@ _TABLE.update({c: c - 32 for c in range(ord("a"), ord("z") + 1)})
 
 
 # Letters that NFKD does not decompose into an ASCII base letter.
-_LATIN = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h",
-                        "ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Þ": "TH", "þ": "th",
-                        "ı": "i", "\u2019": "'", "\u2018": "'", "\u2013": "-", "\u2014": "-"})
+_LATIN = str.maketrans(
+    {
+        "Ł": "L",
+        "ł": "l",
+        "Ø": "O",
+        "ø": "o",
+        "Đ": "D",
+        "đ": "d",
+        "Ħ": "H",
+        "ħ": "h",
+        "ß": "ss",
+        "Æ": "AE",
+        "æ": "ae",
+        "Œ": "OE",
+        "œ": "oe",
+        "Þ": "TH",
+        "þ": "th",
+        "ı": "i",
+        "\u2019": "'",
+        "\u2018": "'",
+        "\u2013": "-",
+        "\u2014": "-",
+    }
+)
 
 
 def _t(value: object) -> str:
@@ -360,8 +404,7 @@ def _d8(d: date) -> str:
     return s
 
 
-def _address(a1: str | None, a2: str | None, city: str | None, state: str | None,
-             zip_: str | None) -> list[str]:
+def _address(a1: str | None, a2: str | None, city: str | None, state: str | None, zip_: str | None) -> list[str]:
     """N3 and N4, or nothing when the street, city, state or ZIP is empty once formatted: an
     empty required element is worse for a receiver than a missing optional segment (the
     scrubber keeps claims with incomplete addresses off the file)."""
@@ -381,13 +424,16 @@ def _cas(adjustments: Iterable[Adjustment]) -> list[str]:
     out = []
     for group, items in groups.items():
         for i in range(0, len(items), 6):
-            out.append(f"CAS*{_t(group)}*" + "**".join(f"{_t(a.reason)}*{format_amount(a.amount_cents)}"
-                                                     for a in items[i:i + 6]))
+            out.append(
+                f"CAS*{_t(group)}*"
+                + "**".join(f"{_t(a.reason)}*{format_amount(a.amount_cents)}" for a in items[i : i + 6])
+            )
     return out
 
 
-def _nm1(code: str, last: str, first: str | None, qual: str | None, ident: str | None,
-         person: bool | None = None) -> str:
+def _nm1(
+    code: str, last: str, first: str | None, qual: str | None, ident: str | None, person: bool | None = None
+) -> str:
     kind = "1" if (first if person is None else person) else "2"
     seg = f"NM1*{code}*{kind}*{_t(last)}*{_o(first)}"
     if ident:
@@ -456,8 +502,12 @@ def write_837p(
     ]
     header_tail_text = "~\n".join(header_tail) + "~\n"
     header_count = len(header_tail) + 2  # + ST and BHT
-    payer_text = "~\n".join([_nm1("PR", payer.name, None, "PI", payer.payer_id, person=False),
-                             *_address(payer.address1, payer.address2, payer.city, payer.state, payer.zip)])
+    payer_text = "~\n".join(
+        [
+            _nm1("PR", payer.name, None, "PI", payer.payer_id, person=False),
+            *_address(payer.address1, payer.address2, payer.city, payer.state, payer.zip),
+        ]
+    )
     payer_count = payer_text.count("~") + 1
     filing = _t(payer.claim_filing)
 
@@ -473,8 +523,10 @@ def write_837p(
     def open_st() -> None:
         nonlocal st_no, st_segments, st_claims, hl
         st_no += 1
-        write(f"ST*837*{st_no:04d}*{VERSION}~\nBHT*0019*00*{bht_ref}{st_no:04d}*{ccyymmdd}*{hhmm}*CH~\n"
-              + header_tail_text)
+        write(
+            f"ST*837*{st_no:04d}*{VERSION}~\nBHT*0019*00*{bht_ref}{st_no:04d}*{ccyymmdd}*{hhmm}*CH~\n"
+            + header_tail_text
+        )
         st_segments = header_count
         st_claims = 0
         hl = 1
@@ -500,8 +552,10 @@ def write_837p(
         hl += 1
         sub_hl = hl
         add(f"HL*{sub_hl}*1*22*{'1' if pat else '0'}")
-        add(f"SBR*{sub.payer_responsibility}*{'' if pat else sub.relationship}"
-            f"*{_o(sub.group_number)}**{_o(sub.insurance_type)}****{filing}")
+        add(
+            f"SBR*{sub.payer_responsibility}*{'' if pat else sub.relationship}"
+            f"*{_o(sub.group_number)}**{_o(sub.insurance_type)}****{filing}"
+        )
         add(_nm1("IL", sub.last, sub.first, "MI", sub.member_id, person=True))
         if sub.address1:
             segs.extend(_address(sub.address1, sub.address2, sub.city, sub.state, sub.zip))
@@ -518,8 +572,7 @@ def write_837p(
             add(f"DMG*D8*{_d8(pat.dob)}*{pat.sex}")
         # 2300
         pos = claim.place_of_service
-        add(f"CLM*{_t(claim.control_number)}*{format_amount(claim.total_cents)}***"
-            f"{pos}:B:{claim.frequency}*Y*A*Y*Y")
+        add(f"CLM*{_t(claim.control_number)}*{format_amount(claim.total_cents)}***{pos}:B:{claim.frequency}*Y*A*Y*Y")
         if claim.payer_claim_number and claim.frequency in ("7", "8"):
             add(f"REF*F8*{_t(claim.payer_claim_number)}")
         dx = claim.diagnoses
@@ -539,8 +592,10 @@ def write_837p(
         op = claim.other_payer
         adjudicated = op is not None and op.paid_cents is not None
         if op is not None:
-            add(f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}**{_o(op.insurance_type)}"
-                f"****{_t(op.claim_filing)}")
+            add(
+                f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}**{_o(op.insurance_type)}"
+                f"****{_t(op.claim_filing)}"
+            )
             if adjudicated:
                 segs.extend(_cas(op.adjustments))
                 add(f"AMT*D*{format_amount(op.paid_cents)}")
@@ -556,8 +611,10 @@ def write_837p(
             if line.modifiers:
                 proc += ":" + ":".join([_m(m) for m in line.modifiers])
             add(f"LX*{n}")
-            add(f"SV1*HC:{proc}*{format_amount(line.charge_cents)}*UN*{line.units}"
-                f"*{line.place_of_service or ''}**{':'.join(map(str, line.pointers))}".rstrip("*"))
+            add(
+                f"SV1*HC:{proc}*{format_amount(line.charge_cents)}*UN*{line.units}"
+                f"*{line.place_of_service or ''}**{':'.join(map(str, line.pointers))}".rstrip("*")
+            )
             d = line.service_date or default_date
             if d is not None:
                 add(f"DTP*472*D8*{_d8(d)}")

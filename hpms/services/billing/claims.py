@@ -14,14 +14,22 @@ from sqlmodel import SQLModel
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import (
-    Claim, ClaimEvent, ClaimLine, Encounter, Patient, Payer, WorklistItem, X12File,
+    Claim,
+    ClaimEvent,
+    ClaimLine,
+    Encounter,
+    Patient,
+    Payer,
+    WorklistItem,
+    X12File,
 )
 from hpms.models.base import DEFERRED
 from hpms.models.billing import CLAIM_STATUSES
-from hpms.services.platform import audit, validation as v
 from hpms.services.billing.runner import CLAIM_COUNTER, cents
-from hpms.services.platform.permissions import require
 from hpms.services.lookups import load_claim
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import require
 
 # status -> statuses it may move to by hand (`hpms claims set-status`, later the 277/835 import)
 TRANSITIONS = {
@@ -94,20 +102,44 @@ class WorklistOut(SQLModel):
 
 
 def _select():
-    return (sa.select(Claim, Patient.first_name, Patient.last_name, Patient.mrn, Payer.name.label("payer_name"),
-                      Payer.payer_id.label("payer_code"), Encounter.service_date, X12File.filename)
-            .join(Patient, Patient.id == Claim.patient_id).join(Payer, Payer.id == Claim.payer_id)
-            .join(Encounter, Encounter.id == Claim.encounter_id)
-            .outerjoin(X12File, X12File.id == Claim.x12_file_id))
+    return (
+        sa.select(
+            Claim,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.mrn,
+            Payer.name.label("payer_name"),
+            Payer.payer_id.label("payer_code"),
+            Encounter.service_date,
+            X12File.filename,
+        )
+        .join(Patient, Patient.id == Claim.patient_id)
+        .join(Payer, Payer.id == Claim.payer_id)
+        .join(Encounter, Encounter.id == Claim.encounter_id)
+        .outerjoin(X12File, X12File.id == Claim.x12_file_id)
+    )
 
 
 def _out(r) -> ClaimOut:
     c = r[0]
-    return ClaimOut(id=c.id, control_number=c.control_number, status=c.status, frequency=c.frequency,
-                    encounter_id=c.encounter_id, patient_id=c.patient_id, patient=f"{r.first_name} {r.last_name}",
-                    mrn=r.mrn, payer=r.payer_name, payer_code=r.payer_code, service_date=r.service_date,
-                    total=cents(c.total_cents), original_claim_id=c.original_claim_id,
-                    payer_claim_number=c.payer_claim_number, file=r.filename, created_at=c.created_at)
+    return ClaimOut(
+        id=c.id,
+        control_number=c.control_number,
+        status=c.status,
+        frequency=c.frequency,
+        encounter_id=c.encounter_id,
+        patient_id=c.patient_id,
+        patient=f"{r.first_name} {r.last_name}",
+        mrn=r.mrn,
+        payer=r.payer_name,
+        payer_code=r.payer_code,
+        service_date=r.service_date,
+        total=cents(c.total_cents),
+        original_claim_id=c.original_claim_id,
+        payer_claim_number=c.payer_claim_number,
+        file=r.filename,
+        created_at=c.created_at,
+    )
 
 
 MAX_PAGE = 10000
@@ -154,8 +186,16 @@ def claims_page(ctx, *, status=None, payer=None, limit: int = 50, offset: int = 
     rows = [_out(r) for r in ctx.session.execute(q)]
     total = ctx.session.execute(sa.select(sa.func.count()).select_from(Claim).where(*conditions)).scalar_one()
     if rows:
-        audit.record(ctx, audit.Event("read", "claim", None, patient_ids=sorted({r.patient_id for r in rows}),
-                                      detail=f"list of {len(rows)} (offset {offset}, {total} in all)"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "claim",
+                None,
+                patient_ids=sorted({r.patient_id for r in rows}),
+                detail=f"list of {len(rows)} (offset {offset}, {total} in all)",
+            ),
+        )
     return ClaimPage(rows=rows, total=total, offset=offset, limit=limit)
 
 
@@ -168,14 +208,26 @@ def show(ctx, claim_id) -> ClaimOut:
     require(ctx.actor, "claims.read")
     c = load_claim(ctx, claim_id)
     out = _out(ctx.session.execute(_select().where(Claim.id == c.id)).one())
-    out.lines = [ClaimLineOut(seq=ln.seq, code=ln.code, modifiers=[m for m in ln.modifiers.split(",") if m],
-                              units=ln.units, pointers=[int(p) for p in ln.pointers.split(",") if p],
-                              charge=cents(ln.charge_cents), service_date=ln.service_date)
-                 for ln in ctx.session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == c.id)
-                                               .order_by(ClaimLine.seq)).scalars()]
-    out.history = [ClaimEventOut(at=e.at, status=e.status, note=e.note)
-                   for e in ctx.session.execute(sa.select(ClaimEvent).where(ClaimEvent.claim_id == c.id)
-                                                .order_by(ClaimEvent.at, ClaimEvent.id)).scalars()]
+    out.lines = [
+        ClaimLineOut(
+            seq=ln.seq,
+            code=ln.code,
+            modifiers=[m for m in ln.modifiers.split(",") if m],
+            units=ln.units,
+            pointers=[int(p) for p in ln.pointers.split(",") if p],
+            charge=cents(ln.charge_cents),
+            service_date=ln.service_date,
+        )
+        for ln in ctx.session.execute(
+            sa.select(ClaimLine).where(ClaimLine.claim_id == c.id).order_by(ClaimLine.seq)
+        ).scalars()
+    ]
+    out.history = [
+        ClaimEventOut(at=e.at, status=e.status, note=e.note)
+        for e in ctx.session.execute(
+            sa.select(ClaimEvent).where(ClaimEvent.claim_id == c.id).order_by(ClaimEvent.at, ClaimEvent.id)
+        ).scalars()
+    ]
     audit.record(ctx, audit.Event("read", "claim", c.id, patient_id=c.patient_id))
     return out
 
@@ -184,8 +236,9 @@ def _event(ctx, c: Claim, status: str, note: str | None) -> None:
     ctx.session.add(ClaimEvent(claim_id=c.id, at=ctx.now(), status=status, note=note, user_id=ctx.actor.user_id))
 
 
-def set_status(ctx, claim_id, status: str, *, note: str | None = None,
-               payer_claim_number: str | None = None) -> ClaimOut:
+def set_status(
+    ctx, claim_id, status: str, *, note: str | None = None, payer_claim_number: str | None = None
+) -> ClaimOut:
     """A status the payer reported (acknowledgement, adjudication), checked against TRANSITIONS."""
     require(ctx.actor, "claims.write")
     c = load_claim(ctx, claim_id)
@@ -203,8 +256,9 @@ def set_status(ctx, claim_id, status: str, *, note: str | None = None,
     c.updated_at = ctx.now()
     _event(ctx, c, new, v.optional_text("--note", note, 500))
     ctx.session.flush()
-    audit.record(ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"],
-                                  detail=f"-> {new}"))
+    audit.record(
+        ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"], detail=f"-> {new}")
+    )
     return show(ctx, c.id)
 
 
@@ -225,13 +279,17 @@ def mark_submitted(ctx, file_ref) -> dict:
     if f.status != "written":
         raise ConflictError(f"file {f.filename} is {f.status}: run `hpms billing run` to finish writing it")
     now = ctx.now()
-    ids = list(ctx.session.execute(sa.select(Claim.id).where(Claim.x12_file_id == f.id, Claim.status == "ready"))
-               .scalars())
+    ids = list(
+        ctx.session.execute(sa.select(Claim.id).where(Claim.x12_file_id == f.id, Claim.status == "ready")).scalars()
+    )
     ctx.session.execute(sa.update(Claim).where(Claim.id.in_(ids)).values(status="submitted", updated_at=now))
     from hpms.db import bulk_insert
 
-    bulk_insert(ctx.session, ClaimEvent.__table__, [dict(claim_id=i, at=now, status="submitted", note=f.filename,
-                                                         user_id=ctx.actor.user_id) for i in ids])
+    bulk_insert(
+        ctx.session,
+        ClaimEvent.__table__,
+        [dict(claim_id=i, at=now, status="submitted", note=f.filename, user_id=ctx.actor.user_id) for i in ids],
+    )
     f.status, f.submitted_at = "submitted", now
     ctx.session.flush()
     audit.record(ctx, audit.Event("update", "x12_file", f.id, fields=["status"], detail=f"{len(ids)} claims submitted"))
@@ -246,20 +304,47 @@ def _move_charges(ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
     from hpms.services.billing.runner import post_charges
 
     rev = sa.orm.aliased(LedgerEntry)
-    charged = ctx.session.execute(
-        sa.select(LedgerEntry).where(LedgerEntry.claim_id == old.id, LedgerEntry.kind == "charge",
-                                     LedgerEntry.reverses_id.is_(None))
-        .where(~sa.exists().where(rev.reverses_id == LedgerEntry.id))).scalars().all()
+    charged = (
+        ctx.session.execute(
+            sa.select(LedgerEntry)
+            .where(LedgerEntry.claim_id == old.id, LedgerEntry.kind == "charge", LedgerEntry.reverses_id.is_(None))
+            .where(~sa.exists().where(rev.reverses_id == LedgerEntry.id))
+        )
+        .scalars()
+        .all()
+    )
     now = ctx.now()
     for e in charged:
-        ctx.session.add(LedgerEntry(
-            org_id=e.org_id, kind="charge", amount_cents=-e.amount_cents, responsibility=e.responsibility,
-            patient_id=e.patient_id, encounter_id=e.encounter_id, claim_id=e.claim_id, claim_line_id=e.claim_line_id,
-            payer_id=e.payer_id, posted_at=now, effective_date=e.effective_date, reverses_id=e.id,
-            reference=f"moved to claim {new.id}", batch=e.batch, created_by=ctx.actor.user_id))
+        ctx.session.add(
+            LedgerEntry(
+                org_id=e.org_id,
+                kind="charge",
+                amount_cents=-e.amount_cents,
+                responsibility=e.responsibility,
+                patient_id=e.patient_id,
+                encounter_id=e.encounter_id,
+                claim_id=e.claim_id,
+                claim_line_id=e.claim_line_id,
+                payer_id=e.payer_id,
+                posted_at=now,
+                effective_date=e.effective_date,
+                reverses_id=e.id,
+                reference=f"moved to claim {new.id}",
+                batch=e.batch,
+                created_by=ctx.actor.user_id,
+            )
+        )
     if charged:
-        post_charges(ctx, [(dict(id=new.id, encounter_id=new.encounter_id, patient_id=new.patient_id,
-                                 payer_id=new.payer_id), new_lines)], batch=f"claim {new.id}")
+        post_charges(
+            ctx,
+            [
+                (
+                    dict(id=new.id, encounter_id=new.encounter_id, patient_id=new.patient_id, payer_id=new.payer_id),
+                    new_lines,
+                )
+            ],
+            batch=f"claim {new.id}",
+        )
     ctx.session.flush()
 
 
@@ -269,32 +354,64 @@ def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Clai
 
     now = ctx.now()
     n = reserve(ctx.session, CLAIM_COUNTER, 1)
-    new = Claim(org_id=ctx.org_id, encounter_id=c.encounter_id, patient_id=c.patient_id, payer_id=c.payer_id,
-                coverage_id=c.coverage_id, control_number=f"{n:09d}", frequency=frequency,
-                original_claim_id=c.id if frequency != "1" else None, primary_claim_id=c.primary_claim_id,
-                payer_claim_number=payer_claim_number,
-                status="ready", total_cents=c.total_cents, created_at=now, updated_at=now)
+    new = Claim(
+        org_id=ctx.org_id,
+        encounter_id=c.encounter_id,
+        patient_id=c.patient_id,
+        payer_id=c.payer_id,
+        coverage_id=c.coverage_id,
+        control_number=f"{n:09d}",
+        frequency=frequency,
+        original_claim_id=c.id if frequency != "1" else None,
+        primary_claim_id=c.primary_claim_id,
+        payer_claim_number=payer_claim_number,
+        status="ready",
+        total_cents=c.total_cents,
+        created_at=now,
+        updated_at=now,
+    )
     ctx.session.add(new)
     ctx.session.flush()
-    old_lines = list(ctx.session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == c.id)
-                                         .order_by(ClaimLine.seq)).scalars())
-    new_lines = [dict(id=lid, claim_id=new.id, seq=ln.seq, code=ln.code, modifiers=ln.modifiers, units=ln.units,
-                      pointers=ln.pointers, charge_cents=ln.charge_cents, service_date=ln.service_date)
-                 for lid, ln in zip(new_ids(ctx.session, ClaimLine.__table__, len(old_lines)), old_lines)]
+    old_lines = list(
+        ctx.session.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == c.id).order_by(ClaimLine.seq)).scalars()
+    )
+    new_lines = [
+        dict(
+            id=lid,
+            claim_id=new.id,
+            seq=ln.seq,
+            code=ln.code,
+            modifiers=ln.modifiers,
+            units=ln.units,
+            pointers=ln.pointers,
+            charge_cents=ln.charge_cents,
+            service_date=ln.service_date,
+        )
+        for lid, ln in zip(new_ids(ctx.session, ClaimLine.__table__, len(old_lines)), old_lines)
+    ]
     bulk_insert(ctx.session, ClaimLine.__table__, new_lines)
     if frequency != "8":
         _move_charges(ctx, c, new, new_lines)
-    _event(ctx, new, "ready", f"{'replacement' if frequency == '7' else 'void' if frequency == '8' else 'new original'}"
-                              f" of claim {c.id}")
+    _event(
+        ctx,
+        new,
+        "ready",
+        f"{'replacement' if frequency == '7' else 'void' if frequency == '8' else 'new original'} of claim {c.id}",
+    )
     return new
 
 
 def _live_original(ctx, c: Claim) -> int | None:
     """The id of the encounter's live original claim to this payer (the one the partial unique
     index allows), if any."""
-    return ctx.session.execute(sa.select(Claim.id).where(
-        Claim.encounter_id == c.encounter_id, Claim.payer_id == c.payer_id, Claim.frequency == "1",
-        Claim.status.not_in(("rejected", "void")))).scalar_one_or_none()
+    return ctx.session.execute(
+        sa.select(Claim.id).where(
+            Claim.encounter_id == c.encounter_id,
+            Claim.payer_id == c.payer_id,
+            Claim.frequency == "1",
+            Claim.status.not_in(("rejected", "void")),
+        )
+    ).scalar_one_or_none()
 
 
 def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | None = None) -> ClaimOut:
@@ -320,8 +437,16 @@ def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str 
     settle(ctx, c.id)
     _event(ctx, c, c.status, v.optional_text("--note", note, 500) or f"resubmitted as claim {new.id}")
     ctx.session.flush()
-    audit.record(ctx, audit.Event("create", "claim", new.id, patient_id=c.patient_id,
-                                  detail=f"resubmission of claim {c.id} (frequency {new.frequency})"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "claim",
+            new.id,
+            patient_id=c.patient_id,
+            detail=f"resubmission of claim {c.id} (frequency {new.frequency})",
+        ),
+    )
     return show(ctx, new.id)
 
 
@@ -336,20 +461,25 @@ def void(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | No
         c.updated_at = ctx.now()
         _event(ctx, c, "void", v.optional_text("--note", note, 500) or "voided before submission")
         ctx.session.flush()
-        audit.record(ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"],
-                                      detail="void"))
+        audit.record(
+            ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"], detail="void")
+        )
         return show(ctx, c.id)
     pcn = v.optional_text("--payer-claim-number", payer_claim_number, 50) or c.payer_claim_number
     if not pcn:
-        raise ValidationError("--payer-claim-number", "is required to void a claim the payer has (REF*F8); "
-                                                      "wait for its acceptance if it has none yet")
+        raise ValidationError(
+            "--payer-claim-number",
+            "is required to void a claim the payer has (REF*F8); wait for its acceptance if it has none yet",
+        )
     new = _copy(ctx, c, "8", pcn)
     c.status = "void"
     c.updated_at = ctx.now()
     _event(ctx, c, "void", v.optional_text("--note", note, 500) or f"void sent as claim {new.id}")
     ctx.session.flush()
-    audit.record(ctx, audit.Event("create", "claim", new.id, patient_id=c.patient_id,
-                                  detail=f"void of claim {c.id} (frequency 8)"))
+    audit.record(
+        ctx,
+        audit.Event("create", "claim", new.id, patient_id=c.patient_id, detail=f"void of claim {c.id} (frequency 8)"),
+    )
     return show(ctx, new.id)
 
 
@@ -361,24 +491,56 @@ def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
         .outerjoin(Encounter, Encounter.id == WorklistItem.encounter_id)
         .outerjoin(Patient, Patient.id == Encounter.patient_id)
         .where(WorklistItem.org_id == ctx.org_id, WorklistItem.resolved_at.is_(None))
-        .order_by(WorklistItem.created_at, WorklistItem.id).limit(limit)).all()
-    out = [WorklistOut(id=w.id, encounter_id=w.encounter_id, claim_id=w.claim_id,
-                       patient=f"{first} {last}" if first else None, service_date=dos, rule_id=w.rule_id,
-                       severity=w.severity, field=w.field, message=w.message, created_at=w.created_at)
-           for w, first, last, dos, _ in rows]
+        .order_by(WorklistItem.created_at, WorklistItem.id)
+        .limit(limit)
+    ).all()
+    out = [
+        WorklistOut(
+            id=w.id,
+            encounter_id=w.encounter_id,
+            claim_id=w.claim_id,
+            patient=f"{first} {last}" if first else None,
+            service_date=dos,
+            rule_id=w.rule_id,
+            severity=w.severity,
+            field=w.field,
+            message=w.message,
+            created_at=w.created_at,
+        )
+        for w, first, last, dos, _ in rows
+    ]
     # a rejected claim already followed by a new original is dealt with
     newer = aliased(Claim)
-    rejected = ctx.session.execute(_select().where(
-        Claim.org_id == ctx.org_id, Claim.status == "rejected",
-        ~sa.exists().where(newer.encounter_id == Claim.encounter_id, newer.payer_id == Claim.payer_id,
-                           newer.frequency == "1", newer.status.not_in(("rejected", "void"))))
-        .order_by(Claim.updated_at)).all()
+    rejected = ctx.session.execute(
+        _select()
+        .where(
+            Claim.org_id == ctx.org_id,
+            Claim.status == "rejected",
+            ~sa.exists().where(
+                newer.encounter_id == Claim.encounter_id,
+                newer.payer_id == Claim.payer_id,
+                newer.frequency == "1",
+                newer.status.not_in(("rejected", "void")),
+            ),
+        )
+        .order_by(Claim.updated_at)
+    ).all()
     for r in rejected:
         c = r[0]
-        out.append(WorklistOut(id=0, encounter_id=c.encounter_id, claim_id=c.id, patient=f"{r.first_name} {r.last_name}",
-                               service_date=r.service_date, rule_id="REJECTED", severity="error", field=None,
-                               message="rejected by the clearinghouse or payer: correct and `hpms claims resubmit`",
-                               created_at=c.updated_at))
+        out.append(
+            WorklistOut(
+                id=0,
+                encounter_id=c.encounter_id,
+                claim_id=c.id,
+                patient=f"{r.first_name} {r.last_name}",
+                service_date=r.service_date,
+                rule_id="REJECTED",
+                severity="error",
+                field=None,
+                message="rejected by the clearinghouse or payer: correct and `hpms claims resubmit`",
+                created_at=c.updated_at,
+            )
+        )
     pids = sorted({p for *_, p in rows if p} | {r[0].patient_id for r in rejected})
     if pids:
         audit.record(ctx, audit.Event("read", "worklist_item", None, patient_ids=pids, detail=f"{len(out)} items"))
@@ -387,8 +549,25 @@ def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
 
 def list_files(ctx, *, limit: int = 100) -> list[dict]:
     require(ctx.actor, "billing.read")
-    rows = ctx.session.execute(sa.select(X12File, Payer.payer_id).join(Payer, Payer.id == X12File.payer_id)
-                               .where(X12File.org_id == ctx.org_id).order_by(X12File.id.desc()).limit(limit)).all()
-    return [{"id": f.id, "file": f.filename, "directory": f.directory, "payer": code, "claims": f.claims,
-             "total": cents(f.total_cents), "status": f.status, "isa_control": f.isa_control, "created_at": f.created_at,
-             "submitted_at": f.submitted_at} for f, code in rows]
+    rows = ctx.session.execute(
+        sa.select(X12File, Payer.payer_id)
+        .join(Payer, Payer.id == X12File.payer_id)
+        .where(X12File.org_id == ctx.org_id)
+        .order_by(X12File.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": f.id,
+            "file": f.filename,
+            "directory": f.directory,
+            "payer": code,
+            "claims": f.claims,
+            "total": cents(f.total_cents),
+            "status": f.status,
+            "isa_control": f.isa_control,
+            "created_at": f.created_at,
+            "submitted_at": f.submitted_at,
+        }
+        for f, code in rows
+    ]

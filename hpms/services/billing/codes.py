@@ -24,7 +24,8 @@ from hpms.db import bulk_insert
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models.billing import ProcedureCode
 from hpms.services.platform import audit
-from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows, RowError
+from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows
+from hpms.services.platform.csvrows import RowError
 from hpms.services.platform.permissions import require
 
 ICD10 = "ICD-10-CM"
@@ -32,8 +33,10 @@ HCPCS = "HCPCS"
 CPT = "CPT"
 SYSTEMS = (ICD10, HCPCS, CPT)
 DESCRIPTION_MAX = 300  # procedure_code.description
-CPT_NOTE = ("no descriptor on file: CPT descriptors are AMA-copyrighted and not shipped; "
-            "import the practice's licensed file with `hpms codes import-cpt`")
+CPT_NOTE = (
+    "no descriptor on file: CPT descriptors are AMA-copyrighted and not shipped; "
+    "import the practice's licensed file with `hpms codes import-cpt`"
+)
 
 
 class CodeOut(BaseModel):
@@ -59,9 +62,13 @@ def check_system(system: str | None, field: str = "system") -> str | None:
 
 # --- lookups ----------------------------------------------------------------------------------
 
+
 def _stored(ctx, system: str, code: str) -> ProcedureCode | None:
-    return ctx.session.scalars(sa.select(ProcedureCode).where(
-        ProcedureCode.org_id == ctx.org_id, ProcedureCode.system == system, ProcedureCode.code == code)).first()
+    return ctx.session.scalars(
+        sa.select(ProcedureCode).where(
+            ProcedureCode.org_id == ctx.org_id, ProcedureCode.system == system, ProcedureCode.code == code
+        )
+    ).first()
 
 
 def procedure_known(ctx, code: str) -> bool:
@@ -79,21 +86,34 @@ def procedure_known(ctx, code: str) -> bool:
 def _procedure(ctx, value: str, system: str | None) -> CodeOut | None:
     if procedures.is_cpt(value) and system in (None, CPT):
         row = _stored(ctx, CPT, value)
-        return CodeOut(system=CPT, code=value, display=value, description=row.description if row else None,
-                       source="imported" if row else "format", note=None if row else CPT_NOTE)
+        return CodeOut(
+            system=CPT,
+            code=value,
+            display=value,
+            description=row.description if row else None,
+            source="imported" if row else "format",
+            note=None if row else CPT_NOTE,
+        )
     if procedures.is_hcpcs(value) and system in (None, HCPCS):
         row = _stored(ctx, HCPCS, value)
         if row is not None:
             return CodeOut(system=HCPCS, code=value, display=value, description=row.description, source="imported")
         if value in procedures.HCPCS_BUILTIN:
-            return CodeOut(system=HCPCS, code=value, display=value, description=procedures.HCPCS_BUILTIN[value],
-                           source="builtin")
+            return CodeOut(
+                system=HCPCS, code=value, display=value, description=procedures.HCPCS_BUILTIN[value], source="builtin"
+            )
     return None
 
 
 def _diagnosis(code: icd10.Icd10) -> CodeOut:
-    return CodeOut(system=ICD10, code=code.code, display=code.dotted, description=code.description,
-                   billable=code.billable, source="icd10cm")
+    return CodeOut(
+        system=ICD10,
+        code=code.code,
+        display=code.dotted,
+        description=code.description,
+        billable=code.billable,
+        source="icd10cm",
+    )
 
 
 def describe(ctx, code: str, system: str | None = None) -> str | None:
@@ -128,8 +148,11 @@ def show(ctx, code: str, system: str | None = None) -> CodeOut:
         return found
     if diagnosis is None:
         value = procedures.normalize(code)
-        hint = ("import the CMS HCPCS file with `hpms codes import-hcpcs FILE`" if procedures.is_hcpcs(value)
-                else "search with `hpms codes search TEXT`")
+        hint = (
+            "import the CMS HCPCS file with `hpms codes import-hcpcs FILE`"
+            if procedures.is_hcpcs(value)
+            else "search with `hpms codes search TEXT`"
+        )
         where = {None: "ICD-10-CM, HCPCS Level II or CPT", ICD10: ICD10, HCPCS: "HCPCS Level II", CPT: CPT}[system]
         raise NotFoundError(f"no code {code.strip()!r} in {where}", hint=hint)
     out = _diagnosis(diagnosis)
@@ -175,28 +198,46 @@ def search(ctx, text: str, limit: int = 20, system: str | None = None) -> list[C
         if prefix:
             conds.append(ProcedureCode.code.like(_escape_like(prefix) + "%", escape="\\"))
         if words:
-            conds.append(sa.and_(*[sa.func.lower(ProcedureCode.description).like(f"%{_escape_like(w)}%", escape="\\")
-                                   for w in words]))
-        rows = ctx.session.scalars(sa.select(ProcedureCode).where(
-            ProcedureCode.org_id == ctx.org_id, ProcedureCode.system.in_(systems), sa.or_(*conds))
-            .order_by(ProcedureCode.code).limit(limit * 5 + 50)).all()
+            conds.append(
+                sa.and_(
+                    *[sa.func.lower(ProcedureCode.description).like(f"%{_escape_like(w)}%", escape="\\") for w in words]
+                )
+            )
+        rows = ctx.session.scalars(
+            sa.select(ProcedureCode)
+            .where(ProcedureCode.org_id == ctx.org_id, ProcedureCode.system.in_(systems), sa.or_(*conds))
+            .order_by(ProcedureCode.code)
+            .limit(limit * 5 + 50)
+        ).all()
         stored = set()
         for r in rows:
             stored.add((r.system, r.code))
             if (prefix and r.code.startswith(prefix)) or all(p.search(r.description or "") for p in patterns):
-                out.append(CodeOut(system=r.system, code=r.code, display=r.code, description=r.description,
-                                   source="imported"))
+                out.append(
+                    CodeOut(system=r.system, code=r.code, display=r.code, description=r.description, source="imported")
+                )
         if system in (None, HCPCS):
-            builtin = {code: desc for code, desc in procedures.HCPCS_BUILTIN.items()
-                       if (HCPCS, code) not in stored
-                       and ((prefix and code.startswith(prefix)) or all(p.search(desc) for p in patterns))}
+            builtin = {
+                code: desc
+                for code, desc in procedures.HCPCS_BUILTIN.items()
+                if (HCPCS, code) not in stored
+                and ((prefix and code.startswith(prefix)) or all(p.search(desc) for p in patterns))
+            }
             if builtin:  # an imported description of the same code wins
-                imported = set(ctx.session.scalars(sa.select(ProcedureCode.code).where(
-                    ProcedureCode.org_id == ctx.org_id, ProcedureCode.system == HCPCS,
-                    ProcedureCode.code.in_(list(builtin)))))
+                imported = set(
+                    ctx.session.scalars(
+                        sa.select(ProcedureCode.code).where(
+                            ProcedureCode.org_id == ctx.org_id,
+                            ProcedureCode.system == HCPCS,
+                            ProcedureCode.code.in_(list(builtin)),
+                        )
+                    )
+                )
                 builtin = {code: desc for code, desc in builtin.items() if code not in imported}
-            out += [CodeOut(system=HCPCS, code=code, display=code, description=desc, source="builtin")
-                    for code, desc in builtin.items()]
+            out += [
+                CodeOut(system=HCPCS, code=code, display=code, description=desc, source="builtin")
+                for code, desc in builtin.items()
+            ]
         out.sort(key=lambda o: (not (prefix and o.code.startswith(prefix)), o.code))
         out = out[:limit]
     if system in (None, ICD10) and len(out) < limit:
@@ -205,6 +246,7 @@ def search(ctx, text: str, limit: int = 20, system: str | None = None) -> list[C
 
 
 # --- imports ----------------------------------------------------------------------------------
+
 
 class InvalidRows(BaseInvalidRows):
     """Some rows of a code file are invalid: nothing was written."""
@@ -229,10 +271,20 @@ class ImportSummary:
     errors: list[RowError] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"system": self.system, "file": self.file, "layout": self.layout, "rows": self.rows,
-                "codes": self.codes, "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-                "skipped": self.skipped, "truncated": self.truncated, "dry_run": self.dry_run,
-                "errors": [e.as_dict() for e in self.errors]}
+        return {
+            "system": self.system,
+            "file": self.file,
+            "layout": self.layout,
+            "rows": self.rows,
+            "codes": self.codes,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "truncated": self.truncated,
+            "dry_run": self.dry_run,
+            "errors": [e.as_dict() for e in self.errors],
+        }
 
 
 def _read_text(path: Path) -> str:
@@ -252,13 +304,26 @@ def _read_text(path: Path) -> str:
 
 
 def _is_cms_record(line: str) -> bool:
-    return (len(line) >= 12 and line[10] in "3478" and line[5:10].strip().isdigit()
-            and bool(re.fullmatch(r"[A-Z0-9]{2,5}", line[:5].strip())))
+    return (
+        len(line) >= 12
+        and line[10] in "3478"
+        and line[5:10].strip().isdigit()
+        and bool(re.fullmatch(r"[A-Z0-9]{2,5}", line[:5].strip()))
+    )
 
 
 _CODE_COLUMNS = ("code", "hcpc", "hcpcs", "hcpc code", "hcpcs code", "cpt", "cpt code", "procedure code")
-_DESC_COLUMNS = ("long description", "description", "descriptor", "long descriptor", "long desc", "desc",
-                 "short description", "short descriptor", "short desc")
+_DESC_COLUMNS = (
+    "long description",
+    "description",
+    "descriptor",
+    "long descriptor",
+    "long desc",
+    "desc",
+    "short description",
+    "short descriptor",
+    "short desc",
+)
 
 
 def _column_name(name: str) -> str:
@@ -397,16 +462,24 @@ def _check_cpt(code: str) -> str | None:
     return f"{code!r} is not a CPT code (5 digits, or 4 digits and F, T or U)"
 
 
-def _import(ctx, system: str, path: Path | str, *, dry_run: bool, fixed_width: bool,
-            progress: Callable[[int, int], None] | None) -> ImportSummary:
+def _import(
+    ctx, system: str, path: Path | str, *, dry_run: bool, fixed_width: bool, progress: Callable[[int, int], None] | None
+) -> ImportSummary:
     require(ctx.actor, "codes.import")
     path = Path(path)
     text = _read_text(path)
     check = _check_hcpcs if system == HCPCS else _check_cpt
     first = next(line for line in text.splitlines() if line.strip())
     parsed = _parse_cms(text, check) if fixed_width and _is_cms_record(first) else _parse_table(text, check)
-    summary = ImportSummary(system=system, file=str(path), layout=parsed.layout, rows=parsed.rows,
-                            codes=len(parsed.codes), skipped=parsed.skipped, dry_run=dry_run)
+    summary = ImportSummary(
+        system=system,
+        file=str(path),
+        layout=parsed.layout,
+        rows=parsed.rows,
+        codes=len(parsed.codes),
+        skipped=parsed.skipped,
+        dry_run=dry_run,
+    )
     if parsed.errors:
         raise InvalidRows(parsed.errors, parsed.rows)
     if not parsed.codes:
@@ -416,14 +489,24 @@ def _import(ctx, system: str, path: Path | str, *, dry_run: bool, fixed_width: b
         progress(0, total)
     table = ProcedureCode.__table__
     where = sa.and_(table.c.org_id == ctx.org_id, table.c.system == system)
-    existing = {r.code: r for r in ctx.session.execute(
-        sa.select(table.c.code, table.c.description, table.c.imported_at).where(where))}
+    existing = {
+        r.code: r
+        for r in ctx.session.execute(sa.select(table.c.code, table.c.description, table.c.imported_at).where(where))
+    }
     now = ctx.now()
-    merged = {code: {"org_id": ctx.org_id, "system": system, "code": code, "description": r.description,
-                     "imported_at": r.imported_at} for code, r in existing.items()}
+    merged = {
+        code: {
+            "org_id": ctx.org_id,
+            "system": system,
+            "code": code,
+            "description": r.description,
+            "imported_at": r.imported_at,
+        }
+        for code, r in existing.items()
+    }
     for code, desc in parsed.codes.items():
         if len(desc) > DESCRIPTION_MAX:
-            desc = desc[:DESCRIPTION_MAX - 3].rstrip() + "..."
+            desc = desc[: DESCRIPTION_MAX - 3].rstrip() + "..."
             summary.truncated += 1
         before = existing.get(code)
         if before is None:
@@ -433,30 +516,37 @@ def _import(ctx, system: str, path: Path | str, *, dry_run: bool, fixed_width: b
         else:
             summary.unchanged += 1
             continue
-        merged[code] = {"org_id": ctx.org_id, "system": system, "code": code, "description": desc,
-                        "imported_at": now}
+        merged[code] = {"org_id": ctx.org_id, "system": system, "code": code, "description": desc, "imported_at": now}
     if not dry_run and (summary.added or summary.updated):
         # One delete and one bulk insert in the caller's transaction: no row-by-row upsert.
         ctx.session.execute(sa.delete(table).where(where))
         bulk_insert(ctx.session, table, [merged[c] for c in sorted(merged)])
-        audit.record(ctx, audit.Event("import", "procedure_code", entity_id=system,
-                                      detail=f"{path.name}: {summary.added} added, {summary.updated} updated, "
-                                             f"{summary.unchanged} unchanged"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "import",
+                "procedure_code",
+                entity_id=system,
+                detail=f"{path.name}: {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged",
+            ),
+        )
     if progress:
         progress(total, total)
     return summary
 
 
-def import_hcpcs(ctx, path: Path | str, dry_run: bool = False, *,
-                 progress: Callable[[int, int], None] | None = None) -> ImportSummary:
+def import_hcpcs(
+    ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
+) -> ImportSummary:
     """Import HCPCS Level II codes from the CMS quarterly file (the fixed-width record file
     HCPC20xx_..._ANWEB) or a CSV/TSV with a code and a description column. Raises InvalidRows
     (nothing written), ValidationError, NotFoundError (no file), PermissionDenied."""
     return _import(ctx, HCPCS, path, dry_run=dry_run, fixed_width=True, progress=progress)
 
 
-def import_cpt(ctx, path: Path | str, dry_run: bool = False, *,
-               progress: Callable[[int, int], None] | None = None) -> ImportSummary:
+def import_cpt(
+    ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
+) -> ImportSummary:
     """Import CPT descriptors from a CSV (or TSV) the practice licenses, with a code and a
     description column. Raises InvalidRows (nothing written), ValidationError, NotFoundError,
     PermissionDenied."""

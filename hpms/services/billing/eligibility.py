@@ -16,16 +16,30 @@ from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Appointment, BillingProfile, Coverage, EligibilityCheck, Location, Organization, Patient, Payer
 from hpms.models.billing_out import money
 from hpms.models.eligibility_out import (
-    EligibilityCheckOut, EligibilityImportOut, EligibilityRequestOut, EligibilityStatusOut,
+    EligibilityCheckOut,
+    EligibilityImportOut,
+    EligibilityRequestOut,
+    EligibilityStatusOut,
 )
 from hpms.models.patients import PRIORITIES
 from hpms.models.scheduling import BLOCKING_STATUSES
-from hpms.services.platform import audit, localtime as lt
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
 from hpms.services.platform.permissions import allowed, require
 
 NOT_CHECKED = "not checked"
-ANSWER_FIELDS = ["status", "plan_name", "plan_begin", "plan_end", "copay_cents", "coinsurance_percent",
-                 "deductible_cents", "deductible_remaining_cents", "reason", "responded_at"]
+ANSWER_FIELDS = [
+    "status",
+    "plan_name",
+    "plan_begin",
+    "plan_end",
+    "copay_cents",
+    "coinsurance_percent",
+    "deductible_cents",
+    "deductible_remaining_cents",
+    "reason",
+    "responded_at",
+]
 
 
 def _today(ctx) -> dt.date:
@@ -40,15 +54,22 @@ def _cents(value: Decimal | None) -> int | None:
 
 # ---- request (270) -------------------------------------------------------------------------
 
+
 def _coverages(ctx, patient_ids: list[int], day: dt.date) -> dict[int, list]:
     """Active coverages of each patient on `day`, primary first."""
     order = sa.case({p: i for i, p in enumerate(PRIORITIES)}, value=Coverage.priority)
     rows = ctx.session.execute(
-        sa.select(Coverage, Payer).join(Payer, Payer.id == Coverage.payer_id)
-        .where(Coverage.org_id == ctx.org_id, Coverage.patient_id.in_(patient_ids), Coverage.active.is_(True),
-               sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-               sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day))
-        .order_by(Coverage.patient_id, order, Coverage.id)).all()
+        sa.select(Coverage, Payer)
+        .join(Payer, Payer.id == Coverage.payer_id)
+        .where(
+            Coverage.org_id == ctx.org_id,
+            Coverage.patient_id.in_(patient_ids),
+            Coverage.active.is_(True),
+            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
+            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
+        )
+        .order_by(Coverage.patient_id, order, Coverage.id)
+    ).all()
     out: dict[int, list] = {}
     for cov, payer in rows:
         out.setdefault(cov.patient_id, []).append((cov, payer))
@@ -62,13 +83,16 @@ def _scheduled(ctx, day: dt.date) -> list[tuple[int, int]]:
     spans = []
     for loc in locs:
         lo, hi = lt.day_bounds_utc(day, loc.tz)
-        spans.append(sa.and_(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi))
+        spans.append(
+            sa.and_(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi)
+        )
     if not spans:
         return []
     rows = ctx.session.execute(
         sa.select(Appointment.patient_id, Appointment.location_id)
         .where(Appointment.org_id == ctx.org_id, Appointment.status.in_(BLOCKING_STATUSES), sa.or_(*spans))
-        .order_by(Appointment.start_utc, Appointment.id)).all()
+        .order_by(Appointment.start_utc, Appointment.id)
+    ).all()
     seen: dict[int, int] = {}
     for pid, loc_id in rows:
         seen.setdefault(pid, loc_id)
@@ -83,8 +107,9 @@ def _receiver(ctx, location_ids: list[int]):
     locs = list(ctx.session.execute(q).scalars())
     loc = next((x for x in locs if x.id in location_ids), None) or (locs[0] if locs else None)
     if loc is None or not loc.npi:
-        raise ValidationError("npi", "no location has an NPI to ask with; set one with "
-                                     "`hpms locations update NAME --npi NPI`")
+        raise ValidationError(
+            "npi", "no location has an NPI to ask with; set one with `hpms locations update NAME --npi NPI`"
+        )
     return x270.Receiver(name=org.name, npi=loc.npi), loc
 
 
@@ -118,8 +143,8 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
     nothing to ask, missing output directory)."""
     from hpms.fileio import write_atomically
     from hpms.interop.x12 import x270
-    from hpms.services.lookups import find_patient
     from hpms.services.billing.runner import GS_COUNTER, ISA_COUNTER
+    from hpms.services.lookups import find_patient
     from hpms.services.platform.counters import reserve
 
     require(ctx.actor, "eligibility.write")
@@ -141,39 +166,64 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
         day = lt.parse_day("--date", date, today=today)
         visits = _scheduled(ctx, day)
         if not visits:
-            raise NotFoundError(f"no appointments on {day} (cancelled and no-show visits do not count); "
-                                "no file written")
+            raise NotFoundError(
+                f"no appointments on {day} (cancelled and no-show visits do not count); no file written"
+            )
     profile = ctx.session.get(BillingProfile, ctx.org_id)
     if profile is None or not profile.submitter_id or not profile.receiver_id:
-        raise ValidationError("billing profile", "the submitter and receiver (clearinghouse) ids are not set; "
-                                                 "set them with `hpms billing setup --submitter-id ID --receiver-id ID`")
+        raise ValidationError(
+            "billing profile",
+            "the submitter and receiver (clearinghouse) ids are not set; "
+            "set them with `hpms billing setup --submitter-id ID --receiver-id ID`",
+        )
     patient_ids = [pid for pid, _ in visits]
     covs = _coverages(ctx, patient_ids, day)
     pats = {p.id: p for p in ctx.session.execute(sa.select(Patient).where(Patient.id.in_(patient_ids))).scalars()}
-    skipped = [{"patient_id": pid, "mrn": pats[pid].mrn, "reason": f"no active coverage on {day}"}
-               for pid in patient_ids if pid not in covs]
+    skipped = [
+        {"patient_id": pid, "mrn": pats[pid].mrn, "reason": f"no active coverage on {day}"}
+        for pid in patient_ids
+        if pid not in covs
+    ]
     if not covs:
         who = f"patient {pats[patient_ids[0]].mrn}" if patient else f"the {len(patient_ids)} patient(s) seen on {day}"
-        raise NotFoundError(f"{who} have no active coverage on {day}; nothing to ask, no file written"
-                            if not patient else f"{who} has no active coverage on {day}; no file written",
-                            hint="add one with `hpms coverage add`")
+        raise NotFoundError(
+            f"{who} have no active coverage on {day}; nothing to ask, no file written"
+            if not patient
+            else f"{who} has no active coverage on {day}; no file written",
+            hint="add one with `hpms coverage add`",
+        )
     receiver, _loc = _receiver(ctx, [loc for _, loc in visits if loc])
     now = ctx.now()
     # A question still open for the same coverage and day is asked again under its own trace.
     wanted = [cov.id for pid in patient_ids for cov, _ in covs.get(pid, [])]
-    open_checks = {c.coverage_id: c for c in ctx.session.execute(
-        sa.select(EligibilityCheck).where(EligibilityCheck.org_id == ctx.org_id, EligibilityCheck.status == "pending",
-                                          EligibilityCheck.service_date == day,
-                                          EligibilityCheck.coverage_id.in_(wanted))
-        .order_by(EligibilityCheck.id)).scalars()}
+    open_checks = {
+        c.coverage_id: c
+        for c in ctx.session.execute(
+            sa.select(EligibilityCheck)
+            .where(
+                EligibilityCheck.org_id == ctx.org_id,
+                EligibilityCheck.status == "pending",
+                EligibilityCheck.service_date == day,
+                EligibilityCheck.coverage_id.in_(wanted),
+            )
+            .order_by(EligibilityCheck.id)
+        ).scalars()
+    }
     checks: list[tuple[EligibilityCheck, Coverage, Payer, Patient]] = []
     for pid in patient_ids:
         for cov, payer in covs.get(pid, []):
             check = open_checks.get(cov.id)
             if check is None:
-                check = EligibilityCheck(org_id=ctx.org_id, patient_id=pid, coverage_id=cov.id, payer_id=payer.id,
-                                         service_date=day, status="pending", requested_at=now,
-                                         requested_by=ctx.actor.user_id)
+                check = EligibilityCheck(
+                    org_id=ctx.org_id,
+                    patient_id=pid,
+                    coverage_id=cov.id,
+                    payer_id=payer.id,
+                    service_date=day,
+                    status="pending",
+                    requested_at=now,
+                    requested_by=ctx.actor.user_id,
+                )
                 ctx.session.add(check)
             checks.append((check, cov, payer, pats[pid]))
     ctx.session.flush()
@@ -186,36 +236,73 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
         sex = {"female": "F", "male": "M"}.get(p.sex_at_birth or "")
         member = crypto.decrypt(cov.member_id_enc, "member_id")
         if cov.relationship == "self":
-            sub = x270.Subscriber(member_id=member, last=p.last_name, first=p.first_name, dob=p.dob, sex=sex,
-                                  group_number=cov.group_number)
+            sub = x270.Subscriber(
+                member_id=member,
+                last=p.last_name,
+                first=p.first_name,
+                dob=p.dob,
+                sex=sex,
+                group_number=cov.group_number,
+            )
             dep = None
         else:
-            sub = x270.Subscriber(member_id=member, last=cov.subscriber_last_name, first=cov.subscriber_first_name,
-                                  dob=cov.subscriber_dob, group_number=cov.group_number)
+            sub = x270.Subscriber(
+                member_id=member,
+                last=cov.subscriber_last_name,
+                first=cov.subscriber_first_name,
+                dob=cov.subscriber_dob,
+                group_number=cov.group_number,
+            )
             dep = x270.Dependent(last=p.last_name, first=p.first_name, dob=p.dob, sex=sex)
         by_payer.setdefault(payer.id, (payer, []))[1].append(
-            x270.Inquiry(trace=check.trace_number, service_date=day, subscriber=sub, dependent=dep))
+            x270.Inquiry(trace=check.trace_number, service_date=day, subscriber=sub, dependent=dep)
+        )
     isa = reserve(ctx.session, ISA_COUNTER, 1)
     gs = reserve(ctx.session, GS_COUNTER, 1)
     originator = ("1" + profile.tax_id) if profile.tax_id else ("9" + receiver.npi[:9])
     reference = _reference(isa, day)
     text = x270.write_270(
-        isa_control=isa, gs_control=gs, sender_id=profile.submitter_id, receiver_id=profile.receiver_id,
-        receiver=receiver, created=now, production=bool(profile.production), trace_originator=originator,
+        isa_control=isa,
+        gs_control=gs,
+        sender_id=profile.submitter_id,
+        receiver_id=profile.receiver_id,
+        receiver=receiver,
+        created=now,
+        production=bool(profile.production),
+        trace_originator=originator,
         reference=reference,
-        payers=[x270.PayerInquiries(name=payer.name, payer_id=payer.payer_id, inquiries=tuple(inq))
-                for payer, inq in by_payer.values()])
-    audit.record(ctx, audit.Event("export", "eligibility_check", None,
-                                  patient_ids=sorted({c.patient_id for c, *_ in checks}),
-                                  fields=["member_id", "name", "dob"],
-                                  detail=f"270 {out.name}: {len(checks)} question(s) for {day}"))
+        payers=[
+            x270.PayerInquiries(name=payer.name, payer_id=payer.payer_id, inquiries=tuple(inq))
+            for payer, inq in by_payer.values()
+        ],
+    )
+    audit.record(
+        ctx,
+        audit.Event(
+            "export",
+            "eligibility_check",
+            None,
+            patient_ids=sorted({c.patient_id for c, *_ in checks}),
+            fields=["member_id", "name", "dob"],
+            detail=f"270 {out.name}: {len(checks)} question(s) for {day}",
+        ),
+    )
     write_atomically(out, text.encode("ascii"), field="--out")
-    return EligibilityRequestOut(path=str(out), service_date=day, isa_control=isa, reference=reference,
-                                 checks=len(checks), patients=len({c.patient_id for c, *_ in checks}),
-                                 payers=len(by_payer), check_ids=[c.id for c, *_ in checks], skipped=skipped)
+    return EligibilityRequestOut(
+        path=str(out),
+        service_date=day,
+        isa_control=isa,
+        reference=reference,
+        checks=len(checks),
+        patients=len({c.patient_id for c, *_ in checks}),
+        payers=len(by_payer),
+        check_ids=[c.id for c, *_ in checks],
+        skipped=skipped,
+    )
 
 
 # ---- import (271) --------------------------------------------------------------------------
+
 
 def _read_271(path: Path) -> list:
     from hpms.interop.x12.x271 import X12Error, parse_271
@@ -247,12 +334,17 @@ def _values(answer, header: tuple[str, ...]) -> dict:
     elif status is None:
         status = "error"
         reasons.append("the answer states no coverage status (no EB01 1-8)")
-    return dict(status=status, plan_name=(answer.plan_name or None) and answer.plan_name[:80],
-                plan_begin=answer.plan_begin, plan_end=answer.plan_end, copay_cents=_cents(answer.copay),
-                coinsurance_percent=None if answer.coinsurance_percent is None else str(answer.coinsurance_percent),
-                deductible_cents=_cents(answer.deductible),
-                deductible_remaining_cents=_cents(answer.deductible_remaining),
-                reason="; ".join(reasons)[:300] or None)
+    return dict(
+        status=status,
+        plan_name=(answer.plan_name or None) and answer.plan_name[:80],
+        plan_begin=answer.plan_begin,
+        plan_end=answer.plan_end,
+        copay_cents=_cents(answer.copay),
+        coinsurance_percent=None if answer.coinsurance_percent is None else str(answer.coinsurance_percent),
+        deductible_cents=_cents(answer.deductible),
+        deductible_remaining_cents=_cents(answer.deductible_remaining),
+        reason="; ".join(reasons)[:300] or None,
+    )
 
 
 def _same(check: EligibilityCheck, values: dict) -> bool:
@@ -308,9 +400,15 @@ def _person(ctx, answer, payer_ids: list[int]) -> _Person:
     if not members or not payer_ids:
         return _Person([])
     indexes = sorted({b for m in members for b in ctx.crypto.blind_indexes(m, "member_id")})
-    covs = list(ctx.session.execute(sa.select(Coverage).where(
-        Coverage.org_id == ctx.org_id, Coverage.payer_id.in_(payer_ids), Coverage.member_id_bidx.in_(indexes))
-        .order_by(Coverage.id)).scalars())
+    covs = list(
+        ctx.session.execute(
+            sa.select(Coverage)
+            .where(
+                Coverage.org_id == ctx.org_id, Coverage.payer_id.in_(payer_ids), Coverage.member_id_bidx.in_(indexes)
+            )
+            .order_by(Coverage.id)
+        ).scalars()
+    )
     by_patient: dict[int, list[Coverage]] = {}
     for c in covs:
         by_patient.setdefault(c.patient_id, []).append(c)
@@ -320,8 +418,12 @@ def _person(ctx, answer, payer_ids: list[int]) -> _Person:
     if len(by_patient) == 1:
         ((pid, only),) = by_patient.items()
         # a dependent loop under the subscriber's id is not the subscriber, unless it names them
-        if (answer.level == "dependent" and answer.first and all(c.relationship == "self" for c in only)
-                and _name(pats[pid].first_name) != _name(answer.first)):
+        if (
+            answer.level == "dependent"
+            and answer.first
+            and all(c.relationship == "self" for c in only)
+            and _name(pats[pid].first_name) != _name(answer.first)
+        ):
             return _Person([], "the member id is the subscriber's; the dependent it names has no coverage on file")
         return _Person(covs)
     left = list(by_patient)
@@ -338,8 +440,11 @@ def _person(ctx, answer, payer_ids: list[int]) -> _Person:
     narrow(lambda i: any((c.relationship == "self") == (answer.level == "subscriber") for c in by_patient[i]))
     if len(left) == 1:
         return _Person(by_patient[left[0]])
-    return _Person([], f"{len(by_patient)} patients share this member id and the answer's name and birth date "
-                       "do not tell which one it is about")
+    return _Person(
+        [],
+        f"{len(by_patient)} patients share this member id and the answer's name and birth date "
+        "do not tell which one it is about",
+    )
 
 
 def _own_trace(ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
@@ -348,14 +453,19 @@ def _own_trace(ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
     for trace in answer.echoed_traces:
         if trace.isdigit() and len(trace) < 18:
             found = ctx.session.get(EligibilityCheck, int(trace))
-            if (found is not None and found.org_id == ctx.org_id and found.trace_number == trace
-                    and (not payer_ids or found.payer_id in payer_ids)):
+            if (
+                found is not None
+                and found.org_id == ctx.org_id
+                and found.trace_number == trace
+                and (not payer_ids or found.payer_id in payer_ids)
+            ):
                 return found
     return None
 
 
-def _asked(ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | None,
-           values: dict) -> EligibilityCheck | None:
+def _asked(
+    ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | None, values: dict
+) -> EligibilityCheck | None:
     """The question an answer without a trace of ours answers: the newest pending check of the
     person's coverages for the dates of service, else the check this same answer was already
     written onto (the same file imported again)."""
@@ -364,27 +474,47 @@ def _asked(ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | Non
     if window is not None:
         q = q.where(c.service_date >= window[0], c.service_date <= window[1])
     asked = list(ctx.session.execute(q.order_by(c.id.desc())).scalars())
-    return (next((x for x in asked if x.status == "pending"), None)
-            or next((x for x in asked if _same(x, values)), None))
+    return next((x for x in asked if x.status == "pending"), None) or next((x for x in asked if _same(x, values)), None)
 
 
 def _recorded(ctx, cov: Coverage, when: dt.date, trace: str | None) -> EligibilityCheck | None:
     """A check an earlier import recorded for an answer to no question of ours (same coverage,
     date of service and trace)."""
     c = EligibilityCheck
-    return ctx.session.execute(sa.select(c).where(
-        c.org_id == ctx.org_id, c.coverage_id == cov.id, c.service_date == when, c.responded_at.is_not(None),
-        c.trace_number.is_(None) if trace is None else c.trace_number == trace)
-        .order_by(c.id.desc()).limit(1)).scalars().first()
+    return (
+        ctx.session.execute(
+            sa.select(c)
+            .where(
+                c.org_id == ctx.org_id,
+                c.coverage_id == cov.id,
+                c.service_date == when,
+                c.responded_at.is_not(None),
+                c.trace_number.is_(None) if trace is None else c.trace_number == trace,
+            )
+            .order_by(c.id.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
 
 
 def _refused_checks(ctx, payer_ids: list[int], day: dt.date, reason: str) -> list[EligibilityCheck]:
     """The questions a refusal of a whole 270 closes: the payer's for that date of service, still
     pending (or already closed with this very reason: the same file again)."""
     c = EligibilityCheck
-    return list(ctx.session.execute(sa.select(c).where(
-        c.org_id == ctx.org_id, c.payer_id.in_(payer_ids), c.service_date == day,
-        sa.or_(c.status == "pending", sa.and_(c.status == "error", c.reason == reason))).order_by(c.id)).scalars())
+    return list(
+        ctx.session.execute(
+            sa.select(c)
+            .where(
+                c.org_id == ctx.org_id,
+                c.payer_id.in_(payer_ids),
+                c.service_date == day,
+                sa.or_(c.status == "pending", sa.and_(c.status == "error", c.reason == reason)),
+            )
+            .order_by(c.id)
+        ).scalars()
+    )
 
 
 def import_271(ctx, path) -> EligibilityImportOut:
@@ -424,16 +554,31 @@ def import_271(ctx, path) -> EligibilityImportOut:
 
     for r in responses:
         warnings.extend(r.warnings)
-        payer_ids = [p for p in session.execute(sa.select(Payer.id).where(
-            Payer.org_id == ctx.org_id, Payer.payer_id == r.payer_id)).scalars()] if r.payer_id else []
+        payer_ids = (
+            [
+                p
+                for p in session.execute(
+                    sa.select(Payer.id).where(Payer.org_id == ctx.org_id, Payer.payer_id == r.payer_id)
+                ).scalars()
+            ]
+            if r.payer_id
+            else []
+        )
         header = r.reasons
         day = _reference_day(r.reference)
         if not r.answers and header:
             reason = "; ".join(header)[:300]
             refused = _refused_checks(ctx, payer_ids, day, reason) if payer_ids and day else []
             if not refused:
-                unmatched.append({"payer": r.payer_id or r.payer_name, "member": None, "name": None, "trace": None,
-                                  "reason": "; ".join(header)})
+                unmatched.append(
+                    {
+                        "payer": r.payer_id or r.payer_name,
+                        "member": None,
+                        "name": None,
+                        "trace": None,
+                        "reason": "; ".join(header),
+                    }
+                )
             for check in refused:
                 out["answers"] += 1
                 changed = (check.status, check.reason) != ("error", reason) or check.responded_at is None
@@ -451,11 +596,15 @@ def import_271(ctx, path) -> EligibilityImportOut:
             person = _person(ctx, a, payer_ids)
             member = a.member_id or a.subscriber_member_id
             if not person.coverages:
-                unmatched.append({"payer": r.payer_id or r.payer_name,
-                                  "member": f"…{member[-4:]}" if member else None,
-                                  "name": ", ".join(x for x in (a.last, a.first) if x) or None,
-                                  "trace": (a.echoed_traces or (None,))[0],
-                                  "reason": person.problem or "no pending check and no coverage with this member id"})
+                unmatched.append(
+                    {
+                        "payer": r.payer_id or r.payer_name,
+                        "member": f"…{member[-4:]}" if member else None,
+                        "name": ", ".join(x for x in (a.last, a.first) if x) or None,
+                        "trace": (a.echoed_traces or (None,))[0],
+                        "reason": person.problem or "no pending check and no coverage with this member id",
+                    }
+                )
                 continue
             window = _window(a, day)
             check = _asked(ctx, person.coverages, window, values)
@@ -470,9 +619,16 @@ def import_271(ctx, path) -> EligibilityImportOut:
             if existing is not None:
                 count(existing, _apply(existing, values, now))
                 continue
-            check = EligibilityCheck(org_id=ctx.org_id, patient_id=cov.patient_id, coverage_id=cov.id,
-                                     payer_id=cov.payer_id, trace_number=trace, service_date=when, requested_at=now,
-                                     requested_by=ctx.actor.user_id)
+            check = EligibilityCheck(
+                org_id=ctx.org_id,
+                patient_id=cov.patient_id,
+                coverage_id=cov.id,
+                payer_id=cov.payer_id,
+                trace_number=trace,
+                service_date=when,
+                requested_at=now,
+                requested_by=ctx.actor.user_id,
+            )
             _apply(check, values, now)
             session.add(check)
             session.flush()
@@ -483,15 +639,24 @@ def import_271(ctx, path) -> EligibilityImportOut:
     for c in touched.values():
         statuses[c.status] = statuses.get(c.status, 0) + 1
     if touched:
-        audit.record(ctx, audit.Event("import", "eligibility_check", None,
-                                      patient_ids=sorted({c.patient_id for c in touched.values()}),
-                                      fields=ANSWER_FIELDS,
-                                      detail=f"271 {path.name}: {out['updated']} updated, {out['recorded']} recorded"))
-    return EligibilityImportOut(file=str(path), **out, unmatched=unmatched, statuses=statuses,
-                                check_ids=sorted(touched), warnings=warnings)
+        audit.record(
+            ctx,
+            audit.Event(
+                "import",
+                "eligibility_check",
+                None,
+                patient_ids=sorted({c.patient_id for c in touched.values()}),
+                fields=ANSWER_FIELDS,
+                detail=f"271 {path.name}: {out['updated']} updated, {out['recorded']} recorded",
+            ),
+        )
+    return EligibilityImportOut(
+        file=str(path), **out, unmatched=unmatched, statuses=statuses, check_ids=sorted(touched), warnings=warnings
+    )
 
 
 # ---- reading -------------------------------------------------------------------------------
+
 
 def _text(status: str, reason: str | None) -> str:
     if status == "error":
@@ -513,17 +678,27 @@ def statuses(ctx, patient_ids, day: dt.date | None = None) -> dict[int, Eligibil
     if not ids:
         return {}
     c = EligibilityCheck
-    rank = sa.func.row_number().over(partition_by=c.patient_id,
-                                     order_by=(c.service_date.desc(), c.requested_at.desc(), c.id.desc()))
-    inner = sa.select(c.id, c.patient_id, c.status, c.reason, c.service_date, c.plan_name, c.copay_cents,
-                      rank.label("rank")).where(c.org_id == ctx.org_id, c.patient_id.in_(ids))
+    rank = sa.func.row_number().over(
+        partition_by=c.patient_id, order_by=(c.service_date.desc(), c.requested_at.desc(), c.id.desc())
+    )
+    inner = sa.select(
+        c.id, c.patient_id, c.status, c.reason, c.service_date, c.plan_name, c.copay_cents, rank.label("rank")
+    ).where(c.org_id == ctx.org_id, c.patient_id.in_(ids))
     if day is not None:
         inner = inner.where(c.service_date <= day)
     sub = inner.subquery()
-    found = {r.patient_id: EligibilityStatusOut(
-        patient_id=r.patient_id, status=r.status, text=_text(r.status, r.reason), check_id=r.id,
-        service_date=r.service_date, plan_name=r.plan_name, copay=money(r.copay_cents))
-        for r in ctx.session.execute(sa.select(sub).where(sub.c.rank == 1))}
+    found = {
+        r.patient_id: EligibilityStatusOut(
+            patient_id=r.patient_id,
+            status=r.status,
+            text=_text(r.status, r.reason),
+            check_id=r.id,
+            service_date=r.service_date,
+            plan_name=r.plan_name,
+            copay=money(r.copay_cents),
+        )
+        for r in ctx.session.execute(sa.select(sub).where(sub.c.rank == 1))
+    }
     return {i: found.get(i) or EligibilityStatusOut(patient_id=i, status=NOT_CHECKED, text=NOT_CHECKED) for i in ids}
 
 
@@ -536,8 +711,17 @@ def latest(ctx, patient_ids, day=None) -> dict[int, EligibilityStatusOut]:
     out = statuses(ctx, patient_ids, when)
     seen = [i for i, s in out.items() if s.check_id is not None]
     if seen:
-        audit.record(ctx, audit.Event("read", "eligibility_check", None, patient_ids=seen, fields=["status"],
-                                      detail=f"latest status of {len(out)} patient(s)"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "eligibility_check",
+                None,
+                patient_ids=seen,
+                fields=["status"],
+                detail=f"latest status of {len(out)} patient(s)",
+            ),
+        )
     return out
 
 
@@ -562,23 +746,51 @@ def list_checks(ctx, patient=None, date=None) -> list[EligibilityCheckOut]:
 
     require(ctx.actor, "eligibility.read")
     c = EligibilityCheck
-    q = (sa.select(c, Patient.first_name, Patient.last_name, Patient.mrn, Payer.name)
-         .join(Patient, Patient.id == c.patient_id).outerjoin(Payer, Payer.id == c.payer_id)
-         .where(c.org_id == ctx.org_id))
+    q = (
+        sa.select(c, Patient.first_name, Patient.last_name, Patient.mrn, Payer.name)
+        .join(Patient, Patient.id == c.patient_id)
+        .outerjoin(Payer, Payer.id == c.payer_id)
+        .where(c.org_id == ctx.org_id)
+    )
     if patient is not None and str(patient).strip():
         q = q.where(c.patient_id == find_patient(ctx, patient, field="patient", active=True).id)
     if date is not None and str(date).strip():
         q = q.where(c.service_date == lt.parse_day("--date", date, today=_today(ctx)))
     rows = ctx.session.execute(q.order_by(c.requested_at.desc(), c.id.desc()).limit(1000)).all()
-    out = [EligibilityCheckOut(
-        id=k.id, patient_id=k.patient_id, patient=f"{first} {last}", mrn=mrn, coverage_id=k.coverage_id,
-        payer_id=k.payer_id, payer=payer, service_date=k.service_date, status=k.status, plan_name=k.plan_name,
-        plan_begin=k.plan_begin, plan_end=k.plan_end, copay=money(k.copay_cents),
-        coinsurance_percent=k.coinsurance_percent, deductible=money(k.deductible_cents),
-        deductible_remaining=money(k.deductible_remaining_cents), reason=k.reason, trace_number=k.trace_number,
-        requested_at=k.requested_at, responded_at=k.responded_at) for k, first, last, mrn, payer in rows]
+    out = [
+        EligibilityCheckOut(
+            id=k.id,
+            patient_id=k.patient_id,
+            patient=f"{first} {last}",
+            mrn=mrn,
+            coverage_id=k.coverage_id,
+            payer_id=k.payer_id,
+            payer=payer,
+            service_date=k.service_date,
+            status=k.status,
+            plan_name=k.plan_name,
+            plan_begin=k.plan_begin,
+            plan_end=k.plan_end,
+            copay=money(k.copay_cents),
+            coinsurance_percent=k.coinsurance_percent,
+            deductible=money(k.deductible_cents),
+            deductible_remaining=money(k.deductible_remaining_cents),
+            reason=k.reason,
+            trace_number=k.trace_number,
+            requested_at=k.requested_at,
+            responded_at=k.responded_at,
+        )
+        for k, first, last, mrn, payer in rows
+    ]
     if out:
-        audit.record(ctx, audit.Event("read", "eligibility_check", None,
-                                      patient_ids=sorted({o.patient_id for o in out}),
-                                      detail=f"list of {len(out)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "eligibility_check",
+                None,
+                patient_ids=sorted({o.patient_id for o in out}),
+                detail=f"list of {len(out)}",
+            ),
+        )
     return out

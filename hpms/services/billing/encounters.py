@@ -46,9 +46,11 @@ from hpms.models.billing_out import DiagnosisOut, EncounterOut, EncounterSummary
 from hpms.models.scheduling import FREE_STATUSES
 from hpms.pdf import Document, latin1
 from hpms.services.billing import fees
-from hpms.services.platform import audit, localtime as lt, validation as v
-from hpms.services.platform.permissions import require
 from hpms.services.lookups import load_encounter
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import require
 
 MAX_DIAGNOSES = 12
 MAX_POINTERS = 4
@@ -73,6 +75,7 @@ class ProcLine:
 
 # ---- parsing -------------------------------------------------------------------------------
 
+
 def _split(value) -> list[str]:
     """'E11.9,I10', 'E11.9 I10' or a list of such strings -> the items."""
     if value is None:
@@ -93,8 +96,11 @@ def parse_dx(dx, *, field: str = "--dx") -> list[str]:
             raise ValidationError(field, f"unknown ICD-10-CM code {text!r}")
         if not found.billable:
             more = ", ".join(c.dotted for c in icd10.descendants(found.code, limit=3))
-            raise ValidationError(field, f"{found.dotted} ({found.description}) is a category, not a billable "
-                                         "code; give a more specific code" + (f" such as {more}" if more else ""))
+            raise ValidationError(
+                field,
+                f"{found.dotted} ({found.description}) is a category, not a billable "
+                "code; give a more specific code" + (f" such as {more}" if more else ""),
+            )
         if found.code in codes:
             raise ValidationError(field, f"{found.dotted} is listed twice")
         codes.append(found.code)
@@ -146,17 +152,20 @@ def _pointers(text: str, where: str, n_dx: int) -> tuple[int, ...]:
             raise ValidationError("--proc", f"{where}: diagnosis pointer {item!r} is not a number 1-{MAX_DIAGNOSES}")
         p = int(item)
         if not 1 <= p <= MAX_DIAGNOSES:
-            raise ValidationError("--proc", f"{where}: diagnosis pointer {p} is out of range 1-{MAX_DIAGNOSES}"
-                                  + (f" (for modifier {item}, write CODE:{item}:1)" if len(item) == 2 else ""))
+            raise ValidationError(
+                "--proc",
+                f"{where}: diagnosis pointer {p} is out of range 1-{MAX_DIAGNOSES}"
+                + (f" (for modifier {item}, write CODE:{item}:1)" if len(item) == 2 else ""),
+            )
         if p > n_dx:
-            raise ValidationError("--proc", f"{where}: diagnosis pointer {p} refers to no diagnosis "
-                                            f"({n_dx} given)")
+            raise ValidationError("--proc", f"{where}: diagnosis pointer {p} refers to no diagnosis ({n_dx} given)")
         if p in pointers:
             raise ValidationError("--proc", f"{where}: diagnosis pointer {p} is given twice")
         pointers.append(p)
     if len(pointers) > MAX_POINTERS:
-        raise ValidationError("--proc", f"{where}: {len(pointers)} diagnosis pointers; a line takes at most "
-                                        f"{MAX_POINTERS}")
+        raise ValidationError(
+            "--proc", f"{where}: {len(pointers)} diagnosis pointers; a line takes at most {MAX_POINTERS}"
+        )
     return tuple(pointers)
 
 
@@ -186,8 +195,9 @@ def parse_proc(ctx, text: str, n_dx: int, *, index: int = 1) -> ProcLine:
         units = _units(m.group(2), where)
     else:
         mods_text = mods_units
-    return ProcLine(code=code, modifiers=_modifiers(mods_text, where), units=units,
-                    pointers=_pointers(pointers, where, n_dx))
+    return ProcLine(
+        code=code, modifiers=_modifiers(mods_text, where), units=units, pointers=_pointers(pointers, where, n_dx)
+    )
 
 
 def parse_lines(ctx, proc, n_dx: int) -> list[ProcLine]:
@@ -205,8 +215,10 @@ def parse_place_of_service(value) -> str | None:
     if len(text) == 1 and text.isdigit():
         text = "0" + text
     if not _POS.fullmatch(text) or text == "00":
-        raise ValidationError("--place-of-service", f"{text!r} is not a CMS place-of-service code (two digits, "
-                                                    "e.g. 11 office, 02 telehealth)")
+        raise ValidationError(
+            "--place-of-service",
+            f"{text!r} is not a CMS place-of-service code (two digits, e.g. 11 office, 02 telehealth)",
+        )
     return text
 
 
@@ -215,25 +227,40 @@ def _priced(ctx, lines: Sequence[ProcLine]) -> list[int]:
     schedule = fees.load_schedule(ctx.session, ctx.org_id) if len(lines) > 3 else None
     charges = []
     for i, line in enumerate(lines, 1):
-        unit = (fees.price_in(schedule, line.code, line.modifiers) if schedule is not None
-                else fees.price(ctx.session, ctx.org_id, line.code, line.modifiers))
+        unit = (
+            fees.price_in(schedule, line.code, line.modifiers)
+            if schedule is not None
+            else fees.price(ctx.session, ctx.org_id, line.code, line.modifiers)
+        )
         if unit is None:
-            raise ValidationError("--proc", f"line {i}: no fee for {line.code} on the default schedule",
-                                  hint=f"set one with `hpms fees set {line.code} AMOUNT`")
+            raise ValidationError(
+                "--proc",
+                f"line {i}: no fee for {line.code} on the default schedule",
+                hint=f"set one with `hpms fees set {line.code} AMOUNT`",
+            )
         charges.append(unit * line.units)
     return charges
 
 
 # ---- loading and output --------------------------------------------------------------------
 
+
 def _diagnoses(session, encounter_id: int) -> list[EncounterDiagnosis]:
-    return list(session.execute(sa.select(EncounterDiagnosis).where(EncounterDiagnosis.encounter_id == encounter_id)
-                                .order_by(EncounterDiagnosis.seq)).scalars())
+    return list(
+        session.execute(
+            sa.select(EncounterDiagnosis)
+            .where(EncounterDiagnosis.encounter_id == encounter_id)
+            .order_by(EncounterDiagnosis.seq)
+        ).scalars()
+    )
 
 
 def _lines(session, encounter_id: int) -> list[EncounterLine]:
-    return list(session.execute(sa.select(EncounterLine).where(EncounterLine.encounter_id == encounter_id)
-                                .order_by(EncounterLine.seq)).scalars())
+    return list(
+        session.execute(
+            sa.select(EncounterLine).where(EncounterLine.encounter_id == encounter_id).order_by(EncounterLine.seq)
+        ).scalars()
+    )
 
 
 def _dotted(code: str) -> str:
@@ -244,14 +271,24 @@ def _dx_out(row: EncounterDiagnosis) -> DiagnosisOut:
     from hpms.codes import icd10
 
     found = icd10.lookup(row.code)
-    return DiagnosisOut(seq=row.seq, code=row.code, dotted=found.dotted if found else _dotted(row.code),
-                        description=found.description if found else None)
+    return DiagnosisOut(
+        seq=row.seq,
+        code=row.code,
+        dotted=found.dotted if found else _dotted(row.code),
+        description=found.description if found else None,
+    )
 
 
 def _line_out(row: EncounterLine) -> LineOut:
-    return LineOut(seq=row.seq, code=row.code, modifiers=[m for m in row.modifiers.split(",") if m],
-                   units=row.units, pointers=[int(p) for p in row.pointers.split(",") if p],
-                   charge=money(row.charge_cents), service_date=row.service_date)
+    return LineOut(
+        seq=row.seq,
+        code=row.code,
+        modifiers=[m for m in row.modifiers.split(",") if m],
+        units=row.units,
+        pointers=[int(p) for p in row.pointers.split(",") if p],
+        charge=money(row.charge_cents),
+        service_date=row.service_date,
+    )
 
 
 def _provider_label(p: Provider) -> str:
@@ -267,32 +304,63 @@ def _out(ctx, enc: Encounter) -> EncounterOut:
     signer = s.get(User, enc.signed_by) if enc.signed_by else None
     local = lambda t: lt.to_local(t, loc.tz) if t is not None else None  # noqa: E731
     return EncounterOut(
-        id=enc.id, status=enc.status, service_date=enc.service_date, place_of_service=enc.place_of_service,
-        patient_id=pat.id, patient=f"{pat.first_name} {pat.last_name}", mrn=pat.mrn, dob=pat.dob,
-        provider_id=prov.id, provider=_provider_label(prov), provider_npi=prov.npi, location_id=loc.id,
-        location=loc.name, location_npi=loc.npi, appointment_id=enc.appointment_id,
-        diagnoses=[_dx_out(d) for d in _diagnoses(s, enc.id)], lines=[_line_out(x) for x in _lines(s, enc.id)],
-        total=money(enc.total_cents), signed_at=local(enc.signed_at), signed_by=signer.username if signer else None,
-        billed_at=local(enc.billed_at), created_at=local(enc.created_at), updated_at=local(enc.updated_at),
-        version=enc.version)
+        id=enc.id,
+        status=enc.status,
+        service_date=enc.service_date,
+        place_of_service=enc.place_of_service,
+        patient_id=pat.id,
+        patient=f"{pat.first_name} {pat.last_name}",
+        mrn=pat.mrn,
+        dob=pat.dob,
+        provider_id=prov.id,
+        provider=_provider_label(prov),
+        provider_npi=prov.npi,
+        location_id=loc.id,
+        location=loc.name,
+        location_npi=loc.npi,
+        appointment_id=enc.appointment_id,
+        diagnoses=[_dx_out(d) for d in _diagnoses(s, enc.id)],
+        lines=[_line_out(x) for x in _lines(s, enc.id)],
+        total=money(enc.total_cents),
+        signed_at=local(enc.signed_at),
+        signed_by=signer.username if signer else None,
+        billed_at=local(enc.billed_at),
+        created_at=local(enc.created_at),
+        updated_at=local(enc.updated_at),
+        version=enc.version,
+    )
 
 
-def _write_details(ctx, enc: Encounter, dx: list[str] | None, lines: list[ProcLine] | None,
-                   charges: list[int] | None) -> None:
+def _write_details(
+    ctx, enc: Encounter, dx: list[str] | None, lines: list[ProcLine] | None, charges: list[int] | None
+) -> None:
     s = ctx.session
     if dx is not None:
         s.execute(sa.delete(EncounterDiagnosis).where(EncounterDiagnosis.encounter_id == enc.id))
         if dx:
-            s.execute(sa.insert(EncounterDiagnosis.__table__),
-                      [{"encounter_id": enc.id, "seq": i, "code": code} for i, code in enumerate(dx, 1)])
+            s.execute(
+                sa.insert(EncounterDiagnosis.__table__),
+                [{"encounter_id": enc.id, "seq": i, "code": code} for i, code in enumerate(dx, 1)],
+            )
     if lines is not None:
         s.execute(sa.delete(EncounterLine).where(EncounterLine.encounter_id == enc.id))
         if lines:
-            s.execute(sa.insert(EncounterLine.__table__), [
-                {"encounter_id": enc.id, "seq": i, "code": ln.code, "modifiers": ",".join(ln.modifiers),
-                 "units": ln.units, "pointers": ",".join(str(p) for p in ln.pointers), "charge_cents": charge,
-                 "service_date": enc.service_date}
-                for i, (ln, charge) in enumerate(zip(lines, charges, strict=True), 1)])
+            s.execute(
+                sa.insert(EncounterLine.__table__),
+                [
+                    {
+                        "encounter_id": enc.id,
+                        "seq": i,
+                        "code": ln.code,
+                        "modifiers": ",".join(ln.modifiers),
+                        "units": ln.units,
+                        "pointers": ",".join(str(p) for p in ln.pointers),
+                        "charge_cents": charge,
+                        "service_date": enc.service_date,
+                    }
+                    for i, (ln, charge) in enumerate(zip(lines, charges, strict=True), 1)
+                ],
+            )
         enc.total_cents = sum(charges)
 
 
@@ -301,15 +369,28 @@ def _flush(session) -> None:
         session.flush()
     except sa.exc.IntegrityError as exc:
         if "uq_encounter_appointment" in str(exc.orig) or "encounter.appointment_id" in str(exc.orig):
-            raise ConflictError("--appointment: the appointment got an encounter from someone else just now",
-                                hint="see `hpms encounters list`") from None
+            raise ConflictError(
+                "--appointment: the appointment got an encounter from someone else just now",
+                hint="see `hpms encounters list`",
+            ) from None
         raise
 
 
 # ---- writing -------------------------------------------------------------------------------
 
-def create(ctx, *, appointment=None, patient=None, provider=None, date=None, location=None, dx=None,
-           proc=None, place_of_service=None) -> EncounterOut:
+
+def create(
+    ctx,
+    *,
+    appointment=None,
+    patient=None,
+    provider=None,
+    date=None,
+    location=None,
+    dx=None,
+    proc=None,
+    place_of_service=None,
+) -> EncounterOut:
     """Record a visit's diagnoses and procedure lines as a draft encounter.
 
     With `appointment`: patient, provider, location and date of service are the appointment's
@@ -318,18 +399,22 @@ def create(ctx, *, appointment=None, patient=None, provider=None, date=None, loc
     future) are required, `location` defaults to the provider's only location. `dx`: codes ('E11.9,I10' or a list);
     `proc`: lines in the syntax of the module docstring. Raises ValidationError (the field
     named), NotFoundError, ConflictError, PermissionDenied."""
-    from hpms.services.lookups import find_patient, load_appointment
+    from hpms.services.lookups import find_patient, find_provider, load_appointment
     from hpms.services.scheduling.availability import provider_location
-    from hpms.services.lookups import find_provider
 
     require(ctx.actor, "encounter.write")
     s = ctx.session
     if appointment is not None and str(appointment).strip():
-        for field, value in (("--patient", patient), ("--provider", provider), ("--date", date),
-                             ("--location", location)):
+        for field, value in (
+            ("--patient", patient),
+            ("--provider", provider),
+            ("--date", date),
+            ("--location", location),
+        ):
             if value is not None and str(value).strip():
-                raise ValidationError(field, "comes from the appointment; give either --appointment or "
-                                             "--patient, --provider and --date")
+                raise ValidationError(
+                    field, "comes from the appointment; give either --appointment or --patient, --provider and --date"
+                )
         try:
             appt = load_appointment(ctx, appointment)
         except NotFoundError as exc:
@@ -339,16 +424,21 @@ def create(ctx, *, appointment=None, patient=None, provider=None, date=None, loc
             raise ConflictError(f"--appointment: appointment {appt.id} is {word}; there is no visit to bill")
         taken = s.execute(sa.select(Encounter.id).where(Encounter.appointment_id == appt.id)).scalar()
         if taken is not None:
-            raise ConflictError(f"--appointment: appointment {appt.id} already has encounter {taken}",
-                                hint=f"change it with `hpms encounters update {taken}`")
+            raise ConflictError(
+                f"--appointment: appointment {appt.id} already has encounter {taken}",
+                hint=f"change it with `hpms encounters update {taken}`",
+            )
         pat = s.get(Patient, appt.patient_id)
         prov = s.get(Provider, appt.provider_id)
         loc = s.get(Location, appt.location_id)
         service_date = lt.to_local(appt.start_utc, loc.tz).date()
         appt_id = appt.id
     else:
-        missing = [f for f, val in (("--patient", patient), ("--provider", provider), ("--date", date))
-                   if val is None or not str(val).strip()]
+        missing = [
+            f
+            for f, val in (("--patient", patient), ("--provider", provider), ("--date", date))
+            if val is None or not str(val).strip()
+        ]
         if missing:
             raise ValidationError(missing[0], "is required without --appointment")
         pat = find_patient(ctx, patient, field="patient", active=True)
@@ -365,23 +455,44 @@ def create(ctx, *, appointment=None, patient=None, provider=None, date=None, loc
     lines = parse_lines(ctx, proc, len(codes))
     charges = _priced(ctx, lines)
     now = ctx.now()
-    enc = Encounter(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov.id, location_id=loc.id,
-                    appointment_id=appt_id, service_date=service_date, place_of_service=pos, status="draft",
-                    total_cents=0, created_by=ctx.actor.user_id, created_at=now, updated_at=now)
+    enc = Encounter(
+        org_id=ctx.org_id,
+        patient_id=pat.id,
+        provider_id=prov.id,
+        location_id=loc.id,
+        appointment_id=appt_id,
+        service_date=service_date,
+        place_of_service=pos,
+        status="draft",
+        total_cents=0,
+        created_by=ctx.actor.user_id,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(enc)
     _flush(s)
     _write_details(ctx, enc, codes, lines, charges)
     _flush(s)
-    audit.record(ctx, audit.Event("create", "encounter", enc.id, patient_id=pat.id,
-                                  fields=["service_date", "place_of_service", "diagnoses", "lines"],
-                                  detail=f"{len(codes)} diagnoses, {len(lines)} lines"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "encounter",
+            enc.id,
+            patient_id=pat.id,
+            fields=["service_date", "place_of_service", "diagnoses", "lines"],
+            detail=f"{len(codes)} diagnoses, {len(lines)} lines",
+        ),
+    )
     return _out(ctx, enc)
 
 
 def _check_version(enc: Encounter, expected_version) -> None:
     if expected_version is not None and int(expected_version) != enc.version:
-        raise ConflictError(f"encounter {enc.id} changed since version {expected_version} (now {enc.version})",
-                            hint=f"reload it with `hpms encounters show {enc.id}`")
+        raise ConflictError(
+            f"encounter {enc.id} changed since version {expected_version} (now {enc.version})",
+            hint=f"reload it with `hpms encounters show {enc.id}`",
+        )
 
 
 def _draft(enc: Encounter, doing: str) -> None:
@@ -412,8 +523,11 @@ def update(ctx, encounter_id, *, dx=None, proc=None, place_of_service=None, expe
         for row in _lines(s, enc.id):
             dangling = [p for p in row.pointers.split(",") if p and int(p) > n_dx]
             if dangling:
-                raise ValidationError("--dx", f"line {row.seq} ({row.code}) points at diagnosis {dangling[0]}, which "
-                                              f"would no longer exist ({n_dx} given); give --proc too")
+                raise ValidationError(
+                    "--dx",
+                    f"line {row.seq} ({row.code}) points at diagnosis {dangling[0]}, which "
+                    f"would no longer exist ({n_dx} given); give --proc too",
+                )
     if codes is not None:
         fields.append("diagnoses")
     pos = parse_place_of_service(place_of_service)
@@ -437,16 +551,25 @@ def sign(ctx, encounter_id, *, expected_version=None) -> EncounterOut:
     _draft(enc, "signed")
     s = ctx.session
     if not _diagnoses(s, enc.id):
-        raise ValidationError("--dx", f"encounter {enc.id} has no diagnosis",
-                              hint=f"add one with `hpms encounters update {enc.id} --dx CODE`")
+        raise ValidationError(
+            "--dx",
+            f"encounter {enc.id} has no diagnosis",
+            hint=f"add one with `hpms encounters update {enc.id} --dx CODE`",
+        )
     lines = _lines(s, enc.id)
     if not lines:
-        raise ValidationError("--proc", f"encounter {enc.id} has no procedure line",
-                              hint=f"add them with `hpms encounters update {enc.id} --proc CODE`")
+        raise ValidationError(
+            "--proc",
+            f"encounter {enc.id} has no procedure line",
+            hint=f"add them with `hpms encounters update {enc.id} --proc CODE`",
+        )
     for row in lines:
         if not row.pointers:
-            raise ValidationError("--proc", f"line {row.seq} ({row.code}) points at no diagnosis",
-                                  hint=f"give pointers with `hpms encounters update {enc.id} --proc ...`")
+            raise ValidationError(
+                "--proc",
+                f"line {row.seq} ({row.code}) points at no diagnosis",
+                hint=f"give pointers with `hpms encounters update {enc.id} --proc ...`",
+            )
     now = ctx.now()
     enc.status = "signed"
     enc.signed_at = now
@@ -454,12 +577,17 @@ def sign(ctx, encounter_id, *, expected_version=None) -> EncounterOut:
     enc.version += 1
     enc.updated_at = now
     _flush(s)
-    audit.record(ctx, audit.Event("sign", "encounter", enc.id, patient_id=enc.patient_id,
-                                  fields=["status", "signed_at", "signed_by"]))
+    audit.record(
+        ctx,
+        audit.Event(
+            "sign", "encounter", enc.id, patient_id=enc.patient_id, fields=["status", "signed_at", "signed_by"]
+        ),
+    )
     return _out(ctx, enc)
 
 
 # ---- reading -------------------------------------------------------------------------------
+
 
 def show(ctx, encounter_id) -> EncounterOut:
     """One encounter with its diagnoses (with descriptions) and lines."""
@@ -477,12 +605,12 @@ def _statuses(value) -> list[str]:
     return wanted
 
 
-def list_encounters(ctx, *, status=None, patient=None, since=None, until=None, provider=None,
-                    limit: int = 1000) -> list[EncounterSummary]:
+def list_encounters(
+    ctx, *, status=None, patient=None, since=None, until=None, provider=None, limit: int = 1000
+) -> list[EncounterSummary]:
     """Encounters by date of service (oldest first), filtered by status (comma-separated),
     patient, provider and a range of dates of service (both ends included)."""
-    from hpms.services.lookups import find_patient
-    from hpms.services.lookups import find_provider
+    from hpms.services.lookups import find_patient, find_provider
 
     require(ctx.actor, "encounter.read")
     if not 1 <= int(limit) <= 100000:
@@ -492,13 +620,29 @@ def list_encounters(ctx, *, status=None, patient=None, since=None, until=None, p
     hi = v.parse_date("--to", until)
     if lo and hi and hi < lo:
         raise ValidationError("--to", f"{hi} is before --from {lo}")
-    n_lines = (sa.select(sa.func.count()).where(EncounterLine.encounter_id == Encounter.id)
-               .correlate(Encounter).scalar_subquery())
-    q = (sa.select(Encounter, Patient.first_name, Patient.last_name, Patient.mrn, Provider.first_name.label("p_first"),
-                   Provider.last_name.label("p_last"), Provider.credentials, Location.name.label("loc"),
-                   n_lines.label("n_lines"))
-         .join(Patient, Patient.id == Encounter.patient_id).join(Provider, Provider.id == Encounter.provider_id)
-         .join(Location, Location.id == Encounter.location_id).where(Encounter.org_id == ctx.org_id))
+    n_lines = (
+        sa.select(sa.func.count())
+        .where(EncounterLine.encounter_id == Encounter.id)
+        .correlate(Encounter)
+        .scalar_subquery()
+    )
+    q = (
+        sa.select(
+            Encounter,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.mrn,
+            Provider.first_name.label("p_first"),
+            Provider.last_name.label("p_last"),
+            Provider.credentials,
+            Location.name.label("loc"),
+            n_lines.label("n_lines"),
+        )
+        .join(Patient, Patient.id == Encounter.patient_id)
+        .join(Provider, Provider.id == Encounter.provider_id)
+        .join(Location, Location.id == Encounter.location_id)
+        .where(Encounter.org_id == ctx.org_id)
+    )
     if wanted:
         q = q.where(Encounter.status.in_(wanted))
     if patient is not None and str(patient).strip():
@@ -514,30 +658,60 @@ def list_encounters(ctx, *, status=None, patient=None, since=None, until=None, p
     for r in rows:
         e = r[0]
         prov = f"{r.p_first} {r.p_last}" + (f", {r.credentials}" if r.credentials else "")
-        out.append(EncounterSummary(id=e.id, status=e.status, service_date=e.service_date, patient_id=e.patient_id,
-                                    patient=f"{r.first_name} {r.last_name}", mrn=r.mrn, provider_id=e.provider_id,
-                                    provider=prov, location=r.loc, appointment_id=e.appointment_id,
-                                    lines=r.n_lines, total=money(e.total_cents)))
+        out.append(
+            EncounterSummary(
+                id=e.id,
+                status=e.status,
+                service_date=e.service_date,
+                patient_id=e.patient_id,
+                patient=f"{r.first_name} {r.last_name}",
+                mrn=r.mrn,
+                provider_id=e.provider_id,
+                provider=prov,
+                location=r.loc,
+                appointment_id=e.appointment_id,
+                lines=r.n_lines,
+                total=money(e.total_cents),
+            )
+        )
     if out:
-        audit.record(ctx, audit.Event("read", "encounter", None, patient_ids=sorted({e.patient_id for e in out}),
-                                      detail=f"list of {len(out)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read", "encounter", None, patient_ids=sorted({e.patient_id for e in out}), detail=f"list of {len(out)}"
+            ),
+        )
     return out
 
 
 # ---- superbill -----------------------------------------------------------------------------
 
+
 def _coverages(ctx, patient_id: int, day: dt.date) -> list[dict]:
     from hpms.models.patients import PRIORITIES
 
     rows = ctx.session.execute(
-        sa.select(Coverage, Payer).join(Payer, Payer.id == Coverage.payer_id)
-        .where(Coverage.patient_id == patient_id, Coverage.active.is_(True),
-               sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-               sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day))).all()
+        sa.select(Coverage, Payer)
+        .join(Payer, Payer.id == Coverage.payer_id)
+        .where(
+            Coverage.patient_id == patient_id,
+            Coverage.active.is_(True),
+            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
+            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
+        )
+    ).all()
     rows.sort(key=lambda r: (PRIORITIES.index(r[0].priority) if r[0].priority in PRIORITIES else 9, r[0].id))
-    return [{"priority": c.priority, "payer": p.name, "payer_code": p.payer_id,
-             "member_id": ctx.crypto.decrypt(c.member_id_enc, "member_id"), "group": c.group_number,
-             "relationship": c.relationship} for c, p in rows]
+    return [
+        {
+            "priority": c.priority,
+            "payer": p.name,
+            "payer_code": p.payer_id,
+            "member_id": ctx.crypto.decrypt(c.member_id_enc, "member_id"),
+            "group": c.group_number,
+            "relationship": c.relationship,
+        }
+        for c, p in rows
+    ]
 
 
 def _address(obj) -> str:
@@ -554,9 +728,15 @@ def _superbill_data(ctx, enc: Encounter) -> dict:
     pat = s.get(Patient, enc.patient_id)
     tax = profile.tax_id if profile and profile.tax_id else None
     return {
-        "practice": org.name, "tax_id": f"{tax[:2]}-{tax[2:]}" if tax and len(tax) == 9 else tax,
-        "location": loc.name, "location_address": _address(loc), "location_phone": loc.phone,
-        "location_npi": loc.npi, "out": out, "patient_address": _address(pat), "patient_sex": pat.sex_at_birth,
+        "practice": org.name,
+        "tax_id": f"{tax[:2]}-{tax[2:]}" if tax and len(tax) == 9 else tax,
+        "location": loc.name,
+        "location_address": _address(loc),
+        "location_phone": loc.phone,
+        "location_npi": loc.npi,
+        "out": out,
+        "patient_address": _address(pat),
+        "patient_sex": pat.sex_at_birth,
         "coverage": _coverages(ctx, enc.patient_id, enc.service_date),
     }
 
@@ -576,8 +756,10 @@ def _text_superbill(d: dict) -> str:
     if d["location_npi"]:
         w.append(f"Group NPI {d['location_npi']}")
     w.append("")
-    w.append(f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
-             f"Encounter {e.id} ({e.status})")
+    w.append(
+        f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
+        f"Encounter {e.id} ({e.status})"
+    )
     w.append(f"Provider: {e.provider}" + (f"    NPI {e.provider_npi}" if e.provider_npi else ""))
     w.append("")
     w.append(f"Patient: {e.patient}    DOB {e.dob.isoformat() if e.dob else '-'}    MRN {e.mrn}")
@@ -585,8 +767,10 @@ def _text_superbill(d: dict) -> str:
         w.append(f"Address: {d['patient_address']}")
     w.append("Insurance:" + ("" if d["coverage"] else " none on file (self-pay)"))
     for c in d["coverage"]:
-        w.append(f"  {c['priority']:<10} {c['payer']} ({c['payer_code']})    member {c['member_id']}"
-                 + (f"    group {c['group']}" if c["group"] else ""))
+        w.append(
+            f"  {c['priority']:<10} {c['payer']} ({c['payer_code']})    member {c['member_id']}"
+            + (f"    group {c['group']}" if c["group"] else "")
+        )
     w.append("")
     w.append("Diagnoses (ICD-10-CM)")
     for dx in e.diagnoses:
@@ -597,8 +781,10 @@ def _text_superbill(d: dict) -> str:
     w.append("Services")
     w.append(f"  {'#':>2}  {'Code':<6} {'Modifiers':<12} {'Units':>5}  {'Dx':<8} {'Charge':>12}")
     for ln in e.lines:
-        w.append(f"  {ln.seq:>2}  {ln.code:<6} {','.join(ln.modifiers):<12} {ln.units:>5}  "
-                 f"{','.join(str(p) for p in ln.pointers):<8} {_money_text(ln.charge):>12}")
+        w.append(
+            f"  {ln.seq:>2}  {ln.code:<6} {','.join(ln.modifiers):<12} {ln.units:>5}  "
+            f"{','.join(str(p) for p in ln.pointers):<8} {_money_text(ln.charge):>12}"
+        )
     if not e.lines:
         w.append("  (none)")
     w.append(f"  {'':>2}  {'':<6} {'':<12} {'':>5}  {'Total':<8} {_money_text(e.total):>12}")
@@ -627,8 +813,11 @@ def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
     if d["location_npi"]:
         line(f"Group NPI {d['location_npi']}")
     doc.gap()
-    line(f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
-         f"Encounter {e.id} ({e.status})", bold=True)
+    line(
+        f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
+        f"Encounter {e.id} ({e.status})",
+        bold=True,
+    )
     line(f"Provider: {e.provider}" + (f"    NPI {e.provider_npi}" if e.provider_npi else ""))
     doc.gap()
     line(f"Patient: {e.patient}    DOB {e.dob.isoformat() if e.dob else '-'}    MRN {e.mrn}", bold=True)
@@ -636,8 +825,10 @@ def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
         line(f"Address: {d['patient_address']}")
     line("Insurance:" + ("" if d["coverage"] else " none on file (self-pay)"))
     for c in d["coverage"]:
-        line(f"    {c['priority']}: {c['payer']} ({c['payer_code']}), member {c['member_id']}"
-             + (f", group {c['group']}" if c["group"] else ""))
+        line(
+            f"    {c['priority']}: {c['payer']} ({c['payer_code']}), member {c['member_id']}"
+            + (f", group {c['group']}" if c["group"] else "")
+        )
     doc.gap()
     line("Diagnoses (ICD-10-CM)", size=11, bold=True)
     for dx in e.diagnoses:
@@ -646,10 +837,25 @@ def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
         line("  (none)")
     doc.gap()
     line("Services", size=11, bold=True)
-    cols = [("#", 10, "R"), ("Code", 22, "L"), ("Modifiers", 35, "L"), ("Units", 18, "R"), ("Dx", 30, "L"),
-            ("Charge", 35, "R")]
-    rows = [[str(ln.seq), ln.code, ",".join(ln.modifiers), str(ln.units), ",".join(str(p) for p in ln.pointers),
-             _money_text(ln.charge)] for ln in e.lines]
+    cols = [
+        ("#", 10, "R"),
+        ("Code", 22, "L"),
+        ("Modifiers", 35, "L"),
+        ("Units", 18, "R"),
+        ("Dx", 30, "L"),
+        ("Charge", 35, "R"),
+    ]
+    rows = [
+        [
+            str(ln.seq),
+            ln.code,
+            ",".join(ln.modifiers),
+            str(ln.units),
+            ",".join(str(p) for p in ln.pointers),
+            _money_text(ln.charge),
+        ]
+        for ln in e.lines
+    ]
     doc.table(cols, rows, total=("Total", _money_text(e.total)))
     doc.gap(3)
     if e.signed_at:
@@ -667,8 +873,17 @@ def superbill(ctx, encounter_id, fmt: str = "text") -> bytes:
     kind = v.parse_choice("--format", fmt, FORMATS) or "text"
     enc = load_encounter(ctx, encounter_id)
     data = _superbill_data(ctx, enc)
-    audit.record(ctx, audit.Event("read", "encounter", enc.id, patient_id=enc.patient_id,
-                                  fields=["superbill", "dob", "address", "member_id"], detail=f"superbill {kind}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "read",
+            "encounter",
+            enc.id,
+            patient_id=enc.patient_id,
+            fields=["superbill", "dob", "address", "member_id"],
+            detail=f"superbill {kind}",
+        ),
+    )
     if kind == "pdf":
         return _pdf_superbill(data, ctx.now())
     return _text_superbill(data).encode("utf-8")

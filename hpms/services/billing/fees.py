@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Payer
 from hpms.models.billing import Fee
-from hpms.services.platform.csvrows import InvalidRows, read_rows
 from hpms.models.billing_out import FeeImportOut, FeeOut, FeeRowError, money
 from hpms.services.platform import audit
+from hpms.services.platform.csvrows import InvalidRows, read_rows
 from hpms.services.platform.permissions import require
 
 MAX_AMOUNT = Decimal("100000")
@@ -43,6 +43,7 @@ Schedule = dict[tuple[int, str, str], int]
 
 # ---- parsing -------------------------------------------------------------------------------
 
+
 def parse_amount(field: str, value) -> int:
     """An amount ("125", "125.5", "125.50", "$125.50" or a Decimal) as integer cents. Raises
     ValidationError naming `field` unless it has at most two decimal places, is more than 0 and
@@ -54,8 +55,7 @@ def parse_amount(field: str, value) -> int:
         raise ValidationError(field, "is required")
     number = text[1:].strip() if text.startswith("$") else text
     if not _PLAIN_NUMBER.fullmatch(number):
-        raise ValidationError(field, f"{text!r} is not an amount (digits with at most two decimal places, "
-                                     "e.g. 125.00)")
+        raise ValidationError(field, f"{text!r} is not an amount (digits with at most two decimal places, e.g. 125.00)")
     try:
         amount = Decimal(number)
     except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
@@ -82,8 +82,7 @@ def parse_code(ctx, field: str, value) -> str:
     except ValueError as exc:
         raise ValidationError(field, str(exc)) from None
     if not procedure_known(ctx, code):
-        raise ValidationError(field, f"unknown procedure code {code!r} (not in the HCPCS or CPT code sets "
-                                     "imported)")
+        raise ValidationError(field, f"unknown procedure code {code!r} (not in the HCPCS or CPT code sets imported)")
     return code
 
 
@@ -118,12 +117,20 @@ def _schedule_name(payer: Payer | None) -> str:
 
 
 def _out(fee: Fee, payer: Payer | None) -> FeeOut:
-    return FeeOut(id=fee.id, code=fee.code, modifier=fee.modifier or None, payer_id=fee.payer_id,
-                  payer=payer.name if payer else None, payer_code=payer.payer_id if payer else None,
-                  amount=money(fee.amount_cents), updated_at=fee.updated_at)
+    return FeeOut(
+        id=fee.id,
+        code=fee.code,
+        modifier=fee.modifier or None,
+        payer_id=fee.payer_id,
+        payer=payer.name if payer else None,
+        payer_code=payer.payer_id if payer else None,
+        amount=money(fee.amount_cents),
+        updated_at=fee.updated_at,
+    )
 
 
 # ---- writing -------------------------------------------------------------------------------
+
 
 def set_fee(ctx, code, amount, payer=None, modifier=None) -> FeeOut:
     """Set (insert or replace) the price of CODE [with MODIFIER] in the default schedule or in
@@ -136,12 +143,20 @@ def set_fee(ctx, code, amount, payer=None, modifier=None) -> FeeOut:
     p = _payer(ctx, payer)
     key = p.id if p else DEFAULT
     session = ctx.session
-    fee = session.execute(sa.select(Fee).where(Fee.org_id == ctx.org_id, Fee.payer_key == key, Fee.code == code,
-                                               Fee.modifier == mod)).scalar_one_or_none()
+    fee = session.execute(
+        sa.select(Fee).where(Fee.org_id == ctx.org_id, Fee.payer_key == key, Fee.code == code, Fee.modifier == mod)
+    ).scalar_one_or_none()
     now = ctx.now()
     if fee is None:
-        fee = Fee(org_id=ctx.org_id, payer_key=key, payer_id=p.id if p else None, code=code, modifier=mod,
-                  amount_cents=cents, updated_at=now)
+        fee = Fee(
+            org_id=ctx.org_id,
+            payer_key=key,
+            payer_id=p.id if p else None,
+            code=code,
+            modifier=mod,
+            amount_cents=cents,
+            updated_at=now,
+        )
         session.add(fee)
         action = "create"
     else:
@@ -149,8 +164,12 @@ def set_fee(ctx, code, amount, payer=None, modifier=None) -> FeeOut:
         fee.updated_at = now
         action = "update"
     session.flush()
-    audit.record(ctx, audit.Event(action, "fee", fee.id, fields=["amount"],
-                                  detail=f"{code}{'-' + mod if mod else ''} in {_schedule_name(p)}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            action, "fee", fee.id, fields=["amount"], detail=f"{code}{'-' + mod if mod else ''} in {_schedule_name(p)}"
+        ),
+    )
     return _out(fee, p)
 
 
@@ -224,8 +243,9 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
             continue
         key = (p.id if p else DEFAULT, code, mod)
         if key in seen:
-            err(line, "code", f"{code}{'-' + mod if mod else ''} for {_schedule_name(p)} is already on line "
-                              f"{seen[key]}")
+            err(
+                line, "code", f"{code}{'-' + mod if mod else ''} for {_schedule_name(p)} is already on line {seen[key]}"
+            )
             continue
         seen[key] = line
         good.append((key[0], p.id if p else None, code, mod, cents))
@@ -236,44 +256,74 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
 
     session = ctx.session
     table = Fee.__table__
-    existing = {(r.payer_key, r.code, r.modifier): (r.id, r.amount_cents) for r in session.execute(
-        sa.select(table.c.id, table.c.payer_key, table.c.code, table.c.modifier, table.c.amount_cents)
-        .where(table.c.org_id == ctx.org_id))}
+    existing = {
+        (r.payer_key, r.code, r.modifier): (r.id, r.amount_cents)
+        for r in session.execute(
+            sa.select(table.c.id, table.c.payer_key, table.c.code, table.c.modifier, table.c.amount_cents).where(
+                table.c.org_id == ctx.org_id
+            )
+        )
+    }
     now = ctx.now()
     inserts, updates, unchanged = [], [], 0
     for key, payer_id, code, mod, cents in good:
         old = existing.get((key, code, mod))
         if old is None:
-            inserts.append({"org_id": ctx.org_id, "payer_key": key, "payer_id": payer_id, "code": code,
-                            "modifier": mod, "amount_cents": cents, "updated_at": now})
+            inserts.append(
+                {
+                    "org_id": ctx.org_id,
+                    "payer_key": key,
+                    "payer_id": payer_id,
+                    "code": code,
+                    "modifier": mod,
+                    "amount_cents": cents,
+                    "updated_at": now,
+                }
+            )
         elif old[1] != cents:
             updates.append({"fee_id": old[0], "cents": cents})
         else:
             unchanged += 1
-    result = FeeImportOut(rows=len(rows), created=len(inserts), updated=len(updates), unchanged=unchanged,
-                          dry_run=dry_run)
+    result = FeeImportOut(
+        rows=len(rows), created=len(inserts), updated=len(updates), unchanged=unchanged, dry_run=dry_run
+    )
     if dry_run:
         return result
     if inserts:
         session.execute(sa.insert(table), inserts)
     if updates:
         session.connection().execute(
-            sa.update(table).where(table.c.id == sa.bindparam("fee_id"))
-            .values(amount_cents=sa.bindparam("cents"), updated_at=now), updates)
-    audit.record(ctx, audit.Event("import", "fee", None, fields=["amount"],
-                                  detail=f"{path.name}: {len(inserts)} created, {len(updates)} updated, "
-                                         f"{unchanged} unchanged"))
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("fee_id"))
+            .values(amount_cents=sa.bindparam("cents"), updated_at=now),
+            updates,
+        )
+    audit.record(
+        ctx,
+        audit.Event(
+            "import",
+            "fee",
+            None,
+            fields=["amount"],
+            detail=f"{path.name}: {len(inserts)} created, {len(updates)} updated, {unchanged} unchanged",
+        ),
+    )
     return result
 
 
 # ---- reading -------------------------------------------------------------------------------
 
+
 def list_fees(ctx, payer=None, code=None) -> list[FeeOut]:
     """Prices, default schedule first then by payer, code and modifier. `payer`: only that
     payer's schedule ('default' for the default one); `code`: only that code."""
     require(ctx.actor, "fee.read")
-    q = (sa.select(Fee, Payer).outerjoin(Payer, Payer.id == Fee.payer_id).where(Fee.org_id == ctx.org_id)
-         .order_by(Fee.payer_key, Fee.code, Fee.modifier))
+    q = (
+        sa.select(Fee, Payer)
+        .outerjoin(Payer, Payer.id == Fee.payer_id)
+        .where(Fee.org_id == ctx.org_id)
+        .order_by(Fee.payer_key, Fee.code, Fee.modifier)
+    )
     if payer is not None and str(payer).strip():
         p = _payer(ctx, payer)
         q = q.where(Fee.payer_key == (p.id if p else DEFAULT))
@@ -290,16 +340,19 @@ def _first(modifiers: Sequence[str] | str | None) -> str:
     return modifiers[0] or ""
 
 
-def price(session, org_id: int, code: str, modifiers: Sequence[str] | str = (), payer_id: int | None = None
-          ) -> int | None:
+def price(
+    session, org_id: int, code: str, modifiers: Sequence[str] | str = (), payer_id: int | None = None
+) -> int | None:
     """The unit price in cents of CODE (with its modifiers, first one counts) for PAYER, or None
     when no schedule has it. One indexed query (uq_fee leads with org_id, payer_key, code)."""
     mod = _first(modifiers)
     keys = [DEFAULT] if payer_id is None else [payer_id, DEFAULT]
     mods = [""] if not mod else [mod, ""]
     rows = session.execute(
-        sa.select(Fee.payer_key, Fee.modifier, Fee.amount_cents)
-        .where(Fee.org_id == org_id, Fee.payer_key.in_(keys), Fee.code == code, Fee.modifier.in_(mods))).all()
+        sa.select(Fee.payer_key, Fee.modifier, Fee.amount_cents).where(
+            Fee.org_id == org_id, Fee.payer_key.in_(keys), Fee.code == code, Fee.modifier.in_(mods)
+        )
+    ).all()
     found = {(r.payer_key, r.modifier): r.amount_cents for r in rows}
     for key in keys:
         for m in mods:
@@ -312,16 +365,22 @@ def load_schedule(session, org_id: int) -> Schedule:
     """Every price of the practice in one read: {(payer_key, code, modifier): cents}, payer_key 0
     for the default schedule. Price lines from it with price_in()."""
     table = Fee.__table__
-    return {(r.payer_key, r.code, r.modifier): r.amount_cents for r in session.execute(
-        sa.select(table.c.payer_key, table.c.code, table.c.modifier, table.c.amount_cents)
-        .where(table.c.org_id == org_id))}
+    return {
+        (r.payer_key, r.code, r.modifier): r.amount_cents
+        for r in session.execute(
+            sa.select(table.c.payer_key, table.c.code, table.c.modifier, table.c.amount_cents).where(
+                table.c.org_id == org_id
+            )
+        )
+    }
 
 
-def price_in(schedule: Schedule, code: str, modifiers: Sequence[str] | str = (), payer_id: int | None = None
-             ) -> int | None:
+def price_in(
+    schedule: Schedule, code: str, modifiers: Sequence[str] | str = (), payer_id: int | None = None
+) -> int | None:
     """price() from a schedule loaded with load_schedule(): no database access."""
     mod = _first(modifiers)
-    for key in ((DEFAULT,) if payer_id is None else (payer_id, DEFAULT)):
+    for key in (DEFAULT,) if payer_id is None else (payer_id, DEFAULT):
         if mod:
             cents = schedule.get((key, code, mod))
             if cents is not None:

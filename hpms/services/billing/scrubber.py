@@ -21,11 +21,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from hpms.codes.pos import PLACES_OF_SERVICE
 from hpms.interop.x12.x837p import MEDICARE_FILING, MEDICARE_SECONDARY_TYPES
 
-from hpms.codes.pos import PLACES_OF_SERVICE
-
 RULESET_VERSION = "2026.12"
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -49,7 +49,8 @@ class DraftLine:
 # USPS codes: the states, DC, the territories and the armed forces "states"
 USPS_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH "
-    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR VI GU AS MP AA AE AP".split())
+    "OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR VI GU AS MP AA AE AP".split()
+)
 _ZIP = re.compile(r"\d{5}(?:[- ]?\d{4})?")
 _BLANK = " \t\r\n\f\v*:~^"  # what the 837P writer trims or drops
 
@@ -104,11 +105,13 @@ PARTY_RULES: list[tuple[str, str, Callable[[ClaimParties], Iterator[Finding]]]] 
 def rule(rule_id: str, description: str, *, parties: bool = False) -> Callable[[Rule], Rule]:
     """Register a rule; `parties`: it reads only the `ClaimParties` fields (and is run again on
     claims built earlier, before they are written)."""
+
     def register(fn: Rule) -> Rule:
         RULES.append((rule_id, description, fn))
         if parties:
             PARTY_RULES.append((rule_id, description, fn))
         return fn
+
     return register
 
 
@@ -178,7 +181,9 @@ def _modifier_problem(mod: str) -> str | None:
 @rule("NPI-BILLING", "The billing provider (location) NPI is present and passes the Luhn check (prefix 80840).")
 def _billing_npi(c: ClaimDraft):
     if not c.billing_npi:
-        yield Finding("NPI-BILLING", "error", "location.npi", "the location has no group NPI (hpms locations update --npi)")
+        yield Finding(
+            "NPI-BILLING", "error", "location.npi", "the location has no group NPI (hpms locations update --npi)"
+        )
     elif not _npi_ok(c.billing_npi):
         yield Finding("NPI-BILLING", "error", "location.npi", f"NPI {c.billing_npi} fails the check digit")
 
@@ -201,40 +206,61 @@ def _tax_id(c: ClaimDraft):
 def _zip9(c: ClaimParties):
     digits = "".join(ch for ch in (c.billing_zip or "") if ch.isdigit())
     if len(digits) != 9:
-        yield Finding("ZIP-9", "error", "location.postal_code",
-                      f"billing ZIP {c.billing_zip or '(none)'} must have 9 digits (ZIP+4)")
+        yield Finding(
+            "ZIP-9",
+            "error",
+            "location.postal_code",
+            f"billing ZIP {c.billing_zip or '(none)'} must have 9 digits (ZIP+4)",
+        )
 
 
 @rule("ADDR-BILLING", "The billing location has a street, city and state (its ZIP: ZIP-9).", parties=True)
 def _billing_address(c: ClaimParties):
-    for value, name, what in ((c.billing_address1, "address_line1", "street address"), (c.billing_city, "city", "city"),
-                              (c.billing_state, "state", "state")):
+    for value, name, what in (
+        (c.billing_address1, "address_line1", "street address"),
+        (c.billing_city, "city", "city"),
+        (c.billing_state, "state", "state"),
+    ):
         if not _filled(value):
             yield Finding("ADDR-BILLING", "error", f"location.{name}", f"the billing location has no {what}")
 
 
 @rule("ADDR-PATIENT", "The patient has a street, city, state and ZIP code.", parties=True)
 def _patient_address(c: ClaimParties):
-    for value, name, what in ((c.patient_address1, "address_line1", "street address"), (c.patient_city, "city", "city"),
-                              (c.patient_state, "state", "state"), (c.patient_zip, "postal_code", "ZIP code")):
+    for value, name, what in (
+        (c.patient_address1, "address_line1", "street address"),
+        (c.patient_city, "city", "city"),
+        (c.patient_state, "state", "state"),
+        (c.patient_zip, "postal_code", "ZIP code"),
+    ):
         if not _filled(value):
             yield Finding("ADDR-PATIENT", "error", f"patient.{name}", f"the patient has no {what}")
 
 
 @rule("ADDR-STATE", "The billing location's and the patient's states are USPS codes.", parties=True)
 def _states(c: ClaimParties):
-    for value, where, who in ((c.billing_state, "location.state", "billing location"),
-                              (c.patient_state, "patient.state", "patient")):
+    for value, where, who in (
+        (c.billing_state, "location.state", "billing location"),
+        (c.patient_state, "patient.state", "patient"),
+    ):
         if _filled(value) and not _state_ok(value):
-            yield Finding("ADDR-STATE", "error", where,
-                          f"the {who}'s state {value.strip()!r} is not a USPS state code (two letters, e.g. NY)")
+            yield Finding(
+                "ADDR-STATE",
+                "error",
+                where,
+                f"the {who}'s state {value.strip()!r} is not a USPS state code (two letters, e.g. NY)",
+            )
 
 
 @rule("ADDR-ZIP", "The patient's ZIP code has 5 or 9 digits.", parties=True)
 def _patient_zip(c: ClaimParties):
     if _filled(c.patient_zip) and not _zip_ok(c.patient_zip):
-        yield Finding("ADDR-ZIP", "error", "patient.postal_code",
-                      f"the patient's ZIP {c.patient_zip.strip()!r} must have 5 or 9 digits (12345 or 12345-6789)")
+        yield Finding(
+            "ADDR-ZIP",
+            "error",
+            "patient.postal_code",
+            f"the patient's ZIP {c.patient_zip.strip()!r} must have 5 or 9 digits (12345 or 12345-6789)",
+        )
 
 
 @rule("DX-PRESENT", "At least one diagnosis, at most 12.")
@@ -249,7 +275,9 @@ def _dx_count(c: ClaimDraft):
 def _dx_nodot(c: ClaimDraft):
     for i, code in enumerate(c.diagnoses, 1):
         if "." in code:
-            yield Finding("DX-NODOT", "error", f"diagnosis {i}", f"{code} has a dot; claims carry {code.replace('.', '')}")
+            yield Finding(
+                "DX-NODOT", "error", f"diagnosis {i}", f"{code} has a dot; claims carry {code.replace('.', '')}"
+            )
 
 
 @rule("DX-EXISTS", "Every diagnosis is an ICD-10-CM code of the current release.")
@@ -264,8 +292,12 @@ def _dx_billable(c: ClaimDraft):
     for i, code in enumerate(c.diagnoses, 1):
         exists, billable, dotted = _icd(code)
         if exists and not billable:
-            yield Finding("DX-BILLABLE", "error", f"diagnosis {i}",
-                          f"{dotted} is a category, not a billable code: use a more specific one")
+            yield Finding(
+                "DX-BILLABLE",
+                "error",
+                f"diagnosis {i}",
+                f"{dotted} is a category, not a billable code: use a more specific one",
+            )
 
 
 @rule("DX-POINTER", "Each line points at 1 to 4 existing diagnoses.")
@@ -329,8 +361,12 @@ def _duplicates(c: ClaimDraft):
     for line in c.lines:
         key = (line.code, line.modifiers, line.service_date)
         if key in seen:
-            yield Finding("LINE-DUPLICATE", "error", f"line {line.seq}",
-                          f"same code, modifiers and date as line {seen[key]} (add units or a modifier such as 76 or 91)")
+            yield Finding(
+                "LINE-DUPLICATE",
+                "error",
+                f"line {line.seq}",
+                f"same code, modifiers and date as line {seen[key]} (add units or a modifier such as 76 or 91)",
+            )
         else:
             seen[key] = line.seq
 
@@ -338,7 +374,9 @@ def _duplicates(c: ClaimDraft):
 @rule("POS-VALID", "The place of service is a CMS place-of-service code.")
 def _pos(c: ClaimDraft):
     if c.place_of_service not in PLACES_OF_SERVICE:
-        yield Finding("POS-VALID", "error", "place_of_service", f"{c.place_of_service!r} is not a place-of-service code")
+        yield Finding(
+            "POS-VALID", "error", "place_of_service", f"{c.place_of_service!r} is not a place-of-service code"
+        )
 
 
 @rule("PAYER-ID", "The patient has coverage on the date of service, with a payer id.")
@@ -353,10 +391,16 @@ def _payer(c: ClaimDraft):
 def _subscriber(c: ClaimDraft):
     if c.payer_id is None:
         return
-    for value, name in ((c.subscriber_member_id, "member id"), (c.subscriber_last, "last name"),
-                        (c.subscriber_first, "first name"), (c.subscriber_dob, "date of birth")):
+    for value, name in (
+        (c.subscriber_member_id, "member id"),
+        (c.subscriber_last, "last name"),
+        (c.subscriber_first, "first name"),
+        (c.subscriber_dob, "date of birth"),
+    ):
         if not value:
-            yield Finding("SUBSCRIBER", "error", f"subscriber.{name.replace(' ', '_')}", f"the subscriber's {name} is missing")
+            yield Finding(
+                "SUBSCRIBER", "error", f"subscriber.{name.replace(' ', '_')}", f"the subscriber's {name} is missing"
+            )
 
 
 @rule("MSP-TYPE", "A claim to Medicare as secondary payer has a Medicare secondary type (SBR05).", parties=True)
@@ -440,11 +484,18 @@ def _parties_clean(c: ClaimParties) -> bool:
     if not _billing_address_ok(c.billing_zip, c.billing_address1, c.billing_city, c.billing_state):
         return False
     state = c.patient_state
-    if not (_filled(c.patient_address1) and _filled(c.patient_city) and (state in USPS_STATES or _state_ok(state))
-            and _zip_ok(c.patient_zip)):
+    if not (
+        _filled(c.patient_address1)
+        and _filled(c.patient_city)
+        and (state in USPS_STATES or _state_ok(state))
+        and _zip_ok(c.patient_zip)
+    ):
         return False
-    return (c.payer_filing not in MEDICARE_FILING or c.responsibility == "P"
-            or c.medicare_secondary_type in MEDICARE_SECONDARY_TYPES)
+    return (
+        c.payer_filing not in MEDICARE_FILING
+        or c.responsibility == "P"
+        or c.medicare_secondary_type in MEDICARE_SECONDARY_TYPES
+    )
 
 
 def scrub_parties(parties: ClaimParties) -> list[Finding]:

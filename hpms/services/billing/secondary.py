@@ -40,21 +40,33 @@ def _pr_by_line(ctx, claim_id: int) -> dict[int | None, int]:
     e = LedgerEntry
     rows = ctx.session.execute(
         sa.select(e.claim_line_id, sa.func.sum(e.amount_cents))
-        .where(e.org_id == ctx.org_id, e.claim_id == claim_id, e.kind == "transfer_to_patient",
-               e.responsibility == "patient")
-        .group_by(e.claim_line_id)).all()
+        .where(
+            e.org_id == ctx.org_id,
+            e.claim_id == claim_id,
+            e.kind == "transfer_to_patient",
+            e.responsibility == "patient",
+        )
+        .group_by(e.claim_line_id)
+    ).all()
     return {line_id: int(cents) for line_id, cents in rows if cents}
 
 
 def _secondary_coverage(ctx, patient_id: int, payer_id: int, day):
     from hpms.models import Coverage
 
-    q = (sa.select(Coverage).where(
-        Coverage.org_id == ctx.org_id, Coverage.patient_id == patient_id, Coverage.priority == "secondary",
-        Coverage.active.is_(True), Coverage.payer_id != payer_id,
-        sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-        sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day))
-        .order_by(Coverage.id))
+    q = (
+        sa.select(Coverage)
+        .where(
+            Coverage.org_id == ctx.org_id,
+            Coverage.patient_id == patient_id,
+            Coverage.priority == "secondary",
+            Coverage.active.is_(True),
+            Coverage.payer_id != payer_id,
+            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
+            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
+        )
+        .order_by(Coverage.id)
+    )
     return ctx.session.execute(q).scalars().first()
 
 
@@ -74,7 +86,9 @@ def queue_secondary(ctx, claim_ids) -> list[int]:
             sa.select(Claim, Coverage.priority, Encounter.service_date)
             .join(Encounter, Encounter.id == Claim.encounter_id)
             .outerjoin(Coverage, Coverage.id == Claim.coverage_id)
-            .where(Claim.org_id == ctx.org_id, Claim.id.in_(ids[i:i + CHUNK])).order_by(Claim.id)).all()
+            .where(Claim.org_id == ctx.org_id, Claim.id.in_(ids[i : i + CHUNK]))
+            .order_by(Claim.id)
+        ).all()
         for claim, priority, day in rows:
             new_id = _follow(ctx, claim, priority, day)
             if new_id is not None:
@@ -90,8 +104,9 @@ def _follow(ctx, primary, priority: str | None, day) -> int | None:
     if primary.frequency == "8":
         return None
     s = ctx.session
-    live = s.execute(sa.select(Claim.id).where(Claim.primary_claim_id == primary.id, Claim.status != "void")
-                     .limit(1)).scalar_one_or_none()
+    live = s.execute(
+        sa.select(Claim.id).where(Claim.primary_claim_id == primary.id, Claim.status != "void").limit(1)
+    ).scalar_one_or_none()
     if live is not None:
         return None
     pr = _pr_by_line(ctx, primary.id)
@@ -100,9 +115,16 @@ def _follow(ctx, primary, priority: str | None, day) -> int | None:
     cov = _secondary_coverage(ctx, primary.patient_id, primary.payer_id, day)
     if cov is None:
         return None
-    taken = s.execute(sa.select(Claim.id).where(
-        Claim.encounter_id == primary.encounter_id, Claim.payer_id == cov.payer_id, Claim.frequency == "1",
-        Claim.status.not_in(("rejected", "void"))).limit(1)).scalar_one_or_none()
+    taken = s.execute(
+        sa.select(Claim.id)
+        .where(
+            Claim.encounter_id == primary.encounter_id,
+            Claim.payer_id == cov.payer_id,
+            Claim.frequency == "1",
+            Claim.status.not_in(("rejected", "void")),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
     if taken is not None:
         return None  # the encounter is billed to that payer already (the uq_claim_original index)
     return _create(ctx, primary, cov, pr)
@@ -118,33 +140,74 @@ def _create(ctx, primary, cov, pr: dict[int | None, int]) -> int:
     s = ctx.session
     now = ctx.now()
     n = reserve(s, CLAIM_COUNTER, 1)
-    new = Claim(org_id=ctx.org_id, encounter_id=primary.encounter_id, patient_id=primary.patient_id,
-                payer_id=cov.payer_id, coverage_id=cov.id, control_number=f"{n:09d}", frequency="1",
-                original_claim_id=None, primary_claim_id=primary.id, payer_claim_number=None, status="ready",
-                total_cents=primary.total_cents, created_at=now, updated_at=now)
+    new = Claim(
+        org_id=ctx.org_id,
+        encounter_id=primary.encounter_id,
+        patient_id=primary.patient_id,
+        payer_id=cov.payer_id,
+        coverage_id=cov.id,
+        control_number=f"{n:09d}",
+        frequency="1",
+        original_claim_id=None,
+        primary_claim_id=primary.id,
+        payer_claim_number=None,
+        status="ready",
+        total_cents=primary.total_cents,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(new)
     s.flush()
-    old_lines = list(s.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == primary.id)
-                               .order_by(ClaimLine.seq)).scalars())
+    old_lines = list(
+        s.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == primary.id).order_by(ClaimLine.seq)).scalars()
+    )
     line_ids = new_ids(s, ClaimLine.__table__, len(old_lines))
-    bulk_insert(s, ClaimLine.__table__, [
-        dict(id=lid, claim_id=new.id, seq=ln.seq, code=ln.code, modifiers=ln.modifiers, units=ln.units,
-             pointers=ln.pointers, charge_cents=ln.charge_cents, service_date=ln.service_date)
-        for lid, ln in zip(line_ids, old_lines)])
+    bulk_insert(
+        s,
+        ClaimLine.__table__,
+        [
+            dict(
+                id=lid,
+                claim_id=new.id,
+                seq=ln.seq,
+                code=ln.code,
+                modifiers=ln.modifiers,
+                units=ln.units,
+                pointers=ln.pointers,
+                charge_cents=ln.charge_cents,
+                service_date=ln.service_date,
+            )
+            for lid, ln in zip(line_ids, old_lines)
+        ],
+    )
     to_new = {ln.id: lid for ln, lid in zip(old_lines, line_ids)}
     # the transfers: +X owed by the secondary payer, -X by the patient (pointing at its pair)
     ledger_rows = []
     for line_id, cents in sorted(pr.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         if cents <= 0:
             continue
-        common = dict(org_id=ctx.org_id, kind="transfer_to_insurance", patient_id=primary.patient_id,
-                      encounter_id=primary.encounter_id, claim_id=new.id,
-                      claim_line_id=to_new.get(line_id) if line_id is not None else None, payer_id=cov.payer_id,
-                      posted_at=now, effective_date=now.date(), reverses_id=None,
-                      reference=f"secondary of claim {primary.id}", batch=f"claim {new.id}",
-                      created_by=ctx.actor.user_id, method=None)
-        ledger_rows.append((dict(common, amount_cents=cents, responsibility="insurance", pair_id=None),
-                            dict(common, amount_cents=-cents, responsibility="patient")))
+        common = dict(
+            org_id=ctx.org_id,
+            kind="transfer_to_insurance",
+            patient_id=primary.patient_id,
+            encounter_id=primary.encounter_id,
+            claim_id=new.id,
+            claim_line_id=to_new.get(line_id) if line_id is not None else None,
+            payer_id=cov.payer_id,
+            posted_at=now,
+            effective_date=now.date(),
+            reverses_id=None,
+            reference=f"secondary of claim {primary.id}",
+            batch=f"claim {new.id}",
+            created_by=ctx.actor.user_id,
+            method=None,
+        )
+        ledger_rows.append(
+            (
+                dict(common, amount_cents=cents, responsibility="insurance", pair_id=None),
+                dict(common, amount_cents=-cents, responsibility="patient"),
+            )
+        )
     ids = new_ids(s, LedgerEntry.__table__, 2 * len(ledger_rows))
     flat = []
     for k, (ins, pat) in enumerate(ledger_rows):
@@ -152,11 +215,30 @@ def _create(ctx, primary, cov, pr: dict[int | None, int]) -> int:
         pat["pair_id"] = ins["id"]
         flat += [ins, pat]
     bulk_insert(s, LedgerEntry.__table__, flat)
-    bulk_insert(s, ClaimEvent.__table__, [dict(claim_id=new.id, at=now, status="ready",
-                                               note=f"secondary of claim {primary.id}", user_id=ctx.actor.user_id)])
+    bulk_insert(
+        s,
+        ClaimEvent.__table__,
+        [
+            dict(
+                claim_id=new.id,
+                at=now,
+                status="ready",
+                note=f"secondary of claim {primary.id}",
+                user_id=ctx.actor.user_id,
+            )
+        ],
+    )
     s.flush()
     moved = sum(c for c in pr.values() if c > 0)
-    audit.record(ctx, audit.Event("create", "claim", new.id, patient_id=primary.patient_id,
-                                  fields=["payer", "lines", "ledger"],
-                                  detail=f"secondary of claim {primary.id}: {money(moved)} moved to the payer"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "claim",
+            new.id,
+            patient_id=primary.patient_id,
+            fields=["payer", "lines", "ledger"],
+            detail=f"secondary of claim {primary.id}: {money(moved)} moved to the payer",
+        ),
+    )
     return new.id

@@ -12,9 +12,10 @@ from sqlmodel import SQLModel
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models.base import DEFERRED
-from hpms.services.platform import audit, validation as v
-from hpms.services.platform.permissions import require
 from hpms.services.payments.remits import DENIAL_RULE
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import require
 
 APPEAL = "appeal"
 
@@ -40,21 +41,37 @@ class DenialOut(SQLModel):
     last_follow_up: str | None
 
 
-def denied(ctx, *, reason=None, payer=None, include_settled: bool = False, limit: int = 500,
-           item_id: int | None = None) -> list[DenialOut]:
+def denied(
+    ctx, *, reason=None, payer=None, include_settled: bool = False, limit: int = 500, item_id: int | None = None
+) -> list[DenialOut]:
     """Open denials, oldest first; `reason` a CARC (e.g. 50), `payer` by id, X12 id or name."""
     from hpms.codes.carc import carc_text
     from hpms.models import Claim, ClaimEvent, Encounter, Patient, Payer, WorklistItem
     from hpms.services.billing.runner import cents
 
     require(ctx.actor, "claims.read")
-    q = (sa.select(WorklistItem, Claim.control_number, Claim.status, Claim.patient_id, Claim.total_cents,
-                   Patient.first_name, Patient.last_name, Patient.mrn, Payer.name, Payer.payer_id,
-                   Encounter.service_date)
-         .join(Claim, Claim.id == WorklistItem.claim_id).join(Patient, Patient.id == Claim.patient_id)
-         .join(Payer, Payer.id == Claim.payer_id).join(Encounter, Encounter.id == Claim.encounter_id)
-         .where(WorklistItem.org_id == ctx.org_id, WorklistItem.rule_id == DENIAL_RULE)
-         .order_by(WorklistItem.created_at, WorklistItem.id).limit(limit))
+    q = (
+        sa.select(
+            WorklistItem,
+            Claim.control_number,
+            Claim.status,
+            Claim.patient_id,
+            Claim.total_cents,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.mrn,
+            Payer.name,
+            Payer.payer_id,
+            Encounter.service_date,
+        )
+        .join(Claim, Claim.id == WorklistItem.claim_id)
+        .join(Patient, Patient.id == Claim.patient_id)
+        .join(Payer, Payer.id == Claim.payer_id)
+        .join(Encounter, Encounter.id == Claim.encounter_id)
+        .where(WorklistItem.org_id == ctx.org_id, WorklistItem.rule_id == DENIAL_RULE)
+        .order_by(WorklistItem.created_at, WorklistItem.id)
+        .limit(limit)
+    )
     if not include_settled:
         q = q.where(WorklistItem.resolved_at.is_(None))
     if item_id is not None:
@@ -77,21 +94,45 @@ def denied(ctx, *, reason=None, payer=None, include_settled: bool = False, limit
     claim_ids = sorted({r[0].claim_id for r in rows})
     follow: dict[int, list[str]] = {}
     for i in range(0, len(claim_ids), 500):
-        for e in ctx.session.execute(sa.select(ClaimEvent.claim_id, ClaimEvent.note, ClaimEvent.at)
-                                     .where(ClaimEvent.claim_id.in_(claim_ids[i:i + 500]),
-                                            ClaimEvent.status == APPEAL)
-                                     .order_by(ClaimEvent.at, ClaimEvent.id)):
+        for e in ctx.session.execute(
+            sa.select(ClaimEvent.claim_id, ClaimEvent.note, ClaimEvent.at)
+            .where(ClaimEvent.claim_id.in_(claim_ids[i : i + 500]), ClaimEvent.status == APPEAL)
+            .order_by(ClaimEvent.at, ClaimEvent.id)
+        ):
             follow.setdefault(e.claim_id, []).append(f"{e.at:%Y-%m-%d}: {e.note}")
-    out = [DenialOut(id=item.id, claim_id=item.claim_id, control_number=control, status=status, patient_id=pid,
-                     patient=f"{first} {last}", mrn=mrn, payer=payer_name, payer_code=payer_code,
-                     service_date=dos, total=cents(total), reason=item.field,
-                     reason_text=carc_text(item.field) if item.field else None, message=item.message,
-                     denied_at=item.created_at, appeals=len(follow.get(item.claim_id, [])),
-                     last_follow_up=(follow.get(item.claim_id) or [None])[-1])
-           for item, control, status, pid, total, first, last, mrn, payer_name, payer_code, dos in rows]
+    out = [
+        DenialOut(
+            id=item.id,
+            claim_id=item.claim_id,
+            control_number=control,
+            status=status,
+            patient_id=pid,
+            patient=f"{first} {last}",
+            mrn=mrn,
+            payer=payer_name,
+            payer_code=payer_code,
+            service_date=dos,
+            total=cents(total),
+            reason=item.field,
+            reason_text=carc_text(item.field) if item.field else None,
+            message=item.message,
+            denied_at=item.created_at,
+            appeals=len(follow.get(item.claim_id, [])),
+            last_follow_up=(follow.get(item.claim_id) or [None])[-1],
+        )
+        for item, control, status, pid, total, first, last, mrn, payer_name, payer_code, dos in rows
+    ]
     if out:
-        audit.record(ctx, audit.Event("read", "claim", None, patient_ids=sorted({d.patient_id for d in out}),
-                                      detail=f"denial list of {len(out)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "claim",
+                None,
+                patient_ids=sorted({d.patient_id for d in out}),
+                detail=f"denial list of {len(out)}",
+            ),
+        )
     return out
 
 
@@ -103,15 +144,22 @@ def appeal(ctx, claim_id, *, note) -> DenialOut:
     require(ctx.actor, "claims.write")
     text = v.require_text("--note", note, 500)
     c = load_claim(ctx, claim_id)
-    item = ctx.session.execute(sa.select(WorklistItem.id).where(
-        WorklistItem.claim_id == c.id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None))
-    ).scalars().first()
+    item = (
+        ctx.session.execute(
+            sa.select(WorklistItem.id).where(
+                WorklistItem.claim_id == c.id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None)
+            )
+        )
+        .scalars()
+        .first()
+    )
     if item is None:
         raise ConflictError(f"claim {c.id} is {c.status} and has no open denial", hint="see `hpms claims denied`")
     ctx.session.add(ClaimEvent(claim_id=c.id, at=ctx.now(), status=APPEAL, note=text, user_id=ctx.actor.user_id))
     ctx.session.flush()
-    audit.record(ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["appeal"],
-                                  detail="appeal recorded"))
+    audit.record(
+        ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["appeal"], detail="appeal recorded")
+    )
     return denied(ctx, item_id=item)[0]
 
 
@@ -119,7 +167,11 @@ def settle(ctx, claim_id: int) -> int:
     """Close the claim's open denials (it was resubmitted or closed); returns how many."""
     from hpms.models import WorklistItem
 
-    result = ctx.session.execute(sa.update(WorklistItem).where(
-        WorklistItem.claim_id == claim_id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None)
-    ).values(resolved_at=ctx.now()))
+    result = ctx.session.execute(
+        sa.update(WorklistItem)
+        .where(
+            WorklistItem.claim_id == claim_id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None)
+        )
+        .values(resolved_at=ctx.now())
+    )
     return result.rowcount or 0

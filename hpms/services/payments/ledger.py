@@ -138,8 +138,13 @@ def _links(ctx, patient, encounter, claim, claim_line, payer) -> dict:
             raise ValidationError("payer", f"claim {cl.id} is billed to another payer")
     elif cl is not None:
         pay = s.get(Payer, cl.payer_id)
-    return {"patient_id": pat.id, "encounter_id": enc.id if enc else None, "claim_id": cl.id if cl else None,
-            "claim_line_id": line.id if line else None, "payer_id": pay.id if pay else None}
+    return {
+        "patient_id": pat.id,
+        "encounter_id": enc.id if enc else None,
+        "claim_id": cl.id if cl else None,
+        "claim_line_id": line.id if line else None,
+        "payer_id": pay.id if pay else None,
+    }
 
 
 def _date(value, ctx, field: str = "effective_date") -> dt.date:
@@ -165,8 +170,22 @@ def _text(field: str, value, limit: int) -> str | None:
     return text
 
 
-def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=None, payer=None,
-         responsibility=None, effective_date=None, reference=None, batch=None, method=None) -> int:
+def post(
+    ctx,
+    kind,
+    amount,
+    *,
+    patient,
+    encounter=None,
+    claim=None,
+    claim_line=None,
+    payer=None,
+    responsibility=None,
+    effective_date=None,
+    reference=None,
+    batch=None,
+    method=None,
+) -> int:
     """Post one money movement; returns the new entry's id (for a transfer, the patient side's).
 
     `responsibility` defaults to 'insurance' when a payer is given or implied by the claim, else
@@ -191,9 +210,17 @@ def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=N
         raise ValidationError("responsibility", "a transfer moves the amount to patient responsibility")
     if k == "transfer_to_insurance" and responsibility is not None and resp != "insurance":
         raise ValidationError("responsibility", "a transfer to insurance moves the amount to insurance responsibility")
-    common = dict(org_id=ctx.org_id, kind=k, posted_at=ctx.now(), effective_date=_date(effective_date, ctx),
-                  reference=_text("reference", reference, 200), batch=_text("batch", batch, 50),
-                  method=_text("method", method, 8), created_by=ctx.actor.user_id, **links)
+    common = dict(
+        org_id=ctx.org_id,
+        kind=k,
+        posted_at=ctx.now(),
+        effective_date=_date(effective_date, ctx),
+        reference=_text("reference", reference, 200),
+        batch=_text("batch", batch, 50),
+        method=_text("method", method, 8),
+        created_by=ctx.actor.user_id,
+        **links,
+    )
     s = ctx.session
     if k in TRANSFER_KINDS:
         into = 1 if k == "transfer_to_insurance" else -1  # the insurance side's sign
@@ -205,8 +232,17 @@ def post(ctx, kind, amount, *, patient, encounter=None, claim=None, claim_line=N
         entry = LedgerEntry(amount_cents=cents, responsibility=resp, **common)
     s.add(entry)
     s.flush()
-    audit.record(ctx, audit.Event("create", "ledger_entry", entry.id, patient_id=links["patient_id"],
-                                  fields=["kind", "amount"], detail=f"{k} {money(cents)}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "ledger_entry",
+            entry.id,
+            patient_id=links["patient_id"],
+            fields=["kind", "amount"],
+            detail=f"{k} {money(cents)}",
+        ),
+    )
     return entry.id
 
 
@@ -242,18 +278,33 @@ def reverse(ctx, entry_id, reason) -> int:
     for e in originals:
         if e.reverses_id is not None:
             raise ConflictError(f"ledger entry {e.id} is a reversal; post the entry again instead")
-    done = s.execute(sa.select(LedgerEntry.reverses_id).where(
-        LedgerEntry.reverses_id.in_([e.id for e in originals]))).scalars().first()
+    done = (
+        s.execute(sa.select(LedgerEntry.reverses_id).where(LedgerEntry.reverses_id.in_([e.id for e in originals])))
+        .scalars()
+        .first()
+    )
     if done is not None:
         raise ConflictError(f"ledger entry {done} has already been reversed")
     made: dict[int, LedgerEntry] = {}
     for e in originals:
-        rev = LedgerEntry(org_id=e.org_id, kind=e.kind, amount_cents=-e.amount_cents,
-                          responsibility=e.responsibility, patient_id=e.patient_id, encounter_id=e.encounter_id,
-                          claim_id=e.claim_id, claim_line_id=e.claim_line_id, payer_id=e.payer_id,
-                          posted_at=ctx.now(), effective_date=ctx.now().date(), reverses_id=e.id,
-                          pair_id=made[e.pair_id].id if e.pair_id in made else None, reference=why,
-                          batch=e.batch, created_by=ctx.actor.user_id)
+        rev = LedgerEntry(
+            org_id=e.org_id,
+            kind=e.kind,
+            amount_cents=-e.amount_cents,
+            responsibility=e.responsibility,
+            patient_id=e.patient_id,
+            encounter_id=e.encounter_id,
+            claim_id=e.claim_id,
+            claim_line_id=e.claim_line_id,
+            payer_id=e.payer_id,
+            posted_at=ctx.now(),
+            effective_date=ctx.now().date(),
+            reverses_id=e.id,
+            pair_id=made[e.pair_id].id if e.pair_id in made else None,
+            reference=why,
+            batch=e.batch,
+            created_by=ctx.actor.user_id,
+        )
         s.add(rev)
         try:
             s.flush()
@@ -261,23 +312,34 @@ def reverse(ctx, entry_id, reason) -> int:
             raise ConflictError(f"ledger entry {e.id} has already been reversed") from None
         made[e.id] = rev
     result = made[_id("entry", entry_id)]
-    audit.record(ctx, audit.Event("reverse", "ledger_entry", result.id, patient_id=entry.patient_id,
-                                  fields=["reverses_id"], detail=f"reverses {entry_id}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "reverse",
+            "ledger_entry",
+            result.id,
+            patient_id=entry.patient_id,
+            fields=["reverses_id"],
+            detail=f"reverses {entry_id}",
+        ),
+    )
     return result.id
 
 
-def balance(ctx, *, patient=None, encounter=None, claim=None, claim_line=None, payer=None, responsibility=None,
-            as_of=None) -> Decimal:
+def balance(
+    ctx, *, patient=None, encounter=None, claim=None, claim_line=None, payer=None, responsibility=None, as_of=None
+) -> Decimal:
     """The sum of the entries matching every filter given (effective on or before `as_of`), as
     a two-place Decimal. Raises NotFoundError, ValidationError, PermissionDenied."""
     require(ctx.actor, "ledger.read")
-    q = sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_cents), 0)).where(
-        LedgerEntry.org_id == ctx.org_id)
+    q = sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_cents), 0)).where(LedgerEntry.org_id == ctx.org_id)
     if patient is not None:
         q = q.where(LedgerEntry.patient_id == _patient(ctx, patient).id)
-    for column, field, value in ((LedgerEntry.encounter_id, "encounter", encounter),
-                                 (LedgerEntry.claim_id, "claim", claim),
-                                 (LedgerEntry.claim_line_id, "claim_line", claim_line)):
+    for column, field, value in (
+        (LedgerEntry.encounter_id, "encounter", encounter),
+        (LedgerEntry.claim_id, "claim", claim),
+        (LedgerEntry.claim_line_id, "claim_line", claim_line),
+    ):
         if value is not None:
             q = q.where(column == _id(field, value))
     if payer is not None:
@@ -308,9 +370,12 @@ def patient_totals(session, org_id: int, patient_id: int) -> tuple[int, int]:
     from hpms.models.receivables import PaymentApplication
 
     e = LedgerEntry
-    applied = (sa.select(sa.func.coalesce(sa.func.sum(PaymentApplication.amount_cents), 0))
-               .join(e, e.id == PaymentApplication.payment_entry_id)
-               .where(e.org_id == org_id, e.patient_id == patient_id, live_payment(e)).scalar_subquery())
+    applied = (
+        sa.select(sa.func.coalesce(sa.func.sum(PaymentApplication.amount_cents), 0))
+        .join(e, e.id == PaymentApplication.payment_entry_id)
+        .where(e.org_id == org_id, e.patient_id == patient_id, live_payment(e))
+        .scalar_subquery()
+    )
     q = sa.select(
         sa.func.coalesce(sa.func.sum(sa.case((e.responsibility == "patient", e.amount_cents), else_=0)), 0),
         sa.func.coalesce(sa.func.sum(sa.case((e.kind.in_(PAYMENT_KINDS), -e.amount_cents), else_=0)), 0),
@@ -342,14 +407,31 @@ class LedgerLine(BaseModel):
     patient_balance: Decimal
 
 
-_KIND_TEXT = {"charge": "Charge", "insurance_payment": "Insurance payment",
-              "contractual_adjustment": "Contractual adjustment", "other_adjustment": "Adjustment",
-              "patient_payment": "Patient payment", "refund": "Refund", "write_off": "Write-off",
-              "transfer_to_patient": "Transfer to patient", "transfer_to_insurance": "Transfer to insurance"}
+_KIND_TEXT = {
+    "charge": "Charge",
+    "insurance_payment": "Insurance payment",
+    "contractual_adjustment": "Contractual adjustment",
+    "other_adjustment": "Adjustment",
+    "patient_payment": "Patient payment",
+    "refund": "Refund",
+    "write_off": "Write-off",
+    "transfer_to_patient": "Transfer to patient",
+    "transfer_to_insurance": "Transfer to insurance",
+}
 
 
-def describe(kind: str, *, reversal: bool, service_date=None, encounter_id=None, claim=None, code=None,
-             payer=None, method=None, brief: bool = False) -> str:
+def describe(
+    kind: str,
+    *,
+    reversal: bool,
+    service_date=None,
+    encounter_id=None,
+    claim=None,
+    code=None,
+    payer=None,
+    method=None,
+    brief: bool = False,
+) -> str:
     """A one-line description of an entry for ledgers and (`brief`: without the encounter id
     and the claim number) statements."""
     text = _KIND_TEXT.get(kind, kind)
@@ -362,8 +444,11 @@ def describe(kind: str, *, reversal: bool, service_date=None, encounter_id=None,
         if brief:
             parts.append(f"visit {service_date.isoformat()}" if service_date else "visit")
         else:
-            parts.append(f"visit {service_date.isoformat()} (encounter {encounter_id})" if service_date
-                         else f"encounter {encounter_id}")
+            parts.append(
+                f"visit {service_date.isoformat()} (encounter {encounter_id})"
+                if service_date
+                else f"encounter {encounter_id}"
+            )
     if claim and not brief:
         parts.append(f"claim {claim}")
     if payer:
@@ -378,13 +463,15 @@ def entry_rows(ctx, patient_id: int, *, posted_after: dt.datetime | None = None)
     oldest first: (entry, service date, claim number, code, payer name) rows. No permission
     check or audit (the caller does both)."""
     e = LedgerEntry
-    q = (sa.select(e, Encounter.service_date, Claim.control_number, ClaimLine.code, Payer.name)
-         .outerjoin(Encounter, Encounter.id == e.encounter_id)
-         .outerjoin(Claim, Claim.id == e.claim_id)
-         .outerjoin(ClaimLine, ClaimLine.id == e.claim_line_id)
-         .outerjoin(Payer, Payer.id == e.payer_id)
-         .where(e.org_id == ctx.org_id, e.patient_id == patient_id)
-         .order_by(e.effective_date, e.id))
+    q = (
+        sa.select(e, Encounter.service_date, Claim.control_number, ClaimLine.code, Payer.name)
+        .outerjoin(Encounter, Encounter.id == e.encounter_id)
+        .outerjoin(Claim, Claim.id == e.claim_id)
+        .outerjoin(ClaimLine, ClaimLine.id == e.claim_line_id)
+        .outerjoin(Payer, Payer.id == e.payer_id)
+        .where(e.org_id == ctx.org_id, e.patient_id == patient_id)
+        .order_by(e.effective_date, e.id)
+    )
     if posted_after is not None:
         q = q.where(e.posted_at > posted_after)
     return ctx.session.execute(q).all()
@@ -404,16 +491,45 @@ def entries(ctx, patient) -> list[LedgerLine]:
             ins += entry.amount_cents
         else:
             own += entry.amount_cents
-        out.append(LedgerLine(
-            id=entry.id, date=entry.effective_date, kind=entry.kind,
-            description=describe(entry.kind, reversal=entry.reverses_id is not None, service_date=dos,
-                                 encounter_id=entry.encounter_id, claim=claim_no, code=code, payer=payer_name,
-                                 method=entry.method),
-            encounter_id=entry.encounter_id, service_date=dos, claim=claim_no, code=code, payer=payer_name,
-            method=entry.method, reference=entry.reference, amount=money(entry.amount_cents),
-            insurance=money(entry.amount_cents) if entry.responsibility == "insurance" else None,
-            patient=money(entry.amount_cents) if entry.responsibility == "patient" else None,
-            balance=money(total), insurance_balance=money(ins), patient_balance=money(own)))
-    audit.record(ctx, audit.Event("read", "ledger_entry", None, patient_id=pat.id, fields=["kind", "amount"],
-                                  detail=f"patient ledger of {len(out)}"))
+        out.append(
+            LedgerLine(
+                id=entry.id,
+                date=entry.effective_date,
+                kind=entry.kind,
+                description=describe(
+                    entry.kind,
+                    reversal=entry.reverses_id is not None,
+                    service_date=dos,
+                    encounter_id=entry.encounter_id,
+                    claim=claim_no,
+                    code=code,
+                    payer=payer_name,
+                    method=entry.method,
+                ),
+                encounter_id=entry.encounter_id,
+                service_date=dos,
+                claim=claim_no,
+                code=code,
+                payer=payer_name,
+                method=entry.method,
+                reference=entry.reference,
+                amount=money(entry.amount_cents),
+                insurance=money(entry.amount_cents) if entry.responsibility == "insurance" else None,
+                patient=money(entry.amount_cents) if entry.responsibility == "patient" else None,
+                balance=money(total),
+                insurance_balance=money(ins),
+                patient_balance=money(own),
+            )
+        )
+    audit.record(
+        ctx,
+        audit.Event(
+            "read",
+            "ledger_entry",
+            None,
+            patient_id=pat.id,
+            fields=["kind", "amount"],
+            detail=f"patient ledger of {len(out)}",
+        ),
+    )
     return out

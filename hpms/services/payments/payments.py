@@ -76,6 +76,7 @@ class VisitOpen(BaseModel):
 
 # ---- parsing -------------------------------------------------------------------------------
 
+
 def parse_positive(value, field: str = "--amount") -> int:
     """A money amount the user gives as positive (e.g. "25.00"), as cents."""
     if value is None or not str(value).strip():
@@ -143,31 +144,50 @@ def _encounter(ctx, ref, pat: Patient) -> Encounter:
 
 # ---- credit and open visits ----------------------------------------------------------------
 
+
 def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
     """The patient's visits with what is still owed on them (positive or not), oldest first."""
     e, a = LedgerEntry, PaymentApplication
-    owed = (sa.select(e.encounter_id, sa.func.sum(e.amount_cents).label("owed"),
-                      sa.func.min(e.effective_date).label("since"))
-            .where(e.org_id == org_id, e.patient_id == patient_id, e.responsibility == "patient",
-                   e.kind.not_in(ledger.PAYMENT_KINDS))
-            .group_by(e.encounter_id))
-    applied = dict(session.execute(
-        sa.select(a.encounter_id, sa.func.sum(a.amount_cents))
-        .join(e, e.id == a.payment_entry_id)
-        .where(e.org_id == org_id, e.patient_id == patient_id, ledger.live_payment(e))
-        .group_by(a.encounter_id)).all())
+    owed = (
+        sa.select(
+            e.encounter_id, sa.func.sum(e.amount_cents).label("owed"), sa.func.min(e.effective_date).label("since")
+        )
+        .where(
+            e.org_id == org_id,
+            e.patient_id == patient_id,
+            e.responsibility == "patient",
+            e.kind.not_in(ledger.PAYMENT_KINDS),
+        )
+        .group_by(e.encounter_id)
+    )
+    applied = dict(
+        session.execute(
+            sa.select(a.encounter_id, sa.func.sum(a.amount_cents))
+            .join(e, e.id == a.payment_entry_id)
+            .where(e.org_id == org_id, e.patient_id == patient_id, ledger.live_payment(e))
+            .group_by(a.encounter_id)
+        ).all()
+    )
     rows = session.execute(owed).all()
     ids = [r.encounter_id for r in rows if r.encounter_id is not None] + list(applied)
-    dates = dict(session.execute(sa.select(Encounter.id, Encounter.service_date)
-                                 .where(Encounter.id.in_(ids))).all()) if ids else {}
+    dates = (
+        dict(session.execute(sa.select(Encounter.id, Encounter.service_date).where(Encounter.id.in_(ids))).all())
+        if ids
+        else {}
+    )
     out: dict[int | None, VisitOpen] = {}
     for r in rows:
-        out[r.encounter_id] = VisitOpen(encounter_id=r.encounter_id, service_date=dates.get(r.encounter_id),
-                                        since=r.since, open_cents=int(r.owed) - int(applied.get(r.encounter_id, 0)))
+        out[r.encounter_id] = VisitOpen(
+            encounter_id=r.encounter_id,
+            service_date=dates.get(r.encounter_id),
+            since=r.since,
+            open_cents=int(r.owed) - int(applied.get(r.encounter_id, 0)),
+        )
     for enc_id, cents in applied.items():  # paid ahead (a copay before the visit was billed)
         if enc_id not in out:
-            out[enc_id] = VisitOpen(encounter_id=enc_id, service_date=dates.get(enc_id), since=dates.get(enc_id),
-                                    open_cents=-int(cents))
+            out[enc_id] = VisitOpen(
+                encounter_id=enc_id, service_date=dates.get(enc_id), since=dates.get(enc_id), open_cents=-int(cents)
+            )
     return sorted(out.values(), key=lambda v: (v.service_date or v.since, v.encounter_id or 0))
 
 
@@ -184,15 +204,22 @@ def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
         return []
     e, a = LedgerEntry, PaymentApplication
     rev = aliased(LedgerEntry)
-    used = (sa.select(a.payment_entry_id, sa.func.sum(a.amount_cents).label("used"))
-            .group_by(a.payment_entry_id).subquery())
+    used = (
+        sa.select(a.payment_entry_id, sa.func.sum(a.amount_cents).label("used")).group_by(a.payment_entry_id).subquery()
+    )
     payments = s.execute(
         sa.select(e.id, (-e.amount_cents - sa.func.coalesce(used.c.used, 0)).label("left"))
         .outerjoin(used, used.c.payment_entry_id == e.id)
-        .where(e.org_id == ctx.org_id, e.patient_id == patient_id, e.kind == "patient_payment",
-               e.amount_cents < 0, e.reverses_id.is_(None),
-               ~sa.exists().where(rev.reverses_id == e.id))  # a reversed payment pays nothing
-        .order_by(e.effective_date, e.id)).all()
+        .where(
+            e.org_id == ctx.org_id,
+            e.patient_id == patient_id,
+            e.kind == "patient_payment",
+            e.amount_cents < 0,
+            e.reverses_id.is_(None),
+            ~sa.exists().where(rev.reverses_id == e.id),
+        )  # a reversed payment pays nothing
+        .order_by(e.effective_date, e.id)
+    ).all()
     sources = [[p.id, int(p.left)] for p in payments if p.left > 0]
     made: list[ApplicationOut] = []
     now = ctx.now()
@@ -201,10 +228,19 @@ def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
         while need > 0 and sources:
             pid, left = sources[0]
             take = min(need, left)
-            s.add(PaymentApplication(org_id=ctx.org_id, payment_entry_id=pid, encounter_id=visit.encounter_id,
-                                     amount_cents=take, applied_at=now, applied_by=ctx.actor.user_id))
-            made.append(ApplicationOut(encounter_id=visit.encounter_id, service_date=visit.service_date,
-                                       amount=money(take)))
+            s.add(
+                PaymentApplication(
+                    org_id=ctx.org_id,
+                    payment_entry_id=pid,
+                    encounter_id=visit.encounter_id,
+                    amount_cents=take,
+                    applied_at=now,
+                    applied_by=ctx.actor.user_id,
+                )
+            )
+            made.append(
+                ApplicationOut(encounter_id=visit.encounter_id, service_date=visit.service_date, amount=money(take))
+            )
             need -= take
             credit -= take
             sources[0][1] -= take
@@ -214,9 +250,17 @@ def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
             break
     if made:
         s.flush()
-        audit.record(ctx, audit.Event("create", "payment_application", None, patient_id=patient_id,
-                                      fields=["encounter_id", "amount"],
-                                      detail=f"{len(made)} application(s) of credit"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "create",
+                "payment_application",
+                None,
+                patient_id=patient_id,
+                fields=["encounter_id", "amount"],
+                detail=f"{len(made)} application(s) of credit",
+            ),
+        )
     return made
 
 
@@ -230,6 +274,7 @@ def apply_credit(ctx, patient) -> list[ApplicationOut]:
 
 # ---- payments and refunds ------------------------------------------------------------------
 
+
 def _name(p: Patient) -> str:
     return f"{p.first_name} {p.last_name}"
 
@@ -239,43 +284,86 @@ def _applications(ctx, entry_ids: list[int]) -> dict[int, list[ApplicationOut]]:
     if not entry_ids:
         return found
     rows = ctx.session.execute(
-        sa.select(PaymentApplication.payment_entry_id, PaymentApplication.encounter_id, Encounter.service_date,
-                  PaymentApplication.amount_cents)
+        sa.select(
+            PaymentApplication.payment_entry_id,
+            PaymentApplication.encounter_id,
+            Encounter.service_date,
+            PaymentApplication.amount_cents,
+        )
         .join(Encounter, Encounter.id == PaymentApplication.encounter_id)
-        .where(PaymentApplication.payment_entry_id.in_(entry_ids)).order_by(PaymentApplication.id)).all()
+        .where(PaymentApplication.payment_entry_id.in_(entry_ids))
+        .order_by(PaymentApplication.id)
+    ).all()
     for pid, enc_id, dos, cents in rows:
         found.setdefault(pid, []).append(ApplicationOut(encounter_id=enc_id, service_date=dos, amount=money(cents)))
     return found
 
 
-def _out(ctx, entry: LedgerEntry, pat: Patient, *, totals: bool,
-         applied: list[ApplicationOut] | None = None) -> PaymentOut:
+def _out(
+    ctx, entry: LedgerEntry, pat: Patient, *, totals: bool, applied: list[ApplicationOut] | None = None
+) -> PaymentOut:
     if applied is None:
         applied = _applications(ctx, [entry.id]).get(entry.id, [])
     amount = abs(entry.amount_cents)
     used = sum((a.amount for a in applied), Decimal("0.00"))
-    out = PaymentOut(id=entry.id, kind=entry.kind, patient_id=pat.id, mrn=pat.mrn, patient=_name(pat),
-                     date=entry.effective_date, amount=money(amount), method=entry.method,
-                     reference=entry.reference, encounter_id=entry.encounter_id, reverses_id=entry.reverses_id,
-                     applied=applied,
-                     unapplied=money(amount) - used if entry.kind == "patient_payment" and entry.amount_cents < 0
-                     else money(0))
+    out = PaymentOut(
+        id=entry.id,
+        kind=entry.kind,
+        patient_id=pat.id,
+        mrn=pat.mrn,
+        patient=_name(pat),
+        date=entry.effective_date,
+        amount=money(amount),
+        method=entry.method,
+        reference=entry.reference,
+        encounter_id=entry.encounter_id,
+        reverses_id=entry.reverses_id,
+        applied=applied,
+        unapplied=money(amount) - used if entry.kind == "patient_payment" and entry.amount_cents < 0 else money(0),
+    )
     if totals:
         bal, credit = ledger.patient_totals(ctx.session, ctx.org_id, pat.id)
         out.balance, out.credit = money(bal), money(credit)
     return out
 
 
-def _write(ctx, kind: str, cents: int, pat: Patient, *, method: str, reference: str | None,
-           encounter_id: int | None, day: dt.date) -> LedgerEntry:
-    entry = LedgerEntry(org_id=ctx.org_id, kind=kind, amount_cents=cents, responsibility="patient",
-                        patient_id=pat.id, encounter_id=encounter_id, posted_at=ctx.now(), effective_date=day,
-                        reference=reference, method=method, created_by=ctx.actor.user_id)
+def _write(
+    ctx,
+    kind: str,
+    cents: int,
+    pat: Patient,
+    *,
+    method: str,
+    reference: str | None,
+    encounter_id: int | None,
+    day: dt.date,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        org_id=ctx.org_id,
+        kind=kind,
+        amount_cents=cents,
+        responsibility="patient",
+        patient_id=pat.id,
+        encounter_id=encounter_id,
+        posted_at=ctx.now(),
+        effective_date=day,
+        reference=reference,
+        method=method,
+        created_by=ctx.actor.user_id,
+    )
     ctx.session.add(entry)
     ctx.session.flush()
-    audit.record(ctx, audit.Event("create", "ledger_entry", entry.id, patient_id=pat.id,
-                                  fields=["kind", "amount", "method"] + (["reference"] if reference else []),
-                                  detail=f"{kind} {money(abs(cents))}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "ledger_entry",
+            entry.id,
+            patient_id=pat.id,
+            fields=["kind", "amount", "method"] + (["reference"] if reference else []),
+            detail=f"{kind} {money(abs(cents))}",
+        ),
+    )
     return entry
 
 
@@ -288,12 +376,14 @@ def _appointment_encounter(ctx, ref, pat: Patient) -> Encounter | None:
         raise NotFoundError(f"--appointment: {exc.message}", hint=exc.hint) from None
     if appt.patient_id != pat.id:
         raise ValidationError("--appointment", f"appointment {appt.id} is not patient {pat.mrn}'s")
-    return ctx.session.execute(sa.select(Encounter).where(Encounter.appointment_id == appt.id,
-                                                          Encounter.status != "void")).scalars().first()
+    return (
+        ctx.session.execute(sa.select(Encounter).where(Encounter.appointment_id == appt.id, Encounter.status != "void"))
+        .scalars()
+        .first()
+    )
 
 
-def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appointment=None,
-           date=None) -> PaymentOut:
+def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appointment=None, date=None) -> PaymentOut:
     """Record a patient payment. With `apply_to` (an encounter of that patient) it pays that
     visit whole; with `appointment` (a copay at check-in) it pays the appointment's encounter
     when there is one; otherwise it is credit and pays open visits oldest first. Raises
@@ -306,8 +396,11 @@ def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appoi
     day = _day("--date", date, ctx) or ctx.now().date()
     if day > ctx.now().date():
         raise ValidationError("--date", f"{day} is in the future")
-    given = [f for f, val in (("--apply-to", apply_to), ("--appointment", appointment))
-             if val is not None and str(val).strip()]
+    given = [
+        f
+        for f, val in (("--apply-to", apply_to), ("--appointment", appointment))
+        if val is not None and str(val).strip()
+    ]
     if len(given) > 1:
         raise ValidationError("--appointment", "give --apply-to or --appointment, not both")
     pat = _patient(ctx, patient, lock=True)
@@ -316,11 +409,20 @@ def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appoi
         enc = _encounter(ctx, apply_to, pat)
     elif given == ["--appointment"]:
         enc = _appointment_encounter(ctx, appointment, pat)
-    entry = _write(ctx, "patient_payment", -cents, pat, method=how, reference=ref,
-                   encounter_id=enc.id if enc else None, day=day)
+    entry = _write(
+        ctx, "patient_payment", -cents, pat, method=how, reference=ref, encounter_id=enc.id if enc else None, day=day
+    )
     if enc is not None:
-        ctx.session.add(PaymentApplication(org_id=ctx.org_id, payment_entry_id=entry.id, encounter_id=enc.id,
-                                           amount_cents=cents, applied_at=ctx.now(), applied_by=ctx.actor.user_id))
+        ctx.session.add(
+            PaymentApplication(
+                org_id=ctx.org_id,
+                payment_entry_id=entry.id,
+                encounter_id=enc.id,
+                amount_cents=cents,
+                applied_at=ctx.now(),
+                applied_by=ctx.actor.user_id,
+            )
+        )
         ctx.session.flush()
     else:
         _apply_credit(ctx, pat.id)
@@ -337,8 +439,9 @@ def refund(ctx, *, patient, amount, method, reference=None) -> PaymentOut:
     pat = _patient(ctx, patient, lock=True)
     _, credit = ledger.patient_totals(ctx.session, ctx.org_id, pat.id)
     if cents > credit:
-        raise ValidationError("--amount", f"{money(cents)} is more than patient {pat.mrn}'s unapplied credit "
-                                          f"{money(max(credit, 0))}")
+        raise ValidationError(
+            "--amount", f"{money(cents)} is more than patient {pat.mrn}'s unapplied credit {money(max(credit, 0))}"
+        )
     entry = _write(ctx, "refund", cents, pat, method=how, reference=ref, encounter_id=None, day=ctx.now().date())
     return _out(ctx, entry, pat, totals=True)
 
@@ -360,8 +463,12 @@ def list_payments(ctx, *, patient=None, since=None, until=None) -> list[PaymentO
     if start and end and end < start:
         raise ValidationError("--to", f"{end} is before --from {start}")
     e = LedgerEntry
-    q = (sa.select(e, Patient).join(Patient, Patient.id == e.patient_id)
-         .where(e.org_id == ctx.org_id, e.kind.in_(ledger.PAYMENT_KINDS)).order_by(e.effective_date, e.id))
+    q = (
+        sa.select(e, Patient)
+        .join(Patient, Patient.id == e.patient_id)
+        .where(e.org_id == ctx.org_id, e.kind.in_(ledger.PAYMENT_KINDS))
+        .order_by(e.effective_date, e.id)
+    )
     if patient is not None and str(patient).strip():
         q = q.where(e.patient_id == _patient(ctx, patient).id)
     if start:
@@ -372,7 +479,15 @@ def list_payments(ctx, *, patient=None, since=None, until=None) -> list[PaymentO
     apps = _applications(ctx, [entry.id for entry, _ in rows])
     out = [_out(ctx, entry, pat, totals=False, applied=apps.get(entry.id, [])) for entry, pat in rows]
     if out:
-        audit.record(ctx, audit.Event("read", "ledger_entry", None, patient_ids=sorted({o.patient_id for o in out}),
-                                      fields=["kind", "amount", "method"],
-                                      detail=f"payments {start or ''}..{end or ''}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "ledger_entry",
+                None,
+                patient_ids=sorted({o.patient_id for o in out}),
+                fields=["kind", "amount", "method"],
+                detail=f"payments {start or ''}..{end or ''}",
+            ),
+        )
     return out

@@ -48,8 +48,12 @@ CHUNK = 500
 DENIAL_RULE = "DENIAL"
 PATIENT_RESPONSIBILITY = "patient_resp"  # claim status: paid nothing, the allowed amount is the patient's
 REVERSAL = "22"  # CLP02
-ADJUSTMENT_KIND = {"CO": "contractual_adjustment", "OA": "other_adjustment", "PI": "other_adjustment",
-                   "CR": "other_adjustment"}
+ADJUSTMENT_KIND = {
+    "CO": "contractual_adjustment",
+    "OA": "other_adjustment",
+    "PI": "other_adjustment",
+    "CR": "other_adjustment",
+}
 MAX_LIST = 500
 PRIOR_PAYER = "23"  # CARC 23: the impact of prior payer(s) adjudication (on a secondary claim's 835)
 CROSSOVER = ("19", "20", "21")  # CLP02: processed and forwarded by the payer to the next one
@@ -92,6 +96,7 @@ def _day(value) -> str | None:
 
 # ---- the stored form of a claim payment ------------------------------------------------------
 
+
 def claim_detail(c, fallback_date: dt.date | None = None) -> dict:
     """What posting needs of a parsed ClaimPayment, as JSON-able data (kept in remit_claim so a
     claim matched by hand later posts exactly what the payer sent)."""
@@ -103,20 +108,32 @@ def claim_detail(c, fallback_date: dt.date | None = None) -> dict:
         return [[a.group.strip().upper(), normalize(a.reason), _cents(a.amount)] for a in items]
 
     return {
-        "status": c.status_code, "charge": _cents(c.charge_amount), "paid": _cents(c.paid_amount),
-        "pr": _cents(c.patient_responsibility), "pcn": c.payer_claim_control_number, "date": _day(claim_date),
-        "adj": adj(c.adjustments), "remarks": list(c.remark_codes),
-        "lines": [{
-            "code": (ln.original_procedure or ln.procedure).code,
-            "mods": list((ln.original_procedure or ln.procedure).modifiers),
-            "paid_code": ln.procedure.code if ln.original_procedure else None,
-            "date": _day(ln.service_date_from or claim_date), "charge": _cents(ln.charge_amount),
-            "paid": _cents(ln.paid_amount), "adj": adj(ln.adjustments), "remarks": list(ln.remark_codes),
-        } for ln in c.lines],
+        "status": c.status_code,
+        "charge": _cents(c.charge_amount),
+        "paid": _cents(c.paid_amount),
+        "pr": _cents(c.patient_responsibility),
+        "pcn": c.payer_claim_control_number,
+        "date": _day(claim_date),
+        "adj": adj(c.adjustments),
+        "remarks": list(c.remark_codes),
+        "lines": [
+            {
+                "code": (ln.original_procedure or ln.procedure).code,
+                "mods": list((ln.original_procedure or ln.procedure).modifiers),
+                "paid_code": ln.procedure.code if ln.original_procedure else None,
+                "date": _day(ln.service_date_from or claim_date),
+                "charge": _cents(ln.charge_amount),
+                "paid": _cents(ln.paid_amount),
+                "adj": adj(ln.adjustments),
+                "remarks": list(ln.remark_codes),
+            }
+            for ln in c.lines
+        ],
     }
 
 
 # ---- posting plan ----------------------------------------------------------------------------
+
 
 @dataclass
 class _ClaimInfo:
@@ -144,13 +161,30 @@ class _Plan:
         self.patients: set[int] = set()
         self.transferred: set[int] = set()
 
-    def entry(self, claim: _ClaimInfo, line_id, kind: str, cents: int, responsibility: str, batch: str,
-              reference: str | None) -> int:
-        self.ledger.append(dict(
-            org_id=self.ctx.org_id, kind=kind, amount_cents=cents, responsibility=responsibility,
-            patient_id=claim.patient_id, encounter_id=claim.encounter_id, claim_id=claim.id, claim_line_id=line_id,
-            payer_id=claim.payer_id, posted_at=self.now, effective_date=self.when, reverses_id=None, pair_id=None,
-            reference=reference, batch=batch, created_by=self.ctx.actor.user_id, method=None))
+    def entry(
+        self, claim: _ClaimInfo, line_id, kind: str, cents: int, responsibility: str, batch: str, reference: str | None
+    ) -> int:
+        self.ledger.append(
+            dict(
+                org_id=self.ctx.org_id,
+                kind=kind,
+                amount_cents=cents,
+                responsibility=responsibility,
+                patient_id=claim.patient_id,
+                encounter_id=claim.encounter_id,
+                claim_id=claim.id,
+                claim_line_id=line_id,
+                payer_id=claim.payer_id,
+                posted_at=self.now,
+                effective_date=self.when,
+                reverses_id=None,
+                pair_id=None,
+                reference=reference,
+                batch=batch,
+                created_by=self.ctx.actor.user_id,
+                method=None,
+            )
+        )
         self.patients.add(claim.patient_id)
         return len(self.ledger) - 1
 
@@ -166,8 +200,7 @@ class _Plan:
             self.pairs.append((into, out))
             self.transferred.add(claim.patient_id)
         else:
-            self.entry(claim, line_id, ADJUSTMENT_KIND.get(group, "other_adjustment"), -cents, "insurance", batch,
-                       ref)
+            self.entry(claim, line_id, ADJUSTMENT_KIND.get(group, "other_adjustment"), -cents, "insurance", batch, ref)
 
     def post(self, rc_id: int, d: dict, claim: _ClaimInfo, trace: str) -> list[str]:
         """Plan the entries of one claim payment; returns warnings (lines that matched no claim
@@ -179,8 +212,9 @@ class _Plan:
         for n, ln in enumerate(d["lines"], 1):
             match = _match_line(free, ln)
             if match is None:
-                warnings.append(f"claim {claim.id}: service line {n} ({ln['code']}) matches no claim line; "
-                                "posted on the claim")
+                warnings.append(
+                    f"claim {claim.id}: service line {n} ({ln['code']}) matches no claim line; posted on the claim"
+                )
                 line_id = None
             else:
                 free.remove(match)
@@ -190,17 +224,35 @@ class _Plan:
                 line_paid += ln["paid"]
             for group, reason, cents in ln["adj"]:
                 self.adjust(claim, line_id, group, reason, cents, batch)
-                self.adjustments.append(dict(org_id=self.ctx.org_id, remit_claim_id=rc_id, claim_id=claim.id,
-                                             claim_line_id=line_id, group_code=group[:2], reason_code=reason[:5],
-                                             amount_cents=cents, remarks=",".join(ln["remarks"])[:200] or None))
+                self.adjustments.append(
+                    dict(
+                        org_id=self.ctx.org_id,
+                        remit_claim_id=rc_id,
+                        claim_id=claim.id,
+                        claim_line_id=line_id,
+                        group_code=group[:2],
+                        reason_code=reason[:5],
+                        amount_cents=cents,
+                        remarks=",".join(ln["remarks"])[:200] or None,
+                    )
+                )
         rest = d["paid"] - line_paid
         if rest:
             self.entry(claim, None, "insurance_payment", -rest, "insurance", batch, f"TRN {trace}")
         for group, reason, cents in d["adj"]:
             self.adjust(claim, None, group, reason, cents, batch)
-            self.adjustments.append(dict(org_id=self.ctx.org_id, remit_claim_id=rc_id, claim_id=claim.id,
-                                         claim_line_id=None, group_code=group[:2], reason_code=reason[:5],
-                                         amount_cents=cents, remarks=",".join(d["remarks"])[:200] or None))
+            self.adjustments.append(
+                dict(
+                    org_id=self.ctx.org_id,
+                    remit_claim_id=rc_id,
+                    claim_id=claim.id,
+                    claim_line_id=None,
+                    group_code=group[:2],
+                    reason_code=reason[:5],
+                    amount_cents=cents,
+                    remarks=",".join(d["remarks"])[:200] or None,
+                )
+            )
         return warnings
 
     def reverse(self, rc_id: int, entries: list, trace: str) -> None:
@@ -208,12 +260,27 @@ class _Plan:
         index: dict[int, int] = {}
         ordered = sorted(entries, key=lambda e: (e.pair_id is not None, e.id))
         for e in ordered:
-            self.ledger.append(dict(
-                org_id=e.org_id, kind=e.kind, amount_cents=-e.amount_cents, responsibility=e.responsibility,
-                patient_id=e.patient_id, encounter_id=e.encounter_id, claim_id=e.claim_id,
-                claim_line_id=e.claim_line_id, payer_id=e.payer_id, posted_at=self.now, effective_date=self.when,
-                reverses_id=e.id, pair_id=None, reference=f"reversal TRN {trace}"[:200], batch=f"835:{rc_id}",
-                created_by=self.ctx.actor.user_id, method=None))
+            self.ledger.append(
+                dict(
+                    org_id=e.org_id,
+                    kind=e.kind,
+                    amount_cents=-e.amount_cents,
+                    responsibility=e.responsibility,
+                    patient_id=e.patient_id,
+                    encounter_id=e.encounter_id,
+                    claim_id=e.claim_id,
+                    claim_line_id=e.claim_line_id,
+                    payer_id=e.payer_id,
+                    posted_at=self.now,
+                    effective_date=self.when,
+                    reverses_id=e.id,
+                    pair_id=None,
+                    reference=f"reversal TRN {trace}"[:200],
+                    batch=f"835:{rc_id}",
+                    created_by=self.ctx.actor.user_id,
+                    method=None,
+                )
+            )
             index[e.id] = len(self.ledger) - 1
             self.patients.add(e.patient_id)
             if e.pair_id is not None and e.pair_id in index:
@@ -272,21 +339,39 @@ def _claims_by_control(ctx, numbers: list[str]) -> dict[str, _ClaimInfo]:
     s = ctx.session
     wanted = sorted(set(numbers) | {_control_key(n) for n in numbers})
     for i in range(0, len(wanted), CHUNK):
-        part = wanted[i:i + CHUNK]
-        for r in s.execute(sa.select(Claim.id, Claim.control_number, Claim.patient_id, Claim.encounter_id,
-                                     Claim.payer_id, Claim.status, Claim.payer_claim_number,
-                                     Claim.primary_claim_id)
-                           .where(Claim.org_id == ctx.org_id, Claim.control_number.in_(part))):
-            by_control[r.control_number] = _ClaimInfo(r.id, r.patient_id, r.encounter_id, r.payer_id, r.status,
-                                                      r.payer_claim_number, primary_claim_id=r.primary_claim_id)
+        part = wanted[i : i + CHUNK]
+        for r in s.execute(
+            sa.select(
+                Claim.id,
+                Claim.control_number,
+                Claim.patient_id,
+                Claim.encounter_id,
+                Claim.payer_id,
+                Claim.status,
+                Claim.payer_claim_number,
+                Claim.primary_claim_id,
+            ).where(Claim.org_id == ctx.org_id, Claim.control_number.in_(part))
+        ):
+            by_control[r.control_number] = _ClaimInfo(
+                r.id,
+                r.patient_id,
+                r.encounter_id,
+                r.payer_id,
+                r.status,
+                r.payer_claim_number,
+                primary_claim_id=r.primary_claim_id,
+            )
     by_id = {c.id: c for c in by_control.values()}
     ids = sorted(by_id)
     for i in range(0, len(ids), CHUNK):
-        for r in s.execute(sa.select(ClaimLine.id, ClaimLine.claim_id, ClaimLine.code, ClaimLine.modifiers,
-                                     ClaimLine.service_date).where(ClaimLine.claim_id.in_(ids[i:i + CHUNK]))
-                           .order_by(ClaimLine.claim_id, ClaimLine.seq)):
-            by_id[r.claim_id].lines.append((r.id, r.code, tuple(m for m in r.modifiers.split(",") if m),
-                                            r.service_date))
+        for r in s.execute(
+            sa.select(ClaimLine.id, ClaimLine.claim_id, ClaimLine.code, ClaimLine.modifiers, ClaimLine.service_date)
+            .where(ClaimLine.claim_id.in_(ids[i : i + CHUNK]))
+            .order_by(ClaimLine.claim_id, ClaimLine.seq)
+        ):
+            by_id[r.claim_id].lines.append(
+                (r.id, r.code, tuple(m for m in r.modifiers.split(",") if m), r.service_date)
+            )
     found: dict[str, _ClaimInfo] = {}
     for n in numbers:
         info = by_control.get(n) or by_control.get(_control_key(n))
@@ -309,22 +394,43 @@ def _reversible(ctx, claim_id: int, d: dict, rc_id: int) -> tuple[int, list] | N
 
     s = ctx.session
     rev = sa.orm.aliased(LedgerEntry)
-    candidates = s.execute(
-        sa.select(RemitClaim).where(RemitClaim.claim_id == claim_id, RemitClaim.posted_at.is_not(None),
-                                    RemitClaim.status_code != REVERSAL, RemitClaim.id != rc_id)
-        .order_by(RemitClaim.id.desc())).scalars().all()
-    ranked = sorted(candidates, key=lambda c: (c.paid_cents != -d["paid"],
-                                               bool(d["pcn"]) and c.payer_claim_number != d["pcn"], -c.id))
+    candidates = (
+        s.execute(
+            sa.select(RemitClaim)
+            .where(
+                RemitClaim.claim_id == claim_id,
+                RemitClaim.posted_at.is_not(None),
+                RemitClaim.status_code != REVERSAL,
+                RemitClaim.id != rc_id,
+            )
+            .order_by(RemitClaim.id.desc())
+        )
+        .scalars()
+        .all()
+    )
+    ranked = sorted(
+        candidates,
+        key=lambda c: (c.paid_cents != -d["paid"], bool(d["pcn"]) and c.payer_claim_number != d["pcn"], -c.id),
+    )
     for cand in ranked:
-        entries = s.execute(sa.select(LedgerEntry).where(
-            LedgerEntry.batch == f"835:{cand.id}", LedgerEntry.reverses_id.is_(None),
-            ~sa.exists().where(rev.reverses_id == LedgerEntry.id))).scalars().all()
+        entries = (
+            s.execute(
+                sa.select(LedgerEntry).where(
+                    LedgerEntry.batch == f"835:{cand.id}",
+                    LedgerEntry.reverses_id.is_(None),
+                    ~sa.exists().where(rev.reverses_id == LedgerEntry.id),
+                )
+            )
+            .scalars()
+            .all()
+        )
         if entries:
             return cand.id, entries
     return None
 
 
 # ---- claim status and denials ----------------------------------------------------------------
+
 
 def _outcome(d: dict) -> str:
     """The claim's status after this payment: `denied` when the payer says so (CLP02 4) or paid
@@ -356,7 +462,8 @@ def denial_reason(d: dict) -> tuple[str, str]:
 
     present = [a for a in _all_adjustments(d) if a[2] and a[1] != PRIOR_PAYER]
     adj = sorted((a for a in present if is_denial_reason(a[0], a[1])), key=lambda a: -abs(a[2])) or sorted(
-        (a for a in present if a[0] != "PR"), key=lambda a: -abs(a[2]))
+        (a for a in present if a[0] != "PR"), key=lambda a: -abs(a[2])
+    )
     if not adj:
         return "", "denied (claim status 4) without a reason code"
     group, reason, _ = adj[0]
@@ -382,33 +489,58 @@ def _settle(ctx, settled: list[tuple[_ClaimInfo, dict]], trace: str, payer_name:
         outcome = _outcome(d)
         status = info.status if info.status in ("void", "closed") else outcome
         updates.append({"b_id": info.id, "b_status": status, "b_pcn": (d["pcn"] or None) and d["pcn"][:50]})
-        note = (f"835 {trace}: reversal of a payment" if d["status"] == REVERSAL
-                else f"835 {trace}: paid {_money(d['paid'])}")
+        note = (
+            f"835 {trace}: reversal of a payment"
+            if d["status"] == REVERSAL
+            else f"835 {trace}: paid {_money(d['paid'])}"
+        )
         events.append(dict(claim_id=info.id, at=now, status=status, note=note[:500], user_id=ctx.actor.user_id))
         if outcome == "denied":
             reason, text = denial_reason(d)
-            denials.append(dict(org_id=ctx.org_id, encounter_id=info.encounter_id, claim_id=info.id,
-                                rule_id=DENIAL_RULE, severity="error", field=reason or None,
-                                message=f"denied by {payer_name}: {text}"[:500], created_at=now, resolved_at=None))
+            denials.append(
+                dict(
+                    org_id=ctx.org_id,
+                    encounter_id=info.encounter_id,
+                    claim_id=info.id,
+                    rule_id=DENIAL_RULE,
+                    severity="error",
+                    field=reason or None,
+                    message=f"denied by {payer_name}: {text}"[:500],
+                    created_at=now,
+                    resolved_at=None,
+                )
+            )
         elif d["status"] != REVERSAL:
             paid.append(info.id)  # paid after all (e.g. on appeal): its denial is settled
         info.status = status
     summary.denied += len(denials)
     s.flush()
     s.connection().execute(
-        sa.update(Claim.__table__).where(Claim.__table__.c.id == sa.bindparam("b_id"))
-        .values(status=sa.bindparam("b_status"), updated_at=now,
-                payer_claim_number=sa.func.coalesce(Claim.__table__.c.payer_claim_number, sa.bindparam("b_pcn"))),
-        updates)
+        sa.update(Claim.__table__)
+        .where(Claim.__table__.c.id == sa.bindparam("b_id"))
+        .values(
+            status=sa.bindparam("b_status"),
+            updated_at=now,
+            payer_claim_number=sa.func.coalesce(Claim.__table__.c.payer_claim_number, sa.bindparam("b_pcn")),
+        ),
+        updates,
+    )
     bulk_insert(s, ClaimEvent.__table__, events)
     for i in range(0, len(paid), CHUNK):
-        s.execute(sa.update(WorklistItem).where(WorklistItem.claim_id.in_(paid[i:i + CHUNK]),
-                                                WorklistItem.rule_id == DENIAL_RULE,
-                                                WorklistItem.resolved_at.is_(None)).values(resolved_at=now))
+        s.execute(
+            sa.update(WorklistItem)
+            .where(
+                WorklistItem.claim_id.in_(paid[i : i + CHUNK]),
+                WorklistItem.rule_id == DENIAL_RULE,
+                WorklistItem.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
     bulk_insert(s, WorklistItem.__table__, denials)
 
 
 # ---- import ----------------------------------------------------------------------------------
+
 
 def _payer_row(ctx, identifier: str | None, name: str):
     from hpms.models import Payer
@@ -454,8 +586,9 @@ def _parse(name: str, text: str) -> list:
     return remits
 
 
-def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = False,
-                force: bool = False) -> ImportSummary:
+def import_file(
+    ctx, path, *, dry_run: bool = False, keep_unmatched: bool = False, force: bool = False
+) -> ImportSummary:
     """Post an 835 file (see the module docstring). `force` posts a payment whose trace number
     was posted for another amount or date, and a file paid to another payee. Raises
     ValidationError (not an 835, does not balance), NotFoundError (none of its claims was billed
@@ -467,14 +600,25 @@ def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = Fals
     name, sha, text = _read(path)
     summary = ImportSummary(file=name, sha256=sha, dry_run=dry_run)
     s = ctx.session
-    seen = s.execute(sa.select(RemitFile).where(RemitFile.org_id == ctx.org_id, RemitFile.sha256 == sha)
-                     ).scalar_one_or_none()
+    seen = s.execute(
+        sa.select(RemitFile).where(RemitFile.org_id == ctx.org_id, RemitFile.sha256 == sha)
+    ).scalar_one_or_none()
     if seen is not None:
         summary.duplicate = True
-        summary.already_posted.append({"trace_number": None, "payer": None, "payment": None, "payment_date": None,
-                                       "file_id": seen.id, "file": seen.filename})
-        summary.warnings.append(f"{name} was already posted as file {seen.id} ({seen.filename}, imported "
-                                f"{seen.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted")
+        summary.already_posted.append(
+            {
+                "trace_number": None,
+                "payer": None,
+                "payment": None,
+                "payment_date": None,
+                "file_id": seen.id,
+                "file": seen.filename,
+            }
+        )
+        summary.warnings.append(
+            f"{name} was already posted as file {seen.id} ({seen.filename}, imported "
+            f"{seen.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted"
+        )
         return summary
     remits = _parse(name, text)
     _check_payee(ctx, name, remits, summary, force)
@@ -484,8 +628,15 @@ def import_file(ctx, path, *, dry_run: bool = False, keep_unmatched: bool = Fals
             _post_file(ctx, name, sha, remits, summary, keep_unmatched, force)
         finally:
             nested.rollback()
-        audit.record(ctx, audit.Event("read", "remittance", None, detail=f"dry run of {name}: "
-                                      f"{summary.posted} claims would post, {len(summary.unmatched)} unmatched"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "remittance",
+                None,
+                detail=f"dry run of {name}: {summary.posted} claims would post, {len(summary.unmatched)} unmatched",
+            ),
+        )
         return summary
     _post_file(ctx, name, sha, remits, summary, keep_unmatched, force)
     return summary
@@ -497,10 +648,12 @@ def _practice_ids(ctx) -> tuple[set[str], str | None]:
     from hpms.models import BillingProfile, Location, Provider
 
     s = ctx.session
-    npis = set(s.execute(sa.select(Location.npi).where(Location.org_id == ctx.org_id,
-                                                       Location.npi.is_not(None))).scalars())
-    npis |= set(s.execute(sa.select(Provider.npi).where(Provider.org_id == ctx.org_id,
-                                                        Provider.npi.is_not(None))).scalars())
+    npis = set(
+        s.execute(sa.select(Location.npi).where(Location.org_id == ctx.org_id, Location.npi.is_not(None))).scalars()
+    )
+    npis |= set(
+        s.execute(sa.select(Provider.npi).where(Provider.org_id == ctx.org_id, Provider.npi.is_not(None))).scalars()
+    )
     profile = s.get(BillingProfile, ctx.org_id)
     return {n for n in npis if n}, profile.tax_id if profile else None
 
@@ -515,14 +668,17 @@ def _check_payee(ctx, name: str, remits: list, summary: ImportSummary, force: bo
     for r in remits:
         npi, tin = (r.payee_npi or "").strip(), "".join(ch for ch in (r.payee_tin or "") if ch.isdigit())
         if not npi and not tin:
-            summary.warnings.append(f"payment {r.trace_number}: the payee ({r.payee_name or 'unnamed'}) has no NPI "
-                                    "or tax id to check")
+            summary.warnings.append(
+                f"payment {r.trace_number}: the payee ({r.payee_name or 'unnamed'}) has no NPI or tax id to check"
+            )
             continue
         if (npi and npi in npis) or (tin and tin == tax_id):
             continue
         ids = ", ".join(x for x in (f"NPI {npi}" if npi else "", f"tax id {tin}" if tin else "") if x)
-        message = (f"payment {r.trace_number} in {name} is paid to {r.payee_name or 'another payee'} ({ids}), "
-                   "not to this practice")
+        message = (
+            f"payment {r.trace_number} in {name} is paid to {r.payee_name or 'another payee'} ({ids}), "
+            "not to this practice"
+        )
         if force:
             summary.warnings.append(message + "; posted as asked")
             continue
@@ -546,11 +702,19 @@ def _not_posted(ctx, remits: list, summary: ImportSummary, force: bool) -> list:
     posted: dict[tuple[str, str], list] = {}
     for payer, trace in sorted({(_payer_key(r), r.trace_number[:50]) for r in remits}):
         posted[(payer, trace)] = ctx.session.execute(
-            sa.select(Remittance.remit_file_id, Remittance.payment_cents, Remittance.payment_date, RemitFile.filename,
-                      RemitFile.imported_at)
+            sa.select(
+                Remittance.remit_file_id,
+                Remittance.payment_cents,
+                Remittance.payment_date,
+                RemitFile.filename,
+                RemitFile.imported_at,
+            )
             .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
-            .where(Remittance.org_id == ctx.org_id, Remittance.payer_identifier == payer,
-                   Remittance.trace_number == trace).order_by(Remittance.id)).all()
+            .where(
+                Remittance.org_id == ctx.org_id, Remittance.payer_identifier == payer, Remittance.trace_number == trace
+            )
+            .order_by(Remittance.id)
+        ).all()
     fresh: list = []
     in_file: dict[tuple[str, str], list[tuple[int, dt.date | None]]] = {}
     for r in remits:
@@ -560,12 +724,21 @@ def _not_posted(ctx, remits: list, summary: ImportSummary, force: bool) -> list:
         same = next((p for p in posted[key] if (p.payment_cents, p.payment_date) == (amount, day)), None)
         if same is not None:
             summary.already_imported += 1
-            summary.already_posted.append({
-                "trace_number": r.trace_number, "payer": r.payer_name or key[0], "payment": _money(amount),
-                "payment_date": day, "file_id": same.remit_file_id, "file": same.filename})
-            summary.warnings.append(f"{who} ({_money(amount)} on {_day(day) or 'no date'}) was already posted as "
-                                    f"file {same.remit_file_id} ({same.filename}, imported "
-                                    f"{same.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted")
+            summary.already_posted.append(
+                {
+                    "trace_number": r.trace_number,
+                    "payer": r.payer_name or key[0],
+                    "payment": _money(amount),
+                    "payment_date": day,
+                    "file_id": same.remit_file_id,
+                    "file": same.filename,
+                }
+            )
+            summary.warnings.append(
+                f"{who} ({_money(amount)} on {_day(day) or 'no date'}) was already posted as "
+                f"file {same.remit_file_id} ({same.filename}, imported "
+                f"{same.imported_at:%Y-%m-%d %H:%M} UTC); nothing posted"
+            )
             continue
         if (amount, day) in in_file.get(key, []):
             summary.already_imported += 1
@@ -578,7 +751,8 @@ def _not_posted(ctx, remits: list, summary: ImportSummary, force: bool) -> list:
             raise ConflictError(
                 f"{who}: this trace number was already posted in {where} for {_money(c)} on {_day(d) or 'no date'}; "
                 f"this payment is {_money(amount)} on {_day(day) or 'no date'}; nothing posted",
-                hint="if it is a new payment that reuses the trace number, add --force")
+                hint="if it is a new payment that reuses the trace number, add --force",
+            )
         in_file.setdefault(key, []).append((amount, day))
         fresh.append(r)
     return fresh
@@ -598,12 +772,13 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
     if total and not claims and not keep_unmatched:
         numbers = sorted({c.patient_control_number for r in fresh for c in r.claims})
         shown = ", ".join(numbers[:5]) + (" ..." if len(numbers) > 5 else "")
-        raise NotFoundError(f"none of the {total} claims in {name} was billed by hpms (CLP01 {shown}); "
-                            "nothing posted: is the file for this practice?",
-                            hint="add --keep-unmatched to keep them for `hpms remits match`")
+        raise NotFoundError(
+            f"none of the {total} claims in {name} was billed by hpms (CLP01 {shown}); "
+            "nothing posted: is the file for this practice?",
+            hint="add --keep-unmatched to keep them for `hpms remits match`",
+        )
     now = ctx.now()
-    rf = RemitFile(org_id=ctx.org_id, filename=name[:200], sha256=sha, imported_at=now,
-                   imported_by=ctx.actor.user_id)
+    rf = RemitFile(org_id=ctx.org_id, filename=name[:200], sha256=sha, imported_at=now, imported_by=ctx.actor.user_id)
     s.add(rf)
     s.flush()
     patients: set[int] = set()
@@ -611,13 +786,22 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
     primaries: list[int] = []
     for r in fresh:
         payer_ident = (r.payer_id or r.payer_name or "unknown")[:80]
-        rem = Remittance(org_id=ctx.org_id, remit_file_id=rf.id, isa_control=r.isa_control[:9],
-                         st_control=r.st_control[:9], payer_identifier=payer_ident, payer_name=r.payer_name[:60],
-                         payer_id=_payer_row(ctx, r.payer_id, r.payer_name), trace_number=r.trace_number[:50],
-                         payment_cents=_cents(r.payment_amount), payment_method=(r.payment_method or None),
-                         payment_date=r.payment_date,
-                         provider_adjustment_cents=sum(_cents(p.amount) for p in r.provider_adjustments),
-                         claims=len(r.claims), created_at=now)
+        rem = Remittance(
+            org_id=ctx.org_id,
+            remit_file_id=rf.id,
+            isa_control=r.isa_control[:9],
+            st_control=r.st_control[:9],
+            payer_identifier=payer_ident,
+            payer_name=r.payer_name[:60],
+            payer_id=_payer_row(ctx, r.payer_id, r.payer_name),
+            trace_number=r.trace_number[:50],
+            payment_cents=_cents(r.payment_amount),
+            payment_method=(r.payment_method or None),
+            payment_date=r.payment_date,
+            provider_adjustment_cents=sum(_cents(p.amount) for p in r.provider_adjustments),
+            claims=len(r.claims),
+            created_at=now,
+        )
         s.add(rem)
         s.flush()
         summary.payment += r.payment_amount
@@ -631,20 +815,37 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
             d = claim_detail(c)
             info = claims.get(c.patient_control_number)
             patient = c.patient
-            rows.append(dict(
-                id=rc_id, org_id=ctx.org_id, remittance_id=rem.id, seq=seq,
-                patient_control_number=c.patient_control_number[:38], status_code=c.status_code[:2],
-                charge_cents=d["charge"], paid_cents=d["paid"], patient_resp_cents=d["pr"],
-                payer_claim_number=(d["pcn"] or None) and d["pcn"][:50],
-                patient_name=(f"{patient.name}, {patient.first or ''}".strip(", ")[:120] if patient else None),
-                service_date=c.service_date_from, claim_id=info.id if info else None,
-                posted_at=None, remarks=",".join(d["remarks"])[:200] or None,
-                detail=json.dumps(d, separators=(",", ":"))))
+            rows.append(
+                dict(
+                    id=rc_id,
+                    org_id=ctx.org_id,
+                    remittance_id=rem.id,
+                    seq=seq,
+                    patient_control_number=c.patient_control_number[:38],
+                    status_code=c.status_code[:2],
+                    charge_cents=d["charge"],
+                    paid_cents=d["paid"],
+                    patient_resp_cents=d["pr"],
+                    payer_claim_number=(d["pcn"] or None) and d["pcn"][:50],
+                    patient_name=(f"{patient.name}, {patient.first or ''}".strip(", ")[:120] if patient else None),
+                    service_date=c.service_date_from,
+                    claim_id=info.id if info else None,
+                    posted_at=None,
+                    remarks=",".join(d["remarks"])[:200] or None,
+                    detail=json.dumps(d, separators=(",", ":")),
+                )
+            )
             summary.claims += 1
             if info is None:
-                summary.unmatched.append({"row": rc_id, "control_number": c.patient_control_number,
-                                          "patient": rows[-1]["patient_name"], "paid": _money(d["paid"]),
-                                          "payer": r.payer_name})
+                summary.unmatched.append(
+                    {
+                        "row": rc_id,
+                        "control_number": c.patient_control_number,
+                        "patient": rows[-1]["patient_name"],
+                        "paid": _money(d["paid"]),
+                        "payer": r.payer_name,
+                    }
+                )
             else:
                 matched.append((rc_id, d, info, rows[-1]))
         bulk_insert(s, RemitClaim.__table__, rows)
@@ -652,27 +853,41 @@ def _post_file(ctx, name, sha, remits, summary: ImportSummary, keep_unmatched: b
             if _plan_one(ctx, plan, rc_id, d, info, r.trace_number, summary):
                 row["posted"] = True
         plan.write()
-        _settle(ctx, [(info, d) for _, d, info, row in matched if row.get("posted")], r.trace_number,
-                r.payer_name or payer_ident, summary)
+        _settle(
+            ctx,
+            [(info, d) for _, d, info, row in matched if row.get("posted")],
+            r.trace_number,
+            r.payer_name or payer_ident,
+            summary,
+        )
         posted_ids = [rc_id for rc_id, _, _, row in matched if row.get("posted")]
         for i in range(0, len(posted_ids), CHUNK):
-            s.execute(sa.update(RemitClaim).where(RemitClaim.id.in_(posted_ids[i:i + CHUNK])).values(posted_at=now))
+            s.execute(sa.update(RemitClaim).where(RemitClaim.id.in_(posted_ids[i : i + CHUNK])).values(posted_at=now))
         patients |= plan.patients
         transferred |= plan.transferred
         primaries += [info.id for _, d, info, row in matched if row.get("posted") and _may_follow(d)]
     s.flush()
     summary.secondary = len(secondary.queue_secondary(ctx, primaries))
     _apply_credit(ctx, transferred)
-    audit.record(ctx, audit.Event("post", "remittance", rf.id, patient_ids=sorted(patients),
-                                  detail=f"{name}: {summary.posted} claims posted, {len(summary.unmatched)} unmatched"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "post",
+            "remittance",
+            rf.id,
+            patient_ids=sorted(patients),
+            detail=f"{name}: {summary.posted} claims posted, {len(summary.unmatched)} unmatched",
+        ),
+    )
 
 
 def _plan_one(ctx, plan: _Plan, rc_id: int, d: dict, info: _ClaimInfo, trace: str, summary: ImportSummary) -> bool:
     if d["status"] == REVERSAL:
         found = _reversible(ctx, info.id, d, rc_id)
         if found is None:
-            summary.warnings.append(f"claim {info.id}: a reversal (CLP02 22) of a payment hpms has not posted; "
-                                    "kept unposted")
+            summary.warnings.append(
+                f"claim {info.id}: a reversal (CLP02 22) of a payment hpms has not posted; kept unposted"
+            )
             return False
         plan.reverse(rc_id, found[1], trace)
         summary.reversals += 1
@@ -701,14 +916,23 @@ def _apply_credit(ctx, patient_ids: set[int]) -> None:
     ids = sorted(patient_ids)
     paying: set[int] = set()
     for i in range(0, len(ids), CHUNK):  # only patients who ever paid can have credit
-        paying.update(ctx.session.execute(sa.select(LedgerEntry.patient_id).distinct().where(
-            LedgerEntry.org_id == ctx.org_id, LedgerEntry.kind == "patient_payment",
-            LedgerEntry.patient_id.in_(ids[i:i + CHUNK]))).scalars())
+        paying.update(
+            ctx.session.execute(
+                sa.select(LedgerEntry.patient_id)
+                .distinct()
+                .where(
+                    LedgerEntry.org_id == ctx.org_id,
+                    LedgerEntry.kind == "patient_payment",
+                    LedgerEntry.patient_id.in_(ids[i : i + CHUNK]),
+                )
+            ).scalars()
+        )
     for pid in sorted(paying):
         payments._apply_credit(ctx, pid)
 
 
 # ---- unmatched claims, listing -----------------------------------------------------------------
+
 
 def unmatched(ctx, *, limit: int = MAX_LIST) -> list[dict]:
     """Claim payments not posted yet (no hpms claim matched them), oldest first."""
@@ -716,17 +940,32 @@ def unmatched(ctx, *, limit: int = MAX_LIST) -> list[dict]:
 
     require(ctx.actor, "remits.import")
     rows = ctx.session.execute(
-        sa.select(RemitClaim, Remittance.payer_name, Remittance.trace_number, Remittance.payment_date,
-                  RemitFile.filename)
+        sa.select(
+            RemitClaim, Remittance.payer_name, Remittance.trace_number, Remittance.payment_date, RemitFile.filename
+        )
         .join(Remittance, Remittance.id == RemitClaim.remittance_id)
         .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
         .where(RemitClaim.org_id == ctx.org_id, RemitClaim.posted_at.is_(None))
-        .order_by(RemitClaim.id).limit(limit)).all()
-    out = [{"row": rc.id, "file": filename, "payer": payer, "trace_number": trace, "payment_date": pay_date,
-            "control_number": rc.patient_control_number, "status_code": rc.status_code, "patient": rc.patient_name,
-            "service_date": rc.service_date, "charge": _money(rc.charge_cents), "paid": _money(rc.paid_cents),
-            "claim_id": rc.claim_id}
-           for rc, payer, trace, pay_date, filename in rows]
+        .order_by(RemitClaim.id)
+        .limit(limit)
+    ).all()
+    out = [
+        {
+            "row": rc.id,
+            "file": filename,
+            "payer": payer,
+            "trace_number": trace,
+            "payment_date": pay_date,
+            "control_number": rc.patient_control_number,
+            "status_code": rc.status_code,
+            "patient": rc.patient_name,
+            "service_date": rc.service_date,
+            "charge": _money(rc.charge_cents),
+            "paid": _money(rc.paid_cents),
+            "claim_id": rc.claim_id,
+        }
+        for rc, payer, trace, pay_date, filename in rows
+    ]
     if out:
         audit.record(ctx, audit.Event("read", "remit_claim", None, detail=f"{len(out)} unmatched claim payments"))
     return out
@@ -769,8 +1008,12 @@ def match(ctx, row_id, claim_ref) -> ImportSummary:
     if _may_follow(d):
         summary.secondary = len(secondary.queue_secondary(ctx, [claim.id]))
     _apply_credit(ctx, plan.transferred)
-    audit.record(ctx, audit.Event("post", "remit_claim", rc.id, patient_id=claim.patient_id,
-                                  detail=f"matched by hand to claim {claim.id}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "post", "remit_claim", rc.id, patient_id=claim.patient_id, detail=f"matched by hand to claim {claim.id}"
+        ),
+    )
     return summary
 
 
@@ -779,14 +1022,33 @@ def list_remittances(ctx, *, limit: int = 100) -> list[dict]:
     from hpms.models import RemitClaim, RemitFile, Remittance
 
     require(ctx.actor, "remits.import")
-    posted = (sa.select(sa.func.count()).where(RemitClaim.remittance_id == Remittance.id,
-                                               RemitClaim.posted_at.is_not(None)).scalar_subquery())
+    posted = (
+        sa.select(sa.func.count())
+        .where(RemitClaim.remittance_id == Remittance.id, RemitClaim.posted_at.is_not(None))
+        .scalar_subquery()
+    )
     rows = ctx.session.execute(
         sa.select(Remittance, RemitFile.filename, RemitFile.imported_at, posted.label("posted"))
         .join(RemitFile, RemitFile.id == Remittance.remit_file_id)
-        .where(Remittance.org_id == ctx.org_id).order_by(Remittance.id.desc()).limit(limit)).all()
-    return [{"id": r.id, "file_id": r.remit_file_id, "file": filename, "imported_at": imported, "payer": r.payer_name or r.payer_identifier,
-             "trace_number": r.trace_number, "payment_date": r.payment_date, "method": r.payment_method,
-             "payment": _money(r.payment_cents), "provider_adjustments": _money(r.provider_adjustment_cents),
-             "claims": r.claims, "posted": n, "unmatched": r.claims - n}
-            for r, filename, imported, n in rows]
+        .where(Remittance.org_id == ctx.org_id)
+        .order_by(Remittance.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "file_id": r.remit_file_id,
+            "file": filename,
+            "imported_at": imported,
+            "payer": r.payer_name or r.payer_identifier,
+            "trace_number": r.trace_number,
+            "payment_date": r.payment_date,
+            "method": r.payment_method,
+            "payment": _money(r.payment_cents),
+            "provider_adjustments": _money(r.provider_adjustment_cents),
+            "claims": r.claims,
+            "posted": n,
+            "unmatched": r.claims - n,
+        }
+        for r, filename, imported, n in rows
+    ]

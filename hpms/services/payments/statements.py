@@ -29,7 +29,8 @@ from hpms.models.billing_out import money
 from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import STATEMENT_FORMATS, Statement
 from hpms.services.payments import ledger, payments
-from hpms.services.platform import audit, validation as v
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
 BUCKETS = ("current", "31-60", "61-90", "90+")
@@ -59,6 +60,7 @@ class StatementRunOut(BaseModel):
 
 
 # ---- arguments -----------------------------------------------------------------------------
+
 
 def parse_min_balance(value) -> int:
     """A money amount of at least zero, as cents."""
@@ -100,6 +102,7 @@ def check_directory(out) -> Path:
 
 # ---- what a statement says -----------------------------------------------------------------
 
+
 def _postal(code: str | None) -> str | None:
     """A US ZIP+4 kept as nine digits is printed 12345-6789."""
     return f"{code[:5]}-{code[5:]}" if code and len(code) == 9 and code.isdigit() else code
@@ -130,19 +133,35 @@ def _activity(ctx, patient_id: int, since: dt.datetime | None) -> list[dict]:
             continue  # a transfer is shown once, as the change in the patient's share
         patient_side = e.responsibility == "patient"
         on_account = None if e.kind in (*TRANSFERS, *ledger.PAYMENT_KINDS) else e.amount_cents
-        rows.append({"date": e.effective_date,
-                     "description": ledger.describe(e.kind, reversal=e.reverses_id is not None, service_date=dos,
-                                                    encounter_id=e.encounter_id, claim=claim_no, code=code,
-                                                    payer=payer_name, method=e.method, brief=True),
-                     "amount": on_account, "share": e.amount_cents if patient_side else None})
+        rows.append(
+            {
+                "date": e.effective_date,
+                "description": ledger.describe(
+                    e.kind,
+                    reversal=e.reverses_id is not None,
+                    service_date=dos,
+                    encounter_id=e.encounter_id,
+                    claim=claim_no,
+                    code=code,
+                    payer=payer_name,
+                    method=e.method,
+                    brief=True,
+                ),
+                "amount": on_account,
+                "share": e.amount_cents if patient_side else None,
+            }
+        )
     return rows
 
 
 def _location(ctx, patient_id: int) -> Location:
     """The location of the patient's latest visit (where the bill comes from), else the first."""
     loc_id = ctx.session.execute(
-        sa.select(Encounter.location_id).where(Encounter.patient_id == patient_id)
-        .order_by(Encounter.service_date.desc(), Encounter.id.desc()).limit(1)).scalar()
+        sa.select(Encounter.location_id)
+        .where(Encounter.patient_id == patient_id)
+        .order_by(Encounter.service_date.desc(), Encounter.id.desc())
+        .limit(1)
+    ).scalar()
     if loc_id is not None:
         return ctx.session.get(Location, loc_id)
     from hpms.services.lookups import resolve_location
@@ -162,41 +181,64 @@ def statement_data(ctx, pat: Patient, *, today: dt.date, previous: Statement | N
     prev_balance = None
     if previous is not None:
         prev_balance = s.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_cents), 0))
-            .where(LedgerEntry.org_id == ctx.org_id, LedgerEntry.patient_id == pat.id,
-                   LedgerEntry.responsibility == "patient",
-                   LedgerEntry.posted_at <= previous.created_at)).scalar_one()
+            sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_cents), 0)).where(
+                LedgerEntry.org_id == ctx.org_id,
+                LedgerEntry.patient_id == pat.id,
+                LedgerEntry.responsibility == "patient",
+                LedgerEntry.posted_at <= previous.created_at,
+            )
+        ).scalar_one()
     loc = _location(ctx, pat.id)
     return {
         "practice": s.get(Organization, ctx.org_id).name,
-        "location": loc.name, "location_address": _address_lines(loc), "location_phone": loc.phone,
+        "location": loc.name,
+        "location_address": _address_lines(loc),
+        "location_phone": loc.phone,
         "patient": " ".join(x for x in (pat.first_name, pat.middle_name, pat.last_name) if x),
-        "patient_address": _address_lines(pat), "mrn": pat.mrn,
-        "period_from": after + dt.timedelta(days=1) if after else None, "period_to": today,
-        "previous_balance": prev_balance, "activity": _activity(ctx, pat.id, previous.created_at if previous else None),
-        "amount_due": max(balance, 0), "credit": max(credit, 0), "aging": aging,
+        "patient_address": _address_lines(pat),
+        "mrn": pat.mrn,
+        "period_from": after + dt.timedelta(days=1) if after else None,
+        "period_to": today,
+        "previous_balance": prev_balance,
+        "activity": _activity(ctx, pat.id, previous.created_at if previous else None),
+        "amount_due": max(balance, 0),
+        "credit": max(credit, 0),
+        "aging": aging,
     }
 
 
 # ---- rendering -----------------------------------------------------------------------------
 
+
 def _period(d: dict) -> str:
-    return f"{d['period_from'].isoformat()} to {d['period_to'].isoformat()}" if d["period_from"] \
+    return (
+        f"{d['period_from'].isoformat()} to {d['period_to'].isoformat()}"
+        if d["period_from"]
         else f"through {d['period_to'].isoformat()}"
+    )
 
 
 def render_txt(d: dict, number: str) -> bytes:
     w = ["PATIENT STATEMENT", "=" * 78, d["practice"], d["location"], *d["location_address"]]
     if d["location_phone"]:
         w.append(f"Phone {d['location_phone']}")
-    w += ["", f"Statement {number}    Date {d['period_to'].isoformat()}    Activity {_period(d)}", "",
-          d["patient"], *d["patient_address"], f"MRN {d['mrn']}", ""]
+    w += [
+        "",
+        f"Statement {number}    Date {d['period_to'].isoformat()}    Activity {_period(d)}",
+        "",
+        d["patient"],
+        *d["patient_address"],
+        f"MRN {d['mrn']}",
+        "",
+    ]
     if d["previous_balance"] is not None:
         w.append(f"Previous balance: {_cents_text(d['previous_balance'])}")
     w.append(f"{'Date':<10}  {'Amount':>10}  {'Your share':>10}  Description")
     for r in d["activity"]:
-        w.append(f"{r['date'].isoformat():<10}  {_cents_text(r['amount']):>10}  {_cents_text(r['share']):>10}  "
-                 f"{r['description']}")
+        w.append(
+            f"{r['date'].isoformat():<10}  {_cents_text(r['amount']):>10}  {_cents_text(r['share']):>10}  "
+            f"{r['description']}"
+        )
     if not d["activity"]:
         w.append("  (no activity)")
     w += ["", f"AMOUNT DUE: {_cents_text(d['amount_due'])}"]
@@ -208,32 +250,34 @@ def render_txt(d: dict, number: str) -> bytes:
 
 def render_html(d: dict, number: str) -> bytes:
     e = html.escape
-    rows = "\n".join(f"<tr><td>{r['date'].isoformat()}</td><td>{e(r['description'])}</td>"
-                     f"<td class=\"num\">{_cents_text(r['amount'])}</td>"
-                     f"<td class=\"num\">{_cents_text(r['share'])}</td></tr>" for r in d["activity"])
+    rows = "\n".join(
+        f"<tr><td>{r['date'].isoformat()}</td><td>{e(r['description'])}</td>"
+        f'<td class="num">{_cents_text(r["amount"])}</td>'
+        f'<td class="num">{_cents_text(r["share"])}</td></tr>'
+        for r in d["activity"]
+    )
 
     def lines(xs) -> str:
         return "<br>".join(e(x) for x in xs)
 
-    prev = (f"<p>Previous balance: {_cents_text(d['previous_balance'])}</p>"
-            if d["previous_balance"] is not None else "")
+    prev = f"<p>Previous balance: {_cents_text(d['previous_balance'])}</p>" if d["previous_balance"] is not None else ""
     credit = f"<p>Unapplied credit: {_cents_text(d['credit'])}</p>" if d["credit"] else ""
     aging = "".join(f"<th>{b}</th>" for b in BUCKETS)
-    aged = "".join(f"<td class=\"num\">{_cents_text(d['aging'][b])}</td>" for b in BUCKETS)
+    aged = "".join(f'<td class="num">{_cents_text(d["aging"][b])}</td>' for b in BUCKETS)
     phone = f"<br>Phone {e(d['location_phone'])}" if d["location_phone"] else ""
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Statement {e(number)}</title>
 <style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;text-align:left}} .num{{text-align:right}}</style>
 </head><body>
 <h1>Patient statement</h1>
-<p><strong>{e(d['practice'])}</strong><br>{lines([d['location'], *d['location_address']])}{phone}</p>
-<p>Statement {e(number)} &middot; Date {d['period_to'].isoformat()} &middot; Activity {e(_period(d))}</p>
-<p>{lines([d['patient'], *d['patient_address']])}<br>MRN {e(d['mrn'])}</p>
+<p><strong>{e(d["practice"])}</strong><br>{lines([d["location"], *d["location_address"]])}{phone}</p>
+<p>Statement {e(number)} &middot; Date {d["period_to"].isoformat()} &middot; Activity {e(_period(d))}</p>
+<p>{lines([d["patient"], *d["patient_address"]])}<br>MRN {e(d["mrn"])}</p>
 {prev}<table>
 <tr><th>Date</th><th>Description</th><th class="num">Amount</th><th class="num">Your share</th></tr>
 {rows}
 </table>
-<h2>Amount due: {_cents_text(d['amount_due'])}</h2>
+<h2>Amount due: {_cents_text(d["amount_due"])}</h2>
 {credit}<table><tr>{aging}</tr><tr>{aged}</tr></table>
 </body></html>
 """
@@ -261,9 +305,14 @@ def render_pdf(d: dict, number: str, now: dt.datetime) -> bytes:
     if d["previous_balance"] is not None:
         doc.line(f"Previous balance: {_cents_text(d['previous_balance'])}")
     cols = [("Date", 22, "L"), ("Description", 122, "L"), ("Amount", 25, "R"), ("Your share", 25, "R")]
-    doc.table(cols, [[r["date"].isoformat(), r["description"][:68], _cents_text(r["amount"]),
-                      _cents_text(r["share"])] for r in d["activity"]],
-              total=("Amount due", _cents_text(d["amount_due"])))
+    doc.table(
+        cols,
+        [
+            [r["date"].isoformat(), r["description"][:68], _cents_text(r["amount"]), _cents_text(r["share"])]
+            for r in d["activity"]
+        ],
+        total=("Amount due", _cents_text(d["amount_due"])),
+    )
     if d["credit"]:
         doc.line(f"Unapplied credit: {_cents_text(d['credit'])}")
     doc.gap()
@@ -281,26 +330,44 @@ def _render(fmt: str, d: dict, number: str, now: dt.datetime) -> bytes:
 
 # ---- runs ----------------------------------------------------------------------------------
 
+
 def _due(ctx, min_cents: int, older_days: int, today: dt.date) -> list[Patient]:
     """Patients owing at least `min_cents` with a visit open for at least `older_days` days."""
     e = LedgerEntry
-    owing = (sa.select(e.patient_id).where(e.org_id == ctx.org_id, e.responsibility == "patient")
-             .group_by(e.patient_id).having(sa.func.sum(e.amount_cents) >= max(min_cents, 1)))
+    owing = (
+        sa.select(e.patient_id)
+        .where(e.org_id == ctx.org_id, e.responsibility == "patient")
+        .group_by(e.patient_id)
+        .having(sa.func.sum(e.amount_cents) >= max(min_cents, 1))
+    )
     rows = ctx.session.execute(sa.select(Patient).where(Patient.id.in_(owing)).order_by(Patient.id)).scalars().all()
     cutoff = today - dt.timedelta(days=older_days)
-    return [p for p in rows if any(v.open_cents > 0 and v.since <= cutoff
-                                   for v in payments.open_visits(ctx.session, ctx.org_id, p.id))]
+    return [
+        p
+        for p in rows
+        if any(v.open_cents > 0 and v.since <= cutoff for v in payments.open_visits(ctx.session, ctx.org_id, p.id))
+    ]
 
 
 def _out(st: Statement, pat: Patient) -> StatementOut:
-    return StatementOut(id=st.id, patient_id=pat.id, mrn=pat.mrn, patient=f"{pat.first_name} {pat.last_name}",
-                        period_from=st.period_from, period_to=st.period_to, amount_due=money(st.amount_due_cents),
-                        format=st.format, filename=st.filename, path=str(Path(st.directory) / st.filename),
-                        created_at=st.created_at)
+    return StatementOut(
+        id=st.id,
+        patient_id=pat.id,
+        mrn=pat.mrn,
+        patient=f"{pat.first_name} {pat.last_name}",
+        period_from=st.period_from,
+        period_to=st.period_to,
+        amount_due=money(st.amount_due_cents),
+        format=st.format,
+        filename=st.filename,
+        path=str(Path(st.directory) / st.filename),
+        created_at=st.created_at,
+    )
 
 
-def generate(ctx, *, out, min_balance="5.00", older_than="30d", fmt="pdf",
-             progress: Callable[[int, int], None] | None = None) -> StatementRunOut:
+def generate(
+    ctx, *, out, min_balance="5.00", older_than="30d", fmt="pdf", progress: Callable[[int, int], None] | None = None
+) -> StatementRunOut:
     """Write one statement file per patient due one and record it. Raises ValidationError
     (min balance not money, older-than not like 30d, unknown format, output directory missing
     or not writable) before anything is written; PermissionDenied."""
@@ -317,13 +384,29 @@ def generate(ctx, *, out, min_balance="5.00", older_than="30d", fmt="pdf",
     made: list[StatementOut] = []
     try:
         for n, pat in enumerate(due, 1):
-            previous = s.execute(sa.select(Statement).where(Statement.org_id == ctx.org_id,
-                                                            Statement.patient_id == pat.id)
-                                 .order_by(Statement.period_to.desc(), Statement.id.desc()).limit(1)).scalars().first()
+            previous = (
+                s.execute(
+                    sa.select(Statement)
+                    .where(Statement.org_id == ctx.org_id, Statement.patient_id == pat.id)
+                    .order_by(Statement.period_to.desc(), Statement.id.desc())
+                    .limit(1)
+                )
+                .scalars()
+                .first()
+            )
             data = statement_data(ctx, pat, today=today, previous=previous)
-            st = Statement(org_id=ctx.org_id, patient_id=pat.id, period_from=data["period_from"], period_to=today,
-                           amount_due_cents=data["amount_due"], format=kind, filename="",
-                           directory=str(directory.resolve())[:500], created_at=now, created_by=ctx.actor.user_id)
+            st = Statement(
+                org_id=ctx.org_id,
+                patient_id=pat.id,
+                period_from=data["period_from"],
+                period_to=today,
+                amount_due_cents=data["amount_due"],
+                format=kind,
+                filename="",
+                directory=str(directory.resolve())[:500],
+                created_at=now,
+                created_by=ctx.actor.user_id,
+            )
             s.add(st)
             s.flush()
             number = f"{st.id:06d}"
@@ -343,23 +426,44 @@ def generate(ctx, *, out, min_balance="5.00", older_than="30d", fmt="pdf",
                 pass
         raise
     if made:
-        audit.record(ctx, audit.Event("create", "statement", None, patient_ids=[m.patient_id for m in made],
-                                      fields=["name", "address", "mrn", "ledger"],
-                                      detail=f"{len(made)} statement(s) as {kind}"))
-    return StatementRunOut(directory=str(directory), format=kind, statements=len(made),
-                           amount_due=sum((m.amount_due for m in made), Decimal("0.00")), files=made)
+        audit.record(
+            ctx,
+            audit.Event(
+                "create",
+                "statement",
+                None,
+                patient_ids=[m.patient_id for m in made],
+                fields=["name", "address", "mrn", "ledger"],
+                detail=f"{len(made)} statement(s) as {kind}",
+            ),
+        )
+    return StatementRunOut(
+        directory=str(directory),
+        format=kind,
+        statements=len(made),
+        amount_due=sum((m.amount_due for m in made), Decimal("0.00")),
+        files=made,
+    )
 
 
 def list_statements(ctx, *, patient=None) -> list[StatementOut]:
     """Statements sent (of one patient), newest first. Audited. Raises NotFoundError,
     PermissionDenied."""
     require(ctx.actor, "statements.run")
-    q = (sa.select(Statement, Patient).join(Patient, Patient.id == Statement.patient_id)
-         .where(Statement.org_id == ctx.org_id).order_by(Statement.created_at.desc(), Statement.id.desc()))
+    q = (
+        sa.select(Statement, Patient)
+        .join(Patient, Patient.id == Statement.patient_id)
+        .where(Statement.org_id == ctx.org_id)
+        .order_by(Statement.created_at.desc(), Statement.id.desc())
+    )
     if patient is not None and str(patient).strip():
         q = q.where(Statement.patient_id == payments._patient(ctx, patient).id)
     out = [_out(st, pat) for st, pat in ctx.session.execute(q).all()]
     if out:
-        audit.record(ctx, audit.Event("read", "statement", None, patient_ids=sorted({o.patient_id for o in out}),
-                                      detail=f"list of {len(out)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read", "statement", None, patient_ids=sorted({o.patient_id for o in out}), detail=f"list of {len(out)}"
+            ),
+        )
     return out

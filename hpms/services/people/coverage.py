@@ -11,18 +11,38 @@ from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.interop.x12.x837p import CLAIM_FILING_CODES, MEDICARE_FILING, MEDICARE_SECONDARY_TYPES
 from hpms.models import Coverage, CoverageOut, Payer, PayerOut
 from hpms.models.patients import PRIORITIES, RELATIONSHIPS
-from hpms.services.platform import audit, validation as v
-from hpms.services.lookups import find_patient
+from hpms.services.lookups import find_patient, find_payer
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
-from hpms.services.lookups import find_payer
 
 # Names accepted for the claim filing indicators most payers use (SBR09).
 CLAIM_FILING_NAMES = {
-    "medicare-b": "MB", "medicare-part-b": "MB", "medicare-a": "MA", "medicare-part-a": "MA", "medicaid": "MC",
-    "commercial": "CI", "bcbs": "BL", "blue-cross": "BL", "hmo": "HM", "ppo": "12", "pos": "13", "epo": "14",
-    "indemnity": "15", "medicare-advantage": "16", "tricare": "CH", "champus": "CH", "va": "VA",
-    "workers-comp": "WC", "auto": "AM", "disability": "DS", "fehb": "FI", "liability": "LM",
-    "other-federal": "OF", "title-v": "TV", "other": "11",
+    "medicare-b": "MB",
+    "medicare-part-b": "MB",
+    "medicare-a": "MA",
+    "medicare-part-a": "MA",
+    "medicaid": "MC",
+    "commercial": "CI",
+    "bcbs": "BL",
+    "blue-cross": "BL",
+    "hmo": "HM",
+    "ppo": "12",
+    "pos": "13",
+    "epo": "14",
+    "indemnity": "15",
+    "medicare-advantage": "16",
+    "tricare": "CH",
+    "champus": "CH",
+    "va": "VA",
+    "workers-comp": "WC",
+    "auto": "AM",
+    "disability": "DS",
+    "fehb": "FI",
+    "liability": "LM",
+    "other-federal": "OF",
+    "title-v": "TV",
+    "other": "11",
 }
 
 
@@ -35,9 +55,12 @@ def parse_claim_filing(field: str, value: str | None) -> str | None:
         return text.upper()
     code = CLAIM_FILING_NAMES.get(text.lower().replace("_", "-").replace(" ", "-"))
     if code is None:
-        raise ValidationError(field, f"{text!r} is not a claim filing indicator (SBR09): one of "
-                                     f"{', '.join(CLAIM_FILING_CODES)}, or a name such as medicare-b, medicaid, "
-                                     f"commercial, bcbs, hmo, tricare, va, workers-comp")
+        raise ValidationError(
+            field,
+            f"{text!r} is not a claim filing indicator (SBR09): one of "
+            f"{', '.join(CLAIM_FILING_CODES)}, or a name such as medicare-b, medicaid, "
+            f"commercial, bcbs, hmo, tricare, va, workers-comp",
+        )
     return code
 
 
@@ -47,10 +70,13 @@ def parse_medicare_secondary_type(field: str, value: str | None) -> str | None:
     if text is None:
         return None
     if text not in MEDICARE_SECONDARY_TYPES:
-        raise ValidationError(field, f"{text!r} is not a Medicare secondary type: one of "
-                                     f"{', '.join(MEDICARE_SECONDARY_TYPES)} (12 working aged, 13 end-stage renal "
-                                     f"disease, 14 no-fault, 15 workers' compensation, 16 public health service, "
-                                     f"41 black lung, 42 veterans, 43 disability, 47 other liability)")
+        raise ValidationError(
+            field,
+            f"{text!r} is not a Medicare secondary type: one of "
+            f"{', '.join(MEDICARE_SECONDARY_TYPES)} (12 working aged, 13 end-stage renal "
+            f"disease, 14 no-fault, 15 workers' compensation, 16 public health service, "
+            f"41 black lung, 42 veterans, 43 disability, 47 other liability)",
+        )
     return text
 
 
@@ -58,27 +84,40 @@ def _payer_code(ctx, value: str | None, *, current: int | None = None) -> str:
     code = v.require_text("--payer-id", value, 80)
     if not re.fullmatch(r"[A-Za-z0-9]{2,80}", code):
         raise ValidationError("--payer-id", f"{code!r} is not an X12 payer id (2-80 letters or digits)")
-    taken = ctx.session.execute(sa.select(Payer.id).where(Payer.org_id == ctx.org_id, Payer.payer_id == code)
-                                ).scalar_one_or_none()
+    taken = ctx.session.execute(
+        sa.select(Payer.id).where(Payer.org_id == ctx.org_id, Payer.payer_id == code)
+    ).scalar_one_or_none()
     if taken is not None and taken != current:
         raise ConflictError(f"--payer-id: a payer with id {code!r} already exists")
     return code
 
 
-def add_payer(ctx, *, name: str, payer_id: str, address_line1: str | None = None,
-              address_line2: str | None = None, city: str | None = None, state: str | None = None,
-              postal_code: str | None = None, phone: str | None = None,
-              claim_filing: str | None = None) -> PayerOut:
+def add_payer(
+    ctx,
+    *,
+    name: str,
+    payer_id: str,
+    address_line1: str | None = None,
+    address_line2: str | None = None,
+    city: str | None = None,
+    state: str | None = None,
+    postal_code: str | None = None,
+    phone: str | None = None,
+    claim_filing: str | None = None,
+) -> PayerOut:
     """Add a payer; `claim_filing` (SBR09) defaults to CI (commercial). Raises ValidationError,
     ConflictError (payer id taken), PermissionDenied."""
     require(ctx.actor, "payer.write")
     name = v.require_text("--name", name, 200)
     code = _payer_code(ctx, payer_id)
     payer = Payer(
-        org_id=ctx.org_id, name=name, payer_id=code,
+        org_id=ctx.org_id,
+        name=name,
+        payer_id=code,
         address_line1=v.optional_text("--address-line1", address_line1),
         address_line2=v.optional_text("--address-line2", address_line2),
-        city=v.optional_text("--city", city, 100), state=v.optional_text("--state", state, 50),
+        city=v.optional_text("--city", city, 100),
+        state=v.optional_text("--state", state, 50),
         postal_code=v.optional_text("--postal-code", postal_code, 20),
         phone=v.parse_phone("--phone", phone),
         claim_filing=parse_claim_filing("--claim-filing", claim_filing) or "CI",
@@ -92,10 +131,20 @@ def add_payer(ctx, *, name: str, payer_id: str, address_line1: str | None = None
 PAYER_TEXT = {"address_line1": 200, "address_line2": 200, "city": 100, "state": 50, "postal_code": 20}
 
 
-def update_payer(ctx, ref: str | int, *, name: str | None = None, payer_id: str | None = None,
-                 address_line1: str | None = None, address_line2: str | None = None, city: str | None = None,
-                 state: str | None = None, postal_code: str | None = None, phone: str | None = None,
-                 claim_filing: str | None = None) -> PayerOut:
+def update_payer(
+    ctx,
+    ref: str | int,
+    *,
+    name: str | None = None,
+    payer_id: str | None = None,
+    address_line1: str | None = None,
+    address_line2: str | None = None,
+    city: str | None = None,
+    state: str | None = None,
+    postal_code: str | None = None,
+    phone: str | None = None,
+    claim_filing: str | None = None,
+) -> PayerOut:
     """Change a payer's name, X12 payer id, address, phone or claim filing indicator (options
     left None are kept). Claims already written keep what their file says; the next files use
     the new values. Raises ValidationError, NotFoundError, ConflictError, PermissionDenied."""
@@ -106,8 +155,13 @@ def update_payer(ctx, ref: str | int, *, name: str | None = None, payer_id: str 
         new["name"] = v.require_text("--name", name, 200)
     if payer_id is not None:
         new["payer_id"] = _payer_code(ctx, payer_id, current=payer.id)
-    given = {"address_line1": address_line1, "address_line2": address_line2, "city": city, "state": state,
-             "postal_code": postal_code}
+    given = {
+        "address_line1": address_line1,
+        "address_line2": address_line2,
+        "city": city,
+        "state": state,
+        "postal_code": postal_code,
+    }
     for f, value in given.items():
         if value is not None:
             new[f] = v.optional_text(f"--{f.replace('_', '-')}", value, PAYER_TEXT[f])
@@ -134,12 +188,23 @@ def show_payer(ctx, ref: str | int) -> PayerOut:
 
 def _out(ctx, c: Coverage, payer: Payer) -> CoverageOut:
     return CoverageOut(
-        id=c.id, patient_id=c.patient_id, payer_id=payer.id, payer_name=payer.name, payer_code=payer.payer_id,
-        member_id=ctx.crypto.decrypt(c.member_id_enc, "member_id"), group_number=c.group_number,
-        relationship=c.relationship, subscriber_first_name=c.subscriber_first_name,
-        subscriber_last_name=c.subscriber_last_name, subscriber_dob=c.subscriber_dob, priority=c.priority,
-        valid_from=c.valid_from, valid_to=c.valid_to, active=c.active,
-        medicare_secondary_type=c.medicare_secondary_type, created_at=c.created_at,
+        id=c.id,
+        patient_id=c.patient_id,
+        payer_id=payer.id,
+        payer_name=payer.name,
+        payer_code=payer.payer_id,
+        member_id=ctx.crypto.decrypt(c.member_id_enc, "member_id"),
+        group_number=c.group_number,
+        relationship=c.relationship,
+        subscriber_first_name=c.subscriber_first_name,
+        subscriber_last_name=c.subscriber_last_name,
+        subscriber_dob=c.subscriber_dob,
+        priority=c.priority,
+        valid_from=c.valid_from,
+        valid_to=c.valid_to,
+        active=c.active,
+        medicare_secondary_type=c.medicare_secondary_type,
+        created_at=c.created_at,
     )
 
 
@@ -148,10 +213,21 @@ def _overlaps(a_from, a_to, b_from, b_to) -> bool:
     return (a_from or lo) <= (b_to or hi) and (b_from or lo) <= (a_to or hi)
 
 
-def add_coverage(ctx, *, patient: str | int, payer: str | int | None, member_id: str, group_number: str | None = None,
-                 relationship: str = "self", subscriber: str | None = None, subscriber_dob: str | None = None,
-                 priority: str = "primary", valid_from: str | dt.date | None = None,
-                 valid_to: str | dt.date | None = None, medicare_secondary_type: str | None = None) -> CoverageOut:
+def add_coverage(
+    ctx,
+    *,
+    patient: str | int,
+    payer: str | int | None,
+    member_id: str,
+    group_number: str | None = None,
+    relationship: str = "self",
+    subscriber: str | None = None,
+    subscriber_dob: str | None = None,
+    priority: str = "primary",
+    valid_from: str | dt.date | None = None,
+    valid_to: str | dt.date | None = None,
+    medicare_secondary_type: str | None = None,
+) -> CoverageOut:
     """Add an insurance coverage to a patient. The member id is stored encrypted;
     `medicare_secondary_type` (SBR05) only for a Medicare coverage that is not primary.
     Raises ValidationError, NotFoundError, ConflictError (same priority overlapping)."""
@@ -185,25 +261,47 @@ def add_coverage(ctx, *, patient: str | int, payer: str | int | None, member_id:
     pay = find_payer(ctx, payer)
     if msp is not None:
         _check_medicare_secondary(pay, priority)
-    existing = ctx.session.scalars(sa.select(Coverage).where(
-        Coverage.patient_id == pat.id, Coverage.priority == priority, Coverage.active.is_(True)))
+    existing = ctx.session.scalars(
+        sa.select(Coverage).where(
+            Coverage.patient_id == pat.id, Coverage.priority == priority, Coverage.active.is_(True)
+        )
+    )
     for c in existing:
         if _overlaps(c.valid_from, c.valid_to, start, end):
-            raise ConflictError(f"--priority: patient {pat.mrn} already has {priority} coverage {c.id} for these dates",
-                                hint=f"end it with `hpms coverage end {c.id} --on DATE`")
+            raise ConflictError(
+                f"--priority: patient {pat.mrn} already has {priority} coverage {c.id} for these dates",
+                hint=f"end it with `hpms coverage end {c.id} --on DATE`",
+            )
     cov = Coverage(
-        org_id=ctx.org_id, patient_id=pat.id, payer_id=pay.id,
+        org_id=ctx.org_id,
+        patient_id=pat.id,
+        payer_id=pay.id,
         member_id_enc=ctx.crypto.encrypt(member, "member_id"),
         member_id_bidx=ctx.crypto.blind_index(member, "member_id"),
-        group_number=group, relationship=relationship, subscriber_first_name=sub_first,
-        subscriber_last_name=sub_last, subscriber_dob=sub_dob, priority=priority,
-        valid_from=start, valid_to=end, medicare_secondary_type=msp, created_at=ctx.now(),
+        group_number=group,
+        relationship=relationship,
+        subscriber_first_name=sub_first,
+        subscriber_last_name=sub_last,
+        subscriber_dob=sub_dob,
+        priority=priority,
+        valid_from=start,
+        valid_to=end,
+        medicare_secondary_type=msp,
+        created_at=ctx.now(),
     )
     ctx.session.add(cov)
     ctx.session.flush()
     fields = ["payer_id", "member_id", "relationship", "priority"] + [
-        f for f, val in (("group_number", group), ("subscriber", sub_last), ("valid_from", start), ("valid_to", end),
-                         ("medicare_secondary_type", msp)) if val]
+        f
+        for f, val in (
+            ("group_number", group),
+            ("subscriber", sub_last),
+            ("valid_from", start),
+            ("valid_to", end),
+            ("medicare_secondary_type", msp),
+        )
+        if val
+    ]
     audit.record(ctx, audit.Event("create", "coverage", cov.id, patient_id=pat.id, fields=fields))
     return _out(ctx, cov, pay)
 
@@ -217,9 +315,16 @@ def list_coverage(ctx, patient: str | int, *, include_inactive: bool = False) ->
         stmt = stmt.where(Coverage.active.is_(True))
     order = sa.case({p: i for i, p in enumerate(PRIORITIES)}, value=Coverage.priority)
     rows = ctx.session.execute(stmt.order_by(order, Coverage.id)).all()
-    audit.record(ctx, audit.Event("read", "coverage", patient_id=pat.id,
-                                  fields=["payer_id", "member_id", "group_number", "subscriber", "priority"],
-                                  detail=f"{len(rows)} coverage(s)"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "read",
+            "coverage",
+            patient_id=pat.id,
+            fields=["payer_id", "member_id", "group_number", "subscriber", "priority"],
+            detail=f"{len(rows)} coverage(s)",
+        ),
+    )
     return [_out(ctx, c, p) for c, p in rows]
 
 
@@ -236,7 +341,9 @@ def end_coverage(ctx, coverage_id: int, *, on: str | dt.date | None = None) -> C
     if end <= ctx.now().date():
         cov.active = False
     ctx.session.flush()
-    audit.record(ctx, audit.Event("update", "coverage", cov.id, patient_id=cov.patient_id, fields=["valid_to", "active"]))
+    audit.record(
+        ctx, audit.Event("update", "coverage", cov.id, patient_id=cov.patient_id, fields=["valid_to", "active"])
+    )
     return _out(ctx, cov, ctx.session.get(Payer, cov.payer_id))
 
 
@@ -244,16 +351,20 @@ def _check_medicare_secondary(payer: Payer, priority: str) -> None:
     """The Medicare secondary type says why another payer pays before Medicare: it belongs to
     a Medicare coverage that is not the primary one."""
     if payer.claim_filing not in MEDICARE_FILING:
-        raise ValidationError("--medicare-secondary-type",
-                              f"only for a Medicare coverage ({payer.name} files claims as {payer.claim_filing}, "
-                              f"not {' or '.join(MEDICARE_FILING)})")
+        raise ValidationError(
+            "--medicare-secondary-type",
+            f"only for a Medicare coverage ({payer.name} files claims as {payer.claim_filing}, "
+            f"not {' or '.join(MEDICARE_FILING)})",
+        )
     if priority == "primary":
-        raise ValidationError("--medicare-secondary-type", "only for a secondary or tertiary coverage "
-                                                           "(Medicare is primary here)")
+        raise ValidationError(
+            "--medicare-secondary-type", "only for a secondary or tertiary coverage (Medicare is primary here)"
+        )
 
 
-def update_coverage(ctx, coverage_id: int, *, group_number: str | None = None,
-                    medicare_secondary_type: str | None = None) -> CoverageOut:
+def update_coverage(
+    ctx, coverage_id: int, *, group_number: str | None = None, medicare_secondary_type: str | None = None
+) -> CoverageOut:
     """Change a coverage's group number or Medicare secondary type ("none" clears either);
     options left None are kept. Claims waiting for a file are written with the new values.
     Raises ValidationError, NotFoundError, PermissionDenied."""
@@ -266,8 +377,11 @@ def update_coverage(ctx, coverage_id: int, *, group_number: str | None = None,
     if group_number is not None:
         new["group_number"] = None if _clears(group_number) else v.optional_text("--group", group_number, 50)
     if medicare_secondary_type is not None:
-        msp = None if _clears(medicare_secondary_type) else parse_medicare_secondary_type(
-            "--medicare-secondary-type", medicare_secondary_type)
+        msp = (
+            None
+            if _clears(medicare_secondary_type)
+            else parse_medicare_secondary_type("--medicare-secondary-type", medicare_secondary_type)
+        )
         if msp is not None:
             _check_medicare_secondary(payer, cov.priority)
         new["medicare_secondary_type"] = msp

@@ -17,18 +17,48 @@ from hpms.models import Patient
 from hpms.models.patients import PATIENT_FIELDS
 from hpms.services.people import patients
 from hpms.services.platform import audit
-from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows, RowError
+from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows
+from hpms.services.platform.csvrows import RowError
 from hpms.services.platform.permissions import require
 
 REQUIRED = ("first_name", "last_name", "dob")
-OPTIONAL = ("middle_name", "preferred_name", "sex_at_birth", "gender_identity", "phone", "phone_alt", "email",
-            "address_line1", "address_line2", "city", "state", "postal_code", "country", "preferred_channel",
-            "consent_sms", "consent_email", "ssn", "mrn")
+OPTIONAL = (
+    "middle_name",
+    "preferred_name",
+    "sex_at_birth",
+    "gender_identity",
+    "phone",
+    "phone_alt",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "preferred_channel",
+    "consent_sms",
+    "consent_email",
+    "ssn",
+    "mrn",
+)
 COLUMNS = REQUIRED + OPTIONAL
 CHUNK = 2000
 DERIVED = ("first_norm", "last_norm", "phone_digits", "phone_alt_digits", "email_norm")
-INSERT_COLUMNS = [*PATIENT_FIELDS, *DERIVED, "ssn_enc", "ssn_bidx", "org_id", "active", "version", "created_at",
-                  "updated_at", "merged_into_id", "mrn", "id"]
+INSERT_COLUMNS = [
+    *PATIENT_FIELDS,
+    *DERIVED,
+    "ssn_enc",
+    "ssn_bidx",
+    "org_id",
+    "active",
+    "version",
+    "created_at",
+    "updated_at",
+    "merged_into_id",
+    "mrn",
+    "id",
+]
 IMPORT_CACHE_KIB = 64 * 1024
 
 
@@ -48,9 +78,15 @@ class ImportResult:
     dry_run: bool = False
 
     def as_dict(self) -> dict:
-        return {"imported": self.imported, "rows": self.rows, "skipped": len(self.errors),
-                "errors": [e.as_dict() for e in self.errors], "first_mrn": self.mrns[0] if self.mrns else None,
-                "last_mrn": self.mrns[1] if self.mrns else None, "dry_run": self.dry_run}
+        return {
+            "imported": self.imported,
+            "rows": self.rows,
+            "skipped": len(self.errors),
+            "errors": [e.as_dict() for e in self.errors],
+            "first_mrn": self.mrns[0] if self.mrns else None,
+            "last_mrn": self.mrns[1] if self.mrns else None,
+            "dry_run": self.dry_run,
+        }
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -70,8 +106,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
             names = [h.strip().lower() for h in header]
             missing = [c for c in REQUIRED if c not in names]
             if missing:
-                raise ValidationError(missing[0], f"column missing from the header of {path.name} "
-                                                  f"(required: {', '.join(REQUIRED)})")
+                raise ValidationError(
+                    missing[0], f"column missing from the header of {path.name} (required: {', '.join(REQUIRED)})"
+                )
             unknown = [h for h in names if h and h not in COLUMNS]
             if unknown:
                 raise ValidationError(unknown[0], f"unknown column in {path.name} (see docs/import.md)")
@@ -95,8 +132,11 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
                 else:
                     yield line, {name: (raw[i] or None) if i < n else None for i, name in wanted}
         except UnicodeDecodeError as exc:
-            raise ValidationError("FILE", f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
-                                          f"near line {_line_of_offset(path, exc)}); save it as UTF-8 CSV") from None
+            raise ValidationError(
+                "FILE",
+                f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                f"near line {_line_of_offset(path, exc)}); save it as UTF-8 CSV",
+            ) from None
         except csv.Error as exc:
             raise ValidationError("FILE", f"{path.name}: not valid CSV ({exc})") from None
 
@@ -176,8 +216,14 @@ def _prescan(path: Path) -> tuple[int, dict[str, int]]:
     return rows, mrns
 
 
-def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> ImportResult:
+def import_csv(
+    ctx,
+    path: Path | str,
+    *,
+    skip_invalid: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportResult:
     """Import a CSV of patients. Raises InvalidRows (nothing written) when a row is bad and
     `skip_invalid` is false; ValidationError for a bad file; PermissionDenied.
 
@@ -211,8 +257,7 @@ def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bo
             return
         missing = [c for c in chunk if c[mrn_at] is None]
         if missing:
-            for c, mrn in zip(missing, patients.next_mrns(session, len(missing), ctx.org_id, avoid=avoid),
-                              strict=True):
+            for c, mrn in zip(missing, patients.next_mrns(session, len(missing), ctx.org_id, avoid=avoid), strict=True):
                 c[mrn_at] = mrn
         ids = new_ids(session, len(chunk))
         for c, pid in zip(chunk, ids, strict=True):
@@ -228,8 +273,12 @@ def import_csv(ctx, path: Path | str, *, skip_invalid: bool = False, dry_run: bo
         insert_rows(session, table, INSERT_COLUMNS, chunk)
         # One event per chunk naming every patient it created (as a list or search names the
         # patients it returned): a chained event per row would cost as much as the rows.
-        audit.record(ctx, audit.Event("create", "patient", patient_ids=ids, fields=touched,
-                                      detail=f"import of {len(chunk)} patient(s)"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "create", "patient", patient_ids=ids, fields=touched, detail=f"import of {len(chunk)} patient(s)"
+            ),
+        )
         result.imported += len(chunk)
         chunk = []
         chunk_ssn = False

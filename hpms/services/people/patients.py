@@ -18,10 +18,10 @@ from hpms.errors import ConflictError, ValidationError
 from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
 from hpms.models.billing_out import money
 from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
-from hpms.services.platform import audit, counters, validation as v
-from hpms.services.platform.permissions import allowed, require
 from hpms.services.lookups import find_patient
-
+from hpms.services.platform import audit, counters
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import allowed, require
 
 # Tables that point at a patient; a merge moves their rows. Later modules append to this.
 PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
@@ -36,8 +36,17 @@ def _scheduling_references() -> None:
         if ref not in PATIENT_REFERENCES:
             PATIENT_REFERENCES.append(ref)
 
-_SUMMARY_COLS = (Patient.id, Patient.mrn, Patient.first_name, Patient.last_name,
-                 Patient.preferred_name, Patient.dob, Patient.phone, Patient.active)
+
+_SUMMARY_COLS = (
+    Patient.id,
+    Patient.mrn,
+    Patient.first_name,
+    Patient.last_name,
+    Patient.preferred_name,
+    Patient.dob,
+    Patient.phone,
+    Patient.active,
+)
 
 
 def format_mrn(n: int) -> str:
@@ -62,11 +71,20 @@ _OPTIONAL_BEFORE_DOB = (("middle_name", 100, None), ("preferred_name", 100, None
 _few = functools.lru_cache(maxsize=1024, typed=True)
 _OPTIONAL = (
     ("sex_at_birth", 0, _few(functools.partial(v.parse_choice, choices=SEX_AT_BIRTH, aliases=_SEX_ALIASES))),
-    ("gender_identity", 64, None), ("phone", 0, v.parse_phone), ("phone_alt", 0, v.parse_phone),
-    ("email", 0, v.parse_email), ("address_line1", 200, None), ("address_line2", 200, None),
-    ("city", 100, None), ("state", 50, None), ("postal_code", 20, None), ("country", 0, _few(v.parse_country)),
+    ("gender_identity", 64, None),
+    ("phone", 0, v.parse_phone),
+    ("phone_alt", 0, v.parse_phone),
+    ("email", 0, v.parse_email),
+    ("address_line1", 200, None),
+    ("address_line2", 200, None),
+    ("city", 100, None),
+    ("state", 50, None),
+    ("postal_code", 20, None),
+    ("country", 0, _few(v.parse_country)),
     ("preferred_channel", 0, _few(functools.partial(v.parse_choice, choices=CONTACT_CHANNELS))),
-    ("consent_sms", 0, _few(v.parse_bool)), ("consent_email", 0, _few(v.parse_bool)), ("ssn", 0, v.parse_ssn),
+    ("consent_sms", 0, _few(v.parse_bool)),
+    ("consent_email", 0, _few(v.parse_bool)),
+    ("ssn", 0, v.parse_ssn),
     ("mrn", 0, _mrn),
 )
 _WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
@@ -144,9 +162,9 @@ def mrn_taken(session, org_id: int, mrns: Iterable[str]) -> set[str]:
     mrns = list(mrns)
     taken: set[str] = set()
     for i in range(0, len(mrns), 500):
-        taken.update(session.scalars(
-            sa.select(Patient.mrn).where(Patient.org_id == org_id, Patient.mrn.in_(mrns[i:i + 500]))
-        ))
+        taken.update(
+            session.scalars(sa.select(Patient.mrn).where(Patient.org_id == org_id, Patient.mrn.in_(mrns[i : i + 500])))
+        )
     return taken
 
 
@@ -158,8 +176,13 @@ def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None
         first = counters.reserve(session, counters.MRN_COUNTER, need, start=counters.MRN_START)
         batch = [format_mrn(n) for n in range(first, first + need)]
         if len(batch[0]) == len(batch[-1]):  # same width: one index range scan finds any clash
-            taken = set(session.scalars(sa.select(Patient.mrn).where(
-                Patient.org_id == org_id, Patient.mrn >= batch[0], Patient.mrn <= batch[-1])))
+            taken = set(
+                session.scalars(
+                    sa.select(Patient.mrn).where(
+                        Patient.org_id == org_id, Patient.mrn >= batch[0], Patient.mrn <= batch[-1]
+                    )
+                )
+            )
         else:
             taken = mrn_taken(session, org_id, batch)
         clash = (taken & set(batch)) | (set(batch) & (avoid or set()))
@@ -226,18 +249,36 @@ def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False
     out = _to_out(ctx, row, reveal_ssn=reveal_ssn)
     if not account:
         return out
-    return PatientAccountOut(**out.model_dump(), balance=money(totals[0]) if totals else None,
-                             credit=money(totals[1]) if totals else None)
+    return PatientAccountOut(
+        **out.model_dump(), balance=money(totals[0]) if totals else None, credit=money(totals[1]) if totals else None
+    )
 
 
 def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummary]:
     rows = ctx.session.execute(stmt).all()
-    out = [PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
-                          preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
-           for r in rows]
-    audit.record(ctx, audit.Event(action, "patient", patient_ids=[p.id for p in out],
-                                  fields=["mrn", "first_name", "last_name", "preferred_name", "dob", "phone"],
-                                  detail=detail))
+    out = [
+        PatientSummary(
+            id=r.id,
+            mrn=r.mrn,
+            first_name=r.first_name,
+            last_name=r.last_name,
+            preferred_name=r.preferred_name,
+            dob=r.dob,
+            phone=r.phone,
+            active=r.active,
+        )
+        for r in rows
+    ]
+    audit.record(
+        ctx,
+        audit.Event(
+            action,
+            "patient",
+            patient_ids=[p.id for p in out],
+            fields=["mrn", "first_name", "last_name", "preferred_name", "dob", "phone"],
+            detail=detail,
+        ),
+    )
     return out
 
 
@@ -321,8 +362,9 @@ def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) 
     return _summaries(ctx, stmt, "search", f"by {kind}")
 
 
-def search_identifier(ctx, *, ssn: str | None = None, member_id: str | None = None,
-                      limit: int = 50) -> list[PatientSummary]:
+def search_identifier(
+    ctx, *, ssn: str | None = None, member_id: str | None = None, limit: int = 50
+) -> list[PatientSummary]:
     """Exact match on an encrypted identifier through its blind index: an SSN (admin, biller)
     or an insurance member id. Raises ValidationError, PermissionDenied."""
     require(ctx.actor, "patient.read")
@@ -337,8 +379,8 @@ def search_identifier(ctx, *, ssn: str | None = None, member_id: str | None = No
     else:
         member = v.require_text("--member-id", member_id, 80)
         holders = sa.select(Coverage.patient_id).where(
-            Coverage.org_id == ctx.org_id,
-            Coverage.member_id_bidx.in_(ctx.crypto.blind_indexes(member, "member_id")))
+            Coverage.org_id == ctx.org_id, Coverage.member_id_bidx.in_(ctx.crypto.blind_indexes(member, "member_id"))
+        )
         stmt = stmt.where(Patient.id.in_(holders))
         kind = "member_id"
     stmt = stmt.order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit)
@@ -351,8 +393,10 @@ def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) 
     require(ctx.actor, "patient.update")
     row = find_patient(ctx, ref)
     if expected_version is not None and expected_version != row.version:
-        raise ConflictError(f"patient {row.mrn} changed meanwhile (version {row.version}, "
-                            f"you had {expected_version})", hint=f"reload with `hpms patients show {row.mrn}`")
+        raise ConflictError(
+            f"patient {row.mrn} changed meanwhile (version {row.version}, you had {expected_version})",
+            hint=f"reload with `hpms patients show {row.mrn}`",
+        )
     given = {k: val for k, val in data.items() if val is not None}
     if not given:
         raise ValidationError("options", "nothing to change")
@@ -399,8 +443,14 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
     SSN. Raises PermissionDenied."""
     require(ctx.actor, "patient.read")
     session = ctx.session
-    cols = (*_SUMMARY_COLS, Patient.first_norm, Patient.last_norm, Patient.phone_digits,
-            Patient.email_norm, Patient.ssn_bidx)
+    cols = (
+        *_SUMMARY_COLS,
+        Patient.first_norm,
+        Patient.last_norm,
+        Patient.phone_digits,
+        Patient.email_norm,
+        Patient.ssn_bidx,
+    )
     active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
     pairs: dict[tuple[int, int], dict] = {}
 
@@ -428,35 +478,55 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
 
     for bucket in groups(Patient.dob):
         for i, a in enumerate(bucket):
-            for b in bucket[i + 1:]:
+            for b in bucket[i + 1 :]:
                 close = a.last_norm == b.last_norm and a.first_norm[:1] == b.first_norm[:1]
                 sim = _name_similarity(a, b, floor=0.0 if close else 0.75)
                 if a.last_norm == b.last_norm and a.first_norm == b.first_norm:
                     note(a, b, 70, "same name and date of birth")
                 elif sim >= 0.75 or close:
                     note(a, b, 50, f"same date of birth, similar name ({int(sim * 100)}%)")
-    for col, points, reason in ((Patient.ssn_bidx, 80, "same SSN"), (Patient.phone_digits, 25, "same phone"),
-                                (Patient.email_norm, 25, "same e-mail")):
+    for col, points, reason in (
+        (Patient.ssn_bidx, 80, "same SSN"),
+        (Patient.phone_digits, 25, "same phone"),
+        (Patient.email_norm, 25, "same e-mail"),
+    ):
         for bucket in groups(col):
             if len(bucket) > 20:  # a shared clinic or family number, not evidence of anything
                 continue
             for i, a in enumerate(bucket):
-                for b in bucket[i + 1:]:
+                for b in bucket[i + 1 :]:
                     if reason != "same SSN" and a.dob != b.dob and _name_similarity(a, b, floor=0.5) < 0.5:
                         continue
                     note(a, b, points, reason)
 
     def summary(r) -> PatientSummary:
-        return PatientSummary(id=r.id, mrn=r.mrn, first_name=r.first_name, last_name=r.last_name,
-                              preferred_name=r.preferred_name, dob=r.dob, phone=r.phone, active=r.active)
+        return PatientSummary(
+            id=r.id,
+            mrn=r.mrn,
+            first_name=r.first_name,
+            last_name=r.last_name,
+            preferred_name=r.preferred_name,
+            dob=r.dob,
+            phone=r.phone,
+            active=r.active,
+        )
 
-    found = sorted((e for e in pairs.values() if e["score"] >= min_score),
-                   key=lambda e: (-e["score"], e["a"].id, e["b"].id))[:limit]
-    result = [DuplicateCandidate(keep=summary(e["a"]), duplicate=summary(e["b"]), score=min(e["score"], 100),
-                                 reasons=e["reasons"]) for e in found]
+    found = sorted(
+        (e for e in pairs.values() if e["score"] >= min_score), key=lambda e: (-e["score"], e["a"].id, e["b"].id)
+    )[:limit]
+    result = [
+        DuplicateCandidate(
+            keep=summary(e["a"]), duplicate=summary(e["b"]), score=min(e["score"], 100), reasons=e["reasons"]
+        )
+        for e in found
+    ]
     ids = {c.keep.id for c in result} | {c.duplicate.id for c in result}
-    audit.record(ctx, audit.Event("duplicates", "patient", patient_ids=sorted(ids),
-                                  fields=["mrn", "first_name", "last_name", "dob", "phone"]))
+    audit.record(
+        ctx,
+        audit.Event(
+            "duplicates", "patient", patient_ids=sorted(ids), fields=["mrn", "first_name", "last_name", "dob", "phone"]
+        ),
+    )
     return result
 
 
@@ -466,12 +536,23 @@ def _check_no_double_booking(session, keep: Patient, dup: Patient) -> None:
     from hpms.models.scheduling import BLOCKING_STATUSES
 
     a, b = sa.orm.aliased(Appointment), sa.orm.aliased(Appointment)
-    clash = session.execute(sa.select(a.id, b.id).where(
-        a.patient_id == keep.id, b.patient_id == dup.id, a.status.in_(BLOCKING_STATUSES),
-        b.status.in_(BLOCKING_STATUSES), a.start_utc < b.end_utc, b.start_utc < a.end_utc).limit(1)).first()
+    clash = session.execute(
+        sa.select(a.id, b.id)
+        .where(
+            a.patient_id == keep.id,
+            b.patient_id == dup.id,
+            a.status.in_(BLOCKING_STATUSES),
+            b.status.in_(BLOCKING_STATUSES),
+            a.start_utc < b.end_utc,
+            b.start_utc < a.end_utc,
+        )
+        .limit(1)
+    ).first()
     if clash:
-        raise ConflictError(f"both patients have a visit at the same time (appointments {clash[0]} and {clash[1]})",
-                            hint="cancel or move one of them, then merge")
+        raise ConflictError(
+            f"both patients have a visit at the same time (appointments {clash[0]} and {clash[1]})",
+            hint="cancel or move one of them, then merge",
+        )
 
 
 def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
@@ -511,12 +592,27 @@ def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     dup.updated_at = now
     session.flush()
     detail = "moved " + ", ".join(f"{k}={n}" for k, n in moved.items())
-    audit.record_many(ctx, [
-        audit.Event("merge", "patient", keep.id, patient_id=keep.id, fields=filled,
-                    detail=f"kept; merged in MRN {dup.mrn}; {detail}"),
-        audit.Event("merge", "patient", dup.id, patient_id=dup.id, fields=["active", "merged_into_id"],
-                    detail=f"merged into MRN {keep.mrn}"),
-    ])
+    audit.record_many(
+        ctx,
+        [
+            audit.Event(
+                "merge",
+                "patient",
+                keep.id,
+                patient_id=keep.id,
+                fields=filled,
+                detail=f"kept; merged in MRN {dup.mrn}; {detail}",
+            ),
+            audit.Event(
+                "merge",
+                "patient",
+                dup.id,
+                patient_id=dup.id,
+                fields=["active", "merged_into_id"],
+                detail=f"merged into MRN {keep.mrn}",
+            ),
+        ],
+    )
     return _to_out(ctx, keep)
 
 

@@ -12,11 +12,12 @@ import sqlalchemy as sa
 from hpms.db import bulk_insert
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Appointment, Location, Patient, Provider, SurveyImportOut, SurveyResponse, SurveyResponseOut
-from hpms.services.platform import audit, localtime as lt, validation as v
+from hpms.services.lookups import load_appointment, provider_name
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
+from hpms.services.platform import validation as v
 from hpms.services.platform.csvrows import read_rows
-from hpms.services.lookups import load_appointment
 from hpms.services.platform.permissions import require
-from hpms.services.lookups import provider_name
 
 COLUMNS = ("appointment_id", "score", "comment", "responded_at")
 REQUIRED = ("appointment_id", "score")
@@ -34,8 +35,9 @@ def parse_score(field: str, value) -> int:
 
 def _check_appointment(appt: Appointment, taken: bool) -> None:
     if appt.status != "completed":
-        raise ConflictError(f"appointment {appt.id} is {appt.status.replace('_', ' ')}; only a completed visit "
-                            "takes a survey response")
+        raise ConflictError(
+            f"appointment {appt.id} is {appt.status.replace('_', ' ')}; only a completed visit takes a survey response"
+        )
     if taken:
         raise ConflictError(f"appointment {appt.id} already has a survey response", hint="see `hpms surveys list`")
 
@@ -43,19 +45,40 @@ def _check_appointment(appt: Appointment, taken: bool) -> None:
 def _out(ctx, ids: list[int]) -> list[SurveyResponseOut]:
     if not ids:
         return []
-    q = (sa.select(SurveyResponse, Patient.first_name, Patient.last_name, Patient.mrn, Provider, Location.tz,
-                   Appointment.start_utc)
-         .join(Appointment, Appointment.id == SurveyResponse.appointment_id)
-         .join(Patient, Patient.id == SurveyResponse.patient_id)
-         .join(Provider, Provider.id == SurveyResponse.provider_id)
-         .join(Location, Location.id == Appointment.location_id)
-         .where(SurveyResponse.id.in_(ids)).order_by(SurveyResponse.responded_at, SurveyResponse.id))
+    q = (
+        sa.select(
+            SurveyResponse,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.mrn,
+            Provider,
+            Location.tz,
+            Appointment.start_utc,
+        )
+        .join(Appointment, Appointment.id == SurveyResponse.appointment_id)
+        .join(Patient, Patient.id == SurveyResponse.patient_id)
+        .join(Provider, Provider.id == SurveyResponse.provider_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .where(SurveyResponse.id.in_(ids))
+        .order_by(SurveyResponse.responded_at, SurveyResponse.id)
+    )
     out = []
     for r, first, last, mrn, prov, tz, start in ctx.session.execute(q):
-        out.append(SurveyResponseOut(
-            id=r.id, appointment_id=r.appointment_id, patient_id=r.patient_id, patient=f"{first} {last}", mrn=mrn,
-            provider_id=r.provider_id, provider=provider_name(prov), visit=lt.to_local(start, tz), score=r.score,
-            comment=r.comment, responded_at=lt.to_local(r.responded_at, tz)))
+        out.append(
+            SurveyResponseOut(
+                id=r.id,
+                appointment_id=r.appointment_id,
+                patient_id=r.patient_id,
+                patient=f"{first} {last}",
+                mrn=mrn,
+                provider_id=r.provider_id,
+                provider=provider_name(prov),
+                visit=lt.to_local(start, tz),
+                score=r.score,
+                comment=r.comment,
+                responded_at=lt.to_local(r.responded_at, tz),
+            )
+        )
     return out
 
 
@@ -63,8 +86,11 @@ def _exists(ctx, appointment_ids) -> set[int]:
     ids = list(appointment_ids)
     if not ids:
         return set()
-    return set(ctx.session.execute(sa.select(SurveyResponse.appointment_id)
-                                   .where(SurveyResponse.appointment_id.in_(ids))).scalars())
+    return set(
+        ctx.session.execute(
+            sa.select(SurveyResponse.appointment_id).where(SurveyResponse.appointment_id.in_(ids))
+        ).scalars()
+    )
 
 
 def record(ctx, *, appointment, score, comment: str | None = None) -> SurveyResponseOut:
@@ -75,16 +101,31 @@ def record(ctx, *, appointment, score, comment: str | None = None) -> SurveyResp
     text = v.optional_text("--comment", comment, MAX_COMMENT)
     appt = load_appointment(ctx, appointment)
     _check_appointment(appt, bool(_exists(ctx, [appt.id])))
-    r = SurveyResponse(org_id=ctx.org_id, appointment_id=appt.id, patient_id=appt.patient_id,
-                       provider_id=appt.provider_id, score=value, comment=text, responded_at=ctx.now(),
-                       created_by=ctx.actor.user_id)
+    r = SurveyResponse(
+        org_id=ctx.org_id,
+        appointment_id=appt.id,
+        patient_id=appt.patient_id,
+        provider_id=appt.provider_id,
+        score=value,
+        comment=text,
+        responded_at=ctx.now(),
+        created_by=ctx.actor.user_id,
+    )
     ctx.session.add(r)
     try:
         ctx.session.flush()
     except sa.exc.IntegrityError:
         raise ConflictError(f"appointment {appt.id} already has a survey response") from None
-    audit.record(ctx, audit.Event("create", "survey_response", r.id, patient_id=appt.patient_id,
-                                  fields=["score"] + (["comment"] if text else [])))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "survey_response",
+            r.id,
+            patient_id=appt.patient_id,
+            fields=["score"] + (["comment"] if text else []),
+        ),
+    )
     return _out(ctx, [r.id])[0]
 
 
@@ -130,9 +171,14 @@ def import_csv(ctx, path) -> SurveyImportOut:
         if int(text) in ids:
             raise bad(line, ValidationError("appointment_id", f"appointment {text} is also on line {ids[int(text)]}"))
         ids[int(text)] = line
-    found = {a.id: (a, tz) for a, tz in ctx.session.execute(
-        sa.select(Appointment, Location.tz).join(Location, Location.id == Appointment.location_id)
-        .where(Appointment.id.in_(list(ids)), Appointment.org_id == ctx.org_id))}
+    found = {
+        a.id: (a, tz)
+        for a, tz in ctx.session.execute(
+            sa.select(Appointment, Location.tz)
+            .join(Location, Location.id == Appointment.location_id)
+            .where(Appointment.id.in_(list(ids)), Appointment.org_id == ctx.org_id)
+        )
+    }
     taken = _exists(ctx, ids)
     now = ctx.now()
     values = []
@@ -148,15 +194,33 @@ def import_csv(ctx, path) -> SurveyImportOut:
             when = _responded_at(row["responded_at"], tz, now) if (row.get("responded_at") or "").strip() else now
         except (ValidationError, ConflictError) as exc:
             raise bad(line, exc) from None
-        values.append({"org_id": ctx.org_id, "appointment_id": aid, "patient_id": appt.patient_id,
-                       "provider_id": appt.provider_id, "score": score, "comment": comment, "responded_at": when,
-                       "created_by": ctx.actor.user_id})
+        values.append(
+            {
+                "org_id": ctx.org_id,
+                "appointment_id": aid,
+                "patient_id": appt.patient_id,
+                "provider_id": appt.provider_id,
+                "score": score,
+                "comment": comment,
+                "responded_at": when,
+                "created_by": ctx.actor.user_id,
+            }
+        )
     try:
         bulk_insert(ctx.session, SurveyResponse.__table__, values)
     except sa.exc.IntegrityError:
         raise ConflictError("a visit in the file got a survey response meanwhile; nothing imported") from None
-    audit.record(ctx, audit.Event("import", "survey_response", None, patient_ids=[r["patient_id"] for r in values],
-                                  fields=["score", "comment"], detail=f"{len(values)} responses from {Path(path).name}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "import",
+            "survey_response",
+            None,
+            patient_ids=[r["patient_id"] for r in values],
+            fields=["score", "comment"],
+            detail=f"{len(values)} responses from {Path(path).name}",
+        ),
+    )
     return SurveyImportOut(imported=len(values))
 
 
@@ -179,6 +243,14 @@ def list_responses(ctx, *, start=None, end=None) -> list[SurveyResponseOut]:
         q = q.where(SurveyResponse.responded_at < lt.day_bounds_utc(e, tz)[1])
     hits = ctx.session.execute(q).all()
     if hits:
-        audit.record(ctx, audit.Event("read", "survey_response", None, patient_ids=[h.patient_id for h in hits],
-                                      detail=f"list {s or ''}..{e or ''}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "survey_response",
+                None,
+                patient_ids=[h.patient_id for h in hits],
+                detail=f"list {s or ''}..{e or ''}",
+            ),
+        )
     return _out(ctx, [h.id for h in hits])

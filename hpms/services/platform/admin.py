@@ -11,11 +11,26 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from hpms.config import Settings, redact_url
-from hpms.db import (check_schema, current_revision, dispose_engines, head_revision, known_revisions,
-                     make_engine, migrate, session_scope)
-from hpms.errors import (ConflictError, DatabaseUnavailable, NotFoundError, NotInitializedError, UsageError,
-                         ValidationError)
-from hpms.services.platform import audit, validation as v
+from hpms.db import (
+    check_schema,
+    current_revision,
+    dispose_engines,
+    head_revision,
+    known_revisions,
+    make_engine,
+    migrate,
+    session_scope,
+)
+from hpms.errors import (
+    ConflictError,
+    DatabaseUnavailable,
+    NotFoundError,
+    NotInitializedError,
+    UsageError,
+    ValidationError,
+)
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.auth import authenticate, os_login
 from hpms.services.platform.context import Ctx
 from hpms.services.platform.permissions import require
@@ -41,8 +56,15 @@ def _engine_for(settings: Settings, *, create: bool = False):
     return make_engine(settings.database_url)
 
 
-def init(settings: Settings, *, practice: str | None, tz: str | None, location: str | None = None,
-         is_demo: bool = False, admin: str | None = None) -> dict:
+def init(
+    settings: Settings,
+    *,
+    practice: str | None,
+    tz: str | None,
+    location: str | None = None,
+    is_demo: bool = False,
+    admin: str | None = None,
+) -> dict:
     """Create or upgrade the database, the key file, the organization, a first location and
     the OS user as first admin. Safe to rerun. Raises ValidationError, DatabaseUnavailable."""
     tz = v.parse_tz("--tz", tz or machine_timezone())
@@ -60,17 +82,28 @@ def init(settings: Settings, *, practice: str | None, tz: str | None, location: 
         from hpms.services.platform.org import bootstrap
 
         with session_scope(engine) as session:
-            org, created = bootstrap(session, settings, practice=practice or "My Practice", tz=tz,
-                                     location_name=location, admin_username=admin or os_login(),
-                                     is_demo=is_demo)
+            org, created = bootstrap(
+                session,
+                settings,
+                practice=practice or "My Practice",
+                tz=tz,
+                location_name=location,
+                admin_username=admin or os_login(),
+                is_demo=is_demo,
+            )
             _adopt_key(session, settings, key_created)
     finally:
         engine.dispose()
     return {
-        "database": redact_url(settings.database_url), "home": str(settings.home),
-        "schema_before": before, "schema": after, "organization": org.name,
-        "created": created, "admin": admin or os_login() if created else None,
-        "key_file": None if settings.key_from_env else str(settings.key_file), "key_created": key_created,
+        "database": redact_url(settings.database_url),
+        "home": str(settings.home),
+        "schema_before": before,
+        "schema": after,
+        "organization": org.name,
+        "created": created,
+        "admin": admin or os_login() if created else None,
+        "key_file": None if settings.key_from_env else str(settings.key_file),
+        "key_created": key_created,
     }
 
 
@@ -90,7 +123,8 @@ def _adopt_key(session, settings: Settings, key_created: bool) -> None:
             settings.key_file.unlink(missing_ok=True)
         raise EncryptionKeyError(
             f"this database is encrypted under key {state.active_kid}, which {ring.source} does not hold",
-            hint=f"copy the key file of the machine that ran `hpms init` to {settings.key_file}, or set HPMS_KEY")
+            hint=f"copy the key file of the machine that ran `hpms init` to {settings.key_file}, or set HPMS_KEY",
+        )
 
 
 def _ctx(session, settings) -> Ctx:
@@ -122,8 +156,7 @@ def check(settings: Settings) -> dict:
     engine = _engine_for(settings)
     try:
         check_schema(engine)
-        report: dict = {"database": redact_url(settings.database_url), "schema": head_revision(),
-                        "schema_ok": True}
+        report: dict = {"database": redact_url(settings.database_url), "schema": head_revision(), "schema_ok": True}
         with session_scope(engine) as session:
             require(authenticate(session), "db.check")
             if engine.dialect.name == "sqlite":
@@ -167,8 +200,10 @@ def backup(settings: Settings, dest: Path, *, overwrite: bool = False) -> dict:
     PostgreSQL: refuses with the pg_dump command to use. Raises UsageError, ConflictError."""
     path = settings.sqlite_path
     if not settings.is_sqlite:
-        raise UsageError("hpms db backup works on SQLite only",
-                         hint="for PostgreSQL use `pg_dump -Fc -f hpms.dump DBNAME` (see docs/admin.md)")
+        raise UsageError(
+            "hpms db backup works on SQLite only",
+            hint="for PostgreSQL use `pg_dump -Fc -f hpms.dump DBNAME` (see docs/admin.md)",
+        )
     engine = _engine_for(settings)
     check_schema(engine)
     dest = Path(dest).expanduser()
@@ -218,8 +253,10 @@ def restore(settings: Settings, source: Path, *, yes: bool = False) -> dict:
     """Replace the SQLite database with a backup; refuses to overwrite without `yes` and,
     when a database exists, unless the acting user is an admin of it."""
     if not settings.is_sqlite:
-        raise UsageError("hpms db restore works on SQLite only",
-                         hint="for PostgreSQL use `pg_restore -d DBNAME hpms.dump` (see docs/admin.md)")
+        raise UsageError(
+            "hpms db restore works on SQLite only",
+            hint="for PostgreSQL use `pg_restore -d DBNAME hpms.dump` (see docs/admin.md)",
+        )
     path = settings.sqlite_path
     source = Path(source).expanduser()
     rev = _validate_backup(source)
@@ -253,18 +290,15 @@ def restore(settings: Settings, source: Path, *, yes: bool = False) -> dict:
                 pass
     finally:
         engine.dispose()
-    return {"restored": str(path), "from": str(source), "schema": rev,
-            "schema_ok": rev == head_revision()}
+    return {"restored": str(path), "from": str(source), "schema": rev, "schema_ok": rev == head_revision()}
 
 
 def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     """Re-encrypt every sensitive field and blind index under a new key (key file: written
     with both keys first, so a crash leaves all values readable). Raises PermissionDenied."""
-    from hpms.models import Coverage, Patient
+    from hpms.models import Coverage, KeyState, Patient
     from hpms.services.platform.crypto import FieldCrypto, KeyRing, key_id, load_keyring, write_keyring
     from hpms.services.platform.crypto import new_key as make_key
-
-    from hpms.models import KeyState
 
     require(ctx.actor, "keys.rotate")
     settings = ctx.settings
@@ -274,8 +308,10 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     s.execute(sa.select(KeyState.active_kid).where(KeyState.id == 1).with_for_update())
     old = load_keyring(settings)
     if settings.key_from_env and new_key is None:
-        raise UsageError("the key comes from HPMS_KEY",
-                         hint="make one with `hpms keys generate`, then run with HPMS_NEW_KEY set to it")
+        raise UsageError(
+            "the key comes from HPMS_KEY",
+            hint="make one with `hpms keys generate`, then run with HPMS_NEW_KEY set to it",
+        )
     key = new_key or make_key()
     kid = key_id(key)
     if kid in old.keys:
@@ -287,20 +323,32 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     counts = {"ssn": 0, "member_id": 0}
     for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(Patient.ssn_enc.is_not(None))).all():
         value = crypto_old.decrypt(enc, "ssn")
-        s.execute(sa.update(Patient).where(Patient.id == pid).values(
-            ssn_enc=crypto_new.encrypt(value, "ssn"), ssn_bidx=crypto_new.blind_index(value, "ssn")))
+        s.execute(
+            sa.update(Patient)
+            .where(Patient.id == pid)
+            .values(ssn_enc=crypto_new.encrypt(value, "ssn"), ssn_bidx=crypto_new.blind_index(value, "ssn"))
+        )
         counts["ssn"] += 1
     for cid, enc in s.execute(sa.select(Coverage.id, Coverage.member_id_enc)).all():
         value = crypto_old.decrypt(enc, "member_id")
-        s.execute(sa.update(Coverage).where(Coverage.id == cid).values(
-            member_id_enc=crypto_new.encrypt(value, "member_id"),
-            member_id_bidx=crypto_new.blind_index(value, "member_id")))
+        s.execute(
+            sa.update(Coverage)
+            .where(Coverage.id == cid)
+            .values(
+                member_id_enc=crypto_new.encrypt(value, "member_id"),
+                member_id_bidx=crypto_new.blind_index(value, "member_id"),
+            )
+        )
         counts["member_id"] += 1
     s.execute(sa.update(KeyState).where(KeyState.id == 1).values(active_kid=kid))
     ctx._crypto, ctx._key_checked = crypto_new, True
     audit.record(ctx, audit.Event("rotate", "keys", kid, detail=f"ssn={counts['ssn']} member_id={counts['member_id']}"))
-    return {"key_id": kid, "previous_key_id": old.active, "reencrypted": counts,
-            "key_file": None if settings.key_from_env else str(settings.key_file)}
+    return {
+        "key_id": kid,
+        "previous_key_id": old.active,
+        "reencrypted": counts,
+        "key_file": None if settings.key_from_env else str(settings.key_file),
+    }
 
 
 def finish_rotation(settings: Settings, kid: str) -> None:
@@ -327,5 +375,14 @@ def ensure_reachable(settings: Settings) -> None:
         engine.dispose()
 
 
-__all__ = ["init", "upgrade", "check", "backup", "restore", "rotate_keys", "finish_rotation",
-           "ensure_reachable", "DatabaseUnavailable"]
+__all__ = [
+    "init",
+    "upgrade",
+    "check",
+    "backup",
+    "restore",
+    "rotate_keys",
+    "finish_rotation",
+    "ensure_reachable",
+    "DatabaseUnavailable",
+]

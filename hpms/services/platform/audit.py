@@ -36,9 +36,19 @@ class Event:
 def _canonical(row: dict) -> bytes:
     at: dt.datetime = row["at"]
     payload = [
-        row["seq"], at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row["org_id"],
-        row["user_id"], row["username"], row["action"], row["entity"], row["entity_id"],
-        row["patient_id"], row["patient_ids"], row["fields"], row["detail"], row["prev_hash"],
+        row["seq"],
+        at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        row["org_id"],
+        row["user_id"],
+        row["username"],
+        row["action"],
+        row["entity"],
+        row["entity_id"],
+        row["patient_id"],
+        row["patient_ids"],
+        row["fields"],
+        row["detail"],
+        row["prev_hash"],
     ]
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -56,7 +66,9 @@ def _fields_json(fields: tuple[str, ...]) -> str:
 # Built once: every write of the application appends to the chain.
 _HEAD = AuditHead.__table__
 _LOCK_HEAD = sa.select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-_MOVE_HEAD = sa.update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=sa.bindparam("seq"), last_hash=sa.bindparam("hash"))
+_MOVE_HEAD = (
+    sa.update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=sa.bindparam("seq"), last_hash=sa.bindparam("hash"))
+)
 
 
 def _lock_head(session) -> tuple[int, str]:
@@ -79,13 +91,21 @@ def record_many(ctx, events: Iterable[Event]) -> int:
         seq += 1
         # Truncate to microseconds as stored, so the hash recomputes identically on read.
         row = {
-            "seq": seq, "at": now, "org_id": ctx.actor.org_id, "user_id": ctx.actor.user_id,
-            "username": ctx.actor.username, "action": ev.action, "entity": ev.entity,
+            "seq": seq,
+            "at": now,
+            "org_id": ctx.actor.org_id,
+            "user_id": ctx.actor.user_id,
+            "username": ctx.actor.username,
+            "action": ev.action,
+            "entity": ev.entity,
             "entity_id": None if ev.entity_id is None else str(ev.entity_id),
             "patient_id": ev.patient_id,
-            "patient_ids": None if ev.patient_ids is None else json.dumps(sorted(set(ev.patient_ids)), separators=(",", ":")),
+            "patient_ids": None
+            if ev.patient_ids is None
+            else json.dumps(sorted(set(ev.patient_ids)), separators=(",", ":")),
             "fields": None if ev.fields is None else _fields_json(tuple(ev.fields)),
-            "detail": ev.detail, "prev_hash": prev,
+            "detail": ev.detail,
+            "prev_hash": prev,
         }
         row["hash"] = prev = event_hash(row)
         rows.append(row)
@@ -100,16 +120,26 @@ def record_many(ctx, events: Iterable[Event]) -> int:
 
 def _out(e: AuditEvent) -> AuditEventOut:
     return AuditEventOut(
-        seq=e.seq, at=e.at, username=e.username, action=e.action, entity=e.entity,
-        entity_id=e.entity_id, patient_id=e.patient_id,
+        seq=e.seq,
+        at=e.at,
+        username=e.username,
+        action=e.action,
+        entity=e.entity,
+        entity_id=e.entity_id,
+        patient_id=e.patient_id,
         patient_ids=json.loads(e.patient_ids) if e.patient_ids else None,
-        fields=json.loads(e.fields) if e.fields else None, detail=e.detail,
+        fields=json.loads(e.fields) if e.fields else None,
+        detail=e.detail,
     )
 
 
 def log(
-    ctx, *, patient_id: int | None = None, username: str | None = None,
-    since: dt.datetime | None = None, limit: int | None = 1000,
+    ctx,
+    *,
+    patient_id: int | None = None,
+    username: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int | None = 1000,
 ) -> list[AuditEventOut]:
     """Events, newest first, filtered; a patient filter also finds list/search events naming it.
     Raises PermissionDenied."""
@@ -138,8 +168,7 @@ class VerifyResult:
     problem: str | None = None
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "events": self.events, "first_bad_seq": self.first_bad_seq,
-                "problem": self.problem}
+        return {"ok": self.ok, "events": self.events, "first_bad_seq": self.first_bad_seq, "problem": self.problem}
 
 
 def verify(ctx, *, batch: int = 5000) -> VerifyResult:
@@ -147,26 +176,44 @@ def verify(ctx, *, batch: int = 5000) -> VerifyResult:
     Raises PermissionDenied."""
     require(ctx.actor, "audit.verify")
     session = ctx.session
-    cols = [AuditEvent.seq, AuditEvent.at, AuditEvent.org_id, AuditEvent.user_id,
-            AuditEvent.username, AuditEvent.action, AuditEvent.entity, AuditEvent.entity_id,
-            AuditEvent.patient_id, AuditEvent.patient_ids, AuditEvent.fields, AuditEvent.detail,
-            AuditEvent.prev_hash, AuditEvent.hash]
+    cols = [
+        AuditEvent.seq,
+        AuditEvent.at,
+        AuditEvent.org_id,
+        AuditEvent.user_id,
+        AuditEvent.username,
+        AuditEvent.action,
+        AuditEvent.entity,
+        AuditEvent.entity_id,
+        AuditEvent.patient_id,
+        AuditEvent.patient_ids,
+        AuditEvent.fields,
+        AuditEvent.detail,
+        AuditEvent.prev_hash,
+        AuditEvent.hash,
+    ]
     expected_seq, prev, count = 1, GENESIS, 0
     last_seq = 0
     while True:
-        rows = session.execute(
-            sa.select(*cols).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(batch)
-        ).mappings().all()
+        rows = (
+            session.execute(
+                sa.select(*cols).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(batch)
+            )
+            .mappings()
+            .all()
+        )
         if not rows:
             break
         for r in rows:
             row = dict(r)
             if row["seq"] != expected_seq:
-                return VerifyResult(False, count, expected_seq,
-                                    f"event {expected_seq} is missing (next is {row['seq']})")
+                return VerifyResult(
+                    False, count, expected_seq, f"event {expected_seq} is missing (next is {row['seq']})"
+                )
             if row["prev_hash"] != prev:
-                return VerifyResult(False, count, row["seq"],
-                                    f"event {row['seq']} does not follow event {row['seq'] - 1}")
+                return VerifyResult(
+                    False, count, row["seq"], f"event {row['seq']} does not follow event {row['seq'] - 1}"
+                )
             if event_hash(row) != row["hash"]:
                 return VerifyResult(False, count, row["seq"], f"event {row['seq']} was altered")
             prev, expected_seq, last_seq = row["hash"], row["seq"] + 1, row["seq"]
@@ -176,6 +223,5 @@ def verify(ctx, *, batch: int = 5000) -> VerifyResult:
     ).one()
     if head_seq != last_seq or head_hash != prev:
         bad = last_seq + 1 if head_seq > last_seq else head_seq
-        return VerifyResult(False, count, bad,
-                            f"the chain ends at event {last_seq} but the head records {head_seq}")
+        return VerifyResult(False, count, bad, f"the chain ends at event {last_seq} but the head records {head_seq}")
     return VerifyResult(True, count)

@@ -6,13 +6,20 @@ import datetime as dt
 
 from hpms.errors import ValidationError
 from hpms.models import AuditEventOut
-from hpms.services.platform import audit, validation as v
 from hpms.services.lookups import find_patient
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
 
-def log(ctx, *, patient: str | None = None, username: str | None = None, since: str | dt.date | None = None,
-        limit: int = 100) -> list[AuditEventOut]:
+def log(
+    ctx,
+    *,
+    patient: str | None = None,
+    username: str | None = None,
+    since: str | dt.date | None = None,
+    limit: int = 100,
+) -> list[AuditEventOut]:
     """Audit events, newest first. Raises PermissionDenied, NotFoundError, ValidationError."""
     require(ctx.actor, "audit.read")
     if limit < 1 or limit > 100000:
@@ -21,6 +28,5 @@ def log(ctx, *, patient: str | None = None, username: str | None = None, since: 
     day = v.parse_date("--since", since)
     since_dt = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
     rows = audit.log(ctx, patient_id=patient_id, username=username, since=since_dt, limit=limit)
-    audit.record(ctx, audit.Event("read", "audit", patient_id=patient_id,
-                                  detail=f"{len(rows)} event(s)"))
+    audit.record(ctx, audit.Event("read", "audit", patient_id=patient_id, detail=f"{len(rows)} event(s)"))
     return rows

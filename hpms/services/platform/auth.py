@@ -58,7 +58,8 @@ def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
     """The actor for `username`; AuthError when unknown or disabled."""
     rows = session.execute(
         sa.select(User.id, User.org_id, User.disabled, UserRole.role)
-        .outerjoin(UserRole, UserRole.user_id == User.id).where(User.username == username)
+        .outerjoin(UserRole, UserRole.user_id == User.id)
+        .where(User.username == username)
     ).all()
     if not rows:
         raise AuthError(
@@ -67,8 +68,13 @@ def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
         )
     if rows[0].disabled:
         raise AuthError(f"hpms user {username!r} is disabled")
-    return Actor(user_id=rows[0].id, username=username, org_id=rows[0].org_id,
-                 roles=frozenset(r.role for r in rows if r.role), auth_method=auth_method)
+    return Actor(
+        user_id=rows[0].id,
+        username=username,
+        org_id=rows[0].org_id,
+        roles=frozenset(r.role for r in rows if r.role),
+        auth_method=auth_method,
+    )
 
 
 def authenticate(session, env: dict[str, str] | None = None) -> Actor:

@@ -8,8 +8,11 @@ import sqlalchemy as sa
 from hpms.errors import Action, ConflictError
 
 # exclusion constraints and triggers of the appointment table (migration 0002) -> who was taken
-_OVERLAPS = (("ex_appointment_provider", "the provider"), ("ex_appointment_room", "the room"),
-             ("ex_appointment_patient", "the patient"))
+_OVERLAPS = (
+    ("ex_appointment_provider", "the provider"),
+    ("ex_appointment_room", "the room"),
+    ("ex_appointment_patient", "the patient"),
+)
 
 
 def overlap_error(exc: sa.exc.IntegrityError) -> ConflictError | None:
@@ -17,8 +20,10 @@ def overlap_error(exc: sa.exc.IntegrityError) -> ConflictError | None:
     text = str(exc.orig)
     for name, what in _OVERLAPS:
         if name in text:
-            return ConflictError(f"{what} was booked at that time by someone else just now",
-                                 action=Action("appointments", "find-slot", purpose="find another slot with"))
+            return ConflictError(
+                f"{what} was booked at that time by someone else just now",
+                action=Action("appointments", "find-slot", purpose="find another slot with"),
+            )
     return None
 
 

@@ -56,8 +56,11 @@ class Ctx:
 
 @contextmanager
 def open_context(
-    settings: Settings | None = None, *, readonly: bool = False,
-    clock: Clock = system_clock, env: dict[str, str] | None = None,
+    settings: Settings | None = None,
+    *,
+    readonly: bool = False,
+    clock: Clock = system_clock,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Ctx]:
     """One transaction as the authenticated user: checks the schema, authenticates before
     reading anything else, commits on success and rolls back on error."""

@@ -13,8 +13,7 @@ MRN_START = 100000
 def reserve(session, name: str, count: int = 1, *, start: int = 0) -> int:
     """Reserve `count` values; returns the first. The row lock serializes concurrent callers."""
     row = session.execute(
-        sa.update(Counter).where(Counter.name == name)
-        .values(value=Counter.value + count).returning(Counter.value)
+        sa.update(Counter).where(Counter.name == name).values(value=Counter.value + count).returning(Counter.value)
     ).scalar_one_or_none()
     if row is None:
         session.execute(sa.insert(Counter).values(name=name, value=start + count))

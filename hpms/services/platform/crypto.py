@@ -60,8 +60,7 @@ class KeyRing:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"version": 1, "active": self.active,
-             "keys": {k: encode_key(v) for k, v in self.keys.items()}},
+            {"version": 1, "active": self.active, "keys": {k: encode_key(v) for k, v in self.keys.items()}},
             indent=2,
         )
 
@@ -134,9 +133,7 @@ class FieldCrypto:
         kid, _, body = token.partition(":")
         aead = self._aead.get(kid)
         if aead is None:
-            raise EncryptionKeyError(
-                f"value was encrypted with key {kid}, which {self.ring.source} does not hold"
-            )
+            raise EncryptionKeyError(f"value was encrypted with key {kid}, which {self.ring.source} does not hold")
         raw = base64.b64decode(body)
         try:
             return aead.decrypt(raw[:12], raw[12:], kind.encode()).decode()

@@ -25,14 +25,19 @@ class InvalidRows(ValidationError):
 
     def __init__(self, errors: list, rows: int | None = None, *, hint: str | None = None) -> None:
         first = errors[0]
-        super().__init__("FILE", f"{len(errors)} invalid row(s), the first at line {first.line} "
-                                 f"({first.field}: {first.message}); nothing imported", hint=hint)
+        super().__init__(
+            "FILE",
+            f"{len(errors)} invalid row(s), the first at line {first.line} "
+            f"({first.field}: {first.message}); nothing imported",
+            hint=hint,
+        )
         self.errors = errors
         self.rows = rows
 
 
-def read_rows(path, *, columns: tuple[str, ...], required: tuple[str, ...], expected: str
-              ) -> list[tuple[int, dict[str, str] | None]]:
+def read_rows(
+    path, *, columns: tuple[str, ...], required: tuple[str, ...], expected: str
+) -> list[tuple[int, dict[str, str] | None]]:
     """(line, {column: text}) per non-blank data row, None for a row with more cells than the
     header. ValidationError (field FILE) for a missing, empty, non-UTF-8 or malformed file, an
     unknown, missing or repeated column; `expected` describes the header in those messages."""

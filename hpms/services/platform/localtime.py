@@ -18,9 +18,23 @@ from hpms.errors import ValidationError
 
 DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _DAY_WORDS = {
-    "mon": "MO", "monday": "MO", "tue": "TU", "tues": "TU", "tuesday": "TU", "wed": "WE",
-    "wednesday": "WE", "thu": "TH", "thur": "TH", "thurs": "TH", "thursday": "TH", "fri": "FR",
-    "friday": "FR", "sat": "SA", "saturday": "SA", "sun": "SU", "sunday": "SU",
+    "mon": "MO",
+    "monday": "MO",
+    "tue": "TU",
+    "tues": "TU",
+    "tuesday": "TU",
+    "wed": "WE",
+    "wednesday": "WE",
+    "thu": "TH",
+    "thur": "TH",
+    "thurs": "TH",
+    "thursday": "TH",
+    "fri": "FR",
+    "friday": "FR",
+    "sat": "SA",
+    "saturday": "SA",
+    "sun": "SU",
+    "sunday": "SU",
 }
 _TIME = re.compile(r"^(\d{1,2})(?::?(\d{2}))?\s*(am|pm)?$", re.I)
 _RELATIVE = re.compile(r"^(today|tomorrow|yesterday)(?:[ T]+(.+))?$", re.I)
@@ -84,8 +98,10 @@ def wall_to_utc_strict(field: str, naive: dt.datetime, tz: str) -> dt.datetime:
     if is_ambiguous(naive, tz):
         first, second = _offsets(naive, zone(tz))
         raise ValidationError(
-            field, f"{naive:%Y-%m-%d %H:%M} happens twice in {tz} (clocks fall back); add the offset, "
-                   f"e.g. {naive:%Y-%m-%d %H:%M}{_fmt_offset(first)} or {naive:%Y-%m-%d %H:%M}{_fmt_offset(second)}")
+            field,
+            f"{naive:%Y-%m-%d %H:%M} happens twice in {tz} (clocks fall back); add the offset, "
+            f"e.g. {naive:%Y-%m-%d %H:%M}{_fmt_offset(first)} or {naive:%Y-%m-%d %H:%M}{_fmt_offset(second)}",
+        )
     return naive.replace(tzinfo=zone(tz)).astimezone(dt.UTC)
 
 

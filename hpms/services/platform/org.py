@@ -6,20 +6,41 @@ import sqlalchemy as sa
 
 from hpms.errors import ValidationError
 from hpms.models import Location, LocationOut, Organization, OrganizationOut, User, UserRole
-from hpms.services.platform import audit, validation as v
-from hpms.services.platform.permissions import require
 from hpms.services.lookups import find_location
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import require
 
-LOCATION_FIELDS = ("name", "address_line1", "address_line2", "city", "state", "postal_code",
-                   "country", "tz", "phone", "npi", "place_of_service")
+LOCATION_FIELDS = (
+    "name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "tz",
+    "phone",
+    "npi",
+    "place_of_service",
+)
 
 
 def get_organization(session) -> Organization | None:
     return session.execute(sa.select(Organization).order_by(Organization.id).limit(1)).scalar_one_or_none()
 
 
-def bootstrap(session, settings, *, practice: str, tz: str, location_name: str | None, admin_username: str,
-              admin_full_name: str | None = None, is_demo: bool = False) -> tuple[OrganizationOut, bool]:
+def bootstrap(
+    session,
+    settings,
+    *,
+    practice: str,
+    tz: str,
+    location_name: str | None,
+    admin_username: str,
+    admin_full_name: str | None = None,
+    is_demo: bool = False,
+) -> tuple[OrganizationOut, bool]:
     """Create the organization, its first location and the first admin, unless the database
     already has an organization. Returns (organization, created). Raises ValidationError."""
     existing = get_organization(session)
@@ -37,8 +58,7 @@ def bootstrap(session, settings, *, practice: str, tz: str, location_name: str |
     session.flush()
     session.add(UserRole(user_id=user.id, role="admin"))
     session.flush()
-    from hpms.services.platform.counters import reserve
-    from hpms.services.platform.counters import MRN_COUNTER, MRN_START
+    from hpms.services.platform.counters import MRN_COUNTER, MRN_START, reserve
 
     reserve(session, MRN_COUNTER, 0, start=MRN_START)  # the row exists before concurrent registrations
     from hpms.services.platform.context import context_for
@@ -74,7 +94,9 @@ def _location_values(data: dict, *, partial: bool = False) -> dict:
 
         pos = str(data["place_of_service"]).strip().zfill(2)
         if pos not in PLACES_OF_SERVICE:
-            raise ValidationError("--place-of-service", f"{data['place_of_service']!r} is not a CMS place-of-service code")
+            raise ValidationError(
+                "--place-of-service", f"{data['place_of_service']!r} is not a CMS place-of-service code"
+            )
         out["place_of_service"] = pos
     return out
 
@@ -86,7 +108,9 @@ def add_location(ctx, **data) -> LocationOut:
     from hpms.errors import ConflictError
 
     clash = ctx.session.execute(
-        sa.select(Location.id).where(Location.org_id == ctx.org_id, sa.func.lower(Location.name) == values["name"].lower())
+        sa.select(Location.id).where(
+            Location.org_id == ctx.org_id, sa.func.lower(Location.name) == values["name"].lower()
+        )
     ).first()
     if clash:
         raise ConflictError(f"a location named {values['name']!r} already exists")
@@ -120,8 +144,11 @@ def update_location(ctx, ref: str | int, **data) -> LocationOut:
         from hpms.errors import ConflictError
 
         clash = ctx.session.execute(
-            sa.select(Location.id).where(Location.org_id == ctx.org_id, Location.id != loc.id,
-                                         sa.func.lower(Location.name) == values["name"].lower())
+            sa.select(Location.id).where(
+                Location.org_id == ctx.org_id,
+                Location.id != loc.id,
+                sa.func.lower(Location.name) == values["name"].lower(),
+            )
         ).first()
         if clash:
             raise ConflictError(f"--name: a location named {values['name']!r} already exists")

@@ -6,15 +6,23 @@ import sqlalchemy as sa
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import User, UserOut, UserRole
-from hpms.services.platform import audit, validation as v
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.auth import hash_token, new_token
 from hpms.services.platform.permissions import require, validate_role
 
 
 def _out(session, user: User) -> UserOut:
     roles = sorted(session.scalars(sa.select(UserRole.role).where(UserRole.user_id == user.id)))
-    return UserOut(id=user.id, username=user.username, full_name=user.full_name, roles=roles,
-                   disabled=user.disabled, has_token=bool(user.token_hash), created_at=user.created_at)
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        roles=roles,
+        disabled=user.disabled,
+        has_token=bool(user.token_hash),
+        created_at=user.created_at,
+    )
 
 
 def _get(ctx, username: str) -> User:
@@ -31,8 +39,13 @@ def whoami(ctx) -> dict:
     user = ctx.session.get(User, ctx.actor.user_id)
     from hpms.services.platform.org import organization
 
-    return {"username": user.username, "full_name": user.full_name, "roles": sorted(ctx.actor.roles),
-            "auth_method": ctx.actor.auth_method, "organization": organization(ctx).name}
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "roles": sorted(ctx.actor.roles),
+        "auth_method": ctx.actor.auth_method,
+        "organization": organization(ctx).name,
+    }
 
 
 def add_user(ctx, *, username: str, roles: list[str], full_name: str | None = None) -> UserOut:
@@ -51,8 +64,12 @@ def add_user(ctx, *, username: str, roles: list[str], full_name: str | None = No
     for role in checked:
         ctx.session.add(UserRole(user_id=user.id, role=role))
     ctx.session.flush()
-    audit.record(ctx, audit.Event("create", "user", user.id, fields=["username", "roles", "full_name"],
-                                  detail=f"roles={','.join(checked)}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create", "user", user.id, fields=["username", "roles", "full_name"], detail=f"roles={','.join(checked)}"
+        ),
+    )
     return _out(ctx.session, user)
 
 
@@ -70,7 +87,9 @@ def show_user(ctx, username: str) -> UserOut:
 
 def _admins_left(ctx, excluding: int) -> int:
     return ctx.session.execute(
-        sa.select(sa.func.count()).select_from(UserRole).join(User, User.id == UserRole.user_id)
+        sa.select(sa.func.count())
+        .select_from(UserRole)
+        .join(User, User.id == UserRole.user_id)
         .where(UserRole.role == "admin", User.disabled.is_(False), User.id != excluding)
     ).scalar_one()
 

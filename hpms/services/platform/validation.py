@@ -9,7 +9,9 @@ import unicodedata
 
 from hpms.errors import ValidationError
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()./-]+$")
 _DATE_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _DATE_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -146,8 +148,9 @@ def parse_ssn(field: str, value: str | None) -> str | None:
     return digits
 
 
-def parse_choice(field: str, value: str | None, choices: tuple[str, ...],
-                 aliases: dict[str, str] | None = None) -> str | None:
+def parse_choice(
+    field: str, value: str | None, choices: tuple[str, ...], aliases: dict[str, str] | None = None
+) -> str | None:
     value = clean(value)
     if value is None:
         return None
@@ -178,7 +181,9 @@ def parse_tz(field: str, value: str | None) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(field, f"unknown time zone {value!r} (use an IANA name such as America/New_York)") from None
+        raise ValidationError(
+            field, f"unknown time zone {value!r} (use an IANA name such as America/New_York)"
+        ) from None
     return value
 
 

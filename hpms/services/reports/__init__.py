@@ -15,8 +15,17 @@ from collections.abc import Iterator
 from hpms.errors import Action, NotFoundError, ValidationError
 from hpms.services.platform.permissions import require
 from hpms.services.reports.base import (  # noqa: F401  (the registry's names, for the faces)
-    KINDS, PERIODS, REPORTS, Column, Params, Report, month_start, period_bounds, report,
+    KINDS,
+    PERIODS,
+    REPORTS,
+    Column,
+    Params,
+    Report,
+    month_start,
+    period_bounds,
+    report,
 )
+
 
 def _load() -> None:
     """Import the modules that register reports (kept out of start-up until a report is used)."""
@@ -37,12 +46,13 @@ def get(name: str) -> Report:
     return found
 
 
-def parse_params(ctx, rep: Report, *, start=None, end=None, period=None, location=None, provider=None, payer=None,
-                 **extra) -> Params:
+def parse_params(
+    ctx, rep: Report, *, start=None, end=None, period=None, location=None, provider=None, payer=None, **extra
+) -> Params:
     """Common parameters, dates in the location's time zone (the practice's first location
     when none is given). Default period: this month."""
-    from hpms.services.platform.localtime import local_now, parse_day
     from hpms.services.lookups import resolve_location
+    from hpms.services.platform.localtime import local_now, parse_day
 
     loc = resolve_location(ctx, location) if location else None
     tz_loc = loc or resolve_location(ctx, None)
@@ -71,9 +81,16 @@ def parse_params(ctx, rep: Report, *, start=None, end=None, period=None, locatio
             payer_id = find_payer(ctx, payer).id
         except NotFoundError as exc:
             raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
-    return Params(start=s, end=e, location_id=loc.id if loc else None, location=loc.name if loc else None,
-                  tz=tz_loc.tz, provider_id=prov_id, payer_id=payer_id, extra={k: v for k, v in extra.items()
-                                                                                if v is not None})
+    return Params(
+        start=s,
+        end=e,
+        location_id=loc.id if loc else None,
+        location=loc.name if loc else None,
+        tz=tz_loc.tz,
+        provider_id=prov_id,
+        payer_id=payer_id,
+        extra={k: v for k, v in extra.items() if v is not None},
+    )
 
 
 def run(ctx, name: str, **kw) -> tuple[Report, Params, Iterator[tuple]]:

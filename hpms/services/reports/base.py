@@ -53,15 +53,31 @@ class Report:
 REPORTS: dict[str, Report] = {}
 
 
-def report(name: str, title: str, description: str, columns, *, params=None, permission: str = "reports.run",
-           patient_data: bool = False, chart: tuple[str, str] | None = None):
+def report(
+    name: str,
+    title: str,
+    description: str,
+    columns,
+    *,
+    params=None,
+    permission: str = "reports.run",
+    patient_data: bool = False,
+    chart: tuple[str, str] | None = None,
+):
     """Register a report whose rows come from the decorated generator function."""
 
     def register(fn):
-        REPORTS[name] = Report(name=name, title=title, description=description,
-                               columns=tuple(c if isinstance(c, Column) else Column(*c) for c in columns), rows=fn,
-                               params=tuple(params) if params is not None else Report.params, permission=permission,
-                               patient_data=patient_data, chart=chart)
+        REPORTS[name] = Report(
+            name=name,
+            title=title,
+            description=description,
+            columns=tuple(c if isinstance(c, Column) else Column(*c) for c in columns),
+            rows=fn,
+            params=tuple(params) if params is not None else Report.params,
+            permission=permission,
+            patient_data=patient_data,
+            chart=chart,
+        )
         return fn
 
     return register

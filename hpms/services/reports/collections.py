@@ -21,9 +21,9 @@ from hpms.models import Payer, Provider
 from hpms.models.billing import Claim, ClaimLine, Encounter
 from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
-from hpms.services.reports.base import Column, Params, report
-from hpms.services.reports.base import utc_bounds
-from hpms.services.reports.revenue import encounter_ids as _encounter_ids, first_pass, money, provider_name
+from hpms.services.reports.base import Column, Params, report, utc_bounds
+from hpms.services.reports.revenue import encounter_ids as _encounter_ids
+from hpms.services.reports.revenue import first_pass, money, provider_name
 
 MONEY_PARAMS = ("from", "to", "period", "location", "provider", "payer")
 PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")
@@ -80,9 +80,14 @@ def _payer_names(ctx) -> dict[int, str]:
 
 
 def _provider_names(ctx) -> dict[int, str]:
-    return {r.id: provider_name(r.last_name, r.first_name, r.credentials) for r in ctx.session.execute(
-        sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials)
-        .where(Provider.org_id == ctx.org_id))}
+    return {
+        r.id: provider_name(r.last_name, r.first_name, r.credentials)
+        for r in ctx.session.execute(
+            sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials).where(
+                Provider.org_id == ctx.org_id
+            )
+        )
+    }
 
 
 def _by_kind(ctx, params: Params, kinds: tuple[str, ...], by: str) -> dict[str, dict[str, list[int]]]:
@@ -95,12 +100,18 @@ def _by_kind(ctx, params: Params, kinds: tuple[str, ...], by: str) -> dict[str, 
         q = sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
     elif by == "provider":
         key = Encounter.provider_id
-        q = (sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
-             .select_from(LedgerEntry).outerjoin(Encounter, Encounter.id == LedgerEntry.encounter_id))
+        q = (
+            sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+            .select_from(LedgerEntry)
+            .outerjoin(Encounter, Encounter.id == LedgerEntry.encounter_id)
+        )
     else:  # code
         key = ClaimLine.code
-        q = (sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
-             .select_from(LedgerEntry).outerjoin(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id))
+        q = (
+            sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
+            .select_from(LedgerEntry)
+            .outerjoin(ClaimLine, ClaimLine.id == LedgerEntry.claim_line_id)
+        )
     q = _ledger(ctx, params, q.group_by(key, LedgerEntry.kind), kinds)
     names = _payer_names(ctx) if by == "payer" else _provider_names(ctx) if by == "provider" else {}
     out: dict[str, dict[str, list[int]]] = {}
@@ -126,13 +137,24 @@ def _ordered(groups: dict, by: str) -> list[str]:
 
 # ---- payments ------------------------------------------------------------------------------
 
-@report("payments", "Payments",
-        "Insurance and patient payments and refunds by effective date, grouped --by day, week, month "
-        "(default), payer, provider or code.",
-        [Column("group", "Group"), Column("insurance", "Insurance payments", "money"),
-         Column("patient", "Patient payments", "money"), Column("refunds", "Refunds", "money"),
-         Column("net", "Net payments", "money"), Column("entries", "Entries", "int")],
-        params=(*MONEY_PARAMS, "by"), permission="reports.revenue", chart=("group", "net"))
+
+@report(
+    "payments",
+    "Payments",
+    "Insurance and patient payments and refunds by effective date, grouped --by day, week, month "
+    "(default), payer, provider or code.",
+    [
+        Column("group", "Group"),
+        Column("insurance", "Insurance payments", "money"),
+        Column("patient", "Patient payments", "money"),
+        Column("refunds", "Refunds", "money"),
+        Column("net", "Net payments", "money"),
+        Column("entries", "Entries", "int"),
+    ],
+    params=(*MONEY_PARAMS, "by"),
+    permission="reports.revenue",
+    chart=("group", "net"),
+)
 def payments(ctx, params: Params):
     """One row per group with a payment or refund entry dated in the range (reversals
     included: they net out). insurance = -(sum of insurance_payment), patient = -(sum of
@@ -152,13 +174,24 @@ def payments(ctx, params: Params):
 
 # ---- adjustments ---------------------------------------------------------------------------
 
-@report("adjustments", "Adjustments",
-        "Contractual adjustments, other adjustments and write-offs by effective date, grouped --by day, week, "
-        "month (default), payer, provider or code.",
-        [Column("group", "Group"), Column("contractual", "Contractual", "money"),
-         Column("other", "Other adjustments", "money"), Column("write_off", "Write-offs", "money"),
-         Column("total", "Total", "money"), Column("entries", "Entries", "int")],
-        params=(*MONEY_PARAMS, "by"), permission="reports.revenue", chart=("group", "total"))
+
+@report(
+    "adjustments",
+    "Adjustments",
+    "Contractual adjustments, other adjustments and write-offs by effective date, grouped --by day, week, "
+    "month (default), payer, provider or code.",
+    [
+        Column("group", "Group"),
+        Column("contractual", "Contractual", "money"),
+        Column("other", "Other adjustments", "money"),
+        Column("write_off", "Write-offs", "money"),
+        Column("total", "Total", "money"),
+        Column("entries", "Entries", "int"),
+    ],
+    params=(*MONEY_PARAMS, "by"),
+    permission="reports.revenue",
+    chart=("group", "total"),
+)
 def adjustments(ctx, params: Params):
     """One row per group with an adjustment entry dated in the range; each amount is the
     negated sum of its kind (reversals included), total = contractual + other + write-offs."""
@@ -176,9 +209,13 @@ def _remit_day_filter(ctx, params: Params, q, start: dt.date | None = None, end:
     start = params.start if start is None else start
     end = params.end if end is None else end
     lo, hi = utc_bounds(ctx, Params(start=start, end=end, tz=params.tz))
-    return q.where(Remittance.org_id == ctx.org_id, sa.or_(
-        Remittance.payment_date.between(start, end),
-        sa.and_(Remittance.payment_date.is_(None), Remittance.created_at >= lo, Remittance.created_at < hi)))
+    return q.where(
+        Remittance.org_id == ctx.org_id,
+        sa.or_(
+            Remittance.payment_date.between(start, end),
+            sa.and_(Remittance.payment_date.is_(None), Remittance.created_at >= lo, Remittance.created_at < hi),
+        ),
+    )
 
 
 def _remit_filters(ctx, params: Params, q):
@@ -192,28 +229,44 @@ def _remit_filters(ctx, params: Params, q):
     return q
 
 
-@report("adjustments-by-reason", "Adjustments by reason",
-        "What payers adjusted in the remittances paid in the range, by CAS group code and reason code (CARC), "
-        "with the reason.",
-        [Column("group_code", "Group"), Column("reason_code", "CARC"), Column("reason", "Reason"),
-         Column("claims", "Claims", "int"), Column("amount", "Amount", "money")],
-        params=MONEY_PARAMS, permission="reports.revenue")
+@report(
+    "adjustments-by-reason",
+    "Adjustments by reason",
+    "What payers adjusted in the remittances paid in the range, by CAS group code and reason code (CARC), "
+    "with the reason.",
+    [
+        Column("group_code", "Group"),
+        Column("reason_code", "CARC"),
+        Column("reason", "Reason"),
+        Column("claims", "Claims", "int"),
+        Column("amount", "Amount", "money"),
+    ],
+    params=MONEY_PARAMS,
+    permission="reports.revenue",
+)
 def adjustments_by_reason(ctx, params: Params):
     """One row per group code and CARC: claim payments (CLP) carrying it, and the sum of its
     CAS amounts (positive: taken off the payment). PR rows are the patient's share (deductible,
     coinsurance, copay), not money lost; the contractual and other adjustments in the ledger
     are the CO, OA and PI rows."""
-    q = (sa.select(RemitAdjustment.group_code, RemitAdjustment.reason_code,
-                   sa.func.count(sa.distinct(RemitAdjustment.remit_claim_id)), sa.func.sum(RemitAdjustment.amount_cents))
-         .select_from(RemitAdjustment)
-         .join(RemitClaim, RemitClaim.id == RemitAdjustment.remit_claim_id)
-         .join(Remittance, Remittance.id == RemitClaim.remittance_id)
-         .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
-         .where(RemitAdjustment.org_id == ctx.org_id)
-         .group_by(RemitAdjustment.group_code, RemitAdjustment.reason_code))
+    q = (
+        sa.select(
+            RemitAdjustment.group_code,
+            RemitAdjustment.reason_code,
+            sa.func.count(sa.distinct(RemitAdjustment.remit_claim_id)),
+            sa.func.sum(RemitAdjustment.amount_cents),
+        )
+        .select_from(RemitAdjustment)
+        .join(RemitClaim, RemitClaim.id == RemitAdjustment.remit_claim_id)
+        .join(Remittance, Remittance.id == RemitClaim.remittance_id)
+        .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
+        .where(RemitAdjustment.org_id == ctx.org_id)
+        .group_by(RemitAdjustment.group_code, RemitAdjustment.reason_code)
+    )
     per: dict[tuple[str, str], list[int]] = {}
-    for group, reason, claims, cents in ctx.session.execute(_remit_filters(ctx, params,
-                                                                           _remit_day_filter(ctx, params, q))):
+    for group, reason, claims, cents in ctx.session.execute(
+        _remit_filters(ctx, params, _remit_day_filter(ctx, params, q))
+    ):
         p = per.setdefault(((group or "").strip().upper(), normalize(reason)), [0, 0])
         p[0] += int(claims)
         p[1] += int(cents or 0)
@@ -227,20 +280,31 @@ def _code_key(code: str):
 
 # ---- denials -------------------------------------------------------------------------------
 
+
 def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.date | None = None):
     """The claim payments (CLP) of the remittances paid in the range, reversals (CLP02 22)
     left out: (remit claim id, claim id or None, payer id, payer name as sent, charge, denied)."""
     lost = _denial_reason_exists()
-    q = (sa.select(RemitClaim.id, RemitClaim.claim_id, sa.func.coalesce(Remittance.payer_id, Claim.payer_id),
-                   Remittance.payer_name, RemitClaim.status_code, RemitClaim.charge_cents, RemitClaim.paid_cents,
-                   lost)
-         .select_from(RemitClaim)
-         .join(Remittance, Remittance.id == RemitClaim.remittance_id)
-         .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
-         .where(_scan(RemitClaim.org_id) == ctx.org_id, RemitClaim.status_code != REVERSAL))
+    q = (
+        sa.select(
+            RemitClaim.id,
+            RemitClaim.claim_id,
+            sa.func.coalesce(Remittance.payer_id, Claim.payer_id),
+            Remittance.payer_name,
+            RemitClaim.status_code,
+            RemitClaim.charge_cents,
+            RemitClaim.paid_cents,
+            lost,
+        )
+        .select_from(RemitClaim)
+        .join(Remittance, Remittance.id == RemitClaim.remittance_id)
+        .outerjoin(Claim, Claim.id == RemitClaim.claim_id)
+        .where(_scan(RemitClaim.org_id) == ctx.org_id, RemitClaim.status_code != REVERSAL)
+    )
     q = _remit_filters(ctx, params, _remit_day_filter(ctx, params, q, start, end))
     for rid, claim_id, payer_id, payer_name, status, charge, paid, adjusted in ctx.session.execute(
-            q.execution_options(yield_per=10000)):
+        q.execution_options(yield_per=10000)
+    ):
         denied = (status or "").strip() == DENIED_STATUS or (int(paid) == 0 and bool(adjusted))
         yield rid, claim_id, payer_id, payer_name, charge, denied
 
@@ -248,24 +312,39 @@ def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.da
 def _is_denial_reason():
     """SQL for `hpms.codes.carc.is_denial_reason` on a remit_adjustment row (reason codes are
     stored normalised)."""
-    return sa.and_(RemitAdjustment.group_code.in_(DENIAL_GROUPS), RemitAdjustment.reason_code.not_in(NOT_DENIAL),
-                   RemitAdjustment.amount_cents != 0)
+    return sa.and_(
+        RemitAdjustment.group_code.in_(DENIAL_GROUPS),
+        RemitAdjustment.reason_code.not_in(NOT_DENIAL),
+        RemitAdjustment.amount_cents != 0,
+    )
 
 
 def _denial_reason_exists():
     """Whether the claim payment carries an adjustment with a denial reason: with nothing paid,
     that makes it a denial (`hpms.codes.carc.is_denial`, as posting decides)."""
-    return (sa.select(RemitAdjustment.remit_claim_id)
-            .where(RemitAdjustment.remit_claim_id == RemitClaim.id, _is_denial_reason()).exists())
+    return (
+        sa.select(RemitAdjustment.remit_claim_id)
+        .where(RemitAdjustment.remit_claim_id == RemitClaim.id, _is_denial_reason())
+        .exists()
+    )
 
 
-@report("denials-by-carc", "Denials by reason",
-        "Denied claims in the remittances paid in the range, by reason code (CARC) and payer: claims, billed, "
-        "adjusted amount.",
-        [Column("reason_code", "CARC"), Column("reason", "Reason"), Column("payer", "Payer"),
-         Column("claims", "Denied claims", "int"), Column("billed", "Billed", "money"),
-         Column("amount", "Adjusted", "money")],
-        params=MONEY_PARAMS, permission="reports.revenue")
+@report(
+    "denials-by-carc",
+    "Denials by reason",
+    "Denied claims in the remittances paid in the range, by reason code (CARC) and payer: claims, billed, "
+    "adjusted amount.",
+    [
+        Column("reason_code", "CARC"),
+        Column("reason", "Reason"),
+        Column("payer", "Payer"),
+        Column("claims", "Denied claims", "int"),
+        Column("billed", "Billed", "money"),
+        Column("amount", "Adjusted", "money"),
+    ],
+    params=MONEY_PARAMS,
+    permission="reports.revenue",
+)
 def denials_by_carc(ctx, params: Params):
     """A claim payment is a denial when its status (CLP02) is 4 (denied), or it paid nothing and
     carries an adjustment with a denial reason (group CO, OA or PI with a reason that is not a
@@ -284,10 +363,12 @@ def denials_by_carc(ctx, params: Params):
     ids = list(denials)
     for start in range(0, len(ids), 5000):
         for rid, reason, cents in ctx.session.execute(
-                sa.select(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code,
-                          sa.func.sum(RemitAdjustment.amount_cents))
-                .where(RemitAdjustment.remit_claim_id.in_(ids[start:start + 5000]), _is_denial_reason())
-                .group_by(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code)):
+            sa.select(
+                RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code, sa.func.sum(RemitAdjustment.amount_cents)
+            )
+            .where(RemitAdjustment.remit_claim_id.in_(ids[start : start + 5000]), _is_denial_reason())
+            .group_by(RemitAdjustment.remit_claim_id, RemitAdjustment.reason_code)
+        ):
             r = reasons.setdefault(rid, {})
             code = normalize(reason)
             r[code] = r.get(code, 0) + int(cents or 0)
@@ -299,11 +380,13 @@ def denials_by_carc(ctx, params: Params):
             p[1] += charge
             p[2] += cents
     for (code, payer), (n, billed, cents) in sorted(
-            per.items(), key=lambda kv: (-kv[1][0], -kv[1][2], _code_key(kv[0][0]), kv[0][1])):
+        per.items(), key=lambda kv: (-kv[1][0], -kv[1][2], _code_key(kv[0][0]), kv[0][1])
+    ):
         yield code, carc_text(code) if code else "(no reason given)", payer, n, money(billed), money(cents)
 
 
 # ---- KPIs ----------------------------------------------------------------------------------
+
 
 def _ratio(num, den, scale: int = 100, places: str = "0.1") -> Decimal | None:
     if not den:
@@ -334,12 +417,20 @@ def _round(value: Decimal | None, places: str = "0.01") -> Decimal | None:
     return None if value is None else value.quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
-@report("kpis", "Revenue-cycle KPIs",
-        "Days in A/R, clean-claim rate, denial rate and net collection rate for the range: numerator, "
-        "denominator, value.",
-        [Column("kpi", "KPI"), Column("numerator", "Numerator", "number"),
-         Column("denominator", "Denominator", "number"), Column("value", "Value", "number"), Column("unit", "Unit")],
-        params=MONEY_PARAMS, permission="reports.revenue")
+@report(
+    "kpis",
+    "Revenue-cycle KPIs",
+    "Days in A/R, clean-claim rate, denial rate and net collection rate for the range: numerator, denominator, value.",
+    [
+        Column("kpi", "KPI"),
+        Column("numerator", "Numerator", "number"),
+        Column("denominator", "Denominator", "number"),
+        Column("value", "Value", "number"),
+        Column("unit", "Unit"),
+    ],
+    params=MONEY_PARAMS,
+    permission="reports.revenue",
+)
 def kpis(ctx, params: Params):
     """Four rows (see docs/reports.md for the definitions). Money numerators and denominators
     are in currency units (two places), counts are whole numbers; a value is empty when its
@@ -377,9 +468,13 @@ def _net_collection(ctx, params: Params) -> tuple[int, int]:
     from hpms.services.payments import ledger
 
     e = LedgerEntry
-    cohort = sa.select(e.encounter_id).where(_scan(e.org_id) == ctx.org_id, e.kind == "charge",
-                                             e.effective_date >= params.start, e.effective_date <= params.end,
-                                             e.encounter_id.is_not(None))
+    cohort = sa.select(e.encounter_id).where(
+        _scan(e.org_id) == ctx.org_id,
+        e.kind == "charge",
+        e.effective_date >= params.start,
+        e.effective_date <= params.end,
+        e.encounter_id.is_not(None),
+    )
     if params.payer_id:
         cohort = cohort.where(e.payer_id == params.payer_id)
     encounters = _encounter_ids(ctx, params)
@@ -390,9 +485,11 @@ def _net_collection(ctx, params: Params) -> tuple[int, int]:
     def total(kind: str):
         return sa.func.coalesce(sa.func.sum(sa.case((e.kind == kind, e.amount_cents), else_=0)), 0)
 
-    q = (sa.select(total("charge"), total("contractual_adjustment"), total("insurance_payment"))
-         .where(e.org_id == ctx.org_id, e.encounter_id.in_(cohort),
-                e.kind.in_(("charge", "contractual_adjustment", "insurance_payment"))))
+    q = sa.select(total("charge"), total("contractual_adjustment"), total("insurance_payment")).where(
+        e.org_id == ctx.org_id,
+        e.encounter_id.in_(cohort),
+        e.kind.in_(("charge", "contractual_adjustment", "insurance_payment")),
+    )
     if params.payer_id:
         q = q.where(e.payer_id == params.payer_id)
     charges, contractual, insurance = (int(v) for v in ctx.session.execute(q).one())
@@ -401,13 +498,24 @@ def _net_collection(ctx, params: Params) -> tuple[int, int]:
         # a patient payment counts for the visits it was applied to; one never applied (a payment
         # or refund recorded against a visit) for its own visit
         a = PaymentApplication
-        applied = int(ctx.session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(a.amount_cents), 0)).join(e, e.id == a.payment_entry_id)
-            .where(a.org_id == ctx.org_id, a.encounter_id.in_(cohort), ledger.live_payment(e))).scalar_one())
-        direct = int(ctx.session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(e.amount_cents), 0))
-            .where(e.org_id == ctx.org_id, e.kind.in_(("patient_payment", "refund")), e.encounter_id.in_(cohort),
-                   e.reverses_id.is_(None), ledger.live_payment(e),
-                   ~sa.exists().where(a.payment_entry_id == e.id))).scalar_one())
+        applied = int(
+            ctx.session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(a.amount_cents), 0))
+                .join(e, e.id == a.payment_entry_id)
+                .where(a.org_id == ctx.org_id, a.encounter_id.in_(cohort), ledger.live_payment(e))
+            ).scalar_one()
+        )
+        direct = int(
+            ctx.session.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(e.amount_cents), 0)).where(
+                    e.org_id == ctx.org_id,
+                    e.kind.in_(("patient_payment", "refund")),
+                    e.encounter_id.in_(cohort),
+                    e.reverses_id.is_(None),
+                    ledger.live_payment(e),
+                    ~sa.exists().where(a.payment_entry_id == e.id),
+                )
+            ).scalar_one()
+        )
         patient = applied - direct
     return -insurance + patient, charges + contractual

@@ -8,20 +8,33 @@ import datetime as dt
 import sqlalchemy as sa
 
 from hpms.models import Appointment, Location
-from hpms.services.reports.base import Column, Params, location_filter, local_day, report, utc_bounds
+from hpms.services.reports.base import Column, Params, local_day, location_filter, report, utc_bounds
 
 
-@report("appointments-by-day", "Appointments by day",
-        "Appointments per local day: booked (not cancelled), completed, no-shows, cancellations.",
-        [Column("day", "Day", "date"), Column("booked", "Booked", "int"), Column("completed", "Completed", "int"),
-         Column("no_show", "No-shows", "int"), Column("cancelled", "Cancelled", "int")],
-        chart=("day", "booked"))
+@report(
+    "appointments-by-day",
+    "Appointments by day",
+    "Appointments per local day: booked (not cancelled), completed, no-shows, cancellations.",
+    [
+        Column("day", "Day", "date"),
+        Column("booked", "Booked", "int"),
+        Column("completed", "Completed", "int"),
+        Column("no_show", "No-shows", "int"),
+        Column("cancelled", "Cancelled", "int"),
+    ],
+    chart=("day", "booked"),
+)
 def appointments_by_day(ctx, params: Params):
     lo, hi = utc_bounds(ctx, params)
-    q = (sa.select(Appointment.start_utc, Appointment.status, Location.tz)
-         .join(Location, Location.id == Appointment.location_id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
-                Appointment.start_utc < hi + dt.timedelta(days=1)))
+    q = (
+        sa.select(Appointment.start_utc, Appointment.status, Location.tz)
+        .join(Location, Location.id == Appointment.location_id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+        )
+    )
     q = location_filter(q, params)
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)
@@ -44,4 +57,3 @@ def appointments_by_day(ctx, params: Params):
         c = counts.get(day, [0, 0, 0, 0])
         yield (day, *c)
         day += dt.timedelta(days=1)
-

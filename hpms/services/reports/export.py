@@ -86,11 +86,16 @@ def write_json(out: TextIO, columns: tuple[Column, ...], rows: Iterable[tuple]) 
 
 
 def write_html(out: TextIO, rep: Report, params: Params, rows: Iterable[tuple]) -> int:
-    out.write("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(rep.title) + "</title>"
-              "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-              "padding:2px 6px}td.n{text-align:right}</style></head><body>\n")
-    out.write(f"<h1>{html.escape(rep.title)}</h1>\n<p>{params.start} to {params.end}"
-              + (f" · {html.escape(params.location)}" if params.location else "") + "</p>\n<table>\n<tr>")
+    out.write(
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>' + html.escape(rep.title) + "</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:2px 6px}td.n{text-align:right}</style></head><body>\n"
+    )
+    out.write(
+        f"<h1>{html.escape(rep.title)}</h1>\n<p>{params.start} to {params.end}"
+        + (f" · {html.escape(params.location)}" if params.location else "")
+        + "</p>\n<table>\n<tr>"
+    )
     out.write("".join(f"<th>{html.escape(c.header)}</th>" for c in rep.columns) + "</tr>\n")
     n = 0
     for row in rows:
@@ -199,7 +204,9 @@ def resolve_output(field: str, template: str | None, fmt: str, params: Params, t
     try:
         name = template.format(**params.placeholders(today))
     except (KeyError, IndexError, ValueError) as exc:
-        raise ValidationError(field, f"unknown placeholder in {template!r} ({exc}); use {{date}}, {{from}}, {{to}}") from None
+        raise ValidationError(
+            field, f"unknown placeholder in {template!r} ({exc}); use {{date}}, {{from}}, {{to}}"
+        ) from None
     path = Path(name).expanduser()
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():

@@ -11,16 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from hpms.models.billing_out import money as to_money
-
 import sqlalchemy as sa
 
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
+from hpms.models.billing_out import money as to_money
 from hpms.models.ledger import LedgerEntry
 from hpms.services.platform import localtime as lt
-from hpms.services.reports.base import Column, Params, report
-from hpms.services.reports.base import utc_bounds
+from hpms.services.reports.base import Column, Params, report, utc_bounds
 
 BILLABLE = ("signed", "billed")  # encounters whose lines are charges
 # statuses a claim has only after it was sent, and those that mean the payer took it in
@@ -41,8 +39,9 @@ def provider_name(last: str, first: str, credentials: str | None = None) -> str:
 
 
 def _encounter_filter(q, params: Params):
-    q = q.where(Encounter.status.in_(BILLABLE), Encounter.service_date >= params.start,
-                Encounter.service_date <= params.end)
+    q = q.where(
+        Encounter.status.in_(BILLABLE), Encounter.service_date >= params.start, Encounter.service_date <= params.end
+    )
     if params.location_id:
         q = q.where(Encounter.location_id == params.location_id)
     if params.provider_id:
@@ -52,22 +51,47 @@ def _encounter_filter(q, params: Params):
 
 # ---- charges -------------------------------------------------------------------------------
 
-@report("charges", "Charges",
-        "Charges by service month and provider: signed and billed encounters, lines, charges.",
-        [Column("month", "Month", "date"), Column("provider", "Provider"),
-         Column("signed", "Encounters signed", "int"), Column("billed", "Encounters billed", "int"),
-         Column("lines", "Lines", "int"), Column("charges", "Charges", "money")],
-        permission="reports.revenue", chart=("month", "charges"))
+
+@report(
+    "charges",
+    "Charges",
+    "Charges by service month and provider: signed and billed encounters, lines, charges.",
+    [
+        Column("month", "Month", "date"),
+        Column("provider", "Provider"),
+        Column("signed", "Encounters signed", "int"),
+        Column("billed", "Encounters billed", "int"),
+        Column("lines", "Lines", "int"),
+        Column("charges", "Charges", "money"),
+    ],
+    permission="reports.revenue",
+    chart=("month", "charges"),
+)
 def charges(ctx, params: Params):
-    q = (sa.select(Encounter.service_date, Provider.last_name, Provider.first_name, Provider.credentials,
-                   Encounter.status, sa.func.count(sa.distinct(Encounter.id)), sa.func.count(EncounterLine.id),
-                   sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0))
-         .select_from(Encounter)
-         .join(Provider, Provider.id == Encounter.provider_id)
-         .outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
-         .where(Encounter.org_id == ctx.org_id)
-         .group_by(Encounter.service_date, Provider.id, Provider.last_name, Provider.first_name,
-                   Provider.credentials, Encounter.status))
+    q = (
+        sa.select(
+            Encounter.service_date,
+            Provider.last_name,
+            Provider.first_name,
+            Provider.credentials,
+            Encounter.status,
+            sa.func.count(sa.distinct(Encounter.id)),
+            sa.func.count(EncounterLine.id),
+            sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0),
+        )
+        .select_from(Encounter)
+        .join(Provider, Provider.id == Encounter.provider_id)
+        .outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
+        .where(Encounter.org_id == ctx.org_id)
+        .group_by(
+            Encounter.service_date,
+            Provider.id,
+            Provider.last_name,
+            Provider.first_name,
+            Provider.credentials,
+            Encounter.status,
+        )
+    )
     totals: dict[tuple[dt.date, str], list[int]] = {}
     for day, last, first, cred, status, encounters, lines, cents in ctx.session.execute(_encounter_filter(q, params)):
         t = totals.setdefault((day.replace(day=1), provider_name(last, first, cred)), [0, 0, 0, 0])
@@ -78,26 +102,46 @@ def charges(ctx, params: Params):
         yield month, prov, signed_n, billed_n, lines, money(cents)
 
 
-@report("charges-by-code", "Charges by procedure code",
-        "Charges per procedure code (signed and billed encounters): units, lines, charges.",
-        [Column("code", "Code"), Column("units", "Units", "int"), Column("lines", "Lines", "int"),
-         Column("charges", "Charges", "money")],
-        permission="reports.revenue")
+@report(
+    "charges-by-code",
+    "Charges by procedure code",
+    "Charges per procedure code (signed and billed encounters): units, lines, charges.",
+    [
+        Column("code", "Code"),
+        Column("units", "Units", "int"),
+        Column("lines", "Lines", "int"),
+        Column("charges", "Charges", "money"),
+    ],
+    permission="reports.revenue",
+)
 def charges_by_code(ctx, params: Params):
-    q = (sa.select(EncounterLine.code, sa.func.sum(EncounterLine.units), sa.func.count(EncounterLine.id),
-                   sa.func.sum(EncounterLine.charge_cents))
-         .select_from(EncounterLine).join(Encounter, Encounter.id == EncounterLine.encounter_id)
-         .where(Encounter.org_id == ctx.org_id)
-         .group_by(EncounterLine.code).order_by(EncounterLine.code))
+    q = (
+        sa.select(
+            EncounterLine.code,
+            sa.func.sum(EncounterLine.units),
+            sa.func.count(EncounterLine.id),
+            sa.func.sum(EncounterLine.charge_cents),
+        )
+        .select_from(EncounterLine)
+        .join(Encounter, Encounter.id == EncounterLine.encounter_id)
+        .where(Encounter.org_id == ctx.org_id)
+        .group_by(EncounterLine.code)
+        .order_by(EncounterLine.code)
+    )
     for code, units, lines, cents in ctx.session.execute(_encounter_filter(q, params)):
         yield code, int(units or 0), int(lines), money(cents)
 
 
 # ---- claims --------------------------------------------------------------------------------
 
+
 def _claims_query(ctx, params: Params, *cols):
-    q = (sa.select(*cols).select_from(Claim).join(Encounter, Encounter.id == Claim.encounter_id)
-         .where(Claim.org_id == ctx.org_id))
+    q = (
+        sa.select(*cols)
+        .select_from(Claim)
+        .join(Encounter, Encounter.id == Claim.encounter_id)
+        .where(Claim.org_id == ctx.org_id)
+    )
     if params.payer_id:
         q = q.where(Claim.payer_id == params.payer_id)
     if params.location_id:
@@ -127,18 +171,28 @@ def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
     and the first claim of its encounter and payer (not a new original after a rejection).
     The one definition used by both the claims summary and the KPIs (docs/reports.md)."""
     lo, hi = utc_bounds(ctx, params)
-    candidates = sa.select(ClaimEvent.claim_id).where(ClaimEvent.status == "submitted", ClaimEvent.at >= lo,
-                                                      ClaimEvent.at < hi)
+    candidates = sa.select(ClaimEvent.claim_id).where(
+        ClaimEvent.status == "submitted", ClaimEvent.at >= lo, ClaimEvent.at < hi
+    )
     sub = sa.case((ClaimEvent.status == "submitted", 1), else_=0)
     first_sub = sa.func.min(sa.case((ClaimEvent.status == "submitted", ClaimEvent.at), else_=None))
-    q = (sa.select(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency, sa.func.sum(sub),
-                   sa.func.sum(sa.case((ClaimEvent.status == "rejected", 1), else_=0)),
-                   sa.func.sum(sa.case((ClaimEvent.status.in_(ACCEPTED), 1), else_=0)))
-         .select_from(Claim)
-         .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
-         .where(Claim.org_id + 0 == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
-         .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
-         .having(first_sub >= lo))
+    q = (
+        sa.select(
+            Claim.id,
+            Claim.encounter_id,
+            Claim.payer_id,
+            Claim.status,
+            Claim.frequency,
+            sa.func.sum(sub),
+            sa.func.sum(sa.case((ClaimEvent.status == "rejected", 1), else_=0)),
+            sa.func.sum(sa.case((ClaimEvent.status.in_(ACCEPTED), 1), else_=0)),
+        )
+        .select_from(Claim)
+        .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
+        .where(Claim.org_id + 0 == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
+        .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
+        .having(first_sub >= lo)
+    )
     if params.payer_id:
         q = q.where(Claim.payer_id == params.payer_id)
     encounters = encounter_ids(ctx, params)
@@ -150,9 +204,10 @@ def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
     ids = sorted({r[1] for r in rows})
     for i in range(0, len(ids), 5000):
         for e, p, first in ctx.session.execute(
-                sa.select(Claim.encounter_id, Claim.payer_id, sa.func.min(Claim.id))
-                .where(Claim.encounter_id.in_(ids[i:i + 5000]), Claim.frequency != "8")
-                .group_by(Claim.encounter_id, Claim.payer_id)):
+            sa.select(Claim.encounter_id, Claim.payer_id, sa.func.min(Claim.id))
+            .where(Claim.encounter_id.in_(ids[i : i + 5000]), Claim.frequency != "8")
+            .group_by(Claim.encounter_id, Claim.payer_id)
+        ):
             firsts[(e, p)] = first
     out: dict[int, tuple[int, bool]] = {}
     for claim_id, enc_id, payer_id, status, frequency, n_sub, n_rej, n_acc in rows:
@@ -162,29 +217,45 @@ def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
     return out
 
 
-@report("claims-summary", "Claims summary",
-        "Claims created in the range by payer: billed, submitted, accepted, rejected, denied; and the clean-claim "
-        "rate of the claims first submitted in the range (as in the KPIs).",
-        [Column("payer", "Payer"), Column("claims", "Claims", "int"), Column("billed", "Total billed", "money"),
-         Column("submitted", "Submitted", "int"), Column("accepted", "Accepted", "int"),
-         Column("rejected", "Rejected", "int"), Column("denied", "Denied", "int"),
-         Column("first_submitted", "First submitted in range", "int"), Column("clean", "Clean", "int"),
-         Column("clean_rate", "Clean-claim rate %", "percent")],
-        params=("from", "to", "period", "location", "provider", "payer"), permission="reports.revenue")
+@report(
+    "claims-summary",
+    "Claims summary",
+    "Claims created in the range by payer: billed, submitted, accepted, rejected, denied; and the clean-claim "
+    "rate of the claims first submitted in the range (as in the KPIs).",
+    [
+        Column("payer", "Payer"),
+        Column("claims", "Claims", "int"),
+        Column("billed", "Total billed", "money"),
+        Column("submitted", "Submitted", "int"),
+        Column("accepted", "Accepted", "int"),
+        Column("rejected", "Rejected", "int"),
+        Column("denied", "Denied", "int"),
+        Column("first_submitted", "First submitted in range", "int"),
+        Column("clean", "Clean", "int"),
+        Column("clean_rate", "Clean-claim rate %", "percent"),
+    ],
+    params=("from", "to", "period", "location", "provider", "payer"),
+    permission="reports.revenue",
+)
 def claims_summary(ctx, params: Params):
     """Void claims (frequency 8) are not counted: they cancel a claim, they bill nothing. A claim
     was submitted, accepted, rejected or denied if its history (or its status) ever says so.
     The clean-claim columns are `first_pass`: the claims first submitted in the range and the
     clean ones among them, so the rate is the KPI's for the same range and payer."""
     lo, hi = utc_bounds(ctx, params)
-    base = _claims_query(ctx, params, Claim.id).where(Claim.created_at >= lo, Claim.created_at < hi,
-                                                      Claim.frequency != "8")
+    base = _claims_query(ctx, params, Claim.id).where(
+        Claim.created_at >= lo, Claim.created_at < hi, Claim.frequency != "8"
+    )
     seen: dict[int, set[str]] = {}
     for claim_id, status in ctx.session.execute(
-            sa.select(ClaimEvent.claim_id, ClaimEvent.status).where(ClaimEvent.claim_id.in_(base.scalar_subquery()))):
+        sa.select(ClaimEvent.claim_id, ClaimEvent.status).where(ClaimEvent.claim_id.in_(base.scalar_subquery()))
+    ):
         seen.setdefault(claim_id, set()).add(status)
-    q = _claims_query(ctx, params, Claim.id, Claim.status, Claim.total_cents, Payer.name).join(
-        Payer, Payer.id == Claim.payer_id).where(Claim.created_at >= lo, Claim.created_at < hi, Claim.frequency != "8")
+    q = (
+        _claims_query(ctx, params, Claim.id, Claim.status, Claim.total_cents, Payer.name)
+        .join(Payer, Payer.id == Claim.payer_id)
+        .where(Claim.created_at >= lo, Claim.created_at < hi, Claim.frequency != "8")
+    )
     per: dict[str, list[int]] = {}
     for claim_id, status, cents, payer in ctx.session.execute(q):
         history = seen.get(claim_id, set()) | {status}
@@ -201,8 +272,18 @@ def claims_summary(ctx, params: Params):
         p[6] += 1
         p[7] += clean
     for payer, (n, cents, sent, accepted, rejected, denied, first, clean) in sorted(per.items()):
-        yield (payer, n, money(cents), sent, accepted, rejected, denied, first, clean,
-               (100.0 * clean / first if first else None))
+        yield (
+            payer,
+            n,
+            money(cents),
+            sent,
+            accepted,
+            rejected,
+            denied,
+            first,
+            clean,
+            (100.0 * clean / first if first else None),
+        )
 
 
 def _as_of(ctx, params: Params) -> dt.date:
@@ -214,18 +295,29 @@ def _as_of(ctx, params: Params) -> dt.date:
 
 
 def _bucket(age: int) -> int:
-    for i, (low, high) in enumerate(BUCKETS):
+    for i, (_low, high) in enumerate(BUCKETS):
         if high is None or age <= high:
             return i
     return len(BUCKETS) - 1
 
 
-@report("ar-aging", "A/R aging",
-        "Outstanding claims by payer as of a day (--as-of, default the end of the range), aged by date of service.",
-        [Column("payer", "Payer"), Column("claims", "Claims", "int"), Column("d0_30", "0-30", "money"),
-         Column("d31_60", "31-60", "money"), Column("d61_90", "61-90", "money"), Column("d91_120", "91-120", "money"),
-         Column("d120", "120+", "money"), Column("total", "Total", "money")],
-        params=("as-of", "from", "to", "period", "location", "provider", "payer"), permission="reports.revenue")
+@report(
+    "ar-aging",
+    "A/R aging",
+    "Outstanding claims by payer as of a day (--as-of, default the end of the range), aged by date of service.",
+    [
+        Column("payer", "Payer"),
+        Column("claims", "Claims", "int"),
+        Column("d0_30", "0-30", "money"),
+        Column("d31_60", "31-60", "money"),
+        Column("d61_90", "61-90", "money"),
+        Column("d91_120", "91-120", "money"),
+        Column("d120", "120+", "money"),
+        Column("total", "Total", "money"),
+    ],
+    params=("as-of", "from", "to", "period", "location", "provider", "payer"),
+    permission="reports.revenue",
+)
 def ar_aging(ctx, params: Params):
     """The claims as they stood at the end of the as-of day (from their history, so a later
     change does not alter a past as-of date): created by then, not void, closed or paid by then,
@@ -234,18 +326,32 @@ def ar_aging(ctx, params: Params):
     The outstanding amount is the claim total: payments are not recorded yet."""
     as_of = _as_of(ctx, params)
     _, cutoff = lt.day_bounds_utc(as_of, params.tz)
-    q = (_claims_query(ctx, params, Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.total_cents,
-                       Claim.created_at, Encounter.service_date)
-         .where(Claim.created_at < cutoff, Claim.frequency != "8").order_by(Claim.created_at, Claim.id))
+    q = (
+        _claims_query(
+            ctx,
+            params,
+            Claim.id,
+            Claim.encounter_id,
+            Claim.payer_id,
+            Claim.status,
+            Claim.total_cents,
+            Claim.created_at,
+            Encounter.service_date,
+        )
+        .where(Claim.created_at < cutoff, Claim.frequency != "8")
+        .order_by(Claim.created_at, Claim.id)
+    )
     claims = ctx.session.execute(q).all()
     ids = [c.id for c in claims]
     last: dict[int, str] = {}  # status at the cut-off
     any_event: set[int] = set()
     for start in range(0, len(ids), 5000):
-        chunk = ids[start:start + 5000]
+        chunk = ids[start : start + 5000]
         for claim_id, at, status in ctx.session.execute(
-                sa.select(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.status)
-                .where(ClaimEvent.claim_id.in_(chunk)).order_by(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.id)):
+            sa.select(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.status)
+            .where(ClaimEvent.claim_id.in_(chunk))
+            .order_by(ClaimEvent.claim_id, ClaimEvent.at, ClaimEvent.id)
+        ):
             any_event.add(claim_id)
             if at < cutoff:
                 last[claim_id] = status
@@ -268,13 +374,22 @@ def ar_aging(ctx, params: Params):
 
 # ---- providers -----------------------------------------------------------------------------
 
-@report("provider-productivity", "Provider productivity",
-        "Per provider: completed visits, new and established patients, encounters, charges, collections.",
-        [Column("provider", "Provider"), Column("completed", "Completed visits", "int"),
-         Column("new", "New patients", "int"), Column("established", "Established", "int"),
-         Column("encounters", "Encounters", "int"), Column("charges", "Charges", "money"),
-         Column("collections", "Collections", "money")],
-        permission="reports.revenue")
+
+@report(
+    "provider-productivity",
+    "Provider productivity",
+    "Per provider: completed visits, new and established patients, encounters, charges, collections.",
+    [
+        Column("provider", "Provider"),
+        Column("completed", "Completed visits", "int"),
+        Column("new", "New patients", "int"),
+        Column("established", "Established", "int"),
+        Column("encounters", "Encounters", "int"),
+        Column("charges", "Charges", "money"),
+        Column("collections", "Collections", "money"),
+    ],
+    permission="reports.revenue",
+)
 def provider_productivity(ctx, params: Params):
     """A completed visit is a new-patient visit when it is the patient's first completed visit
     ever (with any provider); the others are established-patient visits. Collections are the
@@ -282,14 +397,23 @@ def provider_productivity(ctx, params: Params):
     date of service), net of refunds: -(insurance payments + patient payments + refunds), plus
     the part of patient credit payments applied to those encounters."""
     lo, hi = utc_bounds(ctx, params)
-    first = (sa.select(Appointment.patient_id, sa.func.min(Appointment.start_utc).label("first_start"))
-             .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
-             .group_by(Appointment.patient_id).subquery())
-    q = (sa.select(Appointment.provider_id, Appointment.start_utc, Location.tz, first.c.first_start)
-         .join(Location, Location.id == Appointment.location_id)
-         .join(first, first.c.patient_id == Appointment.patient_id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed",
-                Appointment.start_utc >= lo - dt.timedelta(days=1), Appointment.start_utc < hi + dt.timedelta(days=1)))
+    first = (
+        sa.select(Appointment.patient_id, sa.func.min(Appointment.start_utc).label("first_start"))
+        .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed")
+        .group_by(Appointment.patient_id)
+        .subquery()
+    )
+    q = (
+        sa.select(Appointment.provider_id, Appointment.start_utc, Location.tz, first.c.first_start)
+        .join(Location, Location.id == Appointment.location_id)
+        .join(first, first.c.patient_id == Appointment.patient_id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.status == "completed",
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+        )
+    )
     if params.location_id:
         q = q.where(Appointment.location_id == params.location_id)
     if params.provider_id:
@@ -304,10 +428,17 @@ def provider_productivity(ctx, params: Params):
             p[1] += 1
         else:
             p[2] += 1
-    eq = (sa.select(Encounter.provider_id, sa.func.count(sa.distinct(Encounter.id)),
-                    sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0))
-          .select_from(Encounter).outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
-          .where(Encounter.org_id == ctx.org_id).group_by(Encounter.provider_id))
+    eq = (
+        sa.select(
+            Encounter.provider_id,
+            sa.func.count(sa.distinct(Encounter.id)),
+            sa.func.coalesce(sa.func.sum(EncounterLine.charge_cents), 0),
+        )
+        .select_from(Encounter)
+        .outerjoin(EncounterLine, EncounterLine.encounter_id == Encounter.id)
+        .where(Encounter.org_id == ctx.org_id)
+        .group_by(Encounter.provider_id)
+    )
     for provider_id, encounters, cents in ctx.session.execute(_encounter_filter(eq, params)):
         p = per.setdefault(provider_id, [0, 0, 0, 0, 0, 0])
         p[3], p[4] = int(encounters), int(cents)
@@ -315,9 +446,14 @@ def provider_productivity(ctx, params: Params):
         per.setdefault(provider_id, [0, 0, 0, 0, 0, 0])[5] = cents
     if not per:
         return
-    names = {r.id: provider_name(r.last_name, r.first_name, r.credentials) for r in ctx.session.execute(
-        sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials)
-        .where(Provider.id.in_(list(per))))}
+    names = {
+        r.id: provider_name(r.last_name, r.first_name, r.credentials)
+        for r in ctx.session.execute(
+            sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials).where(
+                Provider.id.in_(list(per))
+            )
+        )
+    }
     for provider_id, p in sorted(per.items(), key=lambda kv: names.get(kv[0], "")):
         yield names.get(provider_id, str(provider_id)), *p[:4], money(p[4]), money(p[5])
 
@@ -330,21 +466,28 @@ def _collections(ctx, params: Params, first: dt.date, last: dt.date, *keys) -> d
     from hpms.models.receivables import PaymentApplication
 
     def narrow(q):
-        q = q.where(LedgerEntry.org_id == ctx.org_id, LedgerEntry.effective_date >= first,
-                    LedgerEntry.effective_date <= last).group_by(*keys)
+        q = q.where(
+            LedgerEntry.org_id == ctx.org_id, LedgerEntry.effective_date >= first, LedgerEntry.effective_date <= last
+        ).group_by(*keys)
         if params.location_id:
             q = q.where(Encounter.location_id == params.location_id)
         if params.provider_id:
             q = q.where(Encounter.provider_id == params.provider_id)
         return q
 
-    linked = narrow(sa.select(*keys, -sa.func.sum(LedgerEntry.amount_cents)).select_from(LedgerEntry)
-                    .join(Encounter, Encounter.id == LedgerEntry.encounter_id)
-                    .where(LedgerEntry.kind.in_(PAYMENT_KINDS)))
-    applied = narrow(sa.select(*keys, sa.func.sum(PaymentApplication.amount_cents)).select_from(PaymentApplication)
-                     .join(LedgerEntry, LedgerEntry.id == PaymentApplication.payment_entry_id)
-                     .join(Encounter, Encounter.id == PaymentApplication.encounter_id)
-                     .where(LedgerEntry.kind == "patient_payment", LedgerEntry.encounter_id.is_(None)))
+    linked = narrow(
+        sa.select(*keys, -sa.func.sum(LedgerEntry.amount_cents))
+        .select_from(LedgerEntry)
+        .join(Encounter, Encounter.id == LedgerEntry.encounter_id)
+        .where(LedgerEntry.kind.in_(PAYMENT_KINDS))
+    )
+    applied = narrow(
+        sa.select(*keys, sa.func.sum(PaymentApplication.amount_cents))
+        .select_from(PaymentApplication)
+        .join(LedgerEntry, LedgerEntry.id == PaymentApplication.payment_entry_id)
+        .join(Encounter, Encounter.id == PaymentApplication.encounter_id)
+        .where(LedgerEntry.kind == "patient_payment", LedgerEntry.encounter_id.is_(None))
+    )
     out: dict[tuple, int] = {}
     for q in (linked, applied):
         for *key, cents in ctx.session.execute(q):
@@ -352,17 +495,31 @@ def _collections(ctx, params: Params, first: dt.date, last: dt.date, *keys) -> d
     return out
 
 
-_ENCOUNTER_CHARGES = (sa.select(EncounterLine.encounter_id, sa.func.sum(EncounterLine.charge_cents).label("cents"))
-                      .group_by(EncounterLine.encounter_id).subquery())
+_ENCOUNTER_CHARGES = (
+    sa.select(EncounterLine.encounter_id, sa.func.sum(EncounterLine.charge_cents).label("cents"))
+    .group_by(EncounterLine.encounter_id)
+    .subquery()
+)
 
 
-@report("day-sheet", "Day sheet",
-        "One day (--from) per provider: each appointment's time, patient, type, status, encounter charges "
-        "and payments received that day.",
-        [Column("provider", "Provider"), Column("time", "Time"), Column("patient", "Patient"), Column("mrn", "MRN"),
-         Column("type", "Type"), Column("status", "Status"), Column("charges", "Charges", "money"),
-         Column("payments", "Payments", "money")],
-        params=("from", "location", "provider"), patient_data=True)
+@report(
+    "day-sheet",
+    "Day sheet",
+    "One day (--from) per provider: each appointment's time, patient, type, status, encounter charges "
+    "and payments received that day.",
+    [
+        Column("provider", "Provider"),
+        Column("time", "Time"),
+        Column("patient", "Patient"),
+        Column("mrn", "MRN"),
+        Column("type", "Type"),
+        Column("status", "Status"),
+        Column("charges", "Charges", "money"),
+        Column("payments", "Payments", "money"),
+    ],
+    params=("from", "location", "provider"),
+    patient_data=True,
+)
 def day_sheet(ctx, params: Params):
     """Charges are those of the appointment's encounter when it is signed or billed; encounters
     of the day without an appointment are listed after the provider's appointments. Payments
@@ -382,18 +539,34 @@ def day_sheet(ctx, params: Params):
         return money(hit[1]) if hit else None
 
     enc = sa.orm.aliased(Encounter)
-    q = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Appointment.start_utc, Location.tz,
-                   Patient.last_name, Patient.first_name, Patient.mrn, AppointmentType.name, Appointment.status,
-                   _ENCOUNTER_CHARGES.c.cents, enc.id)
-         .select_from(Appointment)
-         .join(Provider, Provider.id == Appointment.provider_id)
-         .join(Location, Location.id == Appointment.location_id)
-         .join(Patient, Patient.id == Appointment.patient_id)
-         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-         .outerjoin(enc, sa.and_(enc.appointment_id == Appointment.id, enc.status.in_(BILLABLE)))
-         .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == enc.id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
-                Appointment.start_utc < hi + dt.timedelta(days=1)))
+    q = (
+        sa.select(
+            Provider.last_name,
+            Provider.first_name,
+            Provider.credentials,
+            Appointment.start_utc,
+            Location.tz,
+            Patient.last_name,
+            Patient.first_name,
+            Patient.mrn,
+            AppointmentType.name,
+            Appointment.status,
+            _ENCOUNTER_CHARGES.c.cents,
+            enc.id,
+        )
+        .select_from(Appointment)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .outerjoin(enc, sa.and_(enc.appointment_id == Appointment.id, enc.status.in_(BILLABLE)))
+        .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == enc.id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+        )
+    )
     if params.location_id:
         q = q.where(Appointment.location_id == params.location_id)
     if params.provider_id:
@@ -403,31 +576,81 @@ def day_sheet(ctx, params: Params):
         local = lt.to_local(start, tz)
         if local.date() != day:
             continue
-        rows.append((0, provider_name(plast, pfirst, cred), local.strftime("%H:%M"), f"{last}, {first}", mrn,
-                     type_name, status, money(cents) if cents is not None else None, payment(enc_id)))
-    wq = (sa.select(Provider.last_name, Provider.first_name, Provider.credentials, Patient.last_name,
-                    Patient.first_name, Patient.mrn, _ENCOUNTER_CHARGES.c.cents, Encounter.id)
-          .select_from(Encounter)
-          .join(Provider, Provider.id == Encounter.provider_id)
-          .join(Patient, Patient.id == Encounter.patient_id)
-          .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == Encounter.id)
-          .where(Encounter.org_id == ctx.org_id, Encounter.appointment_id.is_(None), Encounter.service_date == day,
-                 Encounter.status.in_(BILLABLE)))
+        rows.append(
+            (
+                0,
+                provider_name(plast, pfirst, cred),
+                local.strftime("%H:%M"),
+                f"{last}, {first}",
+                mrn,
+                type_name,
+                status,
+                money(cents) if cents is not None else None,
+                payment(enc_id),
+            )
+        )
+    wq = (
+        sa.select(
+            Provider.last_name,
+            Provider.first_name,
+            Provider.credentials,
+            Patient.last_name,
+            Patient.first_name,
+            Patient.mrn,
+            _ENCOUNTER_CHARGES.c.cents,
+            Encounter.id,
+        )
+        .select_from(Encounter)
+        .join(Provider, Provider.id == Encounter.provider_id)
+        .join(Patient, Patient.id == Encounter.patient_id)
+        .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == Encounter.id)
+        .where(
+            Encounter.org_id == ctx.org_id,
+            Encounter.appointment_id.is_(None),
+            Encounter.service_date == day,
+            Encounter.status.in_(BILLABLE),
+        )
+    )
     if params.location_id:
         wq = wq.where(Encounter.location_id == params.location_id)
     if params.provider_id:
         wq = wq.where(Encounter.provider_id == params.provider_id)
     for plast, pfirst, cred, last, first, mrn, cents, enc_id in ctx.session.execute(wq):
-        rows.append((1, provider_name(plast, pfirst, cred), "", f"{last}, {first}", mrn, "", "encounter",
-                     money(cents), payment(enc_id)))
+        rows.append(
+            (
+                1,
+                provider_name(plast, pfirst, cred),
+                "",
+                f"{last}, {first}",
+                mrn,
+                "",
+                "encounter",
+                money(cents),
+                payment(enc_id),
+            )
+        )
     other: dict[int, int] = {}
     for prov_id, cents in paid.values():
         other[prov_id] = other.get(prov_id, 0) + cents
     if other:
-        for r in ctx.session.execute(sa.select(Provider.id, Provider.last_name, Provider.first_name,
-                                               Provider.credentials).where(Provider.id.in_(list(other)))):
-            rows.append((2, provider_name(r.last_name, r.first_name, r.credentials), "", "", "", "", "payments", None,
-                         money(other[r.id])))
+        for r in ctx.session.execute(
+            sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials).where(
+                Provider.id.in_(list(other))
+            )
+        ):
+            rows.append(
+                (
+                    2,
+                    provider_name(r.last_name, r.first_name, r.credentials),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "payments",
+                    None,
+                    money(other[r.id]),
+                )
+            )
     rows.sort(key=lambda r: (r[1], r[0], r[2], r[3]))
     for r in rows:
         yield r[1:]
@@ -435,12 +658,23 @@ def day_sheet(ctx, params: Params):
 
 # ---- appointment list ----------------------------------------------------------------------
 
-@report("appointments-list", "Appointment list",
-        "One row per appointment: local day and time, location, provider, patient, MRN, type, status.",
-        [Column("day", "Day", "date"), Column("time", "Start"), Column("location", "Location"),
-         Column("provider", "Provider"), Column("patient", "Patient"), Column("mrn", "MRN"), Column("type", "Type"),
-         Column("status", "Status")],
-        patient_data=True)
+
+@report(
+    "appointments-list",
+    "Appointment list",
+    "One row per appointment: local day and time, location, provider, patient, MRN, type, status.",
+    [
+        Column("day", "Day", "date"),
+        Column("time", "Start"),
+        Column("location", "Location"),
+        Column("provider", "Provider"),
+        Column("patient", "Patient"),
+        Column("mrn", "MRN"),
+        Column("type", "Type"),
+        Column("status", "Status"),
+    ],
+    patient_data=True,
+)
 def appointments_list(ctx, params: Params):
     """Streams (yield_per): a million rows do not sit in memory."""
     lo, hi = utc_bounds(ctx, params)
@@ -448,16 +682,31 @@ def appointments_list(ctx, params: Params):
     sqlite = conn.dialect.name == "sqlite"
     # SQLite keeps naive UTC text: parsed below, cheaper than the column type's per-row hook
     start_col = sa.type_coerce(Appointment.start_utc, sa.String) if sqlite else Appointment.start_utc
-    q = (sa.select(start_col, Location.tz, Location.name, Provider.last_name, Provider.first_name,
-                   Patient.last_name, Patient.first_name, Patient.mrn, AppointmentType.name, Appointment.status)
-         .select_from(Appointment)
-         .join(Location, Location.id == Appointment.location_id)
-         .join(Provider, Provider.id == Appointment.provider_id)
-         .join(Patient, Patient.id == Appointment.patient_id)
-         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
-                Appointment.start_utc < hi + dt.timedelta(days=1))
-         .order_by(Appointment.start_utc, Appointment.id))
+    q = (
+        sa.select(
+            start_col,
+            Location.tz,
+            Location.name,
+            Provider.last_name,
+            Provider.first_name,
+            Patient.last_name,
+            Patient.first_name,
+            Patient.mrn,
+            AppointmentType.name,
+            Appointment.status,
+        )
+        .select_from(Appointment)
+        .join(Location, Location.id == Appointment.location_id)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+        )
+        .order_by(Appointment.start_utc, Appointment.id)
+    )
     if params.location_id:
         q = q.where(Appointment.location_id == params.location_id)
     if params.provider_id:
@@ -473,5 +722,13 @@ def appointments_list(ctx, params: Params):
         day = local.date()
         if day < first or day > last_day:
             continue
-        yield day, f"{local.hour:02d}:{local.minute:02d}", loc, f"{plast}, {pfirst}", f"{last}, {first_name}", mrn, \
-            type_name, status
+        yield (
+            day,
+            f"{local.hour:02d}:{local.minute:02d}",
+            loc,
+            f"{plast}, {pfirst}",
+            f"{last}, {first_name}",
+            mrn,
+            type_name,
+            status,
+        )

@@ -17,16 +17,19 @@ import sqlalchemy as sa
 from hpms.errors import ValidationError
 from hpms.models import Appointment, AppointmentType, Location, Patient, Provider, ProviderLocation, SurveyResponse
 from hpms.models.scheduling import BLOCKING_STATUSES
-from hpms.services.platform import localtime as lt
-from hpms.services.reports.base import Column, Params, report
-from hpms.services.reports.base import local_day, location_filter, utc_bounds
 from hpms.services.lookups import provider_name
+from hpms.services.platform import localtime as lt
+from hpms.services.reports.base import Column, Params, local_day, location_filter, report, utc_bounds
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-RATE_COLUMNS = [Column("appointments", "Appointments", "int"), Column("no_shows", "No-shows", "int"),
-                Column("no_show_rate", "No-show rate %", "percent"), Column("cancelled", "Cancellations", "int"),
-                Column("cancel_rate", "Cancellation rate %", "percent"),
-                Column("late_cancelled", "Late cancellations", "int")]
+RATE_COLUMNS = [
+    Column("appointments", "Appointments", "int"),
+    Column("no_shows", "No-shows", "int"),
+    Column("no_show_rate", "No-show rate %", "percent"),
+    Column("cancelled", "Cancellations", "int"),
+    Column("cancel_rate", "Cancellation rate %", "percent"),
+    Column("late_cancelled", "Late cancellations", "int"),
+]
 RANGE = ("from", "to", "period", "location", "provider")
 
 
@@ -39,17 +42,25 @@ def _r1(value: float | None) -> float | None:
 
 
 def _providers(ctx) -> dict[int, str]:
-    return {p.id: provider_name(p) for p in ctx.session.execute(
-        sa.select(Provider).where(Provider.org_id == ctx.org_id)).scalars()}
+    return {
+        p.id: provider_name(p)
+        for p in ctx.session.execute(sa.select(Provider).where(Provider.org_id == ctx.org_id)).scalars()
+    }
 
 
 def _in_range(ctx, params: Params, *cols, extra_where=()) -> Iterator[tuple]:
     """(local day of the start, *cols) of the appointments starting on a local day of the range."""
     lo, hi = utc_bounds(ctx, params)
-    q = (sa.select(Appointment.start_utc, Location.tz, *cols)
-         .join(Location, Location.id == Appointment.location_id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.start_utc >= lo - dt.timedelta(days=1),
-                Appointment.start_utc < hi + dt.timedelta(days=1), *extra_where))
+    q = (
+        sa.select(Appointment.start_utc, Location.tz, *cols)
+        .join(Location, Location.id == Appointment.location_id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+            *extra_where,
+        )
+    )
     q = location_filter(q, params)
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)
@@ -67,8 +78,9 @@ def _rates(counts: list[int]) -> tuple:
 def _rate_counts(ctx, params: Params, key, *cols) -> dict:
     """Counts [appointments, no-shows, cancelled, late cancelled] per key(day, provider_id, *cols)."""
     out: dict = {}
-    for day, provider_id, status, late, *more in _in_range(ctx, params, Appointment.provider_id, Appointment.status,
-                                                           Appointment.late_cancel, *cols):
+    for day, provider_id, status, late, *more in _in_range(
+        ctx, params, Appointment.provider_id, Appointment.status, Appointment.late_cancel, *cols
+    ):
         c = out.setdefault(key(day, provider_id, *more), [0, 0, 0, 0])
         c[0] += 1
         c[1] += status == "no_show"
@@ -77,9 +89,13 @@ def _rate_counts(ctx, params: Params, key, *cols) -> dict:
     return out
 
 
-@report("no-shows", "No-shows and cancellations by provider",
-        "Per provider: appointments, no-shows and no-show rate, cancellations, late cancellations.",
-        [Column("provider", "Provider"), *RATE_COLUMNS], params=RANGE)
+@report(
+    "no-shows",
+    "No-shows and cancellations by provider",
+    "Per provider: appointments, no-shows and no-show rate, cancellations, late cancellations.",
+    [Column("provider", "Provider"), *RATE_COLUMNS],
+    params=RANGE,
+)
 def no_shows(ctx, params: Params):
     """One row per provider with an appointment starting in the range (by provider name).
 
@@ -94,9 +110,14 @@ def no_shows(ctx, params: Params):
         yield (names[pid], *_rates(counts[pid]))
 
 
-@report("no-shows-by-weekday", "No-shows and cancellations by weekday",
-        "Per local weekday (Monday-Sunday): appointments, no-shows, cancellations and their rates.",
-        [Column("weekday", "Weekday"), *RATE_COLUMNS], params=RANGE, chart=("weekday", "no_show_rate"))
+@report(
+    "no-shows-by-weekday",
+    "No-shows and cancellations by weekday",
+    "Per local weekday (Monday-Sunday): appointments, no-shows, cancellations and their rates.",
+    [Column("weekday", "Weekday"), *RATE_COLUMNS],
+    params=RANGE,
+    chart=("weekday", "no_show_rate"),
+)
 def no_shows_by_weekday(ctx, params: Params):
     """One row per local weekday of the visits' start (Monday first, only weekdays with an
     appointment), labelled '1 Monday' ... '7 Sunday' (ISO weekday number and name); the columns
@@ -109,13 +130,19 @@ def no_shows_by_weekday(ctx, params: Params):
 
 
 def _types(ctx) -> dict[int, str]:
-    return {t.id: t.name for t in ctx.session.execute(
-        sa.select(AppointmentType).where(AppointmentType.org_id == ctx.org_id)).scalars()}
+    return {
+        t.id: t.name
+        for t in ctx.session.execute(sa.select(AppointmentType).where(AppointmentType.org_id == ctx.org_id)).scalars()
+    }
 
 
-@report("no-shows-by-type", "No-shows and cancellations by appointment type",
-        "Per appointment type: appointments, no-shows, cancellations and their rates.",
-        [Column("type", "Appointment type"), *RATE_COLUMNS], params=RANGE)
+@report(
+    "no-shows-by-type",
+    "No-shows and cancellations by appointment type",
+    "Per appointment type: appointments, no-shows, cancellations and their rates.",
+    [Column("type", "Appointment type"), *RATE_COLUMNS],
+    params=RANGE,
+)
 def no_shows_by_type(ctx, params: Params):
     """One row per appointment type (by name) with an appointment starting in the range; the
     columns are those of `no-shows`, counted over the appointments of that type:
@@ -127,17 +154,23 @@ def no_shows_by_type(ctx, params: Params):
         yield (names[tid], *_rates(counts[tid]))
 
 
-@report("no-shows-by-hour", "No-shows and cancellations by hour",
-        "Per local start hour (00:00-23:00): appointments, no-shows, cancellations and their rates.",
-        [Column("hour", "Hour"), *RATE_COLUMNS], params=RANGE, chart=("hour", "no_show_rate"))
+@report(
+    "no-shows-by-hour",
+    "No-shows and cancellations by hour",
+    "Per local start hour (00:00-23:00): appointments, no-shows, cancellations and their rates.",
+    [Column("hour", "Hour"), *RATE_COLUMNS],
+    params=RANGE,
+    chart=("hour", "no_show_rate"),
+)
 def no_shows_by_hour(ctx, params: Params):
     """One row per local hour of the visits' start (0-23, in the zone of the visit's location,
     only hours with an appointment), labelled '08:00' for 08:00-08:59; the columns are those of
     `no-shows`, counted over the appointments starting in that hour:
     no-show rate % = 100 * no-shows / (appointments - cancellations) (None when that is 0);
     cancellation rate % = 100 * cancellations / appointments."""
-    counts = _rate_counts(ctx, params, lambda day, provider_id, start, tz: lt.to_local(start, tz).hour,
-                          Appointment.start_utc, Location.tz)
+    counts = _rate_counts(
+        ctx, params, lambda day, provider_id, start, tz: lt.to_local(start, tz).hour, Appointment.start_utc, Location.tz
+    )
     for hour in sorted(counts):
         yield (f"{hour:02d}:00", *_rates(counts[hour]))
 
@@ -154,13 +187,22 @@ def parse_by(value) -> str:
     return text
 
 
-@report("appointments-volume", "Appointment volume",
-        "Appointments grouped --by day, week, month (default), provider, type or location: booked, "
-        "completed, no-shows, cancelled, average lead time.",
-        [Column("group", "Group"), Column("booked", "Booked", "int"), Column("completed", "Completed", "int"),
-         Column("no_show", "No-shows", "int"), Column("cancelled", "Cancelled", "int"),
-         Column("avg_lead_days", "Average lead days", "number")],
-        params=(*RANGE, "by"), chart=("group", "booked"))
+@report(
+    "appointments-volume",
+    "Appointment volume",
+    "Appointments grouped --by day, week, month (default), provider, type or location: booked, "
+    "completed, no-shows, cancelled, average lead time.",
+    [
+        Column("group", "Group"),
+        Column("booked", "Booked", "int"),
+        Column("completed", "Completed", "int"),
+        Column("no_show", "No-shows", "int"),
+        Column("cancelled", "Cancelled", "int"),
+        Column("avg_lead_days", "Average lead days", "number"),
+    ],
+    params=(*RANGE, "by"),
+    chart=("group", "booked"),
+)
 def appointments_volume(ctx, params: Params):
     """One row per group with an appointment starting in the range. The group (--by) is the
     visit's local start day (YYYY-MM-DD), its ISO week (labelled with that week's Monday,
@@ -178,14 +220,25 @@ def appointments_volume(ctx, params: Params):
 
 def _volume(ctx, params: Params, by: str) -> Iterator[tuple]:
     names = {"provider": _providers, "type": _types}.get(by, lambda ctx: {})(ctx)
-    group = {"day": lambda day, pid, tid, loc: day.isoformat(),
-             "week": lambda day, pid, tid, loc: (day - dt.timedelta(days=day.weekday())).isoformat(),
-             "month": lambda day, pid, tid, loc: f"{day:%Y-%m}", "provider": lambda day, pid, tid, loc: pid,
-             "type": lambda day, pid, tid, loc: tid, "location": lambda day, pid, tid, loc: loc}[by]
+    group = {
+        "day": lambda day, pid, tid, loc: day.isoformat(),
+        "week": lambda day, pid, tid, loc: (day - dt.timedelta(days=day.weekday())).isoformat(),
+        "month": lambda day, pid, tid, loc: f"{day:%Y-%m}",
+        "provider": lambda day, pid, tid, loc: pid,
+        "type": lambda day, pid, tid, loc: tid,
+        "location": lambda day, pid, tid, loc: loc,
+    }[by]
     per: dict = {}
     for day, pid, tid, loc_name, status, booked_at, tz in _in_range(
-            ctx, params, Appointment.provider_id, Appointment.type_id, Location.name, Appointment.status,
-            Appointment.booked_at, Location.tz):
+        ctx,
+        params,
+        Appointment.provider_id,
+        Appointment.type_id,
+        Location.name,
+        Appointment.status,
+        Appointment.booked_at,
+        Location.tz,
+    ):
         c = per.setdefault(group(day, pid, tid, loc_name), [0, 0, 0, 0, []])
         if status == "cancelled":
             c[3] += 1
@@ -215,11 +268,20 @@ def _clip(s: dt.datetime, e: dt.datetime, lo: dt.datetime, hi: dt.datetime) -> f
     return max(0.0, (min(e, hi) - max(s, lo)).total_seconds() / 60.0)
 
 
-@report("utilization", "Provider utilization",
-        "Per provider and local day: open minutes, booked minutes and booked / open.",
-        [Column("day", "Day", "date"), Column("provider", "Provider"), Column("location", "Location"),
-         Column("available_min", "Available min", "int"), Column("booked_min", "Booked min", "int"),
-         Column("utilization", "Utilization %", "percent")], params=RANGE)
+@report(
+    "utilization",
+    "Provider utilization",
+    "Per provider and local day: open minutes, booked minutes and booked / open.",
+    [
+        Column("day", "Day", "date"),
+        Column("provider", "Provider"),
+        Column("location", "Location"),
+        Column("available_min", "Available min", "int"),
+        Column("booked_min", "Booked min", "int"),
+        Column("utilization", "Utilization %", "percent"),
+    ],
+    params=RANGE,
+)
 def utilization(ctx, params: Params):
     """One row per local day, provider and location where the provider had open time or a
     booking (by day, provider name, location name).
@@ -233,8 +295,11 @@ def utilization(ctx, params: Params):
     from hpms.services.scheduling.availability import open_time
 
     names = _providers(ctx)
-    q = (sa.select(ProviderLocation.provider_id, Location).join(Location, Location.id == ProviderLocation.location_id)
-         .where(Location.org_id == ctx.org_id))
+    q = (
+        sa.select(ProviderLocation.provider_id, Location)
+        .join(Location, Location.id == ProviderLocation.location_id)
+        .where(Location.org_id == ctx.org_id)
+    )
     if params.location_id:
         q = q.where(Location.id == params.location_id)
     if params.provider_id:
@@ -250,8 +315,15 @@ def utilization(ctx, params: Params):
                     rows.setdefault((day, pid, loc.name), [0.0, 0.0])[0] += _clip(s, e, lo, hi)
                 s, day = hi, day + dt.timedelta(days=1)
     for day, pid, loc_name, start, end, tz in _in_range(
-            ctx, params, Appointment.provider_id, Location.name, Appointment.start_utc, Appointment.end_utc,
-            Location.tz, extra_where=(Appointment.status.in_(BLOCKING_STATUSES),)):
+        ctx,
+        params,
+        Appointment.provider_id,
+        Location.name,
+        Appointment.start_utc,
+        Appointment.end_utc,
+        Location.tz,
+        extra_where=(Appointment.status.in_(BLOCKING_STATUSES),),
+    ):
         lo, hi = lt.day_bounds_utc(day, tz)
         rows.setdefault((day, pid, loc_name), [0.0, 0.0])[1] += _clip(start, end, lo, hi)
     for day, pid, loc_name in sorted(rows, key=lambda k: (k[0], names[k[1]].lower(), k[2])):
@@ -265,16 +337,23 @@ def _med_avg(values: list[float]) -> tuple:
     return _r1(statistics.median(values)), _r1(statistics.fmean(values))
 
 
-@report("patient-flow", "Patient flow",
-        "Per provider: completed visits with arrival, rooming and completion times; median and "
-        "average minutes between them.",
-        [Column("provider", "Provider"), Column("visits", "Visits", "int"),
-         Column("wait_median", "Arrival to room, median min", "number"),
-         Column("wait_avg", "Arrival to room, avg min", "number"),
-         Column("room_median", "Room to done, median min", "number"),
-         Column("room_avg", "Room to done, avg min", "number"),
-         Column("total_median", "Arrival to done, median min", "number"),
-         Column("total_avg", "Arrival to done, avg min", "number")], params=RANGE)
+@report(
+    "patient-flow",
+    "Patient flow",
+    "Per provider: completed visits with arrival, rooming and completion times; median and "
+    "average minutes between them.",
+    [
+        Column("provider", "Provider"),
+        Column("visits", "Visits", "int"),
+        Column("wait_median", "Arrival to room, median min", "number"),
+        Column("wait_avg", "Arrival to room, avg min", "number"),
+        Column("room_median", "Room to done, median min", "number"),
+        Column("room_avg", "Room to done, avg min", "number"),
+        Column("total_median", "Arrival to done, median min", "number"),
+        Column("total_avg", "Arrival to done, avg min", "number"),
+    ],
+    params=RANGE,
+)
 def patient_flow(ctx, params: Params):
     """One row per provider (by name) with at least one completed visit in the range that has
     all three timestamps arrived_at, roomed_at and completed_at (other visits are left out).
@@ -286,10 +365,19 @@ def patient_flow(ctx, params: Params):
     names = _providers(ctx)
     per: dict[int, list[list[float]]] = {}
     for _day, pid, arrived, roomed, done in _in_range(
-            ctx, params, Appointment.provider_id, Appointment.arrived_at, Appointment.roomed_at,
-            Appointment.completed_at,
-            extra_where=(Appointment.status == "completed", Appointment.arrived_at.is_not(None),
-                         Appointment.roomed_at.is_not(None), Appointment.completed_at.is_not(None))):
+        ctx,
+        params,
+        Appointment.provider_id,
+        Appointment.arrived_at,
+        Appointment.roomed_at,
+        Appointment.completed_at,
+        extra_where=(
+            Appointment.status == "completed",
+            Appointment.arrived_at.is_not(None),
+            Appointment.roomed_at.is_not(None),
+            Appointment.completed_at.is_not(None),
+        ),
+    ):
         v = per.setdefault(pid, [[], [], []])
         v[0].append((roomed - arrived).total_seconds() / 60.0)
         v[1].append((done - roomed).total_seconds() / 60.0)
@@ -299,11 +387,18 @@ def patient_flow(ctx, params: Params):
         yield (names[pid], len(wait), *_med_avg(wait), *_med_avg(room), *_med_avg(total))
 
 
-@report("lead-time", "Booking lead time",
-        "Per appointment type: bookings made in the range and the days from booking to the visit.",
-        [Column("type", "Appointment type"), Column("bookings", "Bookings", "int"),
-         Column("avg_days", "Average days", "number"), Column("median_days", "Median days", "number")],
-        params=RANGE)
+@report(
+    "lead-time",
+    "Booking lead time",
+    "Per appointment type: bookings made in the range and the days from booking to the visit.",
+    [
+        Column("type", "Appointment type"),
+        Column("bookings", "Bookings", "int"),
+        Column("avg_days", "Average days", "number"),
+        Column("median_days", "Median days", "number"),
+    ],
+    params=RANGE,
+)
 def lead_time(ctx, params: Params):
     """One row per appointment type (by name) with a booking made in the range.
 
@@ -312,11 +407,16 @@ def lead_time(ctx, params: Params):
     the visit's start - local date of booked_at, in whole days (0 = booked for the same day);
     average days = their arithmetic mean, median days = their median."""
     lo, hi = utc_bounds(ctx, params)
-    q = (sa.select(Appointment.booked_at, Appointment.start_utc, Location.tz, AppointmentType.name)
-         .join(Location, Location.id == Appointment.location_id)
-         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.booked_at >= lo - dt.timedelta(days=1),
-                Appointment.booked_at < hi + dt.timedelta(days=1)))
+    q = (
+        sa.select(Appointment.booked_at, Appointment.start_utc, Location.tz, AppointmentType.name)
+        .join(Location, Location.id == Appointment.location_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.booked_at >= lo - dt.timedelta(days=1),
+            Appointment.booked_at < hi + dt.timedelta(days=1),
+        )
+    )
     q = location_filter(q, params)
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)
@@ -347,11 +447,20 @@ def parse_months(value) -> int:
     return int(text)
 
 
-@report("recall", "Recall list",
-        "Active patients seen before but without a completed visit in the last N months (--months, default 12).",
-        [Column("mrn", "MRN"), Column("patient", "Patient"), Column("last_visit", "Last visit", "date"),
-         Column("provider", "Last provider"), Column("phone", "Phone")],
-        params=("location", "provider", "months"), patient_data=True)
+@report(
+    "recall",
+    "Recall list",
+    "Active patients seen before but without a completed visit in the last N months (--months, default 12).",
+    [
+        Column("mrn", "MRN"),
+        Column("patient", "Patient"),
+        Column("last_visit", "Last visit", "date"),
+        Column("provider", "Last provider"),
+        Column("phone", "Phone"),
+    ],
+    params=("location", "provider", "months"),
+    patient_data=True,
+)
 def recall(ctx, params: Params):
     """One row per active patient whose last completed visit (latest start among visits with
     status completed) began before the cutoff, i.e. on a local day before today minus N months
@@ -362,21 +471,37 @@ def recall(ctx, params: Params):
     months = parse_months(params.extra.get("months"))
     today = lt.local_now(ctx.now(), params.tz).date()
     cutoff, _ = lt.day_bounds_utc(months_back(today, months), params.tz)
-    last = (sa.select(Appointment.patient_id, sa.func.max(Appointment.start_utc).label("last_start"))
-            .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed"))
+    last = sa.select(Appointment.patient_id, sa.func.max(Appointment.start_utc).label("last_start")).where(
+        Appointment.org_id == ctx.org_id, Appointment.status == "completed"
+    )
     last = location_filter(last, params)
     if params.provider_id:
         last = last.where(Appointment.provider_id == params.provider_id)
     last = last.group_by(Appointment.patient_id).having(sa.func.max(Appointment.start_utc) < cutoff).subquery()
-    q = (sa.select(Patient.mrn, Patient.first_name, Patient.last_name, Patient.phone, Appointment.start_utc,
-                   Location.tz, Provider)
-         .join(last, last.c.patient_id == Patient.id)
-         .join(Appointment, sa.and_(Appointment.patient_id == Patient.id, Appointment.start_utc == last.c.last_start,
-                                    Appointment.status == "completed"))
-         .join(Location, Location.id == Appointment.location_id)
-         .join(Provider, Provider.id == Appointment.provider_id)
-         .where(Patient.org_id == ctx.org_id, Patient.active.is_(True))
-         .order_by(Appointment.start_utc, Patient.mrn))
+    q = (
+        sa.select(
+            Patient.mrn,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.phone,
+            Appointment.start_utc,
+            Location.tz,
+            Provider,
+        )
+        .join(last, last.c.patient_id == Patient.id)
+        .join(
+            Appointment,
+            sa.and_(
+                Appointment.patient_id == Patient.id,
+                Appointment.start_utc == last.c.last_start,
+                Appointment.status == "completed",
+            ),
+        )
+        .join(Location, Location.id == Appointment.location_id)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .where(Patient.org_id == ctx.org_id, Patient.active.is_(True))
+        .order_by(Appointment.start_utc, Patient.mrn)
+    )
     seen = set()
     for mrn, first, last_name, phone, start, tz, prov in ctx.session.execute(q):
         if mrn in seen:
@@ -385,12 +510,24 @@ def recall(ctx, params: Params):
         yield (mrn, f"{first} {last_name}", local_day(start, tz), provider_name(prov), phone)
 
 
-@report("satisfaction", "Patient satisfaction",
-        "Per provider and month: survey responses, average score, scores 1-5, response rate.",
-        [Column("month", "Month"), Column("provider", "Provider"), Column("responses", "Responses", "int"),
-         Column("avg_score", "Average score", "number"), Column("score_1", "1", "int"), Column("score_2", "2", "int"),
-         Column("score_3", "3", "int"), Column("score_4", "4", "int"), Column("score_5", "5", "int"),
-         Column("response_rate", "Response rate %", "percent")], params=RANGE)
+@report(
+    "satisfaction",
+    "Patient satisfaction",
+    "Per provider and month: survey responses, average score, scores 1-5, response rate.",
+    [
+        Column("month", "Month"),
+        Column("provider", "Provider"),
+        Column("responses", "Responses", "int"),
+        Column("avg_score", "Average score", "number"),
+        Column("score_1", "1", "int"),
+        Column("score_2", "2", "int"),
+        Column("score_3", "3", "int"),
+        Column("score_4", "4", "int"),
+        Column("score_5", "5", "int"),
+        Column("response_rate", "Response rate %", "percent"),
+    ],
+    params=RANGE,
+)
 def satisfaction(ctx, params: Params):
     """One row per month (YYYY-MM) and provider with a completed visit in the range, by month
     then provider name. The month is that of the visit's local start day, not of the response.
@@ -402,11 +539,17 @@ def satisfaction(ctx, params: Params):
     names = _providers(ctx)
     per: dict[tuple[str, int], list] = {}
     lo, hi = utc_bounds(ctx, params)
-    q = (sa.select(Appointment.start_utc, Location.tz, Appointment.provider_id, SurveyResponse.score)
-         .join(Location, Location.id == Appointment.location_id)
-         .outerjoin(SurveyResponse, SurveyResponse.appointment_id == Appointment.id)
-         .where(Appointment.org_id == ctx.org_id, Appointment.status == "completed",
-                Appointment.start_utc >= lo - dt.timedelta(days=1), Appointment.start_utc < hi + dt.timedelta(days=1)))
+    q = (
+        sa.select(Appointment.start_utc, Location.tz, Appointment.provider_id, SurveyResponse.score)
+        .join(Location, Location.id == Appointment.location_id)
+        .outerjoin(SurveyResponse, SurveyResponse.appointment_id == Appointment.id)
+        .where(
+            Appointment.org_id == ctx.org_id,
+            Appointment.status == "completed",
+            Appointment.start_utc >= lo - dt.timedelta(days=1),
+            Appointment.start_utc < hi + dt.timedelta(days=1),
+        )
+    )
     q = location_filter(q, params)
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)

@@ -18,18 +18,36 @@ from sqlmodel import SQLModel
 
 from hpms.errors import ConflictError, ValidationError
 from hpms.models import (
-    Appointment, AppointmentOut, AppointmentSeries, AppointmentType, FreedSlot, Location, Organization, Patient,
-    Provider, ProviderLocation, Room, SlotOut,
+    Appointment,
+    AppointmentOut,
+    AppointmentSeries,
+    AppointmentType,
+    FreedSlot,
+    Location,
+    Organization,
+    Patient,
+    Provider,
+    ProviderLocation,
+    Room,
+    SlotOut,
 )
 from hpms.models.base import DEFERRED
 from hpms.models.scheduling import BLOCKING_STATUSES, STATUSES
-from hpms.services.platform import audit, localtime as lt, validation as v
-from hpms.services.scheduling.availability import open_time, provider_location, subtract, why_closed, merge
+from hpms.services.lookups import (
+    find_location,
+    find_patient,
+    find_provider,
+    find_room,
+    find_type,
+    load_appointment,
+    provider_name,
+)
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
+from hpms.services.platform import validation as v
 from hpms.services.platform.conflicts import overlap_error
-from hpms.services.lookups import find_location
 from hpms.services.platform.permissions import allowed, require
-from hpms.services.lookups import find_provider, find_room, find_type, provider_name
-from hpms.services.lookups import find_patient, load_appointment
+from hpms.services.scheduling.availability import merge, open_time, provider_location, subtract, why_closed
 
 MAX_OCCURRENCES = 104
 LOOKBACK = dt.timedelta(days=1)  # no appointment (with its buffer) is longer: the overlap queries rely on it
@@ -85,41 +103,84 @@ class _Plan:
 # ---- lookups and output --------------------------------------------------------------------
 
 _OUT_COLS = (
-    Appointment, Patient.first_name, Patient.last_name, Patient.mrn, Provider.first_name.label("p_first"),
-    Provider.last_name.label("p_last"), Provider.credentials, Location.name.label("loc_name"), Location.tz,
-    Room.name.label("room_name"), AppointmentType.name.label("type_name"),
+    Appointment,
+    Patient.first_name,
+    Patient.last_name,
+    Patient.mrn,
+    Provider.first_name.label("p_first"),
+    Provider.last_name.label("p_last"),
+    Provider.credentials,
+    Location.name.label("loc_name"),
+    Location.tz,
+    Room.name.label("room_name"),
+    AppointmentType.name.label("type_name"),
 )
 
 
 def _select_out():
-    return (sa.select(*_OUT_COLS)
-            .join(Patient, Patient.id == Appointment.patient_id)
-            .join(Provider, Provider.id == Appointment.provider_id)
-            .join(Location, Location.id == Appointment.location_id)
-            .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-            .outerjoin(Room, Room.id == Appointment.room_id))
+    return (
+        sa.select(*_OUT_COLS)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .outerjoin(Room, Room.id == Appointment.room_id)
+    )
 
 
-def _out(a: Appointment, *, patient: str, mrn: str, provider: str, location: str, tz: str, room: str | None,
-         type_name: str) -> AppointmentOut:
+def _out(
+    a: Appointment, *, patient: str, mrn: str, provider: str, location: str, tz: str, room: str | None, type_name: str
+) -> AppointmentOut:
     z = lt.zone(tz)
     loc = lambda t: t.astimezone(z) if t is not None else None  # noqa: E731
     return AppointmentOut(
-        id=a.id, status=a.status, start=loc(a.start_utc), end=loc(a.end_utc),
-        duration_min=int((a.end_utc - a.start_utc).total_seconds() // 60), patient_id=a.patient_id, patient=patient,
-        mrn=mrn, provider_id=a.provider_id, provider=provider, location_id=a.location_id, location=location, tz=tz,
-        room_id=a.room_id, room=room, type_id=a.type_id, type=type_name, reason=a.reason, series_id=a.series_id,
-        series_index=a.series_index, override=a.override, late_cancel=a.late_cancel, cancel_reason=a.cancel_reason,
-        booked_at=loc(a.booked_at), confirmed_at=loc(a.confirmed_at), arrived_at=loc(a.arrived_at),
-        roomed_at=loc(a.roomed_at), completed_at=loc(a.completed_at), no_show_at=loc(a.no_show_at),
-        cancelled_at=loc(a.cancelled_at), version=a.version)
+        id=a.id,
+        status=a.status,
+        start=loc(a.start_utc),
+        end=loc(a.end_utc),
+        duration_min=int((a.end_utc - a.start_utc).total_seconds() // 60),
+        patient_id=a.patient_id,
+        patient=patient,
+        mrn=mrn,
+        provider_id=a.provider_id,
+        provider=provider,
+        location_id=a.location_id,
+        location=location,
+        tz=tz,
+        room_id=a.room_id,
+        room=room,
+        type_id=a.type_id,
+        type=type_name,
+        reason=a.reason,
+        series_id=a.series_id,
+        series_index=a.series_index,
+        override=a.override,
+        late_cancel=a.late_cancel,
+        cancel_reason=a.cancel_reason,
+        booked_at=loc(a.booked_at),
+        confirmed_at=loc(a.confirmed_at),
+        arrived_at=loc(a.arrived_at),
+        roomed_at=loc(a.roomed_at),
+        completed_at=loc(a.completed_at),
+        no_show_at=loc(a.no_show_at),
+        cancelled_at=loc(a.cancelled_at),
+        version=a.version,
+    )
 
 
 def _row_out(r) -> AppointmentOut:
     a = r[0]
     prov = f"{r.p_first} {r.p_last}" + (f", {r.credentials}" if r.credentials else "")
-    return _out(a, patient=f"{r.first_name} {r.last_name}", mrn=r.mrn, provider=prov, location=r.loc_name,
-                tz=r.tz, room=r.room_name, type_name=r.type_name)
+    return _out(
+        a,
+        patient=f"{r.first_name} {r.last_name}",
+        mrn=r.mrn,
+        provider=prov,
+        location=r.loc_name,
+        tz=r.tz,
+        room=r.room_name,
+        type_name=r.type_name,
+    )
 
 
 def _outs(ctx, ids: list[int]) -> list[AppointmentOut]:
@@ -131,11 +192,20 @@ def _outs(ctx, ids: list[int]) -> list[AppointmentOut]:
 
 # ---- overlap checks ------------------------------------------------------------------------
 
+
 def _overlap(session, col, value, start, end, end_col, exclude: tuple[int, ...]):
-    q = (sa.select(Appointment.id, Appointment.start_utc, Appointment.end_utc)
-         .where(col == value, Appointment.status.in_(BLOCKING_STATUSES),
-                Appointment.start_utc < end, Appointment.start_utc >= start - LOOKBACK, end_col > start)
-         .order_by(Appointment.start_utc).limit(1))
+    q = (
+        sa.select(Appointment.id, Appointment.start_utc, Appointment.end_utc)
+        .where(
+            col == value,
+            Appointment.status.in_(BLOCKING_STATUSES),
+            Appointment.start_utc < end,
+            Appointment.start_utc >= start - LOOKBACK,
+            end_col > start,
+        )
+        .order_by(Appointment.start_utc)
+        .limit(1)
+    )
     if exclude:
         q = q.where(Appointment.id.not_in(exclude))
     return session.execute(q).first()
@@ -144,27 +214,66 @@ def _overlap(session, col, value, start, end, end_col, exclude: tuple[int, ...])
 # One statement for the three guards (provider and room blocks, the patient's visits): built once,
 # run with parameters; each arm of the OR uses its (column, start_utc) index.
 _GUARD = (
-    sa.select(Appointment.id, Appointment.provider_id, Appointment.room_id, Appointment.patient_id,
-              Appointment.start_utc, Appointment.end_utc, Appointment.block_end_utc)
-    .where(Appointment.status.in_(BLOCKING_STATUSES),
-           Appointment.start_utc >= sa.bindparam("lookback"), Appointment.start_utc < sa.bindparam("block_end"),
-           sa.or_(sa.and_(Appointment.provider_id == sa.bindparam("provider_id"),
-                          Appointment.block_end_utc > sa.bindparam("start")),
-                  sa.and_(Appointment.room_id == sa.bindparam("room_id"),
-                          Appointment.block_end_utc > sa.bindparam("start")),
-                  sa.and_(Appointment.patient_id == sa.bindparam("patient_id"),
-                          Appointment.end_utc > sa.bindparam("start"), Appointment.start_utc < sa.bindparam("end"))),
-           Appointment.id.not_in(sa.bindparam("exclude", expanding=True)))
+    sa.select(
+        Appointment.id,
+        Appointment.provider_id,
+        Appointment.room_id,
+        Appointment.patient_id,
+        Appointment.start_utc,
+        Appointment.end_utc,
+        Appointment.block_end_utc,
+    )
+    .where(
+        Appointment.status.in_(BLOCKING_STATUSES),
+        Appointment.start_utc >= sa.bindparam("lookback"),
+        Appointment.start_utc < sa.bindparam("block_end"),
+        sa.or_(
+            sa.and_(
+                Appointment.provider_id == sa.bindparam("provider_id"),
+                Appointment.block_end_utc > sa.bindparam("start"),
+            ),
+            sa.and_(Appointment.room_id == sa.bindparam("room_id"), Appointment.block_end_utc > sa.bindparam("start")),
+            sa.and_(
+                Appointment.patient_id == sa.bindparam("patient_id"),
+                Appointment.end_utc > sa.bindparam("start"),
+                Appointment.start_utc < sa.bindparam("end"),
+            ),
+        ),
+        Appointment.id.not_in(sa.bindparam("exclude", expanding=True)),
+    )
     .order_by(Appointment.start_utc)
 )
 
 
-def conflict_reason(session, *, provider: Provider, patient_id: int, room: Room | None, start, end, block_end,
-                    tz: str, exclude: tuple[int, ...] = ()) -> str | None:
-    rows = session.connection().execute(_GUARD, {
-        "lookback": start - LOOKBACK, "block_end": block_end, "start": start, "end": end, "provider_id": provider.id,
-        "room_id": room.id if room is not None else -1, "patient_id": patient_id, "exclude": list(exclude) or [-1],
-    }).all()
+def conflict_reason(
+    session,
+    *,
+    provider: Provider,
+    patient_id: int,
+    room: Room | None,
+    start,
+    end,
+    block_end,
+    tz: str,
+    exclude: tuple[int, ...] = (),
+) -> str | None:
+    rows = (
+        session.connection()
+        .execute(
+            _GUARD,
+            {
+                "lookback": start - LOOKBACK,
+                "block_end": block_end,
+                "start": start,
+                "end": end,
+                "provider_id": provider.id,
+                "room_id": room.id if room is not None else -1,
+                "patient_id": patient_id,
+                "exclude": list(exclude) or [-1],
+            },
+        )
+        .all()
+    )
     hits = [r for r in rows if r.block_end_utc > start]
     for hit in hits:
         if hit.provider_id == provider.id:
@@ -183,15 +292,22 @@ def _span(hit, tz: str) -> str:
 
 
 def _free_room(session, location_id: int, start, block_end, exclude: tuple[int, ...] = ()) -> Room | None:
-    busy = (sa.select(Appointment.room_id).where(
-        Appointment.room_id.is_not(None), Appointment.location_id == location_id,
-        Appointment.status.in_(BLOCKING_STATUSES), Appointment.start_utc < block_end,
-        Appointment.start_utc >= start - LOOKBACK, Appointment.block_end_utc > start))
+    busy = sa.select(Appointment.room_id).where(
+        Appointment.room_id.is_not(None),
+        Appointment.location_id == location_id,
+        Appointment.status.in_(BLOCKING_STATUSES),
+        Appointment.start_utc < block_end,
+        Appointment.start_utc >= start - LOOKBACK,
+        Appointment.block_end_utc > start,
+    )
     if exclude:
         busy = busy.where(Appointment.id.not_in(exclude))
     return session.execute(
-        sa.select(Room).where(Room.location_id == location_id, Room.active.is_(True), Room.kind != "equipment",
-                              Room.id.not_in(busy)).order_by(Room.name).limit(1)).scalar_one_or_none()
+        sa.select(Room)
+        .where(Room.location_id == location_id, Room.active.is_(True), Room.kind != "equipment", Room.id.not_in(busy))
+        .order_by(Room.name)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def _flush(session) -> None:
@@ -206,8 +322,10 @@ def _flush(session) -> None:
 
 # ---- booking -------------------------------------------------------------------------------
 
-def _check_plan(ctx, plan: _Plan, *, provider, patient, location, atype, room_ref, override: bool,
-                exclude: tuple[int, ...] = ()) -> list[str]:
+
+def _check_plan(
+    ctx, plan: _Plan, *, provider, patient, location, atype, room_ref, override: bool, exclude: tuple[int, ...] = ()
+) -> list[str]:
     """Fill plan.problem (rule or overlap) and plan.room; returns the rules overridden."""
     session = ctx.session
     overridden: list[str] = []
@@ -230,8 +348,17 @@ def _check_plan(ctx, plan: _Plan, *, provider, patient, location, atype, room_re
         if plan.room is None:
             plan.problem, plan.conflict = f"no free room at {location.name}", True
             return overridden
-    reason = conflict_reason(session, provider=provider, patient_id=patient.id, room=plan.room, start=plan.start,
-                             end=plan.end, block_end=plan.block_end, tz=location.tz, exclude=exclude)
+    reason = conflict_reason(
+        session,
+        provider=provider,
+        patient_id=patient.id,
+        room=plan.room,
+        start=plan.start,
+        end=plan.end,
+        block_end=plan.block_end,
+        tz=location.tz,
+        exclude=exclude,
+    )
     if reason:
         plan.problem, plan.conflict = reason, True
     return overridden
@@ -271,15 +398,28 @@ def _occurrences(start_utc: dt.datetime, tz: str, repeat: str) -> list[tuple[int
         if i == 1:
             out.append((i, start_utc, None))
         elif not lt.exists(naive, tz):
-            out.append((i, lt.wall_to_utc(naive, tz),
-                        f"{naive:%Y-%m-%d %H:%M} does not exist in {tz} (clocks spring forward)"))
+            out.append(
+                (i, lt.wall_to_utc(naive, tz), f"{naive:%Y-%m-%d %H:%M} does not exist in {tz} (clocks spring forward)")
+            )
         else:
             out.append((i, lt.wall_to_utc(naive, tz), None))
     return out, text.upper()
 
 
-def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: str | None = None,
-         repeat: str | None = None, override: bool = False, skip_conflicts: bool = False) -> BookingOut:
+def book(
+    ctx,
+    *,
+    patient,
+    provider,
+    type,
+    at,
+    location=None,
+    room=None,
+    reason: str | None = None,
+    repeat: str | None = None,
+    override: bool = False,
+    skip_conflicts: bool = False,
+) -> BookingOut:
     """Book one visit, or a series with `repeat` (an RRULE expanded in local wall time).
     Outside working hours, on time off or in the past it is refused unless `override` (a
     permission of its own, audited). A series with any colliding occurrence books nothing
@@ -310,8 +450,9 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
             plans.append(_Plan(index, s, s, s, problem=problem))
             continue
         plan = _Plan(index, s, s + duration, s + block)
-        overridden += _check_plan(ctx, plan, provider=prov, patient=pat, location=loc, atype=atype,
-                                  room_ref=room_obj, override=override)
+        overridden += _check_plan(
+            ctx, plan, provider=prov, patient=pat, location=loc, atype=atype, room_ref=room_obj, override=override
+        )
         plans.append(plan)
     # occurrences of one series must not collide with each other (FREQ=HOURLY, a long buffer...)
     ok = [p for p in plans if p.problem is None]
@@ -323,10 +464,15 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
         if not repeat:
             p = bad[0]
             if p.conflict:
-                raise ConflictError(f"--at: {lt.fmt_local(p.start, loc.tz)} cannot be booked: {p.problem}",
-                                    hint="find a free time with `hpms appointments find-slot`")
-            raise ValidationError("--at", f"{lt.fmt_local(p.start, loc.tz)} {p.problem}"
-                                  + ("" if "past" in p.problem else " (--override to book anyway)"))
+                raise ConflictError(
+                    f"--at: {lt.fmt_local(p.start, loc.tz)} cannot be booked: {p.problem}",
+                    hint="find a free time with `hpms appointments find-slot`",
+                )
+            raise ValidationError(
+                "--at",
+                f"{lt.fmt_local(p.start, loc.tz)} {p.problem}"
+                + ("" if "past" in p.problem else " (--override to book anyway)"),
+            )
         listing = "; ".join(f"#{p.index} {lt.fmt_local(p.start, loc.tz)}: {p.problem}" for p in bad)
         msg = f"{len(bad)} of {len(plans)} occurrences cannot be booked, nothing booked: {listing}"
         if any(p.conflict for p in bad):
@@ -334,21 +480,46 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
         raise ValidationError("--repeat", msg)
     good = [p for p in plans if p.problem is None]
     if not good:
-        raise ConflictError("no occurrence of the series can be booked: "
-                            + "; ".join(f"#{p.index}: {p.problem}" for p in bad))
+        raise ConflictError(
+            "no occurrence of the series can be booked: " + "; ".join(f"#{p.index}: {p.problem}" for p in bad)
+        )
     series = None
     if repeat:
         series = AppointmentSeries(org_id=ctx.org_id, rrule=rule_text, tz=loc.tz)
         session.add(series)
         session.flush()
     now = ctx.now()
-    values = [dict(org_id=ctx.org_id, patient_id=pat.id, provider_id=prov.id, location_id=loc.id,
-                   room_id=p.room.id if p.room else None, type_id=atype.id,
-                   series_id=series.id if series else None, series_index=p.index if series else None,
-                   start_utc=p.start, end_utc=p.end, block_end_utc=p.block_end, status="booked", reason=reason,
-                   override=bool(overridden), late_cancel=False, cancel_reason=None, booked_by=ctx.actor.user_id,
-                   booked_at=now, confirmed_at=None, arrived_at=None, roomed_at=None, completed_at=None,
-                   no_show_at=None, cancelled_at=None, version=1, updated_at=now) for p in good]
+    values = [
+        dict(
+            org_id=ctx.org_id,
+            patient_id=pat.id,
+            provider_id=prov.id,
+            location_id=loc.id,
+            room_id=p.room.id if p.room else None,
+            type_id=atype.id,
+            series_id=series.id if series else None,
+            series_index=p.index if series else None,
+            start_utc=p.start,
+            end_utc=p.end,
+            block_end_utc=p.block_end,
+            status="booked",
+            reason=reason,
+            override=bool(overridden),
+            late_cancel=False,
+            cancel_reason=None,
+            booked_by=ctx.actor.user_id,
+            booked_at=now,
+            confirmed_at=None,
+            arrived_at=None,
+            roomed_at=None,
+            completed_at=None,
+            no_show_at=None,
+            cancelled_at=None,
+            version=1,
+            updated_at=now,
+        )
+        for p in good
+    ]
     # Core insert (no ORM unit of work: a booking is on the hot path of the front desk)
     conn = session.connection()
     try:
@@ -360,10 +531,28 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
         raise err from None
     rows = [_Row(id=i, **v) for i, v in zip(ids, values)]
     detail = ("override: " + "; ".join(sorted(set(overridden)))) if overridden else None
-    audit.record_many(ctx, [audit.Event("create", "appointment", a.id, patient_id=pat.id,
-                                        fields=["patient", "provider", "start", "type"], detail=detail) for a in rows])
-    names = dict(patient=f"{pat.first_name} {pat.last_name}", mrn=pat.mrn, provider=provider_name(prov),
-                 location=loc.name, tz=loc.tz, type_name=atype.name)
+    audit.record_many(
+        ctx,
+        [
+            audit.Event(
+                "create",
+                "appointment",
+                a.id,
+                patient_id=pat.id,
+                fields=["patient", "provider", "start", "type"],
+                detail=detail,
+            )
+            for a in rows
+        ],
+    )
+    names = dict(
+        patient=f"{pat.first_name} {pat.last_name}",
+        mrn=pat.mrn,
+        provider=provider_name(prov),
+        location=loc.name,
+        tz=loc.tz,
+        type_name=atype.name,
+    )
     booked = [_out(a, room=p.room.name if p.room else None, **names) for a, p in zip(rows, good)]
     skipped = [SkippedOut(index=p.index, start=lt.to_local(p.start, loc.tz), problem=p.problem) for p in bad]
     return BookingOut(series_id=series.id if series else None, booked=booked, skipped=skipped)
@@ -371,39 +560,64 @@ def book(ctx, *, patient, provider, type, at, location=None, room=None, reason: 
 
 # ---- lifecycle -----------------------------------------------------------------------------
 
+
 def _targets(ctx, appt: Appointment, this_and_following: bool) -> list[Appointment]:
     if not this_and_following:
         return [appt]
     if appt.series_id is None:
         raise ValidationError("--this-and-following", f"appointment {appt.id} is not part of a series")
-    return list(ctx.session.execute(
-        sa.select(Appointment).where(Appointment.series_id == appt.series_id,
-                                     Appointment.series_index >= appt.series_index,
-                                     Appointment.status.in_(MOVABLE))
-        .order_by(Appointment.series_index)).scalars())
+    return list(
+        ctx.session.execute(
+            sa.select(Appointment)
+            .where(
+                Appointment.series_id == appt.series_id,
+                Appointment.series_index >= appt.series_index,
+                Appointment.status.in_(MOVABLE),
+            )
+            .order_by(Appointment.series_index)
+        ).scalars()
+    )
 
 
 def _check_transition(appt: Appointment, action: str) -> None:
     sources, _, _ = TRANSITIONS[action]
     if appt.status not in sources:
-        verb = {"checkin": "checked in", "noshow": "marked no-show", "room": "roomed", "complete": "completed",
-                "confirm": "confirmed", "cancel": "cancelled"}[action]
-        raise ConflictError(f"appointment {appt.id} is {appt.status.replace('_', ' ')}; it cannot be {verb}",
-                            hint=f"allowed from: {', '.join(sorted(sources))}")
+        verb = {
+            "checkin": "checked in",
+            "noshow": "marked no-show",
+            "room": "roomed",
+            "complete": "completed",
+            "confirm": "confirmed",
+            "cancel": "cancelled",
+        }[action]
+        raise ConflictError(
+            f"appointment {appt.id} is {appt.status.replace('_', ' ')}; it cannot be {verb}",
+            hint=f"allowed from: {', '.join(sorted(sources))}",
+        )
 
 
 def _check_version(appt: Appointment, expected_version: int | None) -> None:
     if expected_version is not None and appt.version != expected_version:
-        raise ConflictError(f"appointment {appt.id} changed meanwhile (version {appt.version}, expected {expected_version})",
-                            hint="show it again and retry")
+        raise ConflictError(
+            f"appointment {appt.id} changed meanwhile (version {appt.version}, expected {expected_version})",
+            hint="show it again and retry",
+        )
 
 
 def _free(ctx, appt: Appointment) -> None:
     """Offer the time of a cancelled or moved future visit to the waitlist."""
     if appt.start_utc > ctx.now():
-        ctx.session.add(FreedSlot(org_id=ctx.org_id, provider_id=appt.provider_id, location_id=appt.location_id,
-                                  start_utc=appt.start_utc, end_utc=appt.block_end_utc, appointment_id=appt.id,
-                                  freed_at=ctx.now()))
+        ctx.session.add(
+            FreedSlot(
+                org_id=ctx.org_id,
+                provider_id=appt.provider_id,
+                location_id=appt.location_id,
+                start_utc=appt.start_utc,
+                end_utc=appt.block_end_utc,
+                appointment_id=appt.id,
+                freed_at=ctx.now(),
+            )
+        )
 
 
 def _set_status(ctx, appt: Appointment, action: str) -> str:
@@ -440,21 +654,44 @@ def transition(ctx, appointment_id, action: str, *, room=None, expected_version:
             raise ValidationError("--room", "is required")
         r = find_room(ctx, room, location_id=loc.id)
         if r.id != appt.room_id:
-            hit = _overlap(ctx.session, Appointment.room_id, r.id, appt.start_utc, appt.block_end_utc,
-                           Appointment.block_end_utc, (appt.id,))
+            hit = _overlap(
+                ctx.session,
+                Appointment.room_id,
+                r.id,
+                appt.start_utc,
+                appt.block_end_utc,
+                Appointment.block_end_utc,
+                (appt.id,),
+            )
             if hit:
                 raise ConflictError(f"--room: room {r.name!r} is taken by appointment {hit.id} at {_span(hit, loc.tz)}")
             appt.room_id = r.id
             fields.append("room")
     old = _set_status(ctx, appt, action)
     _flush(ctx.session)
-    audit.record(ctx, audit.Event("update", "appointment", appt.id, patient_id=appt.patient_id, fields=fields,
-                                  detail=f"{old} -> {appt.status}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "update",
+            "appointment",
+            appt.id,
+            patient_id=appt.patient_id,
+            fields=fields,
+            detail=f"{old} -> {appt.status}",
+        ),
+    )
     return _outs(ctx, [appt.id])[0]
 
 
-def cancel(ctx, appointment_id, *, reason: str | None, late: bool = False, this_and_following: bool = False,
-           expected_version: int | None = None) -> list[AppointmentOut]:
+def cancel(
+    ctx,
+    appointment_id,
+    *,
+    reason: str | None,
+    late: bool = False,
+    this_and_following: bool = False,
+    expected_version: int | None = None,
+) -> list[AppointmentOut]:
     """Cancel a visit (or it and the rest of its series). Inside the practice's notice window
     (or with `late`) it is flagged as a late cancellation. The time goes to the waitlist."""
     require(ctx.actor, "appointment.update")
@@ -472,16 +709,33 @@ def cancel(ctx, appointment_id, *, reason: str | None, late: bool = False, this_
         a.late_cancel = bool(late) or now >= a.start_utc - window
         _free(ctx, a)
         ids.append(a.id)
-        events.append(audit.Event("update", "appointment", a.id, patient_id=a.patient_id,
-                                  fields=["status", "cancel_reason"] + (["late_cancel"] if a.late_cancel else []),
-                                  detail=f"{old} -> cancelled"))
+        events.append(
+            audit.Event(
+                "update",
+                "appointment",
+                a.id,
+                patient_id=a.patient_id,
+                fields=["status", "cancel_reason"] + (["late_cancel"] if a.late_cancel else []),
+                detail=f"{old} -> cancelled",
+            )
+        )
     _flush(ctx.session)
     audit.record_many(ctx, events)
     return _outs(ctx, ids)
 
 
-def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=None, this_and_following: bool = False,
-               override: bool = False, expected_version: int | None = None) -> list[AppointmentOut]:
+def reschedule(
+    ctx,
+    appointment_id,
+    *,
+    at,
+    provider=None,
+    location=None,
+    room=None,
+    this_and_following: bool = False,
+    override: bool = False,
+    expected_version: int | None = None,
+) -> list[AppointmentOut]:
     """Move a visit (or it and the following ones of its series, by the same wall-clock shift)
     to a new time, and optionally another provider, location or room. The row is updated in
     place: no copy is left behind. All moves are checked first; if one cannot be made, none is."""
@@ -498,8 +752,12 @@ def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=No
     if location:
         loc = provider_location(ctx, prov, location)
     else:
-        ids = [pl for pl in session.execute(sa.select(ProviderLocation.location_id).where(
-            ProviderLocation.provider_id == prov.id)).scalars()]
+        ids = [
+            pl
+            for pl in session.execute(
+                sa.select(ProviderLocation.location_id).where(ProviderLocation.provider_id == prov.id)
+            ).scalars()
+        ]
         loc = old_loc if old_loc.id in ids else provider_location(ctx, prov, None)
     room_obj = find_room(ctx, room, location_id=loc.id) if room else None
     pat = session.get(Patient, appt.patient_id)
@@ -507,7 +765,9 @@ def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=No
     new_start = lt.parse_local("--at", at, loc.tz, now=ctx.now())
     targets = _targets(ctx, appt, this_and_following)
     moving = tuple(a.id for a in targets)
-    shift = lt.to_local(new_start, loc.tz).replace(tzinfo=None) - lt.to_local(appt.start_utc, old_loc.tz).replace(tzinfo=None)
+    shift = lt.to_local(new_start, loc.tz).replace(tzinfo=None) - lt.to_local(appt.start_utc, old_loc.tz).replace(
+        tzinfo=None
+    )
     plans: list[tuple[Appointment, _Plan]] = []
     overridden: list[str] = []
     for a in targets:
@@ -516,8 +776,18 @@ def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=No
         else:
             naive = lt.to_local(a.start_utc, old_loc.tz).replace(tzinfo=None) + shift
             if not lt.exists(naive, loc.tz):
-                plans.append((a, _Plan(a.series_index or 0, a.start_utc, a.end_utc, a.block_end_utc,
-                                       problem=f"{naive:%Y-%m-%d %H:%M} does not exist in {loc.tz}")))
+                plans.append(
+                    (
+                        a,
+                        _Plan(
+                            a.series_index or 0,
+                            a.start_utc,
+                            a.end_utc,
+                            a.block_end_utc,
+                            problem=f"{naive:%Y-%m-%d %H:%M} does not exist in {loc.tz}",
+                        ),
+                    )
+                )
                 continue
             s = lt.wall_to_utc(naive, loc.tz)
         dur = a.end_utc - a.start_utc
@@ -525,11 +795,21 @@ def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=No
         keep_room = None
         if room_obj is None and a.room_id and loc.id == a.location_id:
             cur = session.get(Room, a.room_id)
-            if not _overlap(session, Appointment.room_id, cur.id, plan.start, plan.block_end,
-                            Appointment.block_end_utc, moving):
+            if not _overlap(
+                session, Appointment.room_id, cur.id, plan.start, plan.block_end, Appointment.block_end_utc, moving
+            ):
                 keep_room = cur
-        overridden += _check_plan(ctx, plan, provider=prov, patient=pat, location=loc, atype=atype,
-                                  room_ref=room_obj or keep_room, override=override, exclude=moving)
+        overridden += _check_plan(
+            ctx,
+            plan,
+            provider=prov,
+            patient=pat,
+            location=loc,
+            atype=atype,
+            room_ref=room_obj or keep_room,
+            override=override,
+            exclude=moving,
+        )
         plans.append((a, plan))
     bad = [p for _, p in plans if p.problem]
     if bad:
@@ -572,6 +852,7 @@ def reschedule(ctx, appointment_id, *, at, provider=None, location=None, room=No
 
 # ---- queries -------------------------------------------------------------------------------
 
+
 def _statuses(status) -> list[str] | None:
     if not status:
         return None
@@ -587,14 +868,30 @@ def _statuses(status) -> list[str] | None:
     return out or None
 
 
-def list_appointments(ctx, *, day=None, week: bool = False, start=None, end=None, provider=None, location=None,
-                      patient=None, status=None, include_cancelled: bool = False) -> list[AppointmentOut]:
+def list_appointments(
+    ctx,
+    *,
+    day=None,
+    week: bool = False,
+    start=None,
+    end=None,
+    provider=None,
+    location=None,
+    patient=None,
+    status=None,
+    include_cancelled: bool = False,
+) -> list[AppointmentOut]:
     """The day sheet (or a week, or a date range) in each location's own zone. Cancelled visits
     are left out unless asked for (`status` or `include_cancelled`)."""
     require(ctx.actor, "appointment.read")
     session = ctx.session
-    locs = [find_location(ctx, location)] if location else list(
-        session.execute(sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)).scalars())
+    locs = (
+        [find_location(ctx, location)]
+        if location
+        else list(
+            session.execute(sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)).scalars()
+        )
+    )
     q = _select_out().where(Appointment.org_id == ctx.org_id)
     spans = []
     for loc in locs:
@@ -611,7 +908,9 @@ def list_appointments(ctx, *, day=None, week: bool = False, start=None, end=None
             d1 = d0 + dt.timedelta(days=6 if week else 0)
         lo, _ = lt.day_bounds_utc(d0, loc.tz)
         _, hi = lt.day_bounds_utc(d1, loc.tz)
-        spans.append(sa.and_(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi))
+        spans.append(
+            sa.and_(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi)
+        )
     q = q.where(sa.or_(*spans)) if spans else q.where(sa.false())
     if provider:
         q = q.where(Appointment.provider_id == find_provider(ctx, provider).id)
@@ -624,8 +923,16 @@ def list_appointments(ctx, *, day=None, week: bool = False, start=None, end=None
         q = q.where(Appointment.status != "cancelled")
     rows = [_row_out(r) for r in session.execute(q.order_by(Appointment.start_utc, Provider.last_name))]
     if rows:
-        audit.record(ctx, audit.Event("read", "appointment", None, patient_ids=sorted({r.patient_id for r in rows}),
-                                      detail=f"list of {len(rows)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "appointment",
+                None,
+                patient_ids=sorted({r.patient_id for r in rows}),
+                detail=f"list of {len(rows)}",
+            ),
+        )
     return rows
 
 
@@ -640,13 +947,15 @@ def history(ctx, patient, *, limit: int = 200) -> list[AppointmentOut]:
     """A patient's visits, newest first, every status."""
     require(ctx.actor, "appointment.read")
     pat = find_patient(ctx, patient, field="patient", active=True)
-    rows = ctx.session.execute(_select_out().where(Appointment.patient_id == pat.id)
-                               .order_by(Appointment.start_utc.desc()).limit(limit)).all()
+    rows = ctx.session.execute(
+        _select_out().where(Appointment.patient_id == pat.id).order_by(Appointment.start_utc.desc()).limit(limit)
+    ).all()
     audit.record(ctx, audit.Event("read", "appointment", None, patient_id=pat.id, detail=f"history of {len(rows)}"))
     return [_row_out(r) for r in rows]
 
 
 # ---- slot search ---------------------------------------------------------------------------
+
 
 def _grid(t: dt.datetime, tz: str, step: int) -> dt.datetime:
     """The first time >= t on the location's local step grid (minutes past local midnight)."""
@@ -657,19 +966,33 @@ def _grid(t: dt.datetime, tz: str, step: int) -> dt.datetime:
         return t
     if extra == 0:
         extra = step
-    return (t.replace(second=0, microsecond=0) + dt.timedelta(minutes=extra))
+    return t.replace(second=0, microsecond=0) + dt.timedelta(minutes=extra)
 
 
-def _slots_for(ctx, prov: Provider, loc: Location, atype: AppointmentType, after: dt.datetime, before: dt.datetime,
-               step: int, patient_id: int | None, needs_room: bool) -> Iterator[tuple[dt.datetime, int, int, int | None]]:
+def _slots_for(
+    ctx,
+    prov: Provider,
+    loc: Location,
+    atype: AppointmentType,
+    after: dt.datetime,
+    before: dt.datetime,
+    step: int,
+    patient_id: int | None,
+    needs_room: bool,
+) -> Iterator[tuple[dt.datetime, int, int, int | None]]:
     """Free slots of one provider at one location, earliest first, read a window of days at a time."""
     session = ctx.session
     dur = dt.timedelta(minutes=atype.duration_min)
     block = dur + dt.timedelta(minutes=atype.buffer_min)
     rooms = []
     if needs_room:
-        rooms = list(session.execute(sa.select(Room.id).where(Room.location_id == loc.id, Room.active.is_(True),
-                                                              Room.kind != "equipment").order_by(Room.name)).scalars())
+        rooms = list(
+            session.execute(
+                sa.select(Room.id)
+                .where(Room.location_id == loc.id, Room.active.is_(True), Room.kind != "equipment")
+                .order_by(Room.name)
+            ).scalars()
+        )
         if not rooms:
             return
     day = lt.to_local(after, loc.tz).date()
@@ -684,23 +1007,38 @@ def _slots_for(ctx, prov: Provider, loc: Location, atype: AppointmentType, after
         opens = [(s, e) for s, e in open_time(session, ctx.org_id, prov.id, loc, day, stop) if e > lo and s < hi]
         if opens:
             busy = session.execute(
-                sa.select(Appointment.start_utc, Appointment.block_end_utc).where(
-                    Appointment.provider_id == prov.id, Appointment.status.in_(BLOCKING_STATUSES),
-                    Appointment.start_utc < hi + block, Appointment.start_utc >= lo - LOOKBACK,
-                    Appointment.block_end_utc > lo).order_by(Appointment.start_utc)).all()
+                sa.select(Appointment.start_utc, Appointment.block_end_utc)
+                .where(
+                    Appointment.provider_id == prov.id,
+                    Appointment.status.in_(BLOCKING_STATUSES),
+                    Appointment.start_utc < hi + block,
+                    Appointment.start_utc >= lo - LOOKBACK,
+                    Appointment.block_end_utc > lo,
+                )
+                .order_by(Appointment.start_utc)
+            ).all()
             busy = merge((s, e) for s, e in busy)
             if patient_id is not None:
-                pbusy = session.execute(sa.select(Appointment.start_utc, Appointment.end_utc).where(
-                    Appointment.patient_id == patient_id, Appointment.status.in_(BLOCKING_STATUSES),
-                    Appointment.start_utc < hi + block, Appointment.end_utc > lo)).all()
+                pbusy = session.execute(
+                    sa.select(Appointment.start_utc, Appointment.end_utc).where(
+                        Appointment.patient_id == patient_id,
+                        Appointment.status.in_(BLOCKING_STATUSES),
+                        Appointment.start_utc < hi + block,
+                        Appointment.end_utc > lo,
+                    )
+                ).all()
                 busy = merge(list(busy) + [(s, e) for s, e in pbusy])
             room_busy: dict[int, list] = {}
             if rooms:
-                for rid, s, e in session.execute(sa.select(Appointment.room_id, Appointment.start_utc,
-                                                           Appointment.block_end_utc).where(
-                        Appointment.room_id.in_(rooms), Appointment.status.in_(BLOCKING_STATUSES),
-                        Appointment.start_utc < hi + block, Appointment.start_utc >= lo - LOOKBACK,
-                        Appointment.block_end_utc > lo)):
+                for rid, s, e in session.execute(
+                    sa.select(Appointment.room_id, Appointment.start_utc, Appointment.block_end_utc).where(
+                        Appointment.room_id.in_(rooms),
+                        Appointment.status.in_(BLOCKING_STATUSES),
+                        Appointment.start_utc < hi + block,
+                        Appointment.start_utc >= lo - LOOKBACK,
+                        Appointment.block_end_utc > lo,
+                    )
+                ):
                     room_busy.setdefault(rid, []).append((s, e))
             starts = [s for s, _ in busy]
             free = subtract(opens, busy)
@@ -713,8 +1051,10 @@ def _slots_for(ctx, prov: Provider, loc: Location, atype: AppointmentType, after
                         break
                     room_id = None
                     if rooms:
-                        room_id = next((r for r in rooms if not any(s < t + block and e > t
-                                                                    for s, e in room_busy.get(r, ()))), None)
+                        room_id = next(
+                            (r for r in rooms if not any(s < t + block and e > t for s, e in room_busy.get(r, ()))),
+                            None,
+                        )
                         if room_id is None:
                             t += dt.timedelta(minutes=step)
                             continue
@@ -724,8 +1064,18 @@ def _slots_for(ctx, prov: Provider, loc: Location, atype: AppointmentType, after
         span = min(span * 2, 60)
 
 
-def find_slot(ctx, *, type, provider=None, any_provider: bool = False, location=None, after=None, before=None,
-              count: int = 5, patient=None) -> list[SlotOut]:
+def find_slot(
+    ctx,
+    *,
+    type,
+    provider=None,
+    any_provider: bool = False,
+    location=None,
+    after=None,
+    before=None,
+    count: int = 5,
+    patient=None,
+) -> list[SlotOut]:
     """The earliest free slots for an appointment type: inside working hours, outside time off,
     clear of bookings (with buffers) of the provider and the patient, with a free room when
     the type needs one. Without --provider every active provider (at --location) is searched."""
@@ -743,39 +1093,61 @@ def find_slot(ctx, *, type, provider=None, any_provider: bool = False, location=
     loc_filter = find_location(ctx, location) if location else None
     if provider:
         provs = [find_provider(ctx, provider)]
-        pairs = [(provs[0], provider_location(ctx, provs[0], location))] if location else [
-            (provs[0], session.get(Location, lid)) for lid in
-            session.execute(sa.select(ProviderLocation.location_id).where(
-                ProviderLocation.provider_id == provs[0].id)).scalars()]
+        pairs = (
+            [(provs[0], provider_location(ctx, provs[0], location))]
+            if location
+            else [
+                (provs[0], session.get(Location, lid))
+                for lid in session.execute(
+                    sa.select(ProviderLocation.location_id).where(ProviderLocation.provider_id == provs[0].id)
+                ).scalars()
+            ]
+        )
     else:
-        q = (sa.select(Provider, Location).join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
-             .join(Location, Location.id == ProviderLocation.location_id)
-             .where(Provider.org_id == ctx.org_id, Provider.active.is_(True)).order_by(Provider.id, Location.id))
+        q = (
+            sa.select(Provider, Location)
+            .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
+            .join(Location, Location.id == ProviderLocation.location_id)
+            .where(Provider.org_id == ctx.org_id, Provider.active.is_(True))
+            .order_by(Provider.id, Location.id)
+        )
         if loc_filter is not None:
             q = q.where(Location.id == loc_filter.id)
         pairs = [tuple(r) for r in session.execute(q)]
     pat = find_patient(ctx, patient, field="patient", active=True) if patient else None
     now = ctx.now()
-    tz = (loc_filter or (pairs[0][1] if pairs else None) or session.execute(
-        sa.select(Location).where(Location.org_id == ctx.org_id)).scalars().first()).tz
+    tz = (
+        loc_filter
+        or (pairs[0][1] if pairs else None)
+        or session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars().first()
+    ).tz
     lo = lt.parse_local("--after", after, tz, now=now) if after else now
     lo = max(lo, now)
     hi = lt.parse_local("--before", before, tz, now=now) if before else lo + dt.timedelta(days=FIND_SLOT_DAYS)
     if hi <= lo:
         raise ValidationError("--before", "is not after --after (or now)")
     step = session.get(Organization, ctx.org_id).slot_step_min
-    gens = [_slots_for(ctx, p, l, atype, lo, hi, step, pat.id if pat else None, atype.needs_room) for p, l in pairs]
+    gens = [_slots_for(ctx, p, loc, atype, lo, hi, step, pat.id if pat else None, atype.needs_room) for p, loc in pairs]
     by_id = {p.id: p for p, _ in pairs}
-    locs = {l.id: l for _, l in pairs}
+    locs = {loc.id: loc for _, loc in pairs}
     out: list[SlotOut] = []
     room_names: dict[int, str] = {}
     for t, pid, lid, rid in heapq.merge(*gens):
         loc = locs[lid]
         if rid is not None and rid not in room_names:
             room_names[rid] = session.get(Room, rid).name
-        out.append(SlotOut(start=lt.to_local(t, loc.tz), end=lt.to_local(t + dt.timedelta(minutes=atype.duration_min), loc.tz),
-                           provider_id=pid, provider=provider_name(by_id[pid]), location_id=lid, location=loc.name,
-                           room_id=rid, room=room_names.get(rid)))
+        out.append(
+            SlotOut(
+                start=lt.to_local(t, loc.tz),
+                end=lt.to_local(t + dt.timedelta(minutes=atype.duration_min), loc.tz),
+                provider_id=pid,
+                provider=provider_name(by_id[pid]),
+                location_id=lid,
+                location=loc.name,
+                room_id=rid,
+                room=room_names.get(rid),
+            )
+        )
         if len(out) >= count:
             break
     return out
@@ -783,13 +1155,15 @@ def find_slot(ctx, *, type, provider=None, any_provider: bool = False, location=
 
 # ---- calendar feed -------------------------------------------------------------------------
 
+
 def ical(ctx, *, provider, start=None, end=None, with_names: bool = False) -> bytes:
     """An RFC 5545 calendar of a provider's appointments (no patient names unless asked; asking
     is audited as a read of those patients)."""
     require(ctx.actor, "appointment.export")
     if with_names:
         require(ctx.actor, "appointment.read")
-    from icalendar import Calendar, Event as VEvent
+    from icalendar import Calendar
+    from icalendar import Event as VEvent
 
     prov = find_provider(ctx, provider)
     now = ctx.now()
@@ -800,9 +1174,16 @@ def ical(ctx, *, provider, start=None, end=None, with_names: bool = False) -> by
         raise ValidationError("--to", f"{d1} is before --from {d0}")
     lo = dt.datetime.combine(d0, dt.time(), tzinfo=dt.UTC) - dt.timedelta(hours=14)
     hi = dt.datetime.combine(d1 + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC) + dt.timedelta(hours=12)
-    rows = ctx.session.execute(_select_out().where(Appointment.provider_id == prov.id, Appointment.start_utc >= lo,
-                                                   Appointment.start_utc < hi, Appointment.status != "no_show")
-                               .order_by(Appointment.start_utc)).all()
+    rows = ctx.session.execute(
+        _select_out()
+        .where(
+            Appointment.provider_id == prov.id,
+            Appointment.start_utc >= lo,
+            Appointment.start_utc < hi,
+            Appointment.status != "no_show",
+        )
+        .order_by(Appointment.start_utc)
+    ).all()
     cal = Calendar()
     cal.add("prodid", "-//hpms//Practice Management//EN")
     cal.add("version", "2.0")
@@ -825,8 +1206,16 @@ def ical(ctx, *, provider, start=None, end=None, with_names: bool = False) -> by
         ev.add("sequence", a.version - 1)
         cal.add_component(ev)
     if patients:
-        audit.record(ctx, audit.Event("read", "appointment", None, patient_ids=sorted(patients),
-                                      detail=f"calendar feed of provider {prov.id} with names"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "appointment",
+                None,
+                patient_ids=sorted(patients),
+                detail=f"calendar feed of provider {prov.id} with names",
+            ),
+        )
     return cal.to_ical()
 
 

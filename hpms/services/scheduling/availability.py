@@ -14,20 +14,29 @@ import sqlalchemy as sa
 
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import (
-    Appointment, AppointmentType, Location, Organization, Provider, TimeOff, TimeOffOut,
-    WorkingHours, WorkingHoursOut,
+    Appointment,
+    AppointmentType,
+    Location,
+    Organization,
+    Provider,
+    TimeOff,
+    TimeOffOut,
+    WorkingHours,
+    WorkingHoursOut,
 )
 from hpms.models.scheduling import BLOCKING_STATUSES
-from hpms.services.platform import audit, localtime as lt, validation as v
-from hpms.services.lookups import find_location
+from hpms.services.lookups import find_location, find_locations, find_provider, provider_name
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 from hpms.services.scheduling.resources import provider_location_ids
-from hpms.services.lookups import find_locations, find_provider, provider_name
 
 Interval = tuple[dt.datetime, dt.datetime]
 
 
 # ---- interval arithmetic -------------------------------------------------------------------
+
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     out: list[Interval] = []
@@ -69,6 +78,7 @@ def subtract(intervals: list[Interval], cuts: Iterable[Interval]) -> list[Interv
 
 # ---- rules -> open time --------------------------------------------------------------------
 
+
 def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[dt.date]:
     lo = max(day_from, rule.effective_from)
     hi = min(day_to, rule.effective_to) if rule.effective_to else day_to
@@ -78,8 +88,10 @@ def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[
         from dateutil.rrule import rrulestr
 
         rr = rrulestr(rule.rrule, dtstart=dt.datetime.combine(rule.effective_from, dt.time()))
-        return [d.date() for d in rr.between(dt.datetime.combine(lo, dt.time()),
-                                             dt.datetime.combine(hi, dt.time()), inc=True)]
+        return [
+            d.date()
+            for d in rr.between(dt.datetime.combine(lo, dt.time()), dt.datetime.combine(hi, dt.time()), inc=True)
+        ]
     days = {lt.DAY_CODES.index(c) for c in rule.days.split(",") if c}
     out = []
     d = lo
@@ -91,27 +103,37 @@ def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[
 
 
 def load_rules(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list[WorkingHours]:
-    return list(session.execute(
-        sa.select(WorkingHours).where(
-            WorkingHours.provider_id == provider_id, WorkingHours.location_id == location_id,
-            WorkingHours.effective_from <= day_to,
-            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day_from),
-        )).scalars())
+    return list(
+        session.execute(
+            sa.select(WorkingHours).where(
+                WorkingHours.provider_id == provider_id,
+                WorkingHours.location_id == location_id,
+                WorkingHours.effective_from <= day_to,
+                sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day_from),
+            )
+        ).scalars()
+    )
 
 
 def hours_intervals(rules: list[WorkingHours], tz: str, day_from: dt.date, day_to: dt.date) -> list[Interval]:
     spans = []
     for rule in rules:
         for d in _rule_dates(rule, day_from, day_to):
-            spans.append((lt.wall_to_utc(dt.datetime.combine(d, rule.start_time), tz),
-                          lt.wall_to_utc(dt.datetime.combine(d, rule.end_time), tz)))
+            spans.append(
+                (
+                    lt.wall_to_utc(dt.datetime.combine(d, rule.start_time), tz),
+                    lt.wall_to_utc(dt.datetime.combine(d, rule.end_time), tz),
+                )
+            )
     return merge(spans)
 
 
-def load_time_off(session, org_id: int, provider_id: int | None, location_id: int | None,
-                  lo_local: dt.datetime, hi_local: dt.datetime) -> list[TimeOff]:
-    q = sa.select(TimeOff).where(TimeOff.org_id == org_id, TimeOff.starts_local < hi_local,
-                                 TimeOff.ends_local > lo_local)
+def load_time_off(
+    session, org_id: int, provider_id: int | None, location_id: int | None, lo_local: dt.datetime, hi_local: dt.datetime
+) -> list[TimeOff]:
+    q = sa.select(TimeOff).where(
+        TimeOff.org_id == org_id, TimeOff.starts_local < hi_local, TimeOff.ends_local > lo_local
+    )
     if provider_id is not None:
         q = q.where(sa.or_(TimeOff.provider_id == provider_id, TimeOff.provider_id.is_(None)))
     if location_id is not None:
@@ -127,41 +149,70 @@ def time_off_intervals(rows: list[TimeOff], tz: str) -> list[Interval]:
 # the session's connection: Core rows carry the same attribute names as the ORM objects.
 _WH = WorkingHours.__table__
 _RULES = sa.select(_WH).where(
-    _WH.c.provider_id == sa.bindparam("provider_id"), _WH.c.location_id == sa.bindparam("location_id"),
+    _WH.c.provider_id == sa.bindparam("provider_id"),
+    _WH.c.location_id == sa.bindparam("location_id"),
     _WH.c.effective_from <= sa.bindparam("day_to"),
-    sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")))
+    sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")),
+)
 _TO = TimeOff.__table__
-_TIME_OFF = sa.select(_TO).where(
-    _TO.c.org_id == sa.bindparam("org_id"), _TO.c.starts_local < sa.bindparam("hi"), _TO.c.ends_local > sa.bindparam("lo"),
-    sa.or_(_TO.c.provider_id == sa.bindparam("provider_id"), _TO.c.provider_id.is_(None)),
-    sa.or_(_TO.c.location_id == sa.bindparam("location_id"), _TO.c.location_id.is_(None))).order_by(_TO.c.starts_local)
+_TIME_OFF = (
+    sa.select(_TO)
+    .where(
+        _TO.c.org_id == sa.bindparam("org_id"),
+        _TO.c.starts_local < sa.bindparam("hi"),
+        _TO.c.ends_local > sa.bindparam("lo"),
+        sa.or_(_TO.c.provider_id == sa.bindparam("provider_id"), _TO.c.provider_id.is_(None)),
+        sa.or_(_TO.c.location_id == sa.bindparam("location_id"), _TO.c.location_id.is_(None)),
+    )
+    .order_by(_TO.c.starts_local)
+)
 
 
 def rule_rows(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list:
-    return session.connection().execute(_RULES, {"provider_id": provider_id, "location_id": location_id,
-                                                 "day_from": day_from, "day_to": day_to}).all()
+    return (
+        session.connection()
+        .execute(
+            _RULES, {"provider_id": provider_id, "location_id": location_id, "day_from": day_from, "day_to": day_to}
+        )
+        .all()
+    )
 
 
-def time_off_rows(session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime,
-                  hi_local: dt.datetime) -> list:
-    return session.connection().execute(_TIME_OFF, {"org_id": org_id, "provider_id": provider_id,
-                                                    "location_id": location_id, "lo": lo_local, "hi": hi_local}).all()
+def time_off_rows(
+    session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime, hi_local: dt.datetime
+) -> list:
+    return (
+        session.connection()
+        .execute(
+            _TIME_OFF,
+            {"org_id": org_id, "provider_id": provider_id, "location_id": location_id, "lo": lo_local, "hi": hi_local},
+        )
+        .all()
+    )
 
 
-def open_time(session, org_id: int, provider_id: int, location: Location, day_from: dt.date,
-              day_to: dt.date) -> list[Interval]:
+def open_time(
+    session, org_id: int, provider_id: int, location: Location, day_from: dt.date, day_to: dt.date
+) -> list[Interval]:
     """Working hours minus time off of one provider at one location, local days day_from..day_to."""
     rules = rule_rows(session, provider_id, location.id, day_from, day_to)
     if not rules:
         return []
     hours = hours_intervals(rules, location.tz, day_from, day_to)
-    off = time_off_rows(session, org_id, provider_id, location.id, dt.datetime.combine(day_from, dt.time()),
-                        dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time()))
+    off = time_off_rows(
+        session,
+        org_id,
+        provider_id,
+        location.id,
+        dt.datetime.combine(day_from, dt.time()),
+        dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time()),
+    )
     return subtract(hours, time_off_intervals(off, location.tz))
 
 
-def why_closed(session, org_id: int, provider_id: int, location: Location, start: dt.datetime,
-               end: dt.datetime) -> str | None:
+def why_closed(
+    session, org_id: int, provider_id: int, location: Location, start: dt.datetime, end: dt.datetime
+) -> str | None:
     """None when [start, end) lies inside the provider's open time, else the reason."""
     tz = location.tz
     d0 = lt.to_local(start, tz).date()
@@ -170,12 +221,21 @@ def why_closed(session, org_id: int, provider_id: int, location: Location, start
     hours = hours_intervals(rules, tz, d0, d1)
     if not any(s <= start and end <= e for s, e in hours):
         day = lt.to_local(start, tz)
-        todays = [f"{lt.fmt_local(s, tz, '%H:%M')}-{lt.fmt_local(e, tz, '%H:%M')}" for s, e in hours
-                  if lt.to_local(s, tz).date() == day.date()]
+        todays = [
+            f"{lt.fmt_local(s, tz, '%H:%M')}-{lt.fmt_local(e, tz, '%H:%M')}"
+            for s, e in hours
+            if lt.to_local(s, tz).date() == day.date()
+        ]
         when = f"{day:%a %Y-%m-%d}: " + (", ".join(todays) if todays else "not working")
         return f"outside working hours at {location.name} ({when})"
-    off = time_off_rows(session, org_id, provider_id, location.id, lt.to_local(start, tz).replace(tzinfo=None),
-                        lt.to_local(end, tz).replace(tzinfo=None))
+    off = time_off_rows(
+        session,
+        org_id,
+        provider_id,
+        location.id,
+        lt.to_local(start, tz).replace(tzinfo=None),
+        lt.to_local(end, tz).replace(tzinfo=None),
+    )
     for r in off:
         s, e = lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)
         if s < end and e > start:
@@ -186,13 +246,22 @@ def why_closed(session, org_id: int, provider_id: int, location: Location, start
 
 # ---- working hours commands ----------------------------------------------------------------
 
+
 def _hours_out(session, rule: WorkingHours) -> WorkingHoursOut:
     p = session.get(Provider, rule.provider_id)
     loc = session.get(Location, rule.location_id)
-    return WorkingHoursOut(id=rule.id, provider_id=p.id, provider=provider_name(p), location=loc.name,
-                           days=rule.days, start_time=rule.start_time.strftime("%H:%M"),
-                           end_time=rule.end_time.strftime("%H:%M"), effective_from=rule.effective_from,
-                           effective_to=rule.effective_to, rrule=rule.rrule)
+    return WorkingHoursOut(
+        id=rule.id,
+        provider_id=p.id,
+        provider=provider_name(p),
+        location=loc.name,
+        days=rule.days,
+        start_time=rule.start_time.strftime("%H:%M"),
+        end_time=rule.end_time.strftime("%H:%M"),
+        effective_from=rule.effective_from,
+        effective_to=rule.effective_to,
+        rrule=rule.rrule,
+    )
 
 
 def provider_location(ctx, provider: Provider, location_ref, *, field: str = "--location") -> Location:
@@ -210,7 +279,9 @@ def provider_location(ctx, provider: Provider, location_ref, *, field: str = "--
             except NotFoundError:
                 pass
         if not ids:
-            raise ValidationError(field, f"{provider_name(provider)} works at no location (hpms providers update --location)")
+            raise ValidationError(
+                field, f"{provider_name(provider)} works at no location (hpms providers update --location)"
+            )
         names = ", ".join(ctx.session.get(Location, i).name for i in ids)
         raise ValidationError(field, f"is required: {provider_name(provider)} works at {names}")
     try:
@@ -247,9 +318,19 @@ def _rrule_days(rule: str, start: dt.date) -> str:
     return lt.DAY_CODES[start.weekday()]
 
 
-def set_hours(ctx, provider, *, location=None, days: str | None = None, start=None, end=None,
-              effective_from=None, effective_to=None, rrule: str | None = None,
-              add: bool = False) -> list[WorkingHoursOut]:
+def set_hours(
+    ctx,
+    provider,
+    *,
+    location=None,
+    days: str | None = None,
+    start=None,
+    end=None,
+    effective_from=None,
+    effective_to=None,
+    rrule: str | None = None,
+    add: bool = False,
+) -> list[WorkingHoursOut]:
     """Set a provider's hours at a location on some days from a date on. Unless `add`, earlier
     rules for those days are ended the day before (the other days keep theirs). Returns the
     rules in force for that provider and location."""
@@ -283,11 +364,18 @@ def set_hours(ctx, provider, *, location=None, days: str | None = None, start=No
             resumes = to is not None and (old.effective_to is None or old.effective_to > to)
             if keep and not old.rrule:
                 # the other days keep their hours until the old rule resumes whole
-                session.add(WorkingHours(
-                    org_id=ctx.org_id, provider_id=p.id, location_id=loc.id,
-                    days=",".join(c for c in lt.DAY_CODES if c in keep), start_time=old.start_time,
-                    end_time=old.end_time, effective_from=max(frm, old.effective_from),
-                    effective_to=to if resumes else old.effective_to))
+                session.add(
+                    WorkingHours(
+                        org_id=ctx.org_id,
+                        provider_id=p.id,
+                        location_id=loc.id,
+                        days=",".join(c for c in lt.DAY_CODES if c in keep),
+                        start_time=old.start_time,
+                        end_time=old.end_time,
+                        effective_from=max(frm, old.effective_from),
+                        effective_to=to if resumes else old.effective_to,
+                    )
+                )
             resume_from = to + dt.timedelta(days=1) if resumes else None
             if resume_from and old.rrule:
                 # restart on its next occurrence: an RRULE counts from effective_from, so any
@@ -295,25 +383,54 @@ def set_hours(ctx, provider, *, location=None, days: str | None = None, start=No
                 from dateutil.rrule import rrulestr
 
                 nxt = rrulestr(old.rrule, dtstart=dt.datetime.combine(old.effective_from, dt.time())).after(
-                    dt.datetime.combine(to, dt.time.max))
-                resume_from = nxt.date() if nxt and (old.effective_to is None or nxt.date() <= old.effective_to) else None
+                    dt.datetime.combine(to, dt.time.max)
+                )
+                resume_from = (
+                    nxt.date() if nxt and (old.effective_to is None or nxt.date() <= old.effective_to) else None
+                )
             if resume_from:
                 # the old rule resumes after the new one ends
-                session.add(WorkingHours(
-                    org_id=ctx.org_id, provider_id=p.id, location_id=loc.id, days=old.days, rrule=old.rrule,
-                    start_time=old.start_time, end_time=old.end_time, effective_from=resume_from,
-                    effective_to=old.effective_to))
+                session.add(
+                    WorkingHours(
+                        org_id=ctx.org_id,
+                        provider_id=p.id,
+                        location_id=loc.id,
+                        days=old.days,
+                        rrule=old.rrule,
+                        start_time=old.start_time,
+                        end_time=old.end_time,
+                        effective_from=resume_from,
+                        effective_to=old.effective_to,
+                    )
+                )
             if old.effective_from >= frm:
                 session.delete(old)
             else:
                 old.effective_to = frm - dt.timedelta(days=1)
             changed.append(old.id)
-    rule = WorkingHours(org_id=ctx.org_id, provider_id=p.id, location_id=loc.id, days=day_codes, start_time=start_t,
-                        end_time=end_t, effective_from=frm, effective_to=to, rrule=rule_text)
+    rule = WorkingHours(
+        org_id=ctx.org_id,
+        provider_id=p.id,
+        location_id=loc.id,
+        days=day_codes,
+        start_time=start_t,
+        end_time=end_t,
+        effective_from=frm,
+        effective_to=to,
+        rrule=rule_text,
+    )
     session.add(rule)
     session.flush()
-    audit.record(ctx, audit.Event("update", "working_hours", rule.id, fields=["days", "start_time", "end_time"],
-                                  detail=f"provider {p.id} at location {loc.id}" + (f"; ended {changed}" if changed else "")))
+    audit.record(
+        ctx,
+        audit.Event(
+            "update",
+            "working_hours",
+            rule.id,
+            fields=["days", "start_time", "end_time"],
+            detail=f"provider {p.id} at location {loc.id}" + (f"; ended {changed}" if changed else ""),
+        ),
+    )
     return list_hours(ctx, provider=p.id, location=loc.id, _checked=True)
 
 
@@ -328,13 +445,16 @@ def list_hours(ctx, *, provider=None, location=None, on=None, _checked: bool = F
         q = q.where(WorkingHours.location_id == find_locations(ctx, [location])[0].id)
     if on is not None:
         day = lt.parse_day("--on", on, today=ctx.now().date())
-        q = q.where(WorkingHours.effective_from <= day,
-                    sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day))
+        q = q.where(
+            WorkingHours.effective_from <= day,
+            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day),
+        )
     else:
         today = ctx.now().date() - dt.timedelta(days=1)
         q = q.where(sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= today))
-    q = q.order_by(WorkingHours.provider_id, WorkingHours.location_id, WorkingHours.effective_from,
-                   WorkingHours.start_time)
+    q = q.order_by(
+        WorkingHours.provider_id, WorkingHours.location_id, WorkingHours.effective_from, WorkingHours.start_time
+    )
     return [_hours_out(ctx.session, r) for r in ctx.session.execute(q).scalars()]
 
 
@@ -351,6 +471,7 @@ def remove_hours(ctx, rule_id) -> WorkingHoursOut:
 
 
 # ---- time off ------------------------------------------------------------------------------
+
 
 def _parse_bound(field: str, text, today: dt.date, *, end: bool) -> dt.datetime:
     """A date (whole day: an end date includes that day) or a local date and time."""
@@ -374,12 +495,20 @@ def _parse_bound(field: str, text, today: dt.date, *, end: bool) -> dt.datetime:
 def _timeoff_out(session, r: TimeOff) -> TimeOffOut:
     p = session.get(Provider, r.provider_id) if r.provider_id else None
     loc = session.get(Location, r.location_id) if r.location_id else None
-    return TimeOffOut(id=r.id, provider_id=r.provider_id, provider=provider_name(p) if p else None,
-                      location=loc.name if loc else None, starts=r.starts_local, ends=r.ends_local, reason=r.reason)
+    return TimeOffOut(
+        id=r.id,
+        provider_id=r.provider_id,
+        provider=provider_name(p) if p else None,
+        location=loc.name if loc else None,
+        starts=r.starts_local,
+        ends=r.ends_local,
+        reason=r.reason,
+    )
 
 
-def add_time_off(ctx, *, provider=None, location=None, start=None, end=None, reason: str | None = None
-                 ) -> tuple[TimeOffOut, list[int]]:
+def add_time_off(
+    ctx, *, provider=None, location=None, start=None, end=None, reason: str | None = None
+) -> tuple[TimeOffOut, list[int]]:
     """Time off for a provider (or, without one, a practice holiday) from `start` to `end`
     (dates include the whole last day). Returns it and the ids of appointments it overlaps
     (left in place: staff move them)."""
@@ -393,18 +522,30 @@ def add_time_off(ctx, *, provider=None, location=None, start=None, end=None, rea
     e = _parse_bound("--to", end if end else start, today, end=True)
     if e <= s:
         raise ValidationError("--to", f"{e:%Y-%m-%d %H:%M} is not after --from {s:%Y-%m-%d %H:%M}")
-    r = TimeOff(org_id=ctx.org_id, provider_id=p.id if p else None, location_id=loc.id if loc else None,
-                starts_local=s, ends_local=e, reason=v.optional_text("--reason", reason, 200))
+    r = TimeOff(
+        org_id=ctx.org_id,
+        provider_id=p.id if p else None,
+        location_id=loc.id if loc else None,
+        starts_local=s,
+        ends_local=e,
+        reason=v.optional_text("--reason", reason, 200),
+    )
     ctx.session.add(r)
     ctx.session.flush()
     audit.record(ctx, audit.Event("create", "time_off", r.id, fields=["provider", "location", "starts", "ends"]))
     # appointments now inside the time off, per location zone
-    locs = [loc] if loc else ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars().all()
+    locs = (
+        [loc] if loc else ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars().all()
+    )
     affected: list[int] = []
-    for l in locs:
-        lo, hi = lt.wall_to_utc(s, l.tz), lt.wall_to_utc(e, l.tz)
-        q = sa.select(Appointment.id).where(Appointment.location_id == l.id, Appointment.start_utc < hi,
-                                            Appointment.end_utc > lo, Appointment.status.in_(BLOCKING_STATUSES))
+    for place in locs:
+        lo, hi = lt.wall_to_utc(s, place.tz), lt.wall_to_utc(e, place.tz)
+        q = sa.select(Appointment.id).where(
+            Appointment.location_id == place.id,
+            Appointment.start_utc < hi,
+            Appointment.end_utc > lo,
+            Appointment.status.in_(BLOCKING_STATUSES),
+        )
         if p:
             q = q.where(Appointment.provider_id == p.id)
         affected.extend(ctx.session.execute(q.order_by(Appointment.start_utc)).scalars())
@@ -436,6 +577,7 @@ def remove_time_off(ctx, time_off_id) -> TimeOffOut:
 
 # ---- the week view -------------------------------------------------------------------------
 
+
 def week(ctx, provider, *, week_of=None, location=None) -> dict:
     """A provider's week: per day and location, the hours, time off, bookings and free minutes
     (no patient data)."""
@@ -449,47 +591,91 @@ def week(ctx, provider, *, week_of=None, location=None) -> dict:
     days = []
     for loc in locs:
         rules = load_rules(ctx.session, p.id, loc.id, monday, sunday)
-        off_rows = load_time_off(ctx.session, ctx.org_id, p.id, loc.id, dt.datetime.combine(monday, dt.time()),
-                                 dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time()))
+        off_rows = load_time_off(
+            ctx.session,
+            ctx.org_id,
+            p.id,
+            loc.id,
+            dt.datetime.combine(monday, dt.time()),
+            dt.datetime.combine(sunday + dt.timedelta(days=1), dt.time()),
+        )
         lo, _ = lt.day_bounds_utc(monday, loc.tz)
         _, hi = lt.day_bounds_utc(sunday, loc.tz)
         appts = ctx.session.execute(
-            sa.select(Appointment.id, Appointment.start_utc, Appointment.end_utc, Appointment.block_end_utc,
-                      Appointment.status, AppointmentType.name)
+            sa.select(
+                Appointment.id,
+                Appointment.start_utc,
+                Appointment.end_utc,
+                Appointment.block_end_utc,
+                Appointment.status,
+                AppointmentType.name,
+            )
             .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-            .where(Appointment.provider_id == p.id, Appointment.location_id == loc.id,
-                   Appointment.start_utc >= lo, Appointment.start_utc < hi)
-            .order_by(Appointment.start_utc)).all()
+            .where(
+                Appointment.provider_id == p.id,
+                Appointment.location_id == loc.id,
+                Appointment.start_utc >= lo,
+                Appointment.start_utc < hi,
+            )
+            .order_by(Appointment.start_utc)
+        ).all()
         for i in range(7):
             d = monday + dt.timedelta(days=i)
             hours = hours_intervals(rules, loc.tz, d, d)
-            offs = [r for r in off_rows if r.starts_local < dt.datetime.combine(d + dt.timedelta(days=1), dt.time())
-                    and r.ends_local > dt.datetime.combine(d, dt.time())]
+            offs = [
+                r
+                for r in off_rows
+                if r.starts_local < dt.datetime.combine(d + dt.timedelta(days=1), dt.time())
+                and r.ends_local > dt.datetime.combine(d, dt.time())
+            ]
             open_ = subtract(hours, time_off_intervals(offs, loc.tz))
             ds, de = lt.day_bounds_utc(d, loc.tz)
             todays = [a for a in appts if ds <= a.start_utc < de]
             busy = merge((a.start_utc, a.block_end_utc) for a in todays if a.status in BLOCKING_STATUSES)
             free = subtract(open_, busy)
-            fmt = lambda s, e: f"{lt.fmt_local(s, loc.tz, '%H:%M')}-{lt.fmt_local(e, loc.tz, '%H:%M')}"  # noqa: E731
-            days.append({
-                "date": d, "weekday": d.strftime("%a"), "location": loc.name, "tz": loc.tz,
-                "hours": [fmt(s, e) for s, e in hours],
-                "time_off": [{"id": r.id, "from": r.starts_local, "to": r.ends_local, "reason": r.reason} for r in offs],
-                "free": [fmt(s, e) for s, e in free],
-                "free_min": int(sum((e - s).total_seconds() for s, e in free) // 60),
-                "booked": sum(1 for a in todays if a.status in BLOCKING_STATUSES),
-                "booked_min": int(sum((a.end_utc - a.start_utc).total_seconds() for a in todays
-                                      if a.status in BLOCKING_STATUSES) // 60),
-                "appointments": [{"id": a.id, "start": lt.to_local(a.start_utc, loc.tz),
-                                  "end": lt.to_local(a.end_utc, loc.tz), "type": a.name, "status": a.status}
-                                 for a in todays],
-            })
+            fmt = lambda s, e, tz=loc.tz: f"{lt.fmt_local(s, tz, '%H:%M')}-{lt.fmt_local(e, tz, '%H:%M')}"  # noqa: E731
+            days.append(
+                {
+                    "date": d,
+                    "weekday": d.strftime("%a"),
+                    "location": loc.name,
+                    "tz": loc.tz,
+                    "hours": [fmt(s, e) for s, e in hours],
+                    "time_off": [
+                        {"id": r.id, "from": r.starts_local, "to": r.ends_local, "reason": r.reason} for r in offs
+                    ],
+                    "free": [fmt(s, e) for s, e in free],
+                    "free_min": int(sum((e - s).total_seconds() for s, e in free) // 60),
+                    "booked": sum(1 for a in todays if a.status in BLOCKING_STATUSES),
+                    "booked_min": int(
+                        sum((a.end_utc - a.start_utc).total_seconds() for a in todays if a.status in BLOCKING_STATUSES)
+                        // 60
+                    ),
+                    "appointments": [
+                        {
+                            "id": a.id,
+                            "start": lt.to_local(a.start_utc, loc.tz),
+                            "end": lt.to_local(a.end_utc, loc.tz),
+                            "type": a.name,
+                            "status": a.status,
+                        }
+                        for a in todays
+                    ],
+                }
+            )
     days.sort(key=lambda x: (x["date"], x["location"]))
-    return {"provider_id": p.id, "provider": provider_name(p), "week": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}",
-            "from": monday, "to": sunday, "days": days}
+    return {
+        "provider_id": p.id,
+        "provider": provider_name(p),
+        "week": f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}",
+        "from": monday,
+        "to": sunday,
+        "days": days,
+    }
 
 
 # ---- policy --------------------------------------------------------------------------------
+
 
 def get_policy(ctx) -> dict:
     require(ctx.actor, "schedule.read")

@@ -8,11 +8,20 @@ import sqlalchemy as sa
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import (
-    AppointmentType, AppointmentTypeOut, Location, Provider, ProviderLocation, ProviderOut, Room, RoomOut, User,
+    AppointmentType,
+    AppointmentTypeOut,
+    Location,
+    Provider,
+    ProviderLocation,
+    ProviderOut,
+    Room,
+    RoomOut,
+    User,
 )
 from hpms.models.scheduling import ROOM_KINDS
-from hpms.services.platform import audit, validation as v
 from hpms.services.lookups import find_locations, find_provider, provider_name
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
 _TAXONOMY = re.compile(r"^[0-9]{3}[0-9A-Z]{6}X$")
@@ -24,14 +33,33 @@ MAX_BUFFER_MIN = 120
 
 # ---- providers -----------------------------------------------------------------------------
 
+
 def _provider_out(ctx, p: Provider) -> ProviderOut:
-    locs = ctx.session.execute(
-        sa.select(Location.name).join(ProviderLocation, ProviderLocation.location_id == Location.id)
-        .where(ProviderLocation.provider_id == p.id).order_by(Location.id)).scalars().all()
+    locs = (
+        ctx.session.execute(
+            sa.select(Location.name)
+            .join(ProviderLocation, ProviderLocation.location_id == Location.id)
+            .where(ProviderLocation.provider_id == p.id)
+            .order_by(Location.id)
+        )
+        .scalars()
+        .all()
+    )
     username = ctx.session.get(User, p.user_id).username if p.user_id else None
-    return ProviderOut(id=p.id, name=provider_name(p), first_name=p.first_name, last_name=p.last_name,
-                       credentials=p.credentials, npi=p.npi, taxonomy=p.taxonomy, username=username,
-                       locations=list(locs), color=p.color, active=p.active, version=p.version)
+    return ProviderOut(
+        id=p.id,
+        name=provider_name(p),
+        first_name=p.first_name,
+        last_name=p.last_name,
+        credentials=p.credentials,
+        npi=p.npi,
+        taxonomy=p.taxonomy,
+        username=username,
+        locations=list(locs),
+        color=p.color,
+        active=p.active,
+        version=p.version,
+    )
 
 
 def _provider_values(ctx, data: dict, *, partial: bool) -> dict:
@@ -48,7 +76,9 @@ def _provider_values(ctx, data: dict, *, partial: bool) -> dict:
         if tax is not None:
             tax = tax.upper()
             if not _TAXONOMY.match(tax):
-                raise ValidationError("--taxonomy", f"{tax!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)")
+                raise ValidationError(
+                    "--taxonomy", f"{tax!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)"
+                )
         out["taxonomy"] = tax
     if "color" in data:
         out["color"] = parse_color("--color", data["color"])
@@ -57,8 +87,9 @@ def _provider_values(ctx, data: dict, *, partial: bool) -> dict:
         if name is None:
             out["user_id"] = None
         else:
-            user = ctx.session.execute(sa.select(User).where(User.username == name, User.org_id == ctx.org_id)
-                                       ).scalar_one_or_none()
+            user = ctx.session.execute(
+                sa.select(User).where(User.username == name, User.org_id == ctx.org_id)
+            ).scalar_one_or_none()
             if user is None:
                 raise NotFoundError(f"--user: no user {name!r}", hint="see `hpms users list`")
             out["user_id"] = user.id
@@ -116,8 +147,10 @@ def update_provider(ctx, ref, *, locations=None, expected_version: int | None = 
     if not values and locations is None:
         raise ValidationError("options", "nothing to change")
     if expected_version is not None and expected_version != p.version:
-        raise ConflictError(f"provider {p.id} changed meanwhile (version {p.version}, expected {expected_version})",
-                            hint="show it again and retry")
+        raise ConflictError(
+            f"provider {p.id} changed meanwhile (version {p.version}, expected {expected_version})",
+            hint="show it again and retry",
+        )
     _check_unique(ctx, values, p.id)
     for k, val in values.items():
         setattr(p, k, val)
@@ -142,7 +175,9 @@ def list_providers(ctx, *, location=None, include_inactive: bool = False) -> lis
         q = q.where(Provider.active.is_(True))
     if location is not None:
         loc = find_locations(ctx, [location])[0]
-        q = q.where(Provider.id.in_(sa.select(ProviderLocation.provider_id).where(ProviderLocation.location_id == loc.id)))
+        q = q.where(
+            Provider.id.in_(sa.select(ProviderLocation.provider_id).where(ProviderLocation.location_id == loc.id))
+        )
     return [_provider_out(ctx, p) for p in ctx.session.execute(q).scalars()]
 
 
@@ -152,8 +187,9 @@ def show_provider(ctx, ref) -> ProviderOut:
 
 
 _PL = ProviderLocation.__table__
-_PROVIDER_LOCATIONS = (sa.select(_PL.c.location_id).where(_PL.c.provider_id == sa.bindparam("provider_id"))
-                       .order_by(_PL.c.location_id))
+_PROVIDER_LOCATIONS = (
+    sa.select(_PL.c.location_id).where(_PL.c.provider_id == sa.bindparam("provider_id")).order_by(_PL.c.location_id)
+)
 
 
 def provider_location_ids(session, provider_id: int) -> list[int]:
@@ -162,8 +198,11 @@ def provider_location_ids(session, provider_id: int) -> list[int]:
 
 # ---- rooms ---------------------------------------------------------------------------------
 
+
 def _room_out(room: Room, loc: Location) -> RoomOut:
-    return RoomOut(id=room.id, location=loc.name, location_id=loc.id, name=room.name, kind=room.kind, active=room.active)
+    return RoomOut(
+        id=room.id, location=loc.name, location_id=loc.id, name=room.name, kind=room.kind, active=room.active
+    )
 
 
 def add_room(ctx, *, location, name: str | None, kind: str | None = None) -> RoomOut:
@@ -171,8 +210,9 @@ def add_room(ctx, *, location, name: str | None, kind: str | None = None) -> Roo
     loc = find_locations(ctx, [location] if location else None)[0]
     name = v.require_text("--name", name, 100)
     kind = v.parse_choice("--kind", kind, ROOM_KINDS) or "exam"
-    clash = ctx.session.execute(sa.select(Room.id).where(Room.location_id == loc.id,
-                                                         sa.func.lower(Room.name) == name.lower())).first()
+    clash = ctx.session.execute(
+        sa.select(Room.id).where(Room.location_id == loc.id, sa.func.lower(Room.name) == name.lower())
+    ).first()
     if clash:
         raise ConflictError(f"--name: {loc.name} already has a room named {name!r}")
     room = Room(org_id=ctx.org_id, location_id=loc.id, name=name, kind=kind)
@@ -184,14 +224,19 @@ def add_room(ctx, *, location, name: str | None, kind: str | None = None) -> Roo
 
 def list_rooms(ctx, *, location=None) -> list[RoomOut]:
     require(ctx.actor, "schedule.read")
-    q = (sa.select(Room, Location).join(Location, Location.id == Room.location_id)
-         .where(Room.org_id == ctx.org_id).order_by(Location.id, Room.name))
+    q = (
+        sa.select(Room, Location)
+        .join(Location, Location.id == Room.location_id)
+        .where(Room.org_id == ctx.org_id)
+        .order_by(Location.id, Room.name)
+    )
     if location is not None:
         q = q.where(Room.location_id == find_locations(ctx, [location])[0].id)
     return [_room_out(r, loc) for r, loc in ctx.session.execute(q)]
 
 
 # ---- appointment types ---------------------------------------------------------------------
+
 
 def _type_out(t: AppointmentType) -> AppointmentTypeOut:
     return AppointmentTypeOut.model_validate(t, from_attributes=True)
@@ -207,8 +252,17 @@ def _int_in(field: str, value, lo: int, hi: int) -> int:
     return n
 
 
-def add_type(ctx, *, name: str | None, duration_min, buffer_min=0, color: str | None = None,
-             self_bookable: bool = False, needs_room: bool = False, default_code: str | None = None) -> AppointmentTypeOut:
+def add_type(
+    ctx,
+    *,
+    name: str | None,
+    duration_min,
+    buffer_min=0,
+    color: str | None = None,
+    self_bookable: bool = False,
+    needs_room: bool = False,
+    default_code: str | None = None,
+) -> AppointmentTypeOut:
     require(ctx.actor, "schedule.setup")
     name = v.require_text("--name", name, 100)
     duration = _int_in("--duration", duration_min, 5, MAX_DURATION_MIN)
@@ -218,13 +272,23 @@ def add_type(ctx, *, name: str | None, duration_min, buffer_min=0, color: str | 
         code = code.upper()
         if not _PROC_CODE.match(code):
             raise ValidationError("--code", f"{code!r} is not a CPT or HCPCS code (5 characters, e.g. 99213 or G0438)")
-    clash = ctx.session.execute(sa.select(AppointmentType.id).where(
-        AppointmentType.org_id == ctx.org_id, sa.func.lower(AppointmentType.name) == name.lower())).first()
+    clash = ctx.session.execute(
+        sa.select(AppointmentType.id).where(
+            AppointmentType.org_id == ctx.org_id, sa.func.lower(AppointmentType.name) == name.lower()
+        )
+    ).first()
     if clash:
         raise ConflictError(f"--name: an appointment type named {name!r} already exists")
-    t = AppointmentType(org_id=ctx.org_id, name=name, duration_min=duration, buffer_min=buffer,
-                        color=parse_color("--color", color), self_bookable=bool(self_bookable),
-                        needs_room=bool(needs_room), default_code=code)
+    t = AppointmentType(
+        org_id=ctx.org_id,
+        name=name,
+        duration_min=duration,
+        buffer_min=buffer,
+        color=parse_color("--color", color),
+        self_bookable=bool(self_bookable),
+        needs_room=bool(needs_room),
+        default_code=code,
+    )
     ctx.session.add(t)
     ctx.session.flush()
     audit.record(ctx, audit.Event("create", "appointment_type", t.id, fields=["name", "duration_min"]))
@@ -237,5 +301,3 @@ def list_types(ctx, *, include_inactive: bool = False) -> list[AppointmentTypeOu
     if not include_inactive:
         q = q.where(AppointmentType.active.is_(True))
     return [_type_out(t) for t in ctx.session.execute(q).scalars()]
-
-

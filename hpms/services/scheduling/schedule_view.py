@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from hpms.models import (
-    Appointment, AppointmentType, Location, Patient, Provider, ProviderLocation, Room, TimeOff, WorkingHours,
+    Appointment,
+    AppointmentType,
+    Location,
+    Patient,
+    Provider,
+    ProviderLocation,
+    Room,
+    TimeOff,
+    WorkingHours,
 )
-from hpms.services.platform import audit, localtime as lt
-from hpms.services.scheduling.availability import hours_intervals, subtract, time_off_intervals
-from hpms.services.lookups import resolve_location
+from hpms.services.lookups import provider_name, resolve_location
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
 from hpms.services.platform.permissions import allowed, require
-from hpms.services.lookups import provider_name
+from hpms.services.scheduling.availability import hours_intervals, subtract, time_off_intervals
 
 
 @dataclass
@@ -77,8 +85,12 @@ class DayView:
 
 def locations(ctx) -> list[tuple[int, str, str]]:
     require(ctx.actor, "location.read")
-    return [(loc.id, loc.name, loc.tz) for loc in ctx.session.execute(
-        sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)).scalars()]
+    return [
+        (loc.id, loc.name, loc.tz)
+        for loc in ctx.session.execute(
+            sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)
+        ).scalars()
+    ]
 
 
 def _minutes(t: dt.datetime, tz: str, day: dt.date) -> int:
@@ -95,18 +107,23 @@ def change_marker(ctx, location_id: int, day: dt.date) -> tuple:
     lo, hi = lt.day_bounds_utc(day, tz)
     # every change of an appointment bumps its version: the sum moves even when two changes
     # carry the same timestamp
-    a = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(Appointment.updated_at),
-                                      sa.func.sum(Appointment.version)).where(
-        Appointment.location_id == location_id, Appointment.start_utc >= lo, Appointment.start_utc < hi)).one()
-    t = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(TimeOff.id)).where(
-        TimeOff.org_id == ctx.org_id)).one()
-    w = ctx.session.execute(sa.select(sa.func.count(), sa.func.max(WorkingHours.id)).where(
-        WorkingHours.location_id == location_id)).one()
+    a = ctx.session.execute(
+        sa.select(sa.func.count(), sa.func.max(Appointment.updated_at), sa.func.sum(Appointment.version)).where(
+            Appointment.location_id == location_id, Appointment.start_utc >= lo, Appointment.start_utc < hi
+        )
+    ).one()
+    t = ctx.session.execute(
+        sa.select(sa.func.count(), sa.func.max(TimeOff.id)).where(TimeOff.org_id == ctx.org_id)
+    ).one()
+    w = ctx.session.execute(
+        sa.select(sa.func.count(), sa.func.max(WorkingHours.id)).where(WorkingHours.location_id == location_id)
+    ).one()
     return (a[0], str(a[1]), a[2], t[0], t[1], w[0], w[1])
 
 
-def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "provider",
-             include_cancelled: bool = False) -> DayView:
+def day_view(
+    ctx, *, location=None, day: dt.date | None = None, mode: str = "provider", include_cancelled: bool = False
+) -> DayView:
     """One location's day for the scheduler grid. Reads patient names: audited as one read."""
     require(ctx.actor, "appointment.read")
     session = ctx.session
@@ -115,40 +132,74 @@ def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "pro
     today = lt.local_now(ctx.now(), tz).date()
     day = day or today
     lo, hi = lt.day_bounds_utc(day, tz)
-    provs = list(session.execute(
-        sa.select(Provider).join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
-        .where(ProviderLocation.location_id == loc.id, Provider.active.is_(True))
-        .order_by(Provider.last_name, Provider.first_name)).scalars())
+    provs = list(
+        session.execute(
+            sa.select(Provider)
+            .join(ProviderLocation, ProviderLocation.provider_id == Provider.id)
+            .where(ProviderLocation.location_id == loc.id, Provider.active.is_(True))
+            .order_by(Provider.last_name, Provider.first_name)
+        ).scalars()
+    )
     rules_by: dict[int, list] = {}
-    for r in session.execute(sa.select(WorkingHours.__table__).where(
-            WorkingHours.location_id == loc.id, WorkingHours.effective_from <= day,
-            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day))).all():
+    for r in session.execute(
+        sa.select(WorkingHours.__table__).where(
+            WorkingHours.location_id == loc.id,
+            WorkingHours.effective_from <= day,
+            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day),
+        )
+    ).all():
         rules_by.setdefault(r.provider_id, []).append(r)
     day_lo = dt.datetime.combine(day, dt.time())
     day_hi = day_lo + dt.timedelta(days=1)
-    offs = session.execute(sa.select(TimeOff.__table__).where(
-        TimeOff.org_id == ctx.org_id, TimeOff.starts_local < day_hi, TimeOff.ends_local > day_lo,
-        sa.or_(TimeOff.location_id == loc.id, TimeOff.location_id.is_(None)))).all()
-    q = (sa.select(Appointment.id, Appointment.provider_id, Appointment.room_id, Appointment.patient_id,
-                   Appointment.type_id, Appointment.start_utc, Appointment.end_utc, Appointment.block_end_utc,
-                   Appointment.status, Appointment.reason, Appointment.version, Appointment.arrived_at,
-                   Appointment.roomed_at, Appointment.completed_at, Patient.first_name, Patient.last_name,
-                   Patient.mrn, AppointmentType.name.label("type_name"), Room.name.label("room_name"),
-                   Provider.first_name.label("p_first"), Provider.last_name.label("p_last"), Provider.credentials)
-         .join(Patient, Patient.id == Appointment.patient_id)
-         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
-         .join(Provider, Provider.id == Appointment.provider_id)
-         .outerjoin(Room, Room.id == Appointment.room_id)
-         .where(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi)
-         .order_by(Appointment.start_utc))
+    offs = session.execute(
+        sa.select(TimeOff.__table__).where(
+            TimeOff.org_id == ctx.org_id,
+            TimeOff.starts_local < day_hi,
+            TimeOff.ends_local > day_lo,
+            sa.or_(TimeOff.location_id == loc.id, TimeOff.location_id.is_(None)),
+        )
+    ).all()
+    q = (
+        sa.select(
+            Appointment.id,
+            Appointment.provider_id,
+            Appointment.room_id,
+            Appointment.patient_id,
+            Appointment.type_id,
+            Appointment.start_utc,
+            Appointment.end_utc,
+            Appointment.block_end_utc,
+            Appointment.status,
+            Appointment.reason,
+            Appointment.version,
+            Appointment.arrived_at,
+            Appointment.roomed_at,
+            Appointment.completed_at,
+            Patient.first_name,
+            Patient.last_name,
+            Patient.mrn,
+            AppointmentType.name.label("type_name"),
+            Room.name.label("room_name"),
+            Provider.first_name.label("p_first"),
+            Provider.last_name.label("p_last"),
+            Provider.credentials,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(AppointmentType, AppointmentType.id == Appointment.type_id)
+        .join(Provider, Provider.id == Appointment.provider_id)
+        .outerjoin(Room, Room.id == Appointment.room_id)
+        .where(Appointment.location_id == loc.id, Appointment.start_utc >= lo, Appointment.start_utc < hi)
+        .order_by(Appointment.start_utc)
+    )
     if not include_cancelled:
         q = q.where(Appointment.status != "cancelled")
     rows = session.execute(q).all()
     columns: list[Column] = []
     first, last = 8 * 60, 17 * 60
     if mode == "room":
-        for room in session.execute(sa.select(Room).where(Room.location_id == loc.id, Room.active.is_(True))
-                                    .order_by(Room.name)).scalars():
+        for room in session.execute(
+            sa.select(Room).where(Room.location_id == loc.id, Room.active.is_(True)).order_by(Room.name)
+        ).scalars():
             columns.append(Column(key=room.id, label=room.name, open=[(0, 1440)]))
         columns.append(Column(key=0, label="No room", open=[(0, 1440)]))
     else:
@@ -158,8 +209,9 @@ def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "pro
             mine = [o for o in offs if o.provider_id in (None, p.id)]
             off_utc = time_off_intervals(mine, tz)
             open_ = subtract(hours, off_utc)
-            col = Column(key=p.id, label=provider_name(p),
-                         open=[(_minutes(s, tz, day), _minutes(e, tz, day)) for s, e in open_])
+            col = Column(
+                key=p.id, label=provider_name(p), open=[(_minutes(s, tz, day), _minutes(e, tz, day)) for s, e in open_]
+            )
             for o in mine:
                 s = max(_minutes(lt.wall_to_utc(o.starts_local, tz), tz, day), 0)
                 e = min(_minutes(lt.wall_to_utc(o.ends_local, tz), tz, day), 1440)
@@ -171,14 +223,32 @@ def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "pro
     for r in rows:
         s, e, b = (_minutes(r.start_utc, tz, day), _minutes(r.end_utc, tz, day), _minutes(r.block_end_utc, tz, day))
         first, last = min(first, s), max(last, e)
-        blocks.append(Block(
-            id=r.id, column=(r.room_id or 0) if mode == "room" else r.provider_id, start_min=s, end_min=e,
-            block_end_min=b, start=lt.to_local(r.start_utc, tz), end=lt.to_local(r.end_utc, tz), status=r.status,
-            patient_id=r.patient_id, patient=f"{r.last_name}, {r.first_name}", mrn=r.mrn, type=r.type_name,
-            type_id=r.type_id, provider_id=r.provider_id,
-            provider=f"{r.p_first} {r.p_last}" + (f", {r.credentials}" if r.credentials else ""),
-            room_id=r.room_id, room=r.room_name, reason=r.reason, version=r.version, arrived_at=r.arrived_at,
-            roomed_at=r.roomed_at, completed_at=r.completed_at))
+        blocks.append(
+            Block(
+                id=r.id,
+                column=(r.room_id or 0) if mode == "room" else r.provider_id,
+                start_min=s,
+                end_min=e,
+                block_end_min=b,
+                start=lt.to_local(r.start_utc, tz),
+                end=lt.to_local(r.end_utc, tz),
+                status=r.status,
+                patient_id=r.patient_id,
+                patient=f"{r.last_name}, {r.first_name}",
+                mrn=r.mrn,
+                type=r.type_name,
+                type_id=r.type_id,
+                provider_id=r.provider_id,
+                provider=f"{r.p_first} {r.p_last}" + (f", {r.credentials}" if r.credentials else ""),
+                room_id=r.room_id,
+                room=r.room_name,
+                reason=r.reason,
+                version=r.version,
+                arrived_at=r.arrived_at,
+                roomed_at=r.roomed_at,
+                completed_at=r.completed_at,
+            )
+        )
     if blocks and allowed(ctx.actor.roles, "eligibility.read"):
         from hpms.services.billing import eligibility
 
@@ -187,18 +257,41 @@ def day_view(ctx, *, location=None, day: dt.date | None = None, mode: str = "pro
         for b in blocks:
             b.eligibility = found[b.patient_id].text
     if blocks:
-        audit.record(ctx, audit.Event("read", "appointment", None, patient_ids=sorted({b.patient_id for b in blocks}),
-                                      detail=f"day view {loc.name} {day}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "appointment",
+                None,
+                patient_ids=sorted({b.patient_id for b in blocks}),
+                detail=f"day view {loc.name} {day}",
+            ),
+        )
     now_min = _minutes(ctx.now(), tz, day) if day == today else None
-    return DayView(location_id=loc.id, location=loc.name, tz=tz, day=day, mode=mode, columns=columns, blocks=blocks,
-                   first_min=max(0, first - first % 60), last_min=min(1440, last + (-last) % 60),
-                   now_min=now_min, marker=change_marker(ctx, loc.id, day),
-                   can_book=allowed(ctx.actor.roles, "appointment.book"),
-                   can_update=allowed(ctx.actor.roles, "appointment.update"))
+    return DayView(
+        location_id=loc.id,
+        location=loc.name,
+        tz=tz,
+        day=day,
+        mode=mode,
+        columns=columns,
+        blocks=blocks,
+        first_min=max(0, first - first % 60),
+        last_min=min(1440, last + (-last) % 60),
+        now_min=now_min,
+        marker=change_marker(ctx, loc.id, day),
+        can_book=allowed(ctx.actor.roles, "appointment.book"),
+        can_update=allowed(ctx.actor.roles, "appointment.update"),
+    )
 
 
-FLOW_GROUPS = (("expected", ("booked", "confirmed")), ("waiting", ("arrived",)), ("in room", ("in_room",)),
-               ("done", ("completed",)), ("no-show", ("no_show",)))
+FLOW_GROUPS = (
+    ("expected", ("booked", "confirmed")),
+    ("waiting", ("arrived",)),
+    ("in room", ("in_room",)),
+    ("done", ("completed",)),
+    ("no-show", ("no_show",)),
+)
 
 
 def flow_board(ctx, *, location=None, day: dt.date | None = None) -> dict[str, list[dict]]:
@@ -216,9 +309,20 @@ def flow_board(ctx, *, location=None, day: dt.date | None = None) -> dict[str, l
                 in_room = None
                 if b.roomed_at:
                     in_room = int(((b.completed_at or now) - b.roomed_at).total_seconds() // 60)
-                out[name].append({"id": b.id, "time": b.start.strftime("%H:%M"), "patient": b.patient, "mrn": b.mrn,
-                                  "provider": b.provider, "type": b.type, "room": b.room, "status": b.status,
-                                  "waited_min": waited, "in_room_min": in_room})
+                out[name].append(
+                    {
+                        "id": b.id,
+                        "time": b.start.strftime("%H:%M"),
+                        "patient": b.patient,
+                        "mrn": b.mrn,
+                        "provider": b.provider,
+                        "type": b.type,
+                        "room": b.room,
+                        "status": b.status,
+                        "waited_min": waited,
+                        "in_room_min": in_room,
+                    }
+                )
     return out
 
 
@@ -237,9 +341,13 @@ def patient_details(ctx, patient) -> dict:
 
         elig = eligibility.latest(ctx, [p.id])[p.id]
     now = ctx.now()
-    return {"patient": p, "coverage": cov, "eligibility": elig,
-            "upcoming": sorted((v for v in visits if v.start > now), key=lambda v: v.start),
-            "past": [v for v in visits if v.start <= now]}
+    return {
+        "patient": p,
+        "coverage": cov,
+        "eligibility": elig,
+        "upcoming": sorted((v for v in visits if v.start > now), key=lambda v: v.start),
+        "past": [v for v in visits if v.start <= now],
+    }
 
 
 def dashboard(ctx, *, location=None, day: dt.date | None = None, days: int = 14) -> dict:
@@ -254,15 +362,20 @@ def dashboard(ctx, *, location=None, day: dt.date | None = None, days: int = 14)
     open_min = sum(e - s for c in view.columns for s, e in c.open)
     booked_min = sum(b.end_min - b.start_min for b in view.blocks if b.status not in ("cancelled", "no_show"))
     start = view.day - dt.timedelta(days=days - 1)
-    _, _, rows = reports.run(ctx, "appointments-by-day", start=start.isoformat(), end=view.day.isoformat(),
-                             location=str(view.location_id))
+    _, _, rows = reports.run(
+        ctx, "appointments-by-day", start=start.isoformat(), end=view.day.isoformat(), location=str(view.location_id)
+    )
     series = [{"day": r[0], "booked": r[1], "completed": r[2], "no_show": r[3], "cancelled": r[4]} for r in rows]
     active = sum(v for k, v in by.items() if k != "cancelled")
     return {
-        "location": view.location, "day": view.day,
+        "location": view.location,
+        "day": view.day,
         "kpis": {
-            "appointments": active, "waiting": by.get("arrived", 0), "in_room": by.get("in_room", 0),
-            "completed": by.get("completed", 0), "no_shows": by.get("no_show", 0),
+            "appointments": active,
+            "waiting": by.get("arrived", 0),
+            "in_room": by.get("in_room", 0),
+            "completed": by.get("completed", 0),
+            "no_shows": by.get("no_show", 0),
             "cancelled": by.get("cancelled", 0),
             "utilization_pct": round(100 * booked_min / open_min, 1) if open_min else None,
         },

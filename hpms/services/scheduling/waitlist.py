@@ -13,16 +13,24 @@ import sqlalchemy as sa
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import (
-    Appointment, AppointmentType, FreedSlot, Location, OfferOut, Patient, Provider, WaitlistEntry, WaitlistOut,
+    Appointment,
+    AppointmentType,
+    FreedSlot,
+    Location,
+    OfferOut,
+    Patient,
+    Provider,
+    WaitlistEntry,
+    WaitlistOut,
 )
 from hpms.models.scheduling import BLOCKING_STATUSES
-from hpms.services.platform import audit, localtime as lt, validation as v
-from hpms.services.scheduling.appointments import LOOKBACK, BookingOut, book
-from hpms.services.lookups import find_patient
-from hpms.services.scheduling.availability import merge, subtract, why_closed
-from hpms.services.lookups import find_location
+from hpms.services.lookups import find_location, find_patient, find_provider, find_type, provider_name
+from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
+from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
-from hpms.services.lookups import find_provider, find_type, provider_name
+from hpms.services.scheduling.appointments import LOOKBACK, BookingOut, book
+from hpms.services.scheduling.availability import merge, subtract, why_closed
 
 
 def _load(ctx, entry_id) -> WaitlistEntry:
@@ -38,14 +46,25 @@ def _out(session, e: WaitlistEntry) -> WaitlistOut:
     t = session.get(AppointmentType, e.type_id)
     prov = session.get(Provider, e.provider_id) if e.provider_id else None
     loc = session.get(Location, e.location_id) if e.location_id else None
-    return WaitlistOut(id=e.id, patient_id=pat.id, patient=f"{pat.first_name} {pat.last_name}", type=t.name,
-                       provider=provider_name(prov) if prov else None, location=loc.name if loc else None,
-                       earliest=e.earliest, latest=e.latest, note=e.note, status=e.status,
-                       appointment_id=e.appointment_id, created_at=e.created_at)
+    return WaitlistOut(
+        id=e.id,
+        patient_id=pat.id,
+        patient=f"{pat.first_name} {pat.last_name}",
+        type=t.name,
+        provider=provider_name(prov) if prov else None,
+        location=loc.name if loc else None,
+        earliest=e.earliest,
+        latest=e.latest,
+        note=e.note,
+        status=e.status,
+        appointment_id=e.appointment_id,
+        created_at=e.created_at,
+    )
 
 
-def add(ctx, *, patient, type, provider=None, location=None, earliest=None, latest=None,
-        note: str | None = None) -> WaitlistOut:
+def add(
+    ctx, *, patient, type, provider=None, location=None, earliest=None, latest=None, note: str | None = None
+) -> WaitlistOut:
     require(ctx.actor, "waitlist.write")
     pat = find_patient(ctx, patient, field="patient", active=True)
     t = find_type(ctx, type)
@@ -60,31 +79,61 @@ def add(ctx, *, patient, type, provider=None, location=None, earliest=None, late
         raise ValidationError("--latest", f"{e1} is before --earliest {e0}")
     if e1 and e1 < today:
         raise ValidationError("--latest", f"{e1} is in the past")
-    dup = ctx.session.execute(sa.select(WaitlistEntry.id).where(
-        WaitlistEntry.patient_id == pat.id, WaitlistEntry.type_id == t.id, WaitlistEntry.status == "open")).first()
+    dup = ctx.session.execute(
+        sa.select(WaitlistEntry.id).where(
+            WaitlistEntry.patient_id == pat.id, WaitlistEntry.type_id == t.id, WaitlistEntry.status == "open"
+        )
+    ).first()
     if dup:
         raise ConflictError(f"patient {pat.mrn} is already waiting for {t.name!r} (entry {dup.id})")
-    e = WaitlistEntry(org_id=ctx.org_id, patient_id=pat.id, type_id=t.id, provider_id=prov.id if prov else None,
-                      location_id=loc.id if loc else None, earliest=e0, latest=e1,
-                      note=v.optional_text("--note", note, 500), created_at=ctx.now())
+    e = WaitlistEntry(
+        org_id=ctx.org_id,
+        patient_id=pat.id,
+        type_id=t.id,
+        provider_id=prov.id if prov else None,
+        location_id=loc.id if loc else None,
+        earliest=e0,
+        latest=e1,
+        note=v.optional_text("--note", note, 500),
+        created_at=ctx.now(),
+    )
     ctx.session.add(e)
     ctx.session.flush()
-    audit.record(ctx, audit.Event("create", "waitlist_entry", e.id, patient_id=pat.id,
-                                  fields=["patient", "type", "provider", "location", "earliest", "latest"]))
+    audit.record(
+        ctx,
+        audit.Event(
+            "create",
+            "waitlist_entry",
+            e.id,
+            patient_id=pat.id,
+            fields=["patient", "type", "provider", "location", "earliest", "latest"],
+        ),
+    )
     return _out(ctx.session, e)
 
 
 def list_entries(ctx, *, status: str | None = "open") -> list[WaitlistOut]:
     require(ctx.actor, "waitlist.read")
-    q = sa.select(WaitlistEntry).where(WaitlistEntry.org_id == ctx.org_id).order_by(WaitlistEntry.created_at,
-                                                                                     WaitlistEntry.id)
+    q = (
+        sa.select(WaitlistEntry)
+        .where(WaitlistEntry.org_id == ctx.org_id)
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+    )
     if status and status != "all":
         st = v.parse_choice("--status", status, ("open", "filled", "removed"))
         q = q.where(WaitlistEntry.status == st)
     rows = [_out(ctx.session, e) for e in ctx.session.execute(q).scalars()]
     if rows:
-        audit.record(ctx, audit.Event("read", "waitlist_entry", None, patient_ids=sorted({r.patient_id for r in rows}),
-                                      detail=f"list of {len(rows)}"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "waitlist_entry",
+                None,
+                patient_ids=sorted({r.patient_id for r in rows}),
+                detail=f"list of {len(rows)}",
+            ),
+        )
     return rows
 
 
@@ -95,17 +144,23 @@ def remove(ctx, entry_id) -> WaitlistOut:
         raise ConflictError(f"waitlist entry {e.id} is {e.status}")
     e.status = "removed"
     ctx.session.flush()
-    audit.record(ctx, audit.Event("update", "waitlist_entry", e.id, patient_id=e.patient_id, fields=["status"],
-                                  detail="removed"))
+    audit.record(
+        ctx, audit.Event("update", "waitlist_entry", e.id, patient_id=e.patient_id, fields=["status"], detail="removed")
+    )
     return _out(ctx.session, e)
 
 
 def _still_free(session, slot: FreedSlot) -> list[tuple[dt.datetime, dt.datetime]]:
     """The part of a freed slot no blocking appointment of its provider has taken since."""
-    busy = session.execute(sa.select(Appointment.start_utc, Appointment.block_end_utc).where(
-        Appointment.provider_id == slot.provider_id, Appointment.status.in_(BLOCKING_STATUSES),
-        Appointment.start_utc < slot.end_utc, Appointment.start_utc >= slot.start_utc - LOOKBACK,
-        Appointment.block_end_utc > slot.start_utc)).all()
+    busy = session.execute(
+        sa.select(Appointment.start_utc, Appointment.block_end_utc).where(
+            Appointment.provider_id == slot.provider_id,
+            Appointment.status.in_(BLOCKING_STATUSES),
+            Appointment.start_utc < slot.end_utc,
+            Appointment.start_utc >= slot.start_utc - LOOKBACK,
+            Appointment.block_end_utc > slot.start_utc,
+        )
+    ).all()
     return subtract([(slot.start_utc, slot.end_utc)], merge((s, e) for s, e in busy))
 
 
@@ -114,12 +169,20 @@ def offers(ctx, *, limit: int = 50) -> list[OfferOut]:
     require(ctx.actor, "waitlist.read")
     session = ctx.session
     now = ctx.now()
-    slots = list(session.execute(sa.select(FreedSlot).where(
-        FreedSlot.org_id == ctx.org_id, FreedSlot.status == "open", FreedSlot.start_utc > now)
-        .order_by(FreedSlot.start_utc)).scalars())
-    entries = list(session.execute(sa.select(WaitlistEntry).where(
-        WaitlistEntry.org_id == ctx.org_id, WaitlistEntry.status == "open")
-        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)).scalars())
+    slots = list(
+        session.execute(
+            sa.select(FreedSlot)
+            .where(FreedSlot.org_id == ctx.org_id, FreedSlot.status == "open", FreedSlot.start_utc > now)
+            .order_by(FreedSlot.start_utc)
+        ).scalars()
+    )
+    entries = list(
+        session.execute(
+            sa.select(WaitlistEntry)
+            .where(WaitlistEntry.org_id == ctx.org_id, WaitlistEntry.status == "open")
+            .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        ).scalars()
+    )
     if not slots or not entries:
         return []
     free = {s.id: _still_free(session, s) for s in slots}
@@ -145,25 +208,48 @@ def offers(ctx, *, limit: int = 50) -> list[OfferOut]:
                 continue
             if why_closed(session, ctx.org_id, s.provider_id, loc, fit[0], fit[0] + need):
                 continue
-            busy = session.execute(sa.select(Appointment.id).where(
-                Appointment.patient_id == e.patient_id, Appointment.status.in_(BLOCKING_STATUSES),
-                Appointment.start_utc < fit[0] + need, Appointment.end_utc > fit[0])).first()
+            busy = session.execute(
+                sa.select(Appointment.id).where(
+                    Appointment.patient_id == e.patient_id,
+                    Appointment.status.in_(BLOCKING_STATUSES),
+                    Appointment.start_utc < fit[0] + need,
+                    Appointment.end_utc > fit[0],
+                )
+            ).first()
             if busy:
                 continue
             prov = provs.get(s.provider_id) or provs.setdefault(s.provider_id, session.get(Provider, s.provider_id))
             pat = pats.get(e.patient_id) or pats.setdefault(e.patient_id, session.get(Patient, e.patient_id))
-            out.append(OfferOut(entry_id=e.id, slot_id=s.id, patient_id=pat.id,
-                                patient=f"{pat.first_name} {pat.last_name}", type=t.name,
-                                start=lt.to_local(fit[0], loc.tz), end=lt.to_local(fit[0] + need, loc.tz),
-                                provider_id=prov.id, provider=provider_name(prov), location=loc.name,
-                                waiting_since=e.created_at))
+            out.append(
+                OfferOut(
+                    entry_id=e.id,
+                    slot_id=s.id,
+                    patient_id=pat.id,
+                    patient=f"{pat.first_name} {pat.last_name}",
+                    type=t.name,
+                    start=lt.to_local(fit[0], loc.tz),
+                    end=lt.to_local(fit[0] + need, loc.tz),
+                    provider_id=prov.id,
+                    provider=provider_name(prov),
+                    location=loc.name,
+                    waiting_since=e.created_at,
+                )
+            )
             if len(out) >= limit:
                 break
         if len(out) >= limit:
             break
     if out:
-        audit.record(ctx, audit.Event("read", "waitlist_entry", None, patient_ids=sorted({o.patient_id for o in out}),
-                                      detail=f"{len(out)} offers"))
+        audit.record(
+            ctx,
+            audit.Event(
+                "read",
+                "waitlist_entry",
+                None,
+                patient_ids=sorted({o.patient_id for o in out}),
+                detail=f"{len(out)} offers",
+            ),
+        )
     return out
 
 
@@ -197,14 +283,24 @@ def fill(ctx, entry_id, *, slot=None, at=None, provider=None, room=None) -> Book
         if provider is None:
             raise ValidationError("--provider", "is required (the entry names no provider)")
     pat = session.get(Patient, e.patient_id)
-    result = book(ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=location, room=room,
-                  reason=e.note)
+    result = book(
+        ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=location, room=room, reason=e.note
+    )
     appt = result.booked[0]
     e.status = "filled"
     e.appointment_id = appt.id
     if freed is not None:
         freed.status = "filled"
     session.flush()
-    audit.record(ctx, audit.Event("update", "waitlist_entry", e.id, patient_id=e.patient_id,
-                                  fields=["status", "appointment_id"], detail=f"filled by appointment {appt.id}"))
+    audit.record(
+        ctx,
+        audit.Event(
+            "update",
+            "waitlist_entry",
+            e.id,
+            patient_id=e.patient_id,
+            fields=["status", "appointment_id"],
+            detail=f"filled by appointment {appt.id}",
+        ),
+    )
     return result

@@ -154,9 +154,12 @@ class BookingDialog(ModalScreen):
 
         def loaded(result) -> None:
             self.types, self.rooms = result
-            self.query_one("#type", Select).set_options([(f"{t.name} ({t.duration_min} min)", t.id) for t in self.types])
+            self.query_one("#type", Select).set_options(
+                [(f"{t.name} ({t.duration_min} min)", t.id) for t in self.types]
+            )
             self.query_one("#room", Select).set_options(
-                [(r.name, r.id) for r in self.rooms if r.location_id == self.location_id])
+                [(r.name, r.id) for r in self.rooms if r.location_id == self.location_id]
+            )
 
         self.app.service(lambda ctx: (resources.list_types(ctx), resources.list_rooms(ctx)), done=loaded)
 
@@ -177,8 +180,15 @@ class BookingDialog(ModalScreen):
             self._results = rows
             lst = self.query_one("#results", OptionList)
             lst.clear_options()
-            lst.add_options([Option(f"{p.last_name}, {p.first_name} · {p.dob} · MRN {p.mrn}"
-                                    + (f" · {p.phone}" if p.phone else ""), id=str(i)) for i, p in enumerate(rows)])
+            lst.add_options(
+                [
+                    Option(
+                        f"{p.last_name}, {p.first_name} · {p.dob} · MRN {p.mrn}" + (f" · {p.phone}" if p.phone else ""),
+                        id=str(i),
+                    )
+                    for i, p in enumerate(rows)
+                ]
+            )
 
         self.app.service(patients.search, text, limit=20, done=done, failed=lambda _e: None, group="search")
 
@@ -196,7 +206,8 @@ class BookingDialog(ModalScreen):
     def choose(self, patient) -> None:
         self.patient = patient
         self.query_one("#chosen", Static).update(
-            f"Patient: {patient.last_name}, {patient.first_name} · {patient.dob} · MRN {patient.mrn}")
+            f"Patient: {patient.last_name}, {patient.first_name} · {patient.dob} · MRN {patient.mrn}"
+        )
         self.query_one("#type", Select).focus()
 
     def on_key(self, event) -> None:
@@ -258,9 +269,18 @@ class BookingDialog(ModalScreen):
             else:
                 error.update(str(exc))
 
-        self.app.service(appointments.book, patient=self.patient.mrn, provider=str(self.provider_id),
-                         type=str(type_id), at=self.at, location=str(self.location_id), room=room, reason=reason,
-                         done=self.dismiss, failed=failed)
+        self.app.service(
+            appointments.book,
+            patient=self.patient.mrn,
+            provider=str(self.provider_id),
+            type=str(type_id),
+            at=self.at,
+            location=str(self.location_id),
+            room=room,
+            reason=reason,
+            done=self.dismiss,
+            failed=failed,
+        )
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -304,8 +324,11 @@ class AppointmentDialog(ModalScreen):
         with Vertical(classes="dialog wide"):
             yield Label("Appointment", classes="dialog-title")
             yield Static("\n".join(lines))
-            yield Static("c confirm · i check in · m to room · e complete (end) · N no-show · x cancel · "
-                         "r reschedule · p patient · Esc close", classes="hint")
+            yield Static(
+                "c confirm · i check in · m to room · e complete (end) · N no-show · x cancel · "
+                "r reschedule · p patient · Esc close",
+                classes="hint",
+            )
 
     def action_pick(self, action: str) -> None:
         self.dismiss(action)

@@ -25,8 +25,10 @@ class Panel(Screen):
 class WeekScreen(Panel):
     """One provider's week: hours, free time and bookings per day."""
 
-    BINDINGS = [Binding("left_square_bracket", "shift(-7)", "Prev week"),
-                Binding("right_square_bracket", "shift(7)", "Next week")]
+    BINDINGS = [
+        Binding("left_square_bracket", "shift(-7)", "Prev week"),
+        Binding("right_square_bracket", "shift(7)", "Next week"),
+    ]
 
     def __init__(self, provider_id: int, day: dt.date, location_id: int) -> None:
         super().__init__()
@@ -53,8 +55,14 @@ class WeekScreen(Panel):
             t.clear()
             for d in week["days"]:
                 hours = ", ".join(d["hours"]) or ("time off" if d["time_off"] else "-")
-                t.add_row(f"{d['weekday']} {d['date']:%d %b}", d["location"], hours, ", ".join(d["free"]) or "-",
-                          str(d["booked"]), str(d["booked_min"]))
+                t.add_row(
+                    f"{d['weekday']} {d['date']:%d %b}",
+                    d["location"],
+                    hours,
+                    ", ".join(d["free"]) or "-",
+                    str(d["booked"]),
+                    str(d["booked_min"]),
+                )
 
         self.app.service(availability.week, str(self.provider_id), week_of=self.day.isoformat(), done=done)
 
@@ -91,9 +99,16 @@ class FlowScreen(Panel):
             t.clear()
             for stage in ("waiting", "in room", "expected", "done", "no-show"):
                 for e in board[stage]:
-                    t.add_row(stage, e["time"], e["patient"], e["provider"], e["type"], e["room"] or "",
-                              "" if e["waited_min"] is None else f"{e['waited_min']} min",
-                              "" if e["in_room_min"] is None else f"{e['in_room_min']} min")
+                    t.add_row(
+                        stage,
+                        e["time"],
+                        e["patient"],
+                        e["provider"],
+                        e["type"],
+                        e["room"] or "",
+                        "" if e["waited_min"] is None else f"{e['waited_min']} min",
+                        "" if e["in_room_min"] is None else f"{e['in_room_min']} min",
+                    )
 
         self.app.service(schedule_view.flow_board, location=str(self.location_id), done=done, group="flow")
 
@@ -160,8 +175,9 @@ class FindSlotScreen(ModalScreen):
             t.focus()
 
         kw = {"any_provider": True} if self.any_provider else {"provider": str(self.provider_id)}
-        self.app.service(appointments.find_slot, type=str(type_id), location=str(self.location_id), count=12,
-                         done=done, **kw)
+        self.app.service(
+            appointments.find_slot, type=str(type_id), location=str(self.location_id), count=12, done=done, **kw
+        )
 
     @on(DataTable.RowSelected, "#slots")
     def _chosen(self, event: DataTable.RowSelected) -> None:
@@ -190,8 +206,9 @@ class WaitlistScreen(Panel):
             yield Static("b book the highlighted offer · Esc back", classes="hint")
 
     def on_mount(self) -> None:
-        self.query_one("#offers", DataTable).add_columns("When", "Patient", "Type", "Provider", "Location",
-                                                          "Waiting since")
+        self.query_one("#offers", DataTable).add_columns(
+            "When", "Patient", "Type", "Provider", "Location", "Waiting since"
+        )
         self.query_one("#entries", DataTable).add_columns("#", "Patient", "Type", "Provider", "Window", "Note")
         self.query_one("#offers", DataTable).focus()
         self.action_load()
@@ -205,8 +222,14 @@ class WaitlistScreen(Panel):
             t = self.query_one("#offers", DataTable)
             t.clear()
             for o in offers:
-                t.add_row(f"{o.start:%a %d %b %H:%M}", o.patient, o.type, o.provider, o.location,
-                          f"{o.waiting_since:%Y-%m-%d}")
+                t.add_row(
+                    f"{o.start:%a %d %b %H:%M}",
+                    o.patient,
+                    o.type,
+                    o.provider,
+                    o.location,
+                    f"{o.waiting_since:%Y-%m-%d}",
+                )
             e = self.query_one("#entries", DataTable)
             e.clear()
             for w in entries:
@@ -229,8 +252,9 @@ class WaitlistScreen(Panel):
             self.app.notify(f"booked #{a.id} {a.start:%a %d %b %H:%M} {a.patient}")
             self.action_load()
 
-        self.app.service(waitlist.fill, offer.entry_id, slot=offer.slot_id, done=done,
-                         failed=lambda _e: self.action_load())
+        self.app.service(
+            waitlist.fill, offer.entry_id, slot=offer.slot_id, done=done, failed=lambda _e: self.action_load()
+        )
 
 
 class PatientScreen(Panel):
@@ -259,23 +283,34 @@ class PatientScreen(Panel):
 
         def done(d) -> None:
             p = d["patient"]
-            lines = [f" {p.last_name}, {p.first_name}" + (f" ({p.preferred_name})" if p.preferred_name else "")
-                     + f" · MRN {p.mrn}",
-                     f" Born {p.dob} · {p.sex_at_birth or '-'} · phone {p.phone or '-'} · {p.email or '-'}",
-                     f" {', '.join(x for x in (p.address_line1, p.city, p.state, p.postal_code) if x) or 'no address'}"]
+            lines = [
+                f" {p.last_name}, {p.first_name}"
+                + (f" ({p.preferred_name})" if p.preferred_name else "")
+                + f" · MRN {p.mrn}",
+                f" Born {p.dob} · {p.sex_at_birth or '-'} · phone {p.phone or '-'} · {p.email or '-'}",
+                f" {', '.join(x for x in (p.address_line1, p.city, p.state, p.postal_code) if x) or 'no address'}",
+            ]
             self.query_one("#demographics", Static).update("\n".join(lines))
             cov = d["coverage"]
-            lines = [f" {c.priority}: {c.payer_name} · member {c.member_id} · from {c.valid_from or '-'}"
-                     for c in cov] or [" none on file"]
+            lines = [
+                f" {c.priority}: {c.payer_name} · member {c.member_id} · from {c.valid_from or '-'}" for c in cov
+            ] or [" none on file"]
             elig = d.get("eligibility")
             if elig is not None:
-                lines.append(f" eligibility: {elig.text}" + (f" (for {elig.service_date})" if elig.service_date else ""))
+                lines.append(
+                    f" eligibility: {elig.text}" + (f" (for {elig.service_date})" if elig.service_date else "")
+                )
             self.query_one("#coverage", Static).update("\n".join(lines))
             for tid, rows in (("#upcoming", d["upcoming"]), ("#past", d["past"])):
                 t = self.query_one(tid, DataTable)
                 for v in rows:
-                    t.add_row(f"{v.start:%a %d %b %Y %H:%M}", v.provider, v.type,
-                              f"{STATUS_MARK.get(v.status, '')} {v.status.replace('_', ' ')}", v.location)
+                    t.add_row(
+                        f"{v.start:%a %d %b %Y %H:%M}",
+                        v.provider,
+                        v.type,
+                        f"{STATUS_MARK.get(v.status, '')} {v.status.replace('_', ' ')}",
+                        v.location,
+                    )
 
         self.app.service(schedule_view.patient_details, str(self.patient_id), done=done)
 
@@ -321,8 +356,7 @@ class HelpScreen(ModalScreen):
         self.dismiss(None)
 
 
-__all__ = ["FindSlotScreen", "FlowScreen", "HelpScreen", "PatientScreen", "WaitlistScreen", "WeekScreen",
-           "Horizontal"]
+__all__ = ["FindSlotScreen", "FlowScreen", "HelpScreen", "PatientScreen", "WaitlistScreen", "WeekScreen", "Horizontal"]
 
 
 class DashboardScreen(Panel):
@@ -357,11 +391,14 @@ class DashboardScreen(Panel):
             self.query_one("#kpis", Static).update(
                 f" Appointments {k['appointments']}   waiting {k['waiting']}   in room {k['in_room']}   "
                 f"completed {k['completed']}   no-shows {k['no_shows']}   cancelled {k['cancelled']}   "
-                f"utilization {util}")
+                f"utilization {util}"
+            )
             labels = [f"{s['day']:%d}" for s in d["series"]]
             xs = list(range(len(labels)))
-            for wid, key, title in (("#volume", "booked", "Appointments per day"),
-                                    ("#noshows", "no_show", "No-shows per day")):
+            for wid, key, title in (
+                ("#volume", "booked", "Appointments per day"),
+                ("#noshows", "no_show", "No-shows per day"),
+            ):
                 plot = self.query_one(wid)
                 plt = plot.plt
                 plt.clear_data()
@@ -371,5 +408,6 @@ class DashboardScreen(Panel):
                 plt.title(title)
                 plot.refresh()
 
-        self.app.service(schedule_view.dashboard, location=str(self.location_id), day=self.day, done=done,
-                         group="dashboard")
+        self.app.service(
+            schedule_view.dashboard, location=str(self.location_id), day=self.day, done=done, group="dashboard"
+        )

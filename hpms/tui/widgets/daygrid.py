@@ -26,8 +26,15 @@ if TYPE_CHECKING:  # the service layer (SQLAlchemy) loads in the first worker, a
 TIME_W = 6
 MIN_COL_W = 16
 
-STATUS_MARK = {"booked": "·", "confirmed": "✓", "arrived": "A", "in_room": "R", "completed": "■",
-               "no_show": "N", "cancelled": "x"}
+STATUS_MARK = {
+    "booked": "·",
+    "confirmed": "✓",
+    "arrived": "A",
+    "in_room": "R",
+    "completed": "■",
+    "no_show": "N",
+    "cancelled": "x",
+}
 STATUS_STYLE = {
     "booked": Style(color="white", bgcolor="dark_blue"),
     "confirmed": Style(color="white", bgcolor="blue"),
@@ -78,7 +85,7 @@ class DayGrid(Widget, can_focus=True):
     class CellChosen(Message):
         """Enter / double click on a cell."""
 
-        def __init__(self, grid: "DayGrid", block: Block | None, column_key: int | None, minute: int) -> None:
+        def __init__(self, grid: DayGrid, block: Block | None, column_key: int | None, minute: int) -> None:
             super().__init__()
             self.grid = grid
             self.block = block
@@ -86,7 +93,7 @@ class DayGrid(Widget, can_focus=True):
             self.minute = minute
 
     class CursorMoved(Message):
-        def __init__(self, grid: "DayGrid") -> None:
+        def __init__(self, grid: DayGrid) -> None:
             super().__init__()
             self.grid = grid
 
@@ -111,7 +118,9 @@ class DayGrid(Widget, can_focus=True):
         if keep_cursor and old_min is not None:
             self.goto(old_min, old_key)
         else:
-            start = view.now_min if view.now_min is not None and view.first_min <= view.now_min < view.last_min else None
+            start = (
+                view.now_min if view.now_min is not None and view.first_min <= view.now_min < view.last_min else None
+            )
             first_open = min((s for c in view.columns for s, _ in c.open), default=view.first_min)
             self.row = self._row_of(start if start is not None else max(first_open, view.first_min))
             self.col = 0
@@ -268,14 +277,18 @@ class DayGrid(Widget, can_focus=True):
         row = self.row_offset + y - 1
         if row >= self.rows or not view.columns:
             if not view.columns and y == 1:
-                return _pad([Segment(" no providers at this location" if view.mode != "room" else " no rooms",
-                                     TIME)], width)
+                return _pad(
+                    [Segment(" no providers at this location" if view.mode != "room" else " no rooms", TIME)], width
+                )
             return _pad([], width)
         lo = self.row_minute(row)
         hi = lo + self.step
         now_here = view.now_min is not None and lo <= view.now_min < hi
-        label = f"{lo // 60 % 24:02d}:{lo % 60:02d}" if lo % 60 == 0 or row == self.row_offset or now_here else \
-            f"  :{lo % 60:02d}"
+        label = (
+            f"{lo // 60 % 24:02d}:{lo % 60:02d}"
+            if lo % 60 == 0 or row == self.row_offset or now_here
+            else f"  :{lo % 60:02d}"
+        )
         tstyle = NOW if now_here else (TIME_HOUR if lo % 60 == 0 else TIME)
         segs.append(Segment((("▶" if now_here else " ") + label).ljust(TIME_W), tstyle))
         for i in range(first, first + count):
