@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Field
 
 from hpms.db import UTCDateTime
 
+if TYPE_CHECKING:
+    from sqlmodel._compat import SQLModelConfig
+
 # Output models build their validators on first use instead of at import: a command pays only
 # for the models it returns (start-up is a budget, see benchmarks/startup.py).
-DEFERRED = {"defer_build": True, "from_attributes": True}
+DEFERRED = cast("SQLModelConfig", {"defer_build": True, "from_attributes": True})
 
 
 def utcnow() -> dt.datetime:
