@@ -130,27 +130,16 @@ PAYERS = [
 ]
 EM = ["99202", "99203", "99204", "99212", "99213", "99213", "99213", "99214", "99214", "99215"]
 EXTRA = ["36415", "81002", "93000", "90471", "90686", "87880", "85025", "80053", "96127", "99406"]
-FEES = {
-    "99202": "95.00",
-    "99203": "140.00",
-    "99204": "210.00",
-    "99205": "275.00",
-    "99211": "30.00",
-    "99212": "65.00",
-    "99213": "110.00",
-    "99214": "165.00",
-    "99215": "225.00",
-    "36415": "12.00",
-    "81002": "9.50",
-    "93000": "38.00",
-    "90471": "28.00",
-    "90686": "42.00",
-    "87880": "22.00",
-    "85025": "15.00",
-    "80053": "24.00",
-    "96127": "8.00",
-    "99406": "19.00",
-}
+MORE_FEES = {"87880": "22.00", "96127": "8.00", "99406": "19.00"}  # beside the demo clinic's schedule
+
+
+def fee_schedule() -> dict[str, str]:
+    """The demo clinic's fees and a few more (the services load on first use, as measured)."""
+    from hpms.services.demo_billing import FEES
+
+    return FEES | MORE_FEES
+
+
 PAYER_FEES = {"99213": "98.00", "99214": "148.00", "99215": "201.00", "36415": "10.00"}  # the first payer's
 DIAGNOSES = [
     "E119",
@@ -295,7 +284,7 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
         payers = [
             coverage.add_payer(ctx, name=pn, payer_id=code, city="Hartford", state="CT").id for pn, code in PAYERS
         ]
-        for code, amount in FEES.items():
+        for code, amount in fee_schedule().items():
             fees.set_fee(ctx, code, amount)
         for code, amount in PAYER_FEES.items():
             fees.set_fee(ctx, code, amount, payer=PAYERS[0][1])
@@ -377,6 +366,7 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
     engine = get_engine(settings)
     today = now.date()
     lines_total = dx_total = 0
+    schedule = fee_schedule()
     chunk = 20_000
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
@@ -393,7 +383,7 @@ def build(home: Path, url: str | None, n: int, seed: int) -> dict:
                 total = 0
                 for seq, code in enumerate(codes, 1):
                     units = 2 if code == "90471" and rng.random() < 0.3 else 1
-                    charge = int(round(float(FEES[code]) * 100)) * units
+                    charge = int(round(float(schedule[code]) * 100)) * units
                     total += charge
                     mods = (
                         "25" if seq == 1 and n_lines > 1 else ("59" if code == "93000" and rng.random() < 0.2 else "")

@@ -7,7 +7,7 @@ sqlalchemy, textual, pendulum or tablib; tests/cli/test_import_hygiene.py checks
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -15,15 +15,20 @@ from typer.core import TyperGroup
 from hpms import __version__
 from hpms.errors import ExitCode, HpmsError
 
+if TYPE_CHECKING:
+    # The Click that Typer 0.29 vendors, whose Context the overridden methods take (pinned in
+    # pyproject.toml with the internals `_plain_coercion` uses).
+    from typer._click import Command, Context
+
 
 class HpmsGroup(TyperGroup):
     """Root group: one line on stderr and the documented exit code for every error."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         _plain_coercion(self, ctx)
         return super().parse_args(ctx, args)
 
-    def resolve_command(self, ctx: typer.Context, args: list[str]):
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         from hpms.commands._errors import leaf, running
 
         name, cmd, rest = super().resolve_command(ctx, args)
@@ -34,7 +39,7 @@ class HpmsGroup(TyperGroup):
             running(leaf(cmd, ctx, list(rest)))  # the services' error fields name its parameters
         return name, cmd, rest
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except HpmsError as exc:
@@ -63,24 +68,27 @@ class HpmsGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
-def _plain_coercion(command, ctx: typer.Context) -> None:
+def _plain_coercion(command: Command, ctx: Context) -> None:
     """Give the flags (bool) and plain str parameters of `command` a pass-through conversion.
 
     Typer converts every parameter's value with a pydantic TypeAdapter built on first use, even
     the None of a flag not given; building the first one imports pydantic (~50 ms of `hpms
     patients --help`). A flag's value is already a bool and a plain str parameter's a str, so
-    these need no conversion. Relies on Typer internals: if they change, nothing is replaced."""
+    these need no conversion. Relies on Typer internals, hence the pin of Typer's minor version
+    in pyproject.toml; if they change anyway, nothing is replaced."""
     try:
         from typer._coercion import PassThroughRuntimeParam
+        from typer.core import _TyperParameter
     except ImportError:  # pragma: no cover - another Typer
         return
     for param in command.get_params(ctx):
-        desc = getattr(param, "type_descriptor", None)
-        if desc is None or getattr(param, "_runtime_param", True) is not None or param.envvar:
+        if not isinstance(param, _TyperParameter) or getattr(param, "_runtime_param", True) is not None:
             continue
+        desc = param.type_descriptor
         info = desc.parameter_info
         plain = (
-            desc.file_annotation is None
+            not param.envvar
+            and desc.file_annotation is None
             and getattr(info, "parser", True) is None
             and getattr(info, "click_type", None) is None
         )
@@ -88,7 +96,7 @@ def _plain_coercion(command, ctx: typer.Context) -> None:
             param._runtime_param = PassThroughRuntimeParam(annotation=desc.annotation, parameter_info=info)
 
 
-def _traceback(ctx: typer.Context) -> None:
+def _traceback(ctx: Context) -> None:
     """With --debug, the traceback (never local variables) before the one-line error; the
     exit code stays the documented one."""
     if _debug(ctx):
@@ -112,12 +120,12 @@ def _short(exc: Exception) -> str:
     return text[0][:300] if text else ""
 
 
-def _debug(ctx: typer.Context) -> bool:
+def _debug(ctx: Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("debug"))
 
 
-GROUPS = (
+GROUPS: tuple[str, ...] = (
     "config",
     "db",
     "locations",
@@ -245,4 +253,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -51,7 +51,7 @@ class Settings:
         return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
 
     def public_dict(self) -> dict[str, object]:
-        """Settings as shown by `hpms config show`: never a password or a key."""
+        """The settings as a person may see them (`config show`): never a password or a key."""
         return {
             "home": str(self.home),
             "database_url": redact_url(self.database_url),
@@ -80,13 +80,13 @@ def redact_url(url: str) -> str:
 
 
 def load_settings(env: dict[str, str] | None = None, home: Path | str | None = None) -> Settings:
-    """Resolve the settings; `home` (from `--home`) beats HPMS_HOME."""
+    """Resolve the settings; a `home` the caller gives beats HPMS_HOME."""
     from hpms.errors import UsageError
 
     env = dict(os.environ if env is None else env)
     sources: dict[str, str] = {}
     if home is not None:
-        home_path, sources["home"] = Path(home), "option --home"
+        home_path, sources["home"] = Path(home), "given"
     elif env.get(ENV_HOME):
         home_path, sources["home"] = Path(env[ENV_HOME]), ENV_HOME
     else:

@@ -18,10 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hpms.config import Settings, redact_url
-from hpms.errors import DatabaseUnavailable, NotInitializedError, SchemaMismatch
+from hpms.errors import Action, DatabaseUnavailable, NotInitializedError, SchemaMismatch
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000
+# What a database without the hpms schema (or no database at all) needs first.
+INIT = Action("init", purpose="first run")
 
 
 class UTCDateTime(sa.types.TypeDecorator):
@@ -95,7 +97,7 @@ def get_engine(settings: Settings) -> Engine:
     url = settings.database_url
     path = settings.sqlite_path
     if path is not None and not path.exists():
-        raise NotInitializedError(f"no hpms database at {path}", hint="run `hpms init` first")
+        raise NotInitializedError(f"no database at {path}", action=INIT)
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]
@@ -137,12 +139,14 @@ def check_schema(engine: Engine) -> str:
     if rev is None:
         raise NotInitializedError(
             f"database {redact_url(engine.url.render_as_string(hide_password=True))} has no hpms schema",
-            hint="run `hpms init` first",
+            action=INIT,
         )
     if rev == head:
         return rev
     if rev in known_revisions():
-        raise SchemaMismatch(f"database schema {rev} is older than this hpms ({head})", hint="run `hpms db upgrade`")
+        raise SchemaMismatch(
+            f"database schema {rev} is older than this hpms ({head})", action=Action("db", "upgrade", purpose="run")
+        )
     raise SchemaMismatch(
         f"database schema {rev} is newer than this hpms knows (head {head})",
         hint="upgrade hpms before using this database",

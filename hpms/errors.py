@@ -36,13 +36,13 @@ class ErrorKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Action:
     """A next step, named by the domain: the operation (`noun`, `verb`: "encounters",
-    "update"), what it acts on (`target`: an id, an MRN), the fields still to give
-    (`give`: field names, or (field, placeholder) pairs) and the words that lead to it
-    (`purpose`: "see", "add one with", "use"). The CLI shows it as a command line, the TUI as
-    the screen or key that does it."""
+    "update"; an operation that stands alone, such as "init", has no verb), what it acts on
+    (`target`: an id, an MRN), the fields still to give (`give`: field names, or (field,
+    placeholder) pairs) and the words that lead to it (`purpose`: "see", "add one with",
+    "use"). The CLI shows it as a command line, the TUI as the screen or key that does it."""
 
     noun: str
-    verb: str
+    verb: str = ""
     target: str | None = None
     give: tuple[str | tuple[str, str], ...] = ()
     purpose: str = "see"

@@ -4,9 +4,14 @@ service or face."""
 
 from __future__ import annotations
 
+import re
 import sys
+import tokenize
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
 
 grimp = pytest.importorskip("grimp")
 
@@ -89,3 +94,35 @@ def test_lookups_stand_on_the_models_and_validation_only(graph):
 def test_a_lower_layer_imports_no_higher_one(graph, low, high):
     chains = graph.find_illegal_dependencies_for_layers(layers=[high, low], containers=set())
     assert not chains, [(c.importer, c.imported) for c in chains]
+
+
+# ---- the services speak facts ----------------------------------------------------------------
+
+PACKAGES = ("platform", "people", "scheduling", "billing", "payments", "reports", "lookups.py", "demo.py")
+# an option name ("--tax-id", "(--location") or a command ("`hpms encounters update", "hpms claims list")
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+COMMAND = re.compile(r"\bhpms [a-z][a-z-]* [a-z][a-z-]*")
+
+
+def _words(path: Path) -> list[str]:
+    """Every string literal, docstring and comment of a source file, with its line."""
+    found = []
+    with path.open(encoding="utf-8") as fh:
+        for tok in tokenize.generate_tokens(fh.readline):
+            if tok.type in (tokenize.STRING, tokenize.COMMENT) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                found.append((tok.start[0], tok.string))
+    return [
+        f"{path.relative_to(REPO)}:{line}: {text.strip()[:100]}"
+        for line, text in found
+        if OPTION.search(text) or COMMAND.search(text)
+    ]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_services_name_no_option_and_no_command(package):
+    """Services say what is wrong and what to do in the domain's words; the CLI adds its option
+    names and command lines (hpms.commands._errors), the TUI its keys."""
+    root = REPO / "hpms" / "services" / package
+    files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+    offenders = [w for f in files for w in _words(f)]
+    assert offenders == []

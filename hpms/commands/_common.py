@@ -9,22 +9,26 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from hpms.config import Settings
+    from hpms.services.platform.context import Ctx
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
 
 
-def settings():
+def settings() -> Settings:
     from hpms.config import load_settings
 
     return load_settings()
 
 
 @contextmanager
-def service_context(*, readonly: bool = False) -> Iterator[Any]:
+def service_context(*, readonly: bool = False) -> Iterator[Ctx]:
     """One transaction as the authenticated user (see hpms.services.platform.context.open_context)."""
     from hpms.services.platform.context import open_context  # deferred: sqlmodel costs ~400 ms to import
 

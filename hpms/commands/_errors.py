@@ -53,8 +53,9 @@ def option(field: str | None, command: TyperCommand | None = None) -> str | None
 
 
 def command_line(action: Action) -> str:
-    """`see \\`hpms claims list\\``, `add one with \\`hpms encounters update 5 --dx CODE\\``."""
-    parts = ["hpms", action.noun, action.verb]
+    """`see \\`hpms claims list\\``, `add one with \\`hpms encounters update 5 --dx CODE\\``,
+    `create one with \\`hpms init\\`` (an action without a verb)."""
+    parts = ["hpms", action.noun, *([action.verb] if action.verb else [])]
     if action.target:
         parts.append(action.target)
     for give in action.give:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class RichProgress:
@@ -19,7 +23,7 @@ class RichProgress:
             transient=True,
             console=None,
         )
-        self._task = None
+        self._task: TaskID | None = None
         self._description = description
 
     def __call__(self, done: int, total: int) -> None:
@@ -31,6 +35,6 @@ class RichProgress:
             self._progress.stop()
 
 
-def progress_for(description: str):
+def progress_for(description: str) -> RichProgress | None:
     """A progress callback on a TTY, None otherwise."""
     return RichProgress(description) if sys.stderr.isatty() else None

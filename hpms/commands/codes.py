@@ -51,6 +51,8 @@ def show(
 
     with service_context(readonly=True) as ctx:
         out = codes.show(ctx, code, system=system)
+    if out.note == codes.CPT_NOTE:
+        out.note += " (hpms codes import-cpt FILE)"
     emit_object(out, as_json=as_json, fields=SHOW_FIELDS)
 
 

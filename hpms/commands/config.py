@@ -22,6 +22,7 @@ def show(as_json: JsonOpt = False) -> None:
         emit_object(data, as_json=True)
         return
     sources = data.pop("sources")
+    assert isinstance(sources, dict)
     emit_object(data, as_json=False)
     for k, src in sources.items():
         typer.echo(f"source of {k}: {src}")

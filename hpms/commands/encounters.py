@@ -248,7 +248,7 @@ def superbill(
     Example: hpms encounters superbill 7 -o superbill-7.pdf
     """
     from hpms.errors import UsageError
-    from hpms.services.billing import encounters
+    from hpms.services.billing import superbill
 
     kind = fmt
     if kind is None:
@@ -257,7 +257,7 @@ def superbill(
     if kind == "pdf" and output is None and not as_json and sys.stdout.isatty():
         raise UsageError("--format pdf to a terminal", hint="write it to a file with -o FILE.pdf")
     with service_context() as ctx:
-        data = encounters.superbill(ctx, encounter, fmt=kind)
+        data = superbill.superbill(ctx, encounter, fmt=kind)
     if output is not None:
         from hpms.fileio import write_atomically
 

@@ -83,7 +83,7 @@ def import_(
                     "updated": 0,
                     "unchanged": 0,
                     "dry_run": dry_run,
-                    "errors": [e.model_dump() for e in exc.errors],
+                    "errors": [{"line": e.line, "field": e.field, "message": e.message} for e in exc.errors],
                 },
                 as_json=True,
             )

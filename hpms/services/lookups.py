@@ -12,7 +12,8 @@ build them.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -36,7 +37,7 @@ def _required(ref: object, field: str | None) -> str:
 
 
 def find_patient(
-    ctx: Ctx, ref: str | int, *, field: str | None = None, include_merged: bool = False, active: bool = False
+    ctx: Ctx, ref: str | int | None, *, field: str | None = None, include_merged: bool = False, active: bool = False
 ) -> Patient:
     """A patient by MRN or numeric id (the MRN wins). A merged patient is refused, naming the
     one it was merged into (unless `include_merged`); with `active`, so is an inactive one."""
@@ -68,7 +69,7 @@ def find_patient(
     return row
 
 
-def find_payer(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Payer:
+def find_payer(ctx: Ctx, ref: str | int | None, *, field: str | None = None) -> Payer:
     """A payer by X12 payer id, internal id or exact name (case-insensitive)."""
     text = _required(ref, field)
     s = ctx.session
@@ -90,7 +91,7 @@ def find_payer(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Payer:
 # ---- the practice --------------------------------------------------------------------------
 
 
-def find_location(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Location:
+def find_location(ctx: Ctx, ref: str | int | None, *, field: str | None = None) -> Location:
     """A location by id or (case-insensitive) name."""
     text = _required(ref, field)
     session = ctx.session
@@ -104,7 +105,7 @@ def find_location(ctx: Ctx, ref: str | int, *, field: str | None = None) -> Loca
     return loc
 
 
-def find_locations(ctx: Ctx, refs, *, field: str | None = "location") -> list[Location]:
+def find_locations(ctx: Ctx, refs: Iterable[str | int] | None, *, field: str | None = "location") -> list[Location]:
     """The locations named (each once, in order); none named means the practice's only one
     (ValidationError when it has several)."""
     refs = [r for r in (refs or []) if str(r).strip()]
@@ -121,7 +122,7 @@ def find_locations(ctx: Ctx, refs, *, field: str | None = "location") -> list[Lo
     return out
 
 
-def resolve_location(ctx: Ctx, location=None, *, field: str | None = "location") -> Location:
+def resolve_location(ctx: Ctx, location: str | int | None = None, *, field: str | None = "location") -> Location:
     """The location named, else the configured default location, else the practice's first."""
     if location is not None and str(location).strip():
         return find_location(ctx, location, field=field)
@@ -144,16 +145,16 @@ def resolve_location(ctx: Ctx, location=None, *, field: str | None = "location")
 # ---- scheduling ----------------------------------------------------------------------------
 
 
-def provider_name(p) -> str:
+def provider_name(p: Any) -> str:
     """ "First Last, credentials" of a provider (or of a row with those columns)."""
     name = f"{p.first_name} {p.last_name}"
     return f"{name}, {p.credentials}" if p.credentials else name
 
 
-def find_provider(ctx: Ctx, ref: str | int, *, field: str | None = "provider") -> Provider:
+def find_provider(ctx: Ctx, ref: str | int | None, *, field: str | None = "provider") -> Provider:
     """A provider by id, NPI, or name (last name, or first and last; "Dr." ignored). A name that
     matches several is a ValidationError naming their ids."""
-    from hpms.models import Provider
+    from hpms.models import Provider  # the scheduling tables load on first use
 
     text = _required(ref, field)
     session = ctx.session
@@ -181,9 +182,9 @@ def find_provider(ctx: Ctx, ref: str | int, *, field: str | None = "provider") -
     raise ValidationError(field, f"{text!r} matches several providers (ids {ids}); give the id")
 
 
-def find_room(ctx: Ctx, ref, *, location_id: int | None = None, field: str | None = "room") -> Room:
+def find_room(ctx: Ctx, ref: str | int | None, *, location_id: int | None = None, field: str | None = "room") -> Room:
     """A room by id or (case-insensitive) name, at `location_id` when given."""
-    from hpms.models import Room
+    from hpms.models import Room  # the scheduling tables load on first use
 
     text = _required(ref, field)
     room = None
@@ -204,9 +205,9 @@ def find_room(ctx: Ctx, ref, *, location_id: int | None = None, field: str | Non
     return room
 
 
-def find_type(ctx: Ctx, ref, *, field: str | None = "type") -> AppointmentType:
+def find_type(ctx: Ctx, ref: str | int | None, *, field: str | None = "type") -> AppointmentType:
     """An appointment type by id or (case-insensitive) name."""
-    from hpms.models import AppointmentType
+    from hpms.models import AppointmentType  # the scheduling tables load on first use
 
     text = _required(ref, field)
     t = ctx.session.get(AppointmentType, int(text)) if text.isdigit() else None
@@ -221,9 +222,9 @@ def find_type(ctx: Ctx, ref, *, field: str | None = "type") -> AppointmentType:
     return t
 
 
-def load_appointment(ctx: Ctx, ref, *, field: str | None = None) -> Appointment:
+def load_appointment(ctx: Ctx, ref: str | int | None | None, *, field: str | None = None) -> Appointment:
     """An appointment by id."""
-    from hpms.models import Appointment
+    from hpms.models import Appointment  # the scheduling tables load on first use
 
     text = _required(ref, field)
     appt = ctx.session.get(Appointment, int(text)) if text.isdigit() else None
@@ -235,10 +236,12 @@ def load_appointment(ctx: Ctx, ref, *, field: str | None = None) -> Appointment:
 # ---- billing -------------------------------------------------------------------------------
 
 
-def load_encounter(ctx: Ctx, ref, *, lock: bool = False, field: str | None = None) -> Encounter:
+def load_encounter(
+    ctx: Ctx, ref: str | int | None | None, *, lock: bool = False, field: str | None = None
+) -> Encounter:
     """An encounter by id; `lock` holds its row until the transaction ends, so that two changes
     of one encounter run one after the other."""
-    from hpms.models import Encounter
+    from hpms.models import Encounter  # the billing tables load on first use
 
     text = _required(ref, field)
     enc = ctx.session.get(Encounter, int(text), with_for_update=lock or None) if text.isdigit() else None
@@ -247,9 +250,9 @@ def load_encounter(ctx: Ctx, ref, *, lock: bool = False, field: str | None = Non
     return enc
 
 
-def load_claim(ctx: Ctx, ref, *, field: str | None = None) -> Claim:
+def load_claim(ctx: Ctx, ref: str | int | None | None, *, field: str | None = None) -> Claim:
     """A claim by id or control number."""
-    from hpms.models import Claim
+    from hpms.models import Claim  # the billing tables load on first use
 
     text = _required(ref, field)
     c = ctx.session.get(Claim, int(text)) if text.isdigit() else None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from textual import on
@@ -21,14 +22,21 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Static
 
+from hpms.tui.screens.base import scheduler
 from hpms.tui.widgets.daygrid import DayGrid
+
+if TYPE_CHECKING:  # the service layer (SQLAlchemy) loads in the first worker, after the first frame
+    from hpms.config import Settings
+    from hpms.models import Actor
+    from hpms.services.platform.context import Ctx
+    from hpms.services.scheduling.schedule_view import Block, DayView
 
 STEPS = (5, 10, 15, 30)
 
 
 class HpmsApp(App):
     """The scheduler. `settings`, `env` and `clock` are those of the service context (tests
-    pass a user through `env` and a fixed clock)."""
+    pass a user through `env` and a fixed clock); `location` is a location's id or name."""
 
     CSS_PATH = "app.tcss"
     TITLE = "hpms scheduler"
@@ -36,9 +44,9 @@ class HpmsApp(App):
 
     def __init__(
         self,
-        settings=None,
+        settings: Settings | None = None,
         *,
-        location: str | None = None,
+        location: int | str | None = None,
         day: dt.date | None = None,
         env: dict[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
@@ -57,11 +65,11 @@ class HpmsApp(App):
         self.start_location = location
         self.start_day = day
         self.start_step = step
-        self.actor = None
+        self.actor: Actor | None = None
 
     # ---- service calls ------------------------------------------------------------------------
 
-    def context(self):
+    def context(self) -> AbstractContextManager[Ctx]:
         from hpms.services.platform.context import open_context, system_clock
 
         return open_context(self.settings, env=self.env, clock=self.clock or system_clock)
@@ -75,8 +83,8 @@ class HpmsApp(App):
         self,
         fn: Callable,
         *args: Any,
-        done: Callable[[Any], None] | None = None,
-        failed: Callable[[Exception], None] | None = None,
+        done: Callable[[Any], object] | None = None,
+        failed: Callable[[Exception], object] | None = None,
         group: str = "action",
         **kw: Any,
     ) -> None:
@@ -100,12 +108,12 @@ class HpmsApp(App):
 
         return (self.clock or system_clock)()
 
-    def _failed(self, exc: Exception, failed: Callable[[Exception], None] | None) -> None:
-        from hpms.errors import HpmsError
+    def _failed(self, exc: Exception, failed: Callable[[Exception], object] | None) -> None:
+        from hpms.tui.errors import say
 
         if failed is not None:
             failed(exc)
-        message = str(exc) if isinstance(exc, HpmsError) else f"{type(exc).__name__}: {exc}"
+        message = say(exc).text
         self.notify(
             message.splitlines()[0][:300] if message else type(exc).__name__,
             title="Not done",
@@ -153,8 +161,8 @@ class DayScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.view = None
-        self.location: str | None = None
+        self.view: DayView | None = None
+        self.location: int | str | None = None  # an id, or the name given at start
         self.day: dt.date | None = None
         self.mode = "provider"
         self.refreshed_at: dt.datetime | None = None
@@ -175,7 +183,7 @@ class DayScreen(Screen):
 
     @property
     def hpms(self) -> HpmsApp:
-        return self.app  # type: ignore[return-value]
+        return scheduler(self)
 
     def on_mount(self) -> None:
         app = self.hpms
@@ -199,7 +207,7 @@ class DayScreen(Screen):
             self._loading = False
             self.hpms.actor = actor
             self.view = view
-            self.location = str(view.location_id)
+            self.location = view.location_id
             self.day = view.day
             self.grid.load(view, keep_cursor=keep_cursor)
             self.refreshed_at = self.hpms.now().astimezone(ZoneInfo(view.tz))
@@ -213,7 +221,7 @@ class DayScreen(Screen):
         def failed(_exc) -> None:
             self._loading = False
 
-        def load(ctx):
+        def load(ctx: Ctx) -> tuple[Any, Any]:
             return schedule_view.day_view(ctx, location=self.location, day=self.day, mode=self.mode), ctx.actor
 
         self.hpms.service(load, done=done, failed=failed, group="load")
@@ -281,9 +289,9 @@ class DayScreen(Screen):
                 + (f" · {b.reason}" if b.reason else "")
             )
         else:
-            col = v.columns[g.col].label if v.columns else ""
+            column = v.columns[g.col].label if v.columns else ""
             m = g.minute
-            text = f" {m // 60:02d}:{m % 60:02d} {col} · free" + (" · n or Enter to book" if v.can_book else "")
+            text = f" {m // 60:02d}:{m % 60:02d} {column} · free" + (" · n or Enter to book" if v.can_book else "")
         self.query_one("#detail", Static).update(text)
 
     def show_status(self) -> None:
@@ -322,13 +330,14 @@ class DayScreen(Screen):
                 return
             from hpms.errors import ValidationError
             from hpms.services.platform.localtime import local_now, parse_day
+            from hpms.tui.errors import say
 
             # today, tomorrow, +N: from the clinic's today (the service clock), not the day shown
             today = local_now(self.hpms.now(), self.view.tz).date() if self.view else self.day
             try:
                 self.day = parse_day("date", text, today=today or dt.date.today())
             except ValidationError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(say(exc).text, severity="error")
                 return
             self.reload()
 
@@ -341,7 +350,7 @@ class DayScreen(Screen):
         def show(locs) -> None:
             def chosen(value) -> None:
                 if value is not None:
-                    self.location = str(value)
+                    self.location = value
                     self.reload(keep_cursor=False)
 
             self.app.push_screen(ChoiceDialog("Location", [(i, f"{n} ({tz})") for i, n, tz in locs]), chosen)
@@ -373,8 +382,8 @@ class DayScreen(Screen):
         else:
             self.action_book()
 
-    def _slot_text(self, minute: int) -> str:
-        start = dt.datetime.combine(self.view.day, dt.time()) + dt.timedelta(minutes=minute)
+    def _slot_text(self, day: dt.date, minute: int) -> str:
+        start = dt.datetime.combine(day, dt.time()) + dt.timedelta(minutes=minute)
         return start.strftime("%Y-%m-%d %H:%M")
 
     def action_book(self, at: str | None = None, provider_id: int | None = None) -> None:
@@ -393,10 +402,12 @@ class DayScreen(Screen):
                 self.notify("switch to the provider columns (o) to book", severity="warning")
                 return
             provider_id = g.column_key
-            at = self._slot_text(g.minute)
+            at = self._slot_text(v.day, g.minute)
             provider_label = v.columns[g.col].label
         else:
             provider_label = next((c.label for c in v.columns if c.key == provider_id), str(provider_id))
+        if provider_id is None or at is None:  # a column always has a key; a slot given has its time
+            return
         from hpms.tui.screens.dialogs import BookingDialog
 
         def saved(result) -> None:
@@ -413,13 +424,13 @@ class DayScreen(Screen):
 
     # ---- actions on an appointment ------------------------------------------------------------
 
-    def _block(self):
+    def _block(self) -> Block | None:
         b = self.grid.block
         if b is None:
             self.notify("no appointment here", severity="warning")
         return b
 
-    def transition(self, block, action: str, **kw) -> None:
+    def transition(self, block: Block, action: str, **kw: Any) -> None:
         from hpms.services.scheduling import appointments
 
         names = {
@@ -456,15 +467,18 @@ class DayScreen(Screen):
         from hpms.services.scheduling import resources
         from hpms.tui.screens.dialogs import ChoiceDialog
 
+        location_id = self.view.location_id if self.view else None
+
+        def chosen(room_id: int | None) -> None:
+            if room_id is not None:
+                self.transition(b, "room", room=room_id)
+
         def show(rooms) -> None:
-            options = [(r.id, r.name) for r in rooms if r.location_id == self.view.location_id]
+            options = [(r.id, r.name) for r in rooms if r.location_id == location_id]
             if not options:
                 self.notify("this location has no rooms", severity="warning")
                 return
-            self.app.push_screen(
-                ChoiceDialog(f"Room for {b.patient}", options),
-                lambda rid: rid is not None and self.transition(b, "room", room=str(rid)),
-            )
+            self.app.push_screen(ChoiceDialog(f"Room for {b.patient}", options), chosen)
 
         self.hpms.service(resources.list_rooms, done=show)
 
@@ -516,13 +530,15 @@ class DayScreen(Screen):
     def confirm_move(self) -> None:
         from hpms.services.scheduling import appointments
 
-        g = self.grid
+        g, v = self.grid, self.view
+        if g.moving is None or v is None:
+            return
         blk, minute, col = g.moving
         g.moving = None
-        key = self.view.columns[col].key
-        kw = {"room": str(key)} if self.view.mode == "room" and key else {}
-        if self.view.mode == "provider":
-            kw["provider"] = str(key)
+        key = v.columns[col].key
+        kw: dict[str, Any] = {"room": key} if v.mode == "room" and key else {}
+        if v.mode == "provider":
+            kw["provider"] = key
 
         def done(outs) -> None:
             self.notify(f"#{blk.id} {blk.patient} moved to {outs[0].start:%a %H:%M}")
@@ -531,7 +547,7 @@ class DayScreen(Screen):
         self.hpms.service(
             appointments.reschedule,
             blk.id,
-            at=self._slot_text(minute),
+            at=self._slot_text(v.day, minute),
             expected_version=blk.version,
             done=done,
             failed=lambda _e: self.reload(),
@@ -539,7 +555,7 @@ class DayScreen(Screen):
         )
         self.show_detail()
 
-    def open_details(self, block) -> None:
+    def open_details(self, block: Block) -> None:
         from hpms.tui.screens.dialogs import AppointmentDialog
 
         def chosen(action: str | None) -> None:
@@ -569,12 +585,13 @@ class DayScreen(Screen):
 
     def action_week(self) -> None:
         v = self.view
-        if v is None or v.mode != "provider" or not v.columns:
+        provider_id = self.grid.column_key
+        if v is None or v.mode != "provider" or provider_id is None:
             self.notify("move to a provider column first", severity="warning")
             return
         from hpms.tui.screens.panels import WeekScreen
 
-        self.app.push_screen(WeekScreen(self.grid.column_key, v.day, v.location_id))
+        self.app.push_screen(WeekScreen(provider_id, v.day, v.location_id))
 
     def action_flow(self) -> None:
         if self.view is not None:
@@ -594,7 +611,7 @@ class DayScreen(Screen):
             if slot is None:
                 return
             if slot.location_id != v.location_id or slot.start.date() != v.day:
-                self.location, self.day = str(slot.location_id), slot.start.date()
+                self.location, self.day = slot.location_id, slot.start.date()
                 self.reload(
                     then=lambda: self.action_book(
                         at=slot.start.strftime("%Y-%m-%d %H:%M"), provider_id=slot.provider_id
@@ -623,22 +640,25 @@ class DayScreen(Screen):
 
 
 def launch(*, location: str | None = None, date: str | None = None, step: int = 15) -> None:
-    """`hpms tui`: check what can be checked with the CLI's one-line errors (a terminal, the
-    schema, the user, the location), then open the screen."""
+    """Open the scheduler after checking what can be checked before the screen takes over (a
+    terminal, the schema, the user, the location), so that the face that launched it reports
+    those errors its own way. The errors name the fields `location`, `date` and `step`."""
     import sys
 
     from hpms.config import load_settings
-    from hpms.errors import UsageError, ValidationError
+    from hpms.errors import Action, UsageError, ValidationError
     from hpms.services.lookups import resolve_location
     from hpms.services.platform.context import open_context
     from hpms.services.platform.localtime import local_now, parse_day
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("hpms tui needs a terminal", hint="use `hpms appointments list` in scripts")
+        raise UsageError(
+            "the scheduler needs a terminal", action=Action("appointments", "list", purpose="in scripts, use")
+        )
     if step not in STEPS:
-        raise ValidationError("--step", f"must be one of {', '.join(map(str, STEPS))}")
+        raise ValidationError("step", f"must be one of {', '.join(map(str, STEPS))}")
     settings = load_settings()
     with open_context(settings, readonly=True) as ctx:
-        loc = resolve_location(ctx, location)
-        day = parse_day("--date", date, today=local_now(ctx.now(), loc.tz).date()) if date else None
-    HpmsApp(settings, location=str(loc.id), day=day, step=step).run()
+        loc = resolve_location(ctx, location, field="location")
+        day = parse_day("date", date, today=local_now(ctx.now(), loc.tz).date()) if date else None
+    HpmsApp(settings, location=loc.id, day=day, step=step).run()

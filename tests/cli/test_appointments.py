@@ -637,7 +637,7 @@ def test_list_empty_today_plain_has_the_header(cli, clinic):
     [
         (("--status", "waiting"), 2, ("--status", "waiting")),
         (("--date", "2026-02-30"), 2, ("--date", "2026-02-30")),
-        (("--from", "2026-12-10", "--to", "2026-12-01"), 2, ("--to", "before --from")),
+        (("--from", "2026-12-10", "--to", "2026-12-01"), 2, ("--to", "before the start of the range")),
         (("--provider", "Nobody"), 3, ("--provider", "Nobody")),
         (("--patient", "0999999"), 3, ("--patient",)),
         (("--location", "Elsewhere"), 3, ("Elsewhere",)),

@@ -114,7 +114,7 @@ def test_add_json_and_plain(cli, clinic, counts):
         (
             ("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-05-10", "--latest", "2027-05-01"),
             2,
-            ("--latest", "before --earliest"),
+            ("--latest", "before the earliest day"),
         ),
         (("--patient", "{mrn}", "--type", "Follow-up", "--latest", "2020-01-01"), 2, ("--latest", "in the past")),
         (("--patient", "{mrn}", "--type", "Follow-up", "--earliest", "2027-02-30"), 2, ("--earliest", "2027-02-30")),
@@ -238,7 +238,7 @@ def test_fill_plain_at_a_time(cli, clinic):
 @pytest.mark.parametrize(
     "extra, code, words",
     [
-        ((), 2, ("--slot", "--at")),
+        ((), 2, ("--slot", "a freed slot or a time (at)", "hpms waitlist offers")),
         (("--slot", "1", "--at", "{d} 11:00"), 2, ("--slot",)),
         (("--slot", "999"), 3, ("--slot", "999")),
         (("--at", "{d} 11:00"), 2, ("--provider", "required")),

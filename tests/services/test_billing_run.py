@@ -216,8 +216,7 @@ def test_failures_go_to_the_work_list_and_are_billed_once_fixed(settings, ctx_fo
 def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_for, practice, out):
     import sqlalchemy as sa
 
-    from hpms.services.billing import claims, fees
-    from hpms.services.billing import runner as billing
+    from hpms.services.billing import claims, drafts, fees
 
     p = practice
     e = signed(ctx_for, p.bob, "I10", "99214:1")
@@ -228,7 +227,7 @@ def test_scrub_errors_of_several_rules_are_listed_with_their_ids(settings, ctx_f
     assert (s.claims, s.failed) == (0, 1)
     with ctx_for() as ctx:
         rule_ids = sorted(w.rule_id for w in claims.worklist(ctx))
-        scrubbed = billing.scrub_encounters(ctx, [e])
+        scrubbed = drafts.scrub_encounters(ctx, [e])
     assert rule_ids == ["FEE-PRESENT"]
     assert [f.rule_id for f in scrubbed[0][1]] == ["FEE-PRESENT"]
     assert statuses(settings)[e] == "signed"
@@ -369,10 +368,12 @@ def test_an_incomplete_address_holds_the_claim_not_the_file(settings, ctx_for, p
 
 
 def test_scrubbing_an_unknown_encounter_is_not_found(settings, ctx_for, practice):
-    from hpms.services.billing import runner as billing
+    from hpms.errors import Action
+    from hpms.services.billing import drafts
 
-    with ctx_for() as ctx, pytest.raises(NotFoundError, match="no encounter 999999"):
-        billing.scrub_encounters(ctx, [999999])
+    with ctx_for() as ctx, pytest.raises(NotFoundError, match="no encounter 999999") as exc:
+        drafts.scrub_encounters(ctx, [999999])
+    assert exc.value.action == Action("encounters", "list")
 
 
 def test_a_billing_location_without_its_address_bills_nothing_from_it(settings, ctx_for, practice, out):
@@ -411,8 +412,9 @@ def test_payer_filter(settings, ctx_for, practice, out):
     for f in x12_files(out):
         assert_valid_837(f)
     before = state(settings)
-    with pytest.raises(NotFoundError, match="--payer"):
+    with pytest.raises(NotFoundError, match="no payer 'NOPE9'") as exc:
         bill(settings, out, payer="NOPE9")
+    assert exc.value.field == "payer"
     assert state(settings) == before
 
 
@@ -428,8 +430,9 @@ def test_through(settings, ctx_for, practice, out):
     assert (s.encounters, s.claims) == (1, 1)
     assert statuses(settings) == {early: "billed", late: "billed"}
     before = state(settings)
-    with pytest.raises(ValidationError, match="--through"):
+    with pytest.raises(ValidationError) as exc:
         bill(settings, out, through="not-a-date")
+    assert exc.value.field == "through"
     assert state(settings) == before
 
 
@@ -552,7 +555,7 @@ def test_a_bad_output_directory_bills_nothing(settings, ctx_for, practice, tmp_p
     before = state(settings)
     with pytest.raises(ValidationError) as exc:
         bill(settings, target)
-    assert exc.value.field == "--out"
+    assert exc.value.field == "out"
     assert state(settings) == before
     assert statuses(settings)[e] == "signed"
 
@@ -561,8 +564,9 @@ def test_no_billing_profile(settings, ctx_for, out):
     p = setup_practice(ctx_for, profile=False)
     e = signed(ctx_for, p.bob, "I10", "99213:1")
     before = state(settings)
-    with pytest.raises(ValidationError, match="billing setup"):
+    with pytest.raises(ValidationError, match="no submitter and receiver") as exc:
         bill(settings, out)
+    assert (exc.value.action.noun, exc.value.action.verb) == ("billing", "setup")
     assert state(settings) == before and statuses(settings)[e] == "signed"
     assert list(out.iterdir()) == []
     # the dry run still scrubs, and names the missing tax id

@@ -44,7 +44,7 @@ def _utc(value) -> dt.datetime:
 
 
 def test_a_booking_is_read_in_the_location_zone_and_stored_utc(settings, ctx_for, register):
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import listing
 
     c = clinic(ctx_for, register)
     seq = last_seq(settings)
@@ -70,7 +70,7 @@ def test_a_booking_is_read_in_the_location_zone_and_stored_utc(settings, ctx_for
         ("create", str(a.id), c.patient, None)
     ]
     with ctx_for(clock=fixed_clock) as ctx:
-        shown = appointments.show(ctx, a.id)
+        shown = listing.show(ctx, a.id)
     assert shown.start == a.start and shown.model_dump() == a.model_dump()
     assert [(e["action"], e["patient_id"]) for e in appointment_events(settings, seq)][-1] == ("read", c.patient)
 
@@ -94,7 +94,7 @@ def test_booking_outside_open_time_is_refused(settings, ctx_for, register, at, w
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, at)
-    assert err.value.field == "--at" and why in err.value.message
+    assert err.value.field == "at" and why in err.value.message
     assert appointment_count(settings) == 0
 
 
@@ -107,7 +107,7 @@ def test_booking_on_time_off_is_refused(settings, ctx_for, register):
         availability.add_time_off(ctx, start="2026-07-03", reason="Independence Day")
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-17 10:00")
-    assert "on time off (CME)" in err.value.message and "--override" in err.value.message
+    assert "on time off (CME)" in err.value.message and err.value.retry_with == ("override",)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-07-03 10:00")
     assert "on practice holiday (Independence Day)" in err.value.message
@@ -150,7 +150,7 @@ def test_inactive_patient_or_provider_is_refused(settings, ctx_for, register):
         resources.update_provider(ctx, c.provider, active=False)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-16 09:00")
-    assert err.value.field == "--provider"
+    assert err.value.field == "provider"
 
 
 # ---- overlaps ------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_the_buffer_after_a_visit_holds_provider_and_room_not_patient(settings, 
 
 def test_two_locations_in_two_zones(settings, ctx_for, register):
     from hpms.services.platform import org
-    from hpms.services.scheduling import appointments, availability, resources
+    from hpms.services.scheduling import availability, listing, resources
 
     c = clinic(ctx_for, register)
     other = register(first_name="Olga", last_name="Other")
@@ -227,7 +227,7 @@ def test_two_locations_in_two_zones(settings, ctx_for, register):
             )
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-16 09:00")
-    assert err.value.field == "--location"
+    assert err.value.field == "location"
     main = book_one(ctx_for, c, "2026-06-16 09:00", location="Main")
     west = book_one(ctx_for, c, "2026-06-16 09:00", location="West", patient=other.mrn)
     ber = book_one(ctx_for, c, "2026-06-17 09:00", location="Berlin")
@@ -243,7 +243,7 @@ def test_two_locations_in_two_zones(settings, ctx_for, register):
     with pytest.raises(ConflictError):
         book(ctx_for, c, "2026-06-16 16:30", location="Berlin")
     with ctx_for(clock=fixed_clock) as ctx:
-        sheet = appointments.list_appointments(ctx, day="2026-06-16")
+        sheet = listing.list_appointments(ctx, day="2026-06-16")
     assert [(a.location, a.start.strftime("%H:%M"), a.tz) for a in sheet] == [
         ("Main", "09:00", NY),
         ("Main", "10:30", NY),
@@ -422,7 +422,7 @@ def test_a_series_running_into_closed_days_is_a_validation_error(settings, ctx_f
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-19 09:00", repeat="FREQ=DAILY;COUNT=3")
-    assert err.value.field == "--repeat"
+    assert err.value.field == "repeat"
     assert "#2 2026-06-20 09:00: outside working hours" in err.value.message
     assert "#3 2026-06-21 09:00: outside working hours" in err.value.message
     out = book(ctx_for, c, "2026-06-19 09:00", repeat="FREQ=DAILY;COUNT=4", skip_conflicts=True)
@@ -445,7 +445,7 @@ def test_invalid_series_rules_are_refused(settings, ctx_for, register, rule, why
     c = clinic(ctx_for, register)
     with pytest.raises(ValidationError) as err:
         book(ctx_for, c, "2026-06-16 09:00", repeat=rule)
-    assert err.value.field == "--repeat" and why in err.value.message
+    assert err.value.field == "repeat" and why in err.value.message
     assert appointment_count(settings) == 0
 
 
@@ -522,14 +522,14 @@ REFUSED = [
 
 
 def _act(ctx_for, appointment_id, action, when=LATE, **kw):
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import appointments, lifecycle
 
     with ctx_for(clock=clock(when)) as ctx:
         if action == "cancel":
             return appointments.cancel(ctx, appointment_id, reason="patient called", **kw)[0]
         if action == "room":
             kw.setdefault("room", "Exam 1")
-        return appointments.transition(ctx, appointment_id, action, **kw)
+        return lifecycle.transition(ctx, appointment_id, action, **kw)
 
 
 @pytest.fixture
@@ -582,7 +582,7 @@ def test_room_needs_a_free_room(settings, ctx_for, day_clinic):
     a = day_clinic("arrived")
     with pytest.raises(ValidationError) as err:
         _act(ctx_for, a, "room", room=" ")
-    assert err.value.field == "--room"
+    assert err.value.field == "room"
     roomed = _act(ctx_for, a, "room", room="Exam 1")
     assert (roomed.room, roomed.status) == ("Exam 1", "in_room")
     moved = _act(ctx_for, a, "room", room="exam 2")
@@ -638,7 +638,7 @@ def test_late_cancellation_follows_the_policy_window(settings, ctx_for, register
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             appointments.cancel(ctx, soon.id, reason="  ")
-    assert err.value.field == "--reason"
+    assert err.value.field == "reason"
 
 
 def _series(ctx_for, c, start="2026-06-16 09:00", count=4):
@@ -667,11 +667,11 @@ def test_cancel_this_and_following(settings, ctx_for, register):
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             appointments.cancel(ctx, single.id, reason="x", this_and_following=True)
-    assert err.value.field == "--this-and-following"
+    assert err.value.field == "this_and_following"
 
 
 def test_reschedule_moves_in_place(settings, ctx_for, register):
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import appointments, lifecycle
 
     c = clinic(ctx_for, register)
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -691,7 +691,7 @@ def test_reschedule_moves_in_place(settings, ctx_for, register):
     for call in (
         lambda ctx: appointments.reschedule(ctx, a.id, at="2026-06-18 15:00", expected_version=2),
         lambda ctx: appointments.cancel(ctx, a.id, reason="x", expected_version=1),
-        lambda ctx: appointments.transition(ctx, a.id, "confirm", expected_version=2),
+        lambda ctx: lifecycle.transition(ctx, a.id, "confirm", expected_version=2),
     ):
         with pytest.raises(ConflictError) as err:
             with ctx_for(clock=fixed_clock) as ctx:
@@ -703,7 +703,7 @@ def test_reschedule_moves_in_place(settings, ctx_for, register):
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             appointments.reschedule(ctx, a.id, at="2026-06-20 09:00")
-    assert err.value.field == "--at"
+    assert err.value.field == "at"
     _act(ctx_for, a.id, "checkin", when=utc(2026, 6, 18, 18))
     with pytest.raises(ConflictError):
         with ctx_for(clock=fixed_clock) as ctx:
@@ -775,10 +775,10 @@ def test_reschedule_to_another_location_renders_its_zone(settings, ctx_for, regi
 
 
 def _slots(ctx_for, when=fixed_clock, **kw):
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import slots
 
     with ctx_for(clock=when) as ctx:
-        return appointments.find_slot(ctx, **kw)
+        return slots.find_slot(ctx, **kw)
 
 
 def _fmt(slots, with_provider=False):
@@ -807,10 +807,10 @@ def test_find_slot_earliest_inside_hours(settings, ctx_for, register):
     assert _fmt(window) == ["06-16 08:00", "06-16 08:15", "06-16 08:30", "06-16 08:45"]
     with pytest.raises(ValidationError) as err:
         _slots(ctx_for, type=c.type, after="2026-06-16 09:00", before="2026-06-16 08:00")
-    assert err.value.field == "--before"
+    assert err.value.field == "before"
     with pytest.raises(ValidationError) as err:
         _slots(ctx_for, type=c.type, count=0)
-    assert err.value.field == "--count"
+    assert err.value.field == "count"
 
 
 def test_find_slot_skips_time_off_and_bookings_with_buffers(settings, ctx_for, register):

@@ -68,7 +68,8 @@ def test_mark_submitted_flips_the_files_claims_once(settings, ctx_for, billed):
     hist = call(ctx_for, claims.show, ids["ACME1"]).history
     assert [h.status for h in hist] == ["ready", "submitted"] and hist[1].note == Path(acme["path"]).name
     refused(settings, ctx_for, ConflictError, "already marked submitted", claims.mark_submitted, acme["id"])
-    refused(settings, ctx_for, NotFoundError, "no 837P file", claims.mark_submitted, "837P-NOPE.x12")
+    missing = refused(settings, ctx_for, NotFoundError, "no 837P file", claims.mark_submitted, "837P-NOPE.x12")
+    assert (missing.action.noun, missing.action.verb) == ("billing", "files")
     # by id and by bare name
     assert call(ctx_for, claims.mark_submitted, str(files["BETA2"]["id"]))["claims"] == 1
     listed = {f["id"]: f for f in call(ctx_for, claims.list_files)}
@@ -104,7 +105,9 @@ def test_a_replacement_is_written_with_frequency_7_and_ref_f8(settings, ctx_for,
     # not adjudicated yet: nothing to replace
     refused(settings, ctx_for, ConflictError, "only rejected or adjudicated", claims.resubmit, cid)
     call(ctx_for, claims.set_status, cid, "accepted")
-    refused(settings, ctx_for, ValidationError, "--payer-claim-number", claims.resubmit, cid)
+    assert (
+        refused(settings, ctx_for, ValidationError, "is required", claims.resubmit, cid).field == "payer_claim_number"
+    )
     call(ctx_for, claims.set_status, cid, "paid", payer_claim_number="2026123456789")
     new = call(ctx_for, claims.resubmit, cid, note="corrected modifier")
     assert (new.frequency, new.status, new.original_claim_id, new.payer_claim_number) == (
@@ -157,7 +160,7 @@ def test_void_of_an_adjudicated_claim_needs_the_payer_claim_number(settings, ctx
     cid = ids["ACME1"]
     call(ctx_for, claims.mark_submitted, files["ACME1"]["id"])
     call(ctx_for, claims.set_status, cid, "accepted")
-    refused(settings, ctx_for, ValidationError, "--payer-claim-number", claims.void, cid)
+    assert refused(settings, ctx_for, ValidationError, "is required", claims.void, cid).field == "payer_claim_number"
     v = call(ctx_for, claims.void, cid, payer_claim_number="P-9")
     assert (v.frequency, v.payer_claim_number) == ("8", "P-9")
 
@@ -169,7 +172,7 @@ def test_void_of_a_submitted_claim_without_a_payer_claim_number_is_refused(setti
     cid = ids["ACME1"]
     call(ctx_for, claims.mark_submitted, files["ACME1"]["id"])
     before = scalar(settings, "SELECT count(*) FROM claim")
-    refused(settings, ctx_for, ValidationError, "--payer-claim-number", claims.void, cid)
+    assert refused(settings, ctx_for, ValidationError, "is required", claims.void, cid).field == "payer_claim_number"
     assert scalar(settings, "SELECT count(*) FROM claim") == before
     assert call(ctx_for, claims.show, cid).status == "submitted"
 
@@ -195,7 +198,7 @@ def test_a_rejected_claim_gets_a_new_original(settings, ctx_for, billed):
     call(ctx_for, claims.set_status, cid, "rejected", note="bad member id")
     wl = call(ctx_for, claims.worklist)
     assert [(w.rule_id, w.claim_id) for w in wl] == [("REJECTED", cid)]
-    assert wl[0].patient == "Bob Jones"
+    assert wl[0].patient == "Bob Jones" and "hpms" not in wl[0].message
     new = call(ctx_for, claims.resubmit, cid)
     # the partial unique index allows a second original once the first is rejected
     assert (new.frequency, new.status, new.original_claim_id) == ("1", "ready", None)
@@ -257,8 +260,9 @@ def test_list_and_show(settings, ctx_for, billed):
     assert {r.payer_code for r in rows} == {"ACME1", "BETA2"}
     assert [r.id for r in call(ctx_for, claims.list_claims, payer="BETA2")] == [ids["BETA2"]]
     assert call(ctx_for, claims.list_claims, status="submitted") == []
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as err:
         call(ctx_for, claims.list_claims, payer="NOPE")
+    assert err.value.field == "payer"
     c = call(ctx_for, claims.show, ids["ACME1"])
     assert [(ln.code, ln.modifiers, ln.pointers, str(ln.charge)) for ln in c.lines] == [
         ("99213", ["25"], [1, 2], "100.00"),

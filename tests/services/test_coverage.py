@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from hpms.errors import ConflictError, ExitCode, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, ExitCode, NotFoundError, ValidationError
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, last_seq, snapshot
 
@@ -44,12 +44,12 @@ def test_add_and_list_payers(settings, ctx_for):
 @pytest.mark.parametrize(
     ("kw", "exc", "field"),
     [
-        ({"payer_id": "AC ME"}, ValidationError, "--payer-id"),
-        ({"payer_id": "A"}, ValidationError, "--payer-id"),
-        ({"payer_id": "ACME-1"}, ValidationError, "--payer-id"),
-        ({"payer_id": ""}, ValidationError, "--payer-id"),
-        ({"name": "  "}, ValidationError, "--name"),
-        ({"phone": "call us"}, ValidationError, "--phone"),
+        ({"payer_id": "AC ME"}, ValidationError, "payer_id"),
+        ({"payer_id": "A"}, ValidationError, "payer_id"),
+        ({"payer_id": "ACME-1"}, ValidationError, "payer_id"),
+        ({"payer_id": ""}, ValidationError, "payer_id"),
+        ({"name": "  "}, ValidationError, "name"),
+        ({"phone": "call us"}, ValidationError, "phone"),
         ({"payer_id": "ACME1"}, ConflictError, None),
     ],
 )
@@ -139,20 +139,20 @@ def test_dependent_coverage_names_the_subscriber(ctx_for, payer, pat):
 BAD_COVERAGE = [
     ("unknown payer", {"payer": "NOPE"}, NotFoundError, None),
     ("unknown patient", {"patient": "0199999"}, NotFoundError, None),
-    ("spouse without subscriber", {"relationship": "spouse"}, ValidationError, "--subscriber"),
-    ("child without subscriber", {"relationship": "child", "subscriber": "  "}, ValidationError, "--subscriber"),
-    ("subscriber for self", {"subscriber": "Someone Else"}, ValidationError, "--subscriber"),
-    ("unknown relationship", {"relationship": "cousin", "subscriber": "A B"}, ValidationError, "--relationship"),
-    ("unknown priority", {"priority": "quaternary"}, ValidationError, "--priority"),
-    ("to before from", {"valid_from": "2026-03-01", "valid_to": "2026-02-28"}, ValidationError, "--to"),
-    ("impossible from", {"valid_from": "2026-02-30"}, ValidationError, "--from"),
-    ("bad member id", {"member_id": "has space"}, ValidationError, "--member-id"),
-    ("empty member id", {"member_id": ""}, ValidationError, "--member-id"),
+    ("spouse without subscriber", {"relationship": "spouse"}, ValidationError, "subscriber"),
+    ("child without subscriber", {"relationship": "child", "subscriber": "  "}, ValidationError, "subscriber"),
+    ("subscriber for self", {"subscriber": "Someone Else"}, ValidationError, "subscriber"),
+    ("unknown relationship", {"relationship": "cousin", "subscriber": "A B"}, ValidationError, "relationship"),
+    ("unknown priority", {"priority": "quaternary"}, ValidationError, "priority"),
+    ("to before from", {"valid_from": "2026-03-01", "valid_to": "2026-02-28"}, ValidationError, "valid_to"),
+    ("impossible from", {"valid_from": "2026-02-30"}, ValidationError, "valid_from"),
+    ("bad member id", {"member_id": "has space"}, ValidationError, "member_id"),
+    ("empty member id", {"member_id": ""}, ValidationError, "member_id"),
     (
         "future subscriber dob",
         {"relationship": "spouse", "subscriber": "A B", "subscriber_dob": "2030-01-01"},
         ValidationError,
-        "--subscriber-dob",
+        "subscriber_dob",
     ),
 ]
 
@@ -208,7 +208,10 @@ def test_same_priority_may_not_overlap(settings, ctx_for, payer, pat, first, sec
             with _ctx(ctx_for) as ctx:
                 call(ctx)
         assert err.value.exit_code == 4
-        assert str(c1.id) in err.value.message and "coverage end" in err.value.hint
+        assert str(c1.id) in err.value.message and err.value.field == "priority"
+        assert err.value.action == Action(
+            "coverage", "end", target=str(c1.id), give=(("on", "DATE"),), purpose="end it with"
+        )
         assert snapshot(settings) == before
     else:
         with _ctx(ctx_for) as ctx:
@@ -291,7 +294,7 @@ def test_end_coverage_refusals(settings, ctx_for, payer, pat):
     with pytest.raises(ValidationError) as err:
         with _ctx(ctx_for) as ctx:
             coverage.end_coverage(ctx, c.id, on="2025-12-31")
-    assert err.value.field == "--on"
+    assert err.value.field == "on"
     with pytest.raises(NotFoundError):
         with _ctx(ctx_for) as ctx:
             coverage.end_coverage(ctx, 999999, on="2026-02-01")
@@ -356,7 +359,7 @@ def test_a_bad_claim_filing_is_refused_and_writes_nothing(settings, ctx_for, pay
         with pytest.raises(ValidationError) as err:
             with _ctx(ctx_for) as ctx:
                 call(ctx)
-        assert err.value.field == "--claim-filing" and err.value.exit_code == ExitCode.USAGE
+        assert err.value.field == "claim_filing" and err.value.exit_code == ExitCode.USAGE
         assert repr(bad) in err.value.message and "MB" in err.value.message and "medicare-b" in err.value.message
     assert snapshot(settings) == before
     with _ctx(ctx_for) as ctx:
@@ -397,9 +400,9 @@ def test_update_payer(settings, ctx_for, payer):
     [
         ("ACME1", {}, ValidationError, "options"),
         ("ACME1", {"payer_id": "BETA2"}, ConflictError, None),
-        ("ACME1", {"payer_id": "BE TA"}, ValidationError, "--payer-id"),
-        ("ACME1", {"name": " "}, ValidationError, "--name"),
-        ("ACME1", {"phone": "call us"}, ValidationError, "--phone"),
+        ("ACME1", {"payer_id": "BE TA"}, ValidationError, "payer_id"),
+        ("ACME1", {"name": " "}, ValidationError, "name"),
+        ("ACME1", {"phone": "call us"}, ValidationError, "phone"),
         ("NOPE", {"name": "X"}, NotFoundError, None),
     ],
 )
@@ -472,7 +475,7 @@ def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medi
     with pytest.raises(ValidationError) as err:
         with _ctx(ctx_for) as ctx:
             coverage.add_coverage(ctx, patient=pat.mrn, member_id="M1", **kw)
-    assert err.value.field == "--medicare-secondary-type" and words in err.value.message
+    assert err.value.field == "medicare_secondary_type" and words in err.value.message
     assert snapshot(settings) == before
     # the same on an update, of a coverage that exists
     with _ctx(ctx_for) as ctx:
@@ -481,7 +484,7 @@ def test_a_bad_medicare_secondary_type_is_refused(settings, ctx_for, payer, medi
     with pytest.raises(ValidationError) as err:
         with _ctx(ctx_for) as ctx:
             coverage.update_coverage(ctx, c.id, medicare_secondary_type=kw["medicare_secondary_type"])
-    assert err.value.field == "--medicare-secondary-type" and words in err.value.message
+    assert err.value.field == "medicare_secondary_type" and words in err.value.message
     assert snapshot(settings) == before
 
 

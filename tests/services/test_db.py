@@ -18,6 +18,7 @@ from hpms.db import (
     session_scope,
 )
 from hpms.errors import (
+    Action,
     ConflictError,
     ExitCode,
     NotFoundError,
@@ -145,7 +146,7 @@ def test_a_database_without_schema_is_not_initialized(settings, scratch_url):
     try:
         with pytest.raises(NotInitializedError) as err:
             check_schema(engine)
-        assert "hpms init" in err.value.hint
+        assert err.value.action == Action("init", purpose="first run")
         assert err.value.exit_code == ExitCode.USAGE
     finally:
         engine.dispose()
@@ -277,7 +278,7 @@ def test_backup_and_restore(settings, ctx_for, register, tmp_path):
     # Refused without yes=True, and nothing changes.
     with pytest.raises(ConflictError) as err:
         admin.restore(settings, dest)
-    assert "--yes" in err.value.hint
+    assert err.value.retry_with == ("yes",)
     assert counts(settings, "patient") == {"patient": 2}
     result = admin.restore(settings, dest, yes=True)
     assert result["schema"] == head_revision() and result["schema_ok"] is True

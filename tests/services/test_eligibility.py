@@ -109,7 +109,7 @@ def test_request_for_one_patient(settings, ctx_for, practice, tmp_path):
     "kw, error, message",
     [
         ({"date": "2026-06-17"}, NotFoundError, "no appointments on 2026-06-17"),
-        ({"date": None}, ValidationError, "give --date"),
+        ({"date": None}, ValidationError, "date: give a day"),
         ({"date": "someday"}, ValidationError, "is not a date"),
         ({"date": None, "patient": "9999999"}, NotFoundError, "patient: no patient"),
         ({"date": None, "patient": "NORA"}, NotFoundError, "has no active coverage"),
@@ -127,15 +127,17 @@ def test_request_refusals_write_nothing(settings, ctx_for, practice, tmp_path, k
 
 def test_request_needs_a_profile_and_a_npi(settings, ctx_for, register, tmp_path):
     setup_practice(ctx_for, register, profile=False)
-    with pytest.raises(ValidationError, match="submitter and receiver"):
+    with pytest.raises(ValidationError, match="submitter and receiver") as exc:
         requested(ctx_for, tmp_path)
+    assert (exc.value.action.noun, exc.value.action.verb) == ("billing", "setup")
     assert counts(settings, "eligibility_check") == {"eligibility_check": 0}
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_request_to_a_missing_directory(settings, ctx_for, practice, tmp_path):
-    with pytest.raises(NotFoundError, match="does not exist"):
+    with pytest.raises(NotFoundError, match="does not exist") as exc:
         run(ctx_for, "request", date="tomorrow", out=tmp_path / "nope" / "x.270")
+    assert exc.value.field == "out"
     assert counts(settings, "eligibility_check") == {"eligibility_check": 0}
 
 
@@ -276,7 +278,7 @@ def test_bad_files_import_nothing(settings, ctx_for, practice, tmp_path, content
     before = checks(settings), counts(settings, "audit_event")
     with pytest.raises(ValidationError, match=message) as exc:
         run(ctx_for, "import_271", tmp_path / "bad.271")
-    assert exc.value.field == "FILE" and "nothing imported" in exc.value.message
+    assert exc.value.field == "file" and "nothing imported" in exc.value.message
     assert (checks(settings), counts(settings, "audit_event")) == before
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from hpms.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, PermissionDenied, ValidationError
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, counts, last_seq, query
 from tests.services.sched import NPI_A, book_one, clinic, clock, utc
@@ -60,14 +60,24 @@ def call(ctx_for, fn, user=None, when=fixed_clock):
         return fn(ctx)
 
 
+def says(err, words) -> None:
+    """`err` says each of `words`: "field:" is the field it names, an Action its next step, any
+    other text part of it."""
+    for w in [words] if isinstance(words, (str, Action)) else words:
+        if isinstance(w, Action):
+            assert err.action == w, (w, err.action)
+        elif w.endswith(":"):
+            assert err.field == w[:-1], (w, err.field)
+        else:
+            assert w in str(err), (w, str(err))
+
+
 def refused(settings, ctx_for, exc_type, field_or_words, user=None, when=fixed_clock, **kw):
-    """create(**kw) raises exc_type naming the field/words; nothing is written."""
+    """create(**kw) raises exc_type naming the field/words (see `says`); nothing is written."""
     before = counts(settings, *TABLES)
     with pytest.raises(exc_type) as err:
         create(ctx_for, user, when, **kw)
-    words = [field_or_words] if isinstance(field_or_words, str) else field_or_words
-    for w in words:
-        assert w in str(err.value), (w, str(err.value))
+    says(err.value, field_or_words)
     assert counts(settings, *TABLES) == before
     return err.value
 
@@ -159,30 +169,33 @@ def test_a_draft_may_start_without_diagnoses_or_lines(ctx_for, c, appt):
 @pytest.mark.parametrize(
     ("kw", "words"),
     [
-        ({"dx": "E11.99"}, ["--dx", "unknown ICD-10-CM code 'E11.99'"]),
-        ({"dx": "XYZ"}, ["--dx", "unknown"]),
-        ({"dx": "E11"}, ["--dx", "E11 (Type 2 diabetes mellitus) is a category", "E11.00"]),
-        ({"dx": "E11.9,E119"}, ["--dx", "E11.9 is listed twice"]),
-        ({"dx": DX13}, ["--dx", "13 diagnoses", "at most 12"]),
-        ({"dx": "E11.9,I10", "proc": ["99213:3"]}, ["--proc", "pointer 3 refers to no diagnosis (2 given)"]),
-        ({"dx": "E11.9", "proc": ["99213:25"]}, ["--proc", "pointer 25 is out of range", "CODE:25:1"]),
-        ({"dx": DX13[:5], "proc": ["99213::1,2,3,4,5"]}, ["--proc", "5 diagnosis pointers", "at most 4"]),
-        ({"dx": "E11.9", "proc": ["99213::1,1"]}, ["--proc", "pointer 1 is given twice"]),
-        ({"dx": "E11.9", "proc": ["99213::a"]}, ["--proc", "pointer 'a'"]),
-        ({"dx": "E11.9", "proc": ["99213:25,59,76,77,91:1"]}, ["--proc", "5 modifiers", "at most 4"]),
-        ({"dx": "E11.9", "proc": ["99213:25,25:1"]}, ["--proc", "modifier 25 is given twice"]),
-        ({"dx": "E11.9", "proc": ["99213:2:1"]}, ["--proc"]),
-        ({"dx": "E11.9", "proc": ["99213:x0:1"]}, ["--proc", "units must be at least 1 (got 0)"]),
-        ({"dx": "E11.9", "proc": ["99213:x-1:1"]}, ["--proc", "units must be at least 1 (got -1)"]),
-        ({"dx": "E11.9", "proc": ["99213:25x:1"]}, ["--proc", "units are missing"]),
-        ({"dx": "E11.9", "proc": ["99213:x1000:1"]}, ["--proc", "at most 999"]),
-        ({"dx": "E11.9", "proc": ["99213:1:1:1"]}, ["--proc", "is not CODE[:MODS[xUNITS]][:POINTERS]"]),
-        ({"dx": "E11.9", "proc": [":25:1"]}, ["--proc", "code is missing"]),
-        ({"dx": "E11.9", "proc": [f"{UNKNOWN}::1"]}, ["--proc", f"unknown procedure code {UNKNOWN!r}"]),
-        ({"dx": "E11.9", "proc": ["992::1"]}, ["--proc"]),
-        ({"dx": "E11.9", "proc": ["G0439::1"]}, ["--proc", "no fee for G0439", "hpms fees set G0439"]),
-        ({"dx": "E11.9", "proc": ["99213"] * 51}, ["--proc", "51 lines", "at most 50"]),
-        ({"dx": "E11.9", "place_of_service": "1A"}, ["--place-of-service"]),
+        ({"dx": "E11.99"}, ["dx:", "unknown ICD-10-CM code 'E11.99'"]),
+        ({"dx": "XYZ"}, ["dx:", "unknown"]),
+        ({"dx": "E11"}, ["dx:", "E11 (Type 2 diabetes mellitus) is a category", "E11.00"]),
+        ({"dx": "E11.9,E119"}, ["dx:", "E11.9 is listed twice"]),
+        ({"dx": DX13}, ["dx:", "13 diagnoses", "at most 12"]),
+        ({"dx": "E11.9,I10", "proc": ["99213:3"]}, ["proc:", "pointer 3 refers to no diagnosis (2 given)"]),
+        ({"dx": "E11.9", "proc": ["99213:25"]}, ["proc:", "pointer 25 is out of range", "CODE:25:1"]),
+        ({"dx": DX13[:5], "proc": ["99213::1,2,3,4,5"]}, ["proc:", "5 diagnosis pointers", "at most 4"]),
+        ({"dx": "E11.9", "proc": ["99213::1,1"]}, ["proc:", "pointer 1 is given twice"]),
+        ({"dx": "E11.9", "proc": ["99213::a"]}, ["proc:", "pointer 'a'"]),
+        ({"dx": "E11.9", "proc": ["99213:25,59,76,77,91:1"]}, ["proc:", "5 modifiers", "at most 4"]),
+        ({"dx": "E11.9", "proc": ["99213:25,25:1"]}, ["proc:", "modifier 25 is given twice"]),
+        ({"dx": "E11.9", "proc": ["99213:2:1"]}, ["proc:"]),
+        ({"dx": "E11.9", "proc": ["99213:x0:1"]}, ["proc:", "units must be at least 1 (got 0)"]),
+        ({"dx": "E11.9", "proc": ["99213:x-1:1"]}, ["proc:", "units must be at least 1 (got -1)"]),
+        ({"dx": "E11.9", "proc": ["99213:25x:1"]}, ["proc:", "units are missing"]),
+        ({"dx": "E11.9", "proc": ["99213:x1000:1"]}, ["proc:", "at most 999"]),
+        ({"dx": "E11.9", "proc": ["99213:1:1:1"]}, ["proc:", "is not CODE[:MODS[xUNITS]][:POINTERS]"]),
+        ({"dx": "E11.9", "proc": [":25:1"]}, ["proc:", "code is missing"]),
+        ({"dx": "E11.9", "proc": [f"{UNKNOWN}::1"]}, ["proc:", f"unknown procedure code {UNKNOWN!r}"]),
+        ({"dx": "E11.9", "proc": ["992::1"]}, ["proc:"]),
+        (
+            {"dx": "E11.9", "proc": ["G0439::1"]},
+            ["proc:", "no fee for G0439", Action("fees", "set", target="G0439 AMOUNT", purpose="set one with")],
+        ),
+        ({"dx": "E11.9", "proc": ["99213"] * 51}, ["proc:", "51 lines", "at most 50"]),
+        ({"dx": "E11.9", "place_of_service": "1A"}, ["place_of_service:"]),
     ],
 )
 def test_bad_input_is_refused_with_nothing_written(settings, ctx_for, c, appt, kw, words):
@@ -195,7 +208,7 @@ def test_second_line_error_names_the_line(settings, ctx_for, c, appt):
         settings,
         ctx_for,
         ValidationError,
-        ["--proc", "line 2 '99213:x0'"],
+        ["proc:", "line 2 '99213:x0'"],
         appointment=appt.id,
         dx="E11.9",
         proc=["99213", "99213:x0"],
@@ -213,7 +226,7 @@ def test_cancelled_and_no_show_appointments_are_refused(settings, ctx_for, c):
         settings,
         ctx_for,
         ConflictError,
-        ["--appointment", f"appointment {gone.id} is cancelled"],
+        ["appointment:", f"appointment {gone.id} is cancelled"],
         when=AFTER_VISIT,
         appointment=gone.id,
         dx="E11.9",
@@ -239,7 +252,11 @@ def test_one_encounter_per_appointment(settings, ctx_for, c, appt):
         settings,
         ctx_for,
         ConflictError,
-        [f"already has encounter {first.id}", f"hpms encounters update {first.id}"],
+        [
+            "appointment:",
+            f"already has encounter {first.id}",
+            Action("encounters", "update", target=str(first.id), purpose="change it with"),
+        ],
         appointment=appt.id,
         dx="E11.9",
         proc=["99213"],
@@ -252,7 +269,7 @@ def test_appointment_or_patient_provider_date(settings, ctx_for, c, appt):
         settings,
         ctx_for,
         ValidationError,
-        ["--patient", "comes from the appointment"],
+        ["patient:", "comes from the appointment"],
         appointment=appt.id,
         patient=c.mrn,
     )
@@ -260,17 +277,17 @@ def test_appointment_or_patient_provider_date(settings, ctx_for, c, appt):
         settings,
         ctx_for,
         ValidationError,
-        ["--date", "comes from the appointment"],
+        ["date:", "comes from the appointment"],
         appointment=appt.id,
         date="2026-06-16",
     )
-    refused(settings, ctx_for, ValidationError, ["--patient", "is required"], dx="E11.9")
-    refused(settings, ctx_for, ValidationError, ["--date", "is required"], patient=c.mrn, provider=c.provider)
+    refused(settings, ctx_for, ValidationError, ["patient:", "is required"], dx="E11.9")
+    refused(settings, ctx_for, ValidationError, ["date:", "is required"], patient=c.mrn, provider=c.provider)
     refused(
         settings,
         ctx_for,
         ValidationError,
-        ["--date", "2026-02-30"],
+        ["date:", "2026-02-30"],
         patient=c.mrn,
         provider=c.provider,
         date="2026-02-30",
@@ -279,13 +296,13 @@ def test_appointment_or_patient_provider_date(settings, ctx_for, c, appt):
         settings,
         ctx_for,
         ValidationError,
-        ["--date", "in the future"],
+        ["date:", "in the future"],
         patient=c.mrn,
         provider=c.provider,
         date="2026-06-16",
     )
     assert (
-        refused(settings, ctx_for, NotFoundError, ["--appointment", "no appointment '999'"], appointment=999).exit_code
+        refused(settings, ctx_for, NotFoundError, ["appointment:", "no appointment '999'"], appointment=999).exit_code
         == 3
     )
     assert (
@@ -345,12 +362,11 @@ def test_update_refusals(settings, ctx_for, c, appt):
     def fails(exc, words, **kw):
         with pytest.raises(exc) as err:
             call(ctx_for, lambda ctx: encounters.update(ctx, e.id, **kw))
-        for w in words:
-            assert w in str(err.value)
+        says(err.value, words)
         return err.value
 
-    fails(ValidationError, ["--dx", "line 1 (99213) points at diagnosis 3"], dx="E11.9,I10")
-    fails(ValidationError, ["--proc", "pointer 4 refers to no diagnosis (3 given)"], proc=["99213:4"])
+    fails(ValidationError, ["dx:", "line 1 (99213) points at diagnosis 3"], dx="E11.9,I10")
+    fails(ValidationError, ["proc:", "pointer 4 refers to no diagnosis (3 given)"], proc=["99213:4"])
     fails(ValidationError, ["nothing to change"])
     assert fails(ConflictError, ["changed since version 7"], dx="E11.9", expected_version=7).exit_code == 4
     with pytest.raises(NotFoundError):
@@ -369,8 +385,11 @@ def test_sign(settings, ctx_for, c, appt, make_user):
     make_user("doc", "provider")
     e = create(ctx_for, appointment=appt.id)
     before = counts(settings, *TABLES)
-    with pytest.raises(ValidationError, match="has no diagnosis"):
+    with pytest.raises(ValidationError, match="has no diagnosis") as err:
         call(ctx_for, lambda ctx: encounters.sign(ctx, e.id))
+    assert err.value.action == Action(
+        "encounters", "update", target=str(e.id), give=(("dx", "CODE"),), purpose="add one with"
+    )
     call(ctx_for, lambda ctx: encounters.update(ctx, e.id, dx="E11.9"))
     with pytest.raises(ValidationError, match="has no procedure line"):
         call(ctx_for, lambda ctx: encounters.sign(ctx, e.id))
@@ -424,9 +443,9 @@ def test_show_and_list(settings, ctx_for, c, appt, register):
     events = audit_rows(settings, seq)
     assert (events[0]["action"], events[0]["entity_id"], events[0]["patient_id"]) == ("read", str(a.id), c.patient)
     assert events[1]["patient_ids_list"] == sorted([c.patient, other.id])
-    with pytest.raises(ValidationError, match="--status"):
+    with pytest.raises(ValidationError, match="status: "):
         call(ctx_for, lambda ctx: encounters.list_encounters(ctx, status="open"))
-    with pytest.raises(ValidationError, match="--to"):
+    with pytest.raises(ValidationError, match="end: "):
         call(ctx_for, lambda ctx: encounters.list_encounters(ctx, since="2026-06-02", until="2026-06-01"))
     with pytest.raises(NotFoundError):
         call(ctx_for, lambda ctx: encounters.show(ctx, 999))
@@ -436,7 +455,6 @@ def test_show_and_list(settings, ctx_for, c, appt, register):
 
 
 def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
-    from hpms.services.billing import encounters
     from hpms.services.people import coverage
     from hpms.services.platform import org
 
@@ -452,7 +470,7 @@ def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
     )
     e = create(ctx_for, appointment=appt.id, dx="E11.9,I10", proc=["99213:25:1,2", "36415:x2:1"])
     seq = last_seq(settings)
-    text = call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id)).decode("utf-8")
+    text = call(ctx_for, lambda ctx: superbill_of(ctx, e.id)).decode("utf-8")
     for part in (
         "SUPERBILL",
         "Test Clinic",
@@ -477,7 +495,7 @@ def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
         "Not signed (draft)",
     ):
         assert part in text, part
-    pdf = call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id, fmt="pdf"))
+    pdf = call(ctx_for, lambda ctx: superbill_of(ctx, e.id, "pdf"))
     assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
     events = audit_rows(settings, seq)
     assert [(ev["action"], ev["patient_id"], ev["detail"]) for ev in events] == [
@@ -485,20 +503,20 @@ def test_superbill_text_and_pdf(settings, ctx_for, c, appt, payer):
         ("read", c.patient, "superbill pdf"),
     ]
     assert "M123456" not in str(events)
-    with pytest.raises(ValidationError, match="--format"):
-        call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id, fmt="docx"))
+    with pytest.raises(ValidationError, match="fmt: "):
+        call(ctx_for, lambda ctx: superbill_of(ctx, e.id, "docx"))
 
 
 def test_pdf_superbill_with_names_beyond_latin1(ctx_for, register):
-    from hpms.services.billing import encounters
+    from hpms.pdf import latin1
 
     cl = clinic(ctx_for, lambda **kw: register(**{**kw, "first_name": "Łukasz", "last_name": "Żółć"}))
     set_fees(ctx_for, ("99213", "125"))
     a = book_one(ctx_for, cl, "2026-06-16 09:00")
     e = create(ctx_for, appointment=a.id, dx="E11.9", proc=["99213"])
-    assert call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id, fmt="pdf")).startswith(b"%PDF")
-    assert encounters._latin1("Łukasz Żółć — Nguyễn") == "Lukasz Zólc - Nguyen"  # what the PDF prints
-    assert "Łukasz Żółć" in call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id)).decode()
+    assert call(ctx_for, lambda ctx: superbill_of(ctx, e.id, "pdf")).startswith(b"%PDF")
+    assert latin1("Łukasz Żółć — Nguyễn") == "Lukasz Zólc - Nguyen"  # what the PDF prints
+    assert "Łukasz Żółć" in call(ctx_for, lambda ctx: superbill_of(ctx, e.id)).decode()
 
 
 # ---- permissions ---------------------------------------------------------------------------
@@ -540,8 +558,14 @@ def test_who_may_create_sign_and_read(settings, ctx_for, c, appt, make_user):
         with pytest.raises(PermissionDenied):
             call(ctx_for, lambda ctx: encounters.list_encounters(ctx), user)
         with pytest.raises(PermissionDenied):
-            call(ctx_for, lambda ctx: encounters.superbill(ctx, e.id), user)
+            call(ctx_for, lambda ctx: superbill_of(ctx, e.id), user)
     assert counts(settings, *TABLES) == before
     assert call(ctx_for, lambda ctx: encounters.show(ctx, e.id), "desk").id == e.id
     call(ctx_for, lambda ctx: encounters.update(ctx, e.id, dx="I10"), "bill")
     assert call(ctx_for, lambda ctx: encounters.sign(ctx, e.id), "bill").signed_by == "bill"
+
+
+def superbill_of(ctx, encounter_id, fmt="text"):
+    from hpms.services.billing.superbill import superbill
+
+    return superbill(ctx, encounter_id, fmt=fmt)

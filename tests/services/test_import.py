@@ -142,7 +142,7 @@ def test_every_bad_row_is_listed_with_its_line_and_field(settings, ctx_for, tmp_
         _import(ctx_for, path)
     assert [(e.line, e.field) for e in err.value.errors] == [(ln, f) for ln, _, f in BAD_ROWS]
     assert all(e.message for e in err.value.errors)
-    assert err.value.field == "FILE" and "line 3 (dob:" in err.value.message  # the first bad row
+    assert err.value.field == "file" and "line 3 (dob:" in err.value.message  # the first bad row
     assert snapshot(settings) == before
     for e in err.value.errors:  # a rejected SSN is not echoed
         assert "12345678" not in e.message
@@ -196,9 +196,9 @@ def test_missing_required_column(settings, ctx_for, tmp_path, header, field):
 @pytest.mark.parametrize(
     ("content", "field", "words"),
     [
-        (b"", "FILE", "empty"),
+        (b"", "file", "empty"),
         (b"first_name,last_name,dob,shoe_size\nA,B,1980-01-01,42\n", "shoe_size", "unknown column"),
-        (b"first_name,last_name,dob,dob\nA,B,1980-01-01,1980-01-01\n", "FILE", "twice"),
+        (b"first_name,last_name,dob,dob\nA,B,1980-01-01,1980-01-01\n", "file", "twice"),
     ],
 )
 def test_bad_files(settings, ctx_for, tmp_path, content, field, words):
@@ -216,7 +216,7 @@ def test_missing_file_and_directory(settings, ctx_for, tmp_path):
         _import(ctx_for, tmp_path / "nope.csv")
     with pytest.raises(ValidationError) as err:
         _import(ctx_for, tmp_path)
-    assert err.value.field == "FILE"
+    assert err.value.field == "file"
 
 
 @pytest.mark.parametrize("where", ["header", "row"])
@@ -231,7 +231,7 @@ def test_a_file_that_is_not_utf8_is_refused(settings, ctx_for, tmp_path, where):
     before = snapshot(settings)
     with pytest.raises(ValidationError) as err:
         _import(ctx_for, path)
-    assert err.value.field == "FILE" and "UTF-8" in err.value.message
+    assert err.value.field == "file" and "UTF-8" in err.value.message
     assert err.value.exit_code == 2
     assert snapshot(settings) == before
 

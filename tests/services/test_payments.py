@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from hpms.errors import NotFoundError, PermissionDenied, ValidationError
+from hpms.errors import Action, NotFoundError, PermissionDenied, ValidationError
 from tests.services import accounts
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, counts, last_seq, query
@@ -125,7 +125,7 @@ def test_refund_is_limited_to_the_credit(settings, ctx_for, acct):
     before = counts(settings, "ledger_entry", "payment_application")
     with pytest.raises(ValidationError) as err, ctx_for(clock=fixed_clock) as ctx:
         payments.refund(ctx, patient=acct["ida"], amount="5.01", method="check")
-    assert err.value.field == "--amount" and "5.00" in err.value.message
+    assert err.value.field == "amount" and "5.00" in err.value.message
     assert counts(settings, "ledger_entry", "payment_application") == before
     with ctx_for(clock=fixed_clock) as ctx:
         r = payments.refund(ctx, patient=acct["ida"], amount="5.00", method="check", reference="CHK 77")
@@ -139,19 +139,19 @@ def test_refund_is_limited_to_the_credit(settings, ctx_for, acct):
 @pytest.mark.parametrize(
     "kw, field, words",
     [
-        ({"amount": "-5.00"}, "--amount", "negative"),
-        ({"amount": "0"}, "--amount", "zero"),
-        ({"amount": "0.00"}, "--amount", "zero"),
-        ({"amount": "ten"}, "--amount", "not an amount"),
-        ({"amount": "1.005"}, "--amount", "two decimal"),
-        ({"amount": ""}, "--amount", "required"),
-        ({"method": "bitcoin"}, "--method", "unknown method"),
-        ({"method": None}, "--method", "required"),
-        ({"apply_to": "abc"}, "--apply-to", "not an encounter id"),
-        ({"apply_to": "OTHER"}, "--apply-to", "is not patient"),
-        ({"date": "2026-13-01"}, "--date", "not a date"),
-        ({"date": "2026-07-01"}, "--date", "future"),
-        ({"reference": "x" * 201}, "--reference", "longer"),
+        ({"amount": "-5.00"}, "amount", "negative"),
+        ({"amount": "0"}, "amount", "zero"),
+        ({"amount": "0.00"}, "amount", "zero"),
+        ({"amount": "ten"}, "amount", "not an amount"),
+        ({"amount": "1.005"}, "amount", "two decimal"),
+        ({"amount": ""}, "amount", "required"),
+        ({"method": "bitcoin"}, "method", "unknown method"),
+        ({"method": None}, "method", "required"),
+        ({"apply_to": "abc"}, "apply_to", "not an encounter id"),
+        ({"apply_to": "OTHER"}, "apply_to", "is not patient"),
+        ({"date": "2026-13-01"}, "date", "not a date"),
+        ({"date": "2026-07-01"}, "date", "future"),
+        ({"reference": "x" * 201}, "reference", "longer"),
     ],
 )
 def test_bad_payment_input_writes_nothing(settings, ctx_for, acct, kw, field, words):
@@ -172,12 +172,16 @@ def test_unknown_patient_or_encounter(settings, ctx_for, acct):
     from hpms.services.payments import payments
 
     before = counts(settings, "ledger_entry", "payment_application")
-    with pytest.raises(NotFoundError, match="--patient: no patient"), ctx_for(clock=fixed_clock) as ctx:
+    with pytest.raises(NotFoundError, match="no patient") as err, ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient="9999999", amount="10.00", method="cash")
-    with pytest.raises(NotFoundError, match="--apply-to: no encounter 99999"), ctx_for(clock=fixed_clock) as ctx:
+    assert err.value.field == "patient"
+    with pytest.raises(NotFoundError, match="no encounter 99999") as err, ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=acct["ida"], amount="10.00", method="cash", apply_to="99999")
-    with pytest.raises(NotFoundError, match="--patient"), ctx_for(clock=fixed_clock) as ctx:
+    assert err.value.field == "apply_to"
+    assert err.value.action == Action("encounters", "list", give=(("patient", acct["ida"]),))
+    with pytest.raises(NotFoundError) as err, ctx_for(clock=fixed_clock) as ctx:
         payments.refund(ctx, patient="nobody", amount="1.00", method="cash")
+    assert err.value.field == "patient"
     assert counts(settings, "ledger_entry", "payment_application") == before
 
 
@@ -217,8 +221,9 @@ def test_list_and_audit(settings, ctx_for, acct):
         ]
         assert [r.mrn for r in payments.list_payments(ctx, patient=acct["otis"])] == [acct["otis"]] * 2
         assert [r.date for r in payments.list_payments(ctx, since="2026-06-05", until="2026-06-10")] == [D(2026, 6, 10)]
-        with pytest.raises(ValidationError, match="--to"):
+        with pytest.raises(ValidationError, match="before") as err:
             payments.list_payments(ctx, since="2026-06-10", until="2026-06-01")
+        assert err.value.field == "end"  # the range's last day, `--to` on the command line
     reads = [r for r in audit_rows(settings, seq) if r["action"] == "read"]
     assert reads and all(r["entity"] == "ledger_entry" for r in reads)
     assert "10.00" not in " ".join(str(r["fields"]) for r in reads)
@@ -270,14 +275,17 @@ def test_copay_at_check_in_by_appointment(settings, ctx_for, register):
     other = register(first_name="Zed", last_name="Other")
     before = counts(settings, "ledger_entry", "payment_application")
     with (
-        pytest.raises(ValidationError, match="--appointment: appointment .* is not patient"),
+        pytest.raises(ValidationError, match="appointment .* is not patient") as err,
         ctx_for(clock=fixed_clock) as ctx,
     ):
         payments.record(ctx, patient=other.mrn, amount="5.00", method="cash", appointment=appt.id)
-    with pytest.raises(NotFoundError, match="--appointment: no appointment"), ctx_for(clock=fixed_clock) as ctx:
+    assert err.value.field == "appointment"
+    with pytest.raises(NotFoundError, match="no appointment") as err, ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=c.mrn, amount="5.00", method="cash", appointment="9999")
-    with pytest.raises(ValidationError, match="not both"), ctx_for(clock=fixed_clock) as ctx:
+    assert err.value.field == "appointment"
+    with pytest.raises(ValidationError, match="not both") as err, ctx_for(clock=fixed_clock) as ctx:
         payments.record(ctx, patient=c.mrn, amount="5.00", method="cash", appointment=appt.id, apply_to=enc.id)
+    assert err.value.field == "appointment"
     assert counts(settings, "ledger_entry", "payment_application") == before
 
 

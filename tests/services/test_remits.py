@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from tests.billing_fixtures import DOS, setup_practice, signed
 from tests.remit_fixtures import claim, interchange, line, payment
 from tests.services.helpers import counts, query, scalar
@@ -200,7 +200,7 @@ def test_a_new_payment_reusing_a_trace_number_is_refused_unless_forced(settings,
     other_amount = interchange(payment([kid]), isa="000000200")  # same payer and TRACE1, 150.00
     err = refused(settings, ctx_for, tmp_path, other_amount, ConflictError, "already posted in file 1 (era.835)")
     assert "82.00 on 2026-11-20" in err.message and "150.00 on 2026-11-20" in err.message
-    assert err.exit_code == 4
+    assert err.exit_code == 4 and err.retry_with == ("force",) and "new payment" in err.hint
     other_day = interchange(payment([bob_paid(ids["ACME1"][1])], paid_on=dt.date(2026, 11, 27)), isa="000000201")
     refused(settings, ctx_for, tmp_path, other_day, ConflictError, "82.00 on 2026-11-27")
     forced = post(ctx_for, write(tmp_path, other_amount, "forced.835"), force=True)
@@ -280,7 +280,7 @@ def test_a_payment_to_another_payee_is_refused_unless_forced(settings, ctx_for, 
     other = ["N1*PE*SOMEONE ELSE MD*XX*1999999984", "REF*TJ*987654321"]
     text = interchange(payment([bob_paid(ids["ACME1"][1])], payee=other))
     err = refused(settings, ctx_for, tmp_path, text, ConflictError, "SOMEONE ELSE MD (NPI 1999999984")
-    assert err.exit_code == 4 and "not to this practice" in err.message
+    assert err.exit_code == 4 and "not to this practice" in err.message and err.retry_with == ("force",)
     # the practice's tax id alone is enough (a payer that names the payee by TIN)
     by_tin = interchange(payment([bob_paid(ids["ACME1"][1])], payee=["N1*PE*SPRINGFIELD CLINIC*FI*123456789"]))
     assert post(ctx_for, write(tmp_path, by_tin, "tin.835")).posted == 1
@@ -342,19 +342,23 @@ def test_a_denial_goes_to_the_work_list_and_follow_up_is_recorded(settings, ctx_
     assert balance(ctx_for, claim=claim_id) == D("0.00")
     d2 = call(ctx_for, denials.appeal, control, note="appeal letter sent")
     assert d2.appeals == 1 and "appeal letter sent" in d2.last_follow_up
-    with pytest.raises(ValidationError, match="--note"):
+    with pytest.raises(ValidationError) as err:
         call(ctx_for, denials.appeal, control, note="  ")
+    assert err.value.field == "note"
     # a replacement claim settles the denial
     new = call(ctx_for, claims.resubmit, claim_id)
     assert new.frequency == "7" and new.payer_claim_number == "BETA-77"
     assert call(ctx_for, denials.denied) == []
     assert len(call(ctx_for, denials.denied, include_settled=True)) == 1
-    with pytest.raises(ConflictError, match="no open denial"):
+    with pytest.raises(ConflictError, match="no open denial") as err:
         call(ctx_for, denials.appeal, claim_id, note="again")
-    with pytest.raises(ValidationError, match="--reason"):
+    assert err.value.action == Action("claims", "denied")
+    with pytest.raises(ValidationError) as err:
         call(ctx_for, denials.denied, reason="not a code!")
-    with pytest.raises(NotFoundError, match="--payer"):
+    assert err.value.field == "reason"
+    with pytest.raises(NotFoundError) as err:
         call(ctx_for, denials.denied, payer="NOPE")
+    assert err.value.field == "payer"
 
 
 def test_a_reversal_takes_the_payment_back_with_reversing_entries(settings, ctx_for, billed, tmp_path):
@@ -392,12 +396,15 @@ def test_claims_hpms_did_not_bill_are_kept_and_matched_by_hand(settings, ctx_for
     assert [(r["control_number"], r["paid"], r["patient"]) for r in rows] == [("X-404", D("60.00"), "DOE, JANE")]
     row = rows[0]["row"]
     before = counts(settings, *TABLES)
-    with pytest.raises(NotFoundError, match="CLAIM_ID"):
+    with pytest.raises(NotFoundError) as err:
         call(ctx_for, remits.match, row, "999999")
-    with pytest.raises(ValidationError, match="CLAIM_ROW"):
+    assert err.value.field == "claim"
+    with pytest.raises(ValidationError) as err:
         call(ctx_for, remits.match, "x", ids["BETA2"][0])
-    with pytest.raises(NotFoundError, match="no claim payment row"):
+    assert (err.value.field, err.value.action) == ("row", Action("remits", "unmatched"))
+    with pytest.raises(NotFoundError, match="no claim payment row") as err:
         call(ctx_for, remits.match, 987654, ids["BETA2"][0])
+    assert (err.value.field, err.value.action) == ("row", Action("remits", "unmatched"))
     assert counts(settings, *TABLES) == before
     done = call(ctx_for, remits.match, row, ids["BETA2"][1])
     assert done.posted == 1 and done.paid == D("60.00")
@@ -464,7 +471,8 @@ def test_a_file_that_is_not_x12_is_refused(settings, ctx_for, billed, tmp_path):
 def test_a_file_for_claims_hpms_never_billed_is_refused(settings, ctx_for, billed, tmp_path):
     stranger = claim("NOT-OURS", [line("99213", "90", "60", ("CO", "45", "30"))])
     text = interchange(payment([stranger]))
-    refused(settings, ctx_for, tmp_path, text, NotFoundError, "none of the 1 claims")
+    err = refused(settings, ctx_for, tmp_path, text, NotFoundError, "none of the 1 claims")
+    assert err.retry_with == ("keep_unmatched",)
     kept = post(ctx_for, write(tmp_path, text), keep_unmatched=True)
     assert kept.posted == 0 and len(kept.unmatched) == 1
 

@@ -1,5 +1,5 @@
 """Report export formats: the `charges` report's rows written in every format and read back
-with their types, -o placeholders, and atomic writes (a failure leaves no file)."""
+with their types, output file placeholders, and atomic writes (a failure leaves no file)."""
 
 from __future__ import annotations
 
@@ -108,16 +108,18 @@ def test_ods_cells_keep_their_types(tmp_path, rep):
 
 def test_placeholders_in_output(tmp_path):
     today = dt.date(2026, 5, 2)
-    path = resolve_output("-o", str(tmp_path / "charges-{from}-{to}-{date}.xlsx"), "xlsx", PARAMS, today)
-    assert path.name == "charges-2026-03-01-2026-04-30-2026-05-02.xlsx"
-    assert resolve_output("-o", "-", "csv", PARAMS, today) is None
-    with pytest.raises(ValidationError, match="placeholder"):
-        resolve_output("-o", str(tmp_path / "x-{month}.csv"), "csv", PARAMS, today)
+    path = resolve_output("out", str(tmp_path / "charges-{from}-{to}-{date}.xlsx"), "xlsx", PARAMS, today)
+    assert path is not None and path.name == "charges-2026-03-01-2026-04-30-2026-05-02.xlsx"
+    assert resolve_output("out", "-", "csv", PARAMS, today) is None
+    with pytest.raises(ValidationError, match="placeholder") as err:
+        resolve_output("out", str(tmp_path / "x-{month}.csv"), "csv", PARAMS, today)
+    assert err.value.field == "out"
     with pytest.raises(ValidationError, match="does not exist"):
-        resolve_output("-o", str(tmp_path / "nowhere" / "x.csv"), "csv", PARAMS, today)
+        resolve_output("out", str(tmp_path / "nowhere" / "x.csv"), "csv", PARAMS, today)
     assert guess_format(None, "a.xlsx") == "xlsx" and guess_format(None, None) == "csv"
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as err:
         guess_format("pdf", None)
+    assert err.value.field == "fmt"
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # openpyxl's abandoned writer
@@ -150,5 +152,6 @@ def test_a_failed_export_keeps_the_previous_file(tmp_path, rep):
 
 @pytest.mark.parametrize("fmt", ["xlsx", "ods"])
 def test_binary_formats_need_a_file(rep, fmt):
-    with pytest.raises(ValidationError, match="needs an output file"):
+    with pytest.raises(ValidationError, match="needs an output file") as err:
         write(None, fmt, rep, PARAMS, iter(ROWS), io.StringIO())
+    assert err.value.field == "out"

@@ -1,4 +1,4 @@
-"""Appointment volume (`appointments-volume`, grouped --by day, week, month, provider, type or
+"""Appointment volume (`appointments-volume`, grouped by day, week, month, provider, type or
 location) and the no-show variants by type and by hour, on one small hand-built data set:
 every expected number below is worked out by hand in a comment.
 
@@ -126,8 +126,9 @@ def test_volume_by_provider_type_and_location(ctx_for, data):
 
 
 def test_volume_rejects_an_unknown_grouping(ctx_for, data):
-    with pytest.raises(ValidationError, match="--by"):
+    with pytest.raises(ValidationError) as err:
         rows(ctx_for, "appointments-volume", by="year", **RANGE)
+    assert err.value.field == "by"
 
 
 def test_no_shows_by_type_and_hour(ctx_for, data):

@@ -75,6 +75,20 @@ def test_the_clean_draft_has_no_finding():
     assert scrub(draft()) == []
 
 
+def test_findings_state_facts_and_name_no_command():
+    """The field of a finding names what to fix; its message says what is wrong, in words."""
+    found = scrub(
+        draft(
+            billing_npi=None,
+            rendering_npi=None,
+            tax_id=None,
+            lines=[line(1, charge=None)],
+        )
+    )
+    assert {f.rule_id for f in found} >= {"NPI-BILLING", "NPI-RENDERING", "TAX-ID", "FEE-PRESENT"}
+    assert [f.message for f in found if "hpms" in f.message or "--" in f.message] == []
+
+
 # ---- identities ------------------------------------------------------------------------------
 
 

@@ -221,16 +221,16 @@ def test_next_statement_lists_activity_since_the_last(settings, ctx_for, clinic,
 @pytest.mark.parametrize(
     "kw, field",
     [
-        ({"min_balance": "five"}, "--min-balance"),
-        ({"min_balance": "-1"}, "--min-balance"),
-        ({"min_balance": "1.234"}, "--min-balance"),
-        ({"older_than": "30"}, "--older-than"),
-        ({"older_than": "1m"}, "--older-than"),
-        ({"older_than": "d"}, "--older-than"),
-        ({"fmt": "docx"}, "--format"),
-        ({"out": "MISSING"}, "--out"),
-        ({"out": "FILE"}, "--out"),
-        ({"out": None}, "--out"),
+        ({"min_balance": "five"}, "min_balance"),
+        ({"min_balance": "-1"}, "min_balance"),
+        ({"min_balance": "1.234"}, "min_balance"),
+        ({"older_than": "30"}, "older_than"),
+        ({"older_than": "1m"}, "older_than"),
+        ({"older_than": "d"}, "older_than"),
+        ({"fmt": "docx"}, "fmt"),
+        ({"out": "MISSING"}, "out"),
+        ({"out": "FILE"}, "out"),
+        ({"out": None}, "out"),
     ],
 )
 def test_bad_options_write_nothing(settings, ctx_for, clinic, tmp_path, kw, field):
@@ -281,7 +281,7 @@ def test_read_only_directory_is_refused(settings, ctx_for, clinic, out):
             _generate(ctx_for, out, fmt="txt")
     finally:
         out.chmod(0o700)
-    assert err.value.field == "--out" and "cannot write" in err.value.message
+    assert err.value.field == "out" and "cannot write" in err.value.message
     assert list(out.iterdir()) == [] and counts(settings, "statement")["statement"] == 0
 
 

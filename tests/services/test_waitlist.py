@@ -49,7 +49,7 @@ def _offers(ctx_for, when=fixed_clock):
 
 
 def test_cancelling_or_moving_a_future_visit_frees_its_time(settings, ctx_for, register):
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import appointments, lifecycle
 
     c = clinic(ctx_for, register, buffer=10)
     a = book_one(ctx_for, c, "2026-06-16 09:00")
@@ -83,7 +83,7 @@ def test_cancelling_or_moving_a_future_visit_frees_its_time(settings, ctx_for, r
     # completing or marking a no-show frees nothing
     t = book_one(ctx_for, c, "2026-06-15 15:00")
     with ctx_for(clock=clock(utc(2026, 6, 15, 19, 5))) as ctx:
-        appointments.transition(ctx, t.id, "noshow")
+        lifecycle.transition(ctx, t.id, "noshow")
     assert len(_freed(settings)) == 2
 
 
@@ -243,11 +243,11 @@ def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             waitlist.fill(ctx, e["Early"].id, at="2026-06-18 10:00")
-    assert err.value.field == "--provider"
+    assert err.value.field == "provider"
     with pytest.raises(ValidationError) as err:
         with ctx_for(clock=fixed_clock) as ctx:
             waitlist.fill(ctx, e["Early"].id)
-    assert err.value.field == "--slot"
+    assert err.value.field == "slot"
     with ctx_for(clock=fixed_clock) as ctx:
         out = waitlist.fill(ctx, e["Benfan"].id, at="2026-06-18 10:00")
         assert (out.booked[0].provider, hm(out.booked[0].start)) == ("Ben Byron", "2026-06-18 10:00 -0400")
@@ -262,10 +262,10 @@ def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
         assert waitlist.add(ctx, patient=pats["Later"].mrn, type=c.type).status == "open"
         with pytest.raises(ValidationError) as err:
             waitlist.add(ctx, patient=pats["Later"].mrn, type=long.id, latest="2026-06-14")
-        assert err.value.field == "--latest"
+        assert err.value.field == "latest"
         with pytest.raises(ValidationError) as err:
             waitlist.add(ctx, patient=pats["Later"].mrn, type=long.id, earliest="2026-07-02", latest="2026-07-01")
-        assert err.value.field == "--latest"
+        assert err.value.field == "latest"
         open_ = [x.patient for x in waitlist.list_entries(ctx)]
     assert open_ == ["Lengthy Waiting", "Westie Waiting", "Window Waiting", "Early Waiting", "Later Waiting"]
 
@@ -275,7 +275,7 @@ def test_fill_at_a_time_and_entry_upkeep(settings, ctx_for, world):
 
 def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, register):
     from hpms.services.people import patients
-    from hpms.services.scheduling import appointments
+    from hpms.services.scheduling import listing
 
     c = clinic(ctx_for, register)
     dup = register(first_name="Pat", last_name="Doe", phone="555-201-3344")
@@ -292,7 +292,7 @@ def test_merge_moves_appointments_and_waitlist_entries(settings, ctx_for, regist
     merged = [r for r in audit_rows(settings) if r["action"] == "merge" and r["patient_id"] == c.patient]
     assert "appointment=3" in merged[0]["detail"] and "waitlist_entry=1" in merged[0]["detail"]
     with ctx_for(clock=fixed_clock) as ctx:
-        assert [a.id for a in appointments.history(ctx, c.mrn)] == [a.id for a in reversed(series.booked)] + [
+        assert [a.id for a in listing.history(ctx, c.mrn)] == [a.id for a in reversed(series.booked)] + [
             theirs.id,
             mine.id,
         ]

@@ -119,7 +119,7 @@ def test_a_271_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, mu
     with pytest.raises(ValidationError) as exc:
         run(ctx_for, "import_271", path)
     message = exc.value.message
-    assert exc.value.field == "FILE" and "\n" not in message
+    assert exc.value.field == "file" and "\n" not in message
     assert message.startswith("odd.271 is not a valid 271: ") and fault in message and "nothing imported" in message
     assert (statuses(settings), counts(settings, "eligibility_check", "audit_event")) == before
 
@@ -183,6 +183,6 @@ def test_an_835_that_is_not_x12_text_is_refused_in_one_line(settings, ctx_for, b
     with pytest.raises(ValidationError) as exc:
         post(ctx_for, path)
     message = exc.value.message
-    assert exc.value.field == "FILE" and "\n" not in message
+    assert exc.value.field == "file" and "\n" not in message
     assert message.startswith("odd.835 is not a valid 835: ") and fault in message
     assert counts(settings, *REMIT_TABLES) == before

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 __all__ = ["X12Error", "_Segment", "_segments", "_transaction_sets"]
 
@@ -46,6 +46,10 @@ class _Segment:
     def error(self, message: str) -> X12Error:
         return X12Error(message, self.number, self.id)
 
+    @overload
+    def amount(self, i: int, required: Literal[True] = True) -> Decimal: ...
+    @overload
+    def amount(self, i: int, required: bool) -> Decimal | None: ...
     def amount(self, i: int, required: bool = True) -> Decimal | None:
         text = self.get(i)
         if not text:

@@ -362,17 +362,20 @@ class EligibilityResponse:
 # --------------------------------------------------------------------------- parsing
 
 
-def _dtp(seg: _Segment) -> tuple[str, tuple[date, date | None]] | None:
+def _dtp(seg: _Segment) -> tuple[str, tuple[date, date | None]]:
     qualifier, fmt, text = seg.get(1), seg.get(2), seg.get(3)
     if not qualifier or not text:
         raise seg.error("DTP needs a qualifier and a date")
-    if fmt == "RD8":
-        lo, sep, hi = text.partition("-")
-        if not sep:
-            raise seg.error(f"element 03 is not a CCYYMMDD-CCYYMMDD range: {text!r}")
-        probe = _Segment(seg.number, ("DTP", lo, hi), seg.component)
-        return qualifier, (probe.date(1), probe.date(2))
-    return qualifier, (seg.date(3), None)
+    if fmt != "RD8":
+        start = seg.date(3)
+        assert start is not None  # element 03 is not empty
+        return qualifier, (start, None)
+    lo, sep, hi = text.partition("-")
+    probe = _Segment(seg.number, ("DTP", lo, hi), seg.component)
+    start = probe.date(1) if sep else None
+    if start is None:
+        raise seg.error(f"element 03 is not a CCYYMMDD-CCYYMMDD range: {text!r}")
+    return qualifier, (start, probe.date(2))
 
 
 class _MemberBuilder:

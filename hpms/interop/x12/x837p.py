@@ -546,7 +546,7 @@ def write_837p(
 
         sub = claim.subscriber
         pat = claim.patient
-        segs = []
+        segs: list[str] = []
         add = segs.append
         # 2000B / 2010BA / 2010BB
         hl += 1
@@ -590,13 +590,13 @@ def write_837p(
             segs.extend(_address(fac.address1, fac.address2, fac.city, fac.state, fac.zip))
         # 2320 / 2330A / 2330B
         op = claim.other_payer
-        adjudicated = op is not None and op.paid_cents is not None
+        adjudicated_by = op if op is not None and op.paid_cents is not None else None
         if op is not None:
             add(
                 f"SBR*{op.responsibility}*{op.relationship}*{_o(op.group_number)}**{_o(op.insurance_type)}"
                 f"****{_t(op.claim_filing)}"
             )
-            if adjudicated:
+            if op.paid_cents is not None:
                 segs.extend(_cas(op.adjustments))
                 add(f"AMT*D*{format_amount(op.paid_cents)}")
                 if op.remaining_patient_cents is not None:
@@ -619,11 +619,11 @@ def write_837p(
             if d is not None:
                 add(f"DTP*472*D8*{_d8(d)}")
             adj = line.adjudication
-            if adj is not None and adjudicated:  # 2430
+            if adj is not None and adjudicated_by is not None:  # 2430
                 svd = _m(adj.code)
                 if adj.modifiers:
                     svd += ":" + ":".join([_m(m) for m in adj.modifiers])
-                add(f"SVD*{_t(op.payer_id)}*{format_amount(adj.paid_cents)}*HC:{svd}**{adj.units}")
+                add(f"SVD*{_t(adjudicated_by.payer_id)}*{format_amount(adj.paid_cents)}*HC:{svd}**{adj.units}")
                 segs.extend(_cas(adj.adjustments))
                 add(f"DTP*573*D8*{_d8(adj.date)}")
 

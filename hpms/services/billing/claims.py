@@ -7,12 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.db import bulk_insert, new_ids
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.models import (
     Claim,
     ClaimEvent,
@@ -25,13 +27,19 @@ from hpms.models import (
 )
 from hpms.models.base import DEFERRED
 from hpms.models.billing import CLAIM_STATUSES
-from hpms.services.billing.runner import CLAIM_COUNTER, cents
-from hpms.services.lookups import load_claim
+from hpms.models.billing_out import money
+from hpms.services.billing.control import CLAIM_COUNTER
+from hpms.services.billing.runner import post_charges
+from hpms.services.lookups import find_payer, load_claim
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
+from hpms.services.platform.counters import reserve
 from hpms.services.platform.permissions import require
 
-# status -> statuses it may move to by hand (`hpms claims set-status`, later the 277/835 import)
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
+
+# status -> statuses it may move to by hand (a status the payer reported; later the 277/835 import)
 TRANSITIONS = {
     "ready": {"submitted"},
     "submitted": {"accepted", "rejected"},
@@ -134,7 +142,7 @@ def _out(r) -> ClaimOut:
         payer=r.payer_name,
         payer_code=r.payer_code,
         service_date=r.service_date,
-        total=cents(c.total_cents),
+        total=money(c.total_cents),
         original_claim_id=c.original_claim_id,
         payer_claim_number=c.payer_claim_number,
         file=r.filename,
@@ -159,52 +167,43 @@ class ClaimPage(SQLModel):
         return self.offset + len(self.rows) < self.total
 
 
-def _claim_filter(ctx, status, payer) -> list:
+def _claim_filter(ctx: Ctx, status: str | None, payer: str | None) -> list:
     conditions = [Claim.org_id == ctx.org_id]
     if status:
-        conditions.append(Claim.status == v.parse_choice("--status", status, CLAIM_STATUSES))
+        conditions.append(Claim.status == v.parse_choice("status", status, CLAIM_STATUSES))
     if payer:
-        from hpms.services.lookups import find_payer
-
-        try:
-            conditions.append(Claim.payer_id == find_payer(ctx, payer).id)
-        except NotFoundError as exc:
-            raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
+        conditions.append(Claim.payer_id == find_payer(ctx, payer, field="payer").id)
     return conditions
 
 
-def claims_page(ctx, *, status=None, payer=None, limit: int = 50, offset: int = 0) -> ClaimPage:
+def claims_page(
+    ctx: Ctx, *, status: str | None = None, payer: str | None = None, limit: int = 50, offset: int = 0
+) -> ClaimPage:
     """Claims newest first, `limit` from `offset`, with the number that match in all. Raises
     ValidationError (bad status, limit or offset), NotFoundError (unknown payer), PermissionDenied."""
     require(ctx.actor, "claims.read")
     if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError("--limit", f"must be between 1 and {MAX_PAGE}")
+        raise ValidationError("limit", f"must be between 1 and {MAX_PAGE}")
     if offset < 0:
-        raise ValidationError("--offset", "must not be negative")
+        raise ValidationError("offset", "must not be negative")
     conditions = _claim_filter(ctx, status, payer)
-    q = _select().where(*conditions).order_by(Claim.id.desc()).limit(limit).offset(offset)
+    q = _select().where(*conditions).order_by(col(Claim.id).desc()).limit(limit).offset(offset)
     rows = [_out(r) for r in ctx.session.execute(q)]
     total = ctx.session.execute(sa.select(sa.func.count()).select_from(Claim).where(*conditions)).scalar_one()
-    if rows:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read",
-                "claim",
-                None,
-                patient_ids=sorted({r.patient_id for r in rows}),
-                detail=f"list of {len(rows)} (offset {offset}, {total} in all)",
-            ),
-        )
+    audit.record_list(
+        ctx, "claim", (r.patient_id for r in rows), len(rows), f"list of {len(rows)} (offset {offset}, {total} in all)"
+    )
     return ClaimPage(rows=rows, total=total, offset=offset, limit=limit)
 
 
-def list_claims(ctx, *, status=None, payer=None, limit: int = 500, offset: int = 0) -> list[ClaimOut]:
+def list_claims(
+    ctx: Ctx, *, status: str | None = None, payer: str | None = None, limit: int = 500, offset: int = 0
+) -> list[ClaimOut]:
     """`claims_page` without the count."""
     return claims_page(ctx, status=status, payer=payer, limit=limit, offset=offset).rows
 
 
-def show(ctx, claim_id) -> ClaimOut:
+def show(ctx: Ctx, claim_id: int | str) -> ClaimOut:
     require(ctx.actor, "claims.read")
     c = load_claim(ctx, claim_id)
     out = _out(ctx.session.execute(_select().where(Claim.id == c.id)).one())
@@ -215,7 +214,7 @@ def show(ctx, claim_id) -> ClaimOut:
             modifiers=[m for m in ln.modifiers.split(",") if m],
             units=ln.units,
             pointers=[int(p) for p in ln.pointers.split(",") if p],
-            charge=cents(ln.charge_cents),
+            charge=money(ln.charge_cents),
             service_date=ln.service_date,
         )
         for ln in ctx.session.execute(
@@ -232,12 +231,12 @@ def show(ctx, claim_id) -> ClaimOut:
     return out
 
 
-def _event(ctx, c: Claim, status: str, note: str | None) -> None:
+def _event(ctx: Ctx, c: Claim, status: str, note: str | None) -> None:
     ctx.session.add(ClaimEvent(claim_id=c.id, at=ctx.now(), status=status, note=note, user_id=ctx.actor.user_id))
 
 
 def set_status(
-    ctx, claim_id, status: str, *, note: str | None = None, payer_claim_number: str | None = None
+    ctx: Ctx, claim_id: int | str, status: str, *, note: str | None = None, payer_claim_number: str | None = None
 ) -> ClaimOut:
     """A status the payer reported (acknowledgement, adjudication), checked against TRANSITIONS."""
     require(ctx.actor, "claims.write")
@@ -248,13 +247,14 @@ def set_status(
         raise ConflictError(f"claim {c.id} is {c.status}; it cannot become {new} (allowed: {allowed})")
     c.status = new
     if new == "closed":
+        # payments stands on billing: its denial work list is loaded only when a claim closes
         from hpms.services.payments.denials import settle
 
         settle(ctx, c.id)
     if payer_claim_number:
-        c.payer_claim_number = v.require_text("--payer-claim-number", payer_claim_number, 50)
+        c.payer_claim_number = v.require_text("payer_claim_number", payer_claim_number, 50)
     c.updated_at = ctx.now()
-    _event(ctx, c, new, v.optional_text("--note", note, 500))
+    _event(ctx, c, new, v.optional_text("note", note, 500))
     ctx.session.flush()
     audit.record(
         ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"], detail=f"-> {new}")
@@ -262,7 +262,7 @@ def set_status(
     return show(ctx, c.id)
 
 
-def mark_submitted(ctx, file_ref) -> dict:
+def mark_submitted(ctx: Ctx, file_ref: int | str | Path) -> dict:
     """The file was uploaded to the clearinghouse: its ready claims become submitted."""
     require(ctx.actor, "claims.write")
     text = str(file_ref).strip()
@@ -273,18 +273,19 @@ def mark_submitted(ctx, file_ref) -> dict:
     if f is None:
         f = ctx.session.execute(q.where(X12File.filename == Path(text).name)).scalar_one_or_none()
     if f is None:
-        raise NotFoundError(f"no 837P file {text!r} written by hpms", hint="see `hpms billing files`")
+        raise NotFoundError(f"no 837P file {text!r} written by hpms", action=Action("billing", "files"))
     if f.status == "submitted":
         raise ConflictError(f"file {f.filename} was already marked submitted on {f.submitted_at:%Y-%m-%d}")
     if f.status != "written":
-        raise ConflictError(f"file {f.filename} is {f.status}: run `hpms billing run` to finish writing it")
+        raise ConflictError(
+            f"file {f.filename} is {f.status}: not written yet; the next billing run finishes it",
+            action=Action("billing", "run"),
+        )
     now = ctx.now()
     ids = list(
         ctx.session.execute(sa.select(Claim.id).where(Claim.x12_file_id == f.id, Claim.status == "ready")).scalars()
     )
-    ctx.session.execute(sa.update(Claim).where(Claim.id.in_(ids)).values(status="submitted", updated_at=now))
-    from hpms.db import bulk_insert
-
+    ctx.session.execute(sa.update(Claim).where(col(Claim.id).in_(ids)).values(status="submitted", updated_at=now))
     bulk_insert(
         ctx.session,
         ClaimEvent.__table__,
@@ -296,18 +297,18 @@ def mark_submitted(ctx, file_ref) -> dict:
     return {"file": f.filename, "claims": len(ids)}
 
 
-def _move_charges(ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
+def _move_charges(ctx: Ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
     """A new original (after a rejection) or a replacement claim bills the same charges: they
     leave the old claim's lines (reversing entries) and are posted on the new claim's, so the
     encounter's balance does not change and each claim's balance is its own."""
+    # the ledger tables load on first use (the claims commands that move no charges do not build them)
     from hpms.models import LedgerEntry
-    from hpms.services.billing.runner import post_charges
 
     rev = sa.orm.aliased(LedgerEntry)
     charged = (
         ctx.session.execute(
             sa.select(LedgerEntry)
-            .where(LedgerEntry.claim_id == old.id, LedgerEntry.kind == "charge", LedgerEntry.reverses_id.is_(None))
+            .where(LedgerEntry.claim_id == old.id, LedgerEntry.kind == "charge", col(LedgerEntry.reverses_id).is_(None))
             .where(~sa.exists().where(rev.reverses_id == LedgerEntry.id))
         )
         .scalars()
@@ -348,10 +349,7 @@ def _move_charges(ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
     ctx.session.flush()
 
 
-def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Claim:
-    from hpms.db import bulk_insert, new_ids
-    from hpms.services.platform.counters import reserve
-
+def _copy(ctx: Ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Claim:
     now = ctx.now()
     n = reserve(ctx.session, CLAIM_COUNTER, 1)
     new = Claim(
@@ -401,7 +399,7 @@ def _copy(ctx, c: Claim, frequency: str, payer_claim_number: str | None) -> Clai
     return new
 
 
-def _live_original(ctx, c: Claim) -> int | None:
+def _live_original(ctx: Ctx, c: Claim) -> int | None:
     """The id of the encounter's live original claim to this payer (the one the partial unique
     index allows), if any."""
     return ctx.session.execute(
@@ -414,12 +412,14 @@ def _live_original(ctx, c: Claim) -> int | None:
     ).scalar_one_or_none()
 
 
-def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | None = None) -> ClaimOut:
+def resubmit(
+    ctx: Ctx, claim_id: int | str, *, payer_claim_number: str | None = None, note: str | None = None
+) -> ClaimOut:
     """After a correction: a rejected claim gets a new original; an adjudicated one a
     replacement (frequency 7) naming the payer's claim number. The next billing run writes it."""
     require(ctx.actor, "claims.write")
     c = load_claim(ctx, claim_id)
-    pcn = v.optional_text("--payer-claim-number", payer_claim_number, 50) or c.payer_claim_number
+    pcn = v.optional_text("payer_claim_number", payer_claim_number, 50) or c.payer_claim_number
     if c.status == "rejected":
         live = _live_original(ctx, c)
         if live is not None:
@@ -427,15 +427,16 @@ def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str 
         new = _copy(ctx, c, "1", None)
     elif c.status in ADJUDICATED and c.status != "closed":
         if not pcn:
-            raise ValidationError("--payer-claim-number", "is required to replace an adjudicated claim (REF*F8)")
+            raise ValidationError("payer_claim_number", "is required to replace an adjudicated claim (REF*F8)")
         new = _copy(ctx, c, "7", pcn)
         c.payer_claim_number = pcn
     else:
         raise ConflictError(f"claim {c.id} is {c.status}; only rejected or adjudicated claims are resubmitted")
+    # payments stands on billing: its denial work list is loaded only when a claim is resubmitted
     from hpms.services.payments.denials import settle
 
     settle(ctx, c.id)
-    _event(ctx, c, c.status, v.optional_text("--note", note, 500) or f"resubmitted as claim {new.id}")
+    _event(ctx, c, c.status, v.optional_text("note", note, 500) or f"resubmitted as claim {new.id}")
     ctx.session.flush()
     audit.record(
         ctx,
@@ -450,7 +451,7 @@ def resubmit(ctx, claim_id, *, payer_claim_number: str | None = None, note: str 
     return show(ctx, new.id)
 
 
-def void(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | None = None) -> ClaimOut:
+def void(ctx: Ctx, claim_id: int | str, *, payer_claim_number: str | None = None, note: str | None = None) -> ClaimOut:
     """Cancel a claim: not yet sent -> it is simply voided; sent -> a void claim (frequency 8)."""
     require(ctx.actor, "claims.write")
     c = load_claim(ctx, claim_id)
@@ -459,22 +460,22 @@ def void(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | No
     if c.status == "ready":
         c.status = "void"
         c.updated_at = ctx.now()
-        _event(ctx, c, "void", v.optional_text("--note", note, 500) or "voided before submission")
+        _event(ctx, c, "void", v.optional_text("note", note, 500) or "voided before submission")
         ctx.session.flush()
         audit.record(
             ctx, audit.Event("update", "claim", c.id, patient_id=c.patient_id, fields=["status"], detail="void")
         )
         return show(ctx, c.id)
-    pcn = v.optional_text("--payer-claim-number", payer_claim_number, 50) or c.payer_claim_number
+    pcn = v.optional_text("payer_claim_number", payer_claim_number, 50) or c.payer_claim_number
     if not pcn:
         raise ValidationError(
-            "--payer-claim-number",
+            "payer_claim_number",
             "is required to void a claim the payer has (REF*F8); wait for its acceptance if it has none yet",
         )
     new = _copy(ctx, c, "8", pcn)
     c.status = "void"
     c.updated_at = ctx.now()
-    _event(ctx, c, "void", v.optional_text("--note", note, 500) or f"void sent as claim {new.id}")
+    _event(ctx, c, "void", v.optional_text("note", note, 500) or f"void sent as claim {new.id}")
     ctx.session.flush()
     audit.record(
         ctx,
@@ -483,14 +484,14 @@ def void(ctx, claim_id, *, payer_claim_number: str | None = None, note: str | No
     return show(ctx, new.id)
 
 
-def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
+def worklist(ctx: Ctx, *, limit: int = 500) -> list[WorklistOut]:
     """Open problems, oldest first: scrub findings of encounters and rejected claims."""
     require(ctx.actor, "claims.read")
     rows = ctx.session.execute(
         sa.select(WorklistItem, Patient.first_name, Patient.last_name, Encounter.service_date, Encounter.patient_id)
         .outerjoin(Encounter, Encounter.id == WorklistItem.encounter_id)
         .outerjoin(Patient, Patient.id == Encounter.patient_id)
-        .where(WorklistItem.org_id == ctx.org_id, WorklistItem.resolved_at.is_(None))
+        .where(WorklistItem.org_id == ctx.org_id, col(WorklistItem.resolved_at).is_(None))
         .order_by(WorklistItem.created_at, WorklistItem.id)
         .limit(limit)
     ).all()
@@ -537,7 +538,7 @@ def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
                 rule_id="REJECTED",
                 severity="error",
                 field=None,
-                message="rejected by the clearinghouse or payer: correct and `hpms claims resubmit`",
+                message="rejected by the clearinghouse or payer (correct and resubmit)",
                 created_at=c.updated_at,
             )
         )
@@ -547,13 +548,13 @@ def worklist(ctx, *, limit: int = 500) -> list[WorklistOut]:
     return out
 
 
-def list_files(ctx, *, limit: int = 100) -> list[dict]:
+def list_files(ctx: Ctx, *, limit: int = 100) -> list[dict]:
     require(ctx.actor, "billing.read")
     rows = ctx.session.execute(
         sa.select(X12File, Payer.payer_id)
         .join(Payer, Payer.id == X12File.payer_id)
         .where(X12File.org_id == ctx.org_id)
-        .order_by(X12File.id.desc())
+        .order_by(col(X12File.id).desc())
         .limit(limit)
     ).all()
     return [
@@ -563,7 +564,7 @@ def list_files(ctx, *, limit: int = 100) -> list[dict]:
             "directory": f.directory,
             "payer": code,
             "claims": f.claims,
-            "total": cents(f.total_cents),
+            "total": money(f.total_cents),
             "status": f.status,
             "isa_control": f.isa_control,
             "created_at": f.created_at,

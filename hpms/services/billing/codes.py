@@ -1,4 +1,4 @@
-"""Code sets as the rest of hpms sees them: ICD-10-CM (from the cached CDC table), HCPCS Level II
+"""Code sets as the rest of the application sees them: ICD-10-CM (from the cached CDC table), HCPCS Level II
 (a built-in list plus the CMS quarterly file an admin or biller imports) and CPT (any well-formed
 code; descriptors only from a file the practice licenses and imports).
 
@@ -15,18 +15,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 
 from hpms.codes import icd10, procedures
 from hpms.db import bulk_insert
-from hpms.errors import NotFoundError, ValidationError
+from hpms.errors import Action, NotFoundError, ValidationError
 from hpms.models.billing import ProcedureCode
 from hpms.services.platform import audit
 from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows
 from hpms.services.platform.csvrows import RowError
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 ICD10 = "ICD-10-CM"
 HCPCS = "HCPCS"
@@ -35,7 +39,7 @@ SYSTEMS = (ICD10, HCPCS, CPT)
 DESCRIPTION_MAX = 300  # procedure_code.description
 CPT_NOTE = (
     "no descriptor on file: CPT descriptors are AMA-copyrighted and not shipped; "
-    "import the practice's licensed file with `hpms codes import-cpt`"
+    "import the practice's licensed CPT file"
 )
 
 
@@ -63,7 +67,7 @@ def check_system(system: str | None, field: str = "system") -> str | None:
 # --- lookups ----------------------------------------------------------------------------------
 
 
-def _stored(ctx, system: str, code: str) -> ProcedureCode | None:
+def _stored(ctx: Ctx, system: str, code: str) -> ProcedureCode | None:
     return ctx.session.scalars(
         sa.select(ProcedureCode).where(
             ProcedureCode.org_id == ctx.org_id, ProcedureCode.system == system, ProcedureCode.code == code
@@ -71,7 +75,7 @@ def _stored(ctx, system: str, code: str) -> ProcedureCode | None:
     ).first()
 
 
-def procedure_known(ctx, code: str) -> bool:
+def procedure_known(ctx: Ctx, code: str) -> bool:
     """Whether a procedure code may be billed: any well-formed CPT code; an HCPCS Level II code
     from the built-in list or imported for the practice. Raises PermissionDenied."""
     require(ctx.actor, "codes.read")
@@ -83,7 +87,7 @@ def procedure_known(ctx, code: str) -> bool:
     return False
 
 
-def _procedure(ctx, value: str, system: str | None) -> CodeOut | None:
+def _procedure(ctx: Ctx, value: str, system: str | None) -> CodeOut | None:
     if procedures.is_cpt(value) and system in (None, CPT):
         row = _stored(ctx, CPT, value)
         return CodeOut(
@@ -116,7 +120,7 @@ def _diagnosis(code: icd10.Icd10) -> CodeOut:
     )
 
 
-def describe(ctx, code: str, system: str | None = None) -> str | None:
+def describe(ctx: Ctx, code: str, system: str | None = None) -> str | None:
     """The description of a procedure code (imported, built-in) or an ICD-10-CM code, or None
     (unknown, or a CPT code without an imported descriptor). A code of HCPCS shape that is not
     a known HCPCS code is looked up in ICD-10-CM (J1100 is also J11.00) unless `system` says
@@ -131,7 +135,7 @@ def describe(ctx, code: str, system: str | None = None) -> str | None:
     return hit.description if hit else None
 
 
-def show(ctx, code: str, system: str | None = None) -> CodeOut:
+def show(ctx: Ctx, code: str, system: str | None = None) -> CodeOut:
     """One code with its description; ICD-10-CM codes say whether they are billable. Raises
     NotFoundError, ValidationError (system), PermissionDenied."""
     require(ctx.actor, "codes.read")
@@ -143,18 +147,18 @@ def show(ctx, code: str, system: str | None = None) -> CodeOut:
     diagnosis = icd10.lookup(code) if system in (None, ICD10) else None
     if found is not None:
         if diagnosis is not None and found.system == HCPCS:
-            also = f"also ICD-10-CM {diagnosis.dotted}: {diagnosis.description} (--system icd10)"
+            also = f"also ICD-10-CM {diagnosis.dotted}: {diagnosis.description}"
             found.note = f"{found.note}; {also}" if found.note else also
         return found
     if diagnosis is None:
         value = procedures.normalize(code)
-        hint = (
-            "import the CMS HCPCS file with `hpms codes import-hcpcs FILE`"
+        action = (
+            Action("codes", "import-hcpcs", target="FILE", purpose="import the CMS HCPCS file with")
             if procedures.is_hcpcs(value)
-            else "search with `hpms codes search TEXT`"
+            else Action("codes", "search", target="TEXT", purpose="search with")
         )
         where = {None: "ICD-10-CM, HCPCS Level II or CPT", ICD10: ICD10, HCPCS: "HCPCS Level II", CPT: CPT}[system]
-        raise NotFoundError(f"no code {code.strip()!r} in {where}", hint=hint)
+        raise NotFoundError(f"no code {code.strip()!r} in {where}", action=action)
     out = _diagnosis(diagnosis)
     notes = []
     if diagnosis.billable:
@@ -177,7 +181,7 @@ def _word_patterns(words: list[str]) -> list[re.Pattern]:
     return [re.compile(r"\b" + re.escape(w), re.I) for w in words]
 
 
-def search(ctx, text: str, limit: int = 20, system: str | None = None) -> list[CodeOut]:
+def search(ctx: Ctx, text: str, limit: int = 20, system: str | None = None) -> list[CodeOut]:
     """Codes starting with `text` or whose description has words starting with each word of it:
     procedure codes first (imported, built-in HCPCS), then ICD-10-CM; at most `limit`.
     Raises ValidationError, PermissionDenied."""
@@ -186,7 +190,7 @@ def search(ctx, text: str, limit: int = 20, system: str | None = None) -> list[C
     if limit < 1:
         raise ValidationError("limit", "must be at least 1")
     if not text or not text.strip():
-        raise ValidationError("TEXT", "give a code, the start of a code or words of a description")
+        raise ValidationError("text", "give a code, the start of a code or words of a description")
     words = [w for w in re.split(r"[^\w]+", text.lower()) if w]
     key = procedures.normalize(text)
     prefix = key if re.fullmatch(r"[A-Z0-9]{1,5}", key) else None
@@ -291,15 +295,15 @@ def _read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFoundError(f"FILE: no file {path}") from None
+        raise NotFoundError(f"no file {path}", field="file") from None
     except IsADirectoryError:
-        raise ValidationError("FILE", f"{path} is a directory") from None
+        raise ValidationError("file", f"{path} is a directory") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252", errors="replace")  # the CMS text files are not always UTF-8
     if not text.strip():
-        raise ValidationError("FILE", f"{path} is empty")
+        raise ValidationError("file", f"{path} is empty")
     return text
 
 
@@ -399,9 +403,9 @@ def _parse_table(text: str, check: Callable[[str], str | None]) -> _Parsed:
     code_col = next((header.index(c) for c in _CODE_COLUMNS if c in header), None)
     desc_col = next((header.index(c) for c in _DESC_COLUMNS if c in header), None)
     if code_col is None:
-        raise ValidationError("FILE", f"no code column in the header (one of: {', '.join(_CODE_COLUMNS)})")
+        raise ValidationError("file", f"no code column in the header (one of: {', '.join(_CODE_COLUMNS)})")
     if desc_col is None:
-        raise ValidationError("FILE", f"no description column in the header (one of: {', '.join(_DESC_COLUMNS)})")
+        raise ValidationError("file", f"no description column in the header (one of: {', '.join(_DESC_COLUMNS)})")
     recid_col = header.index("recid") if "recid" in header else None
     code_name, desc_name = header[code_col], header[desc_col]
     current = None
@@ -450,7 +454,7 @@ def _check_hcpcs(code: str) -> str | None:
     if procedures.is_hcpcs(code):
         return None
     if procedures.is_cpt(code):
-        return f"{code} is a CPT code, not HCPCS Level II (import CPT with `hpms codes import-cpt`)"
+        return f"{code} is a CPT code, not HCPCS Level II (CPT descriptors have their own import)"
     return f"{code!r} is not an HCPCS Level II code (a letter A-V and 4 digits)"
 
 
@@ -463,7 +467,13 @@ def _check_cpt(code: str) -> str | None:
 
 
 def _import(
-    ctx, system: str, path: Path | str, *, dry_run: bool, fixed_width: bool, progress: Callable[[int, int], None] | None
+    ctx: Ctx,
+    system: str,
+    path: Path | str,
+    *,
+    dry_run: bool,
+    fixed_width: bool,
+    progress: Callable[[int, int], None] | None,
 ) -> ImportSummary:
     require(ctx.actor, "codes.import")
     path = Path(path)
@@ -483,7 +493,7 @@ def _import(
     if parsed.errors:
         raise InvalidRows(parsed.errors, parsed.rows)
     if not parsed.codes:
-        raise ValidationError("FILE", f"{path} holds no {system} codes")
+        raise ValidationError("file", f"{path} holds no {system} codes")
     total = len(parsed.codes)
     if progress:
         progress(0, total)
@@ -536,7 +546,7 @@ def _import(
 
 
 def import_hcpcs(
-    ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
+    ctx: Ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
 ) -> ImportSummary:
     """Import HCPCS Level II codes from the CMS quarterly file (the fixed-width record file
     HCPC20xx_..._ANWEB) or a CSV/TSV with a code and a description column. Raises InvalidRows
@@ -545,7 +555,7 @@ def import_hcpcs(
 
 
 def import_cpt(
-    ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
+    ctx: Ctx, path: Path | str, dry_run: bool = False, *, progress: Callable[[int, int], None] | None = None
 ) -> ImportSummary:
     """Import CPT descriptors from a CSV (or TSV) the practice licenses, with a code and a
     description column. Raises InvalidRows (nothing written), ValidationError, NotFoundError,

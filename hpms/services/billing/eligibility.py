@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlmodel import col
 
-from hpms.errors import NotFoundError, ValidationError
-from hpms.models import Appointment, BillingProfile, Coverage, EligibilityCheck, Location, Organization, Patient, Payer
+from hpms.errors import Action, NotFoundError, ValidationError
+from hpms.fileio import write_atomically
+from hpms.models import Appointment, Coverage, EligibilityCheck, Location, Organization, Patient, Payer
 from hpms.models.billing_out import money
 from hpms.models.eligibility_out import (
     EligibilityCheckOut,
@@ -23,9 +27,18 @@ from hpms.models.eligibility_out import (
 )
 from hpms.models.patients import PRIORITIES
 from hpms.models.scheduling import BLOCKING_STATUSES
+from hpms.services.billing.control import GS_COUNTER, ISA_COUNTER
+from hpms.services.billing.profile import for_sending
+from hpms.services.billing.rows import referenced
+from hpms.services.lookups import find_patient, resolve_location
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
+from hpms.services.platform.counters import reserve
 from hpms.services.platform.permissions import allowed, require
+
+if TYPE_CHECKING:
+    from hpms.interop.x12 import x270
+    from hpms.services.platform.context import Ctx
 
 NOT_CHECKED = "not checked"
 ANSWER_FIELDS = [
@@ -42,9 +55,7 @@ ANSWER_FIELDS = [
 ]
 
 
-def _today(ctx) -> dt.date:
-    from hpms.services.lookups import resolve_location
-
+def _today(ctx: Ctx) -> dt.date:
     return lt.local_now(ctx.now(), resolve_location(ctx, None).tz).date()
 
 
@@ -55,7 +66,7 @@ def _cents(value: Decimal | None) -> int | None:
 # ---- request (270) -------------------------------------------------------------------------
 
 
-def _coverages(ctx, patient_ids: list[int], day: dt.date) -> dict[int, list]:
+def _coverages(ctx: Ctx, patient_ids: list[int], day: dt.date) -> dict[int, list]:
     """Active coverages of each patient on `day`, primary first."""
     order = sa.case({p: i for i, p in enumerate(PRIORITIES)}, value=Coverage.priority)
     rows = ctx.session.execute(
@@ -65,8 +76,8 @@ def _coverages(ctx, patient_ids: list[int], day: dt.date) -> dict[int, list]:
             Coverage.org_id == ctx.org_id,
             Coverage.patient_id.in_(patient_ids),
             Coverage.active.is_(True),
-            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
+            sa.or_(col(Coverage.valid_from).is_(None), col(Coverage.valid_from) <= day),
+            sa.or_(col(Coverage.valid_to).is_(None), col(Coverage.valid_to) >= day),
         )
         .order_by(Coverage.patient_id, order, Coverage.id)
     ).all()
@@ -76,7 +87,7 @@ def _coverages(ctx, patient_ids: list[int], day: dt.date) -> dict[int, list]:
     return out
 
 
-def _scheduled(ctx, day: dt.date) -> list[tuple[int, int]]:
+def _scheduled(ctx: Ctx, day: dt.date) -> list[tuple[int, int]]:
     """(patient id, location id) of the visits on `day` (each location's own day) that are not
     cancelled or no-shows, in order of the first visit."""
     locs = list(ctx.session.execute(sa.select(Location).where(Location.org_id == ctx.org_id)).scalars())
@@ -99,16 +110,18 @@ def _scheduled(ctx, day: dt.date) -> list[tuple[int, int]]:
     return list(seen.items())
 
 
-def _receiver(ctx, location_ids: list[int]):
-    from hpms.interop.x12 import x270
+def _receiver(ctx: Ctx, location_ids: list[int]) -> tuple[x270.Receiver, Location]:
+    from hpms.interop.x12 import x270  # loaded where a 270 is written (see `request`)
 
-    org = ctx.session.get(Organization, ctx.org_id)
-    q = sa.select(Location).where(Location.org_id == ctx.org_id, Location.npi.is_not(None)).order_by(Location.id)
+    org = referenced(ctx.session, Organization, ctx.org_id)
+    q = sa.select(Location).where(Location.org_id == ctx.org_id, col(Location.npi).is_not(None)).order_by(Location.id)
     locs = list(ctx.session.execute(q).scalars())
     loc = next((x for x in locs if x.id in location_ids), None) or (locs[0] if locs else None)
     if loc is None or not loc.npi:
         raise ValidationError(
-            "npi", "no location has an NPI to ask with; set one with `hpms locations update NAME --npi NPI`"
+            None,
+            "no location has an NPI to ask with",
+            action=Action("locations", "update", target="NAME", give=(("npi", "NPI"),), purpose="set one with"),
         )
     return x270.Receiver(name=org.name, npi=loc.npi), loc
 
@@ -133,7 +146,9 @@ def _reference_day(reference: str | None) -> dt.date | None:
         return None
 
 
-def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
+def request(
+    ctx: Ctx, *, date: str | dt.date | None = None, patient: str | int | None = None, out: str | Path | None
+) -> EligibilityRequestOut:
     """Write one 270 file asking about the active coverages of the patients seen on `date` (visits
     not cancelled or no-show), or of one `patient` (today, or on `date`); record one pending
     check per coverage. A coverage already pending for that day is asked again with its own
@@ -141,44 +156,37 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
     control number and the date of service (`reference` in the result). Raises ValidationError
     (no billing profile ids, no NPI, bad date), NotFoundError (unknown patient, no visits,
     nothing to ask, missing output directory)."""
-    from hpms.fileio import write_atomically
+    # the X12 writers load only where a file is written: the day sheet reads eligibility statuses
     from hpms.interop.x12 import x270
-    from hpms.services.billing.runner import GS_COUNTER, ISA_COUNTER
-    from hpms.services.lookups import find_patient
-    from hpms.services.platform.counters import reserve
 
     require(ctx.actor, "eligibility.write")
     if out is None or not str(out).strip():
-        raise ValidationError("--out", "is required")
+        raise ValidationError("out", "is required")
     out = Path(out)
     if out.is_dir():
-        raise ValidationError("--out", f"{str(out)!r} is a directory; name the file to write")
+        raise ValidationError("out", f"{str(out)!r} is a directory; name the file to write")
     if not out.parent.is_dir():
-        raise NotFoundError(f"--out: directory {str(out.parent)!r} does not exist")
+        raise NotFoundError(f"directory {str(out.parent)!r} does not exist", field="out")
     today = _today(ctx)
+    visits: list[tuple[int, int | None]]
     if patient is not None and str(patient).strip():
-        day = lt.parse_day("--date", date, today=today)
+        day = lt.parse_day("date", date, today=today)
         pat = find_patient(ctx, patient, field="patient", active=True)
+        assert pat.id is not None
         visits = [(pat.id, None)]
     else:
         if date is None or not str(date).strip():
-            raise ValidationError("--date", "give --date DAY (the visits of that day) or --patient ID")
-        day = lt.parse_day("--date", date, today=today)
-        visits = _scheduled(ctx, day)
+            raise ValidationError("date", "give a day (the visits of that day) or a patient")
+        day = lt.parse_day("date", date, today=today)
+        visits = [(pid, loc) for pid, loc in _scheduled(ctx, day)]
         if not visits:
             raise NotFoundError(
                 f"no appointments on {day} (cancelled and no-show visits do not count); no file written"
             )
-    profile = ctx.session.get(BillingProfile, ctx.org_id)
-    if profile is None or not profile.submitter_id or not profile.receiver_id:
-        raise ValidationError(
-            "billing profile",
-            "the submitter and receiver (clearinghouse) ids are not set; "
-            "set them with `hpms billing setup --submitter-id ID --receiver-id ID`",
-        )
+    profile = for_sending(ctx)
     patient_ids = [pid for pid, _ in visits]
     covs = _coverages(ctx, patient_ids, day)
-    pats = {p.id: p for p in ctx.session.execute(sa.select(Patient).where(Patient.id.in_(patient_ids))).scalars()}
+    pats = {p.id: p for p in ctx.session.execute(sa.select(Patient).where(col(Patient.id).in_(patient_ids))).scalars()}
     skipped = [
         {"patient_id": pid, "mrn": pats[pid].mrn, "reason": f"no active coverage on {day}"}
         for pid in patient_ids
@@ -190,7 +198,7 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
             f"{who} have no active coverage on {day}; nothing to ask, no file written"
             if not patient
             else f"{who} has no active coverage on {day}; no file written",
-            hint="add one with `hpms coverage add`",
+            action=Action("coverage", "add", purpose="add one with"),
         )
     receiver, _loc = _receiver(ctx, [loc for _, loc in visits if loc])
     now = ctx.now()
@@ -204,7 +212,7 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
                 EligibilityCheck.org_id == ctx.org_id,
                 EligibilityCheck.status == "pending",
                 EligibilityCheck.service_date == day,
-                EligibilityCheck.coverage_id.in_(wanted),
+                col(EligibilityCheck.coverage_id).in_(wanted),
             )
             .order_by(EligibilityCheck.id)
         ).scalars()
@@ -287,7 +295,7 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
             detail=f"270 {out.name}: {len(checks)} question(s) for {day}",
         ),
     )
-    write_atomically(out, text.encode("ascii"), field="--out")
+    write_atomically(out, text.encode("ascii"), field="out")
     return EligibilityRequestOut(
         path=str(out),
         service_date=day,
@@ -296,7 +304,7 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
         checks=len(checks),
         patients=len({c.patient_id for c, *_ in checks}),
         payers=len(by_payer),
-        check_ids=[c.id for c, *_ in checks],
+        check_ids=[c.id for c, *_ in checks if c.id is not None],
         skipped=skipped,
     )
 
@@ -305,14 +313,14 @@ def request(ctx, *, date=None, patient=None, out) -> EligibilityRequestOut:
 
 
 def _read_271(path: Path) -> list:
-    from hpms.interop.x12.x271 import X12Error, parse_271
+    from hpms.interop.x12.x271 import X12Error, parse_271  # loaded where a 271 is read (see `request`)
 
     if not path.is_file():
-        raise NotFoundError(f"FILE: {str(path)!r} does not exist")
+        raise NotFoundError(f"{str(path)!r} does not exist", field="file")
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ValidationError("FILE", f"cannot read {path.name}: {exc.strerror or exc}; nothing imported") from None
+        raise ValidationError("file", f"cannot read {path.name}: {exc.strerror or exc}; nothing imported") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -321,7 +329,7 @@ def _read_271(path: Path) -> list:
     try:
         return parse_271(text)
     except X12Error as exc:
-        raise ValidationError("FILE", f"{path.name} is not a valid 271: {exc}; nothing imported") from None
+        raise ValidationError("file", f"{path.name} is not a valid 271: {exc}; nothing imported") from None
 
 
 def _values(answer, header: tuple[str, ...]) -> dict:
@@ -378,7 +386,7 @@ def _window(answer, day: dt.date | None) -> tuple[dt.date, dt.date] | None:
 def _name(value: str | None) -> str:
     """A name as the 270 writes it (folded to ASCII, upper case), letters and digits only, so
     that "Müller" here and "MULLER" or "MÜLLER" in the answer are the same name."""
-    from hpms.interop.x12.x837p import _t
+    from hpms.interop.x12.x837p import _t  # the 837P writer loads only where a 271 is matched
 
     return "".join(ch for ch in _t(value or "") if ch.isalnum())
 
@@ -391,7 +399,7 @@ class _Person:
     problem: str | None = None
 
 
-def _person(ctx, answer, payer_ids: list[int]) -> _Person:
+def _person(ctx: Ctx, answer, payer_ids: list[int]) -> _Person:
     """The person an answer is about, among the coverages of the answering payer with its member
     id (a dependent's own, or the subscriber's). When several patients share the id (a family
     under the subscriber's id), the first name must be one of theirs; the last name, the birth
@@ -414,7 +422,9 @@ def _person(ctx, answer, payer_ids: list[int]) -> _Person:
         by_patient.setdefault(c.patient_id, []).append(c)
     if not by_patient:
         return _Person([])
-    pats = {p.id: p for p in ctx.session.execute(sa.select(Patient).where(Patient.id.in_(list(by_patient)))).scalars()}
+    pats = {
+        p.id: p for p in ctx.session.execute(sa.select(Patient).where(col(Patient.id).in_(list(by_patient)))).scalars()
+    }
     if len(by_patient) == 1:
         ((pid, only),) = by_patient.items()
         # a dependent loop under the subscriber's id is not the subscriber, unless it names them
@@ -447,7 +457,7 @@ def _person(ctx, answer, payer_ids: list[int]) -> _Person:
     )
 
 
-def _own_trace(ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
+def _own_trace(ctx: Ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
     """The check an echoed trace names: ours (an id whose check has that trace) and, when the
     271 names a payer on file, a question to that payer."""
     for trace in answer.echoed_traces:
@@ -464,20 +474,20 @@ def _own_trace(ctx, answer, payer_ids: list[int]) -> EligibilityCheck | None:
 
 
 def _asked(
-    ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | None, values: dict
+    ctx: Ctx, coverages: list[Coverage], window: tuple[dt.date, dt.date] | None, values: dict
 ) -> EligibilityCheck | None:
     """The question an answer without a trace of ours answers: the newest pending check of the
     person's coverages for the dates of service, else the check this same answer was already
     written onto (the same file imported again)."""
     c = EligibilityCheck
-    q = sa.select(c).where(c.org_id == ctx.org_id, c.coverage_id.in_([x.id for x in coverages]))
+    q = sa.select(c).where(c.org_id == ctx.org_id, col(c.coverage_id).in_([x.id for x in coverages]))
     if window is not None:
         q = q.where(c.service_date >= window[0], c.service_date <= window[1])
-    asked = list(ctx.session.execute(q.order_by(c.id.desc())).scalars())
+    asked = list(ctx.session.execute(q.order_by(col(c.id).desc())).scalars())
     return next((x for x in asked if x.status == "pending"), None) or next((x for x in asked if _same(x, values)), None)
 
 
-def _recorded(ctx, cov: Coverage, when: dt.date, trace: str | None) -> EligibilityCheck | None:
+def _recorded(ctx: Ctx, cov: Coverage, when: dt.date, trace: str | None) -> EligibilityCheck | None:
     """A check an earlier import recorded for an answer to no question of ours (same coverage,
     date of service and trace)."""
     c = EligibilityCheck
@@ -488,10 +498,10 @@ def _recorded(ctx, cov: Coverage, when: dt.date, trace: str | None) -> Eligibili
                 c.org_id == ctx.org_id,
                 c.coverage_id == cov.id,
                 c.service_date == when,
-                c.responded_at.is_not(None),
-                c.trace_number.is_(None) if trace is None else c.trace_number == trace,
+                col(c.responded_at).is_not(None),
+                col(c.trace_number).is_(None) if trace is None else c.trace_number == trace,
             )
-            .order_by(c.id.desc())
+            .order_by(col(c.id).desc())
             .limit(1)
         )
         .scalars()
@@ -499,7 +509,7 @@ def _recorded(ctx, cov: Coverage, when: dt.date, trace: str | None) -> Eligibili
     )
 
 
-def _refused_checks(ctx, payer_ids: list[int], day: dt.date, reason: str) -> list[EligibilityCheck]:
+def _refused_checks(ctx: Ctx, payer_ids: list[int], day: dt.date, reason: str) -> list[EligibilityCheck]:
     """The questions a refusal of a whole 270 closes: the payer's for that date of service, still
     pending (or already closed with this very reason: the same file again)."""
     c = EligibilityCheck
@@ -508,7 +518,7 @@ def _refused_checks(ctx, payer_ids: list[int], day: dt.date, reason: str) -> lis
             sa.select(c)
             .where(
                 c.org_id == ctx.org_id,
-                c.payer_id.in_(payer_ids),
+                col(c.payer_id).in_(payer_ids),
                 c.service_date == day,
                 sa.or_(c.status == "pending", sa.and_(c.status == "error", c.reason == reason)),
             )
@@ -517,7 +527,7 @@ def _refused_checks(ctx, payer_ids: list[int], day: dt.date, reason: str) -> lis
     )
 
 
-def import_271(ctx, path) -> EligibilityImportOut:
+def import_271(ctx: Ctx, path: str | Path) -> EligibilityImportOut:
     """Import a 271 file (UTF-8, with or without a byte order mark, or Latin-1). Each payer of
     the file (2000A loop) answers only for itself: its answers go to its own checks.
 
@@ -550,6 +560,7 @@ def import_271(ctx, path) -> EligibilityImportOut:
 
     def count(check: EligibilityCheck, changed: bool) -> None:
         out["updated" if changed else "unchanged"] += 1
+        assert check.id is not None  # flushed
         touched[check.id] = check
 
     for r in responses:
@@ -579,12 +590,12 @@ def import_271(ctx, path) -> EligibilityImportOut:
                         "reason": "; ".join(header),
                     }
                 )
-            for check in refused:
+            for closed in refused:
                 out["answers"] += 1
-                changed = (check.status, check.reason) != ("error", reason) or check.responded_at is None
+                changed = (closed.status, closed.reason) != ("error", reason) or closed.responded_at is None
                 if changed:
-                    check.status, check.reason, check.responded_at = "error", reason, now
-                count(check, changed)
+                    closed.status, closed.reason, closed.responded_at = "error", reason, now
+                count(closed, changed)
             continue
         for a in r.answers:
             out["answers"] += 1
@@ -632,6 +643,7 @@ def import_271(ctx, path) -> EligibilityImportOut:
             _apply(check, values, now)
             session.add(check)
             session.flush()
+            assert check.id is not None  # flushed
             out["recorded"] += 1
             touched[check.id] = check
     session.flush()
@@ -665,11 +677,11 @@ def _text(status: str, reason: str | None) -> str:
     return status
 
 
-def can_read(ctx) -> bool:
+def can_read(ctx: Ctx) -> bool:
     return allowed(ctx.actor.roles, "eligibility.read")
 
 
-def statuses(ctx, patient_ids, day: dt.date | None = None) -> dict[int, EligibilityStatusOut]:
+def statuses(ctx: Ctx, patient_ids: Iterable[int], day: dt.date | None = None) -> dict[int, EligibilityStatusOut]:
     """The latest check of each patient (for service dates up to `day` when given), in one
     query; "not checked" for the others. Not audited: for callers that audit the read of the
     same patients themselves (a day sheet, the scheduler's day view)."""
@@ -679,7 +691,7 @@ def statuses(ctx, patient_ids, day: dt.date | None = None) -> dict[int, Eligibil
         return {}
     c = EligibilityCheck
     rank = sa.func.row_number().over(
-        partition_by=c.patient_id, order_by=(c.service_date.desc(), c.requested_at.desc(), c.id.desc())
+        partition_by=c.patient_id, order_by=(col(c.service_date).desc(), col(c.requested_at).desc(), col(c.id).desc())
     )
     inner = sa.select(
         c.id, c.patient_id, c.status, c.reason, c.service_date, c.plan_name, c.copay_cents, rank.label("rank")
@@ -702,12 +714,12 @@ def statuses(ctx, patient_ids, day: dt.date | None = None) -> dict[int, Eligibil
     return {i: found.get(i) or EligibilityStatusOut(patient_id=i, status=NOT_CHECKED, text=NOT_CHECKED) for i in ids}
 
 
-def latest(ctx, patient_ids, day=None) -> dict[int, EligibilityStatusOut]:
+def latest(ctx: Ctx, patient_ids: Iterable[int], day: str | dt.date | None = None) -> dict[int, EligibilityStatusOut]:
     """The latest eligibility status of each patient ({patient_id: summary}; "not checked" when
     never asked), one query for all. `day`: only checks for service dates up to that day.
     Audited as one read. Raises PermissionDenied."""
     require(ctx.actor, "eligibility.read")
-    when = lt.parse_day("--date", day, today=_today(ctx)) if day is not None else None
+    when = lt.parse_day("day", day, today=_today(ctx)) if day is not None else None
     out = statuses(ctx, patient_ids, when)
     seen = [i for i, s in out.items() if s.check_id is not None]
     if seen:
@@ -725,12 +737,10 @@ def latest(ctx, patient_ids, day=None) -> dict[int, EligibilityStatusOut]:
     return out
 
 
-def for_appointments(ctx, rows) -> dict[int, str] | None:
+def for_appointments(ctx: Ctx, rows) -> dict[int, str] | None:
     """{patient_id: status text} for the patients of a day sheet (AppointmentOut rows): the
     latest check for a date of service up to the last day listed. One query, one audited read.
     None when the actor may not read eligibility (the day sheet then goes without it)."""
-    from hpms.services.platform.permissions import allowed
-
     if not allowed(ctx.actor.roles, "eligibility.read"):
         return None
     if not rows:
@@ -739,11 +749,11 @@ def for_appointments(ctx, rows) -> dict[int, str] | None:
     return {pid: s.text for pid, s in latest(ctx, [r.patient_id for r in rows], day=last_day).items()}
 
 
-def list_checks(ctx, patient=None, date=None) -> list[EligibilityCheckOut]:
+def list_checks(
+    ctx: Ctx, patient: str | int | None = None, date: str | dt.date | None = None
+) -> list[EligibilityCheckOut]:
     """Checks, newest first: of one patient and/or for one date of service (at most 1000).
     Audited as one read. Raises NotFoundError (unknown patient), ValidationError (bad date)."""
-    from hpms.services.lookups import find_patient
-
     require(ctx.actor, "eligibility.read")
     c = EligibilityCheck
     q = (
@@ -755,8 +765,8 @@ def list_checks(ctx, patient=None, date=None) -> list[EligibilityCheckOut]:
     if patient is not None and str(patient).strip():
         q = q.where(c.patient_id == find_patient(ctx, patient, field="patient", active=True).id)
     if date is not None and str(date).strip():
-        q = q.where(c.service_date == lt.parse_day("--date", date, today=_today(ctx)))
-    rows = ctx.session.execute(q.order_by(c.requested_at.desc(), c.id.desc()).limit(1000)).all()
+        q = q.where(c.service_date == lt.parse_day("date", date, today=_today(ctx)))
+    rows = ctx.session.execute(q.order_by(col(c.requested_at).desc(), col(c.id).desc()).limit(1000)).all()
     out = [
         EligibilityCheckOut(
             id=k.id,
@@ -782,15 +792,5 @@ def list_checks(ctx, patient=None, date=None) -> list[EligibilityCheckOut]:
         )
         for k, first, last, mrn, payer in rows
     ]
-    if out:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read",
-                "eligibility_check",
-                None,
-                patient_ids=sorted({o.patient_id for o in out}),
-                detail=f"list of {len(out)}",
-            ),
-        )
+    audit.record_list(ctx, "eligibility_check", (o.patient_id for o in out), len(out))
     return out

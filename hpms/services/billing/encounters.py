@@ -1,5 +1,5 @@
 """Encounters (charge capture): a visit's diagnoses and billed procedure lines, drafted,
-corrected, then signed as ready to bill; and the superbill printout.
+corrected, then signed as ready to bill (the superbill printout is in superbill.py).
 
 Diagnoses are ICD-10-CM codes: "E11.9" and "E119" are both accepted and stored undotted
 ("E119"); a code must exist and be billable (a category such as E11 is refused). At most 12.
@@ -36,29 +36,36 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
-from hpms.models import Coverage, Location, Organization, Patient, Payer, Provider, User
-from hpms.models.billing import ENCOUNTER_STATUSES, BillingProfile, Encounter, EncounterDiagnosis, EncounterLine
+from hpms.codes import icd10
+from hpms.codes.procedures import check_modifier
+from hpms.errors import Action, ConflictError, ValidationError
+from hpms.models import Location, Patient, Provider, User
+from hpms.models.billing import ENCOUNTER_STATUSES, Encounter, EncounterDiagnosis, EncounterLine
 from hpms.models.billing_out import DiagnosisOut, EncounterOut, EncounterSummary, LineOut, money
 from hpms.models.scheduling import FREE_STATUSES
-from hpms.pdf import Document, latin1
 from hpms.services.billing import fees
-from hpms.services.lookups import load_encounter
+from hpms.services.billing.rows import referenced
+from hpms.services.lookups import find_patient, find_provider, load_appointment, load_encounter
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
+from hpms.services.scheduling.availability import provider_location
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 MAX_DIAGNOSES = 12
 MAX_POINTERS = 4
 MAX_MODIFIERS = 4
 MAX_LINES = 50  # service lines of one 837P claim
 MAX_UNITS = 999
-FORMATS = ("text", "pdf")
 PROC_SYNTAX = "CODE[:MODS[xUNITS]][:POINTERS], e.g. 99213:25x1:1,2"
+Codes = str | Sequence[str] | None  # "E11.9,I10", "E11.9 I10" or a list of such strings
 
 _POINTER_LIST = re.compile(r"[\d,\s]+")
 _MODS_UNITS = re.compile(r"(.*?)x([-+]?\d*)")
@@ -76,7 +83,7 @@ class ProcLine:
 # ---- parsing -------------------------------------------------------------------------------
 
 
-def _split(value) -> list[str]:
+def _split(value: Codes) -> list[str]:
     """'E11.9,I10', 'E11.9 I10' or a list of such strings -> the items."""
     if value is None:
         return []
@@ -84,11 +91,9 @@ def _split(value) -> list[str]:
     return [part for item in items for part in re.split(r"[,\s]+", str(item).strip()) if part]
 
 
-def parse_dx(dx, *, field: str = "--dx") -> list[str]:
+def parse_dx(dx: Codes, *, field: str = "dx") -> list[str]:
     """Diagnosis codes, in order, undotted; each must exist and be billable. At most 12, none
     twice."""
-    from hpms.codes import icd10
-
     codes: list[str] = []
     for text in _split(dx):
         found = icd10.lookup(text)
@@ -110,35 +115,33 @@ def parse_dx(dx, *, field: str = "--dx") -> list[str]:
 
 
 def _modifiers(text: str, where: str) -> tuple[str, ...]:
-    from hpms.codes.procedures import check_modifier
-
     if not text.strip():
         return ()
     mods: list[str] = []
     for item in text.split(","):
         item = item.strip()
         if not item:
-            raise ValidationError("--proc", f"{where}: an empty modifier")
+            raise ValidationError("proc", f"{where}: an empty modifier")
         try:
             mod = check_modifier(item)
         except ValueError as exc:
-            raise ValidationError("--proc", f"{where}: {exc}") from None
+            raise ValidationError("proc", f"{where}: {exc}") from None
         if mod in mods:
-            raise ValidationError("--proc", f"{where}: modifier {mod} is given twice")
+            raise ValidationError("proc", f"{where}: modifier {mod} is given twice")
         mods.append(mod)
     if len(mods) > MAX_MODIFIERS:
-        raise ValidationError("--proc", f"{where}: {len(mods)} modifiers; a line takes at most {MAX_MODIFIERS}")
+        raise ValidationError("proc", f"{where}: {len(mods)} modifiers; a line takes at most {MAX_MODIFIERS}")
     return tuple(mods)
 
 
 def _units(text: str, where: str) -> int:
     if not text:
-        raise ValidationError("--proc", f"{where}: the units are missing after x")
+        raise ValidationError("proc", f"{where}: the units are missing after x")
     units = int(text)
     if units < 1:
-        raise ValidationError("--proc", f"{where}: units must be at least 1 (got {units})")
+        raise ValidationError("proc", f"{where}: units must be at least 1 (got {units})")
     if units > MAX_UNITS:
-        raise ValidationError("--proc", f"{where}: units must be at most {MAX_UNITS} (got {units})")
+        raise ValidationError("proc", f"{where}: units must be at most {MAX_UNITS} (got {units})")
     return units
 
 
@@ -149,37 +152,37 @@ def _pointers(text: str, where: str, n_dx: int) -> tuple[int, ...]:
     for item in text.split(","):
         item = item.strip()
         if not item.isdigit():
-            raise ValidationError("--proc", f"{where}: diagnosis pointer {item!r} is not a number 1-{MAX_DIAGNOSES}")
+            raise ValidationError("proc", f"{where}: diagnosis pointer {item!r} is not a number 1-{MAX_DIAGNOSES}")
         p = int(item)
         if not 1 <= p <= MAX_DIAGNOSES:
             raise ValidationError(
-                "--proc",
+                "proc",
                 f"{where}: diagnosis pointer {p} is out of range 1-{MAX_DIAGNOSES}"
                 + (f" (for modifier {item}, write CODE:{item}:1)" if len(item) == 2 else ""),
             )
         if p > n_dx:
-            raise ValidationError("--proc", f"{where}: diagnosis pointer {p} refers to no diagnosis ({n_dx} given)")
+            raise ValidationError("proc", f"{where}: diagnosis pointer {p} refers to no diagnosis ({n_dx} given)")
         if p in pointers:
-            raise ValidationError("--proc", f"{where}: diagnosis pointer {p} is given twice")
+            raise ValidationError("proc", f"{where}: diagnosis pointer {p} is given twice")
         pointers.append(p)
     if len(pointers) > MAX_POINTERS:
         raise ValidationError(
-            "--proc", f"{where}: {len(pointers)} diagnosis pointers; a line takes at most {MAX_POINTERS}"
+            "proc", f"{where}: {len(pointers)} diagnosis pointers; a line takes at most {MAX_POINTERS}"
         )
     return tuple(pointers)
 
 
-def parse_proc(ctx, text: str, n_dx: int, *, index: int = 1) -> ProcLine:
+def parse_proc(ctx: Ctx, text: str, n_dx: int, *, index: int = 1) -> ProcLine:
     """One line in the syntax of this module's docstring; `n_dx` diagnoses are on the
     encounter (pointers must refer to one of them)."""
     raw = str(text).strip()
     where = f"line {index} {raw!r}"
     parts = raw.split(":")
     if not raw or len(parts) > 3:
-        raise ValidationError("--proc", f"{where} is not {PROC_SYNTAX}")
-    code = fees.parse_code(ctx, "--proc", parts[0]) if parts[0].strip() else None
+        raise ValidationError("proc", f"{where} is not {PROC_SYNTAX}")
+    code = fees.parse_code(ctx, "proc", parts[0]) if parts[0].strip() else None
     if code is None:
-        raise ValidationError("--proc", f"{where}: the procedure code is missing")
+        raise ValidationError("proc", f"{where}: the procedure code is missing")
     mods_units, pointers = "", ""
     if len(parts) == 2:
         if _POINTER_LIST.fullmatch(parts[1]):
@@ -200,11 +203,11 @@ def parse_proc(ctx, text: str, n_dx: int, *, index: int = 1) -> ProcLine:
     )
 
 
-def parse_lines(ctx, proc, n_dx: int) -> list[ProcLine]:
+def parse_lines(ctx: Ctx, proc: Codes, n_dx: int) -> list[ProcLine]:
     items = [proc] if isinstance(proc, str) else list(proc or [])
     items = [str(i).strip() for i in items if str(i).strip()]
     if len(items) > MAX_LINES:
-        raise ValidationError("--proc", f"{len(items)} lines given; a claim takes at most {MAX_LINES}")
+        raise ValidationError("proc", f"{len(items)} lines given; a claim takes at most {MAX_LINES}")
     return [parse_proc(ctx, text, n_dx, index=i) for i, text in enumerate(items, 1)]
 
 
@@ -216,13 +219,13 @@ def parse_place_of_service(value) -> str | None:
         text = "0" + text
     if not _POS.fullmatch(text) or text == "00":
         raise ValidationError(
-            "--place-of-service",
+            "place_of_service",
             f"{text!r} is not a CMS place-of-service code (two digits, e.g. 11 office, 02 telehealth)",
         )
     return text
 
 
-def _priced(ctx, lines: Sequence[ProcLine]) -> list[int]:
+def _priced(ctx: Ctx, lines: Sequence[ProcLine]) -> list[int]:
     """The charge of each line from the default schedule; refuses a code without a fee."""
     schedule = fees.load_schedule(ctx.session, ctx.org_id) if len(lines) > 3 else None
     charges = []
@@ -234,9 +237,9 @@ def _priced(ctx, lines: Sequence[ProcLine]) -> list[int]:
         )
         if unit is None:
             raise ValidationError(
-                "--proc",
+                "proc",
                 f"line {i}: no fee for {line.code} on the default schedule",
-                hint=f"set one with `hpms fees set {line.code} AMOUNT`",
+                action=Action("fees", "set", target=f"{line.code} AMOUNT", purpose="set one with"),
             )
         charges.append(unit * line.units)
     return charges
@@ -268,8 +271,6 @@ def _dotted(code: str) -> str:
 
 
 def _dx_out(row: EncounterDiagnosis) -> DiagnosisOut:
-    from hpms.codes import icd10
-
     found = icd10.lookup(row.code)
     return DiagnosisOut(
         seq=row.seq,
@@ -296,11 +297,11 @@ def _provider_label(p: Provider) -> str:
     return f"{name}, {p.credentials}" if p.credentials else name
 
 
-def _out(ctx, enc: Encounter) -> EncounterOut:
+def encounter_out(ctx: Ctx, enc: Encounter) -> EncounterOut:
     s = ctx.session
-    pat = s.get(Patient, enc.patient_id)
-    prov = s.get(Provider, enc.provider_id)
-    loc = s.get(Location, enc.location_id)
+    pat = referenced(s, Patient, enc.patient_id)
+    prov = referenced(s, Provider, enc.provider_id)
+    loc = referenced(s, Location, enc.location_id)
     signer = s.get(User, enc.signed_by) if enc.signed_by else None
     local = lambda t: lt.to_local(t, loc.tz) if t is not None else None  # noqa: E731
     return EncounterOut(
@@ -332,7 +333,7 @@ def _out(ctx, enc: Encounter) -> EncounterOut:
 
 
 def _write_details(
-    ctx, enc: Encounter, dx: list[str] | None, lines: list[ProcLine] | None, charges: list[int] | None
+    ctx: Ctx, enc: Encounter, dx: list[str] | None, lines: list[ProcLine] | None, charges: list[int] | None
 ) -> None:
     s = ctx.session
     if dx is not None:
@@ -370,8 +371,9 @@ def _flush(session) -> None:
     except sa.exc.IntegrityError as exc:
         if "uq_encounter_appointment" in str(exc.orig) or "encounter.appointment_id" in str(exc.orig):
             raise ConflictError(
-                "--appointment: the appointment got an encounter from someone else just now",
-                hint="see `hpms encounters list`",
+                "the appointment got an encounter from someone else just now",
+                field="appointment",
+                action=Action("encounters", "list"),
             ) from None
         raise
 
@@ -380,16 +382,16 @@ def _flush(session) -> None:
 
 
 def create(
-    ctx,
+    ctx: Ctx,
     *,
-    appointment=None,
-    patient=None,
-    provider=None,
-    date=None,
-    location=None,
-    dx=None,
-    proc=None,
-    place_of_service=None,
+    appointment: str | int | None = None,
+    patient: str | int | None = None,
+    provider: str | int | None = None,
+    date: str | dt.date | None = None,
+    location: str | int | None = None,
+    dx: Codes = None,
+    proc: Codes = None,
+    place_of_service: str | None = None,
 ) -> EncounterOut:
     """Record a visit's diagnoses and procedure lines as a draft encounter.
 
@@ -399,56 +401,53 @@ def create(
     future) are required, `location` defaults to the provider's only location. `dx`: codes ('E11.9,I10' or a list);
     `proc`: lines in the syntax of the module docstring. Raises ValidationError (the field
     named), NotFoundError, ConflictError, PermissionDenied."""
-    from hpms.services.lookups import find_patient, find_provider, load_appointment
-    from hpms.services.scheduling.availability import provider_location
-
     require(ctx.actor, "encounter.write")
     s = ctx.session
     if appointment is not None and str(appointment).strip():
         for field, value in (
-            ("--patient", patient),
-            ("--provider", provider),
-            ("--date", date),
-            ("--location", location),
+            ("patient", patient),
+            ("provider", provider),
+            ("date", date),
+            ("location", location),
         ):
             if value is not None and str(value).strip():
                 raise ValidationError(
-                    field, "comes from the appointment; give either --appointment or --patient, --provider and --date"
+                    field, "comes from the appointment; give either an appointment or a patient, provider and date"
                 )
-        try:
-            appt = load_appointment(ctx, appointment)
-        except NotFoundError as exc:
-            raise NotFoundError(f"--appointment: {exc.message}", hint=exc.hint) from None
+        appt = load_appointment(ctx, appointment, field="appointment")
         if appt.status in FREE_STATUSES:
             word = "cancelled" if appt.status == "cancelled" else "a no-show"
-            raise ConflictError(f"--appointment: appointment {appt.id} is {word}; there is no visit to bill")
+            raise ConflictError(f"appointment {appt.id} is {word}; there is no visit to bill", field="appointment")
         taken = s.execute(sa.select(Encounter.id).where(Encounter.appointment_id == appt.id)).scalar()
         if taken is not None:
             raise ConflictError(
-                f"--appointment: appointment {appt.id} already has encounter {taken}",
-                hint=f"change it with `hpms encounters update {taken}`",
+                f"appointment {appt.id} already has encounter {taken}",
+                field="appointment",
+                action=Action("encounters", "update", target=str(taken), purpose="change it with"),
             )
-        pat = s.get(Patient, appt.patient_id)
-        prov = s.get(Provider, appt.provider_id)
-        loc = s.get(Location, appt.location_id)
+        pat = referenced(s, Patient, appt.patient_id)
+        prov = referenced(s, Provider, appt.provider_id)
+        loc = referenced(s, Location, appt.location_id)
         service_date = lt.to_local(appt.start_utc, loc.tz).date()
         appt_id = appt.id
     else:
         missing = [
             f
-            for f, val in (("--patient", patient), ("--provider", provider), ("--date", date))
+            for f, val in (("patient", patient), ("provider", provider), ("date", date))
             if val is None or not str(val).strip()
         ]
         if missing:
-            raise ValidationError(missing[0], "is required without --appointment")
+            raise ValidationError(missing[0], "is required without an appointment")
         pat = find_patient(ctx, patient, field="patient", active=True)
         prov = find_provider(ctx, provider)
         if not prov.active:
-            raise ValidationError("--provider", f"{_provider_label(prov)} is inactive")
+            raise ValidationError("provider", f"{_provider_label(prov)} is inactive")
         loc = provider_location(ctx, prov, location)
-        service_date = v.parse_date("--date", date, required=True)
-        if service_date > lt.local_now(ctx.now(), loc.tz).date():
-            raise ValidationError("--date", f"{service_date} is in the future")
+        day = v.parse_date("date", date, required=True)
+        assert day is not None  # required
+        if day > lt.local_now(ctx.now(), loc.tz).date():
+            raise ValidationError("date", f"{day} is in the future")
+        service_date = day
         appt_id = None
     pos = parse_place_of_service(place_of_service) or loc.place_of_service or "11"
     codes = parse_dx(dx)
@@ -484,14 +483,14 @@ def create(
             detail=f"{len(codes)} diagnoses, {len(lines)} lines",
         ),
     )
-    return _out(ctx, enc)
+    return encounter_out(ctx, enc)
 
 
-def _check_version(enc: Encounter, expected_version) -> None:
+def _check_version(enc: Encounter, expected_version: int | None) -> None:
     if expected_version is not None and int(expected_version) != enc.version:
         raise ConflictError(
             f"encounter {enc.id} changed since version {expected_version} (now {enc.version})",
-            hint=f"reload it with `hpms encounters show {enc.id}`",
+            action=Action("encounters", "show", target=str(enc.id), purpose="reload it with"),
         )
 
 
@@ -500,7 +499,15 @@ def _draft(enc: Encounter, doing: str) -> None:
         raise ConflictError(f"encounter {enc.id} is {enc.status}; only a draft can be {doing}")
 
 
-def update(ctx, encounter_id, *, dx=None, proc=None, place_of_service=None, expected_version=None) -> EncounterOut:
+def update(
+    ctx: Ctx,
+    encounter_id: int | str,
+    *,
+    dx: Codes = None,
+    proc: Codes = None,
+    place_of_service: str | None = None,
+    expected_version: int | None = None,
+) -> EncounterOut:
     """Replace a draft's diagnoses (`dx`) and/or lines (`proc`, priced again), or its place of
     service. Lines kept must still point at diagnoses that exist. Raises ConflictError (not a
     draft, stale version), ValidationError, NotFoundError, PermissionDenied."""
@@ -509,7 +516,7 @@ def update(ctx, encounter_id, *, dx=None, proc=None, place_of_service=None, expe
     _check_version(enc, expected_version)
     _draft(enc, "changed")
     if dx is None and proc is None and place_of_service is None:
-        raise ValidationError("--dx", "nothing to change (give --dx, --proc or --place-of-service)")
+        raise ValidationError("options", "nothing to change (give diagnoses, procedure lines or a place of service)")
     s = ctx.session
     codes = parse_dx(dx) if dx is not None else None
     n_dx = len(codes) if codes is not None else len(_diagnoses(s, enc.id))
@@ -524,9 +531,9 @@ def update(ctx, encounter_id, *, dx=None, proc=None, place_of_service=None, expe
             dangling = [p for p in row.pointers.split(",") if p and int(p) > n_dx]
             if dangling:
                 raise ValidationError(
-                    "--dx",
+                    "dx",
                     f"line {row.seq} ({row.code}) points at diagnosis {dangling[0]}, which "
-                    f"would no longer exist ({n_dx} given); give --proc too",
+                    f"would no longer exist ({n_dx} given); give the procedure lines too",
                 )
     if codes is not None:
         fields.append("diagnoses")
@@ -539,10 +546,10 @@ def update(ctx, encounter_id, *, dx=None, proc=None, place_of_service=None, expe
     enc.updated_at = ctx.now()
     _flush(s)
     audit.record(ctx, audit.Event("update", "encounter", enc.id, patient_id=enc.patient_id, fields=fields))
-    return _out(ctx, enc)
+    return encounter_out(ctx, enc)
 
 
-def sign(ctx, encounter_id, *, expected_version=None) -> EncounterOut:
+def sign(ctx: Ctx, encounter_id: int | str, *, expected_version: int | None = None) -> EncounterOut:
     """Mark a draft as signed (ready to bill): it needs at least one diagnosis and one line, and
     every line a diagnosis pointer. Records who signed and when."""
     require(ctx.actor, "encounter.sign")
@@ -552,23 +559,25 @@ def sign(ctx, encounter_id, *, expected_version=None) -> EncounterOut:
     s = ctx.session
     if not _diagnoses(s, enc.id):
         raise ValidationError(
-            "--dx",
+            None,
             f"encounter {enc.id} has no diagnosis",
-            hint=f"add one with `hpms encounters update {enc.id} --dx CODE`",
+            action=Action("encounters", "update", target=str(enc.id), give=(("dx", "CODE"),), purpose="add one with"),
         )
     lines = _lines(s, enc.id)
     if not lines:
         raise ValidationError(
-            "--proc",
+            None,
             f"encounter {enc.id} has no procedure line",
-            hint=f"add them with `hpms encounters update {enc.id} --proc CODE`",
+            action=Action(
+                "encounters", "update", target=str(enc.id), give=(("proc", "CODE"),), purpose="add them with"
+            ),
         )
     for row in lines:
         if not row.pointers:
             raise ValidationError(
-                "--proc",
+                None,
                 f"line {row.seq} ({row.code}) points at no diagnosis",
-                hint=f"give pointers with `hpms encounters update {enc.id} --proc ...`",
+                action=Action("encounters", "update", target=str(enc.id), give=("proc",), purpose="give pointers with"),
             )
     now = ctx.now()
     enc.status = "signed"
@@ -583,43 +592,48 @@ def sign(ctx, encounter_id, *, expected_version=None) -> EncounterOut:
             "sign", "encounter", enc.id, patient_id=enc.patient_id, fields=["status", "signed_at", "signed_by"]
         ),
     )
-    return _out(ctx, enc)
+    return encounter_out(ctx, enc)
 
 
 # ---- reading -------------------------------------------------------------------------------
 
 
-def show(ctx, encounter_id) -> EncounterOut:
+def show(ctx: Ctx, encounter_id: int | str) -> EncounterOut:
     """One encounter with its diagnoses (with descriptions) and lines."""
     require(ctx.actor, "encounter.read")
     enc = load_encounter(ctx, encounter_id)
     audit.record(ctx, audit.Event("read", "encounter", enc.id, patient_id=enc.patient_id))
-    return _out(ctx, enc)
+    return encounter_out(ctx, enc)
 
 
-def _statuses(value) -> list[str]:
+def _statuses(value: Codes) -> list[str]:
     wanted = [w.lower() for w in _split(value)]
     for w in wanted:
         if w not in ENCOUNTER_STATUSES:
-            raise ValidationError("--status", f"unknown status {w!r} (one of: {', '.join(ENCOUNTER_STATUSES)})")
+            raise ValidationError("status", f"unknown status {w!r} (one of: {', '.join(ENCOUNTER_STATUSES)})")
     return wanted
 
 
 def list_encounters(
-    ctx, *, status=None, patient=None, since=None, until=None, provider=None, limit: int = 1000
+    ctx: Ctx,
+    *,
+    status: Codes = None,
+    patient: str | int | None = None,
+    since: str | dt.date | None = None,
+    until: str | dt.date | None = None,
+    provider: str | int | None = None,
+    limit: int = 1000,
 ) -> list[EncounterSummary]:
     """Encounters by date of service (oldest first), filtered by status (comma-separated),
     patient, provider and a range of dates of service (both ends included)."""
-    from hpms.services.lookups import find_patient, find_provider
-
     require(ctx.actor, "encounter.read")
     if not 1 <= int(limit) <= 100000:
-        raise ValidationError("--limit", "must be 1-100000")
+        raise ValidationError("limit", "must be 1-100000")
     wanted = _statuses(status)
-    lo = v.parse_date("--from", since)
-    hi = v.parse_date("--to", until)
+    lo = v.parse_date("start", since)
+    hi = v.parse_date("end", until)
     if lo and hi and hi < lo:
-        raise ValidationError("--to", f"{hi} is before --from {lo}")
+        raise ValidationError("end", f"{hi} is before the start of the range, {lo}")
     n_lines = (
         sa.select(sa.func.count())
         .where(EncounterLine.encounter_id == Encounter.id)
@@ -674,216 +688,5 @@ def list_encounters(
                 total=money(e.total_cents),
             )
         )
-    if out:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read", "encounter", None, patient_ids=sorted({e.patient_id for e in out}), detail=f"list of {len(out)}"
-            ),
-        )
+    audit.record_list(ctx, "encounter", (e.patient_id for e in out), len(out))
     return out
-
-
-# ---- superbill -----------------------------------------------------------------------------
-
-
-def _coverages(ctx, patient_id: int, day: dt.date) -> list[dict]:
-    from hpms.models.patients import PRIORITIES
-
-    rows = ctx.session.execute(
-        sa.select(Coverage, Payer)
-        .join(Payer, Payer.id == Coverage.payer_id)
-        .where(
-            Coverage.patient_id == patient_id,
-            Coverage.active.is_(True),
-            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
-        )
-    ).all()
-    rows.sort(key=lambda r: (PRIORITIES.index(r[0].priority) if r[0].priority in PRIORITIES else 9, r[0].id))
-    return [
-        {
-            "priority": c.priority,
-            "payer": p.name,
-            "payer_code": p.payer_id,
-            "member_id": ctx.crypto.decrypt(c.member_id_enc, "member_id"),
-            "group": c.group_number,
-            "relationship": c.relationship,
-        }
-        for c, p in rows
-    ]
-
-
-def _address(obj) -> str:
-    city = ", ".join(x for x in (obj.city, " ".join(y for y in (obj.state, obj.postal_code) if y)) if x)
-    return ", ".join(x for x in (obj.address_line1, obj.address_line2, city) if x)
-
-
-def _superbill_data(ctx, enc: Encounter) -> dict:
-    s = ctx.session
-    out = _out(ctx, enc)
-    org = s.get(Organization, enc.org_id)
-    profile = s.get(BillingProfile, enc.org_id)
-    loc = s.get(Location, enc.location_id)
-    pat = s.get(Patient, enc.patient_id)
-    tax = profile.tax_id if profile and profile.tax_id else None
-    return {
-        "practice": org.name,
-        "tax_id": f"{tax[:2]}-{tax[2:]}" if tax and len(tax) == 9 else tax,
-        "location": loc.name,
-        "location_address": _address(loc),
-        "location_phone": loc.phone,
-        "location_npi": loc.npi,
-        "out": out,
-        "patient_address": _address(pat),
-        "patient_sex": pat.sex_at_birth,
-        "coverage": _coverages(ctx, enc.patient_id, enc.service_date),
-    }
-
-
-def _money_text(value) -> str:
-    return f"{value:,.2f}"
-
-
-def _text_superbill(d: dict) -> str:
-    e: EncounterOut = d["out"]
-    w = []
-    w.append("SUPERBILL")
-    w.append("=" * 78)
-    w.append(d["practice"] + (f"    Tax ID {d['tax_id']}" if d["tax_id"] else ""))
-    loc = d["location"] + (f", {d['location_address']}" if d["location_address"] else "")
-    w.append(loc + (f"    Phone {d['location_phone']}" if d["location_phone"] else ""))
-    if d["location_npi"]:
-        w.append(f"Group NPI {d['location_npi']}")
-    w.append("")
-    w.append(
-        f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
-        f"Encounter {e.id} ({e.status})"
-    )
-    w.append(f"Provider: {e.provider}" + (f"    NPI {e.provider_npi}" if e.provider_npi else ""))
-    w.append("")
-    w.append(f"Patient: {e.patient}    DOB {e.dob.isoformat() if e.dob else '-'}    MRN {e.mrn}")
-    if d["patient_address"]:
-        w.append(f"Address: {d['patient_address']}")
-    w.append("Insurance:" + ("" if d["coverage"] else " none on file (self-pay)"))
-    for c in d["coverage"]:
-        w.append(
-            f"  {c['priority']:<10} {c['payer']} ({c['payer_code']})    member {c['member_id']}"
-            + (f"    group {c['group']}" if c["group"] else "")
-        )
-    w.append("")
-    w.append("Diagnoses (ICD-10-CM)")
-    for dx in e.diagnoses:
-        w.append(f"  {dx.seq:>2}  {dx.dotted:<8}  {dx.description or ''}")
-    if not e.diagnoses:
-        w.append("  (none)")
-    w.append("")
-    w.append("Services")
-    w.append(f"  {'#':>2}  {'Code':<6} {'Modifiers':<12} {'Units':>5}  {'Dx':<8} {'Charge':>12}")
-    for ln in e.lines:
-        w.append(
-            f"  {ln.seq:>2}  {ln.code:<6} {','.join(ln.modifiers):<12} {ln.units:>5}  "
-            f"{','.join(str(p) for p in ln.pointers):<8} {_money_text(ln.charge):>12}"
-        )
-    if not e.lines:
-        w.append("  (none)")
-    w.append(f"  {'':>2}  {'':<6} {'':<12} {'':>5}  {'Total':<8} {_money_text(e.total):>12}")
-    w.append("")
-    if e.signed_at:
-        w.append(f"Signed by {e.signed_by} on {e.signed_at:%Y-%m-%d %H:%M %Z}")
-    else:
-        w.append("Not signed (draft)")
-    return "\n".join(w) + "\n"
-
-
-_latin1 = latin1
-
-
-def _pdf_superbill(d: dict, now: dt.datetime) -> bytes:
-    e: EncounterOut = d["out"]
-    doc = Document(f"Superbill {e.id}", now)
-    line = doc.line
-    line("SUPERBILL", size=16, bold=True, h=8)
-    line(d["practice"], size=12, bold=True)
-    if d["tax_id"]:
-        line(f"Tax ID {d['tax_id']}")
-    line(d["location"] + (f", {d['location_address']}" if d["location_address"] else ""))
-    if d["location_phone"]:
-        line(f"Phone {d['location_phone']}")
-    if d["location_npi"]:
-        line(f"Group NPI {d['location_npi']}")
-    doc.gap()
-    line(
-        f"Date of service: {e.service_date.isoformat()}    Place of service: {e.place_of_service}    "
-        f"Encounter {e.id} ({e.status})",
-        bold=True,
-    )
-    line(f"Provider: {e.provider}" + (f"    NPI {e.provider_npi}" if e.provider_npi else ""))
-    doc.gap()
-    line(f"Patient: {e.patient}    DOB {e.dob.isoformat() if e.dob else '-'}    MRN {e.mrn}", bold=True)
-    if d["patient_address"]:
-        line(f"Address: {d['patient_address']}")
-    line("Insurance:" + ("" if d["coverage"] else " none on file (self-pay)"))
-    for c in d["coverage"]:
-        line(
-            f"    {c['priority']}: {c['payer']} ({c['payer_code']}), member {c['member_id']}"
-            + (f", group {c['group']}" if c["group"] else "")
-        )
-    doc.gap()
-    line("Diagnoses (ICD-10-CM)", size=11, bold=True)
-    for dx in e.diagnoses:
-        line(f"  {dx.seq}.  {dx.dotted}   {dx.description or ''}")
-    if not e.diagnoses:
-        line("  (none)")
-    doc.gap()
-    line("Services", size=11, bold=True)
-    cols = [
-        ("#", 10, "R"),
-        ("Code", 22, "L"),
-        ("Modifiers", 35, "L"),
-        ("Units", 18, "R"),
-        ("Dx", 30, "L"),
-        ("Charge", 35, "R"),
-    ]
-    rows = [
-        [
-            str(ln.seq),
-            ln.code,
-            ",".join(ln.modifiers),
-            str(ln.units),
-            ",".join(str(p) for p in ln.pointers),
-            _money_text(ln.charge),
-        ]
-        for ln in e.lines
-    ]
-    doc.table(cols, rows, total=("Total", _money_text(e.total)))
-    doc.gap(3)
-    if e.signed_at:
-        line(f"Signed by {e.signed_by} on {e.signed_at:%Y-%m-%d %H:%M %Z}")
-    else:
-        line("Not signed (draft)")
-    return doc.output()
-
-
-def superbill(ctx, encounter_id, fmt: str = "text") -> bytes:
-    """The superbill of an encounter, as UTF-8 text or a PDF: practice, location, provider with
-    NPI, patient with DOB and MRN, coverage on the date of service, diagnoses with their
-    descriptions, lines with modifiers, units, pointers and charges, and the total."""
-    require(ctx.actor, "encounter.read")
-    kind = v.parse_choice("--format", fmt, FORMATS) or "text"
-    enc = load_encounter(ctx, encounter_id)
-    data = _superbill_data(ctx, enc)
-    audit.record(
-        ctx,
-        audit.Event(
-            "read",
-            "encounter",
-            enc.id,
-            patient_id=enc.patient_id,
-            fields=["superbill", "dob", "address", "member_id"],
-            detail=f"superbill {kind}",
-        ),
-    )
-    if kind == "pdf":
-        return _pdf_superbill(data, ctx.now())
-    return _text_superbill(data).encode("utf-8")

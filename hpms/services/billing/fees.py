@@ -19,13 +19,17 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from hpms.codes.procedures import check_modifier, check_procedure
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Payer
 from hpms.models.billing import Fee
 from hpms.models.billing_out import FeeImportOut, FeeOut, FeeRowError, money
+from hpms.services.billing.codes import procedure_known
+from hpms.services.lookups import find_payer
 from hpms.services.platform import audit
 from hpms.services.platform.csvrows import InvalidRows, read_rows
 from hpms.services.platform.permissions import require
@@ -38,13 +42,16 @@ DEFAULT_WORDS = frozenset({"default", "-"})
 
 _PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)")
 
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
+
 Schedule = dict[tuple[int, str, str], int]
 
 
 # ---- parsing -------------------------------------------------------------------------------
 
 
-def parse_amount(field: str, value) -> int:
+def parse_amount(field: str, value: object) -> int:
     """An amount ("125", "125.5", "125.50", "$125.50" or a Decimal) as integer cents. Raises
     ValidationError naming `field` unless it has at most two decimal places, is more than 0 and
     less than 100000."""
@@ -69,11 +76,8 @@ def parse_amount(field: str, value) -> int:
     return int(amount * 100)
 
 
-def parse_code(ctx, field: str, value) -> str:
+def parse_code(ctx: Ctx, field: str, value: object) -> str:
     """A procedure code (HCPCS/CPT format, and known to the practice's code sets)."""
-    from hpms.codes.procedures import check_procedure
-    from hpms.services.billing.codes import procedure_known
-
     text = "" if value is None else str(value).strip()
     if not text:
         raise ValidationError(field, "is required")
@@ -86,10 +90,8 @@ def parse_code(ctx, field: str, value) -> str:
     return code
 
 
-def parse_modifier(field: str, value) -> str:
+def parse_modifier(field: str, value: object) -> str:
     """A modifier ('' when none given)."""
-    from hpms.codes.procedures import check_modifier
-
     text = "" if value is None else str(value).strip()
     if not text:
         return ""
@@ -99,17 +101,17 @@ def parse_modifier(field: str, value) -> str:
         raise ValidationError(field, str(exc)) from None
 
 
-def _payer(ctx, ref, field: str = "--payer") -> Payer | None:
+def _payer(ctx: Ctx, ref: str | int | None, field: str = "payer") -> Payer | None:
     """The payer named, or None for the default schedule (nothing, 'default' or '-')."""
-    from hpms.services.lookups import find_payer
-
     text = "" if ref is None else str(ref).strip()
     if not text or text.lower() in DEFAULT_WORDS:
         return None
-    try:
-        return find_payer(ctx, text)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{field}: {exc.message}", hint=exc.hint) from None
+    return find_payer(ctx, text, field=field)
+
+
+def _payer_key(payer: Payer | None) -> int:
+    """The schedule's key: the payer's id, DEFAULT for the default schedule."""
+    return payer.id if payer is not None and payer.id is not None else DEFAULT
 
 
 def _schedule_name(payer: Payer | None) -> str:
@@ -132,16 +134,18 @@ def _out(fee: Fee, payer: Payer | None) -> FeeOut:
 # ---- writing -------------------------------------------------------------------------------
 
 
-def set_fee(ctx, code, amount, payer=None, modifier=None) -> FeeOut:
+def set_fee(
+    ctx: Ctx, code: str, amount: str | Decimal, payer: str | None = None, modifier: str | None = None
+) -> FeeOut:
     """Set (insert or replace) the price of CODE [with MODIFIER] in the default schedule or in
     PAYER's. Raises ValidationError (code, amount, modifier), NotFoundError (payer),
     PermissionDenied."""
     require(ctx.actor, "fee.write")
-    code = parse_code(ctx, "CODE", code)
-    cents = parse_amount("AMOUNT", amount)
-    mod = parse_modifier("--modifier", modifier)
+    code = parse_code(ctx, "code", code)
+    cents = parse_amount("amount", amount)
+    mod = parse_modifier("modifier", modifier)
     p = _payer(ctx, payer)
-    key = p.id if p else DEFAULT
+    key = _payer_key(p)
     session = ctx.session
     fee = session.execute(
         sa.select(Fee).where(Fee.org_id == ctx.org_id, Fee.payer_key == key, Fee.code == code, Fee.modifier == mod)
@@ -181,7 +185,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, str] | None]]:
     return read_rows(path, columns=COLUMNS, required=REQUIRED, expected="code,amount[,modifier][,payer]")
 
 
-def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
+def import_fees(ctx: Ctx, path: str | Path, payer: str | None = None, dry_run: bool = False) -> FeeImportOut:
     """Import prices from a CSV file with the header code,amount[,modifier][,payer]. A row
     without a payer goes to PAYER's schedule (or to the default one when PAYER is not given;
     'default' in the payer column names it too). Every row is checked first: any bad row (or
@@ -193,6 +197,7 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
     base = _payer(ctx, payer)
     rows = _read_rows(path)
     payers: dict[str, Payer | None] = {}
+    unknown: set[str] = set()  # payer column values that name no payer
     errors: list[FeeRowError] = []
     seen: dict[tuple[int, str, str], int] = {}
     good: list[tuple[int, int | None, str, str, int]] = []  # (payer_key, payer_id, code, modifier, cents)
@@ -212,10 +217,14 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
                 known[code_text] = parse_code(ctx, "code", code_text)
             except ValidationError as exc:
                 known[code_text] = exc
-        code = known[code_text]
-        if isinstance(code, ValidationError):
-            err(line, "code", code.message)
+        code = ""
+        known_code = known[code_text]
+        if isinstance(known_code, ValidationError):
+            err(line, "code", known_code.message)
             bad = True
+        else:
+            code = known_code
+        cents = mod = None
         try:
             cents = parse_amount("amount", row.get("amount"))
         except ValidationError as exc:
@@ -227,21 +236,21 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
             err(line, "modifier", exc.message)
             bad = True
         ref = (row.get("payer") or "").strip()
+        p = base
         if ref:
-            if ref not in payers:
+            if ref not in payers and ref not in unknown:
                 try:
                     payers[ref] = _payer(ctx, ref, "payer")
                 except NotFoundError:
-                    payers[ref] = False  # type: ignore[assignment]
-            p = payers[ref]
-            if p is False:
-                err(line, "payer", f"no payer {ref!r} (see `hpms payers list`)")
+                    unknown.add(ref)
+            if ref in unknown:
+                err(line, "payer", f"no payer {ref!r}")
                 bad = True
-        else:
-            p = base
-        if bad:
+            else:
+                p = payers[ref]
+        if bad or cents is None or mod is None:
             continue
-        key = (p.id if p else DEFAULT, code, mod)
+        key = (_payer_key(p), code, mod)
         if key in seen:
             err(
                 line, "code", f"{code}{'-' + mod if mod else ''} for {_schedule_name(p)} is already on line {seen[key]}"
@@ -252,7 +261,7 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
     if errors:
         raise InvalidFeeRows(errors, len(rows))
     if not rows:
-        raise ValidationError("FILE", f"{path} has no rows")
+        raise ValidationError("file", f"{path} has no rows")
 
     session = ctx.session
     table = Fee.__table__
@@ -265,23 +274,25 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
         )
     }
     now = ctx.now()
-    inserts, updates, unchanged = [], [], 0
-    for key, payer_id, code, mod, cents in good:
-        old = existing.get((key, code, mod))
+    inserts: list[dict] = []
+    updates: list[dict] = []
+    unchanged = 0
+    for payer_key, payer_id, fee_code, fee_mod, fee_cents in good:
+        old = existing.get((payer_key, fee_code, fee_mod))
         if old is None:
             inserts.append(
                 {
                     "org_id": ctx.org_id,
-                    "payer_key": key,
+                    "payer_key": payer_key,
                     "payer_id": payer_id,
-                    "code": code,
-                    "modifier": mod,
-                    "amount_cents": cents,
+                    "code": fee_code,
+                    "modifier": fee_mod,
+                    "amount_cents": fee_cents,
                     "updated_at": now,
                 }
             )
-        elif old[1] != cents:
-            updates.append({"fee_id": old[0], "cents": cents})
+        elif old[1] != fee_cents:
+            updates.append({"fee_id": old[0], "cents": fee_cents})
         else:
             unchanged += 1
     result = FeeImportOut(
@@ -314,7 +325,7 @@ def import_fees(ctx, path, payer=None, dry_run: bool = False) -> FeeImportOut:
 # ---- reading -------------------------------------------------------------------------------
 
 
-def list_fees(ctx, payer=None, code=None) -> list[FeeOut]:
+def list_fees(ctx: Ctx, payer: str | None = None, code: str | None = None) -> list[FeeOut]:
     """Prices, default schedule first then by payer, code and modifier. `payer`: only that
     payer's schedule ('default' for the default one); `code`: only that code."""
     require(ctx.actor, "fee.read")
@@ -326,7 +337,7 @@ def list_fees(ctx, payer=None, code=None) -> list[FeeOut]:
     )
     if payer is not None and str(payer).strip():
         p = _payer(ctx, payer)
-        q = q.where(Fee.payer_key == (p.id if p else DEFAULT))
+        q = q.where(Fee.payer_key == _payer_key(p))
     if code is not None and str(code).strip():
         q = q.where(Fee.code == str(code).strip().upper())
     return [_out(fee, p) for fee, p in ctx.session.execute(q)]

@@ -2,8 +2,8 @@
 billed. Each finding names the rule, a severity, the field and what to fix; an error keeps the
 encounter off the claim file and puts it on the work list.
 
-The rules read a plain `ClaimDraft` (built in bulk by the billing run, or for one encounter by
-`hpms claims scrub`), so they are cheap enough for 100,000 encounters a night.
+The rules read a plain `ClaimDraft` (built in bulk by the billing run, or for the encounters a
+biller scrubs on request), so they are cheap enough for 100,000 encounters a night.
 
 Some rules read only the claim's parties (`ClaimParties`: the billing location's and the
 patient's addresses, how the payer files, the coverage's Medicare secondary type): the 837P
@@ -20,8 +20,12 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
+from hpms.codes import icd10
+from hpms.codes.npi import is_valid_npi
 from hpms.codes.pos import PLACES_OF_SERVICE
+from hpms.codes.procedures import check_modifier, check_procedure
 from hpms.interop.x12.x837p import MEDICARE_FILING, MEDICARE_SECONDARY_TYPES
 
 RULESET_VERSION = "2026.12"
@@ -115,10 +119,10 @@ def rule(rule_id: str, description: str, *, parties: bool = False) -> Callable[[
     return register
 
 
-def _filled(value: str | None) -> bool:
+def _filled(value: str | None) -> TypeGuard[str]:
     """Not empty once written: the 837P drops the delimiter characters and trims, so a value of
     only those (and spaces) is empty."""
-    return bool(value) and bool(value.strip(_BLANK))
+    return value is not None and bool(value.strip(_BLANK))
 
 
 @functools.lru_cache(maxsize=256)
@@ -137,8 +141,6 @@ def _medicare_secondary(c: ClaimParties) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _npi_ok(npi: str | None) -> bool:
-    from hpms.codes.npi import is_valid_npi
-
     return bool(npi) and is_valid_npi(npi)
 
 
@@ -150,16 +152,12 @@ def _zip9_ok(value: str | None) -> bool:
 @functools.lru_cache(maxsize=65536)
 def _icd(code: str):
     """(exists, billable, dotted) of a diagnosis as written: claims repeat a few hundred codes."""
-    from hpms.codes import icd10
-
     found = icd10.lookup(code.replace(".", ""))
     return (found is not None, bool(found and found.billable), found.dotted if found else code)
 
 
 @functools.lru_cache(maxsize=16384)
 def _proc_problem(code: str) -> str | None:
-    from hpms.codes.procedures import check_procedure
-
     try:
         check_procedure(code)
     except ValueError as exc:
@@ -169,8 +167,6 @@ def _proc_problem(code: str) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _modifier_problem(mod: str) -> str | None:
-    from hpms.codes.procedures import check_modifier
-
     try:
         check_modifier(mod)
     except ValueError as exc:
@@ -179,31 +175,29 @@ def _modifier_problem(mod: str) -> str | None:
 
 
 @rule("NPI-BILLING", "The billing provider (location) NPI is present and passes the Luhn check (prefix 80840).")
-def _billing_npi(c: ClaimDraft):
+def _billing_npi(c: ClaimDraft) -> Iterator[Finding]:
     if not c.billing_npi:
-        yield Finding(
-            "NPI-BILLING", "error", "location.npi", "the location has no group NPI (hpms locations update --npi)"
-        )
+        yield Finding("NPI-BILLING", "error", "location.npi", "the location has no group NPI")
     elif not _npi_ok(c.billing_npi):
         yield Finding("NPI-BILLING", "error", "location.npi", f"NPI {c.billing_npi} fails the check digit")
 
 
 @rule("NPI-RENDERING", "The rendering provider NPI is present and passes the Luhn check.")
-def _rendering_npi(c: ClaimDraft):
+def _rendering_npi(c: ClaimDraft) -> Iterator[Finding]:
     if not c.rendering_npi:
-        yield Finding("NPI-RENDERING", "error", "provider.npi", "the provider has no NPI (hpms providers update --npi)")
+        yield Finding("NPI-RENDERING", "error", "provider.npi", "the provider has no NPI")
     elif not _npi_ok(c.rendering_npi):
         yield Finding("NPI-RENDERING", "error", "provider.npi", f"NPI {c.rendering_npi} fails the check digit")
 
 
 @rule("TAX-ID", "The practice's tax id (EIN, 9 digits) is set.")
-def _tax_id(c: ClaimDraft):
+def _tax_id(c: ClaimDraft) -> Iterator[Finding]:
     if not c.tax_id or len(c.tax_id) != 9 or not c.tax_id.isdigit():
-        yield Finding("TAX-ID", "error", "billing.tax_id", "no 9-digit tax id (hpms billing setup --tax-id)")
+        yield Finding("TAX-ID", "error", "billing.tax_id", "the practice has no 9-digit tax id")
 
 
 @rule("ZIP-9", "The billing provider ZIP code has 9 digits.", parties=True)
-def _zip9(c: ClaimParties):
+def _zip9(c: ClaimParties) -> Iterator[Finding]:
     digits = "".join(ch for ch in (c.billing_zip or "") if ch.isdigit())
     if len(digits) != 9:
         yield Finding(
@@ -215,7 +209,7 @@ def _zip9(c: ClaimParties):
 
 
 @rule("ADDR-BILLING", "The billing location has a street, city and state (its ZIP: ZIP-9).", parties=True)
-def _billing_address(c: ClaimParties):
+def _billing_address(c: ClaimParties) -> Iterator[Finding]:
     for value, name, what in (
         (c.billing_address1, "address_line1", "street address"),
         (c.billing_city, "city", "city"),
@@ -226,7 +220,7 @@ def _billing_address(c: ClaimParties):
 
 
 @rule("ADDR-PATIENT", "The patient has a street, city, state and ZIP code.", parties=True)
-def _patient_address(c: ClaimParties):
+def _patient_address(c: ClaimParties) -> Iterator[Finding]:
     for value, name, what in (
         (c.patient_address1, "address_line1", "street address"),
         (c.patient_city, "city", "city"),
@@ -238,7 +232,7 @@ def _patient_address(c: ClaimParties):
 
 
 @rule("ADDR-STATE", "The billing location's and the patient's states are USPS codes.", parties=True)
-def _states(c: ClaimParties):
+def _states(c: ClaimParties) -> Iterator[Finding]:
     for value, where, who in (
         (c.billing_state, "location.state", "billing location"),
         (c.patient_state, "patient.state", "patient"),
@@ -253,7 +247,7 @@ def _states(c: ClaimParties):
 
 
 @rule("ADDR-ZIP", "The patient's ZIP code has 5 or 9 digits.", parties=True)
-def _patient_zip(c: ClaimParties):
+def _patient_zip(c: ClaimParties) -> Iterator[Finding]:
     if _filled(c.patient_zip) and not _zip_ok(c.patient_zip):
         yield Finding(
             "ADDR-ZIP",
@@ -264,7 +258,7 @@ def _patient_zip(c: ClaimParties):
 
 
 @rule("DX-PRESENT", "At least one diagnosis, at most 12.")
-def _dx_count(c: ClaimDraft):
+def _dx_count(c: ClaimDraft) -> Iterator[Finding]:
     if not c.diagnoses:
         yield Finding("DX-PRESENT", "error", "diagnoses", "no diagnosis")
     elif len(c.diagnoses) > 12:
@@ -272,7 +266,7 @@ def _dx_count(c: ClaimDraft):
 
 
 @rule("DX-NODOT", "ICD-10-CM codes are written without the dot.")
-def _dx_nodot(c: ClaimDraft):
+def _dx_nodot(c: ClaimDraft) -> Iterator[Finding]:
     for i, code in enumerate(c.diagnoses, 1):
         if "." in code:
             yield Finding(
@@ -281,14 +275,14 @@ def _dx_nodot(c: ClaimDraft):
 
 
 @rule("DX-EXISTS", "Every diagnosis is an ICD-10-CM code of the current release.")
-def _dx_exists(c: ClaimDraft):
+def _dx_exists(c: ClaimDraft) -> Iterator[Finding]:
     for i, code in enumerate(c.diagnoses, 1):
         if not _icd(code)[0]:
             yield Finding("DX-EXISTS", "error", f"diagnosis {i}", f"{code} is not an ICD-10-CM code")
 
 
 @rule("DX-BILLABLE", "Every diagnosis is billable (a leaf code, not a category).")
-def _dx_billable(c: ClaimDraft):
+def _dx_billable(c: ClaimDraft) -> Iterator[Finding]:
     for i, code in enumerate(c.diagnoses, 1):
         exists, billable, dotted = _icd(code)
         if exists and not billable:
@@ -301,7 +295,7 @@ def _dx_billable(c: ClaimDraft):
 
 
 @rule("DX-POINTER", "Each line points at 1 to 4 existing diagnoses.")
-def _pointers(c: ClaimDraft):
+def _pointers(c: ClaimDraft) -> Iterator[Finding]:
     n = len(c.diagnoses)
     for line in c.lines:
         if not line.pointers:
@@ -314,7 +308,7 @@ def _pointers(c: ClaimDraft):
 
 
 @rule("LINES-PRESENT", "At least one service line, at most 50.")
-def _lines(c: ClaimDraft):
+def _lines(c: ClaimDraft) -> Iterator[Finding]:
     if not c.lines:
         yield Finding("LINES-PRESENT", "error", "lines", "no service line")
     elif len(c.lines) > 50:
@@ -322,7 +316,7 @@ def _lines(c: ClaimDraft):
 
 
 @rule("PROC-VALID", "Procedure codes are well-formed CPT or HCPCS Level II codes.")
-def _proc(c: ClaimDraft):
+def _proc(c: ClaimDraft) -> Iterator[Finding]:
     for line in c.lines:
         problem = _proc_problem(line.code)
         if problem:
@@ -330,7 +324,7 @@ def _proc(c: ClaimDraft):
 
 
 @rule("MODIFIER-VALID", "Modifiers are known, at most 4 per line.")
-def _modifiers(c: ClaimDraft):
+def _modifiers(c: ClaimDraft) -> Iterator[Finding]:
     for line in c.lines:
         if len(line.modifiers) > 4:
             yield Finding("MODIFIER-VALID", "error", f"line {line.seq}", "more than 4 modifiers")
@@ -341,14 +335,14 @@ def _modifiers(c: ClaimDraft):
 
 
 @rule("UNITS-POSITIVE", "Units are greater than zero.")
-def _units(c: ClaimDraft):
+def _units(c: ClaimDraft) -> Iterator[Finding]:
     for line in c.lines:
         if line.units <= 0:
             yield Finding("UNITS-POSITIVE", "error", f"line {line.seq}", f"units {line.units} (must be > 0)")
 
 
 @rule("DOS-NOT-FUTURE", "Dates of service are not in the future.")
-def _dos(c: ClaimDraft):
+def _dos(c: ClaimDraft) -> Iterator[Finding]:
     dates = {c.service_date, *(line.service_date for line in c.lines)}
     for d in sorted(dates):
         if d > c.today:
@@ -356,7 +350,7 @@ def _dos(c: ClaimDraft):
 
 
 @rule("LINE-DUPLICATE", "No two lines with the same code, modifiers and date.")
-def _duplicates(c: ClaimDraft):
+def _duplicates(c: ClaimDraft) -> Iterator[Finding]:
     seen: dict[tuple, int] = {}
     for line in c.lines:
         key = (line.code, line.modifiers, line.service_date)
@@ -372,7 +366,7 @@ def _duplicates(c: ClaimDraft):
 
 
 @rule("POS-VALID", "The place of service is a CMS place-of-service code.")
-def _pos(c: ClaimDraft):
+def _pos(c: ClaimDraft) -> Iterator[Finding]:
     if c.place_of_service not in PLACES_OF_SERVICE:
         yield Finding(
             "POS-VALID", "error", "place_of_service", f"{c.place_of_service!r} is not a place-of-service code"
@@ -380,7 +374,7 @@ def _pos(c: ClaimDraft):
 
 
 @rule("PAYER-ID", "The patient has coverage on the date of service, with a payer id.")
-def _payer(c: ClaimDraft):
+def _payer(c: ClaimDraft) -> Iterator[Finding]:
     if c.payer_id is None:
         yield Finding("PAYER-ID", "error", "coverage", "no active insurance coverage on the date of service")
     elif not c.payer_code:
@@ -388,7 +382,7 @@ def _payer(c: ClaimDraft):
 
 
 @rule("SUBSCRIBER", "The subscriber's member id, name and date of birth are present.")
-def _subscriber(c: ClaimDraft):
+def _subscriber(c: ClaimDraft) -> Iterator[Finding]:
     if c.payer_id is None:
         return
     for value, name in (
@@ -404,7 +398,7 @@ def _subscriber(c: ClaimDraft):
 
 
 @rule("MSP-TYPE", "A claim to Medicare as secondary payer has a Medicare secondary type (SBR05).", parties=True)
-def _medicare_secondary_type(c: ClaimParties):
+def _medicare_secondary_type(c: ClaimParties) -> Iterator[Finding]:
     if not _medicare_secondary(c) or c.medicare_secondary_type in MEDICARE_SECONDARY_TYPES:
         return
     if c.medicare_secondary_type:
@@ -415,19 +409,24 @@ def _medicare_secondary_type(c: ClaimParties):
 
 
 @rule("FEE-PRESENT", "Every line has a price on the payer's or the default fee schedule.")
-def _fees(c: ClaimDraft):
+def _fees(c: ClaimDraft) -> Iterator[Finding]:
     for line in c.lines:
         if line.charge_cents is None:
-            yield Finding("FEE-PRESENT", "error", f"line {line.seq}", f"no fee for {line.code} (hpms fees set)")
+            yield Finding(
+                "FEE-PRESENT",
+                "error",
+                f"line {line.seq}",
+                f"no fee for {line.code} on the payer's or the default schedule",
+            )
         elif line.charge_cents <= 0:
             yield Finding("FEE-PRESENT", "error", f"line {line.seq}", f"charge for {line.code} is not positive")
 
 
 @rule("CLAIM-TOTAL", "The claim total equals the sum of its line charges.")
-def _total(c: ClaimDraft):
+def _total(c: ClaimDraft) -> Iterator[Finding]:
     if any(line.charge_cents is None for line in c.lines):
         return
-    s = sum(line.charge_cents for line in c.lines)
+    s = sum(line.charge_cents or 0 for line in c.lines)
     if s != c.total_cents:
         yield Finding("CLAIM-TOTAL", "error", "total", f"total {c.total_cents / 100:.2f} != sum of lines {s / 100:.2f}")
 

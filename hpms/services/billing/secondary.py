@@ -24,19 +24,30 @@ eligible are skipped silently, so calling it twice creates nothing twice.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+from sqlmodel import col
+
+from hpms.db import bulk_insert, new_ids
+from hpms.models import Claim, ClaimEvent, ClaimLine, Coverage, Encounter, LedgerEntry
+from hpms.models.billing_out import money
+from hpms.services.billing.control import CLAIM_COUNTER
 from hpms.services.platform import audit
+from hpms.services.platform.counters import reserve
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 CHUNK = 500
 
 
-def _pr_by_line(ctx, claim_id: int) -> dict[int | None, int]:
+def _pr_by_line(ctx: Ctx, claim_id: int) -> dict[int | None, int]:
     """What the claim left to the patient (transfers to patient, reversals included), by claim
     line (None: on the claim)."""
-    from hpms.models import LedgerEntry
-
     e = LedgerEntry
     rows = ctx.session.execute(
         sa.select(e.claim_line_id, sa.func.sum(e.amount_cents))
@@ -51,9 +62,7 @@ def _pr_by_line(ctx, claim_id: int) -> dict[int | None, int]:
     return {line_id: int(cents) for line_id, cents in rows if cents}
 
 
-def _secondary_coverage(ctx, patient_id: int, payer_id: int, day):
-    from hpms.models import Coverage
-
+def _secondary_coverage(ctx: Ctx, patient_id: int, payer_id: int, day: dt.date) -> Coverage | None:
     q = (
         sa.select(Coverage)
         .where(
@@ -62,19 +71,17 @@ def _secondary_coverage(ctx, patient_id: int, payer_id: int, day):
             Coverage.priority == "secondary",
             Coverage.active.is_(True),
             Coverage.payer_id != payer_id,
-            sa.or_(Coverage.valid_from.is_(None), Coverage.valid_from <= day),
-            sa.or_(Coverage.valid_to.is_(None), Coverage.valid_to >= day),
+            sa.or_(col(Coverage.valid_from).is_(None), col(Coverage.valid_from) <= day),
+            sa.or_(col(Coverage.valid_to).is_(None), col(Coverage.valid_to) >= day),
         )
         .order_by(Coverage.id)
     )
     return ctx.session.execute(q).scalars().first()
 
 
-def queue_secondary(ctx, claim_ids) -> list[int]:
+def queue_secondary(ctx: Ctx, claim_ids: Iterable[int]) -> list[int]:
     """Create the secondary claims the posted primary claims call for (see the module
     docstring); returns the new claims' ids. Raises PermissionDenied."""
-    from hpms.models import Claim, Coverage, Encounter
-
     require(ctx.actor, "remits.import")
     ids = sorted({int(i) for i in claim_ids})
     if not ids:
@@ -86,7 +93,7 @@ def queue_secondary(ctx, claim_ids) -> list[int]:
             sa.select(Claim, Coverage.priority, Encounter.service_date)
             .join(Encounter, Encounter.id == Claim.encounter_id)
             .outerjoin(Coverage, Coverage.id == Claim.coverage_id)
-            .where(Claim.org_id == ctx.org_id, Claim.id.in_(ids[i : i + CHUNK]))
+            .where(Claim.org_id == ctx.org_id, col(Claim.id).in_(ids[i : i + CHUNK]))
             .order_by(Claim.id)
         ).all()
         for claim, priority, day in rows:
@@ -96,9 +103,7 @@ def queue_secondary(ctx, claim_ids) -> list[int]:
     return made
 
 
-def _follow(ctx, primary, priority: str | None, day) -> int | None:
-    from hpms.models import Claim
-
+def _follow(ctx: Ctx, primary: Claim, priority: str | None, day: dt.date) -> int | None:
     if primary.primary_claim_id is not None or priority != "primary" or primary.status == "void":
         return None
     if primary.frequency == "8":
@@ -130,13 +135,7 @@ def _follow(ctx, primary, priority: str | None, day) -> int | None:
     return _create(ctx, primary, cov, pr)
 
 
-def _create(ctx, primary, cov, pr: dict[int | None, int]) -> int:
-    from hpms.db import bulk_insert, new_ids
-    from hpms.models import Claim, ClaimEvent, ClaimLine, LedgerEntry
-    from hpms.models.billing_out import money
-    from hpms.services.billing.runner import CLAIM_COUNTER
-    from hpms.services.platform.counters import reserve
-
+def _create(ctx: Ctx, primary: Claim, cov: Coverage, pr: dict[int | None, int]) -> int:
     s = ctx.session
     now = ctx.now()
     n = reserve(s, CLAIM_COUNTER, 1)
@@ -158,6 +157,7 @@ def _create(ctx, primary, cov, pr: dict[int | None, int]) -> int:
     )
     s.add(new)
     s.flush()
+    assert new.id is not None  # flushed
     old_lines = list(
         s.execute(sa.select(ClaimLine).where(ClaimLine.claim_id == primary.id).order_by(ClaimLine.seq)).scalars()
     )

@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.codes.carc import carc_text, normalize
+from hpms.errors import Action, ConflictError, ValidationError
+from hpms.models import Claim, ClaimEvent, Encounter, Patient, Payer, WorklistItem
 from hpms.models.base import DEFERRED
-from hpms.services.payments.remits import DENIAL_RULE
+from hpms.models.billing_out import money
+from hpms.services.lookups import find_payer, load_claim
+from hpms.services.payments.posting import DENIAL_RULE
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 APPEAL = "appeal"
 
@@ -42,13 +50,15 @@ class DenialOut(SQLModel):
 
 
 def denied(
-    ctx, *, reason=None, payer=None, include_settled: bool = False, limit: int = 500, item_id: int | None = None
+    ctx: Ctx,
+    *,
+    reason: Any = None,
+    payer: Any = None,
+    include_settled: bool = False,
+    limit: int = 500,
+    item_id: int | None = None,
 ) -> list[DenialOut]:
     """Open denials, oldest first; `reason` a CARC (e.g. 50), `payer` by id, X12 id or name."""
-    from hpms.codes.carc import carc_text
-    from hpms.models import Claim, ClaimEvent, Encounter, Patient, Payer, WorklistItem
-    from hpms.services.billing.runner import cents
-
     require(ctx.actor, "claims.read")
     q = (
         sa.select(
@@ -73,23 +83,16 @@ def denied(
         .limit(limit)
     )
     if not include_settled:
-        q = q.where(WorklistItem.resolved_at.is_(None))
+        q = q.where(col(WorklistItem.resolved_at).is_(None))
     if item_id is not None:
         q = q.where(WorklistItem.id == item_id)
     if reason is not None:
-        from hpms.codes.carc import normalize
-
         code = normalize(str(reason).strip().upper().split("-")[-1])
         if not code or len(code) > 5 or not code.isalnum():
-            raise ValidationError("--reason", f"{reason!r} is not a claim adjustment reason code (e.g. 50, CO-50)")
+            raise ValidationError("reason", f"{reason!r} is not a claim adjustment reason code (e.g. 50, CO-50)")
         q = q.where(WorklistItem.field == code)
     if payer is not None:
-        from hpms.services.lookups import find_payer
-
-        try:
-            q = q.where(Claim.payer_id == find_payer(ctx, payer).id)
-        except NotFoundError as exc:
-            raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
+        q = q.where(Claim.payer_id == find_payer(ctx, payer, field="payer").id)
     rows = ctx.session.execute(q).all()
     claim_ids = sorted({r[0].claim_id for r in rows})
     follow: dict[int, list[str]] = {}
@@ -112,13 +115,13 @@ def denied(
             payer=payer_name,
             payer_code=payer_code,
             service_date=dos,
-            total=cents(total),
+            total=money(total),
             reason=item.field,
             reason_text=carc_text(item.field) if item.field else None,
             message=item.message,
             denied_at=item.created_at,
             appeals=len(follow.get(item.claim_id, [])),
-            last_follow_up=(follow.get(item.claim_id) or [None])[-1],
+            last_follow_up=follow[item.claim_id][-1] if item.claim_id in follow else None,
         )
         for item, control, status, pid, total, first, last, mrn, payer_name, payer_code, dos in rows
     ]
@@ -136,25 +139,24 @@ def denied(
     return out
 
 
-def appeal(ctx, claim_id, *, note) -> DenialOut:
+def appeal(ctx: Ctx, claim_id: Any, *, note: str | None) -> DenialOut:
     """Record a follow-up (appeal sent, payer called...) on a denied claim."""
-    from hpms.models import ClaimEvent, WorklistItem
-    from hpms.services.lookups import load_claim
-
     require(ctx.actor, "claims.write")
-    text = v.require_text("--note", note, 500)
+    text = v.require_text("note", note, 500)
     c = load_claim(ctx, claim_id)
     item = (
         ctx.session.execute(
             sa.select(WorklistItem.id).where(
-                WorklistItem.claim_id == c.id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None)
+                WorklistItem.claim_id == c.id,
+                WorklistItem.rule_id == DENIAL_RULE,
+                col(WorklistItem.resolved_at).is_(None),
             )
         )
         .scalars()
         .first()
     )
     if item is None:
-        raise ConflictError(f"claim {c.id} is {c.status} and has no open denial", hint="see `hpms claims denied`")
+        raise ConflictError(f"claim {c.id} is {c.status} and has no open denial", action=Action("claims", "denied"))
     ctx.session.add(ClaimEvent(claim_id=c.id, at=ctx.now(), status=APPEAL, note=text, user_id=ctx.actor.user_id))
     ctx.session.flush()
     audit.record(
@@ -163,14 +165,14 @@ def appeal(ctx, claim_id, *, note) -> DenialOut:
     return denied(ctx, item_id=item)[0]
 
 
-def settle(ctx, claim_id: int) -> int:
+def settle(ctx: Ctx, claim_id: int) -> int:
     """Close the claim's open denials (it was resubmitted or closed); returns how many."""
-    from hpms.models import WorklistItem
-
     result = ctx.session.execute(
         sa.update(WorklistItem)
         .where(
-            WorklistItem.claim_id == claim_id, WorklistItem.rule_id == DENIAL_RULE, WorklistItem.resolved_at.is_(None)
+            WorklistItem.claim_id == claim_id,
+            WorklistItem.rule_id == DENIAL_RULE,
+            col(WorklistItem.resolved_at).is_(None),
         )
         .values(resolved_at=ctx.now())
     )

@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlmodel import col
 
 from hpms.errors import ConflictError, NotFoundError, ValidationError
 from hpms.models import Claim, ClaimLine, Encounter, Patient, Payer
 from hpms.models.billing_out import money
 from hpms.models.ledger import KINDS, RESPONSIBILITIES, TRANSFER_KINDS, LedgerEntry
+from hpms.models.receivables import PaymentApplication
+from hpms.services.lookups import find_patient, find_payer
 from hpms.services.platform import audit
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 MAX_CENTS = 10_000_000_00  # ten million: anything larger is a typo
 
@@ -42,7 +51,7 @@ RULES: dict[str, tuple[int, str | None, bool]] = {
 _SIGN_WORD = {1: "positive", -1: "negative"}
 
 
-def parse_amount(value, field: str = "amount") -> int:
+def parse_amount(value: Any, field: str = "amount") -> int:
     """A signed amount (Decimal, int or text, at most two decimal places, not zero) as cents."""
     if isinstance(value, float) or isinstance(value, bool):
         raise ValidationError(field, "give the amount as Decimal or text, not a float")
@@ -62,21 +71,21 @@ def parse_amount(value, field: str = "amount") -> int:
     return cents
 
 
-def _kind(kind) -> str:
+def _kind(kind: Any) -> str:
     text = str(kind or "").strip().lower().replace("-", "_")
     if text not in KINDS:
         raise ValidationError("kind", f"unknown kind {kind!r} (one of: {', '.join(KINDS)})")
     return text
 
 
-def _responsibility(value) -> str:
+def _responsibility(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in RESPONSIBILITIES:
         raise ValidationError("responsibility", f"{value!r} is not one of: {', '.join(RESPONSIBILITIES)}")
     return text
 
 
-def _id(field: str, value) -> int:
+def _id(field: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     ident = getattr(value, "id", None)
@@ -88,27 +97,23 @@ def _id(field: str, value) -> int:
     return int(text)
 
 
-def _patient(ctx, ref) -> Patient:
-    from hpms.services.lookups import find_patient
-
+def _patient(ctx: Ctx, ref: Any, field: str | None = None) -> Patient:
     if isinstance(ref, Patient):
         ref = ref.id
-    return find_patient(ctx, ref)
+    return find_patient(ctx, ref, field=field)
 
 
-def _payer(ctx, ref) -> Payer:
-    from hpms.services.lookups import find_payer
-
+def _payer(ctx: Ctx, ref: Any) -> Payer:
     if isinstance(ref, Payer):
         ref = ref.id
-    return find_payer(ctx, ref)
+    return find_payer(ctx, ref, field="payer")
 
 
-def _links(ctx, patient, encounter, claim, claim_line, payer) -> dict:
+def _links(ctx: Ctx, patient: Any, encounter: Any, claim: Any, claim_line: Any, payer: Any) -> dict:
     """Resolve and cross-check the links; the finer one implies the coarser (a claim line its
     claim, a claim its encounter and payer)."""
     s = ctx.session
-    pat = _patient(ctx, patient)
+    pat = _patient(ctx, patient, "patient")
     line = cl = enc = pay = None
     if claim_line is not None:
         line = s.get(ClaimLine, _id("claim_line", claim_line))
@@ -147,7 +152,7 @@ def _links(ctx, patient, encounter, claim, claim_line, payer) -> dict:
     }
 
 
-def _date(value, ctx, field: str = "effective_date") -> dt.date:
+def _date(value: Any, ctx: Ctx, field: str = "effective_date") -> dt.date:
     """A date given as a date, a datetime or YYYY-MM-DD text; today when None."""
     if value is None:
         return ctx.now().date()
@@ -161,7 +166,7 @@ def _date(value, ctx, field: str = "effective_date") -> dt.date:
         raise ValidationError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _text(field: str, value, limit: int) -> str | None:
+def _text(field: str, value: Any, limit: int) -> str | None:
     if value is None or not str(value).strip():
         return None
     text = str(value).strip()
@@ -171,20 +176,20 @@ def _text(field: str, value, limit: int) -> str | None:
 
 
 def post(
-    ctx,
-    kind,
-    amount,
+    ctx: Ctx,
+    kind: str,
+    amount: Any,
     *,
-    patient,
-    encounter=None,
-    claim=None,
-    claim_line=None,
-    payer=None,
-    responsibility=None,
-    effective_date=None,
-    reference=None,
-    batch=None,
-    method=None,
+    patient: Any,
+    encounter: Any = None,
+    claim: Any = None,
+    claim_line: Any = None,
+    payer: Any = None,
+    responsibility: str | None = None,
+    effective_date: Any = None,
+    reference: str | None = None,
+    batch: str | None = None,
+    method: str | None = None,
 ) -> int:
     """Post one money movement; returns the new entry's id (for a transfer, the patient side's).
 
@@ -232,6 +237,7 @@ def post(
         entry = LedgerEntry(amount_cents=cents, responsibility=resp, **common)
     s.add(entry)
     s.flush()
+    assert entry.id is not None  # assigned by the flush
     audit.record(
         ctx,
         audit.Event(
@@ -246,14 +252,14 @@ def post(
     return entry.id
 
 
-def _load(ctx, entry_id) -> LedgerEntry:
+def _load(ctx: Ctx, entry_id: Any) -> LedgerEntry:
     row = ctx.session.get(LedgerEntry, _id("entry", entry_id))
     if row is None or row.org_id != ctx.org_id:
         raise NotFoundError(f"no ledger entry {entry_id!r}")
     return row
 
 
-def _partner(ctx, entry: LedgerEntry) -> LedgerEntry | None:
+def _partner(ctx: Ctx, entry: LedgerEntry) -> LedgerEntry | None:
     if entry.kind not in TRANSFER_KINDS:
         return None
     if entry.pair_id is not None:
@@ -261,7 +267,38 @@ def _partner(ctx, entry: LedgerEntry) -> LedgerEntry | None:
     return ctx.session.execute(sa.select(LedgerEntry).where(LedgerEntry.pair_id == entry.id)).scalar_one_or_none()
 
 
-def reverse(ctx, entry_id, reason) -> int:
+def reversal_of(
+    e: LedgerEntry,
+    *,
+    at: dt.datetime,
+    on: dt.date,
+    reference: str | None,
+    batch: str | None,
+    by: int | None,
+    pair_id: int | None = None,
+) -> dict[str, Any]:
+    """The entry that takes `e` back: the same amount the other way, on the same accounts."""
+    return dict(
+        org_id=e.org_id,
+        kind=e.kind,
+        amount_cents=-e.amount_cents,
+        responsibility=e.responsibility,
+        patient_id=e.patient_id,
+        encounter_id=e.encounter_id,
+        claim_id=e.claim_id,
+        claim_line_id=e.claim_line_id,
+        payer_id=e.payer_id,
+        posted_at=at,
+        effective_date=on,
+        reverses_id=e.id,
+        pair_id=pair_id,
+        reference=reference,
+        batch=batch,
+        created_by=by,
+    )
+
+
+def reverse(ctx: Ctx, entry_id: Any, reason: str | None) -> int:
     """Cancel an entry with a new one of the opposite amount (and, for a transfer, its pair);
     returns the reversing entry's id. Raises ConflictError when the entry is a reversal or has
     been reversed already, ValidationError without a reason."""
@@ -279,31 +316,24 @@ def reverse(ctx, entry_id, reason) -> int:
         if e.reverses_id is not None:
             raise ConflictError(f"ledger entry {e.id} is a reversal; post the entry again instead")
     done = (
-        s.execute(sa.select(LedgerEntry.reverses_id).where(LedgerEntry.reverses_id.in_([e.id for e in originals])))
+        s.execute(sa.select(LedgerEntry.reverses_id).where(col(LedgerEntry.reverses_id).in_([e.id for e in originals])))
         .scalars()
         .first()
     )
     if done is not None:
         raise ConflictError(f"ledger entry {done} has already been reversed")
-    made: dict[int, LedgerEntry] = {}
+    made: dict[int | None, LedgerEntry] = {}  # by the id of the entry reversed
     for e in originals:
         rev = LedgerEntry(
-            org_id=e.org_id,
-            kind=e.kind,
-            amount_cents=-e.amount_cents,
-            responsibility=e.responsibility,
-            patient_id=e.patient_id,
-            encounter_id=e.encounter_id,
-            claim_id=e.claim_id,
-            claim_line_id=e.claim_line_id,
-            payer_id=e.payer_id,
-            posted_at=ctx.now(),
-            effective_date=ctx.now().date(),
-            reverses_id=e.id,
-            pair_id=made[e.pair_id].id if e.pair_id in made else None,
-            reference=why,
-            batch=e.batch,
-            created_by=ctx.actor.user_id,
+            **reversal_of(
+                e,
+                at=ctx.now(),
+                on=ctx.now().date(),
+                reference=why,
+                batch=e.batch,
+                by=ctx.actor.user_id,
+                pair_id=made[e.pair_id].id if e.pair_id in made else None,
+            )
         )
         s.add(rev)
         try:
@@ -312,6 +342,7 @@ def reverse(ctx, entry_id, reason) -> int:
             raise ConflictError(f"ledger entry {e.id} has already been reversed") from None
         made[e.id] = rev
     result = made[_id("entry", entry_id)]
+    assert result.id is not None  # assigned by the flush
     audit.record(
         ctx,
         audit.Event(
@@ -327,14 +358,22 @@ def reverse(ctx, entry_id, reason) -> int:
 
 
 def balance(
-    ctx, *, patient=None, encounter=None, claim=None, claim_line=None, payer=None, responsibility=None, as_of=None
+    ctx: Ctx,
+    *,
+    patient: Any = None,
+    encounter: Any = None,
+    claim: Any = None,
+    claim_line: Any = None,
+    payer: Any = None,
+    responsibility: str | None = None,
+    as_of: Any = None,
 ) -> Decimal:
     """The sum of the entries matching every filter given (effective on or before `as_of`), as
     a two-place Decimal. Raises NotFoundError, ValidationError, PermissionDenied."""
     require(ctx.actor, "ledger.read")
     q = sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount_cents), 0)).where(LedgerEntry.org_id == ctx.org_id)
     if patient is not None:
-        q = q.where(LedgerEntry.patient_id == _patient(ctx, patient).id)
+        q = q.where(LedgerEntry.patient_id == _patient(ctx, patient, "patient").id)
     for column, field, value in (
         (LedgerEntry.encounter_id, "encounter", encounter),
         (LedgerEntry.claim_id, "claim", claim),
@@ -348,7 +387,7 @@ def balance(
         q = q.where(LedgerEntry.responsibility == _responsibility(responsibility))
     if as_of is not None:
         q = q.where(LedgerEntry.effective_date <= _date(as_of, ctx))
-    return money(ctx.session.execute(q).scalar_one())
+    return Decimal(int(ctx.session.execute(q).scalar_one())).scaleb(-2)
 
 
 # ---- the patient's account ---------------------------------------------------------------
@@ -356,19 +395,17 @@ def balance(
 PAYMENT_KINDS = ("patient_payment", "refund")  # patient money in and out: credit, not owed on a visit
 
 
-def live_payment(entry):
+def live_payment(entry: Any) -> sa.ColumnElement[bool]:
     """SQL: the payment `entry` has not been reversed (a bounced check). What was applied from a
     reversed payment no longer pays anything."""
     rev = sa.orm.aliased(LedgerEntry)
     return ~sa.exists().where(rev.reverses_id == entry.id)
 
 
-def patient_totals(session, org_id: int, patient_id: int) -> tuple[int, int]:
+def patient_totals(session: Session, org_id: int, patient_id: int) -> tuple[int, int]:
     """(patient balance, unapplied credit) in cents, in one query; no permission check or audit
     (the caller does both). Balance: every patient-responsibility entry (negative is credit);
     credit: patient payments less refunds less what was applied to visits."""
-    from hpms.models.receivables import PaymentApplication
-
     e = LedgerEntry
     applied = (
         sa.select(sa.func.coalesce(sa.func.sum(PaymentApplication.amount_cents), 0))
@@ -424,12 +461,12 @@ def describe(
     kind: str,
     *,
     reversal: bool,
-    service_date=None,
-    encounter_id=None,
-    claim=None,
-    code=None,
-    payer=None,
-    method=None,
+    service_date: dt.date | None = None,
+    encounter_id: int | None = None,
+    claim: str | None = None,
+    code: str | None = None,
+    payer: str | None = None,
+    method: str | None = None,
     brief: bool = False,
 ) -> str:
     """A one-line description of an entry for ledgers and (`brief`: without the encounter id
@@ -458,7 +495,7 @@ def describe(
     return text + (": " + ", ".join(parts) if parts else "")
 
 
-def entry_rows(ctx, patient_id: int, *, posted_after: dt.datetime | None = None):
+def entry_rows(ctx: Ctx, patient_id: int, *, posted_after: dt.datetime | None = None) -> list[sa.Row]:
     """The patient's entries (posted after `posted_after`) with their links resolved,
     oldest first: (entry, service date, claim number, code, payer name) rows. No permission
     check or audit (the caller does both)."""
@@ -474,10 +511,10 @@ def entry_rows(ctx, patient_id: int, *, posted_after: dt.datetime | None = None)
     )
     if posted_after is not None:
         q = q.where(e.posted_at > posted_after)
-    return ctx.session.execute(q).all()
+    return list(ctx.session.execute(q).all())
 
 
-def entries(ctx, patient) -> list[LedgerLine]:
+def entries(ctx: Ctx, patient: Any) -> list[LedgerLine]:
     """Every ledger entry of a patient, oldest first, with a description (claim, visit, code,
     payer), the insurance and patient sides and the running balances. Audited. Raises
     NotFoundError, PermissionDenied."""

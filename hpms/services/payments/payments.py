@@ -13,20 +13,29 @@ patient-side charges and adjustments) less what was applied to it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.orm import aliased
+from sqlmodel import col
 
-from hpms.errors import NotFoundError, ValidationError
+from hpms.errors import Action, NotFoundError, ValidationError
 from hpms.models import Encounter, Patient
 from hpms.models.billing_out import money
 from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import PaymentApplication
+from hpms.services.lookups import find_patient, load_appointment
 from hpms.services.payments import ledger
 from hpms.services.platform import audit
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 METHODS = ("cash", "card", "check", "other")
 MAX_REFERENCE = 200
@@ -50,7 +59,7 @@ class PaymentOut(BaseModel):
     amount: Decimal
     method: str | None
     reference: str | None
-    encounter_id: int | None  # the visit it was recorded for (--apply-to)
+    encounter_id: int | None  # the visit it was recorded for (`apply_to`)
     reverses_id: int | None = None  # set on a reversal (a bounced check): it cancels that entry
     applied: list[ApplicationOut] = []
     unapplied: Decimal = Decimal("0.00")
@@ -77,7 +86,7 @@ class VisitOpen(BaseModel):
 # ---- parsing -------------------------------------------------------------------------------
 
 
-def parse_positive(value, field: str = "--amount") -> int:
+def parse_positive(value: Any, field: str = "amount") -> int:
     """A money amount the user gives as positive (e.g. "25.00"), as cents."""
     if value is None or not str(value).strip():
         raise ValidationError(field, "is required")
@@ -87,65 +96,62 @@ def parse_positive(value, field: str = "--amount") -> int:
     return cents
 
 
-def parse_method(value) -> str:
+def parse_method(value: Any) -> str:
     text = str(value or "").strip().lower()
     if not text:
-        raise ValidationError("--method", f"is required (one of: {', '.join(METHODS)})")
+        raise ValidationError("method", f"is required (one of: {', '.join(METHODS)})")
     if text not in METHODS:
-        raise ValidationError("--method", f"unknown method {str(value).strip()!r} (one of: {', '.join(METHODS)})")
+        raise ValidationError("method", f"unknown method {str(value).strip()!r} (one of: {', '.join(METHODS)})")
     return text
 
 
-def _reference(value) -> str | None:
+def _reference(value: Any) -> str | None:
     if value is None or not str(value).strip():
         return None
     text = str(value).strip()
     if len(text) > MAX_REFERENCE:
-        raise ValidationError("--reference", f"is longer than {MAX_REFERENCE} characters")
+        raise ValidationError("reference", f"is longer than {MAX_REFERENCE} characters")
     if any(ord(c) < 32 for c in text):
-        raise ValidationError("--reference", "contains control characters")
+        raise ValidationError("reference", "contains control characters")
     return text
 
 
-def _day(field: str, value, ctx) -> dt.date | None:
+def _day(field: str, value: Any, ctx: Ctx) -> dt.date | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return ledger._date(value, ctx, field)
 
 
-def _patient(ctx, ref, field: str = "--patient", *, lock: bool = False) -> Patient:
-    from hpms.services.lookups import find_patient
-
-    if ref is None or not str(ref).strip():
-        raise ValidationError(field, "is required")
-    try:
-        row = find_patient(ctx, ref.id if isinstance(ref, Patient) else ref)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{field}: {exc.message}", hint=exc.hint) from None
+def _patient(ctx: Ctx, ref: Any, field: str = "patient", *, lock: bool = False) -> Patient:
+    row = find_patient(ctx, ref.id if isinstance(ref, Patient) else ref, field=field)
     if lock:
         # One writer of a patient's credit at a time (PostgreSQL; SQLite serialises writers).
         ctx.session.execute(sa.select(Patient.id).where(Patient.id == row.id).with_for_update())
     return row
 
 
-def _encounter(ctx, ref, pat: Patient) -> Encounter:
+def _encounter(ctx: Ctx, ref: Any, pat: Patient) -> Encounter:
     text = str(ref).strip()
     if not text.isdigit():
-        raise ValidationError("--apply-to", f"{text!r} is not an encounter id")
+        raise ValidationError("apply_to", f"{text!r} is not an encounter id")
     enc = ctx.session.get(Encounter, int(text))
     if enc is None or enc.org_id != ctx.org_id:
-        raise NotFoundError(f"--apply-to: no encounter {text}", hint=f"see `hpms encounters list --patient {pat.mrn}`")
+        raise NotFoundError(
+            f"no encounter {text}",
+            field="apply_to",
+            action=Action("encounters", "list", give=(("patient", pat.mrn),)),
+        )
     if enc.patient_id != pat.id:
-        raise ValidationError("--apply-to", f"encounter {enc.id} is not patient {pat.mrn}'s visit")
+        raise ValidationError("apply_to", f"encounter {enc.id} is not patient {pat.mrn}'s visit")
     if enc.status == "void":
-        raise ValidationError("--apply-to", f"encounter {enc.id} is void")
+        raise ValidationError("apply_to", f"encounter {enc.id} is void")
     return enc
 
 
 # ---- credit and open visits ----------------------------------------------------------------
 
 
-def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
+def open_visits(session: Session, org_id: int, patient_id: int) -> list[VisitOpen]:
     """The patient's visits with what is still owed on them (positive or not), oldest first."""
     e, a = LedgerEntry, PaymentApplication
     owed = (
@@ -160,7 +166,7 @@ def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
         )
         .group_by(e.encounter_id)
     )
-    applied = dict(
+    applied: dict[int, int] = dict(
         session.execute(
             sa.select(a.encounter_id, sa.func.sum(a.amount_cents))
             .join(e, e.id == a.payment_entry_id)
@@ -170,8 +176,8 @@ def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
     )
     rows = session.execute(owed).all()
     ids = [r.encounter_id for r in rows if r.encounter_id is not None] + list(applied)
-    dates = (
-        dict(session.execute(sa.select(Encounter.id, Encounter.service_date).where(Encounter.id.in_(ids))).all())
+    dates: dict[int | None, dt.date] = (
+        dict(session.execute(sa.select(Encounter.id, Encounter.service_date).where(col(Encounter.id).in_(ids))).all())
         if ids
         else {}
     )
@@ -191,7 +197,7 @@ def open_visits(session, org_id: int, patient_id: int) -> list[VisitOpen]:
     return sorted(out.values(), key=lambda v: (v.service_date or v.since, v.encounter_id or 0))
 
 
-def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
+def _apply_credit(ctx: Ctx, patient_id: int) -> list[ApplicationOut]:
     """Apply the patient's unapplied credit to open visits, oldest date of service first, taking
     it from the oldest payments first. No permission check: for callers that made their own
     (a payment, an 835 posting that moved an amount to patient responsibility)."""
@@ -215,7 +221,7 @@ def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
             e.patient_id == patient_id,
             e.kind == "patient_payment",
             e.amount_cents < 0,
-            e.reverses_id.is_(None),
+            col(e.reverses_id).is_(None),
             ~sa.exists().where(rev.reverses_id == e.id),
         )  # a reversed payment pays nothing
         .order_by(e.effective_date, e.id)
@@ -264,7 +270,7 @@ def _apply_credit(ctx, patient_id: int) -> list[ApplicationOut]:
     return made
 
 
-def apply_credit(ctx, patient) -> list[ApplicationOut]:
+def apply_credit(ctx: Ctx, patient: Any) -> list[ApplicationOut]:
     """Apply a patient's unapplied credit to open visits, oldest first; returns what was applied.
     Raises NotFoundError, PermissionDenied."""
     require(ctx.actor, "payments.record")
@@ -279,7 +285,7 @@ def _name(p: Patient) -> str:
     return f"{p.first_name} {p.last_name}"
 
 
-def _applications(ctx, entry_ids: list[int]) -> dict[int, list[ApplicationOut]]:
+def _applications(ctx: Ctx, entry_ids: Sequence[int | None]) -> dict[int, list[ApplicationOut]]:
     found: dict[int, list[ApplicationOut]] = {}
     if not entry_ids:
         return found
@@ -300,11 +306,12 @@ def _applications(ctx, entry_ids: list[int]) -> dict[int, list[ApplicationOut]]:
 
 
 def _out(
-    ctx, entry: LedgerEntry, pat: Patient, *, totals: bool, applied: list[ApplicationOut] | None = None
+    ctx: Ctx, entry: LedgerEntry, pat: Patient, *, totals: bool, applied: list[ApplicationOut] | None = None
 ) -> PaymentOut:
     if applied is None:
         applied = _applications(ctx, [entry.id]).get(entry.id, [])
     amount = abs(entry.amount_cents)
+    paid = Decimal(amount).scaleb(-2)
     used = sum((a.amount for a in applied), Decimal("0.00"))
     out = PaymentOut(
         id=entry.id,
@@ -313,13 +320,13 @@ def _out(
         mrn=pat.mrn,
         patient=_name(pat),
         date=entry.effective_date,
-        amount=money(amount),
+        amount=paid,
         method=entry.method,
         reference=entry.reference,
         encounter_id=entry.encounter_id,
         reverses_id=entry.reverses_id,
         applied=applied,
-        unapplied=money(amount) - used if entry.kind == "patient_payment" and entry.amount_cents < 0 else money(0),
+        unapplied=paid - used if entry.kind == "patient_payment" and entry.amount_cents < 0 else Decimal("0.00"),
     )
     if totals:
         bal, credit = ledger.patient_totals(ctx.session, ctx.org_id, pat.id)
@@ -328,7 +335,7 @@ def _out(
 
 
 def _write(
-    ctx,
+    ctx: Ctx,
     kind: str,
     cents: int,
     pat: Patient,
@@ -367,15 +374,10 @@ def _write(
     return entry
 
 
-def _appointment_encounter(ctx, ref, pat: Patient) -> Encounter | None:
-    from hpms.services.lookups import load_appointment
-
-    try:
-        appt = load_appointment(ctx, ref)
-    except NotFoundError as exc:
-        raise NotFoundError(f"--appointment: {exc.message}", hint=exc.hint) from None
+def _appointment_encounter(ctx: Ctx, ref: Any, pat: Patient) -> Encounter | None:
+    appt = load_appointment(ctx, ref, field="appointment")
     if appt.patient_id != pat.id:
-        raise ValidationError("--appointment", f"appointment {appt.id} is not patient {pat.mrn}'s")
+        raise ValidationError("appointment", f"appointment {appt.id} is not patient {pat.mrn}'s")
     return (
         ctx.session.execute(sa.select(Encounter).where(Encounter.appointment_id == appt.id, Encounter.status != "void"))
         .scalars()
@@ -383,7 +385,17 @@ def _appointment_encounter(ctx, ref, pat: Patient) -> Encounter | None:
     )
 
 
-def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appointment=None, date=None) -> PaymentOut:
+def record(
+    ctx: Ctx,
+    *,
+    patient: Any,
+    amount: Any,
+    method: str | None,
+    reference: str | None = None,
+    apply_to: Any = None,
+    appointment: Any = None,
+    date: Any = None,
+) -> PaymentOut:
     """Record a patient payment. With `apply_to` (an encounter of that patient) it pays that
     visit whole; with `appointment` (a copay at check-in) it pays the appointment's encounter
     when there is one; otherwise it is credit and pays open visits oldest first. Raises
@@ -393,21 +405,19 @@ def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appoi
     cents = parse_positive(amount)
     how = parse_method(method)
     ref = _reference(reference)
-    day = _day("--date", date, ctx) or ctx.now().date()
+    day = _day("date", date, ctx) or ctx.now().date()
     if day > ctx.now().date():
-        raise ValidationError("--date", f"{day} is in the future")
+        raise ValidationError("date", f"{day} is in the future")
     given = [
-        f
-        for f, val in (("--apply-to", apply_to), ("--appointment", appointment))
-        if val is not None and str(val).strip()
+        f for f, val in (("apply_to", apply_to), ("appointment", appointment)) if val is not None and str(val).strip()
     ]
     if len(given) > 1:
-        raise ValidationError("--appointment", "give --apply-to or --appointment, not both")
+        raise ValidationError("appointment", "give the encounter or the appointment it pays, not both")
     pat = _patient(ctx, patient, lock=True)
     enc = None
-    if given == ["--apply-to"]:
+    if given == ["apply_to"]:
         enc = _encounter(ctx, apply_to, pat)
-    elif given == ["--appointment"]:
+    elif given == ["appointment"]:
         enc = _appointment_encounter(ctx, appointment, pat)
     entry = _write(
         ctx, "patient_payment", -cents, pat, method=how, reference=ref, encounter_id=enc.id if enc else None, day=day
@@ -429,7 +439,7 @@ def record(ctx, *, patient, amount, method, reference=None, apply_to=None, appoi
     return _out(ctx, entry, pat, totals=True)
 
 
-def refund(ctx, *, patient, amount, method, reference=None) -> PaymentOut:
+def refund(ctx: Ctx, *, patient: Any, amount: Any, method: str | None, reference: str | None = None) -> PaymentOut:
     """Pay a patient's unapplied credit back. Raises ValidationError (amount not positive money
     or more than the credit, unknown method), NotFoundError, PermissionDenied."""
     require(ctx.actor, "payments.refund")
@@ -440,13 +450,13 @@ def refund(ctx, *, patient, amount, method, reference=None) -> PaymentOut:
     _, credit = ledger.patient_totals(ctx.session, ctx.org_id, pat.id)
     if cents > credit:
         raise ValidationError(
-            "--amount", f"{money(cents)} is more than patient {pat.mrn}'s unapplied credit {money(max(credit, 0))}"
+            "amount", f"{money(cents)} is more than patient {pat.mrn}'s unapplied credit {money(max(credit, 0))}"
         )
     entry = _write(ctx, "refund", cents, pat, method=how, reference=ref, encounter_id=None, day=ctx.now().date())
     return _out(ctx, entry, pat, totals=True)
 
 
-def credit(ctx, patient) -> CreditOut:
+def credit(ctx: Ctx, patient: Any) -> CreditOut:
     """A patient's balance and unapplied credit. Audited. Raises NotFoundError, PermissionDenied."""
     require(ctx.actor, "ledger.read")
     pat = _patient(ctx, patient)
@@ -455,13 +465,14 @@ def credit(ctx, patient) -> CreditOut:
     return CreditOut(patient_id=pat.id, mrn=pat.mrn, balance=money(bal), credit=money(cred))
 
 
-def list_payments(ctx, *, patient=None, since=None, until=None) -> list[PaymentOut]:
+def list_payments(ctx: Ctx, *, patient: Any = None, since: Any = None, until: Any = None) -> list[PaymentOut]:
     """Patient payments and refunds (of one patient, effective since..until), oldest first.
-    Audited. Raises ValidationError (dates), NotFoundError, PermissionDenied."""
+    Audited. Raises ValidationError (the dates, as fields `start` and `end`), NotFoundError,
+    PermissionDenied."""
     require(ctx.actor, "ledger.read")
-    start, end = _day("--from", since, ctx), _day("--to", until, ctx)
+    start, end = _day("start", since, ctx), _day("end", until, ctx)
     if start and end and end < start:
-        raise ValidationError("--to", f"{end} is before --from {start}")
+        raise ValidationError("end", f"{end} is before the start of the range, {start}")
     e = LedgerEntry
     q = (
         sa.select(e, Patient)

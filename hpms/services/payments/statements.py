@@ -18,9 +18,11 @@ import tempfile
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlmodel import col
 
 from hpms.errors import ValidationError
 from hpms.fileio import write_atomically
@@ -28,10 +30,15 @@ from hpms.models import Encounter, Location, Organization, Patient
 from hpms.models.billing_out import money
 from hpms.models.ledger import LedgerEntry
 from hpms.models.receivables import STATEMENT_FORMATS, Statement
+from hpms.pdf import Document
+from hpms.services.lookups import resolve_location
 from hpms.services.payments import ledger, payments
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 BUCKETS = ("current", "31-60", "61-90", "90+")
 _OLDER = re.compile(r"^\s*(\d{1,4})\s*d\s*$", re.I)
@@ -62,41 +69,41 @@ class StatementRunOut(BaseModel):
 # ---- arguments -----------------------------------------------------------------------------
 
 
-def parse_min_balance(value) -> int:
+def parse_min_balance(value: Any) -> int:
     """A money amount of at least zero, as cents."""
     text = str(value if value is not None else "").strip()
     try:
         amount = Decimal(text)
     except (InvalidOperation, ValueError):
-        raise ValidationError("--min-balance", f"{text!r} is not an amount (e.g. 5.00)") from None
+        raise ValidationError("min_balance", f"{text!r} is not an amount (e.g. 5.00)") from None
     if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError("--min-balance", f"{text!r} is not an amount with at most two decimal places")
+        raise ValidationError("min_balance", f"{text!r} is not an amount with at most two decimal places")
     if amount < 0:
-        raise ValidationError("--min-balance", f"{text!r} is negative")
+        raise ValidationError("min_balance", f"{text!r} is negative")
     return int(amount * 100)
 
 
-def parse_older_than(value) -> int:
+def parse_older_than(value: Any) -> int:
     """'30d' -> 30."""
     m = _OLDER.match(str(value if value is not None else ""))
     if not m:
-        raise ValidationError("--older-than", f"{value!r} is not a number of days such as 30d")
+        raise ValidationError("older_than", f"{value!r} is not a number of days such as 30d")
     return int(m.group(1))
 
 
-def check_directory(out) -> Path:
+def check_directory(out: str | Path | None) -> Path:
     """The output directory, after checking it exists and takes new files."""
     if out is None or not str(out).strip():
-        raise ValidationError("--out", "is required")
+        raise ValidationError("out", "is required")
     path = Path(out)
     if not path.is_dir():
-        raise ValidationError("--out", f"{str(path)!r} is not a directory")
+        raise ValidationError("out", f"{str(path)!r} is not a directory")
     try:
         fd, probe = tempfile.mkstemp(dir=path, prefix=".hpms-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError:
-        raise ValidationError("--out", f"cannot write to {str(path)!r}") from None
+        raise ValidationError("out", f"cannot write to {str(path)!r}") from None
     return path
 
 
@@ -108,7 +115,7 @@ def _postal(code: str | None) -> str | None:
     return f"{code[:5]}-{code[5:]}" if code and len(code) == 9 and code.isdigit() else code
 
 
-def _address_lines(obj) -> list[str]:
+def _address_lines(obj: Location | Patient) -> list[str]:
     city = ", ".join(x for x in (obj.city, " ".join(y for y in (obj.state, _postal(obj.postal_code)) if y)) if x)
     return [x for x in (obj.address_line1, obj.address_line2, city) if x]
 
@@ -124,7 +131,7 @@ def _bucket(days: int) -> str:
     return "current" if days <= 30 else "31-60" if days <= 60 else "61-90" if days <= 90 else "90+"
 
 
-def _activity(ctx, patient_id: int, since: dt.datetime | None) -> list[dict]:
+def _activity(ctx: Ctx, patient_id: int, since: dt.datetime | None) -> list[dict]:
     """Rows (date, description, amount on the account, the patient's share) of the entries
     posted after `since` (the previous statement), whatever day they are effective."""
     rows = []
@@ -154,22 +161,19 @@ def _activity(ctx, patient_id: int, since: dt.datetime | None) -> list[dict]:
     return rows
 
 
-def _location(ctx, patient_id: int) -> Location:
+def _location(ctx: Ctx, patient_id: int) -> Location:
     """The location of the patient's latest visit (where the bill comes from), else the first."""
     loc_id = ctx.session.execute(
         sa.select(Encounter.location_id)
         .where(Encounter.patient_id == patient_id)
-        .order_by(Encounter.service_date.desc(), Encounter.id.desc())
+        .order_by(col(Encounter.service_date).desc(), col(Encounter.id).desc())
         .limit(1)
     ).scalar()
-    if loc_id is not None:
-        return ctx.session.get(Location, loc_id)
-    from hpms.services.lookups import resolve_location
-
-    return resolve_location(ctx, None)
+    loc = ctx.session.get(Location, loc_id) if loc_id is not None else None
+    return loc if loc is not None else resolve_location(ctx, None)
 
 
-def statement_data(ctx, pat: Patient, *, today: dt.date, previous: Statement | None) -> dict:
+def statement_data(ctx: Ctx, pat: Patient, *, today: dt.date, previous: Statement | None) -> dict:
     """Everything one statement prints, for one patient only."""
     s = ctx.session
     after = previous.period_to if previous else None
@@ -189,8 +193,10 @@ def statement_data(ctx, pat: Patient, *, today: dt.date, previous: Statement | N
             )
         ).scalar_one()
     loc = _location(ctx, pat.id)
+    practice = s.get(Organization, ctx.org_id)
+    assert practice is not None  # the actor's organization
     return {
-        "practice": s.get(Organization, ctx.org_id).name,
+        "practice": practice.name,
         "location": loc.name,
         "location_address": _address_lines(loc),
         "location_phone": loc.phone,
@@ -257,7 +263,7 @@ def render_html(d: dict, number: str) -> bytes:
         for r in d["activity"]
     )
 
-    def lines(xs) -> str:
+    def lines(xs: list[str]) -> str:
         return "<br>".join(e(x) for x in xs)
 
     prev = f"<p>Previous balance: {_cents_text(d['previous_balance'])}</p>" if d["previous_balance"] is not None else ""
@@ -285,8 +291,6 @@ def render_html(d: dict, number: str) -> bytes:
 
 
 def render_pdf(d: dict, number: str, now: dt.datetime) -> bytes:
-    from hpms.pdf import Document
-
     doc = Document(f"Statement {number}", now)
     doc.line("PATIENT STATEMENT", size=16, bold=True, h=8)
     doc.line(d["practice"], size=12, bold=True)
@@ -331,7 +335,7 @@ def _render(fmt: str, d: dict, number: str, now: dt.datetime) -> bytes:
 # ---- runs ----------------------------------------------------------------------------------
 
 
-def _due(ctx, min_cents: int, older_days: int, today: dt.date) -> list[Patient]:
+def _due(ctx: Ctx, min_cents: int, older_days: int, today: dt.date) -> list[Patient]:
     """Patients owing at least `min_cents` with a visit open for at least `older_days` days."""
     e = LedgerEntry
     owing = (
@@ -340,7 +344,9 @@ def _due(ctx, min_cents: int, older_days: int, today: dt.date) -> list[Patient]:
         .group_by(e.patient_id)
         .having(sa.func.sum(e.amount_cents) >= max(min_cents, 1))
     )
-    rows = ctx.session.execute(sa.select(Patient).where(Patient.id.in_(owing)).order_by(Patient.id)).scalars().all()
+    rows = (
+        ctx.session.execute(sa.select(Patient).where(col(Patient.id).in_(owing)).order_by(Patient.id)).scalars().all()
+    )
     cutoff = today - dt.timedelta(days=older_days)
     return [
         p
@@ -366,7 +372,13 @@ def _out(st: Statement, pat: Patient) -> StatementOut:
 
 
 def generate(
-    ctx, *, out, min_balance="5.00", older_than="30d", fmt="pdf", progress: Callable[[int, int], None] | None = None
+    ctx: Ctx,
+    *,
+    out: str | Path | None,
+    min_balance: Any = "5.00",
+    older_than: Any = "30d",
+    fmt: str | None = "pdf",
+    progress: Callable[[int, int], None] | None = None,
 ) -> StatementRunOut:
     """Write one statement file per patient due one and record it. Raises ValidationError
     (min balance not money, older-than not like 30d, unknown format, output directory missing
@@ -374,7 +386,7 @@ def generate(
     require(ctx.actor, "statements.run")
     min_cents = parse_min_balance(min_balance)
     days = parse_older_than(older_than)
-    kind = v.parse_choice("--format", fmt, STATEMENT_FORMATS) or "pdf"
+    kind = v.parse_choice("fmt", fmt, STATEMENT_FORMATS) or "pdf"
     directory = check_directory(out)
     now = ctx.now()
     today = now.date()
@@ -388,7 +400,7 @@ def generate(
                 s.execute(
                     sa.select(Statement)
                     .where(Statement.org_id == ctx.org_id, Statement.patient_id == pat.id)
-                    .order_by(Statement.period_to.desc(), Statement.id.desc())
+                    .order_by(col(Statement.period_to).desc(), col(Statement.id).desc())
                     .limit(1)
                 )
                 .scalars()
@@ -413,7 +425,7 @@ def generate(
             st.filename = f"statement-{number}.{kind}"
             s.flush()
             path = directory / st.filename
-            write_atomically(path, _render(kind, data, number, now), field="--out", mode=0o600)
+            write_atomically(path, _render(kind, data, number, now), field="out", mode=0o600)
             written.append(path)
             made.append(_out(st, pat))
             if progress:
@@ -446,7 +458,7 @@ def generate(
     )
 
 
-def list_statements(ctx, *, patient=None) -> list[StatementOut]:
+def list_statements(ctx: Ctx, *, patient: Any = None) -> list[StatementOut]:
     """Statements sent (of one patient), newest first. Audited. Raises NotFoundError,
     PermissionDenied."""
     require(ctx.actor, "statements.run")
@@ -454,16 +466,10 @@ def list_statements(ctx, *, patient=None) -> list[StatementOut]:
         sa.select(Statement, Patient)
         .join(Patient, Patient.id == Statement.patient_id)
         .where(Statement.org_id == ctx.org_id)
-        .order_by(Statement.created_at.desc(), Statement.id.desc())
+        .order_by(col(Statement.created_at).desc(), col(Statement.id).desc())
     )
     if patient is not None and str(patient).strip():
         q = q.where(Statement.patient_id == payments._patient(ctx, patient).id)
     out = [_out(st, pat) for st, pat in ctx.session.execute(q).all()]
-    if out:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read", "statement", None, patient_ids=sorted({o.patient_id for o in out}), detail=f"list of {len(out)}"
-            ),
-        )
+    audit.record_list(ctx, "statement", (o.patient_id for o in out), len(out))
     return out

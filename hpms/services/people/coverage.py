@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.interop.x12.x837p import CLAIM_FILING_CODES, MEDICARE_FILING, MEDICARE_SECONDARY_TYPES
 from hpms.models import Coverage, CoverageOut, Payer, PayerOut
 from hpms.models.patients import PRIORITIES, RELATIONSHIPS
@@ -15,6 +16,9 @@ from hpms.services.lookups import find_patient, find_payer
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 # Names accepted for the claim filing indicators most payers use (SBR09).
 CLAIM_FILING_NAMES = {
@@ -80,23 +84,23 @@ def parse_medicare_secondary_type(field: str, value: str | None) -> str | None:
     return text
 
 
-def _payer_code(ctx, value: str | None, *, current: int | None = None) -> str:
-    code = v.require_text("--payer-id", value, 80)
+def _payer_code(ctx: Ctx, value: str | None, *, current: int | None = None) -> str:
+    code = v.require_text("payer_id", value, 80)
     if not re.fullmatch(r"[A-Za-z0-9]{2,80}", code):
-        raise ValidationError("--payer-id", f"{code!r} is not an X12 payer id (2-80 letters or digits)")
+        raise ValidationError("payer_id", f"{code!r} is not an X12 payer id (2-80 letters or digits)")
     taken = ctx.session.execute(
         sa.select(Payer.id).where(Payer.org_id == ctx.org_id, Payer.payer_id == code)
     ).scalar_one_or_none()
     if taken is not None and taken != current:
-        raise ConflictError(f"--payer-id: a payer with id {code!r} already exists")
+        raise ConflictError(f"a payer with id {code!r} already exists", field="payer_id")
     return code
 
 
 def add_payer(
-    ctx,
+    ctx: Ctx,
     *,
-    name: str,
-    payer_id: str,
+    name: str | None,
+    payer_id: str | None,
     address_line1: str | None = None,
     address_line2: str | None = None,
     city: str | None = None,
@@ -108,19 +112,19 @@ def add_payer(
     """Add a payer; `claim_filing` (SBR09) defaults to CI (commercial). Raises ValidationError,
     ConflictError (payer id taken), PermissionDenied."""
     require(ctx.actor, "payer.write")
-    name = v.require_text("--name", name, 200)
+    checked_name = v.require_text("name", name, 200)
     code = _payer_code(ctx, payer_id)
     payer = Payer(
         org_id=ctx.org_id,
-        name=name,
+        name=checked_name,
         payer_id=code,
-        address_line1=v.optional_text("--address-line1", address_line1),
-        address_line2=v.optional_text("--address-line2", address_line2),
-        city=v.optional_text("--city", city, 100),
-        state=v.optional_text("--state", state, 50),
-        postal_code=v.optional_text("--postal-code", postal_code, 20),
-        phone=v.parse_phone("--phone", phone),
-        claim_filing=parse_claim_filing("--claim-filing", claim_filing) or "CI",
+        address_line1=v.optional_text("address_line1", address_line1),
+        address_line2=v.optional_text("address_line2", address_line2),
+        city=v.optional_text("city", city, 100),
+        state=v.optional_text("state", state, 50),
+        postal_code=v.optional_text("postal_code", postal_code, 20),
+        phone=v.parse_phone("phone", phone),
+        claim_filing=parse_claim_filing("claim_filing", claim_filing) or "CI",
     )
     ctx.session.add(payer)
     ctx.session.flush()
@@ -132,7 +136,7 @@ PAYER_TEXT = {"address_line1": 200, "address_line2": 200, "city": 100, "state": 
 
 
 def update_payer(
-    ctx,
+    ctx: Ctx,
     ref: str | int,
     *,
     name: str | None = None,
@@ -152,7 +156,7 @@ def update_payer(
     payer = find_payer(ctx, ref)
     new: dict[str, object] = {}
     if name is not None:
-        new["name"] = v.require_text("--name", name, 200)
+        new["name"] = v.require_text("name", name, 200)
     if payer_id is not None:
         new["payer_id"] = _payer_code(ctx, payer_id, current=payer.id)
     given = {
@@ -164,29 +168,29 @@ def update_payer(
     }
     for f, value in given.items():
         if value is not None:
-            new[f] = v.optional_text(f"--{f.replace('_', '-')}", value, PAYER_TEXT[f])
+            new[f] = v.optional_text(f, value, PAYER_TEXT[f])
     if phone is not None:
-        new["phone"] = v.parse_phone("--phone", phone)
+        new["phone"] = v.parse_phone("phone", phone)
     if claim_filing is not None:
-        new["claim_filing"] = parse_claim_filing("--claim-filing", claim_filing) or payer.claim_filing
+        new["claim_filing"] = parse_claim_filing("claim_filing", claim_filing) or payer.claim_filing
     changed = _apply(ctx, payer, new)
     if changed:
         audit.record(ctx, audit.Event("update", "payer", payer.id, fields=changed))
     return PayerOut.model_validate(payer, from_attributes=True)
 
 
-def list_payers(ctx) -> list[PayerOut]:
+def list_payers(ctx: Ctx) -> list[PayerOut]:
     require(ctx.actor, "payer.read")
     rows = ctx.session.scalars(sa.select(Payer).where(Payer.org_id == ctx.org_id).order_by(Payer.name))
     return [PayerOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-def show_payer(ctx, ref: str | int) -> PayerOut:
+def show_payer(ctx: Ctx, ref: str | int) -> PayerOut:
     require(ctx.actor, "payer.read")
     return PayerOut.model_validate(find_payer(ctx, ref), from_attributes=True)
 
 
-def _out(ctx, c: Coverage, payer: Payer) -> CoverageOut:
+def _out(ctx: Ctx, c: Coverage, payer: Payer) -> CoverageOut:
     return CoverageOut(
         id=c.id,
         patient_id=c.patient_id,
@@ -208,17 +212,17 @@ def _out(ctx, c: Coverage, payer: Payer) -> CoverageOut:
     )
 
 
-def _overlaps(a_from, a_to, b_from, b_to) -> bool:
+def _overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | None, b_to: dt.date | None) -> bool:
     lo, hi = dt.date.min, dt.date.max
     return (a_from or lo) <= (b_to or hi) and (b_from or lo) <= (a_to or hi)
 
 
 def add_coverage(
-    ctx,
+    ctx: Ctx,
     *,
     patient: str | int,
     payer: str | int | None,
-    member_id: str,
+    member_id: str | None,
     group_number: str | None = None,
     relationship: str = "self",
     subscriber: str | None = None,
@@ -233,32 +237,33 @@ def add_coverage(
     Raises ValidationError, NotFoundError, ConflictError (same priority overlapping)."""
     require(ctx.actor, "coverage.write")
     if payer is None or not str(payer).strip():
-        raise ValidationError("--payer", "is required")
-    member = v.require_text("--member-id", member_id, 80)
+        raise ValidationError("payer", "is required")
+    member = v.require_text("member_id", member_id, 80)
     if not re.fullmatch(r"[A-Za-z0-9-]{2,80}", member):
-        raise ValidationError("--member-id", "must be 2-80 letters, digits or '-'")
-    relationship = v.parse_choice("--relationship", relationship, RELATIONSHIPS) or "self"
-    priority = v.parse_choice("--priority", priority, PRIORITIES) or "primary"
-    start = v.parse_date("--from", valid_from)
-    end = v.parse_date("--to", valid_to)
+        raise ValidationError("member_id", "must be 2-80 letters, digits or '-'")
+    relationship = v.parse_choice("relationship", relationship, RELATIONSHIPS) or "self"
+    priority = v.parse_choice("priority", priority, PRIORITIES) or "primary"
+    start = v.parse_date("valid_from", valid_from)
+    end = v.parse_date("valid_to", valid_to)
     if start and end and end < start:
-        raise ValidationError("--to", f"{end} is before --from {start}")
-    group = v.optional_text("--group", group_number, 50)
-    sub_first = sub_last = None
+        raise ValidationError("valid_to", f"{end} is before the first day covered ({start})")
+    group = v.optional_text("group", group_number, 50)
+    sub_first: str | None = None
+    sub_last: str | None = None
     sub_dob = None
     if relationship != "self":
-        name = v.require_text("--subscriber", subscriber, 200)
+        name = v.require_text("subscriber", subscriber, 200)
         if "," in name:
             sub_last, _, sub_first = (x.strip() for x in name.partition(","))
         else:
             *firsts, sub_last = name.split()
             sub_first = " ".join(firsts) or None
-        sub_dob = v.parse_dob("--subscriber-dob", subscriber_dob, today=ctx.now().date()) if subscriber_dob else None
+        sub_dob = v.parse_dob("subscriber_dob", subscriber_dob, today=ctx.now().date()) if subscriber_dob else None
     elif subscriber:
-        raise ValidationError("--subscriber", "only for --relationship spouse, child or other")
-    msp = parse_medicare_secondary_type("--medicare-secondary-type", medicare_secondary_type)
+        raise ValidationError("subscriber", "only when the relationship is spouse, child or other")
+    msp = parse_medicare_secondary_type("medicare_secondary_type", medicare_secondary_type)
     pat = find_patient(ctx, patient)
-    pay = find_payer(ctx, payer)
+    pay = find_payer(ctx, payer, field="payer")
     if msp is not None:
         _check_medicare_secondary(pay, priority)
     existing = ctx.session.scalars(
@@ -269,8 +274,9 @@ def add_coverage(
     for c in existing:
         if _overlaps(c.valid_from, c.valid_to, start, end):
             raise ConflictError(
-                f"--priority: patient {pat.mrn} already has {priority} coverage {c.id} for these dates",
-                hint=f"end it with `hpms coverage end {c.id} --on DATE`",
+                f"patient {pat.mrn} already has {priority} coverage {c.id} for these dates",
+                field="priority",
+                action=Action("coverage", "end", target=str(c.id), give=(("on", "DATE"),), purpose="end it with"),
             )
     cov = Coverage(
         org_id=ctx.org_id,
@@ -306,7 +312,7 @@ def add_coverage(
     return _out(ctx, cov, pay)
 
 
-def list_coverage(ctx, patient: str | int, *, include_inactive: bool = False) -> list[CoverageOut]:
+def list_coverage(ctx: Ctx, patient: str | int, *, include_inactive: bool = False) -> list[CoverageOut]:
     """A patient's coverages by priority. Raises NotFoundError, PermissionDenied."""
     require(ctx.actor, "coverage.read")
     pat = find_patient(ctx, patient, include_merged=True)
@@ -328,15 +334,15 @@ def list_coverage(ctx, patient: str | int, *, include_inactive: bool = False) ->
     return [_out(ctx, c, p) for c, p in rows]
 
 
-def end_coverage(ctx, coverage_id: int, *, on: str | dt.date | None = None) -> CoverageOut:
+def end_coverage(ctx: Ctx, coverage_id: int, *, on: str | dt.date | None = None) -> CoverageOut:
     """End a coverage on a date (default today); it stays on file. Raises NotFoundError."""
     require(ctx.actor, "coverage.write")
     cov = ctx.session.get(Coverage, coverage_id)
     if cov is None or cov.org_id != ctx.org_id:
         raise NotFoundError(f"no coverage {coverage_id}")
-    end = v.parse_date("--on", on) or ctx.now().date()
+    end = v.parse_date("on", on) or ctx.now().date()
     if cov.valid_from and end < cov.valid_from:
-        raise ValidationError("--on", f"{end} is before the coverage starts ({cov.valid_from})")
+        raise ValidationError("on", f"{end} is before the coverage starts ({cov.valid_from})")
     cov.valid_to = end
     if end <= ctx.now().date():
         cov.active = False
@@ -344,7 +350,7 @@ def end_coverage(ctx, coverage_id: int, *, on: str | dt.date | None = None) -> C
     audit.record(
         ctx, audit.Event("update", "coverage", cov.id, patient_id=cov.patient_id, fields=["valid_to", "active"])
     )
-    return _out(ctx, cov, ctx.session.get(Payer, cov.payer_id))
+    return _out(ctx, cov, _payer_of(ctx, cov))
 
 
 def _check_medicare_secondary(payer: Payer, priority: str) -> None:
@@ -352,18 +358,18 @@ def _check_medicare_secondary(payer: Payer, priority: str) -> None:
     a Medicare coverage that is not the primary one."""
     if payer.claim_filing not in MEDICARE_FILING:
         raise ValidationError(
-            "--medicare-secondary-type",
+            "medicare_secondary_type",
             f"only for a Medicare coverage ({payer.name} files claims as {payer.claim_filing}, "
             f"not {' or '.join(MEDICARE_FILING)})",
         )
     if priority == "primary":
         raise ValidationError(
-            "--medicare-secondary-type", "only for a secondary or tertiary coverage (Medicare is primary here)"
+            "medicare_secondary_type", "only for a secondary or tertiary coverage (Medicare is primary here)"
         )
 
 
 def update_coverage(
-    ctx, coverage_id: int, *, group_number: str | None = None, medicare_secondary_type: str | None = None
+    ctx: Ctx, coverage_id: int, *, group_number: str | None = None, medicare_secondary_type: str | None = None
 ) -> CoverageOut:
     """Change a coverage's group number or Medicare secondary type ("none" clears either);
     options left None are kept. Claims waiting for a file are written with the new values.
@@ -372,15 +378,15 @@ def update_coverage(
     cov = ctx.session.get(Coverage, coverage_id)
     if cov is None or cov.org_id != ctx.org_id:
         raise NotFoundError(f"no coverage {coverage_id}")
-    payer = ctx.session.get(Payer, cov.payer_id)
+    payer = _payer_of(ctx, cov)
     new: dict[str, object] = {}
     if group_number is not None:
-        new["group_number"] = None if _clears(group_number) else v.optional_text("--group", group_number, 50)
+        new["group_number"] = None if _clears(group_number) else v.optional_text("group", group_number, 50)
     if medicare_secondary_type is not None:
         msp = (
             None
             if _clears(medicare_secondary_type)
-            else parse_medicare_secondary_type("--medicare-secondary-type", medicare_secondary_type)
+            else parse_medicare_secondary_type("medicare_secondary_type", medicare_secondary_type)
         )
         if msp is not None:
             _check_medicare_secondary(payer, cov.priority)
@@ -391,7 +397,13 @@ def update_coverage(
     return _out(ctx, cov, payer)
 
 
-def _apply(ctx, row, new: dict[str, object]) -> list[str]:
+def _payer_of(ctx: Ctx, cov: Coverage) -> Payer:
+    payer = ctx.session.get(Payer, cov.payer_id)
+    assert payer is not None  # a foreign key
+    return payer
+
+
+def _apply(ctx: Ctx, row: Payer | Coverage, new: dict[str, object]) -> list[str]:
     """Set the new values that differ on a row; returns the fields changed. Raises
     ValidationError when nothing was given."""
     if not new:

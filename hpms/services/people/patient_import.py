@@ -6,12 +6,15 @@ bad row leaves nothing written. Rows stream from the file: memory stays flat for
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hpms.db import insert_rows
+from hpms.db import new_ids as reserve_ids
 from hpms.errors import NotFoundError, ValidationError
 from hpms.models import Patient
 from hpms.models.patients import PATIENT_FIELDS
@@ -20,6 +23,11 @@ from hpms.services.platform import audit
 from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows
 from hpms.services.platform.csvrows import RowError
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 REQUIRED = ("first_name", "last_name", "dob")
 OPTIONAL = (
@@ -63,10 +71,10 @@ IMPORT_CACHE_KIB = 64 * 1024
 
 
 class InvalidRows(BaseInvalidRows):
-    """Some rows are invalid and --skip-invalid was not given: nothing was written."""
+    """Some rows are invalid and the invalid ones were not to be skipped: nothing was written."""
 
     def __init__(self, errors: list[RowError], rows: int | None = None) -> None:
-        super().__init__(errors, rows, hint="fix them or use --skip-invalid")
+        super().__init__(errors, rows, retry_with=("skip_invalid",), hint="to import the valid rows only")
 
 
 @dataclass
@@ -77,7 +85,7 @@ class ImportResult:
     mrns: tuple[str, str] | None = None
     dry_run: bool = False
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "imported": self.imported,
             "rows": self.rows,
@@ -89,20 +97,20 @@ class ImportResult:
         }
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict]]:
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for each data row; ValidationError for a bad file or header."""
     try:
         fh = path.open("r", encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        raise NotFoundError(f"FILE: no file {path}") from None
+        raise NotFoundError(f"no file {path}", field="file") from None
     except IsADirectoryError:
-        raise ValidationError("FILE", f"{path} is a directory") from None
+        raise ValidationError("file", f"{path} is a directory") from None
     with fh:
         try:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
-                raise ValidationError("FILE", f"{path} is empty (expected a header line)")
+                raise ValidationError("file", f"{path} is empty (expected a header line)")
             names = [h.strip().lower() for h in header]
             missing = [c for c in REQUIRED if c not in names]
             if missing:
@@ -113,7 +121,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
             if unknown:
                 raise ValidationError(unknown[0], f"unknown column in {path.name} (see docs/import.md)")
             if len(set(names)) != len(names):
-                raise ValidationError("FILE", "a column appears twice in the header")
+                raise ValidationError("file", "a column appears twice in the header")
             width = len(names)
             # (position, column) of the columns hpms reads; an unnamed column is ignored.
             wanted = [(i, name) for i, name in enumerate(names) if name]
@@ -133,12 +141,12 @@ def _rows(path: Path) -> Iterator[tuple[int, dict]]:
                     yield line, {name: (raw[i] or None) if i < n else None for i, name in wanted}
         except UnicodeDecodeError as exc:
             raise ValidationError(
-                "FILE",
+                "file",
                 f"{path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
                 f"near line {_line_of_offset(path, exc)}); save it as UTF-8 CSV",
             ) from None
         except csv.Error as exc:
-            raise ValidationError("FILE", f"{path.name}: not valid CSV ({exc})") from None
+            raise ValidationError("file", f"{path.name}: not valid CSV ({exc})") from None
 
 
 def _line_of_offset(path: Path, exc: UnicodeDecodeError) -> int:
@@ -155,7 +163,7 @@ def _line_of_offset(path: Path, exc: UnicodeDecodeError) -> int:
 
 
 @contextmanager
-def _import_cache(session) -> Iterator[None]:
+def _import_cache(session: Session) -> Iterator[None]:
     """On SQLite, a page cache of IMPORT_CACHE_KIB for the import, restored afterwards: with
     the default 2 MB, maintaining the patient table's eight indexes keeps evicting pages and
     reading them back (measured: a third of the insert time at 100,000 patients). Memory only:
@@ -164,8 +172,8 @@ def _import_cache(session) -> Iterator[None]:
     if conn.dialect.name != "sqlite":
         yield
         return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-    page = conn.exec_driver_sql("PRAGMA page_size").scalar()
+    before = int(conn.exec_driver_sql("PRAGMA cache_size").scalar() or 0)
+    page = int(conn.exec_driver_sql("PRAGMA page_size").scalar() or 0)
     current_kib = -before if before < 0 else before * page // 1024
     if current_kib >= IMPORT_CACHE_KIB:
         yield
@@ -174,16 +182,18 @@ def _import_cache(session) -> Iterator[None]:
     try:
         yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+        conn.exec_driver_sql(f"PRAGMA cache_size={before}")
 
 
-def _check(row: dict, line: int, today, seen_mrns: dict[str, int]) -> tuple[dict | None, RowError | None]:
+def _check(
+    row: dict[str, Any], line: int, today: dt.date, seen_mrns: dict[str, int]
+) -> tuple[dict[str, Any], None] | tuple[None, RowError]:
     if "__error__" in row:
         return None, RowError(line, "row", row["__error__"])
     try:
         values = patients.validate_fields(row, today=today)
     except ValidationError as exc:
-        return None, RowError(line, exc.field, exc.message)
+        return None, RowError(line, exc.field or "row", exc.message)
     mrn = values.get("mrn")
     if mrn:
         if mrn in seen_mrns:
@@ -192,10 +202,8 @@ def _check(row: dict, line: int, today, seen_mrns: dict[str, int]) -> tuple[dict
     return values, None
 
 
-def new_ids(session, count: int) -> list[int]:
+def new_ids(session: Session, count: int) -> list[int]:
     """Ids for `count` new patients, known before the insert (see hpms.db.new_ids)."""
-    from hpms.db import new_ids as reserve_ids
-
     return reserve_ids(session, Patient.__table__, count)
 
 
@@ -203,7 +211,8 @@ def _prescan(path: Path) -> tuple[int, dict[str, int]]:
     """Cheap first read (no validation): how many rows, and the MRNs the file brings along
     (so that MRNs assigned to earlier rows never collide with one given further down). Without
     an mrn column, counting lines is enough (the count only sizes the progress bar)."""
-    rows, mrns = 0, {}
+    rows = 0
+    mrns: dict[str, int] = {}
     if not _has_column(path, "mrn"):
         with path.open("rb") as fh:
             lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
@@ -217,7 +226,7 @@ def _prescan(path: Path) -> tuple[int, dict[str, int]]:
 
 
 def import_csv(
-    ctx,
+    ctx: Ctx,
     path: Path | str,
     *,
     skip_invalid: bool = False,
@@ -240,9 +249,10 @@ def import_csv(
     avoid = set(given_mrns)
     seen: dict[str, int] = {}
     crypto = None
-    chunk: list[list] = []
+    chunk: list[list[Any]] = []
     chunk_ssn = False
-    first_mrn = last_mrn = None
+    first_mrn: str | None = None
+    last_mrn: str | None = None
     table = Patient.__table__
     # Each new patient is one list of values in INSERT_COLUMNS order, built straight from the
     # validated fields (no dict per row); the MRN and id are filled in per chunk.
@@ -291,9 +301,11 @@ def import_csv(
             for line, row in _rows(path):
                 result.rows += 1
                 values, err = _check(row, line, today, seen)
-                if err is None and values.get("mrn") in taken:
+                if values is not None and values.get("mrn") in taken:
                     err = RowError(line, "mrn", f"{values['mrn']!r} is already assigned to another patient")
-                if err is not None:
+                    values = None
+                if values is None:
+                    assert err is not None
                     result.errors.append(err)
                     continue
                 if result.errors and not skip_invalid:
@@ -328,7 +340,7 @@ def import_csv(
         raise
     if progress:
         progress(result.rows, result.rows)
-    result.mrns = (first_mrn, last_mrn) if result.imported and not dry_run else None
+    result.mrns = (first_mrn, last_mrn) if first_mrn and last_mrn and not dry_run else None
     return result
 
 

@@ -9,12 +9,14 @@ import datetime as dt
 import difflib
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
-from hpms.errors import ConflictError, ValidationError
+from hpms.errors import Action, ConflictError, ValidationError
 from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
 from hpms.models.billing_out import money
 from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
@@ -22,6 +24,11 @@ from hpms.services.lookups import find_patient
 from hpms.services.platform import audit, counters
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import allowed, require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 # Tables that point at a patient; a merge moves their rows. Later modules append to this.
 PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
@@ -93,7 +100,13 @@ _WHEN_EMPTY = {"consent_sms": False, "consent_email": False}
 _ABSENT = object()
 
 
-def _optional(data: dict, out: dict, checks, partial: bool, _control=v.CONTROL_CHARS.search) -> None:
+def _optional(
+    data: dict[str, Any],
+    out: dict[str, Any],
+    checks: tuple[tuple[str, int, Callable[..., Any] | None], ...],
+    partial: bool,
+    _control: Callable[[str], object] = v.CONTROL_CHARS.search,
+) -> None:
     get = data.get
     for f, n, check in checks:
         x = get(f, _ABSENT)
@@ -107,14 +120,15 @@ def _optional(data: dict, out: dict, checks, partial: bool, _control=v.CONTROL_C
                 x = x.strip()
                 out[f] = (x or None) if len(x) <= n and not _control(x) else v.optional_text(f, x, n)
             else:
+                assert check is not None  # a field without a maximum length has its check
                 out[f] = check(f, x)
 
 
-def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dict:
+def validate_fields(data: dict[str, Any], *, today: dt.date, partial: bool = False) -> dict[str, Any]:
     """Check and normalize patient fields (names as in the CSV columns); returns the clean
     values. With `partial` (an update) a None value leaves the field alone; otherwise it means
     empty. Raises ValidationError naming the first bad field."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for f in ("first_name", "last_name"):
         if not partial or data.get(f) is not None:
             out[f] = v.require_text(f, data.get(f), 100)
@@ -138,9 +152,9 @@ def validate_fields(data: dict, *, today: dt.date, partial: bool = False) -> dic
     return out
 
 
-def derived_columns(values: dict) -> dict:
+def derived_columns(values: dict[str, Any]) -> dict[str, str | None]:
     """The search columns kept alongside the demographics."""
-    out = {}
+    out: dict[str, str | None] = {}
     if "first_name" in values:
         out["first_norm"] = v.fold(values["first_name"])[:100]
     if "last_name" in values:
@@ -154,21 +168,23 @@ def derived_columns(values: dict) -> dict:
     return out
 
 
-def _today(ctx) -> dt.date:
+def _today(ctx: Ctx) -> dt.date:
     return ctx.now().date()
 
 
-def mrn_taken(session, org_id: int, mrns: Iterable[str]) -> set[str]:
-    mrns = list(mrns)
+def mrn_taken(session: Session, org_id: int, mrns: Iterable[str]) -> set[str]:
+    wanted = list(mrns)
     taken: set[str] = set()
-    for i in range(0, len(mrns), 500):
+    for i in range(0, len(wanted), 500):
         taken.update(
-            session.scalars(sa.select(Patient.mrn).where(Patient.org_id == org_id, Patient.mrn.in_(mrns[i : i + 500])))
+            session.scalars(
+                sa.select(Patient.mrn).where(Patient.org_id == org_id, col(Patient.mrn).in_(wanted[i : i + 500]))
+            )
         )
     return taken
 
 
-def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None) -> list[str]:
+def next_mrns(session: Session, count: int, org_id: int, *, avoid: set[str] | None = None) -> list[str]:
     """Reserve `count` MRNs from the counter, skipping any already used by imported MRNs."""
     result: list[str] = []
     while len(result) < count:
@@ -190,7 +206,7 @@ def next_mrns(session, count: int, org_id: int, *, avoid: set[str] | None = None
     return result
 
 
-def _to_out(ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
+def _to_out(ctx: Ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
     out = PatientOut.model_validate(p, from_attributes=True)
     if p.ssn_enc:
         ssn = ctx.crypto.decrypt(p.ssn_enc, "ssn")
@@ -198,7 +214,7 @@ def _to_out(ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
     return out
 
 
-def register(ctx, **data) -> PatientOut:
+def register(ctx: Ctx, **data: Any) -> PatientOut:
     """Register a patient; assigns the next MRN unless one is given. Raises ValidationError,
     ConflictError (MRN taken), PermissionDenied."""
     require(ctx.actor, "patient.create")
@@ -208,7 +224,7 @@ def register(ctx, **data) -> PatientOut:
     session = ctx.session
     if mrn is not None:
         if mrn_taken(session, ctx.org_id, [mrn]):
-            raise ConflictError(f"mrn: {mrn!r} is already assigned to another patient")
+            raise ConflictError(f"{mrn!r} is already assigned to another patient", field="mrn")
     else:
         mrn = next_mrns(session, 1, ctx.org_id)[0]
     row = Patient(org_id=ctx.org_id, mrn=mrn, **values, **derived_columns(values))
@@ -231,7 +247,7 @@ class PatientAccountOut(PatientOut):
     credit: Decimal | None = None
 
 
-def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False) -> PatientOut:
+def show(ctx: Ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False) -> PatientOut:
     """One patient's demographics (with `account`, also the balance and credit when the user may
     read the ledger: one SUM query). Raises NotFoundError, PermissionDenied."""
     require(ctx.actor, "patient.read")
@@ -241,6 +257,7 @@ def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False
     fields = list(PATIENT_FIELDS) + ["mrn"] + (["ssn"] if reveal_ssn and row.ssn_enc else [])
     totals = None
     if account and allowed(ctx.actor.roles, "ledger.read"):
+        # the ledger and its tables load only for an account view (payments stand above people)
         from hpms.services.payments.ledger import patient_totals
 
         totals = patient_totals(ctx.session, ctx.org_id, row.id)
@@ -254,7 +271,7 @@ def show(ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = False
     )
 
 
-def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummary]:
+def _summaries(ctx: Ctx, stmt: sa.Select[Any], action: str, detail: str | None) -> list[PatientSummary]:
     rows = ctx.session.execute(stmt).all()
     out = [
         PatientSummary(
@@ -282,13 +299,15 @@ def _summaries(ctx, stmt, action: str, detail: str | None) -> list[PatientSummar
     return out
 
 
-def list_patients(ctx, *, limit: int = 50, offset: int = 0, include_inactive: bool = False) -> list[PatientSummary]:
+def list_patients(
+    ctx: Ctx, *, limit: int = 50, offset: int = 0, include_inactive: bool = False
+) -> list[PatientSummary]:
     """Patients by name, a page at a time. Raises PermissionDenied, ValidationError."""
     require(ctx.actor, "patient.read")
     if limit < 1 or limit > 10000:
-        raise ValidationError("--limit", "must be between 1 and 10000")
+        raise ValidationError("limit", "must be between 1 and 10000")
     if offset < 0:
-        raise ValidationError("--offset", "must not be negative")
+        raise ValidationError("offset", "must not be negative")
     stmt = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id)
     if not include_inactive:
         stmt = stmt.where(Patient.active.is_(True))
@@ -296,35 +315,35 @@ def list_patients(ctx, *, limit: int = 50, offset: int = 0, include_inactive: bo
     return _summaries(ctx, stmt, "list", f"limit={limit} offset={offset}")
 
 
-def _prefix(col, prefix: str):
+def _prefix(column: Any, prefix: str) -> sa.ColumnElement[bool]:
     """A prefix match that uses the (byte-ordered) index: col >= p AND col < p'."""
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return sa.and_(col >= prefix, col < upper)
+    return sa.and_(column >= prefix, column < upper)
 
 
 _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})$")
 
 
-def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) -> list[PatientSummary]:
+def search(ctx: Ctx, query: str | None, *, limit: int = 50, include_inactive: bool = False) -> list[PatientSummary]:
     """Find patients by name prefix ("smi", "smith jo", "Smith, John"; accent- and
     case-insensitive), date of birth, phone, MRN or (exact) SSN. Raises ValidationError."""
     require(ctx.actor, "patient.read")
     q = (query or "").strip()
     if not q:
-        raise ValidationError("QUERY", "is empty")
+        raise ValidationError("query", "is empty")
     if limit < 1 or limit > 1000:
-        raise ValidationError("--limit", "must be between 1 and 1000")
+        raise ValidationError("limit", "must be between 1 and 1000")
     base = sa.select(*_SUMMARY_COLS, Patient.last_norm, Patient.first_norm).where(Patient.org_id == ctx.org_id)
     if not include_inactive:
         base = base.where(Patient.active.is_(True))
-    conds = [Patient.mrn == q]
+    conds: list[Any] = [Patient.mrn == q]
     digits = re.sub(r"\D", "", q)
     if _DATE_LIKE.match(q):
-        conds.append(Patient.dob == v.parse_date("QUERY", q))
+        conds.append(Patient.dob == v.parse_date("query", q))
         kind = "dob"
     elif re.fullmatch(r"\d{3}-\d{2}-\d{4}", q):
         require(ctx.actor, "patient.reveal_ssn")
-        conds.append(Patient.ssn_bidx.in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        conds.append(col(Patient.ssn_bidx).in_(ctx.crypto.blind_indexes(digits, "ssn")))
         kind = "ssn"
     elif re.fullmatch(r"[+\d\s().-]+", q) and len(digits) >= 7:
         pd = v.phone_digits(q)
@@ -346,7 +365,7 @@ def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) 
                 c, d = " ".join(words[:-1]), words[-1]
                 parts = [(b, a), (a, b), (d, c), (c, d)]  # first last / last first
         for last, first in dict.fromkeys(parts):  # two words give each pair twice
-            clause = []
+            clause: list[Any] = []
             if last:
                 clause.append(_prefix(Patient.last_norm, last))
             if first:
@@ -363,31 +382,33 @@ def search(ctx, query: str, *, limit: int = 50, include_inactive: bool = False) 
 
 
 def search_identifier(
-    ctx, *, ssn: str | None = None, member_id: str | None = None, limit: int = 50
+    ctx: Ctx, *, ssn: str | None = None, member_id: str | None = None, limit: int = 50
 ) -> list[PatientSummary]:
     """Exact match on an encrypted identifier through its blind index: an SSN (admin, biller)
     or an insurance member id. Raises ValidationError, PermissionDenied."""
     require(ctx.actor, "patient.read")
     if (ssn is None) == (member_id is None):
-        raise ValidationError("--ssn", "give exactly one of --ssn and --member-id")
+        raise ValidationError("ssn", "give exactly one of an SSN and a member id")
     stmt = sa.select(*_SUMMARY_COLS).where(Patient.org_id == ctx.org_id, Patient.active.is_(True))
     if ssn is not None:
         require(ctx.actor, "patient.reveal_ssn")
-        digits = v.parse_ssn("--ssn", ssn)
-        stmt = stmt.where(Patient.ssn_bidx.in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        digits = v.parse_ssn("ssn", ssn)
+        assert digits is not None  # a given SSN parses or raises
+        stmt = stmt.where(col(Patient.ssn_bidx).in_(ctx.crypto.blind_indexes(digits, "ssn")))
         kind = "ssn"
     else:
-        member = v.require_text("--member-id", member_id, 80)
+        member = v.require_text("member_id", member_id, 80)
         holders = sa.select(Coverage.patient_id).where(
-            Coverage.org_id == ctx.org_id, Coverage.member_id_bidx.in_(ctx.crypto.blind_indexes(member, "member_id"))
+            Coverage.org_id == ctx.org_id,
+            col(Coverage.member_id_bidx).in_(ctx.crypto.blind_indexes(member, "member_id")),
         )
-        stmt = stmt.where(Patient.id.in_(holders))
+        stmt = stmt.where(col(Patient.id).in_(holders))
         kind = "member_id"
     stmt = stmt.order_by(Patient.last_norm, Patient.first_norm, Patient.id).limit(limit)
     return _summaries(ctx, stmt, "search", f"by {kind}")
 
 
-def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) -> PatientOut:
+def update(ctx: Ctx, ref: str | int, *, expected_version: int | None = None, **data: Any) -> PatientOut:
     """Change demographics; `None` leaves a field alone, "" clears an optional one.
     Raises NotFoundError, ValidationError, ConflictError (stale version), PermissionDenied."""
     require(ctx.actor, "patient.update")
@@ -395,7 +416,7 @@ def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) 
     if expected_version is not None and expected_version != row.version:
         raise ConflictError(
             f"patient {row.mrn} changed meanwhile (version {row.version}, you had {expected_version})",
-            hint=f"reload with `hpms patients show {row.mrn}`",
+            action=Action("patients", "show", target=row.mrn, purpose="reload with"),
         )
     given = {k: val for k, val in data.items() if val is not None}
     if not given:
@@ -427,7 +448,7 @@ def update(ctx, ref: str | int, *, expected_version: int | None = None, **data) 
     return _to_out(ctx, row)
 
 
-def _name_similarity(a: Patient | sa.Row, b: Patient | sa.Row, floor: float = 0.0) -> float:
+def _name_similarity(a: Patient | sa.Row[Any], b: Patient | sa.Row[Any], floor: float = 0.0) -> float:
     """difflib's ratio of the two folded names, or 0.0 when its cheap upper bounds are already
     below `floor` (ratio() dominated `duplicates`: ~140,000 same-DOB pairs at 100,000 patients)."""
     ka = f"{a.last_norm} {a.first_norm}"
@@ -438,7 +459,7 @@ def _name_similarity(a: Patient | sa.Row, b: Patient | sa.Row, floor: float = 0.
     return matcher.ratio()
 
 
-def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateCandidate]:
+def duplicates(ctx: Ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateCandidate]:
     """Likely duplicate pairs, best first: same DOB with a similar name, same phone, e-mail or
     SSN. Raises PermissionDenied."""
     require(ctx.actor, "patient.read")
@@ -452,14 +473,15 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
         Patient.ssn_bidx,
     )
     active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
-    pairs: dict[tuple[int, int], dict] = {}
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
 
-    def groups(col):
-        keys = sa.select(col).where(active, col.is_not(None)).group_by(col).having(sa.func.count() > 1)
-        rows = session.execute(sa.select(*cols).where(active, col.in_(keys)).order_by(col, Patient.id)).all()
-        current, bucket = object(), []
+    def groups(column: Any) -> Iterator[list[sa.Row[Any]]]:
+        keys = sa.select(column).where(active, column.is_not(None)).group_by(column).having(sa.func.count() > 1)
+        rows = session.execute(sa.select(*cols).where(active, column.in_(keys)).order_by(column, Patient.id)).all()
+        current: object = object()
+        bucket: list[sa.Row[Any]] = []
         for r in rows:
-            key = getattr(r, col.key)
+            key = getattr(r, column.key)
             if key != current and bucket:
                 yield bucket
                 bucket = []
@@ -468,7 +490,7 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
         if bucket:
             yield bucket
 
-    def note(a, b, points: int, reason: str):
+    def note(a: sa.Row[Any], b: sa.Row[Any], points: int, reason: str) -> None:
         if a.id > b.id:
             a, b = b, a
         entry = pairs.setdefault((a.id, b.id), {"a": a, "b": b, "score": 0, "reasons": []})
@@ -485,12 +507,12 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
                     note(a, b, 70, "same name and date of birth")
                 elif sim >= 0.75 or close:
                     note(a, b, 50, f"same date of birth, similar name ({int(sim * 100)}%)")
-    for col, points, reason in (
+    for column, points, reason in (
         (Patient.ssn_bidx, 80, "same SSN"),
         (Patient.phone_digits, 25, "same phone"),
         (Patient.email_norm, 25, "same e-mail"),
     ):
-        for bucket in groups(col):
+        for bucket in groups(column):
             if len(bucket) > 20:  # a shared clinic or family number, not evidence of anything
                 continue
             for i, a in enumerate(bucket):
@@ -499,7 +521,7 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
                         continue
                     note(a, b, points, reason)
 
-    def summary(r) -> PatientSummary:
+    def summary(r: sa.Row[Any]) -> PatientSummary:
         return PatientSummary(
             id=r.id,
             mrn=r.mrn,
@@ -530,8 +552,9 @@ def duplicates(ctx, *, limit: int = 100, min_score: int = 50) -> list[DuplicateC
     return result
 
 
-def _check_no_double_booking(session, keep: Patient, dup: Patient) -> None:
+def _check_no_double_booking(session: Session, keep: Patient, dup: Patient) -> None:
     """One person cannot hold two visits at once (the database refuses it too): name them."""
+    # the scheduling tables load at the first merge, not with every patients command
     from hpms.models import Appointment
     from hpms.models.scheduling import BLOCKING_STATUSES
 
@@ -555,14 +578,14 @@ def _check_no_double_booking(session, keep: Patient, dup: Patient) -> None:
         )
 
 
-def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
+def merge(ctx: Ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     """Move everything of DUPLICATE to KEEP, fill KEEP's empty fields from it, and retire
     DUPLICATE (kept, inactive, pointing at KEEP). Raises NotFoundError, ConflictError."""
     require(ctx.actor, "patient.merge")
     keep = find_patient(ctx, keep_ref)
     dup = find_patient(ctx, duplicate_ref)
     if keep.id == dup.id:
-        raise ConflictError("KEEP and DUPLICATE are the same patient")
+        raise ConflictError("the record to keep and the duplicate are the same patient")
     if not keep.active or not dup.active:
         raise ConflictError("both patients must be active to merge")
     session = ctx.session
@@ -570,8 +593,8 @@ def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     _scheduling_references()
     moved: dict[str, int] = {}
     for model, column in PATIENT_REFERENCES:
-        col = getattr(model, column)
-        res = session.execute(sa.update(model).where(col == dup.id).values({column: keep.id}))
+        ref = getattr(model, column)
+        res = session.execute(sa.update(model).where(ref == dup.id).values({column: keep.id}))
         moved[model.__tablename__] = res.rowcount or 0
     filled = []
     for f in PATIENT_FIELDS:
@@ -616,5 +639,5 @@ def merge(ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut:
     return _to_out(ctx, keep)
 
 
-def can_reveal_ssn(ctx) -> bool:
+def can_reveal_ssn(ctx: Ctx) -> bool:
     return allowed(ctx.actor.roles, "patient.reveal_ssn")

@@ -6,25 +6,32 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.db import bulk_insert
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.models import Appointment, Location, Patient, Provider, SurveyImportOut, SurveyResponse, SurveyResponseOut
-from hpms.services.lookups import load_appointment, provider_name
+from hpms.services.lookups import load_appointment, provider_name, resolve_location
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
 from hpms.services.platform import validation as v
 from hpms.services.platform.csvrows import read_rows
 from hpms.services.platform.permissions import require
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from hpms.services.platform.context import Ctx
+
 COLUMNS = ("appointment_id", "score", "comment", "responded_at")
 REQUIRED = ("appointment_id", "score")
 MAX_COMMENT = 1000
 
 
-def parse_score(field: str, value) -> int:
+def parse_score(field: str, value: object) -> int:
     text = str(value if value is not None else "").strip()
     if not text:
         raise ValidationError(field, "is required")
@@ -39,10 +46,10 @@ def _check_appointment(appt: Appointment, taken: bool) -> None:
             f"appointment {appt.id} is {appt.status.replace('_', ' ')}; only a completed visit takes a survey response"
         )
     if taken:
-        raise ConflictError(f"appointment {appt.id} already has a survey response", hint="see `hpms surveys list`")
+        raise ConflictError(f"appointment {appt.id} already has a survey response", action=Action("surveys", "list"))
 
 
-def _out(ctx, ids: list[int]) -> list[SurveyResponseOut]:
+def _out(ctx: Ctx, ids: list[int]) -> list[SurveyResponseOut]:
     if not ids:
         return []
     q = (
@@ -59,7 +66,7 @@ def _out(ctx, ids: list[int]) -> list[SurveyResponseOut]:
         .join(Patient, Patient.id == SurveyResponse.patient_id)
         .join(Provider, Provider.id == SurveyResponse.provider_id)
         .join(Location, Location.id == Appointment.location_id)
-        .where(SurveyResponse.id.in_(ids))
+        .where(col(SurveyResponse.id).in_(ids))
         .order_by(SurveyResponse.responded_at, SurveyResponse.id)
     )
     out = []
@@ -82,7 +89,7 @@ def _out(ctx, ids: list[int]) -> list[SurveyResponseOut]:
     return out
 
 
-def _exists(ctx, appointment_ids) -> set[int]:
+def _exists(ctx: Ctx, appointment_ids: Iterable[int]) -> set[int]:
     ids = list(appointment_ids)
     if not ids:
         return set()
@@ -93,13 +100,16 @@ def _exists(ctx, appointment_ids) -> set[int]:
     )
 
 
-def record(ctx, *, appointment, score, comment: str | None = None) -> SurveyResponseOut:
-    """Record one response for a completed visit (exit 3 when the visit is unknown, 4 when it is
-    not completed or already has a response)."""
+def record(
+    ctx: Ctx, *, appointment: str | int | None, score: str | int | None, comment: str | None = None
+) -> SurveyResponseOut:
+    """Record one response for a completed visit (NotFoundError when the visit is unknown,
+    ConflictError when it is not completed or already has a response)."""
     require(ctx.actor, "surveys.write")
-    value = parse_score("--score", score)
-    text = v.optional_text("--comment", comment, MAX_COMMENT)
-    appt = load_appointment(ctx, appointment)
+    value = parse_score("score", score)
+    text = v.optional_text("comment", comment, MAX_COMMENT)
+    appt = load_appointment(ctx, appointment, field="appointment")
+    assert appt.id is not None  # a stored row
     _check_appointment(appt, bool(_exists(ctx, [appt.id])))
     r = SurveyResponse(
         org_id=ctx.org_id,
@@ -116,6 +126,7 @@ def record(ctx, *, appointment, score, comment: str | None = None) -> SurveyResp
         ctx.session.flush()
     except sa.exc.IntegrityError:
         raise ConflictError(f"appointment {appt.id} already has a survey response") from None
+    assert r.id is not None  # flushed
     audit.record(
         ctx,
         audit.Event(
@@ -145,44 +156,44 @@ def _responded_at(text: str, tz: str, now: dt.datetime) -> dt.datetime:
     return value
 
 
-def import_csv(ctx, path) -> SurveyImportOut:
+def import_csv(ctx: Ctx, path: Path | str) -> SurveyImportOut:
     """Import responses from a CSV file with the header appointment_id,score[,comment][,responded_at].
     Every row is checked first (known, completed visit without a response, not twice in the
     file, score 1..5, comment of at most 1000 characters, responded_at an ISO date-time, default
-    now); the first bad row raises a ValidationError naming its line and column (exit 2) and
-    nothing is written. Then all rows are inserted at once, with one audit event."""
+    now); the first bad row raises a ValidationError naming its line and column and nothing is
+    written. Then all rows are inserted at once, with one audit event."""
     require(ctx.actor, "surveys.write")
     rows = _read(Path(path))
     if not rows:
-        raise ValidationError("FILE", f"{path} has no rows")
+        raise ValidationError("file", f"{path} has no rows")
 
     def bad(line: int, exc: ValidationError | ConflictError | NotFoundError) -> ValidationError:
-        field = getattr(exc, "field", "appointment_id")
-        reason = getattr(exc, "reason", exc.message)
-        return ValidationError("FILE", f"line {line}, {field}: {reason}; nothing imported")
+        return ValidationError("file", f"line {line}, {exc.field or 'appointment_id'}: {exc.message}; nothing imported")
 
     ids: dict[int, int] = {}
+    checked: list[tuple[int, dict[str, str]]] = []
     for line, row in rows:
         if row is None:
-            raise ValidationError("FILE", f"line {line}: more cells than columns in the header; nothing imported")
+            raise ValidationError("file", f"line {line}: more cells than columns in the header; nothing imported")
         text = row["appointment_id"].strip()
         if not text.isdigit():
             raise bad(line, ValidationError("appointment_id", f"{text!r} is not an appointment id"))
         if int(text) in ids:
             raise bad(line, ValidationError("appointment_id", f"appointment {text} is also on line {ids[int(text)]}"))
         ids[int(text)] = line
+        checked.append((line, row))
     found = {
         a.id: (a, tz)
         for a, tz in ctx.session.execute(
             sa.select(Appointment, Location.tz)
             .join(Location, Location.id == Appointment.location_id)
-            .where(Appointment.id.in_(list(ids)), Appointment.org_id == ctx.org_id)
+            .where(col(Appointment.id).in_(list(ids)), Appointment.org_id == ctx.org_id)
         )
     }
     taken = _exists(ctx, ids)
     now = ctx.now()
     values = []
-    for line, row in rows:
+    for line, row in checked:
         aid = int(row["appointment_id"].strip())
         if aid not in found:
             raise bad(line, ValidationError("appointment_id", f"no appointment {aid}"))
@@ -224,19 +235,19 @@ def import_csv(ctx, path) -> SurveyImportOut:
     return SurveyImportOut(imported=len(values))
 
 
-def list_responses(ctx, *, start=None, end=None) -> list[SurveyResponseOut]:
+def list_responses(
+    ctx: Ctx, *, start: str | dt.date | None = None, end: str | dt.date | None = None
+) -> list[SurveyResponseOut]:
     """Responses received on local days start..end (the first location's zone), oldest first.
     The read is audited: comments are patient data."""
     require(ctx.actor, "reports.run")
-    from hpms.services.lookups import resolve_location
-
     tz = resolve_location(ctx, None).tz
     today = lt.local_now(ctx.now(), tz).date()
     q = sa.select(SurveyResponse.id, SurveyResponse.patient_id).where(SurveyResponse.org_id == ctx.org_id)
-    s = lt.parse_day("--from", start, today=today) if start else None
-    e = lt.parse_day("--to", end, today=today) if end else None
+    s = lt.parse_day("start", start, today=today) if start else None
+    e = lt.parse_day("end", end, today=today) if end else None
     if s and e and e < s:
-        raise ValidationError("--to", f"{e} is before --from {s}")
+        raise ValidationError("end", f"{e} is before the first day {s}")
     if s:
         q = q.where(SurveyResponse.responded_at >= lt.day_bounds_utc(s, tz)[0])
     if e:

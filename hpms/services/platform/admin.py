@@ -7,12 +7,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.config import Settings, redact_url
 from hpms.db import (
+    INIT,
     check_schema,
+    connect_error,
     current_revision,
     dispose_engines,
     head_revision,
@@ -22,35 +26,53 @@ from hpms.db import (
     session_scope,
 )
 from hpms.errors import (
+    Action,
     ConflictError,
     DatabaseUnavailable,
+    EncryptionKeyError,
     NotFoundError,
     NotInitializedError,
     UsageError,
     ValidationError,
 )
+from hpms.models import Coverage, KeyState, Patient
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.auth import authenticate, os_login
 from hpms.services.platform.context import Ctx
+from hpms.services.platform.crypto import (
+    FieldCrypto,
+    KeyRing,
+    create_key_file,
+    key_id,
+    load_keyring,
+    write_keyring,
+)
+from hpms.services.platform.crypto import new_key as make_key
+from hpms.services.platform.org import bootstrap
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
 
 
 def machine_timezone() -> str:
-    import pendulum  # only `hpms init` needs the machine zone
+    # pendulum costs start-up time; only the set-up asks for the machine's zone
+    from pendulum.tz.local_timezone import get_local_timezone
 
     try:
-        name = pendulum.local_timezone().name
+        name = get_local_timezone().name
     except Exception:  # noqa: BLE001 - any failure means "unknown"
         name = "UTC"
     return name if "/" in name or name == "UTC" else "UTC"
 
 
-def _engine_for(settings: Settings, *, create: bool = False):
+def _engine_for(settings: Settings, *, create: bool = False) -> Engine:
     path = settings.sqlite_path
     if path is not None:
         if not path.exists() and not create:
-            raise NotInitializedError(f"no hpms database at {path}", hint="run `hpms init` first")
+            raise NotInitializedError(f"no database at {path}", action=INIT)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return make_engine(settings.database_url)
@@ -67,20 +89,16 @@ def init(
 ) -> dict:
     """Create or upgrade the database, the key file, the organization, a first location and
     the OS user as first admin. Safe to rerun. Raises ValidationError, DatabaseUnavailable."""
-    tz = v.parse_tz("--tz", tz or machine_timezone())
+    tz = v.parse_tz("tz", tz or machine_timezone())
     if practice is not None:
-        v.require_text("--practice", practice, 200)
+        v.require_text("practice", practice, 200)
     settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    from hpms.services.platform.crypto import create_key_file
-
     key_created = False if settings.key_from_env else create_key_file(settings.key_file)
     engine = _engine_for(settings, create=True)
     try:
         before, after = migrate(engine)
         if settings.sqlite_path is not None:
             os.chmod(settings.sqlite_path, 0o600)  # patient data: readable by its owner only
-        from hpms.services.platform.org import bootstrap
-
         with session_scope(engine) as session:
             org, created = bootstrap(
                 session,
@@ -107,14 +125,11 @@ def init(
     }
 
 
-def _adopt_key(session, settings: Settings, key_created: bool) -> None:
+def _adopt_key(session: Session, settings: Settings, key_created: bool) -> None:
     """Record the key of a new database; refuse a key that does not open an existing one
     (a second workstation must get the first one's key file, not a new key)."""
-    from hpms.errors import EncryptionKeyError
-    from hpms.models import KeyState
-    from hpms.services.platform.crypto import load_keyring
-
     state = session.get(KeyState, 1)
+    assert state is not None  # the first migration creates the row
     ring = load_keyring(settings)
     if state.active_kid is None:
         state.active_kid = ring.active
@@ -123,11 +138,11 @@ def _adopt_key(session, settings: Settings, key_created: bool) -> None:
             settings.key_file.unlink(missing_ok=True)
         raise EncryptionKeyError(
             f"this database is encrypted under key {state.active_kid}, which {ring.source} does not hold",
-            hint=f"copy the key file of the machine that ran `hpms init` to {settings.key_file}, or set HPMS_KEY",
+            hint=f"copy the key file of the machine that set up this database to {settings.key_file}, or set HPMS_KEY",
         )
 
 
-def _ctx(session, settings) -> Ctx:
+def _ctx(session: Session, settings: Settings) -> Ctx:
     return Ctx(session=session, actor=authenticate(session), settings=settings)
 
 
@@ -138,13 +153,11 @@ def upgrade(settings: Settings) -> dict:
         with engine.connect() as conn:
             rev = current_revision(conn)
         if rev is None:
-            raise NotInitializedError("the database has no hpms schema", hint="run `hpms init` first")
+            raise NotInitializedError("the database has no hpms schema", action=INIT)
         with session_scope(engine) as session:
             require(authenticate(session), "db.admin")
         before, after = migrate(engine)
     except sa.exc.OperationalError as exc:
-        from hpms.db import connect_error
-
         raise connect_error(settings.database_url, exc) from None
     finally:
         engine.dispose()
@@ -170,8 +183,6 @@ def check(settings: Settings) -> dict:
                 report["foreign_keys"] = "ok (enforced by PostgreSQL)"
         report["ok"] = report["integrity"].startswith("ok") and report["foreign_keys"].startswith("ok")
     except sa.exc.OperationalError as exc:
-        from hpms.db import connect_error
-
         raise connect_error(settings.database_url, exc) from None
     finally:
         engine.dispose()
@@ -199,22 +210,22 @@ def backup(settings: Settings, dest: Path, *, overwrite: bool = False) -> dict:
     """Copy the live SQLite database to `dest` (online backup API, temp file then rename).
     PostgreSQL: refuses with the pg_dump command to use. Raises UsageError, ConflictError."""
     path = settings.sqlite_path
-    if not settings.is_sqlite:
+    if not settings.is_sqlite or path is None:
         raise UsageError(
-            "hpms db backup works on SQLite only",
+            "backup works on SQLite only",
             hint="for PostgreSQL use `pg_dump -Fc -f hpms.dump DBNAME` (see docs/admin.md)",
         )
     engine = _engine_for(settings)
     check_schema(engine)
     dest = Path(dest).expanduser()
     if dest.is_dir():
-        raise ValidationError("PATH", f"{dest} is a directory; give a file name")
+        raise ValidationError("path", f"{dest} is a directory; give a file name")
     if dest.exists() and not overwrite:
-        raise ConflictError(f"PATH: {dest} exists", hint="add --yes to overwrite it")
+        raise ConflictError(f"{dest} exists", field="path", retry_with=("yes",), hint="to overwrite it")
     if not dest.parent.exists():
-        raise ValidationError("PATH", f"directory {dest.parent} does not exist")
+        raise ValidationError("path", f"directory {dest.parent} does not exist")
     if dest.resolve() == path.resolve():
-        raise ValidationError("PATH", "is the live database itself")
+        raise ValidationError("path", "is the live database itself")
     with session_scope(engine) as session:
         ctx = _ctx(session, settings)
         require(ctx.actor, "db.backup")
@@ -230,20 +241,20 @@ def backup(settings: Settings, dest: Path, *, overwrite: bool = False) -> dict:
 
 def _validate_backup(path: Path) -> str:
     if not path.is_file():
-        raise NotFoundError(f"PATH: no file {path}")
+        raise NotFoundError(f"no file {path}", field="path")
     with path.open("rb") as fh:
         if fh.read(16) != b"SQLite format 3\x00":
-            raise ValidationError("PATH", f"{path} is not a SQLite database")
+            raise ValidationError("path", f"{path} is not a SQLite database")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         try:
             rev = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         except sqlite3.DatabaseError:
-            raise ValidationError("PATH", f"{path} is not an hpms database") from None
+            raise ValidationError("path", f"{path} is not an hpms database") from None
         if not rev or rev[0] not in known_revisions():
-            raise ValidationError("PATH", f"{path} has schema {rev and rev[0]!r}, unknown to this hpms")
+            raise ValidationError("path", f"{path} has schema {rev and rev[0]!r}, unknown to this hpms")
         if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise ValidationError("PATH", f"{path} fails the integrity check")
+            raise ValidationError("path", f"{path} fails the integrity check")
         return rev[0]
     finally:
         conn.close()
@@ -252,17 +263,17 @@ def _validate_backup(path: Path) -> str:
 def restore(settings: Settings, source: Path, *, yes: bool = False) -> dict:
     """Replace the SQLite database with a backup; refuses to overwrite without `yes` and,
     when a database exists, unless the acting user is an admin of it."""
-    if not settings.is_sqlite:
+    path = settings.sqlite_path
+    if not settings.is_sqlite or path is None:
         raise UsageError(
-            "hpms db restore works on SQLite only",
+            "restore works on SQLite only",
             hint="for PostgreSQL use `pg_restore -d DBNAME hpms.dump` (see docs/admin.md)",
         )
-    path = settings.sqlite_path
     source = Path(source).expanduser()
     rev = _validate_backup(source)
     if path.exists():
         if not yes:
-            raise ConflictError(f"{path} exists and would be overwritten", hint="add --yes to replace it")
+            raise ConflictError(f"{path} exists and would be overwritten", retry_with=("yes",), hint="to replace it")
         engine = make_engine(settings.database_url)
         try:
             with session_scope(engine) as session:
@@ -296,10 +307,6 @@ def restore(settings: Settings, source: Path, *, yes: bool = False) -> dict:
 def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     """Re-encrypt every sensitive field and blind index under a new key (key file: written
     with both keys first, so a crash leaves all values readable). Raises PermissionDenied."""
-    from hpms.models import Coverage, KeyState, Patient
-    from hpms.services.platform.crypto import FieldCrypto, KeyRing, key_id, load_keyring, write_keyring
-    from hpms.services.platform.crypto import new_key as make_key
-
     require(ctx.actor, "keys.rotate")
     settings = ctx.settings
     s = ctx.session
@@ -310,7 +317,8 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     if settings.key_from_env and new_key is None:
         raise UsageError(
             "the key comes from HPMS_KEY",
-            hint="make one with `hpms keys generate`, then run with HPMS_NEW_KEY set to it",
+            hint="run again with HPMS_NEW_KEY set to a new key",
+            action=Action("keys", "generate", purpose="make one with"),
         )
     key = new_key or make_key()
     kid = key_id(key)
@@ -321,7 +329,7 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
         write_keyring(settings.key_file, both)
     crypto_old, crypto_new = FieldCrypto(old), FieldCrypto(both)
     counts = {"ssn": 0, "member_id": 0}
-    for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(Patient.ssn_enc.is_not(None))).all():
+    for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(col(Patient.ssn_enc).is_not(None))).all():
         value = crypto_old.decrypt(enc, "ssn")
         s.execute(
             sa.update(Patient)
@@ -353,8 +361,6 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
 
 def finish_rotation(settings: Settings, kid: str) -> None:
     """After the re-encryption committed: drop the old keys from the key file."""
-    from hpms.services.platform.crypto import KeyRing, load_keyring, write_keyring
-
     if settings.key_from_env:
         return
     ring = load_keyring(settings)
@@ -368,8 +374,6 @@ def ensure_reachable(settings: Settings) -> None:
         with engine.connect():
             pass
     except sa.exc.OperationalError as exc:
-        from hpms.db import connect_error
-
         raise connect_error(settings.database_url, exc) from None
     finally:
         engine.dispose()

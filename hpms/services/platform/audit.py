@@ -12,12 +12,19 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.db import bulk_insert
 from hpms.models import AuditEvent, AuditEventOut, AuditHead
 from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 GENESIS = "0" * 64
 
@@ -33,7 +40,7 @@ class Event:
     detail: str | None = None
 
 
-def _canonical(row: dict) -> bytes:
+def _canonical(row: dict[str, Any]) -> bytes:
     at: dt.datetime = row["at"]
     payload = [
         row["seq"],
@@ -53,7 +60,7 @@ def _canonical(row: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def event_hash(row: dict) -> str:
+def event_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(row)).hexdigest()
 
 
@@ -71,22 +78,29 @@ _MOVE_HEAD = (
 )
 
 
-def _lock_head(session) -> tuple[int, str]:
+def _lock_head(session: Session) -> tuple[int, str]:
     row = session.connection().execute(_LOCK_HEAD).one()
     return row.last_seq, row.last_hash
 
 
-def record(ctx, event: Event) -> None:
+def record(ctx: Ctx, event: Event) -> None:
     """Append one event in the caller's transaction."""
     record_many(ctx, [event])
 
 
-def record_many(ctx, events: Iterable[Event]) -> int:
+def record_list(ctx: Ctx, entity: str, patient_ids: Iterable[int], count: int, detail: str | None = None) -> None:
+    """A list read: one event naming every patient shown (none when nothing was shown)."""
+    if count:
+        ids = sorted(set(patient_ids))
+        record(ctx, Event("read", entity, None, patient_ids=ids, detail=detail or f"list of {count}"))
+
+
+def record_many(ctx: Ctx, events: Iterable[Event]) -> int:
     """Append events in order, chained, in the caller's transaction; returns how many."""
     session = ctx.session
     seq, prev = _lock_head(session)
     now = ctx.now()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ev in events:
         seq += 1
         # Truncate to microseconds as stored, so the hash recomputes identically on read.
@@ -134,7 +148,7 @@ def _out(e: AuditEvent) -> AuditEventOut:
 
 
 def log(
-    ctx,
+    ctx: Ctx,
     *,
     patient_id: int | None = None,
     username: str | None = None,
@@ -148,7 +162,7 @@ def log(
     if patient_id is not None:
         pattern = f"%[{patient_id}]%", f"%[{patient_id},%", f"%,{patient_id},%", f"%,{patient_id}]%"
         stmt = stmt.where(
-            sa.or_(AuditEvent.patient_id == patient_id, *[AuditEvent.patient_ids.like(p) for p in pattern])
+            sa.or_(AuditEvent.patient_id == patient_id, *[col(AuditEvent.patient_ids).like(p) for p in pattern])
         )
     if username is not None:
         stmt = stmt.where(AuditEvent.username == username)
@@ -167,11 +181,11 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problem: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "events": self.events, "first_bad_seq": self.first_bad_seq, "problem": self.problem}
 
 
-def verify(ctx, *, batch: int = 5000) -> VerifyResult:
+def verify(ctx: Ctx, *, batch: int = 5000) -> VerifyResult:
     """Walk the chain; report the first event that was edited, removed or reordered.
     Raises PermissionDenied."""
     require(ctx.actor, "audit.verify")

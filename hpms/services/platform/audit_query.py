@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from hpms.errors import ValidationError
 from hpms.models import AuditEventOut
@@ -11,9 +12,12 @@ from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
+
 
 def log(
-    ctx,
+    ctx: Ctx,
     *,
     patient: str | None = None,
     username: str | None = None,
@@ -23,9 +27,9 @@ def log(
     """Audit events, newest first. Raises PermissionDenied, NotFoundError, ValidationError."""
     require(ctx.actor, "audit.read")
     if limit < 1 or limit > 100000:
-        raise ValidationError("--limit", "must be between 1 and 100000")
-    patient_id = find_patient(ctx, patient, include_merged=True).id if patient else None
-    day = v.parse_date("--since", since)
+        raise ValidationError("limit", "must be between 1 and 100000")
+    patient_id = find_patient(ctx, patient, field="patient", include_merged=True).id if patient else None
+    day = v.parse_date("since", since)
     since_dt = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
     rows = audit.log(ctx, patient_id=patient_id, username=username, since=since_dt, limit=limit)
     audit.record(ctx, audit.Event("read", "audit", patient_id=patient_id, detail=f"{len(rows)} event(s)"))

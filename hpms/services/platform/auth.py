@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from hpms.errors import AuthError
+from hpms.errors import Action, AuthError
 from hpms.models import Actor, User, UserRole
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+    from sqlalchemy.orm import Session
 
 
 def os_login() -> str:
@@ -26,8 +32,8 @@ def os_login() -> str:
         return getpass.getuser()
 
 
-def _hasher():
-    from argon2 import PasswordHasher
+def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher  # argon2 loads only for token users
 
     # Tokens carry 256 random bits, so guessing is hopeless whatever the cost; a light argon2id
     # setting keeps each token-authenticated command (every cron call) fast. The parameters are
@@ -46,7 +52,7 @@ def new_token(username: str) -> str:
 def verify_token(token_hash: str | None, token: str) -> bool:
     if not token_hash:
         return False
-    from argon2.exceptions import InvalidHashError, VerificationError
+    from argon2.exceptions import InvalidHashError, VerificationError  # only for token users
 
     try:
         return _hasher().verify(token_hash, token)
@@ -54,7 +60,7 @@ def verify_token(token_hash: str | None, token: str) -> bool:
         return False
 
 
-def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
+def load_actor(session: Session, username: str, *, auth_method: str = "os") -> Actor:
     """The actor for `username`; AuthError when unknown or disabled."""
     rows = session.execute(
         sa.select(User.id, User.org_id, User.disabled, UserRole.role)
@@ -64,7 +70,9 @@ def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
     if not rows:
         raise AuthError(
             f"unknown hpms user {username!r}",
-            hint=f"an admin can add it with `hpms users add {username} --role ROLE`",
+            action=Action(
+                "users", "add", target=username, give=(("role", "ROLE"),), purpose="an admin can add it with"
+            ),
         )
     if rows[0].disabled:
         raise AuthError(f"hpms user {username!r} is disabled")
@@ -77,9 +85,10 @@ def load_actor(session, username: str, *, auth_method: str = "os") -> Actor:
     )
 
 
-def authenticate(session, env: dict[str, str] | None = None) -> Actor:
+def authenticate(session: Session, env: Mapping[str, str] | None = None) -> Actor:
     """Resolve the acting user from the environment; AuthError on any doubt."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     login = os_login()
     username = env.get("HPMS_USER") or login
     token = env.get("HPMS_TOKEN")
@@ -92,6 +101,7 @@ def authenticate(session, env: dict[str, str] | None = None) -> Actor:
     if username != login:
         raise AuthError(
             f"HPMS_USER={username} is not the OS login {login!r}",
-            hint="set HPMS_TOKEN to a token from `hpms users token NAME`",
+            hint=f"set HPMS_TOKEN to the token of {username!r}",
+            action=Action("users", "token", target=username, purpose="an admin makes one with"),
         )
     return load_actor(session, username, auth_method="os")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
+
 from hpms.config import Settings, load_settings
+from hpms.db import check_schema, get_engine, session_scope
 from hpms.models import Actor
+from hpms.services.platform.auth import authenticate, load_actor
+from hpms.services.platform.conflicts import integrity_conflict
+from hpms.services.platform.crypto import FieldCrypto, bind_to_database
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-    from hpms.services.platform.crypto import FieldCrypto
 
 Clock = Callable[[], dt.datetime]
 
@@ -46,8 +50,6 @@ class Ctx:
     def crypto(self) -> FieldCrypto:
         """Field encryption, loaded on first use (only commands that need the key pay for it)."""
         if not self._key_checked:
-            from hpms.services.platform.crypto import bind_to_database
-
             self._crypto = bind_to_database(self.session, self._crypto, self.settings)
             self._key_checked = True
         assert self._crypto is not None
@@ -60,20 +62,13 @@ def open_context(
     *,
     readonly: bool = False,
     clock: Clock = system_clock,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Ctx]:
     """One transaction as the authenticated user: checks the schema, authenticates before
     reading anything else, commits on success and rolls back on error."""
-    from hpms.db import check_schema, get_engine, session_scope
-    from hpms.services.platform.auth import authenticate
-
     settings = settings or load_settings()
     engine = get_engine(settings)
     check_schema(engine)
-    import sqlalchemy as sa
-
-    from hpms.services.platform.conflicts import integrity_conflict
-
     try:
         with session_scope(engine, readonly=readonly) as session:
             actor = authenticate(session, env)
@@ -85,6 +80,4 @@ def open_context(
 
 def context_for(session: Session, settings: Settings, username: str, *, clock: Clock = system_clock) -> Ctx:
     """A context for a known user name (tests, the TUI after it authenticated once)."""
-    from hpms.services.platform.auth import load_actor
-
     return Ctx(session=session, actor=load_actor(session, username), settings=settings, clock=clock)

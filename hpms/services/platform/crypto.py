@@ -15,8 +15,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpms.errors import EncryptionKeyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.config import Settings
 
 KEY_BYTES = 32
 
@@ -90,7 +96,7 @@ def create_key_file(path: Path) -> bool:
     return True
 
 
-def load_keyring(settings) -> KeyRing:
+def load_keyring(settings: Settings) -> KeyRing:
     """The key ring from HPMS_KEY or the key file; EncryptionKeyError when there is none."""
     env_key = os.environ.get("HPMS_KEY")
     if env_key:
@@ -99,7 +105,7 @@ def load_keyring(settings) -> KeyRing:
     if not path.exists():
         raise EncryptionKeyError(
             f"no encryption key: {path} does not exist",
-            hint="copy the key file from the machine that ran `hpms init`, or set HPMS_KEY",
+            hint="copy the key file from the machine that set up this database, or set HPMS_KEY",
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -128,7 +134,7 @@ class FieldCrypto:
         return f"{self.ring.active}:{base64.b64encode(nonce + ct).decode()}"
 
     def decrypt(self, token: str, kind: str) -> str:
-        from cryptography.exceptions import InvalidTag
+        from cryptography.exceptions import InvalidTag  # only when needed
 
         kid, _, body = token.partition(":")
         aead = self._aead.get(kid)
@@ -151,13 +157,14 @@ class FieldCrypto:
         return [self.blind_index(value, kind, kid) for kid in self.ring.keys]
 
 
-def bind_to_database(session, crypto: FieldCrypto | None, settings) -> FieldCrypto:
+def bind_to_database(session: Session, crypto: FieldCrypto | None, settings: Settings) -> FieldCrypto:
     """The crypto to use in this transaction, agreeing with the database's active key.
 
     Reads `key_state` FOR SHARE, so a rotation (which locks it FOR UPDATE) waits for this
     transaction, and this one waits for a rotation in progress. A process whose keys predate
     a rotation reloads the key file; one without the database's key gets EncryptionKeyError
     instead of writing values nobody else could read."""
+    # Making and reading keys needs no database: sqlalchemy and the models load only here.
     import sqlalchemy as sa
 
     from hpms.models import KeyState
@@ -173,6 +180,6 @@ def bind_to_database(session, crypto: FieldCrypto | None, settings) -> FieldCryp
     if kid not in ring.keys:
         raise EncryptionKeyError(
             f"the database's values are encrypted under key {kid}, which {ring.source} does not hold",
-            hint="copy the key file from the machine that ran `hpms init` (or `hpms keys rotate`), or set HPMS_KEY",
+            hint="copy the key file from the machine that set up or last rotated this database's key, or set HPMS_KEY",
         )
     return FieldCrypto(KeyRing(active=kid, keys=ring.keys, source=ring.source))

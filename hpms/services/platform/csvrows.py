@@ -16,53 +16,61 @@ class RowError:
     field: str
     message: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"line": self.line, "field": self.field, "message": self.message}
 
 
 class InvalidRows(ValidationError):
     """Some rows are invalid: nothing was written. `errors` lists each (line, field, message)."""
 
-    def __init__(self, errors: list, rows: int | None = None, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[RowError],
+        rows: int | None = None,
+        *,
+        hint: str | None = None,
+        retry_with: tuple[str, ...] = (),
+    ) -> None:
         first = errors[0]
         super().__init__(
-            "FILE",
+            "file",
             f"{len(errors)} invalid row(s), the first at line {first.line} "
             f"({first.field}: {first.message}); nothing imported",
             hint=hint,
+            retry_with=retry_with,
         )
         self.errors = errors
         self.rows = rows
 
 
 def read_rows(
-    path, *, columns: tuple[str, ...], required: tuple[str, ...], expected: str
+    path: Path | str, *, columns: tuple[str, ...], required: tuple[str, ...], expected: str
 ) -> list[tuple[int, dict[str, str] | None]]:
     """(line, {column: text}) per non-blank data row, None for a row with more cells than the
-    header. ValidationError (field FILE) for a missing, empty, non-UTF-8 or malformed file, an
+    header. ValidationError (field `file`) for a missing, empty, non-UTF-8 or malformed file, an
     unknown, missing or repeated column; `expected` describes the header in those messages."""
     try:
         fh = Path(path).open("r", encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        raise NotFoundError(f"FILE: no file {path}") from None
+        raise NotFoundError(f"no file {path}", field="file") from None
     except IsADirectoryError:
-        raise ValidationError("FILE", f"{path} is a directory") from None
+        raise ValidationError("file", f"{path} is a directory") from None
     with fh:
         try:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header or not any(h.strip() for h in header):
-                raise ValidationError("FILE", f"{path} is empty (expected the header {expected})")
+                raise ValidationError("file", f"{path} is empty (expected the header {expected})")
             names = [h.strip().lower() for h in header]
             unknown = [h for h in names if h not in columns]
             if unknown:
-                raise ValidationError("FILE", f"unknown column {unknown[0]!r} (columns: {', '.join(columns)})")
+                raise ValidationError("file", f"unknown column {unknown[0]!r} (columns: {', '.join(columns)})")
             missing = [c for c in required if c not in names]
             if missing:
-                raise ValidationError("FILE", f"the header lacks the column {missing[0]!r} (expected {expected})")
+                raise ValidationError("file", f"the header lacks the column {missing[0]!r} (expected {expected})")
             twice = sorted({h for h in names if names.count(h) > 1})
             if twice:
-                raise ValidationError("FILE", f"the column {twice[0]!r} is given twice")
+                raise ValidationError("file", f"the column {twice[0]!r} is given twice")
             rows: list[tuple[int, dict[str, str] | None]] = []
             for cells in reader:
                 if not any(c.strip() for c in cells):
@@ -73,6 +81,6 @@ def read_rows(
                 rows.append((reader.line_num, {n: (cells[i] if i < len(cells) else "") for i, n in enumerate(names)}))
             return rows
         except UnicodeDecodeError:
-            raise ValidationError("FILE", f"{path} is not UTF-8 text") from None
+            raise ValidationError("file", f"{path} is not UTF-8 text") from None
         except csv.Error as exc:
-            raise ValidationError("FILE", f"{path} is not valid CSV ({exc})") from None
+            raise ValidationError("file", f"{path} is not valid CSV ({exc})") from None

@@ -55,7 +55,9 @@ def local_now(now: dt.datetime, tz: str) -> dt.datetime:
 
 
 def _offsets(naive: dt.datetime, z: ZoneInfo) -> tuple[dt.timedelta, dt.timedelta]:
-    return (naive.replace(tzinfo=z, fold=0).utcoffset(), naive.replace(tzinfo=z, fold=1).utcoffset())
+    first, second = naive.replace(tzinfo=z, fold=0).utcoffset(), naive.replace(tzinfo=z, fold=1).utcoffset()
+    assert first is not None and second is not None  # a zone gives every instant an offset
+    return first, second
 
 
 def exists(naive: dt.datetime, tz: str) -> bool:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hpms.errors import PermissionDenied, ValidationError
+
+if TYPE_CHECKING:
+    from hpms.models import Actor
 
 ROLES = ("admin", "front_desk", "biller", "provider", "auditor", "service")
 
@@ -76,7 +81,7 @@ def allowed(roles: frozenset[str] | set[str], action: str) -> bool:
     return bool(PERMISSIONS.get(action, frozenset()) & set(roles))
 
 
-def require(actor, action: str) -> None:
+def require(actor: Actor, action: str) -> None:
     """Raise PermissionDenied unless one of the actor's roles may perform `action`."""
     if action not in PERMISSIONS:
         raise KeyError(f"unknown action {action!r}")

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import sqlalchemy as sa
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.models import User, UserOut, UserRole
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.auth import hash_token, new_token
+from hpms.services.platform.org import organization
 from hpms.services.platform.permissions import require, validate_role
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-def _out(session, user: User) -> UserOut:
+    from hpms.services.platform.context import Ctx
+
+
+def _out(session: Session, user: User) -> UserOut:
     roles = sorted(session.scalars(sa.select(UserRole.role).where(UserRole.user_id == user.id)))
     return UserOut(
         id=user.id,
@@ -25,20 +33,19 @@ def _out(session, user: User) -> UserOut:
     )
 
 
-def _get(ctx, username: str) -> User:
+def _get(ctx: Ctx, username: str) -> User:
     user = ctx.session.execute(
         sa.select(User).where(User.username == username, User.org_id == ctx.org_id)
     ).scalar_one_or_none()
     if user is None:
-        raise NotFoundError(f"no hpms user {username!r}", hint="see `hpms users list`")
+        raise NotFoundError(f"no hpms user {username!r}", action=Action("users", "list"))
     return user
 
 
-def whoami(ctx) -> dict:
+def whoami(ctx: Ctx) -> dict[str, Any]:
     require(ctx.actor, "user.self")
     user = ctx.session.get(User, ctx.actor.user_id)
-    from hpms.services.platform.org import organization
-
+    assert user is not None  # authentication just read it
     return {
         "username": user.username,
         "full_name": user.full_name,
@@ -48,14 +55,14 @@ def whoami(ctx) -> dict:
     }
 
 
-def add_user(ctx, *, username: str, roles: list[str], full_name: str | None = None) -> UserOut:
+def add_user(ctx: Ctx, *, username: str, roles: list[str], full_name: str | None = None) -> UserOut:
     """Create a user with at least one role. Raises ValidationError, ConflictError, PermissionDenied."""
     require(ctx.actor, "user.write")
-    username = v.parse_username("NAME", username)
+    username = v.parse_username("username", username)
     if not roles:
-        raise ValidationError("--role", "at least one role is required")
-    checked = sorted({validate_role(r, "--role") for r in roles})
-    full_name = v.optional_text("--full-name", full_name, 200)
+        raise ValidationError("role", "at least one role is required")
+    checked = sorted({validate_role(r, "role") for r in roles})
+    full_name = v.optional_text("full_name", full_name, 200)
     if ctx.session.execute(sa.select(User.id).where(User.username == username)).first():
         raise ConflictError(f"hpms user {username!r} already exists")
     user = User(org_id=ctx.org_id, username=username, full_name=full_name)
@@ -73,19 +80,19 @@ def add_user(ctx, *, username: str, roles: list[str], full_name: str | None = No
     return _out(ctx.session, user)
 
 
-def list_users(ctx) -> list[UserOut]:
+def list_users(ctx: Ctx) -> list[UserOut]:
     require(ctx.actor, "user.read")
     users = ctx.session.scalars(sa.select(User).where(User.org_id == ctx.org_id).order_by(User.username))
     return [_out(ctx.session, u) for u in users]
 
 
-def show_user(ctx, username: str) -> UserOut:
+def show_user(ctx: Ctx, username: str) -> UserOut:
     if username != ctx.actor.username:
         require(ctx.actor, "user.read")
     return _out(ctx.session, _get(ctx, username))
 
 
-def _admins_left(ctx, excluding: int) -> int:
+def _admins_left(ctx: Ctx, excluding: int) -> int:
     return ctx.session.execute(
         sa.select(sa.func.count())
         .select_from(UserRole)
@@ -94,7 +101,7 @@ def _admins_left(ctx, excluding: int) -> int:
     ).scalar_one()
 
 
-def set_disabled(ctx, username: str, disabled: bool = True) -> UserOut:
+def set_disabled(ctx: Ctx, username: str, disabled: bool = True) -> UserOut:
     """Disable (or enable) a user; refuses to lock out the last admin or oneself."""
     require(ctx.actor, "user.write")
     user = _get(ctx, username)
@@ -113,9 +120,9 @@ def set_disabled(ctx, username: str, disabled: bool = True) -> UserOut:
     return _out(ctx.session, user)
 
 
-def grant(ctx, username: str, role: str) -> UserOut:
+def grant(ctx: Ctx, username: str, role: str) -> UserOut:
     require(ctx.actor, "user.write")
-    role = validate_role(role, "ROLE")
+    role = validate_role(role, "role")
     user = _get(ctx, username)
     if ctx.session.get(UserRole, (user.id, role)) is None:
         ctx.session.add(UserRole(user_id=user.id, role=role))
@@ -124,10 +131,10 @@ def grant(ctx, username: str, role: str) -> UserOut:
     return _out(ctx.session, user)
 
 
-def revoke(ctx, username: str, role: str) -> UserOut:
+def revoke(ctx: Ctx, username: str, role: str) -> UserOut:
     """Remove a role; refuses to remove the last admin's admin role or a user's only role."""
     require(ctx.actor, "user.write")
-    role = validate_role(role, "ROLE")
+    role = validate_role(role, "role")
     user = _get(ctx, username)
     link = ctx.session.get(UserRole, (user.id, role))
     if link is None:
@@ -143,7 +150,7 @@ def revoke(ctx, username: str, role: str) -> UserOut:
     return _out(ctx.session, user)
 
 
-def issue_token(ctx, username: str) -> str:
+def issue_token(ctx: Ctx, username: str) -> str:
     """Create (or replace) the user's API token; only its argon2 hash is stored."""
     require(ctx.actor, "user.write")
     user = _get(ctx, username)

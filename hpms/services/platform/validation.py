@@ -6,7 +6,9 @@ import datetime as dt
 import functools
 import re
 import unicodedata
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hpms.codes.npi import is_valid_npi
 from hpms.errors import ValidationError
 
 _EMAIL = re.compile(
@@ -173,8 +175,6 @@ def parse_bool(field: str, value: str | bool | None) -> bool:
 
 
 def parse_tz(field: str, value: str | None) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     value = clean(value)
     if not value:
         raise ValidationError(field, "is required (an IANA time zone such as Europe/Berlin)")
@@ -188,8 +188,6 @@ def parse_tz(field: str, value: str | None) -> str:
 
 
 def parse_npi(field: str, value: str | None) -> str | None:
-    from hpms.codes.npi import is_valid_npi
-
     value = clean(value)
     if value is None:
         return None

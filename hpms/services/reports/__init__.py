@@ -10,9 +10,14 @@ has two decimals.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from hpms.errors import Action, NotFoundError, ValidationError
+from hpms.services.lookups import find_payer, find_provider, resolve_location
+from hpms.services.platform import audit
+from hpms.services.platform.localtime import local_now, parse_day
 from hpms.services.platform.permissions import require
 from hpms.services.reports.base import (  # noqa: F401  (the registry's names, for the faces)
     KINDS,
@@ -26,13 +31,16 @@ from hpms.services.reports.base import (  # noqa: F401  (the registry's names, f
     report,
 )
 
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
+
 
 def _load() -> None:
     """Import the modules that register reports (kept out of start-up until a report is used)."""
     from hpms.services.reports import collections, definitions, revenue, scheduling  # noqa: F401
 
 
-def all_reports(ctx) -> list[Report]:
+def all_reports(ctx: Ctx) -> list[Report]:
     require(ctx.actor, "reports.run")
     _load()
     return sorted(REPORTS.values(), key=lambda r: r.name)
@@ -47,40 +55,36 @@ def get(name: str) -> Report:
 
 
 def parse_params(
-    ctx, rep: Report, *, start=None, end=None, period=None, location=None, provider=None, payer=None, **extra
+    ctx: Ctx,
+    rep: Report,
+    *,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    period: str | None = None,
+    location: str | int | None = None,
+    provider: str | int | None = None,
+    payer: str | int | None = None,
+    **extra: Any,
 ) -> Params:
     """Common parameters, dates in the location's time zone (the practice's first location
-    when none is given). Default period: this month."""
-    from hpms.services.lookups import resolve_location
-    from hpms.services.platform.localtime import local_now, parse_day
-
+    when none is given). Default period: this month. Errors name the keyword at fault; those
+    of `extra` (`by`, `months`, `as_of`) are named by the report that reads them."""
     loc = resolve_location(ctx, location) if location else None
     tz_loc = loc or resolve_location(ctx, None)
     today = local_now(ctx.now(), tz_loc.tz).date()
     if period and (start or end):
-        raise ValidationError("--period", "give either --period or --from/--to")
+        raise ValidationError("period", "give either a period or a from/to range, not both")
     if period:
-        s, e = period_bounds("--period", period, today)
+        s, e = period_bounds("period", period, today)
     else:
-        s = parse_day("--from", start, today=today) if start else month_start(today)
-        e = parse_day("--to", end, today=today) if end else max(s, today)
+        s = parse_day("start", start, today=today) if start else month_start(today)
+        e = parse_day("end", end, today=today) if end else max(s, today)
     if e < s:
-        raise ValidationError("--to", f"{e} is before --from {s}")
+        raise ValidationError("end", f"{e} is before the start of the range, {s}")
     if (e - s).days > 366 * 10:
-        raise ValidationError("--from", "the range is longer than ten years")
-    prov_id = None
-    if provider:
-        from hpms.services.lookups import find_provider
-
-        prov_id = find_provider(ctx, provider).id
-    payer_id = None
-    if payer:
-        from hpms.services.lookups import find_payer
-
-        try:
-            payer_id = find_payer(ctx, payer).id
-        except NotFoundError as exc:
-            raise NotFoundError(f"--payer: {exc.message}", hint=exc.hint) from None
+        raise ValidationError("start", "the range is longer than ten years")
+    prov_id = find_provider(ctx, provider).id if provider else None
+    payer_id = find_payer(ctx, payer, field="payer").id if payer else None
     return Params(
         start=s,
         end=e,
@@ -93,14 +97,12 @@ def parse_params(
     )
 
 
-def run(ctx, name: str, **kw) -> tuple[Report, Params, Iterator[tuple]]:
+def run(ctx: Ctx, name: str, **kw: Any) -> tuple[Report, Params, Iterator[tuple]]:
     """The report, its parsed parameters and its row iterator (consume it inside the context)."""
     rep = get(name)
     require(ctx.actor, rep.permission)
     params = parse_params(ctx, rep, **kw)
     rows = rep.rows(ctx, params)
     if rep.patient_data:
-        from hpms.services.platform import audit
-
         audit.record(ctx, audit.Event("read", "report", rep.name, detail=f"{rep.name} {params.start}..{params.end}"))
     return rep, params, rows

@@ -6,10 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from hpms.errors import ValidationError
 from hpms.models import Appointment
 from hpms.services.platform import localtime as lt
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from hpms.services.platform.context import Ctx
 
 KINDS = ("text", "int", "money", "date", "percent", "number")
 PERIODS = ("today", "yesterday", "this-week", "last-week", "this-month", "last-month", "this-year", "last-year")
@@ -47,7 +53,7 @@ class Report:
     params: tuple[str, ...] = ("from", "to", "period", "location", "provider")
     permission: str = "reports.run"
     patient_data: bool = False  # rows name patients: running it is audited as a read
-    chart: tuple[str, str] | None = None  # (x column key, y column key) for --chart
+    chart: tuple[str, str] | None = None  # (x column key, y column key) of the trend chart
 
 
 REPORTS: dict[str, Report] = {}
@@ -57,16 +63,16 @@ def report(
     name: str,
     title: str,
     description: str,
-    columns,
+    columns: list[Column] | tuple[Column, ...],
     *,
-    params=None,
+    params: tuple[str, ...] | None = None,
     permission: str = "reports.run",
     patient_data: bool = False,
     chart: tuple[str, str] | None = None,
-):
+) -> Callable[[Callable[..., Iterator[tuple]]], Callable[..., Iterator[tuple]]]:
     """Register a report whose rows come from the decorated generator function."""
 
-    def register(fn):
+    def register(fn: Callable[..., Iterator[tuple]]) -> Callable[..., Iterator[tuple]]:
         REPORTS[name] = Report(
             name=name,
             title=title,
@@ -124,7 +130,7 @@ def period_bounds(field_name: str, period: str, today: dt.date) -> tuple[dt.date
     raise ValidationError(field_name, f"{period!r} is not a period ({', '.join(PERIODS)}, YYYY-MM or YYYY)")
 
 
-def utc_bounds(ctx, params: Params) -> tuple[dt.datetime, dt.datetime]:
+def utc_bounds(ctx: Ctx, params: Params) -> tuple[dt.datetime, dt.datetime]:
     """[first local midnight, midnight after the last day) of the report's zone, in UTC."""
     lo, _ = lt.day_bounds_utc(params.start, params.tz)
     _, hi = lt.day_bounds_utc(params.end, params.tz)
@@ -135,5 +141,5 @@ def local_day(value: dt.datetime, tz: str) -> dt.date:
     return lt.to_local(value, tz).date()
 
 
-def location_filter(q, params: Params, col=Appointment.location_id):
+def location_filter(q: sa.Select, params: Params, col: Any = Appointment.location_id) -> sa.Select:
     return q.where(col == params.location_id) if params.location_id else q

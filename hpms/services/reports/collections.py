@@ -11,19 +11,26 @@ as positive numbers. The formulas are documented in docs/reports.md.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.codes.carc import DENIAL_GROUPS, DENIED_STATUS, NOT_DENIAL, carc_text, normalize
 from hpms.errors import ValidationError
 from hpms.models import Payer, Provider
 from hpms.models.billing import Claim, ClaimLine, Encounter
 from hpms.models.ledger import LedgerEntry
-from hpms.models.receivables import RemitAdjustment, RemitClaim, Remittance
+from hpms.models.receivables import PaymentApplication, RemitAdjustment, RemitClaim, Remittance
+from hpms.services.payments import ledger
 from hpms.services.reports.base import Column, Params, report, utc_bounds
 from hpms.services.reports.revenue import encounter_ids as _encounter_ids
 from hpms.services.reports.revenue import first_pass, money, provider_name
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 MONEY_PARAMS = ("from", "to", "period", "location", "provider", "payer")
 PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")
@@ -36,12 +43,12 @@ REVERSAL = "22"  # CLP02: reversal of a previous payment
 NO_PAYER, NO_ENCOUNTER, NO_LINE = "(no payer)", "(no encounter)", "(no claim line)"
 
 
-def parse_by(value, allowed: tuple[str, ...]) -> str:
+def parse_by(value: Any, allowed: tuple[str, ...]) -> str:
     if value is None or value == "":
         return "month"
     text = str(value).strip().lower()
     if text not in allowed:
-        raise ValidationError("--by", f"{value!r} is not a grouping ({', '.join(allowed)})")
+        raise ValidationError("by", f"{value!r} is not a grouping ({', '.join(allowed)})")
     return text
 
 
@@ -53,9 +60,16 @@ def _date_label(day: dt.date, by: str) -> str:
     return f"{day:%Y-%m}"
 
 
-def _ledger(ctx, params: Params, q, kinds, start: dt.date | None = None, end: dt.date | None = None):
+def _ledger(
+    ctx: Ctx,
+    params: Params,
+    q: sa.Select,
+    kinds: tuple[str, ...],
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> sa.Select:
     """Restrict a ledger query to the org, the kinds, the effective dates and the filters."""
-    q = q.where(LedgerEntry.org_id == ctx.org_id, LedgerEntry.kind.in_(kinds))
+    q = q.where(LedgerEntry.org_id == ctx.org_id, col(LedgerEntry.kind).in_(kinds))
     start = params.start if start is None else start
     end = params.end if end is None else end
     if start is not None:
@@ -65,21 +79,21 @@ def _ledger(ctx, params: Params, q, kinds, start: dt.date | None = None, end: dt
         q = q.where(LedgerEntry.payer_id == params.payer_id)
     encounters = _encounter_ids(ctx, params)
     if encounters is not None:
-        q = q.where(LedgerEntry.encounter_id.in_(encounters))
+        q = q.where(col(LedgerEntry.encounter_id).in_(encounters))
     return q
 
 
-def _scan(col):
+def _scan(column: Any) -> Any:
     """`col + 0`: the same value, but SQLite no longer walks the org_id index row by row (then
     reading the table for each row) where a plain scan of the table is several times faster."""
-    return col + 0
+    return column + 0
 
 
-def _payer_names(ctx) -> dict[int, str]:
+def _payer_names(ctx: Ctx) -> dict[int, str]:
     return dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
 
 
-def _provider_names(ctx) -> dict[int, str]:
+def _provider_names(ctx: Ctx) -> dict[int, str]:
     return {
         r.id: provider_name(r.last_name, r.first_name, r.credentials)
         for r in ctx.session.execute(
@@ -90,8 +104,9 @@ def _provider_names(ctx) -> dict[int, str]:
     }
 
 
-def _by_kind(ctx, params: Params, kinds: tuple[str, ...], by: str) -> dict[str, dict[str, list[int]]]:
+def _by_kind(ctx: Ctx, params: Params, kinds: tuple[str, ...], by: str) -> dict[str, dict[str, list[int]]]:
     """{group label: {kind: [summed cents, entries]}} of the ledger entries in the range."""
+    key: Any  # the column grouped by
     if by in DATE_GROUPS:
         key = LedgerEntry.effective_date
         q = sa.select(key, LedgerEntry.kind, sa.func.sum(LedgerEntry.amount_cents), sa.func.count())
@@ -141,7 +156,7 @@ def _ordered(groups: dict, by: str) -> list[str]:
 @report(
     "payments",
     "Payments",
-    "Insurance and patient payments and refunds by effective date, grouped --by day, week, month "
+    "Insurance and patient payments and refunds by effective date, grouped by day, week, month "
     "(default), payer, provider or code.",
     [
         Column("group", "Group"),
@@ -155,7 +170,7 @@ def _ordered(groups: dict, by: str) -> list[str]:
     permission="reports.revenue",
     chart=("group", "net"),
 )
-def payments(ctx, params: Params):
+def payments(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per group with a payment or refund entry dated in the range (reversals
     included: they net out). insurance = -(sum of insurance_payment), patient = -(sum of
     patient_payment), refunds = sum of refund, net = insurance + patient - refunds. Groups: the
@@ -178,7 +193,7 @@ def payments(ctx, params: Params):
 @report(
     "adjustments",
     "Adjustments",
-    "Contractual adjustments, other adjustments and write-offs by effective date, grouped --by day, week, "
+    "Contractual adjustments, other adjustments and write-offs by effective date, grouped by day, week, "
     "month (default), payer, provider or code.",
     [
         Column("group", "Group"),
@@ -192,7 +207,7 @@ def payments(ctx, params: Params):
     permission="reports.revenue",
     chart=("group", "total"),
 )
-def adjustments(ctx, params: Params):
+def adjustments(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per group with an adjustment entry dated in the range; each amount is the
     negated sum of its kind (reversals included), total = contractual + other + write-offs."""
     by = parse_by(params.extra.get("by"), ADJUSTMENTS_BY)
@@ -203,7 +218,9 @@ def adjustments(ctx, params: Params):
         yield label, money(co), money(oa), money(wo), money(co + oa + wo), sum(v[1] for v in g.values())
 
 
-def _remit_day_filter(ctx, params: Params, q, start: dt.date | None = None, end: dt.date | None = None):
+def _remit_day_filter(
+    ctx: Ctx, params: Params, q: sa.Select, start: dt.date | None = None, end: dt.date | None = None
+) -> sa.Select:
     """Remittances paid in the range: by their payment date (BPR16), or the day they were
     imported when they carry none."""
     start = params.start if start is None else start
@@ -212,20 +229,20 @@ def _remit_day_filter(ctx, params: Params, q, start: dt.date | None = None, end:
     return q.where(
         Remittance.org_id == ctx.org_id,
         sa.or_(
-            Remittance.payment_date.between(start, end),
-            sa.and_(Remittance.payment_date.is_(None), Remittance.created_at >= lo, Remittance.created_at < hi),
+            col(Remittance.payment_date).between(start, end),
+            sa.and_(col(Remittance.payment_date).is_(None), Remittance.created_at >= lo, Remittance.created_at < hi),
         ),
     )
 
 
-def _remit_filters(ctx, params: Params, q):
+def _remit_filters(ctx: Ctx, params: Params, q: sa.Select) -> sa.Select:
     """Payer: the remittance's payer, else that of the matched claim; location and provider:
     those of the matched claim's encounter."""
     if params.payer_id:
         q = q.where(sa.func.coalesce(Remittance.payer_id, Claim.payer_id) == params.payer_id)
     encounters = _encounter_ids(ctx, params)
     if encounters is not None:
-        q = q.where(Claim.encounter_id.in_(encounters))
+        q = q.where(col(Claim.encounter_id).in_(encounters))
     return q
 
 
@@ -244,7 +261,7 @@ def _remit_filters(ctx, params: Params, q):
     params=MONEY_PARAMS,
     permission="reports.revenue",
 )
-def adjustments_by_reason(ctx, params: Params):
+def adjustments_by_reason(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per group code and CARC: claim payments (CLP) carrying it, and the sum of its
     CAS amounts (positive: taken off the payment). PR rows are the patient's share (deductible,
     coinsurance, copay), not money lost; the contractual and other adjustments in the ledger
@@ -274,14 +291,16 @@ def adjustments_by_reason(ctx, params: Params):
         yield group, reason, carc_text(reason), claims, money(cents)
 
 
-def _code_key(code: str):
+def _code_key(code: str) -> tuple[int, int, str]:
     return (0, int(code), "") if code.isdigit() else (1, 0, code)
 
 
 # ---- denials -------------------------------------------------------------------------------
 
 
-def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.date | None = None):
+def _adjudications(
+    ctx: Ctx, params: Params, start: dt.date | None = None, end: dt.date | None = None
+) -> Iterator[tuple[int, int | None, int | None, str, int, bool]]:
     """The claim payments (CLP) of the remittances paid in the range, reversals (CLP02 22)
     left out: (remit claim id, claim id or None, payer id, payer name as sent, charge, denied)."""
     lost = _denial_reason_exists()
@@ -309,7 +328,7 @@ def _adjudications(ctx, params: Params, start: dt.date | None = None, end: dt.da
         yield rid, claim_id, payer_id, payer_name, charge, denied
 
 
-def _is_denial_reason():
+def _is_denial_reason() -> sa.ColumnElement[bool]:
     """SQL for `hpms.codes.carc.is_denial_reason` on a remit_adjustment row (reason codes are
     stored normalised)."""
     return sa.and_(
@@ -319,7 +338,7 @@ def _is_denial_reason():
     )
 
 
-def _denial_reason_exists():
+def _denial_reason_exists() -> sa.Exists:
     """Whether the claim payment carries an adjustment with a denial reason: with nothing paid,
     that makes it a denial (`hpms.codes.carc.is_denial`, as posting decides)."""
     return (
@@ -345,7 +364,7 @@ def _denial_reason_exists():
     params=MONEY_PARAMS,
     permission="reports.revenue",
 )
-def denials_by_carc(ctx, params: Params):
+def denials_by_carc(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """A claim payment is a denial when its status (CLP02) is 4 (denied), or it paid nothing and
     carries an adjustment with a denial reason (group CO, OA or PI with a reason that is not a
     pricing reduction such as 45; `hpms.codes.carc.is_denial`, the rule posting uses). Each
@@ -388,18 +407,18 @@ def denials_by_carc(ctx, params: Params):
 # ---- KPIs ----------------------------------------------------------------------------------
 
 
-def _ratio(num, den, scale: int = 100, places: str = "0.1") -> Decimal | None:
+def _ratio(num: Any, den: Any, scale: int = 100, places: str = "0.1") -> Decimal | None:
     if not den:
         return None
     return (Decimal(num) * scale / Decimal(den)).quantize(Decimal(places), rounding=ROUND_HALF_UP)
 
 
-def _ledger_totals(ctx, params: Params, window_start: dt.date) -> tuple[int, int]:
+def _ledger_totals(ctx: Ctx, params: Params, window_start: dt.date) -> tuple[int, int]:
     """In one pass over the ledger: the A/R at the end of the range (every entry dated up to
     it) and the charges dated in [window_start, end]."""
     eff, amount, kind = LedgerEntry.effective_date, LedgerEntry.amount_cents, LedgerEntry.kind
 
-    def total(*conditions):
+    def total(*conditions: Any) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((sa.and_(*conditions), amount), else_=0)), 0)
 
     cols = [sa.func.coalesce(sa.func.sum(amount), 0), total(kind == "charge", eff >= window_start)]
@@ -408,7 +427,7 @@ def _ledger_totals(ctx, params: Params, window_start: dt.date) -> tuple[int, int
         q = q.where(LedgerEntry.payer_id == params.payer_id)
     encounters = _encounter_ids(ctx, params)
     if encounters is not None:
-        q = q.where(LedgerEntry.encounter_id.in_(encounters))
+        q = q.where(col(LedgerEntry.encounter_id).in_(encounters))
     ar, window = (int(v or 0) for v in ctx.session.execute(q).one())
     return ar, window
 
@@ -431,7 +450,7 @@ def _round(value: Decimal | None, places: str = "0.01") -> Decimal | None:
     params=MONEY_PARAMS,
     permission="reports.revenue",
 )
-def kpis(ctx, params: Params):
+def kpis(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """Four rows (see docs/reports.md for the definitions). Money numerators and denominators
     are in currency units (two places), counts are whole numbers; a value is empty when its
     denominator is zero."""
@@ -457,38 +476,35 @@ def kpis(ctx, params: Params):
     yield "Net collection rate", money(paid), money(net_charges), _ratio(paid, net_charges), "%"
 
 
-def _net_collection(ctx, params: Params) -> tuple[int, int]:
+def _net_collection(ctx: Ctx, params: Params) -> tuple[int, int]:
     """(collected, net charges) of the visits charged in the range: the charges dated in the
     range less their contractual adjustments, and what was collected for those same visits
     whenever it came in (insurance payments, patient payments applied to them). Cash for older
     visits does not count, so a short range is not skewed by it and the rate stays between 0
     and 100 % but for overpayments; visits not yet paid keep a recent range's rate low. With a
     payer, that payer's charges, adjustments and payments only."""
-    from hpms.models.receivables import PaymentApplication
-    from hpms.services.payments import ledger
-
     e = LedgerEntry
     cohort = sa.select(e.encounter_id).where(
         _scan(e.org_id) == ctx.org_id,
         e.kind == "charge",
         e.effective_date >= params.start,
         e.effective_date <= params.end,
-        e.encounter_id.is_not(None),
+        col(e.encounter_id).is_not(None),
     )
     if params.payer_id:
         cohort = cohort.where(e.payer_id == params.payer_id)
     encounters = _encounter_ids(ctx, params)
     if encounters is not None:
-        cohort = cohort.where(e.encounter_id.in_(encounters))
-    cohort = cohort.distinct().scalar_subquery()
+        cohort = cohort.where(col(e.encounter_id).in_(encounters))
+    visits = cohort.distinct().scalar_subquery()
 
-    def total(kind: str):
+    def total(kind: str) -> sa.ColumnElement[int]:
         return sa.func.coalesce(sa.func.sum(sa.case((e.kind == kind, e.amount_cents), else_=0)), 0)
 
     q = sa.select(total("charge"), total("contractual_adjustment"), total("insurance_payment")).where(
         e.org_id == ctx.org_id,
-        e.encounter_id.in_(cohort),
-        e.kind.in_(("charge", "contractual_adjustment", "insurance_payment")),
+        col(e.encounter_id).in_(visits),
+        col(e.kind).in_(("charge", "contractual_adjustment", "insurance_payment")),
     )
     if params.payer_id:
         q = q.where(e.payer_id == params.payer_id)
@@ -502,16 +518,16 @@ def _net_collection(ctx, params: Params) -> tuple[int, int]:
             ctx.session.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(a.amount_cents), 0))
                 .join(e, e.id == a.payment_entry_id)
-                .where(a.org_id == ctx.org_id, a.encounter_id.in_(cohort), ledger.live_payment(e))
+                .where(a.org_id == ctx.org_id, col(a.encounter_id).in_(visits), ledger.live_payment(e))
             ).scalar_one()
         )
         direct = int(
             ctx.session.execute(
                 sa.select(sa.func.coalesce(sa.func.sum(e.amount_cents), 0)).where(
                     e.org_id == ctx.org_id,
-                    e.kind.in_(("patient_payment", "refund")),
-                    e.encounter_id.in_(cohort),
-                    e.reverses_id.is_(None),
+                    col(e.kind).in_(("patient_payment", "refund")),
+                    col(e.encounter_id).in_(visits),
+                    col(e.reverses_id).is_(None),
                     ledger.live_payment(e),
                     ~sa.exists().where(a.payment_entry_id == e.id),
                 )

@@ -4,11 +4,16 @@ zone; the formulas are documented in docs/reports.md."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from hpms.models import Appointment, Location
 from hpms.services.reports.base import Column, Params, local_day, location_filter, report, utc_bounds
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 
 @report(
@@ -24,7 +29,7 @@ from hpms.services.reports.base import Column, Params, local_day, location_filte
     ],
     chart=("day", "booked"),
 )
-def appointments_by_day(ctx, params: Params):
+def appointments_by_day(ctx: Ctx, params: Params) -> Iterator[tuple]:
     lo, hi = utc_bounds(ctx, params)
     q = (
         sa.select(Appointment.start_utc, Appointment.status, Location.tz)

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from hpms.errors import ValidationError
 from hpms.services.reports.base import Column, Params, Report
@@ -22,7 +22,7 @@ FORMATS = ("csv", "tsv", "json", "xlsx", "ods", "html")
 BINARY = ("xlsx", "ods")
 
 
-def text_value(value, kind: str) -> str:
+def text_value(value: Any, kind: str) -> str:
     if value is None:
         return ""
     if kind == "money":
@@ -36,7 +36,7 @@ def text_value(value, kind: str) -> str:
     return str(value)
 
 
-def json_value(value, kind: str):
+def json_value(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money":
@@ -109,7 +109,7 @@ def write_html(out: TextIO, rep: Report, params: Params, rows: Iterable[tuple]) 
     return n
 
 
-def _typed(value, kind: str):
+def _typed(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money":
@@ -122,9 +122,10 @@ def _typed(value, kind: str):
 
 
 def write_xlsx(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+    # deferred: openpyxl loads only for an xlsx export; it publishes no type information
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
+    from openpyxl.styles import Font  # type: ignore[import-untyped]
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(rep.name[:31])
@@ -151,7 +152,7 @@ def write_xlsx(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
 
 
 def write_ods(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
-    import tablib
+    import tablib  # deferred: loads only for an ods export
 
     data = tablib.Dataset(headers=[c.header for c in rep.columns], title=rep.name[:31])
     n = 0
@@ -165,7 +166,7 @@ def write_ods(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
 def write(out_path: Path | None, fmt: str, rep: Report, params: Params, rows: Iterator[tuple], stdout: TextIO) -> int:
     """Write rows in `fmt` to out_path atomically (temp + rename) or to stdout; returns rows."""
     if fmt in BINARY and out_path is None:
-        raise ValidationError("-o", f"{fmt} needs an output file")
+        raise ValidationError("out", f"{fmt} needs an output file")
     if out_path is None:
         return _text(stdout, fmt, rep, params, rows)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
@@ -193,12 +194,12 @@ def _text(out: TextIO, fmt: str, rep: Report, params: Params, rows: Iterator[tup
         return write_json(out, rep.columns, rows)
     if fmt == "html":
         return write_html(out, rep, params, rows)
-    raise ValidationError("--format", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
+    raise ValidationError("fmt", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
 
 
 def resolve_output(field: str, template: str | None, fmt: str, params: Params, today: dt.date) -> Path | None:
-    """-o with {date}/{from}/{to} filled in; '-' or none means stdout. The directory must exist
-    and be writable."""
+    """The output file (`field` names it in errors, e.g. "out") with {date}/{from}/{to} filled
+    in; '-' or none means stdout. The directory must exist and be writable."""
     if template is None or template == "-":
         return None
     try:
@@ -220,7 +221,7 @@ def guess_format(fmt: str | None, out: str | None) -> str:
     if fmt:
         f = fmt.strip().lower()
         if f not in FORMATS:
-            raise ValidationError("--format", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
+            raise ValidationError("fmt", f"{fmt!r} is not one of: {', '.join(FORMATS)}")
         return f
     if out and out != "-":
         suffix = Path(out).suffix.lower().lstrip(".")

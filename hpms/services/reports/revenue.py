@@ -9,16 +9,22 @@ in docs/reports.md.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
-from hpms.models.billing_out import money as to_money
 from hpms.models.ledger import LedgerEntry
+from hpms.models.receivables import PaymentApplication
 from hpms.services.platform import localtime as lt
 from hpms.services.reports.base import Column, Params, report, utc_bounds
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 BILLABLE = ("signed", "billed")  # encounters whose lines are charges
 # statuses a claim has only after it was sent, and those that mean the payer took it in
@@ -29,16 +35,16 @@ BUCKETS = ((0, 30), (31, 60), (61, 90), (91, 120), (121, None))
 PAYMENT_KINDS = ("insurance_payment", "patient_payment", "refund")  # collections: payments net of refunds
 
 
-def money(cents) -> Decimal:
+def money(cents: int | None) -> Decimal:
     """Summed cents (None when nothing was summed) as a two-place Decimal."""
-    return to_money(int(cents or 0))
+    return Decimal(int(cents or 0)).scaleb(-2)
 
 
 def provider_name(last: str, first: str, credentials: str | None = None) -> str:
     return f"{last}, {first}" + (f" {credentials}" if credentials else "")
 
 
-def _encounter_filter(q, params: Params):
+def _encounter_filter(q: sa.Select, params: Params) -> sa.Select:
     q = q.where(
         Encounter.status.in_(BILLABLE), Encounter.service_date >= params.start, Encounter.service_date <= params.end
     )
@@ -67,7 +73,7 @@ def _encounter_filter(q, params: Params):
     permission="reports.revenue",
     chart=("month", "charges"),
 )
-def charges(ctx, params: Params):
+def charges(ctx: Ctx, params: Params) -> Iterator[tuple]:
     q = (
         sa.select(
             Encounter.service_date,
@@ -114,7 +120,7 @@ def charges(ctx, params: Params):
     ],
     permission="reports.revenue",
 )
-def charges_by_code(ctx, params: Params):
+def charges_by_code(ctx: Ctx, params: Params) -> Iterator[tuple]:
     q = (
         sa.select(
             EncounterLine.code,
@@ -135,7 +141,7 @@ def charges_by_code(ctx, params: Params):
 # ---- claims --------------------------------------------------------------------------------
 
 
-def _claims_query(ctx, params: Params, *cols):
+def _claims_query(ctx: Ctx, params: Params, *cols: Any) -> sa.Select:
     q = (
         sa.select(*cols)
         .select_from(Claim)
@@ -151,7 +157,7 @@ def _claims_query(ctx, params: Params, *cols):
     return q
 
 
-def encounter_ids(ctx, params: Params):
+def encounter_ids(ctx: Ctx, params: Params) -> sa.Select | None:
     """The encounters of the location / provider asked for, as a subquery (None: no such filter)."""
     if not params.location_id and not params.provider_id:
         return None
@@ -163,7 +169,7 @@ def encounter_ids(ctx, params: Params):
     return q
 
 
-def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
+def first_pass(ctx: Ctx, params: Params) -> dict[int, tuple[int, bool]]:
     """The clean-claim rate's claims, {claim id: (payer id, clean)}: every claim (not a void,
     frequency 8) first submitted in the range, and whether it was clean: accepted (accepted,
     paid, partially paid, patient responsibility or denied in its history or status) on that
@@ -189,7 +195,7 @@ def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
         )
         .select_from(Claim)
         .join(ClaimEvent, ClaimEvent.claim_id == Claim.id)
-        .where(Claim.org_id + 0 == ctx.org_id, Claim.frequency != "8", Claim.id.in_(candidates))
+        .where(Claim.org_id + 0 == ctx.org_id, Claim.frequency != "8", col(Claim.id).in_(candidates))
         .group_by(Claim.id, Claim.encounter_id, Claim.payer_id, Claim.status, Claim.frequency)
         .having(first_sub >= lo)
     )
@@ -237,7 +243,7 @@ def first_pass(ctx, params: Params) -> dict[int, tuple[int, bool]]:
     params=("from", "to", "period", "location", "provider", "payer"),
     permission="reports.revenue",
 )
-def claims_summary(ctx, params: Params):
+def claims_summary(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """Void claims (frequency 8) are not counted: they cancel a claim, they bill nothing. A claim
     was submitted, accepted, rejected or denied if its history (or its status) ever says so.
     The clean-claim columns are `first_pass`: the claims first submitted in the range and the
@@ -266,11 +272,13 @@ def claims_summary(ctx, params: Params):
         p[3] += bool(history & set(ACCEPTED))
         p[4] += "rejected" in history
         p[5] += "denied" in history
-    names = dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
-    for payer_id, clean in first_pass(ctx, params).values():
+    names: dict[int, str] = dict(
+        ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all()
+    )
+    for payer_id, is_clean in first_pass(ctx, params).values():
         p = per.setdefault(names[payer_id], [0] * 8)
         p[6] += 1
-        p[7] += clean
+        p[7] += is_clean
     for payer, (n, cents, sent, accepted, rejected, denied, first, clean) in sorted(per.items()):
         yield (
             payer,
@@ -286,12 +294,12 @@ def claims_summary(ctx, params: Params):
         )
 
 
-def _as_of(ctx, params: Params) -> dt.date:
+def _as_of(ctx: Ctx, params: Params) -> dt.date:
     value = params.extra.get("as_of")
     if not value:
         return params.end
     today = lt.local_now(ctx.now(), params.tz).date()
-    return lt.parse_day("--as-of", value, today=today)
+    return lt.parse_day("as_of", value, today=today)
 
 
 def _bucket(age: int) -> int:
@@ -304,7 +312,7 @@ def _bucket(age: int) -> int:
 @report(
     "ar-aging",
     "A/R aging",
-    "Outstanding claims by payer as of a day (--as-of, default the end of the range), aged by date of service.",
+    "Outstanding claims by payer as of a day (as-of, default the end of the range), aged by date of service.",
     [
         Column("payer", "Payer"),
         Column("claims", "Claims", "int"),
@@ -318,7 +326,7 @@ def _bucket(age: int) -> int:
     params=("as-of", "from", "to", "period", "location", "provider", "payer"),
     permission="reports.revenue",
 )
-def ar_aging(ctx, params: Params):
+def ar_aging(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """The claims as they stood at the end of the as-of day (from their history, so a later
     change does not alter a past as-of date): created by then, not void, closed or paid by then,
     and not superseded by then by a newer claim of the same encounter and payer (a new original
@@ -355,10 +363,12 @@ def ar_aging(ctx, params: Params):
             any_event.add(claim_id)
             if at < cutoff:
                 last[claim_id] = status
-    latest: dict[tuple[int, int], tuple] = {}  # (encounter, payer) -> newest claim by then
+    latest: dict[tuple[int, int], sa.Row] = {}  # (encounter, payer) -> newest claim by then
     for c in claims:
         latest[(c.encounter_id, c.payer_id)] = c
-    names = dict(ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all())
+    names: dict[int, str] = dict(
+        ctx.session.execute(sa.select(Payer.id, Payer.name).where(Payer.org_id == ctx.org_id)).all()
+    )
     per: dict[str, list[int]] = {}
     for c in latest.values():
         status = last.get(c.id) or ("ready" if c.id in any_event else c.status)
@@ -390,7 +400,7 @@ def ar_aging(ctx, params: Params):
     ],
     permission="reports.revenue",
 )
-def provider_productivity(ctx, params: Params):
+def provider_productivity(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """A completed visit is a new-patient visit when it is the patient's first completed visit
     ever (with any provider); the others are established-patient visits. Collections are the
     payments dated in the range that were posted against the provider's encounters (of any
@@ -450,7 +460,7 @@ def provider_productivity(ctx, params: Params):
         r.id: provider_name(r.last_name, r.first_name, r.credentials)
         for r in ctx.session.execute(
             sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials).where(
-                Provider.id.in_(list(per))
+                col(Provider.id).in_(list(per))
             )
         )
     }
@@ -458,14 +468,13 @@ def provider_productivity(ctx, params: Params):
         yield names.get(provider_id, str(provider_id)), *p[:4], money(p[4]), money(p[5])
 
 
-def _collections(ctx, params: Params, first: dt.date, last: dt.date, *keys) -> dict[tuple, int]:
+def _collections(ctx: Ctx, params: Params, first: dt.date, last: dt.date, *keys: Any) -> dict[tuple, int]:
     """What was collected against encounters with payments dated first..last, per `keys`
     (encounter columns), in cents (positive): payments and refunds linked to an encounter
     (negated, so refunds count against), plus patient payments posted as credit (no encounter)
     for the part applied to an encounter (`payment_application`)."""
-    from hpms.models.receivables import PaymentApplication
 
-    def narrow(q):
+    def narrow(q: sa.Select) -> sa.Select:
         q = q.where(
             LedgerEntry.org_id == ctx.org_id, LedgerEntry.effective_date >= first, LedgerEntry.effective_date <= last
         ).group_by(*keys)
@@ -479,14 +488,14 @@ def _collections(ctx, params: Params, first: dt.date, last: dt.date, *keys) -> d
         sa.select(*keys, -sa.func.sum(LedgerEntry.amount_cents))
         .select_from(LedgerEntry)
         .join(Encounter, Encounter.id == LedgerEntry.encounter_id)
-        .where(LedgerEntry.kind.in_(PAYMENT_KINDS))
+        .where(col(LedgerEntry.kind).in_(PAYMENT_KINDS))
     )
     applied = narrow(
         sa.select(*keys, sa.func.sum(PaymentApplication.amount_cents))
         .select_from(PaymentApplication)
         .join(LedgerEntry, LedgerEntry.id == PaymentApplication.payment_entry_id)
         .join(Encounter, Encounter.id == PaymentApplication.encounter_id)
-        .where(LedgerEntry.kind == "patient_payment", LedgerEntry.encounter_id.is_(None))
+        .where(LedgerEntry.kind == "patient_payment", col(LedgerEntry.encounter_id).is_(None))
     )
     out: dict[tuple, int] = {}
     for q in (linked, applied):
@@ -505,7 +514,7 @@ _ENCOUNTER_CHARGES = (
 @report(
     "day-sheet",
     "Day sheet",
-    "One day (--from) per provider: each appointment's time, patient, type, status, encounter charges "
+    "One day (from) per provider: each appointment's time, patient, type, status, encounter charges "
     "and payments received that day.",
     [
         Column("provider", "Provider"),
@@ -520,7 +529,7 @@ _ENCOUNTER_CHARGES = (
     params=("from", "location", "provider"),
     patient_data=True,
 )
-def day_sheet(ctx, params: Params):
+def day_sheet(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """Charges are those of the appointment's encounter when it is signed or billed; encounters
     of the day without an appointment are listed after the provider's appointments. Payments
     are those dated that day (net of refunds) posted against the row's encounter or, for
@@ -534,7 +543,7 @@ def day_sheet(ctx, params: Params):
         if cents:
             paid[enc_id] = (prov_id, cents)
 
-    def payment(enc_id):
+    def payment(enc_id: int | None) -> Decimal | None:
         hit = paid.pop(enc_id, None) if enc_id is not None else None
         return money(hit[1]) if hit else None
 
@@ -571,7 +580,7 @@ def day_sheet(ctx, params: Params):
         q = q.where(Appointment.location_id == params.location_id)
     if params.provider_id:
         q = q.where(Appointment.provider_id == params.provider_id)
-    rows = []
+    rows: list[tuple] = []
     for plast, pfirst, cred, start, tz, last, first, mrn, type_name, status, cents, enc_id in ctx.session.execute(q):
         local = lt.to_local(start, tz)
         if local.date() != day:
@@ -606,7 +615,7 @@ def day_sheet(ctx, params: Params):
         .outerjoin(_ENCOUNTER_CHARGES, _ENCOUNTER_CHARGES.c.encounter_id == Encounter.id)
         .where(
             Encounter.org_id == ctx.org_id,
-            Encounter.appointment_id.is_(None),
+            col(Encounter.appointment_id).is_(None),
             Encounter.service_date == day,
             Encounter.status.in_(BILLABLE),
         )
@@ -635,7 +644,7 @@ def day_sheet(ctx, params: Params):
     if other:
         for r in ctx.session.execute(
             sa.select(Provider.id, Provider.last_name, Provider.first_name, Provider.credentials).where(
-                Provider.id.in_(list(other))
+                col(Provider.id).in_(list(other))
             )
         ):
             rows.append(
@@ -652,8 +661,8 @@ def day_sheet(ctx, params: Params):
                 )
             )
     rows.sort(key=lambda r: (r[1], r[0], r[2], r[3]))
-    for r in rows:
-        yield r[1:]
+    for row in rows:
+        yield row[1:]
 
 
 # ---- appointment list ----------------------------------------------------------------------
@@ -675,7 +684,7 @@ def day_sheet(ctx, params: Params):
     ],
     patient_data=True,
 )
-def appointments_list(ctx, params: Params):
+def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """Streams (yield_per): a million rows do not sit in memory."""
     lo, hi = utc_bounds(ctx, params)
     conn = ctx.session.connection()  # Core rows: no ORM row processing

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.errors import ValidationError
 from hpms.models import Appointment, AppointmentType, Location, Patient, Provider, ProviderLocation, SurveyResponse
@@ -20,6 +22,10 @@ from hpms.models.scheduling import BLOCKING_STATUSES
 from hpms.services.lookups import provider_name
 from hpms.services.platform import localtime as lt
 from hpms.services.reports.base import Column, Params, local_day, location_filter, report, utc_bounds
+from hpms.services.scheduling.availability import open_time
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 RATE_COLUMNS = [
@@ -41,14 +47,14 @@ def _r1(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _providers(ctx) -> dict[int, str]:
+def _providers(ctx: Ctx) -> dict[int, str]:
     return {
-        p.id: provider_name(p)
-        for p in ctx.session.execute(sa.select(Provider).where(Provider.org_id == ctx.org_id)).scalars()
+        pid: provider_name(p)
+        for pid, p in ctx.session.execute(sa.select(Provider.id, Provider).where(Provider.org_id == ctx.org_id))
     }
 
 
-def _in_range(ctx, params: Params, *cols, extra_where=()) -> Iterator[tuple]:
+def _in_range(ctx: Ctx, params: Params, *cols: Any, extra_where: tuple = ()) -> Iterator[tuple]:
     """(local day of the start, *cols) of the appointments starting on a local day of the range."""
     lo, hi = utc_bounds(ctx, params)
     q = (
@@ -75,7 +81,7 @@ def _rates(counts: list[int]) -> tuple:
     return (total, no_show, pct(no_show, total - cancelled), cancelled, pct(cancelled, total), late)
 
 
-def _rate_counts(ctx, params: Params, key, *cols) -> dict:
+def _rate_counts(ctx: Ctx, params: Params, key: Callable[..., Any], *cols: Any) -> dict:
     """Counts [appointments, no-shows, cancelled, late cancelled] per key(day, provider_id, *cols)."""
     out: dict = {}
     for day, provider_id, status, late, *more in _in_range(
@@ -96,7 +102,7 @@ def _rate_counts(ctx, params: Params, key, *cols) -> dict:
     [Column("provider", "Provider"), *RATE_COLUMNS],
     params=RANGE,
 )
-def no_shows(ctx, params: Params):
+def no_shows(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per provider with an appointment starting in the range (by provider name).
 
     appointments = every appointment starting in the range, whatever its status;
@@ -118,7 +124,7 @@ def no_shows(ctx, params: Params):
     params=RANGE,
     chart=("weekday", "no_show_rate"),
 )
-def no_shows_by_weekday(ctx, params: Params):
+def no_shows_by_weekday(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per local weekday of the visits' start (Monday first, only weekdays with an
     appointment), labelled '1 Monday' ... '7 Sunday' (ISO weekday number and name); the columns
     are those of `no-shows`, counted over the appointments starting on that weekday:
@@ -129,11 +135,12 @@ def no_shows_by_weekday(ctx, params: Params):
         yield (f"{wd} {WEEKDAYS[wd - 1]}", *_rates(counts[wd]))
 
 
-def _types(ctx) -> dict[int, str]:
-    return {
-        t.id: t.name
-        for t in ctx.session.execute(sa.select(AppointmentType).where(AppointmentType.org_id == ctx.org_id)).scalars()
-    }
+def _types(ctx: Ctx) -> dict[int, str]:
+    return dict(
+        ctx.session.execute(
+            sa.select(AppointmentType.id, AppointmentType.name).where(AppointmentType.org_id == ctx.org_id)
+        ).all()
+    )
 
 
 @report(
@@ -143,7 +150,7 @@ def _types(ctx) -> dict[int, str]:
     [Column("type", "Appointment type"), *RATE_COLUMNS],
     params=RANGE,
 )
-def no_shows_by_type(ctx, params: Params):
+def no_shows_by_type(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per appointment type (by name) with an appointment starting in the range; the
     columns are those of `no-shows`, counted over the appointments of that type:
     no-show rate % = 100 * no-shows / (appointments - cancellations) (None when that is 0);
@@ -162,7 +169,7 @@ def no_shows_by_type(ctx, params: Params):
     params=RANGE,
     chart=("hour", "no_show_rate"),
 )
-def no_shows_by_hour(ctx, params: Params):
+def no_shows_by_hour(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per local hour of the visits' start (0-23, in the zone of the visit's location,
     only hours with an appointment), labelled '08:00' for 08:00-08:59; the columns are those of
     `no-shows`, counted over the appointments starting in that hour:
@@ -178,19 +185,19 @@ def no_shows_by_hour(ctx, params: Params):
 VOLUME_BY = ("day", "week", "month", "provider", "type", "location")
 
 
-def parse_by(value) -> str:
+def parse_by(value: Any) -> str:
     if value is None or value == "":
         return "month"
     text = str(value).strip().lower()
     if text not in VOLUME_BY:
-        raise ValidationError("--by", f"{value!r} is not a grouping ({', '.join(VOLUME_BY)})")
+        raise ValidationError("by", f"{value!r} is not a grouping ({', '.join(VOLUME_BY)})")
     return text
 
 
 @report(
     "appointments-volume",
     "Appointment volume",
-    "Appointments grouped --by day, week, month (default), provider, type or location: booked, "
+    "Appointments grouped by day, week, month (default), provider, type or location: booked, "
     "completed, no-shows, cancelled, average lead time.",
     [
         Column("group", "Group"),
@@ -203,8 +210,8 @@ def parse_by(value) -> str:
     params=(*RANGE, "by"),
     chart=("group", "booked"),
 )
-def appointments_volume(ctx, params: Params):
-    """One row per group with an appointment starting in the range. The group (--by) is the
+def appointments_volume(ctx: Ctx, params: Params) -> Iterator[tuple]:
+    """One row per group with an appointment starting in the range. The group (`by`) is the
     visit's local start day (YYYY-MM-DD), its ISO week (labelled with that week's Monday,
     YYYY-MM-DD), its month (YYYY-MM; the default), its provider, appointment type or location
     (by name); dates in the zone of the visit's location. Date groups are in calendar order,
@@ -218,7 +225,7 @@ def appointments_volume(ctx, params: Params):
     return _volume(ctx, params, by)
 
 
-def _volume(ctx, params: Params, by: str) -> Iterator[tuple]:
+def _volume(ctx: Ctx, params: Params, by: str) -> Iterator[tuple]:
     names = {"provider": _providers, "type": _types}.get(by, lambda ctx: {})(ctx)
     group = {
         "day": lambda day, pid, tid, loc: day.isoformat(),
@@ -282,7 +289,7 @@ def _clip(s: dt.datetime, e: dt.datetime, lo: dt.datetime, hi: dt.datetime) -> f
     ],
     params=RANGE,
 )
-def utilization(ctx, params: Params):
+def utilization(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per local day, provider and location where the provider had open time or a
     booking (by day, provider name, location name).
 
@@ -292,8 +299,6 @@ def utilization(ctx, params: Params):
     appointments (booked, confirmed, arrived, in room, completed) that lie inside the local day;
     utilization % = 100 * booked / available (None when available is 0; may pass 100 with
     overbooking)."""
-    from hpms.services.scheduling.availability import open_time
-
     names = _providers(ctx)
     q = (
         sa.select(ProviderLocation.provider_id, Location)
@@ -331,7 +336,7 @@ def utilization(ctx, params: Params):
         yield (day, names[pid], loc_name, round(avail), round(booked), pct(booked, avail))
 
 
-def _med_avg(values: list[float]) -> tuple:
+def _med_avg(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return _r1(statistics.median(values)), _r1(statistics.fmean(values))
@@ -354,7 +359,7 @@ def _med_avg(values: list[float]) -> tuple:
     ],
     params=RANGE,
 )
-def patient_flow(ctx, params: Params):
+def patient_flow(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per provider (by name) with at least one completed visit in the range that has
     all three timestamps arrived_at, roomed_at and completed_at (other visits are left out).
 
@@ -373,9 +378,9 @@ def patient_flow(ctx, params: Params):
         Appointment.completed_at,
         extra_where=(
             Appointment.status == "completed",
-            Appointment.arrived_at.is_not(None),
-            Appointment.roomed_at.is_not(None),
-            Appointment.completed_at.is_not(None),
+            col(Appointment.arrived_at).is_not(None),
+            col(Appointment.roomed_at).is_not(None),
+            col(Appointment.completed_at).is_not(None),
         ),
     ):
         v = per.setdefault(pid, [[], [], []])
@@ -399,7 +404,7 @@ def patient_flow(ctx, params: Params):
     ],
     params=RANGE,
 )
-def lead_time(ctx, params: Params):
+def lead_time(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per appointment type (by name) with a booking made in the range.
 
     bookings = appointments whose booked_at falls on a local day of the range (in the zone of
@@ -438,19 +443,19 @@ def months_back(day: dt.date, months: int) -> dt.date:
     return dt.date(y, m, min(day.day, (nxt - dt.timedelta(days=1)).day))
 
 
-def parse_months(value) -> int:
+def parse_months(value: Any) -> int:
     if value is None or value == "":
         return 12
     text = str(value).strip()
     if not text.isdigit() or not 1 <= int(text) <= 120:
-        raise ValidationError("--months", f"{value!r} is not a number of months from 1 to 120")
+        raise ValidationError("months", f"{value!r} is not a number of months from 1 to 120")
     return int(text)
 
 
 @report(
     "recall",
     "Recall list",
-    "Active patients seen before but without a completed visit in the last N months (--months, default 12).",
+    "Active patients seen before but without a completed visit in the last N months (months, default 12).",
     [
         Column("mrn", "MRN"),
         Column("patient", "Patient"),
@@ -461,10 +466,10 @@ def parse_months(value) -> int:
     params=("location", "provider", "months"),
     patient_data=True,
 )
-def recall(ctx, params: Params):
+def recall(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per active patient whose last completed visit (latest start among visits with
     status completed) began before the cutoff, i.e. on a local day before today minus N months
-    (N = --months, 1-120, default 12; today in the report's zone). With --location / --provider
+    (N = `months`, 1-120, default 12; today in the report's zone). With a location / provider
     only completed visits there / with that provider count, for both "seen before" and "not
     seen since". last visit = the local date of that visit, last provider = its provider;
     oldest last visit first, then by MRN."""
@@ -528,7 +533,7 @@ def recall(ctx, params: Params):
     ],
     params=RANGE,
 )
-def satisfaction(ctx, params: Params):
+def satisfaction(ctx: Ctx, params: Params) -> Iterator[tuple]:
     """One row per month (YYYY-MM) and provider with a completed visit in the range, by month
     then provider name. The month is that of the visit's local start day, not of the response.
 

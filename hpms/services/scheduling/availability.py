@@ -8,11 +8,14 @@ clocks change. Open time = working hours minus time off, as UTC intervals.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from dateutil.rrule import rrulestr  # type: ignore[import-untyped]  # python-dateutil ships no type information
+from sqlmodel import col
 
-from hpms.errors import NotFoundError, ValidationError
+from hpms.errors import Action, NotFoundError, ValidationError
 from hpms.models import (
     Appointment,
     AppointmentType,
@@ -32,6 +35,11 @@ from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 from hpms.services.scheduling.resources import provider_location_ids
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
+
 Interval = tuple[dt.datetime, dt.datetime]
 
 
@@ -39,6 +47,7 @@ Interval = tuple[dt.datetime, dt.datetime]
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """The union of `intervals`, sorted and disjoint (empty ones dropped)."""
     out: list[Interval] = []
     for s, e in sorted(intervals):
         if e <= s:
@@ -79,14 +88,13 @@ def subtract(intervals: list[Interval], cuts: Iterable[Interval]) -> list[Interv
 # ---- rules -> open time --------------------------------------------------------------------
 
 
-def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[dt.date]:
+def _rule_dates(rule: Any, day_from: dt.date, day_to: dt.date) -> list[dt.date]:
+    """The local dates in day_from..day_to a working-hours rule (ORM object or row) applies on."""
     lo = max(day_from, rule.effective_from)
     hi = min(day_to, rule.effective_to) if rule.effective_to else day_to
     if lo > hi:
         return []
     if rule.rrule:
-        from dateutil.rrule import rrulestr
-
         rr = rrulestr(rule.rrule, dtstart=dt.datetime.combine(rule.effective_from, dt.time()))
         return [
             d.date()
@@ -102,20 +110,24 @@ def _rule_dates(rule: WorkingHours, day_from: dt.date, day_to: dt.date) -> list[
     return out
 
 
-def load_rules(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list[WorkingHours]:
+def load_rules(
+    session: Session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date
+) -> list[WorkingHours]:
+    """The working-hours rules of a provider at a location in force on some day of day_from..day_to."""
     return list(
         session.execute(
             sa.select(WorkingHours).where(
                 WorkingHours.provider_id == provider_id,
                 WorkingHours.location_id == location_id,
                 WorkingHours.effective_from <= day_to,
-                sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day_from),
+                sa.or_(col(WorkingHours.effective_to).is_(None), col(WorkingHours.effective_to) >= day_from),
             )
         ).scalars()
     )
 
 
-def hours_intervals(rules: list[WorkingHours], tz: str, day_from: dt.date, day_to: dt.date) -> list[Interval]:
+def hours_intervals(rules: Sequence[Any], tz: str, day_from: dt.date, day_to: dt.date) -> list[Interval]:
+    """The UTC intervals the rules (ORM objects or rows) open on the local days day_from..day_to."""
     spans = []
     for rule in rules:
         for d in _rule_dates(rule, day_from, day_to):
@@ -129,19 +141,27 @@ def hours_intervals(rules: list[WorkingHours], tz: str, day_from: dt.date, day_t
 
 
 def load_time_off(
-    session, org_id: int, provider_id: int | None, location_id: int | None, lo_local: dt.datetime, hi_local: dt.datetime
+    session: Session,
+    org_id: int,
+    provider_id: int | None,
+    location_id: int | None,
+    lo_local: dt.datetime,
+    hi_local: dt.datetime,
 ) -> list[TimeOff]:
+    """Time off (with the practice's holidays) meeting the local span lo_local..hi_local, of one
+    provider and one location when given."""
     q = sa.select(TimeOff).where(
         TimeOff.org_id == org_id, TimeOff.starts_local < hi_local, TimeOff.ends_local > lo_local
     )
     if provider_id is not None:
-        q = q.where(sa.or_(TimeOff.provider_id == provider_id, TimeOff.provider_id.is_(None)))
+        q = q.where(sa.or_(TimeOff.provider_id == provider_id, col(TimeOff.provider_id).is_(None)))
     if location_id is not None:
-        q = q.where(sa.or_(TimeOff.location_id == location_id, TimeOff.location_id.is_(None)))
+        q = q.where(sa.or_(TimeOff.location_id == location_id, col(TimeOff.location_id).is_(None)))
     return list(session.execute(q.order_by(TimeOff.starts_local)).scalars())
 
 
-def time_off_intervals(rows: list[TimeOff], tz: str) -> list[Interval]:
+def time_off_intervals(rows: Sequence[Any], tz: str) -> list[Interval]:
+    """Time off (ORM objects or rows, wall-clock bounds) as merged UTC intervals in the zone `tz`."""
     return merge((lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)) for r in rows)
 
 
@@ -168,7 +188,9 @@ _TIME_OFF = (
 )
 
 
-def rule_rows(session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date) -> list:
+def rule_rows(
+    session: Session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date
+) -> Sequence[Any]:
     return (
         session.connection()
         .execute(
@@ -179,8 +201,8 @@ def rule_rows(session, provider_id: int, location_id: int, day_from: dt.date, da
 
 
 def time_off_rows(
-    session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime, hi_local: dt.datetime
-) -> list:
+    session: Session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime, hi_local: dt.datetime
+) -> Sequence[Any]:
     return (
         session.connection()
         .execute(
@@ -192,9 +214,10 @@ def time_off_rows(
 
 
 def open_time(
-    session, org_id: int, provider_id: int, location: Location, day_from: dt.date, day_to: dt.date
+    session: Session, org_id: int, provider_id: int, location: Location, day_from: dt.date, day_to: dt.date
 ) -> list[Interval]:
     """Working hours minus time off of one provider at one location, local days day_from..day_to."""
+    assert location.id is not None
     rules = rule_rows(session, provider_id, location.id, day_from, day_to)
     if not rules:
         return []
@@ -211,9 +234,10 @@ def open_time(
 
 
 def why_closed(
-    session, org_id: int, provider_id: int, location: Location, start: dt.datetime, end: dt.datetime
+    session: Session, org_id: int, provider_id: int, location: Location, start: dt.datetime, end: dt.datetime
 ) -> str | None:
     """None when [start, end) lies inside the provider's open time, else the reason."""
+    assert location.id is not None
     tz = location.tz
     d0 = lt.to_local(start, tz).date()
     d1 = lt.to_local(end, tz).date()
@@ -244,12 +268,13 @@ def why_closed(
     return None
 
 
-# ---- working hours commands ----------------------------------------------------------------
+# ---- working hours -------------------------------------------------------------------------
 
 
-def _hours_out(session, rule: WorkingHours) -> WorkingHoursOut:
+def _hours_out(session: Session, rule: WorkingHours) -> WorkingHoursOut:
     p = session.get(Provider, rule.provider_id)
     loc = session.get(Location, rule.location_id)
+    assert p is not None and loc is not None  # foreign keys of the rule
     return WorkingHoursOut(
         id=rule.id,
         provider_id=p.id,
@@ -264,13 +289,19 @@ def _hours_out(session, rule: WorkingHours) -> WorkingHoursOut:
     )
 
 
-def provider_location(ctx, provider: Provider, location_ref, *, field: str = "--location") -> Location:
+def provider_location(
+    ctx: Ctx, provider: Provider, location_ref: str | int | None, *, field: str = "location"
+) -> Location:
     """The location a provider works at: the one named (it must be one of theirs) or their only one."""
-    ids = provider_location_ids(ctx.session, provider.id)
+    assert provider.id is not None
+    session = ctx.session
+    ids = provider_location_ids(session, provider.id)
     if location_ref is None or not str(location_ref).strip():
         default = ctx.settings.default_location if ctx.settings else None
         if len(ids) == 1:
-            return ctx.session.get(Location, ids[0])
+            only = session.get(Location, ids[0])
+            assert only is not None
+            return only
         if default:
             try:
                 loc = find_location(ctx, default)
@@ -280,29 +311,34 @@ def provider_location(ctx, provider: Provider, location_ref, *, field: str = "--
                 pass
         if not ids:
             raise ValidationError(
-                field, f"{provider_name(provider)} works at no location (hpms providers update --location)"
+                field,
+                f"{provider_name(provider)} works at no location",
+                action=Action(
+                    "providers",
+                    "update",
+                    target=str(provider.id),
+                    give=(("location", "LOCATION"),),
+                    purpose="add one with",
+                ),
             )
-        names = ", ".join(ctx.session.get(Location, i).name for i in ids)
+        names = ", ".join(
+            session.execute(sa.select(Location.name).where(col(Location.id).in_(ids)).order_by(Location.id)).scalars()
+        )
         raise ValidationError(field, f"is required: {provider_name(provider)} works at {names}")
-    try:
-        loc = find_location(ctx, location_ref)
-    except NotFoundError as exc:
-        raise NotFoundError(f"{field}: {exc.message}", hint=exc.hint) from None
+    loc = find_location(ctx, location_ref, field=field)
     if loc.id not in ids:
         raise ValidationError(field, f"{provider_name(provider)} does not work at {loc.name}")
     return loc
 
 
 def _parse_rrule(field: str, text: str, start: dt.datetime) -> str:
-    from dateutil.rrule import rrulestr
-
     value = text.strip()
     if value.upper().startswith("RRULE:"):
         value = value[6:]
     if "FREQ=" not in value.upper():
         raise ValidationError(field, f"{text!r} is not an RRULE (it needs FREQ=, e.g. FREQ=WEEKLY;INTERVAL=2;BYDAY=FR)")
     if "DTSTART" in value.upper():
-        raise ValidationError(field, "give the start with --from, not DTSTART")
+        raise ValidationError(field, "the rule counts from the first day the hours apply; leave DTSTART out")
     try:
         rrulestr(value, dtstart=start)
     except (ValueError, TypeError) as exc:
@@ -319,15 +355,15 @@ def _rrule_days(rule: str, start: dt.date) -> str:
 
 
 def set_hours(
-    ctx,
-    provider,
+    ctx: Ctx,
+    provider: str | int,
     *,
-    location=None,
+    location: str | int | None = None,
     days: str | None = None,
-    start=None,
-    end=None,
-    effective_from=None,
-    effective_to=None,
+    start: str | dt.time | None = None,
+    end: str | dt.time | None = None,
+    effective_from: str | dt.date | None = None,
+    effective_to: str | dt.date | None = None,
     rrule: str | None = None,
     add: bool = False,
 ) -> list[WorkingHoursOut]:
@@ -337,24 +373,25 @@ def set_hours(
     require(ctx.actor, "schedule.write")
     p = find_provider(ctx, provider, field="provider")
     loc = provider_location(ctx, p, location)
-    start_t = lt.parse_time("--start", start)
-    end_t = lt.parse_time("--end", end)
+    assert p.id is not None and loc.id is not None
+    start_t = lt.parse_time("start", start)
+    end_t = lt.parse_time("end", end)
     if end_t <= start_t:
-        raise ValidationError("--end", f"{end_t:%H:%M} is not after --start {start_t:%H:%M}")
+        raise ValidationError("end", f"{end_t:%H:%M} is not after the start {start_t:%H:%M}")
     today = lt.local_now(ctx.now(), loc.tz).date()
-    frm = lt.parse_day("--from", effective_from, today=today) if effective_from else today
-    to = lt.parse_day("--to", effective_to, today=today) if effective_to else None
+    frm = lt.parse_day("effective_from", effective_from, today=today) if effective_from else today
+    to = lt.parse_day("effective_to", effective_to, today=today) if effective_to else None
     if to is not None and to < frm:
-        raise ValidationError("--to", f"{to} is before --from {frm}")
+        raise ValidationError("effective_to", f"{to} is before the first day, {frm}")
+    rule_text: str | None = None
     if rrule:
-        rule_text = _parse_rrule("--rrule", rrule, dt.datetime.combine(frm, start_t))
+        rule_text = _parse_rrule("rrule", rrule, dt.datetime.combine(frm, start_t))
         day_codes = _rrule_days(rule_text, frm)
     else:
-        rule_text = None
-        day_codes = lt.parse_days("--days", days)
+        day_codes = lt.parse_days("days", days)
     chosen = set(day_codes.split(","))
     session = ctx.session
-    changed: list[int] = []
+    changed: list[int | None] = []
     if not add:
         for old in load_rules(session, p.id, loc.id, frm, to or dt.date.max):
             old_days = set(old.days.split(","))
@@ -376,12 +413,10 @@ def set_hours(
                         effective_to=to if resumes else old.effective_to,
                     )
                 )
-            resume_from = to + dt.timedelta(days=1) if resumes else None
-            if resume_from and old.rrule:
+            resume_from = to + dt.timedelta(days=1) if to is not None and resumes else None
+            if to is not None and resume_from and old.rrule:
                 # restart on its next occurrence: an RRULE counts from effective_from, so any
                 # other restart date could shift an every-other-week rhythm by a week
-                from dateutil.rrule import rrulestr
-
                 nxt = rrulestr(old.rrule, dtstart=dt.datetime.combine(old.effective_from, dt.time())).after(
                     dt.datetime.combine(to, dt.time.max)
                 )
@@ -434,35 +469,40 @@ def set_hours(
     return list_hours(ctx, provider=p.id, location=loc.id, _checked=True)
 
 
-def list_hours(ctx, *, provider=None, location=None, on=None, _checked: bool = False) -> list[WorkingHoursOut]:
+def list_hours(
+    ctx: Ctx,
+    *,
+    provider: str | int | None = None,
+    location: str | int | None = None,
+    on: str | dt.date | None = None,
+    _checked: bool = False,
+) -> list[WorkingHoursOut]:
     """Rules, optionally of one provider / location, or only those in force on a date."""
     if not _checked:
         require(ctx.actor, "schedule.read")
+    effective_to = col(WorkingHours.effective_to)
     q = sa.select(WorkingHours).where(WorkingHours.org_id == ctx.org_id)
     if provider is not None:
-        q = q.where(WorkingHours.provider_id == find_provider(ctx, provider, field="--provider").id)
+        q = q.where(WorkingHours.provider_id == find_provider(ctx, provider, field="provider").id)
     if location is not None:
         q = q.where(WorkingHours.location_id == find_locations(ctx, [location])[0].id)
     if on is not None:
-        day = lt.parse_day("--on", on, today=ctx.now().date())
-        q = q.where(
-            WorkingHours.effective_from <= day,
-            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day),
-        )
+        day = lt.parse_day("on", on, today=ctx.now().date())
+        q = q.where(WorkingHours.effective_from <= day, sa.or_(effective_to.is_(None), effective_to >= day))
     else:
         today = ctx.now().date() - dt.timedelta(days=1)
-        q = q.where(sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= today))
+        q = q.where(sa.or_(effective_to.is_(None), effective_to >= today))
     q = q.order_by(
         WorkingHours.provider_id, WorkingHours.location_id, WorkingHours.effective_from, WorkingHours.start_time
     )
     return [_hours_out(ctx.session, r) for r in ctx.session.execute(q).scalars()]
 
 
-def remove_hours(ctx, rule_id) -> WorkingHoursOut:
+def remove_hours(ctx: Ctx, rule_id: str | int) -> WorkingHoursOut:
     require(ctx.actor, "schedule.write")
     rule = ctx.session.get(WorkingHours, int(rule_id)) if str(rule_id).strip().isdigit() else None
     if rule is None or rule.org_id != ctx.org_id:
-        raise NotFoundError(f"no working-hours rule {rule_id!r}", hint="see `hpms schedule hours list`")
+        raise NotFoundError(f"no working-hours rule {rule_id!r}", action=Action("schedule hours", "list"))
     out = _hours_out(ctx.session, rule)
     ctx.session.delete(rule)
     ctx.session.flush()
@@ -473,7 +513,7 @@ def remove_hours(ctx, rule_id) -> WorkingHoursOut:
 # ---- time off ------------------------------------------------------------------------------
 
 
-def _parse_bound(field: str, text, today: dt.date, *, end: bool) -> dt.datetime:
+def _parse_bound(field: str, text: str | dt.date | None, today: dt.date, *, end: bool) -> dt.datetime:
     """A date (whole day: an end date includes that day) or a local date and time."""
     if isinstance(text, dt.datetime):
         return text.replace(tzinfo=None)
@@ -492,7 +532,7 @@ def _parse_bound(field: str, text, today: dt.date, *, end: bool) -> dt.datetime:
     return parsed
 
 
-def _timeoff_out(session, r: TimeOff) -> TimeOffOut:
+def _timeoff_out(session: Session, r: TimeOff) -> TimeOffOut:
     p = session.get(Provider, r.provider_id) if r.provider_id else None
     loc = session.get(Location, r.location_id) if r.location_id else None
     return TimeOffOut(
@@ -507,28 +547,32 @@ def _timeoff_out(session, r: TimeOff) -> TimeOffOut:
 
 
 def add_time_off(
-    ctx, *, provider=None, location=None, start=None, end=None, reason: str | None = None
+    ctx: Ctx,
+    *,
+    provider: str | int | None = None,
+    location: str | int | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    reason: str | None = None,
 ) -> tuple[TimeOffOut, list[int]]:
     """Time off for a provider (or, without one, a practice holiday) from `start` to `end`
     (dates include the whole last day). Returns it and the ids of appointments it overlaps
     (left in place: staff move them)."""
     require(ctx.actor, "schedule.write")
-    p = find_provider(ctx, provider, field="--provider") if provider else None
-    loc = None
-    if location:
-        loc = find_location(ctx, location, field="--location")
+    p = find_provider(ctx, provider, field="provider") if provider else None
+    loc = find_location(ctx, location, field="location") if location else None
     today = ctx.now().date()
-    s = _parse_bound("--from", start, today, end=False)
-    e = _parse_bound("--to", end if end else start, today, end=True)
+    s = _parse_bound("start", start, today, end=False)
+    e = _parse_bound("end", end if end else start, today, end=True)
     if e <= s:
-        raise ValidationError("--to", f"{e:%Y-%m-%d %H:%M} is not after --from {s:%Y-%m-%d %H:%M}")
+        raise ValidationError("end", f"{e:%Y-%m-%d %H:%M} is not after the start {s:%Y-%m-%d %H:%M}")
     r = TimeOff(
         org_id=ctx.org_id,
         provider_id=p.id if p else None,
         location_id=loc.id if loc else None,
         starts_local=s,
         ends_local=e,
-        reason=v.optional_text("--reason", reason, 200),
+        reason=v.optional_text("reason", reason, 200),
     )
     ctx.session.add(r)
     ctx.session.flush()
@@ -548,26 +592,33 @@ def add_time_off(
         )
         if p:
             q = q.where(Appointment.provider_id == p.id)
-        affected.extend(ctx.session.execute(q.order_by(Appointment.start_utc)).scalars())
+        affected.extend(i for i in ctx.session.execute(q.order_by(Appointment.start_utc)).scalars() if i is not None)
     return _timeoff_out(ctx.session, r), affected
 
 
-def list_time_off(ctx, *, provider=None, location=None, start=None, end=None) -> list[TimeOffOut]:
+def list_time_off(
+    ctx: Ctx,
+    *,
+    provider: str | int | None = None,
+    location: str | int | None = None,
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+) -> list[TimeOffOut]:
     require(ctx.actor, "schedule.read")
     today = ctx.now().date()
-    s = _parse_bound("--from", start, today, end=False) if start else dt.datetime.combine(today, dt.time())
-    e = _parse_bound("--to", end, today, end=True) if end else dt.datetime.max
-    pid = find_provider(ctx, provider, field="--provider").id if provider else None
+    s = _parse_bound("start", start, today, end=False) if start else dt.datetime.combine(today, dt.time())
+    e = _parse_bound("end", end, today, end=True) if end else dt.datetime.max
+    pid = find_provider(ctx, provider, field="provider").id if provider else None
     lid = find_locations(ctx, [location])[0].id if location else None
     rows = load_time_off(ctx.session, ctx.org_id, pid, lid, s, e)
     return [_timeoff_out(ctx.session, r) for r in rows]
 
 
-def remove_time_off(ctx, time_off_id) -> TimeOffOut:
+def remove_time_off(ctx: Ctx, time_off_id: str | int) -> TimeOffOut:
     require(ctx.actor, "schedule.write")
     r = ctx.session.get(TimeOff, int(time_off_id)) if str(time_off_id).strip().isdigit() else None
     if r is None or r.org_id != ctx.org_id:
-        raise NotFoundError(f"no time off {time_off_id!r}", hint="see `hpms schedule timeoff list`")
+        raise NotFoundError(f"no time off {time_off_id!r}", action=Action("schedule timeoff", "list"))
     out = _timeoff_out(ctx.session, r)
     ctx.session.delete(r)
     ctx.session.flush()
@@ -578,18 +629,28 @@ def remove_time_off(ctx, time_off_id) -> TimeOffOut:
 # ---- the week view -------------------------------------------------------------------------
 
 
-def week(ctx, provider, *, week_of=None, location=None) -> dict:
+def week(
+    ctx: Ctx, provider: str | int, *, week_of: str | None = None, location: str | int | None = None
+) -> dict[str, Any]:
     """A provider's week: per day and location, the hours, time off, bookings and free minutes
     (no patient data)."""
     require(ctx.actor, "schedule.read")
     p = find_provider(ctx, provider, field="provider")
-    ids = provider_location_ids(ctx.session, p.id)
-    locs = [provider_location(ctx, p, location)] if location else [ctx.session.get(Location, i) for i in ids]
+    assert p.id is not None
+    if location:
+        locs = [provider_location(ctx, p, location)]
+    else:
+        ids = provider_location_ids(ctx.session, p.id)
+        locs = list(
+            ctx.session.execute(sa.select(Location).where(col(Location.id).in_(ids)).order_by(Location.id)).scalars()
+        )
     tz0 = locs[0].tz if locs else "UTC"
-    monday = lt.parse_week("--week", week_of, today=lt.local_now(ctx.now(), tz0).date())
+    # the field of `week_of` is `week`, the name the faces ask for it by
+    monday = lt.parse_week("week", week_of, today=lt.local_now(ctx.now(), tz0).date())
     sunday = monday + dt.timedelta(days=6)
     days = []
     for loc in locs:
+        assert loc.id is not None
         rules = load_rules(ctx.session, p.id, loc.id, monday, sunday)
         off_rows = load_time_off(
             ctx.session,
@@ -677,32 +738,43 @@ def week(ctx, provider, *, week_of=None, location=None) -> dict:
 # ---- policy --------------------------------------------------------------------------------
 
 
-def get_policy(ctx) -> dict:
-    require(ctx.actor, "schedule.read")
+def _org(ctx: Ctx) -> Organization:
     org = ctx.session.get(Organization, ctx.org_id)
+    assert org is not None  # the actor's own organization
+    return org
+
+
+def get_policy(ctx: Ctx) -> dict[str, int]:
+    """The late-cancellation window (hours) and the slot grid (minutes)."""
+    require(ctx.actor, "schedule.read")
+    org = _org(ctx)
     return {"late_cancel_hours": org.late_cancel_hours, "slot_step_min": org.slot_step_min}
 
 
-def set_policy(ctx, *, late_cancel_hours=None, slot_step_min=None) -> dict:
+def set_policy(
+    ctx: Ctx, *, late_cancel_hours: int | str | None = None, slot_step_min: int | str | None = None
+) -> dict[str, int]:
+    """Change the late-cancellation window and the slot grid (the field of `slot_step_min` is
+    `slot_step`, the name the faces ask for it by)."""
     require(ctx.actor, "schedule.setup")
-    org = ctx.session.get(Organization, ctx.org_id)
+    org = _org(ctx)
     fields = []
     if late_cancel_hours is not None:
         try:
             n = int(late_cancel_hours)
         except (TypeError, ValueError):
-            raise ValidationError("--late-cancel-hours", f"{late_cancel_hours!r} is not a whole number") from None
+            raise ValidationError("late_cancel_hours", f"{late_cancel_hours!r} is not a whole number") from None
         if not 0 <= n <= 24 * 14:
-            raise ValidationError("--late-cancel-hours", "must be between 0 and 336")
+            raise ValidationError("late_cancel_hours", "must be between 0 and 336")
         org.late_cancel_hours = n
         fields.append("late_cancel_hours")
     if slot_step_min is not None:
         try:
             n = int(slot_step_min)
         except (TypeError, ValueError):
-            raise ValidationError("--slot-step", f"{slot_step_min!r} is not a whole number") from None
+            raise ValidationError("slot_step", f"{slot_step_min!r} is not a whole number") from None
         if n not in (5, 10, 15, 20, 30, 60):
-            raise ValidationError("--slot-step", "must be one of 5, 10, 15, 20, 30, 60 minutes")
+            raise ValidationError("slot_step", "must be one of 5, 10, 15, 20, 30, 60 minutes")
         org.slot_step_min = n
         fields.append("slot_step_min")
     if not fields:

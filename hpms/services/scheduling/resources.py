@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.models import (
     AppointmentType,
     AppointmentTypeOut,
@@ -24,6 +26,11 @@ from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
+
 _TAXONOMY = re.compile(r"^[0-9]{3}[0-9A-Z]{6}X$")
 _COLOR = re.compile(r"^(#[0-9a-fA-F]{6}|[a-z][a-z_]{1,15})$")
 _PROC_CODE = re.compile(r"^([0-9]{4}[0-9A-Z]|[A-Z][0-9]{4})$")
@@ -34,7 +41,7 @@ MAX_BUFFER_MIN = 120
 # ---- providers -----------------------------------------------------------------------------
 
 
-def _provider_out(ctx, p: Provider) -> ProviderOut:
+def _provider_out(ctx: Ctx, p: Provider) -> ProviderOut:
     locs = (
         ctx.session.execute(
             sa.select(Location.name)
@@ -45,7 +52,8 @@ def _provider_out(ctx, p: Provider) -> ProviderOut:
         .scalars()
         .all()
     )
-    username = ctx.session.get(User, p.user_id).username if p.user_id else None
+    user = ctx.session.get(User, p.user_id) if p.user_id else None
+    username = user.username if user is not None else None
     return ProviderOut(
         id=p.id,
         name=provider_name(p),
@@ -62,26 +70,27 @@ def _provider_out(ctx, p: Provider) -> ProviderOut:
     )
 
 
-def _provider_values(ctx, data: dict, *, partial: bool) -> dict:
-    out: dict = {}
+def _provider_values(ctx: Ctx, data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    """The columns a provider's fields give, checked (`username` is the field `user`)."""
+    out: dict[str, Any] = {}
     for f, n in (("first_name", 100), ("last_name", 100)):
         if not partial or f in data:
-            out[f] = v.require_text(f"--{f.replace('_', '-')}", data.get(f), n)
+            out[f] = v.require_text(f, data.get(f), n)
     if "credentials" in data:
-        out["credentials"] = v.optional_text("--credentials", data["credentials"], 32)
+        out["credentials"] = v.optional_text("credentials", data["credentials"], 32)
     if "npi" in data:
-        out["npi"] = v.parse_npi("--npi", data["npi"])
+        out["npi"] = v.parse_npi("npi", data["npi"])
     if "taxonomy" in data:
         tax = v.clean(data["taxonomy"])
         if tax is not None:
             tax = tax.upper()
             if not _TAXONOMY.match(tax):
                 raise ValidationError(
-                    "--taxonomy", f"{tax!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)"
+                    "taxonomy", f"{tax!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)"
                 )
         out["taxonomy"] = tax
     if "color" in data:
-        out["color"] = parse_color("--color", data["color"])
+        out["color"] = parse_color("color", data["color"])
     if "username" in data:
         name = v.clean(data["username"])
         if name is None:
@@ -91,10 +100,10 @@ def _provider_values(ctx, data: dict, *, partial: bool) -> dict:
                 sa.select(User).where(User.username == name, User.org_id == ctx.org_id)
             ).scalar_one_or_none()
             if user is None:
-                raise NotFoundError(f"--user: no user {name!r}", hint="see `hpms users list`")
+                raise NotFoundError(f"no user {name!r}", field="user", action=Action("users", "list"))
             out["user_id"] = user.id
     if "active" in data:
-        out["active"] = v.parse_bool("--active", data["active"])
+        out["active"] = v.parse_bool("active", data["active"])
     return out
 
 
@@ -107,22 +116,22 @@ def parse_color(field: str, value: str | None) -> str | None:
     return value.lower()
 
 
-def _check_unique(ctx, values: dict, provider_id: int | None) -> None:
+def _check_unique(ctx: Ctx, values: dict[str, Any], provider_id: int | None) -> None:
     if values.get("npi"):
         q = sa.select(Provider.id).where(Provider.org_id == ctx.org_id, Provider.npi == values["npi"])
         if provider_id:
             q = q.where(Provider.id != provider_id)
         if ctx.session.execute(q).first():
-            raise ConflictError(f"--npi: another provider has NPI {values['npi']}")
+            raise ConflictError(f"another provider has NPI {values['npi']}", field="npi")
     if values.get("user_id"):
         q = sa.select(Provider.id).where(Provider.user_id == values["user_id"])
         if provider_id:
             q = q.where(Provider.id != provider_id)
         if ctx.session.execute(q).first():
-            raise ConflictError("--user: that user is already linked to another provider")
+            raise ConflictError("that user is already linked to another provider", field="user")
 
 
-def add_provider(ctx, *, locations=None, **data) -> ProviderOut:
+def add_provider(ctx: Ctx, *, locations: list[str] | None = None, **data: Any) -> ProviderOut:
     """Add a provider. Raises ValidationError, NotFoundError, ConflictError, PermissionDenied."""
     require(ctx.actor, "provider.write")
     values = _provider_values(ctx, data, partial=False)
@@ -138,7 +147,14 @@ def add_provider(ctx, *, locations=None, **data) -> ProviderOut:
     return _provider_out(ctx, p)
 
 
-def update_provider(ctx, ref, *, locations=None, expected_version: int | None = None, **data) -> ProviderOut:
+def update_provider(
+    ctx: Ctx,
+    ref: str | int,
+    *,
+    locations: list[str] | None = None,
+    expected_version: int | None = None,
+    **data: Any,
+) -> ProviderOut:
     """Change a provider; `locations` (when given) replaces the list of sites."""
     require(ctx.actor, "provider.write")
     p = find_provider(ctx, ref, field="provider")
@@ -168,7 +184,7 @@ def update_provider(ctx, ref, *, locations=None, expected_version: int | None = 
     return _provider_out(ctx, p)
 
 
-def list_providers(ctx, *, location=None, include_inactive: bool = False) -> list[ProviderOut]:
+def list_providers(ctx: Ctx, *, location: str | int | None = None, include_inactive: bool = False) -> list[ProviderOut]:
     require(ctx.actor, "provider.read")
     q = sa.select(Provider).where(Provider.org_id == ctx.org_id).order_by(Provider.last_name, Provider.first_name)
     if not include_inactive:
@@ -176,12 +192,12 @@ def list_providers(ctx, *, location=None, include_inactive: bool = False) -> lis
     if location is not None:
         loc = find_locations(ctx, [location])[0]
         q = q.where(
-            Provider.id.in_(sa.select(ProviderLocation.provider_id).where(ProviderLocation.location_id == loc.id))
+            col(Provider.id).in_(sa.select(ProviderLocation.provider_id).where(ProviderLocation.location_id == loc.id))
         )
     return [_provider_out(ctx, p) for p in ctx.session.execute(q).scalars()]
 
 
-def show_provider(ctx, ref) -> ProviderOut:
+def show_provider(ctx: Ctx, ref: str | int) -> ProviderOut:
     require(ctx.actor, "provider.read")
     return _provider_out(ctx, find_provider(ctx, ref, field="provider"))
 
@@ -192,7 +208,8 @@ _PROVIDER_LOCATIONS = (
 )
 
 
-def provider_location_ids(session, provider_id: int) -> list[int]:
+def provider_location_ids(session: Session, provider_id: int) -> list[int]:
+    """The ids of the locations a provider works at, in order."""
     return list(session.connection().execute(_PROVIDER_LOCATIONS, {"provider_id": provider_id}).scalars())
 
 
@@ -205,16 +222,16 @@ def _room_out(room: Room, loc: Location) -> RoomOut:
     )
 
 
-def add_room(ctx, *, location, name: str | None, kind: str | None = None) -> RoomOut:
+def add_room(ctx: Ctx, *, location: str | int | None, name: str | None, kind: str | None = None) -> RoomOut:
     require(ctx.actor, "schedule.setup")
     loc = find_locations(ctx, [location] if location else None)[0]
-    name = v.require_text("--name", name, 100)
-    kind = v.parse_choice("--kind", kind, ROOM_KINDS) or "exam"
+    name = v.require_text("name", name, 100)
+    kind = v.parse_choice("kind", kind, ROOM_KINDS) or "exam"
     clash = ctx.session.execute(
         sa.select(Room.id).where(Room.location_id == loc.id, sa.func.lower(Room.name) == name.lower())
     ).first()
     if clash:
-        raise ConflictError(f"--name: {loc.name} already has a room named {name!r}")
+        raise ConflictError(f"{loc.name} already has a room named {name!r}", field="name")
     room = Room(org_id=ctx.org_id, location_id=loc.id, name=name, kind=kind)
     ctx.session.add(room)
     ctx.session.flush()
@@ -222,7 +239,7 @@ def add_room(ctx, *, location, name: str | None, kind: str | None = None) -> Roo
     return _room_out(room, loc)
 
 
-def list_rooms(ctx, *, location=None) -> list[RoomOut]:
+def list_rooms(ctx: Ctx, *, location: str | int | None = None) -> list[RoomOut]:
     require(ctx.actor, "schedule.read")
     q = (
         sa.select(Room, Location)
@@ -242,7 +259,7 @@ def _type_out(t: AppointmentType) -> AppointmentTypeOut:
     return AppointmentTypeOut.model_validate(t, from_attributes=True)
 
 
-def _int_in(field: str, value, lo: int, hi: int) -> int:
+def _int_in(field: str, value: object, lo: int, hi: int) -> int:
     try:
         n = int(str(value).strip())
     except (TypeError, ValueError):
@@ -253,38 +270,40 @@ def _int_in(field: str, value, lo: int, hi: int) -> int:
 
 
 def add_type(
-    ctx,
+    ctx: Ctx,
     *,
     name: str | None,
-    duration_min,
-    buffer_min=0,
+    duration_min: int | str | None,
+    buffer_min: int | str | None = 0,
     color: str | None = None,
     self_bookable: bool = False,
     needs_room: bool = False,
     default_code: str | None = None,
 ) -> AppointmentTypeOut:
+    """Add an appointment type (the fields of `duration_min`, `buffer_min` and `default_code`
+    are `duration`, `buffer` and `code`, the names the faces ask for them by)."""
     require(ctx.actor, "schedule.setup")
-    name = v.require_text("--name", name, 100)
-    duration = _int_in("--duration", duration_min, 5, MAX_DURATION_MIN)
-    buffer = _int_in("--buffer", buffer_min if buffer_min is not None else 0, 0, MAX_BUFFER_MIN)
+    name = v.require_text("name", name, 100)
+    duration = _int_in("duration", duration_min, 5, MAX_DURATION_MIN)
+    buffer = _int_in("buffer", buffer_min if buffer_min is not None else 0, 0, MAX_BUFFER_MIN)
     code = v.clean(default_code)
     if code is not None:
         code = code.upper()
         if not _PROC_CODE.match(code):
-            raise ValidationError("--code", f"{code!r} is not a CPT or HCPCS code (5 characters, e.g. 99213 or G0438)")
+            raise ValidationError("code", f"{code!r} is not a CPT or HCPCS code (5 characters, e.g. 99213 or G0438)")
     clash = ctx.session.execute(
         sa.select(AppointmentType.id).where(
             AppointmentType.org_id == ctx.org_id, sa.func.lower(AppointmentType.name) == name.lower()
         )
     ).first()
     if clash:
-        raise ConflictError(f"--name: an appointment type named {name!r} already exists")
+        raise ConflictError(f"an appointment type named {name!r} already exists", field="name")
     t = AppointmentType(
         org_id=ctx.org_id,
         name=name,
         duration_min=duration,
         buffer_min=buffer,
-        color=parse_color("--color", color),
+        color=parse_color("color", color),
         self_bookable=bool(self_bookable),
         needs_room=bool(needs_room),
         default_code=code,
@@ -295,7 +314,7 @@ def add_type(
     return _type_out(t)
 
 
-def list_types(ctx, *, include_inactive: bool = False) -> list[AppointmentTypeOut]:
+def list_types(ctx: Ctx, *, include_inactive: bool = False) -> list[AppointmentTypeOut]:
     require(ctx.actor, "schedule.read")
     q = sa.select(AppointmentType).where(AppointmentType.org_id == ctx.org_id).order_by(AppointmentType.name)
     if not include_inactive:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from hpms.models import (
     Appointment,
@@ -25,10 +27,19 @@ from hpms.models import (
     WorkingHours,
 )
 from hpms.services.lookups import provider_name, resolve_location
+from hpms.services.people import coverage, patients
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
 from hpms.services.platform.permissions import allowed, require
 from hpms.services.scheduling.availability import hours_intervals, subtract, time_off_intervals
+from hpms.services.scheduling.listing import history
+
+if TYPE_CHECKING:
+    from hpms.services.platform.context import Ctx
+
+# (count, latest change, version sum) of the appointments, (count, last id) of the time off and
+# of the working hours
+Marker = tuple[Any, ...]
 
 
 @dataclass
@@ -78,19 +89,18 @@ class DayView:
     first_min: int
     last_min: int
     now_min: int | None
-    marker: tuple
+    marker: Marker
     can_book: bool
     can_update: bool
 
 
-def locations(ctx) -> list[tuple[int, str, str]]:
+def locations(ctx: Ctx) -> list[tuple[int, str, str]]:
+    """(id, name, zone) of each location of the practice."""
     require(ctx.actor, "location.read")
-    return [
-        (loc.id, loc.name, loc.tz)
-        for loc in ctx.session.execute(
-            sa.select(Location).where(Location.org_id == ctx.org_id).order_by(Location.id)
-        ).scalars()
-    ]
+    rows = ctx.session.execute(
+        sa.select(Location.id, Location.name, Location.tz).where(Location.org_id == ctx.org_id).order_by(Location.id)
+    ).all()
+    return [(r.id, r.name, r.tz) for r in rows]
 
 
 def _minutes(t: dt.datetime, tz: str, day: dt.date) -> int:
@@ -99,11 +109,13 @@ def _minutes(t: dt.datetime, tz: str, day: dt.date) -> int:
     return days * 1440 + local.hour * 60 + local.minute
 
 
-def change_marker(ctx, location_id: int, day: dt.date) -> tuple:
+def change_marker(ctx: Ctx, location_id: int, day: dt.date) -> Marker:
     """Changes to the day's appointments, time off or hours at a location, as a small tuple
     (one indexed aggregate per table, no patient data: polled every second or two)."""
     require(ctx.actor, "schedule.read")
-    tz = ctx.session.get(Location, location_id).tz
+    loc = ctx.session.get(Location, location_id)
+    assert loc is not None
+    tz = loc.tz
     lo, hi = lt.day_bounds_utc(day, tz)
     # every change of an appointment bumps its version: the sum moves even when two changes
     # carry the same timestamp
@@ -121,8 +133,40 @@ def change_marker(ctx, location_id: int, day: dt.date) -> tuple:
     return (a[0], str(a[1]), a[2], t[0], t[1], w[0], w[1])
 
 
+# what a block of the day view shows
+_BLOCK_COLUMNS = (
+    Appointment.id,
+    Appointment.provider_id,
+    Appointment.room_id,
+    Appointment.patient_id,
+    Appointment.type_id,
+    Appointment.start_utc,
+    Appointment.end_utc,
+    Appointment.block_end_utc,
+    Appointment.status,
+    Appointment.reason,
+    Appointment.version,
+    Appointment.arrived_at,
+    Appointment.roomed_at,
+    Appointment.completed_at,
+    Patient.first_name,
+    Patient.last_name,
+    Patient.mrn,
+    AppointmentType.name.label("type_name"),
+    Room.name.label("room_name"),
+    Provider.first_name.label("p_first"),
+    Provider.last_name.label("p_last"),
+    Provider.credentials,
+)
+
+
 def day_view(
-    ctx, *, location=None, day: dt.date | None = None, mode: str = "provider", include_cancelled: bool = False
+    ctx: Ctx,
+    *,
+    location: str | int | None = None,
+    day: dt.date | None = None,
+    mode: str = "provider",
+    include_cancelled: bool = False,
 ) -> DayView:
     """One location's day for the scheduler grid. Reads patient names: audited as one read."""
     require(ctx.actor, "appointment.read")
@@ -140,12 +184,12 @@ def day_view(
             .order_by(Provider.last_name, Provider.first_name)
         ).scalars()
     )
-    rules_by: dict[int, list] = {}
+    rules_by: dict[int, list[Any]] = {}
     for r in session.execute(
         sa.select(WorkingHours.__table__).where(
             WorkingHours.location_id == loc.id,
             WorkingHours.effective_from <= day,
-            sa.or_(WorkingHours.effective_to.is_(None), WorkingHours.effective_to >= day),
+            sa.or_(col(WorkingHours.effective_to).is_(None), col(WorkingHours.effective_to) >= day),
         )
     ).all():
         rules_by.setdefault(r.provider_id, []).append(r)
@@ -156,34 +200,11 @@ def day_view(
             TimeOff.org_id == ctx.org_id,
             TimeOff.starts_local < day_hi,
             TimeOff.ends_local > day_lo,
-            sa.or_(TimeOff.location_id == loc.id, TimeOff.location_id.is_(None)),
+            sa.or_(TimeOff.location_id == loc.id, col(TimeOff.location_id).is_(None)),
         )
     ).all()
     q = (
-        sa.select(
-            Appointment.id,
-            Appointment.provider_id,
-            Appointment.room_id,
-            Appointment.patient_id,
-            Appointment.type_id,
-            Appointment.start_utc,
-            Appointment.end_utc,
-            Appointment.block_end_utc,
-            Appointment.status,
-            Appointment.reason,
-            Appointment.version,
-            Appointment.arrived_at,
-            Appointment.roomed_at,
-            Appointment.completed_at,
-            Patient.first_name,
-            Patient.last_name,
-            Patient.mrn,
-            AppointmentType.name.label("type_name"),
-            Room.name.label("room_name"),
-            Provider.first_name.label("p_first"),
-            Provider.last_name.label("p_last"),
-            Provider.credentials,
-        )
+        sa.select(*_BLOCK_COLUMNS)
         .join(Patient, Patient.id == Appointment.patient_id)
         .join(AppointmentType, AppointmentType.id == Appointment.type_id)
         .join(Provider, Provider.id == Appointment.provider_id)
@@ -209,19 +230,19 @@ def day_view(
             mine = [o for o in offs if o.provider_id in (None, p.id)]
             off_utc = time_off_intervals(mine, tz)
             open_ = subtract(hours, off_utc)
-            col = Column(
+            column = Column(
                 key=p.id, label=provider_name(p), open=[(_minutes(s, tz, day), _minutes(e, tz, day)) for s, e in open_]
             )
             for o in mine:
                 s = max(_minutes(lt.wall_to_utc(o.starts_local, tz), tz, day), 0)
                 e = min(_minutes(lt.wall_to_utc(o.ends_local, tz), tz, day), 1440)
-                col.off.append((s, e, o.reason or ("holiday" if o.provider_id is None else "time off")))
-            columns.append(col)
-            for s, e in col.open:
+                column.off.append((s, e, o.reason or ("holiday" if o.provider_id is None else "time off")))
+            columns.append(column)
+            for s, e in column.open:
                 first, last = min(first, s), max(last, e)
     blocks = []
     for r in rows:
-        s, e, b = (_minutes(r.start_utc, tz, day), _minutes(r.end_utc, tz, day), _minutes(r.block_end_utc, tz, day))
+        s, e, held = (_minutes(r.start_utc, tz, day), _minutes(r.end_utc, tz, day), _minutes(r.block_end_utc, tz, day))
         first, last = min(first, s), max(last, e)
         blocks.append(
             Block(
@@ -229,7 +250,7 @@ def day_view(
                 column=(r.room_id or 0) if mode == "room" else r.provider_id,
                 start_min=s,
                 end_min=e,
-                block_end_min=b,
+                block_end_min=held,
                 start=lt.to_local(r.start_utc, tz),
                 end=lt.to_local(r.end_utc, tz),
                 status=r.status,
@@ -250,6 +271,7 @@ def day_view(
             )
         )
     if blocks and allowed(ctx.actor.roles, "eligibility.read"):
+        # billing stands above scheduling (its encounters read the schedule): imported here
         from hpms.services.billing import eligibility
 
         # one query for the whole day; covered by the day view's audited read of these patients
@@ -294,11 +316,13 @@ FLOW_GROUPS = (
 )
 
 
-def flow_board(ctx, *, location=None, day: dt.date | None = None) -> dict[str, list[dict]]:
+def flow_board(
+    ctx: Ctx, *, location: str | int | None = None, day: dt.date | None = None
+) -> dict[str, list[dict[str, Any]]]:
     """Today's patients by stage, with minutes waited (since arrival) and in room."""
     view = day_view(ctx, location=location, day=day)
     now = ctx.now()
-    out: dict[str, list[dict]] = {name: [] for name, _ in FLOW_GROUPS}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in FLOW_GROUPS}
     for b in view.blocks:
         for name, statuses in FLOW_GROUPS:
             if b.status in statuses:
@@ -326,17 +350,15 @@ def flow_board(ctx, *, location=None, day: dt.date | None = None) -> dict[str, l
     return out
 
 
-def patient_details(ctx, patient) -> dict:
+def patient_details(ctx: Ctx, patient: str | int) -> dict[str, Any]:
     """Demographics, coverage, upcoming and past visits of one patient (each read audited by
     the service that does it)."""
-    from hpms.services.people import coverage, patients
-    from hpms.services.scheduling import appointments
-
     p = patients.show(ctx, patient)
     cov = coverage.list_coverage(ctx, p.id) if allowed(ctx.actor.roles, "coverage.read") else []
-    visits = appointments.history(ctx, p.mrn, limit=100)
+    visits = history(ctx, p.mrn, limit=100)
     elig = None
     if allowed(ctx.actor.roles, "eligibility.read"):
+        # billing stands above scheduling (its encounters read the schedule): imported here
         from hpms.services.billing import eligibility
 
         elig = eligibility.latest(ctx, [p.id])[p.id]
@@ -350,9 +372,12 @@ def patient_details(ctx, patient) -> dict:
     }
 
 
-def dashboard(ctx, *, location=None, day: dt.date | None = None, days: int = 14) -> dict:
+def dashboard(
+    ctx: Ctx, *, location: str | int | None = None, day: dt.date | None = None, days: int = 14
+) -> dict[str, Any]:
     """Today's figures at a location (the day view's counts by status, no-shows, utilization of
     the open time) and the last `days` days of the appointments-by-day report for two charts."""
+    # the reports stand above every domain, scheduling included: imported here
     from hpms.services import reports
 
     view = day_view(ctx, location=location, day=day, include_cancelled=True)

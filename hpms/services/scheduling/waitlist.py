@@ -8,10 +8,11 @@ duration, provider, location, date window), longest-waiting patient first, earli
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from hpms.errors import ConflictError, NotFoundError, ValidationError
+from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
 from hpms.models import (
     Appointment,
     AppointmentType,
@@ -29,21 +30,28 @@ from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
-from hpms.services.scheduling.appointments import LOOKBACK, BookingOut, book
-from hpms.services.scheduling.availability import merge, subtract, why_closed
+from hpms.services.scheduling.appointments import BookingOut, book
+from hpms.services.scheduling.availability import Interval, merge, subtract, why_closed
+from hpms.services.scheduling.guards import LOOKBACK
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from hpms.services.platform.context import Ctx
 
 
-def _load(ctx, entry_id) -> WaitlistEntry:
+def _load(ctx: Ctx, entry_id: str | int) -> WaitlistEntry:
     text = str(entry_id).strip()
     e = ctx.session.get(WaitlistEntry, int(text)) if text.isdigit() else None
     if e is None or e.org_id != ctx.org_id:
-        raise NotFoundError(f"no waitlist entry {text!r}", hint="see `hpms waitlist list`")
+        raise NotFoundError(f"no waitlist entry {text!r}", action=Action("waitlist", "list"))
     return e
 
 
-def _out(session, e: WaitlistEntry) -> WaitlistOut:
+def _out(session: Session, e: WaitlistEntry) -> WaitlistOut:
     pat = session.get(Patient, e.patient_id)
     t = session.get(AppointmentType, e.type_id)
+    assert pat is not None and t is not None  # foreign keys of the entry
     prov = session.get(Provider, e.provider_id) if e.provider_id else None
     loc = session.get(Location, e.location_id) if e.location_id else None
     return WaitlistOut(
@@ -63,22 +71,30 @@ def _out(session, e: WaitlistEntry) -> WaitlistOut:
 
 
 def add(
-    ctx, *, patient, type, provider=None, location=None, earliest=None, latest=None, note: str | None = None
+    ctx: Ctx,
+    *,
+    patient: str | int | None,
+    type: str | int | None,
+    provider: str | int | None = None,
+    location: str | int | None = None,
+    earliest: str | dt.date | None = None,
+    latest: str | dt.date | None = None,
+    note: str | None = None,
 ) -> WaitlistOut:
+    """Put a patient on the waitlist for an appointment type, optionally with one provider, at
+    one location, between the days `earliest` and `latest`."""
     require(ctx.actor, "waitlist.write")
     pat = find_patient(ctx, patient, field="patient", active=True)
     t = find_type(ctx, type)
     prov = find_provider(ctx, provider) if provider else None
-    loc = None
-    if location:
-        loc = find_location(ctx, location, field="--location")
+    loc = find_location(ctx, location, field="location") if location else None
     today = ctx.now().date()
-    e0 = lt.parse_day("--earliest", earliest, today=today) if earliest else None
-    e1 = lt.parse_day("--latest", latest, today=today) if latest else None
+    e0 = lt.parse_day("earliest", earliest, today=today) if earliest else None
+    e1 = lt.parse_day("latest", latest, today=today) if latest else None
     if e0 and e1 and e1 < e0:
-        raise ValidationError("--latest", f"{e1} is before --earliest {e0}")
+        raise ValidationError("latest", f"{e1} is before the earliest day, {e0}")
     if e1 and e1 < today:
-        raise ValidationError("--latest", f"{e1} is in the past")
+        raise ValidationError("latest", f"{e1} is in the past")
     dup = ctx.session.execute(
         sa.select(WaitlistEntry.id).where(
             WaitlistEntry.patient_id == pat.id, WaitlistEntry.type_id == t.id, WaitlistEntry.status == "open"
@@ -94,7 +110,7 @@ def add(
         location_id=loc.id if loc else None,
         earliest=e0,
         latest=e1,
-        note=v.optional_text("--note", note, 500),
+        note=v.optional_text("note", note, 500),
         created_at=ctx.now(),
     )
     ctx.session.add(e)
@@ -112,7 +128,7 @@ def add(
     return _out(ctx.session, e)
 
 
-def list_entries(ctx, *, status: str | None = "open") -> list[WaitlistOut]:
+def list_entries(ctx: Ctx, *, status: str | None = "open") -> list[WaitlistOut]:
     require(ctx.actor, "waitlist.read")
     q = (
         sa.select(WaitlistEntry)
@@ -120,24 +136,14 @@ def list_entries(ctx, *, status: str | None = "open") -> list[WaitlistOut]:
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
     )
     if status and status != "all":
-        st = v.parse_choice("--status", status, ("open", "filled", "removed"))
+        st = v.parse_choice("status", status, ("open", "filled", "removed"))
         q = q.where(WaitlistEntry.status == st)
     rows = [_out(ctx.session, e) for e in ctx.session.execute(q).scalars()]
-    if rows:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read",
-                "waitlist_entry",
-                None,
-                patient_ids=sorted({r.patient_id for r in rows}),
-                detail=f"list of {len(rows)}",
-            ),
-        )
+    audit.record_list(ctx, "waitlist_entry", (r.patient_id for r in rows), len(rows))
     return rows
 
 
-def remove(ctx, entry_id) -> WaitlistOut:
+def remove(ctx: Ctx, entry_id: str | int) -> WaitlistOut:
     require(ctx.actor, "waitlist.write")
     e = _load(ctx, entry_id)
     if e.status != "open":
@@ -150,7 +156,7 @@ def remove(ctx, entry_id) -> WaitlistOut:
     return _out(ctx.session, e)
 
 
-def _still_free(session, slot: FreedSlot) -> list[tuple[dt.datetime, dt.datetime]]:
+def _still_free(session: Session, slot: FreedSlot) -> list[Interval]:
     """The part of a freed slot no blocking appointment of its provider has taken since."""
     busy = session.execute(
         sa.select(Appointment.start_utc, Appointment.block_end_utc).where(
@@ -164,7 +170,7 @@ def _still_free(session, slot: FreedSlot) -> list[tuple[dt.datetime, dt.datetime
     return subtract([(slot.start_utc, slot.end_utc)], merge((s, e) for s, e in busy))
 
 
-def offers(ctx, *, limit: int = 50) -> list[OfferOut]:
+def offers(ctx: Ctx, *, limit: int = 50) -> list[OfferOut]:
     """Open entries x freed future slots that still fit, best first (longest wait, then earliest)."""
     require(ctx.actor, "waitlist.read")
     session = ctx.session
@@ -239,50 +245,53 @@ def offers(ctx, *, limit: int = 50) -> list[OfferOut]:
                 break
         if len(out) >= limit:
             break
-    if out:
-        audit.record(
-            ctx,
-            audit.Event(
-                "read",
-                "waitlist_entry",
-                None,
-                patient_ids=sorted({o.patient_id for o in out}),
-                detail=f"{len(out)} offers",
-            ),
-        )
+    audit.record_list(ctx, "waitlist_entry", (o.patient_id for o in out), len(out), f"{len(out)} offers")
     return out
 
 
-def fill(ctx, entry_id, *, slot=None, at=None, provider=None, room=None) -> BookingOut:
+def fill(
+    ctx: Ctx,
+    entry_id: str | int,
+    *,
+    slot: str | int | None = None,
+    at: str | dt.datetime | None = None,
+    provider: str | int | None = None,
+    room: str | int | None = None,
+) -> BookingOut:
     """Book a waiting patient: into a freed slot (its id from `offers`) or at a time given."""
     require(ctx.actor, "waitlist.write")
     e = _load(ctx, entry_id)
     if e.status != "open":
         raise ConflictError(f"waitlist entry {e.id} is {e.status}")
     if (slot is None) == (at is None):
-        raise ValidationError("--slot", "give either --slot (from `hpms waitlist offers`) or --at")
+        raise ValidationError(
+            "slot",
+            "give either a freed slot or a time (at)",
+            action=Action("waitlist", "offers", purpose="find freed slots with"),
+        )
     session = ctx.session
     freed = None
+    location: int | None
     if slot is not None:
         text = str(slot).strip()
         freed = session.get(FreedSlot, int(text)) if text.isdigit() else None
         if freed is None or freed.org_id != ctx.org_id:
-            raise NotFoundError(f"--slot: no freed slot {text!r}", hint="see `hpms waitlist offers`")
+            raise NotFoundError(f"no freed slot {text!r}", field="slot", action=Action("waitlist", "offers"))
         if freed.status != "open":
-            raise ConflictError(f"--slot: slot {freed.id} was already filled")
-        loc = session.get(Location, freed.location_id)
+            raise ConflictError(f"slot {freed.id} was already filled", field="slot")
         start = next((a for a, b in _still_free(session, freed)), None)
         if start is None:
-            raise ConflictError(f"--slot: slot {freed.id} has been booked since it was freed")
+            raise ConflictError(f"slot {freed.id} has been booked since it was freed", field="slot")
         at = start
         provider = freed.provider_id
-        location = loc.id
+        location = freed.location_id
     else:
         location = e.location_id
         provider = provider or e.provider_id
         if provider is None:
-            raise ValidationError("--provider", "is required (the entry names no provider)")
+            raise ValidationError("provider", "is required (the entry names no provider)")
     pat = session.get(Patient, e.patient_id)
+    assert pat is not None  # a foreign key of the entry
     result = book(
         ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=location, room=room, reason=e.note
     )

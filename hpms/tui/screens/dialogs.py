@@ -11,6 +11,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from hpms.tui import errors
+from hpms.tui.screens.base import scheduler
+
 
 class TextDialog(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -47,7 +50,7 @@ class ChoiceDialog(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(label, id=str(i)) for i, (_, label) in enumerate(self.options)])
+            yield OptionList(*[Option(label) for _, label in self.options])
             yield Static("Enter to choose · Esc to cancel", classes="hint")
 
     def on_mount(self) -> None:
@@ -55,14 +58,17 @@ class ChoiceDialog(ModalScreen):
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(self.options[int(event.option.id)][0])
+        self.dismiss(self.options[event.option_index][0])
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
 class RegisterDialog(ModalScreen):
-    """A short registration form; returns the new patient (PatientOut) or None."""
+    """A short registration form; returns the new patient (PatientOut) or None. The inputs
+    have the ids of the registration's fields, so an error is shown at the one at fault."""
+
+    FIELDS = ("last_name", "first_name", "dob", "phone")
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
@@ -98,12 +104,13 @@ class RegisterDialog(ModalScreen):
     def action_save(self) -> None:
         from hpms.services.people import patients
 
-        data = {k: self.query_one(f"#{k}", Input).value for k in ("last_name", "first_name", "dob", "phone")}
+        data = {k: self.query_one(f"#{k}", Input).value for k in self.FIELDS}
+        errors.clear(self)
 
-        def failed(exc) -> None:
-            self.query_one("#error", Static).update(str(exc))
+        def failed(exc: Exception) -> None:
+            errors.show(self, exc, self.query_one("#error", Static))
 
-        self.app.service(patients.register, done=self.dismiss, failed=failed, **data)
+        scheduler(self).service(patients.register, done=self.dismiss, failed=failed, **data)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -113,7 +120,11 @@ class RegisterDialog(ModalScreen):
 class BookingDialog(ModalScreen):
     """Book at a given provider and time: search a patient as you type (name, DOB, phone,
     MRN), pick a type, a reason and (when the type needs one) a room. The service checks the
-    slot on save; a conflict is shown here and the day view reloads."""
+    slot on save; a conflict is shown here and the day view reloads when the dialog closes.
+    The inputs have the ids of the booking's fields (patient, type, reason, room), so an
+    error is shown at the one at fault; the slot (time, provider, location) is in the title."""
+
+    SLOT = ("at", "provider", "location")
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -136,7 +147,7 @@ class BookingDialog(ModalScreen):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label(f"Book {self.at} · {self.provider_label}", classes="dialog-title")
-            yield Input(placeholder="patient: name, DOB, phone or MRN", id="search")
+            yield Input(placeholder="patient: name, DOB, phone or MRN", id="patient")
             yield OptionList(id="results")
             yield Static("No patient chosen · r in the list or Ctrl+N registers a new one", id="chosen")
             yield Select([], prompt="appointment type", id="type")
@@ -150,7 +161,7 @@ class BookingDialog(ModalScreen):
     def on_mount(self) -> None:
         from hpms.services.scheduling import resources
 
-        self.query_one("#search", Input).focus()
+        self.query_one("#patient", Input).focus()
 
         def loaded(result) -> None:
             self.types, self.rooms = result
@@ -161,9 +172,9 @@ class BookingDialog(ModalScreen):
                 [(r.name, r.id) for r in self.rooms if r.location_id == self.location_id]
             )
 
-        self.app.service(lambda ctx: (resources.list_types(ctx), resources.list_rooms(ctx)), done=loaded)
+        scheduler(self).service(lambda ctx: (resources.list_types(ctx), resources.list_rooms(ctx)), done=loaded)
 
-    @on(Input.Changed, "#search")
+    @on(Input.Changed, "#patient")
     def _search(self, event: Input.Changed) -> None:
         from hpms.services.people import patients
 
@@ -184,15 +195,14 @@ class BookingDialog(ModalScreen):
                 [
                     Option(
                         f"{p.last_name}, {p.first_name} · {p.dob} · MRN {p.mrn}" + (f" · {p.phone}" if p.phone else ""),
-                        id=str(i),
                     )
-                    for i, p in enumerate(rows)
+                    for p in rows
                 ]
             )
 
-        self.app.service(patients.search, text, limit=20, done=done, failed=lambda _e: None, group="search")
+        scheduler(self).service(patients.search, text, limit=20, done=done, failed=lambda _e: None, group="search")
 
-    @on(Input.Submitted, "#search")
+    @on(Input.Submitted, "#patient")
     def _to_results(self, _event) -> None:
         lst = self.query_one("#results", OptionList)
         if lst.option_count:
@@ -201,10 +211,11 @@ class BookingDialog(ModalScreen):
 
     @on(OptionList.OptionSelected, "#results")
     def _pick(self, event: OptionList.OptionSelected) -> None:
-        self.choose(self._results[int(event.option.id)])
+        self.choose(self._results[event.option_index])
 
     def choose(self, patient) -> None:
         self.patient = patient
+        errors.clear(self)
         self.query_one("#chosen", Static).update(
             f"Patient: {patient.last_name}, {patient.first_name} · {patient.dob} · MRN {patient.mrn}"
         )
@@ -216,7 +227,7 @@ class BookingDialog(ModalScreen):
             self.action_register()
 
     def action_register(self) -> None:
-        text = self.query_one("#search", Input).value
+        text = self.query_one("#patient", Input).value
 
         def registered(p) -> None:
             if p is not None:
@@ -227,6 +238,7 @@ class BookingDialog(ModalScreen):
 
     @on(Select.Changed, "#type")
     def _type(self, event: Select.Changed) -> None:
+        errors.clear(self)
         t = next((t for t in self.types if t.id == event.value), None)
         if t is not None and t.needs_room:
             self.query_one("#room", Select).focus()
@@ -243,39 +255,38 @@ class BookingDialog(ModalScreen):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
+        from hpms.errors import ConflictError, ValidationError
         from hpms.services.scheduling import appointments
 
-        error = self.query_one("#error", Static)
+        status = self.query_one("#error", Static)
         if self.patient is None:
-            error.update("choose a patient first")
-            self.query_one("#search", Input).focus()
+            errors.show(self, ValidationError("patient", "choose a patient first"), status)
             return
         type_select = self.query_one("#type", Select)
         type_id = type_select.value
         if type_select.is_blank() or type_id is None:
-            error.update("choose an appointment type")
-            self.query_one("#type", Select).focus()
+            errors.show(self, ValidationError("type", "choose an appointment type"), status)
             return
         room_select = self.query_one("#room", Select)
-        room = None if room_select.is_blank() else str(room_select.value)
+        room = None if room_select.is_blank() else room_select.value
         reason = self.query_one("#reason", Input).value.strip() or None
-        error.update("booking…")
+        errors.clear(self)
+        status.update("booking…")
 
-        def failed(exc) -> None:
-            from hpms.errors import ConflictError
+        def failed(exc: Exception) -> None:
+            if not isinstance(exc, ConflictError):
+                errors.show(self, exc, status, shown=self.SLOT)
+                return
+            suffix = ". Esc goes back to the day view, refreshed."
+            errors.show(self, exc, status, shown=self.SLOT, prefix="Taken: ", suffix=suffix)
 
-            if isinstance(exc, ConflictError):
-                error.update(f"Taken: {exc}. The day view is refreshed; pick another time.")
-            else:
-                error.update(str(exc))
-
-        self.app.service(
+        scheduler(self).service(
             appointments.book,
             patient=self.patient.mrn,
-            provider=str(self.provider_id),
-            type=str(type_id),
+            provider=self.provider_id,
+            type=type_id,
             at=self.at,
-            location=str(self.location_id),
+            location=self.location_id,
             room=room,
             reason=reason,
             done=self.dismiss,

@@ -4,6 +4,7 @@ the waitlist, a patient's details, and the key help."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -12,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label, Select, Static
 
+from hpms.tui.screens.base import scheduler
 from hpms.tui.widgets.daygrid import STATUS_MARK
 
 
@@ -64,7 +66,7 @@ class WeekScreen(Panel):
                     str(d["booked_min"]),
                 )
 
-        self.app.service(availability.week, str(self.provider_id), week_of=self.day.isoformat(), done=done)
+        scheduler(self).service(availability.week, self.provider_id, week_of=self.day.isoformat(), done=done)
 
     def action_shift(self, days: int) -> None:
         self.day += dt.timedelta(days=days)
@@ -110,7 +112,7 @@ class FlowScreen(Panel):
                         "" if e["in_room_min"] is None else f"{e['in_room_min']} min",
                     )
 
-        self.app.service(schedule_view.flow_board, location=str(self.location_id), done=done, group="flow")
+        scheduler(self).service(schedule_view.flow_board, location=self.location_id, done=done, group="flow")
 
 
 class FindSlotScreen(ModalScreen):
@@ -143,7 +145,7 @@ class FindSlotScreen(ModalScreen):
             self.query_one("#type", Select).set_options([(f"{t.name} ({t.duration_min} min)", t.id) for t in types])
             self.query_one("#type", Select).focus()
 
-        self.app.service(resources.list_types, done=loaded)
+        scheduler(self).service(resources.list_types, done=loaded)
 
     def show_scope(self) -> None:
         self.query_one("#scope", Static).update("any provider" if self.any_provider else "this provider")
@@ -174,9 +176,9 @@ class FindSlotScreen(ModalScreen):
                 t.add_row(f"{s.start:%a %d %b %H:%M}", s.provider, s.location, s.room or "")
             t.focus()
 
-        kw = {"any_provider": True} if self.any_provider else {"provider": str(self.provider_id)}
-        self.app.service(
-            appointments.find_slot, type=str(type_id), location=str(self.location_id), count=12, done=done, **kw
+        kw: dict[str, Any] = {"any_provider": True} if self.any_provider else {"provider": self.provider_id}
+        scheduler(self).service(
+            appointments.find_slot, type=type_id, location=self.location_id, count=12, done=done, **kw
         )
 
     @on(DataTable.RowSelected, "#slots")
@@ -236,7 +238,7 @@ class WaitlistScreen(Panel):
                 window = f"{w.earliest or ''}..{w.latest or ''}" if (w.earliest or w.latest) else "any time"
                 e.add_row(str(w.id), w.patient, w.type, w.provider or "any", window, w.note or "")
 
-        self.app.service(lambda ctx: (waitlist.offers(ctx), waitlist.list_entries(ctx)), done=done)
+        scheduler(self).service(lambda ctx: (waitlist.offers(ctx), waitlist.list_entries(ctx)), done=done)
 
     def action_book_offer(self) -> None:
         from hpms.services.scheduling import waitlist
@@ -252,7 +254,7 @@ class WaitlistScreen(Panel):
             self.app.notify(f"booked #{a.id} {a.start:%a %d %b %H:%M} {a.patient}")
             self.action_load()
 
-        self.app.service(
+        scheduler(self).service(
             waitlist.fill, offer.entry_id, slot=offer.slot_id, done=done, failed=lambda _e: self.action_load()
         )
 
@@ -312,7 +314,7 @@ class PatientScreen(Panel):
                         v.location,
                     )
 
-        self.app.service(schedule_view.patient_details, str(self.patient_id), done=done)
+        scheduler(self).service(schedule_view.patient_details, self.patient_id, done=done)
 
 
 HELP = """\
@@ -382,6 +384,8 @@ class DashboardScreen(Panel):
         self.set_interval(10.0, self.load)
 
     def load(self) -> None:
+        from textual_plotext import PlotextPlot
+
         from hpms.services.scheduling import schedule_view
 
         def done(d) -> None:
@@ -394,12 +398,12 @@ class DashboardScreen(Panel):
                 f"utilization {util}"
             )
             labels = [f"{s['day']:%d}" for s in d["series"]]
-            xs = list(range(len(labels)))
+            xs: list[float] = list(range(len(labels)))
             for wid, key, title in (
                 ("#volume", "booked", "Appointments per day"),
                 ("#noshows", "no_show", "No-shows per day"),
             ):
-                plot = self.query_one(wid)
+                plot = self.query_one(wid, PlotextPlot)
                 plt = plot.plt
                 plt.clear_data()
                 plt.clear_figure()
@@ -408,6 +412,6 @@ class DashboardScreen(Panel):
                 plt.title(title)
                 plot.refresh()
 
-        self.app.service(
-            schedule_view.dashboard, location=str(self.location_id), day=self.day, done=done, group="dashboard"
+        scheduler(self).service(
+            schedule_view.dashboard, location=self.location_id, day=self.day, done=done, group="dashboard"
         )

@@ -200,18 +200,18 @@ class DayGrid(Widget, can_focus=True):
             for r in range(rows):
                 lo = view.first_min + r * step
                 hi = lo + step
-                b = owner[r]
-                if b is not None:
+                here = owner[r]
+                if here is not None:
                     extra = f" +{count[r] - 1}" if count[r] > 1 else ""
-                    if b.start_min >= lo:
-                        text = f"{STATUS_MARK.get(b.status, '?')} {b.start:%H:%M} {b.patient}{extra}"
-                    elif b.start_min + step <= lo < b.start_min + step * 2:
-                        text = f"  {b.type}"
-                    elif lo < b.start_min + step * 3:
-                        text = "  " + b.status.replace("_", " ")
+                    if here.start_min >= lo:
+                        text = f"{STATUS_MARK.get(here.status, '?')} {here.start:%H:%M} {here.patient}{extra}"
+                    elif here.start_min + step <= lo < here.start_min + step * 2:
+                        text = f"  {here.type}"
+                    elif lo < here.start_min + step * 3:
+                        text = "  " + here.status.replace("_", " ")
                     else:
                         text = ""
-                    cells.append(Cell(text, STATUS_STYLE.get(b.status, OPEN), b))
+                    cells.append(Cell(text, STATUS_STYLE.get(here.status, OPEN), here))
                     continue
                 offs = [o for o in col.off if o[0] < hi and o[1] > lo]
                 if offs:
