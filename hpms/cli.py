@@ -7,6 +7,8 @@ sqlalchemy, textual, pendulum or tablib; tests/cli/test_import_hygiene.py checks
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,7 +28,8 @@ class HpmsGroup(TyperGroup):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         _plain_coercion(self, ctx)
-        return super().parse_args(ctx, args)
+        with _usage_errors():
+            return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         from hpms.commands._errors import leaf, running
@@ -41,7 +44,8 @@ class HpmsGroup(TyperGroup):
 
     def invoke(self, ctx: Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _usage_errors():
+                return super().invoke(ctx)
         except HpmsError as exc:
             from hpms.commands._errors import describe
 
@@ -50,13 +54,21 @@ class HpmsGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             typer.echo("hpms: interrupted", err=True)
-            raise typer.Exit(130) from None
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except BrokenPipeError:
             # The reader went away (`hpms patients list | head`): stop quietly.
             _silence_stdout()
             raise typer.Exit(int(ExitCode.OK)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except OSError as exc:
+            # The machine's fault, not the program's: a full disk, a file that may not be
+            # written. One line naming the file; never "internal error".
+            from hpms.commands._errors import environment
+
+            _traceback(ctx)
+            typer.echo(f"hpms: error: {environment(exc)}", err=True)
+            raise typer.Exit(int(ExitCode.IO)) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if type(exc).__module__.startswith(("click", "typer")):
                 raise
@@ -66,6 +78,26 @@ class HpmsGroup(TyperGroup):
                 err=True,
             )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+@contextmanager
+def _usage_errors() -> Iterator[None]:
+    """The parser's usage errors (an unknown option or command, a bad or missing value) as
+    `hpms: error: ...` and a hint line naming the help to read; exit 2."""
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ParserUsageError
+
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # `hpms patients` alone: the help, as Click shows it
+    except ParserUsageError as exc:
+        from hpms.commands._errors import usage
+
+        error, hint = usage(exc)
+        typer.echo(f"hpms: error: {error}", err=True)
+        typer.echo(f"hint: {hint}", err=True)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
 def _plain_coercion(command: Command, ctx: Context) -> None:

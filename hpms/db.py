@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hpms.config import Settings, redact_url
-from hpms.errors import Action, DatabaseUnavailable, NotInitializedError, SchemaMismatch
+from hpms.errors import Action, DatabaseUnavailable, NotInitializedError, SchemaMismatch, UsageError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000
@@ -82,8 +82,17 @@ def _sqlite_listeners(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+SUPPORTED_URLS = ("sqlite:///", "sqlite+pysqlite:///", "postgresql+psycopg://")
+
+
 def make_engine(url: str) -> Engine:
-    """A new engine for `url` with the hpms connection settings."""
+    """A new engine for `url` with the hpms connection settings. UsageError for a URL of a
+    database hpms does not run on."""
+    if not url.startswith(SUPPORTED_URLS):
+        raise UsageError(
+            f"the database URL {redact_url(url)!r} is not supported",
+            hint="use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB",
+        )
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         _sqlite_listeners(engine)

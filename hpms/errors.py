@@ -21,7 +21,9 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3
     CONFLICT = 4  # slot taken, duplicate, stale update, refused state change
     DENIED = 5  # not authenticated or not permitted
+    IO = 74  # a file could not be written (disk full, quota, I/O error); nothing was left behind
     LOCKED = 75  # another run holds the lock; cron may retry
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class ErrorKind(StrEnum):
@@ -139,6 +141,7 @@ class AuthError(HpmsError):
 class PermissionDenied(HpmsError):
     kind = ErrorKind.PERMISSION
     exit_code = ExitCode.DENIED
+    refused: str | None = None  # the permission-table action that was refused, when one was
 
 
 class LockHeldError(HpmsError):
@@ -152,6 +155,13 @@ class DatabaseUnavailable(HpmsError):
 
 class SchemaMismatch(HpmsError):
     exit_code = ExitCode.INTERNAL
+
+
+class FileWriteError(HpmsError):
+    """A file could not be written for a reason of the machine's (no space left, quota, I/O
+    error, a read-only file system); the message names the file."""
+
+    exit_code = ExitCode.IO
 
 
 class EncryptionKeyError(HpmsError):
@@ -168,6 +178,7 @@ __all__ = [
     "EncryptionKeyError",
     "ErrorKind",
     "ExitCode",
+    "FileWriteError",
     "HpmsError",
     "LockHeldError",
     "NotFoundError",

@@ -172,6 +172,24 @@ def test_every_command_has_help_and_an_example(tree):
     assert not problems, "\n".join(problems)
 
 
+# A date in an example goes stale: examples say today, tomorrow, next monday, +30 or -30 instead.
+# A date of birth is a fixed date, and so is a date inside a file's name.
+FIXED_DATE = re.compile(r"(?<![\w/.-])(--[a-z-]+[ =])?\"?(\d{4}-\d{2}-\d{2})")
+
+
+def test_help_examples_use_no_fixed_dates(tree):
+    problems = []
+    for path, command in tree.items():
+        for line in (command.help or "").splitlines():
+            if not line.strip().startswith("Example:"):
+                continue
+            for m in FIXED_DATE.finditer(line):
+                if m.group(1) and m.group(1).strip(" =") in ("--dob",):
+                    continue
+                problems.append(f"`hpms {' '.join(path)}`: {line.strip()} (fixed date {m.group(2)})")
+    assert not problems, "\n".join(problems)
+
+
 def test_cli_guide_lists_every_command(tree):
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     match = re.search(r"^## Command list\n(.*?)(?=^## |\Z)", text, re.M | re.S)

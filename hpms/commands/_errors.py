@@ -1,5 +1,6 @@
 """How the CLI says an error: the one place that turns the services' structured errors into
-`--option: message; hint` and the exit code.
+`--option: message; hint` and the exit code; the parser's usage errors and the operating
+system's errors too.
 
 A field becomes the option (or the argument's metavar) of the command that ran when the
 command has a parameter of that name, else it is shown as it is (a CSV column, "HPMS_KEY",
@@ -8,7 +9,7 @@ command has a parameter of that name, else it is shown as it is (a CSV column, "
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typer.core import TyperCommand
@@ -77,3 +78,23 @@ def describe(exc: HpmsError) -> str:
     if exc.action is not None:
         hints.append(command_line(exc.action))
     return "; ".join([text, *hints])
+
+
+def usage(exc: Any) -> tuple[str, str]:
+    """The parser's usage error (a Click UsageError) as (error, hint): one line each, the hint
+    naming the help of the command that was being parsed."""
+    text = " ".join(str(exc.format_message()).split()).rstrip(".")
+    if text[:1].isupper() and not text[1:2].isupper():
+        text = text[0].lower() + text[1:]
+    path = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "hpms"
+    return text, f"see `{path} --help`"
+
+
+def environment(exc: OSError) -> str:
+    """An operating-system error (a full disk, a file that may not be read or written) as one
+    line naming the file."""
+    import os
+
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {what}" if names else what

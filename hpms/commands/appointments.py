@@ -100,7 +100,7 @@ def book(
     (exit 4); a series with any taken occurrence books nothing unless --skip-conflicts.
     --json prints the visit, or with --repeat {series_id, booked, skipped}.
 
-    Example: hpms appointments book --patient 0100001 --provider Okafor --type "Follow-up" --at "2026-12-01 09:30"
+    Example: hpms appointments book --patient 0100001 --provider Okafor --type "Follow-up" --at "next monday 9:30"
     """
     from hpms.services.scheduling import appointments
 
@@ -150,7 +150,7 @@ def reschedule(
     shift) to a new time, and optionally to another provider, location or room. --json prints
     the visit (an array with --this-and-following).
 
-    Example: hpms appointments reschedule 42 --at "2026-12-03 14:00"
+    Example: hpms appointments reschedule 42 --at "next tuesday 14:00"
     """
     from hpms.services.scheduling import appointments
 
@@ -404,7 +404,7 @@ def find_slot(
     """The earliest free slots for an appointment type: inside working hours, clear of time
     off and of other bookings, with a free room when the type needs one.
 
-    Example: hpms appointments find-slot --type "New patient" --any-provider --after "2026-12-01 08:00" --count 3
+    Example: hpms appointments find-slot --type "New patient" --any-provider --after "tomorrow 8:00" --count 3
     """
     from hpms.services.scheduling import appointments
 
@@ -463,7 +463,7 @@ def ical(
     if output is not None:
         from hpms.fileio import write_atomically
 
-        write_atomically(output, data)
+        write_atomically(output, data, field="output")
         if as_json:
             print_json({"path": str(output), "events": events, "bytes": len(data)})
         else:

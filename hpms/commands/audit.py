@@ -42,7 +42,7 @@ def log(
 ) -> None:
     """Show audit events, newest first (admin, auditor).
 
-    Example: hpms audit log --patient 0100001 --since 2026-11-01
+    Example: hpms audit log --patient 0100001 --since -30
     """
     from hpms.services.platform import audit_query
 

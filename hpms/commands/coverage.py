@@ -126,7 +126,7 @@ def end(
 ) -> None:
     """End a coverage; it stays on file for past claims.
 
-    Example: hpms coverage end 12 --on 2026-12-31
+    Example: hpms coverage end 12 --on today
     """
     from hpms.services.people import coverage
 

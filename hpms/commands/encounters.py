@@ -209,14 +209,16 @@ def list_(
     ] = None,
     patient: Annotated[str | None, typer.Option("--patient", help="Only this patient (MRN or id).")] = None,
     provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="Dates of service from this day (YYYY-MM-DD).")] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Dates of service from this day (YYYY-MM-DD, today, -30).")
+    ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Dates of service up to this day (YYYY-MM-DD).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
     """Encounters by date of service, oldest first. Totals in --json are strings ("125.00").
 
-    Example: hpms encounters list --status signed --from 2026-06-01
+    Example: hpms encounters list --status signed --from -30
     """
     from hpms.services.billing import encounters
 
@@ -261,7 +263,7 @@ def superbill(
     if output is not None:
         from hpms.fileio import write_atomically
 
-        write_atomically(output, data)
+        write_atomically(output, data, field="output")
         if as_json:
             print_json({"path": str(output), "format": kind, "bytes": len(data)})
         else:

@@ -25,7 +25,8 @@ def init(
 ) -> None:
     """Create or upgrade the hpms database; the OS user running it becomes the first admin.
 
-    Safe to run again: an existing practice is kept and only the schema is upgraded.
+    Safe to run again: an existing practice is kept and only the schema is upgraded. Says where
+    the encryption key file is: back it up, apart from the database.
 
     Example: hpms init --practice "Riverside Family Medicine" --tz America/New_York
     """
@@ -37,6 +38,19 @@ def init(
         return
     if result["created"]:
         info(f"initialized {result['organization']!r} in {result['database']}; admin: {result['admin']}")
-        info("next: `hpms locations list`, `hpms users add NAME --role front_desk`, `hpms patients register --help`")
     else:
         info(f"already initialized ({result['organization']!r}); schema {result['schema']}")
+    info(key_notice(result["key_file"], created=bool(result["key_created"])))
+    if result["created"]:
+        info("next: `hpms locations list`, `hpms users add NAME --role front_desk`, `hpms patients register --help`")
+
+
+def key_notice(key_file: str | None, *, created: bool) -> str:
+    """Where the encryption key is, and that a backup of the database needs it, kept apart."""
+    if key_file is None:
+        return "encryption key: from HPMS_KEY; keep a copy of it apart from the database backups"
+    what = "created" if created else "in"
+    return (
+        f"encryption key: {what} {key_file}; back it up, apart from the database "
+        "(a database backup cannot be read without it; kept together, one theft opens both)"
+    )

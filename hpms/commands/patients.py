@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from types import ModuleType
+from typing import Annotated, Any
 
 import typer
 
@@ -110,44 +111,60 @@ def register(
     mrn: Annotated[
         str | None, typer.Option("--mrn", help="Keep an MRN from a previous system (default: next number).")
     ] = None,
+    allow_duplicate: Annotated[
+        bool,
+        typer.Option(
+            "--allow-duplicate",
+            help="Register even when a patient with the same date of birth and a similar name, "
+            "the same phone or the same SSN is on file (otherwise asked on a TTY, refused without one).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a new patient and print the MRN assigned.
+    """Register a new patient and print the MRN assigned. A likely duplicate of a patient on
+    file is listed and asked about on a TTY, refused (exit 4) without one; with --json the
+    refusal prints the candidates on stdout.
 
     Example: hpms patients register --first-name Ana --last-name Müller --dob 1985-03-14 --phone 555-201-3344
     """
+    import sys
+
     from hpms.services.people import patients
 
-    with service_context() as ctx:
-        out = patients.register(
-            ctx,
-            first_name=first_name,
-            last_name=last_name,
-            dob=dob,
-            middle_name=middle_name,
-            preferred_name=preferred_name,
-            sex_at_birth=sex_at_birth,
-            gender_identity=gender_identity,
-            phone=phone,
-            phone_alt=phone_alt,
-            email=email,
-            address_line1=address_line1,
-            address_line2=address_line2,
-            city=city,
-            state=state,
-            postal_code=postal_code,
-            country=country,
-            preferred_channel=preferred_channel,
-            consent_sms=bool(consent_sms),
-            consent_email=bool(consent_email),
-            ssn=ssn,
-            mrn=mrn,
-        )
+    try:
+        out = _register(patients, allow_duplicate, locals())
+    except patients.LikelyDuplicate as exc:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()) or as_json:
+            if as_json:
+                emit_table([c.model_dump(mode="json") for c in exc.candidates], [], as_json=True)
+            raise
+        info("likely the same person as:")
+        for c in exc.candidates:
+            p = c.patient
+            info(
+                f"  MRN {p.mrn}  {p.last_name}, {p.first_name}  born {p.dob}  {p.phone or ''}  ({'; '.join(c.reasons)})"
+            )
+        if not typer.confirm("Register a new patient all the same?", default=False):
+            from hpms.errors import UsageError
+
+            raise UsageError("cancelled") from None
+        out = _register(patients, True, locals())
     if as_json:
         emit_object(out, as_json=True)
     else:
         typer.echo(out.mrn)
         info(f"registered {out.first_name} {out.last_name} as MRN {out.mrn}")
+
+
+def _register(patients: ModuleType, allow_duplicate: bool, given: dict[str, Any]) -> Any:
+    """One registration transaction with the command's options."""
+    from hpms.models.patients import PATIENT_FIELDS  # deferred: the models cost every command
+
+    fields = {k: given[k] for k in (*PATIENT_FIELDS, "ssn", "mrn")}
+    fields["consent_sms"] = bool(fields["consent_sms"])
+    fields["consent_email"] = bool(fields["consent_email"])
+    with service_context() as ctx:
+        return patients.register(ctx, allow_duplicate=allow_duplicate, **fields)
 
 
 @app.command("show")

@@ -116,7 +116,7 @@ def list_(
 ) -> None:
     """Patient payments and refunds, oldest first (reading them is audited).
 
-    Example: hpms payments list --patient 0100001 --from 2026-06-01 --json
+    Example: hpms payments list --patient 0100001 --from -30 --json
     """
     from hpms.services.payments import payments
 

@@ -181,7 +181,7 @@ def export(
         rep, params, rows = reports.run(
             ctx, name, **_params(start, end, period, location, provider, payer, months, as_of, by)
         )
-        path = resolve_output("-o", out, f, params, local_now(ctx.now(), params.tz).date())
+        path = resolve_output("out", out, f, params, local_now(ctx.now(), params.tz).date())
         n = write(path, f, rep, params, rows, sys.stdout)
     if path is not None:
         if as_json:

@@ -111,7 +111,7 @@ def hours_list(
 ) -> None:
     """List working-hours rules (current and future ones, or those in force --on a date).
 
-    Example: hpms schedule hours list --provider Okafor --on 2026-12-14
+    Example: hpms schedule hours list --provider Okafor --on "next monday"
     """
     from hpms.services.scheduling import availability
 
@@ -186,7 +186,7 @@ def timeoff_add(
 
     Appointments it overlaps stay booked and are listed in a warning, to be moved.
 
-    Example: hpms schedule timeoff add --provider Okafor --from 2026-12-24 --to 2026-12-31 --reason vacation
+    Example: hpms schedule timeoff add --provider Okafor --from "next monday" --to "next friday" --reason vacation
     """
     from hpms.errors import ValidationError
     from hpms.services.scheduling import availability
@@ -224,7 +224,7 @@ def timeoff_list(
 ) -> None:
     """List time off and practice holidays, from today on unless --from.
 
-    Example: hpms schedule timeoff list --provider Okafor --from 2026-12-01 --to 2026-12-31
+    Example: hpms schedule timeoff list --provider Okafor --from today --to +30
     """
     from hpms.services.scheduling import availability
 

@@ -79,7 +79,7 @@ def list_(
 ) -> None:
     """Survey responses, oldest first (reading them is audited).
 
-    Example: hpms surveys list --from 2026-06-01 --to 2026-06-30 --json
+    Example: hpms surveys list --from -30 --to today --json
     """
     from hpms.services.people import surveys
 

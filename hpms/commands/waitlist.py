@@ -54,7 +54,7 @@ def add(
 ) -> None:
     """Put a patient on the waitlist for an appointment type and print the entry id.
 
-    Example: hpms waitlist add --patient 0100001 --type "Follow-up" --provider Okafor --latest 2026-12-31
+    Example: hpms waitlist add --patient 0100001 --type "Follow-up" --provider Okafor --latest +30
     """
     from hpms.services.scheduling import waitlist
 
@@ -140,6 +140,10 @@ def fill(
     provider: Annotated[
         str | None, typer.Option("--provider", help="With --at: the provider (default: the entry's).")
     ] = None,
+    location: Annotated[
+        str | None,
+        typer.Option("--location", help="With --at: the location (default: the entry's, else the provider's)."),
+    ] = None,
     room: Annotated[str | None, typer.Option("--room", help="Room id or name.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -150,7 +154,7 @@ def fill(
     from hpms.services.scheduling import waitlist
 
     with service_context() as ctx:
-        result = waitlist.fill(ctx, entry, slot=slot, at=at, provider=provider, room=room)
+        result = waitlist.fill(ctx, entry, slot=slot, at=at, provider=provider, location=location, room=room)
     appt = result.booked[0]
     if as_json:
         emit_object(appt, as_json=True)

@@ -89,7 +89,7 @@ def test_import_cpt_and_permissions(cli, as_user, counts, tmp_path):
     path.write_text("code,description\n99213,Licensed descriptor\n", encoding="utf-8")
     desk = as_user("desk", "front_desk")
     r = cli("codes", "import-cpt", str(path), env=desk)
-    assert r.exit_code == 5 and "codes.import" in r.stderr
+    assert r.exit_code == 5 and "import code sets" in r.stderr
     assert cli("codes", "show", "I10", env=desk).exit_code == 0
     assert counts("procedure_code") == {"procedure_code": 0}
     r = cli("codes", "import-cpt", str(path), env=as_user("bill", "biller"))

@@ -92,7 +92,7 @@ def test_db_restore_refused_without_yes_then_restores(cli, tmp_path, counts, pat
 @sqlite_only
 def test_db_restore_bad_sources(cli, tmp_path, counts):
     before = counts("patient", "audit_event")
-    error_line(cli("db", "restore", str(tmp_path / "missing.db"), "--yes"), 3, "PATH")
+    error_line(cli("db", "restore", str(tmp_path / "missing.db"), "--yes"), 2, "PATH", "does not exist")
     junk = tmp_path / "junk.db"
     junk.write_text("not a database", encoding="utf-8")
     error_line(cli("db", "restore", str(junk), "--yes"), 2, "PATH", "not a SQLite database")

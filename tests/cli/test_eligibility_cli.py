@@ -146,7 +146,7 @@ def test_refusals(cli, settings, practice, tmp_path):
     text = answer_271(active_loop("1", "M123456", "DOE", "PAT"))
     bad.write_text(text[: text.index("EB*C")])
     error_line(cli("eligibility", "import", str(bad)), 2, "missing SE")
-    error_line(cli("eligibility", "import", str(tmp_path / "none.271")), 3, "does not exist")
+    error_line(cli("eligibility", "import", str(tmp_path / "none.271")), 2, "FILE", "does not exist")
     error_line(cli("eligibility", "list", "--patient", "4242424"), 3, "--patient")
     assert count_rows(settings, "eligibility_check") == 0
 

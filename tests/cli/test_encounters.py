@@ -208,7 +208,8 @@ def test_superbill_files(cli, clinic, tmp_path):
     as_json = ok(cli("encounters", "superbill", str(eid), "--format", "pdf", "--json"))
     assert as_json["format"] == "pdf" and as_json["pdf_base64"].startswith("JVBERi")  # %PDF
     error_line(cli("encounters", "superbill", str(eid), "--format", "docx"), 2, "--format")
-    error_line(cli("encounters", "superbill", str(eid), "-o", str(tmp_path / "no" / "x.pdf")), 3, "-o")
+    missing = str(tmp_path / "no" / "x.pdf")
+    error_line(cli("encounters", "superbill", str(eid), "-o", missing), 2, "--output", "does not exist")
     error_line(cli("encounters", "superbill", "999"), 3, "no encounter '999'")
 
 
@@ -283,11 +284,11 @@ def test_permissions(cli, clinic, as_user, counts):
     error_line(
         create(cli, "--patient", clinic["mrn"], "--provider", "Okafor", "--date", "2026-06-10", env=desk),
         5,
-        "encounter.write",
+        "change encounters",
     )
-    error_line(cli("encounters", "sign", eid, env=desk), 5, "encounter.sign")
-    error_line(cli("encounters", "show", eid, env=audrey), 5, "encounter.read")
-    error_line(cli("encounters", "superbill", eid, env=audrey), 5, "encounter.read")
+    error_line(cli("encounters", "sign", eid, env=desk), 5, "sign encounters")
+    error_line(cli("encounters", "show", eid, env=audrey), 5, "read encounters")
+    error_line(cli("encounters", "superbill", eid, env=audrey), 5, "read encounters")
     assert counts(*TABLES) == before
     assert ok(cli("encounters", "show", eid, "--json", env=desk))["id"] == int(eid)
     assert ok(cli("encounters", "sign", eid, "--json", env=doc))["signed_by"] == "doc"

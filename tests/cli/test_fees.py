@@ -84,7 +84,7 @@ def test_import_with_a_bad_amount_writes_nothing(cli, counts, tmp_path):
     out = ok_json_error(cli("fees", "import", str(path), "--json"))
     assert out["created"] == 0 and [(e["line"], e["field"]) for e in out["errors"]] == [(3, "amount"), (4, "amount")]
     assert counts("fee", "audit_event") == before
-    error_line(cli("fees", "import", str(tmp_path / "none.csv")), 3, "no file")
+    error_line(cli("fees", "import", str(tmp_path / "none.csv")), 2, "FILE", "does not exist")
 
 
 def ok_json_error(result):
@@ -98,8 +98,8 @@ def test_front_desk_reads_but_cannot_set(cli, as_user, counts):
     ok(cli("fees", "set", "99213", "125"))
     env = as_user("desk", "front_desk")
     before = counts("fee", "audit_event")
-    error_line(cli("fees", "set", "99213", "1", env=env), 5, "fee.write")
+    error_line(cli("fees", "set", "99213", "1", env=env), 5, "change fees")
     assert counts("fee", "audit_event") == before
     assert [f["amount"] for f in ok(cli("fees", "list", "--json", env=env))] == ["125.00"]
     auditor = as_user("audrey", "auditor")
-    error_line(cli("fees", "list", env=auditor), 5, "fee.read")
+    error_line(cli("fees", "list", env=auditor), 5, "read fees")

@@ -103,7 +103,7 @@ def test_front_desk_cannot_read_audit_log(cli, as_user, counts):
     env = as_user("maria", "front_desk")
     before = counts("audit_event")
     r = cli("audit", "log", "--json", env=env)
-    error_line(r, 5, "maria", "audit.read")
+    error_line(r, 5, "maria", "read the audit trail")
     assert r.stdout == ""
     assert counts("audit_event") == before
 

@@ -81,7 +81,7 @@ def test_wrong_encoding(cli, tmp_path, counts):
 
 
 def test_missing_file(cli, tmp_path):
-    error_line(cli("patients", "import", str(tmp_path / "nope.csv")), 3, "nope.csv")
+    error_line(cli("patients", "import", str(tmp_path / "nope.csv")), 2, "FILE", "nope.csv", "does not exist")
 
 
 def test_invalid_date_row_writes_nothing(cli, tmp_path, counts):

@@ -122,3 +122,18 @@ def test_a_malformed_new_key_is_a_usage_error(cli, counts):
     before = counts("audit_event", "patient")
     error_line(cli("keys", "rotate", env={"HPMS_NEW_KEY": "not-a-key"}), 2, "HPMS_NEW_KEY")
     assert counts("audit_event", "patient") == before
+
+
+def test_a_key_file_others_can_read_is_refused(cli, settings, covered_patient, raw_sql):
+    key_file = settings.home / "hpms.key"
+    before = raw_sql("SELECT ssn_enc FROM patient")
+    os.chmod(key_file, 0o644)
+    try:
+        r = cli("patients", "show", covered_patient, "--reveal-ssn")
+        line = error_line(r, 1, str(key_file), "readable by others", "0644", "0600", "owner alone")
+        assert "6789" not in r.stdout and "6789" not in line
+        error_line(cli("keys", "rotate"), 1, str(key_file), "readable by others")
+        assert raw_sql("SELECT ssn_enc FROM patient") == before
+    finally:
+        os.chmod(key_file, 0o600)
+    assert ok(cli("patients", "show", covered_patient, "--reveal-ssn", "--json"))["ssn_masked"] == "123-45-6789"

@@ -283,7 +283,7 @@ def test_unknown_patient(cli, patient, counts, args):
 
 
 def test_duplicates(cli, patient):
-    register(cli, "Anna", "Müller", "1985-03-14", "--phone", "555-201-3344")
+    register(cli, "Anna", "Müller", "1985-03-14", "--phone", "555-201-3344", "--allow-duplicate")
     register(cli, "Liam", "Okafor", "2001-07-04")
     pairs = ok(cli("patients", "duplicates", "--json"))
     assert len(pairs) == 1
@@ -296,7 +296,7 @@ def test_duplicates(cli, patient):
 
 
 def test_merge_refused_without_yes_then_merges(cli, patient, payer, counts, raw_sql):
-    dup = register(cli, "Anna", "Müller", "1985-03-14")["mrn"]
+    dup = register(cli, "Anna", "Müller", "1985-03-14", "--allow-duplicate")["mrn"]
     ok(cli("coverage", "add", dup, "--payer", payer, "--member-id", "XJH123456789", "--json"))
     before = counts("patient", "coverage", "audit_event")
     state = raw_sql("SELECT mrn, active, merged_into_id, version FROM patient ORDER BY id")

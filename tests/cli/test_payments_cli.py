@@ -161,7 +161,7 @@ def test_statements_generate_and_list(cli, acct, tmp_path):
         (["--older-than", "a month"], ["--older-than"]),
         (["--format", "docx"], ["--format"]),
         (["--out", "FILE"], ["--out", "not a directory"]),
-        (["--out", "MISSING"], ["--out", "not a directory"]),
+        (["--out", "MISSING"], ["--out", "does not exist"]),
     ],
 )
 def test_bad_statement_options(cli, acct, tmp_path, counts, args, words):

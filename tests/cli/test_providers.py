@@ -265,7 +265,7 @@ def test_front_desk_may_read_not_write(cli, okafor, as_user, counts):
     assert ok(cli("providers", "show", "Okafor", "--json", env=env))["id"] == okafor["id"]
     before = counts(*TABLES)
     error_line(
-        cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", env=env), 5, "maria", "provider.write"
+        cli("providers", "add", "--first-name", "Ann", "--last-name", "Roe", env=env), 5, "maria", "change providers"
     )
     error_line(cli("providers", "update", "Okafor", "--active", "no", env=env), 5, "maria")
     assert counts(*TABLES) == before
@@ -273,7 +273,7 @@ def test_front_desk_may_read_not_write(cli, okafor, as_user, counts):
 
 def test_auditor_may_not_read(cli, okafor, as_user):
     env = as_user("audrey", "auditor")
-    error_line(cli("providers", "list", env=env), 5, "audrey", "provider.read")
+    error_line(cli("providers", "list", env=env), 5, "audrey", "read providers")
 
 
 @pytest.mark.subprocess

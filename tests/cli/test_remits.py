@@ -153,5 +153,5 @@ def test_unbalanced_truncated_and_foreign_files(cli, billed, tmp_path, counts):
     error_line(cli("remits", "import", str(tmp_path / "cut.835")), 2, "not a valid 835")
     foreign = claim("NOT-HERE", [line("99213", "100", "80", ("CO", "45", "20"))])
     error_line(cli("remits", "import", era(tmp_path, [foreign], "f.835")), 3, "none of the 1 claims")
-    error_line(cli("remits", "import", str(tmp_path / "missing.835")), 2, "cannot read")
+    error_line(cli("remits", "import", str(tmp_path / "missing.835")), 2, "FILE", "does not exist")
     assert counts(*TABLES) == before

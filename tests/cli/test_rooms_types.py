@@ -98,7 +98,7 @@ def test_front_desk_may_list_rooms_not_add(cli, as_user, counts):
     env = as_user("maria", "front_desk")
     assert [r["name"] for r in ok(cli("rooms", "list", "--json", env=env))] == ["Exam 1"]
     before = counts("room", "audit_event")
-    error_line(cli("rooms", "add", "--name", "Exam 2", env=env), 5, "maria", "schedule.setup")
+    error_line(cli("rooms", "add", "--name", "Exam 2", env=env), 5, "maria", "set up schedules")
     assert counts("room", "audit_event") == before
 
 

@@ -532,7 +532,7 @@ def test_front_desk_sets_hours_and_time_off_not_policy(cli, okafor, as_user, cou
     ok(cli("schedule", "timeoff", "add", "--provider", "Okafor", "--from", day(0), "--json", env=env))
     assert ok(cli("schedule", "policy", "--json", env=env))["slot_step_min"] == 15
     before = counts("audit_event")
-    error_line(cli("schedule", "policy", "--slot-step", "30", env=env), 5, "maria", "schedule.setup")
+    error_line(cli("schedule", "policy", "--slot-step", "30", env=env), 5, "maria", "set up schedules")
     assert counts("audit_event") == before
 
 
@@ -545,7 +545,7 @@ def test_biller_may_read_not_change_the_schedule(cli, hours, as_user, counts):
         cli("schedule", "hours", "set", "Okafor", "--days", "SA", "--start", "8", "--end", "12", env=env),
         5,
         "bill",
-        "schedule.write",
+        "change schedules",
     )
     error_line(cli("schedule", "hours", "remove", str(hours[0]["id"]), env=env), 5, "bill")
     error_line(cli("schedule", "timeoff", "add", "--holiday", "--from", day(0), env=env), 5, "bill")
@@ -554,7 +554,7 @@ def test_biller_may_read_not_change_the_schedule(cli, hours, as_user, counts):
 
 def test_auditor_may_not_see_the_schedule(cli, hours, as_user):
     env = as_user("audrey", "auditor")
-    error_line(cli("schedule", "show", "Okafor", env=env), 5, "audrey", "schedule.read")
+    error_line(cli("schedule", "show", "Okafor", env=env), 5, "audrey", "read schedules")
 
 
 @pytest.mark.subprocess

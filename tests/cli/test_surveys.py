@@ -92,7 +92,7 @@ def test_import_good_and_bad(cli, visits, counts, tmp_path):
     assert "imported 2 survey response(s)" in r.stderr
     after = counts("survey_response", "audit_event")
     assert after == {"survey_response": 2, "audit_event": before["audit_event"] + 1}
-    error_line(cli("surveys", "import", str(tmp_path / "none.csv")), 3, "none.csv")
+    error_line(cli("surveys", "import", str(tmp_path / "none.csv")), 2, "none.csv", "does not exist")
 
 
 def test_permissions(cli, visits, as_user):

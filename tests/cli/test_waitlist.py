@@ -270,14 +270,14 @@ def test_permissions(cli, clinic, counts, as_user):
     entry = add_json(cli, clinic[0])
     biller = as_user("bill", "biller")
     before = counts(*WRITE_TABLES)
-    error_line(add(cli, clinic[1], env=biller), 5, "bill", "waitlist.write")
-    error_line(cli("waitlist", "remove", str(entry["id"]), env=biller), 5, "waitlist.write")
+    error_line(add(cli, clinic[1], env=biller), 5, "bill", "change the wait list")
+    error_line(cli("waitlist", "remove", str(entry["id"]), env=biller), 5, "change the wait list")
     assert counts(*WRITE_TABLES) == before
     assert [e["id"] for e in ok(cli("waitlist", "list", "--json", env=biller))] == [entry["id"]]
     desk = as_user("maria", "front_desk")
     assert add_json(cli, clinic[1], env=desk)["status"] == "open"
     auditor = as_user("audrey", "auditor")
-    error_line(cli("waitlist", "list", env=auditor), 5, "waitlist.read")
+    error_line(cli("waitlist", "list", env=auditor), 5, "read the wait list")
 
 
 @pytest.mark.subprocess

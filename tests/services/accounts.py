@@ -36,6 +36,7 @@ def patient(ctx_for, first: str, last: str, **extra) -> str:
             city="Springfield",
             state="NY",
             postal_code="12345",
+            allow_duplicate=True,  # the accounts share a birth date
             **extra,
         ).mrn
 

@@ -48,6 +48,7 @@ def register(ctx_for):
         data.setdefault("first_name", "Test")
         data.setdefault("last_name", "Patient")
         data.setdefault("dob", "1980-01-01")
+        data.setdefault("allow_duplicate", True)  # test patients share the default name and birth date
         with ctx_for(clock=fixed_clock) as ctx:
             return patients.register(ctx, **data)
 

@@ -120,7 +120,7 @@ def test_override_needs_its_permission_and_is_audited(settings, ctx_for, registe
     make_user("doc", "provider")
     with pytest.raises(PermissionDenied) as err:
         book(ctx_for, c, "2026-06-16 18:00", user="desk", override=True)
-    assert err.value.exit_code == ExitCode.DENIED and "appointment.override" in err.value.message
+    assert err.value.exit_code == ExitCode.DENIED and "book over the schedule's rules" in err.value.message
     assert appointment_count(settings) == 0
     seq = last_seq(settings)
     a = book_one(ctx_for, c, "2026-06-16 18:00", override=True)

@@ -308,7 +308,7 @@ def test_restore_refuses_bad_sources(settings, tmp_path):
         return
     with pytest.raises(ValidationError):
         admin.restore(settings, junk, yes=True)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ValidationError, match="does not exist"):
         admin.restore(settings, tmp_path / "missing.db", yes=True)
     foreign = tmp_path / "foreign.db"
     conn = sqlite3.connect(foreign)

@@ -135,7 +135,7 @@ def test_request_needs_a_profile_and_a_npi(settings, ctx_for, register, tmp_path
 
 
 def test_request_to_a_missing_directory(settings, ctx_for, practice, tmp_path):
-    with pytest.raises(NotFoundError, match="does not exist") as exc:
+    with pytest.raises(ValidationError, match="does not exist") as exc:
         run(ctx_for, "request", date="tomorrow", out=tmp_path / "nope" / "x.270")
     assert exc.value.field == "out"
     assert counts(settings, "eligibility_check") == {"eligibility_check": 0}
@@ -283,7 +283,7 @@ def test_bad_files_import_nothing(settings, ctx_for, practice, tmp_path, content
 
 
 def test_import_of_a_missing_file(ctx_for, practice, tmp_path):
-    with pytest.raises(NotFoundError, match="does not exist"):
+    with pytest.raises(ValidationError, match="does not exist"):
         run(ctx_for, "import_271", tmp_path / "none.271")
 
 

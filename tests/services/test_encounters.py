@@ -538,7 +538,7 @@ def test_who_may_create_sign_and_read(settings, ctx_for, c, appt, make_user):
             settings,
             ctx_for,
             PermissionDenied,
-            ["encounter.write"],
+            ["change encounters"],
             user,
             appointment=appt.id,
             dx="E11.9",
@@ -550,10 +550,10 @@ def test_who_may_create_sign_and_read(settings, ctx_for, c, appt, make_user):
     for user in ("desk", "audrey", "cron"):
         with pytest.raises(PermissionDenied):
             call(ctx_for, lambda ctx: encounters.update(ctx, e.id, dx="I10"), user)
-        with pytest.raises(PermissionDenied, match="encounter.sign"):
+        with pytest.raises(PermissionDenied, match="sign encounters"):
             call(ctx_for, lambda ctx: encounters.sign(ctx, e.id), user)
     for user in ("audrey", "cron"):
-        with pytest.raises(PermissionDenied, match="encounter.read"):
+        with pytest.raises(PermissionDenied, match="read encounters"):
             call(ctx_for, lambda ctx: encounters.show(ctx, e.id), user)
         with pytest.raises(PermissionDenied):
             call(ctx_for, lambda ctx: encounters.list_encounters(ctx), user)

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from hpms.errors import ExitCode, NotFoundError, ValidationError
+from hpms.errors import ExitCode, ValidationError
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import audit_rows, last_seq, query, scalar, snapshot
 
@@ -212,7 +212,7 @@ def test_bad_files(settings, ctx_for, tmp_path, content, field, words):
 
 
 def test_missing_file_and_directory(settings, ctx_for, tmp_path):
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ValidationError, match="does not exist"):
         _import(ctx_for, tmp_path / "nope.csv")
     with pytest.raises(ValidationError) as err:
         _import(ctx_for, tmp_path)

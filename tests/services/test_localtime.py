@@ -88,7 +88,9 @@ def test_parse_local_with_datetimes():
     assert err.value.field == "--at"
 
 
-@pytest.mark.parametrize("text", ["", "   ", None, "next tuesday", "2026-13-01 09:00", "tomorrow 25:00"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", None, "next tuesdays", "tuesday next", "2026-13-01 09:00", "tomorrow 25:00"]
+)
 def test_parse_local_refuses_garbage(text):
     with pytest.raises(ValidationError) as err:
         lt.parse_local("--at", text, NY, now=NOW)
@@ -240,3 +242,33 @@ def test_parse_day_refuses():
     with pytest.raises(ValidationError) as err:
         lt.parse_day("--date", "06/17/2026", today=TODAY)
     assert err.value.field == "--date"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("monday", dt.date(2026, 12, 14)),  # today is Monday 2026-12-07: the next one
+        ("next monday", dt.date(2026, 12, 14)),
+        ("Tue", dt.date(2026, 12, 8)),
+        ("next  friday", dt.date(2026, 12, 11)),
+        ("sunday", dt.date(2026, 12, 13)),
+        ("-30", dt.date(2026, 11, 7)),
+    ],
+)
+def test_parse_day_reads_weekdays_as_the_next_one(text, expected):
+    assert lt.parse_day("on", text, today=dt.date(2026, 12, 7)) == expected
+
+
+def test_parse_local_reads_a_weekday_and_a_time_in_the_zone():
+    now = utc(2026, 12, 7, 15, 0)  # 10:00 in New York, a Monday
+    assert lt.parse_local("at", "next monday 9:30", NY, now=now) == utc(2026, 12, 14, 14, 30)
+    assert lt.parse_local("at", "friday 2pm", NY, now=now) == utc(2026, 12, 11, 19, 0)
+    assert lt.parse_relative_wall("from", "next wednesday 13:00", dt.date(2026, 12, 7)) == dt.datetime(2026, 12, 9, 13)
+    assert lt.parse_relative_wall("from", "2026-12-09 13:00", dt.date(2026, 12, 7)) is None
+
+
+@pytest.mark.parametrize("text", ["next", "next month", "mondays", "next monday 25:00"])
+def test_a_weekday_that_is_not_one_is_refused_naming_the_field(text):
+    with pytest.raises(ValidationError) as err:
+        lt.parse_local("at", text, NY, now=utc(2026, 12, 7, 15, 0))
+    assert err.value.field == "at" and err.value.exit_code == ExitCode.USAGE

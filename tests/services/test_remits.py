@@ -478,7 +478,7 @@ def test_a_file_for_claims_hpms_never_billed_is_refused(settings, ctx_for, bille
 
 
 def test_a_missing_file_is_refused(ctx_for, billed, tmp_path):
-    with pytest.raises(ValidationError, match="cannot read"):
+    with pytest.raises(ValidationError, match="does not exist"):
         post(ctx_for, tmp_path / "nope.835")
 
 

@@ -161,7 +161,7 @@ def test_import_refuses_an_answered_visit_and_bad_headers(ctx_for, settings, vis
     f.write_text(f"appointment,score\n{visits[0]},5\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="unknown column"):
         _import(ctx_for, f)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(ValidationError, match="does not exist"):
         _import(ctx_for, tmp_path / "missing.csv")
     assert counts(settings, "survey_response") == {"survey_response": 1}
 

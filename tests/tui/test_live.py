@@ -79,7 +79,7 @@ async def test_a_biller_sees_the_schedule_but_may_not_book(settings, clinic, ctx
         await goto_cell(pilot, s, "11:00", clinic.hopper)
         await pilot.press("i")
         await wait_for(
-            pilot, lambda: any("may not appointment.update" in n for n in notifications(app)), what="the refusal"
+            pilot, lambda: any("may not change appointments" in n for n in notifications(app)), what="the refusal"
         )
         await settled(pilot)
         assert cell_text(s, "11:00", 0).startswith("· 11:00 Roe, Rita")

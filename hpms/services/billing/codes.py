@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from hpms.codes import icd10, procedures
 from hpms.db import bulk_insert
 from hpms.errors import Action, NotFoundError, ValidationError
+from hpms.fileio import read_input
 from hpms.models.billing import ProcedureCode
 from hpms.services.platform import audit
 from hpms.services.platform.csvrows import InvalidRows as BaseInvalidRows
@@ -292,12 +293,7 @@ class ImportSummary:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise NotFoundError(f"no file {path}", field="file") from None
-    except IsADirectoryError:
-        raise ValidationError("file", f"{path} is a directory") from None
+    data = read_input(path, field="file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -550,7 +546,7 @@ def import_hcpcs(
 ) -> ImportSummary:
     """Import HCPCS Level II codes from the CMS quarterly file (the fixed-width record file
     HCPC20xx_..._ANWEB) or a CSV/TSV with a code and a description column. Raises InvalidRows
-    (nothing written), ValidationError, NotFoundError (no file), PermissionDenied."""
+    (nothing written), ValidationError (also no such file), NotFoundError, PermissionDenied."""
     return _import(ctx, HCPCS, path, dry_run=dry_run, fixed_width=True, progress=progress)
 
 

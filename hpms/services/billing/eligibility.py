@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from hpms.errors import Action, NotFoundError, ValidationError
-from hpms.fileio import write_atomically
+from hpms.fileio import check_directory, read_input, write_atomically
 from hpms.models import Appointment, Coverage, EligibilityCheck, Location, Organization, Patient, Payer
 from hpms.models.billing_out import money
 from hpms.models.eligibility_out import (
@@ -165,8 +165,7 @@ def request(
     out = Path(out)
     if out.is_dir():
         raise ValidationError("out", f"{str(out)!r} is a directory; name the file to write")
-    if not out.parent.is_dir():
-        raise NotFoundError(f"directory {str(out.parent)!r} does not exist", field="out")
+    check_directory(out.parent if str(out.parent) else Path("."), field="out")
     today = _today(ctx)
     visits: list[tuple[int, int | None]]
     if patient is not None and str(patient).strip():
@@ -315,12 +314,7 @@ def request(
 def _read_271(path: Path) -> list:
     from hpms.interop.x12.x271 import X12Error, parse_271  # loaded where a 271 is read (see `request`)
 
-    if not path.is_file():
-        raise NotFoundError(f"{str(path)!r} does not exist", field="file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValidationError("file", f"cannot read {path.name}: {exc.strerror or exc}; nothing imported") from None
+    data = read_input(path, field="file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -546,8 +540,8 @@ def import_271(ctx: Ctx, path: str | Path) -> EligibilityImportOut:
     writes ISA control number and date there). A 271 with another BHT03 cannot tell which of
     the payer's questions it refuses: the refusal is reported and nothing is closed.
 
-    Importing the same file again changes nothing. Raises ValidationError (not a 271: nothing
-    imported), NotFoundError (no such file)."""
+    Importing the same file again changes nothing. Raises ValidationError (no such file, or not
+    a 271: nothing imported)."""
     require(ctx.actor, "eligibility.write")
     path = Path(path)
     responses = _read_271(path)

@@ -443,9 +443,9 @@ def create(
         if not prov.active:
             raise ValidationError("provider", f"{_provider_label(prov)} is inactive")
         loc = provider_location(ctx, prov, location)
-        day = v.parse_date("date", date, required=True)
-        assert day is not None  # required
-        if day > lt.local_now(ctx.now(), loc.tz).date():
+        today = lt.local_now(ctx.now(), loc.tz).date()
+        day = lt.parse_day("date", date, today=today)  # YYYY-MM-DD, today, yesterday, -N ...
+        if day > today:
             raise ValidationError("date", f"{day} is in the future")
         service_date = day
         appt_id = None
@@ -630,8 +630,9 @@ def list_encounters(
     if not 1 <= int(limit) <= 100000:
         raise ValidationError("limit", "must be 1-100000")
     wanted = _statuses(status)
-    lo = v.parse_date("start", since)
-    hi = v.parse_date("end", until)
+    today = ctx.now().date()
+    lo = lt.parse_day("start", since, today=today) if since is not None and str(since).strip() else None
+    hi = lt.parse_day("end", until, today=today) if until is not None and str(until).strip() else None
     if lo and hi and hi < lo:
         raise ValidationError("end", f"{hi} is before the start of the range, {lo}")
     n_lines = (

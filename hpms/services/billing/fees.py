@@ -15,9 +15,8 @@ of lines from one read (the billing run prices 100,000 encounters).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,14 +32,13 @@ from hpms.services.lookups import find_payer
 from hpms.services.platform import audit
 from hpms.services.platform.csvrows import InvalidRows, read_rows
 from hpms.services.platform.permissions import require
+from hpms.services.platform.validation import parse_money
 
-MAX_AMOUNT = Decimal("100000")
+MAX_FEE_CENTS = 100_000_00
 DEFAULT = 0  # payer_key of the default schedule
 COLUMNS = ("code", "amount", "modifier", "payer")
 REQUIRED = ("code", "amount")
 DEFAULT_WORDS = frozenset({"default", "-"})
-
-_PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)")
 
 if TYPE_CHECKING:
     from hpms.services.platform.context import Ctx
@@ -52,28 +50,9 @@ Schedule = dict[tuple[int, str, str], int]
 
 
 def parse_amount(field: str, value: object) -> int:
-    """An amount ("125", "125.5", "125.50", "$125.50" or a Decimal) as integer cents. Raises
-    ValidationError naming `field` unless it has at most two decimal places, is more than 0 and
-    less than 100000."""
-    if isinstance(value, float):
-        raise ValidationError(field, "give the amount as text or Decimal, not a float")
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise ValidationError(field, "is required")
-    number = text[1:].strip() if text.startswith("$") else text
-    if not _PLAIN_NUMBER.fullmatch(number):
-        raise ValidationError(field, f"{text!r} is not an amount (digits with at most two decimal places, e.g. 125.00)")
-    try:
-        amount = Decimal(number)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only valid numbers
-        raise ValidationError(field, f"{text!r} is not an amount") from None
-    if "." in number and len(number.split(".", 1)[1]) > 2:
-        raise ValidationError(field, f"{text!r} has more than two decimal places")
-    if amount <= 0:
-        raise ValidationError(field, f"{text!r} must be more than 0")
-    if amount >= MAX_AMOUNT:
-        raise ValidationError(field, f"{text!r} must be less than 100000.00")
-    return int(amount * 100)
+    """A fee ("125", "125.50", "$125.50" or a Decimal) as integer cents: more than 0 and less than
+    100000 (validation.parse_money says what else is refused)."""
+    return parse_money(field, value, below_cents=MAX_FEE_CENTS)
 
 
 def parse_code(ctx: Ctx, field: str, value: object) -> str:

@@ -6,7 +6,6 @@ claims waiting for a file that the run did not build pass the scrubber's party r
 from __future__ import annotations
 
 import glob
-import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import col
 
+from hpms.fileio import atomic_file
 from hpms.interop.x12 import x837p
 from hpms.models import (
     Claim,
@@ -293,24 +293,16 @@ def _materialize(transaction: Transaction, file_id: int) -> dict[str, Any]:
         f = referenced(ctx.session, X12File, file_id)
         directory, filename = Path(f.directory), f.filename
         final = directory / filename
-        tmp = directory / f".{filename}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w", encoding="ascii", newline="") as out:
-                written = x837p.write_837p(
-                    out,
-                    **_file_parties(ctx, f),
-                    claims=claims_of_file(ctx, f),
-                    created=f.created_at,
-                    isa_control=f.isa_control,
-                    gs_control=f.gs_control,
-                    max_claims_per_st=5000,
-                )
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_file(final, field="out", encoding="ascii", newline="") as out:
+            written = x837p.write_837p(
+                out,
+                **_file_parties(ctx, f),
+                claims=claims_of_file(ctx, f),
+                created=f.created_at,
+                isa_control=f.isa_control,
+                gs_control=f.gs_control,
+                max_claims_per_st=5000,
+            )
         payer_code = referenced(ctx.session, Payer, f.payer_id).payer_id
         isa = f.isa_control
         secondary = ctx.session.execute(

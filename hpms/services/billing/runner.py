@@ -18,7 +18,6 @@ billing location, safe to run from cron.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from sqlmodel import col
 
 from hpms.db import bulk_insert, new_ids
 from hpms.errors import ValidationError
+from hpms.fileio import check_directory
 from hpms.models import BillingRun, Claim, ClaimEvent, ClaimLine, Encounter, WorklistItem
 from hpms.services.billing import files, worklist
 from hpms.services.billing.control import CLAIM_COUNTER
@@ -78,16 +78,7 @@ class RunSummary:
 def _check_out_dir(out_dir: str | Path | None) -> Path:
     if out_dir is None or not str(out_dir).strip():
         raise ValidationError("out", "is required (the directory the 837P files are written to)")
-    path = Path(out_dir).expanduser()
-    if not path.is_dir():
-        raise ValidationError("out", f"{path} is not a directory")
-    probe = path / f".hpms-write-test-{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ValidationError("out", f"{path} is not writable ({exc.strerror or exc})") from None
-    return path.resolve()
+    return check_directory(out_dir, field="out").resolve()
 
 
 def run(

@@ -13,7 +13,7 @@ instead).
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -27,14 +27,15 @@ from hpms.models.ledger import KINDS, RESPONSIBILITIES, TRANSFER_KINDS, LedgerEn
 from hpms.models.receivables import PaymentApplication
 from hpms.services.lookups import find_patient, find_payer
 from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
 from hpms.services.platform.permissions import require
+from hpms.services.platform.validation import parse_money
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from hpms.services.platform.context import Ctx
 
-MAX_CENTS = 10_000_000_00  # ten million: anything larger is a typo
 
 # kind -> (sign of the amount, responsibility it must carry or None for either, payer required)
 RULES: dict[str, tuple[int, str | None, bool]] = {
@@ -53,22 +54,7 @@ _SIGN_WORD = {1: "positive", -1: "negative"}
 
 def parse_amount(value: Any, field: str = "amount") -> int:
     """A signed amount (Decimal, int or text, at most two decimal places, not zero) as cents."""
-    if isinstance(value, float) or isinstance(value, bool):
-        raise ValidationError(field, "give the amount as Decimal or text, not a float")
-    try:
-        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, ValueError):
-        raise ValidationError(field, f"{value!r} is not an amount") from None
-    if not amount.is_finite():
-        raise ValidationError(field, f"{value!r} is not an amount")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError(field, f"{value!r} has more than two decimal places")
-    cents = int(amount * 100)
-    if cents == 0:
-        raise ValidationError(field, "must not be zero")
-    if abs(cents) >= MAX_CENTS:
-        raise ValidationError(field, f"{value!r} is too large")
-    return cents
+    return parse_money(field, value, sign="not_zero")
 
 
 def _kind(kind: Any) -> str:
@@ -153,17 +139,14 @@ def _links(ctx: Ctx, patient: Any, encounter: Any, claim: Any, claim_line: Any, 
 
 
 def _date(value: Any, ctx: Ctx, field: str = "effective_date") -> dt.date:
-    """A date given as a date, a datetime or YYYY-MM-DD text; today when None."""
+    """A date given as a date, a datetime or text (YYYY-MM-DD, today, -30...); today when None."""
     if value is None:
         return ctx.now().date()
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return lt.parse_day(field, str(value), today=ctx.now().date())
 
 
 def _text(field: str, value: Any, limit: int) -> str | None:

@@ -31,6 +31,7 @@ from hpms.services.lookups import find_patient, load_appointment
 from hpms.services.payments import ledger
 from hpms.services.platform import audit
 from hpms.services.platform.permissions import require
+from hpms.services.platform.validation import parse_money
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -88,12 +89,7 @@ class VisitOpen(BaseModel):
 
 def parse_positive(value: Any, field: str = "amount") -> int:
     """A money amount the user gives as positive (e.g. "25.00"), as cents."""
-    if value is None or not str(value).strip():
-        raise ValidationError(field, "is required")
-    cents = ledger.parse_amount(value, field)
-    if cents < 0:
-        raise ValidationError(field, f"{str(value).strip()!r} is negative; give the amount as a positive number")
-    return cents
+    return parse_money(field, value)
 
 
 def parse_method(value: Any) -> str:

@@ -30,6 +30,7 @@ from sqlmodel import col
 
 from hpms.db import bulk_insert, new_ids
 from hpms.errors import Action, ConflictError, NotFoundError, ValidationError
+from hpms.fileio import read_input
 from hpms.models import BillingProfile, Location, Payer, Provider, RemitClaim, RemitFile, Remittance
 from hpms.services.billing import secondary
 from hpms.services.lookups import load_claim
@@ -98,10 +99,7 @@ def _payer_row(ctx: Ctx, identifier: str | None, name: str) -> int | None:
 
 def _read(path: str | Path) -> tuple[str, str, str]:
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise ValidationError("file", f"cannot read {p}: {exc.strerror or exc}") from None
+    data = read_input(p, field="file")
     if not data.strip():
         raise ValidationError("file", f"{p.name} is empty")
     try:

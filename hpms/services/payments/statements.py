@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
 import re
-import tempfile
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +23,7 @@ from pydantic import BaseModel
 from sqlmodel import col
 
 from hpms.errors import ValidationError
-from hpms.fileio import write_atomically
+from hpms.fileio import check_directory, write_atomically
 from hpms.models import Encounter, Location, Organization, Patient
 from hpms.models.billing_out import money
 from hpms.models.ledger import LedgerEntry
@@ -71,16 +69,7 @@ class StatementRunOut(BaseModel):
 
 def parse_min_balance(value: Any) -> int:
     """A money amount of at least zero, as cents."""
-    text = str(value if value is not None else "").strip()
-    try:
-        amount = Decimal(text)
-    except (InvalidOperation, ValueError):
-        raise ValidationError("min_balance", f"{text!r} is not an amount (e.g. 5.00)") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise ValidationError("min_balance", f"{text!r} is not an amount with at most two decimal places")
-    if amount < 0:
-        raise ValidationError("min_balance", f"{text!r} is negative")
-    return int(amount * 100)
+    return v.parse_money("min_balance", value, sign="not_negative")
 
 
 def parse_older_than(value: Any) -> int:
@@ -89,22 +78,6 @@ def parse_older_than(value: Any) -> int:
     if not m:
         raise ValidationError("older_than", f"{value!r} is not a number of days such as 30d")
     return int(m.group(1))
-
-
-def check_directory(out: str | Path | None) -> Path:
-    """The output directory, after checking it exists and takes new files."""
-    if out is None or not str(out).strip():
-        raise ValidationError("out", "is required")
-    path = Path(out)
-    if not path.is_dir():
-        raise ValidationError("out", f"{str(path)!r} is not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".hpms-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError:
-        raise ValidationError("out", f"cannot write to {str(path)!r}") from None
-    return path
 
 
 # ---- what a statement says -----------------------------------------------------------------
@@ -387,7 +360,7 @@ def generate(
     min_cents = parse_min_balance(min_balance)
     days = parse_older_than(older_than)
     kind = v.parse_choice("fmt", fmt, STATEMENT_FORMATS) or "pdf"
-    directory = check_directory(out)
+    directory = check_directory(out, field="out")
     now = ctx.now()
     today = now.date()
     s = ctx.session

@@ -14,6 +14,7 @@ from hpms.models import Coverage, CoverageOut, Payer, PayerOut
 from hpms.models.patients import PRIORITIES, RELATIONSHIPS
 from hpms.services.lookups import find_patient, find_payer
 from hpms.services.platform import audit
+from hpms.services.platform import localtime as lt
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
 
@@ -340,7 +341,8 @@ def end_coverage(ctx: Ctx, coverage_id: int, *, on: str | dt.date | None = None)
     cov = ctx.session.get(Coverage, coverage_id)
     if cov is None or cov.org_id != ctx.org_id:
         raise NotFoundError(f"no coverage {coverage_id}")
-    end = v.parse_date("on", on) or ctx.now().date()
+    today = ctx.now().date()
+    end = lt.parse_day("on", on, today=today) if on is not None and str(on).strip() else today
     if cov.valid_from and end < cov.valid_from:
         raise ValidationError("on", f"{end} is before the coverage starts ({cov.valid_from})")
     cov.valid_to = end

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from hpms.db import insert_rows
 from hpms.db import new_ids as reserve_ids
-from hpms.errors import NotFoundError, ValidationError
+from hpms.errors import ValidationError
+from hpms.fileio import open_input
 from hpms.models import Patient
 from hpms.models.patients import PATIENT_FIELDS
 from hpms.services.people import patients
@@ -99,12 +100,7 @@ class ImportResult:
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) for each data row; ValidationError for a bad file or header."""
-    try:
-        fh = path.open("r", encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise NotFoundError(f"no file {path}", field="file") from None
-    except IsADirectoryError:
-        raise ValidationError("file", f"{path} is a directory") from None
+    fh = open_input(path, field="file", encoding="utf-8-sig", newline="")
     with fh:
         try:
             reader = csv.reader(fh)

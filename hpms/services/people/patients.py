@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlmodel import col
 
 from hpms.errors import Action, ConflictError, ValidationError
@@ -214,9 +215,105 @@ def _to_out(ctx: Ctx, p: Patient, *, reveal_ssn: bool = False) -> PatientOut:
     return out
 
 
-def register(ctx: Ctx, **data: Any) -> PatientOut:
-    """Register a patient; assigns the next MRN unless one is given. Raises ValidationError,
-    ConflictError (MRN taken), PermissionDenied."""
+class RegistrationMatch(BaseModel):
+    """An active patient a new registration may duplicate, and why."""
+
+    patient: PatientSummary
+    reasons: list[str]
+
+
+class LikelyDuplicate(ConflictError):
+    """The patient to register looks like one already on file: `candidates` says who and why.
+    Registering anyway is the `allow_duplicate` field."""
+
+    def __init__(self, candidates: list[RegistrationMatch]) -> None:
+        names = ", ".join(f"MRN {c.patient.mrn} ({'; '.join(c.reasons)})" for c in candidates)
+        super().__init__(
+            f"likely the same person as {names}",
+            hint="to register a different person all the same",
+            retry_with=("allow_duplicate",),
+            action=Action("patients", "show", target=candidates[0].patient.mrn),
+        )
+        self.candidates = candidates
+
+
+def _edit_distance(a: str, b: str, cap: int) -> int:
+    """Levenshtein distance of `a` and `b`, or `cap + 1` once it is known to exceed `cap`."""
+    if abs(len(a) - len(b)) > cap:
+        return cap + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > cap:
+            return cap + 1
+        prev = cur
+    return prev[-1]
+
+
+def similar_name(first_a: str, last_a: str, first_b: str, last_b: str) -> bool:
+    """Folded names that likely name one person: the same first initial and last names at most
+    two edits apart (one for a last name under five letters), or the two names swapped."""
+    if first_a[:1] == first_b[:1]:
+        cap = 2 if min(len(last_a), len(last_b)) >= 5 else 1
+        if _edit_distance(last_a, last_b, cap) <= cap:
+            return True
+    return first_a == last_b and last_a == first_b
+
+
+def likely_duplicates(
+    ctx: Ctx, *, first_name: str, last_name: str, dob: dt.date, phone: str | None = None, ssn: str | None = None
+) -> list[RegistrationMatch]:
+    """Active patients that a registration with these (validated) values likely duplicates:
+    same date of birth and a similar name, same phone (main or second) or same SSN. Three
+    indexed queries; the candidates' reads are audited."""
+    first, last = v.fold(first_name), v.fold(last_name)
+    cols = (*_SUMMARY_COLS, Patient.first_norm, Patient.last_norm, Patient.phone_digits, Patient.phone_alt_digits)
+    active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
+    found: dict[int, tuple[sa.Row[Any], list[str]]] = {}
+
+    def note(rows: Iterable[sa.Row[Any]], reason: str) -> None:
+        for r in rows:
+            found.setdefault(r.id, (r, []))[1].append(reason)
+
+    same_dob = ctx.session.execute(sa.select(*cols).where(active, Patient.dob == dob)).all()
+    note(
+        (r for r in same_dob if similar_name(first, last, r.first_norm, r.last_norm)),
+        "same date of birth, similar name",
+    )
+    digits = v.phone_digits(phone) if phone else None
+    if digits:
+        cond = sa.or_(Patient.phone_digits == digits, Patient.phone_alt_digits == digits)
+        note(ctx.session.execute(sa.select(*cols).where(active, cond).limit(20)).all(), "same phone")
+    if ssn:
+        cond = col(Patient.ssn_bidx).in_(ctx.crypto.blind_indexes(ssn, "ssn"))
+        note(ctx.session.execute(sa.select(*cols).where(active, cond).limit(20)).all(), "same SSN")
+    out = [
+        RegistrationMatch(
+            patient=_summary(r),
+            reasons=reasons,
+        )
+        for r, reasons in sorted(found.values(), key=lambda e: (-len(e[1]), e[0].mrn))
+    ]
+    if out:
+        audit.record(
+            ctx,
+            audit.Event(
+                "duplicates",
+                "patient",
+                patient_ids=[c.patient.id for c in out],
+                fields=["mrn", "first_name", "last_name", "dob", "phone"],
+                detail="at registration",
+            ),
+        )
+    return out
+
+
+def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> PatientOut:
+    """Register a patient; assigns the next MRN unless one is given. Unless `allow_duplicate`,
+    refuses a likely duplicate of an active patient (see `likely_duplicates`). Raises
+    ValidationError, LikelyDuplicate, ConflictError (MRN taken), PermissionDenied."""
     require(ctx.actor, "patient.create")
     values = validate_fields(data, today=_today(ctx))
     ssn = values.pop("ssn", None)
@@ -225,7 +322,18 @@ def register(ctx: Ctx, **data: Any) -> PatientOut:
     if mrn is not None:
         if mrn_taken(session, ctx.org_id, [mrn]):
             raise ConflictError(f"{mrn!r} is already assigned to another patient", field="mrn")
-    else:
+    if not allow_duplicate:
+        candidates = likely_duplicates(
+            ctx,
+            first_name=values["first_name"],
+            last_name=values["last_name"],
+            dob=values["dob"],
+            phone=values.get("phone"),
+            ssn=ssn,
+        )
+        if candidates:
+            raise LikelyDuplicate(candidates)
+    if mrn is None:
         mrn = next_mrns(session, 1, ctx.org_id)[0]
     row = Patient(org_id=ctx.org_id, mrn=mrn, **values, **derived_columns(values))
     if ssn:
@@ -271,21 +379,23 @@ def show(ctx: Ctx, ref: str | int, *, reveal_ssn: bool = False, account: bool = 
     )
 
 
+def _summary(r: Any) -> PatientSummary:
+    """A patient row (or a row of its summary columns) as the summary lists show it."""
+    return PatientSummary(
+        id=r.id,
+        mrn=r.mrn,
+        first_name=r.first_name,
+        last_name=r.last_name,
+        preferred_name=r.preferred_name,
+        dob=r.dob,
+        phone=r.phone,
+        active=r.active,
+    )
+
+
 def _summaries(ctx: Ctx, stmt: sa.Select[Any], action: str, detail: str | None) -> list[PatientSummary]:
     rows = ctx.session.execute(stmt).all()
-    out = [
-        PatientSummary(
-            id=r.id,
-            mrn=r.mrn,
-            first_name=r.first_name,
-            last_name=r.last_name,
-            preferred_name=r.preferred_name,
-            dob=r.dob,
-            phone=r.phone,
-            active=r.active,
-        )
-        for r in rows
-    ]
+    out = [_summary(r) for r in rows]
     audit.record(
         ctx,
         audit.Event(

@@ -147,7 +147,7 @@ def _read(path: Path) -> list[tuple[int, dict[str, str] | None]]:
 def _responded_at(text: str, tz: str, now: dt.datetime) -> dt.datetime:
     """ISO date-time; without an offset it is wall-clock time at the visit's location."""
     try:
-        value = dt.datetime.fromisoformat(text.strip().replace(" ", "T", 1))
+        value = lt.iso_datetime(text)
     except ValueError:
         raise ValidationError("responded_at", f"{text!r} is not a date-time (YYYY-MM-DD HH:MM)") from None
     value = lt.wall_to_utc(value, tz) if value.tzinfo is None else value.astimezone(dt.UTC)

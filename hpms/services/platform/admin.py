@@ -30,11 +30,11 @@ from hpms.errors import (
     ConflictError,
     DatabaseUnavailable,
     EncryptionKeyError,
-    NotFoundError,
     NotInitializedError,
     UsageError,
     ValidationError,
 )
+from hpms.fileio import atomic_path, open_input
 from hpms.models import Coverage, KeyState, Patient
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
@@ -75,6 +75,7 @@ def _engine_for(settings: Settings, *, create: bool = False) -> Engine:
             raise NotInitializedError(f"no database at {path}", action=INIT)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.touch(mode=0o600, exist_ok=True)  # a new database is private from its first byte
     return make_engine(settings.database_url)
 
 
@@ -190,20 +191,13 @@ def check(settings: Settings) -> dict:
 
 
 def _atomic_sqlite_copy(src: sqlite3.Connection, dest: Path) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_path(dest, field="path", mode=0o600) as tmp:  # created 0600: never readable by others
         out = sqlite3.connect(tmp)
         try:
             src.backup(out)
             out.execute("PRAGMA journal_mode=DELETE")  # a self-contained single file
         finally:
             out.close()
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def backup(settings: Settings, dest: Path, *, overwrite: bool = False) -> dict:
@@ -240,9 +234,7 @@ def backup(settings: Settings, dest: Path, *, overwrite: bool = False) -> dict:
 
 
 def _validate_backup(path: Path) -> str:
-    if not path.is_file():
-        raise NotFoundError(f"no file {path}", field="path")
-    with path.open("rb") as fh:
+    with open_input(path, field="path") as fh:
         if fh.read(16) != b"SQLite format 3\x00":
             raise ValidationError("path", f"{path} is not a SQLite database")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

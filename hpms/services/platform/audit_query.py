@@ -9,7 +9,7 @@ from hpms.errors import ValidationError
 from hpms.models import AuditEventOut
 from hpms.services.lookups import find_patient
 from hpms.services.platform import audit
-from hpms.services.platform import validation as v
+from hpms.services.platform import localtime as lt
 from hpms.services.platform.permissions import require
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def log(
     if limit < 1 or limit > 100000:
         raise ValidationError("limit", "must be between 1 and 100000")
     patient_id = find_patient(ctx, patient, field="patient", include_merged=True).id if patient else None
-    day = v.parse_date("since", since)
+    day = lt.parse_day("since", since, today=ctx.now().date()) if since is not None and str(since).strip() else None
     since_dt = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) if day else None
     rows = audit.log(ctx, patient_id=patient_id, username=username, since=since_dt, limit=limit)
     audit.record(ctx, audit.Event("read", "audit", patient_id=patient_id, detail=f"{len(rows)} event(s)"))

@@ -107,6 +107,12 @@ def load_keyring(settings: Settings) -> KeyRing:
             f"no encryption key: {path} does not exist",
             hint="copy the key file from the machine that set up this database, or set HPMS_KEY",
         )
+    mode = path.stat().st_mode & 0o777
+    if os.name == "posix" and mode & 0o077:
+        raise EncryptionKeyError(
+            f"key file {path} is readable by others (mode {mode:04o}); refusing to use it",
+            hint="make it readable by its owner alone (mode 0600, e.g. chmod 600 on the file)",
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {kid: decode_key(v, str(path)) for kid, v in data["keys"].items()}

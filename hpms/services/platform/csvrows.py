@@ -7,7 +7,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpms.errors import NotFoundError, ValidationError
+from hpms.errors import ValidationError
+from hpms.fileio import open_input
 
 
 @dataclass
@@ -49,12 +50,7 @@ def read_rows(
     """(line, {column: text}) per non-blank data row, None for a row with more cells than the
     header. ValidationError (field `file`) for a missing, empty, non-UTF-8 or malformed file, an
     unknown, missing or repeated column; `expected` describes the header in those messages."""
-    try:
-        fh = Path(path).open("r", encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise NotFoundError(f"no file {path}", field="file") from None
-    except IsADirectoryError:
-        raise ValidationError("file", f"{path} is a directory") from None
+    fh = open_input(path, field="file", encoding="utf-8-sig", newline="")
     with fh:
         try:
             reader = csv.reader(fh)

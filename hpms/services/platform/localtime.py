@@ -37,8 +37,11 @@ _DAY_WORDS = {
     "sunday": "SU",
 }
 _TIME = re.compile(r"^(\d{1,2})(?::?(\d{2}))?\s*(am|pm)?$", re.I)
-_RELATIVE = re.compile(r"^(today|tomorrow|yesterday)(?:[ T]+(.+))?$", re.I)
+_WEEKDAY = "|".join(sorted(_DAY_WORDS, key=len, reverse=True))
+_RELATIVE = re.compile(rf"^(today|tomorrow|yesterday|(?:next\s+)?(?:{_WEEKDAY}))(?:[ T]+(.+))?$", re.I)
+_NEXT_DAY = re.compile(rf"^(next\s+)?({_WEEKDAY})$", re.I)
 _WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
+_ONE_DIGIT_HOUR = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d)(?=:)")
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,7 +136,8 @@ def parse_time(field: str, text: str | dt.time | None) -> dt.time:
 
 
 def parse_day(field: str, text: str | dt.date | None, *, today: dt.date) -> dt.date:
-    """today, tomorrow, yesterday, +N (days from today) or YYYY-MM-DD."""
+    """today, tomorrow, yesterday, +N (days from today), monday or next monday (the first one
+    after today), or YYYY-MM-DD."""
     if isinstance(text, dt.datetime):
         return text.date()
     if isinstance(text, dt.date):
@@ -147,10 +151,13 @@ def parse_day(field: str, text: str | dt.date | None, *, today: dt.date) -> dt.d
         return today - dt.timedelta(days=1)
     if re.fullmatch(r"[+-]\d{1,4}", value):
         return today + dt.timedelta(days=int(value))
+    if m := _NEXT_DAY.match(value):  # "monday": the next one after today; "next monday": the same
+        ahead = (DAY_CODES.index(_DAY_WORDS[m.group(2).lower()]) - today.weekday() - 1) % 7 + 1
+        return today + dt.timedelta(days=ahead)
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ValidationError(field, f"{text!r} is not a date (YYYY-MM-DD, today, tomorrow)") from None
+        raise ValidationError(field, f"{text!r} is not a date (YYYY-MM-DD, today, tomorrow, next monday)") from None
 
 
 def parse_week(field: str, text: str | None, *, today: dt.date) -> dt.date:
@@ -172,9 +179,20 @@ def parse_week(field: str, text: str | None, *, today: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
+def parse_relative_wall(field: str, text: str, today: dt.date) -> dt.datetime | None:
+    """`tomorrow 9am`, `next monday 13:00` as a naive local date and time (midnight without a
+    time); None when `text` is not written that way."""
+    m = _RELATIVE.match(text.strip())
+    if m is None:
+        return None
+    day = parse_day(field, m.group(1), today=today)
+    return dt.datetime.combine(day, parse_time(field, m.group(2)) if m.group(2) else dt.time(0, 0))
+
+
 def parse_local(field: str, text: str | dt.datetime | None, tz: str, *, now: dt.datetime) -> dt.datetime:
     """What a person typed, as a UTC instant. Read in `tz` unless it carries an offset.
-    Accepts `2026-12-01 09:30`, `2026-12-01T09:30:00-05:00`, `today 14:00`, `tomorrow 9am`."""
+    Accepts `2026-12-01 09:30`, `2026-12-01T09:30:00-05:00`, `today 14:00`, `tomorrow 9am`,
+    `next monday 10:00`."""
     if isinstance(text, dt.datetime):
         if text.tzinfo is None:
             return wall_to_utc_strict(field, text, tz)
@@ -183,17 +201,23 @@ def parse_local(field: str, text: str | dt.datetime | None, tz: str, *, now: dt.
     if not value:
         raise ValidationError(field, "is required (YYYY-MM-DD HH:MM)")
     today = local_now(now, tz).date()
-    if m := _RELATIVE.match(value):
-        day = parse_day(field, m.group(1), today=today)
-        at = parse_time(field, m.group(2)) if m.group(2) else dt.time(0, 0)
-        return wall_to_utc_strict(field, dt.datetime.combine(day, at), tz)
+    if (wall := parse_relative_wall(field, value, today)) is not None:
+        return wall_to_utc_strict(field, wall, tz)
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
+        parsed = iso_datetime(value)
     except ValueError:
         raise ValidationError(field, f"{text!r} is not a date and time (YYYY-MM-DD HH:MM)") from None
     if parsed.tzinfo is not None:
         return parsed.astimezone(dt.UTC)
     return wall_to_utc_strict(field, parsed, tz)
+
+
+def iso_datetime(text: str) -> dt.datetime:
+    """ISO 8601 date and time as typed (`2026-12-01 09:30`, `2026-12-01T09:30:00-05:00`), also
+    with a one-digit hour (`2026-12-01 9:30`) or a lower-case z; naive unless it carries an
+    offset. Raises ValueError."""
+    value = _ONE_DIGIT_HOUR.sub(r"\1 0\2", text.strip())
+    return dt.datetime.fromisoformat(value.replace("z", "Z"))
 
 
 def parse_days(field: str, text: str | None) -> str:

@@ -81,13 +81,77 @@ def allowed(roles: frozenset[str] | set[str], action: str) -> bool:
     return bool(PERMISSIONS.get(action, frozenset()) & set(roles))
 
 
+# What each action is, in plain words ("may not <this>"); an action not named here is said as
+# "<verb> <noun>s" from its key.
+_SAID: dict[str, str] = {
+    "org.read": "read the practice's details",
+    "user.self": "see their own account",
+    "patient.reveal_ssn": "reveal social security numbers",
+    "audit.read": "read the audit trail",
+    "audit.verify": "verify the audit trail",
+    "keys.rotate": "rotate the encryption key",
+    "db.check": "check the database",
+    "db.backup": "back up the database",
+    "db.admin": "administer the database",
+    "demo.build": "build the demo practice",
+    "schedule.read": "read schedules",
+    "schedule.setup": "set up schedules",
+    "schedule.write": "change schedules",
+    "appointment.override": "book over the schedule's rules",
+    "waitlist.read": "read the wait list",
+    "waitlist.write": "change the wait list",
+    "codes.read": "look up codes",
+    "codes.import": "import code sets",
+    "encounter.sign": "sign encounters",
+    "billing.read": "read billing",
+    "billing.setup": "set up billing",
+    "billing.run": "run billing",
+    "reports.run": "run reports",
+    "reports.revenue": "run revenue reports",
+    "surveys.write": "record surveys",
+    "ledger.read": "read patient ledgers",
+    "ledger.post": "post to patient ledgers",
+    "payments.record": "record payments",
+    "payments.refund": "refund payments",
+    "statements.run": "run patient statements",
+    "eligibility.read": "read eligibility",
+    "eligibility.write": "check eligibility",
+    "remits.import": "import remittances",
+    "coverage.read": "read coverage",
+    "coverage.write": "change coverage",
+}
+_VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
+
+
+def describe(action: str) -> str:
+    """The action in plain words, e.g. "read appointments"."""
+    if action in _SAID:
+        return _SAID[action]
+    noun, _, verb = action.partition(".")
+    return f"{_VERBS.get(verb, verb)} {noun if noun.endswith('s') else noun + 's'}"
+
+
+def roles_for(action: str) -> list[str]:
+    """The roles a person may be given to do `action` (the service role only when it alone may)."""
+    roles = PERMISSIONS.get(action, frozenset())
+    people = roles - {"service"}
+    return [r for r in ROLES if r in (people or roles)]
+
+
 def require(actor: Actor, action: str) -> None:
-    """Raise PermissionDenied unless one of the actor's roles may perform `action`."""
+    """Raise PermissionDenied unless one of the actor's roles may perform `action`; the message
+    says what was refused in plain words and which roles may do it."""
     if action not in PERMISSIONS:
         raise KeyError(f"unknown action {action!r}")
     if not allowed(actor.roles, action):
         roles = ", ".join(sorted(actor.roles)) or "no role"
-        raise PermissionDenied(f"user {actor.username!r} ({roles}) may not {action}")
+        who = roles_for(action)
+        takes = who[0] if len(who) == 1 else f"{', '.join(who[:-1])} or {who[-1]}"
+        err = PermissionDenied(
+            f"user {actor.username!r} ({roles}) may not {describe(action)}: that takes the {takes} role"
+        )
+        err.refused = action
+        raise err
 
 
 def validate_role(role: str, field: str = "role") -> str:

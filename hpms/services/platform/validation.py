@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import functools
 import re
 import unicodedata
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hpms.codes.npi import is_valid_npi
@@ -23,6 +25,9 @@ CONTROL_CHARS = _CONTROL  # for checks that inline optional_text
 _SSN_SEPARATORS = re.compile(r"[\s-]")
 _SSN_DIGITS = re.compile(r"\d{9}")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
+_AMOUNT = re.compile(r"([+-]?)\$?(\d+(?:\.(\d*))?|\.(\d+))")
+AMOUNT_FORM = "digits with at most two decimal places, e.g. 125.00"
+MAX_MONEY_CENTS = 10_000_000_00  # ten million: anything larger is a typo
 TRUE_WORDS = {"1", "true", "yes", "y", "t", "on"}
 FALSE_WORDS = {"0", "false", "no", "n", "f", "off", ""}
 
@@ -210,3 +215,60 @@ def parse_username(field: str, value: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,63}", value):
         raise ValidationError(field, f"{value!r} is not a valid user name (lower case letters, digits, _ . -)")
     return value
+
+
+def parse_money(
+    field: str,
+    value: object,
+    *,
+    sign: Literal["positive", "not_negative", "not_zero"] = "positive",
+    below_cents: int = MAX_MONEY_CENTS,
+) -> int:
+    """An amount of money as integer cents: the one parser for every amount a person or a file
+    gives. Text is a plain decimal with at most two places ("125", "125.5", "125.50", ".50",
+    an optional leading "$"; "-" or "+" only where `sign` lets the amount be negative); an int or
+    a finite Decimal with at most two places is taken as it is. Refused, naming `field`: floats,
+    exponents ("1e5"), NaN and Infinity, thousands separators ("1,000.00"), a third decimal place,
+    a sign `sign` does not allow, and anything whose size is `below_cents` or more."""
+    if isinstance(value, (float, bool)):
+        raise ValidationError(field, "give the amount as text or Decimal, not a float")
+    if isinstance(value, (int, decimal.Decimal)):
+        amount = decimal.Decimal(value)
+        if not amount.is_finite():
+            raise ValidationError(field, f"{value!r} is not an amount ({AMOUNT_FORM})")
+        if amount != amount.quantize(decimal.Decimal("0.01")):
+            raise ValidationError(field, f"{value} has more than two decimal places")
+        text = f"{amount:.2f}"
+    else:
+        text = "" if value is None else str(value).strip()
+        if not text:
+            raise ValidationError(field, "is required")
+        m = _AMOUNT.fullmatch(text)
+        if not m:
+            raise ValidationError(field, f"{text!r} is not an amount ({AMOUNT_FORM}{_amount_hint(text)})")
+        places = m.group(3) if m.group(3) is not None else (m.group(4) or "")
+        if len(places) > 2:
+            raise ValidationError(field, f"{text!r} has more than two decimal places")
+        if m.group(1) == "+" and sign != "not_zero":
+            raise ValidationError(field, f"{text!r} is not an amount ({AMOUNT_FORM}, without a sign)")
+        amount = decimal.Decimal(m.group(1) + m.group(2))
+    cents = int(amount * 100)
+    if cents < 0 and sign != "not_zero":
+        raise ValidationError(field, f"{text!r} is negative; give the amount as a positive number")
+    if cents == 0 and sign != "not_negative":
+        wanted = "more than 0" if sign == "positive" else "other than 0"
+        raise ValidationError(field, f"{text!r} is zero; give an amount {wanted}")
+    if abs(cents) >= below_cents:
+        raise ValidationError(field, f"{text!r} must be less than {decimal.Decimal(below_cents).scaleb(-2)}")
+    return cents
+
+
+def _amount_hint(text: str) -> str:
+    low = text.lower()
+    if "," in low:
+        return "; no thousands separators"
+    if low.lstrip("+-$").startswith(("nan", "inf", "snan")):
+        return "; not NaN or Infinity"
+    if "e" in low:
+        return "; no exponents"
+    return ""

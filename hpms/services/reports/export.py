@@ -9,13 +9,13 @@ import csv
 import datetime as dt
 import html
 import json
-import os
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from hpms.errors import ValidationError
+from hpms.fileio import atomic_file, check_directory
 from hpms.services.reports.base import Column, Params, Report
 
 FORMATS = ("csv", "tsv", "json", "xlsx", "ods", "html")
@@ -121,7 +121,7 @@ def _typed(value: Any, kind: str) -> Any:
     return value
 
 
-def write_xlsx(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
+def write_xlsx(fh: BinaryIO, rep: Report, rows: Iterable[tuple]) -> int:
     # deferred: openpyxl loads only for an xlsx export; it publishes no type information
     from openpyxl import Workbook  # type: ignore[import-untyped]
     from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
@@ -147,11 +147,11 @@ def write_xlsx(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
             out.append(cell)
         ws.append(out)
         n += 1
-    wb.save(path)
+    wb.save(fh)
     return n
 
 
-def write_ods(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
+def write_ods(fh: BinaryIO, rep: Report, rows: Iterable[tuple]) -> int:
     import tablib  # deferred: loads only for an ods export
 
     data = tablib.Dataset(headers=[c.header for c in rep.columns], title=rep.name[:31])
@@ -159,7 +159,7 @@ def write_ods(path: Path, rep: Report, rows: Iterable[tuple]) -> int:
     for row in rows:
         data.append([_typed(v, c.kind) for v, c in zip(row, rep.columns)])
         n += 1
-    path.write_bytes(data.export("ods"))
+    fh.write(data.export("ods"))
     return n
 
 
@@ -169,20 +169,11 @@ def write(out_path: Path | None, fmt: str, rep: Report, params: Params, rows: It
         raise ValidationError("out", f"{fmt} needs an output file")
     if out_path is None:
         return _text(stdout, fmt, rep, params, rows)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        if fmt == "xlsx":
-            n = write_xlsx(tmp, rep, rows)
-        elif fmt == "ods":
-            n = write_ods(tmp, rep, rows)
-        else:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                n = _text(f, fmt, rep, params, rows)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
+    if fmt in BINARY:
+        with atomic_file(out_path, field="out") as fh:
+            return (write_xlsx if fmt == "xlsx" else write_ods)(fh, rep, rows)
+    with atomic_file(out_path, field="out", encoding="utf-8", newline="") as f:
+        return _text(f, fmt, rep, params, rows)
 
 
 def _text(out: TextIO, fmt: str, rep: Report, params: Params, rows: Iterator[tuple]) -> int:
@@ -209,11 +200,7 @@ def resolve_output(field: str, template: str | None, fmt: str, params: Params, t
             field, f"unknown placeholder in {template!r} ({exc}); use {{date}}, {{from}}, {{to}}"
         ) from None
     path = Path(name).expanduser()
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValidationError(field, f"directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ValidationError(field, f"directory {parent} is not writable")
+    check_directory(path.parent if str(path.parent) else Path("."), field=field)
     return path
 
 

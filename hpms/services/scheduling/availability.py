@@ -7,6 +7,7 @@ clocks change. Open time = working hours minus time off, as UTC intervals.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -520,11 +521,18 @@ def _parse_bound(field: str, text: str | dt.date | None, today: dt.date, *, end:
     value = str(text or "").strip()
     if not value:
         raise ValidationError(field, "is required (YYYY-MM-DD or YYYY-MM-DD HH:MM)")
-    if len(value) <= 10 or value.lower() in ("today", "tomorrow"):
+    day: dt.date | None = None
+    if len(value) <= 10:
         day = lt.parse_day(field, value, today=today)
+    else:
+        with contextlib.suppress(ValidationError):  # "next monday" is a day too
+            day = lt.parse_day(field, value, today=today)
+    if day is not None:
         return dt.datetime.combine(day + dt.timedelta(days=1) if end else day, dt.time())
+    if (wall := lt.parse_relative_wall(field, value, today)) is not None:  # "next monday 13:00"
+        return wall
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        parsed = lt.iso_datetime(value)
     except ValueError:
         raise ValidationError(field, f"{text!r} is not a date or a date and time") from None
     if parsed.tzinfo is not None:

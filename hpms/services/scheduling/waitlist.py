@@ -256,9 +256,11 @@ def fill(
     slot: str | int | None = None,
     at: str | dt.datetime | None = None,
     provider: str | int | None = None,
+    location: str | int | None = None,
     room: str | int | None = None,
 ) -> BookingOut:
-    """Book a waiting patient: into a freed slot (its id from `offers`) or at a time given."""
+    """Book a waiting patient: into a freed slot (its id from `offers`) or at a time given (at
+    the location given, else the entry's, else the provider's)."""
     require(ctx.actor, "waitlist.write")
     e = _load(ctx, entry_id)
     if e.status != "open":
@@ -271,7 +273,7 @@ def fill(
         )
     session = ctx.session
     freed = None
-    location: int | None
+    where: str | int | None
     if slot is not None:
         text = str(slot).strip()
         freed = session.get(FreedSlot, int(text)) if text.isdigit() else None
@@ -284,16 +286,16 @@ def fill(
             raise ConflictError(f"slot {freed.id} has been booked since it was freed", field="slot")
         at = start
         provider = freed.provider_id
-        location = freed.location_id
+        where = freed.location_id
     else:
-        location = e.location_id
+        where = location if location is not None and str(location).strip() else e.location_id
         provider = provider or e.provider_id
         if provider is None:
             raise ValidationError("provider", "is required (the entry names no provider)")
     pat = session.get(Patient, e.patient_id)
     assert pat is not None  # a foreign key of the entry
     result = book(
-        ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=location, room=room, reason=e.note
+        ctx, patient=pat.mrn, provider=provider, type=e.type_id, at=at, location=where, room=room, reason=e.note
     )
     appt = result.booked[0]
     e.status = "filled"
