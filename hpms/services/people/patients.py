@@ -631,17 +631,7 @@ def duplicates(ctx: Ctx, *, limit: int = 100, min_score: int = 50) -> list[Dupli
                         continue
                     note(a, b, points, reason)
 
-    def summary(r: sa.Row[Any]) -> PatientSummary:
-        return PatientSummary(
-            id=r.id,
-            mrn=r.mrn,
-            first_name=r.first_name,
-            last_name=r.last_name,
-            preferred_name=r.preferred_name,
-            dob=r.dob,
-            phone=r.phone,
-            active=r.active,
-        )
+    summary = _summary
 
     found = sorted(
         (e for e in pairs.values() if e["score"] >= min_score), key=lambda e: (-e["score"], e["a"].id, e["b"].id)
