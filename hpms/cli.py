@@ -195,12 +195,30 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", metavar="FILE", help="Config file to read (as HPMS_CONFIG); it must exist."),
+    ] = None,
 ) -> None:
     """hpms: practice management for outpatient clinics, from the terminal.
 
     Start with `hpms init` (or `hpms demo` for a demo clinic), then see `hpms patients --help`.
     """
     ctx.obj = {"debug": debug}
+    _check_config(config)
+
+
+def _check_config(config: str | None) -> None:
+    """Read the config file once before any command: a named file that is missing or unreadable
+    stops here (exit 2); a warning it carries goes to stderr."""
+    import os
+
+    from hpms.config import ENV_CONFIG, load_settings
+
+    if config is not None:
+        os.environ[ENV_CONFIG] = config
+    for warning in load_settings().warnings:
+        typer.echo(f"hpms: warning: {warning}", err=True)
 
 
 def tui(
@@ -243,6 +261,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         init.register(new)
         demo.register(new)
         users.register_whoami(new)
+        users.register_login(new)
         new.command("tui")(tui)
     for name in GROUPS if only is None else (only,):
         new.add_typer(importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app, name=name)
@@ -259,6 +278,21 @@ def __getattr__(name: str) -> Any:
 
 
 _exit_hook = False
+ROOT_VALUE_OPTIONS = ("--config",)
+
+
+def _words(args: list[str]) -> list[str]:
+    """The arguments that are not options, nor the value of a root option (`--config FILE`)."""
+    words: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ROOT_VALUE_OPTIONS and not words:
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+    return words
 
 
 def main() -> None:
@@ -279,7 +313,7 @@ def main() -> None:
     # Pydantic scans every installed package's entry points for plugins on first use (~40 ms
     # of each command here); hpms uses none. A value set by the user still wins.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    words = _words(sys.argv[1:])
     group = words[0] if words and words[0] in GROUPS else None
     (build_app(group) if group else __getattr__("app"))(prog_name="hpms")
 

@@ -28,6 +28,12 @@ def default_home() -> Path:
     return Path(user_data_dir("hpms", appauthor=False))
 
 
+def demo_home() -> Path:
+    """Where `hpms demo` builds its clinic when told nowhere: beside the default home."""
+    base = default_home()
+    return base.with_name(base.name + "-demo")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -38,6 +44,9 @@ class Settings:
     key_from_env: bool
     default_location: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # Problems that do not stop a command (a config file holding a password that others may
+    # read); the faces show them.
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -93,15 +102,20 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         home_path, sources["home"] = default_home(), "default"
     home_path = home_path.expanduser()
 
-    if env.get(ENV_CONFIG):
+    named = bool(env.get(ENV_CONFIG))
+    if named:
         config_file = Path(env[ENV_CONFIG]).expanduser()
     else:
         config_file = home_path / "config.toml"
     file_values: dict[str, object] = {}
-    if config_file.is_file():
+    warnings: list[str] = []
+    # A config file that was named must be there: never a silent fallback to a new database.
+    # The default one may be absent, but when it is there it must be readable too.
+    if named or os.path.lexists(config_file):
+        text = _read_config(config_file)
         try:
-            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            file_values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"config file {config_file}: {exc}") from None
         unknown = sorted(set(file_values) - set(CONFIG_KEYS))
         if unknown:
@@ -123,6 +137,10 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     key_file = Path(pick("key_file", ENV_KEY_FILE, str(home_path / "hpms.key")) or "").expanduser()
     default_location = pick("default_location", None, None)
+    if file_values and _holds_password(file_values) and _readable_by_others(config_file):
+        warnings.append(
+            f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
+        )
     return Settings(
         home=home_path,
         database_url=database_url,
@@ -132,4 +150,43 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         key_from_env=bool(env.get(ENV_KEY)),
         default_location=default_location,
         sources=sources,
+        warnings=tuple(warnings),
     )
+
+
+def _read_config(path: Path) -> str:
+    """The text of a config file; UsageError naming it when it is missing, not a regular file
+    or cannot be read."""
+    import stat
+
+    from hpms.errors import UsageError
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UsageError(f"config file {path} is {what}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"config file {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _holds_password(values: dict[str, object]) -> bool:
+    url = values.get("database_url")
+    if isinstance(url, str) and redact_url(url) != url:
+        return True
+    return any("password" in str(k).lower() for k in values)
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & 0o044)
+    except OSError:
+        return False

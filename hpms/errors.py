@@ -76,6 +76,9 @@ class HpmsError(Exception):
         self.hint = hint
         self.action = action
         self.retry_with = tuple(retry_with)
+        # Audit events that stand although the work is rolled back (a refusal, the patients a
+        # refusal showed): the service context records them in a transaction of their own.
+        self.audit_after_rollback: list[object] = []
 
     def on(self, field: str) -> Self:
         """The same error, naming `field` (a lookup's error for the option it came from)."""

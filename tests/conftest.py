@@ -174,12 +174,16 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
     if backend == "sqlite":
         shutil.copy(sqlite_template, home / "hpms.db")
         os.chmod(home / "hpms.db", 0o600)
+        # the template's key: it sealed the template's audit events and is its database's key
+        shutil.copy(sqlite_template.with_name("hpms.key"), home / "hpms.key")
+        os.chmod(home / "hpms.key", 0o600)
         cfg = load_settings()
     else:
         url = request.getfixturevalue("pg_database")
         _truncate_pg(url)
         monkeypatch.setenv("HPMS_DATABASE_URL", url)
         cfg = load_settings()
+        create_key_file(cfg.key_file)
         with session_scope(get_engine(cfg)) as session:
             bootstrap(
                 session,
@@ -189,10 +193,9 @@ def settings(request, backend, clean_env, monkeypatch, sqlite_template):
                 location_name="Main",
                 admin_username=os_login(),
             )
-    create_key_file(cfg.key_file)
-    with session_scope(get_engine(cfg)) as session:  # this test's key is the database's key
-        session.execute(sa.text("UPDATE key_state SET active_kid = NULL"))
-        _adopt_key(session, cfg, key_created=False)
+        with session_scope(get_engine(cfg)) as session:  # this test's key is the database's key
+            session.execute(sa.text("UPDATE key_state SET active_kid = NULL"))
+            _adopt_key(session, cfg, key_created=False)
     yield cfg
     dispose_engines()
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Daily check that the audit trail is intact (hash chain) and the database is healthy,
+# Daily check that the audit trail is intact (sealed chain) and the database is healthy,
 # as the service account whose name and token are in ENV_FILE (see nightly.env.example).
+# With CHECKPOINT_DIR set there (a folder the database's users cannot rewrite, e.g. a mount
+# of another machine), the trail is also checked against the newest checkpoint in it, and a
+# new checkpoint is written there.
 #
 #   audit-verify.sh [ENV_FILE]          (default: ~/.config/hpms/nightly.env)
 #
@@ -19,11 +22,24 @@ set -a
 . "$env_file"
 set +a
 
-report=$(hpms audit verify --json)
+checkpoint_dir=${CHECKPOINT_DIR:-}
+latest=
+if [[ -n $checkpoint_dir ]]; then
+  latest=$(ls -1 "$checkpoint_dir"/audit-checkpoint-*.json 2>/dev/null | tail -n 1)
+fi
+if [[ -n $latest ]]; then
+  report=$(hpms audit verify --json --checkpoint "$latest")
+else
+  report=$(hpms audit verify --json)
+fi
 rc=$?
 if (( rc != 0 )); then
   printf 'audit-verify: audit trail not verified (exit %d)\n%s\n' "$rc" "$report" >&2
   exit "$rc"
+fi
+
+if [[ -n $checkpoint_dir ]]; then
+  hpms audit checkpoint -o "$checkpoint_dir/audit-checkpoint-$(date -u +%Y%m%dT%H%M%SZ).json" || exit $?
 fi
 
 report=$(hpms db check --json)

@@ -1,4 +1,4 @@
-"""`hpms users` and `hpms whoami`: accounts, roles and service tokens."""
+"""`hpms users`, `hpms whoami`, `hpms login` and `hpms logout`: accounts, roles, tokens, sign-in."""
 
 from __future__ import annotations
 
@@ -23,6 +23,62 @@ RoleArg = Annotated[str, typer.Argument(help="admin, front_desk, biller, provide
 
 def register_whoami(root: typer.Typer) -> None:
     root.command("whoami")(whoami)
+
+
+def register_login(root: typer.Typer) -> None:
+    root.command("login")(login)
+    root.command("logout")(logout)
+
+
+def _read_token() -> str:
+    """The token from a prompt without echo on a TTY, else the first line of stdin."""
+    import sys
+
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("token: ")
+    return sys.stdin.readline().strip()
+
+
+def login(username: UserArg, as_json: JsonOpt = False) -> None:
+    """Sign in with your API token, kept for this database (keyring, or a 0600 file).
+
+    The token is read from a prompt without echo, or from stdin when that is not a terminal
+    (never from the command line). It is checked against the database before it is kept; later
+    commands use it when HPMS_TOKEN is not set. An admin makes tokens with `hpms users token`.
+
+    Example: hpms login maria < maria.token
+    """
+    from hpms.commands._common import settings
+    from hpms.services.platform import signin
+
+    token = _read_token()
+    out = signin.login(settings(), username=username, token=token)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"signed in as {out['username']} on {out['database']} (token kept in {out['stored_in']})")
+
+
+def logout(
+    everywhere: Annotated[bool, typer.Option("--all", help="Forget the sign-ins of every database.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forget the token `hpms login` kept for this database.
+
+    Example: hpms logout
+    """
+    from hpms.commands._common import settings
+    from hpms.services.platform import signin
+
+    out = signin.logout(settings(), everywhere=everywhere)
+    if as_json:
+        emit_object(out, as_json=True)
+    elif out["removed"]:
+        info(f"signed out ({out['removed']} stored sign-in{'s' if out['removed'] != 1 else ''} removed)")
+    else:
+        info("not signed in: no stored sign-in to remove")
 
 
 def whoami(as_json: JsonOpt = False) -> None:

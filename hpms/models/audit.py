@@ -27,7 +27,8 @@ class AuditEvent(SQLModel, table=True):
     fields: str | None = None  # JSON list of field names, never values
     detail: str | None = Field(default=None, max_length=500)
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)  # HMAC-SHA256 under the practice's audit key (key_id)
+    key_id: str | None = Field(default=None, max_length=16)  # None: written before sealing
 
 
 class AuditHead(SQLModel, table=True):
@@ -37,6 +38,8 @@ class AuditHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_seq: int = 0
     last_hash: str = Field(default="0" * 64, max_length=64)
+    mac: str | None = Field(default=None, max_length=64)  # seals (last_seq, last_hash)
+    key_id: str | None = Field(default=None, max_length=16)
 
 
 class AuditEventOut(SQLModel):

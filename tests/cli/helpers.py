@@ -50,3 +50,9 @@ def iso_datetime(value: str) -> dt.datetime:
 def iso_date(value: str) -> dt.date:
     assert len(value) == 10, value
     return dt.date.fromisoformat(value)
+
+
+def with_denied(before: dict[str, int], refusals: int = 1) -> dict[str, int]:
+    """The row counts `before` after `refusals` refused operations: each wrote nothing but its
+    "denied" audit event."""
+    return {**before, "audit_event": before["audit_event"] + refusals}

@@ -115,7 +115,15 @@ def test_auditor_may_read_log_and_verify(cli, patient, as_user):
 
 def test_verify_intact(cli, patient):
     data = ok(cli("audit", "verify", "--json"))
-    assert data == {"ok": True, "events": 2, "first_bad_seq": None, "problem": None}
+    assert data == {
+        "ok": True,
+        "events": 2,
+        "first_bad_seq": None,
+        "problem": None,
+        "sealed_with": [data["sealed_with"][0]],
+        "checkpoint": None,
+    }
+    assert len(data["sealed_with"][0]) == 8  # the id of the practice key
     r = cli("audit", "verify")
     assert r.exit_code == 0 and r.stdout == ""
     assert "audit trail intact: 2 events" in r.stderr
@@ -152,7 +160,7 @@ def test_verify_detects_a_deleted_last_event(cli, patient, tamper):
 
 
 def test_verify_detects_a_rehashed_edit(cli, settings, patient, tamper):
-    """Recomputing the edited event's own hash does not help: the next event's link breaks."""
+    """Recomputing the edited event's digest does not help: without the key it is no seal."""
     import sqlalchemy as sa
 
     from hpms.db import get_engine
@@ -164,7 +172,7 @@ def test_verify_detects_a_rehashed_edit(cli, settings, patient, tamper):
         row = dict(conn.execute(sa.select(AuditEvent.__table__).where(AuditEvent.seq == 2)).mappings().one())
     row["username"] = "nobody"
     tamper(f"UPDATE audit_event SET username = 'nobody', hash = '{event_hash(row)}' WHERE seq = 2")
-    error_line(cli("audit", "verify"), 1, "audit trail broken at event 3", "does not follow event 2")
+    error_line(cli("audit", "verify"), 1, "audit trail broken at event 2", "event 2 was altered")
 
 
 @pytest.mark.subprocess
@@ -174,3 +182,69 @@ def test_audit_subprocess(hpms_proc, patient, tamper):
     r = hpms_proc("audit", "verify")
     error_line(r, 1, "audit trail broken at event 1", "altered")
     assert r.stdout == ""
+
+
+def test_checkpoint_written_private_and_verified(cli, settings, patient, tmp_path):
+    import os
+
+    from tests.conftest import count_rows
+
+    out = tmp_path / "cp.json"
+    info = ok(cli("audit", "checkpoint", "-o", str(out), "--json"))
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    saved = json.loads(out.read_text())
+    assert info == {**saved, "file": str(out)}
+    assert set(saved) == {"format", "seq", "seal", "at", "key_id", "signature"}
+    assert saved["format"] == "hpms-audit-checkpoint/1" and saved["at"].endswith("Z")
+    assert saved["seq"] == count_rows(settings, "audit_event") - 1  # the checkpoint event follows it
+    r = cli("audit", "verify", "--checkpoint", str(out))
+    assert r.exit_code == 0, r.stderr
+    assert f"checkpoint at event {saved['seq']}" in r.stderr and "matches" in r.stderr
+    printed = cli("audit", "checkpoint")  # on stdout, for a pipe to safekeeping
+    assert json.loads(printed.stdout)["seq"] == saved["seq"] + 1
+
+
+def test_verify_finds_a_rewind_behind_the_checkpoint(cli, settings, patient, tamper, tmp_path, raw_sql):
+    head = raw_sql("SELECT last_seq, last_hash, mac, key_id FROM audit_head")[0]
+    ok(cli("patients", "show", patient, "--json"))
+    out = tmp_path / "cp.json"
+    ok(cli("audit", "checkpoint", "-o", str(out)))
+    tamper(f"DELETE FROM audit_event WHERE seq > {head[0]}")
+    raw_sql(f"UPDATE audit_head SET last_seq = {head[0]}, last_hash = '{head[1]}', mac = '{head[2]}'")
+    assert cli("audit", "verify").exit_code == 0  # the rewound database is consistent on its own
+    error_line(
+        cli("audit", "verify", "--checkpoint", str(out)),
+        1,
+        f"audit trail broken at event {head[0] + 1}",
+        "events were removed",
+    )
+    r = cli("audit", "verify", "--checkpoint", str(out), "--json")
+    assert r.exit_code == 1
+    report = json.loads(r.stdout)
+    assert report["ok"] is False and report["first_bad_seq"] == head[0] + 1
+    assert report["checkpoint"]["ok"] is False
+
+
+def test_checkpoint_input_and_output_errors(cli, settings, patient, tmp_path, tamper):
+    from tests.conftest import count_rows
+
+    before = count_rows(settings, "audit_event")
+    error_line(cli("audit", "verify", "--checkpoint", str(tmp_path / "none.json")), 2, "checkpoint", "does not exist")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    error_line(cli("audit", "verify", "--checkpoint", str(bad)), 2, "checkpoint", "is not a checkpoint")
+    error_line(cli("audit", "checkpoint", "-o", str(tmp_path / "no" / "cp.json")), 2, "output", "does not exist")
+    tamper("UPDATE audit_event SET detail = 'x' WHERE seq = 1")
+    error_line(cli("audit", "checkpoint", "-o", str(tmp_path / "cp.json")), 4, "broken at event 1")
+    assert not (tmp_path / "cp.json").exists()
+    assert count_rows(settings, "audit_event") == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # PostgreSQL refuses a malformed timestamp on write
+def test_verify_json_reports_a_malformed_row(cli, settings, patient, tamper):
+    tamper("UPDATE audit_event SET at = 'not a time' WHERE seq = 2")
+    r = cli("audit", "verify", "--json")
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    report = json.loads(r.stdout)
+    assert report["first_bad_seq"] == 2 and report["problem"].startswith("event 2 is malformed")
+    error_line(cli("audit", "verify"), 1, "event 2 is malformed")

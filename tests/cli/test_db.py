@@ -38,7 +38,12 @@ def test_db_check_plain(cli):
 
 def test_db_upgrade_at_head(cli):
     data = ok(cli("db", "upgrade", "--json"))
-    assert data == {"schema_before": head_revision(), "schema": head_revision(), "changed": False}
+    assert data == {
+        "schema_before": head_revision(),
+        "schema": head_revision(),
+        "changed": False,
+        "audit_sealed": {"sealed": 0, "problem": None},
+    }
     r = cli("db", "upgrade")
     assert r.exit_code == 0 and r.stdout == ""
     assert f"schema already at {head_revision()}" in r.stderr
@@ -177,3 +182,44 @@ def test_unreachable_database_subprocess(clean_env):
     r = run_subprocess(["patients", "list"], subprocess_env(clean_env, UNREACHABLE))
     error_line(r, 1, "cannot connect to database")
     assert r.stdout == ""
+
+
+@sqlite_only
+def test_upgrade_seals_the_audit_events_of_an_older_schema(cli, settings, raw_sql, patient):
+    """A database from before sealed audit events (schema 0007: unkeyed digests) is upgraded;
+    the upgrade, which has the key, checks the old chain and seals it."""
+    import sqlalchemy as sa
+
+    from hpms.db import dispose_engines, get_engine
+    from hpms.services.platform import audit
+
+    ok(cli("patients", "show", patient, "--json"))
+    dispose_engines()
+    from alembic import command
+
+    from hpms.db import _alembic_config
+
+    command.downgrade(_alembic_config(get_engine(settings)), "0007")  # back to the schema without seals
+    with get_engine(settings).connect() as conn:
+        cols = [c["name"] for c in sa.inspect(conn).get_columns("audit_event")]
+        rows = [dict(r) for r in conn.execute(sa.text("SELECT * FROM audit_event ORDER BY seq")).mappings()]
+    assert "key_id" not in cols
+    prev, statements = audit.GENESIS, []
+    for row in rows:
+        row["prev_hash"] = prev
+        row["at"] = audit._stored_time(row["at"])
+        prev = audit.event_hash(row)
+        statements.append(
+            f"UPDATE audit_event SET prev_hash = '{row['prev_hash']}', hash = '{prev}' WHERE seq = {row['seq']}"
+        )
+    raw_sql(
+        "DROP TRIGGER IF EXISTS audit_event_no_update",
+        *statements,
+        f"UPDATE audit_head SET last_seq = {rows[-1]['seq']}, last_hash = '{prev}'",
+    )
+    dispose_engines()
+    data = ok(cli("db", "upgrade", "--json"))
+    assert (data["schema_before"], data["schema"]) == ("0007", head_revision())
+    assert data["audit_sealed"] == {"sealed": len(rows), "problem": None}
+    verified = ok(cli("audit", "verify", "--json"))
+    assert verified["ok"] is True and verified["events"] == len(rows) >= 3

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.cli.helpers import error_line, ok
-from tests.conftest import PG_URL, _run_id
+from tests.conftest import PG_URL, REPO, _run_id
 
 BLOCKING = ("booked", "confirmed", "arrived", "in_room", "completed")
 
@@ -70,7 +71,8 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert r.stdout == ""
     assert "already present" in r.stderr
-    assert f"HPMS_HOME={home} hpms patients list" in r.stderr
+    assert f"  export HPMS_HOME={home}\n" in r.stderr
+    assert "\n  hpms patients list --limit 10\n" in r.stderr
     again = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
     assert again["created"] is False
     kept = (
@@ -193,6 +195,40 @@ def _assert_valid_837p(path) -> None:
         fd_xmldoc=None,
         fd_json=io.StringIO(),
     ), path.name
+
+
+@pytest.mark.subprocess
+def test_demo_without_a_home_builds_beside_the_default_one(clean_env, tmp_path, monkeypatch):
+    """As the README runs it: `.venv/bin/hpms demo` with no HPMS_HOME goes to a demo home of its
+    own, never the default home a real practice would use, and the lines it prints work."""
+    import shlex
+
+    from tests.cli.conftest import run_subprocess, subprocess_env
+
+    env = subprocess_env(clean_env)
+    del env["HPMS_HOME"]
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    exe = REPO / ".venv" / "bin" / "hpms"
+    r = subprocess.run(
+        [str(exe), "demo", "--patients", "40"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    demo_home = tmp_path / "data" / "hpms-demo"
+    assert (demo_home / "hpms.db").is_file()
+    assert not (tmp_path / "data" / "hpms").exists()  # the default home stays untouched
+    lines = r.stderr.splitlines()
+    export = [ln.strip() for ln in lines if ln.strip().startswith("export HPMS_HOME=")]
+    assert export == [f"export HPMS_HOME={shlex.quote(str(demo_home))}"]
+    tries = [ln.strip() for ln in lines[lines.index("then try:") + 1 :]]
+    assert tries and all(t.startswith(f"{exe} ") for t in tries)
+    env["HPMS_HOME"] = str(demo_home)
+    for line in tries[:3] + [t for t in tries if "audit verify" in t]:
+        done = subprocess.run(
+            shlex.split(line), env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+        )
+        assert done.returncode == 0, (line, done.stderr)
+    real = run_subprocess(["patients", "list"], env | {"HPMS_HOME": str(tmp_path / "data" / "hpms")})
+    assert real.exit_code == 2 and "no database at" in real.stderr
 
 
 def test_demo_refuses_a_real_practice(cli, counts):

@@ -23,6 +23,7 @@ AUDIT_COLUMNS = (
     "detail",
     "prev_hash",
     "hash",
+    "key_id",
 )
 
 

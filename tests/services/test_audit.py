@@ -311,15 +311,17 @@ def test_events_never_contain_phi_values(settings, ctx_for, world, make_user):
 
 def test_chain_verifies_and_links_each_event_to_the_previous(settings, ctx_for, world):
     from hpms.services.platform import audit
-    from hpms.services.platform.audit import GENESIS, event_hash
+    from hpms.services.platform.audit import GENESIS, event_seal
+    from hpms.services.platform.crypto import load_keyring
 
+    keys = load_keyring(settings).audit_keys()
     rows = audit_rows(settings)
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0]["prev_hash"] == GENESIS
     for prev, row in zip(rows, rows[1:], strict=False):
         assert row["prev_hash"] == prev["hash"]
     for row in rows:
-        assert event_hash(row) == row["hash"]
+        assert event_seal(row, keys[row["key_id"]]) == row["hash"]
     with ctx_for() as ctx:
         result = audit.verify(ctx)
     assert result.ok and result.first_bad_seq is None
@@ -449,7 +451,7 @@ def test_verify_names_an_edited_timestamp(settings, ctx_for, chain):
 
 
 def test_verify_detects_an_edit_whose_hash_was_recomputed(settings, ctx_for, chain):
-    """Rewriting one event and its own hash still breaks the link from the next event."""
+    """Rewriting one event with a recomputed digest (no key at hand) is found at that event."""
     from hpms.services.platform.audit import event_hash
 
     row = audit_rows(settings)[2]
@@ -458,7 +460,8 @@ def test_verify_detects_an_edit_whose_hash_was_recomputed(settings, ctx_for, cha
     _tamper(settings, f"UPDATE audit_event SET detail = 'forged', hash = '{forged}' WHERE seq = 3")
     result = _verify(ctx_for)
     assert result.ok is False
-    assert result.first_bad_seq == 4
+    assert result.first_bad_seq == 3
+    assert result.problem == "event 3 was altered"
 
 
 def test_verify_names_a_deleted_middle_event(settings, ctx_for, chain):
@@ -526,3 +529,206 @@ def test_the_append_only_triggers_exist(settings):
                 "SELECT tgenabled FROM pg_trigger WHERE tgname = 'audit_event_append_only'"
             ).scalar_one()
             assert enabled == "O"
+
+
+# The seal: a key outside the database, a sealed head, checkpoints, malformed rows.
+
+
+def _head(settings) -> dict:
+    with get_engine(settings).connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM audit_head WHERE id = 1")).mappings().one())
+
+
+def _set_head(settings, head: dict) -> None:
+    with get_engine(settings).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_head SET last_seq = :last_seq, last_hash = :last_hash, mac = :mac, key_id = :key_id"),
+            head,
+        )
+
+
+def test_an_inserted_event_rechained_without_the_key_is_found(settings, ctx_for, chain):
+    """A forger who can write the database appends an event and recomputes every digest and
+    the head: without the key file the seal cannot be made."""
+    from hpms.services.platform.audit import event_hash
+
+    last = audit_rows(settings)[-1]
+    forged = {**last, "id": None, "seq": last["seq"] + 1, "detail": "inserted", "prev_hash": last["hash"]}
+    forged.pop("fields_list", None)
+    forged.pop("patient_ids_list", None)
+    forged["hash"] = event_hash(forged)
+    for kid in (last["key_id"], None):
+        _tamper(settings, f"DELETE FROM audit_event WHERE seq = {forged['seq']}")
+        with get_engine(settings).begin() as conn:
+            row = {k: v for k, v in forged.items() if k != "id"} | {"key_id": kid}
+            conn.execute(sa.insert(AuditEvent.__table__).values(**row))
+        _set_head(settings, {"last_seq": forged["seq"], "last_hash": forged["hash"], "mac": None, "key_id": kid})
+        result = _verify(ctx_for)
+        assert (result.ok, result.first_bad_seq) == (False, forged["seq"])
+        assert result.problem == (
+            f"event {forged['seq']} was altered"
+            if kid
+            else f"event {forged['seq']} is not sealed with the practice key"
+        )
+
+
+def test_a_cut_tail_with_the_head_moved_back_is_found(settings, ctx_for, chain):
+    rows = audit_rows(settings)
+    keep = rows[-3]
+    _tamper(settings, f"DELETE FROM audit_event WHERE seq > {keep['seq']}")
+    head = _head(settings)
+    _set_head(settings, {**head, "last_seq": keep["seq"], "last_hash": keep["hash"]})
+    result = _verify(ctx_for)
+    assert (result.ok, result.first_bad_seq) == (False, keep["seq"])
+    assert result.problem == "the head of the chain is not sealed with the practice key"
+
+
+def test_a_checkpoint_finds_a_cut_behind_it_even_with_an_old_head_restored(settings, ctx_for, chain):
+    """The database rewound to an older, consistent state (events and head alike) verifies on
+    its own; the checkpoint taken since shows the events removed."""
+    from hpms.services.people import patients
+    from hpms.services.platform import audit
+
+    old_head = _head(settings)
+    with ctx_for() as ctx:
+        patients.list_patients(ctx)
+        cp = audit.checkpoint(ctx)
+    assert cp.seq == old_head["last_seq"] + 1
+    assert last_seq(settings) == cp.seq + 1  # the checkpoint itself is recorded
+    with ctx_for() as ctx:
+        assert audit.verify(ctx, checkpoint=cp).ok
+    _tamper(settings, f"DELETE FROM audit_event WHERE seq > {old_head['last_seq']}")
+    _set_head(settings, old_head)
+    assert _verify(ctx_for).ok  # consistent on its own
+    with ctx_for() as ctx:
+        result = audit.verify(ctx, checkpoint=cp)
+    assert (result.ok, result.first_bad_seq) == (False, old_head["last_seq"] + 1)
+    assert f"records event {cp.seq}: events were removed" in result.problem
+    assert result.checkpoint == {"seq": cp.seq, "at": cp.at, "ok": False}
+
+
+def test_a_checkpoint_that_was_edited_or_made_elsewhere_is_refused(settings, ctx_for, chain):
+    import dataclasses
+
+    from hpms.services.platform import audit
+
+    with ctx_for() as ctx:
+        cp = audit.checkpoint(ctx)
+    for bad in (dataclasses.replace(cp, seq=cp.seq - 1), dataclasses.replace(cp, key_id="0badc0de")):
+        with ctx_for() as ctx:
+            result = audit.verify(ctx, checkpoint=bad)
+        assert result.ok is False
+        assert result.problem == "the checkpoint's signature does not match this practice's key"
+
+
+def test_a_checkpoint_file_that_is_no_checkpoint_names_the_field(settings):
+    from hpms.errors import ValidationError
+    from hpms.services.platform import audit
+
+    for text, why in (
+        ("not json", "not JSON"),
+        ('{"format": "other"}', "format is not"),
+        ('{"format": "hpms-audit-checkpoint/1", "seq": 3}', "no valid 'seal'"),
+    ):
+        with pytest.raises(ValidationError) as err:
+            audit.parse_checkpoint(text)
+        assert err.value.field == "checkpoint" and why in str(err.value)
+
+
+def test_a_checkpoint_of_a_broken_chain_is_refused(settings, ctx_for, chain):
+    from hpms.errors import ConflictError
+    from hpms.services.platform import audit
+
+    _tamper(settings, "UPDATE audit_event SET detail = 'x' WHERE seq = 2")
+    before = last_seq(settings)
+    with pytest.raises(ConflictError, match="broken at event 2: event 2 was altered"), ctx_for() as ctx:
+        audit.checkpoint(ctx)
+    assert last_seq(settings) == before
+
+
+def test_malformed_rows_are_reported_never_raised(settings, ctx_for, chain):
+    if settings.is_sqlite:  # SQLite keeps whatever text is written in a typed column
+        _tamper(settings, "UPDATE audit_event SET at = 'yesterday-ish' WHERE seq = 4")
+        result = _verify(ctx_for)
+        assert (result.ok, result.first_bad_seq) == (False, 4)
+        assert result.problem.startswith("event 4 is malformed:")
+        _tamper(settings, "UPDATE audit_event SET at = '2026-01-01 00:00:00' WHERE seq = 4")
+    _tamper(settings, "UPDATE audit_event SET key_id = 'zzzz' WHERE seq = 5")
+    result = _verify(ctx_for)
+    assert result.first_bad_seq == (4 if settings.is_sqlite else 5)
+    _tamper(settings, "DELETE FROM audit_event WHERE seq <= 4")
+    result = _verify(ctx_for)
+    assert (result.ok, result.first_bad_seq) == (False, 1)
+    assert result.problem == "event 1 is missing (next is 5)"
+
+
+def test_events_sealed_before_a_key_rotation_still_verify(settings, ctx_for, chain, monkeypatch):
+    from hpms.services.platform import admin, audit
+    from hpms.services.platform.crypto import load_keyring
+
+    old = load_keyring(settings).active
+    with ctx_for() as ctx:
+        out = admin.rotate_keys(ctx)
+    admin.finish_rotation(settings, out["key_id"])
+    ring = load_keyring(settings)
+    assert list(ring.keys) == [out["key_id"]] and old in ring.retired_audit_keys  # the old key is gone
+    with ctx_for() as ctx:
+        result = audit.verify(ctx)
+    assert result.ok and result.keys == sorted({old, out["key_id"]})
+
+
+def test_verify_without_the_key_reports_it(settings, ctx_for, chain):
+    settings.key_file.unlink()
+    result = _verify(ctx_for)
+    assert result.ok is False
+    assert result.problem.startswith("the audit trail cannot be verified without the practice key")
+
+
+def test_events_written_before_sealing_are_sealed_once_the_key_is_at_hand(settings, ctx_for, chain):
+    """A database from before sealing: unkeyed digests, a head without a seal. Verify refuses
+    it until `seal` (run by init and upgrade) checks the old chain and seals it."""
+    from hpms.services.platform import audit
+    from hpms.services.platform.crypto import load_keyring
+
+    rows = audit_rows(settings)
+    prev = audit.GENESIS
+    updates = []
+    for row in rows:
+        row = {**row, "prev_hash": prev, "key_id": None}
+        prev = audit.event_hash(row)
+        updates.append(
+            f"UPDATE audit_event SET prev_hash = '{row['prev_hash']}', hash = '{prev}', key_id = NULL "
+            f"WHERE seq = {row['seq']}"
+        )
+    _tamper(settings, *updates)
+    _set_head(settings, {"last_seq": rows[-1]["seq"], "last_hash": prev, "mac": None, "key_id": None})
+    result = _verify(ctx_for)
+    assert (result.ok, result.first_bad_seq, result.problem) == (
+        False,
+        1,
+        "event 1 is not sealed with the practice key",
+    )
+
+    _tamper(settings, "UPDATE audit_event SET detail = 'changed' WHERE seq = 2")  # a broken old chain
+    with get_engine(settings).begin() as conn:
+        from sqlalchemy.orm import Session
+
+        assert audit.seal(Session(bind=conn), load_keyring(settings)) == {
+            "sealed": 0,
+            "problem": "event 2: event 2 was altered",
+        }
+    _tamper(settings, f"UPDATE audit_event SET detail = {_quote(rows[1]['detail'])} WHERE seq = 2")
+    with get_engine(settings).begin() as conn:
+        from sqlalchemy.orm import Session
+
+        assert audit.seal(Session(bind=conn), load_keyring(settings)) == {"sealed": len(rows), "problem": None}
+    result = _verify(ctx_for)
+    assert result.ok and result.events == len(rows)
+    with get_engine(settings).begin() as conn:  # sealing again changes nothing
+        from sqlalchemy.orm import Session
+
+        assert audit.seal(Session(bind=conn), load_keyring(settings)) == {"sealed": 0, "problem": None}
+
+
+def _quote(value) -> str:
+    return "NULL" if value is None else "'" + str(value).replace("'", "''") + "'"

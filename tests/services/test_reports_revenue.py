@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hpms.errors import PermissionDenied
 from hpms.services import lookups
 from tests.billing_fixtures import setup_practice
-from tests.services.helpers import audit_rows, last_seq
+from tests.services.helpers import audit_rows, last_seq, query
 
 NY = "America/New_York"
 D = Decimal
@@ -300,6 +300,9 @@ def test_day_sheet_lists_the_day_per_provider_and_is_audited(settings, ctx_for, 
     ]
     events = [e for e in audit_rows(settings, seq) if e["entity"] == "report"]
     assert [e["action"] for e in events] == ["read"]
+    named = query(settings, "SELECT id FROM patient WHERE mrn IN (:a, :b)", a=data.nora, b=data.bob)
+    assert events[0]["patient_ids_list"] == sorted(r["id"] for r in named)
+    assert events[0]["detail"].startswith("day-sheet 2026-03-10..") and events[0]["detail"].endswith(", 3 rows")
 
 
 def test_appointments_list_one_row_per_appointment(ctx_for, data):

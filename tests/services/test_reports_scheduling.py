@@ -219,6 +219,7 @@ def test_recall_list(ctx_for, world, settings):
     assert phone[p4] is not None
     events = [e for e in audit_rows(settings, seq) if e["entity"] == "report"]
     assert [(e["action"], e["entity_id"]) for e in events] == [("read", "recall")]
+    assert events[0]["patient_ids_list"] == sorted([info[p4].id, info[p1].id])  # the patients it named
     # 6 months: cutoff 2025-12-15 -> P2 (2025-08-01) too
     assert [r[0] for r in rows(ctx_for, "recall", months=6)] == [mrn[p4], mrn[p1], mrn[p2]]
     assert [r[0] for r in rows(ctx_for, "recall", months=6, provider="Babbage")] == [mrn[p4]]

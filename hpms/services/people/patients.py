@@ -297,17 +297,19 @@ def likely_duplicates(
         for r, reasons in sorted(found.values(), key=lambda e: (-len(e[1]), e[0].mrn))
     ]
     if out:
-        audit.record(
-            ctx,
-            audit.Event(
-                "duplicates",
-                "patient",
-                patient_ids=[c.patient.id for c in out],
-                fields=["mrn", "first_name", "last_name", "dob", "phone"],
-                detail="at registration",
-            ),
-        )
+        audit.record(ctx, _shown(out))
     return out
+
+
+def _shown(candidates: list[RegistrationMatch]) -> audit.Event:
+    """The read of the candidates a registration was shown."""
+    return audit.Event(
+        "duplicates",
+        "patient",
+        patient_ids=[c.patient.id for c in candidates],
+        fields=["mrn", "first_name", "last_name", "dob", "phone"],
+        detail="at registration",
+    )
 
 
 def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> PatientOut:
@@ -332,7 +334,9 @@ def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> Patient
             ssn=ssn,
         )
         if candidates:
-            raise LikelyDuplicate(candidates)
+            refused = LikelyDuplicate(candidates)
+            refused.audit_after_rollback.append(_shown(candidates))  # they were shown all the same
+            raise refused
     if mrn is None:
         mrn = next_mrns(session, 1, ctx.org_id)[0]
     row = Patient(org_id=ctx.org_id, mrn=mrn, **values, **derived_columns(values))

@@ -111,6 +111,7 @@ def init(
                 is_demo=is_demo,
             )
             _adopt_key(session, settings, key_created)
+            sealed = audit.seal(session, load_keyring(settings))
     finally:
         engine.dispose()
     return {
@@ -123,6 +124,7 @@ def init(
         "admin": admin or os_login() if created else None,
         "key_file": None if settings.key_from_env else str(settings.key_file),
         "key_created": key_created,
+        "audit_sealed": sealed,
     }
 
 
@@ -158,11 +160,17 @@ def upgrade(settings: Settings) -> dict:
         with session_scope(engine) as session:
             require(authenticate(session), "db.admin")
         before, after = migrate(engine)
+        with session_scope(engine) as session:
+            # events written before sealing existed are sealed once the key is at hand
+            try:
+                sealed = audit.seal(session, load_keyring(settings))
+            except EncryptionKeyError as exc:
+                sealed = {"sealed": 0, "problem": str(exc)}
     except sa.exc.OperationalError as exc:
         raise connect_error(settings.database_url, exc) from None
     finally:
         engine.dispose()
-    return {"schema_before": before, "schema": after, "changed": before != after}
+    return {"schema_before": before, "schema": after, "changed": before != after, "audit_sealed": sealed}
 
 
 def check(settings: Settings) -> dict:
@@ -316,7 +324,9 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     kid = key_id(key)
     if kid in old.keys:
         raise ValidationError("HPMS_NEW_KEY", "is the key already in use")
-    both = KeyRing(active=kid, keys={**old.keys, kid: key}, source=old.source)
+    both = KeyRing(
+        active=kid, keys={**old.keys, kid: key}, source=old.source, retired_audit_keys=old.retired_audit_keys
+    )
     if not settings.key_from_env:
         write_keyring(settings.key_file, both)
     crypto_old, crypto_new = FieldCrypto(old), FieldCrypto(both)
@@ -356,7 +366,12 @@ def finish_rotation(settings: Settings, kid: str) -> None:
     if settings.key_from_env:
         return
     ring = load_keyring(settings)
-    write_keyring(settings.key_file, KeyRing(active=kid, keys={kid: ring.keys[kid]}, source=ring.source))
+    write_keyring(
+        settings.key_file,
+        KeyRing(
+            active=kid, keys=ring.keys, source=ring.source, retired_audit_keys=ring.retired_audit_keys
+        ).without_old_keys(),
+    )
 
 
 def ensure_reachable(settings: Settings) -> None:

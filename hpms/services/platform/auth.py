@@ -1,4 +1,4 @@
-"""Who is acting: the OS login mapped to an hpms user, or HPMS_USER + HPMS_TOKEN.
+"""Who is acting: HPMS_USER + HPMS_TOKEN, a stored sign-in, or the OS login mapped to a user.
 
 Unknown or disabled users are refused before any other data is read.
 """
@@ -18,6 +18,8 @@ from hpms.models import Actor, User, UserRole
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
     from sqlalchemy.orm import Session
+
+    from hpms.services.platform.credentials import StoredLogin
 
 
 def os_login() -> str:
@@ -85,12 +87,24 @@ def load_actor(session: Session, username: str, *, auth_method: str = "os") -> A
     )
 
 
+def _stored_login(session: Session, env: Mapping[str, str]) -> StoredLogin | None:
+    from hpms.services.platform import credentials
+
+    if not credentials.may_hold_any(env):
+        return None
+    return credentials.load(credentials.database_identity(session), env)
+
+
 def authenticate(session: Session, env: Mapping[str, str] | None = None) -> Actor:
-    """Resolve the acting user from the environment; AuthError on any doubt."""
+    """Resolve the acting user; AuthError on any doubt. In order: HPMS_TOKEN (with HPMS_USER),
+    the sign-in stored for this database, the OS login."""
     if env is None:
         env = os.environ
     login = os_login()
-    username = env.get("HPMS_USER") or login
+    stored: StoredLogin | None = None
+    if not env.get("HPMS_TOKEN"):
+        stored = _stored_login(session, env)
+    username = env.get("HPMS_USER") or (stored.username if stored else login)
     token = env.get("HPMS_TOKEN")
     if token:
         user = session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
@@ -98,6 +112,15 @@ def authenticate(session: Session, env: Mapping[str, str] | None = None) -> Acto
             # One message for all three: do not reveal which user names exist.
             raise AuthError(f"authentication failed for hpms user {username!r}")
         return load_actor(session, username, auth_method="token")
+    if stored is not None and stored.username == username:
+        user = session.execute(sa.select(User).where(User.username == username)).scalar_one_or_none()
+        if user is None or user.disabled or not verify_token(user.token_hash, stored.token):
+            raise AuthError(
+                f"the stored sign-in of hpms user {username!r} no longer works"
+                " (its token was replaced or revoked, or the user was disabled); sign in again",
+                action=Action("login", target=username, purpose="sign in again with"),
+            )
+        return load_actor(session, username, auth_method="login")
     if username != login:
         raise AuthError(
             f"HPMS_USER={username} is not the OS login {login!r}",

@@ -12,12 +12,14 @@ import sqlalchemy as sa
 
 from hpms.config import Settings, load_settings
 from hpms.db import check_schema, get_engine, session_scope
+from hpms.errors import HpmsError, PermissionDenied
 from hpms.models import Actor
 from hpms.services.platform.auth import authenticate, load_actor
 from hpms.services.platform.conflicts import integrity_conflict
-from hpms.services.platform.crypto import FieldCrypto, bind_to_database
+from hpms.services.platform.crypto import FieldCrypto, KeyRing, bind_to_database, load_keyring
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
 Clock = Callable[[], dt.datetime]
@@ -38,6 +40,7 @@ class Ctx:
     clock: Clock = system_clock
     _crypto: FieldCrypto | None = field(default=None, repr=False)
     _key_checked: bool = field(default=False, repr=False)
+    _ring: KeyRing | None = field(default=None, repr=False)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -55,6 +58,16 @@ class Ctx:
         assert self._crypto is not None
         return self._crypto
 
+    @property
+    def key_ring(self) -> KeyRing:
+        """The practice key ring (which seals the audit trail), read once per context; the
+        field-encryption machinery is not built for it. Raises EncryptionKeyError."""
+        if self._crypto is not None:
+            return self._crypto.ring
+        if self._ring is None:
+            self._ring = load_keyring(self.settings)
+        return self._ring
+
 
 @contextmanager
 def open_context(
@@ -69,6 +82,7 @@ def open_context(
     settings = settings or load_settings()
     engine = get_engine(settings)
     check_schema(engine)
+    actor: Actor | None = None
     try:
         with session_scope(engine, readonly=readonly) as session:
             actor = authenticate(session, env)
@@ -76,6 +90,28 @@ def open_context(
     except sa.exc.IntegrityError as exc:
         # A concurrent writer got there first (unique key, foreign key): a conflict, not a crash.
         raise integrity_conflict(exc) from None
+    except HpmsError as exc:
+        if actor is not None:
+            _record_after_rollback(engine, settings, actor, clock, exc)
+        raise
+
+
+def _record_after_rollback(engine: Engine, settings: Settings, actor: Actor, clock: Clock, exc: HpmsError) -> None:
+    """The audit events that stand although the work was rolled back, in a transaction of
+    their own: a refused operation ("denied", naming what was refused) and what a refusal
+    showed. A failure here never hides the refusal itself."""
+    from hpms.services.platform import audit
+
+    events = [e for e in exc.audit_after_rollback if isinstance(e, audit.Event)]
+    if isinstance(exc, PermissionDenied):
+        events.insert(0, audit.Event("denied", "permission", exc.refused, detail=exc.message[:500]))
+    if not events:
+        return
+    try:
+        with session_scope(engine) as session:
+            audit.record_many(Ctx(session=session, actor=actor, settings=settings, clock=clock), events)
+    except (HpmsError, sa.exc.SQLAlchemyError):
+        pass  # the refusal is what the person must see; verify shows a chain in trouble
 
 
 def context_for(session: Session, settings: Settings, username: str, *, clock: Clock = system_clock) -> Ctx:

@@ -13,7 +13,7 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,39 +53,55 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
     return hmac.new(key, b"hpms v1 " + purpose, hashlib.sha256).digest()
 
 
+def audit_key(key: bytes) -> bytes:
+    """The key that seals audit events, derived from a practice key (one-way: it opens no field)."""
+    return _derive(key, b"audit seal")
+
+
 @dataclass
 class KeyRing:
     active: str
     keys: dict[str, bytes]
     source: str
+    # The audit keys of practice keys dropped by a rotation: events they sealed stay verifiable,
+    # while the dropped keys themselves (which would decrypt old copies of fields) are gone.
+    retired_audit_keys: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def single(cls, key: bytes, source: str) -> KeyRing:
         kid = key_id(key)
         return cls(active=kid, keys={kid: key}, source=source)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {"version": 1, "active": self.active, "keys": {k: encode_key(v) for k, v in self.keys.items()}},
-            indent=2,
+    def audit_keys(self) -> dict[str, bytes]:
+        """Every audit key this ring can verify with, by practice key id."""
+        return {**self.retired_audit_keys, **{kid: audit_key(k) for kid, k in self.keys.items()}}
+
+    def without_old_keys(self) -> KeyRing:
+        """The active key alone, keeping the audit keys of the ones dropped."""
+        return KeyRing(
+            active=self.active,
+            keys={self.active: self.keys[self.active]},
+            source=self.source,
+            retired_audit_keys={kid: k for kid, k in self.audit_keys().items() if kid != self.active},
         )
+
+    def to_json(self) -> str:
+        data: dict[str, object] = {
+            "version": 1,
+            "active": self.active,
+            "keys": {k: encode_key(v) for k, v in self.keys.items()},
+        }
+        if self.retired_audit_keys:
+            data["audit_keys"] = {k: encode_key(v) for k, v in self.retired_audit_keys.items()}
+        return json.dumps(data, indent=2)
 
 
 def write_keyring(path: Path, ring: KeyRing) -> None:
-    """Write the key file atomically with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(ring.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.chmod(path, 0o600)
+    """Write the key file atomically with mode 0600 (a temp name in its folder, then renamed)."""
+    from hpms.fileio import write_atomically
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomically(path, ring.to_json().encode(), field="key_file", mode=0o600)
 
 
 def create_key_file(path: Path) -> bool:
@@ -116,12 +132,13 @@ def load_keyring(settings: Settings) -> KeyRing:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {kid: decode_key(v, str(path)) for kid, v in data["keys"].items()}
+        retired = {kid: decode_key(v, str(path)) for kid, v in data.get("audit_keys", {}).items()}
         active = data["active"]
         if active not in keys:
             raise KeyError(active)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise EncryptionKeyError(f"key file {path} is damaged") from None
-    return KeyRing(active=active, keys=keys, source=str(path))
+    return KeyRing(active=active, keys=keys, source=str(path), retired_audit_keys=retired)
 
 
 class FieldCrypto:

@@ -14,7 +14,11 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+from sqlmodel import col
+
 from hpms.errors import Action, NotFoundError, ValidationError
+from hpms.models import Patient
 from hpms.services.lookups import find_payer, find_provider, resolve_location
 from hpms.services.platform import audit
 from hpms.services.platform.localtime import local_now, parse_day
@@ -104,5 +108,35 @@ def run(ctx: Ctx, name: str, **kw: Any) -> tuple[Report, Params, Iterator[tuple]
     params = parse_params(ctx, rep, **kw)
     rows = rep.rows(ctx, params)
     if rep.patient_data:
-        audit.record(ctx, audit.Event("read", "report", rep.name, detail=f"{rep.name} {params.start}..{params.end}"))
+        rows = _audited(ctx, rep, params, rows)
     return rep, params, rows
+
+
+def _audited(ctx: Ctx, rep: Report, params: Params, rows: Iterator[tuple]) -> Iterator[tuple]:
+    """The rows as they stream, then one read event naming every patient they held (by the
+    MRN column each patient-data report has), in the same transaction."""
+    at = [c.key for c in rep.columns].index("mrn")
+    mrns: set[str] = set()
+    count = 0
+    for row in rows:
+        if row[at]:
+            mrns.add(row[at])
+        count += 1
+        yield row
+    ids: list[int] = []
+    ordered = sorted(mrns)
+    for i in range(0, len(ordered), 500):
+        chunk = ordered[i : i + 500]
+        ids += ctx.session.scalars(
+            sa.select(Patient.id).where(Patient.org_id == ctx.org_id, col(Patient.mrn).in_(chunk))
+        ).all()
+    audit.record(
+        ctx,
+        audit.Event(
+            "read",
+            "report",
+            rep.name,
+            patient_ids=ids,
+            detail=f"{rep.name} {params.start}..{params.end}, {count} rows",
+        ),
+    )

@@ -1,7 +1,9 @@
-"""Modal dialogs: a line of text, a choice, booking (with patient search and registration),
-and an appointment's actions."""
+"""Modal dialogs: a line of text, a choice, booking (with patient search and registration,
+and the patients on file a registration likely duplicates), and an appointment's actions."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +15,9 @@ from textual.widgets.option_list import Option
 
 from hpms.tui import errors
 from hpms.tui.screens.base import scheduler
+
+if TYPE_CHECKING:
+    from hpms.services.people.patients import LikelyDuplicate
 
 
 class TextDialog(ModalScreen[str | None]):
@@ -66,7 +71,9 @@ class ChoiceDialog(ModalScreen):
 
 class RegisterDialog(ModalScreen):
     """A short registration form; returns the new patient (PatientOut) or None. The inputs
-    have the ids of the registration's fields, so an error is shown at the one at fault."""
+    have the ids of the registration's fields, so an error is shown at the one at fault. A
+    likely duplicate opens DuplicateDialog; choosing the patient on file there returns that
+    one (a PatientSummary, `existing` set)."""
 
     FIELDS = ("last_name", "first_name", "dob", "phone")
 
@@ -77,6 +84,7 @@ class RegisterDialog(ModalScreen):
         words = name_hint.replace(",", " ").split()
         self.last = words[0].title() if words else ""
         self.first = words[1].title() if len(words) > 1 else ""
+        self.existing = False  # the result is a patient on file, chosen instead of a duplicate
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -102,15 +110,99 @@ class RegisterDialog(ModalScreen):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
+        self._register(allow_duplicate=False)
+
+    def _register(self, *, allow_duplicate: bool) -> None:
         from hpms.services.people import patients
 
         data = {k: self.query_one(f"#{k}", Input).value for k in self.FIELDS}
         errors.clear(self)
 
         def failed(exc: Exception) -> None:
+            if isinstance(exc, patients.LikelyDuplicate):
+                self.query_one("#error", Static).update("")
+                self.app.push_screen(DuplicateDialog(exc), self._duplicate_answered)
+                return
             errors.show(self, exc, self.query_one("#error", Static))
 
-        scheduler(self).service(patients.register, done=self.dismiss, failed=failed, **data)
+        scheduler(self).service(
+            patients.register, allow_duplicate=allow_duplicate, done=self.dismiss, failed=failed, **data
+        )
+
+    def _duplicate_answered(self, answer: object) -> None:
+        """The candidates' dialog closed: register all the same, take the patient on file
+        (the form's result, as a registration's would be), or back to the form."""
+        if answer == DuplicateDialog.REGISTER:
+            self._register(allow_duplicate=True)
+        elif answer is not None:
+            self.existing = True
+            self.dismiss(answer)
+        else:
+            self.query_one("#error", Static).update("Not registered: a likely duplicate.")
+            self.query_one("#last_name", Input).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DuplicateDialog(ModalScreen[object]):
+    """The patients on file a registration likely duplicates, and why. Returns the candidate
+    chosen (a PatientSummary: use that patient), REGISTER (register a new one all the same)
+    or None (back to the form). The candidates are the service's refusal's."""
+
+    REGISTER: Literal["register"] = "register"
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Back"),
+        Binding("a", "register", "Register anyway"),
+        Binding("u", "use", "Use this patient"),
+    ]
+
+    def __init__(self, refused: LikelyDuplicate) -> None:
+        super().__init__()
+        self.refused = refused
+        self.candidates = [c.patient for c in refused.candidates]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide duplicates"):
+            yield Label("Likely already on file", classes="dialog-title")
+            yield Static(errors.say(self.refused).text, id="message")
+            yield OptionList(
+                *[
+                    Option(
+                        f"{c.patient.last_name}, {c.patient.first_name} · born {c.patient.dob} · "
+                        f"MRN {c.patient.mrn}"
+                        + (f" · {c.patient.phone}" if c.patient.phone else "")
+                        + f" · {'; '.join(c.reasons)}"
+                    )
+                    for c in self.refused.candidates
+                ],
+                id="candidates",
+            )
+            yield Static("Enter or u uses the highlighted patient · a registers anyway · Esc back", classes="hint")
+            with Horizontal(classes="buttons"):
+                yield Button("Use this patient", variant="primary", id="use")
+                yield Button("Register anyway", id="register")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        lst = self.query_one("#candidates", OptionList)
+        lst.highlighted = 0
+        lst.focus()
+
+    @on(OptionList.OptionSelected, "#candidates")
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.candidates[event.option_index])
+
+    @on(Button.Pressed, "#use")
+    def action_use(self) -> None:
+        index = self.query_one("#candidates", OptionList).highlighted
+        self.dismiss(self.candidates[index if index is not None else 0])
+
+    @on(Button.Pressed, "#register")
+    def action_register(self) -> None:
+        self.dismiss(self.REGISTER)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -227,14 +319,15 @@ class BookingDialog(ModalScreen):
             self.action_register()
 
     def action_register(self) -> None:
-        text = self.query_one("#patient", Input).value
+        form = RegisterDialog(self.query_one("#patient", Input).value)
 
         def registered(p) -> None:
             if p is not None:
-                self.app.notify(f"registered {p.first_name} {p.last_name}, MRN {p.mrn}")
+                if not form.existing:
+                    self.app.notify(f"registered {p.first_name} {p.last_name}, MRN {p.mrn}")
                 self.choose(p)
 
-        self.app.push_screen(RegisterDialog(text), registered)
+        self.app.push_screen(form, registered)
 
     @on(Select.Changed, "#type")
     def _type(self, event: Select.Changed) -> None:
