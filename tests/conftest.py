@@ -28,6 +28,7 @@ ENV_VARS = (
     "HPMS_USER",
     "HPMS_TOKEN",
     "HPMS_NEW_KEY",
+    "HPMS_CREDENTIALS",
 )
 
 _pg_state: dict[str, object] = {}
