@@ -256,10 +256,11 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     new.callback()(root)
     if only is None:
-        from hpms.commands import demo, init, users
+        from hpms.commands import demo, doctor, init, users
 
         init.register(new)
         demo.register(new)
+        doctor.register(new)
         users.register_whoami(new)
         users.register_login(new)
         new.command("tui")(tui)

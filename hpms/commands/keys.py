@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, info, service_context
+from hpms.commands._common import JsonOpt, YesOpt, emit_object, info, service_context
 
 app = typer.Typer(help="The key that encrypts SSNs and member ids.", no_args_is_help=True)
 
@@ -53,3 +56,26 @@ def generate() -> None:
     from hpms.services.platform.crypto import encode_key, new_key
 
     typer.echo(encode_key(new_key()))
+
+
+@app.command("export")
+def export(
+    to: Annotated[Path, typer.Option("--to", help="File to write (0600; temp name, then renamed).")],
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a copy of the key file for safekeeping apart from the database (admin).
+
+    The copy opens the data as the key file does (HPMS_KEY_FILE); `hpms doctor` reports its age
+    and whether a rotation since made it stale. Export again after `hpms keys rotate`.
+
+    Example: hpms keys export --to /media/keys/hpms-key-$(date +%F).json
+    """
+    from hpms.services.platform import admin
+
+    with service_context() as ctx:
+        result = admin.export_key(ctx, to, overwrite=yes)
+    if as_json:
+        emit_object(result, as_json=True)
+    else:
+        info(f"key {result['key_id']} written to {result['exported']}; keep it apart from the database backups")

@@ -34,6 +34,8 @@ payer.write           x       .        x       .        .       .
 audit.read            x       .        .       .        x       .
 audit.verify          x       .        .       .        x       x
 keys.rotate           x       .        .       .        .       .
+keys.export           x       .        .       .        .       .
+doctor.run            x       .        .       .        x       x
 db.check              x       .        .       .        x       x
 db.backup             x       .        .       .        .       x
 db.admin              x       .        .       .        .       .

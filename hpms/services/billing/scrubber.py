@@ -517,3 +517,46 @@ def scrub(draft: ClaimDraft) -> list[Finding]:
 
 def rules() -> list[tuple[str, str]]:
     return [(rid, desc) for rid, desc, _ in RULES]
+
+
+# The rules about the practice's own details, whatever the visit: a location's NPI and address,
+# a provider's NPI, the tax id. Checked ahead of a billing run by the pre-flight checks.
+_SETUP_PARTIES = frozenset({"location", "provider", "billing"})
+_A_VALID_NPI = "1234567893"
+
+
+def setup_findings(
+    *,
+    tax_id: str | None = "000000000",
+    billing_npi: str | None = _A_VALID_NPI,
+    rendering_npi: str | None = _A_VALID_NPI,
+    address1: str | None = "-",
+    city: str | None = "-",
+    state: str | None = "NY",
+    postal_code: str | None = "000000000",
+) -> list[Finding]:
+    """What every claim billed with these details would be refused for, by the same rules the
+    scrubber runs on each claim. The defaults pass: give only the details to check."""
+    draft = ClaimDraft(
+        billing_zip=postal_code,
+        billing_address1=address1,
+        billing_city=city,
+        billing_state=state,
+        encounter_id=0,
+        service_date=dt.date.min,
+        place_of_service="11",
+        diagnoses=(),
+        lines=[],
+        total_cents=0,
+        billing_npi=billing_npi,
+        tax_id=tax_id,
+        rendering_npi=rendering_npi,
+        payer_id=None,
+        payer_code=None,
+        subscriber_member_id=None,
+        subscriber_last=None,
+        subscriber_first=None,
+        subscriber_dob=None,
+        today=dt.date.min,
+    )
+    return [f for _, _, fn in RULES for f in fn(draft) if f.field.partition(".")[0] in _SETUP_PARTIES]

@@ -374,6 +374,30 @@ def finish_rotation(settings: Settings, kid: str) -> None:
     )
 
 
+def export_key(ctx: Ctx, dest: Path, *, overwrite: bool = False) -> dict:
+    """Write a copy of the practice key ring to `dest` (0600, temp name then renamed), for
+    safekeeping apart from the database; the export is audited with the key id it holds, so
+    the pre-flight checks can tell its age and whether a later rotation made it stale.
+    Raises PermissionDenied, ValidationError, ConflictError, EncryptionKeyError."""
+    from hpms.fileio import write_atomically
+
+    require(ctx.actor, "keys.export")
+    dest = Path(dest).expanduser()
+    if dest.is_dir():
+        raise ValidationError("to", f"{dest} is a directory; give a file name")
+    if not dest.parent.is_dir():
+        raise ValidationError("to", f"directory {dest.parent} does not exist")
+    if not ctx.settings.key_from_env and dest.resolve() == ctx.settings.key_file.resolve():
+        raise ValidationError("to", "is the key file itself")
+    if dest.exists() and not overwrite:
+        raise ConflictError(f"{dest} exists", field="to", retry_with=("yes",), hint="to overwrite it")
+    ring = ctx.key_ring
+    audit.record(ctx, audit.Event("export", "key", ring.active, detail=f"to {dest.name}"))
+    ctx.session.flush()
+    write_atomically(dest, ring.to_json().encode(), field="to", mode=0o600)
+    return {"exported": str(dest), "key_id": ring.active, "keys": sorted(ring.keys)}
+
+
 def ensure_reachable(settings: Settings) -> None:
     """Connect once; DatabaseUnavailable with a one-line reason when that fails."""
     engine = _engine_for(settings)
@@ -394,6 +418,7 @@ __all__ = [
     "restore",
     "rotate_keys",
     "finish_rotation",
+    "export_key",
     "ensure_reachable",
     "DatabaseUnavailable",
 ]

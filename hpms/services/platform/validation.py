@@ -201,6 +201,21 @@ def parse_npi(field: str, value: str | None) -> str | None:
     return value
 
 
+_TAXONOMY = re.compile(r"[0-9]{3}[0-9A-Z]{6}X")
+
+
+def parse_taxonomy(field: str, value: str | None) -> str | None:
+    """A provider taxonomy code (NUCC: 10 characters ending in X), upper-cased."""
+    value = clean(value)
+    if value is None:
+        return None
+    if not _TAXONOMY.fullmatch(value.upper()):
+        raise ValidationError(
+            field, f"{value.upper()!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)"
+        )
+    return value.upper()
+
+
 def parse_country(field: str, value: str | None) -> str | None:
     value = clean(value)
     if value is None:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from hpms.services.platform.context import Ctx
 
-_TAXONOMY = re.compile(r"^[0-9]{3}[0-9A-Z]{6}X$")
 _COLOR = re.compile(r"^(#[0-9a-fA-F]{6}|[a-z][a-z_]{1,15})$")
 _PROC_CODE = re.compile(r"^([0-9]{4}[0-9A-Z]|[A-Z][0-9]{4})$")
 MAX_DURATION_MIN = 480
@@ -81,14 +80,7 @@ def _provider_values(ctx: Ctx, data: dict[str, Any], *, partial: bool) -> dict[s
     if "npi" in data:
         out["npi"] = v.parse_npi("npi", data["npi"])
     if "taxonomy" in data:
-        tax = v.clean(data["taxonomy"])
-        if tax is not None:
-            tax = tax.upper()
-            if not _TAXONOMY.match(tax):
-                raise ValidationError(
-                    "taxonomy", f"{tax!r} is not a provider taxonomy code (10 characters, e.g. 207Q00000X)"
-                )
-        out["taxonomy"] = tax
+        out["taxonomy"] = v.parse_taxonomy("taxonomy", data["taxonomy"])
     if "color" in data:
         out["color"] = parse_color("color", data["color"])
     if "username" in data:
