@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import MarkupMode, TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
 from hpms import __version__
 from hpms.errors import ExitCode, HpmsError
@@ -20,7 +21,7 @@ from hpms.errors import ExitCode, HpmsError
 if TYPE_CHECKING:
     # The Click that Typer 0.29 vendors, whose Context the overridden methods take (pinned in
     # pyproject.toml with the internals `_plain_coercion` uses).
-    from typer._click import Command, Context
+    from typer._click import Command, Context, HelpFormatter
 
 
 class HpmsGroup(TyperGroup):
@@ -157,6 +158,8 @@ def _debug(ctx: Context) -> bool:
     return bool(root.obj and root.obj.get("debug"))
 
 
+PRETTY_EXCEPTIONS_SHORT = True  # Typer's default; what it passes when it converts a command
+
 GROUPS: tuple[str, ...] = (
     "config",
     "db",
@@ -181,6 +184,159 @@ GROUPS += ("reports",)
 GROUPS += ("codes",)
 GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
+
+# The commands outside the groups, in the order of the root help (they come before the groups).
+COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
+
+# The first paragraph of the help of every command and group, whitespace collapsed: all Click
+# reads to write a line of the root help (at any width), so `hpms --help` needs no command module.
+# tests/cli/test_import_hygiene.py checks each against the command's real help.
+SUMMARY: dict[str, str] = {
+    "init": "Create or upgrade the hpms database; the OS user running it becomes the first admin.",
+    "demo": "Build a demo clinic: 2 locations, staff of every role, payers, synthetic patients and a schedule.",
+    "doctor": "Check the installation before it is relied on (exit 1 when a check fails).",
+    "whoami": "Show who you act as, your roles and how you were authenticated.",
+    "login": "Sign in with your API token, kept for this database (keyring, or a 0600 file).",
+    "logout": "Forget the token `hpms login` kept for this database.",
+    "tui": "Open the full-screen scheduler (day view, booking, check-in, waitlist); ? inside shows the keys.",
+    "config": "Show the effective configuration.",
+    "db": "Database upgrade, check, backup and restore.",
+    "locations": "Locations (sites) of the practice.",
+    "users": "Users, roles and API tokens.",
+    "patients": "Patient registration and lookup.",
+    "payers": "Payers (insurers) and their X12 payer ids.",
+    "coverage": "Patients' insurance coverage.",
+    "audit": "The audit trail of every touch of patient data.",
+    "keys": "The key that encrypts SSNs and member ids.",
+    "providers": "Providers (clinicians) and the locations they work at.",
+    "rooms": "Rooms and equipment at each location.",
+    "appointment-types": "Appointment types: length, buffer, room and billing code of each kind of visit.",
+    "schedule": "Working hours, time off, a provider's week and the scheduling policy.",
+    "appointments": "Appointments: booking, rescheduling, the visit lifecycle and the day sheet.",
+    "waitlist": "The waitlist: patients waiting for an earlier visit, and freed slots to offer them.",
+    "fees": "Fee schedules: the default prices and each payer's.",
+    "encounters": "Encounters: diagnoses and procedure lines of visits, signing, superbills.",
+    "billing": "The billing run (837P claim files) and the practice's billing profile.",
+    "claims": "Claims: list, show, scrub, submit, void, resubmit, the work list.",
+    "reports": "Reports and exports: appointments, no-shows, utilization, revenue, A/R, KPIs.",
+    "codes": "Diagnosis and procedure codes (ICD-10-CM, HCPCS, CPT) and modifiers.",
+    "surveys": "Patient satisfaction surveys: one score (1-5) per completed visit.",
+    "remits": "Remittance advice (835): import payments and adjustments, match what could not be matched.",
+    "payments": (
+        "Patient payments: record (copays at check-in too), list, refund; credit is applied oldest visit first."
+    ),
+    "statements": (
+        "Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging."
+    ),
+    "eligibility": "Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.",
+}
+
+
+class _Unloaded(TyperCommand):
+    """A command or group of the root not imported yet: its name and summary, enough for the
+    root help; `load` gives the real one."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, help=SUMMARY[name])
+
+    def load(self) -> Command:
+        import typer.main
+
+        name = self.name or ""
+        slim = typer.main.get_command(build_app(name))
+        assert isinstance(slim, TyperGroup)
+        return slim.commands[name]
+
+
+class LazyHpmsGroup(HpmsGroup):
+    """The root group `main` runs when no group is named (`hpms --help`, `hpms init`, a typo):
+    every command and group is listed from COMMANDS, GROUPS and SUMMARY, and imported and
+    converted by Typer only when it is the one run (Typer otherwise reads the parameters of
+    every command of every group to print the root help)."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name in (*COMMANDS, *GROUPS):
+            self.commands.setdefault(name, _Unloaded(name))
+        self._listing = False
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        cmd = self.commands.get(cmd_name)
+        if isinstance(cmd, _Unloaded) and not self._listing:
+            cmd = self.commands[cmd_name] = cmd.load()
+        return cmd
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._listing = True  # the summaries are enough: nothing is imported
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+class _Pending(TyperCommand):
+    """A command of a group not converted by Typer yet: what the group's help reads of it
+    (name, help, short help, hidden, deprecated), as Typer would set it; `load` converts it."""
+
+    def __init__(self, info: CommandInfo) -> None:
+        import inspect
+
+        self.info = info
+        callback = info.callback
+        assert callback is not None
+        super().__init__(
+            name=info.name or callback.__name__.lower().replace("_", "-"),
+            help=inspect.getdoc(callback) if info.help is None else inspect.cleandoc(info.help),
+            short_help=info.short_help,
+            hidden=info.hidden,
+            deprecated=info.deprecated,
+        )
+
+    def load(self, rich_markup_mode: MarkupMode) -> Command:
+        import typer.main
+
+        return typer.main.get_command_from_info(
+            self.info, pretty_exceptions_short=PRETTY_EXCEPTIONS_SHORT, rich_markup_mode=rich_markup_mode
+        )
+
+
+class LazyTyperGroup(TyperGroup):
+    """A command group whose commands Typer converts (reading every parameter's annotation)
+    only when one is run: `hpms GROUP --help` lists them from their help alone. Made for one
+    group by `_lazy_group`, which sets `pending`."""
+
+    pending: tuple[CommandInfo, ...] = ()
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        groups = dict(self.commands)  # the sub-groups, converted (Typer lists them after the commands)
+        self.commands = {cmd.name or "": cmd for cmd in map(_Pending, self.pending)}
+        self.commands.update(groups)
+        self._listing = False
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        cmd = self.commands.get(cmd_name)
+        if isinstance(cmd, _Pending) and not self._listing:
+            cmd = self.commands[cmd_name] = cmd.load(self.rich_markup_mode)
+            _plain_coercion(cmd, ctx)
+        return cmd
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._listing = True  # the help of each is enough: nothing is converted
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _lazy_group(sub: typer.Typer) -> tuple[typer.Typer, type[LazyTyperGroup]]:
+    """`sub` without its commands, and the LazyTyperGroup class that holds them instead."""
+    import copy
+
+    lean = copy.copy(sub)
+    lean.registered_commands = []
+    cls = type("LazyTyperGroup", (LazyTyperGroup,), {"pending": tuple(sub.registered_commands)})
+    return lean, cls
 
 
 def _version(value: bool) -> None:
@@ -238,23 +394,28 @@ def tui(
     launch(location=location, date=date, step=step)
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The root app with every command group, or with just `only` (what `main` runs for
+def build_app(only: str | None = None, *, lazy: bool = False) -> typer.Typer:
+    """The root app with every command and group, or with just `only` (what `main` runs for
     `hpms GROUP ...`: Typer converts every registered command on each call, so a slim tree
-    saves that work for all the groups not used)."""
+    saves that work for all the groups not used). `lazy` (what `main` runs): the root imports
+    each command or group only when it is run (LazyHpmsGroup); the group `only` converts
+    each of its commands only when it is run (LazyTyperGroup)."""
     import importlib
 
     new = typer.Typer(
-        cls=HpmsGroup,
+        cls=LazyHpmsGroup if lazy else HpmsGroup,
         name="hpms",
         help="hpms: practice management for outpatient clinics, from the terminal.",
         no_args_is_help=True,
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,
+        pretty_exceptions_short=PRETTY_EXCEPTIONS_SHORT,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     new.callback()(root)
+    if lazy and only is None:
+        return new
     if only is None:
         from hpms.commands import demo, doctor, init, users
 
@@ -264,14 +425,37 @@ def build_app(only: str | None = None) -> typer.Typer:
         users.register_whoami(new)
         users.register_login(new)
         new.command("tui")(tui)
+    elif only in COMMANDS:
+        _register_command(new, only)
+        return new
     for name in GROUPS if only is None else (only,):
-        new.add_typer(importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app, name=name)
+        sub = importlib.import_module(f"hpms.commands.{name.replace('-', '_')}").app
+        if lazy:
+            lean, cls = _lazy_group(sub)
+            new.add_typer(lean, name=name, cls=cls)
+        else:
+            new.add_typer(sub, name=name)
     return new
 
 
+def _register_command(new: typer.Typer, name: str) -> None:
+    """Register the command `name` of COMMANDS alone (login comes with logout)."""
+    if name == "tui":
+        new.command("tui")(tui)
+        return
+    if name in ("whoami", "login", "logout"):
+        from hpms.commands import users
+
+        (users.register_whoami if name == "whoami" else users.register_login)(new)
+    else:  # init, demo, doctor: a module of their own
+        import importlib
+
+        importlib.import_module(f"hpms.commands.{name}").register(new)
+
+
 def __getattr__(name: str) -> Any:
-    # `app`, the whole tree, is built on first use: `hpms GROUP ...` runs a slim one instead
-    # and need not import every command module.
+    # `app`, the whole tree (for the docs and the tests), is built on first use: `main` runs a
+    # lazy one instead, which imports only the command module it runs.
     if name == "app":
         value = globals()["app"] = build_app()
         return value
@@ -316,7 +500,7 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     words = _words(sys.argv[1:])
     group = words[0] if words and words[0] in GROUPS else None
-    (build_app(group) if group else __getattr__("app"))(prog_name="hpms")
+    build_app(group, lazy=True)(prog_name="hpms")
 
 
 if __name__ == "__main__":  # pragma: no cover
