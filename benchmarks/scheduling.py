@@ -18,7 +18,10 @@ Then, warm cache, median of --runs:
       for a normal and the fully booked provider (and a type that needs a room);
   (b) `appointments.list_appointments(day=..., location=...)`: the busiest day of one location;
   (c) `appointments.book` --bookings times, each in its own `open_context` transaction (like
-      the CLI), and --batch bookings in one transaction; bookings/s.
+      the CLI), and --batch bookings in one transaction; bookings/s. Interleaved with the first,
+      the raw bound of a booking on the bare driver (BEGIN IMMEDIATE + the indexed overlap check
+      + INSERT with the table's triggers / exclusion constraints + COMMIT): one booking is judged
+      at <= 4x of it (and <= 4.5 ms on PostgreSQL); the statements of one booking are printed.
 Times are also printed scaled to the reference machine of ../shared/PERFORMANCE.md by the
 `import typer` yardstick of benchmarks/patients.py.
 
@@ -54,6 +57,8 @@ from patients import REFERENCE_IMPORT_TYPER_MS, machine_factor, percentile  # no
 FIND_SLOT_TARGET_MS = 30.0
 DAY_SHEET_TARGET_MS = 50.0
 BOOKING_TARGET_PER_S = 500.0
+BOOK_RAW_RATIO_TARGET = 4.0  # one booking in its own transaction vs the bare-driver bound of the same run
+BOOK_PG_TARGET_MS = 4.5  # one booking in its own transaction on PostgreSQL, median
 
 SLOT_MIN = 20  # the grid every provider works on
 SLOTS_PER_DAY = 27  # 08:00-17:00
@@ -457,19 +462,105 @@ class StatementCounter:
 
         self.n = 0
         self.on = False
-        sa.event.listen(engine, "before_cursor_execute", self._count)
+        self.statements: list[str] = []
+        if engine.dialect.name == "sqlite":
+            # every statement the driver runs (also those run on its cursor directly, and COMMIT),
+            # the statements of triggers left out
+            sa.event.listen(engine, "checkout", self._trace)
+        else:
+            sa.event.listen(engine, "before_cursor_execute", self._count)
 
-    def _count(self, *a, **kw):
+    def _trace(self, dbapi_conn, record, proxy):
+        dbapi_conn.set_trace_callback(self._traced)
+
+    def _traced(self, statement: str) -> None:
+        if not self.on or statement.lstrip().startswith("--"):
+            return
+        text = " ".join(statement.split())
+        if self.statements and self.statements[-1] == text:
+            return  # the steps of a trigger are traced with the text of the statement that fired it
+        self.n += 1
+        self.statements.append(text)
+
+    def _count(self, conn, cursor, statement, parameters, context, executemany):
         if self.on:
             self.n += 1
+            self.statements.append(" ".join(statement.split()))
 
     def count(self, fn) -> int:
-        self.n, self.on = 0, True
+        self.n, self.on, self.statements = 0, True, []
         try:
             fn()
         finally:
             self.on = False
         return self.n
+
+
+class RawBooker:
+    """The lower bound of a booking: on the bare driver (sqlite3 / psycopg, no SQLAlchemy), one
+    transaction of BEGIN (IMMEDIATE on SQLite) + the indexed overlap check (provider, room and
+    patient arms, like the service's guard) + INSERT (the overlap triggers / exclusion constraints
+    of the table firing) + COMMIT, on a connection kept open like a pooled one."""
+
+    COLUMNS = (
+        "org_id, patient_id, provider_id, location_id, room_id, type_id, start_utc, end_utc, block_end_utc,"
+        " status, override, late_cancel, booked_by, booked_at, version, updated_at"
+    )
+
+    def __init__(self, backend: str, settings, database_url: str | None, org_id: int, user_id: int, type_id: int):
+        from hpms.models.scheduling import BLOCKING_STATUSES
+
+        self.backend, self.org_id, self.user_id, self.type_id = backend, org_id, user_id, type_id
+        statuses = ", ".join(f"'{s}'" for s in BLOCKING_STATUSES)
+        mark = "?" if backend == "sqlite" else "%s"
+        self.check = (
+            f"SELECT id, start_utc, end_utc FROM appointment WHERE status IN ({statuses})"
+            f" AND start_utc >= {mark} AND start_utc < {mark}"
+            f" AND ((provider_id = {mark} AND block_end_utc > {mark}) OR (room_id = {mark} AND block_end_utc > {mark})"
+            f" OR (patient_id = {mark} AND end_utc > {mark} AND start_utc < {mark})) ORDER BY start_utc"
+        )
+        self.insert = f"INSERT INTO appointment ({self.COLUMNS}) VALUES ({', '.join([mark] * 16)})" + (
+            " RETURNING id" if backend == "postgresql" else ""
+        )
+        if backend == "sqlite":
+            import sqlite3
+
+            self.conn = sqlite3.connect(settings.sqlite_path, isolation_level=None, timeout=30)
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=30000", "synchronous=NORMAL"):
+                self.conn.execute(f"PRAGMA {pragma}")
+            self.begin = "BEGIN IMMEDIATE"
+        else:
+            import psycopg
+            import sqlalchemy as sa
+
+            url = sa.make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            self.conn = psycopg.connect(url, autocommit=True)
+            self.begin = "BEGIN"
+
+    def _t(self, t: dt.datetime):
+        return t.replace(tzinfo=None).isoformat(" ", "microseconds") if self.backend == "sqlite" else t
+
+    def book(self, patient_id: int, provider_id: int, location_id: int, start: dt.datetime) -> None:
+        end = start + dt.timedelta(minutes=20)
+        now = dt.datetime.now(dt.UTC)
+        s, e, n = self._t(start), self._t(end), self._t(now)
+        cur = self.conn.cursor()
+        cur.execute(self.begin)
+        cur.execute(self.check, (self._t(start - dt.timedelta(days=1)), e, provider_id, s, -1, s, patient_id, s, e))
+        if cur.fetchall():
+            cur.execute("ROLLBACK")
+            raise RuntimeError(f"raw bound: slot {start} of provider {provider_id} is taken")
+        row = (self.org_id, patient_id, provider_id, location_id, None, self.type_id, s, e, e, "booked")
+        cur.execute(self.insert, row + (False, False, self.user_id, n, 1, n))
+        if self.backend == "postgresql":
+            cur.fetchone()
+        cur.execute("COMMIT")
+        cur.close()
+
+    statements = 4
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def time_op(settings, call, runs: int, *, readonly: bool = False):
@@ -519,7 +610,8 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     engine = get_engine(settings)
     now = dt.datetime.now(dt.UTC)
     today = lt.local_now(now, "America/New_York").date()
-    n_reserved = min(len(patients) // 4, args.bookings + args.batch + 500)  # the profile books 200 more
+    # the raw bound books as many as the service; the profile books 200 more
+    n_reserved = min(len(patients) // 4, 2 * args.bookings + args.batch + 500)
     reserved, history_patients = patients[:n_reserved], [pid for pid, _ in patients[n_reserved:]]
     hard = info["providers"][0][0]
     normal = info["providers"][5][0]
@@ -610,24 +702,40 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     free = gen.free
     rng.shuffle(free)
     slots = iter(free)
-    pats = iter(mrn for _, mrn in reserved)
+    pats = iter(reserved)
 
     def book_one(ctx):
         pid, lid, start = next(slots)
-        return appointments.book(ctx, patient=next(pats), provider=pid, type="Office visit", at=start, location=lid)
+        return appointments.book(ctx, patient=next(pats)[1], provider=pid, type="Office visit", at=start, location=lid)
+
+    raw = RawBooker(backend, settings, database_url, actor.org_id, actor.user_id, info["types"]["Office visit"])
+
+    def raw_one():
+        pid, lid, start = next(slots)
+        raw.book(next(pats)[0], pid, lid, start)
 
     with open_context(settings) as ctx:  # warm-up, not counted
         book_one(ctx)
     stmts_each = counter.count(lambda: _in_ctx(settings, book_one))
-    t0 = time.perf_counter()
-    each = []
-    for _ in range(args.bookings):
+    seen = "as the driver runs them" if backend == "sqlite" else "run through SQLAlchemy, BEGIN and COMMIT not seen"
+    print(f"  statements of one booking in its own transaction ({stmts_each}, {seen}):")
+    for i, sql in enumerate(counter.statements, 1):
+        print(f"    {i:2d}. {sql[:150]}{'...' if len(sql) > 150 else ''}")
+    raw_one()  # warm-up, not counted
+    each, raw_each = [], []
+    for _ in range(args.bookings):  # interleaved, so that the machine's noise falls on both alike
         t1 = time.perf_counter()
         with open_context(settings) as ctx:
             book_one(ctx)
-        each.append((time.perf_counter() - t1) * 1000)
-    own_s = time.perf_counter() - t0
-    own_rate = args.bookings / own_s
+        t2 = time.perf_counter()
+        raw_one()
+        t3 = time.perf_counter()
+        each.append((t2 - t1) * 1000)
+        raw_each.append((t3 - t2) * 1000)
+    raw.close()
+    own_rate = args.bookings / (sum(each) / 1000)
+    book_ms, raw_ms = statistics.median(each), statistics.median(raw_each)
+    ratio = book_ms / raw_ms
     t0 = time.perf_counter()
     with open_context(settings) as ctx:
         for _ in range(args.batch):
@@ -679,6 +787,16 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
                 f"  {label:31} {med:9.2f} {p95:7.2f} {txn:7.2f} {stmts:5d} {scaled:8.2f} {target:>8}  "
                 f"{verdict:5} {note}"
             )
+    print(
+        f"  book one, own txn vs raw bound  median {book_ms:.3f} ms ({stmts_each} statements) vs {raw_ms:.3f} ms"
+        f" ({raw.statements} statements, bare driver): {ratio:.1f}x, target <= {BOOK_RAW_RATIO_TARGET:.0f}x"
+        f"  {'PASS' if ratio <= BOOK_RAW_RATIO_TARGET else 'MISS'}"
+    )
+    if backend == "postgresql":
+        print(
+            f"  book one, own txn (PostgreSQL) median {book_ms:.2f} ms, target <= {BOOK_PG_TARGET_MS} ms"
+            f"  {'PASS' if book_ms <= BOOK_PG_TARGET_MS else 'MISS'}"
+        )
     print(
         f"  (median/p95: the service call alone; txn: the whole open_context transaction with authentication,"
         f" audit and commit; stmts: SQL statements of one transaction; book: wall time per booking, scaled"

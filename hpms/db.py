@@ -7,6 +7,7 @@ that a check-then-insert inside one transaction cannot race another process.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,12 +49,19 @@ class UTCDateTime(sa.types.TypeDecorator):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+@functools.cache
+def _shipped_revisions() -> tuple[str, ...]:
+    # the files ship with the code: listed once per process (every command checks the schema)
+    return tuple(
+        sorted(
+            p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("*.py") if re.match(r"\d{4}_", p.name)
+        )
+    )
+
+
 def known_revisions() -> list[str]:
     """Revision ids shipped with this code, oldest first (file names start with the id)."""
-    revs = sorted(
-        p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("*.py") if re.match(r"\d{4}_", p.name)
-    )
-    return revs
+    return list(_shipped_revisions())
 
 
 def head_revision() -> str:
@@ -137,11 +145,15 @@ def current_revision(conn: sa.Connection) -> str | None:
     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def check_schema(engine: Engine) -> str:
-    """Refuse a database that is not initialized, older or newer than this code."""
+def check_schema(engine: Engine, session: Session | None = None) -> str:
+    """Refuse a database that is not initialized, older or newer than this code; read in the
+    transaction of `session` when given (no connection and transaction of its own)."""
     try:
-        with engine.connect() as conn:
-            rev = current_revision(conn)
+        if session is not None:
+            rev = current_revision(session.connection())
+        else:
+            with engine.connect() as conn:
+                rev = current_revision(conn)
     except sa.exc.OperationalError as exc:
         raise connect_error(str(engine.url), exc) from None
     head = head_revision()

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ class Ctx(Protocol):
 
 
 GENESIS = "0" * 64
+_FEW = 20  # appends up to this many events run on the driver cursor
 
 
 @dataclass(frozen=True)
@@ -123,26 +125,72 @@ def _lock_head(session: Session) -> tuple[int, str]:
     return row.last_seq, row.last_hash
 
 
-def record(ctx: Ctx, event: Event) -> None:
-    """Append one event in the caller's transaction."""
-    record_many(ctx, [event])
+_EVENT_COLUMNS = (
+    "seq",
+    "at",
+    "org_id",
+    "user_id",
+    "username",
+    "action",
+    "entity",
+    "entity_id",
+    "patient_id",
+    "patient_ids",
+    "fields",
+    "detail",
+    "prev_hash",
+    "key_id",
+    "hash",
+)
 
 
-def record_list(ctx: Ctx, entity: str, patient_ids: Iterable[int], count: int, detail: str | None = None) -> None:
-    """A list read: one event naming every patient shown (none when nothing was shown)."""
-    if count:
-        ids = sorted(set(patient_ids))
-        record(ctx, Event("read", entity, None, patient_ids=ids, detail=detail or f"list of {count}"))
+@functools.cache
+def _driver_sql(dialect: str) -> tuple[str, str, str]:
+    """The head lock, event insert and head move of a short append as driver SQL: an append
+    of a few events (every write of a clinic's day) runs them on the driver, without the
+    statement machinery around them."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    lock = "SELECT last_seq, last_hash FROM audit_head WHERE id = 1" + (" FOR UPDATE" if dialect != "sqlite" else "")
+    cols = ", ".join(_EVENT_COLUMNS)
+    insert = f"INSERT INTO audit_event ({cols}) VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))})"
+    move = f"UPDATE audit_head SET last_seq = {mark}, last_hash = {mark}, mac = {mark}, key_id = {mark} WHERE id = 1"
+    return lock, insert, move
 
 
-def record_many(ctx: Ctx, events: Iterable[Event]) -> int:
-    """Append events in order, chained, in the caller's transaction; returns how many."""
-    session = ctx.session
-    ring = ctx.key_ring  # before the head lock: a missing key refuses the write, holding nothing
-    kid = ring.active
-    key = ring.audit_keys()[kid]
-    seq, prev = _lock_head(session)
-    now = ctx.now()
+def _append_few(session: Session, ring_kid: str, key: bytes, ctx: Ctx, events: list[Event]) -> int:
+    """record_many for a handful of events, on the driver cursor of the session's connection."""
+    conn = session.connection()
+    dialect = conn.dialect
+    lock, insert, move = _driver_sql(dialect.name)
+    at_bind = AuditEvent.__table__.c.at.type._cached_bind_processor(dialect)
+    dbapi_error = dialect.loaded_dbapi.Error
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    statement = lock
+    try:
+        cur.execute(lock)
+        seq, prev = cur.fetchone()
+        rows = _event_rows(ctx, events, seq, prev, ring_kid, key, ctx.now())
+        seq, prev = rows[-1]["seq"], rows[-1]["hash"]
+        params = []
+        for row in rows:
+            values = [row[c] for c in _EVENT_COLUMNS]
+            values[1] = at_bind(values[1]) if at_bind else values[1]
+            params.append(tuple(values))
+        statement = insert
+        cur.executemany(insert, params)
+        statement = move
+        cur.execute(move, (seq, prev, head_seal(seq, prev, ring_kid, key), ring_kid))
+    except dbapi_error as exc:  # raised as SQLAlchemy raises it (a locked database, a lost connection)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
+    finally:
+        cur.close()
+    return seq
+
+
+def _event_rows(
+    ctx: Ctx, events: Iterable[Event], seq: int, prev: str, kid: str, key: bytes, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The rows of `events` appended after event `seq` (sealed `prev`), each sealed and chained."""
     rows: list[dict[str, Any]] = []
     for ev in events:
         seq += 1
@@ -167,10 +215,38 @@ def record_many(ctx: Ctx, events: Iterable[Event]) -> int:
         }
         row["hash"] = prev = event_seal(row, key)
         rows.append(row)
-        if len(rows) >= 5000:
-            bulk_insert(session, AuditEvent.__table__, rows)
-            rows = []
-    if rows:
+    return rows
+
+
+def record(ctx: Ctx, event: Event) -> None:
+    """Append one event in the caller's transaction."""
+    record_many(ctx, [event])
+
+
+def record_list(ctx: Ctx, entity: str, patient_ids: Iterable[int], count: int, detail: str | None = None) -> None:
+    """A list read: one event naming every patient shown (none when nothing was shown)."""
+    if count:
+        ids = sorted(set(patient_ids))
+        record(ctx, Event("read", entity, None, patient_ids=ids, detail=detail or f"list of {count}"))
+
+
+def record_many(ctx: Ctx, events: Iterable[Event]) -> int:
+    """Append events in order, chained, in the caller's transaction; returns how many."""
+    session = ctx.session
+    ring = ctx.key_ring  # before the head lock: a missing key refuses the write, holding nothing
+    kid = ring.active
+    key = ring.audit_keys()[kid]
+    if isinstance(events, (list, tuple)) and 0 < len(events) <= _FEW:
+        return _append_few(session, kid, key, ctx, list(events))
+    seq, prev = _lock_head(session)
+    now = ctx.now()
+    pending = iter(events)
+    while True:
+        chunk = list(itertools.islice(pending, 5000))
+        if not chunk:
+            break
+        rows = _event_rows(ctx, chunk, seq, prev, kid, key, now)
+        seq, prev = rows[-1]["seq"], rows[-1]["hash"]
         bulk_insert(session, AuditEvent.__table__, rows)
     session.connection().execute(
         _MOVE_HEAD, {"seq": seq, "hash": prev, "mac": head_seal(seq, prev, kid, key), "kid": kid}

@@ -62,13 +62,17 @@ def verify_token(token_hash: str | None, token: str) -> bool:
         return False
 
 
+# Built once and run on the connection: every command and request authenticates.
+_ACTOR = (
+    sa.select(User.id, User.org_id, User.disabled, UserRole.role)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .where(User.username == sa.bindparam("username"))
+)
+
+
 def load_actor(session: Session, username: str, *, auth_method: str = "os") -> Actor:
     """The actor for `username`; AuthError when unknown or disabled."""
-    rows = session.execute(
-        sa.select(User.id, User.org_id, User.disabled, UserRole.role)
-        .outerjoin(UserRole, UserRole.user_id == User.id)
-        .where(User.username == username)
-    ).all()
+    rows = session.connection().execute(_ACTOR, {"username": username}).all()
     if not rows:
         raise AuthError(
             f"unknown hpms user {username!r}",

@@ -81,10 +81,10 @@ def open_context(
     reading anything else, commits on success and rolls back on error."""
     settings = settings or load_settings()
     engine = get_engine(settings)
-    check_schema(engine)
     actor: Actor | None = None
     try:
         with session_scope(engine, readonly=readonly) as session:
+            check_schema(engine, session)  # in the transaction: no connection of its own
             actor = authenticate(session, env)
             yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
     except sa.exc.IntegrityError as exc:

@@ -10,6 +10,8 @@ HPMS_CREDENTIALS. Signing in and out (verifying the token first) is hpms.service
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 from collections.abc import Mapping
@@ -56,8 +58,16 @@ def database_identity(session: Session) -> str:
     return f"{url}#{org.id}@{created}"
 
 
+@functools.cache
+def _keyring_installed() -> bool:
+    # a failed import is not cached by Python, and every command asks: ask the path once
+    return importlib.util.find_spec("keyring") is not None
+
+
 def _keyring() -> Any | None:
     """The keyring module when it is installed and has a usable backend, else None."""
+    if not _keyring_installed():
+        return None
     try:
         import keyring  # type: ignore[import-not-found,unused-ignore]
         from keyring.backends import fail  # type: ignore[import-not-found,unused-ignore]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from dateutil.rrule import rrulestr  # type: ignore[import-untyped]  # python-dateutil ships no type information
@@ -29,6 +29,7 @@ from hpms.models import (
     Organization,
     Patient,
     Provider,
+    ProviderLocation,
     Room,
 )
 from hpms.models.base import DEFERRED
@@ -84,6 +85,122 @@ class BookingOut(SQLModel):
 
 
 _INSERT = sa.insert(Appointment.__table__).returning(Appointment.__table__.c.id)
+
+
+def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
+    """The patient (by MRN), provider (by id), type (by id or name) and location of a booking in
+    one statement: the provider's location named by id, or the number of locations they work at."""
+    pat, prov = Patient.__table__, Provider.__table__
+    typ, loc = AppointmentType.__table__, Location.__table__
+    pl = ProviderLocation.__table__
+    works = pl.alias("works_at")
+    n_locations = (
+        sa.select(sa.func.count()).where(works.c.provider_id == prov.c.id).scalar_subquery().label("n_locations")
+    )
+    q = (
+        sa.select(
+            pat.c.id.label("pat_id"),
+            pat.c.mrn,
+            pat.c.first_name.label("pat_first"),
+            pat.c.last_name.label("pat_last"),
+            pat.c.active.label("pat_active"),
+            pat.c.merged_into_id,
+            prov.c.id.label("prov_id"),
+            prov.c.org_id.label("prov_org"),
+            prov.c.first_name,
+            prov.c.last_name,
+            prov.c.credentials,
+            prov.c.active.label("prov_active"),
+            typ.c.id.label("type_id"),
+            typ.c.name.label("type_name"),
+            typ.c.duration_min,
+            typ.c.buffer_min,
+            typ.c.needs_room,
+            loc.c.id.label("loc_id"),
+            loc.c.name.label("loc_name"),
+            loc.c.tz,
+            n_locations,
+        )
+        .select_from(pat.join(prov, prov.c.id == sa.bindparam("provider_id")))
+        .join(typ, typ.c.org_id == pat.c.org_id)
+        .join(pl, pl.c.provider_id == prov.c.id)
+        .join(loc, sa.and_(loc.c.id == pl.c.location_id, loc.c.org_id == pat.c.org_id))
+        .where(pat.c.org_id == sa.bindparam("org_id"), pat.c.mrn == sa.bindparam("mrn"))
+    )
+    if type_by_id:
+        q = q.where(typ.c.id == sa.bindparam("type_id"))
+    else:
+        q = q.where(sa.func.lower(typ.c.name) == sa.bindparam("type_name"))
+    if location_given:
+        q = q.where(loc.c.id == sa.bindparam("location_id"))
+    return q.limit(2)
+
+
+_RESOLVE = {(by_id, given): _resolve_query(by_id, given) for by_id in (False, True) for given in (False, True)}
+
+
+@dataclass
+class _Refs:
+    """What a booking names, resolved: the columns of each row that booking reads."""
+
+    patient: Patient
+    provider: Provider
+    atype: AppointmentType
+    location: Location
+
+
+def _resolve_fast(
+    ctx: Ctx, patient: str | int | None, provider: str | int | None, type: str | int | None, location: str | int | None
+) -> _Refs | None:
+    """The common references (patient by MRN, provider and location by id, type by id or name;
+    no location when the provider works at one) in one statement; None when the lookups must
+    decide (another kind of reference, a miss, an inactive or merged row, an ambiguity), so
+    that every refusal reads as theirs."""
+    pat_ref = "" if patient is None else str(patient).strip()
+    prov_ref = "" if provider is None else str(provider).strip()
+    type_ref = "" if type is None else str(type).strip()
+    loc_ref = "" if location is None else str(location).strip()
+    if not (pat_ref and type_ref and prov_ref.isdigit() and len(prov_ref) < 10) or (loc_ref and not loc_ref.isdigit()):
+        return None
+    by_id = type_ref.isdigit()
+    params: dict[str, Any] = {"org_id": ctx.org_id, "mrn": pat_ref, "provider_id": int(prov_ref)}
+    if by_id:
+        params["type_id"] = int(type_ref)
+    else:
+        params["type_name"] = type_ref.lower()
+    if loc_ref:
+        params["location_id"] = int(loc_ref)
+    rows = ctx.session.connection().execute(_RESOLVE[by_id, bool(loc_ref)], params).all()
+    if len(rows) != 1:
+        return None
+    r = rows[0]
+    if (
+        r.prov_org != ctx.org_id
+        or not r.prov_active
+        or not r.pat_active
+        or r.merged_into_id is not None
+        or (not loc_ref and r.n_locations != 1)
+    ):
+        return None
+    # Rows with the columns the booking reads, in the shape of the models.
+    return _Refs(
+        patient=cast(Patient, _Row(id=r.pat_id, mrn=r.mrn, first_name=r.pat_first, last_name=r.pat_last)),
+        provider=cast(
+            Provider,
+            _Row(id=r.prov_id, first_name=r.first_name, last_name=r.last_name, credentials=r.credentials, active=True),
+        ),
+        atype=cast(
+            AppointmentType,
+            _Row(
+                id=r.type_id,
+                name=r.type_name,
+                duration_min=r.duration_min,
+                buffer_min=r.buffer_min,
+                needs_room=r.needs_room,
+            ),
+        ),
+        location=cast(Location, _Row(id=r.loc_id, name=r.loc_name, tz=r.tz)),
+    )
 
 
 class _Row:
@@ -221,12 +338,16 @@ def book(
     if override:
         require(ctx.actor, "appointment.override")
     session = ctx.session
-    pat = find_patient(ctx, patient, field="patient", active=True)
-    prov = find_provider(ctx, provider)
-    if not prov.active:
-        raise ValidationError("provider", f"{provider_name(prov)} is inactive")
-    atype = find_type(ctx, type)
-    loc = provider_location(ctx, prov, location)
+    refs = _resolve_fast(ctx, patient, provider, type, location)
+    if refs is not None:
+        pat, prov, atype, loc = refs.patient, refs.provider, refs.atype, refs.location
+    else:
+        pat = find_patient(ctx, patient, field="patient", active=True)
+        prov = find_provider(ctx, provider)
+        if not prov.active:
+            raise ValidationError("provider", f"{provider_name(prov)} is inactive")
+        atype = find_type(ctx, type)
+        loc = provider_location(ctx, prov, location)
     room_obj = find_room(ctx, room, location_id=loc.id) if room else None
     reason = v.optional_text("reason", reason, 500)
     start = lt.parse_local("at", at, loc.tz, now=ctx.now())
