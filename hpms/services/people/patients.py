@@ -397,8 +397,16 @@ def _summary(r: Any) -> PatientSummary:
     )
 
 
-def _summaries(ctx: Ctx, stmt: sa.Select[Any], action: str, detail: str | None) -> list[PatientSummary]:
-    rows = ctx.session.execute(stmt).all()
+def _summaries(
+    ctx: Ctx, stmt: sa.Select[Any], action: str, detail: str | None, params: dict[str, Any] | None = None
+) -> list[PatientSummary]:
+    # A Core statement of plain columns: run on the session's connection (its transaction),
+    # without the ORM's per-call execution machinery; pending changes are flushed first, as
+    # the session would.
+    session = ctx.session
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+    rows = session.connection().execute(stmt, params).all()
     out = [_summary(r) for r in rows]
     audit.record(
         ctx,
@@ -429,12 +437,6 @@ def list_patients(
     return _summaries(ctx, stmt, "list", f"limit={limit} offset={offset}")
 
 
-def _prefix(column: Any, prefix: str) -> sa.ColumnElement[bool]:
-    """A prefix match that uses the (byte-ordered) index: col >= p AND col < p'."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return sa.and_(column >= prefix, column < upper)
-
-
 _DATE_LIKE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4})$")
 
 
@@ -447,21 +449,23 @@ def search(ctx: Ctx, query: str | None, *, limit: int = 50, include_inactive: bo
         raise ValidationError("query", "is empty")
     if limit < 1 or limit > 1000:
         raise ValidationError("limit", "must be between 1 and 1000")
-    base = sa.select(*_SUMMARY_COLS, Patient.last_norm, Patient.first_norm).where(Patient.org_id == ctx.org_id)
-    if not include_inactive:
-        base = base.where(Patient.active.is_(True))
-    conds: list[Any] = [Patient.mrn == q]
+    # The statement depends only on the kinds of its branches (cached); the values are bound.
+    shape: list[str] = ["mrn"]
+    params: dict[str, Any] = {"org_id": ctx.org_id, "lim": limit, "b0": q}
     digits = re.sub(r"\D", "", q)
     if _DATE_LIKE.match(q):
-        conds.append(Patient.dob == v.parse_date("query", q))
+        shape.append("dob")
+        params["b1"] = v.parse_date("query", q)
         kind = "dob"
     elif re.fullmatch(r"\d{3}-\d{2}-\d{4}", q):
         require(ctx.actor, "patient.reveal_ssn")
-        conds.append(col(Patient.ssn_bidx).in_(ctx.crypto.blind_indexes(digits, "ssn")))
+        shape.append("ssn")
+        params["b1"] = list(ctx.crypto.blind_indexes(digits, "ssn"))
         kind = "ssn"
     elif re.fullmatch(r"[+\d\s().-]+", q) and len(digits) >= 7:
         pd = v.phone_digits(q)
-        conds += [Patient.phone_digits == pd, Patient.phone_alt_digits == pd]
+        shape += ["phone", "phone_alt"]
+        params["b1"] = params["b2"] = pd
         kind = "phone"
     elif digits == q:
         kind = "mrn"
@@ -479,20 +483,64 @@ def search(ctx: Ctx, query: str | None, *, limit: int = 50, include_inactive: bo
                 c, d = " ".join(words[:-1]), words[-1]
                 parts = [(b, a), (a, b), (d, c), (c, d)]  # first last / last first
         for last, first in dict.fromkeys(parts):  # two words give each pair twice
-            clause: list[Any] = []
-            if last:
-                clause.append(_prefix(Patient.last_norm, last))
-            if first:
-                clause.append(_prefix(Patient.first_norm, first))
-            if clause:
-                conds.append(sa.and_(*clause))
-    # One SELECT per condition joined by UNION, so that each uses its own index, sorted outside
-    # the union. With `WHERE a OR b ... ORDER BY name` (or an ORDER BY on the union itself)
-    # SQLite without statistics walks the whole name index in order instead, reading every
-    # patient of the practice: ~0.5 s at 100,000 patients (benchmarks/patients.py).
-    found = sa.union(*(base.where(cond) for cond in conds)).subquery("found")
-    stmt = sa.select(found).order_by(found.c.last_norm, found.c.first_norm, found.c.id).limit(limit)
-    return _summaries(ctx, stmt, "search", f"by {kind}")
+            if not (last or first):
+                continue
+            i = len(shape)
+            shape.append("last_first" if last and first else "last" if last else "first")
+            for key, prefix in (("l", last), ("f", first)):
+                if prefix:
+                    params[f"b{i}{key}"] = prefix
+                    params[f"b{i}{key}_"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    stmt = _search_statement(tuple(shape), include_inactive)
+    return _summaries(ctx, stmt, "search", f"by {kind}", params)
+
+
+@functools.lru_cache(maxsize=64)
+def _search_statement(shape: tuple[str, ...], include_inactive: bool) -> sa.Select[Any]:
+    """The search for branches of these kinds, its values as bind parameters ("org_id", "lim",
+    and per branch i "b{i}" or the bounds "b{i}l"/"b{i}l_" and "b{i}f"/"b{i}f_").
+
+    One SELECT per condition joined by UNION, so that each uses its own index; each name
+    branch is ordered and limited on its own, so that the name index (org_id, last_norm,
+    first_norm, and the rowid) yields the first `lim` matches in order and stops there, and
+    only those few rows per branch are merged and sorted outside. The first `lim` rows of the
+    union are the first `lim` of the union of each branch's first `lim` (the order is total:
+    id last). With `WHERE a OR b ... ORDER BY name` (or an ORDER BY on the union itself)
+    SQLite without statistics walks the whole name index in order instead, and a sort outside
+    an unlimited union reads and sorts every match: both grow with the number of patients.
+    Built once per shape: building the union and its subqueries cost more than running it."""
+    base = sa.select(*_SUMMARY_COLS, Patient.last_norm, Patient.first_norm).where(
+        Patient.org_id == sa.bindparam("org_id")
+    )
+    if not include_inactive:
+        base = base.where(Patient.active.is_(True))
+    lim = sa.bindparam("lim", type_=sa.Integer)
+    order = (Patient.last_norm, Patient.first_norm, Patient.id)
+    exact: dict[str, Callable[[str], Any]] = {
+        "mrn": lambda n: Patient.mrn == sa.bindparam(n),
+        "dob": lambda n: Patient.dob == sa.bindparam(n, type_=Patient.__table__.c.dob.type),
+        "ssn": lambda n: col(Patient.ssn_bidx).in_(sa.bindparam(n, expanding=True)),
+        "phone": lambda n: Patient.phone_digits == sa.bindparam(n),
+        "phone_alt": lambda n: Patient.phone_alt_digits == sa.bindparam(n),
+    }
+    branches: list[Any] = []
+    for i, what in enumerate(shape):
+        if what in exact:  # exact matches: few rows each, read through their own index
+            branches.append(base.where(exact[what](f"b{i}")))
+            continue
+        clause: list[Any] = []
+        if what in ("last", "last_first"):
+            clause += [Patient.last_norm >= sa.bindparam(f"b{i}l"), Patient.last_norm < sa.bindparam(f"b{i}l_")]
+        if what in ("first", "last_first"):
+            clause += [Patient.first_norm >= sa.bindparam(f"b{i}f"), Patient.first_norm < sa.bindparam(f"b{i}f_")]
+        # A first-name-only range orders by a copy of last_norm, so that no plan walks the
+        # whole (last, first) index in order hoping to meet its few matches early: it reads
+        # its matches through the first-name index and keeps the first `lim` of them.
+        by = order if what != "first" else (Patient.last_norm.concat(""), Patient.first_norm, Patient.id)
+        branches.append(sa.select(base.where(*clause).order_by(*by).limit(lim).subquery()))
+    joined: Any = branches[0] if len(branches) == 1 else sa.union(*branches)
+    found = joined.subquery("found")
+    return sa.select(found).order_by(found.c.last_norm, found.c.first_norm, found.c.id).limit(lim)
 
 
 def search_identifier(
