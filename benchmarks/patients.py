@@ -334,6 +334,23 @@ def write_csv(path: Path, rows: int, seed: int) -> list[dict]:
     return sample
 
 
+REFERENCE_IMPORT_TYPER_MS = 66.0  # ../shared/PERFORMANCE.md: `import typer` on the reference machine
+
+
+def machine_factor(runs: int = 5) -> float:
+    """How much slower this machine is than the reference one right now: the median cold
+    `python -c "import typer"` here over the 66 ms measured there (the same yardstick as
+    startup.py); the scheduling and billing benchmarks print it beside their figures."""
+    import subprocess
+
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import typer"], check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times) / REFERENCE_IMPORT_TYPER_MS
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * q

@@ -11,6 +11,7 @@ import html
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -50,24 +51,34 @@ def json_value(value: Any, kind: str) -> Any:
     return value
 
 
+BATCH = 5000
+# the types csv.writer already writes as text_value would (a date's str() is its isoformat,
+# None is written empty): a date column holding only these goes to csv as it is
+_DATE_AS_IS = frozenset({dt.date, str, type(None)})
+
+
 def write_delimited(out: TextIO, columns: tuple[Column, ...], rows: Iterable[tuple], delimiter: str = ",") -> int:
     w = csv.writer(out, delimiter=delimiter, lineterminator="\n")
     w.writerow([c.header for c in columns])
-    # one converter per column, chosen once: text and integers go to csv as they are (None is
-    # written empty), the others through text_value
+    # converters chosen once per column: text and integers go to csv as they are (None is
+    # written empty), dates too while a batch holds only dates, the others through text_value
     convert = [(i, c.kind) for i, c in enumerate(columns) if c.kind not in ("text", "int")]
     n = 0
-    if not convert:
-        for row in rows:
-            w.writerow(row)
-            n += 1
-        return n
-    for row in rows:
-        cells = list(row)
-        for i, kind in convert:
-            cells[i] = text_value(cells[i], kind)
-        w.writerow(cells)
-        n += 1
+    it = iter(rows)
+    while batch := list(islice(it, BATCH)):
+        n += len(batch)
+        if convert:
+            todo = [
+                (i, kind) for i, kind in convert if kind != "date" or not {type(r[i]) for r in batch} <= _DATE_AS_IS
+            ]
+            if todo:
+                cells = [list(r) for r in batch]
+                for i, kind in todo:
+                    for r in cells:
+                        r[i] = text_value(r[i], kind)
+                w.writerows(cells)
+                continue
+        w.writerows(batch)
     return n
 
 
@@ -137,15 +148,22 @@ def write_xlsx(fh: BinaryIO, rep: Report, rows: Iterable[tuple]) -> int:
         header.append(cell)
     ws.append(header)
     formats = {"money": "#,##0.00", "date": "yyyy-mm-dd", "percent": "0.0", "number": "0.00", "int": "0"}
+    # text cells, and dates (openpyxl gives a date its "yyyy-mm-dd" format itself), go in as
+    # plain values; only the other formatted cells are built one by one
+    spec = [(c.kind, formats.get(c.kind)) for c in rep.columns]
+    date = dt.date
+    append = ws.append
     n = 0
     for row in rows:
-        out = []
-        for v, c in zip(row, rep.columns):
-            cell = WriteOnlyCell(ws, value=_typed(v, c.kind))
-            if c.kind in formats:
-                cell.number_format = formats[c.kind]
-            out.append(cell)
-        ws.append(out)
+        out: list[Any] = []
+        for v, (kind, fmt) in zip(row, spec):
+            if fmt is None or (kind == "date" and type(v) is date):
+                out.append(v)
+            else:
+                cell = WriteOnlyCell(ws, value=_typed(v, kind))
+                cell.number_format = fmt
+                out.append(cell)
+        append(out)
         n += 1
     wb.save(fh)
     return n

@@ -725,19 +725,30 @@ def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
     utc = dt.UTC
     fromiso = dt.datetime.fromisoformat
     result = conn.execute(q.execution_options(yield_per=10000))
-    for start, tz, loc, plast, pfirst, last, first_name, mrn, type_name, status in result:
-        z = zones.get(tz) or zones.setdefault(tz, lt.zone(tz))
-        local = (fromiso(start).replace(tzinfo=utc) if sqlite else start).astimezone(z)
-        day = local.date()
-        if day < first or day > last_day:
-            continue
-        yield (
-            day,
-            f"{local.hour:02d}:{local.minute:02d}",
-            loc,
-            f"{plast}, {pfirst}",
-            f"{last}, {first_name}",
-            mrn,
-            type_name,
-            status,
-        )
+    # rows come in start order and many share a start: its local day and time are computed once
+    seen_start: Any = None
+    seen_tz = ""
+    day: dt.date = first
+    hhmm = ""
+    keep = False
+    for part in result.partitions():  # lists of rows: no per-row fetch call
+        for start, tz, loc, plast, pfirst, last, first_name, mrn, type_name, status in part:
+            if start != seen_start or tz != seen_tz:
+                seen_start, seen_tz = start, tz
+                z = zones.get(tz) or zones.setdefault(tz, lt.zone(tz))
+                local = (fromiso(start).replace(tzinfo=utc) if sqlite else start).astimezone(z)
+                day = local.date()
+                hhmm = f"{local.hour:02d}:{local.minute:02d}"
+                keep = first <= day <= last_day
+            if not keep:
+                continue
+            yield (
+                day,
+                hhmm,
+                loc,
+                f"{plast}, {pfirst}",
+                f"{last}, {first_name}",
+                mrn,
+                type_name,
+                status,
+            )
