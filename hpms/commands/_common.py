@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from hpms.services.platform.context import Ctx
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+# Every list that cuts takes --limit with this default, and says so when it cut (`note_cut`).
+DEFAULT_LIMIT = 50
+LimitOpt = Annotated[int, typer.Option("--limit", help="At most this many.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
 
 
@@ -36,6 +40,13 @@ def service_context(*, readonly: bool = False) -> Iterator[Ctx]:
         yield ctx
 
 
+def display_zone(ctx: Ctx) -> str:
+    """The zone tables show times in (see hpms.services.lookups.display_zone)."""
+    from hpms.services.lookups import display_zone as zone_of
+
+    return zone_of(ctx)
+
+
 def to_jsonable(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(mode="json")
@@ -44,12 +55,45 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, dt.datetime):
-        return obj.isoformat()
+        return json_datetime(obj)
     if isinstance(obj, dt.date):
         return obj.isoformat()
     if isinstance(obj, decimal.Decimal):
         return f"{obj:.2f}"
     return obj
+
+
+def json_datetime(value: dt.datetime) -> str:
+    """ISO-8601 with its offset; a UTC time ends in `Z`, as pydantic writes them."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def note_cut(shown: int, limit: int, total: int | None = None, *, what: str = "rows", as_json: bool = False) -> None:
+    """Say on stderr that a list was cut at `limit`: "showing 50 of 305 patients (--limit)",
+    or, when the total is not counted, that there may be more. JSON goes without it."""
+    if as_json:
+        return
+    if total is not None:
+        if total > shown:
+            info(f"showing {shown} of {total} {what} (--limit)")
+    elif shown >= limit:
+        info(f"showing the first {shown} {what}; there may be more (--limit)")
+
+
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?")
+
+
+def local_minute(value: dt.datetime | str, zone: str | None) -> str:
+    """A time as a person reads it in a table: in `zone` (UTC when none), to the minute. A
+    time without an offset is a wall-clock time already and is only cut to the minute."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        from zoneinfo import ZoneInfo
+
+        value = value.astimezone(ZoneInfo(zone or "UTC"))
+    return value.strftime("%Y-%m-%d %H:%M")
 
 
 def print_json(obj: Any) -> None:
@@ -73,14 +117,33 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _human(row: Any, columns: Sequence[tuple[str, str]], zone: str | None) -> dict[str, Any]:
+    """One row for a table: times in the zone, to the minute; the rest as JSON would have it."""
+    raw = row.model_dump() if hasattr(row, "model_dump") else dict(row)
+    out: dict[str, Any] = {}
+    for key, _ in columns:
+        value = raw.get(key)
+        if isinstance(value, dt.datetime) or (isinstance(value, str) and _ISO.fullmatch(value)):
+            out[key] = local_minute(value, zone)
+        else:
+            out[key] = to_jsonable(value)
+    return out
+
+
 def emit_table(
-    rows: Sequence[Any], columns: Sequence[tuple[str, str]], *, as_json: bool, title: str | None = None
+    rows: Sequence[Any],
+    columns: Sequence[tuple[str, str]],
+    *,
+    as_json: bool,
+    title: str | None = None,
+    zone: str | None = None,
 ) -> None:
-    """A list: JSON array, a rich table on a TTY, or tab-separated lines (with a header)."""
+    """A list: JSON array, a rich table on a TTY, or tab-separated lines (with a header).
+    Times show in `zone` (the location's or the practice's; UTC when none), to the minute."""
     if as_json:
         print_json(list(rows))
         return
-    data = [to_jsonable(r) for r in rows]
+    data = [_human(r, columns, zone) for r in rows]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table

@@ -8,13 +8,23 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    display_zone,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    service_context,
+)
 
 app = typer.Typer(help="The audit trail of every touch of patient data.", no_args_is_help=True)
 
 COLUMNS = [
     ("seq", "#"),
-    ("at", "When (UTC)"),
+    ("at", "When"),
     ("username", "User"),
     ("action", "Action"),
     ("entity", "Entity"),
@@ -25,12 +35,10 @@ COLUMNS = [
 ]
 
 
-def _patients_cell(row) -> str:
-    """One patient id, or the ids a list/search returned (shortened past ten)."""
-    if row.patient_id is not None:
-        return str(row.patient_id)
-    ids = row.patient_ids or []
-    text = ",".join(str(i) for i in ids[:10])
+def _patients_cell(row, mrns: dict[int, str]) -> str:
+    """The MRN of the patient, or of those a list/search returned (shortened past ten)."""
+    ids = [row.patient_id] if row.patient_id is not None else (row.patient_ids or [])
+    text = ",".join(mrns.get(i, f"id {i}") for i in ids[:10])
     return f"{text},... ({len(ids)})" if len(ids) > 10 else text
 
 
@@ -39,7 +47,7 @@ def log(
     patient: Annotated[str | None, typer.Option("--patient", help="MRN or id: events about this patient.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="Events by this user.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this date (YYYY-MM-DD, UTC) on.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = DEFAULT_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Show audit events, newest first (admin, auditor).
@@ -49,12 +57,14 @@ def log(
     from hpms.services.platform import audit_query
 
     with service_context() as ctx:
-        rows = audit_query.log(ctx, patient=patient, username=user, since=since, limit=limit)
-    if as_json:
-        emit_table(rows, COLUMNS, as_json=True)
-        return
-    flat = [{**r.model_dump(), "patients": _patients_cell(r)} for r in rows]
-    emit_table(flat, COLUMNS, as_json=False, title="Audit log")
+        if as_json:
+            emit_table(audit_query.log(ctx, patient=patient, username=user, since=since, limit=limit), [], as_json=True)
+            return
+        found = audit_query.page(ctx, patient=patient, username=user, since=since, limit=limit)
+        zone = display_zone(ctx)
+    flat = [{**r.model_dump(), "patients": _patients_cell(r, found.mrns)} for r in found.rows]
+    emit_table(flat, COLUMNS, as_json=False, title="Audit log", zone=zone)
+    note_cut(len(found.rows), limit, found.total, what="events")
 
 
 @app.command("verify")

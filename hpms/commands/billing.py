@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context, settings
+from hpms.commands._common import (
+    JsonOpt,
+    display_zone,
+    emit_object,
+    emit_table,
+    info,
+    print_json,
+    service_context,
+    settings,
+)
 
 app = typer.Typer(help="The billing run (837P claim files) and the practice's billing profile.", no_args_is_help=True)
 
@@ -126,4 +135,5 @@ def files(as_json: JsonOpt = False) -> None:
 
     with service_context(readonly=True) as ctx:
         rows = claims.list_files(ctx)
-    emit_table(rows, FILE_COLUMNS, as_json=as_json, title="837P files")
+        zone = display_zone(ctx)
+    emit_table(rows, FILE_COLUMNS, as_json=as_json, title="837P files", zone=zone)

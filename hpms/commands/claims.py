@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    display_zone,
+    emit_object,
+    emit_table,
+    info,
+    print_json,
+    service_context,
+)
 
 app = typer.Typer(help="Claims: list, show, scrub, submit, void, resubmit, the work list.", no_args_is_help=True)
 
@@ -42,7 +52,7 @@ def list_(
         str | None, typer.Option("--status", help="ready, submitted, accepted, rejected, paid, ...")
     ] = None,
     payer: Annotated[str | None, typer.Option("--payer", help="X12 payer id or name.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    limit: LimitOpt = DEFAULT_LIMIT,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -57,7 +67,7 @@ def list_(
     emit_table(page.rows, COLUMNS, as_json=as_json, title="Claims")
     if page.more:
         info(
-            f"showing {page.offset + 1}-{page.offset + len(page.rows)} of {page.total} claims; "
+            f"showing {page.offset + 1}-{page.offset + len(page.rows)} of {page.total} claims (--limit); "
             f"the next page: --offset {page.offset + len(page.rows)}"
         )
 
@@ -219,7 +229,8 @@ def worklist(as_json: JsonOpt = False) -> None:
 
     with service_context() as ctx:
         rows = claims.worklist(ctx)
-    emit_table(rows, WORK_COLUMNS, as_json=as_json, title="Work list")
+        zone = display_zone(ctx)
+    emit_table(rows, WORK_COLUMNS, as_json=as_json, title="Work list", zone=zone)
 
 
 DENIAL_COLUMNS = [
@@ -255,7 +266,8 @@ def denied(
 
     with service_context() as ctx:
         rows = denials.denied(ctx, reason=reason, payer=payer, include_settled=all_)
-    emit_table(rows, DENIAL_COLUMNS, as_json=as_json, title="Denied claims")
+        zone = display_zone(ctx)
+    emit_table(rows, DENIAL_COLUMNS, as_json=as_json, title="Denied claims", zone=zone)
 
 
 @app.command("appeal")

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    service_context,
+)
 
 app = typer.Typer(help="Diagnosis and procedure codes (ICD-10-CM, HCPCS, CPT) and modifiers.", no_args_is_help=True)
 
@@ -22,7 +31,7 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Validate the file and c
 @app.command("search")
 def search(
     text: Annotated[str, typer.Argument(help="A code or its start (E11, G04) or words of the description.")],
-    limit: Annotated[int, typer.Option("--limit", help="At most this many codes.")] = 20,
+    limit: LimitOpt = DEFAULT_LIMIT,
     system: System = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -35,6 +44,7 @@ def search(
     with service_context(readonly=True) as ctx:
         rows = codes.search(ctx, text, limit=limit, system=system)
     emit_table(rows, COLUMNS, as_json=as_json, title="Codes")
+    note_cut(len(rows), limit, what="codes", as_json=as_json)
 
 
 @app.command("show")

@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    print_json,
+    service_context,
+)
 
 app = typer.Typer(
     help="Encounters: diagnoses and procedure lines of visits, signing, superbills.", no_args_is_help=True
@@ -213,7 +223,7 @@ def list_(
         str | None, typer.Option("--from", help="Dates of service from this day (YYYY-MM-DD, today, -30).")
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Dates of service up to this day (YYYY-MM-DD).")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
+    limit: LimitOpt = DEFAULT_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Encounters by date of service, oldest first. Totals in --json are strings ("125.00").
@@ -230,6 +240,7 @@ def list_(
         emit_table(rows, [], as_json=True)
         return
     emit_table(rows, LIST_COLUMNS, as_json=False, title="Encounters")
+    note_cut(len(rows), limit, what="encounters")
 
 
 @app.command("superbill")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import JsonOpt, display_zone, emit_object, emit_table, info, service_context
 
 app = typer.Typer(help="Fee schedules: the default prices and each payer's.", no_args_is_help=True)
 
@@ -116,6 +116,7 @@ def list_(
 
     with service_context() as ctx:
         rows = fees.list_fees(ctx, payer=payer, code=code)
+        zone = display_zone(ctx)
     if as_json:
         emit_table(rows, [], as_json=True)
         return
@@ -125,8 +126,8 @@ def list_(
             "modifier": r.modifier,
             "schedule": f"{r.payer} ({r.payer_code})" if r.payer else "default",
             "amount": f"{r.amount:.2f}",
-            "updated_at": r.updated_at.isoformat(timespec="seconds"),
+            "updated_at": r.updated_at,
         }
         for r in rows
     ]
-    emit_table(table, COLUMNS, as_json=False, title="Fees")
+    emit_table(table, COLUMNS, as_json=False, title="Fees", zone=zone)

@@ -8,7 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
-from hpms.commands._common import JsonOpt, YesOpt, confirm, emit_object, emit_table, info, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    YesOpt,
+    confirm,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    service_context,
+)
 
 app = typer.Typer(help="Patient registration and lookup.", no_args_is_help=True)
 
@@ -202,7 +213,7 @@ def ledger(patient: PatientArg, as_json: JsonOpt = False) -> None:
 
 @app.command("list")
 def list_(
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    limit: LimitOpt = DEFAULT_LIMIT,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
     include_inactive: Annotated[
         bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")
@@ -218,6 +229,7 @@ def list_(
     with service_context() as ctx:
         rows = patients.list_patients(ctx, limit=limit, offset=offset, include_inactive=include_inactive)
     emit_table(rows, COLUMNS, as_json=as_json, title="Patients")
+    note_cut(len(rows), limit, what="patients", as_json=as_json)
 
 
 @app.command("search")
@@ -229,7 +241,7 @@ def search(
     member_id: Annotated[
         str | None, typer.Option("--member-id", help="Exact insurance member id instead of QUERY.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    limit: LimitOpt = DEFAULT_LIMIT,
     include_inactive: Annotated[
         bool, typer.Option("--include-inactive", help="Also merged/inactive patients.")
     ] = False,
@@ -251,6 +263,7 @@ def search(
         else:
             rows = patients.search(ctx, query, limit=limit, include_inactive=include_inactive)
     emit_table(rows, COLUMNS, as_json=as_json, title="Patients found")
+    note_cut(len(rows), limit, what="patients", as_json=as_json)
 
 
 @app.command("update")
@@ -318,7 +331,7 @@ def update(
 
 @app.command("duplicates")
 def duplicates(
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: LimitOpt = DEFAULT_LIMIT,
     min_score: Annotated[
         int, typer.Option("--min-score", min=1, max=100, help="Only pairs scoring at least this.")
     ] = 50,
@@ -360,6 +373,7 @@ def duplicates(
         as_json=False,
         title="Likely duplicates",
     )
+    note_cut(len(rows), limit, what="pairs")
 
 
 @app.command("merge")

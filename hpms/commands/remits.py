@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_table, info, print_json, service_context
+from hpms.commands._common import JsonOpt, display_zone, emit_table, info, print_json, service_context
 
 app = typer.Typer(
     help="Remittance advice (835): import payments and adjustments, match what could not be matched.",
@@ -141,4 +141,5 @@ def list_(as_json: JsonOpt = False) -> None:
 
     with service_context() as ctx:
         rows = remits.list_remittances(ctx)
-    emit_table(rows, LIST_COLUMNS, as_json=as_json, title="Remittances")
+        zone = display_zone(ctx)
+    emit_table(rows, LIST_COLUMNS, as_json=as_json, title="Remittances", zone=zone)

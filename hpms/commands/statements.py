@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import JsonOpt, display_zone, emit_object, emit_table, info, service_context
 
 app = typer.Typer(
     help="Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging.",
@@ -68,4 +68,5 @@ def list_(
 
     with service_context() as ctx:
         rows = statements.list_statements(ctx, patient=patient)
-    emit_table(rows, COLUMNS, as_json=as_json, title="Patient statements")
+        zone = display_zone(ctx)
+    emit_table(rows, COLUMNS, as_json=as_json, title="Patient statements", zone=zone)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import JsonOpt, display_zone, emit_object, emit_table, info, service_context
 
 app = typer.Typer(help="Patient satisfaction surveys: one score (1-5) per completed visit.", no_args_is_help=True)
 
@@ -85,4 +85,5 @@ def list_(
 
     with service_context() as ctx:
         rows = surveys.list_responses(ctx, start=start, end=end)
-    emit_table(rows, COLUMNS, as_json=as_json, title="Survey responses")
+        zone = display_zone(ctx)
+    emit_table(rows, COLUMNS, as_json=as_json, title="Survey responses", zone=zone)

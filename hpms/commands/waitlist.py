@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_object, emit_table, info, service_context
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    display_zone,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    service_context,
+)
 
 app = typer.Typer(
     help="The waitlist: patients waiting for an earlier visit, and freed slots to offer them.", no_args_is_help=True
@@ -89,7 +99,8 @@ def list_(
 
     with service_context() as ctx:
         rows = waitlist.list_entries(ctx, status=status)
-    emit_table(rows, COLUMNS, as_json=as_json, title="Waitlist")
+        zone = display_zone(ctx)
+    emit_table(rows, COLUMNS, as_json=as_json, title="Waitlist", zone=zone)
 
 
 @app.command("remove")
@@ -110,7 +121,7 @@ def remove(entry: EntryArg, as_json: JsonOpt = False) -> None:
 
 @app.command("offers")
 def offers(
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    limit: LimitOpt = DEFAULT_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Freed slots that fit waiting patients, longest waiting patient first, earliest slot first.
@@ -121,13 +132,15 @@ def offers(
 
     with service_context() as ctx:
         rows = waitlist.offers(ctx, limit=limit)
+        zone = display_zone(ctx)
     if as_json:
         emit_table(rows, [], as_json=True)
         return
     flat = [
         {**o.model_dump(), "start": o.start.strftime("%Y-%m-%d %H:%M"), "end": o.end.strftime("%H:%M")} for o in rows
     ]
-    emit_table(flat, OFFER_COLUMNS, as_json=False, title="Waitlist offers")
+    emit_table(flat, OFFER_COLUMNS, as_json=False, title="Waitlist offers", zone=zone)
+    note_cut(len(rows), limit, what="offers")
 
 
 @app.command("fill")

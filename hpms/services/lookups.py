@@ -142,6 +142,15 @@ def resolve_location(ctx: Ctx, location: str | int | None = None, *, field: str 
     return loc
 
 
+def display_zone(ctx: Ctx) -> str:
+    """The time zone that times are shown in when no location is in question: the default
+    location's, else the practice's first location's, else UTC."""
+    try:
+        return resolve_location(ctx).tz
+    except NotFoundError:
+        return "UTC"
+
+
 # ---- scheduling ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,10 +71,25 @@ def test_log_plain_is_tab_separated(cli, patient):
     r = cli("audit", "log")
     assert r.exit_code == 0, r.stderr
     header, rows = tsv(r.stdout)
-    assert header == ["#", "When (UTC)", "User", "Action", "Entity", "Id", "Patient(s)", "Fields", "Detail"]
+    assert header == ["#", "When", "User", "Action", "Entity", "Id", "Patient(s)", "Fields", "Detail"]
     assert [row[0] for row in rows] == ["2", "1"]
     assert rows[0][3:5] == ["create", "patient"]
-    iso_datetime(rows[0][1])
+    assert rows[0][6] == patient  # the MRN, not the internal id
+    # the practice's time (its location is in New York), to the minute
+    at = iso_datetime(ok(cli("audit", "log", "--limit", "1", "--json"))[0]["at"])
+    local = at.astimezone(ZoneInfo("America/New_York"))
+    assert rows[0][1] == local.strftime("%Y-%m-%d %H:%M")
+    assert r.stderr == ""  # nothing was cut
+
+
+def test_log_says_when_it_cut(cli, patient):
+    for _ in range(3):
+        ok(cli("patients", "show", patient, "--json"))
+    r = cli("audit", "log", "--limit", "2")
+    assert r.exit_code == 0, r.stderr
+    assert len(tsv(r.stdout)[1]) == 2
+    total = len(ok(cli("audit", "log", "--json")))
+    assert r.stderr.strip() == f"showing 2 of {total - 1} events (--limit)"  # the JSON read came after
 
 
 def test_log_filters(cli, patient, as_user):

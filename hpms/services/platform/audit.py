@@ -280,7 +280,25 @@ def log(
     """Events, newest first, filtered; a patient filter also finds list/search events naming it.
     Raises PermissionDenied."""
     require(ctx.actor, "audit.read")
-    stmt = sa.select(AuditEvent)
+    stmt = _filtered(sa.select(AuditEvent), patient_id=patient_id, username=username, since=since)
+    stmt = stmt.order_by(AuditEvent.seq.desc())
+    if limit:
+        stmt = stmt.limit(limit)
+    return [_out(e) for e in ctx.session.scalars(stmt)]
+
+
+def count(
+    ctx: Ctx, *, patient_id: int | None = None, username: str | None = None, since: dt.datetime | None = None
+) -> int:
+    """How many events `log` would return without a limit. Raises PermissionDenied."""
+    require(ctx.actor, "audit.read")
+    stmt = _filtered(
+        sa.select(sa.func.count()).select_from(AuditEvent), patient_id=patient_id, username=username, since=since
+    )
+    return int(ctx.session.execute(stmt).scalar_one())
+
+
+def _filtered(stmt: Any, *, patient_id: int | None, username: str | None, since: dt.datetime | None) -> Any:
     if patient_id is not None:
         pattern = f"%[{patient_id}]%", f"%[{patient_id},%", f"%,{patient_id},%", f"%,{patient_id}]%"
         stmt = stmt.where(
@@ -290,10 +308,7 @@ def log(
         stmt = stmt.where(AuditEvent.username == username)
     if since is not None:
         stmt = stmt.where(AuditEvent.at >= since)
-    stmt = stmt.order_by(AuditEvent.seq.desc())
-    if limit:
-        stmt = stmt.limit(limit)
-    return [_out(e) for e in ctx.session.scalars(stmt)]
+    return stmt
 
 
 @dataclass
