@@ -172,3 +172,25 @@ def payer(cli):
     r = cli("payers", "add", "--name", "Acme Health Plan", "--payer-id", "60054", "--city", "Hartford", "--state", "CT")
     assert r.exit_code == 0, r.stderr
     return "60054"
+
+
+@pytest.fixture
+def tamper(settings, raw_sql):
+    """tamper(sql) runs an UPDATE/DELETE on audit_event past the append-only trigger, as an
+    attacker with direct database access would."""
+
+    def run(statement: str) -> None:
+        if settings.is_sqlite:
+            raw_sql(
+                "DROP TRIGGER IF EXISTS audit_event_no_update",
+                "DROP TRIGGER IF EXISTS audit_event_no_delete",
+                statement,
+            )
+        else:  # one transaction: the trigger is enabled again when it commits (or rolls back)
+            raw_sql(
+                "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
+                statement,
+                "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only",
+            )
+
+    return run

@@ -12,28 +12,6 @@ from tests.cli.helpers import error_line, iso_datetime, ok, tsv
 EVENT_KEYS = {"seq", "at", "username", "action", "entity", "entity_id", "patient_id", "patient_ids", "fields", "detail"}
 
 
-@pytest.fixture
-def tamper(settings, raw_sql):
-    """tamper(sql) runs an UPDATE/DELETE on audit_event past the append-only trigger, as an
-    attacker with direct database access would."""
-
-    def run(statement: str) -> None:
-        if settings.is_sqlite:
-            raw_sql(
-                "DROP TRIGGER IF EXISTS audit_event_no_update",
-                "DROP TRIGGER IF EXISTS audit_event_no_delete",
-                statement,
-            )
-        else:  # one transaction: the trigger is enabled again when it commits (or rolls back)
-            raw_sql(
-                "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
-                statement,
-                "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only",
-            )
-
-    return run
-
-
 def test_log_json(cli, patient):
     ok(cli("patients", "show", patient, "--json"))
     events = ok(cli("audit", "log", "--json"))

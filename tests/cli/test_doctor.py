@@ -169,15 +169,8 @@ def test_a_key_file_others_can_read_fails(cli, settings):
     assert got["key in use"][0] == "fail" and "refusing to use it" in got["key in use"][1]
 
 
-def test_a_broken_audit_trail_fails(cli, settings, raw_sql, patient):
-    if settings.is_sqlite:
-        raw_sql("DROP TRIGGER IF EXISTS audit_event_no_update", "UPDATE audit_event SET detail = 'x' WHERE seq = 2")
-    else:
-        raw_sql(
-            "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
-            "UPDATE audit_event SET detail = 'x' WHERE seq = 2",
-            "ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only",
-        )
+def test_a_broken_audit_trail_fails(cli, tamper, patient):
+    tamper("UPDATE audit_event SET detail = 'x' WHERE seq = 2")
     got = _report(cli("doctor", "--json"), 1)
     assert got["audit trail"][0] == "fail" and got["audit trail"][1].startswith("broken at event 2: ")
 
