@@ -16,7 +16,7 @@ from tests.conftest import REPO
 grimp = pytest.importorskip("grimp")
 
 SERVICES = "hpms.services"
-DOMAINS = ("people", "scheduling", "billing", "payments", "reports")
+DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages")
 
 
 @pytest.fixture(scope="module")

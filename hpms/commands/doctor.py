@@ -32,7 +32,7 @@ def doctor(
     Example: hpms doctor --folder /var/spool/hpms/claims
     """
     from hpms.commands._errors import command_line
-    from hpms.services.platform import doctor as checks
+    from hpms.services import doctor as checks
 
     report = checks.run(settings(), folders=folder or [])
     if as_json:
