@@ -184,6 +184,7 @@ GROUPS += ("reports",)
 GROUPS += ("codes",)
 GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
+GROUPS += ("messages",)
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")

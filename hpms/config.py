@@ -18,8 +18,9 @@ ENV_KEY = "HPMS_KEY"
 ENV_KEY_FILE = "HPMS_KEY_FILE"
 ENV_USER = "HPMS_USER"
 ENV_TOKEN = "HPMS_TOKEN"
+ENV_SMTP_URL = "HPMS_SMTP_URL"
 
-CONFIG_KEYS = ("database_url", "key_file", "default_location")
+CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url")
 
 
 def default_home() -> Path:
@@ -44,6 +45,9 @@ class Settings:
     key_from_env: bool
     default_location: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # The mail server of outgoing email: smtp://host:25, smtp+starttls://user:pw@host:587 or
+    # smtps://user:pw@host:465 (None: email is not set up).
+    smtp_url: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -69,6 +73,7 @@ class Settings:
             "config_file_exists": self.config_file_exists,
             "key_source": "environment (HPMS_KEY)" if self.key_from_env else str(self.key_file),
             "default_location": self.default_location,
+            "smtp_url": redact_url(self.smtp_url) if self.smtp_url else None,
             "sources": dict(self.sources),
         }
 
@@ -137,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         database_url = "postgresql+psycopg://" + database_url.split("://", 1)[1]
     key_file = Path(pick("key_file", ENV_KEY_FILE, str(home_path / "hpms.key")) or "").expanduser()
     default_location = pick("default_location", None, None)
+    smtp_url = pick("smtp_url", ENV_SMTP_URL, None)
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -149,6 +155,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         key_file=key_file,
         key_from_env=bool(env.get(ENV_KEY)),
         default_location=default_location,
+        smtp_url=smtp_url,
         sources=sources,
         warnings=tuple(warnings),
     )

@@ -29,6 +29,7 @@ ENV_VARS = (
     "HPMS_TOKEN",
     "HPMS_NEW_KEY",
     "HPMS_CREDENTIALS",
+    "HPMS_SMTP_URL",
 )
 
 _pg_state: dict[str, object] = {}

@@ -73,6 +73,8 @@ TABLES = {
     "remit_adjustment",
     "payment_application",
     "statement",
+    "message",
+    "messaging_profile",
     "eligibility_check",
 }
 

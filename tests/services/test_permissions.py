@@ -75,6 +75,10 @@ payments.refund       x       .        x       .        .       .
 statements.run        x       .        x       .        .       x
 eligibility.read      x       x        x       x        .       .
 eligibility.write     x       x        x       .        .       x
+messages.read         x       x        .       x        .       .
+messages.write        x       x        .       .        .       .
+messages.send         x       .        .       .        .       x
+messages.setup        x       .        .       .        .       .
 """
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 LOCK_NAME = "billing_run"
 STALE_AFTER = dt.timedelta(minutes=10)
+_WHAT = {LOCK_NAME: "billing run", "outbox": "outbox sender"}  # who holds a lock, in words
 
 
 def _alive(pid: int) -> bool:
@@ -53,7 +54,7 @@ def acquire_lock(ctx: Ctx, name: str = LOCK_NAME) -> None:
     dead = (held.host == host and not _alive(held.pid)) or now - held.heartbeat_at > STALE_AFTER
     if not dead:
         raise LockHeldError(
-            f"another billing run holds the lock ({held.holder}, pid {held.pid} on {held.host}, "
+            f"another {_WHAT.get(name, name)} holds the lock ({held.holder}, pid {held.pid} on {held.host}, "
             f"since {held.acquired_at:%Y-%m-%d %H:%M:%S} UTC)",
             hint="cron may retry later",
         )

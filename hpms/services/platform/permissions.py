@@ -76,6 +76,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "statements.run": frozenset({"admin", "biller", "service"}),
     "eligibility.read": frozenset({"admin", "biller", "front_desk", "provider"}),
     "eligibility.write": frozenset({"admin", "biller", "front_desk", "service"}),
+    "messages.read": frozenset({"admin", "front_desk", "provider"}),
+    "messages.write": frozenset({"admin", "front_desk"}),
+    "messages.send": frozenset({"admin", "service"}),
+    "messages.setup": frozenset({"admin"}),
 }
 
 
@@ -123,6 +127,10 @@ _SAID: dict[str, str] = {
     "remits.import": "import remittances",
     "coverage.read": "read coverage",
     "coverage.write": "change coverage",
+    "messages.read": "read messages to patients",
+    "messages.write": "change messages to patients",
+    "messages.send": "send the outbox",
+    "messages.setup": "set up messaging",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 

@@ -1,0 +1,150 @@
+"""`hpms messages`: the outbox of emails and SMS to patients, and its sender."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hpms.commands._common import (
+    DEFAULT_LIMIT,
+    JsonOpt,
+    LimitOpt,
+    display_zone,
+    emit_object,
+    emit_table,
+    info,
+    note_cut,
+    print_json,
+    service_context,
+    settings,
+)
+
+app = typer.Typer(help="Messages to patients (email, SMS): the outbox and its sender.", no_args_is_help=True)
+
+COLUMNS = [
+    ("id", "ID"),
+    ("created_at", "Queued"),
+    ("mrn", "MRN"),
+    ("channel", "Channel"),
+    ("template", "Kind"),
+    ("recipient", "To"),
+    ("state", "State"),
+    ("attempts", "Tries"),
+    ("sent_at", "Sent"),
+    ("error", "Problem"),
+]
+IdArg = Annotated[int, typer.Argument(help="Message id (see `hpms messages list`).")]
+
+
+@app.command("send")
+def send(
+    limit: Annotated[int | None, typer.Option("--limit", help="Send at most this many (default: all due).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what is due; send nothing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the messages that are due (for cron; admin or a service account).
+
+    Takes the outbox lock (exit 75 while another sender runs). Each message is claimed,
+    handed to the mail server or SMS provider, and recorded; a failure is retried later with a
+    growing delay, a permanent one (a bad address) is not. A sender killed half-way sends
+    nothing twice: the message it held shows as `unknown` for staff to check.
+
+    Example: hpms messages send --json
+    """
+    from hpms.services.messages import sender
+
+    summary = sender.send_due(settings(), limit=limit, dry_run=dry_run)
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    due = ", ".join(f"{n} {ch}" for ch, n in sorted(summary.due.items())) or "none"
+    if dry_run:
+        info(f"due now: {due}")
+    else:
+        info(
+            f"sent {summary.sent}, {summary.retried} to retry later, {summary.failed} failed for good"
+            + (f", {summary.found_unknown} left unknown by a sender that stopped" if summary.found_unknown else "")
+            + f"; still due: {due}"
+        )
+    for channel, why in sorted(summary.not_set_up.items()):
+        if summary.due.get(channel):
+            info(f"{channel} is not set up ({why}): its messages wait in the outbox")
+
+
+@app.command("list")
+def list_(
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Only these states, comma-separated (queued, sent, failed, unknown...)."),
+    ] = None,
+    patient: Annotated[str | None, typer.Option("--patient", help="Only this patient's (MRN).")] = None,
+    limit: LimitOpt = DEFAULT_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """The outbox, newest first: what was queued, sent, or needs a look (failed, unknown).
+
+    Example: hpms messages list --state failed,unknown
+    """
+    from hpms.services.messages import outbox
+
+    with service_context() as ctx:
+        rows = outbox.list_messages(ctx, state=state, patient=patient, limit=limit)
+        zone = display_zone(ctx)
+    emit_table(rows, COLUMNS, as_json=as_json, title="Messages", zone=zone)
+    note_cut(len(rows), limit, what="messages", as_json=as_json)
+
+
+@app.command("cancel")
+def cancel(message: IdArg, as_json: JsonOpt = False) -> None:
+    """Withdraw a queued message (or one whose fate is unknown) so that it is never sent.
+
+    Example: hpms messages cancel 12
+    """
+    from hpms.services.messages import outbox
+
+    with service_context() as ctx:
+        out = outbox.cancel(ctx, message)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"message {out.id} cancelled")
+
+
+@app.command("retry")
+def retry(message: IdArg, as_json: JsonOpt = False) -> None:
+    """Queue again a message that failed, or whose fate is unknown once you know it did not arrive.
+
+    Example: hpms messages retry 12
+    """
+    from hpms.services.messages import outbox
+
+    with service_context() as ctx:
+        out = outbox.requeue(ctx, message)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"message {out.id} queued again")
+
+
+@app.command("setup")
+def setup(
+    email_from: Annotated[
+        str | None, typer.Option("--email-from", help="From address of the practice's emails.")
+    ] = None,
+    reply_to: Annotated[str | None, typer.Option("--reply-to", help="Where patients' replies go.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or set the practice's sending identity (admin); the mail server is `smtp_url` in
+    the config file (or HPMS_SMTP_URL).
+
+    Example: hpms messages setup --email-from frontdesk@riverside.example --reply-to frontdesk@riverside.example
+    """
+    from hpms.services.messages import sender
+
+    with service_context() as ctx:
+        if email_from is None and reply_to is None:
+            out = sender.get_profile(ctx)
+        else:
+            out = sender.set_profile(ctx, email_from=email_from, reply_to=reply_to)
+    emit_object(out, as_json=as_json)

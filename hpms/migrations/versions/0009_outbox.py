@@ -1,0 +1,69 @@
+"""outbox
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-07
+
+The outbox: each email or SMS hpms sends is a `message` row, written in the transaction of the
+event that causes it and sent once by `hpms messages send`; the practice's sending identity
+(`messaging_profile`).
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+import hpms.db
+
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('due_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('claimed_at', hpms.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', hpms.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('created_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.CheckConstraint("channel IN ('email', 'sms')", name='ck_message_channel'),
+    sa.CheckConstraint("state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown')", name='ck_message_state'),
+    sa.ForeignKeyConstraint(['created_by'], ['hpms_user.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'dedupe_key', name='uq_message_dedupe')
+    )
+    op.create_index('ix_message_due', 'message', ['state', 'next_attempt_at'], unique=False)
+    op.create_index('ix_message_patient', 'message', ['patient_id', 'created_at'], unique=False)
+    op.create_table('messaging_profile',
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('email_from', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+    sa.Column('reply_to', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+    sa.Column('updated_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.PrimaryKeyConstraint('org_id')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('messaging_profile')
+    op.drop_index('ix_message_patient', table_name='message')
+    op.drop_index('ix_message_due', table_name='message')
+    op.drop_table('message')

@@ -1,0 +1,81 @@
+"""The outbox: every message that leaves hpms (an email, an SMS) is a row written in the same
+transaction as the event that causes it, then sent once by the sender; and the practice's
+sending identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from hpms.models.base import DEFERRED, OrgField, UTCField
+
+CHANNELS = ("email", "sms")
+# queued: waiting for its time (or its next attempt); sending: claimed by a sender, not yet
+# confirmed; sent: the provider took it; failed: permanently, or out of attempts; cancelled:
+# withdrawn before it went; unknown: its sender died between handing it over and recording
+# it, so whether it went cannot be known: staff decide (it is never sent again on its own).
+STATES = ("queued", "sending", "sent", "failed", "cancelled", "unknown")
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        sa.Index("ix_message_due", "state", "next_attempt_at"),
+        sa.Index("ix_message_patient", "patient_id", "created_at"),
+        sa.UniqueConstraint("org_id", "dedupe_key", name="uq_message_dedupe"),
+        sa.CheckConstraint(
+            "state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown')", name="ck_message_state"
+        ),
+        sa.CheckConstraint("channel IN ('email', 'sms')", name="ck_message_channel"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField(index=False)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id")
+    channel: str = Field(max_length=8)
+    template: str = Field(max_length=64)  # what kind of message: reminder, sign-in code, statement...
+    recipient: str = Field(max_length=320)
+    subject: str | None = Field(default=None, max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    state: str = Field(default="queued", max_length=16)
+    due_at: dt.datetime = UTCField()
+    next_attempt_at: dt.datetime = UTCField()
+    attempts: int = 0
+    claimed_by: str | None = Field(default=None, max_length=200)  # host:pid of the sender
+    claimed_at: dt.datetime | None = UTCField(nullable=True)
+    sent_at: dt.datetime | None = UTCField(nullable=True)
+    provider_id: str | None = Field(default=None, max_length=200)  # the provider's id (Message-ID, SID)
+    error: str | None = Field(default=None, max_length=500)
+    dedupe_key: str | None = Field(default=None, max_length=200)  # one message per event
+    created_at: dt.datetime = UTCField()
+    created_by: int | None = Field(default=None, foreign_key="hpms_user.id")
+
+
+class MessagingProfile(SQLModel, table=True):
+    """The practice's sending identity: the From and Reply-To of its emails."""
+
+    __tablename__ = "messaging_profile"
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    email_from: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
+    updated_at: dt.datetime = UTCField()
+
+
+class MessageOut(SQLModel):
+    model_config = DEFERRED
+    id: int
+    patient_id: int | None
+    mrn: str | None = None
+    channel: str
+    template: str
+    recipient: str
+    subject: str | None
+    state: str
+    due_at: dt.datetime
+    next_attempt_at: dt.datetime
+    attempts: int
+    sent_at: dt.datetime | None
+    provider_id: str | None
+    error: str | None
+    created_at: dt.datetime

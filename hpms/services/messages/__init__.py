@@ -1,0 +1,1 @@
+"""Messages to patients: the outbox, its sender and the channels' providers."""

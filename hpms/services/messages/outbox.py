@@ -1,0 +1,280 @@
+"""The outbox: messages are queued in the caller's transaction (with the event that causes
+them), claimed one at a time by a sender that commits the claim before it hands the message
+over, and settled after: sent, retried later with a growing delay, or failed for good.
+
+A sender that dies after the claim leaves the row `sending`; the next sender, finding its
+claimer gone, cannot know whether the provider got it, so the row becomes `unknown` for staff
+to look at, and is never sent again on its own: nothing goes twice, nothing is lost unseen."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from hpms.errors import NotFoundError, ValidationError
+from hpms.services.platform import audit
+from hpms.services.platform import validation as v
+from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.models import Message, MessageOut
+    from hpms.services.platform.context import Ctx
+
+MAX_ATTEMPTS = 6
+FIRST_RETRY = dt.timedelta(minutes=1)
+LONGEST_RETRY = dt.timedelta(hours=6)
+# A claim this old whose claimer cannot be asked (another host) is taken as dead.
+STALE_CLAIM = dt.timedelta(minutes=15)
+OUTBOX_LOCK = "outbox"
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """The wait before attempt `attempts + 1`: 1, 2, 4, 8... minutes, at most 6 hours."""
+    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+
+
+def claimer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def enqueue(
+    ctx: Ctx,
+    *,
+    channel: str,
+    recipient: str,
+    body: str,
+    template: str,
+    subject: str | None = None,
+    patient_id: int | None = None,
+    due_at: dt.datetime | None = None,
+    dedupe_key: str | None = None,
+) -> Message:
+    """Queue one message in the caller's transaction (it goes only if that commits). With a
+    `dedupe_key`, a second call for the same event returns the first message. Raises
+    ValidationError naming the field."""
+    from hpms.models import Message
+
+    if channel not in ("email", "sms"):
+        raise ValidationError("channel", f"{channel!r} is not a channel (email or sms)")
+    recipient = (
+        v.parse_email("recipient", recipient) if channel == "email" else v.parse_phone("recipient", recipient)
+    ) or ""
+    if not recipient:
+        raise ValidationError("recipient", "is required")
+    if not body.strip():
+        raise ValidationError("body", "is empty")
+    if dedupe_key is not None:
+        found = ctx.session.execute(
+            sa.select(Message).where(Message.org_id == ctx.org_id, Message.dedupe_key == dedupe_key)
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+    when = due_at or ctx.now()
+    msg = Message(
+        org_id=ctx.org_id,
+        patient_id=patient_id,
+        channel=channel,
+        template=template,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        due_at=when,
+        next_attempt_at=when,
+        dedupe_key=dedupe_key,
+        created_at=ctx.now(),
+        created_by=ctx.actor.user_id,
+    )
+    ctx.session.add(msg)
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("queue", "message", msg.id, patient_id=patient_id, detail=f"{channel} {template}"))
+    return msg
+
+
+def sweep_dead_claims(ctx: Ctx) -> int:
+    """Rows left `sending` by a sender that is gone become `unknown`. Returns how many."""
+    from hpms.models import Message
+
+    host = socket.gethostname()
+    rows = ctx.session.execute(
+        sa.select(Message.id, Message.claimed_by, Message.claimed_at).where(
+            Message.org_id == ctx.org_id, Message.state == "sending"
+        )
+    ).all()
+    dead = []
+    for mid, by, at in rows:
+        h, _, pid = (by or ":").rpartition(":")
+        gone = (h == host and pid.isdigit() and not _alive(int(pid))) or (
+            at is not None and ctx.now() - at > STALE_CLAIM and h != host
+        )
+        if gone:
+            dead.append(mid)
+    if dead:
+        ctx.session.execute(
+            sa.update(Message)
+            .where(col(Message.id).in_(dead), Message.state == "sending")
+            .values(
+                state="unknown",
+                error="the sender stopped after handing it over and before recording it: it may or may not have gone",
+            )
+        )
+    return len(dead)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message handed to a sender: what to send and where."""
+
+    id: int
+    channel: str
+    recipient: str
+    subject: str | None
+    body: str
+    attempts: int
+
+
+def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Claimed | None:
+    """Take the next due message (oldest due first) for this process, marking it `sending`;
+    the caller commits before sending. None when nothing is due."""
+    from hpms.models import Message
+
+    stmt = (
+        sa.select(Message)
+        .where(
+            Message.org_id == ctx.org_id,
+            Message.state == "queued",
+            Message.next_attempt_at <= ctx.now(),
+            col(Message.channel).in_(channels),
+        )
+        .order_by(Message.next_attempt_at, Message.id)
+        .limit(1)
+    )
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    msg = ctx.session.execute(stmt).scalar_one_or_none()
+    if msg is None:
+        return None
+    assert msg.id is not None
+    msg.state, msg.claimed_by, msg.claimed_at = "sending", claimer(), ctx.now()
+    msg.attempts += 1
+    ctx.session.flush()
+    return Claimed(msg.id, msg.channel, msg.recipient, msg.subject, msg.body, msg.attempts)
+
+
+def settle(
+    ctx: Ctx,
+    message_id: int,
+    *,
+    provider_id: str | None = None,
+    error: str | None = None,
+    permanent: bool = False,
+) -> str:
+    """Record how a claimed message went: sent (no error), or failed: retried later unless
+    `permanent` or out of attempts. Returns the new state."""
+    from hpms.models import Message
+
+    msg = ctx.session.get(Message, message_id)
+    if msg is None or msg.state != "sending" or msg.claimed_by != claimer():
+        return msg.state if msg is not None else "missing"
+    msg.claimed_by = None
+    if error is None:
+        msg.state, msg.sent_at, msg.provider_id, msg.error = "sent", ctx.now(), provider_id, None
+        detail = f"sent by {msg.channel}"
+    elif permanent or msg.attempts >= MAX_ATTEMPTS:
+        msg.state, msg.error = "failed", error[:500]
+        detail = f"failed for good after {msg.attempts} attempt(s)"
+    else:
+        msg.state, msg.error = "queued", error[:500]
+        msg.next_attempt_at = ctx.now() + retry_delay(msg.attempts)
+        detail = f"attempt {msg.attempts} failed; retry at {msg.next_attempt_at:%Y-%m-%d %H:%M} UTC"
+    audit.record(ctx, audit.Event("send", "message", msg.id, patient_id=msg.patient_id, detail=detail))
+    return msg.state
+
+
+def release(ctx: Ctx, message_id: int) -> None:
+    """Put a claimed message back in the queue untouched (a dry run, or a stop before it went)."""
+    from hpms.models import Message
+
+    ctx.session.execute(
+        sa.update(Message)
+        .where(Message.id == message_id, Message.state == "sending", Message.claimed_by == claimer())
+        .values(state="queued", claimed_by=None, claimed_at=None, attempts=Message.attempts - 1)
+    )
+
+
+def list_messages(
+    ctx: Ctx, *, state: str | None = None, patient: str | None = None, limit: int = 50
+) -> list[MessageOut]:
+    """Messages, newest first; `state` filters (queued, sending, sent, failed, cancelled,
+    unknown). Audited as a read of the patients they concern."""
+    from hpms.models import Message, MessageOut, Patient
+    from hpms.models.messages import STATES
+    from hpms.services.lookups import find_patient
+
+    require(ctx.actor, "messages.read")
+    if limit < 1 or limit > 100000:
+        raise ValidationError("limit", "must be between 1 and 100000")
+    stmt = sa.select(Message, Patient.mrn).outerjoin(Patient, col(Patient.id) == Message.patient_id)
+    stmt = stmt.where(Message.org_id == ctx.org_id)
+    if state is not None:
+        wanted = [s.strip().lower() for s in state.split(",") if s.strip()]
+        for s in wanted:
+            if s not in STATES:
+                raise ValidationError("state", f"{s!r} is not a message state (one of: {', '.join(STATES)})")
+        stmt = stmt.where(col(Message.state).in_(wanted))
+    if patient:
+        stmt = stmt.where(Message.patient_id == find_patient(ctx, patient, field="patient").id)
+    rows = ctx.session.execute(stmt.order_by(col(Message.id).desc()).limit(limit)).all()
+    out = [MessageOut.model_validate(m).model_copy(update={"mrn": mrn}) for m, mrn in rows]
+    ids = sorted({m.patient_id for m in out if m.patient_id is not None})
+    audit.record(ctx, audit.Event("list", "message", patient_ids=ids, detail=f"{len(out)} message(s)"))
+    return out
+
+
+def cancel(ctx: Ctx, message_id: int) -> MessageOut:
+    """Withdraw a queued message (or one whose fate is unknown). Raises NotFoundError,
+    ConflictError when it is being sent or already settled."""
+    from hpms.errors import ConflictError
+    from hpms.models import Message, MessageOut
+
+    require(ctx.actor, "messages.write")
+    msg = ctx.session.get(Message, message_id)
+    if msg is None or msg.org_id != ctx.org_id:
+        raise NotFoundError(f"no message {message_id}")
+    if msg.state not in ("queued", "unknown"):
+        raise ConflictError(f"message {message_id} is {msg.state}: only a queued message can be cancelled")
+    msg.state = "cancelled"
+    audit.record(ctx, audit.Event("cancel", "message", msg.id, patient_id=msg.patient_id))
+    return MessageOut.model_validate(msg)
+
+
+def requeue(ctx: Ctx, message_id: int) -> MessageOut:
+    """Send again a message that failed or whose fate is unknown (staff checked it did not
+    arrive). Raises NotFoundError, ConflictError."""
+    from hpms.errors import ConflictError
+    from hpms.models import Message, MessageOut
+
+    require(ctx.actor, "messages.write")
+    msg = ctx.session.get(Message, message_id)
+    if msg is None or msg.org_id != ctx.org_id:
+        raise NotFoundError(f"no message {message_id}")
+    if msg.state not in ("failed", "unknown"):
+        raise ConflictError(f"message {message_id} is {msg.state}: only a failed or unknown message is sent again")
+    msg.state, msg.attempts, msg.next_attempt_at, msg.error = "queued", 0, ctx.now(), None
+    audit.record(ctx, audit.Event("requeue", "message", msg.id, patient_id=msg.patient_id))
+    return MessageOut.model_validate(msg)

@@ -1,0 +1,203 @@
+"""The sender: one pass over the due messages of the outbox, for cron (`hpms messages send`)
+and for the worker, which repeats it. It takes the outbox lock, turns the claims of a sender
+that died into `unknown`, then sends one message at a time: claim (committed), hand over,
+settle (committed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
+from hpms.services.messages import outbox
+from hpms.services.messages.transport import SendError, Transport
+from hpms.services.platform.context import Clock, open_context, system_clock
+from hpms.services.platform.permissions import require
+
+if TYPE_CHECKING:
+    from hpms.config import Settings
+    from hpms.services.platform.context import Ctx
+
+HEARTBEAT_EVERY = 50  # messages between two renewals of the lock
+
+
+@dataclass
+class SendSummary:
+    dry_run: bool = False
+    sent: int = 0
+    retried: int = 0  # failed this time, queued again for later
+    failed: int = 0  # failed for good
+    found_unknown: int = 0  # claims of a sender that died, now `unknown`
+    due: dict[str, int] = field(default_factory=dict)  # due and not sent, by channel
+    not_set_up: dict[str, str] = field(default_factory=dict)  # channel -> why it cannot send
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+            "found_unknown": self.found_unknown,
+            "due": dict(self.due),
+            "not_set_up": dict(self.not_set_up),
+        }
+
+
+TransportFactory = Callable[["Ctx", str], Transport]
+
+
+def default_transport(ctx: Ctx, channel: str) -> Transport:
+    """The provider of `channel` from the settings and the practice's messaging profile.
+    Raises ValidationError saying what is missing."""
+    from hpms.errors import ValidationError
+    from hpms.models import MessagingProfile
+    from hpms.services.messages.email import SmtpTransport, parse_smtp_url
+
+    if channel != "email":
+        raise ValidationError("sms", "no SMS provider is set up")
+    server = parse_smtp_url(ctx.settings.smtp_url)
+    profile = ctx.session.get(MessagingProfile, ctx.org_id)
+    if profile is None or not profile.email_from:
+        raise ValidationError("email_from", "the practice has no From address for its emails")
+    return SmtpTransport(server, sender=profile.email_from, reply_to=profile.reply_to)
+
+
+def send_due(
+    settings: Settings,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+    transports: TransportFactory = default_transport,
+    env: dict[str, str] | None = None,
+    clock: Clock | None = None,
+) -> SendSummary:
+    """Send what is due, at most `limit` messages. Raises LockHeldError (another sender runs),
+    PermissionDenied. A channel that is not set up leaves its messages queued, said in
+    `not_set_up`."""
+    run_clock = clock or system_clock
+
+    def context() -> AbstractContextManager[Ctx]:
+        return open_context(settings, env=env, clock=run_clock)
+
+    summary = SendSummary(dry_run=dry_run)
+    with context() as ctx:
+        require(ctx.actor, "messages.send")
+        if dry_run:
+            summary.due = _due(ctx)
+            return summary
+        acquire_lock(ctx, outbox.OUTBOX_LOCK)
+        summary.found_unknown = outbox.sweep_dead_claims(ctx)
+    try:
+        with _providers(context, transports, summary) as ready:
+            done = 0
+            while limit is None or done < limit:
+                with context() as ctx:
+                    claimed = outbox.claim_next(ctx, channels=tuple(ready))
+                    if claimed is not None and done and done % HEARTBEAT_EVERY == 0:
+                        heartbeat(ctx, outbox.OUTBOX_LOCK)
+                if claimed is None:
+                    break
+                done += 1
+                error, permanent, provider_id = None, False, None
+                try:
+                    provider_id = ready[claimed.channel].send(
+                        message_id=claimed.id, recipient=claimed.recipient, subject=claimed.subject, body=claimed.body
+                    )
+                except SendError as exc:
+                    error, permanent = exc.message, exc.permanent
+                with context() as ctx:
+                    state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
+                if state == "sent":
+                    summary.sent += 1
+                elif state == "failed":
+                    summary.failed += 1
+                else:
+                    summary.retried += 1
+        with context() as ctx:
+            summary.due = _due(ctx)
+    finally:
+        with context() as ctx:
+            release_lock(ctx, outbox.OUTBOX_LOCK)
+    return summary
+
+
+@contextmanager
+def _providers(
+    context: Callable[[], AbstractContextManager[Ctx]], factory: TransportFactory, summary: SendSummary
+) -> Iterator[dict[str, Transport]]:
+    """The providers of the channels that can send now; the others are named in the summary."""
+    from hpms.errors import ValidationError
+
+    ready: dict[str, Transport] = {}
+    with context() as ctx:
+        for channel in ("email", "sms"):
+            try:
+                ready[channel] = factory(ctx, channel)
+            except ValidationError as exc:
+                summary.not_set_up[channel] = exc.message if not exc.field else f"{exc.field}: {exc.message}"
+    try:
+        yield ready
+    finally:
+        for t in ready.values():
+            t.close()
+
+
+def _due(ctx: Ctx) -> dict[str, int]:
+    from hpms.models import Message
+
+    rows = ctx.session.execute(
+        sa.select(Message.channel, sa.func.count())
+        .where(Message.org_id == ctx.org_id, Message.state == "queued", Message.next_attempt_at <= ctx.now())
+        .group_by(Message.channel)
+    ).all()
+    return {ch: int(n) for ch, n in rows}
+
+
+def set_profile(ctx: Ctx, *, email_from: str | None = None, reply_to: str | None = None) -> dict[str, object]:
+    """Set the practice's From and Reply-To. Raises ValidationError naming the field."""
+    from hpms.errors import ValidationError
+    from hpms.models import MessagingProfile
+    from hpms.services.platform import audit
+    from hpms.services.platform import validation as v
+
+    require(ctx.actor, "messages.setup")
+    profile = ctx.session.get(MessagingProfile, ctx.org_id)
+    if profile is None:
+        profile = MessagingProfile(org_id=ctx.org_id)
+        ctx.session.add(profile)
+    changed = []
+    for name, value in (("email_from", email_from), ("reply_to", reply_to)):
+        if value is not None:
+            setattr(profile, name, v.parse_email(name, value))
+            changed.append(name)
+    if not changed:
+        raise ValidationError(None, "nothing to change")
+    profile.updated_at = ctx.now()
+    ctx.session.flush()
+    audit.record(ctx, audit.Event("update", "messaging_profile", ctx.org_id, fields=changed))
+    return get_profile(ctx)
+
+
+def get_profile(ctx: Ctx) -> dict[str, object]:
+    from hpms.models import MessagingProfile
+
+    require(ctx.actor, "messages.read")
+    p = ctx.session.get(MessagingProfile, ctx.org_id)
+    return {
+        "email_from": p.email_from if p else None,
+        "reply_to": p.reply_to if p else None,
+        "smtp": _smtp_said(ctx.settings.smtp_url),
+    }
+
+
+def _smtp_said(url: str | None) -> str | None:
+    from hpms.config import redact_url
+
+    return redact_url(url) if url else None
+
+
+__all__ = ["send_due", "SendSummary", "default_transport", "set_profile", "get_profile"]
