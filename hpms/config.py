@@ -19,8 +19,9 @@ ENV_KEY_FILE = "HPMS_KEY_FILE"
 ENV_USER = "HPMS_USER"
 ENV_TOKEN = "HPMS_TOKEN"
 ENV_SMTP_URL = "HPMS_SMTP_URL"
+ENV_SMS_URL = "HPMS_SMS_URL"
 
-CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url")
+CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url", "sms_url")
 
 
 def default_home() -> Path:
@@ -48,6 +49,8 @@ class Settings:
     # The mail server of outgoing email: smtp://host:25, smtp+starttls://user:pw@host:587 or
     # smtps://user:pw@host:465 (None: email is not set up).
     smtp_url: str | None = None
+    # The SMS provider (Twilio's Messages API): https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com
+    sms_url: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -74,6 +77,7 @@ class Settings:
             "key_source": "environment (HPMS_KEY)" if self.key_from_env else str(self.key_file),
             "default_location": self.default_location,
             "smtp_url": redact_url(self.smtp_url) if self.smtp_url else None,
+            "sms_url": redact_url(self.sms_url) if self.sms_url else None,
             "sources": dict(self.sources),
         }
 
@@ -143,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     key_file = Path(pick("key_file", ENV_KEY_FILE, str(home_path / "hpms.key")) or "").expanduser()
     default_location = pick("default_location", None, None)
     smtp_url = pick("smtp_url", ENV_SMTP_URL, None)
+    sms_url = pick("sms_url", ENV_SMS_URL, None)
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -156,6 +161,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         key_from_env=bool(env.get(ENV_KEY)),
         default_location=default_location,
         smtp_url=smtp_url,
+        sms_url=sms_url,
         sources=sources,
         warnings=tuple(warnings),
     )

@@ -30,6 +30,7 @@ ENV_VARS = (
     "HPMS_NEW_KEY",
     "HPMS_CREDENTIALS",
     "HPMS_SMTP_URL",
+    "HPMS_SMS_URL",
 )
 
 _pg_state: dict[str, object] = {}

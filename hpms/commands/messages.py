@@ -72,6 +72,47 @@ def send(
             info(f"{channel} is not set up ({why}): its messages wait in the outbox")
 
 
+@app.command("worker")
+def worker(
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between two looks at the outbox.", min=0.1)
+    ] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the outbox continuously (a long-running service; admin or a service account).
+
+    Holds the outbox lock while it runs (exit 75 if a sender or another worker holds it).
+    SIGTERM or Ctrl-C stop it after the message in hand; it then prints its totals.
+
+    Example: hpms messages worker --interval 15
+    """
+    import signal
+    import threading
+
+    from hpms.services.messages import sender
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+
+    def said(summary: sender.SendSummary) -> None:
+        if summary.sent or summary.failed or summary.retried or summary.found_unknown:
+            info(
+                f"sent {summary.sent}, {summary.retried} to retry, {summary.failed} failed"
+                + (f", {summary.found_unknown} unknown" if summary.found_unknown else "")
+            )
+
+    totals = sender.work(settings(), stop=stop, interval_s=interval, on_pass=said)
+    if as_json:
+        print_json(totals.as_dict())
+    else:
+        info(f"stopped: sent {totals.sent}, {totals.retried} to retry, {totals.failed} failed")
+
+
 @app.command("list")
 def list_(
     state: Annotated[
@@ -133,18 +174,19 @@ def setup(
         str | None, typer.Option("--email-from", help="From address of the practice's emails.")
     ] = None,
     reply_to: Annotated[str | None, typer.Option("--reply-to", help="Where patients' replies go.")] = None,
+    sms_from: Annotated[str | None, typer.Option("--sms-from", help="The practice's number its SMS come from.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show or set the practice's sending identity (admin); the mail server is `smtp_url` in
-    the config file (or HPMS_SMTP_URL).
+    the config file (or HPMS_SMTP_URL), the SMS provider `sms_url` (or HPMS_SMS_URL).
 
     Example: hpms messages setup --email-from frontdesk@riverside.example --reply-to frontdesk@riverside.example
     """
     from hpms.services.messages import sender
 
     with service_context() as ctx:
-        if email_from is None and reply_to is None:
+        if email_from is None and reply_to is None and sms_from is None:
             out = sender.get_profile(ctx)
         else:
-            out = sender.set_profile(ctx, email_from=email_from, reply_to=reply_to)
+            out = sender.set_profile(ctx, email_from=email_from, reply_to=reply_to, sms_from=sms_from)
     emit_object(out, as_json=as_json)

@@ -59,6 +59,7 @@ class MessagingProfile(SQLModel, table=True):
     org_id: int = Field(foreign_key="organization.id", primary_key=True)
     email_from: str | None = Field(default=None, max_length=320)
     reply_to: str | None = Field(default=None, max_length=320)
+    sms_from: str | None = Field(default=None, max_length=32)  # the practice's SMS number
     updated_at: dt.datetime = UTCField()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, count_rows
+from tests.sms_server import sms_sink  # noqa: F401 - a fixture of these tests
 from tests.smtp_server import smtp_sink  # noqa: F401 - a fixture of these tests
 
 

@@ -17,6 +17,8 @@ KEYS = {
     "key_source",
     "default_location",
     "sources",
+    "smtp_url",
+    "sms_url",
 }
 
 
@@ -29,6 +31,20 @@ def test_config_show_json(cli, settings):
     assert data["sources"]["database_url"] == ("default" if settings.is_sqlite else "HPMS_DATABASE_URL")
     assert data["key_source"] == str(settings.home / "hpms.key")
     assert data["config_file_exists"] is False
+    assert data["smtp_url"] is None and data["sms_url"] is None
+
+
+def test_messaging_urls_show_without_their_passwords(cli):
+    env = {
+        "HPMS_SMTP_URL": "smtp+starttls://hpms:s3cret@mail.example.org:587",
+        "HPMS_SMS_URL": "https://AC123:tok3n@api.twilio.com",
+    }
+    r = cli("config", "show", "--json", env=env)
+    data = ok(r)
+    assert data["smtp_url"] == "smtp+starttls://hpms:***@mail.example.org:587"
+    assert data["sms_url"] == "https://AC123:***@api.twilio.com"
+    assert "s3cret" not in r.stdout and "tok3n" not in r.stdout
+    assert data["sources"]["smtp_url"] == "HPMS_SMTP_URL"
 
 
 def test_config_show_plain(cli, settings):

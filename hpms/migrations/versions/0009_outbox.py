@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('email_from', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('reply_to', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
+    sa.Column('sms_from', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('updated_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
     sa.PrimaryKeyConstraint('org_id')

@@ -63,7 +63,7 @@ def enqueue(
     if channel not in ("email", "sms"):
         raise ValidationError("channel", f"{channel!r} is not a channel (email or sms)")
     recipient = (
-        v.parse_email("recipient", recipient) if channel == "email" else v.parse_phone("recipient", recipient)
+        v.parse_email("recipient", recipient) if channel == "email" else v.parse_e164("recipient", recipient)
     ) or ""
     if not recipient:
         raise ValidationError("recipient", "is required")

@@ -5,6 +5,7 @@ settle (committed)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ class SendSummary:
     due: dict[str, int] = field(default_factory=dict)  # due and not sent, by channel
     not_set_up: dict[str, str] = field(default_factory=dict)  # channel -> why it cannot send
 
+    def add(self, other: SendSummary) -> None:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.found_unknown += other.found_unknown
+        self.due = dict(other.due)
+        self.not_set_up = dict(other.not_set_up)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "dry_run": self.dry_run,
@@ -56,11 +65,15 @@ def default_transport(ctx: Ctx, channel: str) -> Transport:
     from hpms.errors import ValidationError
     from hpms.models import MessagingProfile
     from hpms.services.messages.email import SmtpTransport, parse_smtp_url
+    from hpms.services.messages.sms import TwilioTransport, parse_sms_url
 
-    if channel != "email":
-        raise ValidationError("sms", "no SMS provider is set up")
-    server = parse_smtp_url(ctx.settings.smtp_url)
     profile = ctx.session.get(MessagingProfile, ctx.org_id)
+    if channel == "sms":
+        provider = parse_sms_url(ctx.settings.sms_url)
+        if profile is None or not profile.sms_from:
+            raise ValidationError("sms_from", "the practice has no number to send its SMS from")
+        return TwilioTransport(provider, sender=profile.sms_from)
+    server = parse_smtp_url(ctx.settings.smtp_url)
     if profile is None or not profile.email_from:
         raise ValidationError("email_from", "the practice has no From address for its emails")
     return SmtpTransport(server, sender=profile.email_from, reply_to=profile.reply_to)
@@ -78,11 +91,7 @@ def send_due(
     """Send what is due, at most `limit` messages. Raises LockHeldError (another sender runs),
     PermissionDenied. A channel that is not set up leaves its messages queued, said in
     `not_set_up`."""
-    run_clock = clock or system_clock
-
-    def context() -> AbstractContextManager[Ctx]:
-        return open_context(settings, env=env, clock=run_clock)
-
+    context = _contexts(settings, env, clock)
     summary = SendSummary(dry_run=dry_run)
     with context() as ctx:
         require(ctx.actor, "messages.send")
@@ -92,37 +101,96 @@ def send_due(
         acquire_lock(ctx, outbox.OUTBOX_LOCK)
         summary.found_unknown = outbox.sweep_dead_claims(ctx)
     try:
-        with _providers(context, transports, summary) as ready:
-            done = 0
-            while limit is None or done < limit:
-                with context() as ctx:
-                    claimed = outbox.claim_next(ctx, channels=tuple(ready))
-                    if claimed is not None and done and done % HEARTBEAT_EVERY == 0:
-                        heartbeat(ctx, outbox.OUTBOX_LOCK)
-                if claimed is None:
-                    break
-                done += 1
-                error, permanent, provider_id = None, False, None
-                try:
-                    provider_id = ready[claimed.channel].send(
-                        message_id=claimed.id, recipient=claimed.recipient, subject=claimed.subject, body=claimed.body
-                    )
-                except SendError as exc:
-                    error, permanent = exc.message, exc.permanent
-                with context() as ctx:
-                    state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
-                if state == "sent":
-                    summary.sent += 1
-                elif state == "failed":
-                    summary.failed += 1
-                else:
-                    summary.retried += 1
-        with context() as ctx:
-            summary.due = _due(ctx)
+        _send(context, transports, summary, limit=limit)
     finally:
         with context() as ctx:
             release_lock(ctx, outbox.OUTBOX_LOCK)
     return summary
+
+
+def work(
+    settings: Settings,
+    *,
+    stop: threading.Event,
+    interval_s: float = 30.0,
+    transports: TransportFactory = default_transport,
+    env: dict[str, str] | None = None,
+    clock: Clock | None = None,
+    on_pass: Callable[[SendSummary], None] | None = None,
+) -> SendSummary:
+    """Send what is due, again every `interval_s` seconds, until `stop` is set (it is looked at
+    between two messages, so a message in hand is always settled first). Holds the outbox lock
+    the whole time: one worker per database. Returns the totals. Raises LockHeldError,
+    PermissionDenied."""
+    context = _contexts(settings, env, clock)
+    totals = SendSummary()
+    with context() as ctx:
+        require(ctx.actor, "messages.send")
+        acquire_lock(ctx, outbox.OUTBOX_LOCK)
+    try:
+        while not stop.is_set():
+            summary = SendSummary()
+            with context() as ctx:
+                heartbeat(ctx, outbox.OUTBOX_LOCK)
+                summary.found_unknown = outbox.sweep_dead_claims(ctx)
+            _send(context, transports, summary, stop=stop)
+            totals.add(summary)
+            if on_pass is not None:
+                on_pass(summary)
+            stop.wait(interval_s)
+    finally:
+        with context() as ctx:
+            release_lock(ctx, outbox.OUTBOX_LOCK)
+    return totals
+
+
+def _contexts(
+    settings: Settings, env: dict[str, str] | None, clock: Clock | None
+) -> Callable[[], AbstractContextManager[Ctx]]:
+    run_clock = clock or system_clock
+
+    def context() -> AbstractContextManager[Ctx]:
+        return open_context(settings, env=env, clock=run_clock)
+
+    return context
+
+
+def _send(
+    context: Callable[[], AbstractContextManager[Ctx]],
+    transports: TransportFactory,
+    summary: SendSummary,
+    *,
+    limit: int | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """One pass: claim, hand over and settle one message at a time until none is due."""
+    with _providers(context, transports, summary) as ready:
+        done = 0
+        while (limit is None or done < limit) and not (stop is not None and stop.is_set()):
+            with context() as ctx:
+                claimed = outbox.claim_next(ctx, channels=tuple(ready))
+                if claimed is not None and done and done % HEARTBEAT_EVERY == 0:
+                    heartbeat(ctx, outbox.OUTBOX_LOCK)
+            if claimed is None:
+                break
+            done += 1
+            error, permanent, provider_id = None, False, None
+            try:
+                provider_id = ready[claimed.channel].send(
+                    message_id=claimed.id, recipient=claimed.recipient, subject=claimed.subject, body=claimed.body
+                )
+            except SendError as exc:
+                error, permanent = exc.message, exc.permanent
+            with context() as ctx:
+                state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
+            if state == "sent":
+                summary.sent += 1
+            elif state == "failed":
+                summary.failed += 1
+            else:
+                summary.retried += 1
+    with context() as ctx:
+        summary.due = _due(ctx)
 
 
 @contextmanager
@@ -157,8 +225,11 @@ def _due(ctx: Ctx) -> dict[str, int]:
     return {ch: int(n) for ch, n in rows}
 
 
-def set_profile(ctx: Ctx, *, email_from: str | None = None, reply_to: str | None = None) -> dict[str, object]:
-    """Set the practice's From and Reply-To. Raises ValidationError naming the field."""
+def set_profile(
+    ctx: Ctx, *, email_from: str | None = None, reply_to: str | None = None, sms_from: str | None = None
+) -> dict[str, object]:
+    """Set the practice's From and Reply-To, and its SMS number. Raises ValidationError naming
+    the field."""
     from hpms.errors import ValidationError
     from hpms.models import MessagingProfile
     from hpms.services.platform import audit
@@ -174,6 +245,9 @@ def set_profile(ctx: Ctx, *, email_from: str | None = None, reply_to: str | None
         if value is not None:
             setattr(profile, name, v.parse_email(name, value))
             changed.append(name)
+    if sms_from is not None:
+        profile.sms_from = v.parse_e164("sms_from", sms_from)
+        changed.append("sms_from")
     if not changed:
         raise ValidationError(None, "nothing to change")
     profile.updated_at = ctx.now()
@@ -190,7 +264,9 @@ def get_profile(ctx: Ctx) -> dict[str, object]:
     return {
         "email_from": p.email_from if p else None,
         "reply_to": p.reply_to if p else None,
+        "sms_from": p.sms_from if p else None,
         "smtp": _smtp_said(ctx.settings.smtp_url),
+        "sms": _smtp_said(ctx.settings.sms_url),
     }
 
 
@@ -200,4 +276,4 @@ def _smtp_said(url: str | None) -> str | None:
     return redact_url(url) if url else None
 
 
-__all__ = ["send_due", "SendSummary", "default_transport", "set_profile", "get_profile"]
+__all__ = ["send_due", "work", "SendSummary", "default_transport", "set_profile", "get_profile"]

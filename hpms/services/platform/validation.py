@@ -132,6 +132,22 @@ def parse_phone(field: str, value: str | None) -> str | None:
     return value
 
 
+def parse_e164(field: str, value: str | None) -> str | None:
+    """A phone number an SMS can go to, in E.164 form (+15552013344): a number typed with a
+    leading '+' keeps its country code; 10 digits (or 11 starting with 1) are North American."""
+    value = parse_phone(field, value)
+    if value is None:
+        return None
+    digits = _NON_DIGIT.sub("", value)
+    if value.lstrip().startswith("+"):
+        return "+" + digits
+    if len(digits) == 10:
+        return "+1" + digits
+    if len(digits) == 11 and digits.startswith("1"):
+        return "+" + digits
+    raise ValidationError(field, f"{value!r} has no country code: write it as +<country><number>")
+
+
 def phone_digits(value: str | None) -> str | None:
     """Digits used to match phone numbers; a US 11-digit number drops its leading 1."""
     if not value:
