@@ -190,3 +190,61 @@ def setup(
         else:
             out = sender.set_profile(ctx, email_from=email_from, reply_to=reply_to, sms_from=sms_from)
     emit_object(out, as_json=as_json)
+
+
+@app.command("templates")
+def templates(as_json: JsonOpt = False) -> None:
+    """The wording of each kind of message on each channel, and the placeholders it may use.
+
+    Example: hpms messages templates --json
+    """
+    from hpms.services.messages import templates as t
+
+    with service_context() as ctx:
+        rows = [x.as_dict() for x in t.list_templates(ctx)]
+    if as_json:
+        print_json({"templates": rows, "placeholders": t.PLACEHOLDERS})
+        return
+    emit_table(
+        rows,
+        [("name", "Kind"), ("channel", "Channel"), ("custom", "Own"), ("subject", "Subject"), ("body", "Body")],
+        as_json=False,
+        title="Message templates",
+    )
+    info("placeholders: " + ", ".join("{" + p + "}" for p in t.PLACEHOLDERS))
+
+
+@app.command("template")
+def template(
+    kind: Annotated[str, typer.Argument(help="Kind of message: reminder.")],
+    channel: Annotated[str, typer.Argument(help="email or sms.")],
+    body: Annotated[str | None, typer.Option("--body", help="The text, with placeholders such as {date}.")] = None,
+    body_file: Annotated[
+        str | None, typer.Option("--body-file", help="Read the text from this file (- for stdin).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject line of an email.")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="Go back to the built-in wording.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the practice's wording of a message (admin); an unknown placeholder is refused.
+
+    Example: hpms messages template reminder sms --body "{practice}: see you {date} at {time}. Reply C to confirm."
+    """
+    import sys
+
+    from hpms.errors import UsageError
+    from hpms.fileio import read_input
+    from hpms.services.messages import templates as t
+
+    if sum(x is not None for x in (body, body_file)) + reset != 1:
+        raise UsageError("give one of --body, --body-file and --reset")
+    if body_file is not None:
+        raw = sys.stdin.buffer.read() if body_file == "-" else read_input(body_file, field="body_file")
+        body = raw.decode("utf-8", "replace")
+    with service_context() as ctx:
+        if reset:
+            out = t.reset_template(ctx, kind, channel)
+        else:
+            assert body is not None
+            out = t.set_template(ctx, kind, channel, body=body, subject=subject)
+    emit_object(out.as_dict(), as_json=as_json)

@@ -63,6 +63,19 @@ class MessagingProfile(SQLModel, table=True):
     updated_at: dt.datetime = UTCField()
 
 
+class MessageTemplate(SQLModel, table=True):
+    """The practice's wording of one kind of message on one channel, with placeholders such as
+    {first_name} and {date} (checked when saved, filled in when queued)."""
+
+    __tablename__ = "message_template"
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(primary_key=True, max_length=8)
+    subject: str | None = Field(default=None, max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    updated_at: dt.datetime = UTCField()
+
+
 class MessageOut(SQLModel):
     model_config = DEFERRED
     id: int

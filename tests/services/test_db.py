@@ -75,6 +75,7 @@ TABLES = {
     "statement",
     "message",
     "messaging_profile",
+    "message_template",
     "eligibility_check",
 }
 

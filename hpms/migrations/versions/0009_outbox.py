@@ -61,9 +61,20 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
     sa.PrimaryKeyConstraint('org_id')
     )
+    op.create_table('message_template',
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('updated_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.PrimaryKeyConstraint('org_id', 'name', 'channel')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('message_template')
     op.drop_table('messaging_profile')
     op.drop_index('ix_message_patient', table_name='message')
     op.drop_index('ix_message_due', table_name='message')
