@@ -230,6 +230,7 @@ SUMMARY: dict[str, str] = {
         "Patient statements: one file per patient with activity, insurance paid, adjustments, amount due and aging."
     ),
     "eligibility": "Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.",
+    "messages": "Messages to patients (email, SMS): the outbox and its sender.",
 }
 
 
