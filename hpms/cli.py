@@ -184,7 +184,7 @@ GROUPS += ("reports",)
 GROUPS += ("codes",)
 GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
-GROUPS += ("messages",)
+GROUPS += ("messages", "reminders")
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -231,6 +231,7 @@ SUMMARY: dict[str, str] = {
     ),
     "eligibility": "Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.",
     "messages": "Messages to patients (email, SMS): the outbox and its sender.",
+    "reminders": "Appointment reminders: rules by type (hours before, channel) and quiet hours.",
 }
 
 

@@ -16,7 +16,8 @@ CHANNELS = ("email", "sms")
 # confirmed; sent: the provider took it; failed: permanently, or out of attempts; cancelled:
 # withdrawn before it went; unknown: its sender died between handing it over and recording
 # it, so whether it went cannot be known: staff decide (it is never sent again on its own).
-STATES = ("queued", "sending", "sent", "failed", "cancelled", "unknown")
+# skipped: never to be sent, for the reason in `error` (no consent, no address, too late).
+STATES = ("queued", "sending", "sent", "failed", "cancelled", "unknown", "skipped")
 
 
 class Message(SQLModel, table=True):
@@ -24,15 +25,18 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_message_due", "state", "next_attempt_at"),
         sa.Index("ix_message_patient", "patient_id", "created_at"),
+        sa.Index("ix_message_appointment", "appointment_id"),
         sa.UniqueConstraint("org_id", "dedupe_key", name="uq_message_dedupe"),
         sa.CheckConstraint(
-            "state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown')", name="ck_message_state"
+            "state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown', 'skipped')",
+            name="ck_message_state",
         ),
         sa.CheckConstraint("channel IN ('email', 'sms')", name="ck_message_channel"),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = OrgField(index=False)
     patient_id: int | None = Field(default=None, foreign_key="patient.id")
+    appointment_id: int | None = Field(default=None, foreign_key="appointment.id")  # what it reminds of
     channel: str = Field(max_length=8)
     template: str = Field(max_length=64)  # what kind of message: reminder, sign-in code, statement...
     recipient: str = Field(max_length=320)
@@ -60,6 +64,9 @@ class MessagingProfile(SQLModel, table=True):
     email_from: str | None = Field(default=None, max_length=320)
     reply_to: str | None = Field(default=None, max_length=320)
     sms_from: str | None = Field(default=None, max_length=32)  # the practice's SMS number
+    # Reminders go only between these local times (the patient's zone, else the location's).
+    quiet_until: str = Field(default="08:00", max_length=5, sa_column_kwargs={"server_default": "08:00"})
+    quiet_from: str = Field(default="20:00", max_length=5, sa_column_kwargs={"server_default": "20:00"})
     updated_at: dt.datetime = UTCField()
 
 
@@ -76,10 +83,29 @@ class MessageTemplate(SQLModel, table=True):
     updated_at: dt.datetime = UTCField()
 
 
+class ReminderRule(SQLModel, table=True):
+    """Remind `hours_before` a visit by `channel` (email, sms, or the patient's preferred one).
+    Rules without a type are the practice's; a type with rules of its own uses only those, and
+    a type with a rule of channel `none` gets no reminders."""
+
+    __tablename__ = "reminder_rule"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "type_id", "hours_before", "channel", name="uq_reminder_rule"),
+        sa.CheckConstraint("channel IN ('email', 'sms', 'preferred', 'none')", name="ck_reminder_rule_channel"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField()
+    type_id: int | None = Field(default=None, foreign_key="appointment_type.id")
+    hours_before: int = 0
+    channel: str = Field(max_length=16)
+    created_at: dt.datetime = UTCField()
+
+
 class MessageOut(SQLModel):
     model_config = DEFERRED
     id: int
     patient_id: int | None
+    appointment_id: int | None = None
     mrn: str | None = None
     channel: str
     template: str

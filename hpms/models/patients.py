@@ -60,6 +60,7 @@ class PatientBase(SQLModel):
     preferred_channel: str | None = Field(default=None, max_length=16)
     consent_sms: bool = False
     consent_email: bool = False
+    tz: str | None = Field(default=None, max_length=64)  # where the patient lives, for reminder hours
 
 
 class Patient(PatientBase, table=True):

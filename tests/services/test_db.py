@@ -76,6 +76,7 @@ TABLES = {
     "message",
     "messaging_profile",
     "message_template",
+    "reminder_rule",
     "eligibility_check",
 }
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('appointment_id', sa.Integer(), nullable=True),
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('template', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
@@ -43,7 +44,8 @@ def upgrade() -> None:
     sa.Column('created_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
     sa.CheckConstraint("channel IN ('email', 'sms')", name='ck_message_channel'),
-    sa.CheckConstraint("state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown')", name='ck_message_state'),
+    sa.CheckConstraint("state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown', 'skipped')", name='ck_message_state'),
+    sa.ForeignKeyConstraint(['appointment_id'], ['appointment.id'], ),
     sa.ForeignKeyConstraint(['created_by'], ['hpms_user.id'], ),
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
@@ -52,11 +54,14 @@ def upgrade() -> None:
     )
     op.create_index('ix_message_due', 'message', ['state', 'next_attempt_at'], unique=False)
     op.create_index('ix_message_patient', 'message', ['patient_id', 'created_at'], unique=False)
+    op.create_index('ix_message_appointment', 'message', ['appointment_id'], unique=False)
     op.create_table('messaging_profile',
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('email_from', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('reply_to', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=True),
     sa.Column('sms_from', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('quiet_until', sqlmodel.sql.sqltypes.AutoString(length=5), server_default='08:00', nullable=False),
+    sa.Column('quiet_from', sqlmodel.sql.sqltypes.AutoString(length=5), server_default='20:00', nullable=False),
     sa.Column('updated_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
     sa.PrimaryKeyConstraint('org_id')
@@ -71,9 +76,29 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
     sa.PrimaryKeyConstraint('org_id', 'name', 'channel')
     )
+    op.create_table('reminder_rule',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('type_id', sa.Integer(), nullable=True),
+    sa.Column('hours_before', sa.Integer(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("channel IN ('email', 'sms', 'preferred', 'none')", name='ck_reminder_rule_channel'),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['type_id'], ['appointment_type.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'type_id', 'hours_before', 'channel', name='uq_reminder_rule')
+    )
+    op.create_index(op.f('ix_reminder_rule_org_id'), 'reminder_rule', ['org_id'], unique=False)
+    with op.batch_alter_table('patient', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('tz', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('patient', schema=None, recreate='never') as batch_op:
+        batch_op.drop_column('tz')
+    op.drop_index(op.f('ix_reminder_rule_org_id'), table_name='reminder_rule')
+    op.drop_table('reminder_rule')
     op.drop_table('message_template')
     op.drop_table('messaging_profile')
     op.drop_index('ix_message_patient', table_name='message')
