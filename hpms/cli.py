@@ -184,7 +184,7 @@ GROUPS += ("reports",)
 GROUPS += ("codes",)
 GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
-GROUPS += ("messages", "reminders")
+GROUPS += ("messages", "reminders", "comms")
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -232,6 +232,7 @@ SUMMARY: dict[str, str] = {
     "eligibility": "Insurance eligibility: write 270 requests for scheduled patients, import 271 answers.",
     "messages": "Messages to patients (email, SMS): the outbox and its sender.",
     "reminders": "Appointment reminders: rules by type (hours before, channel) and quiet hours.",
+    "comms": "A patient's communication log: messages sent, calls, letters and notes.",
 }
 
 

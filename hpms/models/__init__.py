@@ -46,7 +46,14 @@ if TYPE_CHECKING:
         X12File,
     )
     from hpms.models.ledger import LedgerEntry
-    from hpms.models.messages import Message, MessageOut, MessageTemplate, MessagingProfile, ReminderRule
+    from hpms.models.messages import (
+        CommEntry,
+        Message,
+        MessageOut,
+        MessageTemplate,
+        MessagingProfile,
+        ReminderRule,
+    )
     from hpms.models.receivables import (
         EligibilityCheck,
         PaymentApplication,
@@ -128,7 +135,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "Remittance",
         "Statement",
     ),
-    "messages": ("Message", "MessageOut", "MessageTemplate", "MessagingProfile", "ReminderRule"),
+    "messages": ("CommEntry", "Message", "MessageOut", "MessageTemplate", "MessagingProfile", "ReminderRule"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

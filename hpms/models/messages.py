@@ -101,6 +101,25 @@ class ReminderRule(SQLModel, table=True):
     created_at: dt.datetime = UTCField()
 
 
+class CommEntry(SQLModel, table=True):
+    """Something staff record of their contact with a patient: a call, a letter, a note."""
+
+    __tablename__ = "comm_entry"
+    __table_args__ = (
+        sa.Index("ix_comm_entry_patient", "patient_id", "at"),
+        sa.CheckConstraint("kind IN ('call', 'letter', 'note', 'visit')", name="ck_comm_entry_kind"),
+        sa.CheckConstraint("direction IN ('in', 'out', 'none')", name="ck_comm_entry_direction"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField(index=False)
+    patient_id: int = Field(foreign_key="patient.id")
+    kind: str = Field(max_length=8)
+    direction: str = Field(default="none", max_length=4)
+    text: str = Field(max_length=2000)
+    at: dt.datetime = UTCField()
+    user_id: int | None = Field(default=None, foreign_key="hpms_user.id")
+
+
 class MessageOut(SQLModel):
     model_config = DEFERRED
     id: int

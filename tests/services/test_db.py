@@ -77,6 +77,7 @@ TABLES = {
     "messaging_profile",
     "message_template",
     "reminder_rule",
+    "comm_entry",
     "eligibility_check",
 }
 

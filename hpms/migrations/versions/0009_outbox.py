@@ -90,6 +90,23 @@ def upgrade() -> None:
     sa.UniqueConstraint('org_id', 'type_id', 'hours_before', 'channel', name='uq_reminder_rule')
     )
     op.create_index(op.f('ix_reminder_rule_org_id'), 'reminder_rule', ['org_id'], unique=False)
+    op.create_table('comm_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=False),
+    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.CheckConstraint("direction IN ('in', 'out', 'none')", name='ck_comm_entry_direction'),
+    sa.CheckConstraint("kind IN ('call', 'letter', 'note', 'visit')", name='ck_comm_entry_kind'),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['hpms_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_comm_entry_patient', 'comm_entry', ['patient_id', 'at'], unique=False)
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tz', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
@@ -97,6 +114,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('patient', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('tz')
+    op.drop_index('ix_comm_entry_patient', table_name='comm_entry')
+    op.drop_table('comm_entry')
     op.drop_index(op.f('ix_reminder_rule_org_id'), table_name='reminder_rule')
     op.drop_table('reminder_rule')
     op.drop_table('message_template')
