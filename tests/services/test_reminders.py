@@ -93,8 +93,7 @@ def _rules(ctx_for, *specs):
 
 def test_rules_queue_one_reminder_each_with_the_practice_wording(ctx_for, visit, settings):
     _rules(ctx_for, {"hours_before": 72, "channel": "email"}, {"hours_before": 24, "channel": "sms"})
-    appt = book_one(ctx_for, visit, "2026-06-22 10:00")  # Monday, 14:00 UTC
-    assert _queue(ctx_for, appt.id) == 2
+    appt = book_one(ctx_for, visit, "2026-06-22 10:00")  # Monday, 14:00 UTC: booking queues them
     email, sms = _messages(settings)
     assert (email["channel"], email["recipient"], email["state"]) == ("email", "pat@example.org", "queued")
     assert str(email["due_at"]).startswith("2026-06-19 14:00")
@@ -113,15 +112,14 @@ def test_a_move_re_times_and_a_cancel_withdraws(ctx_for, visit, settings):
 
     _rules(ctx_for, {"hours_before": 24, "channel": "email"})
     appt = book_one(ctx_for, visit, "2026-06-22 10:00")
-    _queue(ctx_for, appt.id)
     with ctx_for(clock=fixed_clock) as ctx:
         appointments.reschedule(ctx, appt.id, at="2026-06-23 11:00")
-    _queue(ctx_for, appt.id)
     first, second = _messages(settings)
     assert first["state"] == "cancelled" and second["state"] == "queued"
     assert str(second["due_at"]).startswith("2026-06-22 15:00")
     with ctx_for(clock=fixed_clock) as ctx:
-        assert reminders.cancel_for(ctx, ctx.session.get(Appointment, appt.id)) == 1
+        appointments.cancel(ctx, appt.id, reason="patient called")
+        assert reminders.cancel_for(ctx, ctx.session.get(Appointment, appt.id)) == 0  # already withdrawn
     assert [m["state"] for m in _messages(settings)] == ["cancelled", "cancelled"]
 
 
@@ -137,8 +135,7 @@ def test_no_consent_or_no_address_is_skipped_with_the_reason(ctx_for, register, 
         {"hours_before": 24, "channel": "sms"},
         {"hours_before": 2, "channel": "preferred"},
     )
-    appt = book_one(ctx_for, c, "2026-06-22 10:00")
-    assert _queue(ctx_for, appt.id) == 0
+    book_one(ctx_for, c, "2026-06-22 10:00")
     got = {m["channel"] + str(i): (m["state"], m["error"]) for i, m in enumerate(_messages(settings))}
     assert got == {
         "email0": ("skipped", "the patient has not agreed to email"),
@@ -152,8 +149,8 @@ def test_a_type_with_own_rules_or_none(ctx_for, visit, settings):
 
     _rules(ctx_for, {"hours_before": 24, "channel": "email"})
     _rules(ctx_for, {"hours_before": 0, "channel": "none", "type_ref": "Visit"})
-    appt = book_one(ctx_for, visit, "2026-06-22 10:00")
-    assert _queue(ctx_for, appt.id) == 0 and _messages(settings) == []
+    book_one(ctx_for, visit, "2026-06-22 10:00")
+    assert _messages(settings) == []
     with pytest.raises(ConflictError):
         _rules(ctx_for, {"hours_before": 12, "channel": "sms", "type_ref": "Visit"})
     with pytest.raises(ValidationError) as err:
@@ -172,7 +169,26 @@ def test_the_patient_zone_sets_the_hours(ctx_for, visit, settings):
     with ctx_for(clock=fixed_clock) as ctx:
         p: Patient = find_patient(ctx, visit.mrn)
         p.tz = "Asia/Tokyo"  # 24 h before 10:00 New York is 23:00 in Tokyo
-    appt = book_one(ctx_for, visit, "2026-06-22 10:00")
-    _queue(ctx_for, appt.id)
+    book_one(ctx_for, visit, "2026-06-22 10:00")
     [m] = _messages(settings)
     assert str(m["due_at"]).startswith("2026-06-21 10:59")  # 19:59 in Tokyo
+
+
+def test_a_reminder_whose_time_passed_before_the_booking_is_skipped(ctx_for, visit, settings):
+    _rules(ctx_for, {"hours_before": 240, "channel": "email"}, {"hours_before": 24, "channel": "email"})
+    book_one(ctx_for, visit, "2026-06-19 10:00")  # four days after the clock's now
+    late, due = _messages(settings)
+    assert late["state"] == "skipped" and "booked after this reminder's time (240 h before)" in late["error"]
+    assert due["state"] == "queued"
+
+
+def test_without_rules_a_booking_queues_nothing(ctx_for, visit, settings):
+    book_one(ctx_for, visit, "2026-06-22 10:00")
+    assert _messages(settings) == []
+
+
+def test_requeue_by_hand_replaces_what_was_queued(ctx_for, visit, settings):
+    _rules(ctx_for, {"hours_before": 24, "channel": "email"})
+    appt = book_one(ctx_for, visit, "2026-06-22 10:00")
+    assert _queue(ctx_for, appt.id) == 1
+    assert [m["state"] for m in _messages(settings)] == ["cancelled", "queued"]

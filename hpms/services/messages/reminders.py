@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -25,8 +25,20 @@ from hpms.services.platform import audit
 from hpms.services.platform.permissions import require
 
 if TYPE_CHECKING:
-    from hpms.models import Appointment, ReminderRule
+    from hpms.models import ReminderRule
     from hpms.services.platform.context import Ctx
+
+
+class Visit(Protocol):
+    """What reminders read of an appointment (an ORM row, or the values of one just inserted)."""
+
+    id: int | None
+    patient_id: int
+    provider_id: int
+    location_id: int
+    type_id: int
+    start_utc: dt.datetime
+
 
 RULE_CHANNELS = ("email", "sms", "preferred", "none")
 MIN_LEAD = dt.timedelta(hours=1)  # no reminder for a visit less than an hour away
@@ -208,7 +220,7 @@ def allowed_time(
     return candidate
 
 
-def plan(ctx: Ctx, appt: Appointment) -> list[Planned]:
+def plan(ctx: Ctx, appt: Visit) -> list[Planned]:
     """The reminders of a visit under the practice's rules, with their time, or why not."""
     from hpms.models import Location, MessagingProfile, Patient
     from hpms.services.platform.localtime import parse_time
@@ -234,9 +246,12 @@ def plan(ctx: Ctx, appt: Appointment) -> list[Planned]:
                 continue
         recipient, skip = _address(patient, channel)
         due = None
+        wanted = appt.start_utc - dt.timedelta(hours=rule.hours_before)
+        if skip is None and wanted < ctx.now():
+            skip = f"the visit was booked after this reminder's time ({rule.hours_before} h before)"
         if skip is None:
             due = allowed_time(
-                appt.start_utc - dt.timedelta(hours=rule.hours_before),
+                wanted,
                 zone=zone,
                 until=until,
                 since=since,
@@ -269,7 +284,7 @@ def _address(patient: object, channel: str) -> tuple[str | None, str | None]:
         return None, f"the patient's phone number cannot take an SMS: {exc.message}"
 
 
-def _values(ctx: Ctx, appt: Appointment) -> dict[str, str]:
+def _values(ctx: Ctx, appt: Visit) -> dict[str, str]:
     from hpms.models import AppointmentType, Location, Organization, Patient, Provider
     from hpms.services.lookups import provider_name
 
@@ -298,14 +313,33 @@ def _values(ctx: Ctx, appt: Appointment) -> dict[str, str]:
 # ---- the hooks of the scheduling services ------------------------------------------------
 
 
-def queue_for(ctx: Ctx, appt: Appointment) -> int:
+def queue_many(ctx: Ctx, appts: list[Any], *, fresh: bool = False) -> int:
+    """`queue_for` each visit (`fresh`: just booked, so none has reminders to withdraw). One
+    look at the rules when the practice has none."""
+    from hpms.models import ReminderRule
+
+    if not appts:
+        return 0
+    has_rules = ctx.session.execute(
+        sa.select(ReminderRule.id).where(ReminderRule.org_id == ctx.org_id, ReminderRule.channel != "none").limit(1)
+    ).first()
+    if has_rules is None:
+        if not fresh:
+            for a in appts:
+                cancel_for(ctx, a)
+        return 0
+    return sum(queue_for(ctx, a, fresh=fresh) for a in appts)
+
+
+def queue_for(ctx: Ctx, appt: Visit, *, fresh: bool = False) -> int:
     """(Re)plan the reminders of a visit just booked or moved, in the caller's transaction:
     its reminders still queued are withdrawn, then one message per rule is queued (or kept as
     skipped with its reason). Returns how many were queued."""
     from hpms.models import Message
 
     assert appt.id is not None
-    cancel_for(ctx, appt)
+    if not fresh:
+        cancel_for(ctx, appt)
     planned = plan(ctx, appt)
     if not planned:
         return 0
@@ -352,7 +386,7 @@ def queue_for(ctx: Ctx, appt: Appointment) -> int:
     return queued
 
 
-def cancel_for(ctx: Ctx, appt: Appointment) -> int:
+def cancel_for(ctx: Ctx, appt: Visit) -> int:
     """Withdraw the reminders of a visit that are still waiting (on cancel, and before a move)."""
     from hpms.models import Message
 

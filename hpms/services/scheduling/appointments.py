@@ -34,6 +34,7 @@ from hpms.models import (
 )
 from hpms.models.base import DEFERRED
 from hpms.services.lookups import find_patient, find_provider, find_room, find_type, load_appointment, provider_name
+from hpms.services.messages import reminders
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
 from hpms.services.platform import validation as v
@@ -462,6 +463,7 @@ def book(
             for a in rows
         ],
     )
+    reminders.queue_many(ctx, rows, fresh=True)
     names = dict(
         patient=f"{pat.first_name} {pat.last_name}",
         mrn=pat.mrn,
@@ -560,6 +562,8 @@ def cancel(
         )
     flush(ctx.session)
     audit.record_many(ctx, events)
+    for a in targets:
+        reminders.cancel_for(ctx, a)
     return outputs(ctx, _ids(targets))
 
 
@@ -687,4 +691,5 @@ def reschedule(
         detail = ("override: " + "; ".join(sorted(set(overridden)))) if overridden else None
         events.append(audit.Event("update", "appointment", a.id, patient_id=a.patient_id, fields=fields, detail=detail))
     audit.record_many(ctx, events)
+    reminders.queue_many(ctx, [a for a, _ in plans])
     return outputs(ctx, _ids([a for a, _ in plans]))
