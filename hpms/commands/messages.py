@@ -248,3 +248,89 @@ def template(
             assert body is not None
             out = t.set_template(ctx, kind, channel, body=body, subject=subject)
     emit_object(out.as_dict(), as_json=as_json)
+
+
+INBOX_COLUMNS = [
+    ("id", "ID"),
+    ("received_at", "Received"),
+    ("channel", "Channel"),
+    ("sender", "From"),
+    ("mrn", "MRN"),
+    ("appointment_id", "Visit"),
+    ("outcome", "Outcome"),
+    ("body", "Message"),
+    ("note", "Note"),
+]
+
+
+@app.command("inbound")
+def inbound(
+    source: Annotated[str, typer.Argument(help="A file holding the message, or - for stdin.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Take in a patient's reply: an SMS as the provider posts it (Twilio's fields, form-encoded
+    or JSON) or an email (RFC 5322), e.g. piped from the mail server.
+
+    CONFIRM/C/YES confirms the visit it answers, CANCEL cancels it, STOP/UNSUBSCRIBE withdraws
+    consent to that channel; anything else goes to `hpms messages inbox`. A second delivery
+    of the same message changes nothing.
+
+    Example: hpms messages inbound reply.eml --json
+    """
+    import sys
+
+    from hpms.fileio import read_input
+    from hpms.services.messages import inbound as replies
+
+    raw = sys.stdin.buffer.read() if source == "-" else read_input(source, field="source")
+    incoming = replies.parse(raw)
+    with service_context() as ctx:
+        out = replies.receive(ctx, incoming)
+    if as_json:
+        emit_object(out.as_dict(), as_json=True)
+        return
+    who = f"patient {out.mrn}" if out.mrn else out.sender
+    info(
+        f"reply {out.id} from {who}: {out.outcome.replace('_', ' ')}"
+        + (f" (visit {out.appointment_id})" if out.appointment_id else "")
+        + (f"; {out.note}" if out.note else "")
+        + (" (delivered before: nothing changed)" if out.duplicate else "")
+    )
+
+
+@app.command("inbox")
+def inbox(
+    all_: Annotated[bool, typer.Option("--all", help="Also replies acted on or already handled.")] = False,
+    limit: LimitOpt = DEFAULT_LIMIT,
+    as_json: JsonOpt = False,
+) -> None:
+    """Patients' replies for staff to read, oldest first: anything but a keyword, a keyword
+    without a visit to act on, and senders hpms does not know.
+
+    Example: hpms messages inbox
+    """
+    from hpms.services.messages import inbound as replies
+
+    with service_context() as ctx:
+        rows = [r.as_dict() for r in replies.for_staff(ctx, include_handled=all_, limit=limit)]
+        zone = display_zone(ctx)
+    emit_table(rows, INBOX_COLUMNS, as_json=as_json, title="Replies", zone=zone)
+    note_cut(len(rows), limit, what="replies", as_json=as_json)
+
+
+@app.command("handled")
+def handled(
+    reply: Annotated[int, typer.Argument(help="Reply id (see `hpms messages inbox`).")], as_json: JsonOpt = False
+) -> None:
+    """Mark a reply as read and dealt with; it leaves the inbox.
+
+    Example: hpms messages handled 4
+    """
+    from hpms.services.messages import inbound as replies
+
+    with service_context() as ctx:
+        out = replies.mark_handled(ctx, reply)
+    if as_json:
+        emit_object(out.as_dict(), as_json=True)
+    else:
+        info(f"reply {out.id} handled")

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from hpms.models.ledger import LedgerEntry
     from hpms.models.messages import (
         CommEntry,
+        InboundMessage,
         Message,
         MessageOut,
         MessageTemplate,
@@ -135,7 +136,15 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "Remittance",
         "Statement",
     ),
-    "messages": ("CommEntry", "Message", "MessageOut", "MessageTemplate", "MessagingProfile", "ReminderRule"),
+    "messages": (
+        "CommEntry",
+        "InboundMessage",
+        "Message",
+        "MessageOut",
+        "MessageTemplate",
+        "MessagingProfile",
+        "ReminderRule",
+    ),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -120,6 +120,33 @@ class CommEntry(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="hpms_user.id")
 
 
+class InboundMessage(SQLModel, table=True):
+    """A reply or message from a patient (SMS or email), recorded before it is acted on; the
+    provider's id makes a second delivery of the same message change nothing."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "provider_id", name="uq_inbound_provider_id"),
+        sa.Index("ix_inbound_open", "org_id", "outcome", "handled_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField(index=False)
+    channel: str = Field(max_length=8)
+    sender: str = Field(max_length=320)
+    subject: str | None = Field(default=None, max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    provider_id: str = Field(max_length=200)  # MessageSid, Message-ID
+    received_at: dt.datetime = UTCField()
+    patient_id: int | None = Field(default=None, foreign_key="patient.id")
+    appointment_id: int | None = Field(default=None, foreign_key="appointment.id")
+    reply_to_id: int | None = Field(default=None, foreign_key="message.id")  # the message it answers
+    # confirmed, cancelled, unsubscribed, no_change (already so), for_staff, unknown_sender
+    outcome: str = Field(max_length=16)
+    note: str | None = Field(default=None, max_length=500)
+    handled_at: dt.datetime | None = UTCField(nullable=True)  # staff looked at it
+    handled_by: int | None = Field(default=None, foreign_key="hpms_user.id")
+
+
 class MessageOut(SQLModel):
     model_config = DEFERRED
     id: int

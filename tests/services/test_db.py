@@ -78,6 +78,7 @@ TABLES = {
     "message_template",
     "reminder_rule",
     "comm_entry",
+    "inbound_message",
     "eligibility_check",
 }
 

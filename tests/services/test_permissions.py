@@ -79,6 +79,7 @@ messages.read         x       x        .       x        .       .
 messages.write        x       x        .       .        .       .
 messages.send         x       .        .       .        .       x
 messages.setup        x       .        .       .        .       .
+messages.inbound      x       x        .       .        .       x
 """
 
 

@@ -107,6 +107,31 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_comm_entry_patient', 'comm_entry', ['patient_id', 'at'], unique=False)
+    op.create_table('inbound_message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('sender', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('received_at', hpms.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=True),
+    sa.Column('appointment_id', sa.Integer(), nullable=True),
+    sa.Column('reply_to_id', sa.Integer(), nullable=True),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('handled_at', hpms.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handled_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['appointment_id'], ['appointment.id'], ),
+    sa.ForeignKeyConstraint(['handled_by'], ['hpms_user.id'], ),
+    sa.ForeignKeyConstraint(['org_id'], ['organization.id'], ),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['reply_to_id'], ['message.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'provider_id', name='uq_inbound_provider_id')
+    )
+    op.create_index('ix_inbound_open', 'inbound_message', ['org_id', 'outcome', 'handled_at'], unique=False)
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tz', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
@@ -114,6 +139,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('patient', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('tz')
+    op.drop_index('ix_inbound_open', table_name='inbound_message')
+    op.drop_table('inbound_message')
     op.drop_index('ix_comm_entry_patient', table_name='comm_entry')
     op.drop_table('comm_entry')
     op.drop_index(op.f('ix_reminder_rule_org_id'), table_name='reminder_rule')

@@ -80,6 +80,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "messages.write": frozenset({"admin", "front_desk"}),
     "messages.send": frozenset({"admin", "service"}),
     "messages.setup": frozenset({"admin"}),
+    "messages.inbound": frozenset({"admin", "front_desk", "service"}),
 }
 
 
@@ -131,6 +132,7 @@ _SAID: dict[str, str] = {
     "messages.write": "change messages to patients",
     "messages.send": "send the outbox",
     "messages.setup": "set up messaging",
+    "messages.inbound": "take in patients' replies",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 

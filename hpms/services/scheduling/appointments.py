@@ -539,12 +539,19 @@ def cancel(
     appt = load_appointment(ctx, appointment_id)
     check_version(appt, expected_version)
     check_transition(appt, "cancel")
+    targets = _targets(ctx, appt, this_and_following)
+    cancel_visits(ctx, targets, reason=reason, late=late)
+    return outputs(ctx, _ids(targets))
+
+
+def cancel_visits(ctx: Ctx, targets: list[Appointment], *, reason: str, late: bool = False) -> None:
+    """Cancel these visits (checked by the caller: allowed, and each may be cancelled): flag a
+    late cancellation, free the time for the waitlist, withdraw their reminders, audit."""
     org = ctx.session.get(Organization, ctx.org_id)
     assert org is not None
     window = dt.timedelta(hours=org.late_cancel_hours)
     now = ctx.now()
     events = []
-    targets = _targets(ctx, appt, this_and_following)
     for a in targets:
         old = set_status(ctx, a, "cancel")
         a.cancel_reason = reason
@@ -564,7 +571,6 @@ def cancel(
     audit.record_many(ctx, events)
     for a in targets:
         reminders.cancel_for(ctx, a)
-    return outputs(ctx, _ids(targets))
 
 
 def reschedule(
