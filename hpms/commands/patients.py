@@ -53,6 +53,7 @@ SHOW_FIELDS = [
     "preferred_channel",
     "consent_sms",
     "consent_email",
+    "tz",
     "ssn_masked",
     "active",
     "merged_into_id",
@@ -95,6 +96,9 @@ Channel = Annotated[str | None, typer.Option("--preferred-channel", help="phone,
 ConsentSms = Annotated[bool | None, typer.Option("--consent-sms/--no-consent-sms", help="Consent to SMS messages.")]
 ConsentEmail = Annotated[bool | None, typer.Option("--consent-email/--no-consent-email", help="Consent to e-mail.")]
 Ssn = Annotated[str | None, typer.Option("--ssn", help="Social Security number (stored encrypted).")]
+Tz = Annotated[
+    str | None, typer.Option("--tz", help="The patient's time zone (IANA), for reminder hours; default the location's.")
+]
 
 
 @app.command("register")
@@ -118,6 +122,7 @@ def register(
     preferred_channel: Channel = None,
     consent_sms: ConsentSms = None,
     consent_email: ConsentEmail = None,
+    tz: Tz = None,
     ssn: Ssn = None,
     mrn: Annotated[
         str | None, typer.Option("--mrn", help="Keep an MRN from a previous system (default: next number).")
@@ -171,7 +176,7 @@ def _register(patients: ModuleType, allow_duplicate: bool, given: dict[str, Any]
     """One registration transaction with the command's options."""
     from hpms.models.patients import PATIENT_FIELDS  # deferred: the models cost every command
 
-    fields = {k: given[k] for k in (*PATIENT_FIELDS, "ssn", "mrn")}
+    fields = {k: given[k] for k in (*PATIENT_FIELDS, "ssn", "mrn", "tz")}
     fields["consent_sms"] = bool(fields["consent_sms"])
     fields["consent_email"] = bool(fields["consent_email"])
     with service_context() as ctx:
@@ -288,6 +293,7 @@ def update(
     preferred_channel: Channel = None,
     consent_sms: ConsentSms = None,
     consent_email: ConsentEmail = None,
+    tz: Tz = None,
     ssn: Ssn = None,
     expected_version: Annotated[
         int | None, typer.Option("--expected-version", help="Refuse (exit 4) if the record changed since this version.")
@@ -324,6 +330,7 @@ def update(
             preferred_channel=preferred_channel,
             consent_sms=consent_sms,
             consent_email=consent_email,
+            tz=tz,
             ssn=ssn,
         )
     emit_object(out, as_json=as_json, fields=SHOW_FIELDS)

@@ -46,6 +46,9 @@ USAGE: dict[str, tuple[str, ...]] = {
     "payments": ("payments", "list", "--bogus"),
     "statements": ("statements", "list", "--bogus"),
     "eligibility": ("eligibility", "request"),  # a missing required option
+    "messages": ("messages", "cancel"),
+    "reminders": ("reminders", "remove"),
+    "comms": ("comms", "log"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -72,6 +75,9 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "payments": (("payments", "list", "--patient", "0999999"), ("--patient",)),
     "statements": (("statements", "list", "--patient", "0999999"), ("--patient",)),
     "eligibility": (("eligibility", "request", "--out", "{out}/x.270", "--patient", "0999999"), ("--patient",)),
+    "messages": (("messages", "cancel", "9999"), ("9999",)),
+    "reminders": (("reminders", "remove", "9999"), ("9999",)),
+    "comms": (("comms", "log", "0999999"), ("'0999999'",)),
 }
 # Groups with nothing to look up by name or id.
 NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}

@@ -9,6 +9,7 @@ import pytest
 from tests.cli.helpers import error_line, iso_date, iso_datetime, ok, tsv, with_denied
 
 SHOW_KEYS = {
+    "tz",
     "id",
     "mrn",
     "first_name",
@@ -118,6 +119,7 @@ def test_show_json_plain_and_reveal(cli, patient):
         "preferred_channel",
         "consent_sms",
         "consent_email",
+        "tz",
         "ssn_masked",
         "active",
         "merged_into_id",

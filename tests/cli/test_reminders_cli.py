@@ -63,3 +63,27 @@ def test_only_the_admin_changes_rules(cli, as_user):
     desk = as_user("desk", "front_desk")
     error_line(cli("reminders", "add", "--hours", "24", env=desk), 5, "set up messaging")
     assert ok(cli("reminders", "rules", "--json", env=desk)) == []
+
+
+def test_a_patient_time_zone_for_reminder_hours(cli, patient, counts):
+    assert ok(cli("patients", "update", patient, "--tz", "Asia/Tokyo", "--json"))["tz"] == "Asia/Tokyo"
+    assert ok(cli("patients", "show", patient, "--json"))["tz"] == "Asia/Tokyo"
+    before = counts("patient", "audit_event")
+    error_line(cli("patients", "update", patient, "--tz", "Mars/Olympus"), 2, "--tz", "Mars/Olympus")
+    assert counts("patient", "audit_event") == before
+    out = ok(
+        cli(
+            "patients",
+            "register",
+            "--first-name",
+            "Kenji",
+            "--last-name",
+            "Sato",
+            "--dob",
+            "1979-04-02",
+            "--tz",
+            "Europe/Berlin",
+            "--json",
+        )
+    )
+    assert out["tz"] == "Europe/Berlin"

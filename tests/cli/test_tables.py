@@ -102,7 +102,8 @@ def _limit_defaults() -> dict[str, object]:
 def test_every_list_that_cuts_has_the_same_default_limit():
     defaults = _limit_defaults()
     assert {"hpms patients list", "hpms audit log", "hpms codes search", "hpms encounters list"} <= set(defaults)
-    assert {path: d for path, d in defaults.items() if d != 50} == {}
+    # `messages send --limit` caps how many messages one run sends (all that are due by default): no list
+    assert {path: d for path, d in defaults.items() if d != 50 and path != "hpms messages send"} == {}
 
 
 @pytest.mark.parametrize("args", [("codes", "search", "E11", "--limit", "3")])

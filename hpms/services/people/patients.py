@@ -92,6 +92,7 @@ _OPTIONAL = (
     ("preferred_channel", 0, _few(functools.partial(v.parse_choice, choices=CONTACT_CHANNELS))),
     ("consent_sms", 0, _few(v.parse_bool)),
     ("consent_email", 0, _few(v.parse_bool)),
+    ("tz", 0, _few(lambda field, value: v.parse_tz(field, value) if v.clean(value) else None)),
     ("ssn", 0, v.parse_ssn),
     ("mrn", 0, _mrn),
 )
