@@ -44,7 +44,8 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is still there (this one always is)."""
     if pid == os.getpid():
         return True
     try:
@@ -70,7 +71,7 @@ def sweep(directory: Path, *, now: float | None = None) -> list[Path]:
         if not m or int(m.group("pid")) == os.getpid():
             continue
         try:
-            stale = not _pid_alive(int(m.group("pid"))) or now - entry.stat().st_mtime > STALE_AFTER
+            stale = not pid_alive(int(m.group("pid"))) or now - entry.stat().st_mtime > STALE_AFTER
             if stale and entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))

@@ -100,6 +100,11 @@ async def test_same_phone_is_a_reason_and_register_anyway_writes_one_patient(set
 
         await pilot.click("#register")
         await wait_for(pilot, lambda: app.screen is dialog, what="back in the booking dialog")
+        await wait_for(
+            pilot,
+            lambda: "Okafor, Liam" in static_text(dialog, "#chosen"),
+            what="the new patient chosen in the booking dialog",
+        )
         assert "Okafor, Liam · 2001-07-04" in static_text(dialog, "#chosen")
         assert clinic.doe.mrn not in static_text(dialog, "#chosen")
         assert any("registered Liam Okafor" in n for n in notifications(app))

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hpms.errors import LockHeldError
+from hpms.fileio import pid_alive
 from hpms.models import BillingRun, JobLock
 
 if TYPE_CHECKING:
@@ -21,16 +22,6 @@ if TYPE_CHECKING:
 LOCK_NAME = "billing_run"
 STALE_AFTER = dt.timedelta(minutes=10)
 _WHAT = {LOCK_NAME: "billing run", "outbox": "outbox sender"}  # who holds a lock, in words
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def acquire_lock(ctx: Ctx, name: str = LOCK_NAME) -> None:
@@ -51,7 +42,7 @@ def acquire_lock(ctx: Ctx, name: str = LOCK_NAME) -> None:
     if res.first() is not None:
         return
     held = session.execute(sa.select(JobLock).where(JobLock.name == name).with_for_update()).scalar_one()
-    dead = (held.host == host and not _alive(held.pid)) or now - held.heartbeat_at > STALE_AFTER
+    dead = (held.host == host and not pid_alive(held.pid)) or now - held.heartbeat_at > STALE_AFTER
     if not dead:
         raise LockHeldError(
             f"another {_WHAT.get(name, name)} holds the lock ({held.holder}, pid {held.pid} on {held.host}, "

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from hpms.errors import NotFoundError, ValidationError
+from hpms.fileio import pid_alive
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.permissions import require
@@ -109,7 +110,7 @@ def sweep_dead_claims(ctx: Ctx) -> int:
     dead = []
     for mid, by, at in rows:
         h, _, pid = (by or ":").rpartition(":")
-        gone = (h == host and pid.isdigit() and not _alive(int(pid))) or (
+        gone = (h == host and pid.isdigit() and not pid_alive(int(pid))) or (
             at is not None and ctx.now() - at > STALE_CLAIM and h != host
         )
         if gone:
@@ -124,16 +125,6 @@ def sweep_dead_claims(ctx: Ctx) -> int:
             )
         )
     return len(dead)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
