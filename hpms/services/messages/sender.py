@@ -1,4 +1,4 @@
-"""The sender: one pass over the due messages of the outbox, for cron (`hpms messages send`)
+"""The sender: one pass over the due messages of the outbox, for a scheduled job
 and for the worker, which repeats it. It takes the outbox lock, turns the claims of a sender
 that died into `unknown`, then sends one message at a time: claim (committed), hand over,
 settle (committed)."""
