@@ -17,7 +17,9 @@ CHANNELS = ("email", "sms")
 # withdrawn before it went; unknown: its sender died between handing it over and recording
 # it, so whether it went cannot be known: staff decide (it is never sent again on its own).
 # skipped: never to be sent, for the reason in `error` (no consent, no address, too late).
-STATES = ("queued", "sending", "sent", "failed", "cancelled", "unknown", "skipped")
+# delivered: the provider reported it reached the handset (an SMS status callback); a message
+# the provider reports undelivered after `sent` becomes failed, with the provider's reason.
+STATES = ("queued", "sending", "sent", "delivered", "failed", "cancelled", "unknown", "skipped")
 
 
 class Message(SQLModel, table=True):
@@ -28,7 +30,7 @@ class Message(SQLModel, table=True):
         sa.Index("ix_message_appointment", "appointment_id"),
         sa.UniqueConstraint("org_id", "dedupe_key", name="uq_message_dedupe"),
         sa.CheckConstraint(
-            "state IN ('queued', 'sending', 'sent', 'failed', 'cancelled', 'unknown', 'skipped')",
+            "state IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled', 'unknown', 'skipped')",
             name="ck_message_state",
         ),
         sa.CheckConstraint("channel IN ('email', 'sms')", name="ck_message_channel"),
@@ -49,11 +51,24 @@ class Message(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=200)  # host:pid of the sender
     claimed_at: dt.datetime | None = UTCField(nullable=True)
     sent_at: dt.datetime | None = UTCField(nullable=True)
+    delivered_at: dt.datetime | None = UTCField(nullable=True)  # the provider's delivery report
     provider_id: str | None = Field(default=None, max_length=200)  # the provider's id (Message-ID, SID)
     error: str | None = Field(default=None, max_length=500)
     dedupe_key: str | None = Field(default=None, max_length=200)  # one message per event
     created_at: dt.datetime = UTCField()
     created_by: int | None = Field(default=None, foreign_key="hpms_user.id")
+
+
+class MessageAttachment(SQLModel, table=True):
+    """A file that goes with an email (a statement's PDF), kept encrypted until it is sent."""
+
+    __tablename__ = "message_attachment"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)  # application/pdf, text/html
+    size: int = 0  # bytes before encryption
+    data_enc: str = Field(sa_type=sa.Text)  # the file, base64 then field-encrypted
 
 
 class MessagingProfile(SQLModel, table=True):
@@ -162,6 +177,7 @@ class MessageOut(SQLModel):
     next_attempt_at: dt.datetime
     attempts: int
     sent_at: dt.datetime | None
+    delivered_at: dt.datetime | None = None
     provider_id: str | None
     error: str | None
     created_at: dt.datetime

@@ -74,6 +74,7 @@ TABLES = {
     "payment_application",
     "statement",
     "message",
+    "message_attachment",
     "messaging_profile",
     "message_template",
     "reminder_rule",
