@@ -20,7 +20,16 @@ from hpms.commands._common import (
 app = typer.Typer(help="A patient's communication log: messages sent, calls, letters and notes.", no_args_is_help=True)
 
 PatientArg = Annotated[str, typer.Argument(help="MRN of the patient.")]
-ICONS = {"sent": "✓", "queued": "…", "sending": "…", "failed": "✗", "unknown": "?", "skipped": "–", "cancelled": "–"}
+ICONS = {
+    "sent": "✓",
+    "delivered": "✓",
+    "queued": "…",
+    "sending": "…",
+    "failed": "✗",
+    "unknown": "?",
+    "skipped": "–",
+    "cancelled": "–",
+}
 COLUMNS = [
     ("at", "When"),
     ("icon", ""),
@@ -44,7 +53,7 @@ def log(patient: PatientArg, limit: LimitOpt = DEFAULT_LIMIT, as_json: JsonOpt =
         rows = [e.as_dict() for e in comms.log(ctx, patient, limit=limit)]
         zone = display_zone(ctx)
     if not as_json:
-        rows = [{**r, "icon": ICONS.get(str(r["state"]), "•")} for r in rows]
+        rows = [{**r, "icon": "←" if r["source"] == "reply" else ICONS.get(str(r["state"]), "•")} for r in rows]
     emit_table(rows, COLUMNS, as_json=as_json, title="Communication log", zone=zone)
     note_cut(len(rows), limit, what="entries", as_json=as_json)
 

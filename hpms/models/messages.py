@@ -143,6 +143,8 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("org_id", "provider_id", name="uq_inbound_provider_id"),
         sa.Index("ix_inbound_open", "org_id", "outcome", "handled_at"),
+        sa.Index("ix_inbound_appointment", "appointment_id"),
+        sa.Index("ix_inbound_patient", "patient_id", "received_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = OrgField(index=False)

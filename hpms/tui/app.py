@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from hpms.tui.screens.base import scheduler
-from hpms.tui.widgets.daygrid import DayGrid
+from hpms.tui.widgets.daygrid import CONFIRM_TEXT, DayGrid
 
 if TYPE_CHECKING:  # the service layer (SQLAlchemy) loads in the first worker, after the first frame
     from hpms.config import Settings
@@ -285,6 +285,7 @@ class DayScreen(Screen):
             text = (
                 f" #{b.id} {b.start:%H:%M}-{b.end:%H:%M} {b.patient} (MRN {b.mrn}) · {b.type} · "
                 f"{b.status.replace('_', ' ')}"
+                + (f" · {CONFIRM_TEXT[b.confirmation]}" if b.confirmation in CONFIRM_TEXT else "")
                 + (f" · {b.room}" if b.room else "")
                 + (f" · {b.reason}" if b.reason else "")
             )

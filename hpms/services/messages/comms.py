@@ -1,6 +1,7 @@
 """A patient's communication log: every message to them (reminders, codes, statements by
-email) with its state, and what staff record of their contacts (calls, letters, notes),
-newest first. Reading it is audited as a read of that patient's record."""
+email) with its state, every message from them (SMS and email replies, with what hpms made of
+each), and what staff record of their contacts (calls, letters, notes), newest first. Reading
+it is audited as a read of that patient's record."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ DIRECTIONS = ("in", "out", "none")
 @dataclass(frozen=True)
 class LogEntry:
     at: dt.datetime
-    source: str  # message (sent by hpms) or staff (recorded by a person)
+    source: str  # message (sent by hpms), reply (from the patient) or staff (recorded by a person)
     id: int
     kind: str  # email, sms, call, letter, note, visit
     direction: str  # out, in, none
-    state: str | None  # a message's state; None for a staff entry
+    state: str | None  # a message's state, a reply's outcome (confirmed, for_staff...); None for a staff entry
     summary: str  # the subject or the start of the text
     by: str | None  # the user who recorded or queued it
 
@@ -88,8 +89,9 @@ def _summary(text: str, most: int = 80) -> str:
 
 
 def log(ctx: Ctx, patient: str, *, limit: int = 50) -> list[LogEntry]:
-    """The patient's messages and staff entries, newest first. Raises NotFoundError."""
-    from hpms.models import CommEntry, Message, User
+    """The patient's messages, replies and staff entries, newest first (at most `limit`).
+    Raises NotFoundError, ValidationError (limit)."""
+    from hpms.models import CommEntry, InboundMessage, Message, User
     from hpms.services.lookups import find_patient
 
     require(ctx.actor, "messages.read")
@@ -120,6 +122,19 @@ def log(ctx: Ctx, patient: str, *, limit: int = 50) -> list[LogEntry]:
         .order_by(col(CommEntry.at).desc())
         .limit(limit)
     ).all()
+    replies = ctx.session.execute(
+        sa.select(
+            InboundMessage.id,
+            InboundMessage.received_at,
+            InboundMessage.channel,
+            InboundMessage.outcome,
+            InboundMessage.subject,
+            InboundMessage.body,
+        )
+        .where(InboundMessage.org_id == ctx.org_id, InboundMessage.patient_id == pat.id)
+        .order_by(col(InboundMessage.received_at).desc(), col(InboundMessage.id).desc())
+        .limit(limit)
+    ).all()
     out = [
         LogEntry(
             sent or created,
@@ -132,6 +147,10 @@ def log(ctx: Ctx, patient: str, *, limit: int = 50) -> list[LogEntry]:
             by,
         )
         for mid, created, sent, channel, state, subject, body, error, by in messages
+    ]
+    out += [
+        LogEntry(at, "reply", rid, channel, "in", outcome, _summary(body or subject or ""), None)
+        for rid, at, channel, outcome, subject, body in replies
     ]
     out += [
         LogEntry(e.at, "staff", e.id, e.kind, e.direction, None, _summary(e.text), by)

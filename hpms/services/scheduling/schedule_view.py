@@ -26,7 +26,7 @@ from hpms.models import (
     TimeOff,
     WorkingHours,
 )
-from hpms.services.lookups import provider_name, resolve_location
+from hpms.services.lookups import display_zone, provider_name, resolve_location
 from hpms.services.people import coverage, patients
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
@@ -75,6 +75,9 @@ class Block:
     roomed_at: dt.datetime | None
     completed_at: dt.datetime | None
     eligibility: str | None = None  # latest insurance check ("active", "error: ...", "not checked"); None: not shown
+    # where the visit stands with the patient (see hpms.services.messages.confirmations); None:
+    # not shown (a visit past booked/confirmed, or a user who may not read messages)
+    confirmation: str | None = None
 
 
 @dataclass
@@ -167,8 +170,11 @@ def day_view(
     day: dt.date | None = None,
     mode: str = "provider",
     include_cancelled: bool = False,
+    confirmations: bool = True,
 ) -> DayView:
-    """One location's day for the scheduler grid. Reads patient names: audited as one read."""
+    """One location's day for the scheduler grid. Reads patient names: audited as one read.
+    `confirmations`: also where each visit stands with the patient (one more query), for users
+    who may read messages."""
     require(ctx.actor, "appointment.read")
     session = ctx.session
     loc = resolve_location(ctx, location)
@@ -278,6 +284,13 @@ def day_view(
         found = eligibility.statuses(ctx, [b.patient_id for b in blocks], day)
         for b in blocks:
             b.eligibility = found[b.patient_id].text
+    if blocks and confirmations and allowed(ctx.actor.roles, "messages.read"):
+        # one query for the whole day; covered by the day view's audited read of these patients
+        from hpms.services.messages import confirmations as conf
+
+        states = conf.states(ctx, [b.id for b in blocks])
+        for b in blocks:
+            b.confirmation = states.get(b.id)
     if blocks:
         audit.record(
             ctx,
@@ -320,7 +333,7 @@ def flow_board(
     ctx: Ctx, *, location: str | int | None = None, day: dt.date | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """Today's patients by stage, with minutes waited (since arrival) and in room."""
-    view = day_view(ctx, location=location, day=day)
+    view = day_view(ctx, location=location, day=day, confirmations=False)
     now = ctx.now()
     out: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in FLOW_GROUPS}
     for b in view.blocks:
@@ -350,9 +363,11 @@ def flow_board(
     return out
 
 
-def patient_details(ctx: Ctx, patient: str | int) -> dict[str, Any]:
-    """Demographics, coverage, upcoming and past visits of one patient (each read audited by
-    the service that does it)."""
+def patient_details(ctx: Ctx, patient: str | int, *, comms_limit: int = 30) -> dict[str, Any]:
+    """Demographics, coverage, upcoming and past visits of one patient, and the newest
+    `comms_limit` entries of their communication log (None for a user who may not read
+    messages), with the zone to show its times in (each read audited by the service that does
+    it)."""
     p = patients.show(ctx, patient)
     cov = coverage.list_coverage(ctx, p.id) if allowed(ctx.actor.roles, "coverage.read") else []
     visits = history(ctx, p.mrn, limit=100)
@@ -362,11 +377,19 @@ def patient_details(ctx: Ctx, patient: str | int) -> dict[str, Any]:
         from hpms.services.billing import eligibility
 
         elig = eligibility.latest(ctx, [p.id])[p.id]
+    log = None
+    if allowed(ctx.actor.roles, "messages.read"):
+        # imported here: messaging modules use scheduling ones (replies confirm visits)
+        from hpms.services.messages import comms
+
+        log = comms.log(ctx, p.mrn, limit=comms_limit)
     now = ctx.now()
     return {
         "patient": p,
         "coverage": cov,
         "eligibility": elig,
+        "comms": log,
+        "zone": display_zone(ctx),
         "upcoming": sorted((v for v in visits if v.start > now), key=lambda v: v.start),
         "past": [v for v in visits if v.start <= now],
     }
@@ -380,7 +403,7 @@ def dashboard(
     # the reports stand above every domain, scheduling included: imported here
     from hpms.services import reports
 
-    view = day_view(ctx, location=location, day=day, include_cancelled=True)
+    view = day_view(ctx, location=location, day=day, include_cancelled=True, confirmations=False)
     by: dict[str, int] = {}
     for b in view.blocks:
         by[b.status] = by.get(b.status, 0) + 1

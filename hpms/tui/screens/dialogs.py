@@ -1,5 +1,6 @@
 """Modal dialogs: a line of text, a choice, booking (with patient search and registration,
-and the patients on file a registration likely duplicates), and an appointment's actions."""
+and the patients on file a registration likely duplicates), an appointment's actions, and an
+entry of a patient's communication log."""
 
 from __future__ import annotations
 
@@ -438,4 +439,57 @@ class AppointmentDialog(ModalScreen):
         self.dismiss(action)
 
     def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class CommEntryDialog(ModalScreen):
+    """Record a call, a note or a letter in a patient's communication log; returns the new
+    entry (hpms.services.messages.comms.LogEntry) or None. The inputs have the ids of the
+    service's fields, so an error is shown at the one at fault."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
+    KINDS = (("call", "call"), ("note", "note"), ("letter", "letter"))
+    DIRECTIONS = (("the patient reached us", "in"), ("we reached the patient", "out"), ("neither", "none"))
+
+    def __init__(self, mrn: str) -> None:
+        super().__init__()
+        self.mrn = mrn
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Add to the communication log · MRN {self.mrn}", classes="dialog-title")
+            yield Select(self.KINDS, value="call", allow_blank=False, id="kind")
+            yield Select(self.DIRECTIONS, value="in", allow_blank=False, id="direction")
+            yield Input(placeholder="what was said or done", id="text")
+            yield Input(placeholder="when, local time (empty: now)", id="at")
+            yield Static("", id="error", classes="error")
+            yield Static("Ctrl+S saves · Esc cancels", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#text", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        if event.input.id == "at":
+            self.action_save()
+        else:
+            self.focus_next()
+
+    def action_save(self) -> None:
+        from hpms.services.messages import comms
+
+        errors.clear(self)
+        kind, direction = self.query_one("#kind", Select).value, self.query_one("#direction", Select).value
+        scheduler(self).service(
+            comms.add,
+            self.mrn,
+            kind=str(kind),
+            direction=str(direction),
+            text=self.query_one("#text", Input).value,
+            at=self.query_one("#at", Input).value or None,
+            done=self.dismiss,
+            failed=lambda exc: errors.show(self, exc, self.query_one("#error", Static)),
+        )
+
+    def action_cancel(self) -> None:
         self.dismiss(None)

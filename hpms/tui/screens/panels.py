@@ -259,12 +259,43 @@ class WaitlistScreen(Panel):
         )
 
 
+# the communication log's icons: a message by its state, a reply, a staff entry by its kind
+# (plain symbols one cell wide, like the grid's markers)
+COMM_STATE_ICON = {
+    "sent": "✓",
+    "delivered": "✓",
+    "failed": "✗",
+    "queued": "…",
+    "sending": "…",
+    "unknown": "?",
+    "skipped": "–",
+    "cancelled": "–",
+}
+COMM_KIND_ICON = {"call": "☎", "letter": "✉", "note": "✎", "visit": "•"}
+REPLY_ICON = "←"
+
+
+def comm_icon(entry: Any) -> str:
+    """The icon of one communication log entry (hpms.services.messages.comms.LogEntry)."""
+    if entry.source == "reply":
+        return REPLY_ICON
+    if entry.source == "staff":
+        return COMM_KIND_ICON.get(entry.kind, "•")
+    return COMM_STATE_ICON.get(entry.state or "", "•")
+
+
 class PatientScreen(Panel):
-    """Demographics, coverage, upcoming and past visits."""
+    """Demographics, coverage, upcoming and past visits, and the communication log (a adds a
+    call or a note to it)."""
+
+    BINDINGS = [Binding("a", "add_entry", "Add call/note")]
+    LOG_LIMIT = 30  # the newest entries of the communication log shown
 
     def __init__(self, patient_id: int) -> None:
         super().__init__()
         self.patient_id = patient_id
+        self.mrn: str | None = None
+        self.zone = "UTC"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -275,16 +306,22 @@ class PatientScreen(Panel):
             yield DataTable(id="upcoming", cursor_type="row")
             yield Static(" Past visits", classes="panel-title")
             yield DataTable(id="past", cursor_type="row")
-            yield Static("Esc back", classes="hint")
+            yield Static(" Communication log (newest first)", classes="panel-title")
+            yield DataTable(id="comms", cursor_type="row")
+            yield Static("", id="comms-note", classes="hint")
+            yield Static("a add a call or a note · Esc back", classes="hint")
 
     def on_mount(self) -> None:
         from hpms.services.scheduling import schedule_view
 
         for tid in ("#upcoming", "#past"):
             self.query_one(tid, DataTable).add_columns("When", "Provider", "Type", "Status", "Location")
+        self.query_one("#comms", DataTable).add_columns("", "When", "What", "Way", "State", "Summary", "By")
 
         def done(d) -> None:
             p = d["patient"]
+            self.mrn, self.zone = p.mrn, d["zone"]
+            self.show_log(d["comms"])
             lines = [
                 f" {p.last_name}, {p.first_name}"
                 + (f" ({p.preferred_name})" if p.preferred_name else "")
@@ -314,7 +351,50 @@ class PatientScreen(Panel):
                         v.location,
                     )
 
-        scheduler(self).service(schedule_view.patient_details, self.patient_id, done=done)
+        scheduler(self).service(schedule_view.patient_details, self.patient_id, comms_limit=self.LOG_LIMIT, done=done)
+
+    def show_log(self, entries: list | None) -> None:
+        from zoneinfo import ZoneInfo
+
+        t = self.query_one("#comms", DataTable)
+        t.clear()
+        note = self.query_one("#comms-note", Static)
+        if entries is None:
+            note.update(" not shown: your role does not read messages")
+            return
+        zone = ZoneInfo(self.zone)
+        for e in entries:
+            t.add_row(
+                comm_icon(e),
+                f"{e.at.astimezone(zone):%a %d %b %Y %H:%M}",
+                e.kind,
+                {"in": "from", "out": "to"}.get(e.direction, ""),
+                (e.state or "").replace("_", " "),
+                e.summary,
+                e.by or "",
+            )
+        if not entries:
+            note.update(" nothing yet")
+        elif len(entries) >= self.LOG_LIMIT:
+            note.update(f" the newest {self.LOG_LIMIT} shown")
+        else:
+            note.update("")
+
+    def action_add_entry(self) -> None:
+        from hpms.tui.screens.dialogs import CommEntryDialog
+
+        if self.mrn is None:
+            return
+
+        def added(entry) -> None:
+            if entry is None:
+                return
+            from hpms.services.messages import comms
+
+            self.app.notify(f"{entry.kind} recorded")
+            scheduler(self).service(comms.log, self.mrn, limit=self.LOG_LIMIT, done=self.show_log)
+
+        self.app.push_screen(CommEntryDialog(self.mrn), added)
 
 
 HELP = """\
@@ -342,6 +422,14 @@ HELP = """\
    patient; Ctrl+S books; Esc cancels
 
  Markers:  · booked  ✓ confirmed  A arrived  R in room  ■ completed  N no-show
+   ← confirmed by the patient's reply (✓: confirmed otherwise, as by phone)
+   ! not confirmed and the latest reminder failed (in yellow; · not yet confirmed)
+
+ Patient details (p): the communication log, newest first
+   ✓ sent / delivered  ✗ failed  … queued / sending  ? unknown
+   – skipped / cancelled  ← the patient's reply  ☎ call  ✉ letter
+   ✎ note  • visit          a adds a call or a note
+
  q quits · ? this help · Esc closes it
 """
 

@@ -44,6 +44,15 @@ STATUS_STYLE = {
     "no_show": Style(color="white", bgcolor="dark_red"),
     "cancelled": Style(color="grey50", bgcolor="grey15"),
 }
+# where a booked or confirmed visit stands with the patient (hpms.services.messages.confirmations):
+# these two take the place of the status mark; a visit not confirmed yet keeps the booked mark,
+# one confirmed otherwise (the patient called) the confirmed mark
+CONFIRM_MARK = {"confirmed_by_patient": "←", "reminder_failed": "!"}
+CONFIRM_TEXT = {  # after the status in the line under the grid
+    "confirmed_by_patient": "by the patient's reply",
+    "reminder_failed": "not confirmed, the reminder failed",
+}
+REMINDER_FAILED = Style(color="bright_yellow", bold=True)
 OPEN = Style(bgcolor="grey7")
 CLOSED = Style(color="grey30", bgcolor="grey19")
 OFF = Style(color="grey62", bgcolor="grey27", italic=True)
@@ -203,15 +212,19 @@ class DayGrid(Widget, can_focus=True):
                 here = owner[r]
                 if here is not None:
                     extra = f" +{count[r] - 1}" if count[r] > 1 else ""
+                    style = STATUS_STYLE.get(here.status, OPEN)
+                    if here.confirmation == "reminder_failed":
+                        style = style + REMINDER_FAILED
                     if here.start_min >= lo:
-                        text = f"{STATUS_MARK.get(here.status, '?')} {here.start:%H:%M} {here.patient}{extra}"
+                        mark = CONFIRM_MARK.get(here.confirmation or "") or STATUS_MARK.get(here.status, "?")
+                        text = f"{mark} {here.start:%H:%M} {here.patient}{extra}"
                     elif here.start_min + step <= lo < here.start_min + step * 2:
                         text = f"  {here.type}"
                     elif lo < here.start_min + step * 3:
                         text = "  " + here.status.replace("_", " ")
                     else:
                         text = ""
-                    cells.append(Cell(text, STATUS_STYLE.get(here.status, OPEN), here))
+                    cells.append(Cell(text, style, here))
                     continue
                 offs = [o for o in col.off if o[0] < hi and o[1] > lo]
                 if offs:
