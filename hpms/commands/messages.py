@@ -194,7 +194,7 @@ def setup(
 
 @app.command("templates")
 def templates(as_json: JsonOpt = False) -> None:
-    """The wording of each kind of message on each channel, and the placeholders it may use.
+    """The wording of each kind of message on each channel, and the placeholders each kind may use.
 
     Example: hpms messages templates --json
     """
@@ -203,7 +203,7 @@ def templates(as_json: JsonOpt = False) -> None:
     with service_context() as ctx:
         rows = [x.as_dict() for x in t.list_templates(ctx)]
     if as_json:
-        print_json({"templates": rows, "placeholders": t.PLACEHOLDERS})
+        print_json({"templates": rows, "placeholders": t.PLACEHOLDERS_OF})
         return
     emit_table(
         rows,
@@ -211,12 +211,13 @@ def templates(as_json: JsonOpt = False) -> None:
         as_json=False,
         title="Message templates",
     )
-    info("placeholders: " + ", ".join("{" + p + "}" for p in t.PLACEHOLDERS))
+    for kind, names in t.PLACEHOLDERS_OF.items():
+        info(f"{kind} placeholders: " + ", ".join("{" + p + "}" for p in names))
 
 
 @app.command("template")
 def template(
-    kind: Annotated[str, typer.Argument(help="Kind of message: reminder.")],
+    kind: Annotated[str, typer.Argument(help="Kind of message: reminder or statement (email only).")],
     channel: Annotated[str, typer.Argument(help="email or sms.")],
     body: Annotated[str | None, typer.Option("--body", help="The text, with placeholders such as {date}.")] = None,
     body_file: Annotated[

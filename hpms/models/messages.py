@@ -59,6 +59,9 @@ class Message(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="hpms_user.id")
 
 
+ATTACHMENT_KIND = "attachment"  # what the field encryption of an attachment is bound to
+
+
 class MessageAttachment(SQLModel, table=True):
     """A file that goes with an email (a statement's PDF), kept encrypted until it is sent."""
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO, count_rows
 from tests.sms_server import sms_sink  # noqa: F401 - a fixture of these tests
-from tests.smtp_server import smtp_sink  # noqa: F401 - a fixture of these tests
+from tests.smtp_server import smtp_sink, smtp_tls, tls_files  # noqa: F401 - fixtures of these tests
 
 
 @dataclass

@@ -10,9 +10,11 @@ from tests.cli.helpers import error_line, ok
 def test_built_in_wording_until_the_practice_saves_its_own(cli, counts):
     data = ok(cli("messages", "templates", "--json"))
     rows = {(t["name"], t["channel"]): t for t in data["templates"]}
-    assert set(rows) == {("reminder", "email"), ("reminder", "sms")}
+    assert set(rows) == {("reminder", "email"), ("reminder", "sms"), ("statement", "email")}
     assert not any(t["custom"] for t in rows.values())
-    assert "{date}" in rows["reminder", "sms"]["body"] and "first_name" in data["placeholders"]
+    assert "{date}" in rows["reminder", "sms"]["body"] and "first_name" in data["placeholders"]["reminder"]
+    assert "{amount_due}" in rows["statement", "email"]["body"]
+    assert "amount_due" in data["placeholders"]["statement"] and "amount_due" not in data["placeholders"]["reminder"]
     body = "{practice}: see you {date} at {time}. Reply C to confirm."
     saved = ok(cli("messages", "template", "reminder", "sms", "--body", body, "--json"))
     assert saved == {"name": "reminder", "channel": "sms", "subject": None, "body": body, "custom": True}

@@ -156,6 +156,52 @@ def test_bad_messages_are_refused_naming_the_field(ctx_for, outbox, counts):
     assert counts("message") == before
 
 
+def test_files_go_with_an_email_only_and_up_to_a_size(ctx_for, outbox, counts, smtp_sink, cli):
+    from hpms.errors import ValidationError
+    from hpms.services.messages import outbox as box
+    from hpms.services.messages.outbox import MAX_ATTACHMENT_BYTES
+
+    before = counts("message", "message_attachment", "audit_event")
+    big = b"x" * (MAX_ATTACHMENT_BYTES // 2 + 1)
+    for kw, words in (
+        (
+            {"channel": "sms", "recipient": "+15552013344", "attachments": [("a.pdf", "application/pdf", b"%PDF")]},
+            "sms",
+        ),
+        ({"attachments": [("a.pdf", "application/pdf", big), ("b.pdf", "application/pdf", big)]}, "5 MB"),
+        ({"attachments": [("../a.pdf", "application/pdf", b"%PDF")]}, "not a file name"),
+        ({"attachments": [("a.pdf", "pdf", b"%PDF")]}, "content type"),
+    ):
+        args = {"channel": "email", "recipient": "a@example.org", **kw}
+        with pytest.raises(ValidationError) as err, ctx_for() as ctx:
+            box.enqueue(ctx, template="t", body="See attached.", **args)
+        assert err.value.field == "attachments" and words in err.value.message
+    assert counts("message", "message_attachment", "audit_event") == before
+    data = bytes(range(256)) * 40
+    mid = outbox(attachments=[("scan.bin", "application/octet-stream", data), ("note.txt", "text/plain", b"hi")])
+    assert counts("message_attachment")["message_attachment"] == 2
+    assert ok(cli("messages", "send", "--json", env={"HPMS_SMTP_URL": smtp_sink.url}))["sent"] == 1
+    [got] = smtp_sink.received
+    parts = list(got.message.iter_attachments())
+    assert [(p.get_filename(), p.get_content_type()) for p in parts] == [
+        ("scan.bin", "application/octet-stream"),
+        ("note.txt", "text/plain"),
+    ]
+    assert parts[0].get_content() == data and parts[1].get_content().strip() == "hi"
+    assert got.message.get_body(preferencelist=("plain",)).get_content().startswith("See you tomorrow")
+    assert _states(cli) == {mid: "sent"}
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_send_limit_must_be_positive(cli, outbox, smtp_sink, counts, limit):
+    mid = outbox()
+    before = counts("message", "audit_event")
+    r = cli("messages", "send", "--limit", limit, env={"HPMS_SMTP_URL": smtp_sink.url})
+    error_line(r, 2, "--limit", "at least 1")
+    assert smtp_sink.received == [] and counts("message", "audit_event") == before
+    assert _states(cli) == {mid: "queued"}
+
+
 def test_a_second_sender_is_locked_out(cli, outbox, raw_sql, smtp_sink):
     outbox()
     now = dt.datetime.now(dt.UTC).isoformat()

@@ -16,7 +16,7 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import unquote, urlsplit
 
 from hpms.errors import ValidationError
-from hpms.services.messages.transport import SendError
+from hpms.services.messages.transport import Attachment, SendError
 
 SCHEMES = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}
 DEFAULT_PORTS = {"plain": 25, "starttls": 587, "ssl": 465}
@@ -69,9 +69,10 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server
+        conn: smtplib.SMTP | None = None
         try:
             if s.security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT_S, context=self.tls)
+                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=TIMEOUT_S, context=self.tls)
             else:
                 conn = smtplib.SMTP(s.host, s.port, timeout=TIMEOUT_S)
                 if s.security == "starttls":
@@ -79,13 +80,29 @@ class SmtpTransport:
             if s.username:
                 conn.login(s.username, s.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise SendError(f"the mail server refused the login: {exc.smtp_code}", permanent=False) from None
+            _drop(conn)
+            said = f"the mail server refused the login: {exc.smtp_code} {_text(exc.smtp_error)}"
+            raise SendError(said, permanent=False) from None
+        except ssl.SSLCertVerificationError as exc:
+            _drop(conn)
+            said = f"the mail server {s.host}:{s.port} has a certificate that cannot be trusted: {exc.verify_message}"
+            raise SendError(said, permanent=False) from None
         except (OSError, smtplib.SMTPException) as exc:
+            _drop(conn)
             raise SendError(f"cannot reach the mail server {s.host}:{s.port}: {exc}", permanent=False) from None
         return conn
 
-    def send(self, *, message_id: int, recipient: str, subject: str | None, body: str) -> str:
-        """Hand one message to the server; returns its Message-ID. Raises SendError."""
+    def send(
+        self,
+        *,
+        message_id: int,
+        recipient: str,
+        subject: str | None,
+        body: str,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> str:
+        """Hand one message to the server, its files as MIME attachments; returns its
+        Message-ID. Raises SendError."""
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = recipient
@@ -97,6 +114,9 @@ class SmtpTransport:
         mid = make_msgid(idstring=f"hpms-{message_id}", domain=domain)
         mail["Message-ID"] = mid
         mail.set_content(body)
+        for a in attachments:
+            maintype, _, subtype = a.content_type.partition("/")
+            mail.add_attachment(a.data, maintype=maintype, subtype=subtype or "octet-stream", filename=a.filename)
         if self._conn is None:
             self._conn = self._connect()
         try:
@@ -125,6 +145,15 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException):
                 pass
             self._conn = None
+
+
+def _drop(conn: smtplib.SMTP | None) -> None:
+    """Close a connection that failed half-way, without a word to the server."""
+    if conn is not None:
+        try:
+            conn.close()
+        except OSError:
+            pass
 
 
 def _text(raw: bytes | str) -> str:

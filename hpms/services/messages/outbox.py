@@ -8,9 +8,12 @@ to look at, and is never sent again on its own: nothing goes twice, nothing is l
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
+import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +28,7 @@ from hpms.services.platform.permissions import require
 
 if TYPE_CHECKING:
     from hpms.models import Message, MessageOut
+    from hpms.services.messages.transport import Attachment
     from hpms.services.platform.context import Ctx
 
 MAX_ATTEMPTS = 6
@@ -33,6 +37,8 @@ LONGEST_RETRY = dt.timedelta(hours=6)
 # A claim this old whose claimer cannot be asked (another host) is taken as dead.
 STALE_CLAIM = dt.timedelta(minutes=15)
 OUTBOX_LOCK = "outbox"
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024  # all the files of one email together
+_CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
@@ -55,11 +61,14 @@ def enqueue(
     patient_id: int | None = None,
     due_at: dt.datetime | None = None,
     dedupe_key: str | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> Message:
-    """Queue one message in the caller's transaction (it goes only if that commits). With a
+    """Queue one message in the caller's transaction (it goes only if that commits), with its
+    files (email only: (filename, content type, bytes), kept encrypted until sent). With a
     `dedupe_key`, a second call for the same event returns the first message. Raises
     ValidationError naming the field."""
-    from hpms.models import Message
+    from hpms.models import Message, MessageAttachment
+    from hpms.models.messages import ATTACHMENT_KIND
 
     if channel not in ("email", "sms"):
         raise ValidationError("channel", f"{channel!r} is not a channel (email or sms)")
@@ -70,6 +79,7 @@ def enqueue(
         raise ValidationError("recipient", "is required")
     if not body.strip():
         raise ValidationError("body", "is empty")
+    files = _check_attachments(channel, attachments)
     if dedupe_key is not None:
         found = ctx.session.execute(
             sa.select(Message).where(Message.org_id == ctx.org_id, Message.dedupe_key == dedupe_key)
@@ -93,8 +103,73 @@ def enqueue(
     )
     ctx.session.add(msg)
     ctx.session.flush()
-    audit.record(ctx, audit.Event("queue", "message", msg.id, patient_id=patient_id, detail=f"{channel} {template}"))
+    assert msg.id is not None
+    for filename, content_type, data in files:
+        ctx.session.add(
+            MessageAttachment(
+                message_id=msg.id,
+                filename=filename,
+                content_type=content_type,
+                size=len(data),
+                data_enc=ctx.crypto.encrypt(base64.b64encode(data).decode("ascii"), ATTACHMENT_KIND),
+            )
+        )
+    if files:
+        ctx.session.flush()
+    detail = f"{channel} {template}" + (f" with {len(files)} attachment(s)" if files else "")
+    audit.record(ctx, audit.Event("queue", "message", msg.id, patient_id=patient_id, detail=detail))
     return msg
+
+
+def _check_attachments(channel: str, attachments: Sequence[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """The files of a message, checked: a name without folders, a content type such as
+    application/pdf, bytes, all of them together at most MAX_ATTACHMENT_BYTES."""
+    files = list(attachments or ())
+    if not files:
+        return []
+    if channel != "email":
+        raise ValidationError("attachments", f"only an email carries files, not {channel}")
+    total = 0
+    out = []
+    for filename, content_type, data in files:
+        name = (filename or "").strip()
+        if not name or "/" in name or "\\" in name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise ValidationError("attachments", f"{filename!r} is not a file name (no folders, at most 200 chars)")
+        kind = (content_type or "").strip().lower()
+        if len(kind) > 100 or not _CONTENT_TYPE.match(kind):
+            raise ValidationError("attachments", f"{content_type!r} is not a content type such as application/pdf")
+        if not isinstance(data, bytes | bytearray):
+            raise ValidationError("attachments", f"the content of {name} is not bytes")
+        total += len(data)
+        out.append((name, kind, bytes(data)))
+    if total > MAX_ATTACHMENT_BYTES:
+        raise ValidationError(
+            "attachments",
+            f"come to {total} bytes: an email takes at most {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB of files",
+        )
+    return out
+
+
+def attachments_of(ctx: Ctx, message_id: int) -> tuple[Attachment, ...]:
+    """The files of a message, decrypted, in the order they were queued. Raises
+    EncryptionKeyError when the key they were encrypted with is not held."""
+    from hpms.models import MessageAttachment
+    from hpms.models.messages import ATTACHMENT_KIND
+    from hpms.services.messages.transport import Attachment
+
+    rows = (
+        ctx.session.execute(
+            sa.select(MessageAttachment)
+            .where(MessageAttachment.message_id == message_id)
+            .order_by(col(MessageAttachment.id))
+        )
+        .scalars()
+        .all()
+    )
+    return tuple(
+        Attachment(r.filename, r.content_type, base64.b64decode(ctx.crypto.decrypt(r.data_enc, ATTACHMENT_KIND)))
+        for r in rows
+    )
 
 
 def sweep_dead_claims(ctx: Ctx) -> int:
@@ -137,12 +212,13 @@ class Claimed:
     subject: str | None
     body: str
     attempts: int
+    files: int = 0  # attachments to load (`attachments_of`) before it is handed over
 
 
 def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Claimed | None:
     """Take the next due message (oldest due first) for this process, marking it `sending`;
     the caller commits before sending. None when nothing is due."""
-    from hpms.models import Message
+    from hpms.models import Message, MessageAttachment
 
     stmt = (
         sa.select(Message)
@@ -164,7 +240,12 @@ def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Cla
     msg.state, msg.claimed_by, msg.claimed_at = "sending", claimer(), ctx.now()
     msg.attempts += 1
     ctx.session.flush()
-    return Claimed(msg.id, msg.channel, msg.recipient, msg.subject, msg.body, msg.attempts)
+    files = 0
+    if msg.channel == "email":
+        files = ctx.session.execute(
+            sa.select(sa.func.count()).where(MessageAttachment.message_id == msg.id)
+        ).scalar_one()
+    return Claimed(msg.id, msg.channel, msg.recipient, msg.subject, msg.body, msg.attempts, int(files))
 
 
 def settle(

@@ -244,7 +244,7 @@ def plan(ctx: Ctx, appt: Visit) -> list[Planned]:
             if not channel:
                 out.append(Planned(rule.id, "email", None, None, "the patient has no preferred channel (email or sms)"))
                 continue
-        recipient, skip = _address(patient, channel)
+        recipient, skip = address_on(patient, channel)
         due = None
         wanted = appt.start_utc - dt.timedelta(hours=rule.hours_before)
         if skip is None and wanted < ctx.now():
@@ -264,7 +264,7 @@ def plan(ctx: Ctx, appt: Visit) -> list[Planned]:
     return out
 
 
-def _address(patient: object, channel: str) -> tuple[str | None, str | None]:
+def address_on(patient: object, channel: str) -> tuple[str | None, str | None]:
     """The patient's address on `channel`, or why it cannot be used."""
     from hpms.services.platform import validation as v
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from hpms.errors import HpmsError, ValidationError
 from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
 from hpms.services.messages import outbox
-from hpms.services.messages.transport import SendError, Transport
+from hpms.services.messages.transport import Attachment, SendError, Transport
 from hpms.services.platform.context import Clock, open_context, system_clock
 from hpms.services.platform.permissions import require
 
@@ -91,6 +92,8 @@ def send_due(
     """Send what is due, at most `limit` messages. Raises LockHeldError (another sender runs),
     PermissionDenied. A channel that is not set up leaves its messages queued, said in
     `not_set_up`."""
+    if limit is not None and limit < 1:
+        raise ValidationError("limit", f"must be at least 1 (got {limit}); leave it out to send all that is due")
     context = _contexts(settings, env, clock)
     summary = SendSummary(dry_run=dry_run)
     with context() as ctx:
@@ -176,11 +179,21 @@ def _send(
             done += 1
             error, permanent, provider_id = None, False, None
             try:
+                files: tuple[Attachment, ...] = ()
+                if claimed.files:
+                    with context() as ctx:
+                        files = outbox.attachments_of(ctx, claimed.id)
                 provider_id = ready[claimed.channel].send(
-                    message_id=claimed.id, recipient=claimed.recipient, subject=claimed.subject, body=claimed.body
+                    message_id=claimed.id,
+                    recipient=claimed.recipient,
+                    subject=claimed.subject,
+                    body=claimed.body,
+                    attachments=files,
                 )
             except SendError as exc:
                 error, permanent = exc.message, exc.permanent
+            except HpmsError as exc:  # its files cannot be read (a key not held): kept for a later try
+                error = f"its attachments cannot be read: {exc.message}"
             with context() as ctx:
                 state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
             if state == "sent":

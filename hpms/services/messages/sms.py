@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from hpms.errors import ValidationError
-from hpms.services.messages.transport import SendError
+from hpms.services.messages.transport import Attachment, SendError
 
 TIMEOUT_S = 30
 # Twilio error codes after which the same message to the same number can never go.
@@ -68,8 +68,19 @@ class TwilioTransport:
         self.sender = sender
         self.status_callback = status_callback
 
-    def send(self, *, message_id: int, recipient: str, subject: str | None, body: str) -> str:
-        """Post one message; returns its SID. Raises SendError."""
+    def send(
+        self,
+        *,
+        message_id: int,
+        recipient: str,
+        subject: str | None,
+        body: str,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> str:
+        """Post one message; returns its SID. Raises SendError (permanent for an SMS that
+        carries files: the outbox takes files for email only)."""
+        if attachments:
+            raise SendError("an SMS carries no attachments", permanent=True)
         p = self.provider
         url = f"{p.base}/2010-04-01/Accounts/{urllib.parse.quote(p.account_sid)}/Messages.json"
         form = {"To": recipient, "From": self.sender, "Body": body}

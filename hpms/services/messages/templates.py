@@ -1,7 +1,9 @@
 """The practice's wording of its messages: one template per kind of message and channel, with
-placeholders in braces ({first_name}, {date}...) from a fixed list. A template is checked when
-saved (an unknown placeholder is refused, naming it), so filling one in cannot fail; and no
-placeholder carries a diagnosis, a procedure or an amount, so no message can hold them."""
+placeholders in braces ({first_name}, {date}...) from a fixed list per kind. A template is
+checked when saved (an unknown placeholder is refused, naming it), so filling one in cannot
+fail; and no placeholder carries a diagnosis or a procedure, so no message can hold them. A
+reminder names no amount either; a statement's email may name the amount due (its PDF holds
+the rest)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,19 @@ PLACEHOLDERS: dict[str, str] = {
     "provider": "the provider's name",
     "type": "the kind of visit (appointment type)",
 }
-KINDS = ("reminder",)
+STATEMENT_PLACEHOLDERS: dict[str, str] = {
+    "first_name": "the patient's preferred or first name",
+    "last_name": "the patient's family name",
+    "practice": "the practice's name",
+    "amount_due": "the amount due on the statement, e.g. 65.00",
+    "statement_date": "the statement's date, e.g. 15 Jun 2026",
+    "statement_number": "the statement's number, e.g. 000042",
+    "location": "the name of the location the bill comes from",
+    "location_phone": "that location's phone number",
+}
+PLACEHOLDERS_OF: dict[str, dict[str, str]] = {"reminder": PLACEHOLDERS, "statement": STATEMENT_PLACEHOLDERS}
+CHANNELS_OF: dict[str, tuple[str, ...]] = {"reminder": ("email", "sms"), "statement": ("email",)}
+KINDS = tuple(PLACEHOLDERS_OF)
 SMS_MAX_CHARS = 320  # two SMS segments
 
 DEFAULTS: dict[tuple[str, str], tuple[str | None, str]] = {
@@ -42,6 +56,12 @@ DEFAULTS: dict[tuple[str, str], tuple[str | None, str]] = {
     ("reminder", "sms"): (
         None,
         "{practice}: visit {date} {time} at {location}. Reply C to confirm, CANCEL to cancel, STOP to opt out.",
+    ),
+    ("statement", "email"): (
+        "Your statement from {practice}",
+        "Dear {first_name},\n\nYour statement {statement_number} of {statement_date} is attached. The amount due "
+        "is {amount_due}.\n\nFor a question about your bill, call us at {location_phone} or reply to this email."
+        "\n\n{practice}",
     ),
 }
 
@@ -64,9 +84,10 @@ class Template:
         }
 
 
-def placeholders_in(field: str, text: str) -> list[str]:
-    """The placeholders `text` names, in order. Raises ValidationError naming `field` for an
-    unknown one, a format spec or conversion, or a stray brace."""
+def placeholders_in(field: str, text: str, kind: str = "reminder") -> list[str]:
+    """The placeholders `text` names, in order. Raises ValidationError naming `field` for one
+    that a `kind` of message does not know, a format spec or conversion, or a stray brace."""
+    known_names = PLACEHOLDERS_OF[kind]
     names: list[str] = []
     try:
         parsed = list(string.Formatter().parse(text))
@@ -75,8 +96,8 @@ def placeholders_in(field: str, text: str) -> list[str]:
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in PLACEHOLDERS:
-            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        if name not in known_names:
+            known = ", ".join("{" + p + "}" for p in known_names)
             raise ValidationError(field, f"unknown placeholder {{{name}}} (known: {known})")
         if spec or conversion:
             raise ValidationError(field, f"placeholder {{{name}}} takes no format ({{{name}}} only)")
@@ -89,6 +110,8 @@ def _check(kind: str, channel: str) -> None:
         raise ValidationError("kind", f"{kind!r} is not a kind of message (one of: {', '.join(KINDS)})")
     if channel not in ("email", "sms"):
         raise ValidationError("channel", f"{channel!r} is not a channel (email or sms)")
+    if channel not in CHANNELS_OF[kind]:
+        raise ValidationError("channel", f"a {kind} goes by {' or '.join(CHANNELS_OF[kind])} only, not {channel}")
 
 
 def get_template(ctx: Ctx, kind: str, channel: str) -> Template:
@@ -105,7 +128,7 @@ def get_template(ctx: Ctx, kind: str, channel: str) -> Template:
 
 def list_templates(ctx: Ctx) -> list[Template]:
     require(ctx.actor, "messages.read")
-    return [get_template(ctx, kind, channel) for kind in KINDS for channel in ("email", "sms")]
+    return [get_template(ctx, kind, channel) for kind in KINDS for channel in CHANNELS_OF[kind]]
 
 
 def set_template(ctx: Ctx, kind: str, channel: str, *, body: str, subject: str | None = None) -> Template:
@@ -118,7 +141,7 @@ def set_template(ctx: Ctx, kind: str, channel: str, *, body: str, subject: str |
     body = (body or "").strip()
     if not body:
         raise ValidationError("body", "is empty")
-    placeholders_in("body", body)
+    placeholders_in("body", body, kind)
     if channel == "sms":
         if subject:
             raise ValidationError("subject", "an SMS has no subject")
@@ -127,7 +150,7 @@ def set_template(ctx: Ctx, kind: str, channel: str, *, body: str, subject: str |
     elif subject is not None:
         subject = subject.strip() or None
         if subject:
-            placeholders_in("subject", subject)
+            placeholders_in("subject", subject, kind)
     row = ctx.session.get(MessageTemplate, (ctx.org_id, kind, channel))
     if row is None:
         row = MessageTemplate(org_id=ctx.org_id, name=kind, channel=channel, body=body)
@@ -155,6 +178,6 @@ def reset_template(ctx: Ctx, kind: str, channel: str) -> Template:
 
 def render(template: Template, values: dict[str, str]) -> tuple[str | None, str]:
     """(subject, body) with the placeholders filled in; a value missing is left empty."""
-    full = {name: values.get(name) or "" for name in PLACEHOLDERS}
+    full = {name: values.get(name) or "" for name in PLACEHOLDERS_OF.get(template.name, PLACEHOLDERS)}
     subject = template.subject.format_map(full) if template.subject else None
     return subject, template.body.format_map(full)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that goes with an email, decrypted for the send."""
+
+    filename: str
+    content_type: str  # e.g. application/pdf
+    data: bytes
 
 
 class SendError(Exception):
@@ -18,8 +28,17 @@ class SendError(Exception):
 class Transport(Protocol):
     channel: str
 
-    def send(self, *, message_id: int, recipient: str, subject: str | None, body: str) -> str:
-        """Hand the message over; returns the provider's id of it. Raises SendError."""
+    def send(
+        self,
+        *,
+        message_id: int,
+        recipient: str,
+        subject: str | None,
+        body: str,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> str:
+        """Hand the message over with its files (email only); returns the provider's id of it.
+        Raises SendError."""
         ...
 
     def close(self) -> None: ...

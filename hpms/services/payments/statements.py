@@ -56,12 +56,34 @@ class StatementOut(BaseModel):
     created_at: dt.datetime
 
 
+class StatementEmailOut(BaseModel):
+    """What became of one statement to email: queued (as message `message_id`), already queued
+    before (that message), would be queued (a dry run), or skipped for `reason`."""
+
+    statement_id: int
+    patient_id: int
+    mrn: str
+    outcome: str  # queued, already_queued, would_queue, skipped
+    reason: str | None = None
+    message_id: int | None = None
+    recipient: str | None = None
+
+
+class StatementEmailRunOut(BaseModel):
+    dry_run: bool
+    queued: int
+    already_queued: int
+    skipped: int
+    statements: list[StatementEmailOut]
+
+
 class StatementRunOut(BaseModel):
     directory: str
     format: str
     statements: int
     amount_due: Decimal
     files: list[StatementOut]
+    emailed: StatementEmailRunOut | None = None  # when the statements were also emailed
 
 
 # ---- arguments -----------------------------------------------------------------------------
@@ -352,14 +374,20 @@ def generate(
     older_than: Any = "30d",
     fmt: str | None = "pdf",
     progress: Callable[[int, int], None] | None = None,
+    email: bool = False,
 ) -> StatementRunOut:
-    """Write one statement file per patient due one and record it. Raises ValidationError
-    (min balance not money, older-than not like 30d, unknown format, output directory missing
-    or not writable) before anything is written; PermissionDenied."""
+    """Write one statement file per patient due one and record it; with `email`, also queue
+    each to its patient by email in the same transaction (see `email_statements`). Raises
+    ValidationError (min balance not money, older-than not like 30d, unknown format, a text
+    statement to email, output directory missing or not writable) before anything is written;
+    PermissionDenied."""
     require(ctx.actor, "statements.run")
     min_cents = parse_min_balance(min_balance)
     days = parse_older_than(older_than)
     kind = v.parse_choice("fmt", fmt, STATEMENT_FORMATS) or "pdf"
+    if email and kind not in EMAIL_TYPES:
+        raise ValidationError("fmt", f"a {kind} statement does not go by email (one of: {', '.join(EMAIL_TYPES)})")
+    template = _statement_template(ctx) if email else None
     directory = check_directory(out, field="out")
     now = ctx.now()
     today = now.date()
@@ -367,6 +395,7 @@ def generate(
     due = _due(ctx, min_cents, days, today)
     written: list[Path] = []
     made: list[StatementOut] = []
+    mailed: list[StatementEmailOut] = []
     try:
         for n, pat in enumerate(due, 1):
             previous = (
@@ -398,8 +427,11 @@ def generate(
             st.filename = f"statement-{number}.{kind}"
             s.flush()
             path = directory / st.filename
-            write_atomically(path, _render(kind, data, number, now), field="out", mode=0o600)
+            content = _render(kind, data, number, now)
+            write_atomically(path, content, field="out", mode=0o600)
             written.append(path)
+            if template is not None:
+                mailed.append(_email_one(ctx, st, pat, template, content=content, dry_run=False))
             made.append(_out(st, pat))
             if progress:
                 progress(n, len(due))
@@ -428,6 +460,7 @@ def generate(
         statements=len(made),
         amount_due=sum((m.amount_due for m in made), Decimal("0.00")),
         files=made,
+        emailed=_email_run(mailed, dry_run=False) if email else None,
     )
 
 
@@ -446,3 +479,153 @@ def list_statements(ctx: Ctx, *, patient: Any = None) -> list[StatementOut]:
     out = [_out(st, pat) for st, pat in ctx.session.execute(q).all()]
     audit.record_list(ctx, "statement", (o.patient_id for o in out), len(out))
     return out
+
+
+# ---- by email ------------------------------------------------------------------------------
+
+EMAIL_TYPES = {"pdf": "application/pdf", "html": "text/html"}
+
+
+def _statement_template(ctx: Ctx) -> Any:
+    from hpms.services.messages import templates
+
+    return templates.get_template(ctx, "statement", "email")
+
+
+def _email_values(ctx: Ctx, st: Statement, pat: Patient) -> dict[str, str]:
+    practice = ctx.session.get(Organization, ctx.org_id)
+    assert practice is not None  # the actor's organization
+    loc = _location(ctx, pat.id)
+    day = st.period_to
+    return {
+        "first_name": pat.preferred_name or pat.first_name,
+        "last_name": pat.last_name,
+        "practice": practice.name,
+        "amount_due": _cents_text(st.amount_due_cents),
+        "statement_date": f"{day.day} {day:%b %Y}",
+        "statement_number": f"{st.id:06d}",
+        "location": loc.name,
+        "location_phone": loc.phone or "",
+    }
+
+
+def _email_one(
+    ctx: Ctx, st: Statement, pat: Patient, template: Any, *, content: bytes | None, dry_run: bool
+) -> StatementEmailOut:
+    """Queue one statement to its patient (its file attached, the practice's wording around it),
+    or say why not. `content`: the file just written, else it is read from where it was."""
+    from hpms.models import Message
+    from hpms.services.messages import outbox
+    from hpms.services.messages import templates as t
+    from hpms.services.messages.reminders import address_on
+
+    assert st.id is not None and pat.id is not None
+    base = {"statement_id": st.id, "patient_id": pat.id, "mrn": pat.mrn}
+    key = f"statement:{st.id}"
+    earlier = ctx.session.execute(
+        sa.select(Message.id, Message.recipient).where(Message.org_id == ctx.org_id, Message.dedupe_key == key)
+    ).first()
+    if earlier is not None:
+        return StatementEmailOut(**base, outcome="already_queued", message_id=earlier[0], recipient=earlier[1])
+    if st.format not in EMAIL_TYPES:
+        reason = f"a {st.format} statement does not go by email (only {', '.join(EMAIL_TYPES)})"
+        return StatementEmailOut(**base, outcome="skipped", reason=reason)
+    recipient, why = address_on(pat, "email")
+    if recipient is None:
+        return StatementEmailOut(**base, outcome="skipped", reason=why)
+    try:
+        recipient = v.parse_email("email", recipient)
+    except ValidationError as exc:
+        return StatementEmailOut(**base, outcome="skipped", reason=f"the patient's email address is unusable: {exc}")
+    if content is None:
+        path = Path(st.directory) / st.filename
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            reason = f"its file {path} cannot be read ({exc.strerror or exc})"
+            return StatementEmailOut(**base, outcome="skipped", reason=reason)
+    if dry_run:
+        return StatementEmailOut(**base, outcome="would_queue", recipient=recipient)
+    subject, body = t.render(template, _email_values(ctx, st, pat))
+    msg = outbox.enqueue(
+        ctx,
+        channel="email",
+        recipient=recipient or "",
+        subject=subject,
+        body=body,
+        template="statement",
+        patient_id=pat.id,
+        dedupe_key=key,
+        attachments=[(st.filename, EMAIL_TYPES[st.format], content)],
+    )
+    audit.record(
+        ctx,
+        audit.Event(
+            "email",
+            "statement",
+            st.id,
+            patient_id=pat.id,
+            fields=["email", *t.placeholders_in("body", template.body, "statement")],
+            detail=f"queued as message {msg.id}",
+        ),
+    )
+    return StatementEmailOut(**base, outcome="queued", message_id=msg.id, recipient=recipient)
+
+
+def _email_run(rows: list[StatementEmailOut], *, dry_run: bool) -> StatementEmailRunOut:
+    return StatementEmailRunOut(
+        dry_run=dry_run,
+        queued=sum(r.outcome in ("queued", "would_queue") for r in rows),
+        already_queued=sum(r.outcome == "already_queued" for r in rows),
+        skipped=sum(r.outcome == "skipped" for r in rows),
+        statements=rows,
+    )
+
+
+def email_statements(
+    ctx: Ctx, *, statement_ids: list[int] | None = None, patient: Any = None, dry_run: bool = False
+) -> StatementEmailRunOut:
+    """Queue statements by email, one message per patient to the patient's address with the
+    statement's file attached and the practice's `statement` wording as the body: the given
+    statements, else the latest of `patient`, else those of the latest run. A statement queued
+    before is not queued again; a patient without an email address or consent to email is
+    skipped, with the reason. Audited per statement queued. Raises ValidationError,
+    NotFoundError (an unknown statement or patient, a patient without statements),
+    PermissionDenied."""
+    from hpms.errors import NotFoundError
+
+    require(ctx.actor, "statements.run")
+    ids = sorted(set(statement_ids or []))
+    who = patient if patient is not None and str(patient).strip() else None
+    if ids and who is not None:
+        raise ValidationError("patient", "give statements or a patient, not both")
+    q = sa.select(Statement, Patient).join(Patient, Patient.id == Statement.patient_id)
+    q = q.where(Statement.org_id == ctx.org_id)
+    if ids:
+        rows = ctx.session.execute(q.where(col(Statement.id).in_(ids)).order_by(Statement.id)).all()
+        missing = sorted(set(ids) - {st.id for st, _ in rows})
+        if missing:
+            raise NotFoundError(f"no statement {', '.join(str(m) for m in missing)}", field="statement_ids")
+    elif who is not None:
+        pat = payments._patient(ctx, who)
+        rows = ctx.session.execute(
+            q.where(Statement.patient_id == pat.id)
+            .order_by(col(Statement.created_at).desc(), col(Statement.id).desc())
+            .limit(1)
+        ).all()
+        if not rows:
+            raise NotFoundError(f"patient {pat.mrn} has no statement", field="patient")
+    else:
+        latest = ctx.session.execute(
+            sa.select(sa.func.max(Statement.created_at)).where(Statement.org_id == ctx.org_id)
+        ).scalar()
+        rows = (
+            ctx.session.execute(q.where(Statement.created_at == latest).order_by(Statement.id)).all()
+            if latest is not None
+            else []
+        )
+    template = _statement_template(ctx)
+    out = [_email_one(ctx, st, pat, template, content=None, dry_run=dry_run) for st, pat in rows]
+    if dry_run:
+        audit.record_list(ctx, "statement", (o.patient_id for o in out), len(out), detail="email dry run")
+    return _email_run(out, dry_run=dry_run)

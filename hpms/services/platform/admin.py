@@ -36,6 +36,7 @@ from hpms.errors import (
 )
 from hpms.fileio import atomic_path, open_input
 from hpms.models import Coverage, KeyState, Patient
+from hpms.models.messages import ATTACHMENT_KIND, MessageAttachment
 from hpms.services.platform import audit
 from hpms.services.platform import validation as v
 from hpms.services.platform.auth import authenticate, os_login
@@ -330,7 +331,7 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     if not settings.key_from_env:
         write_keyring(settings.key_file, both)
     crypto_old, crypto_new = FieldCrypto(old), FieldCrypto(both)
-    counts = {"ssn": 0, "member_id": 0}
+    counts = {"ssn": 0, "member_id": 0, "attachment": 0}
     for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(col(Patient.ssn_enc).is_not(None))).all():
         value = crypto_old.decrypt(enc, "ssn")
         s.execute(
@@ -350,9 +351,17 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
             )
         )
         counts["member_id"] += 1
+    for aid, enc in s.execute(sa.select(MessageAttachment.id, MessageAttachment.data_enc)).all():
+        value = crypto_old.decrypt(enc, ATTACHMENT_KIND)
+        s.execute(
+            sa.update(MessageAttachment)
+            .where(MessageAttachment.id == aid)
+            .values(data_enc=crypto_new.encrypt(value, ATTACHMENT_KIND))
+        )
+        counts["attachment"] += 1
     s.execute(sa.update(KeyState).where(KeyState.id == 1).values(active_kid=kid))
     ctx._crypto, ctx._key_checked = crypto_new, True
-    audit.record(ctx, audit.Event("rotate", "keys", kid, detail=f"ssn={counts['ssn']} member_id={counts['member_id']}"))
+    audit.record(ctx, audit.Event("rotate", "keys", kid, detail=" ".join(f"{k}={n}" for k, n in counts.items())))
     return {
         "key_id": kid,
         "previous_key_id": old.active,
