@@ -10,7 +10,8 @@ import typer
 from hpms.commands._common import JsonOpt, emit_table, info, service_context
 
 app = typer.Typer(
-    help="Reports and exports: appointments, no-shows, utilization, revenue, A/R, KPIs.", no_args_is_help=True
+    help="Reports and exports: appointments, no-shows, reminders, utilization, revenue, A/R, KPIs.",
+    no_args_is_help=True,
 )
 
 NameArg = Annotated[str, typer.Argument(help="Report name (see `hpms reports list`).")]

@@ -217,11 +217,13 @@ class Claimed:
 
 def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Claimed | None:
     """Take the next due message (oldest due first) for this process, marking it `sending`;
-    the caller commits before sending. None when nothing is due."""
+    the caller commits before sending. None when nothing is due. One statement: the UPDATE
+    picks the row and returns what to send (on PostgreSQL a row another sender holds is
+    skipped; SQLite writers hold the database's write lock)."""
     from hpms.models import Message, MessageAttachment
 
-    stmt = (
-        sa.select(Message)
+    pick = (
+        sa.select(Message.id)
         .where(
             Message.org_id == ctx.org_id,
             Message.state == "queued",
@@ -232,20 +234,23 @@ def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Cla
         .limit(1)
     )
     if ctx.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    msg = ctx.session.execute(stmt).scalar_one_or_none()
-    if msg is None:
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(Message)
+        .where(col(Message.id) == pick.scalar_subquery(), Message.state == "queued")
+        .values(state="sending", claimed_by=claimer(), claimed_at=ctx.now(), attempts=Message.attempts + 1)
+        .returning(Message.id, Message.channel, Message.recipient, Message.subject, Message.body, Message.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    row = ctx.session.execute(stmt).first()
+    if row is None:
         return None
-    assert msg.id is not None
-    msg.state, msg.claimed_by, msg.claimed_at = "sending", claimer(), ctx.now()
-    msg.attempts += 1
-    ctx.session.flush()
     files = 0
-    if msg.channel == "email":
+    if row[1] == "email":
         files = ctx.session.execute(
-            sa.select(sa.func.count()).where(MessageAttachment.message_id == msg.id)
+            sa.select(sa.func.count()).where(MessageAttachment.message_id == row[0])
         ).scalar_one()
-    return Claimed(msg.id, msg.channel, msg.recipient, msg.subject, msg.body, msg.attempts, int(files))
+    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], int(files))
 
 
 def settle(
@@ -257,17 +262,28 @@ def settle(
     permanent: bool = False,
 ) -> str:
     """Record how a claimed message went: sent (no error), or failed: retried later unless
-    `permanent` or out of attempts. Returns the new state."""
+    `permanent` or out of attempts. Returns the new state. Only this process's claim is
+    settled; a message no longer `sending` for it keeps its state."""
     from hpms.models import Message
 
+    if error is None:
+        # the common case in one statement, which also checks the claim is still ours
+        done = ctx.session.execute(
+            sa.update(Message)
+            .where(Message.id == message_id, Message.state == "sending", Message.claimed_by == claimer())
+            .values(state="sent", sent_at=ctx.now(), provider_id=provider_id, error=None, claimed_by=None)
+            .returning(Message.patient_id, Message.channel)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if done is not None:
+            event = audit.Event("send", "message", message_id, patient_id=done[0], detail=f"sent by {done[1]}")
+            audit.record(ctx, event)
+            return "sent"
     msg = ctx.session.get(Message, message_id)
-    if msg is None or msg.state != "sending" or msg.claimed_by != claimer():
+    if error is None or msg is None or msg.state != "sending" or msg.claimed_by != claimer():
         return msg.state if msg is not None else "missing"
     msg.claimed_by = None
-    if error is None:
-        msg.state, msg.sent_at, msg.provider_id, msg.error = "sent", ctx.now(), provider_id, None
-        detail = f"sent by {msg.channel}"
-    elif permanent or msg.attempts >= MAX_ATTEMPTS:
+    if permanent or msg.attempts >= MAX_ATTEMPTS:
         msg.state, msg.error = "failed", error[:500]
         detail = f"failed for good after {msg.attempts} attempt(s)"
     else:

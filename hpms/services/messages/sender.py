@@ -1,7 +1,7 @@
 """The sender: one pass over the due messages of the outbox, for a scheduled job
 and for the worker, which repeats it. It takes the outbox lock, turns the claims of a sender
 that died into `unknown`, then sends one message at a time: claim (committed), hand over,
-settle (committed)."""
+settle (committed before the next message goes)."""
 
 from __future__ import annotations
 
@@ -166,44 +166,58 @@ def _send(
     limit: int | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """One pass: claim, hand over and settle one message at a time until none is due."""
+    """One pass: claim, hand over and settle one message at a time until none is due.
+
+    Each message's claim is committed before it is handed over, and its result is committed
+    before the next one is handed over: the settling of one message and the claim of the next
+    share a commit. A context (an authenticated session) serves HEARTBEAT_EVERY messages,
+    then the lock is renewed and the next context opened."""
     with _providers(context, transports, summary) as ready:
         done = 0
-        while (limit is None or done < limit) and not (stop is not None and stop.is_set()):
+        more = True
+        while more:
             with context() as ctx:
-                claimed = outbox.claim_next(ctx, channels=tuple(ready))
-                if claimed is not None and done and done % HEARTBEAT_EVERY == 0:
+                if done:
                     heartbeat(ctx, outbox.OUTBOX_LOCK)
-            if claimed is None:
-                break
-            done += 1
-            error, permanent, provider_id = None, False, None
-            try:
-                files: tuple[Attachment, ...] = ()
-                if claimed.files:
-                    with context() as ctx:
-                        files = outbox.attachments_of(ctx, claimed.id)
-                provider_id = ready[claimed.channel].send(
-                    message_id=claimed.id,
-                    recipient=claimed.recipient,
-                    subject=claimed.subject,
-                    body=claimed.body,
-                    attachments=files,
-                )
-            except SendError as exc:
-                error, permanent = exc.message, exc.permanent
-            except HpmsError as exc:  # its files cannot be read (a key not held): kept for a later try
-                error = f"its attachments cannot be read: {exc.message}"
-            with context() as ctx:
-                state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
-            if state == "sent":
-                summary.sent += 1
-            elif state == "failed":
-                summary.failed += 1
-            else:
-                summary.retried += 1
+                for _ in range(HEARTBEAT_EVERY):
+                    if (limit is not None and done >= limit) or (stop is not None and stop.is_set()):
+                        more = False
+                        break
+                    claimed = outbox.claim_next(ctx, channels=tuple(ready))
+                    ctx.session.commit()  # the claim (and the last result) hold before it goes
+                    if claimed is None:
+                        more = False
+                        break
+                    done += 1
+                    _hand_over(ctx, ready, claimed, summary)
+            # leaving the context commits the last result
     with context() as ctx:
         summary.due = _due(ctx)
+
+
+def _hand_over(ctx: Ctx, ready: dict[str, Transport], claimed: outbox.Claimed, summary: SendSummary) -> None:
+    """Send one claimed message and record how it went (committed by the caller)."""
+    error, permanent, provider_id = None, False, None
+    try:
+        files: tuple[Attachment, ...] = outbox.attachments_of(ctx, claimed.id) if claimed.files else ()
+        provider_id = ready[claimed.channel].send(
+            message_id=claimed.id,
+            recipient=claimed.recipient,
+            subject=claimed.subject,
+            body=claimed.body,
+            attachments=files,
+        )
+    except SendError as exc:
+        error, permanent = exc.message, exc.permanent
+    except HpmsError as exc:  # its files cannot be read (a key not held): kept for a later try
+        error = f"its attachments cannot be read: {exc.message}"
+    state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
+    if state == "sent":
+        summary.sent += 1
+    elif state == "failed":
+        summary.failed += 1
+    else:
+        summary.retried += 1
 
 
 @contextmanager

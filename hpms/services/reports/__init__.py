@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 def _load() -> None:
     """Import the modules that register reports (kept out of start-up until a report is used)."""
-    from hpms.services.reports import collections, definitions, revenue, scheduling  # noqa: F401
+    from hpms.services.reports import collections, definitions, reminders, revenue, scheduling  # noqa: F401
 
 
 def all_reports(ctx: Ctx) -> list[Report]:
