@@ -20,7 +20,16 @@ from hpms.commands._common import (
 app = typer.Typer(help="A patient's communication log: messages sent, calls, letters and notes.", no_args_is_help=True)
 
 PatientArg = Annotated[str, typer.Argument(help="MRN of the patient.")]
-ICONS = {"sent": "✓", "queued": "…", "sending": "…", "failed": "✗", "unknown": "?", "skipped": "–", "cancelled": "–"}
+ICONS = {
+    "sent": "✓",
+    "delivered": "✓",
+    "queued": "…",
+    "sending": "…",
+    "failed": "✗",
+    "unknown": "?",
+    "skipped": "–",
+    "cancelled": "–",
+}
 COLUMNS = [
     ("at", "When"),
     ("icon", ""),
