@@ -185,6 +185,7 @@ GROUPS += ("codes",)
 GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
 GROUPS += ("messages", "reminders", "comms")
+GROUPS += ("portal",)
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -233,6 +234,7 @@ SUMMARY: dict[str, str] = {
     "messages": "Messages to patients (email, SMS): the outbox and its sender.",
     "reminders": "Appointment reminders: rules by type (hours before, channel) and quiet hours.",
     "comms": "A patient's communication log: messages sent, calls, letters and notes.",
+    "portal": "The web server: the SMS provider's delivery reports and patients' replies over HTTP.",
 }
 
 

@@ -20,8 +20,9 @@ ENV_USER = "HPMS_USER"
 ENV_TOKEN = "HPMS_TOKEN"
 ENV_SMTP_URL = "HPMS_SMTP_URL"
 ENV_SMS_URL = "HPMS_SMS_URL"
+ENV_PUBLIC_URL = "HPMS_PUBLIC_URL"
 
-CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url", "sms_url")
+CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url", "sms_url", "public_url")
 
 
 def default_home() -> Path:
@@ -51,6 +52,9 @@ class Settings:
     smtp_url: str | None = None
     # The SMS provider (Twilio's Messages API): https://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com
     sms_url: str | None = None
+    # Where the providers reach hpms's web server from outside (https://clinic.example.org, the
+    # reverse proxy's address): the base of the callback URLs and of their signatures.
+    public_url: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -78,6 +82,7 @@ class Settings:
             "default_location": self.default_location,
             "smtp_url": redact_url(self.smtp_url) if self.smtp_url else None,
             "sms_url": redact_url(self.sms_url) if self.sms_url else None,
+            "public_url": self.public_url,
             "sources": dict(self.sources),
         }
 
@@ -148,6 +153,8 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     default_location = pick("default_location", None, None)
     smtp_url = pick("smtp_url", ENV_SMTP_URL, None)
     sms_url = pick("sms_url", ENV_SMS_URL, None)
+    public_url = pick("public_url", ENV_PUBLIC_URL, None)
+    public_url = (public_url.strip().rstrip("/") or None) if public_url else None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -162,6 +169,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         default_location=default_location,
         smtp_url=smtp_url,
         sms_url=sms_url,
+        public_url=public_url,
         sources=sources,
         warnings=tuple(warnings),
     )

@@ -31,6 +31,7 @@ ENV_VARS = (
     "HPMS_CREDENTIALS",
     "HPMS_SMTP_URL",
     "HPMS_SMS_URL",
+    "HPMS_PUBLIC_URL",
 )
 
 _pg_state: dict[str, object] = {}

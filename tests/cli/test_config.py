@@ -19,6 +19,7 @@ KEYS = {
     "sources",
     "smtp_url",
     "sms_url",
+    "public_url",
 }
 
 
@@ -38,6 +39,7 @@ def test_messaging_urls_show_without_their_passwords(cli):
     env = {
         "HPMS_SMTP_URL": "smtp+starttls://hpms:s3cret@mail.example.org:587",
         "HPMS_SMS_URL": "https://AC123:tok3n@api.twilio.com",
+        "HPMS_PUBLIC_URL": "https://clinic.example.org/",
     }
     r = cli("config", "show", "--json", env=env)
     data = ok(r)
@@ -45,6 +47,7 @@ def test_messaging_urls_show_without_their_passwords(cli):
     assert data["sms_url"] == "https://AC123:***@api.twilio.com"
     assert "s3cret" not in r.stdout and "tok3n" not in r.stdout
     assert data["sources"]["smtp_url"] == "HPMS_SMTP_URL"
+    assert data["public_url"] == "https://clinic.example.org" and data["sources"]["public_url"] == "HPMS_PUBLIC_URL"
 
 
 def test_config_show_plain(cli, settings):

@@ -49,6 +49,7 @@ USAGE: dict[str, tuple[str, ...]] = {
     "messages": ("messages", "cancel"),
     "reminders": ("reminders", "remove"),
     "comms": ("comms", "log"),
+    "portal": ("portal", "serve", "--bogus"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -80,7 +81,7 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "comms": (("comms", "log", "0999999"), ("'0999999'",)),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "portal"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [

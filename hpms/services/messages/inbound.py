@@ -16,6 +16,7 @@ import email.policy
 import json
 import re
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
@@ -65,10 +66,7 @@ def parse(raw: bytes) -> Incoming:
     elif "=" in text.split("\n", 1)[0] and ":" not in text.split("=", 1)[0]:
         fields = {k: vals[0] for k, vals in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
     if fields is not None:
-        sender, body, sid = fields.get("From"), fields.get("Body"), fields.get("MessageSid") or fields.get("SmsSid")
-        if not sender or body is None or not sid:
-            raise ValidationError("input", "an SMS needs From, Body and MessageSid")
-        return Incoming("sms", str(sender), str(body), str(sid))
+        return sms_from_fields(fields)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     sender = parseaddr(str(msg.get("From") or ""))[1]
     if not sender or "@" not in sender:
@@ -80,6 +78,15 @@ def parse(raw: bytes) -> Incoming:
         raise ValidationError("input", "the email has no Message-ID")
     replies = " ".join(str(msg.get(h) or "") for h in ("In-Reply-To", "References")).strip() or None
     return Incoming("email", sender, _reply_text(body), provider_id, str(msg.get("Subject") or "") or None, replies)
+
+
+def sms_from_fields(fields: Mapping[str, Any], *, field: str = "input") -> Incoming:
+    """An SMS from the fields of Twilio's inbound webhook (From, Body, MessageSid). Raises
+    ValidationError naming `field`."""
+    sender, body, sid = fields.get("From"), fields.get("Body"), fields.get("MessageSid") or fields.get("SmsSid")
+    if not sender or body is None or not sid:
+        raise ValidationError(field, "an SMS needs From, Body and MessageSid")
+    return Incoming("sms", str(sender), str(body), str(sid))
 
 
 def _reply_text(body: str) -> str:
@@ -219,7 +226,7 @@ def _answered(ctx: Ctx, row: InboundMessage, incoming: Incoming) -> tuple[int, i
             Message.org_id == ctx.org_id,
             Message.channel == row.channel,
             sa.func.lower(Message.recipient) == row.sender,
-            Message.state == "sent",
+            col(Message.state).in_(("sent", "delivered")),
             Appointment.start_utc > ctx.now(),
             col(Appointment.status).in_(("booked", "confirmed")),
         )

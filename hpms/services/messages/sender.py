@@ -66,14 +66,15 @@ def default_transport(ctx: Ctx, channel: str) -> Transport:
     from hpms.errors import ValidationError
     from hpms.models import MessagingProfile
     from hpms.services.messages.email import SmtpTransport, parse_smtp_url
-    from hpms.services.messages.sms import TwilioTransport, parse_sms_url
+    from hpms.services.messages.sms import TwilioTransport, parse_sms_url, status_callback_url
 
     profile = ctx.session.get(MessagingProfile, ctx.org_id)
     if channel == "sms":
         provider = parse_sms_url(ctx.settings.sms_url)
         if profile is None or not profile.sms_from:
             raise ValidationError("sms_from", "the practice has no number to send its SMS from")
-        return TwilioTransport(provider, sender=profile.sms_from)
+        callback = status_callback_url(ctx.settings.public_url)
+        return TwilioTransport(provider, sender=profile.sms_from, status_callback=callback)
     server = parse_smtp_url(ctx.settings.smtp_url)
     if profile is None or not profile.email_from:
         raise ValidationError("email_from", "the practice has no From address for its emails")

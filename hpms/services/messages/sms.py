@@ -11,16 +11,22 @@ permanent; throttling and server errors are retried."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hpms.errors import ValidationError
 from hpms.services.messages.transport import Attachment, SendError
 
 TIMEOUT_S = 30
+# Where hpms's web server takes the provider's reports, under the settings' `public_url`.
+STATUS_CALLBACK_PATH = "/hooks/sms/status"
+INBOUND_PATH = "/hooks/sms/inbound"
 # Twilio error codes after which the same message to the same number can never go.
 PERMANENT_CODES = frozenset(
     {
@@ -122,3 +128,25 @@ def _refusal(exc: urllib.error.HTTPError) -> SendError:
         return SendError(said + " (check the account SID and auth token)", permanent=False)
     permanent = code in PERMANENT_CODES or (exc.code in (400, 404) and code is None)
     return SendError(said, permanent=bool(permanent))
+
+
+def status_callback_url(public_url: str | None) -> str | None:
+    """The URL the provider is asked to report each message's fate to, or None without a
+    `public_url`."""
+    return public_url.rstrip("/") + STATUS_CALLBACK_PATH if public_url else None
+
+
+def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """Twilio's request signature: base64 of the HMAC-SHA1, keyed with the auth token, of the
+    full URL followed by each POST parameter's name and value, sorted by name."""
+    data = url + "".join(name + value for name, value in sorted(params, key=lambda p: p[0]))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def signature_ok(provider: SmsProvider, url: str, params: Iterable[tuple[str, str]], given: str | None) -> bool:
+    """Whether `given` (the X-Twilio-Signature header) signs this request with the account's
+    auth token; compared in constant time."""
+    if not given:
+        return False
+    return hmac.compare_digest(signature(provider.auth_token, url, params).encode(), given.strip().encode())
