@@ -220,7 +220,7 @@ SUMMARY: dict[str, str] = {
     "encounters": "Encounters: diagnoses and procedure lines of visits, signing, superbills.",
     "billing": "The billing run (837P claim files) and the practice's billing profile.",
     "claims": "Claims: list, show, scrub, submit, void, resubmit, the work list.",
-    "reports": "Reports and exports: appointments, no-shows, utilization, revenue, A/R, KPIs.",
+    "reports": "Reports and exports: appointments, no-shows, reminders, utilization, revenue, A/R, KPIs.",
     "codes": "Diagnosis and procedure codes (ICD-10-CM, HCPCS, CPT) and modifiers.",
     "surveys": "Patient satisfaction surveys: one score (1-5) per completed visit.",
     "remits": "Remittance advice (835): import payments and adjustments, match what could not be matched.",

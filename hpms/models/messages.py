@@ -28,6 +28,7 @@ class Message(SQLModel, table=True):
         sa.Index("ix_message_due", "state", "next_attempt_at"),
         sa.Index("ix_message_patient", "patient_id", "created_at"),
         sa.Index("ix_message_appointment", "appointment_id"),
+        sa.Index("ix_message_provider", "provider_id"),  # a delivery report finds its message
         sa.UniqueConstraint("org_id", "dedupe_key", name="uq_message_dedupe"),
         sa.CheckConstraint(
             "state IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled', 'unknown', 'skipped')",
