@@ -1,4 +1,5 @@
-"""`hpms portal`: the web server: the SMS provider's delivery reports and patients' replies."""
+"""`hpms portal`: the web server (the SMS provider's delivery reports and patients' replies) and
+the policies of patients' online booking."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, info, print_json, service_context, settings
+from hpms.commands._common import JsonOpt, emit_table, info, print_json, service_context, settings
 
 if TYPE_CHECKING:
     import socket
@@ -14,9 +15,26 @@ if TYPE_CHECKING:
     from hpms.config import Settings
 
 app = typer.Typer(
-    help="The web server: the SMS provider's delivery reports and patients' replies over HTTP.",
+    help="The web server: the SMS provider's delivery reports and patients' replies over HTTP.\n\n"
+    "`policies`: which times patients may book online, and the cancellation window.",
     no_args_is_help=True,
 )
+policies_app = typer.Typer(
+    help="Online booking policies: per appointment type (and provider), the lead time, horizon, daily cap and "
+    "new patients; the practice's cancellation window.",
+    no_args_is_help=True,
+)
+app.add_typer(policies_app, name="policies")
+
+POLICY_COLUMNS = [
+    ("type", "Type"),
+    ("provider", "Provider"),
+    ("enabled", "Enabled"),
+    ("lead_minutes", "Lead (min)"),
+    ("horizon_days", "Horizon (days)"),
+    ("daily_cap", "Daily cap"),
+    ("new_patients_allowed", "New patients"),
+]
 
 
 @app.command("serve")
@@ -116,3 +134,108 @@ def _run(sock: socket.socket, cfg: Settings) -> None:
         proxy_headers=False,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+# ---- online booking policies ---------------------------------------------------------------
+
+
+def _emit_policies(out: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print_json(out)
+        return
+    rows = out["policies"]
+    assert isinstance(rows, list)
+    shown = [{**r, "provider": r["provider"] or "(every provider)"} for r in rows]
+    emit_table(shown, POLICY_COLUMNS, as_json=False, title="Online booking policies")
+    info(f"cancellation window: {out['cancel_window_hours']} h (no online cancel or move closer to the visit)")
+
+
+@policies_app.command("show")
+def policies_show(
+    type_: Annotated[str | None, typer.Option("--type", help="Only this appointment type's policy.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The online booking policies and the cancellation window. A type without a policy is
+    closed online; a provider's row overrides the type's (empty: as the type's).
+
+    Example: hpms portal policies show --type "Follow-up" --json
+    """
+    from hpms.services.scheduling import online
+
+    with service_context(readonly=True) as ctx:
+        out = online.show_policies(ctx, type_ref=type_).as_dict()
+    _emit_policies(out, as_json)
+
+
+@policies_app.command("set")
+def policies_set(
+    type_: Annotated[str | None, typer.Option("--type", help="The appointment type (name or id).")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Override the type's policy for this provider only.")
+    ] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Open or close the type (or provider) online.")
+    ] = None,
+    lead_minutes: Annotated[
+        int | None, typer.Option("--lead-minutes", help="No online booking sooner than this before a visit (0-43200).")
+    ] = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", help="No online booking further ahead than this (1-366 days).")
+    ] = None,
+    daily_cap: Annotated[
+        int | None, typer.Option("--daily-cap", help="Online bookings per provider per day (0: no cap).")
+    ] = None,
+    new_patients_allowed: Annotated[
+        bool | None,
+        typer.Option("--new-patients/--no-new-patients", help="Whether patients never yet seen may book it online."),
+    ] = None,
+    cancel_window: Annotated[
+        int | None,
+        typer.Option("--cancel-window", help="Hours before a visit after which patients cannot cancel or move online."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a type's online booking policy, a provider's override of it, and/or the practice's
+    cancellation window (admin). A type's new policy opens it with the defaults for what is
+    not given (24 h lead, 60 days ahead, no cap, new patients welcome); a provider's override
+    changes only what is given. Nothing is written unless every value is valid.
+
+    Example: hpms portal policies set --type "Follow-up" --lead-minutes 1440 --horizon-days 60 --daily-cap 4
+    """
+    from hpms.services.scheduling import online
+
+    with service_context() as ctx:
+        out = online.set_policy(
+            ctx,
+            type_ref=type_,
+            provider_ref=provider,
+            enabled=enabled,
+            lead_minutes=lead_minutes,
+            horizon_days=horizon_days,
+            daily_cap=daily_cap,
+            new_patients_allowed=new_patients_allowed,
+            cancel_window=cancel_window,
+        ).as_dict()
+    _emit_policies(out, as_json)
+
+
+@policies_app.command("clear")
+def policies_clear(
+    type_: Annotated[str | None, typer.Option("--type", help="The appointment type (name or id).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Remove only this provider's override.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a type's online booking policy (the type is then closed online) or a provider's
+    override of it (admin). Visits already booked stay.
+
+    Example: hpms portal policies clear --type "Follow-up" --provider Okafor
+    """
+    from hpms.services.scheduling import online
+
+    with service_context() as ctx:
+        out = online.clear_policy(ctx, type_ref=type_, provider_ref=provider).as_dict()
+    if as_json:
+        print_json(out)
+    else:
+        whose = f" for {out['provider']}" if out["provider"] else ""
+        info(f"removed the online booking policy of {out['type']}{whose}")

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         MessagingProfile,
         ReminderRule,
     )
+    from hpms.models.online import OnlineBooking, OnlineBookingPolicy, OnlineBookingProfile
     from hpms.models.receivables import (
         EligibilityCheck,
         PaymentApplication,
@@ -147,6 +148,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "MessagingProfile",
         "ReminderRule",
     ),
+    "online": ("OnlineBooking", "OnlineBookingPolicy", "OnlineBookingProfile"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -38,9 +38,9 @@ PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
 def _scheduling_references() -> None:
     """Add the scheduling tables, at the first merge: importing their models at the top would
     add their cost to every patients command."""
-    from hpms.models import Appointment, WaitlistEntry
+    from hpms.models import Appointment, OnlineBooking, WaitlistEntry
 
-    for ref in ((Appointment, "patient_id"), (WaitlistEntry, "patient_id")):
+    for ref in ((Appointment, "patient_id"), (WaitlistEntry, "patient_id"), (OnlineBooking, "patient_id")):
         if ref not in PATIENT_REFERENCES:
             PATIENT_REFERENCES.append(ref)
 
