@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         MessagingProfile,
         ReminderRule,
     )
+    from hpms.models.portal import PortalCode, PortalProxy, PortalSession, PortalThrottle, ProxyOut
     from hpms.models.receivables import (
         EligibilityCheck,
         PaymentApplication,
@@ -147,6 +148,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "MessagingProfile",
         "ReminderRule",
     ),
+    "portal": ("PortalCode", "PortalProxy", "PortalSession", "PortalThrottle", "ProxyOut"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -41,7 +41,8 @@ class UserOut(SQLModel):
 
 
 class Actor(SQLModel):
-    """The user a service call runs as."""
+    """The user a service call runs as. A patient signed in to the portal acts with no role, as
+    `patient:<id>` with `patient_id` set, on behalf of the user who runs the web server (user_id)."""
 
     model_config = DEFERRED
 
@@ -50,3 +51,4 @@ class Actor(SQLModel):
     org_id: int
     roles: frozenset[str]
     auth_method: str = "os"
+    patient_id: int | None = None

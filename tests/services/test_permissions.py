@@ -80,6 +80,9 @@ messages.write        x       x        .       .        .       .
 messages.send         x       .        .       .        .       x
 messages.setup        x       .        .       .        .       .
 messages.inbound      x       x        .       .        .       x
+portal.serve          x       .        .       .        .       x
+proxy.read            x       x        .       x        .       .
+proxy.write           x       x        .       .        .       .
 """
 
 

@@ -81,6 +81,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "messages.send": frozenset({"admin", "service"}),
     "messages.setup": frozenset({"admin"}),
     "messages.inbound": frozenset({"admin", "front_desk", "service"}),
+    "portal.serve": frozenset({"admin", "service"}),
+    "proxy.read": frozenset({"admin", "front_desk", "provider"}),
+    "proxy.write": frozenset({"admin", "front_desk"}),
 }
 
 
@@ -133,6 +136,9 @@ _SAID: dict[str, str] = {
     "messages.send": "send the outbox",
     "messages.setup": "set up messaging",
     "messages.inbound": "take in patients' replies",
+    "portal.serve": "serve the patient portal",
+    "proxy.read": "read who may act for patients in the portal",
+    "proxy.write": "change who may act for patients in the portal",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 
