@@ -1,5 +1,6 @@
-"""`hpms portal`: the web server (the SMS provider's delivery reports and patients' replies) and
-the policies of patients' online booking."""
+"""`hpms portal`: the web server (the patient portal, the SMS provider's delivery reports and
+patients' replies), the policies of patients' online booking, and who may act for whom.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, emit_table, info, print_json, service_context, settings
+from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context, settings
 
 if TYPE_CHECKING:
     import socket
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from hpms.config import Settings
 
 app = typer.Typer(
-    help="The web server: the SMS provider's delivery reports and patients' replies over HTTP.\n\n"
+    help="The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP.\n\n"
     "`policies`: which times patients may book online, and the cancellation window.",
     no_args_is_help=True,
 )
@@ -36,6 +37,73 @@ POLICY_COLUMNS = [
     ("new_patients_allowed", "New patients"),
 ]
 
+proxies_app = typer.Typer(
+    help="Who may act for whom in the patient portal (a parent for a child, a carer).", no_args_is_help=True
+)
+app.add_typer(proxies_app, name="proxies")
+
+PROXY_COLUMNS = [
+    ("guardian_mrn", "Guardian MRN"),
+    ("guardian", "Guardian"),
+    ("patient_mrn", "Patient MRN"),
+    ("patient", "Patient"),
+    ("created_at", "Since"),
+]
+GuardianOpt = Annotated[str, typer.Option("--guardian", help="MRN (or id) of the patient who acts for the other.")]
+PatientOpt = Annotated[str, typer.Option("--patient", help="MRN (or id) of the patient they act for.")]
+
+
+@proxies_app.command("add")
+def proxies_add(guardian: GuardianOpt, patient: PatientOpt, as_json: JsonOpt = False) -> None:
+    """Let a patient (a parent, a guardian) see another patient's portal (admin, front desk).
+
+    Once signed in, the guardian can switch to the patient's records.
+
+    Example: hpms portal proxies add --guardian 0000012 --patient 0000013
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        out = proxies.add(ctx, guardian=guardian, patient=patient)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"MRN {out.guardian_mrn} may now act for MRN {out.patient_mrn} in the portal")
+
+
+@proxies_app.command("list")
+def proxies_list(
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Only the links of this patient (MRN or id), either side.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List who may act for whom in the portal (admin, front desk, provider).
+
+    Example: hpms portal proxies list --patient 0000012
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        rows = proxies.list_links(ctx, patient=patient)
+    emit_table(rows, PROXY_COLUMNS, as_json=as_json, title="Portal proxies")
+
+
+@proxies_app.command("remove")
+def proxies_remove(guardian: GuardianOpt, patient: PatientOpt, as_json: JsonOpt = False) -> None:
+    """Stop a guardian seeing a patient's portal, at once (admin, front desk).
+
+    Example: hpms portal proxies remove --guardian 0000012 --patient 0000013
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        out = proxies.remove(ctx, guardian=guardian, patient=patient)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"MRN {out.guardian_mrn} may no longer act for MRN {out.patient_mrn} in the portal")
+
 
 @app.command("serve")
 def serve(
@@ -45,9 +113,10 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port to listen on (1-65535).")] = 8080,
     as_json: JsonOpt = False,
 ) -> None:
-    """Serve the SMS provider's callbacks over HTTP until SIGTERM or Ctrl-C (admin or a service account).
+    """Serve the patient portal and the SMS provider's callbacks until SIGTERM or Ctrl-C (admin or a service account).
 
-    Runs as the user who starts it, one transaction per request. Give the provider
+    Runs as the user who starts it, one transaction per request. Patients sign in at / with a
+    code sent to their email or mobile (see docs/portal.md). Give the provider
     PUBLIC_URL/hooks/sms/inbound for patients' replies; the sender asks it to report each
     message's fate to PUBLIC_URL/hooks/sms/status (PUBLIC_URL is `public_url` in the config
     file, or HPMS_PUBLIC_URL). Requests without the provider's valid signature are refused
@@ -67,8 +136,11 @@ def serve(
     from hpms.services.messages.sms import INBOUND_PATH, status_callback_url
 
     cfg = settings()
+    from hpms.services.portal import access
+
     with service_context() as ctx:  # who the server runs as, refused now rather than per request
         delivery.check_server(ctx)
+        access.check_server(ctx)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -131,7 +203,9 @@ def _run(sock: socket.socket, cfg: Settings) -> None:
         access_log=True,
         lifespan="off",
         server_header=False,
-        proxy_headers=False,
+        # Behind the TLS proxy (on this machine), the client's address is the one it forwards:
+        # the portal's sign-in throttle counts per client.
+        proxy_headers=cfg.portal_behind_tls,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

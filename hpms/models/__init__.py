@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         ReminderRule,
     )
     from hpms.models.online import OnlineBooking, OnlineBookingPolicy, OnlineBookingProfile
+    from hpms.models.portal import PortalCode, PortalProxy, PortalSession, PortalThrottle, ProxyOut
     from hpms.models.receivables import (
         EligibilityCheck,
         PaymentApplication,
@@ -149,6 +150,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "ReminderRule",
     ),
     "online": ("OnlineBooking", "OnlineBookingPolicy", "OnlineBookingProfile"),
+    "portal": ("PortalCode", "PortalProxy", "PortalSession", "PortalThrottle", "ProxyOut"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

@@ -42,7 +42,9 @@ class UserOut(SQLModel):
 
 class Actor(SQLModel):
     """Who a service call runs as: a user with roles, or a signed-in patient (`patient_id` set,
-    no user, no roles), who may act only on their own records."""
+    no roles, named `patient:<id>`), who may act only on their own records. A portal session's
+    patient acts on behalf of the user who runs the web server (`user_id`); a patient context
+    opened directly has no user."""
 
     model_config = DEFERRED
 

@@ -4,6 +4,7 @@ the server) per request.
     POST /hooks/sms/status   the provider's delivery report of a message (Twilio's StatusCallback)
     POST /hooks/sms/inbound  a patient's SMS (Twilio's inbound message webhook); empty TwiML back
     GET  /healthz            "ok": the server is up (for the reverse proxy and systemd)
+    /, /code, /home, ...     the patient portal (hpms/portal/pages.py)
 
 Both hooks must carry a valid X-Twilio-Signature, made with the account's auth token over the
 public URL (the settings' `public_url`, as the provider calls it through the reverse proxy)
@@ -73,12 +74,18 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         log.info("reply %s: %s%s", out.id, out.outcome, " (a second delivery)" if out.duplicate else "")
         return Response(EMPTY_TWIML, media_type="text/xml")
 
+    from starlette.middleware import Middleware
+
+    from hpms.portal import pages
+    from hpms.portal.security import SecurityHeaders
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route(sms.STATUS_CALLBACK_PATH, status, methods=["POST"]),
         Route(sms.INBOUND_PATH, inbound, methods=["POST"]),
+        *pages.routes(current, env),  # the patient portal (hpms/portal/pages.py)
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 
 
 async def _signed_form(request: Request, cfg: Settings) -> list[tuple[str, str]] | Response:

@@ -20,6 +20,10 @@ KEYS = {
     "smtp_url",
     "sms_url",
     "public_url",
+    "portal_behind_tls",
+    "portal_dev_codes",
+    "portal_idle_minutes",
+    "portal_session_hours",
 }
 
 

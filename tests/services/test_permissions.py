@@ -90,6 +90,9 @@ messages.setup        x       .        .       .        .       .
 messages.inbound      x       x        .       .        .       x
 online.read           x       x        .       x        .       .
 online.setup          x       .        .       .        .       .
+portal.serve          x       .        .       .        .       x
+proxy.read            x       x        .       x        .       .
+proxy.write           x       x        .       .        .       .
 """
 
 # What a signed-in patient may do (on their own records only); everything else is "not found".

@@ -83,6 +83,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "messages.inbound": frozenset({"admin", "front_desk", "service"}),
     "online.read": frozenset({"admin", "front_desk", "provider"}),
     "online.setup": frozenset({"admin"}),
+    "portal.serve": frozenset({"admin", "service"}),
+    "proxy.read": frozenset({"admin", "front_desk", "provider"}),
+    "proxy.write": frozenset({"admin", "front_desk"}),
 }
 
 # What a signed-in patient (an actor with a patient id and no roles) may do, each only on their
@@ -148,6 +151,9 @@ _SAID: dict[str, str] = {
     "messages.inbound": "take in patients' replies",
     "online.read": "read the online booking policies",
     "online.setup": "set the online booking policies",
+    "portal.serve": "serve the patient portal",
+    "proxy.read": "read who may act for patients in the portal",
+    "proxy.write": "change who may act for patients in the portal",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 
