@@ -21,8 +21,17 @@ ENV_TOKEN = "HPMS_TOKEN"
 ENV_SMTP_URL = "HPMS_SMTP_URL"
 ENV_SMS_URL = "HPMS_SMS_URL"
 ENV_PUBLIC_URL = "HPMS_PUBLIC_URL"
+ENV_INBOUND_EMAIL_SECRET = "HPMS_INBOUND_EMAIL_SECRET"
 
-CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url", "sms_url", "public_url")
+CONFIG_KEYS = (
+    "database_url",
+    "key_file",
+    "default_location",
+    "smtp_url",
+    "sms_url",
+    "public_url",
+    "inbound_email_secret",
+)
 
 
 def default_home() -> Path:
@@ -55,6 +64,9 @@ class Settings:
     # Where the providers reach hpms's web server from outside (https://clinic.example.org, the
     # reverse proxy's address): the base of the callback URLs and of their signatures.
     public_url: str | None = None
+    # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
+    # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
+    inbound_email_secret: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -83,6 +95,7 @@ class Settings:
             "smtp_url": redact_url(self.smtp_url) if self.smtp_url else None,
             "sms_url": redact_url(self.sms_url) if self.sms_url else None,
             "public_url": self.public_url,
+            "inbound_email_secret": "***" if self.inbound_email_secret else None,
             "sources": dict(self.sources),
         }
 
@@ -155,6 +168,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     sms_url = pick("sms_url", ENV_SMS_URL, None)
     public_url = pick("public_url", ENV_PUBLIC_URL, None)
     public_url = (public_url.strip().rstrip("/") or None) if public_url else None
+    inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -170,6 +184,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         smtp_url=smtp_url,
         sms_url=sms_url,
         public_url=public_url,
+        inbound_email_secret=inbound_email_secret,
         sources=sources,
         warnings=tuple(warnings),
     )
@@ -203,7 +218,7 @@ def _holds_password(values: dict[str, object]) -> bool:
     url = values.get("database_url")
     if isinstance(url, str) and redact_url(url) != url:
         return True
-    return any("password" in str(k).lower() for k in values)
+    return any("password" in str(k).lower() or "secret" in str(k).lower() for k in values)
 
 
 def _readable_by_others(path: Path) -> bool:
