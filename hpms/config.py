@@ -21,6 +21,7 @@ ENV_TOKEN = "HPMS_TOKEN"
 ENV_SMTP_URL = "HPMS_SMTP_URL"
 ENV_SMS_URL = "HPMS_SMS_URL"
 ENV_PUBLIC_URL = "HPMS_PUBLIC_URL"
+ENV_INBOUND_EMAIL_SECRET = "HPMS_INBOUND_EMAIL_SECRET"
 
 ENV_PORTAL_BEHIND_TLS = "HPMS_PORTAL_BEHIND_TLS"
 ENV_PORTAL_DEV_CODES = "HPMS_PORTAL_DEV_CODES"
@@ -36,6 +37,7 @@ CONFIG_KEYS = (
     "portal_dev_codes",
     "portal_idle_minutes",
     "portal_session_hours",
+    "inbound_email_secret",
 )
 
 
@@ -76,6 +78,9 @@ class Settings:
     portal_dev_codes: bool = False
     portal_idle_minutes: int = 30
     portal_session_hours: int = 12
+    # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
+    # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
+    inbound_email_secret: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -108,6 +113,7 @@ class Settings:
             "portal_dev_codes": self.portal_dev_codes,
             "portal_idle_minutes": self.portal_idle_minutes,
             "portal_session_hours": self.portal_session_hours,
+            "inbound_email_secret": "***" if self.inbound_email_secret else None,
             "sources": dict(self.sources),
         }
 
@@ -184,6 +190,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     dev_codes = _flag("portal_dev_codes", pick("portal_dev_codes", ENV_PORTAL_DEV_CODES, None))
     idle_minutes = _count("portal_idle_minutes", pick("portal_idle_minutes", None, None), 30, 1, 24 * 60)
     session_hours = _count("portal_session_hours", pick("portal_session_hours", None, None), 12, 1, 24 * 30)
+    inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -203,6 +210,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         portal_dev_codes=dev_codes,
         portal_idle_minutes=idle_minutes,
         portal_session_hours=session_hours,
+        inbound_email_secret=inbound_email_secret,
         sources=sources,
         warnings=tuple(warnings),
     )
@@ -265,7 +273,7 @@ def _holds_password(values: dict[str, object]) -> bool:
     url = values.get("database_url")
     if isinstance(url, str) and redact_url(url) != url:
         return True
-    return any("password" in str(k).lower() for k in values)
+    return any("password" in str(k).lower() or "secret" in str(k).lower() for k in values)
 
 
 def _readable_by_others(path: Path) -> bool:

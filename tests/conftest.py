@@ -32,6 +32,9 @@ ENV_VARS = (
     "HPMS_SMTP_URL",
     "HPMS_SMS_URL",
     "HPMS_PUBLIC_URL",
+    "HPMS_INBOUND_EMAIL_SECRET",
+    "HPMS_PORTAL_BEHIND_TLS",
+    "HPMS_PORTAL_DEV_CODES",
 )
 
 _pg_state: dict[str, object] = {}

@@ -113,14 +113,17 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port to listen on (1-65535).")] = 8080,
     as_json: JsonOpt = False,
 ) -> None:
-    """Serve the patient portal and the SMS provider's callbacks until SIGTERM or Ctrl-C (admin or a service account).
+    """Serve the patient portal and the providers' callbacks until SIGTERM or Ctrl-C (admin or a service account).
 
     Runs as the user who starts it, one transaction per request. Patients sign in at / with a
     code sent to their email or mobile (see docs/portal.md). Give the provider
     PUBLIC_URL/hooks/sms/inbound for patients' replies; the sender asks it to report each
     message's fate to PUBLIC_URL/hooks/sms/status (PUBLIC_URL is `public_url` in the config
     file, or HPMS_PUBLIC_URL). Requests without the provider's valid signature are refused
-    (403). GET /healthz answers "ok". Put it behind a reverse proxy that terminates TLS.
+    (403). A mail provider's inbound webhook posts patients' emails to
+    PUBLIC_URL/hooks/email/inbound with `inbound_email_secret` (HPMS_INBOUND_EMAIL_SECRET) as
+    the password of HTTP basic auth; without it, 403. GET /healthz answers "ok". Put it behind
+    a reverse proxy that terminates TLS.
 
     Example: hpms portal serve --host 127.0.0.1 --port 8080
     """
@@ -132,6 +135,7 @@ def serve(
         raise ValidationError("port", f"{port} is not a TCP port (1-65535)")
     if not host.strip():
         raise ValidationError("host", "is empty")
+    from hpms.portal.app import EMAIL_INBOUND_PATH
     from hpms.services.messages import delivery
     from hpms.services.messages.sms import INBOUND_PATH, status_callback_url
 
@@ -154,6 +158,8 @@ def serve(
         raise
     if not cfg.sms_url:
         info("hpms: warning: sms_url is not set: every callback will be refused (its signature cannot be checked)")
+    if not cfg.inbound_email_secret:
+        info("hpms: warning: inbound_email_secret is not set: every inbound email will be refused")
     if not cfg.public_url:
         info(
             "hpms: warning: public_url is not set: delivery reports are not asked for, and signatures are "
@@ -171,6 +177,7 @@ def serve(
                 "public_url": cfg.public_url,
                 "status_callback": status_callback_url(cfg.public_url),
                 "inbound": cfg.public_url + INBOUND_PATH if cfg.public_url else None,
+                "email_inbound": cfg.public_url + EMAIL_INBOUND_PATH if cfg.public_url else None,
                 "stopped": True,
             }
         )
