@@ -118,12 +118,19 @@ def load_keyring(settings: Settings) -> KeyRing:
     if env_key:
         return KeyRing.single(decode_key(env_key, "HPMS_KEY"), "HPMS_KEY")
     path: Path = settings.key_file
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         raise EncryptionKeyError(
             f"no encryption key: {path} does not exist",
             hint="copy the key file from the machine that set up this database, or set HPMS_KEY",
-        )
-    mode = path.stat().st_mode & 0o777
+        ) from None
+    # every write seals the audit trail with the ring: read the file again only when it changed
+    stamp = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+    cached = _RING_CACHE.get(stamp)
+    if cached is not None:
+        return cached
+    mode = st.st_mode & 0o777
     if os.name == "posix" and mode & 0o077:
         raise EncryptionKeyError(
             f"key file {path} is readable by others (mode {mode:04o}); refusing to use it",
@@ -138,7 +145,13 @@ def load_keyring(settings: Settings) -> KeyRing:
             raise KeyError(active)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise EncryptionKeyError(f"key file {path} is damaged") from None
-    return KeyRing(active=active, keys=keys, source=str(path), retired_audit_keys=retired)
+    ring = KeyRing(active=active, keys=keys, source=str(path), retired_audit_keys=retired)
+    _RING_CACHE.clear()
+    _RING_CACHE[stamp] = ring
+    return ring
+
+
+_RING_CACHE: dict[tuple[object, ...], KeyRing] = {}
 
 
 class FieldCrypto:
