@@ -234,7 +234,9 @@ SUMMARY: dict[str, str] = {
     "messages": "Messages to patients (email, SMS): the outbox and its sender.",
     "reminders": "Appointment reminders: rules by type (hours before, channel) and quiet hours.",
     "comms": "A patient's communication log: messages sent, calls, letters and notes.",
-    "portal": "The web server: the SMS provider's delivery reports and patients' replies over HTTP.",
+    "portal": (
+        "The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP."
+    ),
 }
 
 

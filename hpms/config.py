@@ -21,8 +21,24 @@ ENV_TOKEN = "HPMS_TOKEN"
 ENV_SMTP_URL = "HPMS_SMTP_URL"
 ENV_SMS_URL = "HPMS_SMS_URL"
 ENV_PUBLIC_URL = "HPMS_PUBLIC_URL"
+ENV_INBOUND_EMAIL_SECRET = "HPMS_INBOUND_EMAIL_SECRET"
 
-CONFIG_KEYS = ("database_url", "key_file", "default_location", "smtp_url", "sms_url", "public_url")
+ENV_PORTAL_BEHIND_TLS = "HPMS_PORTAL_BEHIND_TLS"
+ENV_PORTAL_DEV_CODES = "HPMS_PORTAL_DEV_CODES"
+
+CONFIG_KEYS = (
+    "database_url",
+    "key_file",
+    "default_location",
+    "smtp_url",
+    "sms_url",
+    "public_url",
+    "portal_behind_tls",
+    "portal_dev_codes",
+    "portal_idle_minutes",
+    "portal_session_hours",
+    "inbound_email_secret",
+)
 
 
 def default_home() -> Path:
@@ -55,6 +71,16 @@ class Settings:
     # Where the providers reach hpms's web server from outside (https://clinic.example.org, the
     # reverse proxy's address): the base of the callback URLs and of their signatures.
     public_url: str | None = None
+    # The patient portal: browsers reach it over HTTPS through a reverse proxy (its cookies are
+    # then marked Secure); sign-in codes also go to the server log (a development set-up only);
+    # a signed-in session ends after this many idle minutes, and this many hours after sign-in.
+    portal_behind_tls: bool = False
+    portal_dev_codes: bool = False
+    portal_idle_minutes: int = 30
+    portal_session_hours: int = 12
+    # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
+    # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
+    inbound_email_secret: str | None = None
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -83,6 +109,11 @@ class Settings:
             "smtp_url": redact_url(self.smtp_url) if self.smtp_url else None,
             "sms_url": redact_url(self.sms_url) if self.sms_url else None,
             "public_url": self.public_url,
+            "portal_behind_tls": self.portal_behind_tls,
+            "portal_dev_codes": self.portal_dev_codes,
+            "portal_idle_minutes": self.portal_idle_minutes,
+            "portal_session_hours": self.portal_session_hours,
+            "inbound_email_secret": "***" if self.inbound_email_secret else None,
             "sources": dict(self.sources),
         }
 
@@ -155,6 +186,11 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     sms_url = pick("sms_url", ENV_SMS_URL, None)
     public_url = pick("public_url", ENV_PUBLIC_URL, None)
     public_url = (public_url.strip().rstrip("/") or None) if public_url else None
+    behind_tls = _flag("portal_behind_tls", pick("portal_behind_tls", ENV_PORTAL_BEHIND_TLS, None))
+    dev_codes = _flag("portal_dev_codes", pick("portal_dev_codes", ENV_PORTAL_DEV_CODES, None))
+    idle_minutes = _count("portal_idle_minutes", pick("portal_idle_minutes", None, None), 30, 1, 24 * 60)
+    session_hours = _count("portal_session_hours", pick("portal_session_hours", None, None), 12, 1, 24 * 30)
+    inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -170,9 +206,43 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         smtp_url=smtp_url,
         sms_url=sms_url,
         public_url=public_url,
+        portal_behind_tls=behind_tls,
+        portal_dev_codes=dev_codes,
+        portal_idle_minutes=idle_minutes,
+        portal_session_hours=session_hours,
+        inbound_email_secret=inbound_email_secret,
         sources=sources,
         warnings=tuple(warnings),
     )
+
+
+def _flag(name: str, value: str | None) -> bool:
+    """A yes/no setting: true/false, yes/no, on/off or 1/0 (absent: no)."""
+    from hpms.errors import UsageError
+
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"setting {name}: {value!r} is not true or false")
+
+
+def _count(name: str, value: str | None, default: int, low: int, high: int) -> int:
+    """A whole-number setting from `low` to `high` (absent: `default`)."""
+    from hpms.errors import UsageError
+
+    if value is None:
+        return default
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise UsageError(f"setting {name}: {value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise UsageError(f"setting {name}: {number} is not from {low} to {high}")
+    return number
 
 
 def _read_config(path: Path) -> str:
@@ -203,7 +273,7 @@ def _holds_password(values: dict[str, object]) -> bool:
     url = values.get("database_url")
     if isinstance(url, str) and redact_url(url) != url:
         return True
-    return any("password" in str(k).lower() for k in values)
+    return any("password" in str(k).lower() or "secret" in str(k).lower() for k in values)
 
 
 def _readable_by_others(path: Path) -> bool:

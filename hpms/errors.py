@@ -134,6 +134,15 @@ class ConflictError(HpmsError):
     exit_code = ExitCode.CONFLICT
 
 
+class SlotTaken(ConflictError):
+    """The time asked for was taken by another booking meanwhile (or is no longer open);
+    `alternatives` holds other open times (the service's slot outputs), earliest first."""
+
+    def __init__(self, message: str, *, field: str | None = "slot", alternatives: list[object] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.alternatives: list[object] = list(alternatives or [])
+
+
 class AuthError(HpmsError):
     """Unknown, disabled or unauthenticated user."""
 
@@ -188,6 +197,7 @@ __all__ = [
     "NotInitializedError",
     "PermissionDenied",
     "SchemaMismatch",
+    "SlotTaken",
     "UsageError",
     "ValidationError",
 ]

@@ -32,6 +32,9 @@ ENV_VARS = (
     "HPMS_SMTP_URL",
     "HPMS_SMS_URL",
     "HPMS_PUBLIC_URL",
+    "HPMS_INBOUND_EMAIL_SECRET",
+    "HPMS_PORTAL_BEHIND_TLS",
+    "HPMS_PORTAL_DEV_CODES",
 )
 
 _pg_state: dict[str, object] = {}
@@ -79,6 +82,18 @@ def _pg_reason() -> str | None:
     return _pg_state["reason"]  # type: ignore[return-value]
 
 
+def pytest_collection_finish(session) -> None:
+    """The collected modules (hpms, SQLAlchemy, Textual, the code tables: over a million objects)
+    live for the whole run: move them out of the collector's sight, and collect less often. The
+    default thresholds made each worker rescan its whole heap every few tests, a fifth of the
+    suite's time; the tests' own garbage is still collected."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def pytest_report_header(config):
     reason = _pg_reason()
     return f"hpms: PostgreSQL tests {'SKIPPED: ' + reason if reason else 'enabled at ' + PG_URL}"
@@ -113,6 +128,72 @@ def sqlite_template(tmp_path_factory) -> Path:
     admin.init(cfg, practice="Test Clinic", tz="America/New_York", location="Main")
     dispose_engines()
     return home / "hpms.db"
+
+
+def _shared_dir(tmp_path_factory) -> Path:
+    """A directory the xdist workers of one run share (the run's own base when not distributed)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def demo_env(home: Path) -> dict[str, str]:
+    """The environment of a command run on the demo clinic in `home` (no other HPMS_ setting)."""
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPMS_") or k == "HPMS_CACHE_DIR"}
+    env["HPMS_HOME"] = str(home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory) -> Path:
+    """One demo clinic (`hpms demo --home DIR --json`, the default size) for the whole run, built
+    by the first worker to ask (the others wait on a lock file). Tests read it or copy it; none
+    writes to it. Beside it, `demo.json` holds what the build printed and when it ran."""
+    import datetime as dt
+    import fcntl
+    import json
+    import subprocess
+    import sys
+
+    root = _shared_dir(tmp_path_factory)
+    home = root / "demo-clinic"
+    record = root / "demo.json"
+    with open(root / "demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            shutil.rmtree(home, ignore_errors=True)
+            before = dt.datetime.now(dt.UTC)
+            proc = subprocess.run(
+                [sys.executable, "-m", "hpms", "demo", "--home", str(home), "--json"],
+                env=demo_env(home),
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            after = dt.datetime.now(dt.UTC)
+            assert proc.returncode == 0, proc.stderr
+            data = json.loads(proc.stdout)
+            record.write_text(json.dumps({"data": data, "before": before.isoformat(), "after": after.isoformat()}))
+    return home
+
+
+def demo_record(home: Path) -> dict:
+    """What the shared demo build printed (`data`) and when it started and ended (`before`,
+    `after`, aware UTC datetimes)."""
+    import datetime as dt
+    import json
+
+    rec = json.loads((home.parent / "demo.json").read_text())
+    return rec | {k: dt.datetime.fromisoformat(rec[k]) for k in ("before", "after")}
+
+
+def copy_demo(template: Path, to: Path) -> Path:
+    """A private copy of the demo clinic at `to` (a test that runs commands writes audit events)."""
+    shutil.copytree(template, to)
+    return to
 
 
 def _run_id() -> str:

@@ -98,7 +98,19 @@ def test_a_lower_layer_imports_no_higher_one(graph, low, high):
 
 # ---- the services speak facts ----------------------------------------------------------------
 
-PACKAGES = ("platform", "people", "scheduling", "billing", "payments", "reports", "lookups.py", "demo.py")
+PACKAGES = (
+    "platform",
+    "people",
+    "scheduling",
+    "billing",
+    "payments",
+    "reports",
+    "messages",
+    "lookups.py",
+    "demo.py",
+    "demo_billing.py",
+    "doctor.py",
+)
 # an option name ("--tax-id", "(--location") or a command ("`hpms encounters update", "hpms claims list")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 COMMAND = re.compile(r"\bhpms [a-z][a-z-]* [a-z][a-z-]*")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, demo_env
 
 DOCS = REPO / "docs"
 GENERATED = {"cli-reference.md"}  # the generated reference quotes every command's own example
@@ -82,35 +81,6 @@ def test_every_guide_with_shell_examples_is_run():
         assert any(b.skip is None for b in blocks(path)) or path.name in WHOLLY_SKIPPED, (
             f"{path.name}: every example is skipped"
         )
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory) -> Path:
-    """One demo clinic for the whole run (shared by the xdist workers through a lock file)."""
-    root = tmp_path_factory.getbasetemp().parent
-    home = root / "docs-demo"
-    with open(root / "docs-demo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / "ready").exists():
-            shutil.rmtree(home, ignore_errors=True)
-            proc = subprocess.run(
-                [sys.executable, "-m", "hpms", "demo", "--home", str(home)],
-                env=_env(home),
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert proc.returncode == 0, proc.stderr
-            (home / "ready").write_text("ok")
-    return home
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPMS_") or k == "HPMS_CACHE_DIR"}
-    env["HPMS_HOME"] = str(home)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(REPO)
-    return env
 
 
 CLIENT = """\
@@ -199,7 +169,7 @@ def test_the_guide_runs_on_the_demo_clinic(guide, demo_template, tmp_path):
     for prefix in SCRATCH:
         (work / prefix.strip("/")).mkdir(parents=True, exist_ok=True)
     text, where = script(path, work)
-    env = _env(home) | {"HOME": str(work), "DOCS_TEST_SOCKET": str(work / ".hpms.sock")}
+    env = demo_env(home) | {"HOME": str(work), "DOCS_TEST_SOCKET": str(work / ".hpms.sock")}
     with in_process_hpms(work) as bin_dir:
         env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
         proc = subprocess.run(

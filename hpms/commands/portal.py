@@ -1,4 +1,6 @@
-"""`hpms portal`: the web server: the SMS provider's delivery reports and patients' replies."""
+"""`hpms portal`: the web server (the patient portal, the SMS provider's delivery reports and
+patients' replies), the policies of patients' online booking, and who may act for whom.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hpms.commands._common import JsonOpt, info, print_json, service_context, settings
+from hpms.commands._common import JsonOpt, emit_object, emit_table, info, print_json, service_context, settings
 
 if TYPE_CHECKING:
     import socket
@@ -14,9 +16,93 @@ if TYPE_CHECKING:
     from hpms.config import Settings
 
 app = typer.Typer(
-    help="The web server: the SMS provider's delivery reports and patients' replies over HTTP.",
+    help="The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP.\n\n"
+    "`policies`: which times patients may book online, and the cancellation window.",
     no_args_is_help=True,
 )
+policies_app = typer.Typer(
+    help="Online booking policies: per appointment type (and provider), the lead time, horizon, daily cap and "
+    "new patients; the practice's cancellation window.",
+    no_args_is_help=True,
+)
+app.add_typer(policies_app, name="policies")
+
+POLICY_COLUMNS = [
+    ("type", "Type"),
+    ("provider", "Provider"),
+    ("enabled", "Enabled"),
+    ("lead_minutes", "Lead (min)"),
+    ("horizon_days", "Horizon (days)"),
+    ("daily_cap", "Daily cap"),
+    ("new_patients_allowed", "New patients"),
+]
+
+proxies_app = typer.Typer(
+    help="Who may act for whom in the patient portal (a parent for a child, a carer).", no_args_is_help=True
+)
+app.add_typer(proxies_app, name="proxies")
+
+PROXY_COLUMNS = [
+    ("guardian_mrn", "Guardian MRN"),
+    ("guardian", "Guardian"),
+    ("patient_mrn", "Patient MRN"),
+    ("patient", "Patient"),
+    ("created_at", "Since"),
+]
+GuardianOpt = Annotated[str, typer.Option("--guardian", help="MRN (or id) of the patient who acts for the other.")]
+PatientOpt = Annotated[str, typer.Option("--patient", help="MRN (or id) of the patient they act for.")]
+
+
+@proxies_app.command("add")
+def proxies_add(guardian: GuardianOpt, patient: PatientOpt, as_json: JsonOpt = False) -> None:
+    """Let a patient (a parent, a guardian) see another patient's portal (admin, front desk).
+
+    Once signed in, the guardian can switch to the patient's records.
+
+    Example: hpms portal proxies add --guardian 0000012 --patient 0000013
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        out = proxies.add(ctx, guardian=guardian, patient=patient)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"MRN {out.guardian_mrn} may now act for MRN {out.patient_mrn} in the portal")
+
+
+@proxies_app.command("list")
+def proxies_list(
+    patient: Annotated[
+        str | None, typer.Option("--patient", help="Only the links of this patient (MRN or id), either side.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List who may act for whom in the portal (admin, front desk, provider).
+
+    Example: hpms portal proxies list --patient 0000012
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        rows = proxies.list_links(ctx, patient=patient)
+    emit_table(rows, PROXY_COLUMNS, as_json=as_json, title="Portal proxies")
+
+
+@proxies_app.command("remove")
+def proxies_remove(guardian: GuardianOpt, patient: PatientOpt, as_json: JsonOpt = False) -> None:
+    """Stop a guardian seeing a patient's portal, at once (admin, front desk).
+
+    Example: hpms portal proxies remove --guardian 0000012 --patient 0000013
+    """
+    from hpms.services.portal import proxies
+
+    with service_context() as ctx:
+        out = proxies.remove(ctx, guardian=guardian, patient=patient)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"MRN {out.guardian_mrn} may no longer act for MRN {out.patient_mrn} in the portal")
 
 
 @app.command("serve")
@@ -27,13 +113,17 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port to listen on (1-65535).")] = 8080,
     as_json: JsonOpt = False,
 ) -> None:
-    """Serve the SMS provider's callbacks over HTTP until SIGTERM or Ctrl-C (admin or a service account).
+    """Serve the patient portal and the providers' callbacks until SIGTERM or Ctrl-C (admin or a service account).
 
-    Runs as the user who starts it, one transaction per request. Give the provider
+    Runs as the user who starts it, one transaction per request. Patients sign in at / with a
+    code sent to their email or mobile (see docs/portal.md). Give the provider
     PUBLIC_URL/hooks/sms/inbound for patients' replies; the sender asks it to report each
     message's fate to PUBLIC_URL/hooks/sms/status (PUBLIC_URL is `public_url` in the config
     file, or HPMS_PUBLIC_URL). Requests without the provider's valid signature are refused
-    (403). GET /healthz answers "ok". Put it behind a reverse proxy that terminates TLS.
+    (403). A mail provider's inbound webhook posts patients' emails to
+    PUBLIC_URL/hooks/email/inbound with `inbound_email_secret` (HPMS_INBOUND_EMAIL_SECRET) as
+    the password of HTTP basic auth; without it, 403. GET /healthz answers "ok". Put it behind
+    a reverse proxy that terminates TLS.
 
     Example: hpms portal serve --host 127.0.0.1 --port 8080
     """
@@ -45,12 +135,16 @@ def serve(
         raise ValidationError("port", f"{port} is not a TCP port (1-65535)")
     if not host.strip():
         raise ValidationError("host", "is empty")
+    from hpms.portal.app import EMAIL_INBOUND_PATH
     from hpms.services.messages import delivery
     from hpms.services.messages.sms import INBOUND_PATH, status_callback_url
 
     cfg = settings()
+    from hpms.services.portal import access
+
     with service_context() as ctx:  # who the server runs as, refused now rather than per request
         delivery.check_server(ctx)
+        access.check_server(ctx)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,6 +158,8 @@ def serve(
         raise
     if not cfg.sms_url:
         info("hpms: warning: sms_url is not set: every callback will be refused (its signature cannot be checked)")
+    if not cfg.inbound_email_secret:
+        info("hpms: warning: inbound_email_secret is not set: every inbound email will be refused")
     if not cfg.public_url:
         info(
             "hpms: warning: public_url is not set: delivery reports are not asked for, and signatures are "
@@ -81,6 +177,7 @@ def serve(
                 "public_url": cfg.public_url,
                 "status_callback": status_callback_url(cfg.public_url),
                 "inbound": cfg.public_url + INBOUND_PATH if cfg.public_url else None,
+                "email_inbound": cfg.public_url + EMAIL_INBOUND_PATH if cfg.public_url else None,
                 "stopped": True,
             }
         )
@@ -113,6 +210,113 @@ def _run(sock: socket.socket, cfg: Settings) -> None:
         access_log=True,
         lifespan="off",
         server_header=False,
-        proxy_headers=False,
+        # Behind the TLS proxy (on this machine), the client's address is the one it forwards:
+        # the portal's sign-in throttle counts per client.
+        proxy_headers=cfg.portal_behind_tls,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+# ---- online booking policies ---------------------------------------------------------------
+
+
+def _emit_policies(out: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print_json(out)
+        return
+    rows = out["policies"]
+    assert isinstance(rows, list)
+    shown = [{**r, "provider": r["provider"] or "(every provider)"} for r in rows]
+    emit_table(shown, POLICY_COLUMNS, as_json=False, title="Online booking policies")
+    info(f"cancellation window: {out['cancel_window_hours']} h (no online cancel or move closer to the visit)")
+
+
+@policies_app.command("show")
+def policies_show(
+    type_: Annotated[str | None, typer.Option("--type", help="Only this appointment type's policy.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The online booking policies and the cancellation window. A type without a policy is
+    closed online; a provider's row overrides the type's (empty: as the type's).
+
+    Example: hpms portal policies show --type "Follow-up" --json
+    """
+    from hpms.services.scheduling import online
+
+    with service_context(readonly=True) as ctx:
+        out = online.show_policies(ctx, type_ref=type_).as_dict()
+    _emit_policies(out, as_json)
+
+
+@policies_app.command("set")
+def policies_set(
+    type_: Annotated[str | None, typer.Option("--type", help="The appointment type (name or id).")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Override the type's policy for this provider only.")
+    ] = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enabled/--disabled", help="Open or close the type (or provider) online.")
+    ] = None,
+    lead_minutes: Annotated[
+        int | None, typer.Option("--lead-minutes", help="No online booking sooner than this before a visit (0-43200).")
+    ] = None,
+    horizon_days: Annotated[
+        int | None, typer.Option("--horizon-days", help="No online booking further ahead than this (1-366 days).")
+    ] = None,
+    daily_cap: Annotated[
+        int | None, typer.Option("--daily-cap", help="Online bookings per provider per day (0: no cap).")
+    ] = None,
+    new_patients_allowed: Annotated[
+        bool | None,
+        typer.Option("--new-patients/--no-new-patients", help="Whether patients never yet seen may book it online."),
+    ] = None,
+    cancel_window: Annotated[
+        int | None,
+        typer.Option("--cancel-window", help="Hours before a visit after which patients cannot cancel or move online."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a type's online booking policy, a provider's override of it, and/or the practice's
+    cancellation window (admin). A type's new policy opens it with the defaults for what is
+    not given (24 h lead, 60 days ahead, no cap, new patients welcome); a provider's override
+    changes only what is given. Nothing is written unless every value is valid.
+
+    Example: hpms portal policies set --type "Follow-up" --lead-minutes 1440 --horizon-days 60 --daily-cap 4
+    """
+    from hpms.services.scheduling import online
+
+    with service_context() as ctx:
+        out = online.set_policy(
+            ctx,
+            type_ref=type_,
+            provider_ref=provider,
+            enabled=enabled,
+            lead_minutes=lead_minutes,
+            horizon_days=horizon_days,
+            daily_cap=daily_cap,
+            new_patients_allowed=new_patients_allowed,
+            cancel_window=cancel_window,
+        ).as_dict()
+    _emit_policies(out, as_json)
+
+
+@policies_app.command("clear")
+def policies_clear(
+    type_: Annotated[str | None, typer.Option("--type", help="The appointment type (name or id).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Remove only this provider's override.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a type's online booking policy (the type is then closed online) or a provider's
+    override of it (admin). Visits already booked stay.
+
+    Example: hpms portal policies clear --type "Follow-up" --provider Okafor
+    """
+    from hpms.services.scheduling import online
+
+    with service_context() as ctx:
+        out = online.clear_policy(ctx, type_ref=type_, provider_ref=provider).as_dict()
+    if as_json:
+        print_json(out)
+    else:
+        whose = f" for {out['provider']}" if out["provider"] else ""
+        info(f"removed the online booking policy of {out['type']}{whose}")

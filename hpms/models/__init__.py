@@ -56,6 +56,8 @@ if TYPE_CHECKING:
         MessagingProfile,
         ReminderRule,
     )
+    from hpms.models.online import OnlineBooking, OnlineBookingPolicy, OnlineBookingProfile
+    from hpms.models.portal import PortalCode, PortalProxy, PortalSession, PortalThrottle, ProxyOut
     from hpms.models.receivables import (
         EligibilityCheck,
         PaymentApplication,
@@ -147,6 +149,8 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "MessagingProfile",
         "ReminderRule",
     ),
+    "online": ("OnlineBooking", "OnlineBookingPolicy", "OnlineBookingProfile"),
+    "portal": ("PortalCode", "PortalProxy", "PortalSession", "PortalThrottle", "ProxyOut"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

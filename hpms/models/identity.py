@@ -41,12 +41,19 @@ class UserOut(SQLModel):
 
 
 class Actor(SQLModel):
-    """The user a service call runs as."""
+    """Who a service call runs as: a user with roles, or a signed-in patient (`patient_id` set,
+    no roles, named `patient:<id>`), who may act only on their own records. A portal session's
+    patient acts on behalf of the user who runs the web server (`user_id`); a patient context
+    opened directly has no user."""
 
     model_config = DEFERRED
 
-    user_id: int
+    user_id: int | None
     username: str
     org_id: int
     roles: frozenset[str]
     auth_method: str = "os"
+    patient_id: int | None = None
+    # staff actions a patient's online operation performs on the patient's behalf, for the time
+    # of that operation only (set by the online booking service, never by a face)
+    grants: frozenset[str] = frozenset()

@@ -20,6 +20,11 @@ KEYS = {
     "smtp_url",
     "sms_url",
     "public_url",
+    "portal_behind_tls",
+    "portal_dev_codes",
+    "portal_idle_minutes",
+    "portal_session_hours",
+    "inbound_email_secret",
 }
 
 
@@ -40,12 +45,16 @@ def test_messaging_urls_show_without_their_passwords(cli):
         "HPMS_SMTP_URL": "smtp+starttls://hpms:s3cret@mail.example.org:587",
         "HPMS_SMS_URL": "https://AC123:tok3n@api.twilio.com",
         "HPMS_PUBLIC_URL": "https://clinic.example.org/",
+        "HPMS_INBOUND_EMAIL_SECRET": "hook-s3cret",
     }
     r = cli("config", "show", "--json", env=env)
     data = ok(r)
     assert data["smtp_url"] == "smtp+starttls://hpms:***@mail.example.org:587"
     assert data["sms_url"] == "https://AC123:***@api.twilio.com"
     assert "s3cret" not in r.stdout and "tok3n" not in r.stdout
+    assert (
+        data["inbound_email_secret"] == "***" and data["sources"]["inbound_email_secret"] == "HPMS_INBOUND_EMAIL_SECRET"
+    )
     assert data["sources"]["smtp_url"] == "HPMS_SMTP_URL"
     assert data["public_url"] == "https://clinic.example.org" and data["sources"]["public_url"] == "HPMS_PUBLIC_URL"
 

@@ -11,27 +11,28 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.cli.helpers import error_line, ok
-from tests.conftest import PG_URL, REPO, _run_id
+from tests.conftest import PG_URL, REPO, _run_id, copy_demo, demo_record
 
 BLOCKING = ("booked", "confirmed", "arrived", "in_room", "completed")
 
 
-def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
-    home = tmp_path / "demo-clinic"
-    data = ok(fresh_cli("demo", "--home", str(home), "--patients", "60", "--json"))
+def test_demo_home_builds_once(demo_template, fresh_cli, clean_env, tmp_path):
+    """The run's shared demo build (`hpms demo --home DIR --json`), then a copy of it."""
+    built = demo_template
+    data = demo_record(built)["data"]
     assert data["created"] is True
-    assert data["home"] == str(home)
+    assert data["home"] == str(built)
     assert data["organization"] == "Riverside Family Medicine"
     assert data["locations"] == 2 and data["payers"] == 4
     assert data["users"] >= 7  # the admin and staff of every role
     assert data["patients"] >= 60 and data["coverages"] > 0
     assert data["providers"] == 3 and data["appointments"] > 200 and data["waitlist"] == 4
-    assert (home / "hpms.db").is_file()
-    assert not (clean_env / "hpms.db").exists()
+    assert (built / "hpms.db").is_file()
     # the billing side: encounters for the completed visits, one billing run, its files
     assert data["encounters"] > 100 and data["claims"] > 50 and data["claim_files"] >= 2
     assert data["worklist"] > 0  # visits of patients without coverage
-    assert data["claims_dir"] == str(home / "claims")
+    assert data["claims_dir"] == str(built / "claims")
+    home = copy_demo(built, tmp_path / "demo-clinic")  # the commands below write audit events
     files = sorted((home / "claims").glob("837P-*.x12"))
     assert len(files) == data["claim_files"]
     _assert_valid_837p(min(files, key=lambda p: p.stat().st_size))
@@ -58,7 +59,7 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     work = ok(fresh_cli("claims", "worklist", "--json", env=demo_env))
     assert work and {w["rule_id"] for w in work} == {"PAYER-ID", "DENIAL"}
     # an 835 from each payer every week of the history, each its own file
-    assert data["remittances"] >= 12 and data["era_dir"] == str(home / "era")
+    assert data["remittances"] >= 12 and data["era_dir"] == str(built / "era")
     assert len(list((home / "era").glob("*.835"))) == data["remittances"]
     remits = ok(fresh_cli("remits", "list", "--json", env=demo_env))
     assert all(r["unmatched"] == 0 and r["posted"] == r["claims"] > 0 for r in remits)
@@ -67,6 +68,7 @@ def test_demo_home_builds_once(fresh_cli, clean_env, tmp_path):
     _last_month_has_figures(fresh_cli, demo_env)
     _money_in_json_is_text(fresh_cli, demo_env)
 
+    assert not (clean_env / "hpms.db").exists()  # nothing went to the default home
     r = fresh_cli("demo", "--home", str(home), "--patients", "60")
     assert r.exit_code == 0, r.stderr
     assert r.stdout == ""
@@ -210,7 +212,7 @@ def test_demo_without_a_home_builds_beside_the_default_one(clean_env, tmp_path, 
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     exe = REPO / ".venv" / "bin" / "hpms"
     r = subprocess.run(
-        [str(exe), "demo", "--patients", "40"], env=env, capture_output=True, text=True, timeout=300, check=False
+        [str(exe), "demo", "--patients", "10"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert r.returncode == 0, r.stderr
     demo_home = tmp_path / "data" / "hpms-demo"
@@ -296,20 +298,23 @@ def _overlaps(conn, column: str, end: str) -> list:
 
 
 def test_demo_schedule_is_consistent(backend, request, fresh_cli, clean_env, tmp_path):
+    """On SQLite the run's shared demo build (a copy of it); on PostgreSQL a build of its own."""
     import sqlalchemy as sa
 
     from hpms.db import make_engine
     from hpms.models import Appointment
 
     if backend == "sqlite":
-        home = tmp_path / "demo-clinic"
-        args, env, url = ("--home", str(home)), None, f"sqlite:///{home / 'hpms.db'}"
+        built = request.getfixturevalue("demo_template")
+        home = copy_demo(built, tmp_path / "demo-clinic")
+        url = f"sqlite:///{home / 'hpms.db'}"
+        rec = demo_record(built)
+        data, before, after = rec["data"], rec["before"], rec["after"]
     else:
         url = request.getfixturevalue("empty_pg_database")
-        args, env = (), {"HPMS_DATABASE_URL": url}
-    before = dt.datetime.now(dt.UTC)
-    data = ok(fresh_cli("demo", *args, "--patients", "60", "--json", env=env))
-    after = dt.datetime.now(dt.UTC)
+        before = dt.datetime.now(dt.UTC)
+        data = ok(fresh_cli("demo", "--patients", "60", "--json", env={"HPMS_DATABASE_URL": url}))
+        after = dt.datetime.now(dt.UTC)
     assert data["created"] is True and data["appointments"] > 200
 
     engine = make_engine(url)

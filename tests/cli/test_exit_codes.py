@@ -79,9 +79,10 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "messages": (("messages", "cancel", "9999"), ("9999",)),
     "reminders": (("reminders", "remove", "9999"), ("9999",)),
     "comms": (("comms", "log", "0999999"), ("'0999999'",)),
+    "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "portal"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [

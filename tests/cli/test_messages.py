@@ -202,6 +202,45 @@ def test_send_limit_must_be_positive(cli, outbox, smtp_sink, counts, limit):
     assert _states(cli) == {mid: "queued"}
 
 
+def test_the_claims_of_a_dead_sender_after_the_one_in_hand_are_sent_by_the_next(cli, outbox, raw_sql, smtp_sink):
+    """A sender claims several messages at once: when it dies, the first of its claims in the
+    order it hands them over may have gone (unknown), the others had not and go with the next
+    run, once; a sender that is told to stop puts back what it had not handed over."""
+    ids = [outbox(f"p{i}@example.org", body=f"message {i}") for i in range(4)]
+    dead = f"{socket.gethostname()}:999999999"  # no such process
+    listed = ", ".join(str(i) for i in ids[:3])
+    raw_sql(f"UPDATE message SET state = 'sending', claimed_by = '{dead}', attempts = 1 WHERE id IN ({listed})")
+    data = ok(cli("messages", "send", "--json", env={"HPMS_SMTP_URL": smtp_sink.url}))
+    assert (data["found_unknown"], data["sent"]) == (1, 3)
+    states = _states(cli)
+    assert [states[i] for i in ids] == ["unknown", "sent", "sent", "sent"]
+    rows = raw_sql(f"SELECT id, attempts FROM message WHERE id IN ({listed}) ORDER BY id")
+    assert [r[1] for r in rows] == [1, 1, 1]  # the two put back were tried once, not twice
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.received) == ["p1@example.org", "p2@example.org", "p3@example.org"]
+
+
+def test_a_stopped_sender_puts_back_what_it_had_not_handed_over(settings, outbox, smtp_sink, cli, monkeypatch):
+    import threading
+
+    from hpms.services.messages import sender
+    from hpms.services.messages.email import SmtpTransport
+
+    ids = [outbox(f"s{i}@example.org") for i in range(5)]
+    stop = threading.Event()
+    sent_once = SmtpTransport.send
+
+    def send_then_stop(self, **kw):  # the stop comes while the first message is in hand
+        stop.set()
+        return sent_once(self, **kw)
+
+    monkeypatch.setattr(SmtpTransport, "send", send_then_stop)  # the real server still takes it
+    summary = sender.work(dataclasses.replace(settings, smtp_url=smtp_sink.url), stop=stop, interval_s=0)
+    assert summary.sent == 1 and len(smtp_sink.received) == 1
+    listed = {m["id"]: m for m in ok(cli("messages", "list", "--json"))}
+    assert [listed[i]["state"] for i in ids] == ["sent", "queued", "queued", "queued", "queued"]
+    assert [listed[i]["attempts"] for i in ids] == [1, 0, 0, 0, 0]
+
+
 def test_a_second_sender_is_locked_out(cli, outbox, raw_sql, smtp_sink):
     outbox()
     now = dt.datetime.now(dt.UTC).isoformat()

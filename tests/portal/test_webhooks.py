@@ -1,7 +1,8 @@
-"""The web server's hooks for the SMS provider, over real HTTP: one uvicorn server on loopback
-for the whole module (it reads the current test's settings on each request), reminders really
-sent through the Twilio-compatible loopback server, whose delivery reports and patients'
-replies come back signed as Twilio signs them."""
+"""The web server's hooks for the SMS provider and the mail provider, over real HTTP: one
+uvicorn server on loopback for the whole module (it reads the current test's settings on each
+request), reminders really sent through the Twilio-compatible and SMTP loopback servers, whose
+delivery reports and patients' replies come back signed as Twilio signs them, or as raw emails
+with the shared secret as an inbound-parse webhook posts them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tests.services.conftest import register  # noqa: F401 - fixture
 from tests.services.helpers import audit_rows, query
 from tests.services.sched import book_one, clinic
 from tests.sms_server import post_signed, sms_sink  # noqa: F401 - fixture
+from tests.smtp_server import smtp_sink  # noqa: F401 - fixture
 
 PHONE, E164, PRACTICE = "212-555-0142", "+12125550142", "+12125550100"
 STATUS, INBOUND = "/hooks/sms/status", "/hooks/sms/inbound"
@@ -325,4 +327,127 @@ def test_serve_runs_until_sigterm(settings, backend):
     data = json.loads(out)
     assert data["url"] == f"http://127.0.0.1:{port}" and data["stopped"] is True
     assert data["status_callback"] == "https://clinic.example.org/hooks/sms/status"
+    assert data["email_inbound"] == "https://clinic.example.org/hooks/email/inbound"
+    assert "inbound_email_secret is not set" in err
     assert "sms_url is not set" in err and "GET /healthz" in err  # the warning, and uvicorn's access log
+
+
+# ---- inbound email: a mail provider's inbound-parse webhook ---------------------------------
+
+EMAIL, SECRET, EMAIL_HOOK = "pat@example.org", "hook-s3cret", "/hooks/email/inbound"
+
+
+@pytest.fixture
+def mail_practice(ctx_for, register, cli, settings, smtp_sink, portal):  # noqa: F811
+    """A clinic whose patient agrees to email, with 48-hour email reminders sent to the loopback
+    SMTP server, served by the portal with an inbound-email secret; yields (clinic, send)."""
+    from hpms.services.messages import reminders, sender
+    from hpms.services.people import patients
+
+    c = clinic(ctx_for, register)
+    with ctx_for() as ctx:
+        patients.update(ctx, c.mrn, email=EMAIL, consent_email=True)
+        reminders.add_rule(ctx, hours_before=48, channel="email")
+    ok(cli("messages", "setup", "--email-from", "desk@clinic.example", "--json"))
+    live = dataclasses.replace(settings, smtp_url=smtp_sink.url, inbound_email_secret=SECRET)
+    portal.settings = live
+
+    def send(appt) -> None:
+        at = appt.start.astimezone(dt.UTC) - dt.timedelta(hours=47)
+        sender.send_due(live, clock=lambda: at)
+
+    try:
+        yield c, send
+    finally:
+        portal.settings = None
+
+
+def _reply(body: str, message_id: str, *, sender: str = EMAIL, in_reply_to: str | None = None) -> bytes:
+    head = f"From: Pat Doe <{sender}>\r\nTo: desk@clinic.example\r\nSubject: Re: Your visit\r\n"
+    head += f"Message-ID: {message_id}\r\n" + (f"In-Reply-To: {in_reply_to}\r\n" if in_reply_to else "")
+    return (head + "\r\n" + body + "\r\n\r\n> Your visit on ...\r\n").encode()
+
+
+def _post_email(url: str, raw: bytes, *, secret: str | None = SECRET, form: bool = False, **headers: str):
+    import httpx
+
+    auth = ("mailhook", secret) if secret is not None else None
+    with httpx.Client(timeout=30) as client:
+        if form:  # as SendGrid's Inbound Parse posts it with "raw" on: multipart, the MIME in `email`
+            got = client.post(
+                url, data={"email": raw.decode(), "to": "desk@clinic.example"}, files={"x": b""}, auth=auth
+            )
+        else:
+            got = client.post(url, content=raw, headers={"Content-Type": "message/rfc822", **headers}, auth=auth)
+    return got.status_code, got.text
+
+
+def test_confirm_by_email_confirms_the_visit_it_answers(mail_practice, ctx_for, cli, settings, smtp_sink, portal):  # noqa: F811
+    c, send = mail_practice
+    first, second = (
+        book_one(ctx_for, c, f"{_weekday(5)} {hhmm}", when=lambda: dt.datetime.now(dt.UTC))
+        for hhmm in ("10:00", "15:00")
+    )
+    send(second)  # both reminders go
+    mails = {("10:00" in r.message.get_content()): r.message for r in smtp_sink.received}
+    assert len(mails) == 2
+    url = portal.url + EMAIL_HOOK
+    # a reply to the first visit's reminder, the raw message as the body
+    got = _post_email(url, _reply("Confirm, thanks", "<r1@mail.example>", in_reply_to=mails[True]["Message-ID"]))
+    assert got == (200, "ok")
+    assert query(settings, "SELECT status FROM appointment WHERE id = :i", i=first.id)[0]["status"] == "confirmed"
+    assert query(settings, "SELECT status FROM appointment WHERE id = :i", i=second.id)[0]["status"] == "booked"
+    # the same reply delivered again changes nothing; a reply in a form field (multipart) works too
+    assert _post_email(url, _reply("Confirm, thanks", "<r1@mail.example>"))[0] == 200
+    raw = _reply("yes", "<r2@mail.example>", in_reply_to=mails[False]["Message-ID"])
+    assert _post_email(url, raw, form=True) == (200, "ok")
+    assert query(settings, "SELECT status FROM appointment WHERE id = :i", i=second.id)[0]["status"] == "confirmed"
+    rows = query(settings, "SELECT channel, outcome, appointment_id FROM inbound_message ORDER BY id")
+    assert rows == [
+        {"channel": "email", "outcome": "confirmed", "appointment_id": first.id},
+        {"channel": "email", "outcome": "confirmed", "appointment_id": second.id},
+    ]
+
+
+def test_email_hook_refuses_a_wrong_or_missing_secret_and_writes_nothing(mail_practice, ctx_for, cli, settings, portal):  # noqa: F811
+    url = portal.url + EMAIL_HOOK
+    raw = _reply("CANCEL", "<x1@mail.example>")
+    tables = ("message", "inbound_message", "audit_event", "appointment")
+    before = {t: count_rows(settings, t) for t in tables}
+    refused = [
+        _post_email(url, raw, secret=None),
+        _post_email(url, raw, secret="hook-s3cre"),
+        _post_email(url, raw, secret=SECRET + "x", form=True),
+        _post_email(url, raw, secret=None, Authorization="Basic !!notbase64"),
+        _post_email(url, raw, secret=None, Authorization=f"Bearer {SECRET}"),
+    ]
+    portal.settings = dataclasses.replace(portal.settings, inbound_email_secret=None)  # type: ignore[type-var]
+    refused.append(_post_email(url, raw))  # not set up: nothing to check against
+    assert [s for s, _ in refused] == [403] * 6
+    assert "secret" in refused[0][1] and "not set up" in refused[-1][1]
+    assert {t: count_rows(settings, t) for t in tables} == before
+
+
+def test_email_hook_unknown_sender_and_malformed_messages(mail_practice, cli, settings, portal):  # noqa: F811
+    url = portal.url + EMAIL_HOOK
+    tables = ("message", "inbound_message", "audit_event", "appointment")
+    before = {t: count_rows(settings, t) for t in tables}
+    bad = [
+        (_post_email(url, b""), "email: is empty"),
+        (_post_email(url, b"Subject: hi\r\nMessage-ID: <m1@x>\r\n\r\nC\r\n"), "email: is not an email with a From"),
+        (_post_email(url, b"From: pat@example.org\r\n\r\nC\r\n"), "email: the email has no Message-ID"),
+        (_post_email(url, b"{}", form=True), "email: is not an email with a From"),
+    ]
+    for (status, text), said in bad:
+        assert status == 400 and text.startswith(said), (status, text)
+    import httpx
+
+    empty_form = httpx.post(url, data={"to": "desk@clinic.example"}, auth=("u", SECRET), timeout=30)
+    assert empty_form.status_code == 400 and "field email" in empty_form.text
+    assert {t: count_rows(settings, t) for t in tables} == before
+    # a sender hpms does not know: taken (200), recorded for staff, nothing else changed
+    assert _post_email(url, _reply("CANCEL", "<u1@mail.example>", sender="stranger@else.example")) == (200, "ok")
+    [stranger] = ok(cli("messages", "inbox", "--json"))
+    assert (stranger["outcome"], stranger["mrn"], stranger["channel"]) == ("unknown_sender", None, "email")
+    assert count_rows(settings, "appointment") == before["appointment"]
+    assert count_rows(settings, "message") == before["message"]

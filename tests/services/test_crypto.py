@@ -433,3 +433,21 @@ def test_init_on_a_second_machine_refuses_a_new_key_and_removes_it(settings, ins
     assert "copy the key file" in str(err.value)
     assert not other.key_file.exists()
     assert query(settings, "SELECT count(*) AS n FROM audit_event")[0]["n"] == before
+
+
+def test_the_key_ring_is_read_again_when_the_key_file_changes(settings):
+    # load_keyring keeps the parsed ring per state of the file: a change in place (same inode)
+    # is seen, and a caller changing its ring does not change the next caller's.
+    import os
+
+    from hpms.services.platform.crypto import KeyRing, load_keyring, new_key
+
+    first = load_keyring(settings)
+    first.keys.clear()
+    assert load_keyring(settings).keys  # the cached ring was not the one changed
+    other = KeyRing.single(new_key(), str(settings.key_file))
+    inode = settings.key_file.stat().st_ino
+    settings.key_file.write_text(other.to_json(), encoding="utf-8")
+    os.chmod(settings.key_file, 0o600)
+    assert settings.key_file.stat().st_ino == inode
+    assert load_keyring(settings).active == other.active != first.active

@@ -348,3 +348,27 @@ def test_ten_thousand_rows_in_one_go(settings, ctx_for, tmp_path):
         assert (
             patients.register(ctx, first_name="After", last_name="Import", dob="2000-01-01").mrn == f"{100001 + n:07d}"
         )
+
+
+def test_a_database_error_in_a_later_chunk_writes_nothing(settings, ctx_for, tmp_path, monkeypatch):
+    # Chunks are written while the next one is validated: a failure of the second chunk's write
+    # must reach the caller and roll back the first chunk too.
+    from hpms.services.people import patient_import
+
+    real = patient_import.insert_rows
+    calls = []
+
+    def failing(session, table, columns, rows):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OSError("disk gone")
+        real(session, table, columns, rows)
+
+    monkeypatch.setattr(patient_import, "CHUNK", 2)
+    monkeypatch.setattr(patient_import, "insert_rows", failing)
+    path = write_csv(tmp_path / "p.csv", GOOD + GOOD[:1])
+    before = snapshot(settings)
+    with pytest.raises(OSError, match="disk gone"):
+        _import(ctx_for, path)
+    assert calls == [2, 2]
+    assert snapshot(settings) == before

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from hpms.errors import ExitCode, PermissionDenied
+from hpms.errors import ExitCode, NotFoundError, PermissionDenied
 from hpms.models import Actor
-from hpms.services.platform.permissions import PERMISSIONS, ROLES, allowed, describe, require, roles_for
+from hpms.services.platform.permissions import (
+    PATIENT_ACTIONS,
+    PERMISSIONS,
+    ROLES,
+    allowed,
+    describe,
+    require,
+    roles_for,
+)
 from tests.services.conftest import fixed_clock
 from tests.services.helpers import query, snapshot
 
@@ -80,7 +88,15 @@ messages.write        x       x        .       .        .       .
 messages.send         x       .        .       .        .       x
 messages.setup        x       .        .       .        .       .
 messages.inbound      x       x        .       .        .       x
+online.read           x       x        .       x        .       .
+online.setup          x       .        .       .        .       .
+portal.serve          x       .        .       .        .       x
+proxy.read            x       x        .       x        .       .
+proxy.write           x       x        .       .        .       .
 """
+
+# What a signed-in patient may do (on their own records only); everything else is "not found".
+PATIENT_MATRIX = {"online.slots", "online.book", "online.reschedule", "online.cancel", "online.visits"}
 
 
 def _expected() -> dict[str, dict[str, bool]]:
@@ -159,6 +175,34 @@ def test_unknown_action_is_refused_and_require_flags_the_typo():
     assert allowed(frozenset(ROLE_COLUMNS), "patient.delete_everything") is False
     with pytest.raises(KeyError):
         require(actor("admin"), "patient.delete_everything")
+
+
+def patient_actor(**kw) -> Actor:
+    return Actor(user_id=None, username="patient:7", org_id=1, roles=frozenset(), patient_id=7, **kw)
+
+
+def test_the_patient_actions_are_the_documented_ones():
+    assert set(PATIENT_ACTIONS) == PATIENT_MATRIX
+    assert not set(PATIENT_ACTIONS) & set(PERMISSIONS)
+
+
+@pytest.mark.parametrize("action", sorted(PATIENT_MATRIX))
+def test_a_patient_may_do_the_patient_actions_and_staff_may_not(action):
+    assert require(patient_actor(), action) is None
+    for role in ROLE_COLUMNS:
+        with pytest.raises(PermissionDenied) as err:
+            require(actor(role), action)
+        assert err.value.exit_code == 5 and "only a signed-in patient may" in err.value.message
+        assert err.value.refused == action
+
+
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+def test_a_patient_is_told_not_found_for_every_staff_action(action):
+    with pytest.raises(NotFoundError) as err:
+        require(patient_actor(), action)
+    assert err.value.exit_code == 3 and err.value.message == "not found"
+    # an online operation's grant covers exactly what it names, for the patient only
+    assert require(patient_actor(grants=frozenset({action})), action) is None
 
 
 def test_unknown_role_grants_nothing():

@@ -1,5 +1,5 @@
 """A patient's communication log: every message to them (reminders, codes, statements by
-email) with its state, every message from them (SMS and email replies, with what hpms made of
+email) with its state, every message from them (SMS and email replies, with what was made of
 each), and what staff record of their contacts (calls, letters, notes), newest first. Reading
 it is audited as a read of that patient's record."""
 

@@ -64,8 +64,16 @@ class SmtpTransport:
         self.server = server
         self.sender = sender
         self.reply_to = reply_to
-        self.tls = tls or ssl.create_default_context()
+        self._tls = tls
         self._conn: smtplib.SMTP | None = None
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        """The TLS settings, made when first needed: loading the system's CA store takes ~30 ms,
+        which a plain relay never needs."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+        return self._tls
 
     def _connect(self) -> smtplib.SMTP:
         s = self.server

@@ -5,7 +5,7 @@ the waitlist as any cancellation's does), STOP (UNSUBSCRIBE, STOPALL, END, QUIT)
 patient's consent to that channel and withdraws what is still queued on it; anything else goes
 to the staff's list. The visit a reply answers is that of the message it replies to (an
 email's In-Reply-To), else of the last reminder sent to that address for a visit still to
-come. A sender hpms does not know changes nothing, and a second delivery of the same message
+come. A sender whose address no patient has changes nothing, and a second delivery of the same message
 (same provider id) neither."""
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 CONFIRM = frozenset({"CONFIRM", "CONFIRMED", "C", "YES", "Y"})
 CANCEL = frozenset({"CANCEL", "CANCELLED", "CANCELED"})
 STOP = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT"})
-_OUR_ID = re.compile(r"hpms-(\d+)\.")  # in the Message-IDs hpms gives its emails (make_msgid)
+# In the Message-IDs of the emails sent (email.py): make_msgid puts the id string last, before the @.
+_OUR_ID = re.compile(r"hpms-(\d+)[.@]")
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,30 @@ def parse(raw: bytes) -> Incoming:
         fields = {k: vals[0] for k, vals in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
     if fields is not None:
         return sms_from_fields(fields)
+    return email_from_bytes(raw)
+
+
+def email_from_bytes(raw: bytes, *, field: str = "input") -> Incoming:
+    """An email (RFC 5322) as a mail provider hands it over. Raises ValidationError naming
+    `field`."""
+    if not raw.strip():
+        raise ValidationError(field, "is empty")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     sender = parseaddr(str(msg.get("From") or ""))[1]
     if not sender or "@" not in sender:
-        raise ValidationError("input", "is neither an SMS (From, Body, MessageSid) nor an email with a From address")
-    part = msg.get_body(preferencelist=("plain",)) if msg.is_multipart() else msg
-    body = part.get_content() if part is not None else ""
+        what = "an email with a From address" if field != "input" else None
+        said = (
+            f"is not {what}" if what else "is neither an SMS (From, Body, MessageSid) nor an email with a From address"
+        )
+        raise ValidationError(field, said)
+    try:
+        part = msg.get_body(preferencelist=("plain",)) if msg.is_multipart() else msg
+        body = part.get_content() if part is not None else ""
+    except (LookupError, ValueError, KeyError) as exc:  # an unknown charset, a broken part
+        raise ValidationError(field, f"the email's text cannot be read: {exc}") from None
     provider_id = str(msg.get("Message-ID") or "").strip()
     if not provider_id:
-        raise ValidationError("input", "the email has no Message-ID")
+        raise ValidationError(field, "the email has no Message-ID")
     replies = " ".join(str(msg.get(h) or "") for h in ("In-Reply-To", "References")).strip() or None
     return Incoming("email", sender, _reply_text(body), provider_id, str(msg.get("Subject") or "") or None, replies)
 

@@ -1,15 +1,19 @@
 """The outbox: messages are queued in the caller's transaction (with the event that causes
-them), claimed one at a time by a sender that commits the claim before it hands the message
-over, and settled after: sent, retried later with a growing delay, or failed for good.
+them), claimed by a sender that commits the claim before it hands a message over, and settled
+after: sent, retried later with a growing delay, or failed for good.
 
-A sender that dies after the claim leaves the row `sending`; the next sender, finding its
-claimer gone, cannot know whether the provider got it, so the row becomes `unknown` for staff
-to look at, and is never sent again on its own: nothing goes twice, nothing is lost unseen."""
+A sender claims a few due messages at once and hands them over one at a time in the order it
+claimed them (oldest due first), committing each result before the next goes. A sender that
+dies leaves its claims `sending`; the next sender, finding the claimer gone, takes the first of
+them in that order as the one in hand: it cannot know whether the provider got it, so the row
+becomes `unknown` for staff to look at and is never sent again on its own. The claims after it
+had not gone and are queued again: nothing goes twice, nothing is lost unseen."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import os
 import re
 import socket
@@ -173,33 +177,47 @@ def attachments_of(ctx: Ctx, message_id: int) -> tuple[Attachment, ...]:
 
 
 def sweep_dead_claims(ctx: Ctx) -> int:
-    """Rows left `sending` by a sender that is gone become `unknown`. Returns how many."""
+    """The claims of a sender that is gone: the first in the order it hands them over (the one
+    it may have had in hand) becomes `unknown`, the others are queued again as they were.
+    Returns how many became unknown."""
     from hpms.models import Message
 
     host = socket.gethostname()
     rows = ctx.session.execute(
-        sa.select(Message.id, Message.claimed_by, Message.claimed_at).where(
-            Message.org_id == ctx.org_id, Message.state == "sending"
-        )
+        sa.select(Message.id, Message.claimed_by, Message.claimed_at)
+        .where(Message.org_id == ctx.org_id, Message.state == "sending")
+        .order_by(Message.next_attempt_at, Message.id)
     ).all()
-    dead = []
+    first: dict[str, int] = {}
+    later: list[int] = []
     for mid, by, at in rows:
         h, _, pid = (by or ":").rpartition(":")
         gone = (h == host and pid.isdigit() and not pid_alive(int(pid))) or (
             at is not None and ctx.now() - at > STALE_CLAIM and h != host
         )
         if gone:
-            dead.append(mid)
-    if dead:
+            if (by or "") in first:
+                later.append(mid)
+            else:
+                first[by or ""] = mid
+    if first:
         ctx.session.execute(
             sa.update(Message)
-            .where(col(Message.id).in_(dead), Message.state == "sending")
+            .where(col(Message.id).in_(list(first.values())), Message.state == "sending")
             .values(
                 state="unknown",
                 error="the sender stopped after handing it over and before recording it: it may or may not have gone",
             )
+            .execution_options(synchronize_session=False)
         )
-    return len(dead)
+    if later:
+        ctx.session.execute(
+            sa.update(Message)
+            .where(col(Message.id).in_(later), Message.state == "sending")
+            .values(state="queued", claimed_by=None, claimed_at=None, attempts=Message.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+    return len(first)
 
 
 @dataclass(frozen=True)
@@ -215,42 +233,76 @@ class Claimed:
     files: int = 0  # attachments to load (`attachments_of`) before it is handed over
 
 
-def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Claimed | None:
-    """Take the next due message (oldest due first) for this process, marking it `sending`;
-    the caller commits before sending. None when nothing is due. One statement: the UPDATE
-    picks the row and returns what to send (on PostgreSQL a row another sender holds is
-    skipped; SQLite writers hold the database's write lock)."""
+@functools.cache
+def _statements() -> tuple[sa.Executable, sa.Executable, sa.Executable]:
+    """The claim, the count of the claimed emails' files and the settling of a sent message,
+    built once: the sender runs them for every message, and building a statement costs more
+    than running it."""
     from hpms.models import Message, MessageAttachment
 
+    m, a = Message.__table__, MessageAttachment.__table__
+    # Picked once, in a CTE that is materialized: PostgreSQL may rescan an `IN (subquery ...
+    # LIMIT n)` for every row it updates (and claim them all); a materialized CTE runs once.
     pick = (
-        sa.select(Message.id)
+        sa.select(m.c.id)
         .where(
-            Message.org_id == ctx.org_id,
-            Message.state == "queued",
-            Message.next_attempt_at <= ctx.now(),
-            col(Message.channel).in_(channels),
+            m.c.org_id == sa.bindparam("org"),
+            m.c.state == "queued",
+            m.c.next_attempt_at <= sa.bindparam("now"),
+            m.c.channel.in_(sa.bindparam("channels", expanding=True)),
         )
-        .order_by(Message.next_attempt_at, Message.id)
-        .limit(1)
+        .order_by(m.c.next_attempt_at, m.c.id)
+        .limit(sa.bindparam("n"))
+        .with_for_update(skip_locked=True)  # PostgreSQL: skip a row another sender holds; SQLite: none
+        .cte("pick")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    if ctx.session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        sa.update(Message)
-        .where(col(Message.id) == pick.scalar_subquery(), Message.state == "queued")
-        .values(state="sending", claimed_by=claimer(), claimed_at=ctx.now(), attempts=Message.attempts + 1)
-        .returning(Message.id, Message.channel, Message.recipient, Message.subject, Message.body, Message.attempts)
-        .execution_options(synchronize_session=False)
+    claim = (
+        sa.update(m)
+        .where(m.c.id.in_(sa.select(pick.c.id)), m.c.state == "queued")
+        .values(
+            state="sending", claimed_by=sa.bindparam("me"), claimed_at=sa.bindparam("now"), attempts=m.c.attempts + 1
+        )
+        .returning(m.c.id, m.c.channel, m.c.recipient, m.c.subject, m.c.body, m.c.attempts, m.c.next_attempt_at)
     )
-    row = ctx.session.execute(stmt).first()
-    if row is None:
-        return None
-    files = 0
-    if row[1] == "email":
-        files = ctx.session.execute(
-            sa.select(sa.func.count()).where(MessageAttachment.message_id == row[0])
-        ).scalar_one()
-    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], int(files))
+    # the files of the claimed emails, counted in one query for the whole claim
+    files = (
+        sa.select(a.c.message_id, sa.func.count())
+        .where(a.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+        .group_by(a.c.message_id)
+    )
+    sent = (
+        sa.update(m)
+        .where(m.c.id == sa.bindparam("mid"), m.c.state == "sending", m.c.claimed_by == sa.bindparam("me"))
+        .values(state="sent", sent_at=sa.bindparam("now"), provider_id=sa.bindparam("pid"), error=None, claimed_by=None)
+        .returning(m.c.patient_id, m.c.channel)
+    )
+    return claim, files, sent
+
+
+def claim(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms"), limit: int = 1) -> list[Claimed]:
+    """Take up to `limit` due messages for this process, marking them `sending`, in the order
+    they are to be handed over (oldest due first); the caller commits before sending, hands
+    them over in this order and settles each before the next goes (see the module
+    docstring). One statement picks the rows and returns what to send (on PostgreSQL rows
+    another sender holds are skipped; SQLite writers hold the database's write lock), one more
+    counts the files of the emails among them."""
+    if not channels or limit < 1:
+        return []
+    statement, count_files, _ = _statements()
+    ctx.session.flush()  # the statements run on the connection, beside the session's objects
+    conn = ctx.session.connection()
+    params = {"org": ctx.org_id, "now": ctx.now(), "channels": list(channels), "me": claimer(), "n": limit}
+    rows = sorted(conn.execute(statement, params).all(), key=lambda r: (r[6], r[0]))
+    emails = [r[0] for r in rows if r[1] == "email"]
+    files = {int(k): int(n) for k, n in conn.execute(count_files, {"ids": emails})} if emails else {}
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], int(files.get(r[0], 0))) for r in rows]
+
+
+def claim_next(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms")) -> Claimed | None:
+    """Take the next due message (`claim` of one); None when nothing is due."""
+    taken = claim(ctx, channels=channels, limit=1)
+    return taken[0] if taken else None
 
 
 def settle(
@@ -268,18 +320,15 @@ def settle(
 
     if error is None:
         # the common case in one statement, which also checks the claim is still ours
-        done = ctx.session.execute(
-            sa.update(Message)
-            .where(Message.id == message_id, Message.state == "sending", Message.claimed_by == claimer())
-            .values(state="sent", sent_at=ctx.now(), provider_id=provider_id, error=None, claimed_by=None)
-            .returning(Message.patient_id, Message.channel)
-            .execution_options(synchronize_session=False)
-        ).first()
+        _, _, sent = _statements()
+        params = {"mid": message_id, "me": claimer(), "now": ctx.now(), "pid": provider_id}
+        done = ctx.session.connection().execute(sent, params).first()
         if done is not None:
             event = audit.Event("send", "message", message_id, patient_id=done[0], detail=f"sent by {done[1]}")
             audit.record(ctx, event)
             return "sent"
-    msg = ctx.session.get(Message, message_id)
+    # the statements above ran beside the session's objects: read the row as it is now
+    msg = ctx.session.get(Message, message_id, populate_existing=True)
     if error is None or msg is None or msg.state != "sending" or msg.claimed_by != claimer():
         return msg.state if msg is not None else "missing"
     msg.claimed_by = None
@@ -290,18 +339,23 @@ def settle(
         msg.state, msg.error = "queued", error[:500]
         msg.next_attempt_at = ctx.now() + retry_delay(msg.attempts)
         detail = f"attempt {msg.attempts} failed; retry at {msg.next_attempt_at:%Y-%m-%d %H:%M} UTC"
+    ctx.session.flush()
     audit.record(ctx, audit.Event("send", "message", msg.id, patient_id=msg.patient_id, detail=detail))
     return msg.state
 
 
-def release(ctx: Ctx, message_id: int) -> None:
-    """Put a claimed message back in the queue untouched (a dry run, or a stop before it went)."""
+def release(ctx: Ctx, message_ids: int | Sequence[int]) -> None:
+    """Put claimed messages back in the queue untouched (a dry run, a stop before they went)."""
     from hpms.models import Message
 
+    ids = [message_ids] if isinstance(message_ids, int) else list(message_ids)
+    if not ids:
+        return
     ctx.session.execute(
         sa.update(Message)
-        .where(Message.id == message_id, Message.state == "sending", Message.claimed_by == claimer())
+        .where(col(Message.id).in_(ids), Message.state == "sending", Message.claimed_by == claimer())
         .values(state="queued", claimed_by=None, claimed_at=None, attempts=Message.attempts - 1)
+        .execution_options(synchronize_session=False)
     )
 
 

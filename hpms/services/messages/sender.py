@@ -1,11 +1,13 @@
 """The sender: one pass over the due messages of the outbox, for a scheduled job
 and for the worker, which repeats it. It takes the outbox lock, turns the claims of a sender
-that died into `unknown`, then sends one message at a time: claim (committed), hand over,
-settle (committed before the next message goes)."""
+that died into `unknown` (and queues again those it had not handed over), then claims a few
+due messages at a time (committed) and sends them one at a time: hand over, settle (committed
+before the next message goes)."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -167,33 +169,47 @@ def _send(
     limit: int | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """One pass: claim, hand over and settle one message at a time until none is due.
-
-    Each message's claim is committed before it is handed over, and its result is committed
-    before the next one is handed over: the settling of one message and the claim of the next
-    share a commit. A context (an authenticated session) serves HEARTBEAT_EVERY messages,
-    then the lock is renewed and the next context opened."""
+    """One pass: claim up to HEARTBEAT_EVERY due messages in one statement (committed), then
+    hand them over and settle them one at a time, in the order claimed, each result committed
+    before the next message goes; again until none is due. A context (an authenticated
+    session) serves one claim; the lock is renewed before the next. Claims not handed over
+    (a stop, an error) are queued again."""
     with _providers(context, transports, summary) as ready:
         done = 0
-        more = True
-        while more:
-            with context() as ctx:
-                if done:
-                    heartbeat(ctx, outbox.OUTBOX_LOCK)
-                for _ in range(HEARTBEAT_EVERY):
-                    if (limit is not None and done >= limit) or (stop is not None and stop.is_set()):
-                        more = False
+        while ready and (limit is None or done < limit) and not (stop is not None and stop.is_set()):
+            pending: deque[outbox.Claimed] = deque()
+            try:
+                with context() as ctx:
+                    if done:
+                        heartbeat(ctx, outbox.OUTBOX_LOCK)
+                    n = HEARTBEAT_EVERY if limit is None else min(HEARTBEAT_EVERY, limit - done)
+                    pending.extend(outbox.claim(ctx, channels=tuple(ready), limit=n))
+                    ctx.session.commit()  # the claims hold before the first goes
+                    if not pending:
                         break
-                    claimed = outbox.claim_next(ctx, channels=tuple(ready))
-                    ctx.session.commit()  # the claim (and the last result) hold before it goes
-                    if claimed is None:
-                        more = False
-                        break
-                    done += 1
-                    _hand_over(ctx, ready, claimed, summary)
-            # leaving the context commits the last result
+                    while pending and not (stop is not None and stop.is_set()):
+                        claimed = pending.popleft()
+                        done += 1
+                        _hand_over(ctx, ready, claimed, summary)
+                        ctx.session.commit()  # its result holds before the next goes
+                    if pending:  # stopped: what was not handed over waits for the next sender
+                        outbox.release(ctx, [c.id for c in pending])
+                        pending.clear()
+            finally:
+                if pending:  # an error: give back what did not go (the one in hand stays `sending`)
+                    _release_after_error(context, [c.id for c in pending])
     with context() as ctx:
         summary.due = _due(ctx)
+
+
+def _release_after_error(context: Callable[[], AbstractContextManager[Ctx]], ids: list[int]) -> None:
+    """Queue again claims that were not handed over, in a transaction of their own; should that
+    fail too, the next sender queues them again once this process is gone."""
+    try:
+        with context() as ctx:
+            outbox.release(ctx, ids)
+    except (HpmsError, sa.exc.SQLAlchemyError):
+        pass
 
 
 def _hand_over(ctx: Ctx, ready: dict[str, Transport], claimed: outbox.Claimed, summary: SendSummary) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,75 +258,112 @@ def import_csv(
     mrn_at, id_at = len(INSERT_COLUMNS) - 2, len(INSERT_COLUMNS) - 1
     derived_columns = patients.derived_columns
 
-    def flush() -> None:
-        nonlocal chunk, chunk_ssn, first_mrn, last_mrn
-        if not chunk:
-            return
-        missing = [c for c in chunk if c[mrn_at] is None]
+    def write(rows: list[list[Any]], with_ssn: bool) -> None:
+        """Number, insert and audit one chunk (on the writer thread: see `flush`)."""
+        nonlocal first_mrn, last_mrn
+        missing = [c for c in rows if c[mrn_at] is None]
         if missing:
             for c, mrn in zip(missing, patients.next_mrns(session, len(missing), ctx.org_id, avoid=avoid), strict=True):
                 c[mrn_at] = mrn
-        ids = new_ids(session, len(chunk))
-        for c, pid in zip(chunk, ids, strict=True):
+        ids = new_ids(session, len(rows))
+        for c, pid in zip(rows, ids, strict=True):
             c[id_at] = pid
         # The fields given for any patient of the chunk (a field is named when a value is set).
-        touched = [f for i, f in enumerate(patients.PATIENT_FIELDS) if any(c[i] not in (None, False) for c in chunk)]
-        touched = sorted([*touched, "mrn", *(["ssn"] if chunk_ssn else [])])
-        first_mrn = first_mrn or chunk[0][mrn_at]
-        last_mrn = chunk[-1][mrn_at]
+        touched = [f for i, f in enumerate(patients.PATIENT_FIELDS) if any(c[i] not in (None, False) for c in rows)]
+        touched = sorted([*touched, "mrn", *(["ssn"] if with_ssn else [])])
+        first_mrn = first_mrn or rows[0][mrn_at]
+        last_mrn = rows[-1][mrn_at]
         # One DBAPI executemany (COPY on PostgreSQL) per chunk: the ORM's bulk insert drops None
         # values and splits a chunk into one INSERT per row, and Core's per-row processing costs
         # more than SQLite's insert itself.
-        insert_rows(session, table, INSERT_COLUMNS, chunk)
+        insert_rows(session, table, INSERT_COLUMNS, rows)
         # One event per chunk naming every patient it created (as a list or search names the
         # patients it returned): a chained event per row would cost as much as the rows.
         audit.record(
             ctx,
             audit.Event(
-                "create", "patient", patient_ids=ids, fields=touched, detail=f"import of {len(chunk)} patient(s)"
+                "create", "patient", patient_ids=ids, fields=touched, detail=f"import of {len(rows)} patient(s)"
             ),
         )
-        result.imported += len(chunk)
+        result.imported += len(rows)
+
+    # On PostgreSQL the database work of a chunk runs on one writer thread while this thread
+    # validates the next chunk: psycopg lets go of the GIL while the server ingests the COPY, so
+    # that time is no longer added to the validation's (100,000 rows: about 20% less wall time).
+    # At most one chunk is in flight and only the writer touches the session meanwhile; the
+    # chunks are written in file order, in this transaction. On SQLite the insert runs in this
+    # process and binding holds the GIL: a thread gained nothing there, so chunks are written
+    # in line.
+    threaded = session.get_bind().dialect.name == "postgresql"
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpms-import")
+    pending: Future[None] | None = None
+
+    def settle() -> None:
+        """Wait for the chunk in flight; its error, if any, is raised here."""
+        nonlocal pending
+        if pending is not None:
+            done, pending = pending, None
+            done.result()
+            if progress:
+                progress(result.rows, total)
+
+    def flush() -> None:
+        nonlocal chunk, chunk_ssn, pending
+        settle()
+        if not chunk:
+            return
+        if threaded:
+            pending = writer.submit(write, chunk, chunk_ssn)
+        else:
+            write(chunk, chunk_ssn)
+            if progress:
+                progress(result.rows, total)
         chunk = []
         chunk_ssn = False
-        if progress:
-            progress(result.rows, total)
 
     savepoint = session.begin_nested()
     try:
         with _import_cache(session):
-            for line, row in _rows(path):
-                result.rows += 1
-                values, err = _check(row, line, today, seen)
-                if values is not None and values.get("mrn") in taken:
-                    err = RowError(line, "mrn", f"{values['mrn']!r} is already assigned to another patient")
-                    values = None
-                if values is None:
-                    assert err is not None
-                    result.errors.append(err)
-                    continue
+            try:
+                for line, row in _rows(path):
+                    result.rows += 1
+                    values, err = _check(row, line, today, seen)
+                    if values is not None and values.get("mrn") in taken:
+                        err = RowError(line, "mrn", f"{values['mrn']!r} is already assigned to another patient")
+                        values = None
+                    if values is None:
+                        assert err is not None
+                        result.errors.append(err)
+                        continue
+                    if result.errors and not skip_invalid:
+                        continue  # nothing will be kept: just validate the rest, to report every bad row
+                    ssn = values.pop("ssn", None)
+                    get = values.get
+                    record = [get(f, empty) for f, empty in demographics]
+                    derived = derived_columns(values)
+                    record += [derived.get(c) for c in DERIVED]
+                    if ssn:
+                        crypto = crypto or ctx.crypto
+                        record += [crypto.encrypt(ssn, "ssn"), crypto.blind_index(ssn, "ssn")]
+                        chunk_ssn = True
+                    else:
+                        record += [None, None]
+                    record += fixed
+                    record += [get("mrn"), None]
+                    chunk.append(record)
+                    if len(chunk) >= CHUNK:
+                        flush()
                 if result.errors and not skip_invalid:
-                    continue  # nothing will be kept: just validate the rest, to report every bad row
-                ssn = values.pop("ssn", None)
-                get = values.get
-                record = [get(f, empty) for f, empty in demographics]
-                derived = derived_columns(values)
-                record += [derived.get(c) for c in DERIVED]
-                if ssn:
-                    crypto = crypto or ctx.crypto
-                    record += [crypto.encrypt(ssn, "ssn"), crypto.blind_index(ssn, "ssn")]
-                    chunk_ssn = True
-                else:
-                    record += [None, None]
-                record += fixed
-                record += [get("mrn"), None]
-                chunk.append(record)
-                if len(chunk) >= CHUNK:
-                    flush()
-            if result.errors and not skip_invalid:
-                savepoint.rollback()
-                raise InvalidRows(result.errors, rows=result.rows)
-            flush()
+                    settle()
+                    savepoint.rollback()
+                    raise InvalidRows(result.errors, rows=result.rows)
+                flush()
+                settle()
+            except BaseException:
+                # The writer must be done with the session before anything else runs on it.
+                if pending is not None:
+                    wait([pending])
+                raise
         if dry_run:
             savepoint.rollback()
         else:
@@ -334,6 +372,8 @@ def import_csv(
         if savepoint.is_active:
             savepoint.rollback()
         raise
+    finally:
+        writer.shutdown(wait=True)
     if progress:
         progress(result.rows, result.rows)
     result.mrns = (first_mrn, last_mrn) if first_mrn and last_mrn and not dry_run else None

@@ -133,3 +133,21 @@ def authenticate(session: Session, env: Mapping[str, str] | None = None) -> Acto
             action=Action("users", "token", target=username, purpose="an admin makes one with"),
         )
     return load_actor(session, username, auth_method="os")
+
+
+def load_patient_actor(session: Session, patient_id: int, *, auth_method: str = "portal") -> Actor:
+    """The actor of a patient signed in to the portal (the face checked who they are); AuthError
+    when the patient is unknown, merged or inactive. Named in the audit trail by id only."""
+    from hpms.models import Patient
+
+    row = session.get(Patient, patient_id)
+    if row is None or row.merged_into_id or not row.active:
+        raise AuthError("this patient account cannot sign in")
+    return Actor(
+        user_id=None,
+        username=f"patient:{patient_id}",
+        org_id=row.org_id,
+        roles=frozenset(),
+        auth_method=auth_method,
+        patient_id=patient_id,
+    )

@@ -14,7 +14,7 @@ from hpms.config import Settings, load_settings
 from hpms.db import check_schema, get_engine, session_scope
 from hpms.errors import HpmsError, PermissionDenied
 from hpms.models import Actor
-from hpms.services.platform.auth import authenticate, load_actor
+from hpms.services.platform.auth import authenticate, load_actor, load_patient_actor
 from hpms.services.platform.conflicts import integrity_conflict
 from hpms.services.platform.crypto import FieldCrypto, KeyRing, bind_to_database, load_keyring
 
@@ -117,3 +117,24 @@ def _record_after_rollback(engine: Engine, settings: Settings, actor: Actor, clo
 def context_for(session: Session, settings: Settings, username: str, *, clock: Clock = system_clock) -> Ctx:
     """A context for a known user name (tests, the TUI after it authenticated once)."""
     return Ctx(session=session, actor=load_actor(session, username), settings=settings, clock=clock)
+
+
+def patient_context(session: Session, settings: Settings, patient_id: int, *, clock: Clock = system_clock) -> Ctx:
+    """A context whose actor is a signed-in patient (the portal, after it checked who they are)."""
+    return Ctx(session=session, actor=load_patient_actor(session, patient_id), settings=settings, clock=clock)
+
+
+@contextmanager
+def open_patient_context(
+    settings: Settings | None = None, *, patient_id: int, clock: Clock = system_clock
+) -> Iterator[Ctx]:
+    """One transaction as a signed-in patient: checks the schema, commits on success and rolls
+    back on error; a write another writer beat is a conflict."""
+    settings = settings or load_settings()
+    engine = get_engine(settings)
+    try:
+        with session_scope(engine) as session:
+            check_schema(engine, session)
+            yield patient_context(session, settings, patient_id, clock=clock)
+    except sa.exc.IntegrityError as exc:
+        raise integrity_conflict(exc) from None

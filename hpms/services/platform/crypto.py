@@ -72,6 +72,10 @@ class KeyRing:
         kid = key_id(key)
         return cls(active=kid, keys={kid: key}, source=source)
 
+    def copy(self) -> KeyRing:
+        """A ring of the same keys that the caller may change without touching this one."""
+        return KeyRing(self.active, dict(self.keys), self.source, dict(self.retired_audit_keys))
+
     def audit_keys(self) -> dict[str, bytes]:
         """Every audit key this ring can verify with, by practice key id."""
         return {**self.retired_audit_keys, **{kid: audit_key(k) for kid, k in self.keys.items()}}
@@ -118,24 +122,25 @@ def load_keyring(settings: Settings) -> KeyRing:
     if env_key:
         return KeyRing.single(decode_key(env_key, "HPMS_KEY"), "HPMS_KEY")
     path: Path = settings.key_file
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    if not path.exists():
         raise EncryptionKeyError(
             f"no encryption key: {path} does not exist",
             hint="copy the key file from the machine that set up this database, or set HPMS_KEY",
-        ) from None
-    # every write seals the audit trail with the ring: read the file again only when it changed
-    stamp = (str(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-    cached = _RING_CACHE.get(stamp)
-    if cached is not None:
-        return cached
+        )
+    st = path.stat()
     mode = st.st_mode & 0o777
     if os.name == "posix" and mode & 0o077:
         raise EncryptionKeyError(
             f"key file {path} is readable by others (mode {mode:04o}); refusing to use it",
             hint="make it readable by its owner alone (mode 0600, e.g. chmod 600 on the file)",
         )
+    # Every service context reads the ring (it seals the audit trail): parsing the file again
+    # cost as much as a short search. The cache is keyed on the file's identity, size, mode and
+    # modification time, so a rotated, replaced or re-permissioned key file is read afresh.
+    stamp = (str(path), st.st_ino, st.st_dev, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    cached = _RING_CACHE.get(stamp)
+    if cached is not None:
+        return cached.copy()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         keys = {kid: decode_key(v, str(path)) for kid, v in data["keys"].items()}
@@ -147,7 +152,7 @@ def load_keyring(settings: Settings) -> KeyRing:
         raise EncryptionKeyError(f"key file {path} is damaged") from None
     ring = KeyRing(active=active, keys=keys, source=str(path), retired_audit_keys=retired)
     _RING_CACHE.clear()
-    _RING_CACHE[stamp] = ring
+    _RING_CACHE[stamp] = ring.copy()
     return ring
 
 

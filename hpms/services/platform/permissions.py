@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpms.errors import PermissionDenied, ValidationError
+from hpms.errors import NotFoundError, PermissionDenied, ValidationError
 
 if TYPE_CHECKING:
     from hpms.models import Actor
@@ -81,6 +81,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "messages.send": frozenset({"admin", "service"}),
     "messages.setup": frozenset({"admin"}),
     "messages.inbound": frozenset({"admin", "front_desk", "service"}),
+    "online.read": frozenset({"admin", "front_desk", "provider"}),
+    "online.setup": frozenset({"admin"}),
+    "portal.serve": frozenset({"admin", "service"}),
+    "proxy.read": frozenset({"admin", "front_desk", "provider"}),
+    "proxy.write": frozenset({"admin", "front_desk"}),
+}
+
+# What a signed-in patient (an actor with a patient id and no roles) may do, each only on their
+# own records; every other action is answered as "not found", so that a patient learns nothing
+# of what else exists. Staff are refused these (they book through the appointment actions).
+PATIENT_ACTIONS: dict[str, str] = {
+    "online.slots": "see the times open to online booking",
+    "online.book": "book online",
+    "online.reschedule": "move a visit online",
+    "online.cancel": "cancel a visit online",
+    "online.visits": "list a patient's own visits online",
 }
 
 
@@ -133,6 +149,11 @@ _SAID: dict[str, str] = {
     "messages.send": "send the outbox",
     "messages.setup": "set up messaging",
     "messages.inbound": "take in patients' replies",
+    "online.read": "read the online booking policies",
+    "online.setup": "set the online booking policies",
+    "portal.serve": "serve the patient portal",
+    "proxy.read": "read who may act for patients in the portal",
+    "proxy.write": "change who may act for patients in the portal",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 
@@ -154,9 +175,21 @@ def roles_for(action: str) -> list[str]:
 
 def require(actor: Actor, action: str) -> None:
     """Raise PermissionDenied unless one of the actor's roles may perform `action`; the message
-    says what was refused in plain words and which roles may do it."""
-    if action not in PERMISSIONS:
+    says what was refused in plain words and which roles may do it. A patient actor may do
+    the patient actions (and what their online operation was granted); anything else is
+    NotFoundError. Staff are refused the patient actions."""
+    if action not in PERMISSIONS and action not in PATIENT_ACTIONS:
         raise KeyError(f"unknown action {action!r}")
+    if actor.patient_id is not None:
+        if action in PATIENT_ACTIONS or action in actor.grants:
+            return
+        raise NotFoundError("not found")
+    if action in PATIENT_ACTIONS:
+        err = PermissionDenied(
+            f"user {actor.username!r} may not {PATIENT_ACTIONS[action]}: only a signed-in patient may, for themselves"
+        )
+        err.refused = action
+        raise err
     if not allowed(actor.roles, action):
         roles = ", ".join(sorted(actor.roles)) or "no role"
         who = roles_for(action)

@@ -1,0 +1,252 @@
+"""The patient portal's pages: server-rendered HTML forms that work without JavaScript.
+
+    GET  /          sign-in form (email address or mobile number, date of birth)
+    POST /          ask for a sign-in code; the same answer whether or not anyone matched
+    GET  /code      the form for the code
+    POST /code      sign in with the code
+    GET  /home      signed in: who, the visits to come, whom one may act for
+    POST /switch    act for another patient one may act for (or oneself)
+    POST /signout   end the session
+
+Every POST carries the CSRF token (else 403, nothing written); no patient data goes in a URL.
+One transaction per request, as the user who runs the server; the services act as the patient."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpms.portal import security
+
+if TYPE_CHECKING:
+    import jinja2
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
+    from hpms.config import Settings
+    from hpms.errors import HpmsError
+
+log = logging.getLogger("hpms.portal")
+HERE = Path(__file__).parent
+SESSION, PENDING = "hpms_session", "hpms_signin"
+PENDING_SECONDS = 15 * 60
+THROTTLED = "Too many attempts from this network. Wait 15 minutes, then try again."
+# The services' fields, as the forms name them
+FIELDS = {"contact": "contact", "dob": "dob", "code": "code", "patient": "patient"}
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> list[BaseRoute]:
+    """The portal's routes; `current` gives the settings of each request."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from hpms.errors import ErrorKind, HpmsError, ValidationError
+    from hpms.services.platform.context import open_context
+
+    def run(cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
+        with open_context(cfg, env=env) as ctx:
+            return fn(ctx, **kw)
+
+    async def call(cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
+        return await run_in_threadpool(run, cfg, fn, **kw)
+
+    def page(request: Request, cfg: Settings, name: str, status: int = 200, **values: Any) -> Response:
+        from starlette.responses import HTMLResponse
+
+        token, new = security.csrf_token(request, cfg)
+        html = _templates().get_template(name).render(csrf=token, csrf_field=security.CSRF_FIELD, **values)
+        response = HTMLResponse(html, status_code=status)
+        if new:
+            security.set_cookie(response, cfg, "hpms_csrf", token)
+        return response
+
+    def redirect(to: str) -> Response:
+        return RedirectResponse(to, status_code=303)
+
+    def failed(request: Request, cfg: Settings, exc: HpmsError) -> Response:
+        status = 403 if exc.kind == ErrorKind.PERMISSION else 500
+        log.error("portal request failed: %s", exc)
+        return page(request, cfg, "error.html", status, title="Something went wrong", message=_plain(status))
+
+    async def form(request: Request, cfg: Settings) -> dict[str, str] | Response:
+        """The form's fields when it carries the browser's CSRF token, else the 403 page."""
+        data = await request.form()
+        fields = {k: v for k, v in data.items() if isinstance(v, str)}
+        if not security.csrf_ok(request, cfg, fields.get(security.CSRF_FIELD)):
+            log.warning("refused a form post to %s: missing or wrong CSRF token", request.url.path)
+            return page(
+                request,
+                cfg,
+                "error.html",
+                403,
+                title="This form has expired",
+                message="The page was open too long, or came from elsewhere. Nothing was changed.",
+            )
+        return fields
+
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "-"
+
+    async def sign_in_form(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        token = security.cookie(request, cfg, SESSION)
+        try:
+            if token and await call(cfg, access.signed_in, token=token):
+                return redirect("/home")
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        return page(request, cfg, "signin.html", values={}, errors={})
+
+    async def sign_in(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        values = {"contact": fields.get("contact", ""), "dob": fields.get("dob", "")}
+        try:
+            out = await call(
+                cfg, access.start_sign_in, contact=values["contact"], dob=values["dob"], client=client(request)
+            )
+        except ValidationError as exc:
+            return page(
+                request, cfg, "signin.html", 400, values=values, errors={FIELDS.get(exc.field or "", ""): _say(exc)}
+            )
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out.throttled:
+            return page(request, cfg, "signin.html", 429, values=values, errors={}, notice=THROTTLED)
+        response = redirect("/code")
+        security.set_cookie(response, cfg, PENDING, out.challenge, max_age=PENDING_SECONDS)
+        return response
+
+    async def code_form(request: Request) -> Response:
+        cfg = current()
+        if not security.cookie(request, cfg, PENDING):
+            return redirect("/")
+        return page(request, cfg, "code.html", errors={})
+
+    async def code(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        challenge = security.cookie(request, cfg, PENDING)
+        try:
+            out = await call(
+                cfg, access.check_code, challenge=challenge, code=fields.get("code", ""), client=client(request)
+            )
+        except ValidationError as exc:
+            return page(request, cfg, "code.html", 400, errors={"code": _say(exc)})
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out.throttled:
+            return page(request, cfg, "code.html", 429, errors={}, notice=THROTTLED)
+        if out.token is None:
+            return page(request, cfg, "code.html", 400, errors={"code": _sentence(out.message or "")})
+        response = redirect("/home")
+        security.clear_cookie(response, cfg, PENDING)
+        security.set_cookie(response, cfg, SESSION, out.token)
+        return response
+
+    async def home(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        try:
+            out = await call(cfg, access.home, token=security.cookie(request, cfg, SESSION))
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is None:
+            response = redirect("/")
+            security.clear_cookie(response, cfg, SESSION)
+            return response
+        return page(request, cfg, "home.html", home=out)
+
+    async def switch(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        token = security.cookie(request, cfg, SESSION)
+        try:
+            ok = await call(cfg, access.switch, token=token, patient_id=fields.get("patient"))
+        except ValidationError as exc:
+            return page(request, cfg, "error.html", 400, title="Choose someone", message=_say(exc))
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if ok is None:
+            return redirect("/")
+        if not ok:
+            return page(
+                request, cfg, "error.html", 403, title="Not allowed", message="You may not see that person's records."
+            )
+        return redirect("/home")
+
+    async def sign_out(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        try:
+            await call(cfg, access.sign_out, token=security.cookie(request, cfg, SESSION))
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        response = redirect("/")
+        security.clear_cookie(response, cfg, SESSION)
+        return response
+
+    return [
+        Route("/", sign_in_form, methods=["GET"]),
+        Route("/", sign_in, methods=["POST"]),
+        Route("/code", code_form, methods=["GET"]),
+        Route("/code", code, methods=["POST"]),
+        Route("/home", home, methods=["GET"]),
+        Route("/switch", switch, methods=["POST"]),
+        Route("/signout", sign_out, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
+
+
+def _say(exc: HpmsError) -> str:
+    """A service's validation message as the form says it, under its field."""
+    return _sentence(exc.message)
+
+
+def _plain(status: int) -> str:
+    if status == 403:
+        return "The portal is not set up to sign patients in. Please call the practice."
+    return "The portal could not answer. Please try again later, or call the practice."
