@@ -468,7 +468,30 @@ class StatementCounter:
             # the statements of triggers left out
             sa.event.listen(engine, "checkout", self._trace)
         else:
-            sa.event.listen(engine, "before_cursor_execute", self._count)
+            # every statement sent on a cursor of the driver (SQLAlchemy's and those the prepared
+            # hot path runs on the cursor directly); psycopg opens and commits without a statement
+            sa.event.listen(engine, "checkout", self._wrap)
+
+    def _wrap(self, dbapi_conn, record, proxy):
+        import psycopg
+
+        counter = self
+
+        class CountingCursor(psycopg.Cursor):
+            def execute(self, query, params=None, **kw):
+                counter._seen(str(query))
+                return super().execute(query, params, **kw)
+
+            def executemany(self, query, params_seq, **kw):
+                counter._seen(str(query))
+                return super().executemany(query, params_seq, **kw)
+
+        dbapi_conn.cursor_factory = CountingCursor
+
+    def _seen(self, statement: str) -> None:
+        if self.on:
+            self.n += 1
+            self.statements.append(" ".join(statement.split()))
 
     def _trace(self, dbapi_conn, record, proxy):
         dbapi_conn.set_trace_callback(self._traced)
@@ -481,11 +504,6 @@ class StatementCounter:
             return  # the steps of a trigger are traced with the text of the statement that fired it
         self.n += 1
         self.statements.append(text)
-
-    def _count(self, conn, cursor, statement, parameters, context, executemany):
-        if self.on:
-            self.n += 1
-            self.statements.append(" ".join(statement.split()))
 
     def count(self, fn) -> int:
         self.n, self.on, self.statements = 0, True, []
@@ -717,7 +735,7 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     with open_context(settings) as ctx:  # warm-up, not counted
         book_one(ctx)
     stmts_each = counter.count(lambda: _in_ctx(settings, book_one))
-    seen = "as the driver runs them" if backend == "sqlite" else "run through SQLAlchemy, BEGIN and COMMIT not seen"
+    seen = "as the driver runs them" if backend == "sqlite" else "as sent on the driver's cursors, no BEGIN/COMMIT"
     print(f"  statements of one booking in its own transaction ({stmts_each}, {seen}):")
     for i, sql in enumerate(counter.statements, 1):
         print(f"    {i:2d}. {sql[:150]}{'...' if len(sql) > 150 else ''}")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -84,10 +86,15 @@ def _sqlite_listeners(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        if conn.get_execution_options().get("hpms_readonly"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        sql = "BEGIN" if conn.get_execution_options().get("hpms_readonly") else "BEGIN IMMEDIATE"
+        # on the driver: every transaction starts here, and the statement machinery costs more
+        # than the BEGIN itself; a busy database is raised as SQLAlchemy raises it
+        import sqlite3
+
+        try:
+            conn.connection.driver_connection.execute(sql)
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 SUPPORTED_URLS = ("sqlite:///", "sqlite+pysqlite:///", "postgresql+psycopg://")
@@ -145,12 +152,30 @@ def current_revision(conn: sa.Connection) -> str | None:
     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def _revision_in(session: Session) -> str | None:
+    """The revision read in the session's transaction with one statement on the driver (every
+    command checks it). Without the table the catalog decides: in the same transaction on
+    SQLite, on a connection of its own (None) on PostgreSQL, where a failed statement ends the
+    transaction."""
+    conn = session.connection()
+    try:
+        rows = _VERSION.rows(conn)
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+        if "alembic_version" not in str(exc.orig):
+            raise
+        return current_revision(conn) if conn.dialect.name == "sqlite" else None
+    return rows[0].version_num if rows else current_revision(conn)
+
+
 def check_schema(engine: Engine, session: Session | None = None) -> str:
     """Refuse a database that is not initialized, older or newer than this code; read in the
     transaction of `session` when given (no connection and transaction of its own)."""
     try:
         if session is not None:
-            rev = current_revision(session.connection())
+            rev = _revision_in(session)
+            if rev is None and engine.dialect.name != "sqlite":
+                with engine.connect() as conn:
+                    rev = current_revision(conn)
         else:
             with engine.connect() as conn:
                 rev = current_revision(conn)
@@ -243,6 +268,110 @@ def insert_rows(session, table: sa.Table, columns: list[str], rows: list[list]) 
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     conn.exec_driver_sql(sql, list(map(tuple, rows)))
+
+
+class Prepared:
+    """A Core statement compiled once per dialect and run on the DBAPI cursor of a connection,
+    for the few statements every command or booking runs (authentication, the schema check, a
+    booking's lookups, guard and insert): SQLAlchemy's per-execution machinery costs several
+    times what SQLite takes to answer them. Parameters and results go through the column types
+    as SQLAlchemy would; constant IN lists are rendered inline; a driver error is raised as
+    SQLAlchemy raises it (an IntegrityError stays one). Rows are named tuples."""
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        self.stmt = stmt
+        self._by_dialect: dict[str, _Plan] = {}
+
+    def _plan(self, dialect: sa.Dialect) -> _Plan:
+        plan = self._by_dialect.get(dialect.name)
+        if plan is None:
+            plan = self._by_dialect[dialect.name] = _Plan(self.stmt, dialect)
+        return plan
+
+    def rows(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """The rows of the statement (none for a statement without RETURNING)."""
+        plan = self._plan(conn.dialect)
+        args = plan.args(params or {})
+        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(plan.sql, args)
+            if plan.row is None:
+                return []
+            fetched = cur.fetchall()
+        except plan.dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(plan.sql, args, exc, plan.dbapi_error) from exc
+        finally:
+            cur.close()
+        procs, row = plan.result_procs, plan.row
+        if not any(procs):
+            return [row._make(r) for r in fetched]
+        return [row._make([v if p is None or v is None else p(v) for p, v in zip(procs, r)]) for r in fetched]
+
+    def stream(
+        self, conn: sa.Connection, params: Mapping[str, Any] | None = None, size: int = 10_000
+    ) -> Iterator[list]:
+        """The rows as the driver gives them (no result processing), in lists of up to `size`:
+        for exports of millions of rows. PostgreSQL sends them from a server-side cursor."""
+        plan = self._plan(conn.dialect)
+        args = plan.args(params or {})
+        driver: Any = conn.connection.driver_connection
+        cur = driver.cursor(name="hpms_stream") if conn.dialect.name == "postgresql" else driver.cursor()
+        try:
+            cur.execute(plan.sql, args)
+            while part := cur.fetchmany(size):
+                yield part
+        except plan.dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(plan.sql, args, exc, plan.dbapi_error) from exc
+        finally:
+            cur.close()
+
+
+class _Plan:
+    """The driver SQL of a Prepared statement on one dialect, its parameter order and the
+    processors of its parameters and result columns."""
+
+    def __init__(self, stmt: sa.Executable, dialect: sa.Dialect) -> None:
+        comp: Any = stmt.compile(dialect=dialect)
+        sql: str = comp.string
+        constants: dict[str, Any] = {}
+        expanded: set[str] = set()
+        for name, bind in comp.binds.items():
+            if name.startswith("%("):  # SQLAlchemy's internal alias of the same parameter
+                continue
+            if bind.expanding:
+                if bind.required or bind.callable is not None:
+                    raise ValueError(f"Prepared: the IN list {name!r} must be a constant")
+                literal = ", ".join(comp.render_literal_value(v, bind.type) for v in bind.value)
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", literal)
+                expanded.add(name)
+            elif not bind.required:
+                constants[name] = bind.value
+        self.sql = sql
+        self.positional = bool(dialect.positional)
+        if self.positional:
+            self.names = [n for n in comp.positiontup if n not in expanded]
+        else:
+            self.names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+        self.constants = constants
+        procs = comp._bind_processors
+        self.bind_procs: dict[str, Callable[[Any], Any]] = {n: procs[n] for n in self.names if n in procs}
+        self.dbapi_error = dialect.loaded_dbapi.Error
+        columns = comp._result_columns if getattr(comp, "_result_columns", None) else []
+        self.row: Any = namedtuple("Row", [c.keyname for c in columns], rename=True) if columns else None  # noqa: PYI024
+        self.result_procs = [c.type._cached_result_processor(dialect, None) for c in columns]
+
+    def args(self, params: Mapping[str, Any]) -> Any:
+        procs = self.bind_procs
+        values = []
+        for name in self.names:
+            v = params[name] if name in params else self.constants[name]
+            if v is not None and name in procs:
+                v = procs[name](v)
+            values.append(v)
+        return tuple(values) if self.positional else dict(zip(self.names, values))
+
+
+_VERSION = Prepared(sa.select(sa.column("version_num")).select_from(sa.table("alembic_version")))
 
 
 @contextmanager

@@ -313,17 +313,24 @@ def _values(ctx: Ctx, appt: Visit) -> dict[str, str]:
 # ---- the hooks of the scheduling services ------------------------------------------------
 
 
-def queue_many(ctx: Ctx, appts: list[Any], *, fresh: bool = False) -> int:
+def queue_many(ctx: Ctx, appts: list[Any], *, fresh: bool = False, has_rules: bool | None = None) -> int:
     """`queue_for` each visit (`fresh`: just booked, so none has reminders to withdraw). One
-    look at the rules when the practice has none."""
+    look at the rules when the practice has none, none when the caller read `has_rules` (whether
+    any rule sends) in this transaction."""
     from hpms.models import ReminderRule
 
     if not appts:
         return 0
-    has_rules = ctx.session.execute(
-        sa.select(ReminderRule.id).where(ReminderRule.org_id == ctx.org_id, ReminderRule.channel != "none").limit(1)
-    ).first()
     if has_rules is None:
+        has_rules = (
+            ctx.session.execute(
+                sa.select(ReminderRule.id)
+                .where(ReminderRule.org_id == ctx.org_id, ReminderRule.channel != "none")
+                .limit(1)
+            ).first()
+            is not None
+        )
+    if not has_rules:
         if not fresh:
             for a in appts:
                 cancel_for(ctx, a)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from hpms.db import Prepared
 from hpms.errors import Action, AuthError
 from hpms.models import Actor, User, UserRole
 
@@ -62,8 +63,8 @@ def verify_token(token_hash: str | None, token: str) -> bool:
         return False
 
 
-# Built once and run on the connection: every command and request authenticates.
-_ACTOR = (
+# Prepared once and run on the driver: every command and request authenticates.
+_ACTOR = Prepared(
     sa.select(User.id, User.org_id, User.disabled, UserRole.role)
     .outerjoin(UserRole, UserRole.user_id == User.id)
     .where(User.username == sa.bindparam("username"))
@@ -72,7 +73,7 @@ _ACTOR = (
 
 def load_actor(session: Session, username: str, *, auth_method: str = "os") -> Actor:
     """The actor for `username`; AuthError when unknown or disabled."""
-    rows = session.connection().execute(_ACTOR, {"username": username}).all()
+    rows = _ACTOR.rows(session.connection(), {"username": username})
     if not rows:
         raise AuthError(
             f"unknown hpms user {username!r}",

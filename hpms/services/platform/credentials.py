@@ -43,6 +43,13 @@ def credentials_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(ENV_CREDENTIALS):
         return Path(env[ENV_CREDENTIALS]).expanduser()
+    return _default_file(os.environ.get("XDG_CONFIG_HOME"), os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_file(xdg_config_home: str | None, home: str | None) -> Path:
+    """The platform's place for the file, worked out once per environment it depends on (every
+    command asks whether a sign-in is stored)."""
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("hpms", appauthor=False)) / FILE_NAME

@@ -150,19 +150,22 @@ def write_xlsx(fh: BinaryIO, rep: Report, rows: Iterable[tuple]) -> int:
     formats = {"money": "#,##0.00", "date": "yyyy-mm-dd", "percent": "0.0", "number": "0.00", "int": "0"}
     # text cells, and dates (openpyxl gives a date its "yyyy-mm-dd" format itself), go in as
     # plain values; only the other formatted cells are built one by one
-    spec = [(c.kind, formats.get(c.kind)) for c in rep.columns]
+    # (index, kind, format) of the columns that may need a cell: the others are not looked at
+    formatted = [(i, c.kind, formats[c.kind]) for i, c in enumerate(rep.columns) if c.kind in formats]
     date = dt.date
     append = ws.append
     n = 0
     for row in rows:
-        out: list[Any] = []
-        for v, (kind, fmt) in zip(row, spec):
-            if fmt is None or (kind == "date" and type(v) is date):
-                out.append(v)
-            else:
-                cell = WriteOnlyCell(ws, value=_typed(v, kind))
-                cell.number_format = fmt
-                out.append(cell)
+        out: Any = row
+        for i, kind, fmt in formatted:
+            v = row[i]
+            if kind == "date" and type(v) is date:
+                continue
+            if out is row:
+                out = list(row)
+            cell = WriteOnlyCell(ws, value=_typed(v, kind))
+            cell.number_format = fmt
+            out[i] = cell
         append(out)
         n += 1
     wb.save(fh)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import col
 
+from hpms.db import Prepared
 from hpms.models import Appointment, AppointmentType, Location, Patient, Payer, Provider
 from hpms.models.billing import Claim, ClaimEvent, Encounter, EncounterLine
 from hpms.models.ledger import LedgerEntry
@@ -685,7 +686,7 @@ def day_sheet(ctx: Ctx, params: Params) -> Iterator[tuple]:
     patient_data=True,
 )
 def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
-    """Streams (yield_per): a million rows do not sit in memory."""
+    """Streams (fetchmany, a server-side cursor on PostgreSQL): a million rows do not sit in memory."""
     lo, hi = utc_bounds(ctx, params)
     conn = ctx.session.connection()  # Core rows: no ORM row processing
     sqlite = conn.dialect.name == "sqlite"
@@ -696,10 +697,9 @@ def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
             start_col,
             Location.tz,
             Location.name,
-            Provider.last_name,
-            Provider.first_name,
-            Patient.last_name,
-            Patient.first_name,
+            # "Last, First" joined by the database: two fewer columns and f-strings per row
+            (Provider.last_name + ", " + Provider.first_name).label("provider"),
+            (Patient.last_name + ", " + Patient.first_name).label("patient"),
             Patient.mrn,
             AppointmentType.name,
             Appointment.status,
@@ -724,15 +724,16 @@ def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
     zones: dict[str, object] = {}
     utc = dt.UTC
     fromiso = dt.datetime.fromisoformat
-    result = conn.execute(q.execution_options(yield_per=10000))
+    # on the driver cursor: SQLAlchemy's rows would cost more than the rest of the export
+    parts = Prepared(q).stream(conn, size=10_000)
     # rows come in start order and many share a start: its local day and time are computed once
     seen_start: Any = None
     seen_tz = ""
     day: dt.date = first
     hhmm = ""
     keep = False
-    for part in result.partitions():  # lists of rows: no per-row fetch call
-        for start, tz, loc, plast, pfirst, last, first_name, mrn, type_name, status in part:
+    for part in parts:  # lists of rows: no per-row fetch call
+        for start, tz, loc, provider, patient, mrn, type_name, status in part:
             if start != seen_start or tz != seen_tz:
                 seen_start, seen_tz = start, tz
                 z = zones.get(tz) or zones.setdefault(tz, lt.zone(tz))
@@ -742,13 +743,4 @@ def appointments_list(ctx: Ctx, params: Params) -> Iterator[tuple]:
                 keep = first <= day <= last_day
             if not keep:
                 continue
-            yield (
-                day,
-                hhmm,
-                loc,
-                f"{plast}, {pfirst}",
-                f"{last}, {first_name}",
-                mrn,
-                type_name,
-                status,
-            )
+            yield (day, hhmm, loc, provider, patient, mrn, type_name, status)

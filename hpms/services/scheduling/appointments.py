@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from dateutil.rrule import rrulestr  # type: ignore[import-untyped]  # python-dateutil ships no type information
 from sqlmodel import SQLModel, col
 
+from hpms.db import Prepared
 from hpms.errors import Action, ConflictError, ValidationError
 from hpms.models import (
     Appointment,
@@ -30,6 +31,7 @@ from hpms.models import (
     Patient,
     Provider,
     ProviderLocation,
+    ReminderRule,
     Room,
 )
 from hpms.models.base import DEFERRED
@@ -85,13 +87,20 @@ class BookingOut(SQLModel):
     skipped: list[SkippedOut]
 
 
-_INSERT = sa.insert(Appointment.__table__).returning(Appointment.__table__.c.id)
+_APPT = Appointment.__table__
+_INSERT = sa.insert(_APPT).returning(_APPT.c.id)
+# one visit on the driver: the columns a booking writes, in the order of its values below
+_INSERT_ONE = Prepared(
+    sa.insert(_APPT).values({c: sa.bindparam(c) for c in _APPT.c.keys() if c != "id"}).returning(_APPT.c.id)
+)
 
 
 def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
     """The patient (by MRN), provider (by id), type (by id or name) and location of a booking in
-    one statement: the provider's location named by id, or the number of locations they work at."""
+    one statement: the provider's location named by id, or the number of locations they work at;
+    and whether the practice sends reminders at all."""
     pat, prov = Patient.__table__, Provider.__table__
+    rules = ReminderRule.__table__
     typ, loc = AppointmentType.__table__, Location.__table__
     pl = ProviderLocation.__table__
     works = pl.alias("works_at")
@@ -121,6 +130,7 @@ def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
             loc.c.name.label("loc_name"),
             loc.c.tz,
             n_locations,
+            sa.exists().where(rules.c.org_id == pat.c.org_id, rules.c.channel != "none").label("has_rules"),
         )
         .select_from(pat.join(prov, prov.c.id == sa.bindparam("provider_id")))
         .join(typ, typ.c.org_id == pat.c.org_id)
@@ -137,7 +147,9 @@ def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
     return q.limit(2)
 
 
-_RESOLVE = {(by_id, given): _resolve_query(by_id, given) for by_id in (False, True) for given in (False, True)}
+_RESOLVE = {
+    (by_id, given): Prepared(_resolve_query(by_id, given)) for by_id in (False, True) for given in (False, True)
+}
 
 
 @dataclass
@@ -148,6 +160,7 @@ class _Refs:
     provider: Provider
     atype: AppointmentType
     location: Location
+    has_rules: bool
 
 
 def _resolve_fast(
@@ -171,7 +184,7 @@ def _resolve_fast(
         params["type_name"] = type_ref.lower()
     if loc_ref:
         params["location_id"] = int(loc_ref)
-    rows = ctx.session.connection().execute(_RESOLVE[by_id, bool(loc_ref)], params).all()
+    rows = _RESOLVE[by_id, bool(loc_ref)].rows(ctx.session.connection(), params)
     if len(rows) != 1:
         return None
     r = rows[0]
@@ -201,6 +214,7 @@ def _resolve_fast(
             ),
         ),
         location=cast(Location, _Row(id=r.loc_id, name=r.loc_name, tz=r.tz)),
+        has_rules=bool(r.has_rules),
     )
 
 
@@ -340,8 +354,9 @@ def book(
         require(ctx.actor, "appointment.override")
     session = ctx.session
     refs = _resolve_fast(ctx, patient, provider, type, location)
+    has_rules: bool | None = None  # unknown: the reminders look
     if refs is not None:
-        pat, prov, atype, loc = refs.patient, refs.provider, refs.atype, refs.location
+        pat, prov, atype, loc, has_rules = refs.patient, refs.provider, refs.atype, refs.location, refs.has_rules
     else:
         pat = find_patient(ctx, patient, field="patient", active=True)
         prov = find_provider(ctx, provider)
@@ -441,7 +456,10 @@ def book(
     # Core insert (no ORM unit of work: a booking is on the hot path of the front desk)
     conn = session.connection()
     try:
-        ids = [conn.execute(_INSERT, row).scalar_one() for row in values]
+        if len(values) == 1:
+            ids = [_INSERT_ONE.rows(conn, values[0])[0].id]
+        else:
+            ids = [conn.execute(_INSERT, row).scalar_one() for row in values]
     except sa.exc.IntegrityError as exc:
         err = overlap_error(exc)
         if err is None:
@@ -463,7 +481,7 @@ def book(
             for a in rows
         ],
     )
-    reminders.queue_many(ctx, rows, fresh=True)
+    reminders.queue_many(ctx, rows, fresh=True, has_rules=has_rules)
     names = dict(
         patient=f"{pat.first_name} {pat.last_name}",
         mrn=pat.mrn,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from dateutil.rrule import rrulestr  # type: ignore[import-untyped]  # python-dateutil ships no type information
 from sqlmodel import col
 
+from hpms.db import Prepared
 from hpms.errors import Action, NotFoundError, ValidationError
 from hpms.models import (
     Appointment,
@@ -167,16 +168,18 @@ def time_off_intervals(rows: Sequence[Any], tz: str) -> list[Interval]:
 
 
 # The hot path (every booking, every slot search window) runs these two prepared statements on
-# the session's connection: Core rows carry the same attribute names as the ORM objects.
+# the driver of the session's connection: the rows carry the same attribute names as the ORM objects.
 _WH = WorkingHours.__table__
-_RULES = sa.select(_WH).where(
-    _WH.c.provider_id == sa.bindparam("provider_id"),
-    _WH.c.location_id == sa.bindparam("location_id"),
-    _WH.c.effective_from <= sa.bindparam("day_to"),
-    sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")),
+_RULES = Prepared(
+    sa.select(_WH).where(
+        _WH.c.provider_id == sa.bindparam("provider_id"),
+        _WH.c.location_id == sa.bindparam("location_id"),
+        _WH.c.effective_from <= sa.bindparam("day_to"),
+        sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")),
+    )
 )
 _TO = TimeOff.__table__
-_TIME_OFF = (
+_TIME_OFF = Prepared(
     sa.select(_TO)
     .where(
         _TO.c.org_id == sa.bindparam("org_id"),
@@ -192,25 +195,18 @@ _TIME_OFF = (
 def rule_rows(
     session: Session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date
 ) -> Sequence[Any]:
-    return (
-        session.connection()
-        .execute(
-            _RULES, {"provider_id": provider_id, "location_id": location_id, "day_from": day_from, "day_to": day_to}
-        )
-        .all()
+    return _RULES.rows(
+        session.connection(),
+        {"provider_id": provider_id, "location_id": location_id, "day_from": day_from, "day_to": day_to},
     )
 
 
 def time_off_rows(
     session: Session, org_id: int, provider_id: int, location_id: int, lo_local: dt.datetime, hi_local: dt.datetime
 ) -> Sequence[Any]:
-    return (
-        session.connection()
-        .execute(
-            _TIME_OFF,
-            {"org_id": org_id, "provider_id": provider_id, "location_id": location_id, "lo": lo_local, "hi": hi_local},
-        )
-        .all()
+    return _TIME_OFF.rows(
+        session.connection(),
+        {"org_id": org_id, "provider_id": provider_id, "location_id": location_id, "lo": lo_local, "hi": hi_local},
     )
 
 

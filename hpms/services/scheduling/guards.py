@@ -9,11 +9,13 @@ write lock), so two clerks booking the same minute cannot both win.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import col
 
+from hpms.db import Prepared
 from hpms.models import Appointment, Provider, Room
 from hpms.models.scheduling import BLOCKING_STATUSES
 from hpms.services.lookups import provider_name
@@ -57,7 +59,7 @@ def overlap(
 
 # One statement for the three guards (provider and room blocks, the patient's visits): built once,
 # run with parameters; each arm of the OR uses its (column, start_utc) index.
-_GUARD = (
+_GUARD_ANY = (
     sa.select(
         Appointment.id,
         Appointment.provider_id,
@@ -83,10 +85,12 @@ _GUARD = (
                 Appointment.start_utc < sa.bindparam("end"),
             ),
         ),
-        col(Appointment.id).not_in(sa.bindparam("exclude", expanding=True)),
     )
     .order_by(Appointment.start_utc)
 )
+# a new visit (nothing to leave out) on the driver; a move leaves its own rows out
+_GUARD_NEW = Prepared(_GUARD_ANY)
+_GUARD = _GUARD_ANY.where(col(Appointment.id).not_in(sa.bindparam("exclude", expanding=True)))
 
 
 def conflict_reason(
@@ -102,23 +106,20 @@ def conflict_reason(
     exclude: tuple[int, ...] = (),
 ) -> str | None:
     """What holds the time (the provider's or the room's booking, the patient's visit), or None."""
-    rows = (
-        session.connection()
-        .execute(
-            _GUARD,
-            {
-                "lookback": start - LOOKBACK,
-                "block_end": block_end,
-                "start": start,
-                "end": end,
-                "provider_id": provider.id,
-                "room_id": room.id if room is not None else -1,
-                "patient_id": patient_id,
-                "exclude": list(exclude) or [-1],
-            },
-        )
-        .all()
-    )
+    params: dict[str, Any] = {
+        "lookback": start - LOOKBACK,
+        "block_end": block_end,
+        "start": start,
+        "end": end,
+        "provider_id": provider.id,
+        "room_id": room.id if room is not None else -1,
+        "patient_id": patient_id,
+    }
+    conn = session.connection()
+    if exclude:
+        rows: Sequence[Any] = conn.execute(_GUARD, {**params, "exclude": list(exclude)}).all()
+    else:
+        rows = _GUARD_NEW.rows(conn, params)
     hits = [r for r in rows if r.block_end_utc > start]
     for hit in hits:
         if hit.provider_id == provider.id:
