@@ -22,7 +22,7 @@ claims with f-strings over tuples read beforehand, to a file in the same directo
 claims/s over the bare loop's is the ratio the target asks for. The raw read of those tuples
 (one SQL statement per table, plus decrypting the member ids) is timed on its own.
 
-Target (issue 5, SQLite): at least 5,000 claims/s end to end, on the reference machine of
+Target (SQLite): at least 5,000 claims/s end to end, on the reference machine of
 ../shared/PERFORMANCE.md; the figure here is also printed scaled by the `import typer`
 yardstick of benchmarks/patients.py. Memory must not grow with N. PostgreSQL is measured
 against the same figures.

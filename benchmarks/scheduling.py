@@ -25,7 +25,7 @@ Then, warm cache, median of --runs:
 Times are also printed scaled to the reference machine of ../shared/PERFORMANCE.md by the
 `import typer` yardstick of benchmarks/patients.py.
 
-Targets (issue 3, SQLite, 50 providers, 1,000,000 appointments): find-slot < 30 ms; day sheet
+Targets (SQLite, 50 providers, 1,000,000 appointments): find-slot < 30 ms; day sheet
 < 50 ms; booking >= 500 bookings/s. PostgreSQL is measured against the same figures.
 
     python benchmarks/scheduling.py [--backend sqlite|postgresql|both] [--appointments N]

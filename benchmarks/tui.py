@@ -603,6 +603,8 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="measure a HPMS_HOME kept by an earlier --keep run (no rebuild)")
     parser.add_argument("--profile", action="store_true", help="cProfile the day view and the UI thread afterwards")
     args = parser.parse_args()
+    if args.cold_runs < 1:
+        parser.error("--cold-runs: at least 1 (the first paint is measured in a new process)")
     args.per_day = max(1, min(SLOTS_PER_DAY, args.per_day))
     w, h = (int(x) for x in args.size.lower().split("x"))
     size = (w, h)
