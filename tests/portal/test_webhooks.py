@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 
 from tests.cli.helpers import error_line, ok
 from tests.conftest import count_rows
+from tests.portal.live import Served, serve
 from tests.services.conftest import register  # noqa: F401 - fixture
 from tests.services.helpers import audit_rows, query
 from tests.services.sched import book_one, clinic
@@ -28,40 +28,10 @@ PHONE, E164, PRACTICE = "212-555-0142", "+12125550142", "+12125550100"
 STATUS, INBOUND = "/hooks/sms/status", "/hooks/sms/inbound"
 
 
-@dataclass
-class Portal:
-    url: str
-    settings: object = None  # what the server reads for each request: the current test's
-
-
 @pytest.fixture(scope="module")
-def portal() -> Iterator[Portal]:
-    import uvicorn
-
-    from hpms.portal.app import create_app
-
-    served = Portal("")
-
-    def current():
-        assert served.settings is not None, "no test database is being served"
-        return served.settings
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    served.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(create_app(current), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    try:
+def portal() -> Iterator[Served]:
+    with serve() as served:
         yield served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def _weekday(days_ahead: int) -> dt.date:
@@ -74,7 +44,7 @@ def _weekday(days_ahead: int) -> dt.date:
 @dataclass
 class Practice:
     c: object
-    portal: Portal
+    portal: Served
     live: object
 
     def visit(self, ctx_for, days_ahead: int, hhmm: str = "10:00"):
