@@ -16,7 +16,7 @@ from tests.conftest import REPO
 grimp = pytest.importorskip("grimp")
 
 SERVICES = "hpms.services"
-DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages")
+DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages", "portal")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,8 @@ def test_lookups_stand_on_the_models_and_validation_only(graph):
         ("hpms.models", "hpms.tui"),
         ("hpms.services", "hpms.commands"),
         ("hpms.services", "hpms.tui"),
+        ("hpms.models", "hpms.portal"),
+        ("hpms.services", "hpms.portal"),
     ],
 )
 def test_a_lower_layer_imports_no_higher_one(graph, low, high):
@@ -106,6 +108,7 @@ PACKAGES = (
     "payments",
     "reports",
     "messages",
+    "portal",
     "lookups.py",
     "demo.py",
     "demo_billing.py",
