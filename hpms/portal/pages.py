@@ -7,6 +7,11 @@
     GET  /home      signed in: who, the visits to come, whom one may act for
     POST /switch    act for another patient one may act for (or oneself)
     POST /signout   end the session
+    GET  /book      the booking form (type, location, provider or first available, a start day)
+    POST /book/search  the times open online, in the location's zone, each a form to book it
+    POST /book      book one of those times, then back to /home
+    POST /visit/cancel, /visit/cancel/confirm        cancel a visit to come (asked first)
+    POST /visit/reschedule, /visit/reschedule/confirm  the open times for a visit, then move it
 
 Every POST carries the CSRF token (else 403, nothing written); no patient data goes in a URL.
 One transaction per request, as the user who runs the server; the services act as the patient."""
@@ -37,6 +42,13 @@ PENDING_SECONDS = 15 * 60
 THROTTLED = "Too many attempts from this network. Wait 15 minutes, then try again."
 # The services' fields, as the forms name them
 FIELDS = {"contact": "contact", "dob": "dob", "code": "code", "patient": "patient"}
+BOOK_FIELDS = ("type", "location", "provider", "start_date")
+JUST_TAKEN = "That time was just taken. Here are other times open online."
+NOTICES = {
+    "booked": "Your visit is booked.",
+    "cancelled": "Your visit is cancelled.",
+    "moved": "Your visit has been moved.",
+}
 
 
 @functools.cache
@@ -59,7 +71,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    from hpms.errors import ErrorKind, HpmsError, ValidationError
+    from hpms.errors import ConflictError, ErrorKind, HpmsError, NotFoundError, SlotTaken, ValidationError
     from hpms.services.platform.context import open_context
 
     def run(cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
@@ -185,7 +197,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             response = redirect("/")
             security.clear_cookie(response, cfg, SESSION)
             return response
-        return page(request, cfg, "home.html", home=out)
+        return page(request, cfg, "home.html", home=out, notice=NOTICES.get(request.query_params.get("done", "")))
 
     async def switch(request: Request) -> Response:
         from hpms.services.portal import access
@@ -224,6 +236,241 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         security.clear_cookie(response, cfg, SESSION)
         return response
 
+    NOT_IN = object()  # not signed in
+
+    def as_signed_in(ctx: Any, *, token: str | None, service: Callable[..., Any], kw: dict[str, Any]) -> Any:
+        from hpms.services.portal import access
+
+        pctx = access.with_patient(ctx, token=token)
+        if pctx is None:
+            return NOT_IN
+        return service(pctx, **kw)
+
+    async def patient_call(request: Request, cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
+        """`fn` run as the patient the session acts for (NOT_IN when not signed in)."""
+        token = security.cookie(request, cfg, SESSION)
+        return await call(cfg, as_signed_in, token=token, service=fn, kw=kw)
+
+    def not_found(request: Request, cfg: Settings) -> Response:
+        return page(
+            request, cfg, "message.html", 404, title="Visit not found", message="There is no such visit to come."
+        )
+
+    def book_form(
+        request: Request, cfg: Settings, choices: Any, values: dict[str, str], errors: dict[str, str]
+    ) -> Response:
+        status = 400 if errors else 200
+        return page(request, cfg, "book.html", status, choices=choices, values=values, errors=errors)
+
+    async def choices_of(cfg: Settings) -> Any:
+        from hpms.services.portal import access
+
+        return await call(cfg, access.booking_choices)
+
+    async def book_start(request: Request) -> Response:
+        from hpms.services.portal import access
+
+        cfg = current()
+        try:
+            if not await call(cfg, access.signed_in, token=security.cookie(request, cfg, SESSION)):
+                return redirect("/")
+            choices = await choices_of(cfg)
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        return book_form(request, cfg, choices, {}, {})
+
+    async def book_search(request: Request) -> Response:
+        from hpms.services.scheduling import online
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        values = {k: fields.get(k, "").strip() for k in BOOK_FIELDS}
+        missing = {k: "Is required." for k in ("type", "location", "start_date") if not values[k]}
+        try:
+            if missing:
+                return book_form(request, cfg, await choices_of(cfg), values, missing)
+            out = await patient_call(
+                request,
+                cfg,
+                online.open_slots,
+                type=values["type"],
+                location=values["location"],
+                provider=values["provider"] or None,
+                start_date=values["start_date"],
+            )
+        except (ValidationError, NotFoundError) as exc:
+            field = exc.field if exc.field in BOOK_FIELDS else "type"
+            return book_form(request, cfg, await choices_of(cfg), values, {field: _say(exc)})
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        return page(request, cfg, "times.html", slots=out, action="/book", hidden=values, notice=None)
+
+    async def book(request: Request) -> Response:
+        from hpms.services.scheduling import online
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        values = {k: fields.get(k, "").strip() for k in BOOK_FIELDS}
+        try:
+            out = await patient_call(
+                request,
+                cfg,
+                online.book_online,
+                type=values["type"],
+                location=values["location"],
+                provider=fields.get("slot_provider", ""),
+                start=fields.get("start", ""),
+            )
+        except SlotTaken as exc:
+            return page(
+                request,
+                cfg,
+                "times.html",
+                409,
+                slots=exc.alternatives,
+                action="/book",
+                hidden=values,
+                notice=JUST_TAKEN,
+            )
+        except (ValidationError, NotFoundError) as exc:
+            field = exc.field if exc.field in BOOK_FIELDS else "type"
+            return book_form(request, cfg, await choices_of(cfg), values, {field: _say(exc)})
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        return redirect("/home?done=booked")
+
+    def own_visit(ctx: Any, *, appointment: str) -> Any:
+        from hpms.services.scheduling import online
+
+        return next((v for v in online.my_visits(ctx) if str(v.id) == appointment.strip()), None)
+
+    def visit_and_times(ctx: Any, *, appointment: str) -> Any:
+        from hpms.services.scheduling import online
+
+        visit = own_visit(ctx, appointment=appointment)
+        if visit is None:
+            return None
+        slots = online.open_slots(ctx, type=visit.type_id, location=visit.location_id, provider=visit.provider_id)
+        return visit, [s for s in slots if s.start != visit.start]
+
+    async def cancel_ask(request: Request) -> Response:
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        try:
+            out = await patient_call(request, cfg, own_visit, appointment=fields.get("appointment", ""))
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        if out is None:
+            return not_found(request, cfg)
+        return page(request, cfg, "cancel.html", visit=out)
+
+    def refused(request: Request, cfg: Settings, exc: HpmsError, title: str) -> Response:
+        hint = getattr(exc, "hint", None) or ""
+        message = _say(exc) + (f" {_sentence(hint)}" if hint else "")
+        return page(request, cfg, "message.html", 409, title=title, message=message)
+
+    async def cancel(request: Request) -> Response:
+        from hpms.services.scheduling import online
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        try:
+            out = await patient_call(request, cfg, online.cancel_online, appointment_id=fields.get("appointment", ""))
+        except NotFoundError:
+            return not_found(request, cfg)
+        except ConflictError as exc:
+            return refused(request, cfg, exc, "This visit cannot be cancelled online")
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        return redirect("/home?done=cancelled")
+
+    async def reschedule_times(request: Request) -> Response:
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        appointment = fields.get("appointment", "")
+        try:
+            out = await patient_call(request, cfg, visit_and_times, appointment=appointment)
+        except NotFoundError as exc:
+            if exc.field == "appointment":
+                return not_found(request, cfg)
+            return refused(request, cfg, exc, "This visit cannot be moved online")
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        if out is None:
+            return not_found(request, cfg)
+        visit, slots = out
+        return page(
+            request,
+            cfg,
+            "times.html",
+            slots=slots,
+            action="/visit/reschedule/confirm",
+            hidden={"appointment": str(visit.id)},
+            notice=None,
+            visit=visit,
+        )
+
+    async def reschedule(request: Request) -> Response:
+        from hpms.services.scheduling import online
+
+        cfg = current()
+        fields = await form(request, cfg)
+        if not isinstance(fields, dict):
+            return fields
+        appointment = fields.get("appointment", "")
+        try:
+            out = await patient_call(
+                request,
+                cfg,
+                online.reschedule_online,
+                appointment_id=appointment,
+                start=fields.get("start", ""),
+                provider=fields.get("slot_provider") or None,
+            )
+        except SlotTaken as exc:
+            hidden = {"appointment": appointment.strip()}
+            return page(
+                request,
+                cfg,
+                "times.html",
+                409,
+                slots=exc.alternatives,
+                action="/visit/reschedule/confirm",
+                hidden=hidden,
+                notice=JUST_TAKEN,
+            )
+        except NotFoundError as exc:
+            if exc.field == "appointment":
+                return not_found(request, cfg)
+            return refused(request, cfg, exc, "This visit cannot be moved online")
+        except (ConflictError, ValidationError) as exc:
+            return refused(request, cfg, exc, "This visit cannot be moved online")
+        except HpmsError as exc:
+            return failed(request, cfg, exc)
+        if out is NOT_IN:
+            return redirect("/")
+        return redirect("/home?done=moved")
+
     return [
         Route("/", sign_in_form, methods=["GET"]),
         Route("/", sign_in, methods=["POST"]),
@@ -232,6 +479,13 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         Route("/home", home, methods=["GET"]),
         Route("/switch", switch, methods=["POST"]),
         Route("/signout", sign_out, methods=["POST"]),
+        Route("/book", book_start, methods=["GET"]),
+        Route("/book/search", book_search, methods=["POST"]),
+        Route("/book", book, methods=["POST"]),
+        Route("/visit/cancel", cancel_ask, methods=["POST"]),
+        Route("/visit/cancel/confirm", cancel, methods=["POST"]),
+        Route("/visit/reschedule", reschedule_times, methods=["POST"]),
+        Route("/visit/reschedule/confirm", reschedule, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

@@ -70,6 +70,7 @@ class Visit:
     provider: str
     location: str
     status: str
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -460,9 +461,70 @@ def home(ctx: Ctx, *, token: str | None, limit: int = 20) -> Home | None:
         signed_in=people[0],
         acting_for=acting,
         visits=[
-            Visit(start=a.start, what=a.type, provider=a.provider, location=a.location, status=a.status)
+            Visit(start=a.start, what=a.type, provider=a.provider, location=a.location, status=a.status, id=a.id)
             for a in visits
             if a.start is not None
         ],
         may_act_for=people,
+    )
+
+
+# ---- booking online ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the booking form offers: the types with a policy open online, the locations and
+    the active providers."""
+
+    types: list[Choice]
+    locations: list[Choice]
+    providers: list[Choice]
+
+
+def with_patient(ctx: Ctx, *, token: str | None) -> Ctx | None:
+    """The same transaction acting as the patient the session acts for (None when not signed
+    in), for the online booking's services."""
+    check_server(ctx)
+    row = _session(ctx, _key(ctx), token)
+    if row is None:
+        return None
+    return as_patient(ctx, row.acting_for_id)
+
+
+def booking_choices(ctx: Ctx) -> Choices:
+    """The booking form's choices (names only, no patient data)."""
+    from hpms.models import AppointmentType, Location, OnlineBookingPolicy, Provider
+    from hpms.services.lookups import provider_name
+
+    check_server(ctx)
+    types = ctx.session.execute(
+        sa.select(AppointmentType.id, AppointmentType.name)
+        .join(OnlineBookingPolicy, OnlineBookingPolicy.type_id == AppointmentType.id)
+        .where(
+            AppointmentType.org_id == ctx.org_id,
+            AppointmentType.active.is_(True),
+            OnlineBookingPolicy.provider_id.is_(None),  # type: ignore[union-attr]
+            OnlineBookingPolicy.enabled.is_(True),  # type: ignore[union-attr]
+        )
+        .order_by(AppointmentType.name)
+    ).all()
+    locations = ctx.session.execute(
+        sa.select(Location.id, Location.name).where(Location.org_id == ctx.org_id).order_by(Location.name)
+    ).all()
+    providers = ctx.session.execute(
+        sa.select(Provider)
+        .where(Provider.org_id == ctx.org_id, Provider.active.is_(True))
+        .order_by(Provider.last_name, Provider.first_name)
+    ).scalars()
+    return Choices(
+        types=[Choice(r.id, r.name) for r in types],
+        locations=[Choice(r.id, r.name) for r in locations],
+        providers=[Choice(p.id or 0, provider_name(p)) for p in providers],
     )

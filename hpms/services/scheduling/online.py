@@ -457,6 +457,8 @@ def open_slots(
     assert n_days is not None and count is not None and atype.id is not None
     today = lt.local_now(ctx.now(), loc.tz).date()
     first = lt.parse_day("start_date", start_date, today=today) if start_date else today
+    if first < today:
+        raise ValidationError("start_date", f"{first:%Y-%m-%d} is in the past: choose today or a later day")
     span_lo, _ = lt.day_bounds_utc(first, loc.tz)
     _, span_hi = lt.day_bounds_utc(first + dt.timedelta(days=n_days - 1), loc.tz)
     providers = _providers_at(ctx, loc, provider)
