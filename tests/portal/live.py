@@ -3,6 +3,7 @@ current test's settings on each request; and the steps of signing in as a browse
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import socket
 import threading
@@ -16,6 +17,14 @@ from tests.services.helpers import query
 
 CODE = re.compile(r"\b(\d{6})\b")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def weekday(days_ahead: int) -> dt.date:
+    """The first weekday `days_ahead` days from today or after."""
+    day = dt.date.today() + dt.timedelta(days=days_ahead)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
 
 
 @dataclass

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import count_rows
 from tests.portal.live import CSRF, Served, last_code, serve
+from tests.portal.live import weekday as _weekday
 from tests.services.conftest import register  # noqa: F401 - fixture
 from tests.services.helpers import audit_rows, query
 from tests.services.sched import clinic
@@ -30,13 +31,6 @@ INPUT = re.compile(r'name="(\w+)" value="([^"]*)"')
 def site() -> Iterator[Served]:
     with serve() as served:
         yield served
-
-
-def _weekday(days_ahead: int) -> dt.date:
-    day = dt.date.today() + dt.timedelta(days=days_ahead)
-    while day.weekday() >= 5:
-        day += dt.timedelta(days=1)
-    return day
 
 
 @dataclass
