@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +115,22 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             )
         return fields
 
+    def posted(
+        handler: Callable[[Request, Settings, dict[str, str]], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A form's endpoint: `handler` gets the settings and the fields once the CSRF token is
+        right; a post without it gets the 403 page and reaches no service."""
+
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            cfg = current()
+            fields = await form(request, cfg)
+            if not isinstance(fields, dict):
+                return fields
+            return await handler(request, cfg, fields)
+
+        return endpoint
+
     def client(request: Request) -> str:
         return request.client.host if request.client else "-"
 
@@ -130,13 +146,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return failed(request, cfg, exc)
         return page(request, cfg, "signin.html", values={}, errors={})
 
-    async def sign_in(request: Request) -> Response:
+    @posted
+    async def sign_in(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.portal import access
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         values = {"contact": fields.get("contact", ""), "dob": fields.get("dob", "")}
         try:
             out = await call(
@@ -160,13 +173,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return redirect("/")
         return page(request, cfg, "code.html", errors={})
 
-    async def code(request: Request) -> Response:
+    @posted
+    async def code(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.portal import access
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         challenge = security.cookie(request, cfg, PENDING)
         try:
             out = await call(
@@ -199,13 +209,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return response
         return page(request, cfg, "home.html", home=out, notice=NOTICES.get(request.query_params.get("done", "")))
 
-    async def switch(request: Request) -> Response:
+    @posted
+    async def switch(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.portal import access
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         token = security.cookie(request, cfg, SESSION)
         try:
             ok = await call(cfg, access.switch, token=token, patient_id=fields.get("patient"))
@@ -221,13 +228,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             )
         return redirect("/home")
 
-    async def sign_out(request: Request) -> Response:
+    @posted
+    async def sign_out(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.portal import access
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         try:
             await call(cfg, access.sign_out, token=security.cookie(request, cfg, SESSION))
         except HpmsError as exc:
@@ -279,13 +283,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return failed(request, cfg, exc)
         return book_form(request, cfg, choices, {}, {})
 
-    async def book_search(request: Request) -> Response:
+    @posted
+    async def book_search(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.scheduling import online
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         values = {k: fields.get(k, "").strip() for k in BOOK_FIELDS}
         missing = {k: "Is required." for k in ("type", "location", "start_date") if not values[k]}
         try:
@@ -309,13 +310,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return redirect("/")
         return page(request, cfg, "times.html", slots=out, action="/book", hidden=values, notice=None)
 
-    async def book(request: Request) -> Response:
+    @posted
+    async def book(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.scheduling import online
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         values = {k: fields.get(k, "").strip() for k in BOOK_FIELDS}
         try:
             out = await patient_call(
@@ -361,11 +359,8 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         slots = online.open_slots(ctx, type=visit.type_id, location=visit.location_id, provider=visit.provider_id)
         return visit, [s for s in slots if s.start != visit.start]
 
-    async def cancel_ask(request: Request) -> Response:
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
+    @posted
+    async def cancel_ask(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         try:
             out = await patient_call(request, cfg, own_visit, appointment=fields.get("appointment", ""))
         except HpmsError as exc:
@@ -381,13 +376,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         message = _say(exc) + (f" {_sentence(hint)}" if hint else "")
         return page(request, cfg, "message.html", 409, title=title, message=message)
 
-    async def cancel(request: Request) -> Response:
+    @posted
+    async def cancel(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.scheduling import online
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         try:
             out = await patient_call(request, cfg, online.cancel_online, appointment_id=fields.get("appointment", ""))
         except NotFoundError:
@@ -400,11 +392,8 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return redirect("/")
         return redirect("/home?done=cancelled")
 
-    async def reschedule_times(request: Request) -> Response:
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
+    @posted
+    async def reschedule_times(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         appointment = fields.get("appointment", "")
         try:
             out = await patient_call(request, cfg, visit_and_times, appointment=appointment)
@@ -430,13 +419,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             visit=visit,
         )
 
-    async def reschedule(request: Request) -> Response:
+    @posted
+    async def reschedule(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.scheduling import online
 
-        cfg = current()
-        fields = await form(request, cfg)
-        if not isinstance(fields, dict):
-            return fields
         appointment = fields.get("appointment", "")
         try:
             out = await patient_call(
