@@ -111,14 +111,17 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
     from starlette.middleware import Middleware
 
     from hpms.portal import pages
+    from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
+
+    kit = Kit(current, env)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route(sms.STATUS_CALLBACK_PATH, status, methods=["POST"]),
         Route(sms.INBOUND_PATH, inbound, methods=["POST"]),
         Route(EMAIL_INBOUND_PATH, inbound_email, methods=["POST"]),
-        *pages.routes(current, env),  # the patient portal (hpms/portal/pages.py)
+        *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 

@@ -18,28 +18,20 @@ One transaction per request, as the user who runs the server; the services act a
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpms.portal import security
+from hpms.portal.kit import HERE, PENDING, SESSION, Kit, say, sentence
 
 if TYPE_CHECKING:
-    import jinja2
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import BaseRoute
 
     from hpms.config import Settings
-    from hpms.errors import HpmsError
 
-log = logging.getLogger("hpms.portal")
-HERE = Path(__file__).parent
-SESSION, PENDING = "hpms_session", "hpms_signin"
-PENDING_SECONDS = 15 * 60
 THROTTLED = "Too many attempts from this network. Wait 15 minutes, then try again."
+PENDING_SECONDS = 15 * 60
 # The services' fields, as the forms name them
 FIELDS = {"contact": "contact", "dob": "dob", "code": "code", "patient": "patient"}
 BOOK_FIELDS = ("type", "location", "provider", "start_date")
@@ -51,88 +43,15 @@ NOTICES = {
 }
 
 
-@functools.cache
-def _templates() -> jinja2.Environment:
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> list[BaseRoute]:
-    """The portal's routes; `current` gives the settings of each request."""
-    from starlette.concurrency import run_in_threadpool
-    from starlette.responses import RedirectResponse
+def routes(kit: Kit) -> list[BaseRoute]:
+    """The sign-in, home and booking pages."""
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    from hpms.errors import ConflictError, ErrorKind, HpmsError, NotFoundError, SlotTaken, ValidationError
-    from hpms.services.platform.context import open_context
+    from hpms.errors import ConflictError, HpmsError, NotFoundError, SlotTaken, ValidationError
 
-    def run(cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
-        with open_context(cfg, env=env) as ctx:
-            return fn(ctx, **kw)
-
-    async def call(cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
-        return await run_in_threadpool(run, cfg, fn, **kw)
-
-    def page(request: Request, cfg: Settings, name: str, status: int = 200, **values: Any) -> Response:
-        from starlette.responses import HTMLResponse
-
-        token, new = security.csrf_token(request, cfg)
-        html = _templates().get_template(name).render(csrf=token, csrf_field=security.CSRF_FIELD, **values)
-        response = HTMLResponse(html, status_code=status)
-        if new:
-            security.set_cookie(response, cfg, "hpms_csrf", token)
-        return response
-
-    def redirect(to: str) -> Response:
-        return RedirectResponse(to, status_code=303)
-
-    def failed(request: Request, cfg: Settings, exc: HpmsError) -> Response:
-        status = 403 if exc.kind == ErrorKind.PERMISSION else 500
-        log.error("portal request failed: %s", exc)
-        return page(request, cfg, "error.html", status, title="Something went wrong", message=_plain(status))
-
-    async def form(request: Request, cfg: Settings) -> dict[str, str] | Response:
-        """The form's fields when it carries the browser's CSRF token, else the 403 page."""
-        data = await request.form()
-        fields = {k: v for k, v in data.items() if isinstance(v, str)}
-        if not security.csrf_ok(request, cfg, fields.get(security.CSRF_FIELD)):
-            log.warning("refused a form post to %s: missing or wrong CSRF token", request.url.path)
-            return page(
-                request,
-                cfg,
-                "error.html",
-                403,
-                title="This form has expired",
-                message="The page was open too long, or came from elsewhere. Nothing was changed.",
-            )
-        return fields
-
-    def posted(
-        handler: Callable[[Request, Settings, dict[str, str]], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """A form's endpoint: `handler` gets the settings and the fields once the CSRF token is
-        right; a post without it gets the 403 page and reaches no service."""
-
-        @functools.wraps(handler)
-        async def endpoint(request: Request) -> Response:
-            cfg = current()
-            fields = await form(request, cfg)
-            if not isinstance(fields, dict):
-                return fields
-            return await handler(request, cfg, fields)
-
-        return endpoint
-
-    def client(request: Request) -> str:
-        return request.client.host if request.client else "-"
+    current, call, page, redirect, failed = kit.current, kit.call, kit.page, kit.redirect, kit.failed
+    posted, client, patient_call, refused = kit.posted, kit.client, kit.patient_call, kit.refused
 
     async def sign_in_form(request: Request) -> Response:
         from hpms.services.portal import access
@@ -157,7 +76,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             )
         except ValidationError as exc:
             return page(
-                request, cfg, "signin.html", 400, values=values, errors={FIELDS.get(exc.field or "", ""): _say(exc)}
+                request, cfg, "signin.html", 400, values=values, errors={FIELDS.get(exc.field or "", ""): say(exc)}
             )
         except HpmsError as exc:
             return failed(request, cfg, exc)
@@ -183,13 +102,13 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
                 cfg, access.check_code, challenge=challenge, code=fields.get("code", ""), client=client(request)
             )
         except ValidationError as exc:
-            return page(request, cfg, "code.html", 400, errors={"code": _say(exc)})
+            return page(request, cfg, "code.html", 400, errors={"code": say(exc)})
         except HpmsError as exc:
             return failed(request, cfg, exc)
         if out.throttled:
             return page(request, cfg, "code.html", 429, errors={}, notice=THROTTLED)
         if out.token is None:
-            return page(request, cfg, "code.html", 400, errors={"code": _sentence(out.message or "")})
+            return page(request, cfg, "code.html", 400, errors={"code": sentence(out.message or "")})
         response = redirect("/home")
         security.clear_cookie(response, cfg, PENDING)
         security.set_cookie(response, cfg, SESSION, out.token)
@@ -217,7 +136,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         try:
             ok = await call(cfg, access.switch, token=token, patient_id=fields.get("patient"))
         except ValidationError as exc:
-            return page(request, cfg, "error.html", 400, title="Choose someone", message=_say(exc))
+            return page(request, cfg, "error.html", 400, title="Choose someone", message=say(exc))
         except HpmsError as exc:
             return failed(request, cfg, exc)
         if ok is None:
@@ -239,21 +158,6 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         response = redirect("/")
         security.clear_cookie(response, cfg, SESSION)
         return response
-
-    NOT_IN = object()  # not signed in
-
-    def as_signed_in(ctx: Any, *, token: str | None, service: Callable[..., Any], kw: dict[str, Any]) -> Any:
-        from hpms.services.portal import access
-
-        pctx = access.with_patient(ctx, token=token)
-        if pctx is None:
-            return NOT_IN
-        return service(pctx, **kw)
-
-    async def patient_call(request: Request, cfg: Settings, fn: Callable[..., Any], **kw: Any) -> Any:
-        """`fn` run as the patient the session acts for (NOT_IN when not signed in)."""
-        token = security.cookie(request, cfg, SESSION)
-        return await call(cfg, as_signed_in, token=token, service=fn, kw=kw)
 
     def not_found(request: Request, cfg: Settings) -> Response:
         return page(
@@ -303,10 +207,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             )
         except (ValidationError, NotFoundError) as exc:
             field = exc.field if exc.field in BOOK_FIELDS else "type"
-            return book_form(request, cfg, await choices_of(cfg), values, {field: _say(exc)})
+            return book_form(request, cfg, await choices_of(cfg), values, {field: say(exc)})
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         return page(request, cfg, "times.html", slots=out, action="/book", hidden=values, notice=None)
 
@@ -338,10 +242,10 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             )
         except (ValidationError, NotFoundError) as exc:
             field = exc.field if exc.field in BOOK_FIELDS else "type"
-            return book_form(request, cfg, await choices_of(cfg), values, {field: _say(exc)})
+            return book_form(request, cfg, await choices_of(cfg), values, {field: say(exc)})
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         return redirect("/home?done=booked")
 
@@ -365,16 +269,11 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             out = await patient_call(request, cfg, own_visit, appointment=fields.get("appointment", ""))
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         if out is None:
             return not_found(request, cfg)
         return page(request, cfg, "cancel.html", visit=out)
-
-    def refused(request: Request, cfg: Settings, exc: HpmsError, title: str) -> Response:
-        hint = getattr(exc, "hint", None) or ""
-        message = _say(exc) + (f" {_sentence(hint)}" if hint else "")
-        return page(request, cfg, "message.html", 409, title=title, message=message)
 
     @posted
     async def cancel(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
@@ -388,7 +287,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return refused(request, cfg, exc, "This visit cannot be cancelled online")
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         return redirect("/home?done=cancelled")
 
@@ -403,7 +302,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return refused(request, cfg, exc, "This visit cannot be moved online")
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         if out is None:
             return not_found(request, cfg)
@@ -453,7 +352,7 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
             return refused(request, cfg, exc, "This visit cannot be moved online")
         except HpmsError as exc:
             return failed(request, cfg, exc)
-        if out is NOT_IN:
+        if out is kit.NOT_IN:
             return redirect("/")
         return redirect("/home?done=moved")
 
@@ -474,19 +373,3 @@ def routes(current: Callable[[], Settings], env: Mapping[str, str] | None) -> li
         Route("/visit/reschedule/confirm", reschedule, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
-
-
-def _say(exc: HpmsError) -> str:
-    """A service's validation message as the form says it, under its field."""
-    return _sentence(exc.message)
-
-
-def _plain(status: int) -> str:
-    if status == 403:
-        return "The portal is not set up to sign patients in. Please call the practice."
-    return "The portal could not answer. Please try again later, or call the practice."
