@@ -294,6 +294,8 @@ class Prepared:
         args = plan.args(params or {})
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
+            if conn._has_events or conn.engine._has_events:
+                _announce(conn, cur, plan.sql, args)
             cur.execute(plan.sql, args)
             if plan.row is None:
                 return []
@@ -317,6 +319,8 @@ class Prepared:
         driver: Any = conn.connection.driver_connection
         cur = driver.cursor(name="hpms_stream") if conn.dialect.name == "postgresql" else driver.cursor()
         try:
+            if conn._has_events or conn.engine._has_events:
+                _announce(conn, cur, plan.sql, args)
             cur.execute(plan.sql, args)
             while part := cur.fetchmany(size):
                 yield part
@@ -324,6 +328,13 @@ class Prepared:
             raise sa.exc.DBAPIError.instance(plan.sql, args, exc, plan.dbapi_error) from exc
         finally:
             cur.close()
+
+
+def _announce(conn: sa.Connection, cursor: Any, sql: str, args: Any) -> None:
+    """Tell the engine's `before_cursor_execute` listeners about a statement run on the raw
+    cursor, as SQLAlchemy would (statement logs and counters then see every statement)."""
+    for listener in conn.dispatch.before_cursor_execute:
+        listener(conn, cursor, sql, args, None, False)
 
 
 class _Plan:
