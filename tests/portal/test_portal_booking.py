@@ -253,3 +253,19 @@ def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(practice, s
         r = b.post("/visit/cancel/confirm", data={"appointment": str(visit["id"])})
         assert r.status_code == 403 and "Nothing was changed" in r.text
     assert _written(settings) == before
+
+
+def test_a_guardian_booking_for_a_linked_patient_is_audited_as_the_guardian(practice, settings, ctx_for):
+    from hpms.services.portal import proxies
+
+    with ctx_for() as ctx:
+        proxies.add(ctx, guardian=practice.pat, patient=practice.alex)
+    with practice.browser(PAT, practice.pat) as b:
+        r = b.post("/switch", data={"csrf": _token(b), "patient": str(practice.alex)})
+        assert r.status_code == 303, r.text
+        seq = max(e["seq"] for e in audit_rows(settings))
+        _book_first(practice, b, _weekday(3))
+    [visit] = _visits(settings, practice.alex)
+    assert visit["status"] == "booked" and _visits(settings, practice.pat) == []
+    booked = [e for e in audit_rows(settings, seq) if e["entity"] == "online_booking"]
+    assert [(e["username"], e["patient_id"]) for e in booked] == [(f"patient:{practice.pat}", practice.alex)]

@@ -102,11 +102,13 @@ def _digest(key: bytes, purpose: str, value: str) -> str:
     return hmac.new(key, f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def patient_actor(ctx: Ctx, patient_id: int) -> Actor:
-    """The actor of a patient in the portal: no role, on behalf of the server's user."""
+def patient_actor(ctx: Ctx, patient_id: int, *, by: int | None = None) -> Actor:
+    """The actor of a patient in the portal: no role, on behalf of the server's user. `by` is
+    the guardian who signed in when they act for `patient_id`: the audit trail names who acted
+    (`patient:<by>`), each event the patient whose records it touched."""
     return Actor(
         user_id=ctx.actor.user_id,
-        username=f"patient:{patient_id}",
+        username=f"patient:{by or patient_id}",
         org_id=ctx.org_id,
         roles=frozenset(),
         auth_method="portal",
@@ -114,9 +116,9 @@ def patient_actor(ctx: Ctx, patient_id: int) -> Actor:
     )
 
 
-def as_patient(ctx: Ctx, patient_id: int) -> Ctx:
-    """The same transaction, acting as the patient."""
-    return dataclasses.replace(ctx, actor=patient_actor(ctx, patient_id))
+def as_patient(ctx: Ctx, patient_id: int, *, by: int | None = None) -> Ctx:
+    """The same transaction, acting as the patient (for them, when `by` is their guardian)."""
+    return dataclasses.replace(ctx, actor=patient_actor(ctx, patient_id, by=by))
 
 
 def check_server(ctx: Ctx) -> None:
@@ -495,7 +497,7 @@ def with_patient(ctx: Ctx, *, token: str | None) -> Ctx | None:
     row = _session(ctx, _key(ctx), token)
     if row is None:
         return None
-    return as_patient(ctx, row.acting_for_id)
+    return as_patient(ctx, row.acting_for_id, by=row.patient_id)
 
 
 def booking_choices(ctx: Ctx) -> Choices:
