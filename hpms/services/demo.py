@@ -34,7 +34,7 @@ from hpms.services.people import coverage, patient_import
 from hpms.services.platform import admin, audit, org, users
 from hpms.services.platform import localtime as lt
 from hpms.services.platform.context import open_context
-from hpms.services.scheduling import availability, resources, waitlist
+from hpms.services.scheduling import availability, online, resources, waitlist
 
 if TYPE_CHECKING:
     from hpms.services.platform.context import Ctx
@@ -544,6 +544,8 @@ def _schedule(ctx: Ctx, rng: random.Random, now: dt.datetime) -> dt.date:
                 share,
             )
         )
+        if self_bookable:  # patients book these themselves in the portal (hpms portal serve)
+            online.set_policy(ctx, type_ref=types[-1][0].id, enabled=True, lead_minutes=120, horizon_days=30)
     for day, name in _holidays(first_day, last_day):
         availability.add_time_off(ctx, start=day.isoformat(), reason=f"{name} (practice closed)")
     conference = today + dt.timedelta(days=17 - today.weekday())  # Thursday and Friday the week after next

@@ -43,6 +43,9 @@ def test_demo_home_builds_once(demo_template, fresh_cli, clean_env, tmp_path):
     roles = {r for u in ok(fresh_cli("users", "list", "--json", env=demo_env)) for r in u["roles"]}
     assert roles == {"admin", "front_desk", "biller", "provider", "auditor", "service"}
     assert ok(fresh_cli("audit", "verify", "--json", env=demo_env))["ok"] is True
+    # the self-bookable type is open to online booking in the portal
+    online = ok(fresh_cli("portal", "policies", "show", "--json", env=demo_env))
+    assert [(p["type"], p["enabled"]) for p in online["policies"]] == [("Telehealth", True)], online
     assert ok(fresh_cli("patients", "duplicates", "--json", env=demo_env))
     claims = ok(fresh_cli("claims", "list", "--limit", "10000", "--json", env=demo_env))
     # the files were uploaded; the payers answered for the older visits (paid or denied)
