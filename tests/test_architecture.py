@@ -113,6 +113,7 @@ PACKAGES = (
     "demo.py",
     "demo_billing.py",
     "doctor.py",
+    "fhir_import.py",
 )
 # an option name ("--tax-id", "(--location") or a command ("`hpms encounters update", "hpms claims list")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

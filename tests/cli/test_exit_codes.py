@@ -50,6 +50,7 @@ USAGE: dict[str, tuple[str, ...]] = {
     "reminders": ("reminders", "remove"),
     "comms": ("comms", "log"),
     "portal": ("portal", "serve", "--bogus"),
+    "fhir": ("fhir", "import"),  # a missing argument
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -82,7 +83,7 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "fhir"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [
@@ -93,6 +94,7 @@ MISSING_INPUT = [
     ("remits", "import"),
     ("eligibility", "import"),
     ("db", "restore"),
+    ("fhir", "import"),
 ]
 
 # Output folders (-o, --out) that do not exist: 2, naming the option and the folder.

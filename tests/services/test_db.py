@@ -31,6 +31,8 @@ from tests.services.helpers import counts, query, snapshot
 
 TABLES = {
     "organization",
+    "external_ref",
+    "external_visit",
     "location",
     "hpms_user",
     "user_role",

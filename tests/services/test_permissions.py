@@ -78,6 +78,7 @@ surveys.write         x       x        .       .        .       .
 ledger.read           x       x        x       .        .       .
 ledger.post           x       .        x       .        .       .
 remits.import         x       .        x       .        .       x
+fhir.import           x       .        .       .        .       .
 payments.record       x       x        x       .        .       .
 payments.refund       x       .        x       .        .       .
 statements.run        x       .        x       .        .       x

@@ -38,9 +38,14 @@ PATIENT_REFERENCES: list[tuple[type, str]] = [(Coverage, "patient_id")]
 def _scheduling_references() -> None:
     """Add the scheduling tables, at the first merge: importing their models at the top would
     add their cost to every patients command."""
-    from hpms.models import Appointment, OnlineBooking, WaitlistEntry
+    from hpms.models import Appointment, ExternalVisit, OnlineBooking, WaitlistEntry
 
-    for ref in ((Appointment, "patient_id"), (WaitlistEntry, "patient_id"), (OnlineBooking, "patient_id")):
+    for ref in (
+        (Appointment, "patient_id"),
+        (WaitlistEntry, "patient_id"),
+        (OnlineBooking, "patient_id"),
+        (ExternalVisit, "patient_id"),
+    ):
         if ref not in PATIENT_REFERENCES:
             PATIENT_REFERENCES.append(ref)
 
