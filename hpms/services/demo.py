@@ -544,7 +544,7 @@ def _schedule(ctx: Ctx, rng: random.Random, now: dt.datetime) -> dt.date:
                 share,
             )
         )
-        if self_bookable:  # patients book these themselves in the portal (hpms portal serve)
+        if self_bookable:  # patients book these themselves in the portal
             online.set_policy(ctx, type_ref=types[-1][0].id, enabled=True, lead_minutes=120, horizon_days=30)
     for day, name in _holidays(first_day, last_day):
         availability.add_time_off(ctx, start=day.isoformat(), reason=f"{name} (practice closed)")
