@@ -50,6 +50,8 @@ USAGE: dict[str, tuple[str, ...]] = {
     "reminders": ("reminders", "remove"),
     "comms": ("comms", "log"),
     "portal": ("portal", "serve", "--bogus"),
+    "fhir": ("fhir", "export", "--bogus"),
+    "tokens": ("tokens", "revoke"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -80,6 +82,8 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "reminders": (("reminders", "remove", "9999"), ("9999",)),
     "comms": (("comms", "log", "0999999"), ("'0999999'",)),
     "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
+    "fhir": (("fhir", "export", "--patient", "0999999", "-o", "{out}/fhir"), ("--patient", "'0999999'")),
+    "tokens": (("tokens", "revoke", "9999"), ("ID", "'9999'")),
 }
 # Groups with nothing to look up by name or id.
 NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}

@@ -1,0 +1,1 @@
+"""FHIR R4 (R4B): hpms records as resources (writing) for the export and the read API."""
