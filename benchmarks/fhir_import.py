@@ -1,5 +1,5 @@
 """FHIR import of a bulk export: N patients (default 2,000) in Patient.ndjson and three visits
-each in Encounter.ndjson, through `hpms.services.fhir_import.import_files`, then the same folder
+each in Encounter.ndjson, through `hpms.services.interop.fhir_import.import_files`, then the same folder
 again (it must change nothing).
 
 Bounds measured in the same run, on the same machine and backend, each in a fresh practice:
@@ -136,7 +136,7 @@ def main() -> None:
     if args.postgres:
         urls = [pg_create(args.postgres, name) for name in names]
     try:
-        from hpms.services import fhir_import
+        from hpms.services.interop import fhir_import
         from hpms.services.people import patient_import, patients
 
         settings = practice(root / "csv-home", urls[0])

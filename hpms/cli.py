@@ -186,7 +186,7 @@ GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
 GROUPS += ("messages", "reminders", "comms")
 GROUPS += ("portal",)
-GROUPS += ("fhir",)
+GROUPS += ("fhir", "tokens")
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -238,7 +238,8 @@ SUMMARY: dict[str, str] = {
     "portal": (
         "The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP."
     ),
-    "fhir": "FHIR R4 files: import Bundles and NDJSON.",
+    "fhir": "FHIR R4 exchange with other systems: the practice's records out and in as FHIR resources.",
+    "tokens": "Bearer tokens of API clients (an EHR reading the FHIR API), each acting with one role.",
 }
 
 

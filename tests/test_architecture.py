@@ -16,7 +16,7 @@ from tests.conftest import REPO
 grimp = pytest.importorskip("grimp")
 
 SERVICES = "hpms.services"
-DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages", "portal")
+DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages", "portal", "interop")
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +109,11 @@ PACKAGES = (
     "reports",
     "messages",
     "portal",
+    "interop",
     "lookups.py",
     "demo.py",
     "demo_billing.py",
     "doctor.py",
-    "fhir_import.py",
 )
 # an option name ("--tax-id", "(--location") or a command ("`hpms encounters update", "hpms claims list")
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")

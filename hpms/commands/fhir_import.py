@@ -1,5 +1,5 @@
 """`hpms fhir import`: FHIR R4 Bundles and NDJSON into hpms. Every rule lives in
-hpms.services.fhir_import."""
+hpms.services.interop.fhir_import."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def import_(
 
     Example: hpms fhir import examples/fhir/
     """
-    from hpms.services import fhir_import
+    from hpms.services.interop import fhir_import
 
     with service_context() as ctx:
         report = fhir_import.import_files(ctx, file, source=source, dry_run=dry_run)

@@ -57,3 +57,37 @@ class Actor(SQLModel):
     # staff actions a patient's online operation performs on the patient's behalf, for the time
     # of that operation only (set by the online booking service, never by a face)
     grants: frozenset[str] = frozenset()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of an API client (an EHR): it acts as a service actor with one role. Only
+    the SHA-256 of the token is kept; the token itself is shown once, when it is created."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        sa.UniqueConstraint("token_hash", name="uq_api_token_hash"),
+        sa.UniqueConstraint("org_id", "name", name="uq_api_token_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = OrgField(index=False)
+    name: str = Field(max_length=64)
+    role: str = Field(max_length=32)
+    token_hash: str = Field(max_length=64)
+    created_at: dt.datetime = UTCField()
+    created_by: int | None = Field(default=None, foreign_key="hpms_user.id")
+    expires_at: dt.datetime | None = UTCField(nullable=True)
+    revoked_at: dt.datetime | None = UTCField(nullable=True)
+    last_used_at: dt.datetime | None = UTCField(nullable=True)
+
+
+class ApiTokenOut(SQLModel):
+    model_config = DEFERRED
+    id: int
+    name: str
+    role: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    state: str  # active, expired or revoked
+    token: str | None = None  # only in the answer to its creation

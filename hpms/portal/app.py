@@ -6,6 +6,7 @@ the server) per request.
     POST /hooks/email/inbound  a patient's email (a mail provider's inbound-parse webhook): the
                              raw message as the body (message/rfc822) or in the form field `email`
     GET  /healthz            "ok": the server is up (for the reverse proxy and systemd)
+    GET  /fhir/...           the FHIR read API for other systems (hpms/portal/fhir_api.py)
     /, /code, /home, ...     the patient portal (hpms/portal/pages.py)
 
 The SMS hooks must carry a valid X-Twilio-Signature, made with the account's auth token over
@@ -110,7 +111,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
 
     from starlette.middleware import Middleware
 
-    from hpms.portal import pages
+    from hpms.portal import fhir_api, pages
     from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
 
@@ -121,6 +122,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         Route(sms.STATUS_CALLBACK_PATH, status, methods=["POST"]),
         Route(sms.INBOUND_PATH, inbound, methods=["POST"]),
         Route(EMAIL_INBOUND_PATH, inbound_email, methods=["POST"]),
+        *fhir_api.routes(current, env),  # the FHIR read API (hpms/portal/fhir_api.py)
         *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
@@ -233,19 +235,24 @@ def _receive(cfg: Settings, env: Mapping[str, str] | None, fields: dict[str, str
 FORM_FIELDS = {"provider_id": "MessageSid", "status": "MessageStatus"}
 
 
-def _error(exc: HpmsError) -> Response:
-    """A service's error as an HTTP status and one plain line."""
-    from starlette.responses import PlainTextResponse
-
+def http_status(exc: HpmsError) -> int:
+    """The HTTP status of a service's error (by its kind); 500 for the environment's."""
     from hpms.errors import ErrorKind
 
-    status = {
+    return {
         ErrorKind.VALIDATION: 400,
         ErrorKind.NOT_FOUND: 404,
         ErrorKind.CONFLICT: 409,
         ErrorKind.PERMISSION: 403,
         ErrorKind.LOCKED: 503,
     }.get(exc.kind, 500)
+
+
+def _error(exc: HpmsError) -> Response:
+    """A service's error as an HTTP status and one plain line."""
+    from starlette.responses import PlainTextResponse
+
+    status = http_status(exc)
     field = FORM_FIELDS.get(exc.field or "", exc.field)
     text = f"{field}: {exc.message}" if field else exc.message
     if status >= 500 or status == 403:

@@ -51,6 +51,7 @@ USAGE: dict[str, tuple[str, ...]] = {
     "comms": ("comms", "log"),
     "portal": ("portal", "serve", "--bogus"),
     "fhir": ("fhir", "import"),  # a missing argument
+    "tokens": ("tokens", "revoke"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -81,9 +82,11 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "reminders": (("reminders", "remove", "9999"), ("9999",)),
     "comms": (("comms", "log", "0999999"), ("'0999999'",)),
     "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
+    "fhir": (("fhir", "export", "--patient", "0999999", "-o", "{out}/fhir"), ("--patient", "'0999999'")),
+    "tokens": (("tokens", "revoke", "9999"), ("ID", "'9999'")),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "fhir"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [

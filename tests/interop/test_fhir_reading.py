@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hpms.interop import fhir_reading as fr
+from hpms.interop.fhir import reading as fr
 from tests.services.test_fhir_import import PATIENT_ID, SKIPPED, SYNTHEA, insured_bundle, synthea
 
 
@@ -155,7 +155,7 @@ def test_a_file_that_is_not_fhir_json(reader, data, message):
 
 def test_the_reader_imports_no_database_code():
     code = (
-        "import sys, hpms.interop.fhir_reading as m; "
+        "import sys, hpms.interop.fhir.reading as m; "
         "m.read_json(open(sys.argv[1], 'rb').read(), file='x'); "
         "bad = [n for n in sys.modules if n.split('.')[0] in ('sqlalchemy', 'sqlmodel') "
         "or n.startswith(('hpms.services', 'hpms.models', 'hpms.db'))]; "

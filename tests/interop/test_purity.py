@@ -8,7 +8,10 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["hpms.interop.x12.x837p", "hpms.interop.x12.x835"])
+@pytest.mark.parametrize(
+    "module",
+    ["hpms.interop.x12.x837p", "hpms.interop.x12.x835", "hpms.interop.fhir.writing", "hpms.interop.fhir.reading"],
+)
 def test_module_imports_no_database_code(module):
     code = (
         f"import sys, {module}; "

@@ -51,6 +51,7 @@ TABLES = {
     "portal_session",
     "portal_throttle",
     "portal_proxy",
+    "api_token",
     "provider",
     "provider_location",
     "room",

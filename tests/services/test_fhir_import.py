@@ -137,7 +137,7 @@ def insured_bundle() -> dict:
 
 
 def run_import(ctx_for, path, **kw):
-    from hpms.services import fhir_import
+    from hpms.services.interop import fhir_import
 
     with ctx_for(clock=fixed_clock) as ctx:
         return fhir_import.import_files(ctx, path, **kw)
@@ -442,7 +442,7 @@ def test_another_source_is_another_record(settings, ctx_for, tmp_path):
 
 
 def test_only_an_admin_imports(settings, ctx_for, make_user):
-    from hpms.services import fhir_import
+    from hpms.services.interop import fhir_import
 
     make_user("desk", "front_desk")
     with pytest.raises(PermissionDenied), ctx_for("desk") as ctx:

@@ -94,6 +94,9 @@ online.setup          x       .        .       .        .       .
 portal.serve          x       .        .       .        .       x
 proxy.read            x       x        .       x        .       .
 proxy.write           x       x        .       .        .       .
+fhir.export           x       .        .       .        .       .
+api_token.read        x       .        .       .        x       .
+api_token.write       x       .        .       .        .       .
 """
 
 # What a signed-in patient may do (on their own records only); everything else is "not found".

@@ -1,7 +1,7 @@
 """fhir import
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-07
 
 Imports from other systems: the map of their records (source, FHIR resource type and id) to
@@ -16,7 +16,7 @@ UTCDateTime = hpms.db.UTCDateTime
 
 
 revision = '0019'
-down_revision = '0014'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

@@ -92,11 +92,11 @@ def open_context(
         raise integrity_conflict(exc) from None
     except HpmsError as exc:
         if actor is not None:
-            _record_after_rollback(engine, settings, actor, clock, exc)
+            record_after_rollback(engine, settings, actor, clock, exc)
         raise
 
 
-def _record_after_rollback(engine: Engine, settings: Settings, actor: Actor, clock: Clock, exc: HpmsError) -> None:
+def record_after_rollback(engine: Engine, settings: Settings, actor: Actor, clock: Clock, exc: HpmsError) -> None:
     """The audit events that stand although the work was rolled back, in a transaction of
     their own: a refused operation ("denied", naming what was refused) and what a refusal
     showed. A failure here never hides the refusal itself."""

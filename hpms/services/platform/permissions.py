@@ -87,6 +87,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "portal.serve": frozenset({"admin", "service"}),
     "proxy.read": frozenset({"admin", "front_desk", "provider"}),
     "proxy.write": frozenset({"admin", "front_desk"}),
+    "fhir.export": frozenset({"admin"}),
+    "api_token.read": frozenset({"admin", "auditor"}),
+    "api_token.write": frozenset({"admin"}),
 }
 
 # What a signed-in patient (an actor with a patient id and no roles) may do, each only on their
@@ -156,6 +159,9 @@ _SAID: dict[str, str] = {
     "portal.serve": "serve the patient portal",
     "proxy.read": "read who may act for patients in the portal",
     "proxy.write": "change who may act for patients in the portal",
+    "fhir.export": "export records as FHIR",
+    "api_token.read": "list the API tokens",
+    "api_token.write": "create or revoke API tokens",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 

@@ -19,7 +19,7 @@ from sqlmodel import col
 from hpms.db import insert_rows, new_ids
 from hpms.errors import ConflictError, HpmsError, NotFoundError, ValidationError
 from hpms.fileio import read_input
-from hpms.interop import fhir_reading as fr
+from hpms.interop.fhir import reading as fr
 from hpms.models import Coverage, Patient, Payer
 from hpms.services.people import coverage as coverages
 from hpms.services.people import patients
