@@ -110,7 +110,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
 
     from starlette.middleware import Middleware
 
-    from hpms.portal import pages
+    from hpms.portal import intake_pages, pages
     from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
 
@@ -122,6 +122,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         Route(sms.INBOUND_PATH, inbound, methods=["POST"]),
         Route(EMAIL_INBOUND_PATH, inbound_email, methods=["POST"]),
         *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
+        *intake_pages.routes(kit),  # registration and pre-visit forms (hpms/portal/intake_pages.py)
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 

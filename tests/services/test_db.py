@@ -49,6 +49,8 @@ TABLES = {
     "portal_session",
     "portal_throttle",
     "portal_proxy",
+    "intake_request",
+    "intake_upload",
     "provider",
     "provider_location",
     "room",

@@ -93,10 +93,19 @@ online.setup          x       .        .       .        .       .
 portal.serve          x       .        .       .        .       x
 proxy.read            x       x        .       x        .       .
 proxy.write           x       x        .       .        .       .
+intake.read           x       x        .       .        .       .
+intake.write          x       x        .       .        .       .
 """
 
 # What a signed-in patient may do (on their own records only); everything else is "not found".
-PATIENT_MATRIX = {"online.slots", "online.book", "online.reschedule", "online.cancel", "online.visits"}
+PATIENT_MATRIX = {
+    "online.slots",
+    "online.book",
+    "online.reschedule",
+    "online.cancel",
+    "online.visits",
+    "intake.submit",
+}
 
 
 def _expected() -> dict[str, dict[str, bool]]:

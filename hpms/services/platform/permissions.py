@@ -86,6 +86,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "portal.serve": frozenset({"admin", "service"}),
     "proxy.read": frozenset({"admin", "front_desk", "provider"}),
     "proxy.write": frozenset({"admin", "front_desk"}),
+    "intake.read": frozenset({"admin", "front_desk"}),
+    "intake.write": frozenset({"admin", "front_desk"}),
 }
 
 # What a signed-in patient (an actor with a patient id and no roles) may do, each only on their
@@ -97,6 +99,7 @@ PATIENT_ACTIONS: dict[str, str] = {
     "online.reschedule": "move a visit online",
     "online.cancel": "cancel a visit online",
     "online.visits": "list a patient's own visits online",
+    "intake.submit": "send a pre-visit form",
 }
 
 
@@ -154,6 +157,8 @@ _SAID: dict[str, str] = {
     "portal.serve": "serve the patient portal",
     "proxy.read": "read who may act for patients in the portal",
     "proxy.write": "change who may act for patients in the portal",
+    "intake.read": "read the registrations and pre-visit forms sent online",
+    "intake.write": "accept or reject the registrations and pre-visit forms sent online",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 
