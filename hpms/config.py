@@ -37,6 +37,7 @@ CONFIG_KEYS = (
     "portal_dev_codes",
     "portal_idle_minutes",
     "portal_session_hours",
+    "portal_upload_mb",
     "inbound_email_secret",
 )
 
@@ -78,6 +79,8 @@ class Settings:
     portal_dev_codes: bool = False
     portal_idle_minutes: int = 30
     portal_session_hours: int = 12
+    # The largest insurance card photo a patient may send with a registration or pre-visit form.
+    portal_upload_mb: int = 5
     # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
     # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
     inbound_email_secret: str | None = None
@@ -113,6 +116,7 @@ class Settings:
             "portal_dev_codes": self.portal_dev_codes,
             "portal_idle_minutes": self.portal_idle_minutes,
             "portal_session_hours": self.portal_session_hours,
+            "portal_upload_mb": self.portal_upload_mb,
             "inbound_email_secret": "***" if self.inbound_email_secret else None,
             "sources": dict(self.sources),
         }
@@ -190,6 +194,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     dev_codes = _flag("portal_dev_codes", pick("portal_dev_codes", ENV_PORTAL_DEV_CODES, None))
     idle_minutes = _count("portal_idle_minutes", pick("portal_idle_minutes", None, None), 30, 1, 24 * 60)
     session_hours = _count("portal_session_hours", pick("portal_session_hours", None, None), 12, 1, 24 * 30)
+    upload_mb = _count("portal_upload_mb", pick("portal_upload_mb", None, None), 5, 1, 50)
     inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
@@ -210,6 +215,7 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         portal_dev_codes=dev_codes,
         portal_idle_minutes=idle_minutes,
         portal_session_hours=session_hours,
+        portal_upload_mb=upload_mb,
         inbound_email_secret=inbound_email_secret,
         sources=sources,
         warnings=tuple(warnings),

@@ -4,6 +4,7 @@ patients' replies), the policies of patients' online booking, and who may act fo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP.\n\n"
-    "`policies`: which times patients may book online, and the cancellation window.",
+    "`policies`: which times patients may book online, and the cancellation window. `requests`: the "
+    "registrations and pre-visit forms patients sent, for the front desk to accept or reject.",
     no_args_is_help=True,
 )
 policies_app = typer.Typer(
@@ -103,6 +105,153 @@ def proxies_remove(guardian: GuardianOpt, patient: PatientOpt, as_json: JsonOpt 
         emit_object(out, as_json=True)
     else:
         info(f"MRN {out.guardian_mrn} may no longer act for MRN {out.patient_mrn} in the portal")
+
+
+requests_app = typer.Typer(
+    help="Registrations and pre-visit forms sent from the patient portal, staged until the front desk accepts "
+    "(into the chart) or rejects them.",
+    no_args_is_help=True,
+)
+app.add_typer(requests_app, name="requests")
+
+REQUEST_COLUMNS = [
+    ("id", "Id"),
+    ("kind", "Kind"),
+    ("state", "State"),
+    ("created_at", "Sent"),
+    ("name", "Name"),
+    ("dob", "Born"),
+    ("patient_mrn", "MRN"),
+    ("photos", "Photos"),
+]
+RequestId = Annotated[str, typer.Argument(metavar="ID", help="The request's id (see `hpms portal requests list`).")]
+
+
+@requests_app.command("list")
+def requests_list(
+    state: Annotated[
+        str, typer.Option("--state", help="pending (the default), accepted, rejected, or all.")
+    ] = "pending",
+    as_json: JsonOpt = False,
+) -> None:
+    """List the registrations and pre-visit forms sent online, oldest first (admin, front desk).
+
+    Example: hpms portal requests list --state pending
+    """
+    from hpms.services.portal import intake
+
+    with service_context() as ctx:
+        rows = intake.list_requests(ctx, state=None if state.strip().lower() == "all" else state)
+    emit_table(rows, REQUEST_COLUMNS, as_json=as_json, title="Portal requests")
+
+
+@requests_app.command("show")
+def requests_show(request_id: RequestId, as_json: JsonOpt = False) -> None:
+    """Show what a request holds and, for a new registration, the patients on file it likely
+    duplicates (admin, front desk).
+
+    Example: hpms portal requests show 12 --json
+    """
+    from hpms.services.portal import intake
+
+    with service_context() as ctx:
+        out = intake.show(ctx, request_id)
+    if as_json:
+        emit_object(out, as_json=True)
+        return
+    data = out.model_dump(mode="json")
+    emit_object(
+        {k: data[k] for k in ("id", "kind", "state", "created_at", "submitted_by", "patient_mrn")}, as_json=False
+    )
+    emit_object({**data["fields"], "member_id": data["member_id"], "photos": data["photos"]}, as_json=False)
+    for c in out.candidates:
+        p = c.patient
+        info(f"likely on file: MRN {p.mrn} {p.first_name} {p.last_name} ({'; '.join(c.reasons)})")
+
+
+@requests_app.command("accept")
+def requests_accept(
+    request_id: RequestId,
+    merge_into: Annotated[
+        str | None, typer.Option("--merge-into", help="Apply a registration to this patient (MRN) instead.")
+    ] = None,
+    allow_duplicate: Annotated[
+        bool, typer.Option("--new", help="Register a new patient even when one on file looks the same.")
+    ] = False,
+    payer: Annotated[
+        str | None, typer.Option("--payer", help="The payer of the coverage (default: the name on the form).")
+    ] = None,
+    skip_coverage: Annotated[
+        bool, typer.Option("--no-coverage", help="Take in the demographics only, not the insurance.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept a request into the chart (admin, front desk): a registration creates the patient
+    (refused when one on file looks the same, unless --new or --merge-into), a pre-visit form
+    updates the patient; a member id adds the coverage. Nothing is written unless all of it is.
+
+    Example: hpms portal requests accept 12 --merge-into 0100001
+    """
+    from hpms.services.portal import intake
+
+    with service_context() as ctx:
+        out = intake.accept(
+            ctx,
+            request_id,
+            merge_into=merge_into,
+            allow_duplicate=allow_duplicate,
+            payer=payer,
+            skip_coverage=skip_coverage,
+        )
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        did = "registered as" if out.created else "applied to"
+        info(f"request {out.id} {did} MRN {out.patient_mrn}")
+
+
+@requests_app.command("reject")
+def requests_reject(
+    request_id: RequestId,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the request).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a request, saying why; nothing goes into the chart (admin, front desk).
+
+    Example: hpms portal requests reject 12 --reason "sent twice"
+    """
+    from hpms.services.portal import intake
+
+    with service_context() as ctx:
+        out = intake.reject(ctx, request_id, reason=reason)
+    if as_json:
+        emit_object(out, as_json=True)
+    else:
+        info(f"request {out.id} rejected")
+
+
+@requests_app.command("photo")
+def requests_photo(
+    request_id: RequestId,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The file to write (0600, replaced atomically).")],
+    side: Annotated[str, typer.Option("--side", help="front or back.")] = "front",
+    as_json: JsonOpt = False,
+) -> None:
+    """Save the photo of an insurance card sent with a request (admin, front desk).
+
+    Example: hpms portal requests photo 12 --side front -o card-front.jpg
+    """
+    from hpms.fileio import check_directory, write_atomically
+    from hpms.services.portal import intake
+
+    check_directory(output.parent if str(output.parent) else Path("."), field="output")
+    with service_context() as ctx:
+        out = intake.photo(ctx, request_id, side=side)
+    write_atomically(output, out.data, field="output", mode=0o600)
+    if as_json:
+        print_json({"path": str(output), "content_type": out.content_type, "bytes": len(out.data)})
+    else:
+        info(f"wrote the {side} photo ({out.content_type}, {len(out.data)} bytes) to {output}")
 
 
 @app.command("serve")

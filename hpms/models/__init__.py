@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         WorklistItem,
         X12File,
     )
+    from hpms.models.intake import IntakeRequest, IntakeUpload
     from hpms.models.interop import ExternalRef, ExternalVisit
     from hpms.models.ledger import LedgerEntry
     from hpms.models.messages import (
@@ -153,6 +154,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "online": ("OnlineBooking", "OnlineBookingPolicy", "OnlineBookingProfile"),
     "portal": ("PortalCode", "PortalProxy", "PortalSession", "PortalThrottle", "ProxyOut"),
     "interop": ("ExternalRef", "ExternalVisit"),
+    "intake": ("IntakeRequest", "IntakeUpload"),
 }
 _HOME = {name: domain for domain, names in _LAZY.items() for name in names}
 

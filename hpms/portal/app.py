@@ -111,7 +111,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
 
     from starlette.middleware import Middleware
 
-    from hpms.portal import fhir_api, pages
+    from hpms.portal import fhir_api, intake_pages, pages
     from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
 
@@ -124,6 +124,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         Route(EMAIL_INBOUND_PATH, inbound_email, methods=["POST"]),
         *fhir_api.routes(current, env),  # the FHIR read API (hpms/portal/fhir_api.py)
         *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
+        *intake_pages.routes(kit),  # registration and pre-visit forms (hpms/portal/intake_pages.py)
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 

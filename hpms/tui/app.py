@@ -153,6 +153,7 @@ class DayScreen(Screen):
         Binding("s", "find_slot", "Find slot"),
         Binding("v", "waitlist", "Waitlist"),
         Binding("d", "dashboard", "Dashboard"),
+        Binding("R", "requests", "Portal requests"),
         Binding("f5,ctrl+r", "reload", "Refresh", show=False),
         Binding("escape", "abort_move", "Abort move", show=False),
         Binding("question_mark", "help", "Help"),
@@ -633,6 +634,11 @@ class DayScreen(Screen):
             from hpms.tui.screens.panels import DashboardScreen
 
             self.app.push_screen(DashboardScreen(self.view.location_id, self.view.day))
+
+    def action_requests(self) -> None:
+        from hpms.tui.screens.intake import IntakeScreen
+
+        self.app.push_screen(IntakeScreen())
 
     def action_help(self) -> None:
         from hpms.tui.screens.panels import HelpScreen

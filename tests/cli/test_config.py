@@ -24,6 +24,7 @@ KEYS = {
     "portal_dev_codes",
     "portal_idle_minutes",
     "portal_session_hours",
+    "portal_upload_mb",
     "inbound_email_secret",
 }
 

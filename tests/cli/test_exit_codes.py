@@ -107,6 +107,7 @@ MISSING_OUTPUT = [
     (("eligibility", "request", "--date", "tomorrow", "--out", "{missing}/x.270"), "--out"),
     (("billing", "run", "--out", "{missing}"), "--out"),
     (("statements", "generate", "--out", "{missing}"), "--out"),
+    (("portal", "requests", "photo", "1", "-o", "{missing}/card.png"), "--output"),
 ]
 
 

@@ -63,3 +63,33 @@ def test_sign_in_in_a_browser_at_desktop_and_phone_width(browser, site, settings
     finally:
         site.settings = None
     assert (ARTIFACTS / "home-phone.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_register_in_a_browser_with_a_card_photo(browser, site, settings, tmp_path):
+    from tests.services.helpers import query
+
+    card = tmp_path / "card.png"
+    card.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    site.settings = settings
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 900})
+        page.goto(site.url + "/")
+        page.get_by_role("link", name="Register here").click()
+        page.wait_for_url("**/register")
+        page.get_by_label("First name").fill("Jamie")
+        page.get_by_label("Last name").fill("Lane")
+        page.get_by_label("Date of birth").fill("1991-04-05")
+        page.get_by_label("Email address").fill("jamie.lane@example.org")
+        page.get_by_label("Member id").fill("XZ-12345")
+        page.get_by_label("Insurance company").fill("Acme Health")
+        page.get_by_label("Photo of the card, front").set_input_files(str(card))
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "register-phone.png"), full_page=True)
+        page.get_by_role("button", name="Send").click()
+        page.wait_for_load_state()
+        assert page.locator("h1").inner_text() == "Thank you"
+        page.close()
+    finally:
+        site.settings = None
+    assert [r["side"] for r in query(settings, "SELECT side FROM intake_upload")] == ["front"]

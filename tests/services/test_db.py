@@ -52,6 +52,8 @@ TABLES = {
     "portal_throttle",
     "portal_proxy",
     "api_token",
+    "intake_request",
+    "intake_upload",
     "provider",
     "provider_location",
     "room",

@@ -97,10 +97,19 @@ proxy.write           x       x        .       .        .       .
 fhir.export           x       .        .       .        .       .
 api_token.read        x       .        .       .        x       .
 api_token.write       x       .        .       .        .       .
+intake.read           x       x        .       .        .       .
+intake.write          x       x        .       .        .       .
 """
 
 # What a signed-in patient may do (on their own records only); everything else is "not found".
-PATIENT_MATRIX = {"online.slots", "online.book", "online.reschedule", "online.cancel", "online.visits"}
+PATIENT_MATRIX = {
+    "online.slots",
+    "online.book",
+    "online.reschedule",
+    "online.cancel",
+    "online.visits",
+    "intake.submit",
+}
 
 
 def _expected() -> dict[str, dict[str, bool]]:

@@ -1,7 +1,7 @@
 """api tokens
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-07
 
 Bearer tokens of API clients (the FHIR read API): the SHA-256 of each token, its role, expiry,
@@ -16,7 +16,7 @@ UTCDateTime = hpms.db.UTCDateTime
 
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -218,6 +218,14 @@ def _overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | No
     return (a_from or lo) <= (b_to or hi) and (b_from or lo) <= (a_to or hi)
 
 
+def parse_member_id(field: str, value: str | None) -> str:
+    """An insurance member id: 2-80 letters, digits or '-'. Raises ValidationError."""
+    member = v.require_text(field, value, 80)
+    if not re.fullmatch(r"[A-Za-z0-9-]{2,80}", member):
+        raise ValidationError(field, "must be 2-80 letters, digits or '-'")
+    return member
+
+
 def add_coverage(
     ctx: Ctx,
     *,
@@ -239,9 +247,7 @@ def add_coverage(
     require(ctx.actor, "coverage.write")
     if payer is None or not str(payer).strip():
         raise ValidationError("payer", "is required")
-    member = v.require_text("member_id", member_id, 80)
-    if not re.fullmatch(r"[A-Za-z0-9-]{2,80}", member):
-        raise ValidationError("member_id", "must be 2-80 letters, digits or '-'")
+    member = parse_member_id("member_id", member_id)
     relationship = v.parse_choice("relationship", relationship, RELATIONSHIPS) or "self"
     priority = v.parse_choice("priority", priority, PRIORITIES) or "primary"
     start = v.parse_date("valid_from", valid_from)

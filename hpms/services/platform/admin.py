@@ -359,6 +359,7 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
             .values(data_enc=crypto_new.encrypt(value, ATTACHMENT_KIND))
         )
         counts["attachment"] += 1
+    _rotate_intake(s, crypto_old, crypto_new, counts)
     s.execute(sa.update(KeyState).where(KeyState.id == 1).values(active_kid=kid))
     ctx._crypto, ctx._key_checked = crypto_new, True
     audit.record(ctx, audit.Event("rotate", "keys", kid, detail=" ".join(f"{k}={n}" for k, n in counts.items())))
@@ -368,6 +369,32 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
         "reencrypted": counts,
         "key_file": None if settings.key_from_env else str(settings.key_file),
     }
+
+
+def _rotate_intake(s: Session, crypto_old: FieldCrypto, crypto_new: FieldCrypto, counts: dict[str, int]) -> None:
+    """The member ids and card photos staged from the portal, counted with the coverages' member
+    ids and the attachments."""
+    from hpms.models.intake import UPLOAD_KIND, IntakeRequest, IntakeUpload
+
+    staged = sa.select(IntakeRequest.id, IntakeRequest.member_id_enc).where(
+        col(IntakeRequest.member_id_enc).is_not(None)
+    )
+    for rid, enc in s.execute(staged).all():
+        value = crypto_old.decrypt(enc, "member_id")
+        s.execute(
+            sa.update(IntakeRequest)
+            .where(IntakeRequest.id == rid)
+            .values(member_id_enc=crypto_new.encrypt(value, "member_id"))
+        )
+        counts["member_id"] += 1
+    for uid, enc in s.execute(sa.select(IntakeUpload.id, IntakeUpload.data_enc)).all():
+        value = crypto_old.decrypt(enc, UPLOAD_KIND)
+        s.execute(
+            sa.update(IntakeUpload)
+            .where(IntakeUpload.id == uid)
+            .values(data_enc=crypto_new.encrypt(value, UPLOAD_KIND))
+        )
+        counts["attachment"] += 1
 
 
 def finish_rotation(settings: Settings, kid: str) -> None:

@@ -90,6 +90,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "fhir.export": frozenset({"admin"}),
     "api_token.read": frozenset({"admin", "auditor"}),
     "api_token.write": frozenset({"admin"}),
+    "intake.read": frozenset({"admin", "front_desk"}),
+    "intake.write": frozenset({"admin", "front_desk"}),
 }
 
 # What a signed-in patient (an actor with a patient id and no roles) may do, each only on their
@@ -101,6 +103,7 @@ PATIENT_ACTIONS: dict[str, str] = {
     "online.reschedule": "move a visit online",
     "online.cancel": "cancel a visit online",
     "online.visits": "list a patient's own visits online",
+    "intake.submit": "send a pre-visit form",
 }
 
 
@@ -162,6 +165,8 @@ _SAID: dict[str, str] = {
     "fhir.export": "export records as FHIR",
     "api_token.read": "list the API tokens",
     "api_token.write": "create or revoke API tokens",
+    "intake.read": "read the registrations and pre-visit forms sent online",
+    "intake.write": "accept or reject the registrations and pre-visit forms sent online",
 }
 _VERBS = {"read": "read", "write": "change", "create": "register", "update": "change", "book": "book"}
 

@@ -146,6 +146,12 @@ def _throttled(ctx: Ctx, key: bytes, client: str) -> bool:
     return False
 
 
+def throttled(ctx: Ctx, client: str) -> bool:
+    """Count an attempt from `client` (a client address, or a purpose and an address: each has
+    its own window); True when it is over the limit of the sliding window."""
+    return _throttled(ctx, _key(ctx), client)
+
+
 # ---- sign-in -------------------------------------------------------------------------------------
 
 

@@ -415,6 +415,7 @@ HELP = """\
    w  the provider's week     f  patient flow board
    s  find a slot             v  waitlist and offers
    d  dashboard: today's figures and two weeks of charts
+   R  portal requests: registrations and pre-visit forms to accept or reject
 
  In the booking dialog
    type to search patients (name, DOB, phone, MRN); Enter goes to the
