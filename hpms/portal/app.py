@@ -7,6 +7,7 @@ the server) per request.
                              raw message as the body (message/rfc822) or in the form field `email`
     GET  /healthz            "ok": the server is up (for the reverse proxy and systemd)
     /, /code, /home, ...     the patient portal (hpms/portal/pages.py)
+    /account, /v/..., /s/... account pages, links in messages, survey (account_pages.py)
 
 The SMS hooks must carry a valid X-Twilio-Signature, made with the account's auth token over
 the public URL (the settings' `public_url`, as the provider calls it through the reverse proxy)
@@ -110,7 +111,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
 
     from starlette.middleware import Middleware
 
-    from hpms.portal import pages
+    from hpms.portal import account_pages, pages
     from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
 
@@ -122,6 +123,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         Route(sms.INBOUND_PATH, inbound, methods=["POST"]),
         Route(EMAIL_INBOUND_PATH, inbound_email, methods=["POST"]),
         *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
+        *account_pages.routes(kit),  # account, statements, links in messages, survey
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 

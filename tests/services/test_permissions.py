@@ -96,7 +96,15 @@ proxy.write           x       x        .       .        .       .
 """
 
 # What a signed-in patient may do (on their own records only); everything else is "not found".
-PATIENT_MATRIX = {"online.slots", "online.book", "online.reschedule", "online.cancel", "online.visits"}
+PATIENT_MATRIX = {
+    "online.slots",
+    "online.book",
+    "online.reschedule",
+    "online.cancel",
+    "online.visits",
+    "portal.account",
+    "portal.statement",
+}
 
 
 def _expected() -> dict[str, dict[str, bool]]:

@@ -97,6 +97,8 @@ PATIENT_ACTIONS: dict[str, str] = {
     "online.reschedule": "move a visit online",
     "online.cancel": "cancel a visit online",
     "online.visits": "list a patient's own visits online",
+    "portal.account": "see their own balance, statements and past visits",
+    "portal.statement": "open one of their own statements",
 }
 
 
