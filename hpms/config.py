@@ -25,6 +25,7 @@ ENV_INBOUND_EMAIL_SECRET = "HPMS_INBOUND_EMAIL_SECRET"
 
 ENV_PORTAL_BEHIND_TLS = "HPMS_PORTAL_BEHIND_TLS"
 ENV_PORTAL_DEV_CODES = "HPMS_PORTAL_DEV_CODES"
+ENV_PORTAL_PUBLIC_URL = "HPMS_PORTAL_PUBLIC_URL"
 
 CONFIG_KEYS = (
     "database_url",
@@ -38,6 +39,8 @@ CONFIG_KEYS = (
     "portal_idle_minutes",
     "portal_session_hours",
     "portal_upload_mb",
+    "portal_public_url",
+    "survey_delay_hours",
     "inbound_email_secret",
 )
 
@@ -81,6 +84,11 @@ class Settings:
     portal_session_hours: int = 12
     # The largest insurance card photo a patient may send with a registration or pre-visit form.
     portal_upload_mb: int = 5
+    # Where patients' browsers reach the portal from outside (https://portal.example.org): the
+    # base of the links in messages (None: messages carry no links, and no survey is sent).
+    portal_public_url: str | None = None
+    # Hours after a visit is completed that the satisfaction survey goes (None: no survey).
+    survey_delay_hours: int | None = None
     # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
     # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
     inbound_email_secret: str | None = None
@@ -117,6 +125,8 @@ class Settings:
             "portal_idle_minutes": self.portal_idle_minutes,
             "portal_session_hours": self.portal_session_hours,
             "portal_upload_mb": self.portal_upload_mb,
+            "portal_public_url": self.portal_public_url,
+            "survey_delay_hours": self.survey_delay_hours,
             "inbound_email_secret": "***" if self.inbound_email_secret else None,
             "sources": dict(self.sources),
         }
@@ -195,6 +205,12 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     idle_minutes = _count("portal_idle_minutes", pick("portal_idle_minutes", None, None), 30, 1, 24 * 60)
     session_hours = _count("portal_session_hours", pick("portal_session_hours", None, None), 12, 1, 24 * 30)
     upload_mb = _count("portal_upload_mb", pick("portal_upload_mb", None, None), 5, 1, 50)
+    portal_url = pick("portal_public_url", ENV_PORTAL_PUBLIC_URL, None)
+    portal_url = (portal_url.strip().rstrip("/") or None) if portal_url else None
+    if portal_url and not re.match(r"^https?://[^/\s]+(/\S*)?$", portal_url):
+        raise UsageError(f"setting portal_public_url: {portal_url!r} is not an http(s):// address")
+    delay = pick("survey_delay_hours", None, None)
+    survey_delay = _count("survey_delay_hours", delay, 0, 0, 24 * 30) if delay is not None and delay.strip() else None
     inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
@@ -216,6 +232,8 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         portal_idle_minutes=idle_minutes,
         portal_session_hours=session_hours,
         portal_upload_mb=upload_mb,
+        portal_public_url=portal_url,
+        survey_delay_hours=survey_delay,
         inbound_email_secret=inbound_email_secret,
         sources=sources,
         warnings=tuple(warnings),

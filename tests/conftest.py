@@ -35,6 +35,7 @@ ENV_VARS = (
     "HPMS_INBOUND_EMAIL_SECRET",
     "HPMS_PORTAL_BEHIND_TLS",
     "HPMS_PORTAL_DEV_CODES",
+    "HPMS_PORTAL_PUBLIC_URL",
 )
 
 _pg_state: dict[str, object] = {}

@@ -217,7 +217,7 @@ def templates(as_json: JsonOpt = False) -> None:
 
 @app.command("template")
 def template(
-    kind: Annotated[str, typer.Argument(help="Kind of message: reminder or statement (email only).")],
+    kind: Annotated[str, typer.Argument(help="Kind of message: reminder, statement (email only) or survey.")],
     channel: Annotated[str, typer.Argument(help="email or sms.")],
     body: Annotated[str | None, typer.Option("--body", help="The text, with placeholders such as {date}.")] = None,
     body_file: Annotated[

@@ -8,6 +8,7 @@ the server) per request.
     GET  /healthz            "ok": the server is up (for the reverse proxy and systemd)
     GET  /fhir/...           the FHIR read API for other systems (hpms/portal/fhir_api.py)
     /, /code, /home, ...     the patient portal (hpms/portal/pages.py)
+    /account, /v/..., /s/... account pages, links in messages, survey (account_pages.py)
 
 The SMS hooks must carry a valid X-Twilio-Signature, made with the account's auth token over
 the public URL (the settings' `public_url`, as the provider calls it through the reverse proxy)
@@ -111,7 +112,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
 
     from starlette.middleware import Middleware
 
-    from hpms.portal import fhir_api, intake_pages, pages
+    from hpms.portal import account_pages, fhir_api, intake_pages, pages
     from hpms.portal.kit import Kit
     from hpms.portal.security import SecurityHeaders
 
@@ -125,6 +126,7 @@ def create_app(settings: Settings | Callable[[], Settings], *, env: Mapping[str,
         *fhir_api.routes(current, env),  # the FHIR read API (hpms/portal/fhir_api.py)
         *pages.routes(kit),  # the patient portal (hpms/portal/pages.py)
         *intake_pages.routes(kit),  # registration and pre-visit forms (hpms/portal/intake_pages.py)
+        *account_pages.routes(kit),  # account, statements, links in messages, survey
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 

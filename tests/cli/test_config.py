@@ -20,6 +20,8 @@ KEYS = {
     "smtp_url",
     "sms_url",
     "public_url",
+    "portal_public_url",
+    "survey_delay_hours",
     "portal_behind_tls",
     "portal_dev_codes",
     "portal_idle_minutes",

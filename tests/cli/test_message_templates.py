@@ -10,7 +10,15 @@ from tests.cli.helpers import error_line, ok
 def test_built_in_wording_until_the_practice_saves_its_own(cli, counts):
     data = ok(cli("messages", "templates", "--json"))
     rows = {(t["name"], t["channel"]): t for t in data["templates"]}
-    assert set(rows) == {("reminder", "email"), ("reminder", "sms"), ("statement", "email")}
+    assert set(rows) == {
+        ("reminder", "email"),
+        ("reminder", "sms"),
+        ("statement", "email"),
+        ("survey", "email"),
+        ("survey", "sms"),
+    }
+    assert "{survey_link}" in rows["survey", "sms"]["body"] and "manage_link" in data["placeholders"]["reminder"]
+    assert "manage_link" not in data["placeholders"]["survey"]
     assert not any(t["custom"] for t in rows.values())
     assert "{date}" in rows["reminder", "sms"]["body"] and "first_name" in data["placeholders"]["reminder"]
     assert "{amount_due}" in rows["statement", "email"]["body"]

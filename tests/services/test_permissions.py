@@ -109,6 +109,8 @@ PATIENT_MATRIX = {
     "online.cancel",
     "online.visits",
     "intake.submit",
+    "portal.account",
+    "portal.statement",
 }
 
 

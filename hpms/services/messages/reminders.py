@@ -195,12 +195,12 @@ def _rules_for(ctx: Ctx, type_id: int) -> list[ReminderRule]:
 
 
 def allowed_time(
-    due: dt.datetime, *, zone: str, until: dt.time, since: dt.time, now: dt.datetime, start: dt.datetime
+    due: dt.datetime, *, zone: str, until: dt.time, since: dt.time, now: dt.datetime, start: dt.datetime | None
 ) -> dt.datetime | None:
     """When a reminder due at `due` may go: `due` itself inside the allowed hours [until,
     since) of `zone`; else the last allowed minute before it; if that has passed, now when now is
     allowed, else the next allowed start; None when the visit (`start`) would then be less than
-    an hour away. DST is handled in the zone's own clock."""
+    an hour away (no such limit without a `start`). DST is handled in the zone's own clock."""
     tz = ZoneInfo(zone)
     candidate = max(due, now)
     local = candidate.astimezone(tz)
@@ -215,15 +215,25 @@ def allowed_time(
         else:
             day = local.date() if local.time() < until else local.date() + dt.timedelta(days=1)
             candidate = dt.datetime.combine(day, until, tzinfo=tz).astimezone(dt.UTC)
-    if start - candidate < MIN_LEAD:
+    if start is not None and start - candidate < MIN_LEAD:
         return None
     return candidate
 
 
+def quiet_hours(ctx: Ctx) -> tuple[dt.time, dt.time]:
+    """(until, since): messages to patients go from `until` to `since`, local time."""
+    from hpms.models import MessagingProfile
+    from hpms.services.platform.localtime import parse_time
+
+    profile = ctx.session.get(MessagingProfile, ctx.org_id)
+    until = parse_time("quiet_until", profile.quiet_until if profile else "08:00")
+    since = parse_time("quiet_from", profile.quiet_from if profile else "20:00")
+    return until, since
+
+
 def plan(ctx: Ctx, appt: Visit) -> list[Planned]:
     """The reminders of a visit under the practice's rules, with their time, or why not."""
-    from hpms.models import Location, MessagingProfile, Patient
-    from hpms.services.platform.localtime import parse_time
+    from hpms.models import Location, Patient
 
     rules = _rules_for(ctx, appt.type_id)
     if not rules:
@@ -231,9 +241,7 @@ def plan(ctx: Ctx, appt: Visit) -> list[Planned]:
     patient = ctx.session.get(Patient, appt.patient_id)
     location = ctx.session.get(Location, appt.location_id)
     assert patient is not None and location is not None
-    profile = ctx.session.get(MessagingProfile, ctx.org_id)
-    until = parse_time("quiet_until", profile.quiet_until if profile else "08:00")
-    since = parse_time("quiet_from", profile.quiet_from if profile else "20:00")
+    until, since = quiet_hours(ctx)
     zone = patient.tz or location.tz
     out: list[Planned] = []
     for rule in rules:
@@ -284,9 +292,12 @@ def address_on(patient: object, channel: str) -> tuple[str | None, str | None]:
         return None, f"the patient's phone number cannot take an SMS: {exc.message}"
 
 
-def _values(ctx: Ctx, appt: Visit) -> dict[str, str]:
+def values_of(ctx: Ctx, appt: Visit) -> dict[str, str]:
+    """The placeholders' values of a visit's messages (its manage link only when the portal's
+    public address is set)."""
     from hpms.models import AppointmentType, Location, Organization, Patient, Provider
     from hpms.services.lookups import provider_name
+    from hpms.services.portal import links
 
     patient = ctx.session.get(Patient, appt.patient_id)
     location = ctx.session.get(Location, appt.location_id)
@@ -307,7 +318,36 @@ def _values(ctx: Ctx, appt: Visit) -> dict[str, str]:
         "location_phone": location.phone or "",
         "provider": provider_name(provider),
         "type": kind.name,
+        "manage_link": links.manage_url(
+            ctx, appointment_id=appt.id or 0, patient_id=appt.patient_id, start=appt.start_utc
+        ),
     }
+
+
+def keep_skipped(
+    ctx: Ctx, appt: Visit, *, channel: str, recipient: str | None, template: str, reason: str, key: str
+) -> None:
+    """Keep a message that cannot go as `skipped` with its reason (never sent)."""
+    from hpms.models import Message
+
+    ctx.session.add(
+        Message(
+            org_id=ctx.org_id,
+            patient_id=appt.patient_id,
+            appointment_id=appt.id,
+            channel=channel,
+            template=template,
+            recipient=recipient or "",
+            body="",
+            state="skipped",
+            error=reason,
+            due_at=ctx.now(),
+            next_attempt_at=ctx.now(),
+            dedupe_key=key,
+            created_at=ctx.now(),
+            created_by=ctx.actor.user_id,
+        )
+    )
 
 
 # ---- the hooks of the scheduling services ------------------------------------------------
@@ -342,36 +382,19 @@ def queue_for(ctx: Ctx, appt: Visit, *, fresh: bool = False) -> int:
     """(Re)plan the reminders of a visit just booked or moved, in the caller's transaction:
     its reminders still queued are withdrawn, then one message per rule is queued (or kept as
     skipped with its reason). Returns how many were queued."""
-    from hpms.models import Message
-
     assert appt.id is not None
     if not fresh:
         cancel_for(ctx, appt)
     planned = plan(ctx, appt)
     if not planned:
         return 0
-    values = _values(ctx, appt)
+    values = values_of(ctx, appt)
     queued = 0
     for p in planned:
         key = f"reminder:{appt.id}:{p.rule_id}:{appt.start_utc:%Y%m%dT%H%M}"
         if p.skip is not None:
-            ctx.session.add(
-                Message(
-                    org_id=ctx.org_id,
-                    patient_id=appt.patient_id,
-                    appointment_id=appt.id,
-                    channel=p.channel,
-                    template="reminder",
-                    recipient=p.recipient or "",
-                    body="",
-                    state="skipped",
-                    error=p.skip,
-                    due_at=ctx.now(),
-                    next_attempt_at=ctx.now(),
-                    dedupe_key=key,
-                    created_at=ctx.now(),
-                    created_by=ctx.actor.user_id,
-                )
+            keep_skipped(
+                ctx, appt, channel=p.channel, recipient=p.recipient, template="reminder", reason=p.skip, key=key
             )
             continue
         assert p.recipient is not None and p.due_at is not None

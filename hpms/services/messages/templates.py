@@ -30,6 +30,12 @@ PLACEHOLDERS: dict[str, str] = {
     "location_phone": "the location's phone number",
     "provider": "the provider's name",
     "type": "the kind of visit (appointment type)",
+    "manage_link": "a signed link to cancel or move the visit online, valid until it starts (empty when the portal's "
+    "public address is not set)",
+}
+SURVEY_PLACEHOLDERS: dict[str, str] = {
+    **{k: v for k, v in PLACEHOLDERS.items() if k != "manage_link"},
+    "survey_link": "a signed link to the visit's satisfaction survey, valid for 30 days",
 }
 STATEMENT_PLACEHOLDERS: dict[str, str] = {
     "first_name": "the patient's preferred or first name",
@@ -41,8 +47,16 @@ STATEMENT_PLACEHOLDERS: dict[str, str] = {
     "location": "the name of the location the bill comes from",
     "location_phone": "that location's phone number",
 }
-PLACEHOLDERS_OF: dict[str, dict[str, str]] = {"reminder": PLACEHOLDERS, "statement": STATEMENT_PLACEHOLDERS}
-CHANNELS_OF: dict[str, tuple[str, ...]] = {"reminder": ("email", "sms"), "statement": ("email",)}
+PLACEHOLDERS_OF: dict[str, dict[str, str]] = {
+    "reminder": PLACEHOLDERS,
+    "statement": STATEMENT_PLACEHOLDERS,
+    "survey": SURVEY_PLACEHOLDERS,
+}
+CHANNELS_OF: dict[str, tuple[str, ...]] = {
+    "reminder": ("email", "sms"),
+    "statement": ("email",),
+    "survey": ("email", "sms"),
+}
 KINDS = tuple(PLACEHOLDERS_OF)
 SMS_MAX_CHARS = 320  # two SMS segments
 
@@ -63,6 +77,12 @@ DEFAULTS: dict[tuple[str, str], tuple[str | None, str]] = {
         "is {amount_due}.\n\nFor a question about your bill, call us at {location_phone} or reply to this email."
         "\n\n{practice}",
     ),
+    ("survey", "email"): (
+        "How was your visit on {date}?",
+        "Dear {first_name},\n\nThank you for your visit with {provider} on {date}. Would you tell us how it went? "
+        "It takes a minute:\n\n{survey_link}\n\n{practice}",
+    ),
+    ("survey", "sms"): (None, "{practice}: how was your visit on {date}? Tell us in a minute: {survey_link}"),
 }
 
 

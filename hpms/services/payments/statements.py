@@ -350,6 +350,11 @@ def _due(ctx: Ctx, min_cents: int, older_days: int, today: dt.date) -> list[Pati
     ]
 
 
+def file_of(st: Statement) -> Path:
+    """Where a statement's file was written (the statement as it was sent)."""
+    return Path(st.directory) / st.filename
+
+
 def _out(st: Statement, pat: Patient) -> StatementOut:
     return StatementOut(
         id=st.id,
@@ -361,7 +366,7 @@ def _out(st: Statement, pat: Patient) -> StatementOut:
         amount_due=money(st.amount_due_cents),
         format=st.format,
         filename=st.filename,
-        path=str(Path(st.directory) / st.filename),
+        path=str(file_of(st)),
         created_at=st.created_at,
     )
 
@@ -484,6 +489,7 @@ def list_statements(ctx: Ctx, *, patient: Any = None) -> list[StatementOut]:
 # ---- by email ------------------------------------------------------------------------------
 
 EMAIL_TYPES = {"pdf": "application/pdf", "html": "text/html"}
+CONTENT_TYPES = {**EMAIL_TYPES, "txt": "text/plain"}
 
 
 def _statement_template(ctx: Ctx) -> Any:
@@ -538,7 +544,7 @@ def _email_one(
     except ValidationError as exc:
         return StatementEmailOut(**base, outcome="skipped", reason=f"the patient's email address is unusable: {exc}")
     if content is None:
-        path = Path(st.directory) / st.filename
+        path = file_of(st)
         try:
             content = path.read_bytes()
         except OSError as exc:

@@ -89,7 +89,8 @@ def _out(ctx: Ctx, ids: list[int]) -> list[SurveyResponseOut]:
     return out
 
 
-def _exists(ctx: Ctx, appointment_ids: Iterable[int]) -> set[int]:
+def answered(ctx: Ctx, appointment_ids: Iterable[int]) -> set[int]:
+    """Those of the visits that have a survey response."""
     ids = list(appointment_ids)
     if not ids:
         return set()
@@ -110,7 +111,7 @@ def record(
     text = v.optional_text("comment", comment, MAX_COMMENT)
     appt = load_appointment(ctx, appointment, field="appointment")
     assert appt.id is not None  # a stored row
-    _check_appointment(appt, bool(_exists(ctx, [appt.id])))
+    _check_appointment(appt, bool(answered(ctx, [appt.id])))
     r = SurveyResponse(
         org_id=ctx.org_id,
         appointment_id=appt.id,
@@ -190,7 +191,7 @@ def import_csv(ctx: Ctx, path: Path | str) -> SurveyImportOut:
             .where(col(Appointment.id).in_(list(ids)), Appointment.org_id == ctx.org_id)
         )
     }
-    taken = _exists(ctx, ids)
+    taken = answered(ctx, ids)
     now = ctx.now()
     values = []
     for line, row in checked:

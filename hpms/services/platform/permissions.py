@@ -104,6 +104,8 @@ PATIENT_ACTIONS: dict[str, str] = {
     "online.cancel": "cancel a visit online",
     "online.visits": "list a patient's own visits online",
     "intake.submit": "send a pre-visit form",
+    "portal.account": "see their own balance, statements and past visits",
+    "portal.statement": "open one of their own statements",
 }
 
 

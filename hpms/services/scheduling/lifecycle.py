@@ -77,7 +77,8 @@ def transition(
 ) -> AppointmentOut:
     """confirm, checkin, room, complete, noshow: validated against the current status and
     timestamped. A check-in is for today's visits, a no-show for one whose time has come;
-    rooming takes a free room of the visit's location."""
+    rooming takes a free room of the visit's location; completing one queues its satisfaction
+    survey when the practice sends them."""
     if action not in TRANSITIONS or action == "cancel":
         raise ValueError(action)
     require(ctx.actor, "appointment.update")
@@ -130,4 +131,8 @@ def transition(
             detail=f"{old} -> {appt.status}",
         ),
     )
+    if action == "complete":
+        from hpms.services.messages import survey_invites
+
+        survey_invites.queue_for(ctx, appt)
     return outputs(ctx, [appt.id])[0]

@@ -307,7 +307,7 @@ def policy_for(ctx: Ctx, type_id: int, provider_id: int) -> Policy:
 
 
 @contextmanager
-def _on_behalf(ctx: Ctx, *actions: str) -> Iterator[None]:
+def on_behalf(ctx: Ctx, *actions: str) -> Iterator[None]:
     """Run a staff service as the patient: these of its checks pass for the time of the call,
     and the audit trail names the patient."""
     actor = ctx.actor
@@ -474,7 +474,7 @@ def open_slots(
             raise refusal
         raise NotFoundError(f"{atype.name} is not open to online booking at {loc.name}", field="type")
     found: list[SlotOut] = []
-    with _on_behalf(ctx, "schedule.read"):
+    with on_behalf(ctx, "schedule.read"):
         for prov, policy in open_to:
             assert prov.id is not None
             lo, hi = _window(ctx, policy, loc.tz)
@@ -577,7 +577,7 @@ def book_online(
         exc.alternatives = _alternatives(ctx, atype, loc, None, at)
         raise
     duration = dt.timedelta(minutes=atype.duration_min)
-    with _on_behalf(ctx, "schedule.read"):
+    with on_behalf(ctx, "schedule.read"):
         free = find_slot(
             ctx,
             type=atype.id,
@@ -594,7 +594,7 @@ def book_online(
             alternatives=_alternatives(ctx, atype, loc, None, at),
         )
     try:
-        with ctx.session.begin_nested(), _on_behalf(ctx, "appointment.book"):
+        with ctx.session.begin_nested(), on_behalf(ctx, "appointment.book"):
             booking = appointments.book(
                 ctx, patient=pat.id, provider=prov.id, type=atype.id, at=at, location=loc.id, reason=reason
             )
@@ -629,7 +629,7 @@ def cancel_online(ctx: Ctx, appointment_id: str | int | None, *, reason: str | N
     appt = _own(ctx, pat, appointment_id)
     assert appt.id is not None
     _check_window(ctx, appt, "cancelled")
-    with _on_behalf(ctx, "appointment.update"):
+    with on_behalf(ctx, "appointment.update"):
         return appointments.cancel(ctx, appt.id, reason=(reason or "").strip() or "cancelled online by the patient")[0]
 
 
@@ -669,7 +669,7 @@ def reschedule_online(
         exc.alternatives = _alternatives(ctx, atype, loc, None, at)
         raise
     try:
-        with ctx.session.begin_nested(), _on_behalf(ctx, "appointment.update"):
+        with ctx.session.begin_nested(), on_behalf(ctx, "appointment.update"):
             moved = appointments.reschedule(ctx, appt.id, at=at, provider=prov.id, location=loc.id)
     except (ConflictError, ValidationError) as exc:
         if exc.field != "at":  # the visit itself cannot move (its status): not a matter of the time
@@ -686,7 +686,7 @@ def my_visits(ctx: Ctx, *, include_past: bool = False) -> list[AppointmentOut]:
     from hpms.services.scheduling.listing import history
 
     pat = _patient(ctx, "online.visits")
-    with _on_behalf(ctx, "appointment.read"):
+    with on_behalf(ctx, "appointment.read"):
         rows = history(ctx, pat.id)
     now = ctx.now()
     return sorted((r for r in rows if include_past or r.end >= now), key=lambda r: r.start)
