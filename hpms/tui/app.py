@@ -9,6 +9,7 @@ changed.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -36,7 +37,11 @@ STEPS = (5, 10, 15, 30)
 
 class HpmsApp(App):
     """The scheduler. `settings`, `env` and `clock` are those of the service context (tests
-    pass a user through `env` and a fixed clock); `location` is a location's id or name."""
+    pass a user through `env` and a fixed clock); `location` is a location's id or name; `date`
+    the day to open as typed (`today`, `+7`), read against the location's today by the first
+    load, which `day` spares. With `refuse_start`, an error of the first load (an unknown
+    location, a bad date, an hpms not initialized, a user it does not know) ends the app, which
+    returns it for the face that launched it to report; otherwise it is shown on screen."""
 
     CSS_PATH = "app.tcss"
     TITLE = "hpms scheduler"
@@ -48,10 +53,12 @@ class HpmsApp(App):
         *,
         location: int | str | None = None,
         day: dt.date | None = None,
+        date: str | None = None,
         env: dict[str, str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         poll_seconds: float = 1.0,
         step: int = 15,
+        refuse_start: bool = False,
     ) -> None:
         super().__init__()
         if settings is None:
@@ -64,7 +71,9 @@ class HpmsApp(App):
         self.poll_seconds = poll_seconds
         self.start_location = location
         self.start_day = day
+        self.start_date = date
         self.start_step = step
+        self.refuse_start = refuse_start
         self.actor: Actor | None = None
 
     # ---- service calls ------------------------------------------------------------------------
@@ -192,15 +201,16 @@ class DayScreen(Screen):
         self.day = app.start_day
         self.grid.step = app.start_step
         self.grid.focus()
-        self.reload(keep_cursor=False)
+        self._loading = True  # until the first load has answered (the grid says "Loading…")
+        # the first frame (the bars and the empty grid) goes out before the first load imports
+        # the service layer (SQLAlchemy, the models) in its thread
+        self.call_after_refresh(self.reload, keep_cursor=False)
         self.set_interval(app.poll_seconds, self.poll)
         self.set_interval(1.0, self.show_status)
 
     # ---- loading ------------------------------------------------------------------------------
 
     def reload(self, *, keep_cursor: bool = True, then: Callable[[], None] | None = None) -> None:
-        from hpms.services.scheduling import schedule_view
-
         self._loading = True
 
         def done(result) -> None:
@@ -216,14 +226,32 @@ class DayScreen(Screen):
             self.show_top()
             self.show_detail()
             self.show_status()
+            if first:
+                # what the imports and the start built lives as long as the app: kept out of
+                # the collector's full passes, which rescanned all of it during later loads
+                gc.freeze()
             if then:
                 then()
 
-        def failed(_exc) -> None:
+        first = self.view is None
+
+        def failed(exc: Exception) -> None:
             self._loading = False
+            if first and self.hpms.refuse_start:
+                self.app.exit(result=exc)
 
         def load(ctx: Ctx) -> tuple[Any, Any]:
-            return schedule_view.day_view(ctx, location=self.location, day=self.day, mode=self.mode), ctx.actor
+            # imported in the worker thread: the first frame does not wait for the service layer
+            from hpms.services.scheduling import schedule_view
+
+            location, day, date = self.location, self.day, self.hpms.start_date if first else None
+            if date:
+                from hpms.services.lookups import resolve_location
+                from hpms.services.platform.localtime import local_now, parse_day
+
+                loc = resolve_location(ctx, location, field="location")
+                location, day = loc.id, parse_day("date", date, today=local_now(ctx.now(), loc.tz).date())
+            return schedule_view.day_view(ctx, location=location, day=day, mode=self.mode), ctx.actor
 
         self.hpms.service(load, done=done, failed=failed, group="load")
 
@@ -647,16 +675,15 @@ class DayScreen(Screen):
 
 
 def launch(*, location: str | None = None, date: str | None = None, step: int = 15) -> None:
-    """Open the scheduler after checking what can be checked before the screen takes over (a
-    terminal, the schema, the user, the location), so that the face that launched it reports
-    those errors its own way. The errors name the fields `location`, `date` and `step`."""
+    """Open the scheduler. What can be checked without the database (a terminal, the step) is
+    checked first; the schema, the user, the location and the date are checked by the first
+    load, while the screen is already drawn (so that it is out before the service layer is
+    imported), and an error there closes the screen and is raised here, so that the face that
+    launched it reports it its own way. The errors name the fields `location`, `date` and
+    `step`."""
     import sys
 
-    from hpms.config import load_settings
     from hpms.errors import Action, UsageError, ValidationError
-    from hpms.services.lookups import resolve_location
-    from hpms.services.platform.context import open_context
-    from hpms.services.platform.localtime import local_now, parse_day
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(
@@ -664,8 +691,6 @@ def launch(*, location: str | None = None, date: str | None = None, step: int = 
         )
     if step not in STEPS:
         raise ValidationError("step", f"must be one of {', '.join(map(str, STEPS))}")
-    settings = load_settings()
-    with open_context(settings, readonly=True) as ctx:
-        loc = resolve_location(ctx, location, field="location")
-        day = parse_day("date", date, today=local_now(ctx.now(), loc.tz).date()) if date else None
-    HpmsApp(settings, location=loc.id, day=day, step=step).run()
+    refused = HpmsApp(location=location, date=date, step=step, refuse_start=True).run()
+    if isinstance(refused, Exception):
+        raise refused

@@ -107,7 +107,11 @@ def locations(ctx: Ctx) -> list[tuple[int, str, str]]:
 
 
 def _minutes(t: dt.datetime, tz: str, day: dt.date) -> int:
-    local = lt.to_local(t, tz)
+    return _of_day(lt.to_local(t, tz), day)
+
+
+def _of_day(local: dt.datetime, day: dt.date) -> int:
+    """Minutes of a local time from `day`'s midnight (wall clock)."""
     days = (local.date() - day).days
     return days * 1440 + local.hour * 60 + local.minute
 
@@ -248,7 +252,10 @@ def day_view(
                 first, last = min(first, s), max(last, e)
     blocks = []
     for r in rows:
-        s, e, held = (_minutes(r.start_utc, tz, day), _minutes(r.end_utc, tz, day), _minutes(r.block_end_utc, tz, day))
+        # each time converted once (the block's end is most often the visit's end)
+        start, end = lt.to_local(r.start_utc, tz), lt.to_local(r.end_utc, tz)
+        s, e = _of_day(start, day), _of_day(end, day)
+        held = e if r.block_end_utc == r.end_utc else _minutes(r.block_end_utc, tz, day)
         first, last = min(first, s), max(last, e)
         blocks.append(
             Block(
@@ -257,8 +264,8 @@ def day_view(
                 start_min=s,
                 end_min=e,
                 block_end_min=held,
-                start=lt.to_local(r.start_utc, tz),
-                end=lt.to_local(r.end_utc, tz),
+                start=start,
+                end=end,
                 status=r.status,
                 patient_id=r.patient_id,
                 patient=f"{r.last_name}, {r.first_name}",
