@@ -186,6 +186,7 @@ GROUPS += ("surveys",)
 GROUPS += ("remits", "payments", "statements", "eligibility")
 GROUPS += ("messages", "reminders", "comms")
 GROUPS += ("portal",)
+GROUPS += ("hl7", "interfaces")
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -237,6 +238,8 @@ SUMMARY: dict[str, str] = {
     "portal": (
         "The web server: the patient portal, the SMS provider's delivery reports and patients' replies over HTTP."
     ),
+    "hl7": "HL7 v2 interfaces: SIU and ADT messages to other systems over MLLP or into a folder, ADT messages in.",
+    "interfaces": "The interfaces with other systems: what each HL7 receiver has queued, failed and sent.",
 }
 
 

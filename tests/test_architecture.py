@@ -16,7 +16,7 @@ from tests.conftest import REPO
 grimp = pytest.importorskip("grimp")
 
 SERVICES = "hpms.services"
-DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages", "portal")
+DOMAINS = ("people", "scheduling", "billing", "payments", "reports", "messages", "portal", "interop_hl7")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,7 @@ PACKAGES = (
     "reports",
     "messages",
     "portal",
+    "interop_hl7",
     "lookups.py",
     "demo.py",
     "demo_billing.py",

@@ -45,6 +45,14 @@ if TYPE_CHECKING:
         WorklistItem,
         X12File,
     )
+    from hpms.models.hl7 import (
+        Hl7Inbound,
+        Hl7InboundOut,
+        Hl7Message,
+        Hl7MessageOut,
+        Hl7Receiver,
+        Hl7ReceiverOut,
+    )
     from hpms.models.ledger import LedgerEntry
     from hpms.models.messages import (
         CommEntry,
@@ -113,6 +121,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "WorkingHours",
         "WorkingHoursOut",
     ),
+    "hl7": ("Hl7Inbound", "Hl7InboundOut", "Hl7Message", "Hl7MessageOut", "Hl7Receiver", "Hl7ReceiverOut"),
     "billing": (
         "BillingProfile",
         "BillingRun",

@@ -25,6 +25,9 @@ KEYS = {
     "portal_idle_minutes",
     "portal_session_hours",
     "inbound_email_secret",
+    "hl7_sending_app",
+    "hl7_sending_facility",
+    "hl7_assigning_authority",
 }
 
 

@@ -50,6 +50,8 @@ USAGE: dict[str, tuple[str, ...]] = {
     "reminders": ("reminders", "remove"),
     "comms": ("comms", "log"),
     "portal": ("portal", "serve", "--bogus"),
+    "hl7": ("hl7", "resend"),
+    "interfaces": ("interfaces", "status", "--bogus"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -80,9 +82,10 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "reminders": (("reminders", "remove", "9999"), ("9999",)),
     "comms": (("comms", "log", "0999999"), ("'0999999'",)),
     "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
+    "hl7": (("hl7", "receivers", "remove", "nowhere"), ("'nowhere'",)),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "interfaces"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [

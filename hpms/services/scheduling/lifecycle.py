@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from hpms.errors import ConflictError, ValidationError
 from hpms.models import Appointment, AppointmentOut, Location
+from hpms.services.interop_hl7 import events as hl7_events
 from hpms.services.lookups import find_room, load_appointment
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
@@ -130,4 +131,5 @@ def transition(
             detail=f"{old} -> {appt.status}",
         ),
     )
+    hl7_events.transition(ctx, appt, action)
     return outputs(ctx, [appt.id])[0]
