@@ -187,6 +187,7 @@ GROUPS += ("remits", "payments", "statements", "eligibility")
 GROUPS += ("messages", "reminders", "comms")
 GROUPS += ("portal",)
 GROUPS += ("fhir", "tokens")
+GROUPS += ("hl7", "interfaces")
 
 # The commands outside the groups, in the order of the root help (they come before the groups).
 COMMANDS: tuple[str, ...] = ("init", "demo", "doctor", "whoami", "login", "logout", "tui")
@@ -240,6 +241,8 @@ SUMMARY: dict[str, str] = {
     ),
     "fhir": "FHIR R4 exchange with other systems: the practice's records out and in as FHIR resources.",
     "tokens": "Bearer tokens of API clients (an EHR reading the FHIR API), each acting with one role.",
+    "hl7": "HL7 v2 interfaces: SIU and ADT messages to other systems over MLLP or into a folder, ADT messages in.",
+    "interfaces": "The interfaces with other systems: what each HL7 receiver has queued, failed and sent.",
 }
 
 

@@ -42,6 +42,9 @@ CONFIG_KEYS = (
     "portal_public_url",
     "survey_delay_hours",
     "inbound_email_secret",
+    "hl7_sending_app",
+    "hl7_sending_facility",
+    "hl7_assigning_authority",
 )
 
 
@@ -92,6 +95,11 @@ class Settings:
     # The shared secret the mail provider's inbound webhook sends (as the password of HTTP basic
     # auth) to POST /hooks/email/inbound (None: that hook refuses every request).
     inbound_email_secret: str | None = None
+    # HL7 v2 interfaces: MSH-3 and MSH-4 of the messages hpms sends (the facility: the
+    # practice's name when not set), and the assigning authority of its MRNs in PID-3.
+    hl7_sending_app: str = "HPMS"
+    hl7_sending_facility: str | None = None
+    hl7_assigning_authority: str = "HPMS"
     # Problems that do not stop a command (a config file holding a password that others may
     # read); the faces show them.
     warnings: tuple[str, ...] = ()
@@ -128,6 +136,9 @@ class Settings:
             "portal_public_url": self.portal_public_url,
             "survey_delay_hours": self.survey_delay_hours,
             "inbound_email_secret": "***" if self.inbound_email_secret else None,
+            "hl7_sending_app": self.hl7_sending_app,
+            "hl7_sending_facility": self.hl7_sending_facility,
+            "hl7_assigning_authority": self.hl7_assigning_authority,
             "sources": dict(self.sources),
         }
 
@@ -212,6 +223,9 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
     delay = pick("survey_delay_hours", None, None)
     survey_delay = _count("survey_delay_hours", delay, 0, 0, 24 * 30) if delay is not None and delay.strip() else None
     inbound_email_secret = pick("inbound_email_secret", ENV_INBOUND_EMAIL_SECRET, None) or None
+    hl7_app = _hl7_name("hl7_sending_app", pick("hl7_sending_app", None, None)) or "HPMS"
+    hl7_facility = _hl7_name("hl7_sending_facility", pick("hl7_sending_facility", None, None))
+    hl7_authority = _hl7_name("hl7_assigning_authority", pick("hl7_assigning_authority", None, None)) or "HPMS"
     if file_values and _holds_password(file_values) and _readable_by_others(config_file):
         warnings.append(
             f"config file {config_file} holds a password and is readable by others; chmod 600 {config_file}"
@@ -235,6 +249,9 @@ def load_settings(env: dict[str, str] | None = None, home: Path | str | None = N
         portal_public_url=portal_url,
         survey_delay_hours=survey_delay,
         inbound_email_secret=inbound_email_secret,
+        hl7_sending_app=hl7_app,
+        hl7_sending_facility=hl7_facility,
+        hl7_assigning_authority=hl7_authority,
         sources=sources,
         warnings=tuple(warnings),
     )
@@ -252,6 +269,18 @@ def _flag(name: str, value: str | None) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise UsageError(f"setting {name}: {value!r} is not true or false")
+
+
+def _hl7_name(name: str, value: str | None) -> str | None:
+    """An HL7 name (an application, a facility): 1 to 20 characters, none of HL7's separators."""
+    from hpms.errors import UsageError
+
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > 20 or any(c in text for c in "|^~\\&") or any(ord(c) < 32 for c in text):
+        raise UsageError(f"setting {name}: {value!r} must be 1 to 20 characters without | ^ ~ \\ &")
+    return text
 
 
 def _count(name: str, value: str | None, default: int, low: int, high: int) -> int:

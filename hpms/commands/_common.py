@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import threading
+
     from hpms.config import Settings
     from hpms.services.platform.context import Ctx
 
@@ -38,6 +40,22 @@ def service_context(*, readonly: bool = False) -> Iterator[Ctx]:
 
     with open_context(settings(), readonly=readonly) as ctx:
         yield ctx
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C, for a long-running command to stop at its next
+    safe point (after the message in hand)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, request_stop)
+    return stop
 
 
 def display_zone(ctx: Ctx) -> str:

@@ -18,6 +18,7 @@ from hpms.commands._common import (
     print_json,
     service_context,
     settings,
+    stop_on_signals,
 )
 
 app = typer.Typer(help="Messages to patients (email, SMS): the outbox and its sender.", no_args_is_help=True)
@@ -86,18 +87,9 @@ def worker(
 
     Example: hpms messages worker --interval 15
     """
-    import signal
-    import threading
-
     from hpms.services.messages import sender
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, request_stop)
+    stop = stop_on_signals()
 
     def said(summary: sender.SendSummary) -> None:
         if summary.sent or summary.failed or summary.retried or summary.found_unknown:

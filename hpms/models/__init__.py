@@ -45,6 +45,14 @@ if TYPE_CHECKING:
         WorklistItem,
         X12File,
     )
+    from hpms.models.hl7 import (
+        Hl7Inbound,
+        Hl7InboundOut,
+        Hl7Message,
+        Hl7MessageOut,
+        Hl7Receiver,
+        Hl7ReceiverOut,
+    )
     from hpms.models.intake import IntakeRequest, IntakeUpload
     from hpms.models.interop import ExternalRef, ExternalVisit
     from hpms.models.ledger import LedgerEntry
@@ -115,6 +123,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
         "WorkingHours",
         "WorkingHoursOut",
     ),
+    "hl7": ("Hl7Inbound", "Hl7InboundOut", "Hl7Message", "Hl7MessageOut", "Hl7Receiver", "Hl7ReceiverOut"),
     "billing": (
         "BillingProfile",
         "BillingRun",

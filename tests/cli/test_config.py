@@ -28,6 +28,9 @@ KEYS = {
     "portal_session_hours",
     "portal_upload_mb",
     "inbound_email_secret",
+    "hl7_sending_app",
+    "hl7_sending_facility",
+    "hl7_assigning_authority",
 }
 
 

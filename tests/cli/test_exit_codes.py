@@ -52,6 +52,8 @@ USAGE: dict[str, tuple[str, ...]] = {
     "portal": ("portal", "serve", "--bogus"),
     "fhir": ("fhir", "import"),  # a missing argument
     "tokens": ("tokens", "revoke"),
+    "hl7": ("hl7", "resend"),
+    "interfaces": ("interfaces", "status", "--bogus"),
 }
 
 # Not found (3) in every group that looks something up; the words the line must hold.
@@ -84,9 +86,10 @@ NOT_FOUND: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "portal": (("portal", "policies", "clear", "--type", "Nope"), ("--type", "'Nope'")),
     "fhir": (("fhir", "export", "--patient", "0999999", "-o", "{out}/fhir"), ("--patient", "'0999999'")),
     "tokens": (("tokens", "revoke", "9999"), ("ID", "'9999'")),
+    "hl7": (("hl7", "receivers", "remove", "nowhere"), ("'nowhere'",)),
 }
 # Groups with nothing to look up by name or id.
-NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types"}
+NOTHING_TO_FIND = {"config", "db", "keys", "appointment-types", "interfaces"}
 
 # Input files that do not exist: 2, naming the argument and the file.
 MISSING_INPUT = [

@@ -30,7 +30,7 @@ def test_generate_prints_one_key(fresh_cli, clean_env):
 def test_rotate_json(cli, settings, covered_patient, raw_sql):
     before = raw_sql("SELECT ssn_enc, ssn_bidx FROM patient")
     data = ok(cli("keys", "rotate", "--json"))
-    assert data["reencrypted"] == {"ssn": 1, "member_id": 1, "attachment": 0}
+    assert data["reencrypted"] == {"ssn": 1, "member_id": 1, "attachment": 0, "hl7_inbound": 0}
     assert data["key_id"] != data["previous_key_id"]
     key_file = settings.home / "hpms.key"
     assert data["key_file"] == str(key_file)
@@ -113,7 +113,7 @@ def test_database_without_the_key_reveals_nothing(cli, settings, covered_patient
 def test_keys_subprocess(hpms_proc, covered_patient):
     r = hpms_proc("keys", "rotate", "--json")
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["reencrypted"] == {"ssn": 1, "member_id": 1, "attachment": 0}
+    assert json.loads(r.stdout)["reencrypted"] == {"ssn": 1, "member_id": 1, "attachment": 0, "hl7_inbound": 0}
 
 
 def test_a_malformed_new_key_is_a_usage_error(cli, counts):

@@ -102,8 +102,10 @@ def _limit_defaults() -> dict[str, object]:
 def test_every_list_that_cuts_has_the_same_default_limit():
     defaults = _limit_defaults()
     assert {"hpms patients list", "hpms audit log", "hpms codes search", "hpms encounters list"} <= set(defaults)
-    # `messages send --limit` caps how many messages one run sends (all that are due by default): no list
-    assert {path: d for path, d in defaults.items() if d != 50 and path != "hpms messages send"} == {}
+    # `messages send --limit` and `hl7 send --limit` cap how many messages one run sends (all that
+    # are due by default): no list
+    senders = {"hpms messages send", "hpms hl7 send"}
+    assert {path: d for path, d in defaults.items() if d != 50 and path not in senders} == {}
 
 
 @pytest.mark.parametrize("args", [("codes", "search", "E11", "--limit", "3")])

@@ -256,7 +256,7 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(settings, ctx_fo
         result = admin.rotate_keys(ctx)
     admin.finish_rotation(settings, result["key_id"])
     assert result["previous_key_id"] == old.active
-    assert result["reencrypted"] == {"ssn": 2, "member_id": 1, "attachment": 0}
+    assert result["reencrypted"] == {"ssn": 2, "member_id": 1, "attachment": 0, "hl7_inbound": 0}
     new = load_keyring(settings)
     assert new.active == result["key_id"] != old.active
     assert set(new.keys) == {new.active}  # the old key is gone from the file

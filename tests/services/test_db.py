@@ -93,6 +93,9 @@ TABLES = {
     "comm_entry",
     "inbound_message",
     "eligibility_check",
+    "hl7_receiver",
+    "hl7_message",
+    "hl7_inbound",
 }
 
 

@@ -89,6 +89,11 @@ messages.write        x       x        .       .        .       .
 messages.send         x       .        .       .        .       x
 messages.setup        x       .        .       .        .       .
 messages.inbound      x       x        .       .        .       x
+hl7.admin             x       .        .       .        .       .
+hl7.send              x       .        .       .        .       x
+hl7.receive           x       .        .       .        .       x
+hl7.review            x       x        .       .        .       .
+interfaces.read       x       x        .       .        .       x
 online.read           x       x        .       x        .       .
 online.setup          x       .        .       .        .       .
 portal.serve          x       .        .       .        .       x

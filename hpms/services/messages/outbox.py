@@ -19,7 +19,7 @@ import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -176,12 +176,14 @@ def attachments_of(ctx: Ctx, message_id: int) -> tuple[Attachment, ...]:
     )
 
 
-def sweep_dead_claims(ctx: Ctx) -> int:
+def sweep_dead_claims(ctx: Ctx, *, model: type[Any] | None = None) -> int:
     """The claims of a sender that is gone: the first in the order it hands them over (the one
     it may have had in hand) becomes `unknown`, the others are queued again as they were.
-    Returns how many became unknown."""
-    from hpms.models import Message
+    Returns how many became unknown. `model`: another outbox table with the same claim columns
+    (the HL7 outbox); the message outbox by default."""
+    from hpms.models import Message as Default
 
+    Message = model or Default
     host = socket.gethostname()
     rows = ctx.session.execute(
         sa.select(Message.id, Message.claimed_by, Message.claimed_at)
@@ -344,10 +346,12 @@ def settle(
     return msg.state
 
 
-def release(ctx: Ctx, message_ids: int | Sequence[int]) -> None:
-    """Put claimed messages back in the queue untouched (a dry run, a stop before they went)."""
-    from hpms.models import Message
+def release(ctx: Ctx, message_ids: int | Sequence[int], *, model: type[Any] | None = None) -> None:
+    """Put claimed messages back in the queue untouched (a dry run, a stop before they went);
+    `model` as in `sweep_dead_claims`."""
+    from hpms.models import Message as Default
 
+    Message = model or Default
     ids = [message_ids] if isinstance(message_ids, int) else list(message_ids)
     if not ids:
         return

@@ -21,6 +21,7 @@ from hpms.errors import Action, ConflictError, ValidationError
 from hpms.models import Coverage, DuplicateCandidate, Patient, PatientOut, PatientSummary
 from hpms.models.billing_out import money
 from hpms.models.patients import CONTACT_CHANNELS, PATIENT_FIELDS, SEX_AT_BIRTH
+from hpms.services.interop.hl7 import events as hl7_events
 from hpms.services.lookups import find_patient
 from hpms.services.platform import audit, counters
 from hpms.services.platform import validation as v
@@ -354,6 +355,7 @@ def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> Patient
     session.flush()
     fields = sorted(k for k, val in values.items() if val not in (None, False)) + (["ssn"] if ssn else [])
     audit.record(ctx, audit.Event("create", "patient", row.id, patient_id=row.id, fields=fields + ["mrn"]))
+    hl7_events.patient(ctx, row, "A04")
     return _to_out(ctx, row)
 
 
@@ -624,6 +626,7 @@ def update(ctx: Ctx, ref: str | int, *, expected_version: int | None = None, **d
         row.updated_at = ctx.now()
         ctx.session.flush()
         audit.record(ctx, audit.Event("update", "patient", row.id, patient_id=row.id, fields=changed))
+        hl7_events.patient(ctx, row, "A08")
     return _to_out(ctx, row)
 
 
@@ -805,6 +808,7 @@ def merge(ctx: Ctx, keep_ref: str | int, duplicate_ref: str | int) -> PatientOut
             ),
         ],
     )
+    hl7_events.patient(ctx, keep, "A40", merged_mrn=dup.mrn)
     return _to_out(ctx, keep)
 
 

@@ -331,7 +331,7 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
     if not settings.key_from_env:
         write_keyring(settings.key_file, both)
     crypto_old, crypto_new = FieldCrypto(old), FieldCrypto(both)
-    counts = {"ssn": 0, "member_id": 0, "attachment": 0}
+    counts = {"ssn": 0, "member_id": 0, "attachment": 0, "hl7_inbound": 0}
     for pid, enc in s.execute(sa.select(Patient.id, Patient.ssn_enc).where(col(Patient.ssn_enc).is_not(None))).all():
         value = crypto_old.decrypt(enc, "ssn")
         s.execute(
@@ -360,6 +360,14 @@ def rotate_keys(ctx: Ctx, *, new_key: bytes | None = None) -> dict:
         )
         counts["attachment"] += 1
     _rotate_intake(s, crypto_old, crypto_new, counts)
+    from hpms.models.hl7 import INBOUND_KIND, Hl7Inbound
+
+    for iid, enc in s.execute(sa.select(Hl7Inbound.id, Hl7Inbound.raw_enc)).all():
+        value = crypto_old.decrypt(enc, INBOUND_KIND)
+        s.execute(
+            sa.update(Hl7Inbound).where(Hl7Inbound.id == iid).values(raw_enc=crypto_new.encrypt(value, INBOUND_KIND))
+        )
+        counts["hl7_inbound"] += 1
     s.execute(sa.update(KeyState).where(KeyState.id == 1).values(active_kid=kid))
     ctx._crypto, ctx._key_checked = crypto_new, True
     audit.record(ctx, audit.Event("rotate", "keys", kid, detail=" ".join(f"{k}={n}" for k, n in counts.items())))

@@ -26,6 +26,7 @@ from hpms.models import (
     AppointmentSeries,
     AppointmentType,
     FreedSlot,
+    Hl7Receiver,
     Location,
     Organization,
     Patient,
@@ -35,6 +36,7 @@ from hpms.models import (
     Room,
 )
 from hpms.models.base import DEFERRED
+from hpms.services.interop.hl7 import events as hl7_events
 from hpms.services.lookups import find_patient, find_provider, find_room, find_type, load_appointment, provider_name
 from hpms.services.messages import reminders
 from hpms.services.platform import audit
@@ -98,9 +100,9 @@ _INSERT_ONE = Prepared(
 def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
     """The patient (by MRN), provider (by id), type (by id or name) and location of a booking in
     one statement: the provider's location named by id, or the number of locations they work at;
-    and whether the practice sends reminders at all."""
+    and whether the practice sends reminders (and HL7 messages) at all."""
     pat, prov = Patient.__table__, Provider.__table__
-    rules = ReminderRule.__table__
+    rules, receivers = ReminderRule.__table__, Hl7Receiver.__table__
     typ, loc = AppointmentType.__table__, Location.__table__
     pl = ProviderLocation.__table__
     works = pl.alias("works_at")
@@ -131,6 +133,7 @@ def _resolve_query(type_by_id: bool, location_given: bool) -> sa.Select[Any]:
             loc.c.tz,
             n_locations,
             sa.exists().where(rules.c.org_id == pat.c.org_id, rules.c.channel != "none").label("has_rules"),
+            sa.exists().where(receivers.c.org_id == pat.c.org_id, receivers.c.active.is_(True)).label("has_hl7"),
         )
         .select_from(pat.join(prov, prov.c.id == sa.bindparam("provider_id")))
         .join(typ, typ.c.org_id == pat.c.org_id)
@@ -161,6 +164,7 @@ class _Refs:
     atype: AppointmentType
     location: Location
     has_rules: bool
+    has_hl7: bool
 
 
 def _resolve_fast(
@@ -215,6 +219,7 @@ def _resolve_fast(
         ),
         location=cast(Location, _Row(id=r.loc_id, name=r.loc_name, tz=r.tz)),
         has_rules=bool(r.has_rules),
+        has_hl7=bool(r.has_hl7),
     )
 
 
@@ -355,8 +360,10 @@ def book(
     session = ctx.session
     refs = _resolve_fast(ctx, patient, provider, type, location)
     has_rules: bool | None = None  # unknown: the reminders look
+    has_hl7: bool | None = None  # unknown: the HL7 hook looks
     if refs is not None:
         pat, prov, atype, loc, has_rules = refs.patient, refs.provider, refs.atype, refs.location, refs.has_rules
+        has_hl7 = refs.has_hl7
     else:
         pat = find_patient(ctx, patient, field="patient", active=True)
         prov = find_provider(ctx, provider)
@@ -482,6 +489,7 @@ def book(
         ],
     )
     reminders.queue_many(ctx, rows, fresh=True, has_rules=has_rules)
+    hl7_events.visits(ctx, rows, "S12", known=has_hl7)
     names = dict(
         patient=f"{pat.first_name} {pat.last_name}",
         mrn=pat.mrn,
@@ -589,6 +597,7 @@ def cancel_visits(ctx: Ctx, targets: list[Appointment], *, reason: str, late: bo
     audit.record_many(ctx, events)
     for a in targets:
         reminders.cancel_for(ctx, a)
+    hl7_events.visits(ctx, targets, "S15")
 
 
 def reschedule(
@@ -716,4 +725,5 @@ def reschedule(
         events.append(audit.Event("update", "appointment", a.id, patient_id=a.patient_id, fields=fields, detail=detail))
     audit.record_many(ctx, events)
     reminders.queue_many(ctx, [a for a, _ in plans])
+    hl7_events.visits(ctx, [a for a, _ in plans], "S13")
     return outputs(ctx, _ids([a for a, _ in plans]))

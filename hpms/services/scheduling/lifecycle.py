@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from hpms.errors import ConflictError, ValidationError
 from hpms.models import Appointment, AppointmentOut, Location
+from hpms.services.interop.hl7 import events as hl7_events
 from hpms.services.lookups import find_room, load_appointment
 from hpms.services.platform import audit
 from hpms.services.platform import localtime as lt
@@ -135,4 +136,5 @@ def transition(
         from hpms.services.messages import survey_invites
 
         survey_invites.queue_for(ctx, appt)
+    hl7_events.transition(ctx, appt, action)
     return outputs(ctx, [appt.id])[0]

@@ -1,6 +1,6 @@
 """fhir import
 
-Revision ID: 0019
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-07
 
@@ -15,7 +15,7 @@ import hpms.db
 UTCDateTime = hpms.db.UTCDateTime
 
 
-revision = '0019'
+revision = '0018'
 down_revision = '0017'
 branch_labels = None
 depends_on = None

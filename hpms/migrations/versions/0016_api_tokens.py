@@ -1,6 +1,6 @@
 """api tokens
 
-Revision ID: 0017
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-07
 
@@ -15,7 +15,7 @@ import hpms.db
 UTCDateTime = hpms.db.UTCDateTime
 
 
-revision = '0017'
+revision = '0016'
 down_revision = '0015'
 branch_labels = None
 depends_on = None
