@@ -295,3 +295,12 @@ def test_example_patients_with_errors_are_rejected(cli, settings):
     assert all(re.match(rf"{re.escape(str(path))}:\d+: \w+: ", line) for line in reported), reported
     assert "nothing imported" in result.stderr
     assert count_rows(settings, "patient") == 0
+
+
+def test_the_portal_guides_screenshots_exist():
+    """Every image docs/portal.md shows is in the repository (scripts/portal_screenshots.py)."""
+    docs = REPO / "docs"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (docs / "portal.md").read_text())
+    assert len(images) == 12
+    missing = [i for i in images if not (docs / i).is_file() or (docs / i).stat().st_size < 1000]
+    assert missing == []
