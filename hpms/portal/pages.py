@@ -143,7 +143,7 @@ def routes(kit: Kit) -> list[BaseRoute]:
             return redirect("/")
         if not ok:
             return page(
-                request, cfg, "error.html", 403, title="Not allowed", message="You may not see that person's records."
+                request, cfg, "message.html", 404, title="Not found", message="There is no such person among those you act for."
             )
         return redirect("/home")
 
