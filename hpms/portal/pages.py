@@ -142,9 +142,8 @@ def routes(kit: Kit) -> list[BaseRoute]:
         if ok is None:
             return redirect("/")
         if not ok:
-            return page(
-                request, cfg, "message.html", 404, title="Not found", message="There is no such person among those you act for."
-            )
+            text = "There is no such person among those you act for."
+            return page(request, cfg, "message.html", 404, title="Not found", message=text)
         return redirect("/home")
 
     @posted
