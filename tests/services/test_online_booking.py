@@ -175,6 +175,56 @@ def test_a_disabled_type_is_closed(settings, c, ctx_for, as_patient):
     assert err.value.field == "type"
 
 
+def test_opening_a_type_online_makes_it_self_bookable(settings, c, ctx_for):
+    from hpms.services.scheduling import resources
+
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert [t.self_bookable for t in resources.list_types(ctx) if t.name == "Visit"] == [False]
+    seq = last_seq(settings)
+    policy(ctx_for, enabled=True)
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert [t.self_bookable for t in resources.list_types(ctx) if t.name == "Visit"] == [True]
+    events = [(r["action"], r["entity"], r["fields_list"]) for r in audit_rows(settings, seq)]
+    assert ("update", "appointment_type", ["self_bookable"]) in events
+    seq = last_seq(settings)
+    policy(ctx_for, lead_minutes=60)  # already self-bookable: the type is not touched again
+    assert [r["entity"] for r in audit_rows(settings, seq)] == ["online_booking_policy"]
+
+
+def test_a_type_not_self_bookable_is_closed_whatever_its_policy(settings, c, ctx_for, as_patient):
+    from hpms.services.portal import access
+
+    policy(ctx_for, enabled=True)
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert [t.name for t in access.booking_choices(ctx).types] == ["Visit"]
+    from hpms.db import get_engine
+
+    with get_engine(settings).begin() as conn:  # a type's switch turned off behind the policy's back
+        conn.exec_driver_sql("UPDATE appointment_type SET self_bookable = false")
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert access.booking_choices(ctx).types == []
+    before = written(settings)
+    with pytest.raises(NotFoundError) as err:
+        slots(as_patient, c.patient)
+    assert err.value.field == "type" and err.value.message == "Visit is not open to online booking"
+    with pytest.raises(NotFoundError):
+        book(as_patient, c.patient, "2026-06-17 09:00", provider=c.provider)
+    assert written(settings) == before
+
+
+def test_a_type_open_only_through_a_provider_is_offered(settings, c, ctx_for, as_patient):
+    from hpms.services.portal import access
+
+    policy(ctx_for, provider_ref=c.provider, enabled=True, lead_minutes=0)
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert [t.name for t in access.booking_choices(ctx).types] == ["Visit"]
+    got = slots(as_patient, c.patient, start_date="2026-06-16", days=1)
+    assert got and {s.provider_id for s in got} == {c.provider}
+    policy(ctx_for, provider_ref=c.provider, enabled=False)
+    with ctx_for(clock=fixed_clock) as ctx:
+        assert access.booking_choices(ctx).types == []
+
+
 def _second_provider(ctx_for, start="08:00", end="17:00"):
     from hpms.services.scheduling import availability
 

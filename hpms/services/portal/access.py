@@ -512,14 +512,17 @@ def booking_choices(ctx: Ctx) -> Choices:
     from hpms.services.lookups import provider_name
 
     check_server(ctx)
+    open_online = sa.exists().where(  # the type's own policy, or a provider's override, is open
+        OnlineBookingPolicy.type_id == AppointmentType.id,
+        OnlineBookingPolicy.enabled.is_(True),  # type: ignore[union-attr]
+    )
     types = ctx.session.execute(
         sa.select(AppointmentType.id, AppointmentType.name)
-        .join(OnlineBookingPolicy, OnlineBookingPolicy.type_id == AppointmentType.id)
         .where(
             AppointmentType.org_id == ctx.org_id,
-            AppointmentType.active.is_(True),
-            OnlineBookingPolicy.provider_id.is_(None),  # type: ignore[union-attr]
-            OnlineBookingPolicy.enabled.is_(True),  # type: ignore[union-attr]
+            col(AppointmentType.active).is_(True),
+            col(AppointmentType.self_bookable).is_(True),
+            open_online,
         )
         .order_by(AppointmentType.name)
     ).all()

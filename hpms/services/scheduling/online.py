@@ -246,6 +246,10 @@ def set_policy(
         ctx.session.flush()
         assert row.id is not None
         audit.record(ctx, audit.Event(verb, "online_booking_policy", row.id, fields=sorted(values)))
+        if row.enabled and not atype.self_bookable:  # opening a type online makes it one patients book
+            atype.self_bookable = True
+            ctx.session.flush()
+            audit.record(ctx, audit.Event("update", "appointment_type", atype.id, fields=["self_bookable"]))
     if window is not None:
         profile = ctx.session.get(OnlineBookingProfile, ctx.org_id)
         if profile is None:
@@ -361,6 +365,8 @@ def _bookable_type(ctx: Ctx, ref: str | int | None) -> AppointmentType:
         ) from None
     if not atype.active:
         raise NotFoundError(f"no appointment type {atype.name!r} open to online booking", field="type")
+    if not atype.self_bookable:  # the type's own switch: closed online whatever its policies say
+        raise NotFoundError(f"{atype.name} is not open to online booking", field="type")
     return atype
 
 
