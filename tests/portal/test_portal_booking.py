@@ -168,6 +168,7 @@ def test_a_time_just_taken_offers_the_alternatives_and_books_nothing(practice, s
     ("changes", "field", "message"),
     [
         ({"start_date": "2020-01-06"}, "start_date", "2020-01-06 is in the past"),
+        ({"start_date": "2099-01-05"}, "start_date", "2099-01-05 is too far ahead: online booking opens up to"),
         ({"type": "999999"}, "type", "open to online booking"),
         ({"location": ""}, "location", "Is required."),
     ],

@@ -114,7 +114,11 @@ def test_horizon_limits_how_far_ahead(settings, c, ctx_for, as_patient):
     policy(ctx_for, lead_minutes=0, horizon_days=2)
     got = slots(as_patient, c.patient, days=7, limit=500)
     assert max(s.start.date() for s in got) == dt.date(2026, 6, 17)
-    assert slots(as_patient, c.patient, start_date="2026-06-20", days=5) == []
+    assert slots(as_patient, c.patient, start_date="2026-06-17", days=5)  # the last day open
+    with pytest.raises(ValidationError) as err:
+        slots(as_patient, c.patient, start_date="2026-06-20", days=5)
+    assert err.value.field == "start_date"
+    assert err.value.message == "2026-06-20 is too far ahead: online booking opens up to 2026-06-17"
     before = written(settings)
     with pytest.raises(ValidationError) as err:
         book(as_patient, c.patient, "2026-06-18 09:00", provider=c.provider)

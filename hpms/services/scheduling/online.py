@@ -479,6 +479,10 @@ def open_slots(
         if isinstance(refusal, ValidationError) or (provider is not None and refusal is not None):
             raise refusal
         raise NotFoundError(f"{atype.name} is not open to online booking at {loc.name}", field="type")
+    last_day = today + dt.timedelta(days=max(policy.horizon_days for _, policy in open_to))
+    if first > last_day:
+        said = f"{first:%Y-%m-%d} is too far ahead: online booking opens up to {last_day:%Y-%m-%d}"
+        raise ValidationError("start_date", said)
     found: list[SlotOut] = []
     with on_behalf(ctx, "schedule.read"):
         for prov, policy in open_to:
