@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpms.portal.kit import Kit, say, sentence
-from hpms.portal.pages import JUST_TAKEN
+from hpms.portal.kit import Kit, refusal, say
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -32,9 +31,10 @@ LINK_NOTICES = {"cancelled": "Your visit is cancelled.", "moved": "Your visit ha
 
 def routes(kit: Kit) -> list[BaseRoute]:
     """The account, statement, visit-link and survey pages."""
+    from starlette.responses import Response
     from starlette.routing import Route
 
-    from hpms.errors import ConflictError, HpmsError, NotFoundError, SlotTaken, ValidationError
+    from hpms.errors import ConflictError, HpmsError, NotFoundError, ValidationError
 
     current, call, page, redirect, failed = kit.current, kit.call, kit.page, kit.redirect, kit.failed
     posted, patient_call = kit.posted, kit.patient_call
@@ -122,22 +122,25 @@ def routes(kit: Kit) -> list[BaseRoute]:
 
     def refused_public(request: Request, cfg: Settings, exc: HpmsError, title: str) -> Response:
         """The service's refusal and its hint, as Kit.refused says it, on a page without a sign-in."""
-        hint = getattr(exc, "hint", None) or ""
-        return public(request, cfg, 409, title, say(exc) + (f" {sentence(hint)}" if hint else ""))
+        return public(request, cfg, 409, title, refusal(exc))
+
+    def moving(request: Request, cfg: Settings, attempt: Any, times: dict[str, Any] | None = None) -> Any:
+        def gone() -> Response:
+            return expired(request, cfg)
+
+        def refuse(exc: HpmsError, title: str) -> Response:
+            return refused_public(request, cfg, exc, title)
+
+        return kit.moving(request, cfg, attempt, gone=gone, refuse=refuse, times=times)
 
     @posted
     async def link_times(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         from hpms.services.portal import linked
 
         token = fields.get("token", "")
-        try:
-            out = await by_link(cfg, fields, linked.times)
-        except NotFoundError as exc:
-            if exc.field == "appointment":
-                return expired(request, cfg)
-            return refused_public(request, cfg, exc, "This visit cannot be moved online")
-        except HpmsError as exc:
-            return failed(request, cfg, exc)
+        out = await moving(request, cfg, by_link(cfg, fields, linked.times))
+        if isinstance(out, Response):
+            return out
         if out is None:
             return expired(request, cfg)
         return page(
@@ -156,34 +159,17 @@ def routes(kit: Kit) -> list[BaseRoute]:
         from hpms.services.scheduling import online
 
         token = fields.get("token", "")
-        try:
-            out = await by_link(
-                cfg,
-                fields,
-                online.reschedule_online,
-                start=fields.get("start", ""),
-                provider=fields.get("slot_provider") or None,
-            )
-        except SlotTaken as exc:
-            return page(
-                request,
-                cfg,
-                "times.html",
-                409,
-                slots=exc.alternatives,
-                action="/v/reschedule/confirm",
-                hidden={"token": token},
-                notice=JUST_TAKEN,
-                link=f"/v/{token}",
-            )
-        except NotFoundError as exc:
-            if exc.field == "appointment":
-                return expired(request, cfg)
-            return refused_public(request, cfg, exc, "This visit cannot be moved online")
-        except (ConflictError, ValidationError) as exc:
-            return refused_public(request, cfg, exc, "This visit cannot be moved online")
-        except HpmsError as exc:
-            return failed(request, cfg, exc)
+        attempt = by_link(
+            cfg,
+            fields,
+            online.reschedule_online,
+            start=fields.get("start", ""),
+            provider=fields.get("slot_provider") or None,
+        )
+        times = {"action": "/v/reschedule/confirm", "hidden": {"token": token}, "link": f"/v/{token}"}
+        out = await moving(request, cfg, attempt, times=times)
+        if isinstance(out, Response):
+            return out
         if out is None:
             return expired(request, cfg)
         return public(request, cfg, 200, "Visit moved", LINK_NOTICES["moved"])

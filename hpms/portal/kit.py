@@ -26,6 +26,8 @@ log = logging.getLogger("hpms.portal")
 HERE = Path(__file__).parent
 SESSION, PENDING = "hpms_session", "hpms_signin"
 NOT_IN = object()  # what patient_call answers when nobody is signed in
+JUST_TAKEN = "That time was just taken. Here are other times open online."
+CANNOT_MOVE = "This visit cannot be moved online"
 
 Handler = Callable[["Request", "Settings", dict[str, str]], Awaitable["Response"]]
 
@@ -92,9 +94,37 @@ class Kit:
 
     def refused(self, request: Request, cfg: Settings, exc: HpmsError, title: str) -> Response:
         """A conflict the patient can read: the service's message and its hint, as 409."""
-        hint = getattr(exc, "hint", None) or ""
-        text = say(exc) + (f" {sentence(hint)}" if hint else "")
-        return self.message(request, cfg, 409, title, text)
+        return self.message(request, cfg, 409, title, refusal(exc))
+
+    async def moving(
+        self,
+        request: Request,
+        cfg: Settings,
+        attempt: Awaitable[Any],
+        *,
+        gone: Callable[[], Response],
+        refuse: Callable[[HpmsError, str], Response],
+        times: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The answer of a patient's step in moving a visit (its open times, or the move), or the
+        Response that says why not, mapped once for every page that moves a visit: a time just
+        taken lists the other open times (the times page with `times`' action and hidden
+        fields, 409), a visit not found is `gone()`, a move the practice's rules refuse is
+        `refuse(exc, title)`, anything else the failure page."""
+        from hpms.errors import ConflictError, HpmsError, NotFoundError, SlotTaken, ValidationError
+
+        try:
+            return await attempt
+        except SlotTaken as exc:
+            return self.page(
+                request, cfg, "times.html", 409, slots=exc.alternatives, notice=JUST_TAKEN, **dict(times or {})
+            )
+        except NotFoundError as exc:
+            return gone() if exc.field == "appointment" else refuse(exc, CANNOT_MOVE)
+        except (ConflictError, ValidationError) as exc:
+            return refuse(exc, CANNOT_MOVE)
+        except HpmsError as exc:
+            return self.failed(request, cfg, exc)
 
     async def form(self, request: Request, cfg: Settings) -> dict[str, str] | Response:
         """The form's fields when it carries the browser's CSRF token, else the 403 page."""
@@ -156,6 +186,12 @@ def _as_signed_in(ctx: Any, *, token: str | None, service: Callable[..., Any], k
 def sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else text
+
+
+def refusal(exc: HpmsError) -> str:
+    """A refusal as the patient reads it: the service's message, then its hint."""
+    hint = getattr(exc, "hint", None) or ""
+    return say(exc) + (f" {sentence(hint)}" if hint else "")
 
 
 def say(exc: HpmsError) -> str:

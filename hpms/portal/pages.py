@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hpms.portal import security
-from hpms.portal.kit import HERE, PENDING, SESSION, Kit, say, sentence
+from hpms.portal.kit import HERE, JUST_TAKEN, PENDING, SESSION, Kit, say, sentence
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -35,7 +35,6 @@ PENDING_SECONDS = 15 * 60
 # The services' fields, as the forms name them
 FIELDS = {"contact": "contact", "dob": "dob", "code": "code", "patient": "patient"}
 BOOK_FIELDS = ("type", "location", "provider", "start_date")
-JUST_TAKEN = "That time was just taken. Here are other times open online."
 NOTICES = {
     "booked": "Your visit is booked.",
     "cancelled": "Your visit is cancelled.",
@@ -45,6 +44,7 @@ NOTICES = {
 
 def routes(kit: Kit) -> list[BaseRoute]:
     """The sign-in, home and booking pages."""
+    from starlette.responses import Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -52,6 +52,15 @@ def routes(kit: Kit) -> list[BaseRoute]:
 
     current, call, page, redirect, failed = kit.current, kit.call, kit.page, kit.redirect, kit.failed
     posted, client, patient_call, refused = kit.posted, kit.client, kit.patient_call, kit.refused
+
+    def moving(request: Request, cfg: Settings, attempt: Any, times: dict[str, Any] | None = None) -> Any:
+        def gone() -> Response:
+            return not_found(request, cfg)
+
+        def refuse(exc: HpmsError, title: str) -> Response:
+            return refused(request, cfg, exc, title)
+
+        return kit.moving(request, cfg, attempt, gone=gone, refuse=refuse, times=times)
 
     async def sign_in_form(request: Request) -> Response:
         from hpms.services.portal import access
@@ -293,14 +302,9 @@ def routes(kit: Kit) -> list[BaseRoute]:
     @posted
     async def reschedule_times(request: Request, cfg: Settings, fields: dict[str, str]) -> Response:
         appointment = fields.get("appointment", "")
-        try:
-            out = await patient_call(request, cfg, visit_and_times, appointment=appointment)
-        except NotFoundError as exc:
-            if exc.field == "appointment":
-                return not_found(request, cfg)
-            return refused(request, cfg, exc, "This visit cannot be moved online")
-        except HpmsError as exc:
-            return failed(request, cfg, exc)
+        out = await moving(request, cfg, patient_call(request, cfg, visit_and_times, appointment=appointment))
+        if isinstance(out, Response):
+            return out
         if out is kit.NOT_IN:
             return redirect("/")
         if out is None:
@@ -322,35 +326,18 @@ def routes(kit: Kit) -> list[BaseRoute]:
         from hpms.services.scheduling import online
 
         appointment = fields.get("appointment", "")
-        try:
-            out = await patient_call(
-                request,
-                cfg,
-                online.reschedule_online,
-                appointment_id=appointment,
-                start=fields.get("start", ""),
-                provider=fields.get("slot_provider") or None,
-            )
-        except SlotTaken as exc:
-            hidden = {"appointment": appointment.strip()}
-            return page(
-                request,
-                cfg,
-                "times.html",
-                409,
-                slots=exc.alternatives,
-                action="/visit/reschedule/confirm",
-                hidden=hidden,
-                notice=JUST_TAKEN,
-            )
-        except NotFoundError as exc:
-            if exc.field == "appointment":
-                return not_found(request, cfg)
-            return refused(request, cfg, exc, "This visit cannot be moved online")
-        except (ConflictError, ValidationError) as exc:
-            return refused(request, cfg, exc, "This visit cannot be moved online")
-        except HpmsError as exc:
-            return failed(request, cfg, exc)
+        attempt = patient_call(
+            request,
+            cfg,
+            online.reschedule_online,
+            appointment_id=appointment,
+            start=fields.get("start", ""),
+            provider=fields.get("slot_provider") or None,
+        )
+        times = {"action": "/visit/reschedule/confirm", "hidden": {"appointment": appointment.strip()}}
+        out = await moving(request, cfg, attempt, times=times)
+        if isinstance(out, Response):
+            return out
         if out is kit.NOT_IN:
             return redirect("/")
         return redirect("/home?done=moved")
