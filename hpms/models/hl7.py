@@ -126,8 +126,10 @@ class Hl7MessageOut(SQLModel):
     model_config = DEFERRED
     id: int
     receiver: str | None = None
+    receiver_active: bool | None = None  # False: its receiver was removed
     mrn: str | None = None
     event: str
+    message_type: str | None = None  # SIU^S12, ADT^A04
     control_id: str
     state: str
     attempts: int
@@ -147,6 +149,7 @@ class Hl7InboundOut(SQLModel):
     sending_facility: str
     control_id: str
     event: str
+    message_type: str | None = None  # ADT^A04
     outcome: str
     patient_id: int | None
     mrn: str | None = None

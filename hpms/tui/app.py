@@ -163,6 +163,7 @@ class DayScreen(Screen):
         Binding("v", "waitlist", "Waitlist"),
         Binding("d", "dashboard", "Dashboard"),
         Binding("R", "requests", "Portal requests"),
+        Binding("I", "interfaces", "Interfaces"),
         Binding("f5,ctrl+r", "reload", "Refresh", show=False),
         Binding("escape", "abort_move", "Abort move", show=False),
         Binding("question_mark", "help", "Help"),
@@ -667,6 +668,11 @@ class DayScreen(Screen):
         from hpms.tui.screens.intake import IntakeScreen
 
         self.app.push_screen(IntakeScreen())
+
+    def action_interfaces(self) -> None:
+        from hpms.tui.screens.interfaces import InterfacesScreen
+
+        self.app.push_screen(InterfacesScreen(self.view.tz if self.view else None))
 
     def action_help(self) -> None:
         from hpms.tui.screens.panels import HelpScreen

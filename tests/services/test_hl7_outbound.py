@@ -19,7 +19,7 @@ from tests import hl7_server
 from tests.conftest import count_rows
 from tests.hl7_server import control_id
 from tests.services.conftest import fixed_clock
-from tests.services.helpers import query
+from tests.services.helpers import audit_rows, last_seq, query
 from tests.services.sched import book_one, clinic, utc
 
 LATER = utc(2026, 6, 16, 18, 0)  # after the visit of 16 June 10:00 New York
@@ -276,6 +276,9 @@ def test_a_sender_that_died_after_handing_over_sends_nothing_twice(settings, ctx
     assert len(hl7_receiver.received) == 1  # not sent twice
     assert send(settings).sent == 0  # still held: its fate is for staff to settle
     with ctx_for() as ctx:
+        assert [(m.id, m.state, m.message_type) for m in outbound.for_staff(ctx)] == [
+            (claimed[0].id, "unknown", "ADT^A04")
+        ]
         outbound.resend(ctx, claimed[0].id)
     assert send(settings).sent == 2
     assert [hl7parse.split(m).value("MSH", 9, 2) for m in hl7_receiver.received] == ["A04", "A04", "A08"]
@@ -294,6 +297,48 @@ def test_a_removed_receiver_gets_nothing_more(settings, ctx_for, register, hl7_r
     assert send(settings).sent == 0 and hl7_receiver.received == []
     with ctx_for() as ctx:
         assert outbound.status(ctx) == []
+
+
+def test_staff_see_the_failed_messages_and_a_removed_receivers_are_not_sent_again(
+    settings, ctx_for, register, hl7_receiver
+):
+    """What waits for staff: failed (here refused) or unknown, newest first, read as a list of
+    the patients concerned; one of a receiver since removed stays there, marked, and is not
+    queued again (it would wait for ever) until the receiver is added again."""
+    from hpms.errors import ConflictError
+    from hpms.services.interop.hl7 import outbound, receivers
+
+    add_mllp(ctx_for, hl7_receiver.port, name="ehr", events="adt")
+    add_mllp(ctx_for, hl7_receiver.port, name="lab", events="adt")
+    p = register(first_name="Ann", last_name="Lee")
+    register(first_name="Bob", last_name="Ray")
+    hl7_receiver.answers = ["AE", "AE"]  # Ann's A04 to both; Bob's go
+    summary = send(settings)
+    assert (summary.failed, summary.sent) == (2, 2)
+    with ctx_for() as ctx:
+        receivers.remove(ctx, "lab")
+    seq = last_seq(settings)
+    with ctx_for() as ctx:
+        shown = outbound.for_staff(ctx)
+    assert [(m.receiver, m.receiver_active, m.mrn, m.message_type, m.state) for m in shown] == [
+        ("lab", False, p.mrn, "ADT^A04", "failed"),
+        ("ehr", True, p.mrn, "ADT^A04", "failed"),
+    ]
+    (read,) = audit_rows(settings, seq)
+    assert (read["action"], read["entity"], read["patient_ids_list"]) == ("list", "hl7_message", [p.id])
+    lab, ehr = shown
+    with pytest.raises(ConflictError, match="'lab', which was removed") as err, ctx_for() as ctx:
+        outbound.resend(ctx, lab.id)
+    assert err.value.hint == "add the receiver again to send to it"
+    with ctx_for() as ctx:
+        again = outbound.resend(ctx, ehr.id)
+    assert (again.state, again.receiver, again.message_type) == ("queued", "ehr", "ADT^A04")
+    assert [m["state"] for m in messages(settings) if m["id"] == lab.id] == ["failed"]
+    add_mllp(ctx_for, hl7_receiver.port, name="lab", events="adt")
+    with ctx_for() as ctx:
+        assert outbound.resend(ctx, lab.id).state == "queued"
+        assert outbound.for_staff(ctx) == []
+    assert send(settings).sent == 2
 
 
 def test_bad_receivers_are_refused_and_nothing_is_written(settings, ctx_for, tmp_path):

@@ -24,6 +24,15 @@ SIU_EVENTS: dict[str, tuple[str, str]] = {
     "S26": ("NOSHOW^Patient did not show up^L", "Noshow"),
 }
 ADT_EVENTS = {"A04": "ADT_A01", "A08": "ADT_A01", "A40": "ADT_A39"}
+
+
+def message_type(event: str) -> str:
+    """The message type and trigger event of MSH-9 as people read them: SIU^S12, ADT^A04 (the
+    trigger alone when it is of neither)."""
+    kind = "SIU" if event.startswith("S") else "ADT" if event.startswith("A") else ""
+    return f"{kind}^{event}" if kind else event
+
+
 # hpms visit status -> HL7 table 0278 filler status code (SCH-25)
 FILLER_STATUS = {
     "booked": "Booked",

@@ -416,6 +416,8 @@ HELP = """\
    s  find a slot             v  waitlist and offers
    d  dashboard: today's figures and two weeks of charts
    R  portal requests: registrations and pre-visit forms to accept or reject
+   I  interfaces: HL7 messages not delivered (r resends) and messages
+      received to review (a apply to an MRN, n as new, x dismiss)
 
  In the booking dialog
    type to search patients (name, DOB, phone, MRN); Enter goes to the

@@ -353,7 +353,10 @@ def list_inbound(ctx: Ctx, *, everything: bool = False, limit: int = 50) -> list
     if not everything:
         stmt = stmt.where(Hl7Inbound.outcome == "staged", col(Hl7Inbound.handled_at).is_(None))
     rows = ctx.session.execute(stmt.order_by(col(Hl7Inbound.id).desc()).limit(limit)).all()
-    out = [Hl7InboundOut.model_validate(r).model_copy(update={"mrn": mrn}) for r, mrn in rows]
+    out = [
+        Hl7InboundOut.model_validate(r).model_copy(update={"mrn": mrn, "message_type": build.message_type(r.event)})
+        for r, mrn in rows
+    ]
     ids = sorted({r.patient_id for r, _ in rows if r.patient_id is not None})
     audit.record(ctx, audit.Event("list", "hl7_inbound", patient_ids=ids, detail=f"{len(out)} message(s)"))
     return out

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from hpms.errors import ConflictError, HpmsError, NotFoundError, ValidationError
-from hpms.interop.hl7v2 import mllp
+from hpms.interop.hl7v2 import build, mllp
 from hpms.interop.hl7v2 import parse as hl7parse
 from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
 from hpms.services.messages import outbox
@@ -48,6 +48,8 @@ MAX_ATTEMPTS = 20  # about three days of tries at the longest delay: an interfac
 ACK_TIMEOUT_S = 30.0
 CLAIM_BATCH = 50
 _HOLDING = ("queued", "sending", "unknown")  # an earlier message in these states holds the later ones
+# what waits for staff: refused or out of tries, or of unknown fate; `resend` queues them again
+FOR_STAFF = ("failed", "unknown")
 
 
 @dataclass
@@ -359,7 +361,8 @@ def list_messages(
     ctx: Ctx, *, state: str | None = None, receiver: str | None = None, limit: int = 50
 ) -> list[Hl7MessageOut]:
     """The HL7 outbox, newest first; `state` filters (comma-separated). Audited as a read of
-    the patients they concern."""
+    the patients they concern. Raises ValidationError naming `state` or `limit`, NotFoundError
+    naming the receiver."""
     from hpms.models import Hl7Message, Hl7MessageOut, Hl7Receiver, Patient
     from hpms.models.hl7 import HL7_STATES
     from hpms.services.interop.hl7.receivers import find
@@ -368,7 +371,7 @@ def list_messages(
     if limit < 1 or limit > 100000:
         raise ValidationError("limit", "must be between 1 and 100000")
     stmt = (
-        sa.select(Hl7Message, Hl7Receiver.name, Patient.mrn)
+        sa.select(Hl7Message, Hl7Receiver.name, Hl7Receiver.active, Patient.mrn)
         .join(Hl7Receiver, col(Hl7Receiver.id) == Hl7Message.receiver_id)
         .outerjoin(Patient, col(Patient.id) == Hl7Message.patient_id)
         .where(Hl7Message.org_id == ctx.org_id)
@@ -382,28 +385,55 @@ def list_messages(
     if receiver is not None:
         stmt = stmt.where(Hl7Message.receiver_id == find(ctx, receiver))
     rows = ctx.session.execute(stmt.order_by(col(Hl7Message.id).desc()).limit(limit)).all()
-    out = [Hl7MessageOut.model_validate(m).model_copy(update={"receiver": name, "mrn": mrn}) for m, name, mrn in rows]
-    ids = sorted({m.patient_id for m, _, _ in rows if m.patient_id is not None})
+    out = [
+        Hl7MessageOut.model_validate(m).model_copy(
+            update={
+                "receiver": name,
+                "receiver_active": active,
+                "mrn": mrn,
+                "message_type": build.message_type(m.event),
+            }
+        )
+        for m, name, active, mrn in rows
+    ]
+    ids = sorted({m.patient_id for m, *_ in rows if m.patient_id is not None})
     audit.record(ctx, audit.Event("list", "hl7_message", patient_ids=ids, detail=f"{len(out)} message(s)"))
     return out
+
+
+def for_staff(ctx: Ctx, *, limit: int = 50) -> list[Hl7MessageOut]:
+    """The messages that wait for staff (FOR_STAFF: failed, or of unknown fate), newest first,
+    also those of a receiver since removed (`receiver_active` False). Audited as `list_messages`.
+    Raises ValidationError naming `limit`."""
+    return list_messages(ctx, state=",".join(FOR_STAFF), limit=limit)
 
 
 def resend(ctx: Ctx, message_id: int) -> Hl7MessageOut:
     """Queue again a message that failed, or whose fate is unknown, with the same control id
     (a receiver that keeps the control ids it has seen takes it once). Raises NotFoundError,
-    ConflictError."""
-    from hpms.models import Hl7Message, Hl7MessageOut
+    ConflictError (another state, or its receiver was removed)."""
+    from hpms.models import Hl7Message, Hl7MessageOut, Hl7Receiver
 
     require(ctx.actor, "hl7.admin")
     row = ctx.session.get(Hl7Message, message_id)
     if row is None or row.org_id != ctx.org_id:
         raise NotFoundError(f"no HL7 message {message_id}")
-    if row.state not in ("failed", "unknown"):
+    if row.state not in FOR_STAFF:
         raise ConflictError(f"HL7 message {message_id} is {row.state}: only a failed or unknown one is sent again")
+    to = ctx.session.get(Hl7Receiver, row.receiver_id)
+    assert to is not None  # a foreign key of the message
+    if not to.active:
+        # queued for a receiver that is gone it would wait for ever
+        raise ConflictError(
+            f"HL7 message {message_id} is for the receiver {to.name!r}, which was removed",
+            hint="add the receiver again to send to it",
+        )
     row.state, row.attempts, row.next_attempt_at, row.error = "queued", 0, ctx.now(), None
     ctx.session.flush()
     audit.record(ctx, audit.Event("requeue", "hl7_message", row.id, patient_id=row.patient_id))
-    return Hl7MessageOut.model_validate(row)
+    return Hl7MessageOut.model_validate(row).model_copy(
+        update={"receiver": to.name, "receiver_active": True, "message_type": build.message_type(row.event)}
+    )
 
 
 def status(ctx: Ctx) -> list[dict[str, object]]:
@@ -439,7 +469,7 @@ def status(ctx: Ctx) -> list[dict[str, object]]:
                 "to": f"{r.host}:{r.port}" if r.kind == "mllp" else r.folder,
                 "events": r.events,
                 "queued": n("queued", "sending"),
-                "failed": n("failed", "unknown"),
+                "failed": n(*FOR_STAFF),
                 "sent": n("sent"),
                 "last_ack_at": r.last_ack_at,
                 "last_ack_code": r.last_ack_code,
