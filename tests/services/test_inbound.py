@@ -86,6 +86,24 @@ def test_confirm_confirms_the_visit_the_reminder_was_for(practice, ctx_for, sett
     assert (yes.outcome, yes.note) == ("no_change", "the visit was confirmed already")
 
 
+def test_a_confirmation_by_reply_tells_the_ehr_as_the_front_desks_does(practice, ctx_for, settings, tmp_path):
+    from hpms.interop.hl7v2 import parse as hl7parse
+    from hpms.services.interop.hl7 import receivers
+
+    c, send = practice
+    with ctx_for() as ctx:
+        receivers.add(ctx, name="ehr", folder=str(tmp_path), events="siu")
+    appt = _visit(ctx_for, c, _weekday(5))
+    _all_due_sent(send, appt)
+    assert _receive(ctx_for, _sms("C", "SM3")).outcome == "confirmed"
+    rows = query(settings, "SELECT event, body FROM hl7_message WHERE appointment_id = :i ORDER BY id", i=appt.id)
+    assert [r["event"] for r in rows] == ["S12", "S14"]
+    sent = hl7parse.split(rows[-1]["body"])
+    assert (sent.value("MSH", 9, 2), sent.value("PID", 3)) == ("S14", c.mrn)
+    _receive(ctx_for, _sms("yes", "SM4"))  # confirmed already: nothing more goes out
+    assert query(settings, "SELECT count(*) AS n FROM hl7_message")[0]["n"] == 2
+
+
 def test_cancel_goes_to_the_visit_last_reminded_and_an_email_to_the_one_it_answers(
     practice,
     ctx_for,

@@ -292,6 +292,9 @@ def _confirm(ctx: Ctx, row: InboundMessage, appt: Any) -> None:
             detail=f"booked -> confirmed by the patient's {row.channel} reply",
         ),
     )
+    from hpms.services.interop.hl7 import events as hl7_events
+
+    hl7_events.transition(ctx, appt, "confirm")  # as the front desk's confirmation: S14 out
     row.outcome = "confirmed"
 
 
