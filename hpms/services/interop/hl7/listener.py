@@ -15,17 +15,18 @@ from typing import TYPE_CHECKING
 from hpms.errors import HpmsError
 from hpms.interop.hl7v2 import build, mllp
 from hpms.services.interop.hl7 import inbound
+from hpms.services.interop.hl7.events import sending_facility
 from hpms.services.platform.context import Clock, open_context
 
 if TYPE_CHECKING:
     from hpms.config import Settings
 
 
-def _error_ack(settings: Settings, data: bytes, text: str) -> str:
+def _error_ack(settings: Settings, facility: str, data: bytes, text: str) -> str:
     head = inbound._head_of(data)
     h = build.Header(
         settings.hl7_sending_app,
-        settings.hl7_sending_facility or settings.hl7_sending_app,
+        facility,
         head.sending_app[:20] if head else "",
         head.sending_facility[:20] if head else "",
         f"ACK{secrets.token_hex(6)}",
@@ -50,6 +51,7 @@ def listen(
     the actor may take HL7 messages. Raises PermissionDenied, OSError (the port is taken)."""
     with open_context(settings, env=env) as ctx:
         inbound.check_listener(ctx)
+        facility = sending_facility(ctx)  # the facility every answer names, an error's too
     answered = 0
 
     async def handle(data: bytes) -> str:
@@ -57,10 +59,10 @@ def listen(
         try:
             answer = await asyncio.to_thread(inbound.receive, settings, data, env=env, clock=clock)
         except HpmsError as exc:
-            answer = inbound.Answer("AE", _error_ack(settings, data, exc.message), text=exc.message)
+            answer = inbound.Answer("AE", _error_ack(settings, facility, data, exc.message), text=exc.message)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the listener
             said = f"internal error ({type(exc).__name__})"
-            answer = inbound.Answer("AE", _error_ack(settings, data, said), text=said)
+            answer = inbound.Answer("AE", _error_ack(settings, facility, data, said), text=said)
         answered += 1
         if on_message is not None:
             on_message(answer)
