@@ -481,3 +481,26 @@ def test_a_resource_met_twice_in_one_import(settings, ctx_for, tmp_path):
     # the map holds the later version: importing the folder again changes nothing
     again = by_type(run_import(ctx_for, tmp_path / "b.json"))
     assert again["Patient"] == (0, 0, 1, 0, 0) and again["Encounter"] == (0, 0, 6, 0, 0)
+
+
+def test_a_household_sharing_a_phone_is_not_one_person(settings, ctx_for, register, tmp_path):
+    """A shared phone alone (a family's number) is no reason to refuse a patient; with a similar
+    name and the same birth date as well it still is."""
+    spouse = register(first_name="Sven", last_name="Lindqvist", dob="1977-08-30", phone="555-010-3000")
+    report = run_import(ctx_for, write(tmp_path / "insured.json", insured_bundle()))
+    assert by_type(report)["Patient"] == (1, 0, 0, 0, 0) and report.refused == []
+    assert query(settings, "SELECT mrn FROM patient WHERE phone = '555-010-3000' ORDER BY id") == [
+        {"mrn": spouse.mrn},
+        {"mrn": "EXT-1001"},
+    ]
+    twin = insured_bundle()
+    twin["entry"][2]["resource"] |= {
+        "id": "pt-2",
+        "identifier": [],
+        "name": [{"family": "Lindqvist", "given": ["Maria"]}],
+    }
+    report = run_import(ctx_for, write(tmp_path / "twin.json", twin))
+    [refused] = refused_of(report, "Patient")
+    assert refused.reason.startswith(
+        "possible duplicate of MRN EXT-1001 (same date of birth, similar name; same phone)"
+    )

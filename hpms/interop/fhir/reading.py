@@ -2,7 +2,8 @@
 line, as a bulk export writes them). Each supported resource is validated with the R4B models of
 `fhir.resources`; a malformed one becomes a `Refusal` naming the element at fault
 (`entry[3].resource.birthDate`), never an error for the whole file. No database, no hpms rules:
-the values come out as the resource gives them, with the element each one came from.
+the values come out as the resource gives them, with the element each one came from. The code
+systems and value tables are those of `hpms.interop.fhir.systems`, which the writer uses too.
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-# The resource types read, in the order an import applies them (each may refer to those before it).
-SUPPORTED = ("Organization", "Practitioner", "Patient", "Coverage", "Encounter")
+from hpms.interop.fhir.systems import (
+    BIRTH_SEX,
+    BIRTH_SEX_EXTENSION,
+    EMAIL,
+    HOME_ADDRESS,
+    LAST_PRIORITY,
+    MRN_SYSTEM,
+    MRN_TYPE,
+    NPI_SYSTEM,
+    OFFICIAL_NAME,
+    OLD,
+    ORDER_PRIORITY,
+    OTHER_RELATIONSHIP,
+    PAYER_ORG_TYPES,
+    PHONE,
+    PREFERRED_NAME_USES,
+    RELATIONSHIPS,
+    SEX_OF_GENDER,
+    SSN_SYSTEM,
+)
 
-SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
-NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
-BIRTH_SEX_URL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
-_BIRTH_SEX = {"M": "male", "F": "female", "UNK": "unknown"}
-_GENDER = {"male": "male", "female": "female", "unknown": "unknown"}
+# The resource types read, in the order an import applies them (each may refer to those before it).
+SUPPORTED = ("Organization", "Practitioner", "Patient", "RelatedPerson", "Coverage", "Encounter")
+
 _COUNTRY_NAMES = {"USA": "US", "UNITED STATES": "US", "UNITED STATES OF AMERICA": "US"}
-_PAYER_TYPES = {"pay", "ins"}  # organization-type codes of payers and insurers
 _PAYER_CODE = re.compile(r"[A-Za-z0-9]{2,80}")
-_RELATIONSHIPS = {"self": "self", "spouse": "spouse", "child": "child"}
-_ORDER = {1: "primary", 2: "secondary", 3: "tertiary"}
 
 
 class FhirFileError(ValueError):
@@ -257,6 +271,7 @@ def _coding_codes(concept: Any) -> Iterator[str]:
 
 
 def _concept_text(concept: Any) -> str | None:
+    """The concept's text, else the display of a coding, else its first code."""
     if not isinstance(concept, dict):
         return None
     if concept.get("text"):
@@ -264,7 +279,7 @@ def _concept_text(concept: Any) -> str | None:
     for c in concept.get("coding") or []:
         if c.get("display"):
             return str(c["display"])
-    return None
+    return next(_coding_codes(concept), None)
 
 
 def _pick(items: list[dict[str, Any]], prefer: str) -> int | None:
@@ -273,14 +288,14 @@ def _pick(items: list[dict[str, Any]], prefer: str) -> int | None:
         if it.get("use") == prefer:
             return i
     for i, it in enumerate(items):
-        if it.get("use") != "old":
+        if it.get("use") != OLD:
             return i
     return None
 
 
 def _name(res: dict[str, Any], rec: Record) -> None:
     names = res.get("name") or []
-    i = _pick(names, "official")
+    i = _pick(names, OFFICIAL_NAME)
     if i is None:
         return
     n = names[i]
@@ -292,15 +307,17 @@ def _name(res: dict[str, Any], rec: Record) -> None:
     rec.set("last_name", n.get("family"), f"name[{i}].family")
     if rec.resource_type == "Practitioner" and n.get("suffix"):
         rec.set("credentials", " ".join(n["suffix"]), f"name[{i}].suffix")
-    for j, other in enumerate(names):
-        if other.get("use") == "nickname" and other.get("given"):
-            rec.set("preferred_name", other["given"][0], f"name[{j}].given[0]")
+    # the preferred name: another name of use `usual` (as hpms writes it), else a nickname
+    for use in PREFERRED_NAME_USES:
+        j = next((j for j, o in enumerate(names) if j != i and o.get("use") == use and o.get("given")), None)
+        if j is not None:
+            rec.set("preferred_name", names[j]["given"][0], f"name[{j}].given[0]")
             break
 
 
 def _address(res: dict[str, Any], rec: Record) -> None:
     addresses = res.get("address") or []
-    i = _pick(addresses, "home")
+    i = _pick(addresses, HOME_ADDRESS)
     if i is None:
         return
     a = addresses[i]
@@ -324,12 +341,12 @@ def _address(res: dict[str, Any], rec: Record) -> None:
 def _telecom(res: dict[str, Any], rec: Record, *, emails: bool) -> None:
     phones = 0
     for i, t in enumerate(res.get("telecom") or []):
-        if t.get("use") == "old" or not t.get("value"):
+        if t.get("use") == OLD or not t.get("value"):
             continue
-        if t.get("system") == "phone" and phones < 2:
+        if t.get("system") == PHONE and phones < 2:
             rec.set("phone" if phones == 0 else "phone_alt", t["value"], f"telecom[{i}].value")
             phones += 1
-        elif emails and t.get("system") == "email" and "email" not in rec.values:
+        elif emails and t.get("system") == EMAIL and "email" not in rec.values:
             rec.set("email", t["value"], f"telecom[{i}].value")
 
 
@@ -338,10 +355,10 @@ def _patient(res: dict[str, Any], rec: Record, ref: Any) -> None:
     rec.set("dob", res.get("birthDate"), "birthDate")
     sex = None
     for i, ext in enumerate(res.get("extension") or []):
-        if ext.get("url") == BIRTH_SEX_URL and ext.get("valueCode") in _BIRTH_SEX:
-            sex = (_BIRTH_SEX[ext["valueCode"]], f"extension[{i}].valueCode")
-    if sex is None and res.get("gender") in _GENDER:
-        sex = (_GENDER[res["gender"]], "gender")
+        if ext.get("url") == BIRTH_SEX_EXTENSION and ext.get("valueCode") in BIRTH_SEX:
+            sex = (BIRTH_SEX[ext["valueCode"]], f"extension[{i}].valueCode")
+    if sex is None and res.get("gender") in SEX_OF_GENDER:
+        sex = (SEX_OF_GENDER[res["gender"]], "gender")
     if sex is not None:
         rec.set("sex_at_birth", *sex)
     _telecom(res, rec, emails=True)
@@ -349,14 +366,16 @@ def _patient(res: dict[str, Any], rec: Record, ref: Any) -> None:
     for i, ident in enumerate(res.get("identifier") or []):
         if ident.get("system") == SSN_SYSTEM and "ssn" not in rec.values:
             rec.set("ssn", ident.get("value"), f"identifier[{i}].value")
-        elif "MR" in _coding_codes(ident.get("type")) and "mrn" not in rec.values:
+        elif "mrn" not in rec.values and (
+            ident.get("system") == MRN_SYSTEM or MRN_TYPE in _coding_codes(ident.get("type"))
+        ):
             rec.set("mrn", ident.get("value"), f"identifier[{i}].value")
 
 
 def _organization(res: dict[str, Any], rec: Record, ref: Any) -> None:
     rec.set("name", res.get("name"), "name")
     codes = [c for t in res.get("type") or [] for c in _coding_codes(t)]
-    rec.values["payer"] = bool(_PAYER_TYPES & set(codes))
+    rec.values["payer"] = bool(PAYER_ORG_TYPES & set(codes))
     rec.values["kind"] = codes[0] if codes else None
     for i, ident in enumerate(res.get("identifier") or []):
         value = ident.get("value")
@@ -379,9 +398,22 @@ def _practitioner(res: dict[str, Any], rec: Record, ref: Any) -> None:
             break
 
 
+def _related_person(res: dict[str, Any], rec: Record, ref: Any) -> None:
+    """A person related to a patient: as hpms reads it, the subscriber of a coverage."""
+    rec.refs["patient"] = ref(res.get("patient"))
+    rec.paths["patient"] = "patient"
+    _name(res, rec)
+    rec.values.pop("preferred_name", None)
+    rec.set("dob", res.get("birthDate"), "birthDate")
+
+
 def _coverage(res: dict[str, Any], rec: Record, ref: Any) -> None:
     rec.refs["patient"] = ref(res.get("beneficiary"))
     rec.paths["patient"] = "beneficiary"
+    subscriber = ref(res.get("subscriber"))
+    if subscriber is not None and subscriber.resource_type in ("RelatedPerson", ""):
+        rec.refs["subscriber"] = subscriber  # (a Patient subscriber is the patient: relationship self)
+        rec.paths["subscriber"] = "subscriber"
     payors = res.get("payor") or []
     rec.refs["payer"] = ref(payors[0]) if payors else None
     rec.paths["payer"] = "payor[0]"
@@ -399,10 +431,10 @@ def _coverage(res: dict[str, Any], rec: Record, ref: Any) -> None:
             break
     codes = list(_coding_codes(res.get("relationship")))
     if codes:
-        rec.set("relationship", _RELATIONSHIPS.get(codes[0], "other"), "relationship")
+        rec.set("relationship", codes[0] if codes[0] in RELATIONSHIPS else OTHER_RELATIONSHIP, "relationship")
     order = res.get("order")
     if isinstance(order, int):
-        rec.set("priority", _ORDER.get(order, "tertiary"), "order")
+        rec.set("priority", ORDER_PRIORITY.get(order, LAST_PRIORITY), "order")
     period = res.get("period") or {}
     rec.set("valid_from", _date(period.get("start")), "period.start")
     rec.set("valid_to", _date(period.get("end")), "period.end")
@@ -452,6 +484,7 @@ def _instant(value: Any) -> dt.datetime | None:
 
 _READERS = {
     "Patient": _patient,
+    "RelatedPerson": _related_person,
     "Organization": _organization,
     "Practitioner": _practitioner,
     "Coverage": _coverage,

@@ -7,8 +7,8 @@ the practice is `Organization/org-1`, a payer `Organization/payer-3`; a provider
 (PractitionerRole, Schedule) is `{provider id}-{location id}`; the busy Slot of appointment 7
 is `Slot/appointment-7`, a free Slot `{provider}-{location}-{YYYYMMDDHHMM}` (its UTC start).
 
-The element names and code systems used here are the contract of the readers too: the
-constants below are the ones an import looks for.
+The identifier and code systems come from `hpms.interop.fhir.systems`, where the reader takes
+them too: what an export writes is what an import looks for.
 """
 
 from __future__ import annotations
@@ -17,43 +17,59 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hpms.interop.fhir.systems import (
+    ACT_CODE,
+    ADJUDICATION_SYSTEM,
+    CLAIM_CONTROL_SYSTEM,
+    CLAIM_ENCOUNTER_EXTENSION,
+    CLAIM_TYPE,
+    COVERAGE_CLASS,
+    CPT_SYSTEM,
+    EIN_SYSTEM,
+    EMAIL,
+    GENDER,
+    HCPCS_SYSTEM,
+    HOME,
+    HPMS_ADJUDICATION,
+    ICD10_SYSTEM,
+    IDENTIFIER_TYPE,
+    MEMBER_ID_SYSTEM,
+    MEMBER_ID_TYPE,
+    MOBILE,
+    MODIFIER_SYSTEM,
+    MRN_SYSTEM,
+    MRN_TYPE,
+    NPI_SYSTEM,
+    NPI_TYPE,
+    OFFICIAL_NAME,
+    ORG_TYPE,
+    PAYER_CLAIM_SYSTEM,
+    PAYER_ID_SYSTEM,
+    PAYER_ORG_TYPE,
+    PAYMENT_TYPE_SYSTEM,
+    PHONE,
+    POS_SYSTEM,
+    PRACTICE_ORG_TYPE,
+    PREFERRED_NAME,
+    PRIORITY_ORDER,
+    PRIORITY_SYSTEM,
+    RELATIONSHIP_SYSTEM,
+    ROLE_CODE,
+    SSN_SYSTEM,
+    SSN_TYPE,
+    SUBSCRIBER_ROLE,
+    TAX_ID_TYPE,
+    TAXONOMY_SYSTEM,
+    TIMEZONE_EXTENSION,
+    TRACE_NUMBER_SYSTEM,
+    WORK,
+)
+
 Row = Mapping[str, Any]
 Resource = dict[str, Any]
 
-# ---- identifier and code systems -----------------------------------------------------------
+# ---- hpms states and their FHIR codes (written only) ---------------------------------------
 
-MRN_SYSTEM = "urn:hpms:mrn"  # the practice's medical record numbers (Patient.identifier, type MR)
-NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
-SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
-EIN_SYSTEM = "urn:oid:2.16.840.1.113883.4.4"  # US employer identification number (tax id)
-PAYER_ID_SYSTEM = "urn:hpms:x12-payer-id"  # a payer's X12 id (NM109 of loop 2010BB)
-MEMBER_ID_SYSTEM = "urn:hpms:member-id"  # a coverage's member id; Coverage.subscriberId holds it too
-CLAIM_CONTROL_SYSTEM = "urn:hpms:claim-control-number"  # CLM01, the patient control number
-PAYER_CLAIM_SYSTEM = "urn:hpms:payer-claim-number"  # the payer's number of a claim (CLP07)
-ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
-CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
-HCPCS_SYSTEM = "urn:oid:2.16.840.1.113883.6.285"  # HCPCS Level II
-MODIFIER_SYSTEM = "urn:hpms:procedure-modifier"
-TAXONOMY_SYSTEM = "http://nucc.org/provider-taxonomy"
-POS_SYSTEM = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
-IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-ORG_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
-CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
-PRIORITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/processpriority"
-ADJUDICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/adjudication"
-RELATIONSHIP_SYSTEM = "http://terminology.hl7.org/CodeSystem/subscriber-relationship"
-COVERAGE_CLASS = "http://terminology.hl7.org/CodeSystem/coverage-class"
-CARC_SYSTEM = "https://x12.org/codes/claim-adjustment-reason-codes"
-TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
-CLAIM_ENCOUNTER_EXTENSION = "urn:hpms:claim-encounter"  # Claim.extension: the Encounter billed
-HPMS_ADJUDICATION = "urn:hpms:adjudication"  # ClaimResponse.total category patient-responsibility
-PAYMENT_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"
-TRACE_NUMBER_SYSTEM = "urn:hpms:remittance-trace-number"  # TRN02 of the 835 that paid
-
-# ---- hpms values and their FHIR codes (one table each way) ---------------------------------
-
-GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
 APPOINTMENT_STATUS = {
     "booked": "booked",
     "confirmed": "booked",
@@ -67,7 +83,6 @@ BLOCKING = frozenset({"booked", "confirmed", "arrived", "in_room", "completed"})
 ENCOUNTER_STATUS = {"draft": "in-progress", "signed": "finished", "billed": "finished", "void": "entered-in-error"}
 CLAIM_STATUS = {"void": "cancelled", "rejected": "entered-in-error"}  # every other claim status is active
 TELEHEALTH_POS = frozenset({"02", "10"})
-PRIORITY_ORDER = {"primary": 1, "secondary": 2, "tertiary": 3}
 # CLP02 claim status codes of an 835: what the payer did
 REMIT_DISPOSITION = {
     "1": "processed as primary",
@@ -88,6 +103,7 @@ RESOURCE_TYPES = (
     "PractitionerRole",
     "Schedule",
     "Patient",
+    "RelatedPerson",
     "Coverage",
     "Slot",
     "Appointment",
@@ -115,6 +131,11 @@ def payer_id(payer_row_id: int) -> str:
 def role_id(provider_id: int, location_id: int) -> str:
     """The id of a provider at a location: its PractitionerRole and its Schedule."""
     return f"{provider_id}-{location_id}"
+
+
+def subscriber_id(coverage_id: int) -> str:
+    """The id of the RelatedPerson who subscribes to a coverage that is not the patient's own."""
+    return f"subscriber-{coverage_id}"
 
 
 def busy_slot_id(appointment_id: int) -> str:
@@ -193,14 +214,14 @@ def dotted_icd10(code: str) -> str:
 
 def practice(row: Row) -> Resource:
     """The practice (organization row; `tax_id` from its billing profile when known)."""
-    ident = [_identifier(EIN_SYSTEM, row["tax_id"], "TAX")] if row.get("tax_id") else []
+    ident = [_identifier(EIN_SYSTEM, row["tax_id"], TAX_ID_TYPE)] if row.get("tax_id") else []
     return _clean(
         {
             "resourceType": "Organization",
             "id": practice_id(row["id"]),
             "identifier": ident,
             "active": True,
-            "type": [_concept(ORG_TYPE, "prov", "Healthcare Provider")],
+            "type": [_concept(ORG_TYPE, PRACTICE_ORG_TYPE, "Healthcare Provider")],
             "name": row["name"],
         }
     )
@@ -214,9 +235,9 @@ def payer(row: Row) -> Resource:
             "id": payer_id(row["id"]),
             "identifier": [_identifier(PAYER_ID_SYSTEM, row["payer_id"])],
             "active": True,
-            "type": [_concept(ORG_TYPE, "pay", "Payer")],
+            "type": [_concept(ORG_TYPE, PAYER_ORG_TYPE, "Payer")],
             "name": row["name"],
-            "telecom": _telecom(("phone", row.get("phone"), "work")),
+            "telecom": _telecom((PHONE, row.get("phone"), WORK)),
             "address": _address(row),
         }
     )
@@ -224,7 +245,7 @@ def payer(row: Row) -> Resource:
 
 def location(row: Row) -> Resource:
     """A location of the practice; its IANA zone in the timezone extension."""
-    ident = [_identifier(NPI_SYSTEM, row["npi"], "NPI")] if row.get("npi") else []
+    ident = [_identifier(NPI_SYSTEM, row["npi"], NPI_TYPE)] if row.get("npi") else []
     addr = _address(row)
     return _clean(
         {
@@ -235,7 +256,7 @@ def location(row: Row) -> Resource:
             "status": "active",
             "name": row["name"],
             "type": [_concept(POS_SYSTEM, row.get("place_of_service") or "11")],
-            "telecom": _telecom(("phone", row.get("phone"), "work")),
+            "telecom": _telecom((PHONE, row.get("phone"), WORK)),
             "address": addr[0] if addr else None,
             "managingOrganization": ref("Organization", practice_id(row["org_id"])),
         }
@@ -244,8 +265,8 @@ def location(row: Row) -> Resource:
 
 def practitioner(row: Row) -> Resource:
     """A provider (clinician): NPI, name and credentials."""
-    ident = [_identifier(NPI_SYSTEM, row["npi"], "NPI")] if row.get("npi") else []
-    name: dict[str, Any] = {"use": "official", "family": row["last_name"], "given": [row["first_name"]]}
+    ident = [_identifier(NPI_SYSTEM, row["npi"], NPI_TYPE)] if row.get("npi") else []
+    name: dict[str, Any] = {"use": OFFICIAL_NAME, "family": row["last_name"], "given": [row["first_name"]]}
     if row.get("credentials"):
         name["suffix"] = [row["credentials"]]
     return _clean(
@@ -292,17 +313,17 @@ def schedule(row: Row) -> Resource:
 def patient(row: Row, *, ssn: str | None = None, mrn_system: str = MRN_SYSTEM) -> Resource:
     """A patient: MRN (and the SSN only when given), names, contacts, address. A merged
     patient is inactive, linked to the one it was merged into."""
-    ident = [_identifier(mrn_system, row["mrn"], "MR", "usual")]
+    ident = [_identifier(mrn_system, row["mrn"], MRN_TYPE, "usual")]
     if ssn:
-        ident.append(_identifier(SSN_SYSTEM, f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}" if len(ssn) == 9 else ssn, "SS"))
+        ident.append(_identifier(SSN_SYSTEM, f"{ssn[:3]}-{ssn[3:5]}-{ssn[5:]}" if len(ssn) == 9 else ssn, SSN_TYPE))
     given = [x for x in (row["first_name"], row.get("middle_name")) if x]
-    names: list[dict[str, Any]] = [{"use": "official", "family": row["last_name"], "given": given}]
+    names: list[dict[str, Any]] = [{"use": OFFICIAL_NAME, "family": row["last_name"], "given": given}]
     if row.get("preferred_name"):
-        names.append({"use": "usual", "given": [row["preferred_name"]]})
+        names.append({"use": PREFERRED_NAME, "given": [row["preferred_name"]]})
     telecom = _telecom(
-        ("phone", row.get("phone"), "mobile" if row.get("consent_sms") else "home"),
-        ("phone", row.get("phone_alt"), None),
-        ("email", row.get("email"), None),
+        (PHONE, row.get("phone"), MOBILE if row.get("consent_sms") else HOME),
+        (PHONE, row.get("phone_alt"), None),
+        (EMAIL, row.get("email"), None),
     )
     resource: Resource = {
         "resourceType": "Patient",
@@ -320,9 +341,36 @@ def patient(row: Row, *, ssn: str | None = None, mrn_system: str = MRN_SYSTEM) -
     return _clean(resource)
 
 
+def has_subscriber(row: Row) -> bool:
+    """Whether a coverage row is insured through someone else whose name is on file."""
+    return (row.get("relationship") or "self") != "self" and bool(row.get("subscriber_last_name"))
+
+
+def subscriber(row: Row) -> Resource:
+    """The subscriber of a coverage that is not the patient's own (a coverage row with the
+    subscriber's names and date of birth): a RelatedPerson of the patient, which the Coverage
+    names as its subscriber."""
+    role = SUBSCRIBER_ROLE.get(row.get("relationship") or "")
+    name: dict[str, Any] = {"use": OFFICIAL_NAME, "family": row["subscriber_last_name"]}
+    if row.get("subscriber_first_name"):
+        name["given"] = [row["subscriber_first_name"]]
+    dob = row.get("subscriber_dob")
+    return _clean(
+        {
+            "resourceType": "RelatedPerson",
+            "id": subscriber_id(row["id"]),
+            "patient": ref("Patient", row["patient_id"]),
+            "relationship": [_concept(ROLE_CODE, role)] if role else [],
+            "name": [name],
+            "birthDate": dob.isoformat() if dob else None,
+        }
+    )
+
+
 def coverage(row: Row, *, member_id: str) -> Resource:
     """A patient's insurance coverage (a coverage row with the payer's X12 id as `payer_code`);
-    `member_id` is the decrypted member id."""
+    `member_id` is the decrypted member id. One insured through someone else names its
+    subscriber (see `subscriber`)."""
     period = {
         k: v.isoformat() for k, v in (("start", row.get("valid_from")), ("end", row.get("valid_to"))) if v is not None
     }
@@ -333,8 +381,9 @@ def coverage(row: Row, *, member_id: str) -> Resource:
         {
             "resourceType": "Coverage",
             "id": str(row["id"]),
-            "identifier": [_identifier(f"{MEMBER_ID_SYSTEM}:{row['payer_code']}", member_id, "MB")],
+            "identifier": [_identifier(f"{MEMBER_ID_SYSTEM}:{row['payer_code']}", member_id, MEMBER_ID_TYPE)],
             "status": "active" if row["active"] else "cancelled",
+            "subscriber": ref("RelatedPerson", subscriber_id(row["id"])) if has_subscriber(row) else None,
             "subscriberId": member_id,
             "beneficiary": ref("Patient", row["patient_id"]),
             "relationship": _concept(RELATIONSHIP_SYSTEM, row.get("relationship") or "self"),

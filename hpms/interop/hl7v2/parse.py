@@ -8,6 +8,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from hpms.interop.hl7v2.build import SEX
+
 
 class ParseError(ValueError):
     """Not an HL7 v2 message hpms can read (the text says why)."""
@@ -180,7 +182,9 @@ class AdtPatient:
     email: str | None
 
 
-_SEX = {"F": "female", "M": "male", "A": "intersex", "U": "unknown", "O": "unknown", "N": "unknown"}
+# HL7 table 0001 -> sex at birth: the codes hpms writes read back as written; O (other) and N
+# (not applicable) say nothing hpms records
+SEX_OF_CODE = {code: sex for sex, code in SEX.items()} | {"O": "unknown", "N": "unknown"}
 
 
 def _date(text: str) -> dt.date | None:
@@ -233,7 +237,7 @@ def adt_patient(p: Parsed) -> AdtPatient:
         first_name=first,
         middle_name=middle,
         dob=_date(p.value("PID", 7)),
-        sex_at_birth=_SEX.get(sex),
+        sex_at_birth=SEX_OF_CODE.get(sex),
         address_line1=part(addr, 0),
         address_line2=part(addr, 1),
         city=part(addr, 2),

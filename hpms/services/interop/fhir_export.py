@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 CHUNK = 1000  # rows read per page of a resource type
 FORMATS = ("ndjson", "bundle")
-READS = ("Patient", "Coverage", "Appointment", "Encounter", "Claim", "ClaimResponse")  # (Slots come with appointments)
+# (Slots come with appointments, the RelatedPersons who subscribe with coverages)
+READS = ("Patient", "Coverage", "Appointment", "Encounter", "Claim", "ClaimResponse")
 SHARED_TYPES = ("Organization", "Location", "Practitioner", "PractitionerRole", "Schedule")
 
 Resource = dict[str, Any]
@@ -136,6 +137,8 @@ def _coverages(ctx: Ctx, scope: Scope, include_ssn: bool) -> Iterator[Resource]:
     stmt = _scoped(stmt, scope, Coverage.patient_id, Coverage.created_at)
     for page in _pages(ctx, stmt, Coverage.id):
         for row in page:
+            if w.has_subscriber(row):  # the RelatedPerson the Coverage names, first
+                yield w.subscriber(row)
             yield w.coverage(row, member_id=ctx.crypto.decrypt(row["member_id_enc"], "member_id"))
 
 
@@ -254,7 +257,7 @@ def _claim_responses(ctx: Ctx, scope: Scope, include_ssn: bool) -> Iterator[Reso
 Producer = Callable[["Ctx", Scope, bool], Iterator[Resource]]
 PRODUCERS: dict[str, Producer] = {
     "Patient": _patients,
-    "Coverage": _coverages,
+    "Coverage": _coverages,  # and the subscribers (RelatedPerson)
     "Appointment": _appointments,  # and the busy Slots
     "Encounter": _encounters,
     "Claim": _claims,

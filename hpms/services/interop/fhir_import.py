@@ -96,6 +96,7 @@ class _Run:
         self.changed_refs: list[dict[str, Any]] = []
         self.shown: list[object] = []  # duplicate candidates shown, audited again after a dry run
         self.records: dict[tuple[str, str], fr.Record] = {}
+        self.subscribed: dict[str, str] = {}  # RelatedPerson id -> what became of its coverage
 
     def count(self, resource_type: str) -> ResourceCounts:
         return self.counts.setdefault(resource_type, ResourceCounts(resource_type=resource_type))
@@ -296,7 +297,13 @@ def _follow_merges(run: _Run) -> None:
             r.entity_id = into[r.entity_id]
 
 
-_REF_TYPES = {"patient": "Patient", "payer": "Organization", "provider": "Practitioner", "facility": "Organization"}
+_REF_TYPES = {
+    "patient": "Patient",
+    "payer": "Organization",
+    "provider": "Practitioner",
+    "facility": "Organization",
+    "subscriber": "RelatedPerson",
+}
 
 
 def _write_refs(run: _Run) -> None:
@@ -446,7 +453,8 @@ def _patients(run: _Run, records: list[fr.Record]) -> None:
                 else:
                     counts.unchanged += 1
             else:
-                out = patients.register(ctx, **rec.values)
+                # a household shares a phone: alone it is no sign that two records are one person
+                out = patients.register(ctx, phone_alone=False, **rec.values)
                 run.link(rec, "patient", out.id)
                 counts.created += 1
         except patients.LikelyDuplicate as exc:
@@ -494,42 +502,92 @@ def _coverage(run: _Run, records: list[fr.Record]) -> None:
         if payer is None:
             run.refuse(rec, rec.where.path("payor[0]"), _missing(run, rec, "payer", "Organization"))
             continue
+        sub: fr.Record | None = None
+        if rec.values.get("relationship", "self") != "self":
+            who = rec.refs.get("subscriber")
+            sub = run.records.get(("RelatedPerson", who.id)) if who is not None else None
+            if sub is None:
+                reason = (
+                    _missing(run, rec, "subscriber", "RelatedPerson")
+                    if who is not None
+                    else "missing (a coverage through someone else names its subscriber, a RelatedPerson)"
+                )
+                run.refuse(rec, rec.where.path("subscriber"), reason)
+                continue
+            for name in _SUBSCRIBER_FIELDS:  # in the values, so that the digest covers them
+                if name in sub.values:
+                    rec.values[f"subscriber_{name}"] = sub.values[name]
         values = {k: rec.values.get(k) for k in _COVERAGE_FIELDS if rec.values.get(k) is not None}
         ref = run.known(rec)
         try:
             if ref is not None:
                 if run.same(rec, ref):
                     counts.unchanged += 1
+                    _took(run, sub, "unchanged")
                     continue
-                _update_coverage(run, rec, ref, payer, values)
+                _took(run, sub, _update_coverage(run, rec, ref, payer, values))
                 continue
-            if values.get("relationship", "self") != "self":
-                run.refuse(rec, rec.path("relationship"), "the subscriber's name and date of birth are not imported")
-                continue
-            out = coverages.add_coverage(ctx, patient=mrns[pid], payer=codes[payer], **values)
+            out = coverages.add_coverage(ctx, patient=mrns[pid], payer=codes[payer], **values, **_subscriber(rec))
             run.link(rec, "coverage", out.id)
             counts.created += 1
+            _took(run, sub, "created")
         except (ValidationError, ConflictError, NotFoundError) as exc:
-            run.refuse_error(rec, exc)
+            if sub is not None and exc.field in _SUBSCRIBER_AT:
+                at = f"{sub.where.file}: {sub.path(_SUBSCRIBER_AT[exc.field])}"
+                run.refuse(rec, rec.where.path("subscriber"), f"RelatedPerson/{sub.fhir_id} ({at}): {exc.message}")
+            else:
+                run.refuse_error(rec, exc)
 
 
 _COVERAGE_FIELDS = ("member_id", "group_number", "relationship", "priority", "valid_from", "valid_to")
+_SUBSCRIBER_FIELDS = ("first_name", "last_name", "dob")
+_SUBSCRIBER_AT = {"subscriber": "last_name", "subscriber_dob": "dob"}  # a field at fault: its element
 
 
-def _update_coverage(run: _Run, rec: fr.Record, ref: Any, payer: int, values: dict[str, Any]) -> None:
+def _subscriber(rec: fr.Record) -> dict[str, Any]:
+    """The subscriber arguments of a coverage (the name as `Last, First`), when it has one."""
+    last = rec.values.get("subscriber_last_name")
+    if last is None:
+        return {}
+    first = rec.values.get("subscriber_first_name")
+    return {"subscriber": f"{last}, {first}" if first else last, "subscriber_dob": rec.values.get("subscriber_dob")}
+
+
+def _took(run: _Run, sub: fr.Record | None, outcome: str | None) -> None:
+    """The coverage that names `sub` as its subscriber was `outcome` (None: refused)."""
+    if sub is not None and outcome is not None:
+        run.subscribed[sub.fhir_id] = outcome
+
+
+def _subscribers(run: _Run, records: list[fr.Record]) -> None:
+    """A RelatedPerson is read as the subscriber of the coverage that names it (see `_coverage`)
+    and counts as what became of that coverage: created, updated or unchanged; one that no
+    coverage took is skipped."""
+    for rec in records:
+        outcome = run.subscribed.get(rec.fhir_id, "skipped")
+        counts = run.count(rec.resource_type)
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+
+
+def _update_coverage(run: _Run, rec: fr.Record, ref: Any, payer: int, values: dict[str, Any]) -> str | None:
     """A changed Coverage: its group number is changed; any other difference is refused (a
-    coverage on file is ended and a new one added, by hand)."""
+    coverage on file is ended and a new one added, by hand). Returns what became of it
+    (`updated`, `unchanged`; None: refused)."""
     ctx = run.ctx
     counts = run.count(rec.resource_type)
     cov = ctx.session.get(Coverage, ref.entity_id)
     if cov is None:
         run.refuse(rec, rec.where.path(), f"coverage {ref.entity_id} is no longer on file")
-        return
+        return None
     member = values.get("member_id", "")
+    subscriber = tuple(str(rec.values.get(f"subscriber_{k}") or "") for k in _SUBSCRIBER_FIELDS)
+    on_file = (cov.subscriber_first_name, cov.subscriber_last_name, cov.subscriber_dob)
     same = (
         cov.payer_id == payer
         and cov.member_id_bidx in ctx.crypto.blind_indexes(member, "member_id")
         and cov.priority == values.get("priority", "primary")
+        and cov.relationship == values.get("relationship", "self")
+        and tuple(str(x or "") for x in on_file) == subscriber
         and str(cov.valid_from or "") == (values.get("valid_from") or "")
         and str(cov.valid_to or "") == (values.get("valid_to") or "")
     )
@@ -539,14 +597,15 @@ def _update_coverage(run: _Run, rec: fr.Record, ref: Any, payer: int, values: di
             rec.where.path(),
             f"differs from coverage {cov.id} on file in more than the group number; end it and add the new one",
         )
-        return
+        return None
     group = values.get("group_number")
+    outcome = "unchanged"
     if (group or None) != cov.group_number:
         coverages.update_coverage(ctx, cov.id, group_number=group or "none")
-        counts.updated += 1
-    else:
-        counts.unchanged += 1
+        outcome = "updated"
+    setattr(counts, outcome, getattr(counts, outcome) + 1)
     run.relink(rec, ref)
+    return outcome
 
 
 _VISIT_TEXT = {"kind": 200, "reason": 500, "practitioner": 200, "facility": 200, "status": 20, "visit_class": 20}
@@ -669,5 +728,6 @@ _STEPS: tuple[tuple[str, Callable[[_Run, list[fr.Record]], None]], ...] = (
     ("Practitioner", _providers),
     ("Patient", _patients),
     ("Coverage", _coverage),
+    ("RelatedPerson", _subscribers),  # counted after the coverages that take them
     ("Encounter", _visits),
 )

@@ -269,12 +269,23 @@ def similar_name(first_a: str, last_a: str, first_b: str, last_b: str) -> bool:
     return first_a == last_b and last_a == first_b
 
 
+SAME_PHONE = "same phone"
+
+
 def likely_duplicates(
-    ctx: Ctx, *, first_name: str, last_name: str, dob: dt.date, phone: str | None = None, ssn: str | None = None
+    ctx: Ctx,
+    *,
+    first_name: str,
+    last_name: str,
+    dob: dt.date,
+    phone: str | None = None,
+    ssn: str | None = None,
+    phone_alone: bool = True,
 ) -> list[RegistrationMatch]:
     """Active patients that a registration with these (validated) values likely duplicates:
-    same date of birth and a similar name, same phone (main or second) or same SSN. Three
-    indexed queries; the candidates' reads are audited."""
+    same date of birth and a similar name, same phone (main or second) or same SSN; with
+    `phone_alone` False, not those whose only likeness is the phone (a household shares one).
+    Three indexed queries; the candidates' reads are audited."""
     first, last = v.fold(first_name), v.fold(last_name)
     cols = (*_SUMMARY_COLS, Patient.first_norm, Patient.last_norm, Patient.phone_digits, Patient.phone_alt_digits)
     active = sa.and_(Patient.org_id == ctx.org_id, Patient.active.is_(True))
@@ -292,7 +303,7 @@ def likely_duplicates(
     digits = v.phone_digits(phone) if phone else None
     if digits:
         cond = sa.or_(Patient.phone_digits == digits, Patient.phone_alt_digits == digits)
-        note(ctx.session.execute(sa.select(*cols).where(active, cond).limit(20)).all(), "same phone")
+        note(ctx.session.execute(sa.select(*cols).where(active, cond).limit(20)).all(), SAME_PHONE)
     if ssn:
         cond = col(Patient.ssn_bidx).in_(ctx.crypto.blind_indexes(ssn, "ssn"))
         note(ctx.session.execute(sa.select(*cols).where(active, cond).limit(20)).all(), "same SSN")
@@ -302,6 +313,7 @@ def likely_duplicates(
             reasons=reasons,
         )
         for r, reasons in sorted(found.values(), key=lambda e: (-len(e[1]), e[0].mrn))
+        if phone_alone or reasons != [SAME_PHONE]
     ]
     if out:
         audit.record(ctx, _shown(out))
@@ -319,10 +331,11 @@ def _shown(candidates: list[RegistrationMatch]) -> audit.Event:
     )
 
 
-def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> PatientOut:
+def register(ctx: Ctx, *, allow_duplicate: bool = False, phone_alone: bool = True, **data: Any) -> PatientOut:
     """Register a patient; assigns the next MRN unless one is given. Unless `allow_duplicate`,
-    refuses a likely duplicate of an active patient (see `likely_duplicates`). Raises
-    ValidationError, LikelyDuplicate, ConflictError (MRN taken), PermissionDenied."""
+    refuses a likely duplicate of an active patient (see `likely_duplicates`, and its
+    `phone_alone`). Raises ValidationError, LikelyDuplicate, ConflictError (MRN taken),
+    PermissionDenied."""
     require(ctx.actor, "patient.create")
     values = validate_fields(data, today=_today(ctx))
     ssn = values.pop("ssn", None)
@@ -339,6 +352,7 @@ def register(ctx: Ctx, *, allow_duplicate: bool = False, **data: Any) -> Patient
             dob=values["dob"],
             phone=values.get("phone"),
             ssn=ssn,
+            phone_alone=phone_alone,
         )
         if candidates:
             refused = LikelyDuplicate(candidates)
