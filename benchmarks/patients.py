@@ -707,7 +707,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the import with cProfile")
     args = parser.parse_args()
     print(
-        f"hpms patients benchmark; python {platform.python_version()}, {os.cpu_count()} CPUs,"
+        f"patients benchmark (hpms); python {platform.python_version()}, {os.cpu_count()} CPUs,"
         f" load average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )

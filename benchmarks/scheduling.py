@@ -618,7 +618,7 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     rng = random.Random(args.seed)
     settings = load_settings()
     print(
-        f"hpms scheduling benchmark on {backend}: {args.providers} providers, {args.appointments:,} appointments;"
+        f"scheduling benchmark (hpms) on {backend}: {args.providers} providers, {args.appointments:,} appointments;"
         f" python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )
