@@ -511,6 +511,11 @@ def write_837p(
     payer_count = payer_text.count("~") + 1
     filing = _t(payer.claim_filing)
 
+    # Segments that repeat across claims, formatted once: a rendering provider's NM1*82/PRV, a
+    # service line's SV1/DTP (claims share codes, charges and dates of service)
+    renderings: dict[RenderingProvider, list[str]] = {}
+    services: dict[tuple[Line, date | None], list[str]] = {}
+
     write = out.write
     st_no = 0
     st_segments = 0  # segments of the open set so far (from ST), 0 = no set open
@@ -581,9 +586,12 @@ def write_837p(
         # 2310B / 2310C
         rp = claim.rendering
         if rp is not None:
-            add(_nm1("82", rp.last, rp.first, "XX", rp.npi, person=rp.first is not None))
-            if rp.taxonomy:
-                add(f"PRV*PE*PXC*{_m(rp.taxonomy)}")
+            rendering = renderings.get(rp)
+            if rendering is None:
+                rendering = renderings[rp] = [_nm1("82", rp.last, rp.first, "XX", rp.npi, person=rp.first is not None)]
+                if rp.taxonomy:
+                    rendering.append(f"PRV*PE*PXC*{_m(rp.taxonomy)}")
+            segs.extend(rendering)
         fac = claim.facility
         if fac is not None:
             add(_nm1("77", fac.name, None, fac.id_qualifier, fac.id, person=False))
@@ -607,17 +615,23 @@ def write_837p(
         # 2400
         default_date = claim.service_date
         for n, line in enumerate(claim.lines, 1):
-            proc = _m(line.code)
-            if line.modifiers:
-                proc += ":" + ":".join([_m(m) for m in line.modifiers])
             add(f"LX*{n}")
-            add(
-                f"SV1*HC:{proc}*{format_amount(line.charge_cents)}*UN*{line.units}"
-                f"*{line.place_of_service or ''}**{':'.join(map(str, line.pointers))}".rstrip("*")
-            )
             d = line.service_date or default_date
-            if d is not None:
-                add(f"DTP*472*D8*{_d8(d)}")
+            service = services.get((line, d))
+            if service is None:
+                proc = _m(line.code)
+                if line.modifiers:
+                    proc += ":" + ":".join([_m(m) for m in line.modifiers])
+                service = [
+                    f"SV1*HC:{proc}*{format_amount(line.charge_cents)}*UN*{line.units}"
+                    f"*{line.place_of_service or ''}**{':'.join(map(str, line.pointers))}".rstrip("*")
+                ]
+                if d is not None:
+                    service.append(f"DTP*472*D8*{_d8(d)}")
+                if len(services) >= 20_000:
+                    services.clear()
+                services[(line, d)] = service
+            segs.extend(service)
             adj = line.adjudication
             if adj is not None and adjudicated_by is not None:  # 2430
                 svd = _m(adj.code)

@@ -297,7 +297,7 @@ def mark_submitted(ctx: Ctx, file_ref: int | str | Path) -> dict:
     return {"file": f.filename, "claims": len(ids)}
 
 
-def _move_charges(ctx: Ctx, old: Claim, new: Claim, new_lines: list[dict]) -> None:
+def _move_charges(ctx: Ctx, old: Claim, new: Claim) -> None:
     """A new original (after a rejection) or a replacement claim bills the same charges: they
     leave the old claim's lines (reversing entries) and are posted on the new claim's, so the
     encounter's balance does not change and each claim's balance is its own."""
@@ -336,16 +336,7 @@ def _move_charges(ctx: Ctx, old: Claim, new: Claim, new_lines: list[dict]) -> No
             )
         )
     if charged:
-        post_charges(
-            ctx,
-            [
-                (
-                    dict(id=new.id, encounter_id=new.encounter_id, patient_id=new.patient_id, payer_id=new.payer_id),
-                    new_lines,
-                )
-            ],
-            batch=f"claim {new.id}",
-        )
+        post_charges(ctx, new.id, batch=f"claim {new.id}")
     ctx.session.flush()
 
 
@@ -389,7 +380,7 @@ def _copy(ctx: Ctx, c: Claim, frequency: str, payer_claim_number: str | None) ->
     ]
     bulk_insert(ctx.session, ClaimLine.__table__, new_lines)
     if frequency != "8":
-        _move_charges(ctx, c, new, new_lines)
+        _move_charges(ctx, c, new)
     _event(
         ctx,
         new,

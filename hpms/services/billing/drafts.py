@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import sqlalchemy as sa
-from sqlmodel import col
 
 from hpms.errors import Action, NotFoundError
-from hpms.models import BillingProfile, Coverage, Encounter, Location, Payer, Provider
+from hpms.models import BillingProfile, Encounter, Payer
 from hpms.services.billing.fees import Schedule, load_schedule, price_in
 from hpms.services.billing.rows import birth_day, modifiers_of, pointers_of, select_in, service_day
 from hpms.services.billing.scrubber import ClaimDraft, DraftLine, Finding, scrub
@@ -23,17 +22,19 @@ if TYPE_CHECKING:
     from hpms.services.platform.context import Ctx
 
 
-@dataclass(slots=True)
-class _Enc:
-    id: int
-    patient_id: int
-    provider_id: int
-    location_id: int
-    service_date: dt.date
-    place_of_service: str
+class _Cov(NamedTuple):
+    """A primary coverage as a draft reads it (dates as dates)."""
 
-    def __post_init__(self) -> None:
-        self.service_date = service_day(self.service_date)
+    id: int
+    payer_id: int
+    member_id_enc: str
+    relationship: str
+    subscriber_first_name: str | None
+    subscriber_last_name: str | None
+    subscriber_dob: dt.date | None
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    medicare_secondary_type: str | None
 
 
 @dataclass(slots=True)
@@ -53,18 +54,15 @@ def build_drafts(
     session = ctx.session
     if not encounter_ids:
         return []
-    conn = session.connection()  # column reads: no ORM row machinery
+    conn = session.connection()  # column reads, straight from the driver: no row machinery
     fees = load_schedule(session, ctx.org_id) if fees is None else fees
     profile = session.get(BillingProfile, ctx.org_id) if profile is None else profile
-    encs = [
-        _Enc(*row)
-        for row in select_in(
-            conn,
-            "SELECT id, patient_id, provider_id, location_id, service_date, place_of_service FROM encounter "
-            "WHERE id IN ({}) ORDER BY id",
-            encounter_ids,
-        )
-    ]
+    encs = select_in(
+        conn,
+        "SELECT id, patient_id, provider_id, location_id, service_date, place_of_service FROM encounter "
+        "WHERE id IN ({}) ORDER BY id",
+        encounter_ids,
+    )
     if not encs:
         return []
     dx: dict[int, list[str]] = {}
@@ -81,25 +79,16 @@ def build_drafts(
         "WHERE encounter_id IN ({}) ORDER BY encounter_id, seq",
         encounter_ids,
     ):
-        lines.setdefault(encounter_id, []).append((seq, code, mods, units, ptrs, dos))
-    pids = {e.patient_id for e in encs}
-    provs = {
-        r.id: r.npi
-        for r in conn.execute(
-            sa.select(Provider.id, Provider.npi).where(col(Provider.id).in_({e.provider_id for e in encs}))
-        )
-    }
+        lines.setdefault(encounter_id, []).append((seq, code, modifiers_of(mods), units, pointers_of(ptrs), dos))
+    pids = sorted({e[1] for e in encs})
+    provs = dict(select_in(conn, "SELECT id, npi FROM provider WHERE id IN ({})", sorted({e[2] for e in encs})))
+    # (npi, zip, street, city, state)
     locs = {
-        r.id: r
-        for r in conn.execute(
-            sa.select(
-                Location.id,
-                col(Location.npi),
-                col(Location.postal_code),
-                col(Location.address_line1),
-                col(Location.city),
-                col(Location.state),
-            ).where(col(Location.id).in_({e.location_id for e in encs}))
+        lid: rest
+        for lid, *rest in select_in(
+            conn,
+            "SELECT id, npi, postal_code, address_line1, city, state FROM location WHERE id IN ({})",
+            sorted({e[3] for e in encs}),
         )
     }
     # (first, last, dob, street, city, state, zip) as plain tuples: read for every draft
@@ -109,28 +98,31 @@ def build_drafts(
             conn,
             "SELECT id, first_name, last_name, dob, address_line1, city, state, postal_code FROM patient "
             "WHERE id IN ({})",
-            sorted(pids),
+            pids,
         )
     }
-    covs: dict[int, list] = {}
-    for r in conn.execute(
-        sa.select(
-            Coverage.id,
-            Coverage.patient_id,
-            Coverage.payer_id,
-            Coverage.member_id_enc,
-            Coverage.relationship,
-            col(Coverage.subscriber_first_name),
-            col(Coverage.subscriber_last_name),
-            col(Coverage.subscriber_dob),
-            col(Coverage.valid_from),
-            col(Coverage.valid_to),
-            col(Coverage.medicare_secondary_type),
-        )
-        .where(Coverage.patient_id.in_(pids), Coverage.priority == "primary", Coverage.active.is_(True))
-        .order_by(Coverage.id)
+    covs: dict[int, list[_Cov]] = {}
+    for cov_id, patient_id, payer_id, member, rel, sfirst, slast, sdob, since, until, msp in select_in(
+        conn,
+        "SELECT id, patient_id, payer_id, member_id_enc, relationship, subscriber_first_name, "
+        "subscriber_last_name, subscriber_dob, valid_from, valid_to, medicare_secondary_type FROM coverage "
+        "WHERE patient_id IN ({}) AND priority = 'primary' AND active ORDER BY id",
+        pids,
     ):
-        covs.setdefault(r.patient_id, []).append(r)
+        covs.setdefault(patient_id, []).append(
+            _Cov(
+                cov_id,
+                payer_id,
+                member,
+                rel,
+                sfirst,
+                slast,
+                None if sdob is None else birth_day(sdob),
+                None if since is None else service_day(since),
+                None if until is None else service_day(until),
+                msp,
+            )
+        )
     payers = {
         r.id: (r.payer_id, r.claim_filing)
         for r in conn.execute(sa.select(Payer.id, Payer.payer_id, Payer.claim_filing).where(Payer.org_id == ctx.org_id))
@@ -138,77 +130,64 @@ def build_drafts(
     today = ctx.now().date()
     tax_id = profile.tax_id if profile else None
     out = []
-    for e in encs:
-        cov = next(
-            (
-                c
-                for c in covs.get(e.patient_id, ())
-                if (c.valid_from is None or c.valid_from <= e.service_date)
-                and (c.valid_to is None or e.service_date <= c.valid_to)
-            ),
-            None,
-        )
-        first, last, dob, street, city, state, zip_ = pats[e.patient_id]
+    no_lines: list = []
+    for eid, patient_id, provider_id, location_id, service_date, pos in encs:
+        dos_ = service_day(service_date)
+        cov = None
+        for c in covs.get(patient_id, ()):
+            if (c.valid_from is None or c.valid_from <= dos_) and (c.valid_to is None or dos_ <= c.valid_to):
+                cov = c
+                break
+        first, last, dob, street, city, state, zip_ = pats[patient_id]
         payer_id = cov.payer_id if cov else None
         dlines = []
-        for seq, code, mods_text, units, ptrs, dos in lines.get(e.id, ()):
-            mods = modifiers_of(mods_text)
+        total = 0
+        for seq, code, mods, units, ptrs, dos in lines.get(eid, no_lines):
             unit_price = price_in(fees, code, mods, payer_id)
-            dlines.append(
-                DraftLine(
-                    seq=seq,
-                    code=code,
-                    modifiers=mods,
-                    units=units,
-                    pointers=pointers_of(ptrs),
-                    charge_cents=None if unit_price is None else unit_price * units,
-                    service_date=service_day(dos),
-                )
-            )
-        total = sum(dl.charge_cents or 0 for dl in dlines)
-        self_ = cov is not None and cov.relationship == "self"
-        loc = locs[e.location_id]
+            charge = None if unit_price is None else unit_price * units
+            if charge:
+                total += charge
+            dlines.append(DraftLine(seq, code, mods, units, ptrs, charge, service_day(dos)))
+        loc_npi, loc_zip, loc_street, loc_city, loc_state = locs[location_id]
         payer_code, filing = payers.get(payer_id, (None, "CI"))
+        if cov is None:
+            member = sub_last = sub_first = sub_dob = msp = None
+        elif cov.relationship == "self":
+            member, sub_last, sub_first, sub_dob = cov.member_id_enc, last, first, birth_day(dob)
+            msp = cov.medicare_secondary_type
+        else:
+            member, sub_last, sub_first = cov.member_id_enc, cov.subscriber_last_name, cov.subscriber_first_name
+            sub_dob, msp = cov.subscriber_dob, cov.medicare_secondary_type
         draft = ClaimDraft(
-            encounter_id=e.id,
-            service_date=e.service_date,
-            place_of_service=e.place_of_service,
-            diagnoses=tuple(dx.get(e.id, ())),
+            encounter_id=eid,
+            service_date=dos_,
+            place_of_service=pos,
+            diagnoses=tuple(dx.get(eid, ())),
             lines=dlines,
             total_cents=total,
-            billing_npi=loc.npi,
-            billing_zip=loc.postal_code,
-            billing_address1=loc.address_line1,
-            billing_city=loc.city,
-            billing_state=loc.state,
+            billing_npi=loc_npi,
+            billing_zip=loc_zip,
+            billing_address1=loc_street,
+            billing_city=loc_city,
+            billing_state=loc_state,
             patient_address1=street,
             patient_city=city,
             patient_state=state,
             patient_zip=zip_,
             tax_id=tax_id,
-            rendering_npi=provs.get(e.provider_id),
+            rendering_npi=provs.get(provider_id),
             payer_id=payer_id,
             payer_code=payer_code,
             payer_filing=filing,
             responsibility="P",
-            medicare_secondary_type=cov.medicare_secondary_type if cov else None,
-            subscriber_member_id=cov.member_id_enc if cov else None,
-            subscriber_last=(last if self_ else cov.subscriber_last_name) if cov else None,
-            subscriber_first=(first if self_ else cov.subscriber_first_name) if cov else None,
-            subscriber_dob=(birth_day(dob) if self_ else cov.subscriber_dob) if cov else None,
+            medicare_secondary_type=msp,
+            subscriber_member_id=member,
+            subscriber_last=sub_last,
+            subscriber_first=sub_first,
+            subscriber_dob=sub_dob,
             today=today,
         )
-        out.append(
-            (
-                draft,
-                DraftMeta(
-                    patient_id=e.patient_id,
-                    payer_id=payer_id,
-                    coverage_id=cov.id if cov else None,
-                    location_id=e.location_id,
-                ),
-            )
-        )
+        out.append((draft, DraftMeta(patient_id, payer_id, cov.id if cov else None, location_id)))
     return out
 
 

@@ -4,21 +4,54 @@ provider and the other payer's loops."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import col
 
 from hpms.interop.x12 import x837p
-from hpms.models import Claim, Coverage, Encounter, Patient, Payer, Provider, X12File
+from hpms.models import Payer, Provider, X12File
 from hpms.services.billing.cob import adjudications, next_payer, secondary_coverages
-from hpms.services.billing.rows import modifiers_of, pointers_of, select_in, service_day
+from hpms.services.billing.rows import birth_day, modifiers_of, pointers_of, select_in, select_rows, service_day
 
 if TYPE_CHECKING:
     from hpms.services.platform.context import Ctx
 
 FILE_CHUNK = 2000
+
+_SEX = {"female": "F", "male": "M"}
+_RELATIONSHIP = {"spouse": "01", "child": "19"}  # else G8 (other)
+
+
+def _claims_sql(mark: str) -> str:
+    return (
+        "SELECT c.id, c.control_number, c.total_cents, c.frequency, c.payer_claim_number, c.encounter_id, "
+        "c.patient_id, c.coverage_id, c.primary_claim_id, e.service_date, e.place_of_service, e.provider_id, "
+        "p.first_name, p.last_name, p.dob, p.sex_at_birth, p.address_line1, p.address_line2, p.city, p.state, "
+        "p.postal_code FROM claim c JOIN encounter e ON e.id = c.encounter_id JOIN patient p ON p.id = c.patient_id "
+        f"WHERE c.x12_file_id = {mark} AND c.id > {mark} ORDER BY c.id LIMIT {mark}"
+    )
+
+
+# the claims of a file after a claim id, as the driver returns them: [pyformat, qmark]
+_CLAIMS_OF_FILE = (_claims_sql("%s"), _claims_sql("?"))
+
+
+class _Visit(NamedTuple):
+    """What the next payer's loops read of a claim's visit."""
+
+    service_date: dt.date
+    last_name: str
+    first_name: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _digits(text: str) -> str:
+    """A ZIP code as the 837P writes it: its digits."""
+    return "".join(ch for ch in text if ch.isdigit())
 
 
 def claims_of_file(ctx: Ctx, f: X12File) -> Iterator[x837p.Claim]:
@@ -39,65 +72,44 @@ def claims_of_file(ctx: Ctx, f: X12File) -> Iterator[x837p.Claim]:
             member = members[cov_id] = crypto.decrypt(enc, "member_id")
         return member
 
+    lines_seen: dict[tuple, x837p.Line] = {}
     last = 0
     while True:
-        rows = conn.execute(
-            sa.select(
-                col(Claim.id),
-                Claim.control_number,
-                Claim.total_cents,
-                Claim.frequency,
-                col(Claim.payer_claim_number),
-                Claim.encounter_id,
-                Claim.patient_id,
-                col(Claim.coverage_id),
-                col(Claim.primary_claim_id),
-                Encounter.service_date,
-                Encounter.place_of_service,
-                Encounter.provider_id,
-                Patient.first_name,
-                Patient.last_name,
-                Patient.dob,
-                col(Patient.sex_at_birth),
-                col(Patient.address_line1),
-                col(Patient.address_line2),
-                col(Patient.city),
-                col(Patient.state),
-                col(Patient.postal_code),
-            )
-            .join(Encounter, Encounter.id == Claim.encounter_id)
-            .join(Patient, Patient.id == Claim.patient_id)
-            .where(Claim.x12_file_id == f.id, col(Claim.id) > last)
-            .order_by(Claim.id)
-            .limit(FILE_CHUNK)
-        ).all()
+        rows = select_rows(conn, _CLAIMS_OF_FILE[conn.dialect.paramstyle == "qmark"], [f.id, last, FILE_CHUNK])
         if not rows:
             return
-        last = rows[-1].id
-        cids = [r.id for r in rows]
-        eids = [r.encounter_id for r in rows]
+        last = rows[-1][0]
+        cids = [r[0] for r in rows]
+        eids = [r[5] for r in rows]
         # secondary claims: the primary payer's adjudication (COB loops)
-        cob = adjudications(ctx, sorted({r.primary_claim_id for r in rows if r.primary_claim_id}), members)
-        adjudicated = {r.id: cob[r.primary_claim_id][1] for r in rows if r.primary_claim_id in cob}
+        cob = adjudications(ctx, sorted({r[8] for r in rows if r[8]}), members)
+        adjudicated = {r[0]: cob[r[8]][1] for r in rows if r[8] in cob}
         # the two biggest reads (every line, every diagnosis) straight from the driver
         lines: dict[int, list] = {}
+        if len(lines_seen) > 50_000:  # a line repeats across claims (same code, charge, date...)
+            lines_seen.clear()
         for claim_id, seq, code, mods, units, ptrs, charge, dos in select_in(
             conn,
             "SELECT claim_id, seq, code, modifiers, units, pointers, charge_cents, service_date "
             "FROM claim_line WHERE claim_id IN ({}) ORDER BY claim_id, seq",
             cids,
         ):
-            lines.setdefault(claim_id, []).append(
-                x837p.Line(
+            adj = adjudicated.get(claim_id, {}).get(seq) if adjudicated else None
+            key = (code, mods, units, ptrs, charge, dos)
+            line = lines_seen.get(key) if adj is None else None
+            if line is None:
+                line = x837p.Line(
                     code=code,
                     modifiers=modifiers_of(mods),
                     charge_cents=charge,
                     units=units,
                     pointers=pointers_of(ptrs),
                     service_date=service_day(dos),
-                    adjudication=adjudicated.get(claim_id, {}).get(seq),
+                    adjudication=adj,
                 )
-            )
+                if adj is None:
+                    lines_seen[key] = line
+            lines.setdefault(claim_id, []).append(line)
         dx: dict[int, list[str]] = {}
         for encounter_id, code in select_in(
             conn,
@@ -106,23 +118,17 @@ def claims_of_file(ctx: Ctx, f: X12File) -> Iterator[x837p.Claim]:
         ):
             dx.setdefault(encounter_id, []).append(code)
         covs = {
-            c.id: c
-            for c in conn.execute(
-                sa.select(
-                    col(Coverage.id),
-                    Coverage.member_id_enc,
-                    Coverage.relationship,
-                    col(Coverage.group_number),
-                    col(Coverage.subscriber_first_name),
-                    col(Coverage.subscriber_last_name),
-                    col(Coverage.subscriber_dob),
-                    Coverage.priority,
-                    col(Coverage.medicare_secondary_type),
-                ).where(col(Coverage.id).in_({r.coverage_id for r in rows if r.coverage_id}))
+            c[0]: c
+            for c in select_in(
+                conn,
+                "SELECT id, member_id_enc, relationship, group_number, subscriber_first_name, "
+                "subscriber_last_name, subscriber_dob, priority, medicare_secondary_type FROM coverage "
+                "WHERE id IN ({})",
+                sorted({r[7] for r in rows if r[7]}),
             )
         }
-        seconds = secondary_coverages(conn, f.payer_id, {r.patient_id for r in rows if not r.primary_claim_id})
-        need = {r.provider_id for r in rows} - renderings.keys()
+        seconds = secondary_coverages(conn, f.payer_id, {r[6] for r in rows if not r[8]})
+        need = {r[11] for r in rows} - renderings.keys()
         provs = (
             {
                 p.id: p
@@ -135,80 +141,116 @@ def claims_of_file(ctx: Ctx, f: X12File) -> Iterator[x837p.Claim]:
             if need
             else {}
         )
-        for r in rows:
-            cov = covs.get(r.coverage_id)
-            sex = {"female": "F", "male": "M"}.get(r.sex_at_birth or "", "U")
-            addr = dict(
-                address1=r.address_line1 or "",
-                address2=r.address_line2,
-                city=r.city or "",
-                state=r.state or "",
-                zip="".join(ch for ch in (r.postal_code or "") if ch.isdigit()),
-            )
+        for (
+            claim_id,
+            control_number,
+            total_cents,
+            frequency,
+            payer_claim_number,
+            encounter_id,
+            patient_id,
+            coverage_id,
+            primary_claim_id,
+            service_date,
+            place_of_service,
+            provider_id,
+            first_name,
+            last_name,
+            dob,
+            sex_at_birth,
+            address1,
+            address2,
+            city,
+            state,
+            postal_code,
+        ) in rows:
+            cov = covs.get(coverage_id)
+            sex = _SEX.get(sex_at_birth, "U")
+            address1 = address1 or ""
+            city = city or ""
+            state = state or ""
+            zip_ = _digits(postal_code or "")
+            dob = birth_day(dob)
+            service_date = service_day(service_date)
             member = ""
             if cov is not None:
-                known = members.get(cov.id)
+                known = members.get(coverage_id)
                 if known is None:
-                    known = members[cov.id] = crypto.decrypt(cov.member_id_enc, "member_id")
+                    known = members[coverage_id] = crypto.decrypt(cov[1], "member_id")
                 member = known
-            responsibility = "S" if r.primary_claim_id else "P"
-            insurance_type = (
-                cov.medicare_secondary_type if medicare and cov is not None and r.primary_claim_id else None
-            )
-            if cov is None or cov.relationship == "self":
+            responsibility = "S" if primary_claim_id else "P"
+            insurance_type = cov[8] if medicare and cov is not None and primary_claim_id else None
+            if cov is None or cov[2] == "self":
                 subscriber = x837p.Subscriber(
-                    last=r.last_name,
-                    first=r.first_name,
+                    last=last_name,
+                    first=first_name,
                     member_id=member,
-                    dob=r.dob,
+                    dob=dob,
                     sex=sex,
                     relationship="18",
-                    group_number=cov.group_number if cov else None,
+                    group_number=cov[3] if cov else None,
                     payer_responsibility=responsibility,
                     insurance_type=insurance_type,
-                    **addr,
+                    address1=address1,
+                    address2=address2,
+                    city=city,
+                    state=state,
+                    zip=zip_,
                 )
                 patient = None
             else:
+                sub_dob = cov[6]
                 subscriber = x837p.Subscriber(
-                    last=cov.subscriber_last_name or r.last_name,
-                    first=cov.subscriber_first_name or "",
+                    last=cov[5] or last_name,
+                    first=cov[4] or "",
                     member_id=member,
-                    dob=cov.subscriber_dob,
+                    dob=None if sub_dob is None else birth_day(sub_dob),
                     sex="U",
                     relationship="",
-                    group_number=cov.group_number,
+                    group_number=cov[3],
                     payer_responsibility=responsibility,
                     insurance_type=insurance_type,
-                    **addr,
+                    address1=address1,
+                    address2=address2,
+                    city=city,
+                    state=state,
+                    zip=zip_,
                 )
-                rel = {"spouse": "01", "child": "19"}.get(cov.relationship, "G8")
                 patient = x837p.Patient(
-                    last=r.last_name, first=r.first_name, dob=r.dob, sex=sex, relationship=rel, **addr
+                    last=last_name,
+                    first=first_name,
+                    dob=dob,
+                    sex=sex,
+                    relationship=_RELATIONSHIP.get(cov[2], "G8"),
+                    address1=address1,
+                    address2=address2,
+                    city=city,
+                    state=state,
+                    zip=zip_,
                 )
             other = None
-            if r.primary_claim_id:
-                if r.primary_claim_id in cob:
-                    other = cob[r.primary_claim_id][0]
-            elif r.patient_id in seconds and (cov is None or cov.priority == "primary"):
-                other = next_payer(seconds[r.patient_id], r, member_of)
-            rendering = renderings.get(r.provider_id)
+            if primary_claim_id:
+                if primary_claim_id in cob:
+                    other = cob[primary_claim_id][0]
+            elif patient_id in seconds and (cov is None or cov[7] == "primary"):
+                other = next_payer(seconds[patient_id], _Visit(service_date, last_name, first_name), member_of)
+            rendering = renderings.get(provider_id)
             if rendering is None:
-                prov = provs[r.provider_id]
-                rendering = renderings[r.provider_id] = x837p.RenderingProvider(
+                prov = provs[provider_id]
+                rendering = renderings[provider_id] = x837p.RenderingProvider(
                     last=prov.last_name, first=prov.first_name, npi=prov.npi or "", taxonomy=prov.taxonomy
                 )
             yield x837p.Claim(
-                control_number=r.control_number,
-                total_cents=r.total_cents,
-                place_of_service=r.place_of_service,
-                frequency=r.frequency,
-                payer_claim_number=r.payer_claim_number,
-                diagnoses=tuple(dx.get(r.encounter_id, ())),
-                service_date=r.service_date,
+                control_number=control_number,
+                total_cents=total_cents,
+                place_of_service=place_of_service,
+                frequency=frequency,
+                payer_claim_number=payer_claim_number,
+                diagnoses=tuple(dx.get(encounter_id, ())),
+                service_date=service_date,
                 rendering=rendering,
                 subscriber=subscriber,
                 patient=patient,
-                lines=tuple(lines.get(r.id, ())),
+                lines=tuple(lines.get(claim_id, ())),
                 other_payer=other,
             )

@@ -236,7 +236,8 @@ def write_file(
         )
         session.add(f)
         session.flush()
-        assign = sa.update(Claim).where(
+        # on the table, not the mapped class: nothing of the session needs the claims updated
+        assign = sa.update(Claim.__table__).where(
             Claim.org_id == ctx.org_id,
             Claim.payer_id == payer_id,
             Claim.status == "ready",
@@ -245,7 +246,7 @@ def write_file(
         )
         if held:
             assign = assign.where(col(Claim.id).not_in(held))
-        res = session.execute(assign.values(x12_file_id=f.id, updated_at=ctx.now()))
+        res = session.connection().execute(assign.values(x12_file_id=f.id, updated_at=ctx.now()))
         file_id = f.id
         f.claims = res.rowcount
     return _materialize(transaction, file_id)

@@ -26,12 +26,18 @@ def referenced(session: Session, model: type[T], key: object) -> T:
 def select_in(conn: Connection, sql: str, ids: list[int]) -> list[tuple]:
     """Rows of `sql` (one IN list of integer ids, written `{}`) through the DBAPI cursor: no
     per-row work."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return select_rows(conn, sql.format(", ".join([mark] * len(ids))), ids)
+
+
+def select_rows(conn: Connection, sql: str, params: list) -> list[tuple]:
+    """Rows of driver SQL (its parameters marked as the driver marks them) through the DBAPI
+    cursor."""
     dbapi = conn.connection.driver_connection
     assert dbapi is not None  # a connection in use has its driver connection
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cur = dbapi.cursor()
     try:
-        cur.execute(sql.format(", ".join([mark] * len(ids))), ids)
+        cur.execute(sql, params)
         return cur.fetchall()
     finally:
         cur.close()

@@ -18,6 +18,9 @@ billing location, safe to run from cron.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import gc
+from array import array
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -28,15 +31,16 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import col
 
-from hpms.db import bulk_insert, new_ids
+from hpms.db import insert_rows, new_ids
 from hpms.errors import ValidationError
 from hpms.fileio import check_directory
-from hpms.models import BillingRun, Claim, ClaimEvent, ClaimLine, Encounter, WorklistItem
+from hpms.models import BillingRun, Claim, ClaimEvent, ClaimLine, Encounter
 from hpms.services.billing import files, worklist
 from hpms.services.billing.control import CLAIM_COUNTER
 from hpms.services.billing.drafts import DraftMeta, build_drafts, scrub_encounters
 from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
 from hpms.services.billing.profile import for_sending, get_profile, set_profile
+from hpms.services.billing.rows import select_in
 from hpms.services.billing.scrubber import ClaimDraft, Finding, scrub
 from hpms.services.lookups import find_payer
 from hpms.services.platform import audit
@@ -53,6 +57,112 @@ if TYPE_CHECKING:
 __all__ = ["RunSummary", "get_profile", "post_charges", "run", "scrub_encounters", "set_profile"]
 
 CHUNK = 2000
+
+_CLAIM_COLUMNS = [
+    "id",
+    "org_id",
+    "encounter_id",
+    "patient_id",
+    "payer_id",
+    "coverage_id",
+    "control_number",
+    "frequency",
+    "original_claim_id",
+    "payer_claim_number",
+    "status",
+    "total_cents",
+    "billing_run_id",
+    "x12_file_id",
+    "created_at",
+    "updated_at",
+]
+_LINE_COLUMNS = ["claim_id", "seq", "code", "modifiers", "units", "pointers", "charge_cents", "service_date"]
+
+# A chunk's claims: this run's, between the first and the last id drawn for them (ids are drawn
+# in increasing order, a chunk at a time).
+_C = Claim.__table__
+_IN_CHUNK = sa.and_(
+    _C.c.billing_run_id == sa.bindparam("run_id"), _C.c.id.between(sa.bindparam("first"), sa.bindparam("last"))
+)
+_HISTORY_OF_CHUNK = ClaimEvent.__table__.insert().from_select(
+    ["claim_id", "at", "status", "note", "user_id"],
+    sa.select(
+        _C.c.id,
+        sa.bindparam("now", type_=ClaimEvent.__table__.c.at.type),
+        sa.literal("ready"),
+        sa.bindparam("note", type_=sa.String),
+        sa.bindparam("user_id", type_=sa.Integer),
+    )
+    .where(_IN_CHUNK)
+    .order_by(_C.c.id),
+)
+_E = Encounter.__table__
+_BILL_ENCOUNTERS = (
+    _E.update()
+    .where(_E.c.id.in_(sa.select(_C.c.encounter_id).where(_IN_CHUNK)), _E.c.status == "signed")
+    .values(
+        status="billed",
+        billed_at=sa.bindparam("now", type_=_E.c.billed_at.type),
+        updated_at=sa.bindparam("now", type_=_E.c.updated_at.type),
+        version=_E.c.version + 1,
+    )
+)
+
+
+_ONE_CLAIM = _C.c.id == sa.bindparam("claim_id")
+
+
+@functools.cache
+def _charges_insert(which: str) -> sa.Insert:
+    """The ledger's charges of new claims, from their lines as written: one entry per claim
+    line, owed by the payer billed (the claim's payer), dated the line's date of service; lines
+    charged nothing post nothing (the ledger holds no zero entries). `which` claims: "chunk", a
+    billing run's chunk (binds run_id, first, last), or "claim" (binds claim_id); and now, note
+    (the entries' batch), user_id. Built on first use: the ledger tables load then."""
+    from hpms.models import LedgerEntry
+
+    ledger, lines = LedgerEntry.__table__, ClaimLine.__table__
+    return ledger.insert().from_select(
+        [
+            "org_id",
+            "kind",
+            "amount_cents",
+            "responsibility",
+            "patient_id",
+            "encounter_id",
+            "claim_id",
+            "claim_line_id",
+            "payer_id",
+            "posted_at",
+            "effective_date",
+            "batch",
+            "created_by",
+        ],
+        sa.select(
+            _C.c.org_id,
+            sa.literal("charge"),
+            lines.c.charge_cents,
+            sa.literal("insurance"),
+            _C.c.patient_id,
+            _C.c.encounter_id,
+            _C.c.id,
+            lines.c.id,
+            _C.c.payer_id,
+            sa.bindparam("now", type_=ledger.c.posted_at.type),
+            lines.c.service_date,
+            sa.bindparam("note", type_=sa.String),
+            sa.bindparam("user_id", type_=sa.Integer),
+        )
+        .join_from(lines, _C, _C.c.id == lines.c.claim_id)
+        .where({"chunk": _IN_CHUNK, "claim": _ONE_CLAIM}[which], lines.c.charge_cents != 0)
+        .order_by(_C.c.id, lines.c.seq),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _joined(values: tuple) -> str:
+    """Modifiers or pointers as stored ("25,59", "1,2")."""
+    return ",".join(map(str, values))
 
 
 @dataclass
@@ -123,39 +233,50 @@ def run(
             run_id = None
     summary = RunSummary(run_id=run_id, dry_run=dry_run)
     payer_id = payer_obj.id if payer_obj else None
+    # the run allocates millions of short-lived rows, tuples and strings and frees them by
+    # reference counting; the cyclic collector, triggered by those allocations, would walk every
+    # object of the process (the code sets, the mapped classes) again and again: off meanwhile
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        with context() as ctx:
-            todo = ctx.session.execute(
-                sa.select(sa.func.count())
-                .select_from(Encounter)
-                .where(
-                    Encounter.org_id == ctx.org_id, Encounter.status == "signed", Encounter.service_date <= through_d
-                )
-            ).scalar_one()
-        last_id = 0
+        with context(readonly=True) as ctx:
+            # the encounters due, listed once (8 bytes each): paging through the signed ones in id
+            # order instead sorts all that are left of them again for every chunk
+            listed = array(
+                "q",
+                ctx.session.execute(
+                    sa.select(Encounter.id)
+                    .where(
+                        Encounter.org_id == ctx.org_id,
+                        Encounter.status == "signed",
+                        Encounter.service_date <= through_d,
+                    )
+                    .order_by(Encounter.id)
+                ).scalars(),
+            )
+        todo = len(listed)
         done = 0
-        while True:
+        for start in range(0, todo, chunk):
+            part = list(listed[start : start + chunk])
             with context() as ctx:
+                # still signed and due, in the chunk's transaction: an encounter changed since the
+                # list was read is left alone
                 ids = list(
                     ctx.session.execute(
                         sa.select(Encounter.id)
                         .where(
-                            Encounter.org_id == ctx.org_id,
+                            col(Encounter.id).in_(part),
                             Encounter.status == "signed",
                             Encounter.service_date <= through_d,
-                            col(Encounter.id) > last_id,
                         )
                         .order_by(Encounter.id)
-                        .limit(chunk)
                     ).scalars()
                 )
-                if not ids:
-                    break
-                last_id = ids[-1]
-                _bill_chunk(ctx, ids, run_id, payer_id, summary, dry_run=dry_run)
+                if ids:
+                    _bill_chunk(ctx, ids, run_id, payer_id, summary, dry_run=dry_run)
                 if not dry_run:
                     heartbeat(ctx)
-            done += len(ids)
+            done += len(part)
             if progress:
                 progress(done, todo)
         if dry_run:
@@ -181,6 +302,9 @@ def run(
         if run_id is not None:
             _finish(context, run_id, summary, "failed")
         raise
+    finally:
+        if collecting:
+            gc.enable()
     if run_id is not None:
         _finish(context, run_id, summary, "done")
     return summary
@@ -255,16 +379,13 @@ def _bill_chunk(
     touched = [d.encounter_id for d, _, _ in bad] + [d.encounter_id for d, _, _ in good]
     open_items: dict[tuple[int, str, str | None, str], int] = {}
     if touched:
-        for item in session.execute(
-            sa.select(
-                WorklistItem.id,
-                WorklistItem.encounter_id,
-                WorklistItem.rule_id,
-                WorklistItem.field,
-                WorklistItem.message,
-            ).where(col(WorklistItem.encounter_id).in_(touched), col(WorklistItem.resolved_at).is_(None))
+        for item_id, encounter_id, rule_id, field_, message in select_in(
+            session.connection(),
+            "SELECT id, encounter_id, rule_id, field, message FROM worklist_item "
+            "WHERE encounter_id IN ({}) AND resolved_at IS NULL",
+            touched,
         ):
-            open_items[(item.encounter_id, item.rule_id, item.field, item.message)] = item.id
+            open_items[(encounter_id, rule_id, field_, message)] = item_id
     current = {
         worklist.key_of(d.encounter_id, f): worklist.Owned(d.encounter_id, None, f) for d, _, fs in bad for f in fs
     }
@@ -272,62 +393,43 @@ def _bill_chunk(
     worklist.reconcile(session, ctx.org_id, now, current, open_items, gone)
     if good:
         first = reserve(session, CLAIM_COUNTER, len(good))
-        claim_rows = [
-            dict(
-                org_id=ctx.org_id,
-                encounter_id=d.encounter_id,
-                patient_id=m.patient_id,
-                payer_id=m.payer_id,
-                coverage_id=m.coverage_id,
-                control_number=f"{first + i:09d}",
-                frequency="1",
-                original_claim_id=None,
-                payer_claim_number=None,
-                status="ready",
-                total_cents=d.total_cents,
-                billing_run_id=run_id,
-                x12_file_id=None,
-                created_at=now,
-                updated_at=now,
-            )
-            for i, (d, m, _) in enumerate(good)
-        ]
-        claim_ids = new_ids(session, Claim.__table__, len(claim_rows))
-        for cid, row in zip(claim_ids, claim_rows):
-            row["id"] = cid
-        bulk_insert(session, Claim.__table__, claim_rows)
-        line_rows = [
-            dict(
-                claim_id=cid,
-                seq=ln.seq,
-                code=ln.code,
-                modifiers=",".join(ln.modifiers),
-                units=ln.units,
-                pointers=",".join(str(p) for p in ln.pointers),
-                charge_cents=ln.charge_cents,
-                service_date=ln.service_date,
-            )
-            for cid, (d, _, _) in zip(claim_ids, good)
-            for ln in d.lines
-        ]
-        for lid, line_row in zip(new_ids(session, ClaimLine.__table__, len(line_rows)), line_rows):
-            line_row["id"] = lid
-        bulk_insert(session, ClaimLine.__table__, line_rows)
-        post_charges(ctx, _by_claim(claim_rows, line_rows), batch=f"billing run {run_id}")
-        bulk_insert(
+        claim_ids = new_ids(session, Claim.__table__, len(good))
+        org_id = ctx.org_id
+        insert_rows(
             session,
-            ClaimEvent.__table__,
+            Claim.__table__,
+            _CLAIM_COLUMNS,
             [
-                dict(claim_id=cid, at=now, status="ready", note=f"billing run {run_id}", user_id=ctx.actor.user_id)
-                for cid in claim_ids
+                [cid, org_id, d.encounter_id, m.patient_id, m.payer_id, m.coverage_id, f"{first + i:09d}", "1"]
+                + [None, None, "ready", d.total_cents, run_id, None, now, now]
+                for i, (cid, (d, m, _)) in enumerate(zip(claim_ids, good))
             ],
         )
-        good_ids = [d.encounter_id for d, _, _ in good]
-        session.execute(
-            sa.update(Encounter)
-            .where(col(Encounter.id).in_(good_ids), Encounter.status == "signed")
-            .values(status="billed", billed_at=now, updated_at=now, version=Encounter.version + 1)
+        insert_rows(
+            session,
+            ClaimLine.__table__,
+            _LINE_COLUMNS,
+            [
+                [cid, ln.seq, ln.code, _joined(ln.modifiers), ln.units, _joined(ln.pointers), ln.charge_cents]
+                + [ln.service_date]
+                for cid, (d, _, _) in zip(claim_ids, good)
+                for ln in d.lines
+            ],
         )
+        # the charges, the claims' history and the encounters billed follow from the rows just
+        # written: set-based, one statement each, nothing built per row in Python
+        chunk = {
+            "run_id": run_id,
+            "first": min(claim_ids),
+            "last": max(claim_ids),
+            "now": now,
+            "user_id": ctx.actor.user_id,
+            "note": f"billing run {run_id}",
+        }
+        conn = session.connection()
+        conn.execute(_charges_insert("chunk"), chunk)
+        conn.execute(_HISTORY_OF_CHUNK, chunk)
+        conn.execute(_BILL_ENCOUNTERS, chunk)
         summary.claims += len(good)
         summary.total += _amount(d.total_cents for d, _, _ in good)
     patients = sorted({m.patient_id for _, m, _ in good + bad})
@@ -344,49 +446,12 @@ def _bill_chunk(
         )
 
 
-def _by_claim(claim_rows: list[dict], line_rows: list[dict]) -> list[tuple[dict, list[dict]]]:
-    lines: dict[int, list[dict]] = {}
-    for ln in line_rows:
-        lines.setdefault(ln["claim_id"], []).append(ln)
-    return [(c, lines.get(c["id"], [])) for c in claim_rows]
-
-
-def post_charges(ctx: Ctx, claims: list[tuple[dict, list[dict]]], *, batch: str) -> None:
-    """The charges of new claims go to the ledger: one entry per claim line, owed by the
-    payer billed (the claim's payer), dated the line's date of service. `claims` pairs a claim
-    row (id, encounter_id, patient_id, payer_id) with its line rows (id, charge_cents,
-    service_date). Lines charged nothing post nothing (the ledger holds no zero entries)."""
-    # the ledger tables load on first use: the claims and billing commands that import this
-    # module without posting charges do not build them
-    from hpms.models import LedgerEntry
-
-    now = ctx.now()
-    bulk_insert(
-        ctx.session,
-        LedgerEntry.__table__,
-        [
-            dict(
-                org_id=ctx.org_id,
-                kind="charge",
-                amount_cents=ln["charge_cents"],
-                responsibility="insurance",
-                patient_id=c["patient_id"],
-                encounter_id=c["encounter_id"],
-                claim_id=c["id"],
-                claim_line_id=ln["id"],
-                payer_id=c["payer_id"],
-                posted_at=now,
-                effective_date=ln["service_date"],
-                reverses_id=None,
-                pair_id=None,
-                reference=None,
-                batch=batch,
-                created_by=ctx.actor.user_id,
-            )
-            for c, lines in claims
-            for ln in lines
-            if ln["charge_cents"]
-        ],
+def post_charges(ctx: Ctx, claim_id: int, *, batch: str) -> None:
+    """The charges of a new claim, whose lines are written, go to the ledger (as a billing
+    run posts them: see `_charges_insert`)."""
+    ctx.session.connection().execute(
+        _charges_insert("claim"),
+        {"claim_id": claim_id, "now": ctx.now(), "note": batch, "user_id": ctx.actor.user_id},
     )
 
 
