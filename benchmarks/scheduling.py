@@ -49,7 +49,9 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from patients import REFERENCE_IMPORT_TYPER_MS, machine_factor, percentile  # noqa: E402
@@ -453,6 +455,85 @@ def load_appointments(engine, gen: Generator, target: int, chunk: int = 20_000) 
     return written, time.perf_counter() - t0, first
 
 
+@dataclass
+class Clinic:
+    """The practice `build_clinic` made: its ids, the patients kept free of visits (`reserved`,
+    (id, MRN) pairs) and the generator whose `free` lists the open slots >= 3 weeks ahead."""
+
+    info: dict
+    patients: list[tuple[int, str]]
+    reserved: list[tuple[int, str]]
+    gen: Generator
+    actor: Any
+    engine: Any
+    today: dt.date
+    hard: int
+    normal: int
+    rows: int
+    load_s: float
+
+
+def build_clinic(settings, args, rng: random.Random, home: Path, backend: str, reserve: int) -> Clinic:
+    """The practice of this benchmark (`args.providers`, `args.patients`, `args.appointments`), its
+    progress printed; the first `reserve` patients (at most a quarter) get no visits. Returns the
+    Clinic."""
+    from hpms.db import get_engine, session_scope
+    from hpms.services.platform import localtime as lt
+    from hpms.services.platform.auth import load_actor, os_login
+
+    t0 = time.perf_counter()
+    info = setup_practice(settings, args, rng, home)
+    patients = import_patients(settings, args.patients, rng, home)
+    engine = get_engine(settings)
+    now = dt.datetime.now(dt.UTC)
+    today = lt.local_now(now, "America/New_York").date()
+    n_reserved = min(len(patients) // 4, reserve)
+    reserved, history_patients = patients[:n_reserved], [pid for pid, _ in patients[n_reserved:]]
+    hard = info["providers"][0][0]
+    normal = info["providers"][5][0]
+    off_provider = info["providers"][7][0]
+    holiday = next(d for d in weekdays(today + dt.timedelta(days=45), today + dt.timedelta(days=60)))
+    off_start = next(
+        d for d in weekdays(today + dt.timedelta(days=30), today + dt.timedelta(days=40)) if d.weekday() == 0
+    )
+    off_days = (off_start, off_start + dt.timedelta(days=4))
+    skip = {(None, holiday)} | {(off_provider, off_start + dt.timedelta(days=i)) for i in range(5)}
+    with session_scope(engine) as session:
+        actor = load_actor(session, os_login())
+    gen = Generator(info, history_patients, actor.org_id, actor.user_id, now, rng, hard, skip)
+    setup_s = time.perf_counter() - t0
+    print(
+        f"  setup          {setup_s:6.1f} s  (3 locations, {len(info['providers'])} providers, "
+        f"{len(patients):,} patients through the services)",
+        flush=True,
+    )
+
+    rows, load_s, first_day = load_appointments(engine, gen, args.appointments)
+    add_hours_and_time_off(settings, info, first_day, holiday, off_provider, off_days)
+    print(
+        f"  appointments   {load_s:6.1f} s  {rows / load_s:9,.0f} rows/s  ({rows:,} rows from {first_day} to "
+        f"{today + dt.timedelta(days=FUTURE_DAYS)}, bulk_insert in 20,000-row transactions, the overlap "
+        f"{'exclusion constraints' if backend == 'postgresql' else 'triggers'} checking each row)",
+        flush=True,
+    )
+    if backend == "postgresql":
+        t0 = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE appointment")
+        print(
+            f"  VACUUM ANALYZE {time.perf_counter() - t0:6.1f} s  (what autovacuum would do after such a load)",
+            flush=True,
+        )
+    db_size = (
+        settings.sqlite_path.stat().st_size
+        if settings.sqlite_path
+        else engine.connect().exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    )
+    print(f"  database size  {db_size / 1e6:6.0f} MB", flush=True)
+
+    return Clinic(info, patients, reserved, gen, actor, engine, today, hard, normal, rows, load_s)
+
+
 # ---- measuring ------------------------------------------------------------------------------
 
 
@@ -609,9 +690,7 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
     import sqlalchemy as sa
 
     from hpms.config import load_settings
-    from hpms.db import dispose_engines, get_engine, session_scope
-    from hpms.services.platform import localtime as lt
-    from hpms.services.platform.auth import load_actor, os_login
+    from hpms.db import dispose_engines, session_scope
     from hpms.services.platform.context import open_context
     from hpms.services.scheduling import appointments
 
@@ -622,56 +701,10 @@ def run(args, backend: str, home: Path, database_url: str | None) -> dict:
         f" python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )
-    t0 = time.perf_counter()
-    info = setup_practice(settings, args, rng, home)
-    patients = import_patients(settings, args.patients, rng, home)
-    engine = get_engine(settings)
-    now = dt.datetime.now(dt.UTC)
-    today = lt.local_now(now, "America/New_York").date()
     # the raw bound books as many as the service; the profile books 200 more
-    n_reserved = min(len(patients) // 4, 2 * args.bookings + args.batch + 500)
-    reserved, history_patients = patients[:n_reserved], [pid for pid, _ in patients[n_reserved:]]
-    hard = info["providers"][0][0]
-    normal = info["providers"][5][0]
-    off_provider = info["providers"][7][0]
-    holiday = next(d for d in weekdays(today + dt.timedelta(days=45), today + dt.timedelta(days=60)))
-    off_start = next(
-        d for d in weekdays(today + dt.timedelta(days=30), today + dt.timedelta(days=40)) if d.weekday() == 0
-    )
-    off_days = (off_start, off_start + dt.timedelta(days=4))
-    skip = {(None, holiday)} | {(off_provider, off_start + dt.timedelta(days=i)) for i in range(5)}
-    with session_scope(engine) as session:
-        actor = load_actor(session, os_login())
-    gen = Generator(info, history_patients, actor.org_id, actor.user_id, now, rng, hard, skip)
-    setup_s = time.perf_counter() - t0
-    print(
-        f"  setup          {setup_s:6.1f} s  (3 locations, {len(info['providers'])} providers, "
-        f"{len(patients):,} patients through the services)",
-        flush=True,
-    )
-
-    rows, load_s, first_day = load_appointments(engine, gen, args.appointments)
-    add_hours_and_time_off(settings, info, first_day, holiday, off_provider, off_days)
-    print(
-        f"  appointments   {load_s:6.1f} s  {rows / load_s:9,.0f} rows/s  ({rows:,} rows from {first_day} to "
-        f"{today + dt.timedelta(days=FUTURE_DAYS)}, bulk_insert in 20,000-row transactions, the overlap "
-        f"{'exclusion constraints' if backend == 'postgresql' else 'triggers'} checking each row)",
-        flush=True,
-    )
-    if backend == "postgresql":
-        t0 = time.perf_counter()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE appointment")
-        print(
-            f"  VACUUM ANALYZE {time.perf_counter() - t0:6.1f} s  (what autovacuum would do after such a load)",
-            flush=True,
-        )
-    db_size = (
-        settings.sqlite_path.stat().st_size
-        if settings.sqlite_path
-        else engine.connect().exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
-    )
-    print(f"  database size  {db_size / 1e6:6.0f} MB", flush=True)
+    clinic = build_clinic(settings, args, rng, home, backend, 2 * args.bookings + args.batch + 500)
+    info, reserved, gen, actor, engine = clinic.info, clinic.reserved, clinic.gen, clinic.actor, clinic.engine
+    hard, normal, rows, load_s = clinic.hard, clinic.normal, clinic.rows, clinic.load_s
 
     # the busiest day (by UTC date, close enough) of Main
     main_id, main_tz = info["locations"]["Main"]

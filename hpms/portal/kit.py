@@ -38,6 +38,7 @@ def templates() -> jinja2.Environment:
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
+        auto_reload=False,  # the templates ship with the code: compiled once, not checked on disk per page
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -46,6 +46,7 @@ def serve() -> Iterator[Served]:
         return served.settings
 
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `hpms portal serve` does: no Nagle wait
     sock.bind(("127.0.0.1", 0))
     served.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     server = uvicorn.Server(uvicorn.Config(create_app(current), log_level="warning", lifespan="off"))

@@ -170,26 +170,75 @@ def time_off_intervals(rows: Sequence[Any], tz: str) -> list[Interval]:
 # The hot path (every booking, every slot search window) runs these two prepared statements on
 # the driver of the session's connection: the rows carry the same attribute names as the ORM objects.
 _WH = WorkingHours.__table__
+_TO = TimeOff.__table__
+
+
+def _rules_where(provider: Any, location: Any, day_from: Any, day_to: Any) -> tuple[Any, ...]:
+    """The working-hours rules of the providers at the locations (`provider` and `location`
+    turn a column into the condition) in force on some day of day_from..day_to."""
+    return (
+        provider(_WH.c.provider_id),
+        location(_WH.c.location_id),
+        _WH.c.effective_from <= day_to,
+        sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= day_from),
+    )
+
+
+def _time_off_where(org_id: Any, provider: Any, location: Any, lo: Any, hi: Any) -> tuple[Any, ...]:
+    """Time off meeting the local span lo..hi of the providers at the locations, with the time
+    off of everyone (no provider: the practice's holidays) and of every location (none named)."""
+    return (
+        _TO.c.org_id == org_id,
+        _TO.c.starts_local < hi,
+        _TO.c.ends_local > lo,
+        sa.or_(provider(_TO.c.provider_id), _TO.c.provider_id.is_(None)),
+        sa.or_(location(_TO.c.location_id), _TO.c.location_id.is_(None)),
+    )
+
+
+def _param(name: str) -> Any:
+    return lambda c: c == sa.bindparam(name)
+
+
 _RULES = Prepared(
     sa.select(_WH).where(
-        _WH.c.provider_id == sa.bindparam("provider_id"),
-        _WH.c.location_id == sa.bindparam("location_id"),
-        _WH.c.effective_from <= sa.bindparam("day_to"),
-        sa.or_(_WH.c.effective_to.is_(None), _WH.c.effective_to >= sa.bindparam("day_from")),
+        *_rules_where(_param("provider_id"), _param("location_id"), sa.bindparam("day_from"), sa.bindparam("day_to"))
     )
 )
-_TO = TimeOff.__table__
 _TIME_OFF = Prepared(
     sa.select(_TO)
     .where(
-        _TO.c.org_id == sa.bindparam("org_id"),
-        _TO.c.starts_local < sa.bindparam("hi"),
-        _TO.c.ends_local > sa.bindparam("lo"),
-        sa.or_(_TO.c.provider_id == sa.bindparam("provider_id"), _TO.c.provider_id.is_(None)),
-        sa.or_(_TO.c.location_id == sa.bindparam("location_id"), _TO.c.location_id.is_(None)),
+        *_time_off_where(
+            sa.bindparam("org_id"), _param("provider_id"), _param("location_id"), sa.bindparam("lo"), sa.bindparam("hi")
+        )
     )
     .order_by(_TO.c.starts_local)
 )
+
+
+def hours_and_time_off(
+    session: Session, org_id: int, pairs: Iterable[tuple[int, int]], day_from: dt.date, day_to: dt.date
+) -> dict[tuple[int, int], tuple[list[Any], list[Any]]]:
+    """`rule_rows` and `time_off_rows` of several (provider, location) pairs over the local days
+    day_from..day_to, in two statements for all (a rule or time off read here that applies on
+    no day of a pair's own span opens or closes nothing there)."""
+    out: dict[tuple[int, int], tuple[list[Any], list[Any]]] = {pair: ([], []) for pair in pairs}
+    pids, lids = sorted({p for p, _ in out}), sorted({loc for _, loc in out})
+    conn = session.connection()
+
+    def among(ids: list[int]) -> Any:
+        return lambda c: c.in_(ids)
+
+    for r in conn.execute(sa.select(_WH).where(*_rules_where(among(pids), among(lids), day_from, day_to))):
+        if (r.provider_id, r.location_id) in out:
+            out[(r.provider_id, r.location_id)][0].append(r)
+    lo, hi = dt.datetime.combine(day_from, dt.time()), dt.datetime.combine(day_to + dt.timedelta(days=1), dt.time())
+    offs = sa.select(_TO).where(*_time_off_where(org_id, among(pids), among(lids), lo, hi)).order_by(_TO.c.starts_local)
+    for o in conn.execute(offs):
+        for (pid, lid), (_, off) in out.items():
+            if o.provider_id in (None, pid) and o.location_id in (None, lid):  # as _time_off_where says
+                off.append(o)
+    return out
 
 
 def rule_rows(

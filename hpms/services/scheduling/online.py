@@ -285,6 +285,11 @@ def clear_policy(ctx: Ctx, *, type_ref: str | int | None, provider_ref: str | in
 def policy_for(ctx: Ctx, type_id: int, provider_id: int) -> Policy:
     """The policy in force for a type with a provider: the provider's override over the type's
     row; closed when the type has neither."""
+    return policies_for(ctx, type_id, [provider_id])[provider_id]
+
+
+def policies_for(ctx: Ctx, type_id: int, provider_ids: list[int]) -> dict[int, Policy]:
+    """`policy_for` of each provider, read at once."""
     from hpms.models import OnlineBookingPolicy
 
     rows = (
@@ -292,19 +297,25 @@ def policy_for(ctx: Ctx, type_id: int, provider_id: int) -> Policy:
             sa.select(OnlineBookingPolicy).where(
                 OnlineBookingPolicy.org_id == ctx.org_id,
                 OnlineBookingPolicy.type_id == type_id,
-                sa.or_(col(OnlineBookingPolicy.provider_id).is_(None), OnlineBookingPolicy.provider_id == provider_id),
+                sa.or_(
+                    col(OnlineBookingPolicy.provider_id).is_(None),
+                    col(OnlineBookingPolicy.provider_id).in_(provider_ids),
+                ),
             )
         )
         .scalars()
         .all()
     )
     base = next((r for r in rows if r.provider_id is None), None)
-    own = next((r for r in rows if r.provider_id is not None), None)
-    values = {f: getattr(CLOSED, f) for f in POLICY_FIELDS}
-    for r in (base, own):
-        if r is not None:
-            values.update({f: getattr(r, f) for f in POLICY_FIELDS if getattr(r, f) is not None})
-    return Policy(**values)
+    own = {r.provider_id: r for r in rows if r.provider_id is not None}
+    out = {}
+    for pid in provider_ids:
+        values = {f: getattr(CLOSED, f) for f in POLICY_FIELDS}
+        for r in (base, own.get(pid)):
+            if r is not None:
+                values.update({f: getattr(r, f) for f in POLICY_FIELDS if getattr(r, f) is not None})
+        out[pid] = Policy(**values)
+    return out
 
 
 # ---- the patient's operations --------------------------------------------------------------
@@ -431,11 +442,26 @@ def _policy_checked(ctx: Ctx, pat: Patient, atype: AppointmentType, prov: Provid
     """The policy of the type with the provider, or why the patient may not book it online."""
     assert atype.id is not None and prov.id is not None and pat.id is not None
     policy = policy_for(ctx, atype.id, prov.id)
-    if not policy.enabled:
-        raise NotFoundError(f"{atype.name} with {provider_name(prov)} is not open to online booking", field="provider")
-    if not policy.new_patients_allowed and is_new_patient(ctx, pat.id):
-        raise ValidationError("type", f"{atype.name} is not open online to new patients")
+    refusal = _refusal(ctx, pat, atype, prov, policy, {})
+    if refusal is not None:
+        raise refusal
     return policy
+
+
+def _refusal(
+    ctx: Ctx, pat: Patient, atype: AppointmentType, prov: Provider, policy: Policy, new: dict[int, bool]
+) -> HpmsError | None:
+    """Why the patient may not book the type with the provider online under `policy` (None: they
+    may); `new` keeps whether the patient is new once it was read."""
+    assert pat.id is not None
+    if not policy.enabled:
+        return NotFoundError(f"{atype.name} with {provider_name(prov)} is not open to online booking", field="provider")
+    if not policy.new_patients_allowed:
+        if pat.id not in new:
+            new[pat.id] = is_new_patient(ctx, pat.id)
+        if new[pat.id]:
+            return ValidationError("type", f"{atype.name} is not open online to new patients")
+    return None
 
 
 def open_slots(
@@ -453,7 +479,7 @@ def open_slots(
     days, with the provider or, without one, with every provider at the location (first
     available), inside each provider's policy (lead time, horizon, daily cap, new patients).
     Raises NotFoundError (type not open online, provider not there), ValidationError."""
-    from hpms.services.scheduling.slots import find_slot
+    from hpms.services.scheduling.slots import free_slots
 
     pat = _patient(ctx, "online.slots")
     atype = _bookable_type(ctx, type)
@@ -468,13 +494,17 @@ def open_slots(
     span_lo, _ = lt.day_bounds_utc(first, loc.tz)
     _, span_hi = lt.day_bounds_utc(first + dt.timedelta(days=n_days - 1), loc.tz)
     providers = _providers_at(ctx, loc, provider)
+    policies = policies_for(ctx, atype.id, [p.id for p in providers if p.id is not None])
     open_to: list[tuple[Provider, Policy]] = []
     refusal: HpmsError | None = None
+    new: dict[int, bool] = {}
     for prov in providers:
-        try:
-            open_to.append((prov, _policy_checked(ctx, pat, atype, prov)))
-        except (NotFoundError, ValidationError) as exc:
-            refusal = refusal if isinstance(refusal, ValidationError) else exc
+        assert prov.id is not None
+        why = _refusal(ctx, pat, atype, prov, policies[prov.id], new)
+        if why is None:
+            open_to.append((prov, policies[prov.id]))
+        else:
+            refusal = refusal if isinstance(refusal, ValidationError) else why
     if not open_to:
         if isinstance(refusal, ValidationError) or (provider is not None and refusal is not None):
             raise refusal
@@ -483,23 +513,29 @@ def open_slots(
     if first > last_day:
         said = f"{first:%Y-%m-%d} is too far ahead: online booking opens up to {last_day:%Y-%m-%d}"
         raise ValidationError("start_date", said)
-    found: list[SlotOut] = []
+    # One search over every provider's window, stopped at the times the page shows; a day a
+    # provider's daily cap of online bookings has filled is skipped.
+    searches: list[tuple[Provider, Location, dt.datetime, dt.datetime]] = []
+    caps: dict[int, tuple[int, dict[dt.date, int]]] = {}
+    for prov, policy in open_to:
+        assert prov.id is not None
+        lo, hi = _window(ctx, policy, loc.tz)
+        lo, hi = max(lo, span_lo), min(hi, span_hi)
+        if hi <= lo:
+            continue
+        searches.append((prov, loc, lo, hi))
+        if policy.daily_cap:
+            taken = _online_per_day(ctx, prov.id, lo - dt.timedelta(days=1), hi + dt.timedelta(days=1), loc.tz)
+            caps[prov.id] = (policy.daily_cap, taken)
+
+    def keep(start: dt.datetime, provider_id: int) -> bool:
+        if provider_id not in caps:
+            return True
+        cap, taken = caps[provider_id]
+        return taken.get(lt.to_local(start, loc.tz).date(), 0) < cap
+
     with on_behalf(ctx, "schedule.read"):
-        for prov, policy in open_to:
-            assert prov.id is not None
-            lo, hi = _window(ctx, policy, loc.tz)
-            lo, hi = max(lo, span_lo), min(hi, span_hi)
-            if hi <= lo:
-                continue
-            slots = find_slot(
-                ctx, type=atype.id, provider=prov.id, location=loc.id, after=lo, before=hi, count=500, patient=pat.id
-            )
-            if policy.daily_cap:
-                taken = _online_per_day(ctx, prov.id, lo - dt.timedelta(days=1), hi + dt.timedelta(days=1), loc.tz)
-                slots = [s for s in slots if taken.get(s.start.date(), 0) < policy.daily_cap]
-            found += slots
-    found.sort(key=lambda s: (s.start, s.provider_id))
-    return found[:count]
+        return free_slots(ctx, atype, searches, count=count, patient_id=pat.id, keep=keep if caps else None)
 
 
 def _location(ctx: Ctx, ref: str | int | None) -> Location:
@@ -571,7 +607,7 @@ def book_online(
     with other open times; also NotFoundError, ValidationError naming the field."""
     from hpms.models import OnlineBooking
     from hpms.services.scheduling import appointments
-    from hpms.services.scheduling.slots import find_slot
+    from hpms.services.scheduling.slots import free_slots
 
     pat = _patient(ctx, "online.book")
     atype = _bookable_type(ctx, type)
@@ -587,17 +623,8 @@ def book_online(
         exc.alternatives = _alternatives(ctx, atype, loc, None, at)
         raise
     duration = dt.timedelta(minutes=atype.duration_min)
-    with on_behalf(ctx, "schedule.read"):
-        free = find_slot(
-            ctx,
-            type=atype.id,
-            provider=prov.id,
-            location=loc.id,
-            after=at,
-            before=at + duration,
-            count=1,
-            patient=pat.id,
-        )
+    with on_behalf(ctx, "schedule.read"):  # the slot search of what is already looked up above
+        free = free_slots(ctx, atype, [(prov, loc, at, at + duration)], count=1, patient_id=pat.id)
     if not free or free[0].start != lt.to_local(at, loc.tz):
         raise SlotTaken(
             f"{lt.fmt_local(at, loc.tz)} is not open with {provider_name(prov)}",
