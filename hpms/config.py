@@ -5,6 +5,7 @@ Kept free of heavy imports: every CLI start reads it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -110,10 +111,7 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path | None:
-        if not self.is_sqlite:
-            return None
-        path = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
-        return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
+        return _sqlite_path(self.database_url)
 
     def public_dict(self) -> dict[str, object]:
         """The settings as a person may see them (`config show`): never a password or a key."""
@@ -141,6 +139,16 @@ class Settings:
             "hl7_assigning_authority": self.hl7_assigning_authority,
             "sources": dict(self.sources),
         }
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one), worked out
+    once per URL: every transaction asks for it."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return Path(path.split("?", 1)[0]) if path and path != ":memory:" else None
 
 
 def redact_url(url: str) -> str:

@@ -331,6 +331,39 @@ def test_chain_verifies_and_links_each_event_to_the_previous(settings, ctx_for, 
         assert conn.execute(sa.text("SELECT last_seq, last_hash FROM audit_head")).one() == (head["seq"], head["hash"])
 
 
+def test_appends_after_the_head_read_with_the_schema_check_stay_chained(settings, ctx_for):
+    """open_context reads the head with its first statement (SQLite): appends in that
+    transaction, in a savepoint rolled back and in one released, and after a rollback, chain on
+    from the head as it then stands."""
+    from hpms.services.platform import audit
+    from hpms.services.platform.context import open_context
+
+    before = last_seq(settings)
+    with open_context(settings) as ctx:
+        audit.record(ctx, audit.Event("read", "test", 1))
+        with ctx.session.begin_nested() as sp:
+            audit.record(ctx, audit.Event("read", "test", 2))
+            sp.rollback()
+        audit.record(ctx, audit.Event("read", "test", 3))
+        with ctx.session.begin_nested():
+            audit.record(ctx, audit.Event("read", "test", 4))
+        audit.record(ctx, audit.Event("read", "test", 5))
+    with pytest.raises(Rollback), open_context(settings) as ctx:
+        audit.record(ctx, audit.Event("read", "test", 6))
+        raise Rollback
+    with open_context(settings) as ctx:
+        audit.record(ctx, audit.Event("read", "test", 7))
+    rows = audit_rows(settings, before)
+    assert [r["entity_id"] for r in rows] == ["1", "3", "4", "5", "7"]
+    assert [r["seq"] for r in rows] == list(range(before + 1, before + 6))
+    with ctx_for() as ctx:
+        result = audit.verify(ctx)
+    assert result.ok and result.events == last_seq(settings)
+    with get_engine(settings).connect() as conn:
+        head = conn.execute(sa.text("SELECT last_seq, last_hash FROM audit_head")).one()
+    assert head == (rows[-1]["seq"], rows[-1]["hash"])
+
+
 def test_verify_walks_a_chain_longer_than_one_batch(settings, ctx_for, register):
     from hpms.services.people import patients
     from hpms.services.platform import audit

@@ -121,8 +121,30 @@ _MOVE_HEAD = (
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
+    session.info.pop(_HELD, None)  # the head moves past what was held
     row = session.connection().execute(_LOCK_HEAD).one()
     return row.last_seq, row.last_hash
+
+
+# The head as read earlier in the transaction on SQLite, whose transactions see one state of the
+# database from their first read (a writer holds the write lock from BEGIN IMMEDIATE; a reader
+# that later writes is refused if another wrote in between): (transaction, last_seq, last_hash),
+# kept up to date by the appends, good for that transaction (or savepoint) alone.
+_HELD = "hpms_audit_head"
+# the head as a transaction's first statement reads it with what it reads anyway
+HEAD_SEQ = sa.select(_HEAD.c.last_seq).where(_HEAD.c.id == 1).scalar_subquery().label("audit_last_seq")
+HEAD_HASH = sa.select(_HEAD.c.last_hash).where(_HEAD.c.id == 1).scalar_subquery().label("audit_last_hash")
+
+
+def _current(session: Session) -> object:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def hold_head(session: Session, seq: int | None, last: str | None) -> None:
+    """Note the head read (by HEAD_SEQ and HEAD_HASH) in this SQLite transaction, so that the
+    next append needs not read it again."""
+    if seq is not None and last is not None and session.get_bind().dialect.name == "sqlite":
+        session.info[_HELD] = (_current(session), seq, last)
 
 
 _EVENT_COLUMNS = (
@@ -166,9 +188,13 @@ def _append_few(session: Session, ring_kid: str, key: bytes, ctx: Ctx, events: l
     dbapi_error = dialect.loaded_dbapi.Error
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     statement = lock
+    held = session.info.pop(_HELD, None)
     try:
-        cur.execute(lock)
-        seq, prev = cur.fetchone()
+        if held is not None and held[0] is _current(session):
+            seq, prev = held[1], held[2]
+        else:
+            cur.execute(lock)
+            seq, prev = cur.fetchone()
         rows = _event_rows(ctx, events, seq, prev, ring_kid, key, ctx.now())
         seq, prev = rows[-1]["seq"], rows[-1]["hash"]
         params = []
@@ -184,6 +210,8 @@ def _append_few(session: Session, ring_kid: str, key: bytes, ctx: Ctx, events: l
         raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
     finally:
         cur.close()
+    if dialect.name == "sqlite":
+        session.info[_HELD] = (_current(session), seq, prev)
     return seq
 
 

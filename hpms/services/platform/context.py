@@ -14,7 +14,7 @@ from hpms.config import Settings, load_settings
 from hpms.db import check_schema, get_engine, session_scope
 from hpms.errors import HpmsError, PermissionDenied
 from hpms.models import Actor
-from hpms.services.platform.auth import authenticate, load_actor, load_patient_actor
+from hpms.services.platform.auth import authenticate, check_schema_and_user, load_actor, load_patient_actor
 from hpms.services.platform.conflicts import integrity_conflict
 from hpms.services.platform.crypto import FieldCrypto, KeyRing, bind_to_database, load_keyring
 
@@ -84,8 +84,9 @@ def open_context(
     actor: Actor | None = None
     try:
         with session_scope(engine, readonly=readonly) as session:
-            check_schema(engine, session)  # in the transaction: no connection of its own
-            actor = authenticate(session, env)
+            # in the transaction (no connection of its own), the acting user read with it
+            known = check_schema_and_user(engine, session, env)
+            actor = authenticate(session, env, known=known)
             yield Ctx(session=session, actor=actor, settings=settings, clock=clock)
     except sa.exc.IntegrityError as exc:
         # A concurrent writer got there first (unique key, foreign key): a conflict, not a crash.

@@ -8,6 +8,7 @@ stopped half-way leaves every value readable.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -53,8 +54,10 @@ def _derive(key: bytes, purpose: bytes) -> bytes:
     return hmac.new(key, b"hpms v1 " + purpose, hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=32)
 def audit_key(key: bytes) -> bytes:
-    """The key that seals audit events, derived from a practice key (one-way: it opens no field)."""
+    """The key that seals audit events, derived from a practice key (one-way: it opens no field).
+    Derived once per key: every write seals its audit events with it."""
     return _derive(key, b"audit seal")
 
 
@@ -122,12 +125,13 @@ def load_keyring(settings: Settings) -> KeyRing:
     if env_key:
         return KeyRing.single(decode_key(env_key, "HPMS_KEY"), "HPMS_KEY")
     path: Path = settings.key_file
-    if not path.exists():
+    try:
+        st = path.stat()  # one look at the file: whether it is there, and the stamp of the cache below
+    except (FileNotFoundError, NotADirectoryError):
         raise EncryptionKeyError(
             f"no encryption key: {path} does not exist",
             hint="copy the key file from the machine that set up this database, or set HPMS_KEY",
-        )
-    st = path.stat()
+        ) from None
     mode = st.st_mode & 0o777
     if os.name == "posix" and mode & 0o077:
         raise EncryptionKeyError(

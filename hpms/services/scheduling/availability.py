@@ -241,6 +241,20 @@ def hours_and_time_off(
     return out
 
 
+# A booking's check: the rules, each row also saying whether any time off meets the visit (so
+# the time off itself is read only when some does: a booking without it runs one statement).
+_OFF_MEETS = sa.exists().where(
+    *_time_off_where(
+        sa.bindparam("org_id"), _param("provider_id"), _param("location_id"), sa.bindparam("lo"), sa.bindparam("hi")
+    )
+)
+_RULES_AND_OFF = Prepared(
+    sa.select(_WH, _OFF_MEETS.label("off_meets")).where(
+        *_rules_where(_param("provider_id"), _param("location_id"), sa.bindparam("day_from"), sa.bindparam("day_to"))
+    )
+)
+
+
 def rule_rows(
     session: Session, provider_id: int, location_id: int, day_from: dt.date, day_to: dt.date
 ) -> Sequence[Any]:
@@ -285,9 +299,21 @@ def why_closed(
     """None when [start, end) lies inside the provider's open time, else the reason."""
     assert location.id is not None
     tz = location.tz
-    d0 = lt.to_local(start, tz).date()
-    d1 = lt.to_local(end, tz).date()
-    rules = rule_rows(session, provider_id, location.id, d0, d1)
+    local_start, local_end = lt.to_local(start, tz), lt.to_local(end, tz)
+    d0, d1 = local_start.date(), local_end.date()
+    lo, hi = local_start.replace(tzinfo=None), local_end.replace(tzinfo=None)
+    rules = _RULES_AND_OFF.rows(
+        session.connection(),
+        {
+            "org_id": org_id,
+            "provider_id": provider_id,
+            "location_id": location.id,
+            "day_from": d0,
+            "day_to": d1,
+            "lo": lo,
+            "hi": hi,
+        },
+    )
     hours = hours_intervals(rules, tz, d0, d1)
     if not any(s <= start and end <= e for s, e in hours):
         day = lt.to_local(start, tz)
@@ -298,15 +324,9 @@ def why_closed(
         ]
         when = f"{day:%a %Y-%m-%d}: " + (", ".join(todays) if todays else "not working")
         return f"outside working hours at {location.name} ({when})"
-    off = time_off_rows(
-        session,
-        org_id,
-        provider_id,
-        location.id,
-        lt.to_local(start, tz).replace(tzinfo=None),
-        lt.to_local(end, tz).replace(tzinfo=None),
-    )
-    for r in off:
+    if not any(r.off_meets for r in rules):
+        return None
+    for r in time_off_rows(session, org_id, provider_id, location.id, lo, hi):
         s, e = lt.wall_to_utc(r.starts_local, tz), lt.wall_to_utc(r.ends_local, tz)
         if s < end and e > start:
             what = "time off" if r.provider_id else "practice holiday"
