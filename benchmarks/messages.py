@@ -24,8 +24,14 @@ ratio. Target: the sender within 2x the bound
 (PASS/MISS). Both runs are checked against the server's count, and the outbox must hold N
 messages `sent` at the end.
 
+4. Round trips (not timed): `--trips` more messages (default 500) queued and sent in one pass,
+   counting what the sender asks of the database per message: on PostgreSQL the round trips,
+   seen by a relay between the sender and the server (each time the sender speaks again after
+   the server answered); on SQLite the statements run (there is no network to cross).
+
     python benchmarks/messages.py [--backend sqlite|postgresql|both] [--messages 10000]
-                                  [--batch 100] [--rounds 10] [--postgres URL] [--profile] [--keep]
+                                  [--batch 100] [--rounds 10] [--trips 500] [--postgres URL]
+                                  [--profile] [--keep]
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ import multiprocessing as mp
 import os
 import platform
 import pstats
+import select
 import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -179,6 +187,93 @@ def queued_messages() -> list[tuple[int, str, str | None, str]]:
     return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
+# ---- round trips ----------------------------------------------------------------------------
+
+
+class TripCounter:
+    """A relay on loopback in front of the PostgreSQL server that counts round trips: each time
+    a client sends after the server last spoke to it (or first) is one."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.trips = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        client_spoke_last = False
+        with client, server:
+            while True:
+                ready, _, _ = select.select([client, server], [], [])
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    if s is client:
+                        if not client_spoke_last:
+                            with self._lock:
+                                self.trips += 1
+                        client_spoke_last = True
+                        server.sendall(data)
+                    else:
+                        client_spoke_last = False
+                        client.sendall(data)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def count_trips(n: int, patient_ids: list[int], url: str | None) -> tuple[str, float]:
+    """Queue n more messages and send them in one pass, counting what the sender asks of the
+    database: (what was counted, how many per message)."""
+    import sqlalchemy as sa
+
+    from hpms.config import load_settings
+    from hpms.db import dispose_engines, get_engine
+    from hpms.services.messages import sender
+
+    queue(n, n, patient_ids)
+    dispose_engines()
+    if url is not None:
+        target = sa.engine.make_url(url)
+        relay = TripCounter(target.host or "127.0.0.1", target.port or 5432)
+        os.environ["HPMS_DATABASE_URL"] = target.set(host="127.0.0.1", port=relay.port).render_as_string(
+            hide_password=False
+        )
+        try:
+            sent = sender.send_due(load_settings(), limit=n).sent
+            trips = relay.trips
+        finally:
+            dispose_engines()
+            os.environ["HPMS_DATABASE_URL"] = url
+            relay.close()
+        assert sent == n, sent
+        return "round trips", trips / n
+    statements = 0
+
+    def counted(_sql: str) -> None:
+        nonlocal statements
+        statements += 1
+
+    engine = get_engine(load_settings())
+    sa.event.listen(engine, "connect", lambda dbapi_conn, _rec: dbapi_conn.set_trace_callback(counted))
+    sent = sender.send_due(load_settings(), limit=n).sent
+    dispose_engines()
+    assert sent == n, sent
+    return "statements", statements / n
+
+
 # ---- the two runs --------------------------------------------------------------------------
 
 
@@ -282,6 +377,9 @@ def measure(args, backend: str, server: SmtpServer) -> None:
             f"{'PASS' if ratio <= TARGET_RATIO else 'MISS'}",
             flush=True,
         )
+        if args.trips:
+            what, per = count_trips(args.trips, patient_ids, url)
+            print(f"  {backend:10} trips    {args.trips:,} more sent in one pass: {per:.2f} {what} per message")
         if profiler is not None:
             stats = pstats.Stats(profiler, stream=sys.stdout)
             stats.sort_stats("cumulative").print_stats(30)
@@ -303,6 +401,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100, help="messages queued per transaction")
     parser.add_argument("--rounds", type=int, default=10, help="bound and sender alternate this many times")
+    parser.add_argument("--trips", type=int, default=500, help="messages of the untimed pass that counts round trips")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the sender's run")
     parser.add_argument("--keep", action="store_true", help="keep the scratch HPMS_HOME / PostgreSQL database")
     args = parser.parse_args()

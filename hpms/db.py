@@ -317,6 +317,12 @@ class Prepared:
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """The rows of the statement (none for a statement without RETURNING)."""
+        return self.start(conn, params)()
+
+    def start(self, conn: sa.Connection, params: Mapping[str, Any] | None = None) -> Callable[[], list[Any]]:
+        """Send the statement; returns the function that waits for its rows (those of `rows`).
+        Inside `commit_pipelined` the statements sent before the rows are asked for go to the
+        server together."""
         plan = self._plan(conn.dialect)
         args = plan.args(params or {})
         cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -324,6 +330,17 @@ class Prepared:
             if (conn._has_events or conn.engine._has_events) and conn.dispatch.before_cursor_execute:
                 _announce(conn, cur, plan.sql, args)
             cur.execute(plan.sql, args)
+        except plan.dbapi_error as exc:
+            cur.close()
+            raise sa.exc.DBAPIError.instance(plan.sql, args, exc, plan.dbapi_error) from exc
+        except BaseException:
+            cur.close()
+            raise
+        return functools.partial(self._fetch, plan, cur, args)
+
+    @staticmethod
+    def _fetch(plan: _Plan, cur: Any, args: Any) -> list[Any]:
+        try:
             if plan.row is None:
                 return []
             fetched = cur.fetchall()
@@ -433,9 +450,15 @@ class HpmsSession(Session):
 
 
 @contextmanager
-def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any exception."""
-    bind = engine.execution_options(hpms_readonly=True) if readonly else engine
+def session_scope(
+    engine: Engine, *, readonly: bool = False, connection: sa.Connection | None = None
+) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any exception. On `connection` (of
+    `engine`), held by the caller across transactions, when given: a connection taken from the
+    pool costs a round trip (pool_pre_ping) on PostgreSQL."""
+    bind: Engine | sa.Connection = engine.execution_options(hpms_readonly=True) if readonly else engine
+    if connection is not None:
+        bind = connection.execution_options(hpms_readonly=True) if readonly else connection
     try:
         session = HpmsSession(bind, expire_on_commit=False)
     except sa.exc.OperationalError as exc:  # pragma: no cover
@@ -453,6 +476,59 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def commit_pipelined(session: Session) -> Iterator[None]:
+    """Run the block and commit the session's transaction; should the block or the commit
+    raise, the transaction is rolled back. On PostgreSQL the block runs in pipeline mode, the
+    COMMIT (and the BEGIN, when the transaction has sent nothing yet) sent with its
+    statements: a statement is not waited for until its result is asked for, so a block that
+    asks for one result costs two round trips with the commit, not one per statement. Only
+    statements run on the driver cursor (Prepared.start, the audit appends) belong in the
+    block: SQLAlchemy's own results read the cursor before pipeline mode has the answer. On
+    SQLite the statements run as they come. Either way the commit has held (or raised) when
+    the block is left."""
+    session.flush()
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        try:
+            yield
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        return
+    from psycopg.pq import TransactionStatus
+
+    driver: Any = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    # The driver would sync its own BEGIN alone, one round trip more: in autocommit it sends
+    # none, and ours goes with the block's statements.
+    begin = driver.info.transaction_status == TransactionStatus.IDLE
+    cur = driver.cursor()
+    if begin:
+        driver.autocommit = True
+    done = False
+    try:
+        with driver.pipeline():
+            if begin:
+                cur.execute("BEGIN")
+            yield
+            cur.execute("COMMIT")  # leaving the block syncs: it waits for every result
+        done = True
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance("COMMIT", None, exc, dbapi_error) from exc
+    finally:
+        cur.close()
+        try:
+            if not done:
+                session.rollback()  # in autocommit too: the driver sends the ROLLBACK
+            if begin and driver.info.transaction_status == TransactionStatus.IDLE:
+                driver.autocommit = False
+        except (dbapi_error, sa.exc.SQLAlchemyError):
+            pass  # a lost connection: SQLAlchemy finds it on its next use
+    session.commit()  # over on the server already; this ends it for SQLAlchemy
 
 
 def new_ids(session, table: sa.Table, count: int) -> list[int]:

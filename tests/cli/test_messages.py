@@ -319,3 +319,71 @@ def test_a_sender_killed_while_the_server_holds_a_message_sends_nothing_twice(se
     # staff decide: it arrived, so it stays as it is; nothing is sent on its own
     assert ok(cli("messages", "send", "--json", env={"HPMS_SMTP_URL": smtp_sink.url}))["sent"] == 0
     assert len(smtp_sink.ids()) == 5
+
+
+_DIE_IN_SETTLE = """
+import os, signal, sys
+from hpms.services.messages import outbox
+real, settled = outbox.settle_sent, []
+def settle_then_die(ctx, message_id, **kw):  # inside the settle's transaction, its COMMIT not sent
+    went = real(ctx, message_id, **kw)
+    settled.append(message_id)
+    if len(settled) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return went
+outbox.settle_sent = settle_then_die
+from hpms.cli import main
+sys.argv = ["hpms", "messages", "send", "--json"]
+main()
+"""
+
+_DIE_AFTER_COMMIT = """
+import contextlib, os, signal, sys
+import hpms.db
+real, committed = hpms.db.commit_pipelined, []
+@contextlib.contextmanager
+def commit_then_die(session):  # the settle committed, the next message not handed over yet
+    with real(session):
+        yield
+    committed.append(1)
+    if len(committed) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+hpms.db.commit_pipelined = commit_then_die
+from hpms.cli import main
+sys.argv = ["hpms", "messages", "send", "--json"]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "fates", "went"),
+    [
+        # the second message went and its result was not committed: its fate is unknown
+        (_DIE_IN_SETTLE, ["sent", "unknown", "sent", "sent", "sent"], [0, 1, 2, 3, 4]),
+        # the second message's result held; the third, next in hand, had not gone (but the
+        # next sender cannot know that): unknown, and never sent on its own
+        (_DIE_AFTER_COMMIT, ["sent", "sent", "unknown", "sent", "sent"], [0, 1, 3, 4]),
+    ],
+    ids=["in-the-settle", "after-its-commit"],
+)
+def test_a_sender_killed_while_it_settles_sends_nothing_twice(settings, outbox, smtp_sink, cli, script, fates, went):
+    ids = [outbox(f"k{i}@example.org", body=f"message {i}") for i in range(5)]
+    env = subprocess_env(
+        settings.home, None if settings.is_sqlite else settings.database_url, HPMS_SMTP_URL=smtp_sink.url
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert len(smtp_sink.received) == 2
+    data = ok(cli("messages", "send", "--json", env={"HPMS_SMTP_URL": smtp_sink.url}))
+    assert (data["found_unknown"], data["sent"]) == (1, len(went) - 2)
+    states = _states(cli)
+    assert [states[i] for i in ids] == fates
+    received = smtp_sink.ids()
+    assert len(received) == len(went)
+    for k, mid in enumerate(ids):  # each message reached the server once, or never
+        assert sum(f".hpms-{mid}@" in r for r in received) == (1 if k in went else 0), mid
+    assert ok(cli("messages", "send", "--json", env={"HPMS_SMTP_URL": smtp_sink.url}))["sent"] == 0
+    assert len(smtp_sink.ids()) == len(went)
+    assert ok(cli("audit", "verify", "--json"))["ok"] is True

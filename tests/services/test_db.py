@@ -271,6 +271,71 @@ def test_a_readonly_session_reads(settings, register):
         assert session.execute(sa.text("SELECT count(*) FROM patient")).scalar() == 1
 
 
+def _rename_payer():
+    from hpms.db import Prepared
+    from hpms.models import Payer
+
+    t = Payer.__table__
+    return Prepared(
+        sa.update(t).where(t.c.payer_id == sa.bindparam("code")).values(name=sa.bindparam("name")).returning(t.c.id)
+    )
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["commits", "raises"])
+def test_a_pipelined_commit_holds_all_of_its_block_or_nothing(settings, ctx_for, fails):
+    """commit_pipelined: the block's statements and the audit event that waits on one of them
+    commit together, or none does; the connection, held across transactions as the sender
+    holds it, works as before after it (a commit takes what follows, a rollback takes it back)."""
+    from hpms.db import commit_pipelined
+    from hpms.models import Payer
+    from hpms.services.platform import audit
+    from hpms.services.platform.auth import os_login
+    from hpms.services.platform.context import context_for
+
+    with session_scope(get_engine(settings)) as session:
+        session.add(Payer(org_id=1, name="Direct", payer_id="DIR1"))
+    events = counts(settings, "audit_event")["audit_event"]
+    with get_engine(settings).connect() as held:
+        with pytest.raises(_Boom), session_scope(get_engine(settings), connection=held) as session:
+            ctx = context_for(session, settings, os_login())
+            session.commit()  # the block begins a transaction of its own, as in the sender
+            try:
+                with commit_pipelined(ctx.session):
+                    rows = _rename_payer().start(ctx.session.connection(), {"code": "DIR1", "name": "Direct Pay"})
+                    seq = audit.record_after(ctx, lambda: [audit.Event("update", "payer", r.id) for r in rows()])
+                    assert seq == events + 1
+                    if fails:
+                        raise _Boom
+            except _Boom:
+                pass
+            ctx.session.add(Payer(org_id=1, name="Later", payer_id="LATE1"))
+            ctx.session.commit()
+            ctx.session.add(Payer(org_id=1, name="Last", payer_id="LAST1"))
+            ctx.session.flush()
+            raise _Boom  # takes back the last payer only
+    names = [r["name"] for r in query(settings, "SELECT name FROM payer ORDER BY id")]
+    assert names == ["Direct" if fails else "Direct Pay", "Later"]
+    assert counts(settings, "audit_event")["audit_event"] == events + (0 if fails else 1)
+    with ctx_for() as ctx:
+        assert audit.verify(ctx).ok
+
+
+def test_a_pipelined_commit_appends_nothing_when_no_row_changed(settings, ctx_for):
+    from hpms.db import commit_pipelined
+    from hpms.services.platform import audit
+
+    events = counts(settings, "audit_event")["audit_event"]
+    with ctx_for() as ctx:
+        with commit_pipelined(ctx.session):
+            rows = _rename_payer().start(ctx.session.connection(), {"code": "NONE", "name": "Nobody"})
+            assert audit.record_after(ctx, lambda: [audit.Event("update", "payer", r.id) for r in rows()]) == 0
+    assert counts(settings, "audit_event")["audit_event"] == events
+
+
 # --- backup and restore (SQLite; PostgreSQL points to pg_dump / pg_restore) ---
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import col
 
+from hpms.db import Prepared
 from hpms.errors import NotFoundError, ValidationError
 from hpms.fileio import pid_alive
 from hpms.services.platform import audit
@@ -236,10 +237,10 @@ class Claimed:
 
 
 @functools.cache
-def _statements() -> tuple[sa.Executable, sa.Executable, sa.Executable]:
-    """The claim, the count of the claimed emails' files and the settling of a sent message,
-    built once: the sender runs them for every message, and building a statement costs more
-    than running it."""
+def _statements() -> tuple[sa.Executable, sa.Executable, Prepared]:
+    """The claim, the count of the claimed emails' files and the settling of a sent message
+    (run on the driver cursor, see settle_sent), built once: the sender runs them for every
+    message, and building a statement costs more than running it."""
     from hpms.models import Message, MessageAttachment
 
     m, a = Message.__table__, MessageAttachment.__table__
@@ -279,7 +280,7 @@ def _statements() -> tuple[sa.Executable, sa.Executable, sa.Executable]:
         .values(state="sent", sent_at=sa.bindparam("now"), provider_id=sa.bindparam("pid"), error=None, claimed_by=None)
         .returning(m.c.patient_id, m.c.channel)
     )
-    return claim, files, sent
+    return claim, files, Prepared(sent)
 
 
 def claim(ctx: Ctx, *, channels: tuple[str, ...] = ("email", "sms"), limit: int = 1) -> list[Claimed]:
@@ -320,15 +321,8 @@ def settle(
     settled; a message no longer `sending` for it keeps its state."""
     from hpms.models import Message
 
-    if error is None:
-        # the common case in one statement, which also checks the claim is still ours
-        _, _, sent = _statements()
-        params = {"mid": message_id, "me": claimer(), "now": ctx.now(), "pid": provider_id}
-        done = ctx.session.connection().execute(sent, params).first()
-        if done is not None:
-            event = audit.Event("send", "message", message_id, patient_id=done[0], detail=f"sent by {done[1]}")
-            audit.record(ctx, event)
-            return "sent"
+    if error is None and settle_sent(ctx, message_id, provider_id=provider_id):
+        return "sent"
     # the statements above ran beside the session's objects: read the row as it is now
     msg = ctx.session.get(Message, message_id, populate_existing=True)
     if error is None or msg is None or msg.state != "sending" or msg.claimed_by != claimer():
@@ -344,6 +338,26 @@ def settle(
     ctx.session.flush()
     audit.record(ctx, audit.Event("send", "message", msg.id, patient_id=msg.patient_id, detail=detail))
     return msg.state
+
+
+def settle_sent(ctx: Ctx, message_id: int, *, provider_id: str | None) -> bool:
+    """Record that a claimed message went (`sent`, with the provider's id of it) and its audit
+    event, in the caller's transaction; False, and nothing written, when it is no longer
+    `sending` for this process. Runs on the driver cursor, so it may run in
+    hpms.db.commit_pipelined: the update and the audit trail's head lock then go to the server
+    together and the event and the commit after them, two round trips in all."""
+    _, _, sent = _statements()
+    params = {"mid": message_id, "me": claimer(), "now": ctx.now(), "pid": provider_id}
+    rows = sent.start(ctx.session.connection(), params)
+
+    def event() -> list[audit.Event]:
+        done = rows()  # one row when the claim was still ours
+        return [
+            audit.Event("send", "message", message_id, patient_id=r.patient_id, detail=f"sent by {r.channel}")
+            for r in done
+        ]
+
+    return audit.record_after(ctx, event) > 0
 
 
 def release(ctx: Ctx, message_ids: int | Sequence[int], *, model: type[Any] | None = None) -> None:

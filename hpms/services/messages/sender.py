@@ -2,7 +2,9 @@
 and for the worker, which repeats it. It takes the outbox lock, turns the claims of a sender
 that died into `unknown` (and queues again those it had not handed over), then claims a few
 due messages at a time (committed) and sends them one at a time: hand over, settle (committed
-before the next message goes)."""
+before the next message goes). The claims and settlements of a pass run on one connection,
+and a message that went is settled in two round trips with its audit event and the commit
+(PostgreSQL pipeline mode)."""
 
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ def send_due(
         acquire_lock(ctx, outbox.OUTBOX_LOCK)
         summary.found_unknown = outbox.sweep_dead_claims(ctx)
     try:
-        _send(context, transports, summary, limit=limit)
+        _send(settings, context, transports, summary, limit=limit)
     finally:
         with context() as ctx:
             release_lock(ctx, outbox.OUTBOX_LOCK)
@@ -139,7 +141,7 @@ def work(
             with context() as ctx:
                 heartbeat(ctx, outbox.OUTBOX_LOCK)
                 summary.found_unknown = outbox.sweep_dead_claims(ctx)
-            _send(context, transports, summary, stop=stop)
+            _send(settings, context, transports, summary, stop=stop)
             totals.add(summary)
             if on_pass is not None:
                 on_pass(summary)
@@ -150,19 +152,21 @@ def work(
     return totals
 
 
-def _contexts(
-    settings: Settings, env: dict[str, str] | None, clock: Clock | None
-) -> Callable[[], AbstractContextManager[Ctx]]:
+Contexts = Callable[..., AbstractContextManager["Ctx"]]  # (connection=None): one transaction
+
+
+def _contexts(settings: Settings, env: dict[str, str] | None, clock: Clock | None) -> Contexts:
     run_clock = clock or system_clock
 
-    def context() -> AbstractContextManager[Ctx]:
-        return open_context(settings, env=env, clock=run_clock)
+    def context(connection: sa.Connection | None = None) -> AbstractContextManager[Ctx]:
+        return open_context(settings, env=env, clock=run_clock, connection=connection)
 
     return context
 
 
 def _send(
-    context: Callable[[], AbstractContextManager[Ctx]],
+    settings: Settings,
+    context: Contexts,
     transports: TransportFactory,
     summary: SendSummary,
     *,
@@ -172,14 +176,18 @@ def _send(
     """One pass: claim up to HEARTBEAT_EVERY due messages in one statement (committed), then
     hand them over and settle them one at a time, in the order claimed, each result committed
     before the next message goes; again until none is due. A context (an authenticated
-    session) serves one claim; the lock is renewed before the next. Claims not handed over
-    (a stop, an error) are queued again."""
-    with _providers(context, transports, summary) as ready:
+    session) serves one claim; the lock is renewed before the next. The claims and their
+    settlements run on one connection held for the pass (one taken from the pool for each
+    transaction would cost a round trip more, its ping). Claims not handed over (a stop, an
+    error) are queued again, on a connection of their own."""
+    from hpms.db import get_engine
+
+    with _providers(context, transports, summary) as ready, get_engine(settings).connect() as held:
         done = 0
         while ready and (limit is None or done < limit) and not (stop is not None and stop.is_set()):
             pending: deque[outbox.Claimed] = deque()
             try:
-                with context() as ctx:
+                with context(held) as ctx:
                     if done:
                         heartbeat(ctx, outbox.OUTBOX_LOCK)
                     n = HEARTBEAT_EVERY if limit is None else min(HEARTBEAT_EVERY, limit - done)
@@ -190,8 +198,7 @@ def _send(
                     while pending and not (stop is not None and stop.is_set()):
                         claimed = pending.popleft()
                         done += 1
-                        _hand_over(ctx, ready, claimed, summary)
-                        ctx.session.commit()  # its result holds before the next goes
+                        _hand_over(ctx, ready, claimed, summary)  # its result holds before the next goes
                     if pending:  # stopped: what was not handed over waits for the next sender
                         outbox.release(ctx, [c.id for c in pending])
                         pending.clear()
@@ -202,7 +209,7 @@ def _send(
         summary.due = _due(ctx)
 
 
-def _release_after_error(context: Callable[[], AbstractContextManager[Ctx]], ids: list[int]) -> None:
+def _release_after_error(context: Contexts, ids: list[int]) -> None:
     """Queue again claims that were not handed over, in a transaction of their own; should that
     fail too, the next sender queues them again once this process is gone."""
     try:
@@ -213,7 +220,9 @@ def _release_after_error(context: Callable[[], AbstractContextManager[Ctx]], ids
 
 
 def _hand_over(ctx: Ctx, ready: dict[str, Transport], claimed: outbox.Claimed, summary: SendSummary) -> None:
-    """Send one claimed message and record how it went (committed by the caller)."""
+    """Send one claimed message and record how it went, committed before it returns."""
+    from hpms.db import commit_pipelined
+
     error, permanent, provider_id = None, False, None
     try:
         files: tuple[Attachment, ...] = outbox.attachments_of(ctx, claimed.id) if claimed.files else ()
@@ -228,7 +237,14 @@ def _hand_over(ctx: Ctx, ready: dict[str, Transport], claimed: outbox.Claimed, s
         error, permanent = exc.message, exc.permanent
     except HpmsError as exc:  # its files cannot be read (a key not held): kept for a later try
         error = f"its attachments cannot be read: {exc.message}"
+    if error is None:
+        with commit_pipelined(ctx.session):
+            went = outbox.settle_sent(ctx, claimed.id, provider_id=provider_id)
+        if went:
+            summary.sent += 1
+            return
     state = outbox.settle(ctx, claimed.id, provider_id=provider_id, error=error, permanent=permanent)
+    ctx.session.commit()
     if state == "sent":
         summary.sent += 1
     elif state == "failed":
@@ -238,9 +254,7 @@ def _hand_over(ctx: Ctx, ready: dict[str, Transport], claimed: outbox.Claimed, s
 
 
 @contextmanager
-def _providers(
-    context: Callable[[], AbstractContextManager[Ctx]], factory: TransportFactory, summary: SendSummary
-) -> Iterator[dict[str, Transport]]:
+def _providers(context: Contexts, factory: TransportFactory, summary: SendSummary) -> Iterator[dict[str, Transport]]:
     """The providers of the channels that can send now; the others are named in the summary."""
     from hpms.errors import ValidationError
 

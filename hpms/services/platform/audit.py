@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -179,8 +179,16 @@ def _driver_sql(dialect: str) -> tuple[str, str, str]:
     return lock, insert, move
 
 
-def _append_few(session: Session, ring_kid: str, key: bytes, ctx: Ctx, events: list[Event]) -> int:
-    """record_many for a handful of events, on the driver cursor of the session's connection."""
+def _append_few(
+    session: Session,
+    ring_kid: str,
+    key: bytes,
+    ctx: Ctx,
+    events: list[Event] | Callable[[], list[Event]],
+) -> int:
+    """record_many for a handful of events, on the driver cursor of the session's connection;
+    `events` may be a function asked once the head lock is sent (see record_after). Returns
+    the sequence number of the last event, 0 when `events()` gave none."""
     conn = session.connection()
     dialect = conn.dialect
     lock, insert, move = _driver_sql(dialect.name)
@@ -191,10 +199,17 @@ def _append_few(session: Session, ring_kid: str, key: bytes, ctx: Ctx, events: l
     held = session.info.pop(_HELD, None)
     try:
         if held is not None and held[0] is _current(session):
-            seq, prev = held[1], held[2]
+            head: tuple[int, str] | None = (held[1], held[2])
         else:
             cur.execute(lock)
-            seq, prev = cur.fetchone()
+            head = None
+        if callable(events):  # the events, asked for once the head lock is on its way (or held)
+            events = events()
+            if not events:
+                if held is not None and head is not None:
+                    session.info[_HELD] = held  # nothing appended: the head held is still the head
+                return 0
+        seq, prev = head if head is not None else cur.fetchone()
         rows = _event_rows(ctx, events, seq, prev, ring_kid, key, ctx.now())
         seq, prev = rows[-1]["seq"], rows[-1]["hash"]
         params = []
@@ -256,6 +271,17 @@ def record_list(ctx: Ctx, entity: str, patient_ids: Iterable[int], count: int, d
     if count:
         ids = sorted(set(patient_ids))
         record(ctx, Event("read", entity, None, patient_ids=ids, detail=detail or f"list of {count}"))
+
+
+def record_after(ctx: Ctx, events: Callable[[], list[Event]]) -> int:
+    """Append, as record_many does for a few events, those that `events()` returns, asked only
+    once the head lock has been sent: in hpms.db.commit_pipelined a statement the events depend
+    on (sent before) and the lock then come back in one round trip. No event, nothing appended
+    (the head stays locked to the end of the transaction). Returns the sequence number of the
+    last event appended, 0 when none was."""
+    ring = ctx.key_ring  # before the head lock: a missing key refuses the write, holding nothing
+    kid = ring.active
+    return _append_few(ctx.session, kid, ring.audit_keys()[kid], ctx, events)
 
 
 def record_many(ctx: Ctx, events: Iterable[Event]) -> int:

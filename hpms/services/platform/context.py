@@ -76,14 +76,16 @@ def open_context(
     readonly: bool = False,
     clock: Clock = system_clock,
     env: Mapping[str, str] | None = None,
+    connection: sa.Connection | None = None,
 ) -> Iterator[Ctx]:
     """One transaction as the authenticated user: checks the schema, authenticates before
-    reading anything else, commits on success and rolls back on error."""
+    reading anything else, commits on success and rolls back on error. On `connection` (of
+    the settings' engine), held by the caller for several transactions, when given."""
     settings = settings or load_settings()
     engine = get_engine(settings)
     actor: Actor | None = None
     try:
-        with session_scope(engine, readonly=readonly) as session:
+        with session_scope(engine, readonly=readonly, connection=connection) as session:
             # in the transaction (no connection of its own), the acting user read with it
             known = check_schema_and_user(engine, session, env)
             actor = authenticate(session, env, known=known)
