@@ -7,7 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -69,3 +72,54 @@ def release_lock(ctx: Ctx, name: str = LOCK_NAME) -> None:
     ctx.session.execute(
         sa.delete(JobLock).where(JobLock.name == name, JobLock.pid == os.getpid(), JobLock.host == socket.gethostname())
     )
+
+
+class PassSummary(Protocol):
+    """What a sender's pass counts: the claims of a dead sender it found, and a sum of passes."""
+
+    found_unknown: int
+
+    def add(self, other: Self, /) -> None: ...
+
+
+S = TypeVar("S", bound=PassSummary)
+
+
+def repeat_locked(
+    context: Callable[[], AbstractContextManager[Ctx]],
+    name: str,
+    *,
+    permission: str,
+    stop: threading.Event,
+    interval_s: float,
+    new: Callable[[], S],
+    sweep: Callable[[Ctx], int],
+    one_pass: Callable[[S], None],
+    on_pass: Callable[[S], None] | None = None,
+) -> S:
+    """The worker of a sender that runs alone in its database: checks `permission`, takes the
+    named lock for the whole time, then until `stop` is set makes a pass every `interval_s`
+    seconds (the lock renewed and a dead sender's claims swept, `sweep`, in a transaction of
+    their own first), and releases the lock however it ends. Returns the sum of the passes.
+    Raises LockHeldError, PermissionDenied."""
+    from hpms.services.platform.permissions import require
+
+    totals = new()
+    with context() as ctx:
+        require(ctx.actor, permission)
+        acquire_lock(ctx, name)
+    try:
+        while not stop.is_set():
+            summary = new()
+            with context() as ctx:
+                heartbeat(ctx, name)
+                summary.found_unknown = sweep(ctx)
+            one_pass(summary)
+            totals.add(summary)
+            if on_pass is not None:
+                on_pass(summary)
+            stop.wait(interval_s)
+    finally:
+        with context() as ctx:
+            release_lock(ctx, name)
+    return totals

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from hpms.errors import HpmsError, ValidationError
-from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
+from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock, repeat_locked
 from hpms.services.messages import outbox
 from hpms.services.messages.transport import Attachment, SendError, Transport
 from hpms.services.platform.context import Clock, open_context, system_clock
@@ -131,25 +131,17 @@ def work(
     the whole time: one worker per database. Returns the totals. Raises LockHeldError,
     PermissionDenied."""
     context = _contexts(settings, env, clock)
-    totals = SendSummary()
-    with context() as ctx:
-        require(ctx.actor, "messages.send")
-        acquire_lock(ctx, outbox.OUTBOX_LOCK)
-    try:
-        while not stop.is_set():
-            summary = SendSummary()
-            with context() as ctx:
-                heartbeat(ctx, outbox.OUTBOX_LOCK)
-                summary.found_unknown = outbox.sweep_dead_claims(ctx)
-            _send(settings, context, transports, summary, stop=stop)
-            totals.add(summary)
-            if on_pass is not None:
-                on_pass(summary)
-            stop.wait(interval_s)
-    finally:
-        with context() as ctx:
-            release_lock(ctx, outbox.OUTBOX_LOCK)
-    return totals
+    return repeat_locked(
+        context,
+        outbox.OUTBOX_LOCK,
+        permission="messages.send",
+        stop=stop,
+        interval_s=interval_s,
+        new=SendSummary,
+        sweep=outbox.sweep_dead_claims,
+        one_pass=lambda summary: _send(settings, context, transports, summary, stop=stop),
+        on_pass=on_pass,
+    )
 
 
 Contexts = Callable[..., AbstractContextManager["Ctx"]]  # (connection=None): one transaction

@@ -31,7 +31,7 @@ from sqlmodel import col
 from hpms.errors import ConflictError, HpmsError, NotFoundError, ValidationError
 from hpms.interop.hl7v2 import build, mllp
 from hpms.interop.hl7v2 import parse as hl7parse
-from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock
+from hpms.services.billing.lock import acquire_lock, heartbeat, release_lock, repeat_locked
 from hpms.services.messages import outbox
 from hpms.services.messages.sender import _contexts  # the same transactions as the message sender's
 from hpms.services.platform import audit
@@ -272,25 +272,17 @@ def work(
     """Send what is due every `interval_s` seconds until `stop` is set (looked at between two
     messages). Holds the HL7 outbox lock the whole time. Raises LockHeldError, PermissionDenied."""
     context = _contexts(settings, env, clock)
-    totals = Hl7SendSummary()
-    with context() as ctx:
-        require(ctx.actor, "hl7.send")
-        acquire_lock(ctx, HL7_LOCK)
-    try:
-        while not stop.is_set():
-            summary = Hl7SendSummary()
-            with context() as ctx:
-                heartbeat(ctx, HL7_LOCK)
-                summary.found_unknown = outbox.sweep_dead_claims(ctx, model=_model())
-            _pass(context, summary, stop=stop, timeout=timeout)
-            totals.add(summary)
-            if on_pass is not None:
-                on_pass(summary)
-            stop.wait(interval_s)
-    finally:
-        with context() as ctx:
-            release_lock(ctx, HL7_LOCK)
-    return totals
+    return repeat_locked(
+        context,
+        HL7_LOCK,
+        permission="hl7.send",
+        stop=stop,
+        interval_s=interval_s,
+        new=Hl7SendSummary,
+        sweep=lambda ctx: outbox.sweep_dead_claims(ctx, model=_model()),
+        one_pass=lambda summary: _pass(context, summary, stop=stop, timeout=timeout),
+        on_pass=on_pass,
+    )
 
 
 def _model() -> type[Any]:
