@@ -378,7 +378,7 @@ def measure(args, backend: str) -> None:
             db = f"hpms_bench_portal_{os.getpid()}"
             url = pg_create(args.postgres, db)
         print(
-            f"hpms portal benchmark on {backend}: {args.appointments:,} appointments; python "
+            f"portal benchmark (hpms) on {backend}: {args.appointments:,} appointments; python "
             f"{platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start",
             flush=True,
         )
