@@ -80,22 +80,25 @@ def test_killed_runs_are_finished_by_the_next_one(settings, ctx_for, raw_sql, tm
 
     # 1. killed while creating claims: some chunk committed, the files not written yet
     killed_in_claims = False
-    for _ in range(3):
+    for _ in range(5):
         add_work()
         before = _count(raw_sql, "SELECT count(*) FROM claim")
         proc = _start(settings, out)
-        if _kill_when(proc, lambda before=before: _count(raw_sql, "SELECT count(*) FROM claim") > before):
+        # the signal may land after the run released its lock (on its way out): that attempt
+        # did not die mid-run, so it does not count
+        if _kill_when(proc, lambda before=before: _count(raw_sql, "SELECT count(*) FROM claim") > before) and (
+            _count(raw_sql, "SELECT count(*) FROM job_lock") == 1  # the dead run's lock is left behind
+        ):
             killed_in_claims = True
             break
     assert killed_in_claims, "every run finished before it could be killed"
-    assert _count(raw_sql, "SELECT count(*) FROM job_lock") == 1  # the dead run's lock is left behind
 
     # 2. killed while writing a file: recorded (pending), its temp file half written
     def writing() -> bool:
         return any(n.endswith(".tmp") for n in os.listdir(out))
 
     killed_in_files = False
-    for _ in range(3):
+    for _ in range(5):
         proc = _start(settings, out)
         if _kill_when(proc, writing):
             killed_in_files = True
