@@ -19,30 +19,15 @@ import pytest
 from hpms.interop.fhir import reading as fr
 from hpms.interop.fhir import systems as s
 from hpms.interop.fhir import writing as w
+from hpms.models.patients import PATIENT_FIELDS
 from tests.billing_fixtures import DOS, DOS_EARLY, PROVIDER_NPI, setup_practice, signed
 from tests.conftest import PG_URL
 from tests.services.helpers import counts, query, snapshot
 
 TABLES = ("patient", "payer", "coverage", "provider", "external_visit", "external_ref", "audit_event")
-PATIENT_COLUMNS = (
-    "mrn",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "preferred_name",
-    "dob",
-    "sex_at_birth",
-    "phone",
-    "phone_alt",
-    "email",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "active",
-)
+# every demographic field travels but these (docs/integration.md says so)
+NOT_CARRIED = ("gender_identity", "preferred_channel", "consent_sms", "consent_email")
+PATIENT_COLUMNS = ("mrn", *(f for f in PATIENT_FIELDS if f not in NOT_CARRIED), "active")
 
 
 def _read(*resources: dict) -> dict[str, fr.Record]:
