@@ -198,6 +198,20 @@ def pg_drop(url: str, *names: str) -> None:
     admin.dispose()
 
 
+def scratch_done(home: Path, url: str, db: str | None, *, keep: bool) -> None:
+    """The end of a benchmark's run in a scratch HPMS_HOME (and database `db` on the server at
+    `url`): engines closed, then both removed, or named when `keep`."""
+    from hpms.db import dispose_engines
+
+    dispose_engines()
+    if not keep:
+        shutil.rmtree(home, ignore_errors=True)
+        if db:
+            pg_drop(url, db)
+    else:
+        print(f"  kept {home}" + (f" and database {db}" if db else ""))
+
+
 def set_env(home: Path, url: str | None) -> None:
     for var in [k for k in os.environ if k.startswith("HPMS_") and k != "HPMS_CACHE_DIR"]:
         del os.environ[var]

@@ -44,7 +44,6 @@ import os
 import platform
 import pstats
 import select
-import shutil
 import socket
 import sys
 import tempfile
@@ -55,7 +54,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from billing import pg_create, pg_drop, set_env  # noqa: E402
+from billing import pg_create, scratch_done, set_env  # noqa: E402
 from patients import machine_factor  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -327,7 +326,6 @@ def count_sent() -> int:
 
 
 def measure(args, backend: str, server: SmtpServer) -> None:
-    from hpms.db import dispose_engines
 
     home = Path(tempfile.mkdtemp(prefix="hpms-messages-bench-"))
     url = db = None
@@ -385,13 +383,7 @@ def measure(args, backend: str, server: SmtpServer) -> None:
             stats.sort_stats("cumulative").print_stats(30)
             stats.sort_stats("tottime").print_stats(20)
     finally:
-        dispose_engines()
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
-            if db:
-                pg_drop(args.postgres, db)
-        else:
-            print(f"  kept {home}" + (f" and database {db}" if db else ""))
+        scratch_done(home, args.postgres, db, keep=args.keep)
 
 
 def main() -> None:

@@ -48,7 +48,6 @@ import platform
 import pstats
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -58,7 +57,7 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from billing import pg_create, pg_drop, set_env  # noqa: E402
+from billing import pg_create, scratch_done, set_env  # noqa: E402
 from patients import percentile  # noqa: E402
 from scheduling import SLOTS_PER_DAY, RawBooker, build_clinic  # noqa: E402
 
@@ -491,13 +490,7 @@ def measure(args, backend: str) -> None:
                 stats.sort_stats("cumulative").print_stats(35)
                 stats.sort_stats("tottime").print_stats(20)
     finally:
-        dispose_engines()
-        if not args.keep:
-            shutil.rmtree(home, ignore_errors=True)
-            if db:
-                pg_drop(args.postgres, db)
-        else:
-            print(f"  kept {home}" + (f" and database {db}" if db else ""))
+        scratch_done(home, args.postgres, db, keep=args.keep)
 
 
 def main() -> None:
