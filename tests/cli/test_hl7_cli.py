@@ -86,6 +86,20 @@ def test_a_refused_message_is_resent(cli, settings, patient, hl7_receiver):
     assert len(hl7_receiver.received) == 2
 
 
+def test_a_message_to_a_removed_receiver_is_not_resent(cli, settings, patient, hl7_receiver):
+    hl7_receiver.answers = ["AE"]
+    ok(cli("hl7", "receivers", "add", "ehr", "--host", "127.0.0.1", "--port", str(hl7_receiver.port)))
+    ok(cli("patients", "update", patient, "--city", "Albany", "--json"))
+    assert ok(cli("hl7", "send", "--json", "--timeout", "5"))["failed"] == 1
+    ok(cli("hl7", "receivers", "remove", "ehr", "--json"))
+    (m,) = ok(cli("hl7", "list", "--state", "failed", "--json"))
+    assert (m["receiver"], m["receiver_active"], m["message_type"]) == ("ehr", False, "ADT^A08")
+    error_line(cli("hl7", "resend", str(m["id"])), 4, "'ehr', which was removed")
+    (again,) = ok(cli("hl7", "list", "--state", "failed", "--json"))  # nothing changed
+    assert (again["id"], again["attempts"], again["error"]) == (m["id"], m["attempts"], m["error"])
+    assert len(hl7_receiver.received) == 1
+
+
 def test_bad_send_and_list_options_are_refused(cli, settings):
     error_line(cli("hl7", "send", "--limit", "0"), 2, "--limit")
     error_line(cli("hl7", "list", "--state", "lost"), 2, "--state", "'lost'")
